@@ -1,0 +1,35 @@
+/**
+ * Graph API error taxonomy, by `error.code` (never by HTTP status).
+ * See Meta's WhatsApp Cloud API error code reference.
+ */
+export type GraphErrorClass = 'rate_limited' | 'transient' | 'reengagement' | 'permanent' | 'auth' | 'spam_limited' | 'unknown';
+
+const RATE_LIMITED = new Set([4, 80007, 130429, 131056]);
+const TRANSIENT = new Set([1, 2, 131000, 131016, 133004, 131057]);
+const PERMANENT = new Set([100, 131008, 131009, 131026, 131050, 131051, 131052, 131053, 133010, 131042, 130472]);
+const AUTH = new Set([190, 0, 10, 368, 131031]);
+
+export function classifyGraphError(code: number | undefined): GraphErrorClass {
+  if (code === undefined) return 'unknown';
+  if (RATE_LIMITED.has(code)) return 'rate_limited';
+  if (TRANSIENT.has(code)) return 'transient';
+  if (code === 131047) return 'reengagement';
+  if (code === 131049) return 'spam_limited';
+  if (PERMANENT.has(code) || (code >= 132000 && code <= 132016)) return 'permanent';
+  if (AUTH.has(code) || (code >= 200 && code <= 299)) return 'auth';
+  return 'unknown';
+}
+
+/** Whether Temporal should retry the send after this class of error. */
+export function isRetryableGraphError(cls: GraphErrorClass, httpStatus: number): boolean {
+  switch (cls) {
+    case 'rate_limited':
+    case 'transient':
+      return true;
+    case 'unknown':
+      // unknown codes: trust the transport, 5xx and 429 are worth another try
+      return httpStatus >= 500 || httpStatus === 429;
+    default:
+      return false;
+  }
+}

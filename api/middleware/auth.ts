@@ -1,0 +1,36 @@
+import type { NextFunction, Request, Response } from 'express';
+import { safeEqual } from '../../lib/crypto';
+import { AppError } from '../../lib/errors';
+import type { TenantService } from '../../services/tenants';
+
+function bearer(req: Request): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(h.trim());
+  return m?.[1]?.trim();
+}
+
+/** Platform admin: `Authorization: Bearer $PARLEY_ADMIN_TOKEN` (constant-time compare). */
+export function requireAdmin(adminToken: string | undefined) {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const token = bearer(req);
+    if (!adminToken) return next(new AppError('unauthorized', 'admin API disabled: PARLEY_ADMIN_TOKEN is not set'));
+    if (!token || !safeEqual(token, adminToken)) return next(new AppError('unauthorized', 'missing or invalid admin token'));
+    next();
+  };
+}
+
+/** Tenant API key as bearer; sets `res.locals.tenantId`. */
+export function requireTenant(tenants: TenantService) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const token = bearer(req);
+      const tenantId = token ? await tenants.authenticate(token) : undefined;
+      if (!tenantId) return next(new AppError('unauthorized', 'missing or invalid API key'));
+      res.locals.tenantId = tenantId;
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}

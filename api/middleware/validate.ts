@@ -1,0 +1,30 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { z } from 'zod';
+import { AppError } from '../../lib/errors';
+
+/** zod issues in the API's error shape. */
+export function formatIssues(error: z.ZodError): { path: string; message: string; code: string }[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message, code: i.code }));
+}
+
+export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new AppError('validation_failed', `invalid ${where}`, formatIssues(r.error));
+  return r.data;
+}
+
+type Parts = { body?: z.ZodType; query?: z.ZodType; params?: z.ZodType };
+
+/** One validation middleware: parsed values land in `res.locals.body/query/params`. */
+export function validate(parts: Parts) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    try {
+      if (parts.params) res.locals.params = parseOr400(parts.params, req.params, 'path parameters');
+      if (parts.query) res.locals.query = parseOr400(parts.query, req.query, 'query');
+      if (parts.body) res.locals.body = parseOr400(parts.body, req.body ?? {}, 'body');
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}

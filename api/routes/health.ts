@@ -1,0 +1,34 @@
+import { Router } from 'express';
+
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `/healthz`: the process is up. `/readyz`: the database and Temporal answer. */
+export function createHealthRouter(deps: { pingDatabase: () => Promise<void>; pingTemporal: () => Promise<void> }): Router {
+  const r = Router();
+  r.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  r.get('/readyz', async (_req, res) => {
+    const checks: Record<string, string> = {};
+    await Promise.all(
+      Object.entries({ database: deps.pingDatabase, temporal: deps.pingTemporal }).map(async ([name, ping]) => {
+        try {
+          await within(3000, ping());
+          checks[name] = 'ok';
+        } catch (err) {
+          checks[name] = `unavailable: ${(err as Error).message}`.slice(0, 200);
+        }
+      }),
+    );
+    const ready = Object.values(checks).every((v) => v === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ok' : 'unavailable', checks });
+  });
+  return r;
+}

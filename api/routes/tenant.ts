@@ -1,0 +1,88 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { AppError } from '../../lib/errors';
+import type { Services } from '../../services';
+import type { ParleyTemporal } from '../../temporal/client';
+import { requireTenant } from '../middleware/auth';
+import { validate } from '../middleware/validate';
+
+const modelName = z.string().trim().min(1).max(200);
+const createAgentBody = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  systemPrompt: z.string().min(1).max(20_000),
+  model: modelName,
+  fallbackModel: modelName.optional(),
+  temperature: z.number().min(0).max(2).optional(),
+});
+const createChannelBody = z.strictObject({
+  platform: z.literal('whatsapp'),
+  phoneNumberId: z.string().trim().regex(/^\d{5,30}$/, 'must be the numeric WhatsApp phone_number_id'),
+  displayPhoneNumber: z.string().trim().max(40).optional(),
+  accessToken: z.string().min(10).max(2000),
+  appSecret: z.string().min(8).max(500).optional(),
+  verifyToken: z.string().min(8).max(500),
+  agentId: z.uuid(),
+});
+const page = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(500).optional(),
+});
+
+function leadIdOr404(raw: unknown): string {
+  const r = z.uuid().safeParse(raw);
+  if (!r.success) throw new AppError('not_found', 'lead not found');
+  return r.data;
+}
+
+/** Routes authenticated by a tenant API key; every read is scoped to that tenant. */
+export function createTenantRouter(deps: { services: Services; temporal: ParleyTemporal }): Router {
+  const { services } = deps;
+  const r = Router();
+  const auth = requireTenant(services.tenants);
+  for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads']) r.use(p, auth);
+
+  r.post('/v1/agents', validate({ body: createAgentBody }), async (_req, res) => {
+    res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body));
+  });
+  r.get('/v1/agents', async (_req, res) => {
+    res.json({ items: await services.agents.list(res.locals.tenantId), nextCursor: null });
+  });
+
+  r.post('/v1/channels', validate({ body: createChannelBody }), async (_req, res) => {
+    res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
+  });
+  r.get('/v1/channels', async (_req, res) => {
+    res.json({ items: await services.channels.list(res.locals.tenantId), nextCursor: null });
+  });
+
+  r.get('/v1/credits', async (_req, res) => {
+    res.json(await services.credits.balance(res.locals.tenantId));
+  });
+  r.get('/v1/credits/ledger', validate({ query: page }), async (_req, res) => {
+    res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
+  });
+
+  r.get('/v1/leads', validate({ query: page }), async (_req, res) => {
+    res.json(await services.leads.list(res.locals.tenantId, res.locals.query));
+  });
+  r.get('/v1/leads/:leadId', async (req, res) => {
+    const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
+    if (!lead) throw new AppError('not_found', 'lead not found');
+    const events = await services.leads.events(res.locals.tenantId, lead.id, 20);
+    res.json({ ...lead, events });
+  });
+  r.get('/v1/leads/:leadId/state', async (req, res) => {
+    const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
+    if (!lead) throw new AppError('not_found', 'lead not found');
+    const state = await deps.temporal.leadState(lead.workflowId);
+    if (!state) throw new AppError('not_found', 'conversation workflow not found');
+    res.json(state);
+  });
+  r.get('/v1/leads/:leadId/messages', validate({ query: page }), async (req, res) => {
+    const leadId = leadIdOr404(req.params.leadId);
+    const lead = await services.leads.get(res.locals.tenantId, leadId);
+    if (!lead) throw new AppError('not_found', 'lead not found');
+    res.json(await services.leads.messages(res.locals.tenantId, leadId, res.locals.query));
+  });
+  return r;
+}

@@ -1,0 +1,764 @@
+/**
+ * Validation and normalization of Meta WhatsApp Cloud API webhook POST bodies.
+ *
+ * Pure: no I/O, no logging, never throws. The envelope (`object`, `entry[].changes[]`) is
+ * validated strictly and a bad envelope fails the whole body (the route answers 4xx).
+ * Inside a valid envelope every change, message and status is validated on its own: a broken
+ * item lands in `ignored` with its path and reason and its valid siblings are kept.
+ *
+ * Message types Meta documents are normalized into `InboundMessage`; any type we do not
+ * know (Meta adds new ones) becomes `unsupported`, keeping its fields, never rejected.
+ */
+import { z } from 'zod';
+import type { InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
+
+export const WHATSAPP_WEBHOOK_OBJECT = 'whatsapp_business_account';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+export interface ParsedStatus {
+  /** statuses[].id: the wamid of OUR outbound message. */
+  providerMessageId: string;
+  /** Unknown status strings are kept as sent. */
+  status: 'sent' | 'delivered' | 'read' | 'played' | 'failed' | 'deleted' | (string & {});
+  recipientId: string;
+  /** ISO time from Meta's unix-seconds string. */
+  timestamp: string;
+  errors: { code: number; title?: string; message?: string; details?: string }[];
+  bizOpaqueCallbackData?: string;
+  /** conversation, pricing, recipient_type, ... kept as sent. */
+  details?: Record<string, unknown>;
+}
+
+/** An item dropped from an otherwise valid body. `path` like "entry[0].changes[1].value.messages[2]". */
+export interface IgnoredItem {
+  path: string;
+  reason: string;
+}
+
+export interface ParsedChange {
+  phoneNumberId: string;
+  displayPhoneNumber?: string;
+  /** InboundMessage[] with channel 'whatsapp'. */
+  messages: Omit<InboundMessage, never>[];
+  statuses: ParsedStatus[];
+}
+
+export type WebhookParseResult =
+  | { ok: true; changes: ParsedChange[]; ignored: IgnoredItem[] }
+  | { ok: false; reason: string; issues: { path: string; message: string }[] };
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers for readable zod messages
+// ---------------------------------------------------------------------------------------------
+
+/** A short description of a value for error messages. */
+function kind(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return `a ${typeof value}`;
+}
+
+const mustBeObject = (iss: { input?: unknown }): string =>
+  iss.input === undefined ? 'is required' : `must be an object, got ${kind(iss.input)}`;
+
+function requiredString() {
+  return z
+    .string({
+      error: (iss) => (iss.input === undefined ? 'is required' : `must be a string, got ${kind(iss.input)}`),
+    })
+    .min(1, 'must not be empty');
+}
+
+/** Meta sends times as unix seconds in a string ("1760172000"). Up to 12 digits keeps the Date valid. */
+function unixSecondsString() {
+  return z
+    .string({
+      error: (iss) =>
+        iss.input === undefined ? 'is required' : `must be a unix-seconds string, got ${kind(iss.input)}`,
+    })
+    .regex(/^\d{1,12}$/, { error: (iss) => `must be a unix-seconds numeric string, got ${kind(iss.input)}` });
+}
+
+/** Optional cosmetic string: a wrong type is dropped rather than failing the item. */
+const optionalString = z.string().optional().catch(undefined);
+const optionalBoolean = z.boolean().optional().catch(undefined);
+
+/** A number, or a numeric string Meta sometimes sends instead. */
+const numberLike = z.union(
+  [
+    z.number(),
+    z
+      .string()
+      .trim()
+      .regex(/^-?\d+(\.\d+)?$/)
+      .transform(Number),
+  ],
+  { error: (iss) => (iss.input === undefined ? 'is required' : `must be a number, got ${kind(iss.input)}`) },
+);
+
+function formatPath(base: string, segments: readonly PropertyKey[]): string {
+  let out = base;
+  for (const seg of segments) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out;
+}
+
+/** "is required" at "entry" → "entry is required"; self-contained messages stay as they are. */
+function humanize(path: string, message: string): string {
+  if (/^(is|must|should) /.test(message)) return `${path || 'body'} ${message}`;
+  if (!path || message.includes(path)) return message;
+  return `${path}: ${message}`;
+}
+
+function issuesOf(error: z.ZodError, base = ''): { path: string; message: string }[] {
+  return error.issues.map((issue) => {
+    const path = formatPath(base, issue.path);
+    return { path, message: humanize(path, issue.message) };
+  });
+}
+
+/** One readable reason for an ignored item, relative to the item. */
+function reasonOf(error: z.ZodError, base = ''): string {
+  const messages = issuesOf(error, base).map((i) => i.message);
+  const shown = messages.slice(0, 3).join('; ');
+  return messages.length > 3 ? `${shown} (and ${messages.length - 3} more)` : shown;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function ownField(obj: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+}
+
+function toIso(unixSeconds: string): string {
+  return new Date(Number(unixSeconds) * 1000).toISOString();
+}
+
+function compact<T extends object>(obj: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v;
+  return out as T;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope schemas (strict about what we rely on, loose about extra fields)
+// ---------------------------------------------------------------------------------------------
+
+export const whatsAppEntrySchema = z.looseObject(
+  {
+    id: z.string().optional().catch(undefined),
+    changes: z.array(z.unknown(), {
+      error: (iss) => (iss.input === undefined ? 'is required' : `must be an array, got ${kind(iss.input)}`),
+    }),
+  },
+  { error: mustBeObject },
+);
+
+export const whatsAppWebhookEnvelopeSchema = z.looseObject(
+  {
+    object: z.literal(WHATSAPP_WEBHOOK_OBJECT, {
+      error: (iss) =>
+        iss.input === undefined
+          ? 'is required'
+          : `expected object "${WHATSAPP_WEBHOOK_OBJECT}", got ${kind(iss.input)}`,
+    }),
+    entry: z
+      .array(whatsAppEntrySchema, {
+        error: (iss) => (iss.input === undefined ? 'is required' : `must be an array, got ${kind(iss.input)}`),
+      })
+      .min(1, 'must not be empty'),
+  },
+  { error: (iss) => `must be a JSON object, got ${kind(iss.input)}` },
+);
+
+export const whatsAppChangeSchema = z.looseObject(
+  {
+    field: requiredString(),
+    value: z.unknown(),
+  },
+  { error: mustBeObject },
+);
+
+export const whatsAppChangeValueSchema = z.looseObject(
+  {
+    messaging_product: optionalString,
+    metadata: z.looseObject(
+      {
+        phone_number_id: requiredString(),
+        display_phone_number: optionalString,
+      },
+      { error: mustBeObject },
+    ),
+    contacts: z.unknown().optional(),
+    messages: z.unknown().optional(),
+    statuses: z.unknown().optional(),
+  },
+  { error: mustBeObject },
+);
+
+export const whatsAppContactSchema = z.looseObject({
+  wa_id: optionalString,
+  profile: z.looseObject({ name: optionalString }).optional().catch(undefined),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Message schemas
+// ---------------------------------------------------------------------------------------------
+
+export const whatsAppMessageSchema = z.looseObject(
+  {
+    id: requiredString(),
+    from: requiredString(),
+    timestamp: unixSecondsString(),
+    type: requiredString(),
+    context: z
+      .looseObject({ id: optionalString, from: optionalString })
+      .optional()
+      .catch(undefined),
+  },
+  { error: mustBeObject },
+);
+
+const textPayloadSchema = z.looseObject(
+  {
+    body: z.string({
+      error: (iss) => (iss.input === undefined ? 'is required' : `must be a string, got ${kind(iss.input)}`),
+    }),
+  },
+  { error: mustBeObject },
+);
+
+const mediaPayloadSchema = z.looseObject(
+  {
+    id: requiredString(),
+    mime_type: optionalString,
+    sha256: optionalString,
+    caption: optionalString,
+    filename: optionalString,
+    voice: optionalBoolean,
+    animated: optionalBoolean,
+  },
+  { error: mustBeObject },
+);
+
+const locationPayloadSchema = z.looseObject(
+  {
+    latitude: numberLike,
+    longitude: numberLike,
+    name: optionalString,
+    address: optionalString,
+    url: optionalString,
+  },
+  { error: mustBeObject },
+);
+
+const contactCardSchema = z.looseObject(
+  {
+    name: z
+      .looseObject({
+        formatted_name: optionalString,
+        first_name: optionalString,
+        last_name: optionalString,
+      })
+      .optional()
+      .catch(undefined),
+    phones: z
+      .array(z.looseObject({ phone: optionalString, wa_id: optionalString }).catch({}))
+      .optional()
+      .catch(undefined),
+  },
+  { error: mustBeObject },
+);
+
+const contactsPayloadSchema = z.array(contactCardSchema, {
+  error: (iss) => (iss.input === undefined ? 'is required' : `must be an array, got ${kind(iss.input)}`),
+});
+
+const interactivePayloadSchema = z
+  .looseObject(
+    {
+      type: requiredString(),
+      button_reply: z.looseObject({ id: requiredString(), title: optionalString }, { error: mustBeObject }).optional(),
+      list_reply: z
+        .looseObject(
+          { id: requiredString(), title: optionalString, description: optionalString },
+          { error: mustBeObject },
+        )
+        .optional(),
+      nfm_reply: z
+        .looseObject(
+          { name: optionalString, body: optionalString, response_json: optionalString },
+          { error: mustBeObject },
+        )
+        .optional(),
+    },
+    { error: mustBeObject },
+  )
+  .superRefine((value, ctx) => {
+    const sub = value.type;
+    if ((sub === 'button_reply' || sub === 'list_reply' || sub === 'nfm_reply') && value[sub] === undefined) {
+      ctx.addIssue({ code: 'custom', path: [sub], message: `is required for interactive type "${sub}"` });
+    }
+  });
+
+const buttonPayloadSchema = z.looseObject({ payload: optionalString, text: optionalString }, { error: mustBeObject });
+
+const reactionPayloadSchema = z.looseObject(
+  {
+    message_id: requiredString(),
+    /** Empty or missing emoji means the reaction was removed. */
+    emoji: optionalString,
+  },
+  { error: mustBeObject },
+);
+
+const orderPayloadSchema = z.looseObject(
+  {
+    catalog_id: requiredString(),
+    text: optionalString,
+    product_items: z.array(
+      z.looseObject(
+        {
+          product_retailer_id: optionalString,
+          quantity: numberLike.optional().catch(undefined),
+          item_price: numberLike.optional().catch(undefined),
+          currency: optionalString,
+        },
+        { error: mustBeObject },
+      ),
+      { error: (iss) => (iss.input === undefined ? 'is required' : `must be an array, got ${kind(iss.input)}`) },
+    ),
+  },
+  { error: mustBeObject },
+);
+
+const systemPayloadSchema = z.looseObject(
+  {
+    body: optionalString,
+    type: optionalString,
+    wa_id: optionalString,
+    new_wa_id: z.union([z.string(), z.number()]).optional().catch(undefined),
+  },
+  { error: mustBeObject },
+);
+
+/** The type-specific schemas, keyed by message type (the payload sits under the same key). */
+export const whatsAppMessagePayloadSchemas = {
+  text: textPayloadSchema,
+  image: mediaPayloadSchema,
+  video: mediaPayloadSchema,
+  audio: mediaPayloadSchema,
+  document: mediaPayloadSchema,
+  sticker: mediaPayloadSchema,
+  location: locationPayloadSchema,
+  contacts: contactsPayloadSchema,
+  interactive: interactivePayloadSchema,
+  button: buttonPayloadSchema,
+  reaction: reactionPayloadSchema,
+  order: orderPayloadSchema,
+  system: systemPayloadSchema,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Status schemas
+// ---------------------------------------------------------------------------------------------
+
+const statusErrorSchema = z.looseObject({
+  code: numberLike.catch(0),
+  title: optionalString,
+  message: optionalString,
+  error_data: z.looseObject({ details: optionalString }).optional().catch(undefined),
+});
+
+export const whatsAppStatusSchema = z.looseObject(
+  {
+    id: requiredString(),
+    status: requiredString(),
+    timestamp: unixSecondsString(),
+    recipient_id: requiredString(),
+    errors: z.array(z.unknown()).optional().catch(undefined),
+    biz_opaque_callback_data: optionalString,
+  },
+  { error: mustBeObject },
+);
+
+const STATUS_OWN_FIELDS = new Set(['id', 'status', 'timestamp', 'recipient_id', 'errors', 'biz_opaque_callback_data']);
+
+function parseStatus(raw: unknown): { ok: true; value: ParsedStatus } | { ok: false; reason: string } {
+  const parsed = whatsAppStatusSchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, reason: reasonOf(parsed.error) };
+  const s = parsed.data;
+
+  const errors: ParsedStatus['errors'] = [];
+  for (const item of s.errors ?? []) {
+    const e = statusErrorSchema.safeParse(item);
+    if (!e.success) continue; // not even an object: nothing to keep
+    errors.push(
+      compact({
+        code: e.data.code,
+        title: e.data.title,
+        message: e.data.message,
+        details: e.data.error_data?.details,
+      }),
+    );
+  }
+
+  const details: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!STATUS_OWN_FIELDS.has(k)) details[k] = v;
+  }
+
+  return {
+    ok: true,
+    value: compact({
+      providerMessageId: s.id,
+      status: s.status,
+      recipientId: s.recipient_id,
+      timestamp: toIso(s.timestamp),
+      errors,
+      bizOpaqueCallbackData: s.biz_opaque_callback_data,
+      details: Object.keys(details).length > 0 ? details : undefined,
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message normalization
+// ---------------------------------------------------------------------------------------------
+
+interface Normalized {
+  type: InboundType;
+  text: string;
+  media?: InboundMedia;
+  details?: Record<string, unknown>;
+}
+
+type NormalizeResult = { ok: true; value: Normalized } | { ok: false; reason: string };
+
+const MEDIA_TYPES = new Set(['image', 'video', 'audio', 'document', 'sticker']);
+const BASE_FIELDS = new Set(['id', 'from', 'timestamp', 'type', 'context']);
+
+const withSuffix = (head: string, tail: string | undefined): string => (tail ? `${head} ${tail}` : head);
+
+function truncate(value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}
+
+/** Parse the payload under `raw[key]`, reporting issues relative to the message ("image.id is required"). */
+function payload<S extends z.ZodType>(
+  schema: S,
+  raw: Record<string, unknown>,
+  key: string,
+): { ok: true; data: z.output<S> } | { ok: false; reason: string } {
+  const parsed = schema.safeParse(ownField(raw, key));
+  return parsed.success ? { ok: true, data: parsed.data } : { ok: false, reason: reasonOf(parsed.error, key) };
+}
+
+function normalizeUnsupported(raw: Record<string, unknown>, type: string): Normalized {
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) if (!BASE_FIELDS.has(k)) rest[k] = v;
+
+  let originalType = type;
+  if (type === 'unsupported' || type === 'unknown') {
+    const inner = ownField(raw, 'unsupported');
+    const innerType = isRecord(inner) ? inner['type'] : undefined;
+    if (typeof innerType === 'string' && innerType) originalType = innerType;
+  }
+
+  const errors = ownField(raw, 'errors');
+  const firstError = Array.isArray(errors) && isRecord(errors[0]) ? errors[0] : undefined;
+  const errorTitle = firstError && typeof firstError['title'] === 'string' ? firstError['title'] : undefined;
+
+  return {
+    type: 'unsupported',
+    text: withSuffix(`[unsupported: ${originalType}]`, errorTitle),
+    details: { ...rest, originalType },
+  };
+}
+
+function normalizeByType(raw: Record<string, unknown>, type: string): NormalizeResult {
+  const rawPayload = ownField(raw, type);
+  const asDetails = isRecord(rawPayload) ? { ...rawPayload } : undefined;
+
+  if (MEDIA_TYPES.has(type)) {
+    const p = payload(mediaPayloadSchema, raw, type);
+    if (!p.ok) return p;
+    const m = p.data;
+    const media: InboundMedia = compact({
+      id: m.id,
+      mimeType: m.mime_type,
+      sha256: m.sha256,
+      caption: m.caption,
+      filename: m.filename,
+      voice: m.voice,
+      animated: m.animated,
+    });
+    let text: string;
+    if (type === 'audio') text = m.voice ? '[voice note]' : '[audio]';
+    else if (type === 'sticker') text = m.animated ? '[sticker] (animated)' : '[sticker]';
+    else if (type === 'document') {
+      const parts = [m.filename, m.caption].filter((x): x is string => !!x);
+      text = withSuffix('[document]', parts.join(' — ') || undefined);
+    } else text = withSuffix(`[${type}]`, m.caption);
+    return { ok: true, value: { type: type as InboundType, text, media, details: asDetails } };
+  }
+
+  switch (type) {
+    case 'text': {
+      const p = payload(textPayloadSchema, raw, 'text');
+      if (!p.ok) return p;
+      // The body is the text itself; details would only duplicate it.
+      return { ok: true, value: { type: 'text', text: p.data.body } };
+    }
+    case 'location': {
+      const p = payload(locationPayloadSchema, raw, 'location');
+      if (!p.ok) return p;
+      const l = p.data;
+      const label = [l.name, l.address].filter((x): x is string => !!x).join(', ');
+      const text = `[location] ${l.latitude}, ${l.longitude}${label ? ` (${label})` : ''}`;
+      return { ok: true, value: { type: 'location', text, details: asDetails } };
+    }
+    case 'contacts': {
+      const p = payload(contactsPayloadSchema, raw, 'contacts');
+      if (!p.ok) return p;
+      const cards = p.data.map((c) => {
+        const name =
+          c.name?.formatted_name ||
+          [c.name?.first_name, c.name?.last_name].filter((x): x is string => !!x).join(' ') ||
+          undefined;
+        const phone = c.phones?.find((ph) => ph.phone || ph.wa_id);
+        const number = phone?.phone ?? phone?.wa_id;
+        if (name && number) return `${name} (${number})`;
+        return name ?? number ?? 'contact';
+      });
+      return {
+        ok: true,
+        value: { type: 'contacts', text: withSuffix('[contacts]', cards.join('; ') || undefined), details: { contacts: rawPayload } },
+      };
+    }
+    case 'interactive': {
+      const p = payload(interactivePayloadSchema, raw, 'interactive');
+      if (!p.ok) return p;
+      const i = p.data;
+      let text: string;
+      if (i.type === 'button_reply' && i.button_reply) {
+        text = `[button] ${i.button_reply.title ?? i.button_reply.id}`;
+      } else if (i.type === 'list_reply' && i.list_reply) {
+        const r = i.list_reply;
+        text = `[list] ${r.title ?? r.id}${r.description ? ` — ${r.description}` : ''}`;
+      } else if (i.type === 'nfm_reply' && i.nfm_reply) {
+        const r = i.nfm_reply;
+        const head = r.name ? `[flow ${r.name}]` : '[flow]';
+        const parts = [r.body, r.response_json ? truncate(r.response_json, 300) : undefined].filter(
+          (x): x is string => !!x,
+        );
+        text = withSuffix(head, parts.join(' ') || undefined);
+      } else {
+        text = `[interactive ${i.type}]`;
+      }
+      return { ok: true, value: { type: 'interactive', text, details: asDetails } };
+    }
+    case 'button': {
+      const p = payload(buttonPayloadSchema, raw, 'button');
+      if (!p.ok) return p;
+      return {
+        ok: true,
+        value: { type: 'button', text: withSuffix('[button]', p.data.text || p.data.payload), details: asDetails },
+      };
+    }
+    case 'reaction': {
+      const p = payload(reactionPayloadSchema, raw, 'reaction');
+      if (!p.ok) return p;
+      const r = p.data;
+      const text = r.emoji ? `[reaction ${r.emoji} to ${r.message_id}]` : `[reaction removed from ${r.message_id}]`;
+      return { ok: true, value: { type: 'reaction', text, details: asDetails } };
+    }
+    case 'order': {
+      const p = payload(orderPayloadSchema, raw, 'order');
+      if (!p.ok) return p;
+      const o = p.data;
+      const items = o.product_items
+        .map((it) => `${it.quantity ?? 1} × ${it.product_retailer_id ?? 'item'}`)
+        .join(', ');
+      const head = `[order] ${o.product_items.length} item${o.product_items.length === 1 ? '' : 's'}`;
+      const text = `${head}${items ? `: ${items}` : ''}${o.text ? ` — ${o.text}` : ''}`;
+      return { ok: true, value: { type: 'order', text, details: asDetails } };
+    }
+    case 'system': {
+      const p = payload(systemPayloadSchema, raw, 'system');
+      if (!p.ok) return p;
+      const s = p.data;
+      return {
+        ok: true,
+        value: { type: 'system', text: withSuffix('[system]', s.body || s.type), details: asDetails },
+      };
+    }
+    case 'request_welcome':
+      return { ok: true, value: { type: 'request_welcome', text: '[request_welcome]', details: asDetails } };
+    default:
+      // 'unsupported', legacy 'unknown', and every type Meta adds after this was written.
+      return { ok: true, value: normalizeUnsupported(raw, type) };
+  }
+}
+
+type Contact = z.output<typeof whatsAppContactSchema>;
+
+function parseContacts(raw: unknown): Contact[] {
+  if (!Array.isArray(raw)) return [];
+  const out: Contact[] = [];
+  for (const item of raw) {
+    const c = whatsAppContactSchema.safeParse(item);
+    if (c.success) out.push(c.data);
+  }
+  return out;
+}
+
+function contactNameFor(contacts: Contact[], from: string): string | undefined {
+  const match = contacts.find((c) => c.wa_id === from) ?? contacts[0];
+  return match?.profile?.name || undefined;
+}
+
+function parseMessage(
+  raw: unknown,
+  contacts: Contact[],
+): { ok: true; value: InboundMessage } | { ok: false; reason: string } {
+  const base = whatsAppMessageSchema.safeParse(raw);
+  if (!base.success) return { ok: false, reason: reasonOf(base.error) };
+  const m = base.data;
+  const rawObj = raw as Record<string, unknown>;
+
+  const normalized = normalizeByType(rawObj, m.type);
+  if (!normalized.ok) return normalized;
+  const n = normalized.value;
+
+  let details = n.details;
+  if (n.type !== 'unsupported') {
+    // Message-level extras worth keeping (click-to-WhatsApp ad referral, errors).
+    const referral = ownField(rawObj, 'referral');
+    const errors = ownField(rawObj, 'errors');
+    if (referral !== undefined || errors !== undefined) {
+      details = compact({ ...(details ?? {}), referral, errors });
+    }
+  }
+
+  return {
+    ok: true,
+    value: compact({
+      providerMessageId: m.id,
+      channel: 'whatsapp' as const,
+      contactId: m.from,
+      contactName: contactNameFor(contacts, m.from),
+      sentAt: toIso(m.timestamp),
+      type: n.type,
+      text: n.text,
+      media: n.media,
+      replyToProviderId: m.context?.id || undefined,
+      details,
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry point
+// ---------------------------------------------------------------------------------------------
+
+export function parseWhatsAppWebhook(body: unknown): WebhookParseResult {
+  try {
+    return parseUnsafe(body);
+  } catch (err) {
+    // Only reachable with non-JSON inputs (throwing getters, proxies); never from a parsed body.
+    const message = `body could not be read: ${err instanceof Error ? err.message : String(err)}`;
+    return { ok: false, reason: message, issues: [{ path: '', message }] };
+  }
+}
+
+function parseUnsafe(body: unknown): WebhookParseResult {
+  const envelope = whatsAppWebhookEnvelopeSchema.safeParse(body);
+  if (!envelope.success) {
+    const issues = issuesOf(envelope.error);
+    return { ok: false, reason: reasonOf(envelope.error) || 'invalid webhook body', issues };
+  }
+
+  const changes: ParsedChange[] = [];
+  const ignored: IgnoredItem[] = [];
+  const seenMessageIds = new Set<string>();
+
+  envelope.data.entry.forEach((entry, ei) => {
+    entry.changes.forEach((rawChange, ci) => {
+      const changePath = `entry[${ei}].changes[${ci}]`;
+
+      const change = whatsAppChangeSchema.safeParse(rawChange);
+      if (!change.success) {
+        ignored.push({ path: changePath, reason: reasonOf(change.error) });
+        return;
+      }
+      if (change.data.field !== 'messages') {
+        ignored.push({ path: changePath, reason: `field "${change.data.field}" is not handled (only "messages")` });
+        return;
+      }
+
+      const valuePath = `${changePath}.value`;
+      const value = whatsAppChangeValueSchema.safeParse(change.data.value);
+      if (!value.success) {
+        ignored.push({ path: valuePath, reason: reasonOf(value.error) });
+        return;
+      }
+      const v = value.data;
+      const contacts = parseContacts(v.contacts);
+
+      const parsed: ParsedChange = compact({
+        phoneNumberId: v.metadata.phone_number_id,
+        displayPhoneNumber: v.metadata.display_phone_number,
+        messages: [] as InboundMessage[],
+        statuses: [] as ParsedStatus[],
+      });
+
+      if (v.messages !== undefined && !Array.isArray(v.messages)) {
+        ignored.push({ path: `${valuePath}.messages`, reason: `messages must be an array, got ${kind(v.messages)}` });
+      } else {
+        (v.messages ?? []).forEach((rawMessage: unknown, mi: number) => {
+          const path = `${valuePath}.messages[${mi}]`;
+          const msg = parseMessage(rawMessage, contacts);
+          if (!msg.ok) {
+            ignored.push({ path, reason: msg.reason });
+            return;
+          }
+          if (seenMessageIds.has(msg.value.providerMessageId)) {
+            ignored.push({ path, reason: 'duplicate message id in body' });
+            return;
+          }
+          seenMessageIds.add(msg.value.providerMessageId);
+          parsed.messages.push(msg.value);
+        });
+      }
+
+      if (v.statuses !== undefined && !Array.isArray(v.statuses)) {
+        ignored.push({ path: `${valuePath}.statuses`, reason: `statuses must be an array, got ${kind(v.statuses)}` });
+      } else {
+        (v.statuses ?? []).forEach((rawStatus: unknown, si: number) => {
+          const path = `${valuePath}.statuses[${si}]`;
+          const status = parseStatus(rawStatus);
+          if (!status.ok) {
+            ignored.push({ path, reason: status.reason });
+            return;
+          }
+          parsed.statuses.push(status.value);
+        });
+      }
+
+      changes.push(parsed);
+    });
+  });
+
+  return { ok: true, changes, ignored };
+}

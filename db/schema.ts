@@ -1,0 +1,230 @@
+import { sql } from 'drizzle-orm';
+import {
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  real,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const id = () => uuid('id').primaryKey().defaultRandom();
+const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow();
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'string' });
+
+export const tenants = pgTable(
+  'tenants',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    /** Available credits; reservations are already taken out. Never below zero. */
+    creditBalance: integer('credit_balance').notNull().default(0),
+    creditsPerReply: integer('credits_per_reply').notNull().default(1),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    check('tenants_credit_balance_non_negative', sql`${t.creditBalance} >= 0`),
+    check('tenants_credits_per_reply_non_negative', sql`${t.creditsPerReply} >= 0`),
+  ],
+);
+
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** SHA-256 of the key; the key itself is shown once and never stored. */
+    keyHash: text('key_hash').notNull(),
+    /** First characters, to tell keys apart in a UI. */
+    prefix: text('prefix').notNull(),
+    createdAt: createdAt(),
+    revokedAt: ts('revoked_at'),
+  },
+  (t) => [uniqueIndex('api_keys_key_hash_uq').on(t.keyHash), index('api_keys_tenant_idx').on(t.tenantId)],
+);
+
+export const agents = pgTable(
+  'agents',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    systemPrompt: text('system_prompt').notNull(),
+    model: text('model').notNull(),
+    fallbackModel: text('fallback_model'),
+    temperature: real('temperature').notNull().default(0.4),
+    createdAt: createdAt(),
+  },
+  (t) => [index('agents_tenant_idx').on(t.tenantId)],
+);
+
+export const channelAccounts = pgTable(
+  'channel_accounts',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    platform: text('platform', { enum: ['whatsapp', 'instagram', 'webchat'] }).notNull(),
+    /** WhatsApp phone_number_id (or the Instagram account id). */
+    phoneNumberId: text('phone_number_id').notNull(),
+    displayPhoneNumber: text('display_phone_number'),
+    /** AES-256-GCM, see lib/crypto.ts. */
+    accessTokenEnc: text('access_token_enc').notNull(),
+    /** Overrides META_APP_SECRET for this account's webhooks; encrypted. */
+    appSecretEnc: text('app_secret_enc'),
+    /** SHA-256 of the webhook verify token. */
+    verifyTokenHash: text('verify_token_hash').notNull(),
+    agentId: uuid('agent_id')
+      .notNull()
+      .references(() => agents.id),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('channel_accounts_platform_phone_uq').on(t.platform, t.phoneNumberId),
+    index('channel_accounts_tenant_idx').on(t.tenantId),
+    index('channel_accounts_verify_token_idx').on(t.verifyTokenHash),
+  ],
+);
+
+export const leads = pgTable(
+  'leads',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    channelAccountId: uuid('channel_account_id')
+      .notNull()
+      .references(() => channelAccounts.id),
+    channel: text('channel', { enum: ['whatsapp', 'instagram', 'webchat'] }).notNull(),
+    contactId: text('contact_id').notNull(),
+    name: text('name'),
+    stage: text('stage').notNull().default('New'),
+    mode: text('mode', { enum: ['ai', 'human', 'paused', 'closed'] }).notNull().default('ai'),
+    /** True while the tenant has no credit for this lead's next reply. */
+    blocked: boolean('blocked').notNull().default(false),
+    workflowId: text('workflow_id').notNull(),
+    lastInboundAt: ts('last_inbound_at'),
+    lastOutboundAt: ts('last_outbound_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('leads_channel_contact_uq').on(t.channelAccountId, t.contactId),
+    index('leads_tenant_created_idx').on(t.tenantId, t.createdAt, t.id),
+  ],
+);
+
+export const messages = pgTable(
+  'messages',
+  {
+    /** Outbound: a deterministic id chosen by the workflow before the provider call. */
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    leadId: uuid('lead_id')
+      .notNull()
+      .references(() => leads.id, { onDelete: 'cascade' }),
+    direction: text('direction', { enum: ['inbound', 'outbound'] }).notNull(),
+    /** WhatsApp wamid; unique, so a retried webhook or send can never record twice. */
+    providerMessageId: text('provider_message_id'),
+    type: text('type').notNull().default('text'),
+    body: text('body').notNull().default(''),
+    /** inbound: received; outbound: pending → sent → delivered → read, or failed. */
+    status: text('status').notNull(),
+    error: jsonb('error'),
+    details: jsonb('details'),
+    /** When the provider says the user sent it (inbound) or when we sent it (outbound). */
+    sentAt: ts('sent_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('messages_provider_message_id_uq').on(t.providerMessageId),
+    index('messages_lead_created_idx').on(t.leadId, t.createdAt),
+  ],
+);
+
+export const leadEvents = pgTable(
+  'lead_events',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    leadId: uuid('lead_id')
+      .notNull()
+      .references(() => leads.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    data: jsonb('data'),
+    /** Set by activities so a retried activity records an event once. */
+    dedupKey: text('dedup_key'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('lead_events_dedup_key_uq').on(t.dedupKey), index('lead_events_lead_idx').on(t.leadId, t.createdAt)],
+);
+
+export const creditLedger = pgTable(
+  'credit_ledger',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** Positive for top-ups, negative for spend. */
+    amount: integer('amount').notNull(),
+    kind: text('kind', { enum: ['topup', 'debit', 'adjustment'] }).notNull(),
+    /** Unique per tenant: the top-up reference, or `message:{outboundMessageId}` for a reply. */
+    reference: text('reference').notNull(),
+    messageId: uuid('message_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('credit_ledger_tenant_reference_uq').on(t.tenantId, t.reference), index('credit_ledger_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/** Credits held for a reply in flight: taken from the balance at reserve, captured into the ledger on delivery or released. */
+export const creditReservations = pgTable(
+  'credit_reservations',
+  {
+    reference: text('reference').primaryKey(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    amount: integer('amount').notNull(),
+    status: text('status', { enum: ['held', 'captured', 'released'] }).notNull(),
+    messageId: uuid('message_id'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [check('credit_reservations_amount_non_negative', sql`${t.amount} >= 0`), index('credit_reservations_tenant_idx').on(t.tenantId)],
+);
+
+export const templates = pgTable(
+  'templates',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    channelAccountId: uuid('channel_account_id').references(() => channelAccounts.id),
+    name: text('name').notNull(),
+    language: text('language').notNull(),
+    category: text('category', { enum: ['marketing', 'utility', 'authentication'] }).notNull(),
+    body: text('body').notNull(),
+    approved: boolean('approved').notNull().default(false),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('templates_tenant_name_lang_uq').on(t.tenantId, t.name, t.language)],
+);

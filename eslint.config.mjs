@@ -1,0 +1,52 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', '.data/', '.tools/', 'coverage/', 'bench/results/', 'db/migrations/', 'jest.config.js'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+    },
+  },
+  {
+    // Workflow code is replayed: deterministic imports only.
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'workflow code must not import Node built-ins' },
+            { group: ['**/activities/**', '**/activities'], allowTypeImports: true, message: 'workflows import activity types only (import type)' },
+            { group: ['**/db/**', '**/api/**', '**/services/**', '**/temporal/**', '**/lib/**', '**/workers/**', '**/config/**'], message: 'workflow code must stay deterministic: no I/O modules' },
+            { group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', 'fs', 'path', 'crypto', 'http', 'https', 'net', 'os', 'child_process', 'postgres', 'drizzle-orm', 'drizzle-orm/*', 'openai', 'express', 'pino', '@electric-sql/*'], message: 'not allowed in workflow code' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' }, { name: 'setInterval', message: 'use sleep() in a loop' }],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Math.random is replaced by the SDK; pass randomness into policies' }],
+    },
+  },
+  {
+    files: ['workflows/**/policy/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'policies are pure: take now as an input' },
+        { selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']", message: 'policies are pure: take now as an input' },
+      ],
+    },
+  },
+  {
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off', '@typescript-eslint/no-explicit-any': 'off' },
+  },
+);

@@ -1,0 +1,734 @@
+/**
+ * Fake Meta WhatsApp Cloud API (Graph API): a real local HTTP server that speaks the
+ * `POST /:version/:phoneNumberId/messages` protocol, validates bodies the way Meta does and
+ * answers with Meta's success and error shapes. Used by integration tests, the benchmark and
+ * `--simulate` mode. It never logs anything.
+ *
+ * Control endpoints (so it can run as its own process, see fakes/main.ts):
+ *   GET    /healthz               -> { ok: true }
+ *   GET    /__fake/requests       -> { requests: GraphRequestRecord[] }
+ *   GET    /__fake/sent           -> { requests: GraphRequestRecord[] }  (sentMessages())
+ *   DELETE /__fake/requests       -> clears the request log
+ *   POST   /__fake/errors         body GraphErrorRule ("times": "Infinity" or -1 for forever)
+ *   DELETE /__fake/errors         -> clears injected error rules
+ *   POST   /__fake/delay          body { ms }
+ *   POST   /__fake/tokens         body { tokens: string[] | null }
+ *   POST   /__fake/reset          -> reset()
+ *   GET    /__fake/media/:mediaId -> the media bytes (needs a bearer, like Meta's lookaside URLs)
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface GraphRequestRecord {
+  at: string;
+  method: string;
+  path: string;
+  phoneNumberId: string;
+  authorization?: string;
+  body: unknown;
+  response: { status: number; body: unknown };
+}
+
+export interface GraphErrorRule {
+  code: number;
+  httpStatus?: number;
+  subcode?: number;
+  message?: string;
+  /** How many matching requests fail; default 1. `Infinity` allowed. */
+  times?: number;
+  phoneNumberId?: string;
+  to?: string;
+  /**
+   * Which requests the rule hits: user-visible message sends (default), mark-as-read/typing
+   * requests, or any request to the messages endpoint.
+   */
+  kind?: 'message' | 'read' | 'any';
+  /** Goes to `error.error_data.details`. */
+  details?: string;
+}
+
+export interface FakeGraphApi {
+  /** e.g. http://127.0.0.1:54321 (no trailing slash) */
+  url: string;
+  /** Every request to the send endpoint, in order. */
+  requests: GraphRequestRecord[];
+  /** Media lookups and downloads (`GET /:version/:mediaId`, `GET /__fake/media/:mediaId`). */
+  mediaRequests: GraphRequestRecord[];
+  /** Successful sends of user-visible messages (excludes mark-as-read/typing). */
+  sentMessages(): GraphRequestRecord[];
+  failNext(rule: GraphErrorRule): void;
+  /** Delay before every Graph API response (control endpoints are not delayed). */
+  setDelay(ms: number): void;
+  /** null = accept any bearer; otherwise other tokens -> error 190. */
+  setValidTokens(tokens: string[] | null): void;
+  /** Serve these bytes for a media id (otherwise a small deterministic PNG is served). */
+  setMedia(mediaId: string, data: Buffer | string, mimeType?: string): void;
+  /** Clears requests, rules, delay (and custom media). Valid tokens are kept. */
+  reset(): void;
+  /** Resolves when >= n successful sends are recorded; rejects after timeoutMs (default 10000). */
+  waitForSends(n: number, timeoutMs?: number): Promise<GraphRequestRecord[]>;
+  close(): Promise<void>;
+}
+
+export interface FakeGraphApiOptions {
+  port?: number;
+  host?: string;
+  delayMs?: number;
+}
+
+interface MetaErrorBody {
+  error: {
+    message: string;
+    type: string;
+    code: number;
+    error_subcode?: number;
+    error_data: { messaging_product: 'whatsapp'; details: string };
+    fbtrace_id: string;
+  };
+}
+
+interface ActiveRule extends GraphErrorRule {
+  remaining: number;
+}
+
+interface Waiter {
+  n: number;
+  resolve: (records: GraphRequestRecord[]) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+const MAX_TEXT_BODY = 4096;
+
+const DEFAULT_MESSAGES: Record<number, string> = {
+  1: 'An unknown error occurred',
+  2: 'Service temporarily unavailable',
+  4: '(#4) Application request limit reached',
+  10: '(#10) Permission denied',
+  100: '(#100) Invalid parameter',
+  190: 'Invalid OAuth access token - Cannot parse access token',
+  200: '(#200) Permissions error',
+  368: '(#368) Temporarily blocked for policies violations',
+  80007: '(#80007) Rate limit issues',
+  130429: '(#130429) Rate limit hit',
+  131000: '(#131000) Something went wrong',
+  131005: '(#131005) Access denied',
+  131008: '(#131008) Required parameter is missing',
+  131009: '(#131009) Parameter value is not valid',
+  131016: '(#131016) Service unavailable',
+  131021: '(#131021) Recipient cannot be sender',
+  131026: '(#131026) Message undeliverable',
+  131030: '(#131030) Recipient phone number not in allowed list',
+  131031: '(#131031) Business Account locked',
+  131042: '(#131042) Business eligibility payment issue',
+  131045: '(#131045) Incorrect certificate',
+  131047: '(#131047) Re-engagement message',
+  131048: '(#131048) Spam rate limit hit',
+  131051: '(#131051) Unsupported message type',
+  131052: '(#131052) Media download error',
+  131053: '(#131053) Media upload error',
+  131056: '(#131056) (Business Account, Consumer Account) pair rate limit hit',
+  132000: '(#132000) Number of parameters does not match the expected number of params',
+  132001: '(#132001) Template name does not exist in the translation',
+  133010: '(#133010) Account not registered',
+};
+
+const MEDIA_TYPES = ['image', 'audio', 'video', 'document', 'sticker'] as const;
+const MESSAGE_TYPES = new Set<string>([
+  'text',
+  'template',
+  ...MEDIA_TYPES,
+  'location',
+  'contacts',
+  'interactive',
+  'reaction',
+]);
+
+/** 1x1 transparent PNG. */
+const DEFAULT_MEDIA = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+export function defaultGraphHttpStatus(code: number): number {
+  if (code === 190) return 401;
+  if (code === 4 || code === 80007 || code === 130429 || code === 131056) return 429;
+  if (code === 1 || code === 2 || code === 131000) return 500;
+  return 400;
+}
+
+function fbtraceId(): string {
+  return randomBytes(16).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 11).padEnd(11, 'A');
+}
+
+function metaError(code: number, opts: { message?: string; subcode?: number; details?: string } = {}): MetaErrorBody {
+  const message = opts.message ?? DEFAULT_MESSAGES[code] ?? `(#${code}) Error`;
+  return {
+    error: {
+      message,
+      type: 'OAuthException',
+      code,
+      ...(opts.subcode !== undefined ? { error_subcode: opts.subcode } : {}),
+      error_data: { messaging_product: 'whatsapp', details: opts.details ?? message.replace(/^\(#\d+\)\s*/, '') },
+      fbtrace_id: fbtraceId(),
+    },
+  };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function nonEmptyString(v: unknown): v is string {
+  return typeof v === 'string' && v.trim() !== '';
+}
+
+function normalizeTimes(times: unknown): number {
+  if (times === undefined || times === null) return 1;
+  if (times === 'Infinity' || times === -1 || times === Infinity) return Infinity;
+  const n = Number(times);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 1;
+}
+
+/** A Graph API message send or a mark-as-read/typing request? */
+function isReadRequest(body: unknown): boolean {
+  return isRecord(body) && 'status' in body;
+}
+
+/** Validate a messages-endpoint body like Meta does; returns the problem, or null when valid. */
+export function validateGraphMessageBody(body: unknown): string | null {
+  if (!isRecord(body)) return 'Request body must be a JSON object';
+  if (body.messaging_product !== 'whatsapp') {
+    return body.messaging_product === undefined
+      ? 'The parameter messaging_product is required.'
+      : 'Param messaging_product must be "whatsapp"';
+  }
+  if ('status' in body) {
+    if (body.status !== 'read') return 'Param status must be "read"';
+    if (!nonEmptyString(body.message_id)) return 'The parameter message_id is required.';
+    if (body.typing_indicator !== undefined) {
+      if (!isRecord(body.typing_indicator) || body.typing_indicator.type !== 'text') {
+        return 'Param typing_indicator[type] must be "text"';
+      }
+    }
+    return null;
+  }
+  if (body.recipient_type !== undefined && body.recipient_type !== 'individual' && body.recipient_type !== 'group') {
+    return 'Param recipient_type must be one of {individual, group}';
+  }
+  if (!nonEmptyString(body.to)) return 'The parameter to is required.';
+  const type = body.type === undefined ? (isRecord(body.text) ? 'text' : undefined) : body.type;
+  if (type === undefined) return 'The parameter type is required.';
+  if (typeof type !== 'string' || !MESSAGE_TYPES.has(type)) return `Param type must be one of {${[...MESSAGE_TYPES].join(', ')}}`;
+  const payload = body[type];
+  if (!isRecord(payload)) return `The parameter ${type} is required.`;
+  switch (type) {
+    case 'text': {
+      if (typeof payload.body !== 'string' || payload.body.length === 0) return 'The parameter text[body] is required.';
+      if (payload.body.length > MAX_TEXT_BODY) return `Param text[body] must be at most ${MAX_TEXT_BODY} characters long.`;
+      if (payload.preview_url !== undefined && typeof payload.preview_url !== 'boolean') {
+        return 'Param text[preview_url] must be a boolean.';
+      }
+      return null;
+    }
+    case 'template': {
+      if (!nonEmptyString(payload.name)) return 'The parameter template[name] is required.';
+      if (!isRecord(payload.language) || !nonEmptyString(payload.language.code)) {
+        return 'The parameter template[language][code] is required.';
+      }
+      if (payload.components !== undefined && !Array.isArray(payload.components)) {
+        return 'Param template[components] must be an array.';
+      }
+      return null;
+    }
+    case 'image':
+    case 'audio':
+    case 'video':
+    case 'document':
+    case 'sticker': {
+      if (!nonEmptyString(payload.id) && !nonEmptyString(payload.link)) return `Param ${type} must have an id or a link.`;
+      if (typeof payload.caption === 'string' && payload.caption.length > 1024) {
+        return `Param ${type}[caption] must be at most 1024 characters long.`;
+      }
+      return null;
+    }
+    case 'reaction': {
+      if (!nonEmptyString(payload.message_id)) return 'The parameter reaction[message_id] is required.';
+      if (typeof payload.emoji !== 'string') return 'The parameter reaction[emoji] is required.';
+      return null;
+    }
+    case 'interactive': {
+      if (!nonEmptyString(payload.type)) return 'The parameter interactive[type] is required.';
+      if (!isRecord(payload.action)) return 'The parameter interactive[action] is required.';
+      return null;
+    }
+    case 'location': {
+      if (payload.latitude === undefined || payload.longitude === undefined) {
+        return 'The parameters location[latitude] and location[longitude] are required.';
+      }
+      return null;
+    }
+    default:
+      return null;
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.destroyed || res.writableEnded) return;
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=UTF-8',
+    'content-length': Buffer.byteLength(payload),
+    ...headers,
+  });
+  res.end(payload);
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new BodyTooLarge('body too large'));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+type Parsed = { ok: true; value: unknown } | { ok: false; raw: string };
+
+/** Meta accepts JSON and form-encoded bodies (nested values as JSON strings). */
+function parseBody(raw: string, contentType: string | undefined): Parsed {
+  if (raw.trim() === '') return { ok: true, value: {} };
+  if (contentType?.includes('application/x-www-form-urlencoded')) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of new URLSearchParams(raw)) {
+      const t = v.trim();
+      if (t.startsWith('{') || t.startsWith('[')) {
+        try {
+          out[k] = JSON.parse(t);
+          continue;
+        } catch {
+          /* keep as string */
+        }
+      }
+      out[k] = v;
+    }
+    return { ok: true, value: out };
+  }
+  try {
+    return { ok: true, value: JSON.parse(raw) as unknown };
+  } catch {
+    return { ok: false, raw };
+  }
+}
+
+function formatUrl(host: string, port: number): string {
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `http://${h}:${port}`;
+}
+
+function extractToken(req: http.IncomingMessage, url: URL): string | undefined {
+  const header = req.headers.authorization;
+  if (typeof header === 'string') {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m?.[1];
+  }
+  const q = url.searchParams.get('access_token');
+  return q && q.trim() !== '' ? q : undefined;
+}
+
+export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise<FakeGraphApi> {
+  const host = opts.host ?? '127.0.0.1';
+  let delayMs = Math.max(0, opts.delayMs ?? 0);
+  let validTokens: Set<string> | null = null;
+  let rules: ActiveRule[] = [];
+  const media = new Map<string, { data: Buffer; mimeType: string }>();
+  const waiters = new Set<Waiter>();
+  const pendingTimers = new Set<NodeJS.Timeout>();
+  let counter = 0;
+  let closed = false;
+
+  const requests: GraphRequestRecord[] = [];
+  const mediaRequests: GraphRequestRecord[] = [];
+
+  const isSuccessfulSend = (r: GraphRequestRecord): boolean => r.response.status === 200 && !isReadRequest(r.body);
+  const sentMessages = (): GraphRequestRecord[] => requests.filter(isSuccessfulSend);
+
+  const notifyWaiters = (): void => {
+    if (waiters.size === 0) return;
+    const sent = sentMessages();
+    for (const w of [...waiters]) {
+      if (sent.length >= w.n) {
+        clearTimeout(w.timer);
+        waiters.delete(w);
+        w.resolve(sent);
+      }
+    }
+  };
+
+  const sleep = (ms: number): Promise<void> =>
+    ms <= 0
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const t = setTimeout(() => {
+            pendingTimers.delete(t);
+            resolve();
+          }, ms);
+          pendingTimers.add(t);
+        });
+
+  const newWamid = (to: string): string => {
+    counter += 1;
+    const counterBuf = Buffer.alloc(4);
+    counterBuf.writeUInt32BE(counter);
+    const raw = Buffer.concat([Buffer.from([0x1c, 0x18, 0x0b]), Buffer.from(to), Buffer.from([0x15, 0x02, 0x00]), counterBuf, randomBytes(9)]);
+    return `wamid.${raw.toString('base64').replace(/[^A-Za-z0-9]/g, '')}`;
+  };
+
+  const tokenProblem = (token: string | undefined): MetaErrorBody | null => {
+    if (token === undefined) return metaError(190, { message: 'Invalid OAuth access token - Cannot parse access token' });
+    if (validTokens !== null && !validTokens.has(token)) {
+      return metaError(190, {
+        message: 'Error validating access token: The session is invalid because the user logged out.',
+        subcode: 467,
+      });
+    }
+    return null;
+  };
+
+  const takeRule = (phoneNumberId: string, body: unknown): ActiveRule | null => {
+    const read = isReadRequest(body);
+    const to = isRecord(body) && typeof body.to === 'string' ? body.to : undefined;
+    for (const rule of rules) {
+      const kind = rule.kind ?? 'message';
+      if (kind === 'message' && read) continue;
+      if (kind === 'read' && !read) continue;
+      if (rule.phoneNumberId !== undefined && rule.phoneNumberId !== phoneNumberId) continue;
+      if (rule.to !== undefined && rule.to !== to) continue;
+      rule.remaining -= 1;
+      if (rule.remaining <= 0) rules = rules.filter((r) => r !== rule);
+      return rule;
+    }
+    return null;
+  };
+
+  const mediaFor = (mediaId: string): { data: Buffer; mimeType: string } =>
+    media.get(mediaId) ?? { data: DEFAULT_MEDIA, mimeType: 'image/png' };
+
+  let baseUrl = '';
+
+  const handleSend = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    phoneNumberId: string,
+  ): Promise<void> => {
+    const at = new Date().toISOString();
+    let raw: string;
+    try {
+      raw = await readBody(req);
+    } catch (err) {
+      const status = err instanceof BodyTooLarge ? 413 : 400;
+      sendJson(res, status, metaError(100, { details: 'Request body could not be read' }));
+      return;
+    }
+    const parsed = parseBody(raw, req.headers['content-type']);
+    const body = parsed.ok ? parsed.value : parsed.raw;
+    const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+
+    let status: number;
+    let responseBody: unknown;
+    const authError = tokenProblem(extractToken(req, url));
+    if (authError) {
+      status = 401;
+      responseBody = authError;
+    } else if (!parsed.ok) {
+      status = 400;
+      responseBody = metaError(100, { details: 'Request body is not valid JSON' });
+    } else {
+      const rule = takeRule(phoneNumberId, body);
+      if (rule) {
+        status = rule.httpStatus ?? defaultGraphHttpStatus(rule.code);
+        responseBody = metaError(rule.code, { message: rule.message, subcode: rule.subcode, details: rule.details });
+      } else {
+        const problem = validateGraphMessageBody(body);
+        if (problem !== null) {
+          status = 400;
+          responseBody = metaError(100, { details: problem });
+        } else if (isReadRequest(body)) {
+          status = 200;
+          responseBody = { success: true };
+        } else {
+          const to = (body as { to: string }).to;
+          status = 200;
+          responseBody = {
+            messaging_product: 'whatsapp',
+            contacts: [{ input: to, wa_id: to }],
+            messages: [{ id: newWamid(to) }],
+          };
+        }
+      }
+    }
+
+    const record: GraphRequestRecord = {
+      at,
+      method: req.method ?? 'POST',
+      path: url.pathname,
+      phoneNumberId,
+      ...(authorization !== undefined ? { authorization } : {}),
+      body,
+      response: { status, body: responseBody },
+    };
+    await sleep(delayMs);
+    requests.push(record);
+    sendJson(res, status, responseBody);
+    notifyWaiters();
+  };
+
+  const handleMediaInfo = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, mediaId: string): Promise<void> => {
+    const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    const authError = tokenProblem(extractToken(req, url));
+    let status = 200;
+    let body: unknown;
+    if (authError) {
+      status = 401;
+      body = authError;
+    } else {
+      const m = mediaFor(mediaId);
+      body = {
+        messaging_product: 'whatsapp',
+        url: `${baseUrl}/__fake/media/${encodeURIComponent(mediaId)}`,
+        mime_type: m.mimeType,
+        sha256: createHash('sha256').update(m.data).digest('hex'),
+        file_size: m.data.length,
+        id: mediaId,
+      };
+    }
+    mediaRequests.push({
+      at: new Date().toISOString(),
+      method: 'GET',
+      path: url.pathname,
+      phoneNumberId: '',
+      ...(authorization !== undefined ? { authorization } : {}),
+      body: null,
+      response: { status, body },
+    });
+    await sleep(delayMs);
+    sendJson(res, status, body);
+  };
+
+  const handleMediaDownload = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, mediaId: string): Promise<void> => {
+    const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    const authError = tokenProblem(extractToken(req, url));
+    const m = mediaFor(mediaId);
+    mediaRequests.push({
+      at: new Date().toISOString(),
+      method: 'GET',
+      path: url.pathname,
+      phoneNumberId: '',
+      ...(authorization !== undefined ? { authorization } : {}),
+      body: null,
+      response: { status: authError ? 401 : 200, body: authError ?? `<${m.data.length} bytes ${m.mimeType}>` },
+    });
+    await sleep(delayMs);
+    if (res.destroyed) return;
+    if (authError) {
+      sendJson(res, 401, authError);
+      return;
+    }
+    res.writeHead(200, { 'content-type': m.mimeType, 'content-length': m.data.length });
+    res.end(m.data);
+  };
+
+  const handleControl = async (req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<boolean> => {
+    const method = req.method ?? 'GET';
+    const readJson = async (): Promise<Record<string, unknown> | null> => {
+      const parsed = parseBody(await readBody(req), 'application/json');
+      return parsed.ok && isRecord(parsed.value) ? parsed.value : null;
+    };
+    if (path === '/__fake/requests' && method === 'GET') {
+      sendJson(res, 200, { requests });
+      return true;
+    }
+    if (path === '/__fake/sent' && method === 'GET') {
+      sendJson(res, 200, { requests: sentMessages() });
+      return true;
+    }
+    if (path === '/__fake/requests' && method === 'DELETE') {
+      requests.length = 0;
+      mediaRequests.length = 0;
+      sendJson(res, 200, { ok: true });
+      return true;
+    }
+    if (path === '/__fake/errors' && method === 'POST') {
+      const body = await readJson();
+      if (!body || typeof body.code !== 'number') {
+        sendJson(res, 400, { ok: false, error: 'body must be a GraphErrorRule with a numeric code' });
+        return true;
+      }
+      api.failNext(body as unknown as GraphErrorRule);
+      sendJson(res, 200, { ok: true, rules: rules.length });
+      return true;
+    }
+    if (path === '/__fake/errors' && method === 'DELETE') {
+      rules = [];
+      sendJson(res, 200, { ok: true });
+      return true;
+    }
+    if (path === '/__fake/delay' && method === 'POST') {
+      const body = await readJson();
+      const ms = Number(body?.ms);
+      if (!Number.isFinite(ms) || ms < 0) {
+        sendJson(res, 400, { ok: false, error: 'body must be { ms: number >= 0 }' });
+        return true;
+      }
+      api.setDelay(ms);
+      sendJson(res, 200, { ok: true, ms });
+      return true;
+    }
+    if (path === '/__fake/tokens' && method === 'POST') {
+      const body = await readJson();
+      const tokens = body?.tokens;
+      if (tokens !== null && !(Array.isArray(tokens) && tokens.every((t) => typeof t === 'string'))) {
+        sendJson(res, 400, { ok: false, error: 'body must be { tokens: string[] | null }' });
+        return true;
+      }
+      api.setValidTokens(tokens as string[] | null);
+      sendJson(res, 200, { ok: true });
+      return true;
+    }
+    if (path === '/__fake/reset' && method === 'POST') {
+      api.reset();
+      sendJson(res, 200, { ok: true });
+      return true;
+    }
+    return false;
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://fake.local');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const method = req.method ?? 'GET';
+
+    if (path === '/healthz' && method === 'GET') {
+      sendJson(res, 200, { ok: true, fake: 'graph-api' });
+      return;
+    }
+    if (path.startsWith('/__fake/')) {
+      const mediaMatch = /^\/__fake\/media\/([^/]+)$/.exec(path);
+      if (mediaMatch && method === 'GET') {
+        await handleMediaDownload(req, res, url, decodeURIComponent(mediaMatch[1] ?? ''));
+        return;
+      }
+      if (await handleControl(req, res, path)) return;
+    }
+    const send = /^\/(v\d+\.\d+)\/([^/]+)\/messages$/.exec(path);
+    if (send && method === 'POST') {
+      await handleSend(req, res, url, decodeURIComponent(send[2] ?? ''));
+      return;
+    }
+    const mediaInfo = /^\/(v\d+\.\d+)\/([^/]+)$/.exec(path);
+    if (mediaInfo && method === 'GET') {
+      await handleMediaInfo(req, res, url, decodeURIComponent(mediaInfo[2] ?? ''));
+      return;
+    }
+    req.resume();
+    sendJson(
+      res,
+      404,
+      metaError(100, {
+        message: `Unsupported ${method.toLowerCase()} request. Object with ID '${path.split('/').filter(Boolean).pop() ?? ''}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.`,
+        subcode: 33,
+        details: `Unknown route: ${method} ${path}`,
+      }),
+    );
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) sendJson(res, 500, metaError(1));
+      else res.destroy();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  baseUrl = formatUrl(host, port);
+
+  const api: FakeGraphApi = {
+    url: baseUrl,
+    requests,
+    mediaRequests,
+    sentMessages,
+    failNext(rule: GraphErrorRule): void {
+      rules.push({ ...rule, remaining: normalizeTimes(rule.times) });
+    },
+    setDelay(ms: number): void {
+      delayMs = Math.max(0, Number.isFinite(ms) ? ms : 0);
+    },
+    setValidTokens(tokens: string[] | null): void {
+      validTokens = tokens === null ? null : new Set(tokens);
+    },
+    setMedia(mediaId: string, data: Buffer | string, mimeType = 'application/octet-stream'): void {
+      media.set(mediaId, { data: typeof data === 'string' ? Buffer.from(data) : data, mimeType });
+    },
+    reset(): void {
+      requests.length = 0;
+      mediaRequests.length = 0;
+      rules = [];
+      delayMs = 0;
+      media.clear();
+    },
+    waitForSends(n: number, timeoutMs = 10_000): Promise<GraphRequestRecord[]> {
+      const sent = sentMessages();
+      if (sent.length >= n) return Promise.resolve(sent);
+      if (closed) return Promise.reject(new Error('fake Graph API is closed'));
+      return new Promise((resolve, reject) => {
+        const waiter: Waiter = {
+          n,
+          resolve,
+          reject,
+          timer: setTimeout(() => {
+            waiters.delete(waiter);
+            reject(new Error(`waitForSends(${n}): only ${sentMessages().length} successful sends after ${timeoutMs}ms`));
+          }, timeoutMs),
+        };
+        waiters.add(waiter);
+      });
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      for (const w of waiters) {
+        clearTimeout(w.timer);
+        w.reject(new Error('fake Graph API closed'));
+      }
+      waiters.clear();
+      for (const t of pendingTimers) clearTimeout(t);
+      pendingTimers.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+  return api;
+}

@@ -1,0 +1,54 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Paths whose values never reach a log line: tokens, secrets, keys and auth headers,
+ * wherever they appear in a logged object.
+ */
+export const REDACT_PATHS = [
+  'authorization',
+  'Authorization',
+  'accessToken',
+  'access_token',
+  'appSecret',
+  'app_secret',
+  'apiKey',
+  'api_key',
+  'token',
+  'verifyToken',
+  'password',
+  'secret',
+  '*.authorization',
+  '*.Authorization',
+  '*.accessToken',
+  '*.access_token',
+  '*.appSecret',
+  '*.app_secret',
+  '*.apiKey',
+  '*.api_key',
+  '*.token',
+  '*.verifyToken',
+  '*.password',
+  '*.secret',
+  'req.headers.authorization',
+  'req.headers["x-hub-signature-256"]',
+  'headers.authorization',
+  'config.PARLEY_ADMIN_TOKEN',
+  'config.PARLEY_ENCRYPTION_KEY',
+  'config.META_APP_SECRET',
+  'config.OPENAI_API_KEY',
+];
+
+/** The one pino root of a process; modules take `root.child({ module })`. */
+export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
+  return pino(
+    {
+      name: opts.name ?? 'parley',
+      level: opts.level ?? 'info',
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { pid: process.pid },
+    },
+    opts.destination,
+  );
+}

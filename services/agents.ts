@@ -1,0 +1,47 @@
+import { and, eq } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { agents } from '../db/schema';
+import { toIso } from './db-util';
+
+export interface AgentInput {
+  name: string;
+  systemPrompt: string;
+  model: string;
+  fallbackModel?: string;
+  temperature?: number;
+}
+
+function present(a: typeof agents.$inferSelect) {
+  return {
+    id: a.id,
+    name: a.name,
+    systemPrompt: a.systemPrompt,
+    model: a.model,
+    fallbackModel: a.fallbackModel,
+    temperature: a.temperature,
+    createdAt: toIso(a.createdAt),
+  };
+}
+
+export function createAgentService(db: Db) {
+  return {
+    async create(tenantId: string, input: AgentInput) {
+      const [a] = await db
+        .insert(agents)
+        .values({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null })
+        .returning();
+      if (!a) throw new Error('agent insert returned nothing');
+      return present(a);
+    },
+    async get(tenantId: string, agentId: string) {
+      const [a] = await db.select().from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, agentId)));
+      return a ? present(a) : undefined;
+    },
+    async list(tenantId: string) {
+      const rows = await db.select().from(agents).where(eq(agents.tenantId, tenantId)).orderBy(agents.createdAt);
+      return rows.map(present);
+    },
+  };
+}
+
+export type AgentService = ReturnType<typeof createAgentService>;

@@ -1,0 +1,226 @@
+import { and, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { leadEvents, leads, messages } from '../db/schema';
+import { AppError } from '../lib/errors';
+import type { Channel, InboundMessage } from '../workflows/lead/definitions';
+import { decodeCursor, encodeCursor, toIso } from './db-util';
+
+type LeadRow = typeof leads.$inferSelect;
+type MessageRow = typeof messages.$inferSelect;
+
+function presentLead(l: LeadRow) {
+  return {
+    id: l.id,
+    channelAccountId: l.channelAccountId,
+    channel: l.channel,
+    contactId: l.contactId,
+    name: l.name,
+    stage: l.stage,
+    mode: l.mode,
+    blocked: l.blocked,
+    workflowId: l.workflowId,
+    lastInboundAt: toIso(l.lastInboundAt),
+    lastOutboundAt: toIso(l.lastOutboundAt),
+    createdAt: toIso(l.createdAt),
+    updatedAt: toIso(l.updatedAt),
+  };
+}
+
+function presentMessage(m: MessageRow) {
+  return {
+    id: m.id,
+    direction: m.direction,
+    providerMessageId: m.providerMessageId,
+    type: m.type,
+    body: m.body,
+    status: m.status,
+    error: m.error,
+    sentAt: toIso(m.sentAt),
+    createdAt: toIso(m.createdAt),
+  };
+}
+
+/** Status order for outbound messages: a status only moves forward; failed is terminal. */
+export const OUTBOUND_STATUS_RANK: Record<string, number> = { pending: 0, sent: 1, delivered: 2, read: 3, played: 3, failed: 9 };
+
+function keyset<T extends { createdAt: string; id: string }>(rows: T[], limit: number) {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { page, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+}
+
+export function createLeadService(db: Db) {
+  return {
+    /** Upsert the lead of (channel account, contact); returns its id and current facts. */
+    async ensure(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
+      const [l] = await db
+        .insert(leads)
+        .values({
+          tenantId: input.tenantId,
+          channelAccountId: input.channelAccountId,
+          channel: input.channel,
+          contactId: input.contactId,
+          name: input.name ?? null,
+          workflowId: input.workflowId,
+        })
+        .onConflictDoUpdate({
+          target: [leads.channelAccountId, leads.contactId],
+          set: { name: sql`coalesce(excluded.name, ${leads.name})`, updatedAt: sql`now()` },
+        })
+        .returning();
+      if (!l) throw new Error('lead upsert returned nothing');
+      return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked };
+    },
+
+    /** Record inbound messages once each (unique provider id). Returns the ids newly stored. */
+    async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[] }): Promise<{ stored: string[] }> {
+      if (input.messages.length === 0) return { stored: [] };
+      return db.transaction(async (tx) => {
+        const rows = await tx
+          .insert(messages)
+          .values(
+            input.messages.map((m) => ({
+              tenantId: input.tenantId,
+              leadId: input.leadId,
+              direction: 'inbound' as const,
+              providerMessageId: m.providerMessageId,
+              type: m.type,
+              body: m.text,
+              status: 'received',
+              details: { ...(m.details ?? {}), ...(m.media ? { media: m.media } : {}), ...(m.replyToProviderId ? { replyTo: m.replyToProviderId } : {}) },
+              sentAt: m.sentAt,
+            })),
+          )
+          .onConflictDoNothing()
+          .returning({ providerMessageId: messages.providerMessageId });
+        const latest = input.messages.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), input.messages[0]!.sentAt);
+        const name = input.messages.find((m) => m.contactName)?.contactName;
+        await tx
+          .update(leads)
+          .set({
+            lastInboundAt: sql`greatest(${leads.lastInboundAt}, ${latest}::timestamptz)`,
+            ...(name ? { name } : {}),
+            updatedAt: sql`now()`,
+          })
+          .where(eq(leads.id, input.leadId));
+        return { stored: rows.map((r) => r.providerMessageId!).filter(Boolean) };
+      });
+    },
+
+    async recordEvent(input: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
+      await db
+        .insert(leadEvents)
+        .values({ tenantId: input.tenantId, leadId: input.leadId, type: input.type, data: input.data ?? null, dedupKey: input.dedupKey ?? null })
+        .onConflictDoNothing();
+    },
+
+    async setBlocked(input: { leadId: string; blocked: boolean }): Promise<void> {
+      await db.update(leads).set({ blocked: input.blocked, updatedAt: sql`now()` }).where(eq(leads.id, input.leadId));
+    },
+
+    /** Outbound intent, recorded before the provider call under the workflow's deterministic id. */
+    async createOutbound(input: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<MessageRow> {
+      await db
+        .insert(messages)
+        .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending' })
+        .onConflictDoNothing();
+      const [row] = await db.select().from(messages).where(eq(messages.id, input.id));
+      if (!row) throw new Error(`outbound message ${input.id} vanished`);
+      return row;
+    },
+
+    async markOutboundSent(input: { id: string; leadId: string; providerMessageId: string }): Promise<void> {
+      await db.transaction(async (tx) => {
+        await tx
+          .update(messages)
+          .set({ providerMessageId: input.providerMessageId, status: 'sent', sentAt: sql`now()`, updatedAt: sql`now()` })
+          .where(and(eq(messages.id, input.id), eq(messages.status, 'pending')));
+        await tx.update(leads).set({ lastOutboundAt: sql`now()`, updatedAt: sql`now()` }).where(eq(leads.id, input.leadId));
+      });
+    },
+
+    async markOutboundFailed(input: { id: string; error: unknown }): Promise<void> {
+      await db
+        .update(messages)
+        .set({ status: 'failed', error: input.error, updatedAt: sql`now()` })
+        .where(and(eq(messages.id, input.id), inArray(messages.status, ['pending'])));
+    },
+
+    /** Apply a provider status to an outbound message, only forward (sent < delivered < read; failed terminal). */
+    async applyStatus(input: { providerMessageId: string; status: string; error?: unknown }): Promise<boolean> {
+      const rank = OUTBOUND_STATUS_RANK[input.status];
+      if (rank === undefined) return false;
+      const ranks = sql.raw(
+        `case ${messages.status.name} ${Object.entries(OUTBOUND_STATUS_RANK)
+          .map(([s, r]) => `when '${s}' then ${r}`)
+          .join(' ')} else 0 end`,
+      );
+      const rows = await db
+        .update(messages)
+        .set({ status: input.status, ...(input.error ? { error: input.error } : {}), updatedAt: sql`now()` })
+        .where(and(eq(messages.providerMessageId, input.providerMessageId), eq(messages.direction, 'outbound'), sql`${ranks} < ${rank}`, sql`${messages.status} <> 'failed'`))
+        .returning({ id: messages.id });
+      return rows.length > 0;
+    },
+
+    /** The last `limit` messages, oldest first: the LLM's context. */
+    async transcript(leadId: string, limit: number) {
+      const rows = await db
+        .select({ direction: messages.direction, body: messages.body, status: messages.status, createdAt: messages.createdAt })
+        .from(messages)
+        .where(eq(messages.leadId, leadId))
+        .orderBy(desc(messages.createdAt), desc(messages.id))
+        .limit(limit);
+      return rows.reverse();
+    },
+
+    async list(tenantId: string, opts: { limit: number; cursor?: string }) {
+      const c = opts.cursor ? decodeCursor(opts.cursor) : undefined;
+      if (opts.cursor && !c) throw new AppError('bad_request', 'invalid cursor');
+      const rows = await db
+        .select()
+        .from(leads)
+        .where(and(eq(leads.tenantId, tenantId), c ? or(lt(leads.createdAt, c.createdAt), and(eq(leads.createdAt, c.createdAt), lt(leads.id, c.id))) : undefined))
+        .orderBy(desc(leads.createdAt), desc(leads.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return { items: page.map(presentLead), nextCursor };
+    },
+
+    async get(tenantId: string, leadId: string) {
+      const [l] = await db.select().from(leads).where(and(eq(leads.tenantId, tenantId), eq(leads.id, leadId)));
+      return l ? presentLead(l) : undefined;
+    },
+
+    async messages(tenantId: string, leadId: string, opts: { limit: number; cursor?: string }) {
+      const c = opts.cursor ? decodeCursor(opts.cursor) : undefined;
+      if (opts.cursor && !c) throw new AppError('bad_request', 'invalid cursor');
+      const rows = await db
+        .select()
+        .from(messages)
+        .where(
+          and(
+            eq(messages.tenantId, tenantId),
+            eq(messages.leadId, leadId),
+            c ? or(lt(messages.createdAt, c.createdAt), and(eq(messages.createdAt, c.createdAt), lt(messages.id, c.id))) : undefined,
+          ),
+        )
+        .orderBy(desc(messages.createdAt), desc(messages.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return { items: page.map(presentMessage), nextCursor };
+    },
+
+    async events(tenantId: string, leadId: string, limit = 100) {
+      const rows = await db
+        .select()
+        .from(leadEvents)
+        .where(and(eq(leadEvents.tenantId, tenantId), eq(leadEvents.leadId, leadId)))
+        .orderBy(desc(leadEvents.createdAt))
+        .limit(limit);
+      return rows.map((e) => ({ id: e.id, type: e.type, data: e.data, createdAt: toIso(e.createdAt) }));
+    },
+  };
+}
+
+export type LeadService = ReturnType<typeof createLeadService>;

@@ -1,0 +1,225 @@
+/**
+ * A whole Parley stack for integration tests: real Temporal (the dev server from global
+ * setup), a real database (PostgreSQL when DATABASE_URL is set, else in-memory PGlite), the
+ * real worker, activities and API, and real local HTTP servers standing in for Meta and the LLM.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import request from 'supertest';
+import type { Express } from 'express';
+import { createApp } from '../../api/app';
+import { loadConfig, type Config } from '../../config';
+import { signMetaBody } from '../../lib/crypto';
+import { createLogger, type Logger } from '../../lib/logger';
+import { connectClient, createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
+import { activityDepsFrom, buildCore, leadSettingsFrom, type Core } from '../../workers/deps';
+import { createParleyWorker, WORKFLOWS_PATH } from '../../workers/worker';
+import { installTemporalRuntime } from '../../temporal/runtime';
+import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
+import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
+
+let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Bundle the workflows once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: quietBundlerLogger });
+  return bundlePromise;
+}
+const quietBundlerLogger = {
+  log: () => {},
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: (m: string, meta?: unknown) => console.error(m, meta),
+};
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const APP_SECRET = 'test-app-secret-0123456789';
+export const VERIFY_TOKEN = 'test-verify-token-deployment';
+
+export interface Stack {
+  config: Config;
+  core: Core;
+  app: Express;
+  api: ReturnType<typeof request>;
+  temporal: ParleyTemporal;
+  graph: FakeGraphApi;
+  llm: FakeOpenAI;
+  worker: Worker;
+  taskQueue: string;
+  /** Every log line the stack wrote (for secret-leak assertions). */
+  logLines: string[];
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
+  const address = process.env.PARLEY_TEST_TEMPORAL_ADDRESS;
+  if (!address) throw new Error('PARLEY_TEST_TEMPORAL_ADDRESS is not set: run the tests through jest (global setup starts Temporal)');
+  const [graph, llm] = await Promise.all([startFakeGraphApi(), startFakeOpenAI()]);
+  const taskQueue = `test-${randomBytes(6).toString('hex')}`;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: process.env.DATABASE_URL,
+    PGLITE_DATA_DIR: 'memory://',
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PARLEY_ADMIN_TOKEN: ADMIN_TOKEN,
+    PARLEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    META_APP_SECRET: APP_SECRET,
+    META_VERIFY_TOKEN: VERIFY_TOKEN,
+    GRAPH_API_URL: graph.url,
+    OPENAI_BASE_URL: llm.url,
+    OPENAI_API_KEY: 'sk-test-openai-key',
+    ...overrides,
+  });
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logLines.push(chunk.toString());
+      cb();
+    },
+  });
+  const log = createLogger({ level: config.LOG_LEVEL, destination: sink });
+  installTemporalRuntime({ log });
+  const core = await buildCore(config, { log, migrate: !config.DATABASE_URL });
+  const connection = await NativeConnection.connect({ address });
+  const worker = await createParleyWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue,
+    deps: activityDepsFrom(config, core.services, log),
+    workflowBundle: await workflowBundle(),
+  });
+  const running = worker.run();
+  const { client, connection: clientConnection } = await connectClient({ address, namespace: config.TEMPORAL_NAMESPACE });
+  const temporal = createParleyTemporal(client, { taskQueue, settings: leadSettingsFrom(config) });
+  const app = createApp({ config, log, database: core.database, services: core.services, temporal });
+  return {
+    config,
+    core,
+    app,
+    api: request(app),
+    temporal,
+    graph,
+    llm,
+    worker,
+    taskQueue,
+    logLines,
+    log,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await clientConnection.close();
+      await core.database.close();
+      await Promise.all([graph.close(), llm.close()]);
+    },
+  };
+}
+
+export function randomPhoneNumberId(): string {
+  return String(randomInt(100_000_000_000, 999_999_999_999));
+}
+
+export function randomWaId(): string {
+  return `91${randomInt(1_000_000_000, 9_999_999_999)}`;
+}
+
+export interface TenantFixture {
+  tenantId: string;
+  apiKey: string;
+  agentId: string;
+  channelId: string;
+  phoneNumberId: string;
+  accessToken: string;
+}
+
+/** A tenant with credits, an agent and a WhatsApp channel, made through the public API. */
+export async function createTenant(stack: Stack, opts: { credits?: number; appSecret?: string; fallbackModel?: string; model?: string } = {}): Promise<TenantFixture> {
+  const t = await stack.api.post('/v1/tenants').set('authorization', `Bearer ${ADMIN_TOKEN}`).send({ name: 'Acme Sales' }).expect(201);
+  const { id: tenantId, apiKey } = t.body as { id: string; apiKey: string };
+  if (opts.credits) {
+    await stack.api
+      .post(`/v1/tenants/${tenantId}/credits`)
+      .set('authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ amount: opts.credits, reference: `initial-${tenantId}` })
+      .expect(201);
+  }
+  const agent = await stack.api
+    .post('/v1/agents')
+    .set('authorization', `Bearer ${apiKey}`)
+    .send({ name: 'Sales bot', systemPrompt: 'You are a helpful sales assistant.', model: opts.model ?? 'gpt-4o-mini', ...(opts.fallbackModel ? { fallbackModel: opts.fallbackModel } : {}) })
+    .expect(201);
+  const phoneNumberId = randomPhoneNumberId();
+  const accessToken = `EAAG${randomBytes(16).toString('hex')}`;
+  const channel = await stack.api
+    .post('/v1/channels')
+    .set('authorization', `Bearer ${apiKey}`)
+    .send({
+      platform: 'whatsapp',
+      phoneNumberId,
+      accessToken,
+      verifyToken: `verify-${randomBytes(6).toString('hex')}`,
+      agentId: agent.body.id,
+      ...(opts.appSecret ? { appSecret: opts.appSecret } : {}),
+    })
+    .expect(201);
+  return { tenantId, apiKey, agentId: agent.body.id, channelId: channel.body.id, phoneNumberId, accessToken };
+}
+
+let seq = 0;
+/** A WhatsApp text webhook body as Meta sends it. */
+export function textWebhook(phoneNumberId: string, from: string, text: string, opts: { id?: string; name?: string; timestamp?: number } = {}) {
+  seq += 1;
+  return {
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: '230981457709312',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15557320418', phone_number_id: phoneNumberId },
+              contacts: [{ profile: { name: opts.name ?? 'Priya Sharma' }, wa_id: from }],
+              messages: [
+                {
+                  from,
+                  id: opts.id ?? `wamid.TEST${Date.now()}${seq}${randomBytes(4).toString('hex')}`,
+                  timestamp: String(opts.timestamp ?? Math.floor(Date.now() / 1000)),
+                  type: 'text',
+                  text: { body: text },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** POST a body to the webhook, signed like Meta signs it. */
+export function postWebhook(stack: Stack, body: unknown, opts: { secret?: string; raw?: string } = {}) {
+  const raw = opts.raw ?? JSON.stringify(body);
+  return stack.api
+    .post('/webhooks/whatsapp')
+    .set('content-type', 'application/json')
+    .set('x-hub-signature-256', signMetaBody(raw, opts.secret ?? APP_SECRET))
+    .send(raw);
+}
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, opts: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

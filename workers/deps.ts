@@ -1,0 +1,40 @@
+import type { Config } from '../config';
+import { migrateDatabase, openDatabase, type Database } from '../db/client';
+import type { ActivityDeps } from '../activities';
+import { createSecretBox, parseEncryptionKey } from '../lib/crypto';
+import type { Logger } from '../lib/logger';
+import { createServices, type Services } from '../services';
+
+export interface Core {
+  database: Database;
+  services: Services;
+}
+
+/** The database and services every entry point shares. */
+export async function buildCore(config: Config, opts: { migrate?: boolean; log: Logger }): Promise<Core> {
+  if (!config.PARLEY_ENCRYPTION_KEY) {
+    throw new Error('PARLEY_ENCRYPTION_KEY is not set (32 bytes as base64 or hex); `npm run dev` creates one under .data/');
+  }
+  const box = createSecretBox(parseEncryptionKey(config.PARLEY_ENCRYPTION_KEY));
+  const database = await openDatabase({ url: config.DATABASE_URL, pgliteDataDir: config.PGLITE_DATA_DIR });
+  if (opts.migrate) {
+    await migrateDatabase(database);
+    opts.log.info({ database: database.describe }, 'database migrated');
+  }
+  const services = createServices(database.db, box, { defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY });
+  return { database, services };
+}
+
+/** What the activities need, from config and the shared services. */
+export function activityDepsFrom(config: Config, services: Services, log: Logger): ActivityDeps {
+  return {
+    ...services,
+    log,
+    graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS },
+    llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS },
+  };
+}
+
+export function leadSettingsFrom(config: Config) {
+  return { eventBudget: config.LEAD_EVENT_BUDGET, dedupWindow: config.LEAD_DEDUP_WINDOW };
+}

@@ -1,0 +1,37 @@
+/** Production worker entry point: `node dist/workers/main.js`. */
+import { NativeConnection } from '@temporalio/worker';
+import { loadConfig } from '../config';
+import { createLogger } from '../lib/logger';
+import { installTemporalRuntime } from '../temporal/runtime';
+import { activityDepsFrom, buildCore } from './deps';
+import { createParleyWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-worker' });
+  installTemporalRuntime({ log, metricsBindAddress: config.METRICS_PORT ? `0.0.0.0:${config.METRICS_PORT}` : undefined });
+  if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the worker (npm run dev starts a dev server for you)');
+  const { database, services } = await buildCore(config, { log });
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await createParleyWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    deps: activityDepsFrom(config, services, log),
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+  });
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, database: database.describe }, 'worker started');
+  try {
+    await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks finish
+  } finally {
+    await connection.close();
+    await database.close();
+    log.info('worker stopped');
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

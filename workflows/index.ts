@@ -1,0 +1,2 @@
+// What the worker bundles.
+export { leadConversation } from './lead/workflow';

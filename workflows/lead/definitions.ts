@@ -1,0 +1,119 @@
+/**
+ * The lead conversation workflow's contract: input, state, messages. Imported by the
+ * workflow, the API's Temporal wrapper and the tests, so a rename breaks the build.
+ * Everything here crosses a Temporal boundary: plain JSON only, times as ISO strings.
+ */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export const LEAD_WORKFLOW_TYPE = 'leadConversation';
+
+export type Channel = 'whatsapp' | 'instagram' | 'webchat';
+export type LeadMode = 'ai' | 'human' | 'paused' | 'closed';
+
+/** Every inbound type Meta documents for WhatsApp, normalized. */
+export type InboundType =
+  | 'text'
+  | 'image'
+  | 'audio'
+  | 'video'
+  | 'document'
+  | 'sticker'
+  | 'location'
+  | 'contacts'
+  | 'interactive'
+  | 'button'
+  | 'reaction'
+  | 'order'
+  | 'system'
+  | 'request_welcome'
+  | 'unsupported';
+
+export interface InboundMedia {
+  id: string;
+  mimeType?: string;
+  sha256?: string;
+  caption?: string;
+  filename?: string;
+  voice?: boolean;
+  animated?: boolean;
+}
+
+/** One user message from any channel, as the workflow sees it. */
+export interface InboundMessage {
+  /** The provider's id (WhatsApp wamid): the dedup key everywhere. */
+  providerMessageId: string;
+  channel: Channel;
+  /** WhatsApp wa_id, Instagram IGSID or web-chat visitor id. */
+  contactId: string;
+  contactName?: string;
+  /** ISO time the provider says the user sent it. */
+  sentAt: string;
+  type: InboundType;
+  /** A readable rendering for transcripts and the LLM ("[image] This is the damaged box"). */
+  text: string;
+  media?: InboundMedia;
+  /** Provider id of the message this one replies to (WhatsApp `context.id`). */
+  replyToProviderId?: string;
+  /** The type-specific fields, kept as the provider sent them (small). */
+  details?: Record<string, unknown>;
+}
+
+export interface LeadWorkflowSettings {
+  /** Continue-as-new once history reaches this many events (or when the server suggests it). */
+  eventBudget: number;
+  /** How many recent inbound message ids are remembered for dedup. */
+  dedupWindow: number;
+}
+
+export interface LeadWorkflowInput {
+  tenantId: string;
+  channelAccountId: string;
+  channel: Channel;
+  contactId: string;
+  contactName?: string;
+  settings: LeadWorkflowSettings;
+  /** Present only when the workflow continues as new. */
+  carried?: LeadCarriedState;
+}
+
+/** Everything that survives continue-as-new. Plain JSON. */
+export interface LeadCarriedState {
+  leadId?: string;
+  stage: string;
+  mode: LeadMode;
+  blocked: boolean;
+  lastInboundAt?: string;
+  lastOutboundAt?: string;
+  /** Most recent inbound provider ids, oldest first, bounded by settings.dedupWindow. */
+  seenInboundIds: string[];
+  /** Signals received but not yet handled when the run continued as new. */
+  inbox: InboundMessage[];
+  counters: LeadCounters;
+}
+
+export interface LeadCounters {
+  inbound: number;
+  duplicates: number;
+  turns: number;
+  replies: number;
+  failedReplies: number;
+  blockedTurns: number;
+  runs: number;
+}
+
+export interface LeadStateSnapshot extends Omit<LeadCarriedState, 'inbox'> {
+  workflowId: string;
+  tenantId: string;
+  channelAccountId: string;
+  channel: Channel;
+  contactId: string;
+  pendingInbound: number;
+  historyLength: number;
+}
+
+export const inboundSignal = defineSignal<[InboundMessage]>('inbound');
+export const stateQuery = defineQuery<LeadStateSnapshot>('state');
+
+export function leadWorkflowId(channelAccountId: string, contactId: string): string {
+  return `lead:${channelAccountId}:${contactId}`;
+}
