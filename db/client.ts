@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -17,7 +17,10 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export const MIGRATIONS_FOLDER = path.join(__dirname, 'migrations');
+/** db/migrations, from the sources (tsx, jest) or from dist/db (compiled; the SQL is not copied by tsc). */
+export const MIGRATIONS_FOLDER = [path.join(__dirname, 'migrations'), path.join(__dirname, '..', '..', 'db', 'migrations')].find((p) =>
+  existsSync(path.join(p, 'meta', '_journal.json')),
+) ?? path.join(__dirname, 'migrations');
 
 export interface DatabaseOptions {
   /** postgres://… ; when absent, embedded PGlite is used. */
