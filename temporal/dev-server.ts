@@ -80,6 +80,10 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       resolve();
     });
   });
+  // never leave a server behind when this process dies without stopping it
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void exitPromise.then(() => process.removeListener('exit', killOnExit));
   const address = `127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     if (exited) return;
