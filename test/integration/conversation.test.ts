@@ -141,8 +141,10 @@ describe('one lead, end to end', () => {
       return r.body.reserved === 0 ? r.body : undefined;
     });
     expect(credits.balance).toBe(3);
-    const detail = await stack.api.get(`/v1/leads/${lead.id}`).set(auth).expect(200);
-    expect(detail.body.events.map((e: { type: string }) => e.type)).toContain('reply_failed');
+    await waitFor(async () => {
+      const detail = await stack.api.get(`/v1/leads/${lead.id}`).set(auth).expect(200);
+      return detail.body.events.some((e: { type: string }) => e.type === 'reply_failed');
+    }, { what: 'reply_failed event' });
   });
 
   test('a rate limit (130429) is retried and the reply goes out once', async () => {

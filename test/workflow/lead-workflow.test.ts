@@ -117,7 +117,8 @@ test('continues as new under a small event budget and loses no message, carrying
       signal: inboundSignal,
       signalArgs: [inbound(contactId, 1)],
     });
-    // one message at a time, each answered before the next: many turns, several runs
+    // one message at a time, each sent as soon as the previous reply reaches Meta (the turn
+    // may still be finishing): many turns, and the lead is never idle long
     for (let n = 2; n <= 8; n++) {
       await until(() => sentTo(contactId).length === n - 1, `reply ${n - 1}`);
       await handle.signal(inboundSignal, inbound(contactId, n));
@@ -126,7 +127,8 @@ test('continues as new under a small event budget and loses no message, carrying
     // a redelivery of an early message, after several continue-as-new: still a duplicate
     await handle.signal(inboundSignal, inbound(contactId, 3));
     const state = await handle.query(stateQuery);
-    expect(state.counters.runs).toBeGreaterThan(1);
+    // ~20 events a turn: 8 turns under a budget of 60 need at least 2 hand-overs
+    expect(state.counters.runs).toBeGreaterThanOrEqual(3);
     expect(state.historyLength).toBeLessThan(60 + 40);
     await until(async () => (await handle.query(stateQuery)).counters.duplicates === 1, 'duplicate counted');
     const after = await handle.query(stateQuery);

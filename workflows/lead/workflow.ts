@@ -210,8 +210,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
   for (;;) {
     await condition(() => state.inbox.length > 0 || canNow());
-    if (state.inbox.length === 0) {
-      // Hand over to a fresh run: wait for running handlers, then pass on anything buffered.
+    if (canNow()) {
+      // Hand over to a fresh run between turns, even for a lead that never goes quiet: wait
+      // for running handlers, then pass on everything buffered in the carried inbox.
       await condition(allHandlersFinished);
       await continueAsNew<typeof leadConversation>({ ...input, carried: { ...state } });
     }
