@@ -66,7 +66,7 @@ export function signMetaBody(raw: Buffer | string, appSecret: string): string {
 }
 
 export function verifyMetaSignature(raw: Buffer, header: string | undefined, appSecret: string): boolean {
-  if (!header || !header.startsWith('sha256=')) return false;
+  if (!header || !/^sha256=[0-9a-fA-F]{64}$/.test(header)) return false;
   const expected = Buffer.from(createHmac('sha256', appSecret).update(raw).digest('hex'), 'hex');
   const given = Buffer.from(header.slice('sha256='.length), 'hex');
   if (given.length !== expected.length) return false;

@@ -57,12 +57,16 @@ export function createCreditService(db: Db) {
     /** Hold the tenant's per-reply price for one reply. `ok: false` when the balance is short. */
     async reserve(input: { tenantId: string; reference: string; amount?: number }): Promise<{ ok: boolean; amount: number; balance: number }> {
       return db.transaction(async (tx) => {
-        const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
+        // Lock the tenant row first: a concurrent reserve of the same reference (a retried activity
+        // still running) then waits here and sees the committed reservation below, instead of
+        // failing on the reservation's primary key.
         const [tenant] = await tx
           .select({ balance: tenants.creditBalance, creditsPerReply: tenants.creditsPerReply })
           .from(tenants)
-          .where(eq(tenants.id, input.tenantId));
+          .where(eq(tenants.id, input.tenantId))
+          .for('update');
         if (!tenant) throw new AppError('not_found', 'tenant not found');
+        const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance };
         const amount = input.amount ?? tenant.creditsPerReply;
         const [updated] = await tx

@@ -27,10 +27,25 @@ export function encodeCursor(createdAt: string, id: string): string {
   return Buffer.from(JSON.stringify([createdAt, id]), 'utf8').toString('base64url');
 }
 
+/** A uuid as Postgres accepts it. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A timestamptz as Postgres prints it (`2026-11-21 23:32:06.837123+00`) or as ISO 8601. */
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?(?:Z|[+-](\d{2})(?::?[0-5]\d){0,2})$/;
+
+/** True when Postgres will take `value` as a timestamptz (a forged cursor must be a 400, not a 500). */
+function isTimestamp(value: string): boolean {
+  const m = TIMESTAMP.exec(value);
+  if (!m) return false;
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (m[7] !== undefined && Number(m[7]) > 15) return false;
+  const t = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  return y >= 1000 && t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d && t.getUTCHours() === h && t.getUTCMinutes() === mi && t.getUTCSeconds() === s;
+}
+
 export function decodeCursor(cursor: string): { createdAt: string; id: string } | undefined {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') {
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' && isTimestamp(v[0]) && UUID.test(v[1])) {
       return { createdAt: v[0], id: v[1] };
     }
   } catch {

@@ -116,13 +116,33 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       res.status(400).json({ error: { code: 'invalid_payload', message: parsed.reason, issues: parsed.issues } });
       return;
     }
-    for (const item of parsed.ignored) log.warn({ path: item.path, reason: item.reason }, 'webhook item ignored');
+    // phoneNumberIdsOf() is bounded, so a change past its bounds had no secret checked yet: every
+    // change acted on below must have been signed with its own channel's secret (unknown ones are dropped).
+    const checked = new Set<string | undefined>(secrets);
+    for (const change of parsed.changes) {
+      if (routings.has(change.phoneNumberId)) continue;
+      const routing = await route(change.phoneNumberId);
+      routings.set(change.phoneNumberId, routing);
+      if (!routing) continue;
+      const secret = routing.appSecret ?? deps.appSecret;
+      if (checked.has(secret)) continue;
+      if (!secret || !verifyMetaSignature(raw, signature, secret)) {
+        log.warn({ phoneNumberIds: [change.phoneNumberId] }, 'webhook rejected: bad signature');
+        res.status(401).json({ error: { code: 'invalid_signature', message: 'X-Hub-Signature-256 does not match the body' } });
+        return;
+      }
+      checked.add(secret);
+    }
+    if (parsed.ignored.length > 0) {
+      // one line per body, not per item: a hostile batch cannot flood the logs
+      log.warn({ ignored: parsed.ignored.length, first: parsed.ignored.slice(0, 5) }, 'webhook items ignored');
+    }
 
     const signals: Promise<unknown>[] = [];
     const statusUpdates: Promise<unknown>[] = [];
     let unknownChannels = 0;
     for (const change of parsed.changes as ParsedChange[]) {
-      const routing = routings.get(change.phoneNumberId) ?? (await route(change.phoneNumberId));
+      const routing = routings.get(change.phoneNumberId);
       if (!routing) {
         unknownChannels += 1;
         log.warn({ phoneNumberId: change.phoneNumberId }, 'webhook for an unknown phone_number_id: acknowledged and dropped');

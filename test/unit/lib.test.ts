@@ -40,6 +40,8 @@ describe('Meta signatures', () => {
     expect(verifyMetaSignature(raw, undefined, 's3cret')).toBe(false);
     expect(verifyMetaSignature(raw, 'sha1=abc', 's3cret')).toBe(false);
     expect(verifyMetaSignature(raw, 'sha256=zz', 's3cret')).toBe(false);
+    expect(verifyMetaSignature(raw, `${signMetaBody(raw, 's3cret')}zz`, 's3cret')).toBe(false);
+    expect(verifyMetaSignature(raw, `${signMetaBody(raw, 's3cret')}0`, 's3cret')).toBe(false);
   });
   test('safeEqual', () => {
     expect(safeEqual('abc', 'abc')).toBe(true);
