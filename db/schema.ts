@@ -63,6 +63,12 @@ export const agents = pgTable(
     model: text('model').notNull(),
     fallbackModel: text('fallback_model'),
     temperature: real('temperature').notNull().default(0.4),
+    /** Stage name → text added to the system prompt while the lead is in that stage. */
+    stagePrompts: jsonb('stage_prompts').$type<Record<string, string>>().notNull().default({}),
+    /** Agent-defined extraction fields: name → description. */
+    extractionFields: jsonb('extraction_fields').$type<Record<string, string>>().notNull().default({}),
+    /** Phrases that hand the lead to a human (keyword rule). */
+    handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull().default([]),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -117,6 +123,13 @@ export const leads = pgTable(
     workflowId: text('workflow_id').notNull(),
     lastInboundAt: ts('last_inbound_at'),
     lastOutboundAt: ts('last_outbound_at'),
+    /** IANA time zone for send windows; defaults from the phone number's country when known. */
+    timeZone: text('time_zone'),
+    /** Merged extracted attributes (latest extraction wins per field). */
+    attributes: jsonb('attributes').$type<Record<string, unknown>>().notNull().default({}),
+    /** A short running summary of the conversation, used as LLM context. */
+    summary: text('summary'),
+    score: integer('score'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -227,4 +240,111 @@ export const templates = pgTable(
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex('templates_tenant_name_lang_uq').on(t.tenantId, t.name, t.language)],
+);
+
+/** A tenant's sales pipeline; a default one (New, Qualified, Nurture, Converted, Lost) comes with every tenant. */
+export const pipelines = pgTable(
+  'pipelines',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    isDefault: boolean('is_default').notNull().default(false),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('pipelines_tenant_name_uq').on(t.tenantId, t.name)],
+);
+
+export const stages = pgTable(
+  'stages',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    pipelineId: uuid('pipeline_id')
+      .notNull()
+      .references(() => pipelines.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    position: integer('position').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('stages_pipeline_name_uq').on(t.pipelineId, t.name)],
+);
+
+/** Follow-up sequences: steps (delay, kind, template, send window) and stop conditions, as JSON. */
+export const sequences = pgTable(
+  'sequences',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    steps: jsonb('steps').notNull(),
+    stopOn: jsonb('stop_on').$type<string[]>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('sequences_tenant_idx').on(t.tenantId)],
+);
+
+/** Auto-enrolment: a new lead of this agent (or channel) enrols in this sequence. */
+export const enrollmentRules = pgTable(
+  'enrollment_rules',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    sequenceId: uuid('sequence_id')
+      .notNull()
+      .references(() => sequences.id, { onDelete: 'cascade' }),
+    agentId: uuid('agent_id').references(() => agents.id, { onDelete: 'cascade' }),
+    channelAccountId: uuid('channel_account_id').references(() => channelAccounts.id, { onDelete: 'cascade' }),
+    trigger: text('trigger', { enum: ['new_lead'] }).notNull().default('new_lead'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('enrollment_rules_tenant_idx').on(t.tenantId)],
+);
+
+/** Versioned structured lead data; a new version only when the data changed. */
+export const extractions = pgTable(
+  'extractions',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    leadId: uuid('lead_id')
+      .notNull()
+      .references(() => leads.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+    score: integer('score'),
+    model: text('model'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('extractions_lead_version_uq').on(t.leadId, t.version), index('extractions_tenant_created_idx').on(t.tenantId, t.createdAt)],
+);
+
+/** One row per LLM call: tokens and estimated cost, for spend reports and limits. */
+export const llmCalls = pgTable(
+  'llm_calls',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    leadId: uuid('lead_id').references(() => leads.id, { onDelete: 'cascade' }),
+    purpose: text('purpose', { enum: ['reply', 'bump_up', 'sequence_step', 'extraction', 'summary'] }).notNull(),
+    model: text('model').notNull(),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    /** Estimated cost in micro-USD. */
+    costMicros: integer('cost_micros').notNull().default(0),
+    createdAt: createdAt(),
+  },
+  (t) => [index('llm_calls_tenant_created_idx').on(t.tenantId, t.createdAt)],
 );

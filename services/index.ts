@@ -4,6 +4,8 @@ import { createAgentService } from './agents';
 import { createChannelService } from './channels';
 import { createCreditService } from './credits';
 import { createLeadService } from './leads';
+import { createPipelineService } from './pipelines';
+import { createTemplateService } from './templates';
 import { createTenantService } from './tenants';
 
 export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number }) {
@@ -13,6 +15,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     channels: createChannelService(db, box),
     credits: createCreditService(db),
     leads: createLeadService(db),
+    pipelines: createPipelineService(db),
+    templates: createTemplateService(db),
   };
 }
 

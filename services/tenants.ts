@@ -2,10 +2,12 @@ import { and, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { apiKeys, tenants } from '../db/schema';
 import { generateApiKey, hashApiKey } from '../lib/crypto';
+import { createPipelineService } from './pipelines';
 
 export function createTenantService(db: Db, opts: { defaultCreditsPerReply: number }) {
+  const pipelines = createPipelineService(db);
   return {
-    /** Creates the tenant and its first API key; the key is returned once and stored hashed. */
+    /** Creates the tenant, its first API key and the default pipeline; the key is returned once and stored hashed. */
     async create(input: { name: string; creditsPerReply?: number }): Promise<{ id: string; name: string; apiKey: string; creditsPerReply: number }> {
       const apiKey = generateApiKey();
       return db.transaction(async (tx) => {
@@ -15,6 +17,7 @@ export function createTenantService(db: Db, opts: { defaultCreditsPerReply: numb
           .returning();
         if (!t) throw new Error('tenant insert returned nothing');
         await tx.insert(apiKeys).values({ tenantId: t.id, keyHash: hashApiKey(apiKey), prefix: apiKey.slice(0, 8) });
+        await pipelines.createDefault(t.id, tx);
         return { id: t.id, name: t.name, apiKey, creditsPerReply: t.creditsPerReply };
       });
     },

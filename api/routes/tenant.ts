@@ -23,6 +23,13 @@ const createChannelBody = z.strictObject({
   verifyToken: z.string().min(8).max(500),
   agentId: z.uuid(),
 });
+const createTemplateBody = z.strictObject({
+  name: z.string().regex(/^[a-z0-9_]{1,512}$/, 'lowercase letters, digits and underscores, as Meta names templates'),
+  language: z.string().regex(/^[a-z]{2,3}(_[A-Z]{2})?$/, 'a Meta language code such as en or en_US'),
+  category: z.enum(['marketing', 'utility', 'authentication']),
+  body: z.string().min(1).max(1024),
+  approved: z.boolean().default(false),
+});
 const page = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(500).optional(),
@@ -39,7 +46,7 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   const { services } = deps;
   const r = Router();
   const auth = requireTenant(services.tenants);
-  for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads']) r.use(p, auth);
+  for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
   r.post('/v1/agents', validate({ body: createAgentBody }), async (_req, res) => {
     res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body));
@@ -53,6 +60,16 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   });
   r.get('/v1/channels', async (_req, res) => {
     res.json({ items: await services.channels.list(res.locals.tenantId), nextCursor: null });
+  });
+
+  r.post('/v1/templates', validate({ body: createTemplateBody }), async (_req, res) => {
+    res.status(201).json(await services.templates.create(res.locals.tenantId, res.locals.body));
+  });
+  r.get('/v1/templates', async (_req, res) => {
+    res.json({ items: await services.templates.list(res.locals.tenantId), nextCursor: null });
+  });
+  r.get('/v1/pipelines', async (_req, res) => {
+    res.json({ items: await services.pipelines.list(res.locals.tenantId), nextCursor: null });
   });
 
   r.get('/v1/credits', async (_req, res) => {

@@ -1,0 +1,39 @@
+import { and, asc, eq } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { pipelines, stages } from '../db/schema';
+import { toIso } from './db-util';
+
+export const DEFAULT_PIPELINE = { name: 'Sales', stages: ['New', 'Qualified', 'Nurture', 'Converted', 'Lost'] } as const;
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/** Pipelines and their stages; every tenant gets the default pipeline when it is created. */
+export function createPipelineService(db: Db) {
+  return {
+    async createDefault(tenantId: string, tx: Tx | Db = db): Promise<void> {
+      const [p] = await tx.insert(pipelines).values({ tenantId, name: DEFAULT_PIPELINE.name, isDefault: true }).returning({ id: pipelines.id });
+      if (!p) throw new Error('pipeline insert returned nothing');
+      await tx.insert(stages).values(DEFAULT_PIPELINE.stages.map((name, position) => ({ tenantId, pipelineId: p.id, name, position })));
+    },
+
+    async list(tenantId: string) {
+      const ps = await db.select().from(pipelines).where(eq(pipelines.tenantId, tenantId)).orderBy(asc(pipelines.createdAt));
+      const ss = await db.select().from(stages).where(eq(stages.tenantId, tenantId)).orderBy(asc(stages.position));
+      return ps.map((p) => ({
+        id: p.id,
+        name: p.name,
+        isDefault: p.isDefault,
+        stages: ss.filter((s) => s.pipelineId === p.id).map((s) => ({ id: s.id, name: s.name, position: s.position })),
+        createdAt: toIso(p.createdAt),
+      }));
+    },
+
+    /** Whether `name` is a stage of one of the tenant's pipelines. */
+    async stageExists(tenantId: string, name: string): Promise<boolean> {
+      const [s] = await db.select({ id: stages.id }).from(stages).where(and(eq(stages.tenantId, tenantId), eq(stages.name, name))).limit(1);
+      return Boolean(s);
+    },
+  };
+}
+
+export type PipelineService = ReturnType<typeof createPipelineService>;
