@@ -32,12 +32,12 @@ export default tseslint.config(
         },
       ],
       'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' }, { name: 'setInterval', message: 'use sleep() in a loop' }],
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Math.random is replaced by the SDK; pass randomness into policies' }],
     },
   },
   {
     files: ['workflows/**/policy/**/*.ts'],
     rules: {
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'policies are pure: take randomness as an input' }],
       'no-restricted-syntax': [
         'error',
         { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'policies are pure: take now as an input' },

@@ -3,6 +3,7 @@ import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
 import type { CreditService } from '../services/credits';
 import type { LeadService } from '../services/leads';
+import type { TemplateService } from '../services/templates';
 import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
 import { createLlmActivities } from './llm/reply';
@@ -13,6 +14,7 @@ export interface ActivityDeps {
   credits: CreditService;
   channels: ChannelService;
   agents: AgentService;
+  templates: TemplateService;
   log: Logger;
   graph: { url: string; version: string; timeoutMs: number };
   llm: { baseURL?: string; apiKey: string; timeoutMs: number };

@@ -48,6 +48,11 @@ export const configSchema = z.object({
 
   LEAD_EVENT_BUDGET: z.coerce.number().int().min(50).default(2000),
   LEAD_DEDUP_WINDOW: z.coerce.number().int().min(10).default(500),
+  LEAD_DEBOUNCE_GAP_MS: z.coerce.number().int().min(0).max(60_000).default(3000),
+  LEAD_DEBOUNCE_MAX_WAIT_MS: z.coerce.number().int().min(0).max(300_000).default(15_000),
+  /** Overrides the channel's minimum gap between two outbound messages to one lead (WhatsApp: 6000). */
+  LEAD_PACING_MIN_GAP_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
+  LEAD_AUTO_HANDOFF_COOLDOWN_MS: z.coerce.number().int().min(0).default(30 * 60 * 1000),
 
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),

@@ -9,6 +9,9 @@ export interface AgentInput {
   model: string;
   fallbackModel?: string;
   temperature?: number;
+  stagePrompts?: Record<string, string>;
+  extractionFields?: Record<string, string>;
+  handoffKeywords?: string[];
 }
 
 function present(a: typeof agents.$inferSelect) {
@@ -19,6 +22,9 @@ function present(a: typeof agents.$inferSelect) {
     model: a.model,
     fallbackModel: a.fallbackModel,
     temperature: a.temperature,
+    stagePrompts: a.stagePrompts,
+    extractionFields: a.extractionFields,
+    handoffKeywords: a.handoffKeywords,
     createdAt: toIso(a.createdAt),
   };
 }

@@ -69,7 +69,7 @@ export function createLeadService(db: Db) {
         })
         .returning();
       if (!l) throw new Error('lead upsert returned nothing');
-      return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked };
+      return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined };
     },
 
     /** Record inbound messages once each (unique provider id). Returns the ids newly stored. */
@@ -112,6 +112,15 @@ export function createLeadService(db: Db) {
         .insert(leadEvents)
         .values({ tenantId: input.tenantId, leadId: input.leadId, type: input.type, data: input.data ?? null, dedupKey: input.dedupKey ?? null })
         .onConflictDoNothing();
+    },
+
+    /** Mirror the workflow's stage and mode into the database (the API lists from here). */
+    async updateState(input: { leadId: string; stage?: string; mode?: 'ai' | 'human' | 'paused' | 'closed' }): Promise<void> {
+      const set: Partial<typeof leads.$inferInsert> = {};
+      if (input.stage !== undefined) set.stage = input.stage;
+      if (input.mode !== undefined) set.mode = input.mode;
+      if (Object.keys(set).length === 0) return;
+      await db.update(leads).set({ ...set, updatedAt: sql`now()` }).where(eq(leads.id, input.leadId));
     },
 
     async setBlocked(input: { leadId: string; blocked: boolean }): Promise<void> {

@@ -14,6 +14,8 @@ export const SEARCH_ATTRIBUTE_CLI_TYPES: Record<keyof typeof SA, string> = {
   LeadMode: 'Keyword',
   LastInboundAt: 'Datetime',
   NeedsAttention: 'Bool',
+  WindowClosesAt: 'Datetime',
+  LeadScore: 'Int',
 };
 
 export function searchAttributeCliArgs(): string[] {
@@ -24,6 +26,7 @@ const INDEXED_TYPE: Record<string, temporal.api.enums.v1.IndexedValueType> = {
   Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
   Datetime: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
   Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+  Int: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT,
 };
 
 /**

@@ -4,6 +4,7 @@ import type { ActivityDeps } from '../activities';
 import { createSecretBox, parseEncryptionKey } from '../lib/crypto';
 import type { Logger } from '../lib/logger';
 import { createServices, type Services } from '../services';
+import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
 
 export interface Core {
   database: Database;
@@ -35,6 +36,12 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
   };
 }
 
-export function leadSettingsFrom(config: Config) {
-  return { eventBudget: config.LEAD_EVENT_BUDGET, dedupWindow: config.LEAD_DEDUP_WINDOW };
+export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
+  return {
+    eventBudget: config.LEAD_EVENT_BUDGET,
+    dedupWindow: config.LEAD_DEDUP_WINDOW,
+    debounce: { gapMs: config.LEAD_DEBOUNCE_GAP_MS, maxWaitMs: config.LEAD_DEBOUNCE_MAX_WAIT_MS },
+    ...(config.LEAD_PACING_MIN_GAP_MS !== undefined ? { pacing: { minGapMs: config.LEAD_PACING_MIN_GAP_MS, jitterMs: 0 } } : {}),
+    autoHandoffCooldownMs: config.LEAD_AUTO_HANDOFF_COOLDOWN_MS,
+  };
 }

@@ -22,6 +22,10 @@ export interface GenerateReplyInput {
   leadId: string;
   /** The reply comes from the agent this channel account is assigned to now. */
   channelAccountId: string;
+  /** The lead's stage: the agent's prompt addition for it is used. */
+  stage?: string;
+  /** What to write this time (a sequence step's AI instruction, a bump-up). */
+  instruction?: string;
 }
 
 export interface GenerateReplyResult {
@@ -42,6 +46,11 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<string, string> }, input: GenerateReplyInput): string {
+  const addition = input.stage ? agent.stagePrompts?.[input.stage] : undefined;
+  return addition ? `${agent.systemPrompt}\n\n${addition}` : agent.systemPrompt;
+}
+
 export function createLlmActivities(deps: LlmDeps) {
   // Temporal owns retries: the client never retries by itself.
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
@@ -56,13 +65,14 @@ export function createLlmActivities(deps: LlmDeps) {
       }
       const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
       const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-        { role: 'system', content: agent.systemPrompt },
+        { role: 'system', content: systemPrompt(agent, input) },
         ...transcript
           .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
           .map((m): OpenAI.Chat.ChatCompletionMessageParam =>
             m.direction === 'inbound' ? { role: 'user', content: m.body } : { role: 'assistant', content: m.body },
           ),
       ];
+      if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
       const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];
       const failures: unknown[] = [];
       for (const [i, model] of models.entries()) {

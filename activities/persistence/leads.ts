@@ -1,10 +1,16 @@
+import type { AgentService } from '../../services/agents';
+import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { Channel, InboundMessage } from '../../workflows/lead/definitions';
 
-export function createPersistenceActivities(deps: { leads: LeadService }) {
+export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService }) {
   return {
+    /** Create or find the lead; also what the workflow needs of its agent and settings. */
     async ensureLead(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
-      return deps.leads.ensure(input);
+      const lead = await deps.leads.ensure(input);
+      const agentId = await deps.channels.agentIdFor(input.channelAccountId);
+      const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
+      return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [] };
     },
     async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[] }): Promise<{ stored: number }> {
       const { stored } = await deps.leads.recordInbound(input);
@@ -12,6 +18,9 @@ export function createPersistenceActivities(deps: { leads: LeadService }) {
     },
     async recordLeadEvent(input: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
       await deps.leads.recordEvent(input);
+    },
+    async updateLeadState(input: { leadId: string; stage?: string; mode?: 'ai' | 'human' | 'paused' | 'closed' }): Promise<void> {
+      await deps.leads.updateState(input);
     },
     async setLeadBlocked(input: { leadId: string; blocked: boolean }): Promise<void> {
       await deps.leads.setBlocked(input);

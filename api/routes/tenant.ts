@@ -13,6 +13,12 @@ const createAgentBody = z.strictObject({
   model: modelName,
   fallbackModel: modelName.optional(),
   temperature: z.number().min(0).max(2).optional(),
+  /** Stage name → prompt addition while the lead is in that stage. */
+  stagePrompts: z.record(z.string().min(1).max(100), z.string().max(5000)).optional(),
+  /** Extra fields to extract: name → description. */
+  extractionFields: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,63}$/), z.string().max(500)).optional(),
+  /** Phrases that hand the lead to a human. */
+  handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
 });
 const createChannelBody = z.strictObject({
   platform: z.literal('whatsapp'),

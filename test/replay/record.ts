@@ -13,6 +13,11 @@ import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
 const OUT = path.join(__dirname, 'histories');
+/**
+ * Histories are kept per workflow version: v1-* were recorded before the conversation engine
+ * (patch conversation-engine-v1) and must keep replaying; this script writes the current version.
+ */
+const PREFIX = 'v2-';
 
 type Scenario = (stack: Stack) => Promise<string>;
 
@@ -106,13 +111,13 @@ async function main(): Promise<void> {
       }, { timeoutMs: 30_000, what: 'the continued-as-new run in visibility' });
       const history = await smallBudget.temporal.client.workflow.getHandle(wf, firstRunId).fetchHistory();
       if (history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes == null) throw new Error('first run did not end in continue-as-new');
-      writeFileSync(path.join(OUT, 'continue-as-new.json'), historyToJSON(history) + '\n');
+      writeFileSync(path.join(OUT, `${PREFIX}continue-as-new.json`), historyToJSON(history) + '\n');
       console.log(`recorded continue-as-new: ${history.events?.length ?? 0} events`);
     }
     for (const [name, run] of Object.entries(scenarios)) {
       const workflowId = await run(stack);
       const history = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
-      writeFileSync(path.join(OUT, `${name}.json`), historyToJSON(history) + '\n');
+      writeFileSync(path.join(OUT, `${PREFIX}${name}.json`), historyToJSON(history) + '\n');
       console.log(`recorded ${name}: ${history.events?.length ?? 0} events`);
     }
   } finally {

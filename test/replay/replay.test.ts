@@ -19,7 +19,8 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 beforeAll(() => installTemporalRuntime({ log: createLogger({ level: 'silent' }) }));
 
 test('there are recorded histories to replay', () => {
-  expect(files.length).toBeGreaterThanOrEqual(6);
+  expect(files.filter((f) => f.startsWith('v1-')).length).toBeGreaterThanOrEqual(7);
+  expect(files.filter((f) => f.startsWith('v2-')).length).toBeGreaterThanOrEqual(7);
 });
 
 test.each(files)('history %s replays deterministically', async (file) => {

@@ -74,6 +74,9 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     GRAPH_API_URL: graph.url,
     OPENAI_BASE_URL: llm.url,
     OPENAI_API_KEY: 'sk-test-openai-key',
+    // short real-time waits on the dev server (the time-skipping tests use the defaults)
+    LEAD_DEBOUNCE_GAP_MS: '150',
+    LEAD_PACING_MIN_GAP_MS: '200',
     ...overrides,
   });
   const logLines: string[] = [];

@@ -68,7 +68,8 @@ function inbound(contactId: string, n: number): InboundMessage {
     channel: 'whatsapp',
     contactId,
     contactName: 'Test Lead',
-    sentAt: new Date(1_760_000_000_000 + n * 1000).toISOString(),
+    // the lead wrote just now (the 24-hour window is open)
+    sentAt: new Date(Date.now() - 60_000 + n * 10).toISOString(),
     type: 'text',
     text: `message number ${n}`,
   };
@@ -120,9 +121,11 @@ test('continues as new under a small event budget and loses no message, carrying
     // one message at a time, each sent as soon as the previous reply reaches Meta (the turn
     // may still be finishing): many turns, and the lead is never idle long
     for (let n = 2; n <= 8; n++) {
+      await env.sleep('10 seconds'); // past the burst debounce (3 s) and the pacing gap (6 s)
       await until(() => sentTo(contactId).length === n - 1, `reply ${n - 1}`);
       await handle.signal(inboundSignal, inbound(contactId, n));
     }
+    await env.sleep('10 seconds');
     await until(() => sentTo(contactId).length === 8, 'reply 8');
     // a redelivery of an early message, after several continue-as-new: still a duplicate
     await handle.signal(inboundSignal, inbound(contactId, 3));
@@ -158,6 +161,7 @@ test('a burst of signals around continue-as-new is handled: every message record
       });
     }
     const handle = env.client.workflow.getHandle(workflowId);
+    for (let i = 0; i < 6; i++) await env.sleep('10 seconds'); // bursts flush, paced replies go out
     await until(async () => {
       const s = await handle.query(stateQuery);
       return s.counters.runs > 1 && s.counters.inbound === 30 && s.pendingInbound === 0 && s.counters.turns === s.counters.replies && s.leadId !== undefined;
@@ -172,5 +176,8 @@ test('a burst of signals around continue-as-new is handled: every message record
     expect(outboundRows).toHaveLength(sentTo(contactId).length);
     expect(s.counters.runs).toBeGreaterThan(1);
     expect(s.counters.duplicates).toBe(0);
+    // the 30 messages became a few turns (burst debounce), each answered once
+    expect(s.counters.replies).toBeGreaterThanOrEqual(1);
+    expect(s.counters.replies).toBeLessThan(30);
   });
 });

@@ -3,7 +3,10 @@
  * workflow, the API's Temporal wrapper and the tests, so a rename breaks the build.
  * Everything here crosses a Temporal boundary: plain JSON only, times as ISO strings.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ModeRequest } from './policy/handoff';
+import type { SequenceCursor, SequenceDef } from './policy/sequence';
+import type { TemplateRef } from './policy/window';
 
 export const LEAD_WORKFLOW_TYPE = 'leadConversation';
 
@@ -63,6 +66,12 @@ export interface LeadWorkflowSettings {
   eventBudget: number;
   /** How many recent inbound message ids are remembered for dedup. */
   dedupWindow: number;
+  /** Burst debounce: inbound messages closer than gapMs become one turn (at most maxWaitMs). */
+  debounce?: { gapMs: number; maxWaitMs: number };
+  /** Minimum gap between two outbound messages to this lead (+ random jitter up to jitterMs). */
+  pacing?: { minGapMs: number; jitterMs: number };
+  /** An automatic handoff (keyword, LLM tool) is refused this long after a handback. */
+  autoHandoffCooldownMs?: number;
 }
 
 export interface LeadWorkflowInput {
@@ -89,6 +98,37 @@ export interface LeadCarriedState {
   /** Signals received but not yet handled when the run continued as new. */
   inbox: InboundMessage[];
   counters: LeadCounters;
+  /** Conversation-engine state (runs started before the engine existed have none of these). */
+  timeZone?: string;
+  /** Whether our last outbound came from the bot (AI or sequence), not a human. */
+  lastOutboundByBot?: boolean;
+  lastHandbackAt?: string;
+  /** Phrases that hand the lead to a human; the agent's, refreshed each run. */
+  handoffKeywords?: string[];
+  sequence?: { def: SequenceDef; cursor: SequenceCursor };
+  /** Workflow time the first and last buffered inbound message arrived (burst debounce). */
+  inboxFirstAt?: string;
+  inboxLastAt?: string;
+  /** Outbound requests from updates (manual messages, templates) waiting for the loop. */
+  outbox?: OutboundRequest[];
+}
+
+/** A manual message or template to send, queued by an update and sent by the main loop. */
+export interface OutboundRequest {
+  requestId: string;
+  kind: 'text' | 'template';
+  text?: string;
+  template?: TemplateRef;
+  /** Who asked: a human agent (manual reply) or the admin API. */
+  source: 'manual' | 'api';
+}
+
+export interface OutboundResult {
+  requestId: string;
+  status: 'sent' | 'failed' | 'refused';
+  outboundMessageId?: string;
+  providerMessageId?: string;
+  reason?: string;
 }
 
 export interface LeadCounters {
@@ -113,6 +153,18 @@ export interface LeadStateSnapshot extends Omit<LeadCarriedState, 'inbox'> {
 
 export const inboundSignal = defineSignal<[InboundMessage]>('inbound');
 export const stateQuery = defineQuery<LeadStateSnapshot>('state');
+
+/** Sequence admin actions, validated synchronously (a rejected update carries the reason). */
+export type SequenceCommand =
+  | { action: 'pause' }
+  | { action: 'resume' }
+  | { action: 'reset' }
+  | { action: 'skip' }
+  | { action: 'enroll'; sequence: SequenceDef };
+export const sequenceUpdate = defineUpdate<SequenceCursor, [SequenceCommand]>('sequence');
+export const setStageUpdate = defineUpdate<{ stage: string; sequenceStopped: boolean }, [{ stage: string }]>('setStage');
+export const setModeUpdate = defineUpdate<{ mode: LeadMode }, [{ request: ModeRequest }]>('setMode');
+export const sendMessageUpdate = defineUpdate<OutboundResult, [Omit<OutboundRequest, 'source'> & { source?: OutboundRequest['source'] }]>('sendMessage');
 
 export function leadWorkflowId(channelAccountId: string, contactId: string): string {
   return `lead:${channelAccountId}:${contactId}`;

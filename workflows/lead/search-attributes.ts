@@ -10,5 +10,8 @@ export const SA = {
   LeadMode: defineSearchAttributeKey('LeadMode', SearchAttributeType.KEYWORD),
   LastInboundAt: defineSearchAttributeKey('LastInboundAt', SearchAttributeType.DATETIME),
   NeedsAttention: defineSearchAttributeKey('NeedsAttention', SearchAttributeType.BOOL),
+  /** 24 hours after the lead's last message: `WindowClosesAt > now` finds leads whose window is open. */
+  WindowClosesAt: defineSearchAttributeKey('WindowClosesAt', SearchAttributeType.DATETIME),
+  LeadScore: defineSearchAttributeKey('LeadScore', SearchAttributeType.INT),
 } as const;
 

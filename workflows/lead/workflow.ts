@@ -1,6 +1,10 @@
 /**
  * The lead conversation: one long-lived workflow per (channel account, contact).
  * Glue only: it receives messages, asks the pure policies what to do, and carries it out.
+ *
+ * Versioning: runs that started before the conversation engine (patch ENGINE_PATCH) keep the
+ * first version's behaviour until they continue as new; the recorded histories in
+ * test/replay/histories prove that both paths replay.
  */
 import {
   ActivityFailure,
@@ -9,9 +13,11 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -20,16 +26,32 @@ import {
 import type { Activities } from '../../activities';
 import {
   inboundSignal,
+  sendMessageUpdate,
+  sequenceUpdate,
+  setModeUpdate,
+  setStageUpdate,
   stateQuery,
   type InboundMessage,
   type LeadCarriedState,
   type LeadStateSnapshot,
   type LeadWorkflowInput,
+  type OutboundRequest,
+  type OutboundResult,
+  type SequenceCommand,
 } from './definitions';
-import { SA } from './search-attributes';
 import { shouldContinueAsNew } from './policy/continue-as-new';
+import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
+import { aiMayReply, matchHandoffKeyword, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource } from './policy/handoff';
+import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
+import * as seqPolicy from './policy/sequence';
 import { leadDetails } from './policy/summary';
+import { guessTimeZone } from './policy/time-zone';
+import { planOutbound, windowClosesAt, type OutboundPlan, type TemplateRef } from './policy/window';
+import { SA } from './search-attributes';
+
+export const ENGINE_PATCH = 'conversation-engine-v1';
+const DEFAULT_AUTO_HANDOFF_COOLDOWN_MS = 30 * 60 * 1000;
 
 /** Database work: retried until the database is back (nothing is lost while it is down). */
 const PERSISTENCE: ActivityOptions = {
@@ -55,7 +77,14 @@ const DELIVERY: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
     maximumAttempts: 10,
-    nonRetryableErrorTypes: ['provider_permanent', 'provider_auth', 'channel_not_found'],
+    nonRetryableErrorTypes: [
+      'provider_permanent',
+      'provider_auth',
+      'channel_not_found',
+      'template_not_found',
+      'template_not_approved',
+      'template_variables',
+    ],
   },
 };
 
@@ -84,12 +113,31 @@ function failureType(err: unknown): string | undefined {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
 }
 
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function msUntil(iso: string): number {
+  return Math.max(0, new Date(iso).getTime() - Date.now());
+}
+
+/** What one outbound message is: free-form text (given or from the LLM) or a template. */
+type Outbound =
+  | { kind: 'text'; text: string }
+  | { kind: 'ai'; instruction?: string }
+  | { kind: 'template'; template: TemplateRef };
+
 export async function leadConversation(input: LeadWorkflowInput): Promise<void> {
   const state = initialState(input);
   state.counters.runs += 1;
   const { tenantId, channelAccountId, channel, contactId, settings } = input;
   const { workflowId } = workflowInfo();
+  const engine = patched(ENGINE_PATCH);
   let turnInFlight = false;
+  /** Bumped by every handler so the main loop re-evaluates its plan. */
+  let version = 0;
+  const outbox: OutboundRequest[] = state.outbox ?? [];
+  const results = new Map<string, OutboundResult>();
 
   setHandler(inboundSignal, (message: InboundMessage) => {
     const decision = admitInbound(state.seenInboundIds, message.providerMessageId, settings.dedupWindow);
@@ -100,12 +148,19 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     state.seenInboundIds = decision.seen;
     state.counters.inbound += 1;
     state.inbox.push(message);
+    if (engine) {
+      const at = nowIso();
+      state.inboxFirstAt ??= at;
+      state.inboxLastAt = at;
+    }
+    version += 1;
   });
 
   setHandler(stateQuery, (): LeadStateSnapshot => {
     const { inbox, ...rest } = state;
     return {
       ...rest,
+      outbox: [...outbox],
       workflowId,
       tenantId,
       channelAccountId,
@@ -118,10 +173,14 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
   const showDetails = () => setCurrentDetails(leadDetails(state));
 
-  if (!state.leadId) {
-    const lead = await db.ensureLead.executeWithOptions({ ...PERSISTENCE, summary: 'Create or find the lead' }, [
-      { tenantId, channelAccountId, channel, contactId, name: input.contactName, workflowId },
-    ]);
+  // the engine refreshes the lead's facts (agent keywords, time zone) at every run start
+  const lead =
+    !state.leadId || engine
+      ? await db.ensureLead.executeWithOptions({ ...PERSISTENCE, summary: 'Create or find the lead' }, [
+          { tenantId, channelAccountId, channel, contactId, name: input.contactName, workflowId },
+        ])
+      : undefined;
+  if (!state.leadId && lead) {
     state.leadId = lead.leadId;
     state.stage = lead.stage;
     state.mode = lead.mode;
@@ -132,12 +191,259 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       { key: SA.LeadMode, value: lead.mode },
     ]);
   }
-  const leadId = state.leadId;
+  const leadId = state.leadId ?? '';
+  if (!leadId) throw ApplicationFailure.create({ type: 'lead_missing', message: 'the lead has no id', nonRetryable: true });
+  if (engine && lead) {
+    state.handoffKeywords = lead.handoffKeywords;
+    state.timeZone = lead.timeZone ?? state.timeZone ?? guessTimeZone(contactId);
+    if (state.inbox.length > 0 && !state.inboxFirstAt) {
+      // carried from a run before the engine: flush as a burst that starts now
+      state.inboxFirstAt = nowIso();
+      state.inboxLastAt = state.inboxFirstAt;
+    }
+  }
   showDetails();
 
   async function event(type: string, data?: unknown, dedupKey?: string): Promise<void> {
     await db.recordLeadEvent.executeWithOptions({ ...PERSISTENCE, summary: `Event: ${type}` }, [{ tenantId, leadId, type, data, dedupKey }]);
   }
+
+  // ---- sequence, stage and mode: pure transitions applied by updates and events ----
+
+  function applySequence(def: seqPolicy.SequenceDef, next: seqPolicy.SequenceTransition): seqPolicy.SequenceCursor {
+    if (!next.ok) throw ApplicationFailure.create({ type: 'invalid_transition', message: next.reason, nonRetryable: true });
+    state.sequence = { def, cursor: next.cursor };
+    version += 1;
+    return next.cursor;
+  }
+
+  function sequenceTransition(cmd: SequenceCommand): seqPolicy.SequenceTransition {
+    const now = nowIso();
+    if (cmd.action === 'enroll') {
+      if (!sequencesMayRun(state.mode)) return { ok: false, reason: `sequences do not run while the lead is in ${state.mode} mode` };
+      const current = state.sequence?.cursor;
+      if (current && (current.status === 'active' || current.status === 'paused')) {
+        return { ok: false, reason: `the lead is already in sequence ${state.sequence!.def.name}; reset or stop it first` };
+      }
+      return seqPolicy.enroll(cmd.sequence, now);
+    }
+    if (!state.sequence) return { ok: false, reason: 'the lead is not enrolled in a sequence' };
+    const { def, cursor } = state.sequence;
+    switch (cmd.action) {
+      case 'pause':
+        return seqPolicy.pause(cursor, now);
+      case 'resume':
+        return seqPolicy.resume(cursor, now);
+      case 'reset':
+        if (!sequencesMayRun(state.mode)) return { ok: false, reason: `sequences do not run while the lead is in ${state.mode} mode` };
+        return seqPolicy.reset(cursor, def, now);
+      case 'skip':
+        return seqPolicy.skip(cursor, def, now);
+    }
+  }
+
+  /** Stop the running sequence if it stops on this event; returns whether it stopped. */
+  async function stopSequenceOn(evt: seqPolicy.StopCondition): Promise<boolean> {
+    const s = state.sequence;
+    if (!s || (s.cursor.status !== 'active' && s.cursor.status !== 'paused')) return false;
+    const reason = evt === 'handed_off' ? evt : seqPolicy.stopReasonFor(s.def, evt);
+    if (!reason) return false;
+    const next = seqPolicy.stop(s.cursor, reason, nowIso());
+    if (!next.ok) return false;
+    state.sequence = { def: s.def, cursor: next.cursor };
+    version += 1;
+    await event('sequence_stopped', { sequenceId: s.def.id, reason, stepIndex: s.cursor.stepIndex });
+    return true;
+  }
+
+  async function changeMode(request: ModeRequest, source: ModeRequestSource): Promise<boolean> {
+    const t = transitionMode({
+      mode: state.mode,
+      request,
+      source,
+      now: nowIso(),
+      lastHandbackAt: state.lastHandbackAt,
+      autoHandoffCooldownMs: settings.autoHandoffCooldownMs ?? DEFAULT_AUTO_HANDOFF_COOLDOWN_MS,
+    });
+    if (!t.ok) {
+      if (source !== 'api') await event('handoff_refused', { request, source, reason: t.reason });
+      return false;
+    }
+    const from = state.mode;
+    state.mode = t.mode;
+    if (request === 'handback') state.lastHandbackAt = nowIso();
+    version += 1;
+    upsertSearchAttributes([{ key: SA.LeadMode, value: t.mode }]);
+    await db.updateLeadState({ leadId, mode: t.mode });
+    await event('mode_changed', { from, to: t.mode, request, source });
+    if (!sequencesMayRun(t.mode)) await stopSequenceOn('handed_off');
+    return true;
+  }
+
+  if (engine) {
+    setHandler(
+      sequenceUpdate,
+      async (cmd) => {
+        const cursor = applySequence(cmd.action === 'enroll' ? cmd.sequence : state.sequence!.def, sequenceTransition(cmd));
+        await event(`sequence_${cmd.action}`, { sequenceId: state.sequence!.def.id, cursor });
+        return cursor;
+      },
+      {
+        validator: (cmd) => {
+          const t = sequenceTransition(cmd);
+          if (!t.ok) throw new Error(t.reason);
+        },
+      },
+    );
+
+    setHandler(
+      setStageUpdate,
+      async ({ stage }) => {
+        const from = state.stage;
+        state.stage = stage;
+        version += 1;
+        upsertSearchAttributes([{ key: SA.LeadStage, value: stage }]);
+        await db.updateLeadState({ leadId, stage });
+        await event('stage_changed', { from, to: stage });
+        const sequenceStopped = await stopSequenceOn('stage_changed');
+        return { stage, sequenceStopped };
+      },
+      {
+        validator: ({ stage }) => {
+          if (!stage || stage.length > 100) throw new Error('stage must be 1 to 100 characters');
+          if (stage === state.stage) throw new Error(`the lead is already in stage ${stage}`);
+        },
+      },
+    );
+
+    setHandler(
+      setModeUpdate,
+      async ({ request }) => {
+        await changeMode(request, 'api');
+        return { mode: state.mode };
+      },
+      {
+        validator: ({ request }) => {
+          const t = transitionMode({
+            mode: state.mode,
+            request,
+            source: 'api',
+            now: nowIso(),
+            lastHandbackAt: state.lastHandbackAt,
+            autoHandoffCooldownMs: settings.autoHandoffCooldownMs ?? DEFAULT_AUTO_HANDOFF_COOLDOWN_MS,
+          });
+          if (!t.ok) throw new Error(t.reason);
+        },
+      },
+    );
+
+    setHandler(
+      sendMessageUpdate,
+      async (req) => {
+        outbox.push({ ...req, source: req.source ?? 'manual' });
+        version += 1;
+        await condition(() => results.has(req.requestId));
+        const result = results.get(req.requestId)!;
+        results.delete(req.requestId);
+        return result;
+      },
+      {
+        validator: (req) => {
+          if (state.mode === 'closed') throw new Error('the conversation is closed');
+          if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
+          if (req.kind === 'template' && !req.template) throw new Error('template is required');
+          const plan = planOutbound({ kind: req.kind, lastInboundAt: state.lastInboundAt, now: nowIso(), fallbackTemplate: req.template });
+          if (channel !== 'webchat' && plan.action === 'refuse') throw new Error(plan.reason);
+        },
+      },
+    );
+  }
+
+  // ---- one outbound message: window → credit → (LLM) → pacing → deliver → capture ----
+
+  async function sendOutbound(what: Outbound, purpose: string, fallbackTemplate?: TemplateRef): Promise<OutboundResult> {
+    const requestId = uuid4();
+    let plan: OutboundPlan =
+      what.kind === 'template'
+        ? { action: 'template', template: what.template, fallback: false }
+        : engine && channel !== 'webchat'
+          ? planOutbound({ kind: what.kind, lastInboundAt: state.lastInboundAt, now: nowIso(), fallbackTemplate })
+          : { action: 'free_form' };
+    if (plan.action === 'refuse') {
+      await event('outbound_refused', { purpose, reason: plan.reason });
+      return { requestId, status: 'refused', reason: plan.reason };
+    }
+
+    const outboundMessageId = uuid4();
+    const reference = `reply:${outboundMessageId}`;
+    const reservation = await db.reserveCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Reserve credit' }, [{ tenantId, reference }]);
+    if (!reservation.ok) {
+      state.counters.blockedTurns += 1;
+      if (!state.blocked) {
+        state.blocked = true;
+        await db.setLeadBlocked({ leadId, blocked: true });
+      }
+      await event('credit_blocked', { balance: reservation.balance, needed: reservation.amount, purpose }, `credit_blocked:${outboundMessageId}`);
+      log.warn('no credit: lead blocked', { leadId, balance: reservation.balance });
+      return { requestId, status: 'refused', reason: 'insufficient_credits' };
+    }
+    if (state.blocked) {
+      state.blocked = false;
+      await db.setLeadBlocked({ leadId, blocked: false });
+      await event('credit_unblocked', undefined, `credit_unblocked:${outboundMessageId}`);
+    }
+
+    let text = what.kind === 'text' ? what.text : '';
+    if (what.kind === 'ai' && plan.action === 'free_form') {
+      try {
+        const reply = await llm.generateReply.executeWithOptions({ ...LLM, summary: `Ask the LLM (${purpose})` }, [
+          { tenantId, leadId, channelAccountId, ...(engine ? { stage: state.stage, instruction: what.instruction } : {}) },
+        ]);
+        text = reply.text;
+      } catch (err) {
+        state.counters.failedReplies += 1;
+        await db.releaseCredit({ reference });
+        await event('reply_failed', { step: 'llm', purpose, reason: failureReason(err), type: failureType(err) }, `reply_failed:${outboundMessageId}`);
+        return { requestId, status: 'failed', reason: failureReason(err) };
+      }
+      // the window may have closed while the LLM worked
+      if (engine && channel !== 'webchat') plan = planOutbound({ kind: 'ai', lastInboundAt: state.lastInboundAt, now: nowIso(), fallbackTemplate });
+    }
+
+    if (engine) {
+      const policy = settings.pacing ?? DEFAULT_PACING[channel];
+      const at = nextSendAt({ lastOutboundAt: state.lastOutboundAt, now: nowIso(), policy, random: Math.random() });
+      const wait = msUntil(at);
+      if (wait > 0) await sleep(wait, { summary: `Pacing: ${Math.ceil(wait / 1000)} s since the last message` });
+    }
+
+    try {
+      if (plan.action === 'template') {
+        await delivery.sendWhatsAppTemplate.executeWithOptions({ ...DELIVERY, summary: `Send template ${plan.template.name} to ${contactId}` }, [
+          { tenantId, leadId, channelAccountId, outboundMessageId, to: contactId, template: plan.template },
+        ]);
+      } else if (plan.action === 'free_form') {
+        await delivery.sendWhatsAppText.executeWithOptions({ ...DELIVERY, summary: `Send ${engine ? purpose : 'reply'} to ${contactId}` }, [
+          { tenantId, leadId, channelAccountId, outboundMessageId, to: contactId, text },
+        ]);
+      } else {
+        await db.releaseCredit({ reference });
+        await event('outbound_refused', { purpose, reason: plan.reason });
+        return { requestId, status: 'refused', reason: plan.reason };
+      }
+    } catch (err) {
+      state.counters.failedReplies += 1;
+      await db.releaseCredit({ reference });
+      await event('reply_failed', { step: 'delivery', purpose, reason: failureReason(err), type: failureType(err), outboundMessageId }, `reply_failed:${outboundMessageId}`);
+      return { requestId, status: 'failed', outboundMessageId, reason: failureReason(err) };
+    }
+    await db.captureCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Capture the credit' }, [{ reference, messageId: outboundMessageId }]);
+    state.counters.replies += 1;
+    state.lastOutboundAt = nowIso();
+    return { requestId, status: 'sent', outboundMessageId };
+  }
+
+  // ---- a turn: the lead wrote ----
 
   async function runTurn(batch: InboundMessage[]): Promise<void> {
     await db.recordInbound.executeWithOptions({ ...PERSISTENCE, summary: `Record ${batch.length} inbound message(s)` }, [
@@ -147,58 +453,47 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     if (latest && latest !== state.lastInboundAt) {
       state.lastInboundAt = latest;
       upsertSearchAttributes([{ key: SA.LastInboundAt, value: new Date(latest) }]);
+      if (engine) upsertSearchAttributes([{ key: SA.WindowClosesAt, value: new Date(windowClosesAt(latest)!) }]);
     }
-    if (state.mode !== 'ai') return;
+    if (engine) {
+      await stopSequenceOn('lead_replied');
+      const keyword = state.mode === 'ai' ? batch.map((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? [])).find(Boolean) : undefined;
+      if (keyword) {
+        await changeMode('handoff', 'keyword');
+        if (state.mode === 'human') return;
+      }
+    }
+    if (!aiMayReply(state.mode)) return;
 
     state.counters.turns += 1;
-    const outboundMessageId = uuid4();
-    const reference = `reply:${outboundMessageId}`;
-    const reservation = await db.reserveCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Reserve credit for a reply' }, [
-      { tenantId, reference },
-    ]);
-    if (!reservation.ok) {
-      state.counters.blockedTurns += 1;
-      if (!state.blocked) {
-        state.blocked = true;
-        await db.setLeadBlocked({ leadId, blocked: true });
-      }
-      await event('credit_blocked', { balance: reservation.balance, needed: reservation.amount }, `credit_blocked:${outboundMessageId}`);
-      log.warn('no credit for a reply: lead blocked', { leadId, balance: reservation.balance });
-      return;
-    }
-    if (state.blocked) {
-      state.blocked = false;
-      await db.setLeadBlocked({ leadId, blocked: false });
-      await event('credit_unblocked', undefined, `credit_unblocked:${outboundMessageId}`);
-    }
-
-    let replyText: string;
-    try {
-      const reply = await llm.generateReply.executeWithOptions({ ...LLM, summary: 'Ask the LLM for a reply' }, [
-        { tenantId, leadId, channelAccountId },
-      ]);
-      replyText = reply.text;
-    } catch (err) {
-      state.counters.failedReplies += 1;
-      await db.releaseCredit({ reference });
-      await event('reply_failed', { step: 'llm', reason: failureReason(err), type: failureType(err) }, `reply_failed:${outboundMessageId}`);
-      return;
-    }
-
-    try {
-      await delivery.sendWhatsAppText.executeWithOptions({ ...DELIVERY, summary: `Send reply to ${contactId}` }, [
-        { tenantId, leadId, channelAccountId, outboundMessageId, to: contactId, text: replyText },
-      ]);
-    } catch (err) {
-      state.counters.failedReplies += 1;
-      await db.releaseCredit({ reference });
-      await event('reply_failed', { step: 'delivery', reason: failureReason(err), type: failureType(err), outboundMessageId }, `reply_failed:${outboundMessageId}`);
-      return;
-    }
-    await db.captureCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Capture the reply credit' }, [{ reference, messageId: outboundMessageId }]);
-    state.counters.replies += 1;
-    state.lastOutboundAt = new Date().toISOString();
+    const result = await sendOutbound({ kind: 'ai' }, 'reply');
+    if (result.status === 'sent') state.lastOutboundByBot = true;
   }
+
+  // ---- a due sequence step ----
+
+  async function runSequenceStep(action: Extract<seqPolicy.SequenceAction, { type: 'send' }>): Promise<void> {
+    const s = state.sequence!;
+    const step = action.step;
+    const what: Outbound =
+      step.kind === 'template' ? { kind: 'template', template: step.template! } : step.kind === 'text' ? { kind: 'text', text: step.text ?? '' } : { kind: 'ai', instruction: step.aiInstruction };
+    const result = await sendOutbound(what, `sequence step ${action.stepIndex + 1}`, step.template);
+    if (result.status === 'sent') state.lastOutboundByBot = true;
+    await event('sequence_step', { sequenceId: s.def.id, stepIndex: action.stepIndex, status: result.status, reason: result.reason });
+    // a refused or failed step is skipped, not retried forever; the next step follows its delay
+    const current = state.sequence!;
+    const next = seqPolicy.stepSent(current.cursor, current.def, nowIso(), action.stepIndex);
+    if (next.ok) state.sequence = { def: current.def, cursor: next.cursor };
+  }
+
+  async function runOutbox(req: OutboundRequest): Promise<void> {
+    const what: Outbound = req.kind === 'template' ? { kind: 'template', template: req.template! } : { kind: 'text', text: req.text! };
+    const result = await sendOutbound(what, req.source === 'manual' ? 'manual reply' : 'api message');
+    if (result.status === 'sent') state.lastOutboundByBot = false;
+    results.set(req.requestId, { ...result, requestId: req.requestId });
+  }
+
+  // ---- the main loop ----
 
   const canNow = () =>
     shouldContinueAsNew({
@@ -208,21 +503,89 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       turnInFlight,
     });
 
-  for (;;) {
-    await condition(() => state.inbox.length > 0 || canNow());
-    if (canNow()) {
-      // Hand over to a fresh run between turns, even for a lead that never goes quiet: wait
-      // for running handlers, then pass on everything buffered in the carried inbox.
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof leadConversation>({ ...input, carried: { ...state } });
+  function sequenceAction(): seqPolicy.SequenceAction {
+    if (!state.sequence || !sequencesMayRun(state.mode)) return { type: 'idle' };
+    return seqPolicy.nextAction({
+      seq: state.sequence.def,
+      cursor: state.sequence.cursor,
+      now: nowIso(),
+      lastInboundAt: state.lastInboundAt,
+      timeZone: state.timeZone ?? 'UTC',
+    });
+  }
+
+  /** The engine's next deadline: the burst flush or the sequence's next step. */
+  function nextDeadline(): { at: string; what: string } | undefined {
+    const candidates: { at: string; what: string }[] = [];
+    if (state.inbox.length > 0 && state.inboxFirstAt && state.inboxLastAt) {
+      const policy = settings.debounce ?? DEFAULT_DEBOUNCE;
+      candidates.push({ at: flushAt({ ...policy, firstArrivalAt: state.inboxFirstAt, lastArrivalAt: state.inboxLastAt }), what: 'Wait for more messages (burst)' });
     }
-    const batch = state.inbox.splice(0, state.inbox.length);
+    const a = sequenceAction();
+    if (a.type === 'wait') candidates.push({ at: a.until, what: a.reason === 'quiet_hours' ? 'Sequence: quiet hours' : 'Sequence: next step delay' });
+    if (a.type === 'send') candidates.push({ at: nowIso(), what: 'Sequence step due' });
+    candidates.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+    return candidates[0];
+  }
+
+  async function continueAsNewNow(): Promise<never> {
+    // Hand over to a fresh run between turns, even for a lead that never goes quiet: wait
+    // for running handlers, then pass on everything buffered in the carried state.
+    await condition(allHandlersFinished);
+    return continueAsNew<typeof leadConversation>({ ...input, carried: { ...state, ...(engine ? { outbox } : {}) } });
+  }
+
+  if (!engine) {
+    // First version: a turn as soon as messages are buffered.
+    for (;;) {
+      await condition(() => state.inbox.length > 0 || canNow());
+      if (canNow()) await continueAsNewNow();
+      const batch = state.inbox.splice(0, state.inbox.length);
+      turnInFlight = true;
+      try {
+        await runTurn(batch);
+      } finally {
+        turnInFlight = false;
+        showDetails();
+      }
+    }
+  }
+
+  for (;;) {
+    if (outbox.length === 0 && canNow()) await continueAsNewNow();
+    const seen = version;
+    const deadline = nextDeadline();
+    const due = deadline !== undefined && msUntil(deadline.at) === 0;
+    if (outbox.length === 0 && !due) {
+      const wake = () => version !== seen || outbox.length > 0 || canNow();
+      if (deadline) await condition(wake, msUntil(deadline.at), { summary: deadline.what });
+      else await condition(wake);
+      continue;
+    }
     turnInFlight = true;
     try {
-      await runTurn(batch);
+      if (outbox.length > 0) {
+        await runOutbox(outbox.shift()!);
+      } else if (state.inbox.length > 0 && state.inboxFirstAt && msUntil(nextDeadlineOfInbox()) === 0) {
+        const batch = state.inbox.splice(0, state.inbox.length);
+        state.inboxFirstAt = undefined;
+        state.inboxLastAt = undefined;
+        await runTurn(batch);
+      } else {
+        const a = sequenceAction();
+        if (a.type === 'send') await runSequenceStep(a);
+        else if (a.type === 'done' && state.sequence?.cursor.status === 'completed') {
+          // nothing to do: a completed sequence idles until reset or a new enrolment
+        }
+      }
     } finally {
       turnInFlight = false;
       showDetails();
     }
+  }
+
+  function nextDeadlineOfInbox(): string {
+    const policy = settings.debounce ?? DEFAULT_DEBOUNCE;
+    return flushAt({ ...policy, firstArrivalAt: state.inboxFirstAt!, lastArrivalAt: state.inboxLastAt ?? state.inboxFirstAt! });
   }
 }
