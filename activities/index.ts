@@ -3,6 +3,7 @@ import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
 import type { CreditService } from '../services/credits';
 import type { LeadService } from '../services/leads';
+import type { SequenceService } from '../services/sequences';
 import type { TemplateService } from '../services/templates';
 import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
@@ -15,6 +16,7 @@ export interface ActivityDeps {
   channels: ChannelService;
   agents: AgentService;
   templates: TemplateService;
+  sequences: SequenceService;
   log: Logger;
   graph: { url: string; version: string; timeoutMs: number };
   llm: { baseURL?: string; apiKey: string; timeoutMs: number };

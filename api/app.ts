@@ -7,6 +7,7 @@ import type { Services } from '../services';
 import type { ParleyTemporal } from '../temporal/client';
 import { errorHandler } from './middleware/errors';
 import { createAdminRouter } from './routes/admin';
+import { createEngineRouter } from './routes/engine';
 import { createHealthRouter } from './routes/health';
 import { createTenantRouter } from './routes/tenant';
 import { createWhatsAppWebhookRouter } from './routes/whatsapp-webhook';
@@ -39,6 +40,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(express.json({ limit: '1mb', strict: true }));
   app.use(createAdminRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
+  app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));

@@ -36,6 +36,8 @@ export class AppError extends Error {
     public readonly code: ErrorCode,
     message: string,
     public readonly details?: unknown,
+    /** A more specific machine-readable reason the API answers instead of `code` (e.g. window_closed on a 409). */
+    public readonly reason?: string,
   ) {
     super(message);
     this.name = 'AppError';

@@ -5,6 +5,7 @@ import { createChannelService } from './channels';
 import { createCreditService } from './credits';
 import { createLeadService } from './leads';
 import { createPipelineService } from './pipelines';
+import { createSequenceService } from './sequences';
 import { createTemplateService } from './templates';
 import { createTenantService } from './tenants';
 
@@ -17,6 +18,7 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     leads: createLeadService(db),
     pipelines: createPipelineService(db),
     templates: createTemplateService(db),
+    sequences: createSequenceService(db),
   };
 }
 

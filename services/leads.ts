@@ -53,7 +53,7 @@ export function createLeadService(db: Db) {
   return {
     /** Upsert the lead of (channel account, contact); returns its id and current facts. */
     async ensure(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
-      const [l] = await db
+      const rows = await db
         .insert(leads)
         .values({
           tenantId: input.tenantId,
@@ -67,9 +67,18 @@ export function createLeadService(db: Db) {
           target: [leads.channelAccountId, leads.contactId],
           set: { name: sql`coalesce(excluded.name, ${leads.name})`, updatedAt: sql`now()` },
         })
-        .returning();
+        .returning({
+          id: leads.id,
+          stage: leads.stage,
+          mode: leads.mode,
+          blocked: leads.blocked,
+          timeZone: leads.timeZone,
+          // xmax is 0 for a freshly inserted row, the updating transaction's id otherwise
+          created: sql<boolean>`(xmax = 0)`,
+        });
+      const l = rows[0];
       if (!l) throw new Error('lead upsert returned nothing');
-      return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined };
+      return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined, created: Boolean(l.created) };
     },
 
     /** Record inbound messages once each (unique provider id). Returns the ids newly stored. */

@@ -1,7 +1,16 @@
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
+import type { ModeRequest } from '../workflows/lead/policy/handoff';
+import type { SequenceCursor } from '../workflows/lead/policy/sequence';
 import {
   inboundSignal,
+  sendMessageUpdate,
+  sequenceUpdate,
+  setModeUpdate,
+  setStageUpdate,
+  type OutboundRequest,
+  type OutboundResult,
+  type SequenceCommand,
   LEAD_WORKFLOW_TYPE,
   leadWorkflowId,
   stateQuery,
@@ -22,6 +31,23 @@ export interface TemporalConnectionOptions {
 export async function connectClient(opts: TemporalConnectionOptions): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address: opts.address });
   return { client: new Client({ connection, namespace: opts.namespace }), connection };
+}
+
+/** The lead workflow refused an update (its validator or handler said why). */
+export class LeadUpdateRejected extends Error {
+  constructor(public readonly reason: string) {
+    super(reason);
+    this.name = 'LeadUpdateRejected';
+  }
+}
+
+async function rejectionsAsErrors<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw new LeadUpdateRejected(err.cause?.message ?? err.message);
+    throw err;
+  }
 }
 
 export interface LeadTarget {
@@ -75,6 +101,24 @@ export function createParleyTemporal(client: Client, opts: { taskQueue: string; 
         if (err instanceof WorkflowNotFoundError) return undefined;
         throw err;
       }
+    },
+
+    /** Sequence admin actions (pause, resume, reset, skip, enroll), synchronous through a Temporal update. */
+    async sequence(workflowId: string, cmd: SequenceCommand): Promise<SequenceCursor> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(sequenceUpdate, { args: [cmd] }));
+    },
+
+    async setStage(workflowId: string, stage: string): Promise<{ stage: string; sequenceStopped: boolean }> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(setStageUpdate, { args: [{ stage }] }));
+    },
+
+    async setMode(workflowId: string, request: ModeRequest): Promise<{ mode: string }> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(setModeUpdate, { args: [{ request }] }));
+    },
+
+    /** A manual message or template through the lead's delivery, window and credit path. */
+    async sendMessage(workflowId: string, req: Omit<OutboundRequest, 'source'>): Promise<OutboundResult> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(sendMessageUpdate, { args: [{ ...req, source: 'manual' }] }));
     },
 
     async ping(): Promise<void> {

@@ -1,16 +1,18 @@
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
+import type { SequenceService } from '../../services/sequences';
 import type { Channel, InboundMessage } from '../../workflows/lead/definitions';
 
-export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService }) {
+export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService }) {
   return {
     /** Create or find the lead; also what the workflow needs of its agent and settings. */
     async ensureLead(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const lead = await deps.leads.ensure(input);
       const agentId = await deps.channels.agentIdFor(input.channelAccountId);
       const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
-      return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [] };
+      const autoEnroll = lead.created ? await deps.sequences.autoEnrollment(input.tenantId, agentId, input.channelAccountId) : undefined;
+      return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll };
     },
     async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[] }): Promise<{ stored: number }> {
       const { stored } = await deps.leads.recordInbound(input);

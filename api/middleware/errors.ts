@@ -20,7 +20,7 @@ export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return;
     if (isAppError(err)) {
-      const body: Record<string, unknown> = { code: err.code, message: err.message };
+      const body: Record<string, unknown> = { code: err.reason ?? err.code, message: err.message };
       if (err.details !== undefined) body.issues = err.details;
       res.status(err.httpStatus).json({ error: body });
       return;

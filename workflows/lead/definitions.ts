@@ -59,6 +59,8 @@ export interface InboundMessage {
   replyToProviderId?: string;
   /** The type-specific fields, kept as the provider sent them (small). */
   details?: Record<string, unknown>;
+  /** Workflow time the lead workflow received it (set by the workflow). */
+  receivedAt?: string;
 }
 
 export interface LeadWorkflowSettings {

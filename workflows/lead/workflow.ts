@@ -147,11 +147,13 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
     state.seenInboundIds = decision.seen;
     state.counters.inbound += 1;
-    state.inbox.push(message);
     if (engine) {
       const at = nowIso();
+      state.inbox.push({ ...message, receivedAt: at });
       state.inboxFirstAt ??= at;
       state.inboxLastAt = at;
+    } else {
+      state.inbox.push(message);
     }
     version += 1;
   });
@@ -196,6 +198,13 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   if (engine && lead) {
     state.handoffKeywords = lead.handoffKeywords;
     state.timeZone = lead.timeZone ?? state.timeZone ?? guessTimeZone(contactId);
+    if (lead.autoEnroll && !state.sequence && sequencesMayRun(state.mode)) {
+      const enrolled = seqPolicy.enroll(lead.autoEnroll, nowIso());
+      if (enrolled.ok) {
+        state.sequence = { def: lead.autoEnroll, cursor: enrolled.cursor };
+        await event('sequence_enroll', { sequenceId: lead.autoEnroll.id, cursor: enrolled.cursor, auto: true });
+      }
+    }
     if (state.inbox.length > 0 && !state.inboxFirstAt) {
       // carried from a run before the engine: flush as a burst that starts now
       state.inboxFirstAt = nowIso();
@@ -456,7 +465,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       if (engine) upsertSearchAttributes([{ key: SA.WindowClosesAt, value: new Date(windowClosesAt(latest)!) }]);
     }
     if (engine) {
-      await stopSequenceOn('lead_replied');
+      // only a message written after enrolment is a reply to the sequence
+      const enrolledAt = state.sequence?.cursor.enrolledAt;
+      if (enrolledAt && batch.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt)) await stopSequenceOn('lead_replied');
       const keyword = state.mode === 'ai' ? batch.map((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? [])).find(Boolean) : undefined;
       if (keyword) {
         await changeMode('handoff', 'keyword');

@@ -1,0 +1,640 @@
+/**
+ * `npm run bench [-- --quick | --rate N --seconds N --leads N ...]`
+ *
+ * Starts a fresh in-memory Temporal dev server, Parley's API + worker in this process (embedded
+ * in-memory PGlite unless DATABASE_URL is set), and an "outside world" child process with the
+ * fake Meta Graph API, the fake LLM and the webhook load generator. Then measures:
+ *   (c) end to end: inbound webhook → reply accepted by the fake Graph API, over a burst of
+ *       leads, on an idle system (so it runs first);
+ *   (a) webhook acceptance: signed WhatsApp webhooks over real HTTP, open loop, fixed rate;
+ *   (b) the ceiling: bare client.workflow.signalWithStart at the same rate (same workflow
+ *       type, task queue and arguments as the webhook's);
+ *   (a) and (b) take turns in one-second slices on one clock, so both meet the same worker
+ *   backlog and the same machine load.
+ * Writes bench/results/<timestamp>.json and bench/results/latest.json and prints a table.
+ * See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { findTemporalBinary } from '../temporal/binaries';
+import { startDevServer, type DevServer } from '../temporal/dev-server';
+import { SA } from '../temporal/search-attributes';
+import { inboundSignal, LEAD_WORKFLOW_TYPE, leadWorkflowId, type InboundMessage, type LeadWorkflowInput } from '../workflows/lead/definitions';
+import { leadSummary } from '../workflows/lead/policy/summary';
+import { leadSettingsFrom } from '../workers/deps';
+import { turnAnatomy, type TurnAnatomy } from './anatomy';
+import { errorText, runOpenLoop, summarizeRun, type OpenLoopSummary } from './open-loop';
+import { parseOptions, type BenchOptions } from './options';
+import { waIdFor } from './protocol';
+import { machineBusyNow, startProbe, type ResourceUsage } from './resources';
+import { BENCH_ADMIN_TOKEN, BENCH_APP_SECRET, startParley, type ParleyStack } from './stack';
+import { nowMs, round, summarize, type LatencySummary } from './stats';
+import { startWorld, type World } from './world-client';
+
+/** wa_id prefixes: one lead per request, and each phase's replies are told apart by prefix. */
+const PREFIX = { warmupWebhook: '91', warmupBare: '92', webhook: '93', bare: '94', e2e: '95', idle: '96', all: '9' } as const;
+/** Leads sent one at a time (each after the previous one's reply) to time a turn nobody queues behind. */
+const IDLE_LEADS = 5;
+/** Length of one slice when (a) and (b) take turns. */
+const SLICE_MS = 1000;
+/** How many end-to-end leads' histories are read back for the turn anatomy. */
+const ANATOMY_SAMPLE = 30;
+
+interface Tenant {
+  tenantId: string;
+  channelId: string;
+  phoneNumberId: string;
+}
+
+interface E2EPhase {
+  /** Inbound → reply of single leads sent one at a time on an idle system (no queueing), ms. */
+  idleLatencyMs: LatencySummary;
+  leads: number;
+  offeredRate: number;
+  /** Acknowledgements of the lead webhooks themselves. */
+  webhook: OpenLoopSummary;
+  replied: number;
+  missing: number;
+  timedOut: boolean;
+  /** Leads of earlier phases still waiting for a reply when this phase started (should be 0). */
+  backlogAtStart: number;
+  /** Inbound webhook scheduled → reply request reached the fake Graph API, ms. */
+  latencyMs: LatencySummary;
+  /**
+   * Reply throughput: (replies − 1) / (last reply − first reply), per second. Fixed delays
+   * every turn has (the workflow's burst debounce, the pipeline latency) shift all replies
+   * alike and do not count; capped by the offered rate.
+   */
+  turnsPerS: number;
+  /** replies / (last reply − first scheduled webhook): throughput with the first turn's latency included. */
+  turnsPerSFromFirstSend: number;
+  /** Last reply − first scheduled webhook, s. */
+  spanS: number;
+  resources: ResourceUsage;
+  /**
+   * CPU spent per answered lead during (c) (webhook + turn), ms, and the turns/s that cost
+   * allows if Parley and Temporal had every core of the machine to themselves.
+   */
+  cpuPerTurn?: { parleyMs: number; temporalMs: number; totalMs: number; turnsPerSOnAllCores: number };
+  anatomy?: TurnAnatomy;
+}
+
+interface AcceptancePhase {
+  mode: 'interleaved';
+  sliceMs: number;
+  backlogAtStart: number;
+  webhook: OpenLoopSummary;
+  bare: OpenLoopSummary;
+  /** webhook.achievedRate / bare.achievedRate */
+  ratio: number;
+  resources: ResourceUsage;
+  /** Replies the worker delivered while (a)+(b) ran: its throughput under this load. */
+  workerWhileLoaded: { replies: number; windowS: number; turnsPerS: number };
+  /** Leads from (a)+(b) still without a reply when the bench stopped (the worker's backlog). */
+  unrepliedAtEnd: number;
+}
+
+interface Target {
+  name: string;
+  target: string;
+  value: number;
+  unit: string;
+  pass: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers for setup (the load itself is generated by the world child)
+
+const setupAgent = new http.Agent({ keepAlive: false });
+
+function httpJson(base: string, method: string, route: string, token: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const url = new URL(route, base);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        agent: setupAgent,
+        host: url.hostname,
+        port: url.port,
+        method,
+        path: url.pathname,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = text;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* keep text */
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function expectStatus(p: Promise<{ status: number; json: unknown }>, status: number, what: string): Promise<Record<string, unknown>> {
+  const r = await p;
+  if (r.status !== status) throw new Error(`${what}: expected HTTP ${status}, got ${r.status}: ${JSON.stringify(r.json)}`);
+  return r.json as Record<string, unknown>;
+}
+
+/** Tenant, credits, agent and WhatsApp channel, all through the public API. */
+async function setupTenant(apiUrl: string, credits: number): Promise<Tenant> {
+  const t = await expectStatus(httpJson(apiUrl, 'POST', '/v1/tenants', BENCH_ADMIN_TOKEN, { name: 'Bench Co' }), 201, 'create tenant');
+  const tenantId = String(t.id);
+  const apiKey = String(t.apiKey);
+  await expectStatus(
+    httpJson(apiUrl, 'POST', `/v1/tenants/${tenantId}/credits`, BENCH_ADMIN_TOKEN, { amount: credits, reference: `bench-${tenantId}` }),
+    201,
+    'top up credits',
+  );
+  const agent = await expectStatus(
+    httpJson(apiUrl, 'POST', '/v1/agents', apiKey, { name: 'Bench bot', systemPrompt: 'You are a helpful sales assistant.', model: 'gpt-4o-mini' }),
+    201,
+    'create agent',
+  );
+  const phoneNumberId = String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999));
+  const channel = await expectStatus(
+    httpJson(apiUrl, 'POST', '/v1/channels', apiKey, {
+      platform: 'whatsapp',
+      phoneNumberId,
+      accessToken: `EAAGbench${Math.random().toString(36).slice(2)}${Date.now()}`,
+      verifyToken: `bench-verify-${Date.now()}`,
+      agentId: agent.id,
+    }),
+    201,
+    'create channel',
+  );
+  return { tenantId, channelId: String(channel.id), phoneNumberId };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) the ceiling: bare signalWithStart, exactly the call the webhook makes per message
+
+async function bareSignalWithStart(
+  stack: ParleyStack,
+  tenant: Tenant,
+  load: { rate: number; count: number; prefix: string; maxInFlight: number; t0?: number; slice?: { ms: number; parity: 0 | 1 } },
+): Promise<OpenLoopSummary> {
+  const client = stack.temporal.client;
+  const settings = leadSettingsFrom(stack.config); // exactly what the API passes
+  const { prefix } = load;
+  const run = await runOpenLoop({
+    rate: load.rate,
+    count: load.count,
+    t0: load.t0,
+    slice: load.slice,
+    maxInFlight: load.maxInFlight,
+    fire: async (i) => {
+      const contactId = waIdFor(prefix, i);
+      const input: LeadWorkflowInput = {
+        tenantId: tenant.tenantId,
+        channelAccountId: tenant.channelId,
+        channel: 'whatsapp',
+        contactId,
+        contactName: 'Bench Lead',
+        settings,
+      };
+      const message: InboundMessage = {
+        providerMessageId: `wamid.BAREBENCH${prefix}${i}${Date.now()}`,
+        channel: 'whatsapp',
+        contactId,
+        contactName: 'Bench Lead',
+        sentAt: new Date().toISOString(),
+        type: 'text',
+        text: `Hi, I'm interested in the premium plan (bench ${i})`,
+      };
+      try {
+        await client.workflow.signalWithStart(LEAD_WORKFLOW_TYPE, {
+          workflowId: leadWorkflowId(tenant.channelId, contactId),
+          taskQueue: stack.taskQueue,
+          args: [input],
+          signal: inboundSignal,
+          signalArgs: [message],
+          staticSummary: leadSummary({ channel: 'whatsapp', contactId, contactName: 'Bench Lead' }),
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: SA.TenantId, value: tenant.tenantId },
+            { key: SA.ChannelAccountId, value: tenant.channelId },
+            { key: SA.Channel, value: 'whatsapp' },
+            { key: SA.LeadStage, value: 'New' },
+            { key: SA.LeadMode, value: 'ai' },
+          ]),
+        });
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: errorText(err) };
+      }
+    },
+  });
+  return summarizeRun(run);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function log(msg: string): void {
+  process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function temporalCliVersion(): string | undefined {
+  try {
+    const cli = findTemporalBinary('cli');
+    return cli ? execFileSync(cli.path, ['--version'], { encoding: 'utf8' }).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the phases share. */
+interface Ctx {
+  opts: BenchOptions;
+  world: World;
+  stack: ParleyStack;
+  tenant: Tenant;
+  temporalPid?: number;
+  /** Requests accepted so far (all phases), to tell how many leads still wait for a reply. */
+  acceptedTotal: number;
+}
+
+function webhookLoad(ctx: Ctx, load: { rate: number; count: number; prefix: string; t0?: number; slice?: { ms: number; parity: 0 | 1 } }) {
+  return ctx.world.webhooks({
+    apiUrl: ctx.stack.apiUrl,
+    phoneNumberId: ctx.tenant.phoneNumberId,
+    appSecret: BENCH_APP_SECRET,
+    rate: load.rate,
+    count: load.count,
+    waIdPrefix: load.prefix,
+    maxSockets: ctx.opts.maxSockets,
+    t0: load.t0,
+    slice: load.slice,
+  });
+}
+
+/** Leads accepted so far that have no reply yet. */
+async function backlog(ctx: Ctx): Promise<number> {
+  if (!ctx.stack.worker) return 0;
+  const r = await ctx.world.replies({ prefix: PREFIX.all, expected: Number.MAX_SAFE_INTEGER, timeoutMs: 0 });
+  return Math.max(0, ctx.acceptedTotal - r.replied);
+}
+
+/** Warm-up: JIT, connections, the routing cache, the worker's workflow VM; then let it drain. */
+async function warmUp(ctx: Ctx): Promise<void> {
+  const { opts } = ctx;
+  log(`warm-up: ${opts.warmup} webhooks + ${opts.warmup} bare signalWithStart${ctx.stack.worker ? ', then their replies' : ''}`);
+  const warmRate = Math.min(opts.rate, 50);
+  const ws = await webhookLoad(ctx, { rate: warmRate, count: opts.warmup, prefix: PREFIX.warmupWebhook });
+  const bs = await bareSignalWithStart(ctx.stack, ctx.tenant, { rate: warmRate, count: opts.warmup, prefix: PREFIX.warmupBare, maxInFlight: opts.maxSockets });
+  ctx.acceptedTotal += ws.summary.ok + bs.ok;
+  if (ctx.stack.worker) await ctx.world.replies({ prefix: PREFIX.all, expected: ctx.acceptedTotal, timeoutMs: opts.drainTimeoutS * 1000 });
+}
+
+/** Inbound → reply for single leads, one at a time: the latency of a turn nobody queues behind. */
+async function idleTurns(ctx: Ctx): Promise<LatencySummary> {
+  const latencies: number[] = [];
+  for (let i = 0; i < IDLE_LEADS; i += 1) {
+    const prefix = `${PREFIX.idle}${i}`;
+    const sent = await webhookLoad(ctx, { rate: 1, count: 1, prefix });
+    const send = sent.sends[0];
+    if (!send?.ok) continue;
+    ctx.acceptedTotal += 1;
+    const r = await ctx.world.replies({ prefix, expected: 1, timeoutMs: 10_000 });
+    const at = r.replyAt[send.waId];
+    if (at !== undefined) latencies.push(at - send.dueAt);
+  }
+  return summarize(latencies);
+}
+
+/** (c) end to end, on an otherwise idle system. */
+async function endToEnd(ctx: Ctx): Promise<E2EPhase> {
+  const { opts, world: w } = ctx;
+  log(`(c) single leads one at a time (${IDLE_LEADS}), to time an unqueued turn`);
+  const idleLatencyMs = await idleTurns(ctx);
+  log(`(c) end to end: ${opts.leads} leads at ${opts.leadRate}/s, one message each; waiting up to ${opts.drainTimeoutS}s for the replies`);
+  const backlogAtStart = await backlog(ctx);
+  const probe = startProbe({ temporalPid: ctx.temporalPid, worldCpuMs0: await w.cpuMs() });
+  const sent = await webhookLoad(ctx, { rate: opts.leadRate, count: opts.leads, prefix: PREFIX.e2e });
+  ctx.acceptedTotal += sent.summary.ok;
+  const accepted = sent.sends.filter((x) => x.ok);
+  const replies = await w.replies({ prefix: PREFIX.e2e, expected: accepted.length, timeoutMs: opts.drainTimeoutS * 1000 });
+  const resources = probe.stop(await w.cpuMs());
+  const latencies: number[] = [];
+  let lastReply = 0;
+  let firstReply = Number.POSITIVE_INFINITY;
+  for (const x of accepted) {
+    const at = replies.replyAt[x.waId];
+    if (at === undefined) continue;
+    latencies.push(at - x.dueAt);
+    lastReply = Math.max(lastReply, at);
+    firstReply = Math.min(firstReply, at);
+  }
+  const firstDue = sent.sends.reduce((m, x) => Math.min(m, x.dueAt), Number.POSITIVE_INFINITY);
+  const spanS = lastReply > 0 ? (lastReply - firstDue) / 1000 : 0;
+  const replySpanS = latencies.length > 1 ? (lastReply - firstReply) / 1000 : 0;
+  const e2e: E2EPhase = {
+    idleLatencyMs,
+    leads: opts.leads,
+    offeredRate: opts.leadRate,
+    webhook: sent.summary,
+    replied: latencies.length,
+    missing: accepted.length - latencies.length,
+    timedOut: replies.timedOut,
+    backlogAtStart,
+    latencyMs: summarize(latencies),
+    turnsPerS: round(replySpanS > 0 ? (latencies.length - 1) / replySpanS : 0, 1),
+    turnsPerSFromFirstSend: round(spanS > 0 ? latencies.length / spanS : 0, 1),
+    spanS: round(spanS, 2),
+    resources,
+  };
+  if (latencies.length > 0 && resources.cpuPct.temporal !== undefined) {
+    const perTurn = (pct: number) => (pct / 100) * resources.wallS * 1000 / latencies.length;
+    const parleyMs = perTurn(resources.cpuPct.parley);
+    const temporalMs = perTurn(resources.cpuPct.temporal);
+    e2e.cpuPerTurn = {
+      parleyMs: round(parleyMs, 1),
+      temporalMs: round(temporalMs, 1),
+      totalMs: round(parleyMs + temporalMs, 1),
+      turnsPerSOnAllCores: round((os.cpus().length * 1000) / (parleyMs + temporalMs), 1),
+    };
+  }
+  log(`(c) end to end: ${e2e.replied}/${accepted.length} replied, ${e2e.turnsPerS} turns/s, p50 ${e2e.latencyMs.p50} ms`);
+  try {
+    const step = Math.max(1, Math.floor(accepted.length / ANATOMY_SAMPLE));
+    const sample = accepted.filter((_, i) => i % step === 0).slice(0, ANATOMY_SAMPLE);
+    e2e.anatomy = await turnAnatomy(
+      ctx.stack.temporal.client,
+      sample.map((x) => ({ workflowId: leadWorkflowId(ctx.tenant.channelId, x.waId), dueAt: x.dueAt })),
+    );
+  } catch (err) {
+    log(`turn anatomy skipped: ${errorText(err)}`);
+  }
+  return e2e;
+}
+
+/** (a) + (b): the webhook and bare signalWithStart take turns in slices on one clock. */
+async function acceptance(ctx: Ctx, count: number): Promise<AcceptancePhase> {
+  const { opts, world: w } = ctx;
+  log(`(a) webhook over HTTP + (b) bare signalWithStart: ${count} each at ${opts.rate}/s, alternating every ${SLICE_MS} ms`);
+  const backlogAtStart = await backlog(ctx);
+  const probe = startProbe({ temporalPid: ctx.temporalPid, worldCpuMs0: await w.cpuMs() });
+  const t0 = nowMs() + 1500; // time for the child to build and sign its bodies
+  const [webhookRun, bare] = await Promise.all([
+    webhookLoad(ctx, { rate: opts.rate, count, prefix: PREFIX.webhook, t0, slice: { ms: SLICE_MS, parity: 0 } }),
+    bareSignalWithStart(ctx.stack, ctx.tenant, { rate: opts.rate, count, prefix: PREFIX.bare, maxInFlight: opts.maxSockets, t0, slice: { ms: SLICE_MS, parity: 1 } }),
+  ]);
+  const end = nowMs();
+  const resources = probe.stop(await w.cpuMs());
+  const webhook = webhookRun.summary;
+  ctx.acceptedTotal += webhook.ok + bare.ok;
+  const all = await w.replies({ prefix: PREFIX.all, expected: Number.MAX_SAFE_INTEGER, timeoutMs: 0 });
+  const inWindow = Object.values(all.replyAt).filter((at) => at >= t0 && at <= end).length;
+  const replied = Object.keys(all.replyAt).filter((to) => to.startsWith(PREFIX.webhook) || to.startsWith(PREFIX.bare)).length;
+  const windowS = (end - t0) / 1000;
+  const ratio = bare.achievedRate > 0 ? webhook.achievedRate / bare.achievedRate : 0;
+  log(`(a) webhook ${webhook.achievedRate}/s, p99 ${webhook.latencyMs.p99} ms; (b) bare ${bare.achievedRate}/s, p99 ${bare.latencyMs.p99} ms`);
+  return {
+    mode: 'interleaved',
+    sliceMs: SLICE_MS,
+    backlogAtStart,
+    webhook,
+    bare,
+    ratio: round(ratio, 3),
+    resources,
+    workerWhileLoaded: { replies: inWindow, windowS: round(windowS, 2), turnsPerS: round(windowS > 0 ? inWindow / windowS : 0, 1) },
+    unrepliedAtEnd: webhook.ok + bare.ok - replied,
+  };
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const startedAt = new Date();
+  const t0 = Date.now();
+  const loadAvgAtStart = os.loadavg();
+  const busyAtStartPct = await machineBusyNow();
+  const count = Math.max(1, Math.round(opts.rate * opts.seconds));
+  log(
+    `parameters: (a)/(b) ${count} requests each at ${opts.rate}/s (${opts.seconds}s each, interleaved in ${SLICE_MS} ms slices); ` +
+      (opts.noWorker ? 'NO WORKER (acceptance only); ' : `(c) ${opts.leads} leads at ${opts.leadRate}/s; `) +
+      `max sockets ${opts.maxSockets}; warm-up ${opts.warmup}${opts.quick ? ' (quick)' : ''}`,
+  );
+  if (busyAtStartPct !== undefined && busyAtStartPct > 25) {
+    log(`note: the machine is already ${busyAtStartPct}% busy before the bench starts; numbers will be noisy (see the "other" column)`);
+  }
+
+  let world: World | undefined;
+  let dev: DevServer | undefined;
+  let stack: ParleyStack | undefined;
+  try {
+    log('starting the outside world (fake Graph API + fake LLM + load generator) and the Temporal dev server');
+    [world, dev] = await Promise.all([startWorld(), startDevServer({ uiPort: false })]);
+    const temporalPid = dev.process?.pid; // absent when the SDK downloaded and runs the server itself
+    log(`temporal dev server at ${dev.address}; starting Parley (API${opts.noWorker ? ' only, no worker' : ' + worker, one process'})`);
+    stack = await startParley({ temporalAddress: dev.address, graphUrl: world.graphUrl, llmUrl: world.llmUrl, logLevel: opts.logLevel, worker: !opts.noWorker });
+    const totalTurns = 2 * opts.warmup + 2 * count + opts.leads;
+    const tenant = await setupTenant(stack.apiUrl, Math.min(100_000_000, totalTurns * 10 + 1000));
+    log(`API at ${stack.apiUrl}, database ${stack.core.database.describe}, task queue ${stack.taskQueue}`);
+    const ctx: Ctx = { opts, world, stack, tenant, temporalPid, acceptedTotal: 0 };
+
+    if (opts.warmup > 0) await warmUp(ctx);
+    const e2e = stack.worker ? await endToEnd(ctx) : undefined;
+    const acc = await acceptance(ctx, count);
+
+    const targets: Target[] = [
+      { name: 'webhook accepted rate vs bare signalWithStart', target: '>= 90 %', value: round(acc.ratio * 100, 1), unit: '%', pass: acc.ratio >= 0.9 },
+      { name: `webhook ack p99 at ${opts.rate} req/s`, target: '<= 50 ms', value: acc.webhook.latencyMs.p99, unit: 'ms', pass: acc.webhook.latencyMs.p99 <= 50 },
+      ...(e2e ? [{ name: 'end-to-end turns/s', target: '>= 50 /s', value: e2e.turnsPerS, unit: '/s', pass: e2e.turnsPerS >= 50 }] : []),
+    ];
+
+    const commit = gitCommit();
+    const result = {
+      benchmark: 'parley',
+      schema: 1,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      durationS: round((Date.now() - t0) / 1000, 1),
+      topology: opts.noWorker ? 'api-only' : 'single-process',
+      topologyNote:
+        (opts.noWorker ? 'API alone (diagnostic --no-worker run: nothing processes the workflows)' : 'API + worker + embedded database in one Node process (as npm run dev)') +
+        '; Temporal dev server (in memory) as its own process; fake Graph API, fake LLM and the load generator in a separate child process; all on one machine',
+      git: { commit },
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model,
+        memoryMB: Math.round(os.totalmem() / 2 ** 20),
+        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+        node: process.version,
+        loadAvgAtStart: loadAvgAtStart.map((x) => round(x, 2)),
+        busyAtStartPct,
+      },
+      parameters: {
+        ...opts,
+        requestsPerLoadPhase: count,
+        sliceMs: SLICE_MS,
+        temporal: { server: 'temporal server start-dev (in memory, headless)', cli: temporalCliVersion() },
+        database: stack.core.database.describe,
+        worker: stack.worker
+          ? {
+              maxConcurrentActivityTaskExecutions: stack.config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+              maxConcurrentWorkflowTaskExecutions: stack.config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+            }
+          : null,
+        loadGenerator:
+          `open loop; latency from the scheduled send time; webhooks: node http.Agent keepAlive maxSockets ${opts.maxSockets}; ` +
+          `bare signalWithStart: at most ${opts.maxSockets} in flight`,
+      },
+      results: { webhook: acc.webhook, bare: acc.bare, ratio: acc.ratio, e2e: e2e ?? null, acceptance: acc },
+      targets,
+    };
+
+    const dir = path.join(__dirname, 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}${opts.noWorker ? '-no-worker' : ''}.json`);
+    const json = `${JSON.stringify(result, null, 2)}\n`;
+    writeFileSync(file, json);
+    writeFileSync(path.join(dir, 'latest.json'), json);
+    printTable({ machine: result.machine, commit, opts, e2e, acceptance: acc, targets });
+    log(`results written to ${path.relative(process.cwd(), file)} and bench/results/latest.json`);
+  } finally {
+    log('stopping');
+    await stack?.stop().catch((err: unknown) => console.error('stopping Parley failed:', err));
+    await dev?.stop().catch((err: unknown) => console.error('stopping the Temporal dev server failed:', err));
+    await world?.stop().catch((err: unknown) => console.error('stopping the bench world failed:', err));
+    setupAgent.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function printTable(r: {
+  machine: { cpus: number; node: string; busyAtStartPct?: number };
+  commit: string | undefined;
+  opts: BenchOptions;
+  e2e?: E2EPhase;
+  acceptance: AcceptancePhase;
+  targets: Target[];
+}): void {
+  const { e2e, acceptance: acc } = r;
+  const f = (n: number | undefined) => (n !== undefined && Number.isFinite(n) ? (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(1)) : '—');
+  const row = (cells: string[], widths: number[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const widths = [28, 9, 11, 11, 7, 7, 7, 7];
+  const out: string[] = [''];
+  out.push(
+    `Parley bench — ${r.opts.noWorker ? 'API only (--no-worker)' : 'single process (API + worker)'}, ${r.machine.cpus} cpus, node ${r.machine.node}, commit ${r.commit ?? '?'}, ` +
+      `machine ${r.machine.busyAtStartPct ?? '?'}% busy before start${r.opts.quick ? ' — QUICK' : ''}`,
+  );
+  out.push(row(['measurement', 'offered/s', 'achieved/s', 'ok/sent', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], widths));
+  out.push('-'.repeat(widths.reduce((a, b) => a + b + 2, -2)));
+  const load = (name: string, p: OpenLoopSummary) =>
+    row([name, f(p.offeredRate), f(p.achievedRate), `${p.ok}/${p.sent}`, f(p.latencyMs.p50), f(p.latencyMs.p90), f(p.latencyMs.p99), f(p.latencyMs.max)], widths);
+  out.push(load('(a) webhook ack (HTTP)', acc.webhook));
+  out.push(load('(b) bare signalWithStart', acc.bare));
+  if (e2e) {
+    const il = e2e.idleLatencyMs;
+    out.push(row(['(c) one lead at a time (idle)', '—', '—', `${il.count}/${IDLE_LEADS}`, f(il.p50), f(il.p90), f(il.p99), f(il.max)], widths));
+    out.push(
+      row(
+        ['(c) inbound → reply (e2e)', f(e2e.offeredRate), `${f(e2e.turnsPerS)} t/s`, `${e2e.replied}/${e2e.webhook.ok}`, f(e2e.latencyMs.p50), f(e2e.latencyMs.p90), f(e2e.latencyMs.p99), f(e2e.latencyMs.max)],
+        widths,
+      ),
+    );
+    out.push(load('(c) its webhook acks', e2e.webhook));
+  } else {
+    out.push('(c) not measured: --no-worker');
+  }
+  const errs = (p: OpenLoopSummary) => Object.entries(p.errors).map(([k, v]) => `${k} ×${v}`).join(', ');
+  for (const [name, p] of [['(a)', acc.webhook], ['(b)', acc.bare], ['(c)', e2e?.webhook]] as const) {
+    if (p && p.failed > 0) out.push(`  ${name} errors: ${errs(p)}`);
+  }
+  if (e2e && e2e.missing > 0) out.push(`  (c) ${e2e.missing} leads got no reply within ${r.opts.drainTimeoutS}s`);
+  out.push('');
+  out.push('targets');
+  for (const t of r.targets) out.push(`  ${t.pass ? '✓' : '✗'} ${t.name.padEnd(46)} ${`${f(t.value)} ${t.unit}`.padStart(10)}   target ${t.target}`);
+  out.push('');
+  out.push('where the time goes — cpu in % of one core, event-loop delay of the Parley process');
+  const rw = [28, 7, 9, 6, 6, 8, 9, 9];
+  out.push(row(['phase', 'parley', 'temporal', 'world', 'other', 'machine', 'loop p99', 'loop max'], rw));
+  const res = (name: string, x: ResourceUsage) =>
+    row(
+      [
+        name,
+        `${x.cpuPct.parley}%`,
+        `${x.cpuPct.temporal ?? '?'}%`,
+        `${x.cpuPct.world ?? '?'}%`,
+        `${x.cpuPct.other ?? '?'}%`,
+        `${x.machineBusyPct ?? '?'}%`,
+        `${x.eventLoopDelayMs.p99} ms`,
+        `${x.eventLoopDelayMs.max} ms`,
+      ],
+      rw,
+    );
+  if (e2e) out.push(res('(c) end to end', e2e.resources));
+  if (e2e?.cpuPerTurn) {
+    const c = e2e.cpuPerTurn;
+    out.push(
+      `  (c) cpu per answered lead: parley ${f(c.parleyMs)} ms + temporal ${f(c.temporalMs)} ms = ${f(c.totalMs)} ms ` +
+        `→ at most ~${f(c.turnsPerSOnAllCores)} turns/s with all ${r.machine.cpus} cores to themselves`,
+    );
+  }
+  out.push(res('(a)+(b) interleaved', acc.resources));
+  if (e2e) {
+    out.push(
+      `  worker while (a)+(b) ran: ${acc.workerWhileLoaded.replies} replies in ${f(acc.workerWhileLoaded.windowS)} s = ${f(acc.workerWhileLoaded.turnsPerS)} turns/s; ` +
+        `${acc.unrepliedAtEnd} of their leads still unanswered at the end`,
+    );
+    if (e2e.backlogAtStart > 0 || acc.backlogAtStart > 0) {
+      out.push(`  WARNING: unanswered leads from earlier phases at the start of (c): ${e2e.backlogAtStart}, of (a)+(b): ${acc.backlogAtStart}`);
+    }
+  }
+  const a = e2e?.anatomy;
+  if (a) {
+    out.push('');
+    out.push(
+      `anatomy of a turn (${a.sampled} e2e leads; medians): ${f(a.historyEvents.p50)} history events, ${f(a.workflowTasks.perLead.p50)} workflow tasks ` +
+        `(queue ${f(a.workflowTasks.scheduleToStartMs.p50)} ms, run ${f(a.workflowTasks.startToCloseMs.p50)} ms); ` +
+        `webhook→started ${f(a.acceptMs.p50)} ms, started→reply sent ${f(a.workflowMs.p50)} ms, of which timers (debounce, pacing) ${f(a.timersMs.p50)} ms`,
+    );
+    const aw = [28, 6, 13, 13, 13];
+    out.push(row(['  activity', 'count', 'queue p50', 'queue p90', 'run p50'], aw));
+    for (const [type, v] of Object.entries(a.activities)) {
+      out.push(row([`  ${type}`, String(v.count), `${f(v.scheduleToStartMs.p50)} ms`, `${f(v.scheduleToStartMs.p90)} ms`, `${f(v.startToCloseMs.p50)} ms`], aw));
+    }
+  }
+  out.push('');
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().then(
+  () => {
+    // Everything is closed; if a stray handle still holds the loop, don't hang the shell.
+    setTimeout(() => {
+      console.error('bench: something kept the process alive after shutdown; exiting');
+      process.exit(0);
+    }, 15_000).unref();
+  },
+  (err: unknown) => {
+    console.error('bench failed:', err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 15_000).unref();
+  },
+);

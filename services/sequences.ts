@@ -1,0 +1,75 @@
+import { and, asc, eq, isNull, or } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { agents, enrollmentRules, sequences } from '../db/schema';
+import { AppError } from '../lib/errors';
+import type { SequenceDef, SequenceStep, StopCondition } from '../workflows/lead/policy/sequence';
+import { toIso } from './db-util';
+
+function present(s: typeof sequences.$inferSelect) {
+  return { id: s.id, name: s.name, steps: s.steps as SequenceStep[], stopOn: s.stopOn as StopCondition[], createdAt: toIso(s.createdAt) };
+}
+
+export function toSequenceDef(s: { id: string; name: string; steps: SequenceStep[]; stopOn: StopCondition[] }): SequenceDef {
+  return { id: s.id, name: s.name, steps: s.steps, stopOn: s.stopOn };
+}
+
+export function createSequenceService(db: Db) {
+  return {
+    async create(tenantId: string, input: { name: string; steps: SequenceStep[]; stopOn: StopCondition[] }) {
+      const [s] = await db.insert(sequences).values({ tenantId, name: input.name, steps: input.steps, stopOn: input.stopOn }).returning();
+      if (!s) throw new Error('sequence insert returned nothing');
+      return present(s);
+    },
+    async list(tenantId: string) {
+      const rows = await db.select().from(sequences).where(eq(sequences.tenantId, tenantId)).orderBy(asc(sequences.createdAt));
+      return rows.map(present);
+    },
+    async get(tenantId: string, sequenceId: string) {
+      const [s] = await db.select().from(sequences).where(and(eq(sequences.tenantId, tenantId), eq(sequences.id, sequenceId)));
+      return s ? present(s) : undefined;
+    },
+
+    /** "A new lead of agent X (or on channel Y) enrols in sequence Z." */
+    async createRule(tenantId: string, input: { sequenceId: string; agentId?: string; channelAccountId?: string }) {
+      const seq = await this.get(tenantId, input.sequenceId);
+      if (!seq) throw new AppError('validation_failed', 'sequenceId does not name a sequence of this tenant', [{ path: 'sequenceId', message: 'unknown sequence' }]);
+      if (input.agentId) {
+        const [a] = await db.select({ id: agents.id }).from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, input.agentId)));
+        if (!a) throw new AppError('validation_failed', 'agentId does not name an agent of this tenant', [{ path: 'agentId', message: 'unknown agent' }]);
+      }
+      const [r] = await db
+        .insert(enrollmentRules)
+        .values({ tenantId, sequenceId: input.sequenceId, agentId: input.agentId ?? null, channelAccountId: input.channelAccountId ?? null })
+        .returning();
+      if (!r) throw new Error('rule insert returned nothing');
+      return { id: r.id, sequenceId: r.sequenceId, agentId: r.agentId, channelAccountId: r.channelAccountId, trigger: r.trigger, createdAt: toIso(r.createdAt) };
+    },
+
+    async listRules(tenantId: string) {
+      const rows = await db.select().from(enrollmentRules).where(eq(enrollmentRules.tenantId, tenantId)).orderBy(asc(enrollmentRules.createdAt));
+      return rows.map((r) => ({ id: r.id, sequenceId: r.sequenceId, agentId: r.agentId, channelAccountId: r.channelAccountId, trigger: r.trigger, createdAt: toIso(r.createdAt) }));
+    },
+
+    /** The sequence a new lead of this agent on this channel enrols in (the oldest matching rule wins). */
+    async autoEnrollment(tenantId: string, agentId: string | undefined, channelAccountId: string): Promise<SequenceDef | undefined> {
+      const [r] = await db
+        .select({ sequenceId: enrollmentRules.sequenceId })
+        .from(enrollmentRules)
+        .where(
+          and(
+            eq(enrollmentRules.tenantId, tenantId),
+            eq(enrollmentRules.trigger, 'new_lead'),
+            agentId ? or(isNull(enrollmentRules.agentId), eq(enrollmentRules.agentId, agentId)) : isNull(enrollmentRules.agentId),
+            or(isNull(enrollmentRules.channelAccountId), eq(enrollmentRules.channelAccountId, channelAccountId)),
+          ),
+        )
+        .orderBy(asc(enrollmentRules.createdAt))
+        .limit(1);
+      if (!r) return undefined;
+      const seq = await this.get(tenantId, r.sequenceId);
+      return seq ? toSequenceDef(seq) : undefined;
+    },
+  };
+}
+
+export type SequenceService = ReturnType<typeof createSequenceService>;
