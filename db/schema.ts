@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigserial,
   boolean,
   check,
   index,
@@ -151,6 +152,8 @@ export const messages = pgTable(
       .notNull()
       .references(() => leads.id, { onDelete: 'cascade' }),
     direction: text('direction', { enum: ['inbound', 'outbound'] }).notNull(),
+    /** Insertion order: the transcript's order, also within one batch insert. */
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
     /** WhatsApp wamid; unique, so a retried webhook or send can never record twice. */
     providerMessageId: text('provider_message_id'),
     type: text('type').notNull().default('text'),
@@ -167,6 +170,7 @@ export const messages = pgTable(
   (t) => [
     uniqueIndex('messages_provider_message_id_uq').on(t.providerMessageId),
     index('messages_lead_created_idx').on(t.leadId, t.createdAt),
+    index('messages_lead_seq_idx').on(t.leadId, t.seq),
   ],
 );
 

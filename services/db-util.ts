@@ -53,3 +53,13 @@ export function decodeCursor(cursor: string): { createdAt: string; id: string } 
   }
   return undefined;
 }
+
+/** Opaque cursor over a bigserial sequence number. */
+export function encodeSeqCursor(seq: number): string {
+  return Buffer.from(`s:${seq}`, 'utf8').toString('base64url');
+}
+
+export function decodeSeqCursor(cursor: string): number | undefined {
+  const m = /^s:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return m ? Number(m[1]) : undefined;
+}

@@ -3,7 +3,7 @@ import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { Channel, InboundMessage } from '../workflows/lead/definitions';
-import { decodeCursor, encodeCursor, toIso } from './db-util';
+import { decodeCursor, decodeSeqCursor, encodeCursor, encodeSeqCursor, toIso } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -187,7 +187,7 @@ export function createLeadService(db: Db) {
         .select({ direction: messages.direction, body: messages.body, status: messages.status, createdAt: messages.createdAt })
         .from(messages)
         .where(eq(messages.leadId, leadId))
-        .orderBy(desc(messages.createdAt), desc(messages.id))
+        .orderBy(desc(messages.seq))
         .limit(limit);
       return rows.reverse();
     },
@@ -210,23 +210,19 @@ export function createLeadService(db: Db) {
       return l ? presentLead(l) : undefined;
     },
 
+    /** Newest first, in transcript order (`seq`); the cursor is the last seq seen. */
     async messages(tenantId: string, leadId: string, opts: { limit: number; cursor?: string }) {
-      const c = opts.cursor ? decodeCursor(opts.cursor) : undefined;
-      if (opts.cursor && !c) throw new AppError('bad_request', 'invalid cursor');
+      const before = opts.cursor !== undefined ? decodeSeqCursor(opts.cursor) : undefined;
+      if (opts.cursor !== undefined && before === undefined) throw new AppError('bad_request', 'invalid cursor');
       const rows = await db
         .select()
         .from(messages)
-        .where(
-          and(
-            eq(messages.tenantId, tenantId),
-            eq(messages.leadId, leadId),
-            c ? or(lt(messages.createdAt, c.createdAt), and(eq(messages.createdAt, c.createdAt), lt(messages.id, c.id))) : undefined,
-          ),
-        )
-        .orderBy(desc(messages.createdAt), desc(messages.id))
+        .where(and(eq(messages.tenantId, tenantId), eq(messages.leadId, leadId), before !== undefined ? lt(messages.seq, before) : undefined))
+        .orderBy(desc(messages.seq))
         .limit(opts.limit + 1);
-      const { page, nextCursor } = keyset(rows, opts.limit);
-      return { items: page.map(presentMessage), nextCursor };
+      const page = rows.slice(0, opts.limit);
+      const last = page[page.length - 1];
+      return { items: page.map(presentMessage), nextCursor: rows.length > opts.limit && last ? encodeSeqCursor(last.seq) : null };
     },
 
     async events(tenantId: string, leadId: string, limit = 100) {

@@ -168,3 +168,18 @@ test('an enrolment rule enrols a new lead of the agent automatically', async () 
   expect(s.def.id).toBe(seq.body.id);
   expect(s.cursor.status).toBe('active');
 });
+
+test('a burst of 5 messages becomes one LLM turn and one reply', async () => {
+  const t = await createTenant(stack, { credits: 20 });
+  const from = randomWaId();
+  for (let i = 1; i <= 5; i++) await postWebhook(stack, textWebhook(t.phoneNumberId, from, `burst part ${i}`)).expect(200);
+  const wf = leadWorkflowId(t.channelId, from);
+  const s = await waitFor(async () => {
+    const st = await stack.temporal.leadState(wf);
+    return st && st.counters.inbound === 5 && st.counters.replies >= 1 && st.pendingInbound === 0 ? st : undefined;
+  }, { what: 'burst answered' });
+  expect(s.counters.turns).toBe(1);
+  expect(sentTo(from)).toHaveLength(1);
+  const call = stack.llm.requests.find((r) => JSON.stringify(r.messages).includes('burst part 1'))!;
+  expect(call.messages.filter((m) => m.role === 'user').map((m) => m.content)).toEqual([1, 2, 3, 4, 5].map((i) => `burst part ${i}`));
+});

@@ -84,6 +84,76 @@ const scenarios: Record<string, Scenario> = {
     await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
+  async 'burst-one-turn'(stack) {
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    for (let i = 1; i <= 5; i++) await postWebhook(stack, textWebhook(t.phoneNumberId, from, `part ${i}`)).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => s.counters.inbound === 5 && s.counters.replies >= 1);
+    return wf;
+  },
+  async 'sequence-steps-and-reset'(stack) {
+    const t = await createTenant(stack, { credits: 20 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    await stack.api.post('/v1/templates').set(auth).send({ name: 'follow_up', language: 'en', category: 'marketing', body: 'Hi {{1}}, still interested?', approved: true }).expect(201);
+    const seq = await stack.api
+      .post('/v1/sequences')
+      .set(auth)
+      .send({
+        name: 'Nudge',
+        steps: [
+          { delayMs: 300, kind: 'text', text: 'Following up!' },
+          { delayMs: 300, kind: 'template', template: { name: 'follow_up', language: 'en', variables: ['Priya'] } },
+          { delayMs: 300, kind: 'ai', aiInstruction: 'Ask whether they want a demo' },
+        ],
+        stopOn: ['lead_replied'],
+      })
+      .expect(201);
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => s.counters.replies === 1);
+    const lead = (await stack.api.get('/v1/leads').set(auth)).body.items[0];
+    await stack.api.post(`/v1/leads/${lead.id}/sequence/enroll`).set(auth).send({ sequenceId: seq.body.id }).expect(200);
+    await idle(stack, wf, (s) => s.sequence?.cursor.status === 'completed');
+    await stack.api.post(`/v1/leads/${lead.id}/sequence/reset`).set(auth).send({}).expect(200);
+    await stack.api.post(`/v1/leads/${lead.id}/sequence/pause`).set(auth).send({}).expect(200);
+    await stack.api.post(`/v1/leads/${lead.id}/sequence/resume`).set(auth).send({}).expect(200);
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Stop, I have a question')).expect(200);
+    await idle(stack, wf, (s) => s.sequence?.cursor.status === 'stopped' && s.counters.turns === 2);
+    return wf;
+  },
+  async 'handoff-manual-handback-stage'(stack) {
+    const t = await createTenant(stack, { credits: 20 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => s.counters.replies === 1);
+    const lead = (await stack.api.get('/v1/leads').set(auth)).body.items[0];
+    await stack.api.post(`/v1/leads/${lead.id}/handoff`).set(auth).send({}).expect(200);
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'A person please')).expect(200);
+    await idle(stack, wf, (s) => s.counters.inbound === 2);
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ text: 'Sam here, how can I help?' }).expect(201);
+    await stack.api.post(`/v1/leads/${lead.id}/stage`).set(auth).send({ stage: 'Qualified' }).expect(200);
+    await stack.api.post(`/v1/leads/${lead.id}/handback`).set(auth).send({}).expect(200);
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Thanks!')).expect(200);
+    await idle(stack, wf, (s) => s.counters.replies === 3);
+    return wf;
+  },
+  async 'window-closed-template'(stack) {
+    const t = await createTenant(stack, { credits: 20 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    await stack.api.post('/v1/templates').set(auth).send({ name: 'reengage', language: 'en', category: 'marketing', body: 'Hi {{1}}!', approved: true }).expect(201);
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Old message', { timestamp: Math.floor(Date.now() / 1000) - 2 * 86400 })).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => s.counters.turns === 1);
+    const lead = (await stack.api.get('/v1/leads').set(auth)).body.items[0];
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ text: 'Hello again' }).expect(409);
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ template: { name: 'reengage', language: 'en', variables: ['Priya'] } }).expect(201);
+    return wf;
+  },
 };
 
 async function main(): Promise<void> {
