@@ -20,7 +20,7 @@ beforeAll(() => installTemporalRuntime({ log: createLogger({ level: 'silent' }) 
 
 test('there are recorded histories to replay', () => {
   expect(files.filter((f) => f.startsWith('v1-')).length).toBeGreaterThanOrEqual(7);
-  expect(files.filter((f) => f.startsWith('v2-')).length).toBeGreaterThanOrEqual(7);
+  expect(files.filter((f) => f.startsWith('v2-')).length).toBeGreaterThanOrEqual(11);
 });
 
 test.each(files)('history %s replays deterministically', async (file) => {
