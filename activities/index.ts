@@ -2,11 +2,13 @@ import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
 import type { CreditService } from '../services/credits';
+import type { ExtractionService } from '../services/extractions';
 import type { LeadService } from '../services/leads';
 import type { SequenceService } from '../services/sequences';
 import type { TemplateService } from '../services/templates';
 import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
+import { createExtractionActivities } from './extraction/extract';
 import { createLlmActivities } from './llm/reply';
 import { createPersistenceActivities } from './persistence/leads';
 
@@ -17,6 +19,7 @@ export interface ActivityDeps {
   agents: AgentService;
   templates: TemplateService;
   sequences: SequenceService;
+  extractions: ExtractionService;
   log: Logger;
   graph: { url: string; version: string; timeoutMs: number };
   llm: { baseURL?: string; apiKey: string; timeoutMs: number };
@@ -28,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPersistenceActivities(deps),
     ...createCreditActivities(deps),
     ...createLlmActivities({ ...deps, ...deps.llm }),
+    ...createExtractionActivities({ ...deps, ...deps.llm }),
     ...createWhatsAppActivities({
       ...deps,
       graphApiUrl: deps.graph.url,

@@ -8,6 +8,7 @@ import type { ParleyTemporal } from '../temporal/client';
 import { errorHandler } from './middleware/errors';
 import { createAdminRouter } from './routes/admin';
 import { createEngineRouter } from './routes/engine';
+import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
 import { createTenantRouter } from './routes/tenant';
 import { createWhatsAppWebhookRouter } from './routes/whatsapp-webhook';
@@ -40,6 +41,8 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(express.json({ limit: '1mb', strict: true }));
   app.use(createAdminRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
+  // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
+  app.use(createExtractionRouter({ services: deps.services }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));

@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { whatsAppTextWebhook } from '../fakes/meta-webhooks';
 import { startFakeGraphApi, type FakeGraphApi } from '../fakes/graph-api';
 import { startFakeOpenAI } from '../fakes/openai';
 import { signMetaBody } from '../lib/crypto';
@@ -18,33 +19,7 @@ function send(msg: FromWorld): void {
 
 /** A WhatsApp Cloud API text-message webhook, as Meta sends it. */
 export function textWebhookBody(phoneNumberId: string, waId: string, text: string): string {
-  return JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '230981457709312',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15557320418', phone_number_id: phoneNumberId },
-              contacts: [{ profile: { name: 'Bench Lead' }, wa_id: waId }],
-              messages: [
-                {
-                  from: waId,
-                  id: `wamid.BENCH${randomBytes(12).toString('hex')}`,
-                  timestamp: String(Math.floor(Date.now() / 1000)),
-                  type: 'text',
-                  text: { body: text },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  });
+  return JSON.stringify(whatsAppTextWebhook({ phoneNumberId, from: waId, text, name: 'Bench Lead', id: `wamid.BENCH${randomBytes(12).toString('hex')}` }));
 }
 
 function post(agent: http.Agent, url: URL, body: string, signature: string, timeoutMs: number): Promise<Outcome> {

@@ -53,6 +53,10 @@ export const configSchema = z.object({
   /** Overrides the channel's minimum gap between two outbound messages to one lead (WhatsApp: 6000). */
   LEAD_PACING_MIN_GAP_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
   LEAD_AUTO_HANDOFF_COOLDOWN_MS: z.coerce.number().int().min(0).default(30 * 60 * 1000),
+  LEAD_BUMP_UP_IDLE_MS: z.coerce.number().int().min(60_000).default(4 * 60 * 60 * 1000),
+  LEAD_BUMP_UP_MAX: z.coerce.number().int().min(0).max(10).default(2),
+  LEAD_BUMP_UP_MAX_WORDS: z.coerce.number().int().min(5).max(200).default(40),
+  LEAD_EXTRACTION_IDLE_MS: z.coerce.number().int().min(0).default(10 * 60 * 1000),
 
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),

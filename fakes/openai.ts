@@ -73,6 +73,28 @@ interface ActiveRule extends OpenAIErrorRule {
 /** Marker contained in every offline reply, so callers can recognise the stand-in. */
 export const OFFLINE_REPLY_MARKER = '(offline stand-in reply)';
 
+const TOOL_CALL_PREFIX = '__tool_call__ ';
+
+/**
+ * A scripted reply that makes the fake answer with a function call (when the request offers
+ * a tool of that name): `fake.script([toolCallReply('handoff_to_human', { reason: '...' })])`.
+ */
+export function toolCallReply(name: string, args: Record<string, unknown>): string {
+  return `${TOOL_CALL_PREFIX}${name} ${JSON.stringify(args)}`;
+}
+
+function parseToolCallReply(content: string): { name: string; args: unknown } | undefined {
+  if (!content.startsWith(TOOL_CALL_PREFIX)) return undefined;
+  const rest = content.slice(TOOL_CALL_PREFIX.length);
+  const space = rest.indexOf(' ');
+  if (space < 0) return undefined;
+  try {
+    return { name: rest.slice(0, space), args: JSON.parse(rest.slice(space + 1)) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
 export const FAKE_OPENAI_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1-nano'] as const;
 
 const MAX_BODY_BYTES = 20 * 1024 * 1024;
@@ -442,12 +464,25 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
         object: 'chat.completion',
         created,
         model,
-        choices: contents.map((content, index) => ({
-          index,
-          message: { role: 'assistant', content, refusal: null, annotations: [] },
-          logprobs: null,
-          finish_reason: 'stop',
-        })),
+        choices: contents.map((content, index) => {
+          const call = parseToolCallReply(content);
+          const offered = Array.isArray(obj.tools) && obj.tools.some((t) => isRecord(t) && isRecord(t.function) && t.function.name === call?.name);
+          if (call && offered) {
+            return {
+              index,
+              message: {
+                role: 'assistant',
+                content: null,
+                refusal: null,
+                annotations: [],
+                tool_calls: [{ id: `call_${randomId(24)}`, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.args) } }],
+              },
+              logprobs: null,
+              finish_reason: 'tool_calls',
+            };
+          }
+          return { index, message: { role: 'assistant', content, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' };
+        }),
         usage,
         service_tier: 'default',
         system_fingerprint: systemFingerprint,

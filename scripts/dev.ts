@@ -16,6 +16,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createApp } from '../api/app';
 import { loadConfig } from '../config';
 import { startFakeGraphApi, type FakeGraphApi } from '../fakes/graph-api';
+import { whatsAppTextWebhook } from '../fakes/meta-webhooks';
 import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai';
 import { generateApiKey, generateEncryptionKey, signMetaBody } from '../lib/crypto';
 import { createLogger } from '../lib/logger';
@@ -188,25 +189,16 @@ async function runDemo(opts: { apiUrl: string; adminToken: string; appSecret: st
     writeFileSync(demoFile, JSON.stringify(demo, null, 2) + '\n', { mode: 0o600 });
   }
   const waId = '15550001111';
-  const body = JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: 'demo-waba',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15550000000', phone_number_id: DEMO_PHONE_NUMBER_ID },
-              contacts: [{ profile: { name: 'Demo Lead' }, wa_id: waId }],
-              messages: [{ from: waId, id: `wamid.demo.${Date.now()}`, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: 'Hi! What does your product cost?' } }],
-            },
-          },
-        ],
-      },
-    ],
-  });
+  const body = JSON.stringify(
+    whatsAppTextWebhook({
+      phoneNumberId: DEMO_PHONE_NUMBER_ID,
+      displayPhoneNumber: '15550000000',
+      from: waId,
+      name: 'Demo Lead',
+      id: `wamid.demo.${Date.now()}`,
+      text: 'Hi! What does your product cost?',
+    }),
+  );
   const res = await fetch(`${opts.apiUrl}/webhooks/whatsapp`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-hub-signature-256': signMetaBody(body, opts.appSecret) },

@@ -3,6 +3,7 @@ import type { SecretBox } from '../lib/crypto';
 import { createAgentService } from './agents';
 import { createChannelService } from './channels';
 import { createCreditService } from './credits';
+import { createExtractionService } from './extractions';
 import { createLeadService } from './leads';
 import { createPipelineService } from './pipelines';
 import { createSequenceService } from './sequences';
@@ -19,6 +20,7 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     pipelines: createPipelineService(db),
     templates: createTemplateService(db),
     sequences: createSequenceService(db),
+    extractions: createExtractionService(db),
   };
 }
 

@@ -43,5 +43,7 @@ export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
     debounce: { gapMs: config.LEAD_DEBOUNCE_GAP_MS, maxWaitMs: config.LEAD_DEBOUNCE_MAX_WAIT_MS },
     ...(config.LEAD_PACING_MIN_GAP_MS !== undefined ? { pacing: { minGapMs: config.LEAD_PACING_MIN_GAP_MS, jitterMs: 0 } } : {}),
     autoHandoffCooldownMs: config.LEAD_AUTO_HANDOFF_COOLDOWN_MS,
+    bumpUp: { idleMs: config.LEAD_BUMP_UP_IDLE_MS, maxPerConversation: config.LEAD_BUMP_UP_MAX, maxWords: config.LEAD_BUMP_UP_MAX_WORDS, channels: ['whatsapp'] },
+    extractionIdleMs: config.LEAD_EXTRACTION_IDLE_MS,
   };
 }

@@ -2,14 +2,18 @@ import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
+import type { ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
 import type { Logger } from '../../lib/logger';
+import { estimateCostMicros } from './pricing';
 
 export interface LlmDeps {
   leads: LeadService;
   agents: AgentService;
   channels: ChannelService;
   log: Logger;
+  /** The lead's running summary (prompt context) and per-call token/cost accounting (llm_calls). */
+  extractions?: Pick<ExtractionService, 'summaryOf' | 'recordLlmCall'>;
   baseURL?: string;
   apiKey: string;
   timeoutMs: number;
@@ -26,6 +30,10 @@ export interface GenerateReplyInput {
   stage?: string;
   /** What to write this time (a sequence step's AI instruction, a bump-up). */
   instruction?: string;
+  /** What the call is for, in the llm_calls accounting; default 'reply'. */
+  purpose?: 'reply' | 'bump_up' | 'sequence_step';
+  /** Offer the model the handoff_to_human tool (replies to the lead only). */
+  allowHandoff?: boolean;
 }
 
 export interface GenerateReplyResult {
@@ -34,6 +42,8 @@ export interface GenerateReplyResult {
   usedFallback: boolean;
   promptTokens: number;
   completionTokens: number;
+  /** Set when the model called handoff_to_human instead of replying (text is then empty). */
+  handoff?: { reason: string };
 }
 
 /** Errors that say the request itself is wrong (key, model, parameters): no retry helps. */
@@ -46,15 +56,46 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<string, string> }, input: GenerateReplyInput): string {
+function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<string, string> }, input: GenerateReplyInput, summary?: string | null): string {
   const addition = input.stage ? agent.stagePrompts?.[input.stage] : undefined;
-  return addition ? `${agent.systemPrompt}\n\n${addition}` : agent.systemPrompt;
+  const prompt = addition ? `${agent.systemPrompt}\n\n${addition}` : agent.systemPrompt;
+  return summary ? `${prompt}\n\nConversation so far (summary): ${summary}` : prompt;
 }
+
+/** The tool the model calls to hand the lead to a human (only offered for replies). */
+export const HANDOFF_TOOL = {
+  type: 'function',
+  function: {
+    name: 'handoff_to_human',
+    description:
+      'Hand this conversation to a human sales agent: when the lead asks for a person, is upset, or needs something you cannot do. Do not write a reply when you call it.',
+    parameters: { type: 'object', properties: { reason: { type: 'string', description: 'why a human should take over' } }, required: ['reason'], additionalProperties: false },
+  },
+} as const satisfies OpenAI.Chat.ChatCompletionTool;
 
 export function createLlmActivities(deps: LlmDeps) {
   // Temporal owns retries: the client never retries by itself.
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
   const log = deps.log.child({ module: 'llm' });
+  /** Tokens and estimated cost of one call; best effort (a failure here must not buy a second, paid call). */
+  async function recordCall(input: GenerateReplyInput, model: string, usage: OpenAI.CompletionUsage | undefined): Promise<void> {
+    if (!deps.extractions) return;
+    const promptTokens = usage?.prompt_tokens ?? 0;
+    const completionTokens = usage?.completion_tokens ?? 0;
+    try {
+      await deps.extractions.recordLlmCall({
+        tenantId: input.tenantId,
+        leadId: input.leadId,
+        purpose: input.purpose ?? 'reply',
+        model,
+        promptTokens,
+        completionTokens,
+        costMicros: estimateCostMicros(model, promptTokens, completionTokens),
+      });
+    } catch (err) {
+      log.warn({ leadId: input.leadId, model, error: describe(err) }, 'could not record llm call');
+    }
+  }
   return {
     /** Chat Completions over the recent transcript: the agent's model, then its fallback model. */
     async generateReply(input: GenerateReplyInput): Promise<GenerateReplyResult> {
@@ -64,8 +105,9 @@ export function createLlmActivities(deps: LlmDeps) {
         throw ApplicationFailure.create({ type: 'agent_not_found', message: `no agent for channel account ${input.channelAccountId}`, nonRetryable: true });
       }
       const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
+      const leadSummary = await deps.extractions?.summaryOf(input.leadId);
       const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-        { role: 'system', content: systemPrompt(agent, input) },
+        { role: 'system', content: systemPrompt(agent, input, leadSummary) },
         ...transcript
           .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
           .map((m): OpenAI.Chat.ChatCompletionMessageParam =>
@@ -73,11 +115,24 @@ export function createLlmActivities(deps: LlmDeps) {
           ),
       ];
       if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
+      const tools: OpenAI.Chat.ChatCompletionTool[] | undefined = input.allowHandoff ? [HANDOFF_TOOL] : undefined;
       const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];
       const failures: unknown[] = [];
       for (const [i, model] of models.entries()) {
         try {
-          const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature });
+          const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...(tools ? { tools } : {}) });
+          await recordCall(input, res.model || model, res.usage);
+          const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
+          if (handoff && handoff.type === 'function') {
+            let reason = 'the assistant asked for a human';
+            try {
+              const args = JSON.parse(handoff.function.arguments) as { reason?: unknown };
+              if (typeof args.reason === 'string' && args.reason.trim()) reason = args.reason.trim().slice(0, 500);
+            } catch {
+              /* keep the default reason */
+            }
+            return { text: '', handoff: { reason }, model: res.model || model, usedFallback: i > 0, promptTokens: res.usage?.prompt_tokens ?? 0, completionTokens: res.usage?.completion_tokens ?? 0 };
+          }
           const text = res.choices[0]?.message?.content?.trim();
           if (!text) throw new Error(`model ${model} returned an empty reply`);
           return {

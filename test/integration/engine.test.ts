@@ -2,6 +2,7 @@
  * The conversation engine through the public API on the real dev server: sequences and their
  * admin actions, stages, handoff and manual replies, the 24-hour window, auto-enrolment.
  */
+import { toolCallReply } from '../../fakes/openai';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
@@ -182,4 +183,55 @@ test('a burst of 5 messages becomes one LLM turn and one reply', async () => {
   expect(sentTo(from)).toHaveLength(1);
   const call = stack.llm.requests.find((r) => JSON.stringify(r.messages).includes('burst part 1'))!;
   expect(call.messages.filter((m) => m.role === 'user').map((m) => m.content)).toEqual([1, 2, 3, 4, 5].map((i) => `burst part ${i}`));
+});
+
+test('the LLM can hand the lead to a human with the handoff_to_human tool; the AI then stays silent', async () => {
+  const t = await createTenant(stack, { credits: 20 });
+  const { from, lead, workflowId } = await activeLead(t);
+  await waitFor(() => sentTo(from).length === 1, { what: 'AI reply' });
+  stack.llm.script([toolCallReply('handoff_to_human', { reason: 'wants to negotiate a bulk price' })]);
+  await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'I need 500 units, who can I talk to about pricing?')).expect(200);
+  const s = await waitFor(async () => {
+    const st = await stack.temporal.leadState(workflowId);
+    return st?.mode === 'human' ? st : undefined;
+  }, { what: 'human mode' });
+  expect(s.counters.turns).toBe(2);
+  expect(sentTo(from)).toHaveLength(1);
+  const call = stack.llm.requests.find((r) => JSON.stringify(r.messages).includes('500 units'))!;
+  expect((call.body as { tools?: { function: { name: string } }[] }).tools?.map((x) => x.function.name)).toEqual(['handoff_to_human']);
+  const detail = await stack.api.get(`/v1/leads/${lead.id}`).set(auth(t)).expect(200);
+  expect(detail.body.mode).toBe('human');
+  const ev = detail.body.events.find((e: { type: string }) => e.type === 'llm_handoff');
+  expect(ev.data.reason).toBe('wants to negotiate a bulk price');
+  // the credit reserved for that turn came back
+  const credits = await stack.api.get('/v1/credits').set(auth(t)).expect(200);
+  expect(credits.body).toMatchObject({ balance: 19, reserved: 0 });
+});
+
+test("an agent's handoff keyword hands the lead to a human before any AI reply", async () => {
+  const t = await createTenant(stack, { credits: 20 });
+  const agent = await stack.api
+    .post('/v1/agents')
+    .set(auth(t))
+    .send({ name: 'Keyword bot', systemPrompt: 'Be brief.', model: 'gpt-4o-mini', handoffKeywords: ['talk to a person', 'agent'] })
+    .expect(201);
+  const phoneNumberId = String(Date.now()).slice(-12);
+  const channel = await stack.api
+    .post('/v1/channels')
+    .set(auth(t))
+    .send({ platform: 'whatsapp', phoneNumberId, accessToken: 'EAAG-keyword-token', verifyToken: 'verify-keyword-1', agentId: agent.body.id })
+    .expect(201);
+  const from = randomWaId();
+  await postWebhook(stack, textWebhook(phoneNumberId, from, 'Can I talk to a person, please?')).expect(200);
+  const wf = leadWorkflowId(channel.body.id, from);
+  const s = await waitFor(async () => {
+    const st = await stack.temporal.leadState(wf);
+    return st?.mode === 'human' ? st : undefined;
+  }, { what: 'keyword handoff' });
+  expect(s.counters.replies).toBe(0);
+  expect(sentTo(from)).toHaveLength(0);
+  // a later message stays with the human: no AI reply
+  await postWebhook(stack, textWebhook(phoneNumberId, from, 'Hello?')).expect(200);
+  await waitFor(async () => (await stack.temporal.leadState(wf))?.counters.inbound === 2);
+  expect(sentTo(from)).toHaveLength(0);
 });

@@ -12,6 +12,7 @@ import type { Express } from 'express';
 import { createApp } from '../../api/app';
 import { loadConfig, type Config } from '../../config';
 import { signMetaBody } from '../../lib/crypto';
+import { whatsAppTextWebhook } from '../../fakes/meta-webhooks';
 import { createLogger, type Logger } from '../../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
 import { activityDepsFrom, buildCore, leadSettingsFrom, type Core } from '../../workers/deps';
@@ -174,37 +175,9 @@ export async function createTenant(stack: Stack, opts: { credits?: number; appSe
   return { tenantId, apiKey, agentId: agent.body.id, channelId: channel.body.id, phoneNumberId, accessToken };
 }
 
-let seq = 0;
 /** A WhatsApp text webhook body as Meta sends it. */
 export function textWebhook(phoneNumberId: string, from: string, text: string, opts: { id?: string; name?: string; timestamp?: number } = {}) {
-  seq += 1;
-  return {
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '230981457709312',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15557320418', phone_number_id: phoneNumberId },
-              contacts: [{ profile: { name: opts.name ?? 'Priya Sharma' }, wa_id: from }],
-              messages: [
-                {
-                  from,
-                  id: opts.id ?? `wamid.TEST${Date.now()}${seq}${randomBytes(4).toString('hex')}`,
-                  timestamp: String(opts.timestamp ?? Math.floor(Date.now() / 1000)),
-                  type: 'text',
-                  text: { body: text },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  };
+  return whatsAppTextWebhook({ phoneNumberId, from, text, ...opts });
 }
 
 /** POST a body to the webhook, signed like Meta signs it. */

@@ -74,6 +74,10 @@ export interface LeadWorkflowSettings {
   pacing?: { minGapMs: number; jitterMs: number };
   /** An automatic handoff (keyword, LLM tool) is refused this long after a handback. */
   autoHandoffCooldownMs?: number;
+  /** Short AI nudges when the lead goes quiet after a bot message (WhatsApp by default). */
+  bumpUp?: { idleMs: number; maxPerConversation: number; maxWords: number; channels: Channel[] };
+  /** Run lead extraction once the conversation has been quiet this long (0 = never). */
+  extractionIdleMs?: number;
 }
 
 export interface LeadWorkflowInput {
@@ -113,6 +117,12 @@ export interface LeadCarriedState {
   inboxLastAt?: string;
   /** Outbound requests from updates (manual messages, templates) waiting for the loop. */
   outbox?: OutboundRequest[];
+  bumpsSent?: number;
+  /** The bot's last few messages, so a bump-up never repeats one. */
+  recentBotMessages?: string[];
+  /** When lead extraction is due (set by new inbound messages, cleared when it ran). */
+  extractionDueAt?: string;
+  score?: number;
 }
 
 /** A manual message or template to send, queued by an update and sent by the main loop. */

@@ -40,6 +40,7 @@ import {
   type SequenceCommand,
 } from './definitions';
 import { shouldContinueAsNew } from './policy/continue-as-new';
+import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource } from './policy/handoff';
@@ -52,6 +53,8 @@ import { SA } from './search-attributes';
 
 export const ENGINE_PATCH = 'conversation-engine-v1';
 const DEFAULT_AUTO_HANDOFF_COOLDOWN_MS = 30 * 60 * 1000;
+const DEFAULT_EXTRACTION_IDLE_MS = 10 * 60 * 1000;
+const RECENT_BOT_MESSAGES = 5;
 
 /** Database work: retried until the database is back (nothing is lost while it is down). */
 const PERSISTENCE: ActivityOptions = {
@@ -88,9 +91,16 @@ const DELIVERY: ActivityOptions = {
   },
 };
 
+/** Extraction: a few tries; repeated failure is recorded and counted, never fails the lead. */
+const EXTRACTION: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3, nonRetryableErrorTypes: ['llm_config', 'agent_not_found'] },
+};
+
 const db = proxyActivities<Activities>(PERSISTENCE);
 const llm = proxyActivities<Activities>(LLM);
 const delivery = proxyActivities<Activities>(DELIVERY);
+const extraction = proxyActivities<Activities>(EXTRACTION);
 
 function initialState(input: LeadWorkflowInput): LeadCarriedState {
   return {
@@ -124,7 +134,7 @@ function msUntil(iso: string): number {
 /** What one outbound message is: free-form text (given or from the LLM) or a template. */
 type Outbound =
   | { kind: 'text'; text: string }
-  | { kind: 'ai'; instruction?: string }
+  | { kind: 'ai'; instruction?: string; maxWords?: number; avoidRepeats?: boolean; llmPurpose?: 'reply' | 'bump_up' | 'sequence_step'; allowHandoff?: boolean }
   | { kind: 'template'; template: TemplateRef };
 
 export async function leadConversation(input: LeadWorkflowInput): Promise<void> {
@@ -406,9 +416,26 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     if (what.kind === 'ai' && plan.action === 'free_form') {
       try {
         const reply = await llm.generateReply.executeWithOptions({ ...LLM, summary: `Ask the LLM (${purpose})` }, [
-          { tenantId, leadId, channelAccountId, ...(engine ? { stage: state.stage, instruction: what.instruction } : {}) },
+          {
+            tenantId,
+            leadId,
+            channelAccountId,
+            ...(engine ? { stage: state.stage, instruction: what.instruction, purpose: what.llmPurpose, allowHandoff: what.allowHandoff } : {}),
+          },
         ]);
-        text = reply.text;
+        if (reply.handoff) {
+          // the model asked for a human instead of answering
+          await db.releaseCredit({ reference });
+          await event('llm_handoff', { reason: reply.handoff.reason });
+          const handedOff = await changeMode('handoff', 'llm_tool');
+          return { requestId, status: 'refused', reason: handedOff ? 'handed_off' : 'handoff_refused' };
+        }
+        text = what.maxWords ? trimToWords(reply.text, what.maxWords) : reply.text;
+        if (what.avoidRepeats && isRepeat(text, state.recentBotMessages ?? [])) {
+          await db.releaseCredit({ reference });
+          await event('outbound_refused', { purpose, reason: 'repeat' });
+          return { requestId, status: 'refused', reason: 'repeat' };
+        }
       } catch (err) {
         state.counters.failedReplies += 1;
         await db.releaseCredit({ reference });
@@ -449,6 +476,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     await db.captureCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Capture the credit' }, [{ reference, messageId: outboundMessageId }]);
     state.counters.replies += 1;
     state.lastOutboundAt = nowIso();
+    if (engine && what.kind !== 'template' && text) state.recentBotMessages = [...(state.recentBotMessages ?? []), text].slice(-RECENT_BOT_MESSAGES);
     return { requestId, status: 'sent', outboundMessageId };
   }
 
@@ -465,6 +493,8 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       if (engine) upsertSearchAttributes([{ key: SA.WindowClosesAt, value: new Date(windowClosesAt(latest)!) }]);
     }
     if (engine) {
+      const idle = settings.extractionIdleMs ?? DEFAULT_EXTRACTION_IDLE_MS;
+      if (idle > 0) state.extractionDueAt = new Date(Date.now() + idle).toISOString();
       // only a message written after enrolment is a reply to the sequence
       const enrolledAt = state.sequence?.cursor.enrolledAt;
       if (enrolledAt && batch.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt)) await stopSequenceOn('lead_replied');
@@ -477,7 +507,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     if (!aiMayReply(state.mode)) return;
 
     state.counters.turns += 1;
-    const result = await sendOutbound({ kind: 'ai' }, 'reply');
+    const result = await sendOutbound(engine ? { kind: 'ai', llmPurpose: 'reply', allowHandoff: true } : { kind: 'ai' }, 'reply');
     if (result.status === 'sent') state.lastOutboundByBot = true;
   }
 
@@ -487,7 +517,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     const s = state.sequence!;
     const step = action.step;
     const what: Outbound =
-      step.kind === 'template' ? { kind: 'template', template: step.template! } : step.kind === 'text' ? { kind: 'text', text: step.text ?? '' } : { kind: 'ai', instruction: step.aiInstruction };
+      step.kind === 'template' ? { kind: 'template', template: step.template! } : step.kind === 'text' ? { kind: 'text', text: step.text ?? '' } : { kind: 'ai', instruction: step.aiInstruction, llmPurpose: 'sequence_step' };
     const result = await sendOutbound(what, `sequence step ${action.stepIndex + 1}`, step.template);
     if (result.status === 'sent') state.lastOutboundByBot = true;
     await event('sequence_step', { sequenceId: s.def.id, stepIndex: action.stepIndex, status: result.status, reason: result.reason });
@@ -502,6 +532,62 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     const result = await sendOutbound(what, req.source === 'manual' ? 'manual reply' : 'api message');
     if (result.status === 'sent') state.lastOutboundByBot = false;
     results.set(req.requestId, { ...result, requestId: req.requestId });
+  }
+
+  // ---- a bump-up: the lead went quiet after the bot's message ----
+
+  function bumpUpPolicy() {
+    return settings.bumpUp ?? DEFAULT_BUMP_UP;
+  }
+
+  function bumpUpDue(): string | undefined {
+    if (!aiMayReply(state.mode)) return undefined;
+    const seq = state.sequence?.cursor.status;
+    if (seq === 'active' || seq === 'paused') return undefined; // a running sequence does the following up
+    return bumpUpDueAt({
+      channel,
+      lastInboundAt: state.lastInboundAt,
+      lastOutboundAt: state.lastOutboundAt,
+      lastOutboundByBot: state.lastOutboundByBot ?? false,
+      bumpsSent: state.bumpsSent ?? 0,
+      policy: bumpUpPolicy(),
+    });
+  }
+
+  async function runBumpUp(): Promise<void> {
+    const policy = bumpUpPolicy();
+    // counted before sending, so a failing or refused bump-up is never retried in a loop
+    state.bumpsSent = (state.bumpsSent ?? 0) + 1;
+    const result = await sendOutbound(
+      {
+        kind: 'ai',
+        instruction: `The lead has not answered your last message. Write one short, friendly follow-up of at most ${policy.maxWords} words that moves the conversation forward. Do not repeat anything you already said.`,
+        maxWords: policy.maxWords,
+        avoidRepeats: true,
+        llmPurpose: 'bump_up',
+      },
+      `bump-up ${state.bumpsSent}`,
+    );
+    if (result.status === 'sent') state.lastOutboundByBot = true;
+    await event('bump_up', { n: state.bumpsSent, status: result.status, reason: result.reason });
+  }
+
+  // ---- lead extraction after a quiet period ----
+
+  async function runExtraction(): Promise<void> {
+    state.extractionDueAt = undefined;
+    try {
+      const r = await extraction.extractLead.executeWithOptions({ ...EXTRACTION, summary: 'Extract lead data and summary' }, [{ tenantId, leadId, channelAccountId }]);
+      if (r.score !== null && r.score !== state.score) {
+        state.score = r.score;
+        upsertSearchAttributes([{ key: SA.LeadScore, value: r.score }]);
+      }
+    } catch (err) {
+      // recorded as an event and counted in parley_extraction_failures; runs again after new messages
+      await db.recordExtractionFailure.executeWithOptions({ ...PERSISTENCE, summary: 'Record the extraction failure' }, [
+        { tenantId, leadId, error: failureReason(err), type: failureType(err), dedupKey: `extraction_failed:${workflowInfo().runId}:${uuid4()}` },
+      ]);
+    }
   }
 
   // ---- the main loop ----
@@ -535,6 +621,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     const a = sequenceAction();
     if (a.type === 'wait') candidates.push({ at: a.until, what: a.reason === 'quiet_hours' ? 'Sequence: quiet hours' : 'Sequence: next step delay' });
     if (a.type === 'send') candidates.push({ at: nowIso(), what: 'Sequence step due' });
+    const bump = bumpUpDue();
+    if (bump) candidates.push({ at: bump, what: 'Bump-up if the lead stays quiet' });
+    if (state.extractionDueAt && state.inbox.length === 0) candidates.push({ at: state.extractionDueAt, what: 'Extract lead data after inactivity' });
     candidates.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
     return candidates[0];
   }
@@ -584,10 +673,10 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         await runTurn(batch);
       } else {
         const a = sequenceAction();
+        const bump = bumpUpDue();
         if (a.type === 'send') await runSequenceStep(a);
-        else if (a.type === 'done' && state.sequence?.cursor.status === 'completed') {
-          // nothing to do: a completed sequence idles until reset or a new enrolment
-        }
+        else if (bump && msUntil(bump) === 0) await runBumpUp();
+        else if (state.extractionDueAt && msUntil(state.extractionDueAt) === 0) await runExtraction();
       }
     } finally {
       turnInFlight = false;
