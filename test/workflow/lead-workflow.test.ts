@@ -3,115 +3,29 @@
  * PGlite, the fake Graph API and the fake LLM as local HTTP servers).
  */
 import { randomBytes } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
-import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
-import { createSecretBox } from '../../lib/crypto';
-import { createLogger } from '../../lib/logger';
-import { migrateDatabase, openDatabase, type Database } from '../../db/client';
-import { createServices, type Services } from '../../services';
-import { testingExecutable } from '../../temporal/binaries';
-import { installTemporalRuntime } from '../../temporal/runtime';
-import { registerSearchAttributes } from '../../temporal/search-attributes';
-import { createActivities } from '../../activities';
-import { inboundSignal, stateQuery, type InboundMessage, type LeadWorkflowInput } from '../../workflows/lead/definitions';
+import { inboundSignal, stateQuery, type InboundMessage } from '../../workflows/lead/definitions';
 import { leadConversation } from '../../workflows/lead/workflow';
-import { workflowBundle } from '../support/stack';
+import { createWorkflowTestKit, inboundText, leadInput, until } from './support';
 
 jest.setTimeout(120_000);
 
-const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-let env: TestWorkflowEnvironment;
-let database: Database;
-let services: Services;
-let graph: FakeGraphApi;
-let llm: FakeOpenAI;
-
-beforeAll(async () => {
-  installTemporalRuntime({ log });
-  [env, database, graph, llm] = await Promise.all([
-    TestWorkflowEnvironment.createTimeSkipping({ server: { executable: testingExecutable('test-server') } }),
-    openDatabase({}),
-    startFakeGraphApi(),
-    startFakeOpenAI(),
-  ]);
-  await migrateDatabase(database);
-  await registerSearchAttributes(env.connection, env.namespace ?? 'default');
-  services = createServices(database.db, createSecretBox(randomBytes(32)), { defaultCreditsPerReply: 1 });
-});
-
-afterAll(async () => {
-  await env?.teardown();
-  await database?.close();
-  await graph?.close();
-  await llm?.close();
-});
-
-async function tenantWithChannel(credits: number) {
-  const tenant = await services.tenants.create({ name: 'WF test' });
-  if (credits) await services.credits.topUp({ tenantId: tenant.id, amount: credits, reference: 'seed' });
-  const agent = await services.agents.create(tenant.id, { name: 'a', systemPrompt: 'Be brief.', model: 'gpt-4o-mini' });
-  const channel = await services.channels.create(tenant.id, {
-    platform: 'whatsapp',
-    phoneNumberId: String(Date.now()) + randomBytes(2).readUInt16BE(0),
-    accessToken: 'EAAGtesttoken123',
-    verifyToken: 'verify-token-1',
-    agentId: agent.id,
-  });
-  return { tenantId: tenant.id, channelAccountId: channel.id };
-}
+const kit = createWorkflowTestKit();
+const { tenantWithChannel, withWorker, sentTo } = kit;
 
 function inbound(contactId: string, n: number): InboundMessage {
-  return {
-    providerMessageId: `wamid.${contactId}.${n}`,
-    channel: 'whatsapp',
-    contactId,
-    contactName: 'Test Lead',
-    // the lead wrote just now (the 24-hour window is open)
-    sentAt: new Date(Date.now() - 60_000 + n * 10).toISOString(),
-    type: 'text',
-    text: `message number ${n}`,
-  };
+  // the lead wrote just now (the 24-hour window is open)
+  return inboundText(contactId, n);
 }
 
-async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = `wf-${randomBytes(6).toString('hex')}`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities: createActivities({
-      ...services,
-      log,
-      graph: { url: graph.url, version: 'v21.0', timeoutMs: 5000 },
-      llm: { baseURL: llm.url, apiKey: 'test', timeoutMs: 5000 },
-    }),
-  });
-  return worker.runUntil(fn(taskQueue));
-}
-
-function input(t: { tenantId: string; channelAccountId: string }, contactId: string, eventBudget: number): LeadWorkflowInput {
-  return { ...t, channel: 'whatsapp', contactId, contactName: 'Test Lead', settings: { eventBudget, dedupWindow: 100 } };
-}
-
-function sentTo(contactId: string) {
-  return graph.sentMessages().filter((r) => (r.body as { to?: string }).to === contactId);
-}
-
-async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function input(t: { tenantId: string; channelAccountId: string }, contactId: string, eventBudget: number) {
+  return leadInput(t, contactId, { eventBudget, dedupWindow: 100 });
 }
 
 test('continues as new under a small event budget and loses no message, carrying dedup memory across runs', async () => {
   const t = await tenantWithChannel(100);
   const contactId = `c${randomBytes(4).toString('hex')}`;
   await withWorker(async (taskQueue) => {
-    const handle = await env.client.workflow.signalWithStart(leadConversation, {
+    const handle = await kit.env.client.workflow.signalWithStart(leadConversation, {
       workflowId: `lead:${t.channelAccountId}:${contactId}`,
       taskQueue,
       args: [input(t, contactId, 60)],
@@ -121,11 +35,11 @@ test('continues as new under a small event budget and loses no message, carrying
     // one message at a time, each sent as soon as the previous reply reaches Meta (the turn
     // may still be finishing): many turns, and the lead is never idle long
     for (let n = 2; n <= 8; n++) {
-      await env.sleep('10 seconds'); // past the burst debounce (3 s) and the pacing gap (6 s)
+      await kit.env.sleep('10 seconds'); // past the burst debounce (3 s) and the pacing gap (6 s)
       await until(() => sentTo(contactId).length === n - 1, `reply ${n - 1}`);
       await handle.signal(inboundSignal, inbound(contactId, n));
     }
-    await env.sleep('10 seconds');
+    await kit.env.sleep('10 seconds');
     await until(() => sentTo(contactId).length === 8, 'reply 8');
     // a redelivery of an early message, after several continue-as-new: still a duplicate
     await handle.signal(inboundSignal, inbound(contactId, 3));
@@ -137,7 +51,7 @@ test('continues as new under a small event budget and loses no message, carrying
     const after = await handle.query(stateQuery);
     expect(after.counters).toMatchObject({ inbound: 8, duplicates: 1, replies: 8 });
     expect(sentTo(contactId)).toHaveLength(8);
-    const firstRun = await env.client.workflow.getHandle(handle.workflowId, handle.signaledRunId).describe();
+    const firstRun = await kit.env.client.workflow.getHandle(handle.workflowId, handle.signaledRunId).describe();
     expect(firstRun.status.name).toBe('CONTINUED_AS_NEW');
   });
 });
@@ -152,7 +66,7 @@ test('a burst of signals around continue-as-new is handled: every message record
     // while runs hand over (the budget of 50 events is passed several times)
     for (let n = 1; n <= 30; n++) {
       if (n > 1) await new Promise((r) => setTimeout(r, 25));
-      await env.client.workflow.signalWithStart(leadConversation, {
+      await kit.env.client.workflow.signalWithStart(leadConversation, {
         workflowId,
         taskQueue,
         args: [wfInput],
@@ -160,14 +74,14 @@ test('a burst of signals around continue-as-new is handled: every message record
         signalArgs: [inbound(contactId, n)],
       });
     }
-    const handle = env.client.workflow.getHandle(workflowId);
-    for (let i = 0; i < 6; i++) await env.sleep('10 seconds'); // bursts flush, paced replies go out
+    const handle = kit.env.client.workflow.getHandle(workflowId);
+    for (let i = 0; i < 6; i++) await kit.env.sleep('10 seconds'); // bursts flush, paced replies go out
     await until(async () => {
       const s = await handle.query(stateQuery);
       return s.counters.runs > 1 && s.counters.inbound === 30 && s.pendingInbound === 0 && s.counters.turns === s.counters.replies && s.leadId !== undefined;
     }, 'all 30 handled');
     const s = await handle.query(stateQuery);
-    const msgs = await services.leads.messages(t.tenantId, s.leadId!, { limit: 200 });
+    const msgs = await kit.services.leads.messages(t.tenantId, s.leadId!, { limit: 200 });
     const inboundRows = msgs.items.filter((m) => m.direction === 'inbound');
     expect(inboundRows).toHaveLength(30);
     expect(new Set(inboundRows.map((m) => m.providerMessageId)).size).toBe(30);
