@@ -118,6 +118,8 @@ export interface LeadCarriedState {
   /** Outbound requests from updates (manual messages, templates) waiting for the loop. */
   outbox?: OutboundRequest[];
   bumpsSent?: number;
+  /** When the last bump-up was attempted (sent or not): the next one waits a full idle period. */
+  lastBumpAt?: string;
   /** The bot's last few messages, so a bump-up never repeats one. */
   recentBotMessages?: string[];
   /** When lead extraction is due (set by new inbound messages, cleared when it ran). */

@@ -547,7 +547,8 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     return bumpUpDueAt({
       channel,
       lastInboundAt: state.lastInboundAt,
-      lastOutboundAt: state.lastOutboundAt,
+      // a refused bump-up (a repeat, no credit) still starts a new idle period
+      lastOutboundAt: state.lastBumpAt && (!state.lastOutboundAt || state.lastBumpAt > state.lastOutboundAt) ? state.lastBumpAt : state.lastOutboundAt,
       lastOutboundByBot: state.lastOutboundByBot ?? false,
       bumpsSent: state.bumpsSent ?? 0,
       policy: bumpUpPolicy(),
@@ -558,6 +559,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     const policy = bumpUpPolicy();
     // counted before sending, so a failing or refused bump-up is never retried in a loop
     state.bumpsSent = (state.bumpsSent ?? 0) + 1;
+    state.lastBumpAt = nowIso();
     const result = await sendOutbound(
       {
         kind: 'ai',
