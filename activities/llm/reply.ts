@@ -34,6 +34,8 @@ export interface GenerateReplyInput {
   purpose?: 'reply' | 'bump_up' | 'sequence_step';
   /** Offer the model the handoff_to_human tool (replies to the lead only). */
   allowHandoff?: boolean;
+  /** Facts the workflow knows (the 24-hour window, the sequence step), one line each. */
+  facts?: string[];
 }
 
 export interface GenerateReplyResult {
@@ -114,6 +116,7 @@ export function createLlmActivities(deps: LlmDeps) {
             m.direction === 'inbound' ? { role: 'user', content: m.body } : { role: 'assistant', content: m.body },
           ),
       ];
+      if (input.facts?.length) messages.push({ role: 'system', content: `Facts about this conversation:\n- ${input.facts.join('\n- ')}` });
       if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
       const tools: OpenAI.Chat.ChatCompletionTool[] | undefined = input.allowHandoff ? [HANDOFF_TOOL] : undefined;
       const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];

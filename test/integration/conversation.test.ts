@@ -35,7 +35,12 @@ describe('one lead, end to end', () => {
     const llmCall = stack.llm.requests.at(-1)!;
     expect(llmCall.model).toBe('gpt-4o-mini');
     expect(llmCall.messages[0]).toMatchObject({ role: 'system', content: 'You are a helpful sales assistant.' });
-    expect(llmCall.messages.at(-1)).toMatchObject({ role: 'user', content: 'Hi, is my order #A1043 shipped yet?' });
+    const lastUser = llmCall.messages.filter((m) => m.role === 'user').at(-1);
+    expect(lastUser).toMatchObject({ content: 'Hi, is my order #A1043 shipped yet?' });
+    // the workflow's facts reach the LLM: stage and the 24-hour window
+    const facts = llmCall.messages.find((m) => m.role === 'system' && String(m.content).startsWith('Facts about this conversation'));
+    expect(String(facts?.content)).toContain('stage New');
+    expect(String(facts?.content)).toMatch(/24-hour window for free-form messages closes at \d{4}-/);
 
     const auth = { authorization: `Bearer ${t.apiKey}` };
     const leads = await stack.api.get('/v1/leads').set(auth).expect(200);

@@ -378,6 +378,18 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     );
   }
 
+  /** What the LLM should know that only the workflow knows. */
+  function conversationFacts(): string[] {
+    const facts = [`The lead is in stage ${state.stage}.`];
+    const closes = windowClosesAt(state.lastInboundAt);
+    if (closes && channel !== 'webchat') facts.push(`WhatsApp's 24-hour window for free-form messages closes at ${closes}.`);
+    const s = state.sequence;
+    if (s && (s.cursor.status === 'active' || s.cursor.status === 'paused')) {
+      facts.push(`The lead is in the follow-up sequence "${s.def.name}", step ${s.cursor.stepIndex + 1} of ${s.def.steps.length}.`);
+    }
+    return facts;
+  }
+
   // ---- one outbound message: window → credit → (LLM) → pacing → deliver → capture ----
 
   async function sendOutbound(what: Outbound, purpose: string, fallbackTemplate?: TemplateRef): Promise<OutboundResult> {
@@ -420,7 +432,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
             tenantId,
             leadId,
             channelAccountId,
-            ...(engine ? { stage: state.stage, instruction: what.instruction, purpose: what.llmPurpose, allowHandoff: what.allowHandoff } : {}),
+            ...(engine
+              ? { stage: state.stage, instruction: what.instruction, purpose: what.llmPurpose, allowHandoff: what.allowHandoff, facts: conversationFacts() }
+              : {}),
           },
         ]);
         if (reply.handoff) {
