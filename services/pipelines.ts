@@ -1,7 +1,8 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { pipelines, stages } from '../db/schema';
-import { toIso } from './db-util';
+import { AppError } from '../lib/errors';
+import { PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
 export const DEFAULT_PIPELINE = { name: 'Sales', stages: ['New', 'Qualified', 'Nurture', 'Converted', 'Lost'] } as const;
 
@@ -14,6 +15,22 @@ export function createPipelineService(db: Db) {
       const [p] = await tx.insert(pipelines).values({ tenantId, name: DEFAULT_PIPELINE.name, isDefault: true }).returning({ id: pipelines.id });
       if (!p) throw new Error('pipeline insert returned nothing');
       await tx.insert(stages).values(DEFAULT_PIPELINE.stages.map((name, position) => ({ tenantId, pipelineId: p.id, name, position })));
+    },
+
+    /** A custom pipeline with its ordered stages. */
+    async create(tenantId: string, input: { name: string; stages: string[] }) {
+      try {
+        await db.transaction(async (tx) => {
+          const [p] = await tx.insert(pipelines).values({ tenantId, name: input.name }).returning({ id: pipelines.id });
+          if (!p) throw new Error('pipeline insert returned nothing');
+          await tx.insert(stages).values(input.stages.map((name, position) => ({ tenantId, pipelineId: p.id, name, position })));
+        });
+      } catch (err) {
+        if (pgErrorCode(err) === PG_UNIQUE_VIOLATION) throw new AppError('conflict', `a pipeline named ${input.name} already exists`);
+        throw err;
+      }
+      const all = await this.list(tenantId);
+      return all.find((p) => p.name === input.name)!;
     },
 
     async list(tenantId: string) {

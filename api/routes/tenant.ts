@@ -36,6 +36,14 @@ const createTemplateBody = z.strictObject({
   body: z.string().min(1).max(1024),
   approved: z.boolean().default(false),
 });
+const createPipelineBody = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  stages: z
+    .array(z.string().trim().min(1).max(100))
+    .min(1)
+    .max(30)
+    .refine((a) => new Set(a).size === a.length, 'stage names must be unique'),
+});
 const page = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(500).optional(),
@@ -73,6 +81,9 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   });
   r.get('/v1/templates', async (_req, res) => {
     res.json({ items: await services.templates.list(res.locals.tenantId), nextCursor: null });
+  });
+  r.post('/v1/pipelines', validate({ body: createPipelineBody }), async (_req, res) => {
+    res.status(201).json(await services.pipelines.create(res.locals.tenantId, res.locals.body));
   });
   r.get('/v1/pipelines', async (_req, res) => {
     res.json({ items: await services.pipelines.list(res.locals.tenantId), nextCursor: null });

@@ -41,3 +41,20 @@ test('templates: registered, listed with their variable count, unique per name a
   const none = await stack.api.get('/v1/templates').set('authorization', `Bearer ${other}`).expect(200);
   expect(none.body.items).toEqual([]);
 });
+
+test('custom pipelines: created with ordered unique stages, names unique per tenant', async () => {
+  const key = await tenantKey();
+  const auth = { authorization: `Bearer ${key}` };
+  const p = await stack.api.post('/v1/pipelines').set(auth).send({ name: 'Renewals', stages: ['Due', 'Contacted', 'Renewed', 'Churned'] }).expect(201);
+  expect(p.body.stages.map((s: { name: string; position: number }) => [s.name, s.position])).toEqual([
+    ['Due', 0],
+    ['Contacted', 1],
+    ['Renewed', 2],
+    ['Churned', 3],
+  ]);
+  await stack.api.post('/v1/pipelines').set(auth).send({ name: 'Renewals', stages: ['A'] }).expect(409);
+  await stack.api.post('/v1/pipelines').set(auth).send({ name: 'Dupes', stages: ['A', 'A'] }).expect(400);
+  await stack.api.post('/v1/pipelines').set(auth).send({ name: 'Empty', stages: [] }).expect(400);
+  const list = await stack.api.get('/v1/pipelines').set(auth).expect(200);
+  expect(list.body.items.map((x: { name: string }) => x.name)).toEqual(['Sales', 'Renewals']);
+});
