@@ -52,6 +52,7 @@ test('a bump-up fires once after the lead goes quiet, not twice, and is a short 
     const s = await handle.query(stateQuery);
     expect(s.bumpsSent).toBe(1);
     expect(kit.sentTo(c)).toHaveLength(2);
+    await handle.terminate('test done'); // a running lead would stop the test server skipping time
   });
 });
 
@@ -84,6 +85,7 @@ test('a bump-up that would repeat the last bot message is not sent', async () =>
     await kit.env.sleep('61 minutes');
     await until(() => kit.sentTo(c).length === 2, 'the second bump-up');
     expect((await handle.query(stateQuery)).bumpsSent).toBe(2);
+    await handle.terminate('test done');
   });
 });
 
@@ -115,5 +117,6 @@ test('extraction runs after inactivity, and again only after new messages', asyn
     await until(() => kit.sentTo(c).length === 2, 'second reply');
     await kit.env.sleep('11 minutes');
     await until(() => extractionCalls(c).length === 2, 'second extraction after new messages');
+    await handle.terminate('test done');
   });
 });

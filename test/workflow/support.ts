@@ -15,7 +15,7 @@ import { createServices, type Services } from '../../services';
 import { testingExecutable } from '../../temporal/binaries';
 import { installTemporalRuntime } from '../../temporal/runtime';
 import { registerSearchAttributes } from '../../temporal/search-attributes';
-import { createActivities } from '../../activities';
+import { createActivities, type Activities } from '../../activities';
 import type { InboundMessage, LeadWorkflowInput, LeadWorkflowSettings } from '../../workflows/lead/definitions';
 import { workflowBundle } from '../support/stack';
 
@@ -32,8 +32,11 @@ export interface WorkflowTestKit {
   log: Logger;
   /** A tenant with `credits` credits (1 a reply), an agent and a WhatsApp channel. */
   tenantWithChannel(credits: number): Promise<TenantChannel>;
-  /** Run `fn` with a fresh Worker on a fresh task queue. */
-  withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T>;
+  /**
+   * Run `fn` with a fresh Worker on a fresh task queue; `wrap` may replace some of the real
+   * activities (e.g. to hold one until the test releases it).
+   */
+  withWorker<T>(fn: (taskQueue: string) => Promise<T>, wrap?: (real: Activities) => Partial<Activities>): Promise<T>;
   /** Successful user-visible sends to `contactId` recorded by the fake Graph API. */
   sentTo(contactId: string): GraphRequestRecord[];
   /** The test server's clock as an ISO string. */
@@ -66,18 +69,19 @@ export function createWorkflowTestKit(): WorkflowTestKit {
       return { tenantId: tenant.id, channelAccountId: channel.id };
     },
 
-    async withWorker(fn) {
+    async withWorker(fn, wrap) {
       const taskQueue = `wf-${randomBytes(6).toString('hex')}`;
+      const real = createActivities({
+        ...kit.services,
+        log,
+        graph: { url: kit.graph.url, version: 'v21.0', timeoutMs: 5000 },
+        llm: { baseURL: kit.llm.url, apiKey: 'test', timeoutMs: 5000 },
+      });
       const worker = await Worker.create({
         connection: kit.env.nativeConnection,
         taskQueue,
         workflowBundle: await workflowBundle(),
-        activities: createActivities({
-          ...kit.services,
-          log,
-          graph: { url: kit.graph.url, version: 'v21.0', timeoutMs: 5000 },
-          llm: { baseURL: kit.llm.url, apiKey: 'test', timeoutMs: 5000 },
-        }),
+        activities: { ...real, ...(wrap?.(real) ?? {}) },
       });
       return worker.runUntil(fn(taskQueue));
     },

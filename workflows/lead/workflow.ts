@@ -644,11 +644,13 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     return candidates[0];
   }
 
-  async function continueAsNewNow(): Promise<never> {
+  async function continueAsNewNow(): Promise<void> {
     // Hand over to a fresh run between turns, even for a lead that never goes quiet: wait
-    // for running handlers, then pass on everything buffered in the carried state.
-    await condition(allHandlersFinished);
-    return continueAsNew<typeof leadConversation>({ ...input, carried: { ...state, ...(engine ? { outbox } : {}) } });
+    // for running handlers, then pass on everything buffered in the carried state. A manual
+    // message accepted meanwhile waits for the loop to send it: go back and send it first.
+    await condition(() => allHandlersFinished() || outbox.length > 0);
+    if (outbox.length > 0) return;
+    await continueAsNew<typeof leadConversation>({ ...input, carried: { ...state, ...(engine ? { outbox } : {}) } });
   }
 
   if (!engine) {
@@ -682,7 +684,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     try {
       if (outbox.length > 0) {
         await runOutbox(outbox.shift()!);
-      } else if (state.inbox.length > 0 && state.inboxFirstAt && msUntil(nextDeadlineOfInbox()) === 0) {
+      } else if (state.inbox.length > 0 && state.inboxFirstAt) {
+        // the burst is due, or something else is (a step, a bump-up): what the lead wrote
+        // comes first, so a reply can stop the sequence before its step goes out
         const batch = state.inbox.splice(0, state.inbox.length);
         state.inboxFirstAt = undefined;
         state.inboxLastAt = undefined;
@@ -700,8 +704,4 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
   }
 
-  function nextDeadlineOfInbox(): string {
-    const policy = settings.debounce ?? DEFAULT_DEBOUNCE;
-    return flushAt({ ...policy, firstArrivalAt: state.inboxFirstAt!, lastArrivalAt: state.inboxLastAt ?? state.inboxFirstAt! });
-  }
 }
