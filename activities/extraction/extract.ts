@@ -7,7 +7,7 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionData, ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
-import { estimateCostMicros } from '../llm/pricing';
+import { agentForChannel, describeLlmError, isConfigError, recordLlmCall } from '../llm/shared';
 import { leadScore } from './score';
 
 export interface ExtractionDeps {
@@ -165,16 +165,6 @@ function userPrompt(input: { known: Record<string, unknown>; summary: string | n
   ].join('\n');
 }
 
-/** Errors that say the request itself is wrong (key, model, parameters): no retry helps. */
-function isConfigError(err: unknown): boolean {
-  return err instanceof OpenAI.APIError && [400, 401, 403, 404, 422].includes(err.status ?? 0);
-}
-
-function describe(err: unknown): string {
-  if (err instanceof OpenAI.APIError) return `${err.status ?? 'no status'} ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** The activity's metric meter, or none when called outside an activity (tests, scripts). */
 function activityMeter(): MetricMeter | undefined {
   try {
@@ -197,25 +187,6 @@ export function createExtractionActivities(deps: ExtractionDeps) {
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
   const log = deps.log.child({ module: 'extraction' });
 
-  async function recordCall(input: ExtractLeadInput, model: string, usage: OpenAI.CompletionUsage | undefined): Promise<void> {
-    const promptTokens = usage?.prompt_tokens ?? 0;
-    const completionTokens = usage?.completion_tokens ?? 0;
-    try {
-      await deps.extractions.recordLlmCall({
-        tenantId: input.tenantId,
-        leadId: input.leadId,
-        purpose: 'extraction',
-        model,
-        promptTokens,
-        completionTokens,
-        costMicros: estimateCostMicros(model, promptTokens, completionTokens),
-      });
-    } catch (err) {
-      // accounting is best effort: failing here would only buy a second, paid LLM call
-      log.warn({ leadId: input.leadId, model, error: describe(err) }, 'could not record llm call');
-    }
-  }
-
   return {
     /**
      * Structured lead data from the recent transcript (plus the previous summary and known
@@ -228,11 +199,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
       if (!lead || lead.tenantId !== input.tenantId) {
         throw ApplicationFailure.create({ type: 'lead_not_found', message: `lead ${input.leadId} not found`, nonRetryable: true });
       }
-      const agentId = await deps.channels.agentIdFor(input.channelAccountId);
-      const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
-      if (!agent) {
-        throw ApplicationFailure.create({ type: 'agent_not_found', message: `no agent for channel account ${input.channelAccountId}`, nonRetryable: true });
-      }
+      const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
       const transcript = (await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? DEFAULT_TRANSCRIPT_LIMIT)).filter(
         (m) => (m.direction === 'inbound' || m.status !== 'failed') && m.body.trim() !== '',
       );
@@ -260,11 +227,11 @@ export function createExtractionActivities(deps: ExtractionDeps) {
           res = await client.chat.completions.create({ model, messages, temperature: 0, response_format: responseFormat });
         } catch (err) {
           apiFailures.push(err);
-          log.warn({ leadId: input.leadId, model, error: describe(err) }, 'extraction call failed');
+          log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'extraction call failed');
           continue;
         }
         const usedModel = res.model || model;
-        await recordCall(input, usedModel, res.usage);
+        await recordLlmCall({ extractions: deps.extractions, log }, { tenantId: input.tenantId, leadId: input.leadId, purpose: 'extraction', model: usedModel, usage: res.usage });
         const choice = res.choices[0];
         const parsed: ParsedExtraction = choice?.message?.refusal
           ? { ok: false, reason: `model refused: ${choice.message.refusal}` }
@@ -298,7 +265,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
       }
 
       count(EXTRACTION_METRICS.attemptFailures, { type: invalid.length > 0 ? 'extraction_invalid' : 'llm' }, 'Failed lead extraction attempts');
-      const summary = [...invalid, ...apiFailures.map(describe)].join('; ');
+      const summary = [...invalid, ...apiFailures.map(describeLlmError)].join('; ');
       if (invalid.length > 0) {
         throw ApplicationFailure.create({ type: 'extraction_invalid', message: `LLM reply failed validation: ${summary}` });
       }

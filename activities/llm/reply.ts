@@ -5,7 +5,7 @@ import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
 import type { Logger } from '../../lib/logger';
-import { estimateCostMicros } from './pricing';
+import { agentForChannel, describeLlmError, isConfigError, recordLlmCall } from './shared';
 
 export interface LlmDeps {
   leads: LeadService;
@@ -48,16 +48,6 @@ export interface GenerateReplyResult {
   handoff?: { reason: string };
 }
 
-/** Errors that say the request itself is wrong (key, model, parameters): no retry helps. */
-function isConfigError(err: unknown): boolean {
-  return err instanceof OpenAI.APIError && [400, 401, 403, 404, 422].includes(err.status ?? 0);
-}
-
-function describe(err: unknown): string {
-  if (err instanceof OpenAI.APIError) return `${err.status ?? 'no status'} ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
 function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<string, string> }, input: GenerateReplyInput, summary?: string | null): string {
   const addition = input.stage ? agent.stagePrompts?.[input.stage] : undefined;
   const prompt = addition ? `${agent.systemPrompt}\n\n${addition}` : agent.systemPrompt;
@@ -79,33 +69,10 @@ export function createLlmActivities(deps: LlmDeps) {
   // Temporal owns retries: the client never retries by itself.
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
   const log = deps.log.child({ module: 'llm' });
-  /** Tokens and estimated cost of one call; best effort (a failure here must not buy a second, paid call). */
-  async function recordCall(input: GenerateReplyInput, model: string, usage: OpenAI.CompletionUsage | undefined): Promise<void> {
-    if (!deps.extractions) return;
-    const promptTokens = usage?.prompt_tokens ?? 0;
-    const completionTokens = usage?.completion_tokens ?? 0;
-    try {
-      await deps.extractions.recordLlmCall({
-        tenantId: input.tenantId,
-        leadId: input.leadId,
-        purpose: input.purpose ?? 'reply',
-        model,
-        promptTokens,
-        completionTokens,
-        costMicros: estimateCostMicros(model, promptTokens, completionTokens),
-      });
-    } catch (err) {
-      log.warn({ leadId: input.leadId, model, error: describe(err) }, 'could not record llm call');
-    }
-  }
   return {
     /** Chat Completions over the recent transcript: the agent's model, then its fallback model. */
     async generateReply(input: GenerateReplyInput): Promise<GenerateReplyResult> {
-      const agentId = await deps.channels.agentIdFor(input.channelAccountId);
-      const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
-      if (!agent) {
-        throw ApplicationFailure.create({ type: 'agent_not_found', message: `no agent for channel account ${input.channelAccountId}`, nonRetryable: true });
-      }
+      const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
       const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
       const leadSummary = await deps.extractions?.summaryOf(input.leadId);
       const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
@@ -124,7 +91,7 @@ export function createLlmActivities(deps: LlmDeps) {
       for (const [i, model] of models.entries()) {
         try {
           const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...(tools ? { tools } : {}) });
-          await recordCall(input, res.model || model, res.usage);
+          await recordLlmCall({ extractions: deps.extractions, log }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
           const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
           if (handoff && handoff.type === 'function') {
             let reason = 'the assistant asked for a human';
@@ -147,10 +114,10 @@ export function createLlmActivities(deps: LlmDeps) {
           };
         } catch (err) {
           failures.push(err);
-          log.warn({ leadId: input.leadId, model, error: describe(err) }, 'llm call failed');
+          log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'llm call failed');
         }
       }
-      const summary = failures.map(describe).join('; ');
+      const summary = failures.map(describeLlmError).join('; ');
       if (failures.every(isConfigError)) {
         throw ApplicationFailure.create({ type: 'llm_config', message: `LLM rejected the request: ${summary}`, nonRetryable: true });
       }

@@ -461,8 +461,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
 
     if (engine) {
-      const policy = settings.pacing ?? DEFAULT_PACING[channel];
-      const at = nextSendAt({ lastOutboundAt: state.lastOutboundAt, now: nowIso(), policy, random: Math.random() });
+      const pacing = settings.pacing ?? DEFAULT_PACING[channel];
+      // Math.random in workflow code is the SDK's seeded, replay-safe replacement
+      const at = nextSendAt({ lastOutboundAt: state.lastOutboundAt, now: nowIso(), policy: pacing, random: Math.random() });
       const wait = msUntil(at);
       if (wait > 0) await sleep(wait, { summary: `Pacing: ${Math.ceil(wait / 1000)} s since the last message` });
     }
