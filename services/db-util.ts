@@ -63,3 +63,18 @@ export function decodeSeqCursor(cursor: string): number | undefined {
   const m = /^s:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   return m ? Number(m[1]) : undefined;
 }
+
+/**
+ * PostgreSQL text and jsonb cannot hold U+0000: one NUL in a user's message would make its
+ * insert fail on every retry. Replace it (deeply) with U+FFFD before writing.
+ */
+export function withoutNul<T>(value: T): T {
+  if (typeof value === 'string') return (value.includes('\u0000') ? value.split('\u0000').join('\uFFFD') : value) as T;
+  if (Array.isArray(value)) return value.map((v) => withoutNul(v)) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[withoutNul(k)] = withoutNul(v);
+    return out as T;
+  }
+  return value;
+}

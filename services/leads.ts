@@ -3,7 +3,7 @@ import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { Channel, InboundMessage } from '../workflows/lead/definitions';
-import { decodeCursor, decodeSeqCursor, encodeCursor, encodeSeqCursor, toIso } from './db-util';
+import { decodeCursor, decodeSeqCursor, encodeCursor, encodeSeqCursor, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -52,7 +52,8 @@ function keyset<T extends { createdAt: string; id: string }>(rows: T[], limit: n
 export function createLeadService(db: Db) {
   return {
     /** Upsert the lead of (channel account, contact); returns its id and current facts. */
-    async ensure(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
+    async ensure(raw: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
+      const input = withoutNul(raw);
       const rows = await db
         .insert(leads)
         .values({
@@ -82,7 +83,8 @@ export function createLeadService(db: Db) {
     },
 
     /** Record inbound messages once each (unique provider id). Returns the ids newly stored. */
-    async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[] }): Promise<{ stored: string[] }> {
+    async recordInbound(raw: { tenantId: string; leadId: string; messages: InboundMessage[] }): Promise<{ stored: string[] }> {
+      const input = withoutNul(raw);
       if (input.messages.length === 0) return { stored: [] };
       return db.transaction(async (tx) => {
         const rows = await tx
@@ -116,7 +118,8 @@ export function createLeadService(db: Db) {
       });
     },
 
-    async recordEvent(input: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
+    async recordEvent(raw: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
+      const input = withoutNul(raw);
       await db
         .insert(leadEvents)
         .values({ tenantId: input.tenantId, leadId: input.leadId, type: input.type, data: input.data ?? null, dedupKey: input.dedupKey ?? null })
@@ -137,7 +140,8 @@ export function createLeadService(db: Db) {
     },
 
     /** Outbound intent, recorded before the provider call under the workflow's deterministic id. */
-    async createOutbound(input: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<MessageRow> {
+    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<MessageRow> {
+      const input = withoutNul(raw);
       await db
         .insert(messages)
         .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending' })
@@ -157,7 +161,8 @@ export function createLeadService(db: Db) {
       });
     },
 
-    async markOutboundFailed(input: { id: string; error: unknown }): Promise<void> {
+    async markOutboundFailed(raw: { id: string; error: unknown }): Promise<void> {
+      const input = withoutNul(raw);
       await db
         .update(messages)
         .set({ status: 'failed', error: input.error, updatedAt: sql`now()` })
@@ -165,7 +170,8 @@ export function createLeadService(db: Db) {
     },
 
     /** Apply a provider status to an outbound message, only forward (sent < delivered < read; failed terminal). */
-    async applyStatus(input: { providerMessageId: string; status: string; error?: unknown }): Promise<boolean> {
+    async applyStatus(raw: { providerMessageId: string; status: string; error?: unknown }): Promise<boolean> {
+      const input = withoutNul(raw);
       const rank = OUTBOUND_STATUS_RANK[input.status];
       if (rank === undefined) return false;
       const ranks = sql.raw(
