@@ -9,6 +9,7 @@ import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { messages } from '../../db/schema';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
+import { seededShuffle } from '../support/random';
 import { createTenant, postWebhook, startStack, waitFor, type Stack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -27,23 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-
-/** Deterministic shuffle (mulberry32), so a failure can be replayed. */
-function shuffle<T>(items: T[], seed: number): T[] {
-  const out = items.slice();
-  let a = seed;
-  const rnd = () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 test('every WhatsApp fixture delivered 3 times, shuffled, records each message exactly once', async () => {
   const t = await createTenant(stack, { credits: 100 });
@@ -76,7 +60,7 @@ test('every WhatsApp fixture delivered 3 times, shuffled, records each message e
       }
   expect(expectedIds.size).toBe(fixtures.reduce((n, f) => n + f.expect.inbound, 0));
 
-  const deliveries = shuffle([...bodies, ...bodies, ...bodies], 20261122);
+  const deliveries = seededShuffle([...bodies, ...bodies, ...bodies], 20261122);
   for (const body of deliveries) await postWebhook(stack, body).expect(200);
 
   const rows = await waitFor(async () => {

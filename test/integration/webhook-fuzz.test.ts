@@ -9,6 +9,7 @@ import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { messages } from '../../db/schema';
 import { signMetaBody } from '../../lib/crypto';
+import { seededRandom } from '../support/random';
 import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -20,16 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-
-function rng(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const JUNK: unknown[] = [null, 0, -1, 1e308, '', 'x'.repeat(5000), true, [], {}, [null], { id: 1 }, '\u0000', '💥', '__proto__'];
 
@@ -61,7 +52,7 @@ function mutate(value: unknown, r: () => number): unknown {
 
 test('mutated bodies and random bytes, signed or not, only ever get 2xx/4xx', async () => {
   const fixtures = (JSON.parse(readFileSync(path.join(__dirname, '../fixtures/meta-webhooks.json'), 'utf8')) as { body: unknown }[]).map((f) => f.body);
-  const r = rng(42);
+  const r = seededRandom(42);
   const statuses = new Map<number, number>();
   for (let i = 0; i < 300; i++) {
     let raw: string | Buffer;
@@ -87,7 +78,7 @@ test('mutated bodies and random bytes, signed or not, only ever get 2xx/4xx', as
 
 test('a batch where some messages are broken keeps every valid one', async () => {
   const t = await createTenant(stack, { credits: 50 });
-  const r = rng(7);
+  const r = seededRandom(7);
   const valid: string[] = [];
   for (let round = 0; round < 5; round++) {
     const from = randomWaId();

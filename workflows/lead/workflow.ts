@@ -462,8 +462,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
     if (engine) {
       const pacing = settings.pacing ?? DEFAULT_PACING[channel];
-      // Math.random in workflow code is the SDK's seeded, replay-safe replacement
-      const at = nextSendAt({ lastOutboundAt: state.lastOutboundAt, now: nowIso(), policy: pacing, random: Math.random() });
+      // Math.random in workflow code is the SDK's seeded, replay-safe replacement; the policy gets it as an input
+      const jitter = Math.random();
+      const at = nextSendAt({ lastOutboundAt: state.lastOutboundAt, now: nowIso(), policy: pacing, random: jitter });
       const wait = msUntil(at);
       if (wait > 0) await sleep(wait, { summary: `Pacing: ${Math.ceil(wait / 1000)} s since the last message` });
     }
