@@ -22,6 +22,8 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The migrate command reads db/migrations relative to the working directory (/app).
 COPY --from=build /app/db/migrations ./db/migrations
+# The web chat widget and page (static files the API serves from api/public/webchat).
+COPY --from=build /app/api/public ./api/public
 
 # Files stay root-owned (read-only to the app); the processes run unprivileged.
 USER node

@@ -2,19 +2,28 @@ import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
 import type { CreditService } from '../services/credits';
+import type { DeadLetterService } from '../services/dead-letters';
 import type { ExtractionService } from '../services/extractions';
 import type { LeadService } from '../services/leads';
+import type { LimitService } from '../services/limits';
+import type { MediaService } from '../services/media';
+import type { RateLimiter } from '../services/rate-limit';
 import type { SequenceService } from '../services/sequences';
 import type { TemplateService } from '../services/templates';
+import { createInstagramActivities } from './channels/instagram';
+import { createWebChatActivities } from './channels/webchat';
 import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
 import { createLlmActivities } from './llm/reply';
+import { createMediaActivities } from './media/fetch';
+import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
 
 export interface ActivityDeps {
   leads: LeadService;
   credits: CreditService;
+  deadLetters: DeadLetterService;
   channels: ChannelService;
   agents: AgentService;
   templates: TemplateService;
@@ -23,21 +32,32 @@ export interface ActivityDeps {
   log: Logger;
   graph: { url: string; version: string; timeoutMs: number };
   llm: { baseURL?: string; apiKey: string; timeoutMs: number };
+  /** Inbound media fetched on demand (services.media). */
+  media: MediaService;
+  /** MEDIA_MAX_BYTES; 16 MB when absent. */
+  mediaMaxBytes?: number;
+  /** Per-tenant LLM budget (services.limits); absent = no budget check. */
+  limits?: Pick<LimitService, 'llmBudget'>;
+  /** Token buckets shared by every process (services.rateLimiter). */
+  rateLimiter?: RateLimiter;
+  /** Send rate limits from config; sends are rate limited only when this and rateLimiter are set. */
+  sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
 }
 
 /** The union the worker registers; the workflow proxies its type. */
 export function createActivities(deps: ActivityDeps) {
+  const rateLimits = deps.rateLimiter && deps.sendRates ? { limiter: deps.rateLimiter, ...deps.sendRates } : undefined;
+  const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, rateLimits };
   return {
     ...createPersistenceActivities(deps),
+    ...createDeadLetterActivities(deps),
     ...createCreditActivities(deps),
     ...createLlmActivities({ ...deps, ...deps.llm }),
     ...createExtractionActivities({ ...deps, ...deps.llm }),
-    ...createWhatsAppActivities({
-      ...deps,
-      graphApiUrl: deps.graph.url,
-      graphApiVersion: deps.graph.version,
-      timeoutMs: deps.graph.timeoutMs,
-    }),
+    ...createWhatsAppActivities(channelDeps),
+    ...createInstagramActivities(channelDeps),
+    ...createWebChatActivities(channelDeps),
+    ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes }),
   };
 }
 

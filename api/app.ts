@@ -6,15 +6,23 @@ import type { Logger } from '../lib/logger';
 import type { Services } from '../services';
 import type { ParleyTemporal } from '../temporal/client';
 import { errorHandler } from './middleware/errors';
+import { authFailureGuard } from './middleware/rate-limit';
 import { createAdminRouter } from './routes/admin';
+import { createDeliveryRouter } from './routes/delivery';
+import { createMetricsRouter } from './routes/metrics';
 import { createEngineRouter } from './routes/engine';
 import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
+import { createInstagramWebhookRouter } from './routes/instagram-webhook';
+import { createMediaRouter } from './routes/media';
 import { createTenantRouter } from './routes/tenant';
+import { createUsageRouter } from './routes/usage';
+import { createWebChatRouter } from './routes/webchat';
 import { createWhatsAppWebhookRouter } from './routes/whatsapp-webhook';
 
 export interface AppDeps {
-  config: Pick<Config, 'PARLEY_ADMIN_TOKEN' | 'META_APP_SECRET' | 'META_VERIFY_TOKEN'>;
+  config: Pick<Config, 'PARLEY_ADMIN_TOKEN' | 'META_APP_SECRET' | 'META_VERIFY_TOKEN' | 'WEBCHAT_POLL_MS' | 'WEBCHAT_HEARTBEAT_MS' | 'WEBCHAT_MAX_MESSAGES_PER_MINUTE'> &
+    Partial<Pick<Config, 'AUTH_FAILURES_PER_MINUTE'>>;
   log: Logger;
   database: Pick<Database, 'ping'>;
   services: Services;
@@ -39,12 +47,39 @@ export function createApp(deps: AppDeps): Express {
       verifyToken: deps.config.META_VERIFY_TOKEN,
     }),
   );
+  app.use(
+    createInstagramWebhookRouter({
+      channels: deps.services.channels,
+      temporal: deps.temporal,
+      log,
+      appSecret: deps.config.META_APP_SECRET,
+      verifyToken: deps.config.META_VERIFY_TOKEN,
+    }),
+  );
+  // Public web chat (CORS, its own small body limit): before express.json as well.
+  app.use(
+    createWebChatRouter({
+      channels: deps.services.channels,
+      leads: deps.services.leads,
+      temporal: deps.temporal,
+      log,
+      pollMs: deps.config.WEBCHAT_POLL_MS,
+      heartbeatMs: deps.config.WEBCHAT_HEARTBEAT_MS,
+      maxMessagesPerMinute: deps.config.WEBCHAT_MAX_MESSAGES_PER_MINUTE,
+    }),
+  );
   app.use(express.json({ limit: '1mb', strict: true }));
+  // per client IP: too many refused credentials → 429 before any key is checked (OWASP API4)
+  app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log }));
+  app.use(createMetricsRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   app.use(createAdminRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
   app.use(createExtractionRouter({ services: deps.services }));
+  app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
+  app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal }));
+  app.use(createUsageRouter({ services: deps.services }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

@@ -41,6 +41,8 @@ export const configSchema = z.object({
     .regex(/^v\d+\.\d+$/, 'must look like v21.0')
     .default('v21.0'),
   GRAPH_API_TIMEOUT_MS: z.coerce.number().int().min(100).default(15000),
+  /** Largest inbound media file `media.fetch` downloads and stores (bytes); bigger is a non-retryable failure. */
+  MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(16 * 1024 * 1024),
 
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString,
@@ -57,6 +59,31 @@ export const configSchema = z.object({
   LEAD_BUMP_UP_MAX: z.coerce.number().int().min(0).max(10).default(2),
   LEAD_BUMP_UP_MAX_WORDS: z.coerce.number().int().min(5).max(200).default(40),
   LEAD_EXTRACTION_IDLE_MS: z.coerce.number().int().min(0).default(10 * 60 * 1000),
+  /** How many times a send is tried (transient errors, rate limits) before it is parked as a dead letter. */
+  LEAD_DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+
+  /** Web chat: how often an open SSE stream reads new messages from the database. */
+  WEBCHAT_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(500),
+  /** Web chat: SSE heartbeat comment interval (keeps proxies from closing an idle stream). */
+  WEBCHAT_HEARTBEAT_MS: z.coerce.number().int().min(1000).max(120_000).default(15_000),
+  /** Web chat: messages one visitor may post per minute (per API process; 0 = no limit). */
+  WEBCHAT_MAX_MESSAGES_PER_MINUTE: z.coerce.number().int().min(0).max(10_000).default(20),
+
+  /** Rate limits (services/rate-limit.ts: token buckets in the database, shared by every process). */
+  /** Sends per second per business number when the channel sets none (Meta's default throughput: 80). */
+  WHATSAPP_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(80),
+  /** Pair rate: one message per this interval from a business number to one user (Meta: ~6 s); 0 = off. */
+  WHATSAPP_PAIR_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(6000),
+  /** Pair rate: messages to one user that may go out back to back before the interval applies (Meta allows small bursts). */
+  WHATSAPP_PAIR_BURST: z.coerce.number().int().min(1).max(45).default(1),
+  /** A send waits in the activity for a rate-limited slot up to this long; a later slot is a Temporal retry at that time. */
+  SEND_RATE_LIMIT_MAX_SLEEP_MS: z.coerce.number().int().min(0).max(10_000).default(2000),
+  /** Tenant API requests per minute when the tenant sets none (tenants.api_requests_per_minute). */
+  TENANT_API_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /** Failed authentications (wrong API key or admin token) per minute per client IP before 429; 0 = off. */
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).max(100_000).default(30),
+  /** LLM spend per tenant per UTC day in micro-USD when the tenant sets none (0 = no LLM); default 50 USD. */
+  LLM_DAILY_BUDGET_MICROS: z.coerce.number().int().min(0).max(2_147_483_647).default(50_000_000),
 
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),

@@ -27,6 +27,10 @@ export const tenants = pgTable(
     /** Available credits; reservations are already taken out. Never below zero. */
     creditBalance: integer('credit_balance').notNull().default(0),
     creditsPerReply: integer('credits_per_reply').notNull().default(1),
+    /** Admin/tenant API requests allowed per minute (null = the deployment default). */
+    apiRequestsPerMinute: integer('api_requests_per_minute'),
+    /** LLM spend allowed per UTC day in micro-USD (null = the deployment default; 0 = no LLM). */
+    llmDailyBudgetMicros: integer('llm_daily_budget_micros'),
     createdAt: createdAt(),
   },
   (t) => [
@@ -95,6 +99,15 @@ export const channelAccounts = pgTable(
     agentId: uuid('agent_id')
       .notNull()
       .references(() => agents.id),
+    /** Business-number throughput limit in messages per second (null = the deployment default). */
+    messagesPerSecond: integer('messages_per_second'),
+    /** Circuit breaker: 'closed' sends flow; 'open' sends wait (auth or account errors). */
+    circuitState: text('circuit_state', { enum: ['closed', 'open'] }).notNull().default('closed'),
+    circuitOpenedAt: ts('circuit_opened_at'),
+    /** Why it opened: the Graph API error (code, class, message), never a token. */
+    circuitReason: jsonb('circuit_reason'),
+    /** Mark inbound messages read and show the typing indicator while the LLM works. */
+    markRead: boolean('mark_read').notNull().default(true),
     createdAt: createdAt(),
   },
   (t) => [
@@ -351,4 +364,70 @@ export const llmCalls = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('llm_calls_tenant_created_idx').on(t.tenantId, t.createdAt)],
+);
+
+/**
+ * An operation whose retries ran out, parked by the lead workflow instead of failing it.
+ * Replay is a Temporal update to the lead workflow; the outbound id is kept, so a replayed
+ * send can still go out only once.
+ */
+export const deadLetters = pgTable(
+  'dead_letters',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    leadId: uuid('lead_id')
+      .notNull()
+      .references(() => leads.id, { onDelete: 'cascade' }),
+    workflowId: text('workflow_id').notNull(),
+    /** What was parked: 'send' (an outbound message), 'reply' (an LLM turn), ... */
+    kind: text('kind').notNull(),
+    /** What the workflow needs to run it again (plain JSON). */
+    operation: jsonb('operation').notNull(),
+    /** The last failure: type, message, provider error details. */
+    error: jsonb('error').notNull(),
+    outboundMessageId: uuid('outbound_message_id'),
+    /** open → replaying → replayed, or open → discarded. */
+    status: text('status', { enum: ['open', 'replaying', 'replayed', 'discarded'] }).notNull().default('open'),
+    replays: integer('replays').notNull().default(0),
+    resolvedAt: ts('resolved_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('dead_letters_tenant_status_idx').on(t.tenantId, t.status, t.createdAt), index('dead_letters_lead_idx').on(t.leadId)],
+);
+
+/**
+ * Token buckets shared by every worker and API process (rate limits by key: a business
+ * number's throughput, a user pair rate, a tenant's API budget). One row per key.
+ */
+export const rateBuckets = pgTable('rate_buckets', {
+  key: text('key').primaryKey(),
+  /** Tokens left at updated_at (may be negative: a reservation in the future). */
+  tokens: real('tokens').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+});
+
+/** Media downloaded on demand from the provider (Graph API media endpoint), cached. */
+export const mediaObjects = pgTable(
+  'media_objects',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    channelAccountId: uuid('channel_account_id')
+      .notNull()
+      .references(() => channelAccounts.id, { onDelete: 'cascade' }),
+    providerMediaId: text('provider_media_id').notNull(),
+    mimeType: text('mime_type'),
+    sha256: text('sha256'),
+    sizeBytes: integer('size_bytes').notNull(),
+    /** The bytes, base64 (bounded by MEDIA_MAX_BYTES). */
+    dataBase64: text('data_base64').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('media_objects_channel_media_uq').on(t.channelAccountId, t.providerMediaId)],
 );

@@ -4,6 +4,11 @@
  * answers with Meta's success and error shapes. Used by integration tests, the benchmark and
  * `--simulate` mode. It never logs anything.
  *
+ * The same endpoint speaks the Instagram Messaging send API (`POST /:version/:igAccountId/messages`
+ * with `{ recipient: { id }, message: { text }, messaging_type, tag? }` → `{ recipient_id, message_id }`):
+ * a body without `messaging_product` is an Instagram send. Those are recorded in `requests`
+ * with `channel: 'instagram'` and `to` = the recipient's IGSID.
+ *
  * Control endpoints (so it can run as its own process, see fakes/main.ts):
  *   GET    /healthz               -> { ok: true }
  *   GET    /__fake/requests       -> { requests: GraphRequestRecord[] }
@@ -15,6 +20,7 @@
  *   POST   /__fake/tokens         body { tokens: string[] | null }
  *   POST   /__fake/reset          -> reset()
  *   GET    /__fake/media/:mediaId -> the media bytes (needs a bearer, like Meta's lookaside URLs)
+ *   GET    /__fake/ig-cdn/:mediaId -> the media bytes without a bearer (Instagram attachment CDN urls)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -25,6 +31,10 @@ export interface GraphRequestRecord {
   method: string;
   path: string;
   phoneNumberId: string;
+  /** Sends only: which API the body spoke ('instagram' = Instagram Messaging send API). */
+  channel?: 'whatsapp' | 'instagram';
+  /** Sends only: the recipient (WhatsApp `to`, Instagram `recipient.id`). */
+  to?: string;
   authorization?: string;
   body: unknown;
   response: { status: number; body: unknown };
@@ -64,6 +74,10 @@ export interface FakeGraphApi {
   setValidTokens(tokens: string[] | null): void;
   /** Serve these bytes for a media id (otherwise a small deterministic PNG is served). */
   setMedia(mediaId: string, data: Buffer | string, mimeType?: string): void;
+  /** An Instagram-attachment-like CDN url for a media id (served without a bearer). */
+  igCdnUrl(mediaId: string): string;
+  /** Successful Instagram sends (excludes sender actions). */
+  instagramSends(): GraphRequestRecord[];
   /** Clears requests, rules, delay (and custom media). Valid tokens are kept. */
   reset(): void;
   /** Resolves when >= n successful sends are recorded; rejects after timeoutMs (default 10000). */
@@ -83,7 +97,7 @@ interface MetaErrorBody {
     type: string;
     code: number;
     error_subcode?: number;
-    error_data: { messaging_product: 'whatsapp'; details: string };
+    error_data: { messaging_product: 'whatsapp' | 'instagram'; details: string };
     fbtrace_id: string;
   };
 }
@@ -163,7 +177,7 @@ function fbtraceId(): string {
   return randomBytes(16).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 11).padEnd(11, 'A');
 }
 
-function metaError(code: number, opts: { message?: string; subcode?: number; details?: string } = {}): MetaErrorBody {
+function metaError(code: number, opts: { message?: string; subcode?: number; details?: string; product?: 'whatsapp' | 'instagram' } = {}): MetaErrorBody {
   const message = opts.message ?? DEFAULT_MESSAGES[code] ?? `(#${code}) Error`;
   return {
     error: {
@@ -171,7 +185,7 @@ function metaError(code: number, opts: { message?: string; subcode?: number; det
       type: 'OAuthException',
       code,
       ...(opts.subcode !== undefined ? { error_subcode: opts.subcode } : {}),
-      error_data: { messaging_product: 'whatsapp', details: opts.details ?? message.replace(/^\(#\d+\)\s*/, '') },
+      error_data: { messaging_product: opts.product ?? 'whatsapp', details: opts.details ?? message.replace(/^\(#\d+\)\s*/, '') },
       fbtrace_id: fbtraceId(),
     },
   };
@@ -192,9 +206,77 @@ function normalizeTimes(times: unknown): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : 1;
 }
 
-/** A Graph API message send or a mark-as-read/typing request? */
+/** A Graph API message send or a mark-as-read/typing request (Instagram: a sender action)? */
 function isReadRequest(body: unknown): boolean {
-  return isRecord(body) && 'status' in body;
+  return isRecord(body) && ('status' in body || (isInstagramBody(body) && 'sender_action' in body));
+}
+
+/** The Instagram send API's body has a recipient and no messaging_product. */
+function isInstagramBody(body: unknown): body is Record<string, unknown> {
+  return isRecord(body) && body.messaging_product === undefined && 'recipient' in body;
+}
+
+/** The recipient of a send: WhatsApp `to`, Instagram `recipient.id`. */
+function recipientOf(body: unknown): string | undefined {
+  if (!isRecord(body)) return undefined;
+  if (typeof body.to === 'string') return body.to;
+  if (isRecord(body.recipient) && typeof body.recipient.id === 'string') return body.recipient.id;
+  return undefined;
+}
+
+const IG_MESSAGING_TYPES = new Set(['RESPONSE', 'UPDATE', 'MESSAGE_TAG']);
+/** The only message tag Instagram Messaging supports. */
+const IG_TAGS = new Set(['HUMAN_AGENT']);
+const IG_SENDER_ACTIONS = new Set(['typing_on', 'typing_off', 'mark_seen', 'react', 'unreact']);
+const IG_ATTACHMENT_TYPES = new Set(['image', 'video', 'audio', 'file', 'template', 'MEDIA_SHARE', 'like_heart']);
+/** Instagram text messages: at most 1000 bytes of UTF-8. */
+const IG_MAX_TEXT_BYTES = 1000;
+
+/** Validate an Instagram send API body like Meta does; returns the problem, or null when valid. */
+export function validateInstagramMessageBody(body: unknown): string | null {
+  if (!isRecord(body)) return 'Request body must be a JSON object';
+  if (!isRecord(body.recipient)) return 'The parameter recipient is required.';
+  const r = body.recipient;
+  if (!nonEmptyString(r.id) && !nonEmptyString(r.comment_id) && !nonEmptyString(r.post_id)) {
+    return 'The parameter recipient[id] is required.';
+  }
+  if (body.sender_action !== undefined) {
+    if (typeof body.sender_action !== 'string' || !IG_SENDER_ACTIONS.has(body.sender_action)) {
+      return `Param sender_action must be one of {${[...IG_SENDER_ACTIONS].join(', ')}}`;
+    }
+    if (body.message !== undefined) return 'sender_action cannot be sent with message.';
+    return null;
+  }
+  if (body.messaging_type !== undefined && (typeof body.messaging_type !== 'string' || !IG_MESSAGING_TYPES.has(body.messaging_type))) {
+    return `Param messaging_type must be one of {${[...IG_MESSAGING_TYPES].join(', ')}}`;
+  }
+  if (body.messaging_type === 'MESSAGE_TAG') {
+    if (body.tag === undefined) return 'The parameter tag is required when messaging_type is MESSAGE_TAG.';
+    if (typeof body.tag !== 'string' || !IG_TAGS.has(body.tag)) return 'Param tag must be HUMAN_AGENT: it is the only tag Instagram supports.';
+  } else if (body.tag !== undefined) {
+    return 'Param tag is only allowed with messaging_type MESSAGE_TAG.';
+  }
+  if (!isRecord(body.message)) return 'The parameter message is required.';
+  const m = body.message;
+  const hasText = m.text !== undefined;
+  const hasAttachment = m.attachment !== undefined || m.attachments !== undefined;
+  if (hasText && hasAttachment) return 'message must have either text or an attachment, not both.';
+  if (hasText) {
+    if (typeof m.text !== 'string' || m.text.length === 0) return 'The parameter message[text] is required.';
+    if (Buffer.byteLength(m.text, 'utf8') > IG_MAX_TEXT_BYTES) return `Param message[text] must be at most ${IG_MAX_TEXT_BYTES} bytes (UTF-8).`;
+    return null;
+  }
+  if (m.attachment !== undefined) {
+    if (!isRecord(m.attachment) || typeof m.attachment.type !== 'string' || !IG_ATTACHMENT_TYPES.has(m.attachment.type)) {
+      return `Param message[attachment][type] must be one of {${[...IG_ATTACHMENT_TYPES].join(', ')}}`;
+    }
+    return null;
+  }
+  if (m.attachments !== undefined) {
+    if (!Array.isArray(m.attachments) || m.attachments.length === 0) return 'Param message[attachments] must be a non-empty array.';
+    return null;
+  }
+  return 'message must have text or an attachment.';
 }
 
 /** Validate a messages-endpoint body like Meta does; returns the problem, or null when valid. */
@@ -397,6 +479,12 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     return `wamid.${raw.toString('base64').replace(/[^A-Za-z0-9]/g, '')}`;
   };
 
+  const newIgMid = (igAccountId: string): string => {
+    counter += 1;
+    const raw = `ig_message_item:1:IGMessageThread:${igAccountId}:${counter}${randomBytes(6).toString('hex')}`;
+    return Buffer.from(raw).toString('base64').replace(/=+$/, '');
+  };
+
   const tokenProblem = (token: string | undefined): MetaErrorBody | null => {
     if (token === undefined) return metaError(190, { message: 'Invalid OAuth access token - Cannot parse access token' });
     if (validTokens !== null && !validTokens.has(token)) {
@@ -410,7 +498,7 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
 
   const takeRule = (phoneNumberId: string, body: unknown): ActiveRule | null => {
     const read = isReadRequest(body);
-    const to = isRecord(body) && typeof body.to === 'string' ? body.to : undefined;
+    const to = recipientOf(body);
     for (const rule of rules) {
       const kind = rule.kind ?? 'message';
       if (kind === 'message' && read) continue;
@@ -447,6 +535,8 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     const parsed = parseBody(raw, req.headers['content-type']);
     const body = parsed.ok ? parsed.value : parsed.raw;
     const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    const instagram = isInstagramBody(body);
+    const product = instagram ? ('instagram' as const) : ('whatsapp' as const);
 
     let status: number;
     let responseBody: unknown;
@@ -461,12 +551,16 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       const rule = takeRule(phoneNumberId, body);
       if (rule) {
         status = rule.httpStatus ?? defaultGraphHttpStatus(rule.code);
-        responseBody = metaError(rule.code, { message: rule.message, subcode: rule.subcode, details: rule.details });
+        responseBody = metaError(rule.code, { message: rule.message, subcode: rule.subcode, details: rule.details, product });
       } else {
-        const problem = validateGraphMessageBody(body);
+        const problem = instagram ? validateInstagramMessageBody(body) : validateGraphMessageBody(body);
         if (problem !== null) {
           status = 400;
-          responseBody = metaError(100, { details: problem });
+          responseBody = metaError(100, { details: problem, product });
+        } else if (instagram) {
+          const recipientId = recipientOf(body) ?? '';
+          status = 200;
+          responseBody = isReadRequest(body) ? { recipient_id: recipientId } : { recipient_id: recipientId, message_id: newIgMid(phoneNumberId) };
         } else if (isReadRequest(body)) {
           status = 200;
           responseBody = { success: true };
@@ -487,6 +581,8 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       method: req.method ?? 'POST',
       path: url.pathname,
       phoneNumberId,
+      channel: product,
+      ...(recipientOf(body) !== undefined ? { to: recipientOf(body) } : {}),
       ...(authorization !== undefined ? { authorization } : {}),
       body,
       response: { status, body: responseBody },
@@ -529,9 +625,15 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     sendJson(res, status, body);
   };
 
-  const handleMediaDownload = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, mediaId: string): Promise<void> => {
+  const handleMediaDownload = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    mediaId: string,
+    opts: { public?: boolean } = {},
+  ): Promise<void> => {
     const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
-    const authError = tokenProblem(extractToken(req, url));
+    const authError = opts.public ? null : tokenProblem(extractToken(req, url));
     const m = mediaFor(mediaId);
     mediaRequests.push({
       at: new Date().toISOString(),
@@ -632,6 +734,11 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
         await handleMediaDownload(req, res, url, decodeURIComponent(mediaMatch[1] ?? ''));
         return;
       }
+      const cdnMatch = /^\/__fake\/ig-cdn\/([^/]+)$/.exec(path);
+      if (cdnMatch && method === 'GET') {
+        await handleMediaDownload(req, res, url, decodeURIComponent(cdnMatch[1] ?? ''), { public: true });
+        return;
+      }
       if (await handleControl(req, res, path)) return;
     }
     const send = /^\/(v\d+\.\d+)\/([^/]+)\/messages$/.exec(path);
@@ -689,6 +796,12 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     },
     setMedia(mediaId: string, data: Buffer | string, mimeType = 'application/octet-stream'): void {
       media.set(mediaId, { data: typeof data === 'string' ? Buffer.from(data) : data, mimeType });
+    },
+    igCdnUrl(mediaId: string): string {
+      return `${baseUrl}/__fake/ig-cdn/${encodeURIComponent(mediaId)}?stp=dst-jpg&oh=${createHash('sha256').update(mediaId).digest('hex').slice(0, 16)}`;
+    },
+    instagramSends(): GraphRequestRecord[] {
+      return sentMessages().filter((r) => r.channel === 'instagram');
     },
     reset(): void {
       requests.length = 0;

@@ -12,33 +12,163 @@ export interface TextWebhookOptions {
   displayPhoneNumber?: string;
 }
 
-/** A WhatsApp Cloud API text-message webhook body, shaped as Meta sends it. */
-export function whatsAppTextWebhook(o: TextWebhookOptions) {
+/** The envelope Meta wraps one WhatsApp `messages` change in. */
+function whatsAppEnvelope<V extends Record<string, unknown>>(phoneNumberId: string, value: V, displayPhoneNumber = '15557320418') {
   return {
     object: 'whatsapp_business_account',
     entry: [
       {
         id: '230981457709312',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: o.displayPhoneNumber ?? '15557320418', phone_number_id: o.phoneNumberId },
-              contacts: [{ profile: { name: o.name ?? 'Priya Sharma' }, wa_id: o.from }],
-              messages: [
-                {
-                  from: o.from,
-                  id: o.id ?? `wamid.${randomBytes(16).toString('hex')}`,
-                  timestamp: String(o.timestamp ?? Math.floor(Date.now() / 1000)),
-                  type: 'text',
-                  text: { body: o.text },
-                },
-              ],
-            },
-          },
-        ],
+        changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: displayPhoneNumber, phone_number_id: phoneNumberId }, ...value } }],
       },
     ],
   };
+}
+
+/** A WhatsApp Cloud API text-message webhook body, shaped as Meta sends it. */
+export function whatsAppTextWebhook(o: TextWebhookOptions) {
+  return whatsAppEnvelope(
+    o.phoneNumberId,
+    {
+      contacts: [{ profile: { name: o.name ?? 'Priya Sharma' }, wa_id: o.from }],
+      messages: [
+        {
+          from: o.from,
+          id: o.id ?? `wamid.${randomBytes(16).toString('hex')}`,
+          timestamp: String(o.timestamp ?? Math.floor(Date.now() / 1000)),
+          type: 'text',
+          text: { body: o.text },
+        },
+      ],
+    },
+    o.displayPhoneNumber,
+  );
+}
+
+export interface MediaWebhookOptions extends Omit<TextWebhookOptions, 'text'> {
+  type: 'image' | 'video' | 'audio' | 'document' | 'sticker';
+  mediaId: string;
+  mimeType?: string;
+  sha256?: string;
+  caption?: string;
+  filename?: string;
+  voice?: boolean;
+}
+
+/** A WhatsApp Cloud API media-message webhook body (image, video, audio, document, sticker). */
+export function whatsAppMediaWebhook(o: MediaWebhookOptions) {
+  const body = whatsAppTextWebhook({ ...o, text: '' });
+  const message = body.entry[0]!.changes[0]!.value.messages[0]! as Record<string, unknown>;
+  delete message.text;
+  message.type = o.type;
+  message[o.type] = {
+    id: o.mediaId,
+    mime_type: o.mimeType ?? 'image/jpeg',
+    ...(o.sha256 !== undefined ? { sha256: o.sha256 } : {}),
+    ...(o.caption !== undefined ? { caption: o.caption } : {}),
+    ...(o.filename !== undefined ? { filename: o.filename } : {}),
+    ...(o.voice !== undefined ? { voice: o.voice } : {}),
+  };
+  return body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instagram Messaging (object "instagram", entry[].messaging[])
+// ---------------------------------------------------------------------------------------------
+
+/** A fresh Instagram message id (Meta's are base64 of "ig_message_item:1:IGMessageThread:…"). */
+export function instagramMid(): string {
+  return Buffer.from(`ig_message_item:1:IGMessageThread:${randomBytes(12).toString('hex')}`).toString('base64').replace(/=+$/, '');
+}
+
+export interface InstagramEventOptions {
+  /** The Instagram professional account id (entry.id, recipient.id). */
+  igAccountId: string;
+  /** The user's IGSID (sender.id). */
+  from: string;
+  /** Unix milliseconds; now by default. */
+  timestamp?: number;
+}
+
+/** One `messaging[]` event from the user to the account, with the given payload fields. */
+export function instagramEvent(o: InstagramEventOptions, payload: Record<string, unknown>): Record<string, unknown> {
+  return { sender: { id: o.from }, recipient: { id: o.igAccountId }, timestamp: o.timestamp ?? Date.now(), ...payload };
+}
+
+/** An Instagram webhook body: one entry for the account carrying these messaging events. */
+export function instagramWebhook(igAccountId: string, messaging: Record<string, unknown>[], time = Date.now()) {
+  return { object: 'instagram', entry: [{ id: igAccountId, time, messaging }] };
+}
+
+/** A text DM (optionally a quick-reply tap or a reply to another message). */
+export function instagramTextWebhook(o: InstagramEventOptions & { text: string; mid?: string; quickReplyPayload?: string; replyToMid?: string }) {
+  const message: Record<string, unknown> = { mid: o.mid ?? instagramMid(), text: o.text };
+  if (o.quickReplyPayload !== undefined) message.quick_reply = { payload: o.quickReplyPayload };
+  if (o.replyToMid !== undefined) message.reply_to = { mid: o.replyToMid };
+  return instagramWebhook(o.igAccountId, [instagramEvent(o, { message })]);
+}
+
+/** A DM with attachments (`image`, `video`, `audio`, `file`, `share`, `story_mention`, `ig_reel`, ...). */
+export function instagramAttachmentWebhook(
+  o: InstagramEventOptions & { attachments: { type: string; url?: string; title?: string }[]; text?: string; mid?: string },
+) {
+  const message: Record<string, unknown> = {
+    mid: o.mid ?? instagramMid(),
+    attachments: o.attachments.map((a) => ({ type: a.type, payload: { ...(a.url ? { url: a.url } : {}), ...(a.title ? { title: a.title } : {}) } })),
+  };
+  if (o.text !== undefined) message.text = o.text;
+  return instagramWebhook(o.igAccountId, [instagramEvent(o, { message })]);
+}
+
+/** A reaction (or its removal) to a message. */
+export function instagramReactionWebhook(o: InstagramEventOptions & { mid: string; emoji?: string; action?: 'react' | 'unreact' }) {
+  const action = o.action ?? 'react';
+  const reaction = action === 'react' ? { mid: o.mid, action, reaction: 'love', emoji: o.emoji ?? '❤️' } : { mid: o.mid, action };
+  return instagramWebhook(o.igAccountId, [instagramEvent(o, { reaction })]);
+}
+
+/** An ice-breaker / generic-template button tap. */
+export function instagramPostbackWebhook(o: InstagramEventOptions & { title: string; payload: string; mid?: string }) {
+  return instagramWebhook(o.igAccountId, [instagramEvent(o, { postback: { mid: o.mid ?? instagramMid(), title: o.title, payload: o.payload } })]);
+}
+
+/** The echo Meta sends of a message the account itself sent (must be ignored). */
+export function instagramEchoWebhook(o: InstagramEventOptions & { text: string; mid?: string }) {
+  return instagramWebhook(o.igAccountId, [
+    { sender: { id: o.igAccountId }, recipient: { id: o.from }, timestamp: o.timestamp ?? Date.now(), message: { mid: o.mid ?? instagramMid(), text: o.text, is_echo: true } },
+  ]);
+}
+
+/** A read receipt ("messaging_seen") for a message the account sent (must be ignored). */
+export function instagramReadWebhook(o: InstagramEventOptions & { mid: string }) {
+  return instagramWebhook(o.igAccountId, [instagramEvent(o, { read: { mid: o.mid } })]);
+}
+
+export interface StatusWebhookOptions {
+  phoneNumberId: string;
+  /** The wamid of our outbound message. */
+  id: string;
+  status: 'sent' | 'delivered' | 'read' | 'played' | 'failed';
+  recipientId: string;
+  errors?: { code: number; title?: string; message?: string }[];
+  /** Our outbound message id, echoed back by Meta. */
+  bizOpaqueCallbackData?: string;
+  /** Unix seconds; now by default. */
+  timestamp?: number;
+}
+
+/** A WhatsApp Cloud API status webhook body (sent, delivered, read, failed), shaped as Meta sends it. */
+export function whatsAppStatusWebhook(o: StatusWebhookOptions) {
+  return whatsAppEnvelope(o.phoneNumberId, {
+    statuses: [
+      {
+        id: o.id,
+        status: o.status,
+        timestamp: String(o.timestamp ?? Math.floor(Date.now() / 1000)),
+        recipient_id: o.recipientId,
+        ...(o.errors ? { errors: o.errors } : {}),
+        ...(o.bizOpaqueCallbackData ? { biz_opaque_callback_data: o.bizOpaqueCallbackData } : {}),
+      },
+    ],
+  });
 }

@@ -14,6 +14,9 @@ export const ERROR_CODES = {
   unsupported_media_type: { httpStatus: 415, retryable: false },
   update_rejected: { httpStatus: 422, retryable: false },
   insufficient_credits: { httpStatus: 402, retryable: false },
+  /** The tenant's daily LLM budget is spent: no LLM call until the next UTC day. */
+  llm_budget_exceeded: { httpStatus: 429, retryable: false },
+  rate_limited: { httpStatus: 429, retryable: true },
   // configuration and provider failures (activities)
   config_invalid: { httpStatus: 500, retryable: false },
   channel_not_found: { httpStatus: 404, retryable: false },

@@ -27,8 +27,19 @@ export function encodeCursor(createdAt: string, id: string): string {
   return Buffer.from(JSON.stringify([createdAt, id]), 'utf8').toString('base64url');
 }
 
+/** One page of `limit` rows (the query fetched limit + 1) and the cursor to the next. */
+export function keyset<T extends { createdAt: string; id: string }>(rows: T[], limit: number) {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { page, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+}
+
 /** A uuid as Postgres accepts it. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
 /** A timestamptz as Postgres prints it (`2026-11-21 23:32:06.837123+00`) or as ISO 8601. */
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?(?:Z|[+-](\d{2})(?::?[0-5]\d){0,2})$/;
 

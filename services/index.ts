@@ -3,24 +3,35 @@ import type { SecretBox } from '../lib/crypto';
 import { createAgentService } from './agents';
 import { createChannelService } from './channels';
 import { createCreditService } from './credits';
+import { createDeadLetterService } from './dead-letters';
 import { createExtractionService } from './extractions';
 import { createLeadService } from './leads';
+import { createLimitService, type LimitDefaults } from './limits';
+import { createMediaService } from './media';
 import { createPipelineService } from './pipelines';
+import { createRateLimiter } from './rate-limit';
 import { createSequenceService } from './sequences';
 import { createTemplateService } from './templates';
 import { createTenantService } from './tenants';
 
-export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number }) {
+export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number; limits?: LimitDefaults }) {
   return {
     tenants: createTenantService(db, opts),
     agents: createAgentService(db),
     channels: createChannelService(db, box),
     credits: createCreditService(db),
+    deadLetters: createDeadLetterService(db),
     leads: createLeadService(db),
     pipelines: createPipelineService(db),
     templates: createTemplateService(db),
     sequences: createSequenceService(db),
     extractions: createExtractionService(db),
+    /** Inbound media fetched on demand from the provider, cached. */
+    media: createMediaService(db),
+    /** Token buckets shared by every process (sends, tenant API, failed auth). */
+    rateLimiter: createRateLimiter(db),
+    /** Per-tenant API and LLM limits (tenant value or the deployment default). */
+    limits: createLimitService(db, opts.limits),
   };
 }
 

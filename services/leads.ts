@@ -1,9 +1,9 @@
-import { and, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { Channel, InboundMessage } from '../workflows/lead/definitions';
-import { decodeCursor, decodeSeqCursor, encodeCursor, encodeSeqCursor, toIso, withoutNul } from './db-util';
+import { decodeCursor, decodeSeqCursor, encodeSeqCursor, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -40,14 +40,35 @@ function presentMessage(m: MessageRow) {
   };
 }
 
+const chatColumns = {
+  id: messages.id,
+  seq: messages.seq,
+  direction: messages.direction,
+  providerMessageId: messages.providerMessageId,
+  type: messages.type,
+  body: messages.body,
+  status: messages.status,
+  createdAt: messages.createdAt,
+};
+
+/** One message as a chat widget needs it (web chat stream and history). */
+export interface ChatMessage {
+  id: string;
+  seq: number;
+  direction: 'inbound' | 'outbound';
+  providerMessageId: string | null;
+  type: string;
+  body: string;
+  status: string;
+  createdAt: string;
+}
+
+function presentChatMessage(m: { id: string; seq: number; direction: 'inbound' | 'outbound'; providerMessageId: string | null; type: string; body: string; status: string; createdAt: string }): ChatMessage {
+  return { ...m, seq: Number(m.seq), createdAt: toIso(m.createdAt) ?? m.createdAt };
+}
+
 /** Status order for outbound messages: a status only moves forward; failed is terminal. */
 export const OUTBOUND_STATUS_RANK: Record<string, number> = { pending: 0, sent: 1, delivered: 2, read: 3, played: 3, failed: 9 };
-
-function keyset<T extends { createdAt: string; id: string }>(rows: T[], limit: number) {
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return { page, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
-}
 
 export function createLeadService(db: Db) {
   return {
@@ -169,8 +190,13 @@ export function createLeadService(db: Db) {
         .where(and(eq(messages.id, input.id), inArray(messages.status, ['pending'])));
     },
 
-    /** Apply a provider status to an outbound message, only forward (sent < delivered < read; failed terminal). */
-    async applyStatus(raw: { providerMessageId: string; status: string; error?: unknown }): Promise<boolean> {
+    /**
+     * Apply a provider status to an outbound message, only forward (sent < delivered < read;
+     * failed terminal). The message is found by its provider id, or by our own id (sent as
+     * biz_opaque_callback_data) when the provider id was never stored: then it is stored now,
+     * so a retried send sees the message as sent. Returns whether anything changed.
+     */
+    async applyStatus(raw: { providerMessageId: string; status: string; error?: unknown; outboundMessageId?: string }): Promise<boolean> {
       const input = withoutNul(raw);
       const rank = OUTBOUND_STATUS_RANK[input.status];
       if (rank === undefined) return false;
@@ -179,12 +205,29 @@ export function createLeadService(db: Db) {
           .map(([s, r]) => `when '${s}' then ${r}`)
           .join(' ')} else 0 end`,
       );
+      const forward = and(eq(messages.direction, 'outbound'), sql`${ranks} < ${rank}`, sql`${messages.status} <> 'failed'`);
+      const set = { status: input.status, ...(input.error ? { error: input.error } : {}), updatedAt: sql`now()` };
       const rows = await db
         .update(messages)
-        .set({ status: input.status, ...(input.error ? { error: input.error } : {}), updatedAt: sql`now()` })
-        .where(and(eq(messages.providerMessageId, input.providerMessageId), eq(messages.direction, 'outbound'), sql`${ranks} < ${rank}`, sql`${messages.status} <> 'failed'`))
+        .set(set)
+        .where(and(eq(messages.providerMessageId, input.providerMessageId), forward))
         .returning({ id: messages.id });
-      return rows.length > 0;
+      if (rows.length > 0) return true;
+      if (input.outboundMessageId && isUuid(input.outboundMessageId)) {
+        try {
+          const byOurId = await db
+            .update(messages)
+            .set({ ...set, providerMessageId: input.providerMessageId })
+            .where(and(eq(messages.id, input.outboundMessageId), isNull(messages.providerMessageId), forward))
+            .returning({ id: messages.id });
+          return byOurId.length > 0;
+        } catch (err) {
+          // the provider id is already on another row: nothing to reconcile
+          if (pgErrorCode(err) === PG_UNIQUE_VIOLATION) return false;
+          throw err;
+        }
+      }
+      return false;
     },
 
     /** The last `limit` messages, oldest first: the LLM's context. */
@@ -239,6 +282,46 @@ export function createLeadService(db: Db) {
         .orderBy(desc(leadEvents.createdAt))
         .limit(limit);
       return rows.map((e) => ({ id: e.id, type: e.type, data: e.data, createdAt: toIso(e.createdAt) }));
+    },
+
+    /** The lead of one contact on one channel account (web chat: the visitor), once the workflow made it. */
+    async findByContact(channelAccountId: string, contactId: string): Promise<{ id: string; tenantId: string } | undefined> {
+      const [l] = await db
+        .select({ id: leads.id, tenantId: leads.tenantId })
+        .from(leads)
+        .where(and(eq(leads.channelAccountId, channelAccountId), eq(leads.contactId, withoutNul(contactId))));
+      return l;
+    },
+
+    /**
+     * A conversation as a chat widget shows it, in transcript order (seq): the messages after
+     * `afterSeq`, plus, with `lookBack`, those after `lookBack.afterSeq` changed in the last
+     * `lookBack.recentMs` — an outbound row gets its seq while pending and turns sent later,
+     * possibly after newer rows were already read.
+     */
+    async chatMessagesAfter(leadId: string, opts: { afterSeq: number; limit: number; lookBack?: { afterSeq: number; recentMs: number } }): Promise<ChatMessage[]> {
+      const after = gt(messages.seq, opts.afterSeq);
+      const lb = opts.lookBack;
+      const rows = await db
+        .select(chatColumns)
+        .from(messages)
+        .where(
+          and(
+            eq(messages.leadId, leadId),
+            lb && lb.recentMs > 0 && lb.afterSeq < opts.afterSeq
+              ? or(after, and(gt(messages.seq, lb.afterSeq), sql`${messages.updatedAt} > now() - (${lb.recentMs}::double precision * interval '1 millisecond')`))
+              : after,
+          ),
+        )
+        .orderBy(messages.seq)
+        .limit(opts.limit);
+      return rows.map(presentChatMessage);
+    },
+
+    /** The last `limit` messages of a conversation, oldest first (a chat widget's history). */
+    async chatHistory(leadId: string, limit: number): Promise<ChatMessage[]> {
+      const rows = await db.select(chatColumns).from(messages).where(eq(messages.leadId, leadId)).orderBy(desc(messages.seq)).limit(limit);
+      return rows.reverse().map(presentChatMessage);
     },
   };
 }

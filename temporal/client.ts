@@ -3,7 +3,12 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import type { ModeRequest } from '../workflows/lead/policy/handoff';
 import type { SequenceCursor } from '../workflows/lead/policy/sequence';
 import {
+  circuitClosedSignal,
+  deliveryStatusSignal,
+  discardDeadLetterUpdate,
   inboundSignal,
+  replayDeadLetterUpdate,
+  type DeliveryStatus,
   sendMessageUpdate,
   sequenceUpdate,
   setModeUpdate,
@@ -21,6 +26,8 @@ import {
   type LeadWorkflowSettings,
 } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
+import { FETCH_MEDIA_WORKFLOW_TYPE, mediaWorkflowId, type fetchMediaWorkflow } from '../workflows/media';
+import type { FetchMediaInput, FetchMediaResult } from '../activities/media/fetch';
 import { SA } from './search-attributes';
 
 export interface TemporalConnectionOptions {
@@ -121,8 +128,64 @@ export function createParleyTemporal(client: Client, opts: { taskQueue: string; 
       return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(sendMessageUpdate, { args: [{ ...req, source: 'manual' }] }));
     },
 
+    /** Run a dead letter again in its lead workflow (a Temporal update; the workflow may refuse). */
+    async replayDeadLetter(workflowId: string, deadLetterId: string): Promise<OutboundResult> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(replayDeadLetterUpdate, { args: [{ deadLetterId }] }));
+    },
+
+    async discardDeadLetter(workflowId: string, deadLetterId: string): Promise<{ discarded: true }> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(discardDeadLetterUpdate, { args: [{ deadLetterId }] }));
+    },
+
+    /** Tell a lead workflow that one of its sends failed after the provider accepted it; false when it is gone. */
+    async signalDeliveryStatus(workflowId: string, status: DeliveryStatus): Promise<boolean> {
+      try {
+        await client.workflow.getHandle(workflowId).signal(deliveryStatusSignal, status);
+        return true;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
+    },
+
+    /**
+     * Wake the running lead workflows of a channel whose circuit breaker was closed (they
+     * also poll, so one missed here still resumes). Returns how many were signalled.
+     */
+    async signalCircuitClosed(channelAccountId: string): Promise<number> {
+      let n = 0;
+      const query = `WorkflowType = '${LEAD_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND ChannelAccountId = '${channelAccountId.replace(/'/g, '')}'`;
+      for await (const wf of client.workflow.list({ query })) {
+        try {
+          await client.workflow.getHandle(wf.workflowId).signal(circuitClosedSignal);
+          n += 1;
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      return n;
+    },
+
     async ping(): Promise<void> {
       await client.workflowService.getSystemInfo({});
+    },
+
+    /**
+     * Download an inbound media object through `fetchMediaWorkflow` (Temporal retries it);
+     * concurrent callers for one media id share a run, a finished run's id is reused.
+     * Resolves with the stored object's facts (the bytes are in media_objects).
+     */
+    async fetchMedia(input: FetchMediaInput): Promise<FetchMediaResult> {
+      const handle = await client.workflow.start<typeof fetchMediaWorkflow>(FETCH_MEDIA_WORKFLOW_TYPE, {
+        workflowId: mediaWorkflowId(input.channelAccountId, input.providerMediaId),
+        taskQueue: opts.taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        workflowExecutionTimeout: '10 minutes',
+        staticSummary: `Fetch media for channel ${input.channelAccountId}`,
+      });
+      return handle.result();
     },
   };
 }

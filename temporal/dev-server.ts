@@ -17,8 +17,8 @@ export interface DevServerOptions {
   namespace?: string;
   /** Extra `--dynamic-config-value K=V` pairs. */
   dynamicConfig?: Record<string, string | number | boolean>;
-  /** Where the server's own output goes; default discarded. */
-  output?: 'inherit' | 'ignore';
+  /** Where the server's own output goes: inherit, discard (default) or an open file descriptor (a log file). */
+  output?: 'inherit' | 'ignore' | number;
   startTimeoutMs?: number;
 }
 

@@ -22,7 +22,10 @@ export async function buildCore(config: Config, opts: { migrate?: boolean; log: 
     await migrateDatabase(database);
     opts.log.info({ database: database.describe }, 'database migrated');
   }
-  const services = createServices(database.db, box, { defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY });
+  const services = createServices(database.db, box, {
+    defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY,
+    limits: { apiRequestsPerMinute: config.TENANT_API_REQUESTS_PER_MINUTE, llmDailyBudgetMicros: config.LLM_DAILY_BUDGET_MICROS },
+  });
   return { database, services };
 }
 
@@ -33,6 +36,13 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     log,
     graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS },
     llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS },
+    mediaMaxBytes: config.MEDIA_MAX_BYTES,
+    sendRates: {
+      messagesPerSecond: config.WHATSAPP_MESSAGES_PER_SECOND,
+      pairIntervalMs: config.WHATSAPP_PAIR_INTERVAL_MS,
+      pairBurst: config.WHATSAPP_PAIR_BURST,
+      maxSleepMs: config.SEND_RATE_LIMIT_MAX_SLEEP_MS,
+    },
   };
 }
 
@@ -45,5 +55,6 @@ export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
     autoHandoffCooldownMs: config.LEAD_AUTO_HANDOFF_COOLDOWN_MS,
     bumpUp: { idleMs: config.LEAD_BUMP_UP_IDLE_MS, maxPerConversation: config.LEAD_BUMP_UP_MAX, maxWords: config.LEAD_BUMP_UP_MAX_WORDS, channels: ['whatsapp'] },
     extractionIdleMs: config.LEAD_EXTRACTION_IDLE_MS,
+    deliveryMaxAttempts: config.LEAD_DELIVERY_MAX_ATTEMPTS,
   };
 }

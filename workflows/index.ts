@@ -1,2 +1,3 @@
 // What the worker bundles.
 export { leadConversation } from './lead/workflow';
+export { fetchMediaWorkflow } from './media';

@@ -1,16 +1,24 @@
 /**
- * Graph API error taxonomy, by `error.code` (never by HTTP status).
- * See Meta's WhatsApp Cloud API error code reference.
+ * Graph API error taxonomy, by `error.code` (never by HTTP status), refined by
+ * `error_subcode` where Meta reuses a code. See Meta's WhatsApp Cloud API and Messenger
+ * Platform (Instagram Messaging) error code references.
  */
 export type GraphErrorClass = 'rate_limited' | 'transient' | 'reengagement' | 'permanent' | 'auth' | 'spam_limited' | 'unknown';
 
-const RATE_LIMITED = new Set([4, 80007, 130429, 131056]);
+const RATE_LIMITED = new Set([4, 613, 80007, 130429, 131056]);
 const TRANSIENT = new Set([1, 2, 131000, 131016, 133004, 131057]);
-const PERMANENT = new Set([100, 131008, 131009, 131026, 131050, 131051, 131052, 131053, 133010, 131042, 130472]);
+const PERMANENT = new Set([100, 551, 131008, 131009, 131026, 131050, 131051, 131052, 131053, 133010, 131042, 130472]);
 const AUTH = new Set([190, 0, 10, 368, 131031]);
 
-export function classifyGraphError(code: number | undefined): GraphErrorClass {
+/**
+ * Instagram / Messenger: code 10 is a permission error, except with these subcodes, which mean
+ * the message is outside the allowed window (24 h, or 7 days with the HUMAN_AGENT tag).
+ */
+const OUTSIDE_WINDOW_SUBCODES = new Set([2534022, 2018278]);
+
+export function classifyGraphError(code: number | undefined, subcode?: number): GraphErrorClass {
   if (code === undefined) return 'unknown';
+  if (code === 10 && subcode !== undefined && OUTSIDE_WINDOW_SUBCODES.has(subcode)) return 'reengagement';
   if (RATE_LIMITED.has(code)) return 'rate_limited';
   if (TRANSIENT.has(code)) return 'transient';
   if (code === 131047) return 'reengagement';

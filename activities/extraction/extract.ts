@@ -7,7 +7,8 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionData, ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
-import { agentForChannel, describeLlmError, isConfigError, recordLlmCall } from '../llm/shared';
+import type { LimitService } from '../../services/limits';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, recordLlmCall } from '../llm/shared';
 import { leadScore } from './score';
 
 export interface ExtractionDeps {
@@ -15,6 +16,8 @@ export interface ExtractionDeps {
   agents: AgentService;
   channels: ChannelService;
   extractions: ExtractionService;
+  /** The tenant's daily LLM budget (llm_budget_exceeded before any call over it). */
+  limits?: Pick<LimitService, 'llmBudget'>;
   log: Logger;
   baseURL?: string;
   apiKey: string;
@@ -208,6 +211,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
         return { changed: false, version: latest?.version ?? null, score: lead.score ?? null, summary: lead.summary ?? null };
       }
 
+      await ensureLlmBudget(deps, input.tenantId);
       const agentFields = agent.extractionFields ?? {};
       const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
         { role: 'system', content: systemPrompt(agentFields) },

@@ -4,8 +4,9 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
+import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
-import { agentForChannel, describeLlmError, isConfigError, recordLlmCall } from './shared';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, recordLlmCall } from './shared';
 
 export interface LlmDeps {
   leads: LeadService;
@@ -14,6 +15,8 @@ export interface LlmDeps {
   log: Logger;
   /** The lead's running summary (prompt context) and per-call token/cost accounting (llm_calls). */
   extractions?: Pick<ExtractionService, 'summaryOf' | 'recordLlmCall'>;
+  /** The tenant's daily LLM budget (llm_budget_exceeded before any call over it). */
+  limits?: Pick<LimitService, 'llmBudget'>;
   baseURL?: string;
   apiKey: string;
   timeoutMs: number;
@@ -72,6 +75,7 @@ export function createLlmActivities(deps: LlmDeps) {
   return {
     /** Chat Completions over the recent transcript: the agent's model, then its fallback model. */
     async generateReply(input: GenerateReplyInput): Promise<GenerateReplyResult> {
+      await ensureLlmBudget(deps, input.tenantId);
       const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
       const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
       const leadSummary = await deps.extractions?.summaryOf(input.leadId);

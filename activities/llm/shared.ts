@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/logger';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
+import type { LimitService } from '../../services/limits';
 import { estimateCostMicros } from './pricing';
 
 /** What the LLM activities share: the agent of a channel, error handling, call accounting. */
@@ -52,4 +53,27 @@ export async function recordLlmCall(
   } catch (err) {
     deps.log.warn({ leadId: call.leadId, model: call.model, error: describeLlmError(err) }, 'could not record llm call');
   }
+}
+
+/** Failure type of a call refused by the tenant's daily LLM budget (non-retryable: retrying spends nothing until tomorrow). */
+export const LLM_BUDGET_EXCEEDED = 'llm_budget_exceeded';
+
+/**
+ * Refuse an LLM call when the tenant's spend today (UTC, llm_calls.cost_micros) has reached its
+ * budget (tenants.llm_daily_budget_micros ?? LLM_DAILY_BUDGET_MICROS; 0 = no LLM). Checked
+ * before every call, so one call (or a few concurrent ones) may overshoot the budget by its own cost.
+ */
+export async function ensureLlmBudget(deps: { limits?: Pick<LimitService, 'llmBudget'> }, tenantId: string): Promise<void> {
+  if (!deps.limits) return;
+  const b = await deps.limits.llmBudget(tenantId);
+  if (!b.exceeded) return;
+  throw ApplicationFailure.create({
+    type: LLM_BUDGET_EXCEEDED,
+    message:
+      b.budgetMicros === 0
+        ? `LLM calls are disabled for tenant ${tenantId} (daily LLM budget is 0)`
+        : `tenant ${tenantId} spent ${b.spentMicros} of its ${b.budgetMicros} micro-USD daily LLM budget on ${b.day} (UTC); no LLM call until the next UTC day or a higher budget`,
+    nonRetryable: true,
+    details: [{ day: b.day, spentMicros: b.spentMicros, budgetMicros: b.budgetMicros }],
+  });
 }

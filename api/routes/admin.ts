@@ -14,6 +14,14 @@ const topUpBody = z.strictObject({
   reference: z.string().trim().min(1).max(200),
 });
 const tenantParams = z.object({ tenantId: z.uuid() });
+/** A tenant's own limits; null = back to the deployment default. */
+const tenantLimitsBody = z
+  .strictObject({
+    apiRequestsPerMinute: z.number().int().min(1).max(1_000_000).nullable().optional(),
+    /** micro-USD per UTC day; 0 = no LLM calls (llm_daily_budget_micros is a 32-bit integer). */
+    llmDailyBudgetMicros: z.number().int().min(0).max(2_147_483_647).nullable().optional(),
+  })
+  .refine((b) => b.apiRequestsPerMinute !== undefined || b.llmDailyBudgetMicros !== undefined, 'set apiRequestsPerMinute and/or llmDailyBudgetMicros');
 
 /** Platform-admin routes: tenants and their credits. */
 export function createAdminRouter(deps: { services: Services; adminToken?: string }): Router {
@@ -37,5 +45,13 @@ export function createAdminRouter(deps: { services: Services; adminToken?: strin
       res.status(result.applied ? 201 : 200).json({ ...result, reference: res.locals.body.reference });
     },
   );
+
+  /** A tenant's limits: API requests per minute and daily LLM budget (OWASP API4). */
+  r.patch('/v1/tenants/:tenantId', validate({ body: tenantLimitsBody }), async (req, res) => {
+    const params = tenantParams.safeParse(req.params);
+    if (!params.success) throw new AppError('not_found', 'tenant not found');
+    const limits = await deps.services.limits.update(params.data.tenantId, res.locals.body as z.infer<typeof tenantLimitsBody>);
+    res.json({ id: params.data.tenantId, ...limits });
+  });
   return r;
 }

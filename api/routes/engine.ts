@@ -5,7 +5,7 @@ import type { Services } from '../../services';
 import { toSequenceDef } from '../../services/sequences';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { STOP_CONDITIONS, sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/sequence';
-import { requireTenant } from '../middleware/auth';
+import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
 
 const createSequenceBody = z.strictObject({
@@ -42,7 +42,7 @@ function rejected(err: unknown): never {
 export function createEngineRouter(deps: { services: Services; temporal: ParleyTemporal }): Router {
   const { services, temporal } = deps;
   const r = Router();
-  const auth = requireTenant(services.tenants);
+  const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
   r.use('/v1/sequences', auth);
   r.use('/v1/enrollment-rules', auth);
   r.use('/v1/leads/:leadId', auth);

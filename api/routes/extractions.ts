@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
-import { requireTenant } from '../middleware/auth';
+import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
 
 /** An ISO 8601 date-time with a zone (`2026-11-21T10:00:00Z`, `…+05:30`) or a plain date (UTC midnight). */
@@ -26,7 +26,7 @@ function leadIdOr404(raw: unknown): string {
 export function createExtractionRouter(deps: { services: Services }): Router {
   const { services } = deps;
   const r = Router();
-  const auth = requireTenant(services.tenants);
+  const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
 
   r.get('/v1/leads/:leadId/extractions', auth, async (req, res) => {
     const leadId = leadIdOr404(req.params.leadId);

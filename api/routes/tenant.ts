@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import type { ParleyTemporal } from '../../temporal/client';
-import { requireTenant } from '../middleware/auth';
+import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
 
 const modelName = z.string().trim().min(1).max(200);
@@ -20,15 +20,40 @@ const createAgentBody = z.strictObject({
   /** Phrases that hand the lead to a human. */
   handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
 });
-const createChannelBody = z.strictObject({
-  platform: z.literal('whatsapp'),
-  phoneNumberId: z.string().trim().regex(/^\d{5,30}$/, 'must be the numeric WhatsApp phone_number_id'),
-  displayPhoneNumber: z.string().trim().max(40).optional(),
-  accessToken: z.string().min(10).max(2000),
-  appSecret: z.string().min(8).max(500).optional(),
-  verifyToken: z.string().min(8).max(500),
+const channelCommon = {
   agentId: z.uuid(),
-});
+  /** Business-number throughput limit (messages per second); the deployment default when omitted. */
+  messagesPerSecond: z.number().int().min(1).max(1000).optional(),
+  /** Mark inbound messages read and show the typing indicator while the AI writes (default true). */
+  markRead: z.boolean().optional(),
+};
+const createChannelBody = z.discriminatedUnion('platform', [
+  z.strictObject({
+    platform: z.literal('whatsapp'),
+    phoneNumberId: z.string().trim().regex(/^\d{5,30}$/, 'must be the numeric WhatsApp phone_number_id'),
+    displayPhoneNumber: z.string().trim().max(40).optional(),
+    accessToken: z.string().min(10).max(2000),
+    appSecret: z.string().min(8).max(500).optional(),
+    verifyToken: z.string().min(8).max(500),
+    ...channelCommon,
+  }),
+  z.strictObject({
+    platform: z.literal('instagram'),
+    /** The Instagram professional account id: the webhook's entry.id and the send API's account. */
+    phoneNumberId: z.string().trim().regex(/^\d{5,30}$/, 'must be the numeric Instagram account id'),
+    displayPhoneNumber: z.string().trim().max(100).optional(),
+    accessToken: z.string().min(10).max(2000),
+    appSecret: z.string().min(8).max(500).optional(),
+    verifyToken: z.string().min(8).max(500),
+    ...channelCommon,
+  }),
+  z.strictObject({
+    platform: z.literal('webchat'),
+    /** A display name for the widget's header. */
+    displayPhoneNumber: z.string().trim().max(100).optional(),
+    ...channelCommon,
+  }),
+]);
 const createTemplateBody = z.strictObject({
   name: z.string().regex(/^[a-z0-9_]{1,512}$/, 'lowercase letters, digits and underscores, as Meta names templates'),
   language: z.string().regex(/^[a-z]{2,3}(_[A-Z]{2})?$/, 'a Meta language code such as en or en_US'),
@@ -59,7 +84,7 @@ function leadIdOr404(raw: unknown): string {
 export function createTenantRouter(deps: { services: Services; temporal: ParleyTemporal }): Router {
   const { services } = deps;
   const r = Router();
-  const auth = requireTenant(services.tenants);
+  const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
   for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
   r.post('/v1/agents', validate({ body: createAgentBody }), async (_req, res) => {

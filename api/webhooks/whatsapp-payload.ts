@@ -11,6 +11,26 @@
  */
 import { z } from 'zod';
 import type { InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
+import {
+  compact,
+  isRecord,
+  issuesOf,
+  kind,
+  mustBeObject,
+  numberLike,
+  optionalBoolean,
+  optionalString,
+  ownField,
+  parseGuarded,
+  payload,
+  reasonOf,
+  requiredString,
+  truncate,
+  type IgnoredItem,
+  withSuffix,
+} from './meta-common';
+
+export type { IgnoredItem } from './meta-common';
 
 export const WHATSAPP_WEBHOOK_OBJECT = 'whatsapp_business_account';
 
@@ -32,12 +52,6 @@ export interface ParsedStatus {
   details?: Record<string, unknown>;
 }
 
-/** An item dropped from an otherwise valid body. `path` like "entry[0].changes[1].value.messages[2]". */
-export interface IgnoredItem {
-  path: string;
-  reason: string;
-}
-
 export interface ParsedChange {
   phoneNumberId: string;
   displayPhoneNumber?: string;
@@ -51,29 +65,8 @@ export type WebhookParseResult =
   | { ok: false; reason: string; issues: { path: string; message: string }[] };
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers for readable zod messages
+// Times (shared zod helpers live in ./meta-common)
 // ---------------------------------------------------------------------------------------------
-
-/** A short description of a value for error messages. */
-function kind(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return `a ${typeof value}`;
-}
-
-const mustBeObject = (iss: { input?: unknown }): string =>
-  iss.input === undefined ? 'is required' : `must be an object, got ${kind(iss.input)}`;
-
-function requiredString() {
-  return z
-    .string({
-      error: (iss) => (iss.input === undefined ? 'is required' : `must be a string, got ${kind(iss.input)}`),
-    })
-    .min(1, 'must not be empty');
-}
 
 /** Meta sends times as unix seconds in a string ("1760172000"). Up to 12 digits keeps the Date valid. */
 function unixSecondsString() {
@@ -85,69 +78,8 @@ function unixSecondsString() {
     .regex(/^\d{1,12}$/, { error: (iss) => `must be a unix-seconds numeric string, got ${kind(iss.input)}` });
 }
 
-/** Optional cosmetic string: a wrong type is dropped rather than failing the item. */
-const optionalString = z.string().optional().catch(undefined);
-const optionalBoolean = z.boolean().optional().catch(undefined);
-
-/** A number, or a numeric string Meta sometimes sends instead. */
-const numberLike = z.union(
-  [
-    z.number(),
-    z
-      .string()
-      .trim()
-      .regex(/^-?\d+(\.\d+)?$/)
-      .transform(Number),
-  ],
-  { error: (iss) => (iss.input === undefined ? 'is required' : `must be a number, got ${kind(iss.input)}`) },
-);
-
-function formatPath(base: string, segments: readonly PropertyKey[]): string {
-  let out = base;
-  for (const seg of segments) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else out += out ? `.${String(seg)}` : String(seg);
-  }
-  return out;
-}
-
-/** "is required" at "entry" → "entry is required"; self-contained messages stay as they are. */
-function humanize(path: string, message: string): string {
-  if (/^(is|must|should) /.test(message)) return `${path || 'body'} ${message}`;
-  if (!path || message.includes(path)) return message;
-  return `${path}: ${message}`;
-}
-
-function issuesOf(error: z.ZodError, base = ''): { path: string; message: string }[] {
-  return error.issues.map((issue) => {
-    const path = formatPath(base, issue.path);
-    return { path, message: humanize(path, issue.message) };
-  });
-}
-
-/** One readable reason for an ignored item, relative to the item. */
-function reasonOf(error: z.ZodError, base = ''): string {
-  const messages = issuesOf(error, base).map((i) => i.message);
-  const shown = messages.slice(0, 3).join('; ');
-  return messages.length > 3 ? `${shown} (and ${messages.length - 3} more)` : shown;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function ownField(obj: Record<string, unknown>, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
-}
-
 function toIso(unixSeconds: string): string {
   return new Date(Number(unixSeconds) * 1000).toISOString();
-}
-
-function compact<T extends object>(obj: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v;
-  return out as T;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,22 +380,6 @@ type NormalizeResult = { ok: true; value: Normalized } | { ok: false; reason: st
 const MEDIA_TYPES = new Set(['image', 'video', 'audio', 'document', 'sticker']);
 const BASE_FIELDS = new Set(['id', 'from', 'timestamp', 'type', 'context']);
 
-const withSuffix = (head: string, tail: string | undefined): string => (tail ? `${head} ${tail}` : head);
-
-function truncate(value: string, max: number): string {
-  return value.length > max ? `${value.slice(0, max)}…` : value;
-}
-
-/** Parse the payload under `raw[key]`, reporting issues relative to the message ("image.id is required"). */
-function payload<S extends z.ZodType>(
-  schema: S,
-  raw: Record<string, unknown>,
-  key: string,
-): { ok: true; data: z.output<S> } | { ok: false; reason: string } {
-  const parsed = schema.safeParse(ownField(raw, key));
-  return parsed.success ? { ok: true, data: parsed.data } : { ok: false, reason: reasonOf(parsed.error, key) };
-}
-
 function normalizeUnsupported(raw: Record<string, unknown>, type: string): Normalized {
   const rest: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) if (!BASE_FIELDS.has(k)) rest[k] = v;
@@ -673,13 +589,7 @@ function parseMessage(
 // ---------------------------------------------------------------------------------------------
 
 export function parseWhatsAppWebhook(body: unknown): WebhookParseResult {
-  try {
-    return parseUnsafe(body);
-  } catch (err) {
-    // Only reachable with non-JSON inputs (throwing getters, proxies); never from a parsed body.
-    const message = `body could not be read: ${err instanceof Error ? err.message : String(err)}`;
-    return { ok: false, reason: message, issues: [{ path: '', message }] };
-  }
+  return parseGuarded(body, parseUnsafe);
 }
 
 function parseUnsafe(body: unknown): WebhookParseResult {

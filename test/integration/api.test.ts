@@ -168,9 +168,16 @@ describe('request validation', () => {
     const channel = await stack.api
       .post('/v1/channels')
       .set(bearer(t.apiKey))
-      .send({ platform: 'telegram', phoneNumberId: '+1 555 0100', accessToken: 'short', verifyToken: 'verify-123456', agentId: 'not-a-uuid' })
+      .send({ platform: 'whatsapp', phoneNumberId: '+1 555 0100', accessToken: 'short', verifyToken: 'verify-123456', agentId: 'not-a-uuid' })
       .expect(400);
-    expect(issuesOf(channel.body).map((i) => i.path).sort()).toEqual(['accessToken', 'agentId', 'phoneNumberId', 'platform']);
+    expect(issuesOf(channel.body).map((i) => i.path).sort()).toEqual(['accessToken', 'agentId', 'phoneNumberId']);
+    // an unknown platform is named as such (the other fields depend on the platform)
+    const telegram = await stack.api
+      .post('/v1/channels')
+      .set(bearer(t.apiKey))
+      .send({ platform: 'telegram', phoneNumberId: '15550100', accessToken: 'EAAGxxxxxxxxxxxx', verifyToken: 'verify-123456', agentId: t.agentId })
+      .expect(400);
+    expect(issuesOf(telegram.body).map((i) => i.path)).toEqual(['platform']);
 
     const badLimit = await stack.api.get('/v1/leads?limit=0').set(bearer(t.apiKey)).expect(400);
     expect(issuesOf(badLimit.body).map((i) => i.path)).toEqual(['limit']);

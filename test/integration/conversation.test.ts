@@ -127,10 +127,10 @@ describe('one lead, end to end', () => {
     expect(credits.body).toMatchObject({ balance: 0, reserved: 0 });
   });
 
-  test('an invalid token (190) is not retried: the message fails and the credit comes back', async () => {
+  test('a permanent error (131026, undeliverable) is not retried: the message fails and the credit comes back', async () => {
     const t = await createTenant(stack, { credits: 3 });
     const from = randomWaId();
-    stack.graph.failNext({ code: 190, to: from, message: 'Error validating access token' });
+    stack.graph.failNext({ code: 131026, to: from, message: 'Message undeliverable' });
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Price list please')).expect(200);
     const auth = { authorization: `Bearer ${t.apiKey}` };
     const lead = await waitFor(async () => (await stack.api.get('/v1/leads').set(auth)).body.items[0], { what: 'lead' });
@@ -138,7 +138,7 @@ describe('one lead, end to end', () => {
       const r = await stack.api.get(`/v1/leads/${lead.id}/messages`).set(auth);
       return r.body.items.find((m: { direction: string; status: string }) => m.direction === 'outbound' && m.status === 'failed');
     }, { what: 'failed outbound' });
-    expect(failed.error).toMatchObject({ code: 190, class: 'auth' });
+    expect(failed.error).toMatchObject({ code: 131026, class: 'permanent' });
     const attempts = stack.graph.requests.filter((r) => (r.body as { to?: string }).to === from);
     expect(attempts).toHaveLength(1);
     const credits = await waitFor(async () => {

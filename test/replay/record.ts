@@ -5,19 +5,23 @@
  * that would break running leads fails CI. Re-record only when a change is meant to be
  * incompatible (and then version the workflow with patched()).
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { startDevServer } from '../../temporal/dev-server';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
-import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
+import { instagramTextWebhook, whatsAppStatusWebhook } from '../../fakes/meta-webhooks';
+import { signMetaBody } from '../../lib/crypto';
+import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
 const OUT = path.join(__dirname, 'histories');
 /**
  * Histories are kept per workflow version: v1-* were recorded before the conversation engine
- * (patch conversation-engine-v1) and must keep replaying; this script writes the current version.
+ * (patch conversation-engine-v1), v2-* before delivery-v2 (dead letters, circuit breaker,
+ * Instagram and web chat sends); both must keep replaying. This script writes the current version.
  */
-const PREFIX = 'v2-';
+const PREFIX = 'v3-';
 
 type Scenario = (stack: Stack) => Promise<string>;
 
@@ -57,19 +61,96 @@ const scenarios: Record<string, Scenario> = {
     await idle(stack, wf, (s) => s.counters.blockedTurns === 1);
     return wf;
   },
-  async 'invalid-token-not-retried'(stack) {
+  async 'circuit-wait-and-resume'(stack) {
     const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
     const from = randomWaId();
     stack.graph.failNext({ code: 190, to: from });
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Price list please')).expect(200);
     const wf = leadWorkflowId(t.channelId, from);
-    await idle(stack, wf, (s) => s.counters.failedReplies === 1);
+    await idle(stack, wf, (s) => s.circuitWaitSince !== undefined);
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(auth).send({ accessToken: 'EAAG-replaced-token-123' }).expect(200);
+    await stack.api.post(`/v1/channels/${t.channelId}/circuit/close`).set(auth).expect(200);
+    await idle(stack, wf, (s) => s.counters.replies === 1 && s.circuitWaitSince === undefined);
+    return wf;
+  },
+  async 'dead-letter-replay'(stack) {
+    const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const from = randomWaId();
+    stack.graph.failNext({ code: 131000, to: from, times: 2 });
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Do you ship to Lisbon?')).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => (s.deadLetters?.length ?? 0) === 1);
+    const s = await stack.temporal.leadState(wf);
+    await stack.api.post(`/v1/dead-letters/${s!.deadLetters![0]!.id}/replay`).set(auth).expect(200);
+    await idle(stack, wf, (x) => x.counters.replies === 1 && (x.deadLetters?.length ?? 0) === 0);
+    return wf;
+  },
+  async 'dead-letter-discard-and-llm-reply'(stack) {
+    const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const from = randomWaId();
+    stack.graph.failNext({ code: 131016, to: from, times: 2 });
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'First question')).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => (s.deadLetters?.length ?? 0) === 1);
+    const first = (await stack.temporal.leadState(wf))!.deadLetters![0]!.id;
+    await stack.api.post(`/v1/dead-letters/${first}/discard`).set(auth).expect(200);
+    stack.llm.failNext({ status: 401, code: 'invalid_api_key', times: 1 });
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Second question')).expect(200);
+    await idle(stack, wf, (s) => (s.deadLetters?.length ?? 0) === 1 && s.deadLetters![0]!.id !== first);
+    const second = (await stack.temporal.leadState(wf))!.deadLetters![0]!.id;
+    await stack.api.post(`/v1/dead-letters/${second}/replay`).set(auth).expect(200);
+    await idle(stack, wf, (s) => s.counters.replies === 1 && (s.deadLetters?.length ?? 0) === 0);
+    return wf;
+  },
+  async 'failed-status-window-closed'(stack) {
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi there')).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => s.counters.replies === 1);
+    const sent = stack.graph.sentMessages().find((r) => (r.body as { to?: string }).to === from)!;
+    const wamid = (sent.response.body as { messages: { id: string }[] }).messages[0]!.id;
+    const failed = whatsAppStatusWebhook({ phoneNumberId: t.phoneNumberId, id: wamid, status: 'failed', recipientId: from, errors: [{ code: 131047, title: 'Re-engagement message' }] });
+    await postWebhook(stack, failed).expect(200);
+    await postWebhook(stack, failed).expect(200);
+    await idle(stack, wf, (s) => s.providerWindowClosedAt !== undefined);
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Still there?')).expect(200);
+    await idle(stack, wf, (s) => s.counters.replies === 2);
+    return wf;
+  },
+  async 'webchat-reply'(stack) {
+    const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const channel = await stack.api.post('/v1/channels').set(auth).send({ platform: 'webchat', agentId: t.agentId }).expect(201);
+    const visitorId = `v_${randomBytes(12).toString('hex')}`;
+    await stack.api.post(`/webchat/${channel.body.widgetKey}/messages`).send({ visitorId, text: 'Do you have a free trial?', clientMessageId: 'm-1' }).expect(202);
+    const wf = leadWorkflowId(channel.body.id, visitorId);
+    await idle(stack, wf, (s) => s.counters.replies === 1);
+    return wf;
+  },
+  async 'instagram-reply'(stack) {
+    const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const igAccountId = `178414${randomInt(1_000_000_000, 9_999_999_999)}`;
+    const channel = await stack.api
+      .post('/v1/channels')
+      .set(auth)
+      .send({ platform: 'instagram', phoneNumberId: igAccountId, accessToken: 'IGAA-record-token-1234', verifyToken: 'ig-verify-record', agentId: t.agentId })
+      .expect(201);
+    const igsid = String(randomInt(1_000_000_000_000, 9_999_999_999_999));
+    const raw = JSON.stringify(instagramTextWebhook({ igAccountId, from: igsid, text: 'Do you ship to Pune?' }));
+    await stack.api.post('/webhooks/instagram').set('content-type', 'application/json').set('x-hub-signature-256', signMetaBody(raw, APP_SECRET)).send(raw).expect(200);
+    const wf = leadWorkflowId(channel.body.id, igsid);
+    await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
   async 'rate-limited-then-sent'(stack) {
     const t = await createTenant(stack, { credits: 5 });
     const from = randomWaId();
-    stack.graph.failNext({ code: 130429, to: from, times: 2 });
+    stack.graph.failNext({ code: 130429, to: from, times: 1 }); // the recorder's stack tries a send twice
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Any discounts?')).expect(200);
     const wf = leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
@@ -159,7 +240,7 @@ const scenarios: Record<string, Scenario> = {
 async function main(): Promise<void> {
   const server = await startDevServer({ uiPort: false });
   process.env.PARLEY_TEST_TEMPORAL_ADDRESS = server.address;
-  const stack = await startStack({ LOG_LEVEL: 'warn' });
+  const stack = await startStack({ LOG_LEVEL: 'warn', LEAD_DELIVERY_MAX_ATTEMPTS: '2' });
   const smallBudget = await startStack({ LOG_LEVEL: 'warn', LEAD_EVENT_BUDGET: '50' });
   try {
     {

@@ -78,6 +78,10 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     // short real-time waits on the dev server (the time-skipping tests use the defaults)
     LEAD_DEBOUNCE_GAP_MS: '150',
     LEAD_PACING_MIN_GAP_MS: '200',
+    // the pair rate limiter (Meta: 1 message per 6 s to one user) as short as the pacing above
+    WHATSAPP_PAIR_INTERVAL_MS: '200',
+    // every test process is 127.0.0.1 (on CI against one database): 401 tests must not block each other
+    AUTH_FAILURES_PER_MINUTE: '1000',
     ...overrides,
   });
   const logLines: string[] = [];

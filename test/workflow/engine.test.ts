@@ -528,3 +528,49 @@ test('a manual message accepted while the run waits to continue as new is still 
     }),
   );
 });
+
+test('131047 on a free-form step: the window counts as closed and the step goes out as its template', async () => {
+  await kit.withWorker(async (taskQueue) => {
+    const lead = await startLead(taskQueue, { firstMessage: true });
+    await until(() => lead.repliesTo(1).length === 1, 'the reply');
+    kit.graph.failNext({ code: 131047, to: lead.contactId });
+    await lead.sequence({ action: 'enroll', sequence: sequenceOf([textStep(MINUTE, 'Checking in', { template: TEMPLATE })], []) });
+    await kit.env.sleep('2 minutes');
+    await until(() => lead.sent().some((m) => m.type === 'template'), 'the template');
+    expect(lead.texts('Checking in')).toHaveLength(0);
+    expect(lead.sent().filter((m) => m.type === 'template').map((m) => m.template?.name)).toEqual([TEMPLATE.name]);
+    const s = await lead.handle.query(stateQuery);
+    expect(s.providerWindowClosedAt).toBeDefined();
+    expect(s.deadLetters ?? []).toHaveLength(0);
+    await expectOneCreditPerMessage(lead);
+    // a manual free-form message is refused while the provider says the window is closed
+    const refused = await lead.handle.executeUpdate(sendMessageUpdate, { args: [{ requestId: 'manual-1', kind: 'text', text: 'hello?' }] }).catch((err: { cause?: Error }) => err.cause);
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as Error).message).toBe('window_closed');
+  });
+});
+
+test('131049 defers a send by more than a day, then sends it once under the same id', async () => {
+  await kit.withWorker(async (taskQueue) => {
+    const lead = await startLead(taskQueue, { firstMessage: true });
+    await until(() => lead.repliesTo(1).length === 1, 'the reply');
+    kit.graph.failNext({ code: 131049, to: lead.contactId });
+    const result = await lead.handle.executeUpdate(sendMessageUpdate, { args: [{ requestId: 'tpl-1', kind: 'template', template: TEMPLATE }] });
+    expect(result).toMatchObject({ status: 'parked' });
+    const parked = await lead.handle.query(stateQuery);
+    expect(parked.deferred).toHaveLength(1);
+    expect(parked.deadLetters ?? []).toHaveLength(0);
+    expect(lead.sent().filter((m) => m.type === 'template')).toHaveLength(0);
+    // reserved, not spent, while it waits
+    expect(await kit.services.credits.balance(lead.t.tenantId)).toMatchObject({ reserved: 1 });
+    await kit.env.sleep('20 hours');
+    expect(lead.sent().filter((m) => m.type === 'template')).toHaveLength(0);
+    await kit.env.sleep('6 hours');
+    await until(() => lead.sent().some((m) => m.type === 'template'), 'the deferred template');
+    const templates = kit.sentTo(lead.contactId).filter((r) => (r.body as { type: string }).type === 'template');
+    expect(templates).toHaveLength(1);
+    expect((templates[0]!.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data).toBe(result.outboundMessageId);
+    await until(async () => ((await lead.handle.query(stateQuery)).deferred ?? []).length === 0, 'deferral cleared');
+    await expectOneCreditPerMessage(lead);
+  });
+});

@@ -78,6 +78,8 @@ export interface LeadWorkflowSettings {
   bumpUp?: { idleMs: number; maxPerConversation: number; maxWords: number; channels: Channel[] };
   /** Run lead extraction once the conversation has been quiet this long (0 = never). */
   extractionIdleMs?: number;
+  /** Tries per send before it is parked as a dead letter (default 10). */
+  deliveryMaxAttempts?: number;
 }
 
 export interface LeadWorkflowInput {
@@ -125,6 +127,54 @@ export interface LeadCarriedState {
   /** When lead extraction is due (set by new inbound messages, cleared when it ran). */
   extractionDueAt?: string;
   score?: number;
+  /** Delivery (patch delivery-v2): operations parked after their retries ran out, by dead-letter id. */
+  deadLetters?: ParkedOperation[];
+  /** Sends waiting for a later attempt (131049: at least a day). */
+  deferred?: ParkedOperation[];
+  /** Set while sends wait for the channel's circuit breaker to close. */
+  circuitWaitSince?: string;
+  /** When the provider said the window is closed (131047); a newer inbound message reopens it. */
+  providerWindowClosedAt?: string;
+  /** Provider ids of sends whose failure status was handled (bounded). */
+  failedDeliveries?: string[];
+}
+
+/**
+ * An outbound operation parked by the workflow: as a dead letter (an admin replays or
+ * discards it) or deferred (the workflow retries it at `retryAt`).
+ */
+export interface ParkedOperation {
+  /** The dead letter's id (also its database row id), or the deferral's id. */
+  id: string;
+  /** 'reply': the LLM step failed (nothing was reserved); 'send': delivery failed (the credit stays reserved, the outbound id is kept). */
+  kind: 'reply' | 'send';
+  purpose: string;
+  /** What to send: AI instructions, fixed text or a template. */
+  what: OutboundWhat;
+  /** For 'send': the message's text or template as planned, the id it goes out under, the credit reference. */
+  send?: { plan: { action: 'free_form' } | { action: 'template'; template: TemplateRef }; text: string; outboundMessageId: string; reference: string; humanAgent?: boolean };
+  fallbackTemplate?: TemplateRef;
+  /** Who the sent message counts as (a human's manual reply or the bot). */
+  byBot: boolean;
+  parkedAt: string;
+  retryAt?: string;
+  error: { type?: string; message: string };
+  attempts: number;
+}
+
+/** What one outbound message is: free-form text (given or from the LLM) or a template. */
+export type OutboundWhat =
+  | { kind: 'text'; text: string }
+  | { kind: 'ai'; instruction?: string; maxWords?: number; avoidRepeats?: boolean; llmPurpose?: 'reply' | 'bump_up' | 'sequence_step'; allowHandoff?: boolean }
+  | { kind: 'template'; template: TemplateRef };
+
+/** A provider status the workflow must act on (a failed delivery), from the status webhook. */
+export interface DeliveryStatus {
+  outboundMessageId?: string;
+  providerMessageId: string;
+  status: 'failed';
+  errors: { code: number; title?: string; message?: string }[];
+  timestamp: string;
 }
 
 /** A manual message or template to send, queued by an update and sent by the main loop. */
@@ -139,7 +189,9 @@ export interface OutboundRequest {
 
 export interface OutboundResult {
   requestId: string;
-  status: 'sent' | 'failed' | 'refused';
+  /** parked: a dead letter (`deadLetterId`) or deferred; it may still go out later. */
+  status: 'sent' | 'failed' | 'refused' | 'parked';
+  deadLetterId?: string;
   outboundMessageId?: string;
   providerMessageId?: string;
   reason?: string;
@@ -178,6 +230,14 @@ export type SequenceCommand =
 export const sequenceUpdate = defineUpdate<SequenceCursor, [SequenceCommand]>('sequence');
 export const setStageUpdate = defineUpdate<{ stage: string; sequenceStopped: boolean }, [{ stage: string }]>('setStage');
 export const setModeUpdate = defineUpdate<{ mode: LeadMode }, [{ request: ModeRequest }]>('setMode');
+/** Run a dead letter again (same outbound id: a send that already went out is not repeated). */
+export const replayDeadLetterUpdate = defineUpdate<OutboundResult, [{ deadLetterId: string }]>('replayDeadLetter');
+/** Drop a dead letter: its held credit is released. */
+export const discardDeadLetterUpdate = defineUpdate<{ discarded: true }, [{ deadLetterId: string }]>('discardDeadLetter');
+/** The channel's circuit breaker was closed: waiting sends go ahead. */
+export const circuitClosedSignal = defineSignal<[]>('circuitClosed');
+/** A delivery failed after the provider accepted it (status webhook). */
+export const deliveryStatusSignal = defineSignal<[DeliveryStatus]>('deliveryStatus');
 export const sendMessageUpdate = defineUpdate<OutboundResult, [Omit<OutboundRequest, 'source'> & { source?: OutboundRequest['source'] }]>('sendMessage');
 
 export function leadWorkflowId(channelAccountId: string, contactId: string): string {

@@ -25,14 +25,21 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import {
+  circuitClosedSignal,
+  deliveryStatusSignal,
+  discardDeadLetterUpdate,
   inboundSignal,
+  replayDeadLetterUpdate,
   sendMessageUpdate,
   sequenceUpdate,
   setModeUpdate,
   setStageUpdate,
   stateQuery,
+  type DeliveryStatus,
   type InboundMessage,
   type LeadCarriedState,
+  type OutboundWhat,
+  type ParkedOperation,
   type LeadStateSnapshot,
   type LeadWorkflowInput,
   type OutboundRequest,
@@ -52,6 +59,15 @@ import { planOutbound, windowClosesAt, type OutboundPlan, type TemplateRef } fro
 import { SA } from './search-attributes';
 
 export const ENGINE_PATCH = 'conversation-engine-v1';
+/** Dead letters, circuit breaker waits, 131047/131049 handling, failed-status signals, Instagram and web chat sends. */
+export const DELIVERY_PATCH = 'delivery-v2';
+/** 131049: Meta limits marketing messages to this user; try again after at least a day. */
+const SPAM_LIMIT_WAIT_MS = 25 * 60 * 60 * 1000;
+/** While the circuit breaker is open, check it this often (a close by API also signals). */
+const CIRCUIT_POLL_MIN_MS = 5 * 60 * 1000;
+const CIRCUIT_POLL_MAX_MS = 60 * 60 * 1000;
+/** Failure types after which another try cannot help: recorded, not parked. */
+const PERMANENT_SEND_FAILURES = new Set(['provider_permanent', 'channel_not_found', 'template_not_found', 'template_not_approved', 'template_variables', 'not_implemented']);
 const DEFAULT_AUTO_HANDOFF_COOLDOWN_MS = 30 * 60 * 1000;
 const DEFAULT_EXTRACTION_IDLE_MS = 10 * 60 * 1000;
 const RECENT_BOT_MESSAGES = 5;
@@ -69,7 +85,7 @@ const LLM: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '30 seconds',
     maximumAttempts: 4,
-    nonRetryableErrorTypes: ['llm_config', 'agent_not_found'],
+    nonRetryableErrorTypes: ['llm_config', 'agent_not_found', 'llm_budget_exceeded'],
   },
 };
 /** Delivery: rate limits and transient provider errors retry; permanent and auth errors do not. */
@@ -87,8 +103,18 @@ const DELIVERY: ActivityOptions = {
       'template_not_found',
       'template_not_approved',
       'template_variables',
+      'provider_reengagement',
+      'provider_spam_limited',
+      'channel_circuit_open',
+      'not_implemented',
     ],
   },
+};
+
+/** Read receipt and typing indicator: best effort, a few quick tries. */
+const READ_RECEIPT: ActivityOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: 3 },
 };
 
 /** Extraction: a few tries; repeated failure is recorded and counted, never fails the lead. */
@@ -131,11 +157,26 @@ function msUntil(iso: string): number {
   return Math.max(0, new Date(iso).getTime() - Date.now());
 }
 
-/** What one outbound message is: free-form text (given or from the LLM) or a template. */
-type Outbound =
-  | { kind: 'text'; text: string }
-  | { kind: 'ai'; instruction?: string; maxWords?: number; avoidRepeats?: boolean; llmPurpose?: 'reply' | 'bump_up' | 'sequence_step'; allowHandoff?: boolean }
-  | { kind: 'template'; template: TemplateRef };
+type Outbound = OutboundWhat;
+
+/** How one send goes out once its text (or template) is known. */
+type PlannedSend = NonNullable<ParkedOperation['send']>;
+
+/** Where a send came from, so a parked one can be replayed the same way. */
+interface SendContext {
+  what: Outbound;
+  purpose: string;
+  fallbackTemplate?: TemplateRef;
+  /** Whether the message counts as the bot's (AI, sequence) rather than a human's. */
+  byBot: boolean;
+  /** A human agent's message (Instagram: HUMAN_AGENT tag outside 24 hours). */
+  human?: boolean;
+  /** Set when replaying a dead letter: a new failure re-parks it under the same id. */
+  deadLetterId?: string;
+  attempts?: number;
+  /** Called once the credit is reserved, just before the LLM is asked. */
+  beforeLlm?: () => void;
+}
 
 export async function leadConversation(input: LeadWorkflowInput): Promise<void> {
   const state = initialState(input);
@@ -143,7 +184,14 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   const { tenantId, channelAccountId, channel, contactId, settings } = input;
   const { workflowId } = workflowInfo();
   const engine = patched(ENGINE_PATCH);
+  const delivery2 = engine && patched(DELIVERY_PATCH);
+  const deliveryOptions: ActivityOptions = settings.deliveryMaxAttempts ? { ...DELIVERY, retry: { ...DELIVERY.retry, maximumAttempts: settings.deliveryMaxAttempts } } : DELIVERY;
   let turnInFlight = false;
+  /** Bumped by circuitClosedSignal. */
+  let circuitSignals = 0;
+  const pendingStatuses: DeliveryStatus[] = [];
+  const replayQueue: { deadLetterId: string; requestId: string }[] = [];
+  const replaying = new Set<string>();
   /** Bumped by every handler so the main loop re-evaluates its plan. */
   let version = 0;
   const outbox: OutboundRequest[] = state.outbox ?? [];
@@ -371,8 +419,58 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
           if (state.mode === 'closed') throw new Error('the conversation is closed');
           if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
           if (req.kind === 'template' && !req.template) throw new Error('template is required');
-          const plan = planOutbound({ kind: req.kind, lastInboundAt: state.lastInboundAt, now: nowIso(), fallbackTemplate: req.template });
-          if (channel !== 'webchat' && plan.action === 'refuse') throw new Error(plan.reason);
+          const outPlan = req.kind === 'template' ? plan('template', req.template, false) : plan(req.kind, req.template, (req.source ?? 'manual') === 'manual');
+          if (outPlan.action === 'refuse') throw new Error(outPlan.reason);
+        },
+      },
+    );
+  }
+
+  {
+    // registered in every run: they add no commands, and a run before delivery-v2 never receives them
+    setHandler(circuitClosedSignal, () => {
+      circuitSignals += 1;
+    });
+
+    setHandler(deliveryStatusSignal, (status: DeliveryStatus) => {
+      pendingStatuses.push(status);
+      version += 1;
+    });
+
+    setHandler(
+      replayDeadLetterUpdate,
+      async ({ deadLetterId }) => {
+        const requestId = uuid4();
+        replaying.add(deadLetterId);
+        replayQueue.push({ deadLetterId, requestId });
+        version += 1;
+        await condition(() => results.has(requestId));
+        const result = results.get(requestId)!;
+        results.delete(requestId);
+        replaying.delete(deadLetterId);
+        return result;
+      },
+      {
+        validator: ({ deadLetterId }) => {
+          if (!state.deadLetters?.some((d) => d.id === deadLetterId)) throw new Error(`dead letter ${deadLetterId} is not parked in this lead's workflow`);
+          if (replaying.has(deadLetterId)) throw new Error(`dead letter ${deadLetterId} is being replayed`);
+        },
+      },
+    );
+
+    setHandler(
+      discardDeadLetterUpdate,
+      async ({ deadLetterId }) => {
+        const op = state.deadLetters?.find((d) => d.id === deadLetterId);
+        // a parked send still holds its credit reservation
+        if (op?.kind === 'send' && op.send) await db.releaseCredit({ reference: op.send.reference });
+        await resolveParked(deadLetterId, 'discarded');
+        return { discarded: true as const };
+      },
+      {
+        validator: ({ deadLetterId }) => {
+          if (!state.deadLetters?.some((d) => d.id === deadLetterId)) throw new Error(`dead letter ${deadLetterId} is not parked in this lead's workflow`);
+          if (replaying.has(deadLetterId)) throw new Error(`dead letter ${deadLetterId} is being replayed`);
         },
       },
     );
@@ -392,17 +490,25 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
   // ---- one outbound message: window → credit → (LLM) → pacing → deliver → capture ----
 
-  async function sendOutbound(what: Outbound, purpose: string, fallbackTemplate?: TemplateRef): Promise<OutboundResult> {
+  function plan(kind: Outbound['kind'], fallbackTemplate: TemplateRef | undefined, human: boolean | undefined): OutboundPlan {
+    if (!engine || channel === 'webchat') return { action: 'free_form' };
+    return planOutbound({
+      kind,
+      lastInboundAt: state.lastInboundAt,
+      now: nowIso(),
+      fallbackTemplate,
+      ...(delivery2 ? { providerClosedAt: state.providerWindowClosedAt, channel: channel === 'instagram' ? 'instagram' : 'whatsapp', human } : {}),
+    });
+  }
+
+  async function sendOutbound(what: Outbound, purpose: string, fallbackTemplate?: TemplateRef, ctx: Partial<SendContext> = {}): Promise<OutboundResult> {
+    const context: SendContext = { byBot: true, ...ctx, what, purpose, fallbackTemplate };
     const requestId = uuid4();
-    let plan: OutboundPlan =
-      what.kind === 'template'
-        ? { action: 'template', template: what.template, fallback: false }
-        : engine && channel !== 'webchat'
-          ? planOutbound({ kind: what.kind, lastInboundAt: state.lastInboundAt, now: nowIso(), fallbackTemplate })
-          : { action: 'free_form' };
-    if (plan.action === 'refuse') {
-      await event('outbound_refused', { purpose, reason: plan.reason });
-      return { requestId, status: 'refused', reason: plan.reason };
+    let outPlan: OutboundPlan = what.kind === 'template' ? { action: 'template', template: what.template, fallback: false } : plan(what.kind, fallbackTemplate, ctx.human);
+    if (outPlan.action === 'refuse') {
+      await event('outbound_refused', { purpose, reason: outPlan.reason });
+      if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
+      return { requestId, status: 'refused', reason: outPlan.reason };
     }
 
     const outboundMessageId = uuid4();
@@ -425,7 +531,8 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
 
     let text = what.kind === 'text' ? what.text : '';
-    if (what.kind === 'ai' && plan.action === 'free_form') {
+    if (what.kind === 'ai' && outPlan.action === 'free_form') {
+      context.beforeLlm?.();
       try {
         const reply = await llm.generateReply.executeWithOptions({ ...LLM, summary: `Ask the LLM (${purpose})` }, [
           {
@@ -442,22 +549,29 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
           await db.releaseCredit({ reference });
           await event('llm_handoff', { reason: reply.handoff.reason });
           const handedOff = await changeMode('handoff', 'llm_tool');
+          if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
           return { requestId, status: 'refused', reason: handedOff ? 'handed_off' : 'handoff_refused' };
         }
         text = what.maxWords ? trimToWords(reply.text, what.maxWords) : reply.text;
         if (what.avoidRepeats && isRepeat(text, state.recentBotMessages ?? [])) {
           await db.releaseCredit({ reference });
           await event('outbound_refused', { purpose, reason: 'repeat' });
+          if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
           return { requestId, status: 'refused', reason: 'repeat' };
         }
       } catch (err) {
         state.counters.failedReplies += 1;
         await db.releaseCredit({ reference });
         await event('reply_failed', { step: 'llm', purpose, reason: failureReason(err), type: failureType(err) }, `reply_failed:${outboundMessageId}`);
+        if (delivery2) {
+          // the LLM's retries ran out (or its configuration is wrong): park the turn for an admin
+          const deadLetterId = await park('reply', context, err);
+          return { requestId, status: 'parked', deadLetterId, reason: failureReason(err) };
+        }
         return { requestId, status: 'failed', reason: failureReason(err) };
       }
       // the window may have closed while the LLM worked
-      if (engine && channel !== 'webchat') plan = planOutbound({ kind: 'ai', lastInboundAt: state.lastInboundAt, now: nowIso(), fallbackTemplate });
+      outPlan = plan('ai', fallbackTemplate, ctx.human);
     }
 
     if (engine) {
@@ -469,31 +583,208 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       if (wait > 0) await sleep(wait, { summary: `Pacing: ${Math.ceil(wait / 1000)} s since the last message` });
     }
 
-    try {
-      if (plan.action === 'template') {
-        await delivery.sendWhatsAppTemplate.executeWithOptions({ ...DELIVERY, summary: `Send template ${plan.template.name} to ${contactId}` }, [
-          { tenantId, leadId, channelAccountId, outboundMessageId, to: contactId, template: plan.template },
-        ]);
-      } else if (plan.action === 'free_form') {
-        await delivery.sendWhatsAppText.executeWithOptions({ ...DELIVERY, summary: `Send ${engine ? purpose : 'reply'} to ${contactId}` }, [
-          { tenantId, leadId, channelAccountId, outboundMessageId, to: contactId, text },
-        ]);
-      } else {
-        await db.releaseCredit({ reference });
-        await event('outbound_refused', { purpose, reason: plan.reason });
-        return { requestId, status: 'refused', reason: plan.reason };
-      }
-    } catch (err) {
-      state.counters.failedReplies += 1;
+    if (outPlan.action === 'refuse') {
       await db.releaseCredit({ reference });
-      await event('reply_failed', { step: 'delivery', purpose, reason: failureReason(err), type: failureType(err), outboundMessageId }, `reply_failed:${outboundMessageId}`);
-      return { requestId, status: 'failed', outboundMessageId, reason: failureReason(err) };
+      await event('outbound_refused', { purpose, reason: outPlan.reason });
+      if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
+      return { requestId, status: 'refused', reason: outPlan.reason };
     }
-    await db.captureCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Capture the credit' }, [{ reference, messageId: outboundMessageId }]);
+    const send: PlannedSend = {
+      plan: outPlan.action === 'template' ? { action: 'template', template: outPlan.template } : { action: 'free_form' },
+      text,
+      outboundMessageId,
+      reference,
+      ...(outPlan.action === 'free_form' && outPlan.humanAgentTag ? { humanAgent: true } : {}),
+    };
+    return deliver(send, context, requestId);
+  }
+
+  /** Call the channel's send activity once (Temporal retries it by the DELIVERY policy). */
+  async function callSend(send: PlannedSend, purpose: string): Promise<void> {
+    const base = { tenantId, leadId, channelAccountId, outboundMessageId: send.outboundMessageId, to: contactId };
+    if (send.plan.action === 'template') {
+      await delivery.sendWhatsAppTemplate.executeWithOptions({ ...deliveryOptions, summary: `Send template ${send.plan.template.name} to ${contactId}` }, [
+        { ...base, template: send.plan.template },
+      ]);
+    } else if (delivery2 && channel === 'instagram') {
+      await delivery.sendInstagramText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} to ${contactId} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}` }, [
+        { ...base, text: send.text, ...(send.humanAgent ? { humanAgent: true } : {}) },
+      ]);
+    } else if (delivery2 && channel === 'webchat') {
+      await delivery.sendWebChatText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} to web chat visitor ${contactId}` }, [{ ...base, text: send.text }]);
+    } else {
+      await delivery.sendWhatsAppText.executeWithOptions({ ...deliveryOptions, summary: `Send ${engine ? purpose : 'reply'} to ${contactId}` }, [{ ...base, text: send.text }]);
+    }
+  }
+
+  /**
+   * Deliver a planned send and capture its credit. The credit stays reserved while a send is
+   * parked (dead letter, deferral) and the outbound id is kept, so a later attempt can never
+   * send it twice.
+   */
+  async function deliver(planned: PlannedSend, context: SendContext, requestId: string): Promise<OutboundResult> {
+    let send = planned;
+    const { purpose } = context;
+    for (;;) {
+      try {
+        await callSend(send, purpose);
+        break;
+      } catch (err) {
+        const type = failureType(err);
+        if (!delivery2) {
+          state.counters.failedReplies += 1;
+          await db.releaseCredit({ reference: send.reference });
+          await event('reply_failed', { step: 'delivery', purpose, reason: failureReason(err), type, outboundMessageId: send.outboundMessageId }, `reply_failed:${send.outboundMessageId}`);
+          return { requestId, status: 'failed', outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
+        }
+        if (type === 'provider_auth' || type === 'channel_circuit_open') {
+          await waitForCircuit(failureReason(err));
+          continue; // same outbound id: effectively once
+        }
+        if (type === 'provider_reengagement') {
+          // 131047: the provider says the window is closed; take the template path if there is one
+          state.providerWindowClosedAt = nowIso();
+          await event('window_closed_by_provider', { purpose, outboundMessageId: send.outboundMessageId });
+          const replan = plan(context.what.kind === 'template' ? 'text' : context.what.kind, context.fallbackTemplate, context.human);
+          if (replan.action === 'template' && send.plan.action !== 'template') {
+            send = { ...send, plan: { action: 'template', template: replan.template }, text: '', outboundMessageId: uuid4() };
+            continue;
+          }
+          await db.releaseCredit({ reference: send.reference });
+          await event('outbound_refused', { purpose, reason: 'window_closed', outboundMessageId: send.outboundMessageId });
+          if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
+          return { requestId, status: 'refused', outboundMessageId: send.outboundMessageId, reason: 'window_closed' };
+        }
+        state.counters.failedReplies += 1;
+        await event('reply_failed', { step: 'delivery', purpose, reason: failureReason(err), type, outboundMessageId: send.outboundMessageId }, `reply_failed:${send.outboundMessageId}:${context.attempts ?? 0}`);
+        if (type && PERMANENT_SEND_FAILURES.has(type)) {
+          // recorded on the message; another try cannot help
+          await db.releaseCredit({ reference: send.reference });
+          if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
+          return { requestId, status: 'failed', outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
+        }
+        if (type === 'provider_spam_limited' && !context.deadLetterId && (context.attempts ?? 0) === 0) {
+          // 131049: wait at least a day, then try the same message once more
+          const deferred: ParkedOperation = {
+            id: uuid4(),
+            kind: 'send',
+            purpose,
+            what: context.what,
+            send,
+            fallbackTemplate: context.fallbackTemplate,
+            byBot: context.byBot,
+            parkedAt: nowIso(),
+            retryAt: new Date(Date.now() + SPAM_LIMIT_WAIT_MS).toISOString(),
+            error: { type, message: failureReason(err) },
+            attempts: 1,
+          };
+          state.deferred = [...(state.deferred ?? []), deferred];
+          version += 1;
+          await event('send_deferred', { purpose, outboundMessageId: send.outboundMessageId, retryAt: deferred.retryAt, reason: failureReason(err) });
+          return { requestId, status: 'parked', outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
+        }
+        // retries ran out (transient errors, rate limits, timeouts): park it for an admin
+        const deadLetterId = await park('send', { ...context }, err, send);
+        return { requestId, status: 'parked', deadLetterId, outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
+      }
+    }
+    await db.captureCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Capture the credit' }, [{ reference: send.reference, messageId: send.outboundMessageId }]);
     state.counters.replies += 1;
     state.lastOutboundAt = nowIso();
-    if (engine && what.kind !== 'template' && text) state.recentBotMessages = [...(state.recentBotMessages ?? []), text].slice(-RECENT_BOT_MESSAGES);
-    return { requestId, status: 'sent', outboundMessageId };
+    state.lastOutboundByBot = context.byBot;
+    // (before delivery-v2 a manual text counted too)
+    if (engine && context.what.kind !== 'template' && send.text && (delivery2 ? context.byBot && send.plan.action !== 'template' : true)) {
+      state.recentBotMessages = [...(state.recentBotMessages ?? []), send.text].slice(-RECENT_BOT_MESSAGES);
+    }
+    if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
+    return { requestId, status: 'sent', outboundMessageId: send.outboundMessageId };
+  }
+
+  // ---- dead letters, deferrals, the circuit breaker ----
+
+  function refreshAttention(): void {
+    const needs = (state.deadLetters?.length ?? 0) > 0 || state.circuitWaitSince !== undefined;
+    upsertSearchAttributes([{ key: SA.NeedsAttention, value: needs }]);
+    showDetails();
+  }
+
+  /** Park an operation whose retries ran out: a dead-letter row, an event and NeedsAttention. */
+  async function park(kind: 'reply' | 'send', context: SendContext, err: unknown, send?: PlannedSend): Promise<string> {
+    const id = context.deadLetterId ?? uuid4();
+    const op: ParkedOperation = {
+      id,
+      kind,
+      purpose: context.purpose,
+      what: context.what,
+      ...(send ? { send } : {}),
+      fallbackTemplate: context.fallbackTemplate,
+      byBot: context.byBot,
+      parkedAt: nowIso(),
+      error: { type: failureType(err), message: failureReason(err) },
+      attempts: (context.attempts ?? 0) + 1,
+    };
+    state.deadLetters = [...(state.deadLetters ?? []).filter((d) => d.id !== id), op];
+    version += 1;
+    await db.parkDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: `Park as dead letter: ${context.purpose}` }, [
+      { id, tenantId, leadId, workflowId, kind, operation: op, error: op.error, outboundMessageId: send?.outboundMessageId },
+    ]);
+    refreshAttention();
+    await event('dead_letter', { deadLetterId: id, kind, purpose: context.purpose, error: op.error, attempts: op.attempts }, `dead_letter:${id}:${op.attempts}`);
+    log.warn('operation parked as dead letter', { leadId, deadLetterId: id, kind, type: op.error.type });
+    return id;
+  }
+
+  async function resolveParked(id: string, status: 'replayed' | 'discarded'): Promise<void> {
+    state.deadLetters = (state.deadLetters ?? []).filter((d) => d.id !== id);
+    version += 1;
+    await db.resolveDeadLetter({ id, status });
+    refreshAttention();
+    await event(`dead_letter_${status}`, { deadLetterId: id }, `dead_letter_${status}:${id}`);
+  }
+
+  /** Run a parked operation again: a reply from the LLM step, a send with its outbound id. */
+  async function runParked(op: ParkedOperation, requestId: string, asDeadLetter: boolean): Promise<OutboundResult> {
+    const context: SendContext = {
+      what: op.what,
+      purpose: op.purpose,
+      fallbackTemplate: op.fallbackTemplate,
+      byBot: op.byBot,
+      attempts: op.attempts,
+      ...(asDeadLetter ? { deadLetterId: op.id } : {}),
+    };
+    const result = op.kind === 'send' && op.send ? await deliver(op.send, context, requestId) : await sendOutbound(op.what, op.purpose, op.fallbackTemplate, context);
+    return { ...result, requestId };
+  }
+
+  /** Sends wait (they do not fail) while the channel's circuit breaker is open. */
+  async function waitForCircuit(reason: string): Promise<void> {
+    state.circuitWaitSince ??= nowIso();
+    refreshAttention();
+    await event('circuit_wait', { reason, since: state.circuitWaitSince }, `circuit_wait:${state.circuitWaitSince}`);
+    let poll = CIRCUIT_POLL_MIN_MS;
+    for (;;) {
+      const seen = circuitSignals;
+      await condition(() => circuitSignals !== seen, poll, { summary: `Circuit breaker open: sends wait until channel ${channelAccountId} is fixed` });
+      const circuit = await db.channelCircuitState.executeWithOptions({ ...PERSISTENCE, summary: 'Is the circuit breaker closed?' }, [{ channelAccountId }]);
+      if (circuit !== 'open') break;
+      poll = Math.min(poll * 2, CIRCUIT_POLL_MAX_MS);
+    }
+    const since = state.circuitWaitSince;
+    state.circuitWaitSince = undefined;
+    refreshAttention();
+    await event('circuit_resumed', { since }, `circuit_resumed:${since}`);
+  }
+
+  /** A delivery failed after the provider accepted it (status webhook). */
+  async function handleDeliveryStatus(s: DeliveryStatus): Promise<void> {
+    const codes = s.errors.map((e) => e.code);
+    // a redelivered status webhook signals again: one event per provider id
+    if ((state.failedDeliveries ?? []).includes(s.providerMessageId)) return;
+    state.failedDeliveries = [...(state.failedDeliveries ?? []), s.providerMessageId].slice(-50);
+    state.counters.failedReplies += 1;
+    await event('delivery_failed', { outboundMessageId: s.outboundMessageId, providerMessageId: s.providerMessageId, errors: s.errors, at: s.timestamp }, `delivery_failed:${s.providerMessageId}`);
+    // 131047: the window had closed; later sends take the template path until the lead writes
+    if (codes.includes(131047)) state.providerWindowClosedAt = nowIso();
   }
 
   // ---- a turn: the lead wrote ----
@@ -508,6 +799,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       upsertSearchAttributes([{ key: SA.LastInboundAt, value: new Date(latest) }]);
       if (engine) upsertSearchAttributes([{ key: SA.WindowClosesAt, value: new Date(windowClosesAt(latest)!) }]);
     }
+    // the lead wrote after the provider closed the window (131047): it is open again
+    const closedAt = state.providerWindowClosedAt;
+    if (closedAt && batch.some((m) => (m.receivedAt ?? '') > closedAt)) state.providerWindowClosedAt = undefined;
     if (engine) {
       const idle = settings.extractionIdleMs ?? DEFAULT_EXTRACTION_IDLE_MS;
       if (idle > 0) state.extractionDueAt = new Date(Date.now() + idle).toISOString();
@@ -523,8 +817,19 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     if (!aiMayReply(state.mode)) return;
 
     state.counters.turns += 1;
-    const result = await sendOutbound(engine ? { kind: 'ai', llmPurpose: 'reply', allowHandoff: true } : { kind: 'ai' }, 'reply');
-    if (result.status === 'sent') state.lastOutboundByBot = true;
+    // WhatsApp: blue ticks and "typing…" while the LLM works (once a reply is paid for), in parallel
+    const last = batch[batch.length - 1];
+    let receipt: Promise<unknown> | undefined;
+    const beforeLlm =
+      delivery2 && channel === 'whatsapp' && last
+        ? () => {
+            receipt = delivery.markWhatsAppRead
+              .executeWithOptions({ ...READ_RECEIPT, summary: 'Mark read, show typing' }, [{ channelAccountId, providerMessageId: last.providerMessageId, typing: true }])
+              .catch((err: unknown) => log.warn('read receipt failed', { leadId, reason: failureReason(err) }));
+          }
+        : undefined;
+    await sendOutbound(engine ? { kind: 'ai', llmPurpose: 'reply', allowHandoff: true } : { kind: 'ai' }, 'reply', undefined, { beforeLlm });
+    await receipt;
   }
 
   // ---- a due sequence step ----
@@ -535,7 +840,6 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     const what: Outbound =
       step.kind === 'template' ? { kind: 'template', template: step.template! } : step.kind === 'text' ? { kind: 'text', text: step.text ?? '' } : { kind: 'ai', instruction: step.aiInstruction, llmPurpose: 'sequence_step' };
     const result = await sendOutbound(what, `sequence step ${action.stepIndex + 1}`, step.template);
-    if (result.status === 'sent') state.lastOutboundByBot = true;
     await event('sequence_step', { sequenceId: s.def.id, stepIndex: action.stepIndex, status: result.status, reason: result.reason });
     // a refused or failed step is skipped, not retried forever; the next step follows its delay
     const current = state.sequence!;
@@ -545,8 +849,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
   async function runOutbox(req: OutboundRequest): Promise<void> {
     const what: Outbound = req.kind === 'template' ? { kind: 'template', template: req.template! } : { kind: 'text', text: req.text! };
-    const result = await sendOutbound(what, req.source === 'manual' ? 'manual reply' : 'api message');
-    if (result.status === 'sent') state.lastOutboundByBot = false;
+    const result = await sendOutbound(what, req.source === 'manual' ? 'manual reply' : 'api message', undefined, { byBot: false, human: req.source === 'manual' });
     results.set(req.requestId, { ...result, requestId: req.requestId });
   }
 
@@ -586,7 +889,6 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       },
       `bump-up ${state.bumpsSent}`,
     );
-    if (result.status === 'sent') state.lastOutboundByBot = true;
     await event('bump_up', { n: state.bumpsSent, status: result.status, reason: result.reason });
   }
 
@@ -642,6 +944,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     const bump = bumpUpDue();
     if (bump) candidates.push({ at: bump, what: 'Bump-up if the lead stays quiet' });
     if (state.extractionDueAt && state.inbox.length === 0) candidates.push({ at: state.extractionDueAt, what: 'Extract lead data after inactivity' });
+    for (const d of state.deferred ?? []) if (d.retryAt) candidates.push({ at: d.retryAt, what: `Retry a deferred send (${d.purpose})` });
     candidates.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
     return candidates[0];
   }
@@ -650,8 +953,8 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     // Hand over to a fresh run between turns, even for a lead that never goes quiet: wait
     // for running handlers, then pass on everything buffered in the carried state. A manual
     // message accepted meanwhile waits for the loop to send it: go back and send it first.
-    await condition(() => allHandlersFinished() || outbox.length > 0);
-    if (outbox.length > 0) return;
+    await condition(() => allHandlersFinished() || outbox.length > 0 || replayQueue.length > 0);
+    if (outbox.length > 0 || replayQueue.length > 0) return;
     await continueAsNew<typeof leadConversation>({ ...input, carried: { ...state, ...(engine ? { outbox } : {}) } });
   }
 
@@ -671,21 +974,31 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
   }
 
+  const urgent = () => outbox.length > 0 || replayQueue.length > 0 || pendingStatuses.length > 0;
   for (;;) {
-    if (outbox.length === 0 && canNow()) await continueAsNewNow();
+    if (!urgent() && canNow()) await continueAsNewNow();
     const seen = version;
     const deadline = nextDeadline();
     const due = deadline !== undefined && msUntil(deadline.at) === 0;
-    if (outbox.length === 0 && !due) {
-      const wake = () => version !== seen || outbox.length > 0 || canNow();
+    if (!urgent() && !due) {
+      const wake = () => version !== seen || urgent() || canNow();
       if (deadline) await condition(wake, msUntil(deadline.at), { summary: deadline.what });
       else await condition(wake);
       continue;
     }
     turnInFlight = true;
     try {
+      const dueDeferred = (state.deferred ?? []).find((d) => d.retryAt !== undefined && msUntil(d.retryAt) === 0);
       if (outbox.length > 0) {
         await runOutbox(outbox.shift()!);
+      } else if (replayQueue.length > 0) {
+        const { deadLetterId, requestId } = replayQueue.shift()!;
+        const op = state.deadLetters?.find((d) => d.id === deadLetterId);
+        const result: OutboundResult = op ? await runParked(op, requestId, true) : { requestId, status: 'refused', reason: 'the dead letter is gone' };
+        if (result.status === 'sent' && op) state.lastOutboundByBot = op.byBot;
+        results.set(requestId, result);
+      } else if (pendingStatuses.length > 0) {
+        await handleDeliveryStatus(pendingStatuses.shift()!);
       } else if (state.inbox.length > 0 && state.inboxFirstAt) {
         // the burst is due, or something else is (a step, a bump-up): what the lead wrote
         // comes first, so a reply can stop the sequence before its step goes out
@@ -699,6 +1012,10 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         if (a.type === 'send') await runSequenceStep(a);
         else if (bump && msUntil(bump) === 0) await runBumpUp();
         else if (state.extractionDueAt && msUntil(state.extractionDueAt) === 0) await runExtraction();
+        else if (dueDeferred) {
+          state.deferred = (state.deferred ?? []).filter((d) => d.id !== dueDeferred.id);
+          await runParked(dueDeferred, uuid4(), false);
+        }
       }
     } finally {
       turnInFlight = false;

@@ -16,10 +16,19 @@ export function leadDetails(input: {
   lastInboundAt?: string;
   lastOutboundAt?: string;
   counters: LeadCounters;
+  deadLetters?: unknown[];
+  deferred?: unknown[];
+  circuitWaitSince?: string;
 }): string {
   const c = input.counters;
+  const attention = [
+    input.circuitWaitSince ? `**Sends waiting: the channel's circuit breaker is open** (since ${input.circuitWaitSince})` : undefined,
+    input.deadLetters?.length ? `**Dead letters: ${input.deadLetters.length}** (GET /v1/dead-letters)` : undefined,
+    input.deferred?.length ? `Deferred sends: ${input.deferred.length}` : undefined,
+  ].filter((x): x is string => x !== undefined);
   return [
     `**Stage** ${input.stage} · **Mode** ${input.mode}${input.blocked ? ' · **Blocked: no credits**' : ''}`,
+    ...attention,
     `Last inbound: ${input.lastInboundAt ?? 'never'} · Last reply: ${input.lastOutboundAt ?? 'never'}`,
     `Inbound ${c.inbound} (duplicates ${c.duplicates}) · Turns ${c.turns} · Replies ${c.replies} · Failed ${c.failedReplies} · Blocked turns ${c.blockedTurns} · Run #${c.runs}`,
   ].join('\n\n');

@@ -8,6 +8,8 @@
  */
 
 export const CUSTOMER_SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** Instagram: a human agent may answer up to 7 days after the user's last message (HUMAN_AGENT tag). */
+export const HUMAN_AGENT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** An approved message template: name, language code (e.g. `en_US`) and body variables in order. */
 export interface TemplateRef {
@@ -24,10 +26,16 @@ export interface PlanOutboundInput {
   now: string;
   /** The template to send for a `template` message, or to fall back to outside the window. */
   fallbackTemplate?: TemplateRef;
+  /** When the provider said the window is closed (WhatsApp 131047): closed until a newer inbound message. */
+  providerClosedAt?: string;
+  /** Default whatsapp. Instagram has no templates; its human agents get 7 days with the HUMAN_AGENT tag. */
+  channel?: 'whatsapp' | 'instagram';
+  /** A human agent's message (manual reply), not the bot's. */
+  human?: boolean;
 }
 
 export type OutboundPlan =
-  | { action: 'free_form' }
+  | { action: 'free_form'; humanAgentTag?: boolean }
   | { action: 'template'; template: TemplateRef; fallback: boolean }
   | { action: 'refuse'; reason: 'window_closed' | 'no_template' };
 
@@ -74,10 +82,21 @@ export function isWindowOpen(lastInboundAt: string | undefined, now: string): bo
  */
 export function planOutbound(input: PlanOutboundInput): OutboundPlan {
   // Parse `now` first so a bad input never passes silently, whichever branch is taken.
-  parseInstant(input.now, 'now');
+  const now = parseInstant(input.now, 'now');
+  const instagram = input.channel === 'instagram';
   if (input.kind === 'template') {
-    return input.fallbackTemplate ? { action: 'template', template: input.fallbackTemplate, fallback: false } : { action: 'refuse', reason: 'no_template' };
+    return input.fallbackTemplate && !instagram ? { action: 'template', template: input.fallbackTemplate, fallback: false } : { action: 'refuse', reason: 'no_template' };
   }
-  if (isWindowOpen(input.lastInboundAt, input.now)) return { action: 'free_form' };
+  const closedByProvider =
+    input.providerClosedAt !== undefined &&
+    (input.lastInboundAt === undefined || parseInstant(input.providerClosedAt, 'providerClosedAt') >= parseInstant(input.lastInboundAt, 'lastInboundAt'));
+  if (!closedByProvider && isWindowOpen(input.lastInboundAt, input.now)) return { action: 'free_form' };
+  if (instagram) {
+    // no templates on Instagram: a human agent may still answer within 7 days, tagged
+    if (input.human && !closedByProvider && input.lastInboundAt !== undefined && now < parseInstant(input.lastInboundAt, 'lastInboundAt') + HUMAN_AGENT_WINDOW_MS) {
+      return { action: 'free_form', humanAgentTag: true };
+    }
+    return { action: 'refuse', reason: 'window_closed' };
+  }
   return input.fallbackTemplate ? { action: 'template', template: input.fallbackTemplate, fallback: true } : { action: 'refuse', reason: 'window_closed' };
 }

@@ -1,0 +1,189 @@
+/**
+ * One effectively-once Graph API send, shared by the WhatsApp and Instagram activities:
+ * record the outbound row under the workflow's deterministic id, return the stored result
+ * when an earlier attempt already sent it, stop at an open circuit breaker, POST, store the
+ * provider id at once, and classify a failure by the Graph `error.code`.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import type { Logger } from '../../lib/logger';
+import type { ChannelService } from '../../services/channels';
+import type { LeadService } from '../../services/leads';
+import { classifyGraphError, isRetryableGraphError, type GraphErrorClass } from './graph-errors';
+import { currentAttempt, graphRateLimitDelayMs, parseRetryAfter, releasePairSlotIfNotSent, waitForSendSlot, type SendRateLimits } from './send-rate-limit';
+
+export interface GraphSendDeps {
+  leads: LeadService;
+  channels: ChannelService;
+  log: Logger;
+  graphApiUrl: string;
+  graphApiVersion: string;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+  /** Business-number and pair rate limits shared by every worker; none = unlimited. */
+  rateLimits?: SendRateLimits;
+}
+
+export interface SendBase {
+  tenantId: string;
+  leadId: string;
+  channelAccountId: string;
+  /** Deterministic id chosen by the workflow before the call: the send's idempotency key. */
+  outboundMessageId: string;
+  to: string;
+}
+
+export interface SendResult {
+  outboundMessageId: string;
+  providerMessageId: string;
+  /** True when an earlier attempt had already sent it: nothing went out this time. */
+  alreadySent: boolean;
+}
+
+/** The failure types a send throws; the workflow's retry policy and handling key on them. */
+export const SEND_FAILURE = {
+  rateLimited: 'provider_rate_limited',
+  transient: 'provider_transient',
+  permanent: 'provider_permanent',
+  /** 131047: outside the customer-service window; the engine switches to a template. */
+  reengagement: 'provider_reengagement',
+  /** 131049: Meta limits marketing messages to this user; wait at least a day. */
+  spamLimited: 'provider_spam_limited',
+  /** Auth and account errors: the channel's circuit breaker opens. */
+  auth: 'provider_auth',
+  /** The channel's circuit breaker is open: the send waits for it to close. */
+  circuitOpen: 'channel_circuit_open',
+} as const;
+
+const sendResponseSchema = z.object({
+  messages: z.array(z.object({ id: z.string().min(1) })).min(1).optional(),
+  message_id: z.string().min(1).optional(),
+});
+const graphErrorSchema = z.object({
+  error: z.looseObject({
+    message: z.string().optional(),
+    type: z.string().optional(),
+    code: z.number().optional(),
+    error_subcode: z.number().optional(),
+    error_data: z.looseObject({ details: z.string().optional() }).optional(),
+    fbtrace_id: z.string().optional(),
+  }),
+});
+
+function failureTypeFor(cls: GraphErrorClass, retryable: boolean): string {
+  switch (cls) {
+    case 'rate_limited':
+      return SEND_FAILURE.rateLimited;
+    case 'reengagement':
+      return SEND_FAILURE.reengagement;
+    case 'spam_limited':
+      return SEND_FAILURE.spamLimited;
+    case 'auth':
+      return SEND_FAILURE.auth;
+    case 'permanent':
+      return SEND_FAILURE.permanent;
+    default:
+      return retryable ? SEND_FAILURE.transient : SEND_FAILURE.permanent;
+  }
+}
+
+export interface GraphSendRequest {
+  input: SendBase;
+  /** Path under the versioned Graph URL, given the channel's account id (phone_number_id / IG id). */
+  path: (accountId: string) => string;
+  /** The JSON body to POST. */
+  body: Record<string, unknown>;
+  /** How the message reads in the transcript. */
+  transcript: { body: string; type: string };
+}
+
+export function createGraphSender(deps: GraphSendDeps) {
+  const doFetch = deps.fetch ?? fetch;
+  const log = deps.log.child({ module: 'graph-send' });
+
+  return async function sendGraphMessage(req: GraphSendRequest): Promise<SendResult> {
+    const { input } = req;
+    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: req.transcript.body, type: req.transcript.type });
+    if (row.providerMessageId) {
+      return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
+    }
+    if (row.status === 'failed') {
+      throw ApplicationFailure.create({ type: SEND_FAILURE.permanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
+    }
+    const creds = await deps.channels.sendCredentials(input.channelAccountId);
+    if (!creds) {
+      throw ApplicationFailure.create({ type: 'channel_not_found', message: `channel account ${input.channelAccountId} not found`, nonRetryable: true });
+    }
+    if (creds.circuitState === 'open') {
+      throw ApplicationFailure.create({
+        type: SEND_FAILURE.circuitOpen,
+        message: `the circuit breaker of channel ${input.channelAccountId} is open; the send waits until it is closed`,
+        nonRetryable: true,
+      });
+    }
+    // business-number and pair rate (shared by every worker): sleep for a near slot, else a retryable provider_rate_limited at its time
+    await waitForSendSlot(deps.rateLimits, { channelAccountId: input.channelAccountId, to: input.to, messagesPerSecond: creds.messagesPerSecond });
+    const url = `${deps.graphApiUrl.replace(/\/$/, '')}/${deps.graphApiVersion}/${req.path(creds.phoneNumberId)}`;
+    let res: Response;
+    try {
+      res = await doFetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${creds.accessToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(req.body),
+        signal: AbortSignal.timeout(deps.timeoutMs),
+      });
+    } catch (err) {
+      // network error or timeout: retryable; whether it went out is settled by the status
+      // webhook, which carries our id in biz_opaque_callback_data
+      throw ApplicationFailure.create({ type: SEND_FAILURE.transient, message: `Graph API unreachable: ${(err as Error).message}` });
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (res.ok) {
+      const parsed = sendResponseSchema.safeParse(json);
+      const providerMessageId = parsed.success ? (parsed.data.messages?.[0]?.id ?? parsed.data.message_id) : undefined;
+      if (!providerMessageId) {
+        throw ApplicationFailure.create({ type: SEND_FAILURE.transient, message: `Graph API answered ${res.status} without a message id` });
+      }
+      await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
+      return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
+    }
+    const err = graphErrorSchema.safeParse(json);
+    const code = err.success ? err.data.error.code : undefined;
+    const cls = classifyGraphError(code, err.success ? err.data.error.error_subcode : undefined);
+    const retryable = isRetryableGraphError(cls, res.status);
+    const detail = {
+      httpStatus: res.status,
+      code: code ?? null,
+      subcode: err.success ? (err.data.error.error_subcode ?? null) : null,
+      class: cls,
+      message: err.success ? err.data.error.message : text.slice(0, 300),
+      details: err.success ? err.data.error.error_data?.details : undefined,
+    };
+    log.warn({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, error: detail }, 'graph api send failed');
+    const type = failureTypeFor(cls, retryable);
+    if (cls === 'auth') {
+      // stop every send of this channel until an admin replaces the token and closes it
+      await deps.channels.openCircuit(input.channelAccountId, detail);
+    } else if (!retryable && cls !== 'reengagement' && cls !== 'spam_limited') {
+      await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: detail });
+    }
+    // throughput / call-count refusals (4, 80007, 130429) sent nothing: the pair slot is free again
+    await releasePairSlotIfNotSent(deps.rateLimits, { channelAccountId: input.channelAccountId, to: input.to }, code);
+    throw ApplicationFailure.create({
+      type,
+      message: `Graph API error ${code ?? res.status} (${cls}): ${detail.message ?? ''}`,
+      nonRetryable: !retryable,
+      details: [detail],
+      // rate limits (4, 80007, 130429, 131056) and a Retry-After: wait as Meta asks, at least the pair interval for 131056
+      ...(retryable && (cls === 'rate_limited' || res.headers.has('retry-after'))
+        ? { nextRetryDelay: graphRateLimitDelayMs({ code, attempt: currentAttempt(), retryAfterMs: parseRetryAfter(res.headers.get('retry-after')), pairIntervalMs: deps.rateLimits?.pairIntervalMs }) }
+        : {}),
+    });
+  };
+}

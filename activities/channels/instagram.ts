@@ -1,0 +1,29 @@
+import { createGraphSender, type SendResult } from './graph-send';
+import type { SendTextInput, WhatsAppDeps } from './whatsapp';
+
+export interface SendInstagramTextInput extends SendTextInput {
+  /** A human agent's reply sent with the HUMAN_AGENT tag (allowed up to 7 days after the user's last message). */
+  humanAgent?: boolean;
+}
+
+/**
+ * Instagram Messaging send API: `POST /{ig-account-id}/messages` with
+ * `{ recipient: { id: IGSID }, message: { text }, messaging_type }`, answered with
+ * `{ recipient_id, message_id }`. Effectively once per outboundMessageId (graph-send).
+ * Which window applies (24 h, or 7 days for a human agent's reply) is the workflow's decision;
+ * Meta refuses a send outside it with code 10 / subcode 2534022 (class `reengagement`).
+ */
+export function createInstagramActivities(deps: WhatsAppDeps) {
+  const sendGraphMessage = createGraphSender(deps);
+  return {
+    async sendInstagramText(input: SendInstagramTextInput): Promise<SendResult> {
+      const messaging = input.humanAgent ? { messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT' } : { messaging_type: 'RESPONSE' };
+      return sendGraphMessage({
+        input,
+        path: (igAccountId) => `${encodeURIComponent(igAccountId)}/messages`,
+        body: { recipient: { id: input.to }, message: { text: input.text }, ...messaging },
+        transcript: { body: input.text, type: 'text' },
+      });
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * Web chat delivery. There is no provider to call: recording the reply as sent *is* the
+ * delivery, and the visitor's browser reads it from the database through the API's SSE
+ * stream (`api/routes/webchat.ts`). Effectively once like a Graph send: the row is created
+ * under the workflow's deterministic id, and a retry returns the stored id.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { LeadService } from '../../services/leads';
+import { SEND_FAILURE, type SendResult } from './graph-send';
+import type { SendTextInput } from './whatsapp';
+
+export interface WebChatDeps {
+  leads: LeadService;
+}
+
+/** The provider id a web chat reply gets (unique, so the messages table's unique index holds). */
+export function webChatProviderMessageId(outboundMessageId: string): string {
+  return `webchat:${outboundMessageId}`;
+}
+
+export function createWebChatActivities(deps: WebChatDeps) {
+  return {
+    /** Publish a reply to the visitor's stream; effectively once per outboundMessageId. */
+    async sendWebChatText(input: SendTextInput): Promise<SendResult> {
+      const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text' });
+      if (row.providerMessageId) {
+        return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
+      }
+      if (row.status === 'failed') {
+        throw ApplicationFailure.create({ type: SEND_FAILURE.permanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
+      }
+      const providerMessageId = webChatProviderMessageId(input.outboundMessageId);
+      await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
+      return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
+    },
+  };
+}

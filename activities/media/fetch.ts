@@ -1,0 +1,241 @@
+/**
+ * `fetchMedia`: download an inbound media object on demand and keep it in `media_objects`.
+ *
+ * WhatsApp gives a media id: `GET /{version}/{media-id}` (bearer) answers
+ * `{ url, mime_type, sha256, file_size }`, and that url is downloaded with the same bearer.
+ * Instagram gives no id, only a signed CDN url (our parser uses it as the media id): it is
+ * downloaded directly, without a bearer, and only from Meta's CDN hosts (a tenant that signs
+ * its own webhooks must not make us fetch an arbitrary url).
+ *
+ * Bounded by `maxBytes` (MEDIA_MAX_BYTES; bigger is a non-retryable failure), checked against
+ * the sha256 Meta gives, stored once per (channel, media id): a retry or a second request
+ * returns the stored row. Failures follow the Graph API error taxonomy.
+ */
+import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import type { Logger } from '../../lib/logger';
+import type { ChannelService } from '../../services/channels';
+import type { MediaObjectSummary, MediaService } from '../../services/media';
+import { SEND_FAILURE } from '../channels/graph-send';
+import { classifyGraphError, isRetryableGraphError } from '../channels/graph-errors';
+
+export const DEFAULT_MEDIA_MAX_BYTES = 16 * 1024 * 1024;
+
+export interface FetchMediaInput {
+  tenantId: string;
+  channelAccountId: string;
+  /** WhatsApp media id, or an Instagram attachment's CDN url. */
+  providerMediaId: string;
+}
+
+export interface FetchMediaResult extends MediaObjectSummary {
+  /** True when it was already stored: nothing was downloaded. */
+  cached: boolean;
+}
+
+/** Failure types of `fetchMedia` besides the Graph ones (provider_*). */
+export const MEDIA_FAILURE = {
+  /** Over MEDIA_MAX_BYTES: never retried. */
+  tooLarge: 'media_too_large',
+  /** The bytes do not match Meta's sha256: retried (a fresh download). */
+  checksum: 'media_checksum_mismatch',
+  /** Not a media id we can ask the Graph API about, nor a Meta CDN url. */
+  invalidId: 'media_invalid_id',
+  /** The channel is unknown or belongs to another tenant. */
+  channelNotFound: 'channel_not_found',
+} as const;
+
+export interface MediaDeps {
+  media: MediaService;
+  channels: ChannelService;
+  log: Logger;
+  graphApiUrl: string;
+  graphApiVersion: string;
+  /** Per-request timeout of the media lookup; downloads get at least 60 s. */
+  timeoutMs: number;
+  maxBytes?: number;
+  fetch?: typeof fetch;
+}
+
+const mediaInfoSchema = z.looseObject({
+  url: z.url(),
+  mime_type: z.string().optional(),
+  sha256: z.string().optional(),
+  file_size: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional(),
+});
+const graphErrorSchema = z.object({
+  error: z.looseObject({ message: z.string().optional(), code: z.number().optional(), error_subcode: z.number().optional() }),
+});
+
+/** Hosts Meta serves Instagram attachments from (and their subdomains). */
+const META_CDN_SUFFIXES = ['fbsbx.com', 'fbcdn.net', 'cdninstagram.com', 'facebook.com', 'instagram.com'];
+const GRAPH_MEDIA_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+function hostAllowed(url: URL, graphOrigin: string): boolean {
+  if (url.origin === graphOrigin) return true; // the configured Graph API (or its local fake)
+  if (url.protocol !== 'https:') return false;
+  const host = url.hostname.toLowerCase();
+  return META_CDN_SUFFIXES.some((s) => host === s || host.endsWith(`.${s}`));
+}
+
+function failure(type: string, message: string, opts: { nonRetryable: boolean; details?: unknown }): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: opts.nonRetryable, details: opts.details !== undefined ? [opts.details] : undefined });
+}
+
+function tooLarge(size: number, max: number): ApplicationFailure {
+  return failure(MEDIA_FAILURE.tooLarge, `media is ${size} bytes, over the ${max}-byte limit (MEDIA_MAX_BYTES)`, { nonRetryable: true, details: { sizeBytes: size, maxBytes: max } });
+}
+
+/** A Graph API error answer as a failure of the taxonomy (auth and permanent errors are not retried). */
+function graphFailure(status: number, text: string, what: string): ApplicationFailure {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const err = graphErrorSchema.safeParse(json);
+  const code = err.success ? err.data.error.code : undefined;
+  const subcode = err.success ? err.data.error.error_subcode : undefined;
+  const cls = classifyGraphError(code, subcode);
+  const retryable = isRetryableGraphError(cls, status);
+  const type =
+    cls === 'rate_limited' ? SEND_FAILURE.rateLimited : cls === 'auth' ? SEND_FAILURE.auth : retryable ? SEND_FAILURE.transient : SEND_FAILURE.permanent;
+  const message = err.success ? (err.data.error.message ?? '') : text.slice(0, 200);
+  return failure(type, `${what}: Graph API error ${code ?? status} (${cls}): ${message}`, {
+    nonRetryable: !retryable,
+    details: { httpStatus: status, code: code ?? null, subcode: subcode ?? null, class: cls },
+  });
+}
+
+/** sha256 as Meta may give it: hex or base64. */
+function sha256Matches(expected: string, data: Buffer): boolean {
+  const digest = createHash('sha256').update(data);
+  const hex = digest.digest('hex');
+  const e = expected.trim();
+  return e.toLowerCase() === hex || e.replace(/=+$/, '') === Buffer.from(hex, 'hex').toString('base64').replace(/=+$/, '');
+}
+
+export function createMediaActivities(deps: MediaDeps) {
+  const doFetch = deps.fetch ?? fetch;
+  const maxBytes = deps.maxBytes ?? DEFAULT_MEDIA_MAX_BYTES;
+  const graphBase = deps.graphApiUrl.replace(/\/$/, '');
+  const graphOrigin = new URL(graphBase).origin;
+  const log = deps.log.child({ module: 'media.fetch' });
+
+  /** GET a url, reading at most maxBytes; throws the right failure otherwise. */
+  async function download(url: string, headers: Record<string, string>, opts: { expiredIsPermanent: boolean }): Promise<{ data: Buffer; contentType?: string }> {
+    let res: Response;
+    try {
+      res = await doFetch(url, { headers, signal: AbortSignal.timeout(Math.max(deps.timeoutMs, 60_000)) });
+    } catch (err) {
+      throw failure(SEND_FAILURE.transient, `media download failed: ${(err as Error).message}`, { nonRetryable: false });
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => '');
+      if (res.status === 401) throw graphFailure(res.status, text, 'media download');
+      // an expired Instagram CDN url stays expired; a WhatsApp one is fetched afresh on retry
+      const permanent = opts.expiredIsPermanent && res.status >= 400 && res.status < 500 && res.status !== 429;
+      throw failure(permanent ? SEND_FAILURE.permanent : SEND_FAILURE.transient, `media download answered ${res.status}`, {
+        nonRetryable: permanent,
+        details: { httpStatus: res.status },
+      });
+    }
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw tooLarge(declared, maxBytes);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    if (res.body) {
+      const reader = res.body.getReader();
+      for (;;) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          throw failure(SEND_FAILURE.transient, `media download interrupted: ${(err as Error).message}`, { nonRetryable: false });
+        }
+        if (chunk.done) break;
+        size += chunk.value.byteLength;
+        if (size > maxBytes) {
+          await reader.cancel().catch(() => undefined);
+          throw tooLarge(size, maxBytes);
+        }
+        chunks.push(Buffer.from(chunk.value));
+      }
+    }
+    const contentType = res.headers.get('content-type')?.split(';')[0]?.trim() || undefined;
+    return { data: Buffer.concat(chunks, size), contentType };
+  }
+
+  return {
+    /** Download one inbound media object (or return the stored one); bytes go to media_objects, not through Temporal. */
+    async fetchMedia(input: FetchMediaInput): Promise<FetchMediaResult> {
+      const creds = await deps.channels.sendCredentials(input.channelAccountId);
+      if (!creds || creds.tenantId !== input.tenantId) {
+        throw failure(MEDIA_FAILURE.channelNotFound, `channel account ${input.channelAccountId} not found`, { nonRetryable: true });
+      }
+      const cached = await deps.media.find(input.channelAccountId, input.providerMediaId);
+      if (cached) return { ...cached, cached: true };
+
+      const id = input.providerMediaId;
+      let data: Buffer;
+      let mimeType: string | undefined;
+      let expectedSha: string | undefined;
+
+      if (/^https?:\/\//i.test(id)) {
+        // Instagram: the attachment's CDN url is the id; no bearer goes to it.
+        let url: URL;
+        try {
+          url = new URL(id);
+        } catch {
+          throw failure(MEDIA_FAILURE.invalidId, 'media url is not a valid url', { nonRetryable: true });
+        }
+        if (!hostAllowed(url, graphOrigin)) {
+          throw failure(MEDIA_FAILURE.invalidId, `media url host ${url.hostname} is not a Meta CDN host`, { nonRetryable: true });
+        }
+        const got = await download(url.toString(), {}, { expiredIsPermanent: true });
+        data = got.data;
+        mimeType = got.contentType;
+      } else {
+        if (!GRAPH_MEDIA_ID.test(id)) throw failure(MEDIA_FAILURE.invalidId, 'not a Graph API media id', { nonRetryable: true });
+        const auth = { authorization: `Bearer ${creds.accessToken}` };
+        const query = creds.platform === 'whatsapp' ? `?phone_number_id=${encodeURIComponent(creds.phoneNumberId)}` : '';
+        let res: Response;
+        try {
+          res = await doFetch(`${graphBase}/${deps.graphApiVersion}/${encodeURIComponent(id)}${query}`, { headers: auth, signal: AbortSignal.timeout(deps.timeoutMs) });
+        } catch (err) {
+          throw failure(SEND_FAILURE.transient, `Graph API unreachable: ${(err as Error).message}`, { nonRetryable: false });
+        }
+        const text = await res.text();
+        if (!res.ok) throw graphFailure(res.status, text, 'media lookup');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        const info = mediaInfoSchema.safeParse(json);
+        if (!info.success) {
+          throw failure(SEND_FAILURE.transient, `Graph API media lookup answered ${res.status} without a media url`, { nonRetryable: false });
+        }
+        if (info.data.file_size !== undefined && info.data.file_size > maxBytes) throw tooLarge(info.data.file_size, maxBytes);
+        const got = await download(info.data.url, auth, { expiredIsPermanent: false });
+        data = got.data;
+        mimeType = info.data.mime_type ?? got.contentType;
+        expectedSha = info.data.sha256;
+      }
+
+      if (expectedSha && !sha256Matches(expectedSha, data)) {
+        throw failure(MEDIA_FAILURE.checksum, 'downloaded media does not match the sha256 the Graph API gave', { nonRetryable: false });
+      }
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      const stored = await deps.media.store({ tenantId: input.tenantId, channelAccountId: input.channelAccountId, providerMediaId: id, mimeType, sha256, data });
+      log.info({ channelAccountId: input.channelAccountId, mediaObjectId: stored.id, sizeBytes: stored.sizeBytes, mimeType: stored.mimeType }, 'media fetched');
+      return { ...stored, cached: false };
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import type { Services } from '../../services';
+import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
+import { tenantAuth } from '../middleware/rate-limit';
+import { validate } from '../middleware/validate';
+
+const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
+const listQuery = z.strictObject({
+  status: z.enum(['open', 'replaying', 'replayed', 'discarded']).optional(),
+  leadId: z.uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(500).optional(),
+});
+const channelPatch = z
+  .strictObject({
+    accessToken: z.string().min(10).max(2000).optional(),
+    appSecret: z.string().min(8).max(500).optional(),
+    messagesPerSecond: z.number().int().min(1).max(1000).nullable().optional(),
+    markRead: z.boolean().optional(),
+  })
+  .refine((b) => Object.keys(b).length > 0, 'give at least one field to change');
+
+/**
+ * Delivery operations: dead letters (list, replay, discard) and the channel circuit breaker
+ * (state, token replacement, close). Replay and discard are Temporal updates to the lead
+ * workflow that parked the operation.
+ */
+export function createDeliveryRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger }): Router {
+  const { services, temporal } = deps;
+  const log = deps.log.child({ module: 'delivery' });
+  const r = Router();
+  const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
+  r.use('/v1/dead-letters', auth);
+  r.use('/v1/channels/:id', auth);
+
+  r.get('/v1/dead-letters', validate({ query: listQuery }), async (_req, res) => {
+    res.json(await services.deadLetters.list(res.locals.tenantId, res.locals.query));
+  });
+
+  r.get('/v1/dead-letters/:id', validate({ params: idParam }), async (_req, res) => {
+    const d = await services.deadLetters.get(res.locals.tenantId, res.locals.params.id);
+    if (!d) throw new AppError('not_found', 'dead letter not found');
+    res.json(d);
+  });
+
+  r.post('/v1/dead-letters/:id/replay', validate({ params: idParam }), async (_req, res) => {
+    const tenantId: string = res.locals.tenantId;
+    const d = await services.deadLetters.get(tenantId, res.locals.params.id);
+    if (!d) throw new AppError('not_found', 'dead letter not found');
+    if (!(await services.deadLetters.markReplaying(tenantId, d.id))) throw new AppError('conflict', `the dead letter is ${d.status}, not open`, undefined, 'not_open');
+    try {
+      const result = await temporal.replayDeadLetter(d.workflowId, d.id);
+      res.json({ deadLetter: await services.deadLetters.get(tenantId, d.id), result });
+    } catch (err) {
+      await services.deadLetters.reopen(d.id);
+      if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, 'replay_rejected');
+      throw err;
+    }
+  });
+
+  r.post('/v1/dead-letters/:id/discard', validate({ params: idParam }), async (_req, res) => {
+    const tenantId: string = res.locals.tenantId;
+    const d = await services.deadLetters.get(tenantId, res.locals.params.id);
+    if (!d) throw new AppError('not_found', 'dead letter not found');
+    if (d.status !== 'open') throw new AppError('conflict', `the dead letter is ${d.status}, not open`, undefined, 'not_open');
+    try {
+      await temporal.discardDeadLetter(d.workflowId, d.id);
+    } catch (err) {
+      if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, 'discard_rejected');
+      throw err;
+    }
+    res.json(await services.deadLetters.get(tenantId, d.id));
+  });
+
+  r.get('/v1/channels/:id', validate({ params: idParam }), async (_req, res) => {
+    const c = await services.channels.get(res.locals.tenantId, res.locals.params.id);
+    if (!c) throw new AppError('not_found', 'channel not found');
+    res.json(c);
+  });
+
+  /** Replace the token (e.g. after a 190) or change the throughput / mark-read settings. */
+  r.patch('/v1/channels/:id', validate({ params: idParam, body: channelPatch }), async (_req, res) => {
+    const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
+    if (!c) throw new AppError('not_found', 'channel not found');
+    res.json(c);
+  });
+
+  /** Close the circuit breaker: the channel's waiting sends go ahead (same outbound ids). */
+  r.post('/v1/channels/:id/circuit/close', validate({ params: idParam }), async (_req, res) => {
+    const c = await services.channels.closeCircuit(res.locals.tenantId, res.locals.params.id);
+    if (!c) throw new AppError('not_found', 'channel not found');
+    let signalled = 0;
+    try {
+      signalled = await temporal.signalCircuitClosed(c.id);
+    } catch (err) {
+      // the waiting workflows poll the circuit too: they resume within their poll interval
+      log.warn({ err, channelAccountId: c.id }, 'could not signal the waiting workflows; they resume on their next poll');
+    }
+    res.json({ ...c, signalledWorkflows: signalled });
+  });
+
+  return r;
+}

@@ -1,0 +1,100 @@
+import express, { Router, type Request, type Response } from 'express';
+import type { Logger } from '../../lib/logger';
+import type { ChannelService } from '../../services/channels';
+import type { ParleyTemporal } from '../../temporal/client';
+import type { InboundMessage } from '../../workflows/lead/definitions';
+import { parseInstagramWebhook } from '../webhooks/instagram-payload';
+import { acceptAll, createRoutingCache, createSignatureCheck, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
+
+export interface InstagramWebhookDeps {
+  channels: ChannelService;
+  temporal: ParleyTemporal;
+  log: Logger;
+  /** Deployment-wide Meta app secret; a channel account may override it. */
+  appSecret?: string;
+  /** Deployment-wide verify token for the subscription handshake. */
+  verifyToken?: string;
+  /** How long an Instagram account id → channel lookup is cached. */
+  routingCacheMs?: number;
+}
+
+/** Best-effort list of Instagram account ids (entry[].id) in a body, to find per-channel app secrets before it is trusted. */
+function accountIdsOf(json: unknown): string[] {
+  const ids = new Set<string>();
+  const entries = (json as { entry?: unknown })?.entry;
+  if (!Array.isArray(entries)) return [];
+  for (const e of entries.slice(0, 100)) {
+    const id = (e as { id?: unknown })?.id;
+    if (typeof id === 'string' && id.length <= 64) ids.add(id);
+  }
+  return [...ids];
+}
+
+/** Count of expected (non-message) events by kind, for one debug line per body. */
+function countByEvent(items: { event?: string }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const i of items) out[i.event ?? 'other'] = (out[i.event ?? 'other'] ?? 0) + 1;
+  return out;
+}
+
+/**
+ * Instagram Messaging webhook: same signature scheme, handshake and failure answers as the
+ * WhatsApp one. Each message signals its lead workflow (`lead:{channelAccountId}:{IGSID}`);
+ * messages of one sender are signalled in order, senders in parallel.
+ */
+export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router {
+  const r = Router();
+  const log = deps.log.child({ module: 'webhook.instagram' });
+  const route = createRoutingCache(deps.channels, 'instagram', deps.routingCacheMs ?? 30_000);
+  const signatures = createSignatureCheck({ route, appSecret: deps.appSecret, log, accountIdsOf, logKey: 'instagramAccountIds' });
+
+  r.get('/webhooks/instagram', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
+
+  r.post('/webhooks/instagram', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+    const signed = await signatures.read(req, res);
+    if (!signed) return;
+    const parsed = parseInstagramWebhook(signed.json);
+    if (!parsed.ok) {
+      res.status(400).json({ error: { code: 'invalid_payload', message: parsed.reason, issues: parsed.issues } });
+      return;
+    }
+    if (!(await signatures.verifyAccounts(signed, parsed.entries.map((e) => e.accountId), res))) return;
+
+    const expected = parsed.ignored.filter((i) => i.expected);
+    const broken = parsed.ignored.filter((i) => !i.expected);
+    // one line per body, not per item: a hostile batch cannot flood the logs
+    if (expected.length > 0) log.debug({ events: countByEvent(expected) }, 'webhook events without a user message ignored');
+    if (broken.length > 0) {
+      log.warn({ ignored: broken.length, first: broken.slice(0, 5).map(({ path, reason }) => ({ path, reason })) }, 'webhook items ignored');
+    }
+
+    // per (channel, sender): in order; across senders: in parallel
+    const queues = new Map<string, { target: Parameters<ParleyTemporal['signalInbound']>[0]; messages: InboundMessage[] }>();
+    let unknownChannels = 0;
+    let received = 0;
+    for (const entry of parsed.entries) {
+      const routing = signed.routings.get(entry.accountId);
+      if (!routing) {
+        unknownChannels += 1;
+        log.warn({ instagramAccountId: entry.accountId }, 'webhook for an unknown Instagram account id: acknowledged and dropped');
+        continue;
+      }
+      for (const message of entry.messages) {
+        const key = `${routing.id}:${message.contactId}`;
+        let q = queues.get(key);
+        if (!q) {
+          q = { target: { tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'instagram', contactId: message.contactId, contactName: message.contactName }, messages: [] };
+          queues.set(key, q);
+        }
+        q.messages.push(message);
+        received += 1;
+      }
+    }
+    const work = [...queues.values()].map(async (q) => {
+      for (const message of q.messages) await deps.temporal.signalInbound(q.target, message);
+    });
+    if (!(await acceptAll(work, res, log))) return;
+    res.status(200).json({ received, ignored: parsed.ignored.length, unknownChannels });
+  });
+  return r;
+}

@@ -1,0 +1,112 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { Router, type Response } from 'express';
+import { z } from 'zod';
+import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import type { Services } from '../../services';
+import type { ParleyTemporal } from '../../temporal/client';
+import { tenantAuth } from '../middleware/rate-limit';
+
+/** How long one request waits for a download before answering 503 (the download goes on). */
+const DEFAULT_WAIT_MS = 90_000;
+
+/** Types a browser renders inline; everything else is served as an attachment. */
+const INLINE = /^(image|audio|video)\//;
+
+/** The ApplicationFailure type somewhere in a Temporal failure's cause chain. */
+function failureType(err: unknown): { type?: string; message?: string } {
+  let e: unknown = err;
+  for (let i = 0; i < 6 && e; i++) {
+    if (e instanceof ApplicationFailure) return { type: e.type ?? undefined, message: e.message };
+    e = (e as { cause?: unknown }).cause;
+  }
+  return {};
+}
+
+/** A failed download as the API's error taxonomy. */
+function mediaError(err: unknown): AppError {
+  const { type } = failureType(err);
+  switch (type) {
+    case 'media_too_large':
+      return new AppError('payload_too_large', 'the media is larger than this deployment serves (MEDIA_MAX_BYTES)', undefined, 'media_too_large');
+    case 'provider_auth':
+      return new AppError('provider_auth', "the channel's access token was refused by the Graph API");
+    case 'provider_permanent':
+    case 'media_invalid_id':
+      return new AppError('provider_permanent', 'the provider no longer has this media (expired or deleted)', undefined, 'media_unavailable');
+    case 'channel_not_found':
+      return new AppError('not_found', 'media not found');
+    default:
+      return new AppError('unavailable', 'the media could not be downloaded now; retry later');
+  }
+}
+
+/** The promise's value, or an AppError('unavailable') after `ms` (the work itself goes on). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new AppError('unavailable', 'the media is still downloading; retry shortly')), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Inbound media of a lead, downloaded from the provider on first request (through the
+ * `fetchMediaWorkflow`, so Temporal retries it and concurrent requests share one download)
+ * and served from the database afterwards. Only media a message of that lead references.
+ */
+export function createMediaRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; waitMs?: number }): Router {
+  const { services } = deps;
+  const r = Router();
+  const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
+  const log = deps.log.child({ module: 'api.media' });
+
+  r.get('/v1/leads/:leadId/media/:mediaId', auth, async (req, res: Response) => {
+    const tenantId: string = res.locals.tenantId;
+    const leadId = z.uuid().safeParse(req.params.leadId);
+    const mediaId = z.string().min(1).max(4096).safeParse(req.params.mediaId);
+    const lead = leadId.success ? await services.leads.get(tenantId, leadId.data) : undefined;
+    if (!lead) throw new AppError('not_found', 'lead not found');
+    if (!mediaId.success || !(await services.media.referencedByLead(tenantId, lead.id, mediaId.data))) {
+      throw new AppError('not_found', 'no message of this lead carries this media');
+    }
+    const key = { tenantId, channelAccountId: lead.channelAccountId, providerMediaId: mediaId.data };
+    let stored = await services.media.read(tenantId, key.channelAccountId, key.providerMediaId);
+    if (!stored) {
+      try {
+        await within(deps.temporal.fetchMedia(key), deps.waitMs ?? DEFAULT_WAIT_MS);
+      } catch (err) {
+        if (err instanceof AppError) {
+          res.set('retry-after', '5');
+          throw err;
+        }
+        const mapped = mediaError(err);
+        log.warn({ leadId: lead.id, failure: failureType(err).type ?? 'unknown', status: mapped.httpStatus }, 'media download failed');
+        if (mapped.code === 'unavailable') res.set('retry-after', '30');
+        throw mapped;
+      }
+      stored = await services.media.read(tenantId, key.channelAccountId, key.providerMediaId);
+      if (!stored) throw new AppError('unavailable', 'the media could not be stored; retry later');
+    }
+    const type = stored.mimeType ?? 'application/octet-stream';
+    res
+      .status(200)
+      .set({
+        'content-type': type,
+        'content-length': String(stored.data.length),
+        'content-disposition': INLINE.test(type) ? 'inline' : 'attachment',
+        'cache-control': 'private, max-age=3600',
+        'x-content-type-options': 'nosniff',
+        // user-supplied bytes from our origin: never let them run as a page
+        'content-security-policy': "default-src 'none'; sandbox",
+        ...(stored.sha256 ? { etag: `"${stored.sha256}"` } : {}),
+      })
+      .end(stored.data);
+  });
+
+  return r;
+}

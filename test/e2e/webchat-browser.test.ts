@@ -1,0 +1,162 @@
+/**
+ * Web chat in a real headless Chromium (Debian's `chromium` package, driven by playwright-core):
+ * a visitor opens the page the API serves — or a shop's page on another origin that embeds
+ * widget.js — writes, and sees the AI reply (scripted in the fake OpenAI) streamed back.
+ *
+ * Needs /usr/bin/chromium (`apt-get install -y chromium chromium-driver`). Without it the tests
+ * are skipped with a warning, except under CI (env CI set), where that is a failure.
+ */
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { contentText, offlineReply } from '../../fakes/openai';
+import { createTenant, startStack, waitFor, type Stack } from '../support/stack';
+
+const CHROMIUM = process.env.PARLEY_CHROMIUM_PATH ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+const INSTALL_HINT = `install it with: apt-get install -y chromium chromium-driver (or set PARLEY_CHROMIUM_PATH)`;
+
+jest.setTimeout(120_000);
+
+if (!haveChromium && !process.env.CI) {
+  console.warn(`\n*** test/e2e/webchat-browser.test.ts SKIPPED: ${CHROMIUM} not found; ${INSTALL_HINT} ***\n`);
+}
+const describeBrowser = haveChromium || process.env.CI ? describe : describe.skip;
+
+describeBrowser('web chat in a real browser', () => {
+  let stack: Stack;
+  let api: http.Server;
+  let apiUrl: string;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`CI: ${CHROMIUM} is missing, so the browser end-to-end test cannot run; ${INSTALL_HINT}`);
+    stack = await startStack({ WEBCHAT_POLL_MS: '100' });
+    api = http.createServer(stack.app);
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    api?.closeAllConnections();
+    await new Promise((resolve) => (api ? api.close(resolve) : resolve(undefined)));
+    await stack?.stop();
+  });
+
+  async function webChatChannel(): Promise<string> {
+    const t = await createTenant(stack, { credits: 10 });
+    const ch = await stack.api.post('/v1/channels').set('authorization', `Bearer ${t.apiKey}`).send({ platform: 'webchat', agentId: t.agentId }).expect(201);
+    return ch.body.widgetKey as string;
+  }
+
+  /** A page that fails the test on any script error. */
+  async function newPage(): Promise<{ page: Page; errors: string[] }> {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(String(err)));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    return { page, errors };
+  }
+
+  async function say(page: Page, text: string) {
+    await page.locator('[data-parley=input]').fill(text);
+    await page.locator('[data-parley=send]').click();
+  }
+
+  const replies = (page: Page) => page.locator('.parley-wc-msg[data-direction=outbound]');
+
+  /**
+   * The fake LLM answers `answer` when the agent's reply call carries `question` as the latest
+   * user message (keyed rather than queued, so no other LLM call can take the scripted reply).
+   */
+  const scripted = new Map<string, string>();
+  function scriptReply(question: string, answer: string) {
+    scripted.set(question, answer);
+    stack.llm.setReply((req) => {
+      const lastUser = req.messages.filter((m) => m.role === 'user').at(-1);
+      const text = contentText(lastUser?.content);
+      return scripted.get(text) ?? offlineReply(req.messages);
+    });
+  }
+
+  /** Wait until `text` shows in the chat; on a timeout, say what the page and the server had. */
+  async function seeReply(page: Page, text: string) {
+    try {
+      await page.getByText(text).waitFor({ timeout: 30_000 });
+    } catch (err) {
+      const shown = await page.locator('.parley-wc-msg').allTextContents().catch(() => []);
+      const status = await page.locator('[data-parley=status]').textContent().catch(() => null);
+      const llm = stack.llm.requests.slice(-3).map((r) => contentText(r.messages.filter((m) => m.role === 'user').at(-1)?.content));
+      throw new Error(`reply "${text}" not shown: ${(err as Error).message}\npage messages: ${JSON.stringify(shown)}\nstatus: ${status}\nlast LLM questions: ${JSON.stringify(llm)}`);
+    }
+  }
+
+  test('the hosted page: a visitor writes and sees the AI reply; it survives a dropped stream and a reload', async () => {
+    const widgetKey = await webChatChannel();
+    const { page, errors } = await newPage();
+    await page.goto(`${apiUrl}/webchat/${widgetKey}`);
+    await page.locator('[data-parley=input]').waitFor();
+
+    const reply = 'We open at 9 am tomorrow, and yes, we deliver to your area.';
+    scriptReply('When do you open tomorrow?', reply);
+    await say(page, 'When do you open tomorrow?');
+    await seeReply(page, reply);
+    expect(await replies(page).allTextContents()).toEqual([reply]);
+    const mine = page.locator('.parley-wc-msg[data-direction=inbound]');
+    expect(await mine.allTextContents()).toEqual(['When do you open tomorrow?']);
+    await waitFor(async () => (await mine.getAttribute('data-state')) === 'delivered', { what: 'own message confirmed by the stream' });
+    // the LLM saw what the visitor typed
+    expect(JSON.stringify(stack.llm.requests.at(-1)!.messages)).toContain('When do you open tomorrow?');
+
+    // the stream drops (proxy restart, network blip): the widget reconnects and carries on, without repeats
+    api.closeAllConnections();
+    const second = 'Our address is 12 Harbour Street.';
+    scriptReply('Where are you?', second);
+    await say(page, 'Where are you?');
+    await seeReply(page, second);
+    expect(await replies(page).allTextContents()).toEqual([reply, second]);
+
+    // a reload keeps the anonymous visitor (localStorage) and shows the conversation from history
+    const visitorId = await page.evaluate(() => (globalThis as unknown as { ParleyWebChat: { visitorId: string } }).ParleyWebChat.visitorId);
+    expect(visitorId).toMatch(/^v_[A-Za-z0-9_-]{16,64}$/);
+    await page.reload();
+    await seeReply(page, second);
+    expect(await page.locator('.parley-wc-msg').allTextContents()).toEqual(['When do you open tomorrow?', reply, 'Where are you?', second]);
+    expect(await page.evaluate(() => (globalThis as unknown as { ParleyWebChat: { visitorId: string } }).ParleyWebChat.visitorId)).toBe(visitorId);
+    // the only error the browser reports is the stream we cut
+    expect(errors.filter((e) => !e.includes('ERR_INCOMPLETE_CHUNKED_ENCODING'))).toEqual([]);
+    await page.context().close();
+  });
+
+  test('embedded with one script tag on a shop page of another origin (CORS)', async () => {
+    const widgetKey = await webChatChannel();
+    const shop = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><html><head><title>Shop</title></head><body><h1>Acme Shop</h1>
+<script src="${apiUrl}/webchat/widget.js" data-widget-key="${widgetKey}" data-title="Acme help" async></script></body></html>`);
+    });
+    await new Promise<void>((resolve) => shop.listen(0, '127.0.0.1', resolve));
+    try {
+      const { page, errors } = await newPage();
+      // another port is another origin: every call the widget makes is cross-origin
+      await page.goto(`http://127.0.0.1:${(shop.address() as AddressInfo).port}/`);
+      await page.locator('[data-parley=launcher]').click();
+      await page.getByText('Acme help').waitFor();
+      const reply = 'The blue jacket is in stock in sizes S to XL.';
+      scriptReply('Is the blue jacket in stock?', reply);
+      await say(page, 'Is the blue jacket in stock?');
+      await seeReply(page, reply);
+      expect(await replies(page).allTextContents()).toEqual([reply]);
+      expect(errors).toEqual([]);
+      await page.context().close();
+    } finally {
+      shop.closeAllConnections();
+      await new Promise((resolve) => shop.close(resolve));
+    }
+  });
+});
