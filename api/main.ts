@@ -19,6 +19,8 @@ async function main(): Promise<void> {
     server.close(() => {
       void connection.close().finally(() => database.close().finally(() => process.exit(0)));
     });
+    // open web chat streams (SSE) would otherwise hold the close for their whole lifetime
+    server.closeAllConnections();
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

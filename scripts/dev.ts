@@ -123,6 +123,7 @@ async function main(): Promise<void> {
     stopping = true;
     console.log(`\n${signal}: stopping Parley ...`);
     server.close();
+    server.closeAllConnections(); // open web chat streams (SSE) would hold the close
     worker.shutdown();
     await workerRun.catch((err) => log.error({ err }, 'worker stopped with an error'));
     await clientConnection.close();

@@ -1,3 +1,4 @@
+import { fitInstagramText } from '../../activities/channels/instagram';
 import { startFakeGraphApi, validateInstagramMessageBody, type FakeGraphApi } from '../../fakes/graph-api';
 
 const IG = '17841469035182274';
@@ -68,5 +69,20 @@ describe('fake Graph API: Instagram send API', () => {
     expect(cdn.status).toBe(200);
     expect(Buffer.from(await cdn.arrayBuffer()).toString()).toBe('jpegbytes');
     expect((await fetch(`${graph.url}/__fake/media/asset-1`)).status).toBe(401);
+  });
+});
+
+describe('fitInstagramText', () => {
+  test('keeps a text within 1000 bytes as it is; cuts a longer one at a word, within the limit', () => {
+    expect(fitInstagramText('short reply')).toBe('short reply');
+    const long = 'word '.repeat(400);
+    const cut = fitInstagramText(long);
+    expect(Buffer.byteLength(cut, 'utf8')).toBeLessThanOrEqual(1000);
+    expect(cut.endsWith('word…')).toBe(true);
+    // multi-byte characters are never split
+    const emoji = '😀'.repeat(400);
+    const cutEmoji = fitInstagramText(emoji);
+    expect(Buffer.byteLength(cutEmoji, 'utf8')).toBeLessThanOrEqual(1000);
+    expect(cutEmoji).toMatch(/^(😀)+…$/u);
   });
 });

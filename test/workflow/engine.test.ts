@@ -483,52 +483,6 @@ test('a message received just before a step is due stops the sequence (the step 
   });
 });
 
-// No deadlock around continue-as-new: when the history passes the event budget while an update
-// handler runs (setStage, held in its first activity), the loop waits for handlers before
-// continuing as new; a sendMessage update accepted during that wait must still be sent.
-test('a manual message accepted while the run waits to continue as new is still sent (no deadlock)', async () => {
-  let holdStageWrites = false;
-  let release: () => void = () => undefined;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  await kit.withWorker(
-    async (taskQueue) => {
-      try {
-        const budget = 150;
-        const lead = await startLead(taskQueue, { firstMessage: true, settings: { eventBudget: budget, dedupWindow: 100 } });
-        expect((await lead.handle.query(stateQuery)).historyLength).toBeLessThan(budget - 20);
-        holdStageWrites = true;
-        const stage = await lead.handle.startUpdate(setStageUpdate, { args: [{ stage: 'Qualified' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
-        // redeliveries of the first message: dropped as duplicates, but each one grows the history
-        const duplicate = inboundText(lead.contactId, 1, await kit.serverNow());
-        for (let i = 0; i < 200 && (await lead.handle.query(stateQuery)).historyLength < budget; i++) await lead.handle.signal(inboundSignal, duplicate);
-        const s = await lead.handle.query(stateQuery);
-        expect(s.historyLength).toBeGreaterThanOrEqual(budget);
-        expect(s.counters.runs).toBe(1); // the run waits for the setStage handler before continuing as new
-
-        const manual = await lead.handle.startUpdate(sendMessageUpdate, {
-          args: [{ requestId: 'manual-during-can', kind: 'text', text: 'Hi, Asha from sales here.' }],
-          waitForStage: WorkflowUpdateStage.ACCEPTED,
-        });
-        release();
-        expect(await stage.result()).toEqual({ stage: 'Qualified', sequenceStopped: false });
-        const result = manual.result();
-        result.catch(() => undefined); // still pending when the workflow is terminated
-        const outcome = await Promise.race([result, new Promise((resolve) => setTimeout(() => resolve('no result after 8 s'), 8000))]);
-        expect(outcome).toMatchObject({ requestId: 'manual-during-can', status: 'sent' });
-        expect(lead.texts('Hi, Asha from sales')).toHaveLength(1);
-      } finally {
-        release();
-      }
-    },
-    (real) => ({
-      async updateLeadState(input) {
-        if (holdStageWrites) await released;
-        return real.updateLeadState(input);
-      },
-    }),
-  );
-});
-
 test('131047 on a free-form step: the window counts as closed and the step goes out as its template', async () => {
   await kit.withWorker(async (taskQueue) => {
     const lead = await startLead(taskQueue, { firstMessage: true });
@@ -573,4 +527,51 @@ test('131049 defers a send by more than a day, then sends it once under the same
     await until(async () => ((await lead.handle.query(stateQuery)).deferred ?? []).length === 0, 'deferral cleared');
     await expectOneCreditPerMessage(lead);
   });
+});
+
+// (keep last: see the note on time skipping at the top; tests after this one stalled)
+// No deadlock around continue-as-new: when the history passes the event budget while an update
+// handler runs (setStage, held in its first activity), the loop waits for handlers before
+// continuing as new; a sendMessage update accepted during that wait must still be sent.
+test('a manual message accepted while the run waits to continue as new is still sent (no deadlock)', async () => {
+  let holdStageWrites = false;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await kit.withWorker(
+    async (taskQueue) => {
+      try {
+        const budget = 150;
+        const lead = await startLead(taskQueue, { firstMessage: true, settings: { eventBudget: budget, dedupWindow: 100 } });
+        expect((await lead.handle.query(stateQuery)).historyLength).toBeLessThan(budget - 20);
+        holdStageWrites = true;
+        const stage = await lead.handle.startUpdate(setStageUpdate, { args: [{ stage: 'Qualified' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+        // redeliveries of the first message: dropped as duplicates, but each one grows the history
+        const duplicate = inboundText(lead.contactId, 1, await kit.serverNow());
+        for (let i = 0; i < 200 && (await lead.handle.query(stateQuery)).historyLength < budget; i++) await lead.handle.signal(inboundSignal, duplicate);
+        const s = await lead.handle.query(stateQuery);
+        expect(s.historyLength).toBeGreaterThanOrEqual(budget);
+        expect(s.counters.runs).toBe(1); // the run waits for the setStage handler before continuing as new
+
+        const manual = await lead.handle.startUpdate(sendMessageUpdate, {
+          args: [{ requestId: 'manual-during-can', kind: 'text', text: 'Hi, Asha from sales here.' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
+        release();
+        expect(await stage.result()).toEqual({ stage: 'Qualified', sequenceStopped: false });
+        const result = manual.result();
+        result.catch(() => undefined); // still pending when the workflow is terminated
+        const outcome = await Promise.race([result, new Promise((resolve) => setTimeout(() => resolve('no result after 8 s'), 8000))]);
+        expect(outcome).toMatchObject({ requestId: 'manual-during-can', status: 'sent' });
+        expect(lead.texts('Hi, Asha from sales')).toHaveLength(1);
+      } finally {
+        release();
+      }
+    },
+    (real) => ({
+      async updateLeadState(input) {
+        if (holdStageWrites) await released;
+        return real.updateLeadState(input);
+      },
+    }),
+  );
 });
