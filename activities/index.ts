@@ -30,7 +30,7 @@ export interface ActivityDeps {
   sequences: SequenceService;
   extractions: ExtractionService;
   log: Logger;
-  graph: { url: string; version: string; timeoutMs: number };
+  graph: { url: string; version: string; timeoutMs: number; unconfirmedWaitMs?: number };
   llm: { baseURL?: string; apiKey: string; timeoutMs: number };
   /** Inbound media fetched on demand (services.media). */
   media: MediaService;
@@ -47,7 +47,7 @@ export interface ActivityDeps {
 /** The union the worker registers; the workflow proxies its type. */
 export function createActivities(deps: ActivityDeps) {
   const rateLimits = deps.rateLimiter && deps.sendRates ? { limiter: deps.rateLimiter, ...deps.sendRates } : undefined;
-  const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, rateLimits };
+  const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: deps.graph.unconfirmedWaitMs, rateLimits };
   return {
     ...createPersistenceActivities(deps),
     ...createDeadLetterActivities(deps),

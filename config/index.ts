@@ -78,6 +78,12 @@ export const configSchema = z.object({
   WHATSAPP_PAIR_BURST: z.coerce.number().int().min(1).max(45).default(1),
   /** A send waits in the activity for a rate-limited slot up to this long; a later slot is a Temporal retry at that time. */
   SEND_RATE_LIMIT_MAX_SLEEP_MS: z.coerce.number().int().min(0).max(10_000).default(2000),
+  /**
+   * When an earlier attempt of a send may have reached Meta (the worker died or the call timed
+   * out before the answer was stored), a retry waits this long after that attempt for the status
+   * webhook (it carries our id) before sending again.
+   */
+  SEND_UNCONFIRMED_WAIT_MS: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
   /** Tenant API requests per minute when the tenant sets none (tenants.api_requests_per_minute). */
   TENANT_API_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /** Failed authentications (wrong API key or admin token) per minute per client IP before 429; 0 = off. */

@@ -182,6 +182,34 @@ export function createLeadService(db: Db) {
       });
     },
 
+    /**
+     * An attempt of this send is about to call the provider: note when (the database's clock),
+     * so a retry after a crash knows the message may already have gone out.
+     */
+    async markSendAttempt(id: string): Promise<void> {
+      await db
+        .update(messages)
+        .set({ details: sql`coalesce(${messages.details}, '{}'::jsonb) || jsonb_build_object('sendAttemptAt', now())`, updatedAt: sql`now()` })
+        .where(and(eq(messages.id, id), isNull(messages.providerMessageId)));
+    },
+
+    /** The provider answered with an error: that attempt certainly did not send. */
+    async clearSendAttempt(id: string): Promise<void> {
+      await db
+        .update(messages)
+        .set({ details: sql`${messages.details} - 'sendAttemptAt'` })
+        .where(and(eq(messages.id, id), isNull(messages.providerMessageId)));
+    },
+
+    /** Milliseconds since an unconfirmed attempt of this send called the provider (database clock), or undefined. */
+    async unconfirmedAttemptAgeMs(id: string): Promise<number | undefined> {
+      const [row] = await db
+        .select({ ms: sql<number | null>`(extract(epoch from (now() - (${messages.details}->>'sendAttemptAt')::timestamptz)) * 1000)::float8` })
+        .from(messages)
+        .where(and(eq(messages.id, id), isNull(messages.providerMessageId), sql`${messages.details} ? 'sendAttemptAt'`));
+      return row?.ms ?? undefined;
+    },
+
     async markOutboundFailed(raw: { id: string; error: unknown }): Promise<void> {
       const input = withoutNul(raw);
       await db

@@ -19,6 +19,8 @@ export interface GraphSendDeps {
   graphApiUrl: string;
   graphApiVersion: string;
   timeoutMs: number;
+  /** A retry waits this long after an unconfirmed attempt for its status webhook (default 120 s). */
+  unconfirmedWaitMs?: number;
   fetch?: typeof fetch;
   /** Business-number and pair rate limits shared by every worker; none = unlimited. */
   rateLimits?: SendRateLimits;
@@ -51,6 +53,8 @@ export const SEND_FAILURE = {
   spamLimited: 'provider_spam_limited',
   /** Auth and account errors: the channel's circuit breaker opens. */
   auth: 'provider_auth',
+  /** An earlier attempt may have gone out: wait for its status webhook before sending again. */
+  unconfirmed: 'provider_unconfirmed',
   /** The channel's circuit breaker is open: the send waits for it to close. */
   circuitOpen: 'channel_circuit_open',
 } as const;
@@ -121,9 +125,23 @@ export function createGraphSender(deps: GraphSendDeps) {
         nonRetryable: true,
       });
     }
+    // An earlier attempt may have reached Meta and died before storing the answer (a killed
+    // worker, a timeout). The Cloud API has no idempotency key: give Meta's status webhook,
+    // which carries our id and stores the provider id, time to arrive before sending again.
+    const unconfirmedMs = await deps.leads.unconfirmedAttemptAgeMs(input.outboundMessageId);
+    const waitMs = deps.unconfirmedWaitMs ?? 120_000;
+    if (unconfirmedMs !== undefined && unconfirmedMs < waitMs) {
+      throw ApplicationFailure.create({
+        type: SEND_FAILURE.unconfirmed,
+        message: `an earlier attempt may have reached the provider ${Math.round(unconfirmedMs / 1000)} s ago; waiting for its status webhook before sending again`,
+        nextRetryDelay: Math.max(1000, Math.ceil(waitMs - unconfirmedMs)),
+      });
+    }
+    if (unconfirmedMs !== undefined) log.warn({ outboundMessageId: input.outboundMessageId, unconfirmedMs }, 'no status webhook for an earlier attempt: sending again');
     // business-number and pair rate (shared by every worker): sleep for a near slot, else a retryable provider_rate_limited at its time
     await waitForSendSlot(deps.rateLimits, { channelAccountId: input.channelAccountId, to: input.to, messagesPerSecond: creds.messagesPerSecond });
     const url = `${deps.graphApiUrl.replace(/\/$/, '')}/${deps.graphApiVersion}/${req.path(creds.phoneNumberId)}`;
+    await deps.leads.markSendAttempt(input.outboundMessageId);
     let res: Response;
     try {
       res = await doFetch(url, {
@@ -153,6 +171,8 @@ export function createGraphSender(deps: GraphSendDeps) {
       await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
       return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
     }
+    // Meta answered with an error: this attempt did not send
+    await deps.leads.clearSendAttempt(input.outboundMessageId);
     const err = graphErrorSchema.safeParse(json);
     const code = err.success ? err.data.error.code : undefined;
     const cls = classifyGraphError(code, err.success ? err.data.error.error_subcode : undefined);

@@ -275,3 +275,56 @@ describe('read receipts', () => {
     expect(reads()).toHaveLength(1);
   });
 });
+
+describe('unconfirmed sends (the call timed out after Meta accepted it)', () => {
+  let slow: Stack;
+  beforeAll(async () => {
+    slow = await startStack({ GRAPH_API_TIMEOUT_MS: '300', SEND_UNCONFIRMED_WAIT_MS: '4000' });
+  });
+  afterAll(async () => {
+    await slow?.stop();
+  });
+  const slowSendsTo = (to: string) => slow.graph.sentMessages().filter((r) => (r.body as { to?: string }).to === to);
+
+  test('the retry waits for the status webhook, which carries our id: the message is not sent again', async () => {
+    const t = await createTenant(slow, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    await slow.api.patch(`/v1/channels/${t.channelId}`).set(auth).send({ markRead: false }).expect(200);
+    const from = randomWaId();
+    slow.graph.setDelay(800); // Meta accepts it, but answers after our 300 ms timeout
+    await postWebhook(slow, textWebhook(t.phoneNumberId, from, 'Is the blue one in stock?')).expect(200);
+    const [sent] = await waitFor(() => (slowSendsTo(from).length ? slowSendsTo(from) : undefined), { what: 'the first attempt at Meta' });
+    slow.graph.setDelay(0);
+    const ourId = (sent!.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data;
+    const wamid = (sent!.response.body as { messages: { id: string }[] }).messages[0]!.id;
+    // the status webhook comes late, after Temporal's first retry (~1 s): that retry must not send
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(slowSendsTo(from)).toHaveLength(1);
+    await postWebhook(slow, whatsAppStatusWebhook({ phoneNumberId: t.phoneNumberId, id: wamid, status: 'sent', recipientId: from, bizOpaqueCallbackData: ourId })).expect(200);
+    await waitFor(async () => {
+      const c = (await slow.api.get('/v1/credits').set(auth).expect(200)).body;
+      return c.reserved === 0 && c.balance === 4;
+    }, { what: 'the credit captured', timeoutMs: 30_000 });
+    expect(slowSendsTo(from)).toHaveLength(1);
+    const lead = (await slow.api.get('/v1/leads?limit=200').set(auth).expect(200)).body.items.find((l: { contactId: string }) => l.contactId === from);
+    const out = (await slow.api.get(`/v1/leads/${lead.id}/messages`).set(auth).expect(200)).body.items.find((m: { id: string }) => m.id === ourId);
+    expect(out).toMatchObject({ providerMessageId: wamid, status: 'sent' });
+  });
+
+  test('without a status webhook the send goes again after the wait: never lost (the duplicate is the price, bounded by the wait)', async () => {
+    const t = await createTenant(slow, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    await slow.api.patch(`/v1/channels/${t.channelId}`).set(auth).send({ markRead: false }).expect(200);
+    const from = randomWaId();
+    slow.graph.setDelay(800);
+    await postWebhook(slow, textWebhook(t.phoneNumberId, from, 'Hello?')).expect(200);
+    const [first] = await waitFor(() => (slowSendsTo(from).length ? slowSendsTo(from) : undefined), { what: 'the first attempt at Meta' });
+    slow.graph.setDelay(0);
+    const [, second] = await waitFor(() => (slowSendsTo(from).length === 2 ? slowSendsTo(from) : undefined), { what: 'the second attempt', timeoutMs: 30_000 });
+    // not before the wait ran out
+    expect(Date.parse(second!.at) - Date.parse(first!.at)).toBeGreaterThanOrEqual(3000);
+    expect((second!.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data).toBe((first!.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data);
+    await waitFor(async () => (await slow.api.get('/v1/credits').set(auth).expect(200)).body.reserved === 0, { what: 'the credit captured' });
+    expect((await slow.api.get('/v1/credits').set(auth).expect(200)).body.balance).toBe(4);
+  });
+});
