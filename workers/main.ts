@@ -6,13 +6,27 @@ import { installTemporalRuntime } from '../temporal/runtime';
 import { activityDepsFrom, buildCore } from './deps';
 import { createParleyWorker } from './worker';
 
+/** Temporal may still be starting (or restarting): retry the first connection with backoff for a few minutes. */
+async function connectWithRetry(address: string, log: ReturnType<typeof createLogger>): Promise<NativeConnection> {
+  const deadline = Date.now() + 5 * 60_000;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 15_000)) {
+    try {
+      return await NativeConnection.connect({ address });
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw err;
+      log.warn({ address, retryInMs: delay, err: (err as Error).message }, 'Temporal not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-worker' });
   installTemporalRuntime({ log, metricsBindAddress: config.METRICS_PORT ? `0.0.0.0:${config.METRICS_PORT}` : undefined });
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the worker (npm run dev starts a dev server for you)');
   const { database, services } = await buildCore(config, { log });
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
   const worker = await createParleyWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
