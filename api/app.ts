@@ -66,6 +66,7 @@ export function createApp(deps: AppDeps): Express {
       pollMs: deps.config.WEBCHAT_POLL_MS,
       heartbeatMs: deps.config.WEBCHAT_HEARTBEAT_MS,
       maxMessagesPerMinute: deps.config.WEBCHAT_MAX_MESSAGES_PER_MINUTE,
+      limiter: deps.services.rateLimiter,
     }),
   );
   app.use(express.json({ limit: '1mb', strict: true }));

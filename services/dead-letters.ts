@@ -46,12 +46,22 @@ export function createDeadLetterService(db: Db) {
       await db.update(deadLetters).set({ status: input.status, resolvedAt: sql`now()`, updatedAt: sql`now()` }).where(eq(deadLetters.id, input.id));
     },
 
-    /** open → replaying, when the API sends the replay; false when it is not open. */
-    async markReplaying(tenantId: string, id: string): Promise<boolean> {
+    /**
+     * open → replaying, when the API sends the replay; false when it is not open. A replay
+     * whose API process died mid-way (still `replaying` after `staleMs`) may be sent again:
+     * the workflow refuses a dead letter it no longer holds, so nothing runs twice.
+     */
+    async markReplaying(tenantId: string, id: string, staleMs = 5 * 60_000): Promise<boolean> {
       const rows = await db
         .update(deadLetters)
         .set({ status: 'replaying', updatedAt: sql`now()` })
-        .where(and(eq(deadLetters.tenantId, tenantId), eq(deadLetters.id, id), eq(deadLetters.status, 'open')))
+        .where(
+          and(
+            eq(deadLetters.tenantId, tenantId),
+            eq(deadLetters.id, id),
+            or(eq(deadLetters.status, 'open'), and(eq(deadLetters.status, 'replaying'), sql`${deadLetters.updatedAt} < now() - make_interval(secs => ${staleMs / 1000})`)),
+          ),
+        )
         .returning({ id: deadLetters.id });
       return rows.length > 0;
     },

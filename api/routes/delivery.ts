@@ -55,7 +55,8 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
       const result = await temporal.replayDeadLetter(d.workflowId, d.id);
       res.json({ deadLetter: await services.deadLetters.get(tenantId, d.id), result });
     } catch (err) {
-      await services.deadLetters.reopen(d.id);
+      // another replay of it is still running in the workflow: leave it marked as replaying
+      if (!(err instanceof LeadUpdateRejected && /is being replayed/.test(err.reason))) await services.deadLetters.reopen(d.id);
       if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, 'replay_rejected');
       throw err;
     }

@@ -19,6 +19,7 @@ import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
 import type { ChatMessage, LeadService } from '../../services/leads';
+import type { RateLimiter } from '../../services/rate-limit';
 import type { ParleyTemporal } from '../../temporal/client';
 import type { InboundMessage } from '../../workflows/lead/definitions';
 import { parseOr400 } from '../middleware/validate';
@@ -32,8 +33,10 @@ export interface WebChatRouterDeps {
   pollMs: number;
   /** SSE heartbeat comment interval (WEBCHAT_HEARTBEAT_MS). */
   heartbeatMs: number;
-  /** Messages one visitor may post per minute in this process; 0 = no limit (WEBCHAT_MAX_MESSAGES_PER_MINUTE). */
+  /** Messages one visitor may post per minute (five times that per client address); 0 = no limit (WEBCHAT_MAX_MESSAGES_PER_MINUTE). */
   maxMessagesPerMinute: number;
+  /** The shared rate limiter (PostgreSQL token buckets); without one, posts are not limited. */
+  limiter?: RateLimiter;
   /** A stream ends after this long; the browser reconnects with Last-Event-ID (default 10 min). */
   maxStreamMs?: number;
   /** Open streams per visitor (default 5). */
@@ -123,19 +126,18 @@ function findAssetsDir(): string {
   return dir;
 }
 
-/** Fixed one-minute windows per visitor, in memory (per API process). */
-function createRateLimiter(perMinute: number) {
-  const windows = new Map<string, { start: number; count: number }>();
-  return (key: string, now = Date.now()): { ok: true } | { ok: false; retryAfterS: number } => {
-    if (perMinute <= 0) return { ok: true };
-    if (windows.size > 10_000) for (const [k, w] of windows) if (now - w.start >= 60_000) windows.delete(k);
-    let w = windows.get(key);
-    if (!w || now - w.start >= 60_000) {
-      w = { start: now, count: 0 };
-      windows.set(key, w);
-    }
-    if (w.count >= perMinute) return { ok: false, retryAfterS: Math.max(1, Math.ceil((w.start + 60_000 - now) / 1000)) };
-    w.count += 1;
+/**
+ * Per visitor and per client address, in the shared PostgreSQL token buckets (every API
+ * process counts together): a visitor id is free to change, an address is not.
+ */
+function createPostLimiter(limiter: RateLimiter | undefined, perMinute: number) {
+  return async (keys: { channelId: string; visitorId: string; ip: string }): Promise<{ ok: true } | { ok: false; retryAfterS: number }> => {
+    if (!limiter || perMinute <= 0) return { ok: true };
+    const visitor = await limiter.take(`webchat:${keys.channelId}:${keys.visitorId}`, { ratePerSec: perMinute / 60, burst: perMinute, maxWaitMs: 0 });
+    if (!visitor.ok) return { ok: false, retryAfterS: Math.max(1, Math.ceil(visitor.waitMs / 1000)) };
+    // several visitors may share an address (an office): a looser limit there
+    const address = await limiter.take(`webchat-ip:${keys.channelId}:${keys.ip}`, { ratePerSec: (perMinute * 5) / 60, burst: perMinute * 5, maxWaitMs: 0 });
+    if (!address.ok) return { ok: false, retryAfterS: Math.max(1, Math.ceil(address.waitMs / 1000)) };
     return { ok: true };
   };
 }
@@ -163,7 +165,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
   const maxStreamsPerVisitor = deps.maxStreamsPerVisitor ?? 5;
   // rows touched this recently are read again: a reply turns sent after newer rows got their seq
   const recentMs = Math.max(10_000, deps.pollMs * 4);
-  const rateLimit = createRateLimiter(deps.maxMessagesPerMinute);
+  const rateLimit = createPostLimiter(deps.limiter, deps.maxMessagesPerMinute);
   const openStreams = new Map<string, number>();
 
   const cacheMs = deps.routingCacheMs ?? 30_000;
@@ -206,7 +208,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     const routing = await channelOf(req.params.widgetKey);
     if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'send the message as application/json');
     const body = parseOr400(postMessageBody, req.body ?? {}, 'body');
-    const limited = rateLimit(`${routing.id}:${body.visitorId}`);
+    const limited = await rateLimit({ channelId: routing.id, visitorId: body.visitorId, ip: req.ip ?? 'unknown' });
     if (!limited.ok) {
       res.setHeader('Retry-After', String(limited.retryAfterS));
       throw new AppError('rate_limited', `too many messages; try again in ${limited.retryAfterS} s`);

@@ -3,6 +3,7 @@
  * statuses signalled to the lead workflow. Real Temporal, real activities, fake Meta and LLM.
  */
 import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import { whatsAppStatusWebhook } from '../../fakes/meta-webhooks';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
@@ -147,6 +148,24 @@ describe('dead letters', () => {
     // a second replay is refused: it is no longer open
     const again = await stack.api.post(`/v1/dead-letters/${dl.id}/replay`).set(auth).expect(409);
     expect(again.body.error.code).toBe('not_open');
+  });
+
+  test('a replay left half-way (the API died while it was replaying) can be sent again after a while', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const from = randomWaId();
+    stack.graph.failNext({ code: 131000, to: from, times: 2 });
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Anyone there?')).expect(200);
+    const lead = await leadOf(auth, from);
+    const dl = await firstDeadLetter(auth, lead.id, 'dead letter');
+    const { deadLetters } = stack.core.services;
+    expect(await deadLetters.markReplaying(t.tenantId, dl.id)).toBe(true); // as if the API died right after
+    const fresh = await stack.api.post(`/v1/dead-letters/${dl.id}/replay`).set(auth).expect(409);
+    expect(fresh.body.error.code).toBe('not_open');
+    await stack.core.database.db.execute(sql`update dead_letters set updated_at = now() - interval '10 minutes' where id = ${dl.id}`);
+    const replay = await stack.api.post(`/v1/dead-letters/${dl.id}/replay`).set(auth).expect(200);
+    expect(replay.body.result.status).toBe('sent');
+    expect(sendsTo(from)).toHaveLength(1);
   });
 
   test('a replayed send that had in fact gone out (status webhook matched by our id) is not sent again', async () => {

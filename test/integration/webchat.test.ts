@@ -266,6 +266,13 @@ describe('web chat', () => {
     // another visitor is not limited
     await request(limited).post(`/webchat/${w.widgetKey}/messages`).send({ visitorId: visitor(), text: 'hi', clientMessageId: 'a' }).expect(202);
     expect(accepted).toHaveLength(3);
+    // new visitor ids from one address: limited there too (five times the visitor limit)
+    const w2 = await createWebChat(0);
+    const fresh = async () => (await request(limited).post(`/webchat/${w2.widgetKey}/messages`).send({ visitorId: visitor(), text: 'hi', clientMessageId: 'a' })).status;
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) statuses.push(await fresh());
+    expect(statuses.slice(0, 10).every((st) => st === 202)).toBe(true);
+    expect(statuses[10]).toBe(429);
   });
 
   test('sendWebChatText is effectively once: a retry returns the stored id', async () => {
