@@ -110,3 +110,14 @@ export async function machineBusyNow(ms = 1000): Promise<number | undefined> {
   if (!a || !b || b.total <= a.total) return undefined;
   return round(((b.busy - a.busy) / (b.total - a.total)) * 100, 0);
 }
+
+/** The machine a result was measured on (written into every result file). */
+export function machineInfo() {
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryMB: Math.round(os.totalmem() / 2 ** 20),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+  };
+}

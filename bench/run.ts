@@ -30,7 +30,7 @@ import { turnAnatomy, type TurnAnatomy } from './anatomy';
 import { errorText, runOpenLoop, summarizeRun, type OpenLoopSummary } from './open-loop';
 import { parseOptions, type BenchOptions } from './options';
 import { waIdFor } from './protocol';
-import { machineBusyNow, startProbe, type ResourceUsage } from './resources';
+import { machineBusyNow, machineInfo, startProbe, type ResourceUsage } from './resources';
 import { BENCH_ADMIN_TOKEN, BENCH_APP_SECRET, startParley, type ParleyStack } from './stack';
 import { nowMs, round, summarize, type LatencySummary } from './stats';
 import { startWorld, type World } from './world-client';
@@ -479,11 +479,7 @@ async function main(): Promise<void> {
         '; Temporal dev server (in memory) as its own process; fake Graph API, fake LLM and the load generator in a separate child process; all on one machine',
       git: { commit },
       machine: {
-        cpus: os.cpus().length,
-        cpuModel: os.cpus()[0]?.model,
-        memoryMB: Math.round(os.totalmem() / 2 ** 20),
-        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-        node: process.version,
+        ...machineInfo(),
         loadAvgAtStart: loadAvgAtStart.map((x) => round(x, 2)),
         busyAtStartPct,
       },

@@ -41,6 +41,7 @@ import {
   type Check,
   type DuplicateSend,
 } from './chaos/checks';
+import { machineInfo } from '../bench/resources';
 import { snapshotSources } from './chaos/code-snapshot';
 import { openChaosDatabase, type ChaosDatabase } from './chaos/database';
 import { MetaSender, type PlannedMessage } from './chaos/meta-sender';
@@ -362,11 +363,7 @@ async function main(): Promise<number> {
       passed,
       git: { commit: gitCommit() },
       machine: {
-        cpus: os.cpus().length,
-        cpuModel: os.cpus()[0]?.model,
-        memoryMB: Math.round(os.totalmem() / 2 ** 20),
-        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-        node: process.version,
+        ...machineInfo(),
         loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
       },
       parameters: {
