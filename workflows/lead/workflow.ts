@@ -433,6 +433,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     });
 
     setHandler(deliveryStatusSignal, (status: DeliveryStatus) => {
+      if (!delivery2) return; // a run before delivery-v2 has no use for it
       pendingStatuses.push(status);
       version += 1;
     });
@@ -949,12 +950,18 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     return candidates[0];
   }
 
+  /** Work that must run before anything else, and before a continue-as-new (it is not carried). */
+  function urgent(): boolean {
+    return outbox.length > 0 || replayQueue.length > 0 || pendingStatuses.length > 0;
+  }
+
   async function continueAsNewNow(): Promise<void> {
     // Hand over to a fresh run between turns, even for a lead that never goes quiet: wait
     // for running handlers, then pass on everything buffered in the carried state. A manual
     // message accepted meanwhile waits for the loop to send it: go back and send it first.
-    await condition(() => allHandlersFinished() || outbox.length > 0 || replayQueue.length > 0);
-    if (outbox.length > 0 || replayQueue.length > 0) return;
+    // (a status signalled meanwhile is not carried over: handle it first too)
+    await condition(() => allHandlersFinished() || urgent());
+    if (urgent()) return;
     await continueAsNew<typeof leadConversation>({ ...input, carried: { ...state, ...(engine ? { outbox } : {}) } });
   }
 
@@ -974,7 +981,6 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
   }
 
-  const urgent = () => outbox.length > 0 || replayQueue.length > 0 || pendingStatuses.length > 0;
   for (;;) {
     if (!urgent() && canNow()) await continueAsNewNow();
     const seen = version;
