@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -160,14 +160,25 @@ export function createLeadService(db: Db) {
       await db.update(leads).set({ blocked: input.blocked, updatedAt: sql`now()` }).where(eq(leads.id, input.leadId));
     },
 
-    /** Outbound intent, recorded before the provider call under the workflow's deterministic id. */
-    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<MessageRow> {
+    /**
+     * Outbound intent, recorded before the provider call under the workflow's deterministic id.
+     * Also says how long ago an unconfirmed attempt of it called the provider (database clock;
+     * null when none did or its answer was stored), see markSendAttempt.
+     */
+    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<MessageRow & { unconfirmedAttemptAgeMs: number | null }> {
       const input = withoutNul(raw);
       await db
         .insert(messages)
         .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending' })
         .onConflictDoNothing();
-      const [row] = await db.select().from(messages).where(eq(messages.id, input.id));
+      const [row] = await db
+        .select({
+          ...getTableColumns(messages),
+          unconfirmedAttemptAgeMs: sql<number | null>`case when ${messages.providerMessageId} is null and ${messages.details} ? 'sendAttemptAt'
+            then (extract(epoch from (now() - (${messages.details}->>'sendAttemptAt')::timestamptz)) * 1000)::float8 end`,
+        })
+        .from(messages)
+        .where(eq(messages.id, input.id));
       if (!row) throw new Error(`outbound message ${input.id} vanished`);
       return row;
     },
@@ -199,15 +210,6 @@ export function createLeadService(db: Db) {
         .update(messages)
         .set({ details: sql`${messages.details} - 'sendAttemptAt'` })
         .where(and(eq(messages.id, id), isNull(messages.providerMessageId)));
-    },
-
-    /** Milliseconds since an unconfirmed attempt of this send called the provider (database clock), or undefined. */
-    async unconfirmedAttemptAgeMs(id: string): Promise<number | undefined> {
-      const [row] = await db
-        .select({ ms: sql<number | null>`(extract(epoch from (now() - (${messages.details}->>'sendAttemptAt')::timestamptz)) * 1000)::float8` })
-        .from(messages)
-        .where(and(eq(messages.id, id), isNull(messages.providerMessageId), sql`${messages.details} ? 'sendAttemptAt'`));
-      return row?.ms ?? undefined;
     },
 
     async markOutboundFailed(raw: { id: string; error: unknown }): Promise<void> {

@@ -128,7 +128,7 @@ export function createGraphSender(deps: GraphSendDeps) {
     // An earlier attempt may have reached Meta and died before storing the answer (a killed
     // worker, a timeout). The Cloud API has no idempotency key: give Meta's status webhook,
     // which carries our id and stores the provider id, time to arrive before sending again.
-    const unconfirmedMs = await deps.leads.unconfirmedAttemptAgeMs(input.outboundMessageId);
+    const unconfirmedMs = row.unconfirmedAttemptAgeMs ?? undefined;
     const waitMs = deps.unconfirmedWaitMs ?? 120_000;
     if (unconfirmedMs !== undefined && unconfirmedMs < waitMs) {
       throw ApplicationFailure.create({
