@@ -19,10 +19,23 @@ import { createTenantRouter } from './routes/tenant';
 import { createUsageRouter } from './routes/usage';
 import { createWebChatRouter } from './routes/webchat';
 import { createWhatsAppWebhookRouter } from './routes/whatsapp-webhook';
+import { createVisitorTokens, webChatVisitorSecret } from '../services/webchat-visitors';
 
 export interface AppDeps {
   config: Pick<Config, 'PARLEY_ADMIN_TOKEN' | 'META_APP_SECRET' | 'META_VERIFY_TOKEN' | 'WEBCHAT_POLL_MS' | 'WEBCHAT_HEARTBEAT_MS' | 'WEBCHAT_MAX_MESSAGES_PER_MINUTE'> &
-    Partial<Pick<Config, 'AUTH_FAILURES_PER_MINUTE'>>;
+    Partial<Pick<Config, 'AUTH_FAILURES_PER_MINUTE'>> &
+    Partial<
+      Pick<
+        Config,
+        | 'TRUST_PROXY'
+        | 'PARLEY_ENCRYPTION_KEY'
+        | 'WEBCHAT_VISITOR_SECRET'
+        | 'WEBCHAT_MAX_STREAMS'
+        | 'WEBCHAT_MAX_STREAMS_PER_ADDRESS'
+        | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR'
+        | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS'
+      >
+    >;
   log: Logger;
   database: Pick<Database, 'ping'>;
   services: Services;
@@ -33,6 +46,8 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // which X-Forwarded-For hops decide req.ip (every per-address limit); default: the TCP peer
+  app.set('trust proxy', deps.config.TRUST_PROXY ?? false);
   const log = deps.log.child({ module: 'api' });
 
   app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping() }));
@@ -67,6 +82,11 @@ export function createApp(deps: AppDeps): Express {
       heartbeatMs: deps.config.WEBCHAT_HEARTBEAT_MS,
       maxMessagesPerMinute: deps.config.WEBCHAT_MAX_MESSAGES_PER_MINUTE,
       limiter: deps.services.rateLimiter,
+      visitors: createVisitorTokens(webChatVisitorSecret(deps.config)),
+      maxStreams: deps.config.WEBCHAT_MAX_STREAMS,
+      maxStreamsPerAddress: deps.config.WEBCHAT_MAX_STREAMS_PER_ADDRESS,
+      newConversationsPerHour: deps.config.WEBCHAT_NEW_CONVERSATIONS_PER_HOUR,
+      newConversationsPerHourPerAddress: deps.config.WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS,
     }),
   );
   app.use(express.json({ limit: '1mb', strict: true }));

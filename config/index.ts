@@ -68,6 +68,35 @@ export const configSchema = z.object({
   WEBCHAT_HEARTBEAT_MS: z.coerce.number().int().min(1000).max(120_000).default(15_000),
   /** Web chat: messages one visitor may post per minute (per API process; 0 = no limit). */
   WEBCHAT_MAX_MESSAGES_PER_MINUTE: z.coerce.number().int().min(0).max(10_000).default(20),
+  /** Web chat: open streams per API process (all channels); over it a new stream is a 429. */
+  WEBCHAT_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(2000),
+  /** Web chat: open streams per client address per API process. */
+  WEBCHAT_MAX_STREAMS_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(20),
+  /** Web chat: new visitors (conversations) per widget per hour, shared by all API processes (0 = no limit). */
+  WEBCHAT_NEW_CONVERSATIONS_PER_HOUR: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  /** Web chat: new visitors (conversations) per client address per widget per hour (0 = no limit). */
+  WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS: z.coerce.number().int().min(0).max(1_000_000).default(10),
+  /** Web chat: the key that signs visitor tokens (at least 32 characters); default: derived from PARLEY_ENCRYPTION_KEY. */
+  WEBCHAT_VISITOR_SECRET: z.string().min(32).optional(),
+  /**
+   * Express `trust proxy`: which proxies' X-Forwarded-For decides the client address (per-address
+   * limits). `false` (default: the TCP peer), `true` (any: only behind a proxy that overwrites the
+   * header), a hop count (`1`), or a comma-separated list of addresses/subnets or `loopback`,
+   * `linklocal`, `uniquelocal`.
+   */
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .default('false')
+    .transform((v, ctx): boolean | number | string[] => {
+      if (v === 'false' || v === '') return false;
+      if (v === 'true') return true;
+      if (/^\d{1,2}$/.test(v)) return Number(v);
+      const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+      if (list.every((x) => /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/.test(x))) return list;
+      ctx.addIssue({ code: 'custom', message: 'must be false, true, a hop count, or a comma-separated list of addresses, subnets, loopback, linklocal, uniquelocal' });
+      return z.NEVER;
+    }),
 
   /** Rate limits (services/rate-limit.ts: token buckets in the database, shared by every process). */
   /** Sends per second per business number when the channel sets none (Meta's default throughput: 80). */

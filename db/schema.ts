@@ -108,6 +108,8 @@ export const channelAccounts = pgTable(
     circuitReason: jsonb('circuit_reason'),
     /** Mark inbound messages read and show the typing indicator while the LLM works. */
     markRead: boolean('mark_read').notNull().default(true),
+    /** Web chat: origins allowed to call the widget's routes (null = any origin). */
+    allowedOrigins: jsonb('allowed_origins').$type<string[]>(),
     createdAt: createdAt(),
   },
   (t) => [
@@ -184,6 +186,8 @@ export const messages = pgTable(
     uniqueIndex('messages_provider_message_id_uq').on(t.providerMessageId),
     index('messages_lead_created_idx').on(t.leadId, t.createdAt),
     index('messages_lead_seq_idx').on(t.leadId, t.seq),
+    /** Web chat streams read what changed lately per conversation. */
+    index('messages_lead_updated_idx').on(t.leadId, t.updatedAt),
   ],
 );
 

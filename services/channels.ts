@@ -24,6 +24,8 @@ export interface ChannelInput {
   agentId: string;
   messagesPerSecond?: number;
   markRead?: boolean;
+  /** Web chat: origins allowed to call the widget's routes (undefined/null = any). */
+  allowedOrigins?: string[] | null;
 }
 
 /** What the webhook and the delivery activity need to know about a channel account. */
@@ -35,6 +37,8 @@ export interface ChannelRouting {
   agentId: string;
   /** Decrypted; only for signature checks, never logged. */
   appSecret?: string;
+  /** Web chat: origins allowed to call the widget's routes (null = any). */
+  allowedOrigins?: string[] | null;
 }
 
 /** Verify tokens are compared by hash, like API keys. */
@@ -51,7 +55,7 @@ function present(c: typeof channelAccounts.$inferSelect) {
     messagesPerSecond: c.messagesPerSecond,
     markRead: c.markRead,
     circuit: { state: c.circuitState, openedAt: c.circuitOpenedAt ? toIso(c.circuitOpenedAt) : null, reason: c.circuitReason ?? null },
-    ...(c.platform === 'webchat' ? { widgetKey: c.phoneNumberId } : {}),
+    ...(c.platform === 'webchat' ? { widgetKey: c.phoneNumberId, allowedOrigins: c.allowedOrigins ?? null } : {}),
     createdAt: toIso(c.createdAt),
   };
 }
@@ -76,6 +80,7 @@ export function createChannelService(db: Db, box: SecretBox) {
             agentId: input.agentId,
             messagesPerSecond: input.messagesPerSecond ?? null,
             markRead: input.markRead ?? true,
+            allowedOrigins: input.allowedOrigins ?? null,
           })
           .returning();
         if (!c) throw new Error('channel insert returned nothing');
@@ -106,6 +111,7 @@ export function createChannelService(db: Db, box: SecretBox) {
         phoneNumberId: c.phoneNumberId,
         agentId: c.agentId,
         appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc) : undefined,
+        allowedOrigins: c.allowedOrigins ?? null,
       };
     },
 
@@ -145,12 +151,13 @@ export function createChannelService(db: Db, box: SecretBox) {
     },
 
     /** Replace the access token (and optionally the app secret) of a tenant's channel. */
-    async updateCredentials(tenantId: string, channelAccountId: string, input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean }) {
+    async updateCredentials(tenantId: string, channelAccountId: string, input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null }) {
       const set: Partial<typeof channelAccounts.$inferInsert> = {};
       if (input.accessToken !== undefined) set.accessTokenEnc = box.encrypt(input.accessToken);
       if (input.appSecret !== undefined) set.appSecretEnc = box.encrypt(input.appSecret);
       if (input.messagesPerSecond !== undefined) set.messagesPerSecond = input.messagesPerSecond;
       if (input.markRead !== undefined) set.markRead = input.markRead;
+      if (input.allowedOrigins !== undefined) set.allowedOrigins = input.allowedOrigins;
       if (Object.keys(set).length === 0) throw new AppError('validation_failed', 'nothing to change');
       const [c] = await db
         .update(channelAccounts)

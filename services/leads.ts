@@ -348,10 +348,38 @@ export function createLeadService(db: Db) {
       return rows.map(presentChatMessage);
     },
 
-    /** The last `limit` messages of a conversation, oldest first (a chat widget's history). */
-    async chatHistory(leadId: string, limit: number): Promise<ChatMessage[]> {
-      const rows = await db.select(chatColumns).from(messages).where(eq(messages.leadId, leadId)).orderBy(desc(messages.seq)).limit(limit);
+    /** The last `limit` messages of a conversation (before seq `beforeSeq` when given), oldest first (a chat widget's history). */
+    async chatHistory(leadId: string, limit: number, beforeSeq?: number): Promise<ChatMessage[]> {
+      const rows = await db
+        .select(chatColumns)
+        .from(messages)
+        .where(and(eq(messages.leadId, leadId), beforeSeq !== undefined ? lt(messages.seq, beforeSeq) : undefined))
+        .orderBy(desc(messages.seq))
+        .limit(limit);
       return rows.reverse().map(presentChatMessage);
+    },
+
+    /**
+     * ONE statement for every open web chat stream of a channel: the messages of these contacts'
+     * conversations changed in the last `recentMs` (new rows and replies that turned sent),
+     * in change order. Contacts without a conversation match nothing.
+     */
+    async chatChangesForContacts(channelAccountId: string, contactIds: string[], opts: { recentMs: number; limit: number }): Promise<(ChatMessage & { contactId: string; leadId: string })[]> {
+      if (contactIds.length === 0) return [];
+      const rows = await db
+        .select({ ...chatColumns, contactId: leads.contactId, leadId: leads.id })
+        .from(leads)
+        .innerJoin(messages, eq(messages.leadId, leads.id))
+        .where(
+          and(
+            eq(leads.channelAccountId, channelAccountId),
+            inArray(leads.contactId, contactIds),
+            sql`${messages.updatedAt} > now() - (${opts.recentMs}::double precision * interval '1 millisecond')`,
+          ),
+        )
+        .orderBy(messages.updatedAt, messages.seq)
+        .limit(opts.limit);
+      return rows.map((r) => ({ ...presentChatMessage(r), contactId: r.contactId, leadId: r.leadId }));
     },
   };
 }

@@ -6,6 +6,7 @@ import type { Services } from '../../services';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
+import { webChatOriginsSchema } from './webchat';
 
 const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
 const listQuery = z.strictObject({
@@ -20,6 +21,8 @@ const channelPatch = z
     appSecret: z.string().min(8).max(500).optional(),
     messagesPerSecond: z.number().int().min(1).max(1000).nullable().optional(),
     markRead: z.boolean().optional(),
+    /** Web chat: origins whose pages may use the widget (null = any). */
+    allowedOrigins: webChatOriginsSchema.nullable().optional(),
   })
   .refine((b) => Object.keys(b).length > 0, 'give at least one field to change');
 
@@ -84,6 +87,10 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
 
   /** Replace the token (e.g. after a 190) or change the throughput / mark-read settings. */
   r.patch('/v1/channels/:id', validate({ params: idParam, body: channelPatch }), async (_req, res) => {
+    if (res.locals.body.allowedOrigins !== undefined) {
+      const existing = await services.channels.get(res.locals.tenantId, res.locals.params.id);
+      if (existing && existing.platform !== 'webchat') throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
+    }
     const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
     if (!c) throw new AppError('not_found', 'channel not found');
     res.json(c);

@@ -5,6 +5,7 @@ import type { Services } from '../../services';
 import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
+import { webChatOriginsSchema } from './webchat';
 
 const modelName = z.string().trim().min(1).max(200);
 const createAgentBody = z.strictObject({
@@ -51,6 +52,8 @@ const createChannelBody = z.discriminatedUnion('platform', [
     platform: z.literal('webchat'),
     /** A display name for the widget's header. */
     displayPhoneNumber: z.string().trim().max(100).optional(),
+    /** Origins whose pages may use the widget (absent = any). */
+    allowedOrigins: webChatOriginsSchema.optional(),
     ...channelCommon,
   }),
 ]);

@@ -1,15 +1,21 @@
 /**
  * Web chat: a public, embeddable chat channel. No API key: a channel's public widget key
- * (`wc_…`) names the channel, a random visitor id kept in the visitor's browser names the
- * lead. Inbound messages go to the same lead workflow as WhatsApp's (signalWithStart with a
+ * (`wc_…`) names the channel; a server-signed visitor token (services/webchat-visitors.ts),
+ * kept in the visitor's browser and sent as `Authorization: Bearer vt1.…`, is the visitor's
+ * credential. The lead's contact id is derived from the token one way (`wv_…`): it appears in
+ * workflow ids and logs, the token never does, and no route takes it in a URL.
+ *
+ * Inbound messages go to the same lead workflow as WhatsApp's (signalWithStart with a
  * per-message dedup id); replies come back over Server-Sent Events read from the database,
- * which is the source of truth because the worker may run in another process.
+ * which is the source of truth because the worker may run in another process. The widget reads
+ * the stream with fetch (a header can carry the token; EventSource cannot send one).
  *
  *   GET  /webchat/widget.js                 the embeddable script (api/public/webchat/widget.js)
  *   GET  /webchat/:widgetKey                a page hosting the widget
- *   POST /webchat/:widgetKey/messages       { visitorId, text, clientMessageId } → 202 { messageId }
- *   GET  /webchat/:widgetKey/messages       ?visitorId= → { items, lastEventId } (history, oldest first)
- *   GET  /webchat/:widgetKey/stream         ?visitorId=[&lastEventId=] → text/event-stream
+ *   POST /webchat/:widgetKey/visitors       {} → 201 { visitorToken } (new conversations are rate limited)
+ *   POST /webchat/:widgetKey/messages       { text, clientMessageId } → 202 { messageId }
+ *   GET  /webchat/:widgetKey/messages       ?limit=&before= → { items, lastEventId, nextCursor } (history, oldest first)
+ *   GET  /webchat/:widgetKey/stream         [?lastEventId=] (or Last-Event-ID) → text/event-stream
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -20,6 +26,8 @@ import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
 import type { ChatMessage, LeadService } from '../../services/leads';
 import type { RateLimiter } from '../../services/rate-limit';
+import { createStreamHub, type StreamHub, type StreamSubscriber } from '../../services/webchat-stream-hub';
+import type { VisitorTokens } from '../../services/webchat-visitors';
 import type { ParleyTemporal } from '../../temporal/client';
 import type { InboundMessage } from '../../workflows/lead/definitions';
 import { parseOr400 } from '../middleware/validate';
@@ -29,37 +37,70 @@ export interface WebChatRouterDeps {
   leads: LeadService;
   temporal: ParleyTemporal;
   log: Logger;
-  /** How often an open stream reads new messages (WEBCHAT_POLL_MS). */
+  /** Signs and checks visitor tokens. */
+  visitors: VisitorTokens;
+  /** How often a channel's open streams read new messages (WEBCHAT_POLL_MS): one query per channel. */
   pollMs: number;
   /** SSE heartbeat comment interval (WEBCHAT_HEARTBEAT_MS). */
   heartbeatMs: number;
   /** Messages one visitor may post per minute (five times that per client address); 0 = no limit (WEBCHAT_MAX_MESSAGES_PER_MINUTE). */
   maxMessagesPerMinute: number;
-  /** The shared rate limiter (PostgreSQL token buckets); without one, posts are not limited. */
+  /** New visitors per widget per hour, all processes (WEBCHAT_NEW_CONVERSATIONS_PER_HOUR; 0 = no limit; default 600). */
+  newConversationsPerHour?: number;
+  /** New visitors per client address per widget per hour (WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS; 0 = no limit; default 10). */
+  newConversationsPerHourPerAddress?: number;
+  /** The shared rate limiter (PostgreSQL token buckets); without one, nothing is rate limited. */
   limiter?: RateLimiter;
-  /** A stream ends after this long; the browser reconnects with Last-Event-ID (default 10 min). */
+  /** A stream ends after this long; the widget reconnects with Last-Event-ID (default 10 min). */
   maxStreamMs?: number;
   /** Open streams per visitor (default 5). */
   maxStreamsPerVisitor?: number;
+  /** Open streams per client address in this process (WEBCHAT_MAX_STREAMS_PER_ADDRESS; default 20). */
+  maxStreamsPerAddress?: number;
+  /** Open streams in this process (WEBCHAT_MAX_STREAMS; default 2000). */
+  maxStreams?: number;
   /** How long a widget key → channel lookup is cached (default 30 s). */
   routingCacheMs?: number;
   /** Where widget.js and page.html live (default: api/public/webchat). */
   assetsDir?: string;
+  /** The shared per-channel pollers (default: one made here). */
+  hub?: StreamHub;
 }
 
 export const WEBCHAT_BODY_LIMIT = '16kb';
 export const WEBCHAT_MAX_TEXT = 4096;
 const HISTORY_DEFAULT = 50;
+export const HISTORY_MAX = 200;
 const STREAM_BATCH = 200;
+/** A resumed stream reads at most this many batches before it follows the shared poller. */
+const CATCH_UP_BATCHES = 10;
 /** An outbound row not yet sent is waited for this long before the resume point moves past it. */
 const PENDING_HOLD_MS = 2 * 60_000;
 
 const widgetKeySchema = z.string().regex(/^wc_[A-Za-z0-9_-]{8,64}$/);
-export const visitorIdSchema = z.string().regex(/^v_[A-Za-z0-9_-]{16,64}$/, 'must be "v_" followed by 16 to 64 letters, digits, "_" or "-"');
 const seqSchema = z.string().regex(/^\d{1,15}$/, 'must be a message sequence number').transform(Number);
 
+/** Origins a widget accepts calls from (channel setting `allowedOrigins`; null = any). */
+export const webChatOriginsSchema = z
+  .array(
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .max(300)
+      .refine((o) => {
+        try {
+          const u = new URL(o);
+          return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === o;
+        } catch {
+          return false;
+        }
+      }, 'must be an origin: scheme, host and optional port, such as https://shop.example (no path, no trailing slash)'),
+  )
+  .min(1)
+  .max(50);
+
 export const postMessageBody = z.strictObject({
-  visitorId: visitorIdSchema,
   text: z
     .string()
     .trim()
@@ -68,12 +109,12 @@ export const postMessageBody = z.strictObject({
   clientMessageId: z.string().regex(/^[\x21-\x7e]{1,100}$/, 'must be 1 to 100 visible ASCII characters (no spaces)'),
 });
 const historyQuery = z.strictObject({
-  visitorId: visitorIdSchema,
-  limit: z.coerce.number().int().min(1).max(200).default(HISTORY_DEFAULT),
+  limit: z.coerce.number().int().min(1).max(HISTORY_MAX).default(HISTORY_DEFAULT),
+  /** Older messages: the `nextCursor` of the previous page (a seq). */
+  before: seqSchema.optional(),
 });
 const streamQuery = z.strictObject({
-  visitorId: visitorIdSchema,
-  /** The resume point when the browser cannot send the Last-Event-ID header (a fresh EventSource). */
+  /** The resume point when the client cannot send the Last-Event-ID header. */
   lastEventId: seqSchema.optional(),
 });
 
@@ -89,12 +130,12 @@ export interface WebChatMessage {
 }
 
 /** The inbound dedup key: a retried POST of the same message is recorded once. */
-export function webChatInboundId(visitorId: string, clientMessageId: string): string {
-  return `webchat:${visitorId}:${clientMessageId}`;
+export function webChatInboundId(contactId: string, clientMessageId: string): string {
+  return `webchat:${contactId}:${clientMessageId}`;
 }
 
-function present(m: ChatMessage, visitorId: string): WebChatMessage {
-  const prefix = `webchat:${visitorId}:`;
+function present(m: ChatMessage, contactId: string): WebChatMessage {
+  const prefix = `webchat:${contactId}:`;
   const clientMessageId = m.direction === 'inbound' && m.providerMessageId?.startsWith(prefix) ? m.providerMessageId.slice(prefix.length) : undefined;
   return { id: m.id, seq: m.seq, direction: m.direction, text: m.body, ...(clientMessageId ? { clientMessageId } : {}), at: m.createdAt };
 }
@@ -126,33 +167,72 @@ function findAssetsDir(): string {
   return dir;
 }
 
+type Limited = { ok: true } | { ok: false; retryAfterS: number; reason: string };
+const retryAfter = (waitMs: number) => Math.max(1, Math.ceil(waitMs / 1000));
+
 /**
  * Per visitor and per client address, in the shared PostgreSQL token buckets (every API
- * process counts together): a visitor id is free to change, an address is not.
+ * process counts together): a visitor token is cheap to replace, an address is not.
  */
 function createPostLimiter(limiter: RateLimiter | undefined, perMinute: number) {
-  return async (keys: { channelId: string; visitorId: string; ip: string }): Promise<{ ok: true } | { ok: false; retryAfterS: number }> => {
+  return async (keys: { channelId: string; contactId: string; ip: string }): Promise<Limited> => {
     if (!limiter || perMinute <= 0) return { ok: true };
-    const visitor = await limiter.take(`webchat:${keys.channelId}:${keys.visitorId}`, { ratePerSec: perMinute / 60, burst: perMinute, maxWaitMs: 0 });
-    if (!visitor.ok) return { ok: false, retryAfterS: Math.max(1, Math.ceil(visitor.waitMs / 1000)) };
+    const visitor = await limiter.take(`webchat:${keys.channelId}:${keys.contactId}`, { ratePerSec: perMinute / 60, burst: perMinute, maxWaitMs: 0 });
+    if (!visitor.ok) return { ok: false, retryAfterS: retryAfter(visitor.waitMs), reason: 'too many messages' };
     // several visitors may share an address (an office): a looser limit there
     const address = await limiter.take(`webchat-ip:${keys.channelId}:${keys.ip}`, { ratePerSec: (perMinute * 5) / 60, burst: perMinute * 5, maxWaitMs: 0 });
-    if (!address.ok) return { ok: false, retryAfterS: Math.max(1, Math.ceil(address.waitMs / 1000)) };
+    if (!address.ok) return { ok: false, retryAfterS: retryAfter(address.waitMs), reason: 'too many messages from this address' };
     return { ok: true };
   };
 }
 
-/** Public routes: any site may embed the widget, so any origin may call them (never with credentials). */
+/**
+ * New visitors = new AI conversations, which cost the tenant: per client address (checked first,
+ * so one address cannot drain the widget's budget) and per widget, per hour.
+ */
+function createNewVisitorLimiter(limiter: RateLimiter | undefined, perHour: number, perHourPerAddress: number) {
+  return async (keys: { channelId: string; ip: string }): Promise<Limited> => {
+    if (!limiter) return { ok: true };
+    if (perHourPerAddress > 0) {
+      const a = await limiter.take(`webchat-new-ip:${keys.channelId}:${keys.ip}`, { ratePerSec: perHourPerAddress / 3600, burst: perHourPerAddress, maxWaitMs: 0 });
+      if (!a.ok) return { ok: false, retryAfterS: retryAfter(a.waitMs), reason: `too many new conversations from this address (at most ${perHourPerAddress} an hour)` };
+    }
+    if (perHour > 0) {
+      const w = await limiter.take(`webchat-new:${keys.channelId}`, { ratePerSec: perHour / 3600, burst: perHour, maxWaitMs: 0 });
+      if (!w.ok) return { ok: false, retryAfterS: retryAfter(w.waitMs), reason: `this chat has too many new conversations right now (at most ${perHour} an hour)` };
+    }
+    return { ok: true };
+  };
+}
+
+/** Public routes: any site may embed the widget, so any origin may call them (never with cookies). */
 function cors(req: Request, res: Response, next: NextFunction) {
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-  res.setHeader('Access-Control-Allow-Headers', 'content-type, last-event-id');
+  res.setHeader('Access-Control-Allow-Headers', 'authorization, content-type, last-event-id');
   res.setHeader('Access-Control-Max-Age', '600');
   if (req.method === 'OPTIONS') {
     res.status(204).end();
     return;
   }
   next();
+}
+
+/**
+ * The widget's origin allowlist: a browser's cross-origin call always carries `Origin`; one
+ * from an origin not on the list (other than the API's own, the hosted page) is a 403. Calls
+ * without `Origin` (same-origin GETs, servers) pass: the list stops other sites embedding the
+ * widget, it is no authentication.
+ */
+function checkOrigin(req: Request, routing: ChannelRouting) {
+  const allowed = routing.allowedOrigins;
+  if (!allowed || allowed.length === 0) return;
+  const origin = req.header('origin');
+  if (origin === undefined) return;
+  const o = origin.trim().toLowerCase();
+  if (allowed.includes(o)) return;
+  if (o === `${req.protocol}://${req.get('host') ?? ''}`.toLowerCase()) return;
+  throw new AppError('forbidden', 'this chat widget does not accept requests from this origin');
 }
 
 export function createWebChatRouter(deps: WebChatRouterDeps): Router {
@@ -163,10 +243,21 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
   const pageHtml = readFileSync(path.join(assetsDir, 'page.html'), 'utf8');
   const maxStreamMs = deps.maxStreamMs ?? 10 * 60_000;
   const maxStreamsPerVisitor = deps.maxStreamsPerVisitor ?? 5;
+  const maxStreamsPerAddress = deps.maxStreamsPerAddress ?? 20;
+  const maxStreams = deps.maxStreams ?? 2000;
   // rows touched this recently are read again: a reply turns sent after newer rows got their seq
   const recentMs = Math.max(10_000, deps.pollMs * 4);
   const rateLimit = createPostLimiter(deps.limiter, deps.maxMessagesPerMinute);
-  const openStreams = new Map<string, number>();
+  const newVisitorLimit = createNewVisitorLimiter(deps.limiter, deps.newConversationsPerHour ?? 600, deps.newConversationsPerHourPerAddress ?? 10);
+  const hub = deps.hub ?? createStreamHub({ leads: deps.leads, log: deps.log, pollMs: deps.pollMs });
+  const streamsByVisitor = new Map<string, number>();
+  const streamsByAddress = new Map<string, number>();
+  let streamsOpen = 0;
+  const inc = (m: Map<string, number>, k: string, d: number) => {
+    const n = (m.get(k) ?? 0) + d;
+    if (n <= 0) m.delete(k);
+    else m.set(k, n);
+  };
 
   const cacheMs = deps.routingCacheMs ?? 30_000;
   const routingCache = new Map<string, { at: number; routing: ChannelRouting }>();
@@ -184,6 +275,18 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     if (routingCache.size > 10_000) routingCache.clear();
     routingCache.set(key.data, { at: Date.now(), routing });
     return routing;
+  }
+
+  /** The channel, after the origin check, and the visitor its token names (401 without a valid one). */
+  async function visitorOf(req: Request): Promise<{ routing: ChannelRouting; contactId: string }> {
+    const routing = await channelOf(req.params.widgetKey);
+    checkOrigin(req, routing);
+    const auth = req.header('authorization');
+    if (!auth) throw new AppError('unauthorized', 'send the visitor token as "Authorization: Bearer <visitorToken>" (POST /webchat/:widgetKey/visitors creates one)');
+    const m = /^Bearer\s+(\S+)$/i.exec(auth.trim());
+    const v = m ? deps.visitors.verify(routing.id, m[1]!) : undefined;
+    if (!v) throw new AppError('unauthorized', 'invalid visitor token for this widget; create a new visitor');
+    return { routing, contactId: v.contactId };
   }
 
   r.use('/webchat', cors);
@@ -204,68 +307,115 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.type('html').send(pageHtml.split('{{WIDGET_KEY}}').join(routing.phoneNumberId));
   });
 
-  r.post('/webchat/:widgetKey/messages', express.json({ limit: WEBCHAT_BODY_LIMIT, strict: true }), async (req, res) => {
+  r.post('/webchat/:widgetKey/visitors', express.json({ limit: '1kb', strict: true }), async (req, res) => {
     const routing = await channelOf(req.params.widgetKey);
-    if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'send the message as application/json');
-    const body = parseOr400(postMessageBody, req.body ?? {}, 'body');
-    const limited = await rateLimit({ channelId: routing.id, visitorId: body.visitorId, ip: req.ip ?? 'unknown' });
+    checkOrigin(req, routing);
+    parseOr400(z.strictObject({}), req.body ?? {}, 'body');
+    const limited = await newVisitorLimit({ channelId: routing.id, ip: req.ip ?? 'unknown' });
     if (!limited.ok) {
       res.setHeader('Retry-After', String(limited.retryAfterS));
-      throw new AppError('rate_limited', `too many messages; try again in ${limited.retryAfterS} s`);
+      throw new AppError('rate_limited', `${limited.reason}; try again in ${limited.retryAfterS} s`);
     }
-    const messageId = webChatInboundId(body.visitorId, body.clientMessageId);
+    const v = deps.visitors.issue(routing.id);
+    log.info({ channelAccountId: routing.id, contactId: v.contactId }, 'web chat visitor created');
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(201).json({ visitorToken: v.token });
+  });
+
+  r.post('/webchat/:widgetKey/messages', express.json({ limit: WEBCHAT_BODY_LIMIT, strict: true }), async (req, res) => {
+    const { routing, contactId } = await visitorOf(req);
+    if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'send the message as application/json');
+    const body = parseOr400(postMessageBody, req.body ?? {}, 'body');
+    const limited = await rateLimit({ channelId: routing.id, contactId, ip: req.ip ?? 'unknown' });
+    if (!limited.ok) {
+      res.setHeader('Retry-After', String(limited.retryAfterS));
+      throw new AppError('rate_limited', `${limited.reason}; try again in ${limited.retryAfterS} s`);
+    }
+    const messageId = webChatInboundId(contactId, body.clientMessageId);
     const message: InboundMessage = {
       providerMessageId: messageId,
       channel: 'webchat',
-      contactId: body.visitorId,
+      contactId,
       sentAt: new Date().toISOString(),
       type: 'text',
       text: body.text,
     };
     try {
-      await deps.temporal.signalInbound({ tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'webchat', contactId: body.visitorId }, message);
+      await deps.temporal.signalInbound({ tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'webchat', contactId }, message);
     } catch (err) {
       log.error({ err, channelAccountId: routing.id }, 'web chat message not accepted: Temporal refused');
       throw new AppError('unavailable', 'could not accept the message now; retry later with the same clientMessageId');
     }
-    // never the text: visitors write personal data
-    log.info({ channelAccountId: routing.id, visitorId: body.visitorId, clientMessageId: body.clientMessageId, chars: body.text.length }, 'web chat message accepted');
+    hub.wake(routing.id, contactId);
+    // never the text (visitors write personal data), never the token
+    log.info({ channelAccountId: routing.id, contactId, clientMessageId: body.clientMessageId, chars: body.text.length }, 'web chat message accepted');
     res.status(202).json({ messageId });
   });
 
   r.get('/webchat/:widgetKey/messages', async (req, res) => {
-    const routing = await channelOf(req.params.widgetKey);
+    const { routing, contactId } = await visitorOf(req);
     const q = parseOr400(historyQuery, req.query, 'query');
     res.setHeader('Cache-Control', 'no-store');
-    const lead = await deps.leads.findByContact(routing.id, q.visitorId);
+    const lead = await deps.leads.findByContact(routing.id, contactId);
     if (!lead) {
-      res.json({ items: [], lastEventId: 0 });
+      res.json({ items: [], lastEventId: 0, nextCursor: null });
       return;
     }
-    const rows = await deps.leads.chatHistory(lead.id, q.limit);
+    const rows = await deps.leads.chatHistory(lead.id, q.limit, q.before);
+    const nextCursor = rows.length === q.limit && rows[0] ? String(rows[0].seq) : null;
+    const items = rows.filter((m) => visibility(m) === 'show').map((m) => present(m, contactId));
+    if (q.before !== undefined) {
+      // an older page: the resume point belongs to the newest page
+      res.json({ items, nextCursor });
+      return;
+    }
     const pending = new Map<string, { seq: number; since: number }>();
     const now = Date.now();
     for (const m of rows) if (visibility(m) === 'pending') pending.set(m.id, { seq: m.seq, since: Date.parse(m.createdAt) || now });
     const readUpTo = rows.reduce((a, m) => Math.max(a, m.seq), 0);
-    res.json({ items: rows.filter((m) => visibility(m) === 'show').map((m) => present(m, q.visitorId)), lastEventId: resumePoint(readUpTo, pending, now) });
+    res.json({ items, lastEventId: resumePoint(readUpTo, pending, now), nextCursor });
   });
 
   r.get('/webchat/:widgetKey/stream', async (req, res) => {
-    const routing = await channelOf(req.params.widgetKey);
+    const { routing, contactId } = await visitorOf(req);
     const q = parseOr400(streamQuery, req.query, 'query');
     const header = req.header('last-event-id');
     let resumeFrom: number | undefined;
     if (header !== undefined && header.trim() !== '') {
       const parsed = seqSchema.safeParse(header.trim());
       if (!parsed.success) throw new AppError('validation_failed', 'invalid Last-Event-ID header', [{ path: 'Last-Event-ID', message: 'must be a message sequence number', code: 'invalid_format' }]);
-      resumeFrom = parsed.data; // the browser's own reconnect: newer than the query's
+      resumeFrom = parsed.data; // the client's own reconnect: newer than the query's
     } else {
       resumeFrom = q.lastEventId;
     }
-    const visitorKey = `${routing.id}:${q.visitorId}`;
-    const open = openStreams.get(visitorKey) ?? 0;
-    if (open >= maxStreamsPerVisitor) throw new AppError('rate_limited', `at most ${maxStreamsPerVisitor} open streams per visitor`);
-    openStreams.set(visitorKey, open + 1);
+    const ip = req.ip ?? 'unknown';
+    const visitorKey = `${routing.id}:${contactId}`;
+    const refuse = (reason: string): never => {
+      res.setHeader('Retry-After', '30');
+      log.info({ channelAccountId: routing.id, contactId, reason }, 'web chat stream refused');
+      throw new AppError('rate_limited', reason);
+    };
+    if (streamsOpen >= maxStreams) refuse(`this server has too many open chat streams (at most ${maxStreams}); try again later`);
+    if ((streamsByAddress.get(ip) ?? 0) >= maxStreamsPerAddress) refuse(`too many open chat streams from this address (at most ${maxStreamsPerAddress})`);
+    if ((streamsByVisitor.get(visitorKey) ?? 0) >= maxStreamsPerVisitor) refuse(`too many open chat streams for this visitor (at most ${maxStreamsPerVisitor})`);
+    streamsOpen += 1;
+    inc(streamsByAddress, ip, 1);
+    inc(streamsByVisitor, visitorKey, 1);
+
+    let closed = false;
+    const subscription: { off?: () => void } = {};
+    const heartbeat = setInterval(() => res.write(`: heartbeat\n\n`), deps.heartbeatMs);
+    const lifetime = setTimeout(() => res.end(), maxStreamMs);
+    res.on('close', () => {
+      closed = true;
+      subscription.off?.();
+      clearInterval(heartbeat);
+      clearTimeout(lifetime);
+      streamsOpen -= 1;
+      inc(streamsByAddress, ip, -1);
+      inc(streamsByVisitor, visitorKey, -1);
+      log.debug({ channelAccountId: routing.id, contactId }, 'web chat stream closed');
+    });
 
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
@@ -274,35 +424,21 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.setHeader('X-Accel-Buffering', 'no');
     res.flushHeaders();
     res.write(`retry: 2000\n: connected\n\n`);
-
-    let closed = false;
-    let pollTimer: NodeJS.Timeout | undefined;
-    const heartbeat = setInterval(() => res.write(`: heartbeat\n\n`), deps.heartbeatMs);
-    const lifetime = setTimeout(() => res.end(), maxStreamMs);
-    res.on('close', () => {
-      closed = true;
-      clearTimeout(pollTimer);
-      clearInterval(heartbeat);
-      clearTimeout(lifetime);
-      const n = (openStreams.get(visitorKey) ?? 1) - 1;
-      if (n <= 0) openStreams.delete(visitorKey);
-      else openStreams.set(visitorKey, n);
-      log.debug({ channelAccountId: routing.id, visitorId: q.visitorId }, 'web chat stream closed');
-    });
-    log.debug({ channelAccountId: routing.id, visitorId: q.visitorId, resumeFrom }, 'web chat stream opened');
+    log.debug({ channelAccountId: routing.id, contactId, resumeFrom }, 'web chat stream opened');
 
     let leadId: string | undefined;
     /** Highest seq read so far (undefined: no resume point; the first read is the recent history). */
     let readUpTo = resumeFrom;
+    /** Rows at or below this the visitor already has (its resume point, or below the history it got). */
+    let floor = resumeFrom;
     const emitted = new Set<string>();
     const pending = new Map<string, { seq: number; since: number }>();
-    let failures = 0;
-    /** Where this stream started: the visitor's resume point (undefined: from the start or the recent history). */
-    const floor = resumeFrom;
 
     const emit = (rows: ChatMessage[]) => {
+      if (closed) return;
       const now = Date.now();
       for (const m of rows) {
+        if (floor !== undefined && m.seq <= floor) continue;
         readUpTo = Math.max(readUpTo ?? 0, m.seq);
         if (emitted.has(m.id)) continue;
         const v = visibility(m);
@@ -313,7 +449,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
         pending.delete(m.id);
         if (v === 'hide') continue;
         emitted.add(m.id);
-        res.write(`id: ${resumePoint(readUpTo, pending, now)}\ndata: ${JSON.stringify(present(m, q.visitorId))}\n\n`);
+        res.write(`id: ${resumePoint(readUpTo, pending, now)}\ndata: ${JSON.stringify(present(m, contactId))}\n\n`);
       }
       if (emitted.size > 5000) {
         let drop = emitted.size - 2500;
@@ -324,38 +460,49 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
       }
     };
 
-    const tick = async () => {
+    /** This stream's own read: at open, and when the shared read was cut short. */
+    const catchUp = async () => {
       if (!leadId) {
-        const lead = await deps.leads.findByContact(routing.id, q.visitorId);
-        if (!lead) {
-          readUpTo ??= 0; // a new visitor: everything from the first message on
-          return;
-        }
+        const lead = await deps.leads.findByContact(routing.id, contactId);
+        if (!lead) return false;
         leadId = lead.id;
       }
       if (readUpTo === undefined) {
-        emit(await deps.leads.chatHistory(leadId, HISTORY_DEFAULT));
-        readUpTo ??= 0;
-        return;
+        const rows = await deps.leads.chatHistory(leadId, HISTORY_DEFAULT);
+        floor = rows.length ? rows[0]!.seq - 1 : 0;
+        emit(rows);
+        readUpTo ??= floor;
+        return true;
       }
-      // Also read again what changed lately after the point this stream started from: a reply
-      // that turned sent after newer rows were read. Below that point the visitor had everything
-      // (the resume point never passes a pending reply).
-      emit(await deps.leads.chatMessagesAfter(leadId, { afterSeq: readUpTo, limit: STREAM_BATCH, lookBack: { afterSeq: floor ?? 0, recentMs } }));
+      for (let i = 0; i < CATCH_UP_BATCHES && !closed; i++) {
+        const rows = await deps.leads.chatMessagesAfter(leadId, { afterSeq: readUpTo, limit: STREAM_BATCH, lookBack: { afterSeq: floor ?? 0, recentMs } });
+        emit(rows);
+        if (rows.length < STREAM_BATCH) break;
+      }
+      return true;
     };
 
-    const loop = async () => {
-      if (closed) return;
-      try {
-        await tick();
-        failures = 0;
-      } catch (err) {
-        failures += 1;
-        if (failures === 1 || failures % 20 === 0) log.warn({ err, failures, channelAccountId: routing.id }, 'web chat stream: reading messages failed; retrying');
-      }
-      if (!closed) pollTimer = setTimeout(() => void loop(), failures ? Math.min(deps.pollMs * 2 ** failures, 10_000) : deps.pollMs);
+    let hasConversation = false;
+    try {
+      hasConversation = await catchUp();
+    } catch (err) {
+      log.warn({ err, channelAccountId: routing.id }, 'web chat stream: first read failed; the shared reader carries on');
+    }
+    if (!hasConversation) {
+      readUpTo ??= 0; // a new visitor: everything from the first message on
+      floor ??= 0;
+    }
+    if (closed) return;
+    const sub: StreamSubscriber = {
+      contactId,
+      hasConversation,
+      includeUntil: Date.now() + 30_000,
+      deliver: emit,
+      resync: () => {
+        catchUp().catch((err: unknown) => log.warn({ err, channelAccountId: routing.id }, 'web chat stream: catching up failed'));
+      },
     };
-    await loop();
+    subscription.off = hub.subscribe(routing.id, sub);
   });
 
   return r;

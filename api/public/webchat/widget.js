@@ -7,11 +7,13 @@
  * opens the chat) or "inline" (fills data-container); data-container (CSS selector, inline
  * mode); data-title (header text); data-api (Parley base URL; default: where this script came from).
  *
- * The visitor is anonymous: a random id kept in localStorage. Messages are POSTed with a
- * client id (a retry is recorded once); replies arrive over Server-Sent Events, resumed after
- * a drop from the last event id. Plain ES2019, no build step, no dependencies.
+ * The visitor is anonymous: at its first message the server creates it and returns a signed
+ * visitor token, kept in localStorage and sent only in the Authorization header (never in a
+ * URL). Messages are POSTed with a client id (a retry is recorded once); replies arrive as
+ * Server-Sent Events read with fetch streaming (EventSource cannot send a header), resumed
+ * after a drop from the last event id. Plain ES2019, no build step, no dependencies.
  */
-/* global window, document, localStorage, EventSource, fetch, setTimeout, clearTimeout, URL, console */
+/* global window, document, localStorage, fetch, setTimeout, clearTimeout, URL, console, TextDecoder, AbortController */
 (function () {
   'use strict';
 
@@ -28,7 +30,7 @@
   var base = apiBase + 'webchat/' + encodeURIComponent(widgetKey);
   var MAX_TEXT = 4096;
 
-  // ---- anonymous visitor id ----
+  // ---- the visitor (a server-signed token) ----
 
   function randomId(n) {
     var alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
@@ -39,17 +41,71 @@
     return out;
   }
 
-  var storageKey = 'parley.webchat.visitor.' + widgetKey;
-  var visitorId;
+  var storageKey = 'parley.webchat.token.' + widgetKey;
+  var TOKEN_RE = /^vt1\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/;
+  var visitorToken = null;
   try {
-    visitorId = localStorage.getItem(storageKey);
-    if (!visitorId || !/^v_[A-Za-z0-9_-]{16,64}$/.test(visitorId)) {
-      visitorId = 'v_' + randomId(24);
-      localStorage.setItem(storageKey, visitorId);
-    }
+    visitorToken = localStorage.getItem(storageKey);
+    if (visitorToken && !TOKEN_RE.test(visitorToken)) visitorToken = null;
   } catch {
     // storage blocked (privacy mode, sandboxed frame): a visitor for this page view only
-    visitorId = visitorId || 'v_' + randomId(24);
+  }
+  var creatingVisitor = null;
+
+  function forgetVisitor() {
+    visitorToken = null;
+    try {
+      localStorage.removeItem(storageKey);
+    } catch {
+      /* storage blocked */
+    }
+  }
+
+  /** The visitor token; the server creates the visitor at the first message (rate limited). */
+  function ensureVisitor() {
+    if (visitorToken) return Promise.resolve(visitorToken);
+    if (creatingVisitor) return creatingVisitor;
+    creatingVisitor = fetch(base + '/visitors', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+      .then(function (res) {
+        return res.json().then(
+          function (body) {
+            if (res.status !== 201 || !body || !TOKEN_RE.test(body.visitorToken)) {
+              var err = new Error((body && body.error && body.error.message) || 'could not start the chat');
+              err.status = res.status;
+              throw err;
+            }
+            visitorToken = body.visitorToken;
+            try {
+              localStorage.setItem(storageKey, visitorToken);
+            } catch {
+              /* storage blocked */
+            }
+            return visitorToken;
+          },
+          function () {
+            var err = new Error('could not start the chat');
+            err.status = res.status;
+            throw err;
+          },
+        );
+      })
+      .then(
+        function (t) {
+          creatingVisitor = null;
+          return t;
+        },
+        function (err) {
+          creatingVisitor = null;
+          throw err;
+        },
+      );
+    return creatingVisitor;
+  }
+
+  function authHeaders(extra) {
+    var h = { authorization: 'Bearer ' + visitorToken };
+    for (var k in extra || {}) h[k] = extra[k];
+    return h;
   }
 
   // ---- DOM ----
@@ -180,14 +236,31 @@
   // ---- sending ----
 
   function post(text, clientMessageId, node, attempt) {
-    fetch(base + '/messages', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ visitorId: visitorId, text: text, clientMessageId: clientMessageId }),
-    })
+    ensureVisitor()
+      .then(
+        function () {
+          return fetch(base + '/messages', {
+            method: 'POST',
+            headers: authHeaders({ 'content-type': 'application/json' }),
+            body: JSON.stringify({ text: text, clientMessageId: clientMessageId }),
+          });
+        },
+        function (err) {
+          // no visitor: 429 (too many new conversations) and 5xx are worth a retry
+          if (err.status && err.status !== 429 && err.status < 500) return { status: err.status, json: function () { return Promise.resolve({ error: { message: err.message } }); } };
+          throw err;
+        },
+      )
       .then(function (res) {
         if (res.status === 202) {
           if (node.getAttribute('data-state') === 'sending') node.setAttribute('data-state', 'sent');
+          conversationStarted();
+          return;
+        }
+        if (res.status === 401 && attempt < 5) {
+          // the token is no longer valid (the server's key changed): a new visitor
+          forgetVisitor();
+          retry();
           return;
         }
         if ((res.status >= 500 || res.status === 429) && attempt < 5) {
@@ -245,10 +318,11 @@
     }
   });
 
-  // ---- the stream ----
+  // ---- the stream (fetch streaming: the token goes in a header, never in the URL) ----
 
   var lastEventId = 0;
-  var source;
+  var streaming = false;
+  var controller = null;
   var reconnectTimer;
   var reconnectDelay = 1000;
 
@@ -257,45 +331,107 @@
     status.hidden = !text;
   }
 
-  function connect() {
-    clearTimeout(reconnectTimer);
-    var url = base + '/stream?visitorId=' + encodeURIComponent(visitorId) + '&lastEventId=' + lastEventId;
-    source = new EventSource(url);
-    source.onopen = function () {
-      reconnectDelay = 1000;
-      setStatus('');
-    };
-    source.onmessage = function (e) {
-      if (e.lastEventId && /^\d+$/.test(e.lastEventId)) lastEventId = Number(e.lastEventId);
-      try {
-        receive(JSON.parse(e.data));
-      } catch (err) {
-        console.error('[parley] web chat: bad event', err);
-      }
-    };
-    source.onerror = function () {
-      setStatus('Reconnecting…');
-      // CONNECTING: the browser retries by itself and sends Last-Event-ID; CLOSED: we start over
-      if (source.readyState === EventSource.CLOSED) {
-        source.close();
-        reconnectTimer = setTimeout(connect, reconnectDelay);
-        reconnectDelay = Math.min(reconnectDelay * 2, 30000);
-      }
-    };
+  /** The visitor has a conversation: read its stream (once). */
+  function conversationStarted() {
+    if (!streaming) {
+      streaming = true;
+      connect();
+    }
   }
 
-  fetch(base + '/messages?visitorId=' + encodeURIComponent(visitorId))
-    .then(function (res) {
-      return res.ok ? res.json() : { items: [], lastEventId: 0 };
-    })
-    .then(
-      function (history) {
-        (history.items || []).forEach(receive);
-        if (typeof history.lastEventId === 'number') lastEventId = history.lastEventId;
-      },
-      function () {},
-    )
-    .then(connect);
+  function scheduleReconnect(delay) {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = setTimeout(connect, delay);
+  }
 
-  window.ParleyWebChat = { visitorId: visitorId, widgetKey: widgetKey };
+  /** One SSE block: `id:` moves the resume point, `data:` is a message. */
+  function onBlock(block) {
+    var data = [];
+    var lines = block.split('\n');
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      if (line.indexOf('id:') === 0) {
+        var id = line.slice(3).trim();
+        if (/^\d+$/.test(id)) lastEventId = Number(id);
+      } else if (line.indexOf('data:') === 0) data.push(line.slice(5).replace(/^ /, ''));
+    }
+    if (!data.length) return;
+    try {
+      receive(JSON.parse(data.join('\n')));
+    } catch (err) {
+      console.error('[parley] web chat: bad event', err);
+    }
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    if (!visitorToken) return;
+    if (controller) controller.abort();
+    var ctl = typeof AbortController === 'function' ? new AbortController() : null;
+    controller = ctl;
+    fetch(base + '/stream', { headers: authHeaders({ accept: 'text/event-stream', 'last-event-id': String(lastEventId) }), cache: 'no-store', signal: ctl ? ctl.signal : undefined })
+      .then(function (res) {
+        if (res.status === 401) {
+          forgetVisitor();
+          streaming = false;
+          setStatus('');
+          return;
+        }
+        if (res.status !== 200 || !res.body) {
+          var after = Number(res.headers.get('retry-after')) * 1000;
+          setStatus('Reconnecting…');
+          scheduleReconnect(Math.max(reconnectDelay, after || 0));
+          reconnectDelay = Math.min(reconnectDelay * 2, 30000);
+          return;
+        }
+        reconnectDelay = 1000;
+        setStatus('');
+        var reader = res.body.getReader();
+        var decoder = new TextDecoder();
+        var buffer = '';
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) {
+              // the server ends a stream after a while: carry on from the last event
+              if (controller === ctl) scheduleReconnect(1000);
+              return;
+            }
+            buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, '\n');
+            var idx;
+            while ((idx = buffer.indexOf('\n\n')) >= 0) {
+              onBlock(buffer.slice(0, idx));
+              buffer = buffer.slice(idx + 2);
+            }
+            return pump();
+          });
+        }
+        return pump();
+      })
+      .catch(function () {
+        if (controller !== ctl) return; // replaced on purpose
+        setStatus('Reconnecting…');
+        scheduleReconnect(reconnectDelay);
+        reconnectDelay = Math.min(reconnectDelay * 2, 30000);
+      });
+  }
+
+  if (visitorToken) {
+    fetch(base + '/messages', { headers: authHeaders() })
+      .then(function (res) {
+        if (res.status === 401) forgetVisitor();
+        return res.ok ? res.json() : { items: [], lastEventId: 0 };
+      })
+      .then(
+        function (history) {
+          (history.items || []).forEach(receive);
+          if (typeof history.lastEventId === 'number') lastEventId = history.lastEventId;
+          if ((history.items || []).length) conversationStarted();
+        },
+        function () {
+          conversationStarted(); // history unreadable now: follow the stream anyway
+        },
+      );
+  }
+
+  window.ParleyWebChat = { widgetKey: widgetKey };
 })();
