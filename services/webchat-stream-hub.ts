@@ -23,7 +23,7 @@ export interface StreamSubscriber {
   contactId: string;
   /** True once the visitor has a conversation (set by the stream, or by the poller on its first row). */
   hasConversation: boolean;
-  /** Without a conversation, the stream is part of the channel's query until then (ms epoch). */
+  /** Without a conversation, the stream is part of the channel's query until then (ms epoch; subscribe sets it to now + grace). */
   includeUntil: number;
   /** Rows of this visitor's conversation that changed lately, in seq order (may repeat rows). */
   deliver(rows: ChatChange[]): void;
@@ -35,8 +35,10 @@ export interface StreamHubOptions {
   leads: Pick<LeadService, 'chatChangesForContacts'>;
   log: Logger;
   pollMs: number;
-  /** How long a stream without a conversation takes part after it opened or its visitor posted (default 30 s). */
+  /** How long a new stream without a conversation takes part in the channel's reads (default 30 s). */
   graceMs?: number;
+  /** How long it takes part after its visitor posted a message to this process (default 30 s). */
+  wakeMs?: number;
   /** Rows one channel read returns at most (default 1000). */
   batch?: number;
 }
@@ -60,6 +62,7 @@ interface ChannelPoller {
 
 export function createStreamHub(opts: StreamHubOptions): StreamHub {
   const graceMs = opts.graceMs ?? 30_000;
+  const wakeMs = opts.wakeMs ?? 30_000;
   const batch = opts.batch ?? 1000;
   // a row is read again for this long after it changed: covers a commit that lands after the
   // read that should have seen it (updated_at is the writer's transaction start)
@@ -126,6 +129,8 @@ export function createStreamHub(opts: StreamHubOptions): StreamHub {
         p = { subs: new Set(), busy: false, failures: 0 };
         channels.set(channelId, p);
       }
+      // a new stream without a conversation takes part for the grace period (its first message may be on its way)
+      if (!sub.hasConversation) sub.includeUntil = Math.max(sub.includeUntil, Date.now() + graceMs);
       p.subs.add(sub);
       schedule(channelId, p, opts.pollMs);
       const poller = p;
@@ -144,7 +149,7 @@ export function createStreamHub(opts: StreamHubOptions): StreamHub {
       let any = false;
       for (const s of p.subs) {
         if (s.contactId !== contactId || s.hasConversation) continue;
-        s.includeUntil = Date.now() + graceMs;
+        s.includeUntil = Date.now() + wakeMs;
         any = true;
       }
       if (any) schedule(channelId, p, opts.pollMs);

@@ -496,7 +496,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     const sub: StreamSubscriber = {
       contactId,
       hasConversation,
-      includeUntil: Date.now() + 30_000,
+      includeUntil: 0, // the hub gives a new stream its grace period
       deliver: emit,
       resync: () => {
         catchUp().catch((err: unknown) => log.warn({ err, channelAccountId: routing.id }, 'web chat stream: catching up failed'));
