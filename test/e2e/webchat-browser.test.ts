@@ -45,23 +45,29 @@ describeBrowser('web chat in a real browser', () => {
     await stack?.stop();
   });
 
-  async function webChatChannel(): Promise<string> {
+  async function webChatChannel(extra: Record<string, unknown> = {}): Promise<string> {
     const t = await createTenant(stack, { credits: 10 });
-    const ch = await stack.api.post('/v1/channels').set('authorization', `Bearer ${t.apiKey}`).send({ platform: 'webchat', agentId: t.agentId }).expect(201);
+    const ch = await stack.api.post('/v1/channels').set('authorization', `Bearer ${t.apiKey}`).send({ platform: 'webchat', agentId: t.agentId, ...extra }).expect(201);
     return ch.body.widgetKey as string;
   }
 
-  /** A page that fails the test on any script error. */
-  async function newPage(): Promise<{ page: Page; errors: string[] }> {
+  /** A page that fails the test on any script error; records every URL it requests. */
+  async function newPage(): Promise<{ page: Page; errors: string[]; urls: string[] }> {
     const context = await browser.newContext();
     const page = await context.newPage();
     const errors: string[] = [];
+    const urls: string[] = [];
     page.on('pageerror', (err) => errors.push(String(err)));
     page.on('console', (m) => {
       if (m.type() === 'error') errors.push(m.text());
     });
-    return { page, errors };
+    page.on('request', (r) => urls.push(r.url()));
+    return { page, errors, urls };
   }
+
+  /** The visitor token the widget keeps in localStorage (null before the first message). */
+  const storedToken = (page: Page, widgetKey: string) =>
+    page.evaluate((k) => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem(`parley.webchat.token.${k}`), widgetKey);
 
   async function say(page: Page, text: string) {
     await page.locator('[data-parley=input]').fill(text);
@@ -98,9 +104,13 @@ describeBrowser('web chat in a real browser', () => {
 
   test('the hosted page: a visitor writes and sees the AI reply; it survives a dropped stream and a reload', async () => {
     const widgetKey = await webChatChannel();
-    const { page, errors } = await newPage();
+    const { page, errors, urls } = await newPage();
     await page.goto(`${apiUrl}/webchat/${widgetKey}`);
     await page.locator('[data-parley=input]').waitFor();
+    // no visitor and no stream before the visitor writes
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedToken(page, widgetKey)).toBeNull();
+    expect(urls.filter((u) => u.includes('/visitors') || u.includes('/stream'))).toEqual([]);
 
     const reply = 'We open at 9 am tomorrow, and yes, we deliver to your area.';
     scriptReply('When do you open tomorrow?', reply);
@@ -121,30 +131,49 @@ describeBrowser('web chat in a real browser', () => {
     await seeReply(page, second);
     expect(await replies(page).allTextContents()).toEqual([reply, second]);
 
-    // a reload keeps the anonymous visitor (localStorage) and shows the conversation from history
-    const visitorId = await page.evaluate(() => (globalThis as unknown as { ParleyWebChat: { visitorId: string } }).ParleyWebChat.visitorId);
-    expect(visitorId).toMatch(/^v_[A-Za-z0-9_-]{16,64}$/);
+    // a reload keeps the anonymous visitor (its server-signed token in localStorage) and shows the conversation from history
+    const token = await storedToken(page, widgetKey);
+    expect(token).toMatch(/^vt1\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
     await page.reload();
     await seeReply(page, second);
     expect(await page.locator('.parley-wc-msg').allTextContents()).toEqual(['When do you open tomorrow?', reply, 'Where are you?', second]);
-    expect(await page.evaluate(() => (globalThis as unknown as { ParleyWebChat: { visitorId: string } }).ParleyWebChat.visitorId)).toBe(visitorId);
+    expect(await storedToken(page, widgetKey)).toBe(token);
+    // the token never went into a URL (it travels in the Authorization header)
+    const [, nonce, sig] = token!.split('.') as [string, string, string];
+    expect(urls.filter((u) => u.includes(nonce) || u.includes(sig))).toEqual([]);
+    expect(urls.some((u) => u.endsWith('/stream'))).toBe(true);
+    // and it is in no log line
+    expect(stack.logLines.filter((l) => l.includes(sig))).toEqual([]);
     // the only error the browser reports is the stream we cut
-    expect(errors.filter((e) => !e.includes('ERR_INCOMPLETE_CHUNKED_ENCODING'))).toEqual([]);
+    expect(errors.filter((e) => !e.includes('ERR_INCOMPLETE_CHUNKED_ENCODING') && !e.includes('ERR_NETWORK_CHANGED'))).toEqual([]);
     await page.context().close();
   });
 
-  test('embedded with one script tag on a shop page of another origin (CORS)', async () => {
-    const widgetKey = await webChatChannel();
+  /** A shop page on another origin (another port) embedding the widget with one tag. */
+  async function shopPage(widgetKey: () => string): Promise<{ origin: string; close(): Promise<void> }> {
     const shop = http.createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end(`<!doctype html><html><head><title>Shop</title></head><body><h1>Acme Shop</h1>
-<script src="${apiUrl}/webchat/widget.js" data-widget-key="${widgetKey}" data-title="Acme help" async></script></body></html>`);
+<script src="${apiUrl}/webchat/widget.js" data-widget-key="${widgetKey()}" data-title="Acme help" async></script></body></html>`);
     });
     await new Promise<void>((resolve) => shop.listen(0, '127.0.0.1', resolve));
+    return {
+      origin: `http://127.0.0.1:${(shop.address() as AddressInfo).port}`,
+      async close() {
+        shop.closeAllConnections();
+        await new Promise((resolve) => shop.close(resolve));
+      },
+    };
+  }
+
+  test('embedded with one script tag on a shop page of another origin (CORS), the widget limited to that origin', async () => {
+    let widgetKey = '';
+    const shop = await shopPage(() => widgetKey);
     try {
+      widgetKey = await webChatChannel({ allowedOrigins: [shop.origin] });
       const { page, errors } = await newPage();
       // another port is another origin: every call the widget makes is cross-origin
-      await page.goto(`http://127.0.0.1:${(shop.address() as AddressInfo).port}/`);
+      await page.goto(`${shop.origin}/`);
       await page.locator('[data-parley=launcher]').click();
       await page.getByText('Acme help').waitFor();
       const reply = 'The blue jacket is in stock in sizes S to XL.';
@@ -155,8 +184,26 @@ describeBrowser('web chat in a real browser', () => {
       expect(errors).toEqual([]);
       await page.context().close();
     } finally {
-      shop.closeAllConnections();
-      await new Promise((resolve) => shop.close(resolve));
+      await shop.close();
+    }
+  });
+
+  test('a page on an origin the widget does not allow cannot start a conversation', async () => {
+    let widgetKey = '';
+    const other = await shopPage(() => widgetKey);
+    try {
+      widgetKey = await webChatChannel({ allowedOrigins: ['https://shop.example'] });
+      const { page } = await newPage();
+      await page.goto(`${other.origin}/`);
+      await page.locator('[data-parley=launcher]').click();
+      await say(page, 'Hello?');
+      const mine = page.locator('.parley-wc-msg[data-direction=inbound]');
+      await waitFor(async () => (await mine.getAttribute('data-state')) === 'failed', { what: 'the message refused' });
+      expect(await mine.getAttribute('title')).toMatch(/does not accept requests from this origin/);
+      expect(await replies(page).count()).toBe(0);
+      await page.context().close();
+    } finally {
+      await other.close();
     }
   });
 });
