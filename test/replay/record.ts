@@ -5,7 +5,7 @@
  * that would break running leads fails CI. Re-record only when a change is meant to be
  * incompatible (and then version the workflow with patched()).
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -125,9 +125,15 @@ const scenarios: Record<string, Scenario> = {
     const t = await createTenant(stack, { credits: 5 });
     const auth = { authorization: `Bearer ${t.apiKey}` };
     const channel = await stack.api.post('/v1/channels').set(auth).send({ platform: 'webchat', agentId: t.agentId }).expect(201);
-    const visitorId = `v_${randomBytes(12).toString('hex')}`;
-    await stack.api.post(`/webchat/${channel.body.widgetKey}/messages`).send({ visitorId, text: 'Do you have a free trial?', clientMessageId: 'm-1' }).expect(202);
-    const wf = leadWorkflowId(channel.body.id, visitorId);
+    const visitor = await stack.api.post(`/webchat/${channel.body.widgetKey}/visitors`).send({}).expect(201);
+    const sent = await stack.api
+      .post(`/webchat/${channel.body.widgetKey}/messages`)
+      .set('authorization', `Bearer ${visitor.body.visitorToken}`)
+      .send({ text: 'Do you have a free trial?', clientMessageId: 'm-1' })
+      .expect(202);
+    // the dedup id is webchat:{contactId}:{clientMessageId}; the contact id names the workflow
+    const contactId = (sent.body.messageId as string).split(':')[1]!;
+    const wf = leadWorkflowId(channel.body.id, contactId);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
