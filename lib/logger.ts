@@ -16,6 +16,7 @@ export const REDACT_PATHS = [
   'apiKey',
   'api_key',
   'token',
+  'visitorToken',
   'verifyToken',
   'password',
   'secret',
