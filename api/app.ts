@@ -32,6 +32,7 @@ export interface AppDeps {
         | 'WEBCHAT_VISITOR_SECRET'
         | 'WEBCHAT_MAX_STREAMS'
         | 'WEBCHAT_MAX_STREAMS_PER_ADDRESS'
+        | 'WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS'
         | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR'
         | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS'
       >
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps): Express {
       visitors: createVisitorTokens(webChatVisitorSecret(deps.config)),
       maxStreams: deps.config.WEBCHAT_MAX_STREAMS,
       maxStreamsPerAddress: deps.config.WEBCHAT_MAX_STREAMS_PER_ADDRESS,
+      maxReadsPerMinutePerAddress: deps.config.WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS,
       newConversationsPerHour: deps.config.WEBCHAT_NEW_CONVERSATIONS_PER_HOUR,
       newConversationsPerHourPerAddress: deps.config.WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS,
     }),

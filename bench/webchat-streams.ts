@@ -89,7 +89,7 @@ async function main() {
     WEBCHAT_NEW_CONVERSATIONS_PER_HOUR: '100000',
     WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS: '100000',
   } as Record<string, string>;
-  const config = loadConfig({ ...base, WEBCHAT_MAX_STREAMS_PER_ADDRESS: '10000', WEBCHAT_MAX_STREAMS: '10000' });
+  const config = loadConfig({ ...base, WEBCHAT_MAX_STREAMS_PER_ADDRESS: '10000', WEBCHAT_MAX_STREAMS: '10000', WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS: '0' });
   const defaults = loadConfig(base);
   const core = await buildCore(config, { log, migrate: true });
   const temporal = { ping: async () => {}, signalInbound: async () => ({ workflowId: 'bench' }) } as unknown as ParleyTemporal;

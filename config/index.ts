@@ -72,6 +72,8 @@ export const configSchema = z.object({
   WEBCHAT_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(2000),
   /** Web chat: open streams per client address per API process. */
   WEBCHAT_MAX_STREAMS_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(20),
+  /** Web chat: history reads and stream opens per client address per minute, per API process (0 = no limit). */
+  WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS: z.coerce.number().int().min(0).max(1_000_000).default(120),
   /** Web chat: new visitors (conversations) per widget per hour, shared by all API processes (0 = no limit). */
   WEBCHAT_NEW_CONVERSATIONS_PER_HOUR: z.coerce.number().int().min(0).max(1_000_000).default(600),
   /** Web chat: new visitors (conversations) per client address per widget per hour (0 = no limit). */

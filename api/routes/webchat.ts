@@ -59,6 +59,8 @@ export interface WebChatRouterDeps {
   maxStreamsPerAddress?: number;
   /** Open streams in this process (WEBCHAT_MAX_STREAMS; default 2000). */
   maxStreams?: number;
+  /** History reads and stream opens per client address per minute, in this process (WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS; 0 = no limit; default 120). */
+  maxReadsPerMinutePerAddress?: number;
   /** How long a widget key → channel lookup is cached (default 30 s). */
   routingCacheMs?: number;
   /** Where widget.js and page.html live (default: api/public/webchat). */
@@ -205,6 +207,29 @@ function createNewVisitorLimiter(limiter: RateLimiter | undefined, perHour: numb
   };
 }
 
+/**
+ * History reads and stream opens per client address, in memory (each costs two statements; a
+ * shared bucket would cost one more): a token bucket per address, the map pruned of full buckets.
+ */
+function createReadLimiter(perMinute: number) {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const rate = perMinute / 60_000;
+  return (ip: string): Limited => {
+    if (perMinute <= 0) return { ok: true };
+    const now = Date.now();
+    if (buckets.size > 50_000) {
+      for (const [k, b] of buckets) if (b.tokens + (now - b.at) * rate >= perMinute) buckets.delete(k);
+    }
+    const b = buckets.get(ip) ?? { tokens: perMinute, at: now };
+    b.tokens = Math.min(perMinute, b.tokens + (now - b.at) * rate);
+    b.at = now;
+    buckets.set(ip, b);
+    if (b.tokens < 1) return { ok: false, retryAfterS: retryAfter((1 - b.tokens) / rate), reason: `too many chat reads from this address (at most ${perMinute} a minute)` };
+    b.tokens -= 1;
+    return { ok: true };
+  };
+}
+
 /** Public routes: any site may embed the widget, so any origin may call them (never with cookies). */
 function cors(req: Request, res: Response, next: NextFunction) {
   res.setHeader('Access-Control-Allow-Origin', '*');
@@ -249,6 +274,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
   const recentMs = Math.max(10_000, deps.pollMs * 4);
   const rateLimit = createPostLimiter(deps.limiter, deps.maxMessagesPerMinute);
   const newVisitorLimit = createNewVisitorLimiter(deps.limiter, deps.newConversationsPerHour ?? 600, deps.newConversationsPerHourPerAddress ?? 10);
+  const readLimit = createReadLimiter(deps.maxReadsPerMinutePerAddress ?? 120);
   const hub = deps.hub ?? createStreamHub({ leads: deps.leads, log: deps.log, pollMs: deps.pollMs });
   const streamsByVisitor = new Map<string, number>();
   const streamsByAddress = new Map<string, number>();
@@ -355,6 +381,11 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
   r.get('/webchat/:widgetKey/messages', async (req, res) => {
     const { routing, contactId } = await visitorOf(req);
     const q = parseOr400(historyQuery, req.query, 'query');
+    const read = readLimit(req.ip ?? 'unknown');
+    if (!read.ok) {
+      res.setHeader('Retry-After', String(read.retryAfterS));
+      throw new AppError('rate_limited', `${read.reason}; try again in ${read.retryAfterS} s`);
+    }
     res.setHeader('Cache-Control', 'no-store');
     const lead = await deps.leads.findByContact(routing.id, contactId);
     if (!lead) {
@@ -398,6 +429,11 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     if (streamsOpen >= maxStreams) refuse(`this server has too many open chat streams (at most ${maxStreams}); try again later`);
     if ((streamsByAddress.get(ip) ?? 0) >= maxStreamsPerAddress) refuse(`too many open chat streams from this address (at most ${maxStreamsPerAddress})`);
     if ((streamsByVisitor.get(visitorKey) ?? 0) >= maxStreamsPerVisitor) refuse(`too many open chat streams for this visitor (at most ${maxStreamsPerVisitor})`);
+    const read = readLimit(ip);
+    if (!read.ok) {
+      res.setHeader('Retry-After', String(read.retryAfterS));
+      throw new AppError('rate_limited', `${read.reason}; try again in ${read.retryAfterS} s`);
+    }
     streamsOpen += 1;
     inc(streamsByAddress, ip, 1);
     inc(streamsByVisitor, visitorKey, 1);

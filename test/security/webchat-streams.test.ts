@@ -217,6 +217,19 @@ describe('web chat streams', () => {
     expect(idleStreams.slice(1).every((x) => x.events.length === 0)).toBe(true);
   });
 
+  test('history reads and stream opens are limited per client address (in memory, no statement)', async () => {
+    const w = await createWebChat();
+    const app = createApp({ ...stack, services: stack.core.services, database: stack.core.database, config: { ...stack.config, TRUST_PROXY: ['loopback'], WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS: 3 } });
+    const v = mint(w);
+    const from = (ip: string) => ({ ...v.auth, 'x-forwarded-for': ip });
+    for (let i = 0; i < 3; i++) await request(app).get(`/webchat/${w.widgetKey}/messages`).set(from('203.0.113.20')).expect(200);
+    const refused = await request(app).get(`/webchat/${w.widgetKey}/messages`).set(from('203.0.113.20')).expect(429);
+    expect(refused.body.error.message).toMatch(/too many chat reads from this address \(at most 3 a minute\)/);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    await request(app).get(`/webchat/${w.widgetKey}/stream`).set(from('203.0.113.20')).expect(429);
+    await request(app).get(`/webchat/${w.widgetKey}/messages`).set(from('203.0.113.21')).expect(200);
+  });
+
   test('the history route is capped and paginates', async () => {
     const w = await createWebChat();
     const v = mint(w);
