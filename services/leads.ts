@@ -224,10 +224,13 @@ export function createLeadService(db: Db) {
      * Apply a provider status to an outbound message, only forward (sent < delivered < read;
      * failed terminal). The message is found by its provider id, or by our own id (sent as
      * biz_opaque_callback_data) when the provider id was never stored: then it is stored now,
-     * so a retried send sees the message as sent. Returns whether anything changed.
+     * so a retried send sees the message as sent. Only messages of the channel account (and
+     * tenant) the status webhook came for are touched: a tenant signing its own webhooks
+     * cannot name another tenant's send. Returns whether anything changed.
      */
-    async applyStatus(raw: { providerMessageId: string; status: string; error?: unknown; outboundMessageId?: string }): Promise<boolean> {
+    async applyStatus(raw: { tenantId: string; channelAccountId: string; providerMessageId: string; status: string; error?: unknown; outboundMessageId?: string }): Promise<boolean> {
       const input = withoutNul(raw);
+      if (!isUuid(input.tenantId) || !isUuid(input.channelAccountId)) return false;
       const rank = OUTBOUND_STATUS_RANK[input.status];
       if (rank === undefined) return false;
       const ranks = sql.raw(
@@ -235,7 +238,17 @@ export function createLeadService(db: Db) {
           .map(([s, r]) => `when '${s}' then ${r}`)
           .join(' ')} else 0 end`,
       );
-      const forward = and(eq(messages.direction, 'outbound'), sql`${ranks} < ${rank}`, sql`${messages.status} <> 'failed'`);
+      const ofChannel = db
+        .select({ id: leads.id })
+        .from(leads)
+        .where(and(eq(leads.channelAccountId, input.channelAccountId), eq(leads.tenantId, input.tenantId)));
+      const forward = and(
+        eq(messages.tenantId, input.tenantId),
+        inArray(messages.leadId, ofChannel),
+        eq(messages.direction, 'outbound'),
+        sql`${ranks} < ${rank}`,
+        sql`${messages.status} <> 'failed'`,
+      );
       const set = { status: input.status, ...(input.error ? { error: input.error } : {}), updatedAt: sql`now()` };
       const rows = await db
         .update(messages)
