@@ -18,6 +18,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { isBsuid } from '../lib/bsuid';
 import type { ContactIdentity } from '../workflows/lead/definitions';
 
 export type IdentityKind = 'phone' | 'bsuid' | 'parent_bsuid';
@@ -48,7 +49,7 @@ export function identityForms(identity: ContactIdentity | undefined, fallback: s
   add(identity?.phone, 'phone');
   add(identity?.bsuid, 'bsuid');
   add(identity?.parentBsuid, 'parent_bsuid');
-  if (!out.some((f) => f.identity === fallback)) out.push({ identity: fallback, kind: /^\d+$/.test(fallback) ? 'phone' : 'bsuid' });
+  if (!out.some((f) => f.identity === fallback)) out.push({ identity: fallback, kind: isBsuid(fallback) ? 'bsuid' : 'phone' });
   return out;
 }
 

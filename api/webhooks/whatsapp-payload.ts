@@ -10,6 +10,7 @@
  * know (Meta adds new ones) becomes `unsupported`, keeping its fields, never rejected.
  */
 import { z } from 'zod';
+import { BSUID_PATTERN } from '../../lib/bsuid';
 import type { ContactIdentity, InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
 import {
   compact,
@@ -141,13 +142,7 @@ export const whatsAppChangeValueSchema = z.looseObject(
   { error: mustBeObject },
 );
 
-/**
- * A business-scoped user id (BSUID): ISO country code, a period, up to 128 alphanumerics
- * ("US.13491208655302741918"); a parent BSUID has "ENT." after the country
- * ("US.ENT.11815799212886844830"). A malformed one is dropped, not trusted as an identity.
- */
-export const BSUID_PATTERN = /^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$/;
-export const isBsuid = (value: string): boolean => BSUID_PATTERN.test(value);
+/** A business-scoped user id (lib/bsuid.ts); a malformed one is dropped, not trusted as an identity. */
 const optionalBsuid = z.string().regex(BSUID_PATTERN).optional().catch(undefined);
 
 export const whatsAppContactSchema = z.looseObject({
