@@ -35,6 +35,11 @@ export interface IdentityQuery {
   forms: IdentityForm[];
   /** The contact id when none of the forms is known yet (the item's own sender form). */
   fallback: string;
+  /**
+   * May this item start a contact when none of its forms is known (default true)? A status
+   * only links new forms to a known contact: it never makes one up.
+   */
+  create?: boolean;
 }
 
 /** The forms of a parsed contact: phone number first (Meta: send to it when known), then BSUID, parent BSUID, then the previous ones of an identity change. */
@@ -122,16 +127,17 @@ export function createContactIdentityService(db: Db, opts: ContactIdentityOption
           }
         }
       });
-      const groups = new Map<number, { channelAccountId: string; forms: IdentityForm[]; fallback: string }>();
+      const groups = new Map<number, { channelAccountId: string; forms: IdentityForm[]; fallback: string; create: boolean }>();
       queries.forEach((q, i) => {
         const root = find(i);
-        const g = groups.get(root) ?? { channelAccountId: q.channelAccountId, forms: [], fallback: queries[root]!.fallback };
+        const g = groups.get(root) ?? { channelAccountId: q.channelAccountId, forms: [], fallback: queries[root]!.fallback, create: false };
         for (const f of q.forms) if (!g.forms.some((x) => x.identity === f.identity)) g.forms.push(f);
+        g.create ||= q.create !== false;
         groups.set(root, g);
       });
 
       const resolved = new Map<number, string>();
-      const misses: { root: number; channelAccountId: string; forms: IdentityForm[]; fallback: string }[] = [];
+      const misses: { root: number; channelAccountId: string; forms: IdentityForm[]; fallback: string; create: boolean }[] = [];
       for (const [root, g] of groups) {
         const hits = g.forms.map((f) => cached(g.channelAccountId, f.identity));
         if (hits.every((h) => h !== undefined) && new Set(hits).size === 1) resolved.set(root, hits[0]!);
@@ -140,12 +146,12 @@ export function createContactIdentityService(db: Db, opts: ContactIdentityOption
 
       let conflicts = 0;
       if (misses.length > 0) {
-        const input = misses.flatMap((g, gi) => g.forms.map((f) => ({ g: gi, a: g.channelAccountId, i: f.identity, k: f.kind, f: g.fallback })));
+        const input = misses.flatMap((g, gi) => g.forms.map((f) => ({ g: gi, a: g.channelAccountId, i: f.identity, k: f.kind, f: g.fallback, c: g.create })));
         // one statement: the contact each group already has (the oldest mapping of any of its
         // forms), else its fallback; then record every form not yet recorded for that contact
         const result = await db.execute(sql`
           WITH input AS (
-            SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS x(g int, a uuid, i text, k text, f text)
+            SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS x(g int, a uuid, i text, k text, f text, c boolean)
           ),
           known AS (
             SELECT input.g, c.contact_id, c.created_at
@@ -158,8 +164,8 @@ export function createContactIdentityService(db: Db, opts: ContactIdentityOption
             SELECT g, count(DISTINCT contact_id)::int AS n FROM known GROUP BY g
           ),
           chosen AS (
-            SELECT grp.g, grp.a, coalesce(fk.contact_id, grp.f) AS contact_id, coalesce(kc.n, 0) AS n
-            FROM (SELECT DISTINCT g, a, f FROM input) grp
+            SELECT grp.g, grp.a, grp.c, coalesce(fk.contact_id, grp.f) AS contact_id, coalesce(kc.n, 0) AS n
+            FROM (SELECT DISTINCT g, a, f, c FROM input) grp
             LEFT JOIN first_known fk ON fk.g = grp.g
             LEFT JOIN known_count kc ON kc.g = grp.g
           ),
@@ -167,6 +173,7 @@ export function createContactIdentityService(db: Db, opts: ContactIdentityOption
             INSERT INTO contact_identities (channel_account_id, identity, kind, contact_id)
             SELECT DISTINCT ON (input.a, input.i) input.a, input.i, input.k, chosen.contact_id
             FROM input JOIN chosen ON chosen.g = input.g
+            WHERE chosen.n > 0 OR chosen.c
             ORDER BY input.a, input.i, input.g
             ON CONFLICT (channel_account_id, identity) DO NOTHING
             RETURNING 1
@@ -182,6 +189,7 @@ export function createContactIdentityService(db: Db, opts: ContactIdentityOption
             conflicts += 1;
             continue; // forms of two contacts: only the chosen one is certain, cache nothing
           }
+          if (Number(row.n) === 0 && !g.create) continue; // nothing recorded: nothing to remember
           for (const f of g.forms) remember(g.channelAccountId, f.identity, row.contact_id);
         }
       }

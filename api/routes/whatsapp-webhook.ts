@@ -80,7 +80,8 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
         items.push({ routing, message, query: { channelAccountId: routing.id, forms: identityForms(message.identity, message.contactId), fallback: message.contactId } });
       }
       for (const status of change.statuses) {
-        items.push({ routing, status, query: { channelAccountId: routing.id, forms: identityForms(status.recipient, status.recipientId), fallback: status.recipientId } });
+        // a status links a second form to a known lead; it never starts one
+        items.push({ routing, status, query: { channelAccountId: routing.id, forms: identityForms(status.recipient, status.recipientId), fallback: status.recipientId, create: false } });
       }
     }
     // which lead each one is: the identity map, one statement per body at most (none when cached).

@@ -12,7 +12,7 @@ import { contactIdentities, leads, messages } from '../../db/schema';
 import { randomBsuid, whatsAppIdentityChangeWebhook, whatsAppIdentityTextWebhook, whatsAppStatusWebhook } from '../../fakes/meta-webhooks';
 import type { GraphRequestRecord } from '../../fakes/graph-api';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
-import { createTenant, postWebhook, randomWaId, startStack, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
 
@@ -184,6 +184,29 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
     const rows = await leadsOf(t);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ contactId: oldPhone, phone: newPhone, bsuid: newBsuid });
+  });
+
+  it('a status naming number and BSUID teaches the BSUID of a lead that only ever wrote with its number; a status never starts a contact', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const phone = randomWaId();
+    const bsuid = randomBsuid();
+    // a lead from before BSUIDs: phone number only
+    await postWebhook(stack, textWebhook(t.phoneNumberId, phone, 'hello from the old days')).expect(200);
+    const [reply] = await waitSends(t, 1, 'first reply');
+    const wamid = (reply!.response.body as { messages: { id: string }[] }).messages[0]!.id;
+    await postWebhook(stack, whatsAppStatusWebhook({ phoneNumberId: t.phoneNumberId, id: wamid, status: 'delivered', recipientId: phone, recipientUserId: bsuid })).expect(200);
+    // statuses about a stranger record nothing
+    const strangerPhone = randomWaId();
+    const strangerBsuid = randomBsuid();
+    await postWebhook(stack, whatsAppStatusWebhook({ phoneNumberId: t.phoneNumberId, id: `wamid.${randomBytes(8).toString('hex')}`, status: 'read', recipientId: strangerPhone, recipientUserId: strangerBsuid })).expect(200);
+
+    await postWebhook(stack, whatsAppIdentityTextWebhook({ phoneNumberId: t.phoneNumberId, bsuid, username: '@hidden', text: 'I hid my number' })).expect(200);
+    await waitSends(t, 2, 'second reply');
+    const rows = await leadsOf(t);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ contactId: phone, bsuid, username: '@hidden' });
+    const forms = await stack.core.database.db.select().from(contactIdentities).where(eq(contactIdentities.channelAccountId, t.channelId));
+    expect(forms.map((f) => f.identity).sort()).toEqual([phone, bsuid].sort());
   });
 
   it('reads the identity map once per webhook body, and not at all when every form is cached', async () => {
