@@ -672,7 +672,8 @@ function parseMessage(
       channel: 'whatsapp' as const,
       // the form the sender wrote with; the webhook maps it to the lead's first-seen form
       contactId: (m.from ?? m.from_user_id)!,
-      contactName: (contact ?? contacts[0])?.profile?.name || undefined,
+      // Meta: a username may stand in for the profile name
+      contactName: (contact ?? contacts[0])?.profile?.name || contact?.profile?.username || undefined,
       identity: identityOf(m, rawObj, contact),
       sentAt: toIso(m.timestamp),
       type: n.type,

@@ -36,6 +36,14 @@ describe('parseWhatsAppWebhook: business-scoped user ids', () => {
     expect(m!.identity!.phone).toBeUndefined();
   });
 
+  it('names a contact by its username when the profile has no name', () => {
+    const body = fixture('wa_bsuid_only_username');
+    const value = ((body.entry as { changes: { value: Record<string, unknown> }[] }[])[0]!.changes[0]!.value);
+    delete (value.contacts as { profile: Record<string, unknown> }[])[0]!.profile.name;
+    const [m] = ok(parseWhatsAppWebhook(body)).changes[0]!.messages;
+    expect(m!.contactName).toBe('@realsheenanelson');
+  });
+
   it('keeps a parent BSUID', () => {
     const [m] = ok(parseWhatsAppWebhook(fixture('wa_bsuid_parent_username'))).changes[0]!.messages;
     expect(m!.identity).toEqual({ bsuid: BSUID, parentBsuid: 'US.ENT.11815799212886844830', username: '@realsheenanelson' });
