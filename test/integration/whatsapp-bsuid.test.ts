@@ -97,6 +97,24 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
     }, { what: 'delivery_failed event on the BSUID lead' });
   });
 
+  it('manual messages and templates reach a BSUID-only lead through `recipient` too', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const bsuid = randomBsuid();
+    await postWebhook(stack, whatsAppIdentityTextWebhook({ phoneNumberId: t.phoneNumberId, bsuid, text: 'hi' })).expect(200);
+    await waitSends(t, 1, 'AI reply');
+    const lead = await waitFor(async () => (await leadApi(t))[0], { what: 'lead' });
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ text: 'Hi, Sam from sales here.' }).expect(201);
+    await stack.api.post('/v1/templates').set(auth).send({ name: 'order_update', language: 'en_US', category: 'utility', body: 'Hi {{1}}, your order is on its way.', approved: true }).expect(201);
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ template: { name: 'order_update', language: 'en_US', variables: ['Sam'] } }).expect(201);
+    const sends = await waitSends(t, 3, 'manual message and template');
+    expect(sends.map((s) => [s.recipientForm, s.to, (s.body as { type: string }).type])).toEqual([
+      ['recipient', bsuid, 'text'],
+      ['recipient', bsuid, 'text'],
+      ['recipient', bsuid, 'template'],
+    ]);
+  });
+
   it('phone + BSUID first, then BSUID only: one lead, one workflow', async () => {
     const t = await createTenant(stack, { credits: 5 });
     const phone = randomWaId();
