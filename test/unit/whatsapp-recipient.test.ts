@@ -3,6 +3,7 @@
  * takes `recipient` (a BSUID or parent BSUID) instead of `to` (a phone number); `to` wins when
  * both are present. The activity picks the form; the fake Graph API accepts and records it.
  */
+import { classifyGraphError, isRetryableGraphError } from '../../activities/channels/graph-errors';
 import { whatsAppRecipient } from '../../activities/channels/whatsapp';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
 
@@ -22,6 +23,13 @@ describe('whatsAppRecipient', () => {
     expect(whatsAppRecipient(BSUID, { phone: '16505551234', bsuid: BSUID })).toEqual({ to: '16505551234' });
     expect(whatsAppRecipient('16505551234', { phone: '12195555358', bsuid: null })).toEqual({ to: '12195555358' });
     expect(whatsAppRecipient(BSUID, { phone: null, bsuid: 'US.20958472619384756102' })).toEqual({ recipient: 'US.20958472619384756102' });
+  });
+});
+
+describe('Graph error 131062 (BSUID recipients not supported for this message)', () => {
+  it('is permanent: retrying cannot help', () => {
+    expect(classifyGraphError(131062)).toBe('permanent');
+    expect(isRetryableGraphError(classifyGraphError(131062), 400)).toBe(false);
   });
 });
 
