@@ -227,6 +227,40 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
     expect(forms.map((f) => f.identity).sort()).toEqual([phone, bsuid].sort());
   });
 
+  it('one body with phone + BSUID and then BSUID only for a never-seen user: one contact, and one workflow', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const phone = randomWaId();
+    const bsuid = randomBsuid();
+    const first = whatsAppIdentityTextWebhook({ phoneNumberId: t.phoneNumberId, phone, bsuid, text: 'two messages' });
+    const second = whatsAppIdentityTextWebhook({ phoneNumberId: t.phoneNumberId, bsuid, text: 'in one body' });
+    const value = first.entry[0]!.changes[0]!.value as { messages: unknown[] };
+    value.messages.push(...(second.entry[0]!.changes[0]!.value as { messages: unknown[] }).messages);
+    const res = await postWebhook(stack, first).expect(200);
+    expect(res.body.received).toBe(2);
+    await waitSends(t, 1, 'reply');
+    await waitFor(async () => {
+      const rows = await leadsOf(t);
+      if (rows.length !== 1) return false;
+      return (await stack.core.database.db.select().from(messages).where(and(eq(messages.leadId, rows[0]!.id), eq(messages.direction, 'inbound')))).length === 2;
+    }, { what: 'both messages on one lead' });
+    expect(await leadsOf(t)).toHaveLength(1);
+  });
+
+  it('answers 503 (Meta retries) when the identity map cannot be read, and accepts the redelivery', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const identities = stack.core.services.contactIdentities;
+    const original = identities.resolve;
+    identities.resolve = () => Promise.reject(new Error('connection terminated'));
+    const body = whatsAppIdentityTextWebhook({ phoneNumberId: t.phoneNumberId, bsuid: randomBsuid(), text: 'are you there?' });
+    try {
+      await postWebhook(stack, body).expect(503);
+    } finally {
+      identities.resolve = original;
+    }
+    await postWebhook(stack, body).expect(200);
+    await waitSends(t, 1, 'reply after the redelivery');
+  });
+
   it('reads the identity map once per webhook body, and not at all when every form is cached', async () => {
     const t = await createTenant(stack, { credits: 5 });
     const identities = stack.core.services.contactIdentities;
