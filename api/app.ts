@@ -57,6 +57,7 @@ export function createApp(deps: AppDeps): Express {
     createWhatsAppWebhookRouter({
       channels: deps.services.channels,
       leads: deps.services.leads,
+      identities: deps.services.contactIdentities,
       temporal: deps.temporal,
       log,
       appSecret: deps.config.META_APP_SECRET,

@@ -132,6 +132,12 @@ export const leads = pgTable(
     channel: text('channel', { enum: ['whatsapp', 'instagram', 'webchat'] }).notNull(),
     contactId: text('contact_id').notNull(),
     name: text('name'),
+    /** WhatsApp: the user's phone number (wa_id) and business-scoped user id, as last seen (either may be unknown). */
+    phone: text('phone'),
+    bsuid: text('bsuid'),
+    parentBsuid: text('parent_bsuid'),
+    /** WhatsApp username (display only: users change it). */
+    username: text('username'),
     stage: text('stage').notNull().default('New'),
     mode: text('mode', { enum: ['ai', 'human', 'paused', 'closed'] }).notNull().default('ai'),
     /** True while the tenant has no credit for this lead's next reply. */
@@ -153,6 +159,25 @@ export const leads = pgTable(
     uniqueIndex('leads_channel_contact_uq').on(t.channelAccountId, t.contactId),
     index('leads_tenant_created_idx').on(t.tenantId, t.createdAt, t.id),
   ],
+);
+
+/**
+ * Every form under which one contact reached one channel account (WhatsApp phone number,
+ * BSUID, parent BSUID) → the contact id its lead workflow was started with (the first form
+ * seen). Insert-only: a form never moves to another contact, so it is safe to cache.
+ */
+export const contactIdentities = pgTable(
+  'contact_identities',
+  {
+    channelAccountId: uuid('channel_account_id')
+      .notNull()
+      .references(() => channelAccounts.id, { onDelete: 'cascade' }),
+    identity: text('identity').notNull(),
+    kind: text('kind', { enum: ['phone', 'bsuid', 'parent_bsuid'] }).notNull(),
+    contactId: text('contact_id').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('contact_identities_account_identity_uq').on(t.channelAccountId, t.identity)],
 );
 
 export const messages = pgTable(

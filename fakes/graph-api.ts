@@ -33,8 +33,13 @@ export interface GraphRequestRecord {
   phoneNumberId: string;
   /** Sends only: which API the body spoke ('instagram' = Instagram Messaging send API). */
   channel?: 'whatsapp' | 'instagram';
-  /** Sends only: the recipient (WhatsApp `to`, Instagram `recipient.id`). */
+  /** Sends only: the recipient (WhatsApp `to` or `recipient`, Instagram `recipient.id`). */
   to?: string;
+  /**
+   * WhatsApp sends only: how the body addressed the user: `to` (a phone number) or `recipient`
+   * (a business-scoped user id or parent BSUID; `to` wins when a body has both, as at Meta).
+   */
+  recipientForm?: 'to' | 'recipient';
   authorization?: string;
   body: unknown;
   response: { status: number; body: unknown };
@@ -216,13 +221,25 @@ function isInstagramBody(body: unknown): body is Record<string, unknown> {
   return isRecord(body) && body.messaging_product === undefined && 'recipient' in body;
 }
 
-/** The recipient of a send: WhatsApp `to`, Instagram `recipient.id`. */
+/** The recipient of a send: WhatsApp `to` (phone number) or `recipient` (BSUID), Instagram `recipient.id`. */
 function recipientOf(body: unknown): string | undefined {
   if (!isRecord(body)) return undefined;
   if (typeof body.to === 'string') return body.to;
+  if (typeof body.recipient === 'string') return body.recipient;
   if (isRecord(body.recipient) && typeof body.recipient.id === 'string') return body.recipient.id;
   return undefined;
 }
+
+/** WhatsApp: which field addressed the user (`to` takes precedence over `recipient`, as at Meta). */
+function whatsAppRecipientForm(body: unknown): 'to' | 'recipient' | undefined {
+  if (!isRecord(body) || body.messaging_product === undefined || 'status' in body) return undefined;
+  if (nonEmptyString(body.to)) return 'to';
+  if (nonEmptyString(body.recipient)) return 'recipient';
+  return undefined;
+}
+
+/** Meta's business-scoped user id (BSUID) and parent BSUID format: "US.13491208655302741918", "US.ENT.11815799212886844830". */
+const BSUID = /^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$/;
 
 const IG_MESSAGING_TYPES = new Set(['RESPONSE', 'UPDATE', 'MESSAGE_TAG']);
 /** The only message tag Instagram Messaging supports. */
@@ -300,7 +317,11 @@ export function validateGraphMessageBody(body: unknown): string | null {
   if (body.recipient_type !== undefined && body.recipient_type !== 'individual' && body.recipient_type !== 'group') {
     return 'Param recipient_type must be one of {individual, group}';
   }
-  if (!nonEmptyString(body.to)) return 'The parameter to is required.';
+  // `to` takes a phone number, `recipient` a BSUID or parent BSUID; `to` wins when both are given
+  if (!nonEmptyString(body.to)) {
+    if (body.recipient === undefined) return 'The parameter to is required.';
+    if (typeof body.recipient !== 'string' || !BSUID.test(body.recipient)) return 'Param recipient must be a business-scoped user ID.';
+  }
   const type = body.type === undefined ? (isRecord(body.text) ? 'text' : undefined) : body.type;
   if (type === undefined) return 'The parameter type is required.';
   if (typeof type !== 'string' || !MESSAGE_TYPES.has(type)) return `Param type must be one of {${[...MESSAGE_TYPES].join(', ')}}`;
@@ -565,11 +586,12 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
           status = 200;
           responseBody = { success: true };
         } else {
-          const to = (body as { to: string }).to;
+          const to = recipientOf(body) ?? '';
           status = 200;
           responseBody = {
             messaging_product: 'whatsapp',
-            contacts: [{ input: to, wa_id: to }],
+            // a send to a BSUID answers with user_id instead of wa_id
+            contacts: [whatsAppRecipientForm(body) === 'recipient' ? { input: to, user_id: to } : { input: to, wa_id: to }],
             messages: [{ id: newWamid(to) }],
           };
         }
@@ -583,6 +605,7 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       phoneNumberId,
       channel: product,
       ...(recipientOf(body) !== undefined ? { to: recipientOf(body) } : {}),
+      ...(whatsAppRecipientForm(body) !== undefined ? { recipientForm: whatsAppRecipientForm(body) } : {}),
       ...(authorization !== undefined ? { authorization } : {}),
       body,
       response: { status, body: responseBody },

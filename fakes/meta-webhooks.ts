@@ -45,6 +45,90 @@ export function whatsAppTextWebhook(o: TextWebhookOptions) {
   );
 }
 
+/** A fresh business-scoped user id (BSUID), shaped like Meta's ("US.13491208655302741918"). */
+export function randomBsuid(country = 'US'): string {
+  return `${country}.${BigInt(`0x${randomBytes(8).toString('hex')}`).toString().padStart(20, '1')}`;
+}
+
+export interface IdentityTextWebhookOptions {
+  phoneNumberId: string;
+  text: string;
+  /** The user's phone number (from / wa_id); omit for a username user whose number Meta withholds. */
+  phone?: string;
+  /** The user's BSUID (from_user_id / user_id). */
+  bsuid?: string;
+  parentBsuid?: string;
+  username?: string;
+  name?: string;
+  id?: string;
+  timestamp?: number;
+}
+
+/**
+ * A text message as Meta sends it since business-scoped user ids (April 2026): the BSUID in
+ * contacts[].user_id and messages[].from_user_id, the phone number only when Meta shares it,
+ * the username in contacts[].profile.username.
+ */
+export function whatsAppIdentityTextWebhook(o: IdentityTextWebhookOptions) {
+  const contact: Record<string, unknown> = {
+    profile: { ...(o.name !== undefined ? { name: o.name } : {}), ...(o.username !== undefined ? { username: o.username } : {}) },
+    ...(o.phone !== undefined ? { wa_id: o.phone } : {}),
+    ...(o.bsuid !== undefined ? { user_id: o.bsuid } : {}),
+    ...(o.parentBsuid !== undefined ? { parent_user_id: o.parentBsuid } : {}),
+  };
+  return whatsAppEnvelope(o.phoneNumberId, {
+    contacts: [contact],
+    messages: [
+      {
+        ...(o.phone !== undefined ? { from: o.phone } : {}),
+        ...(o.bsuid !== undefined ? { from_user_id: o.bsuid } : {}),
+        ...(o.parentBsuid !== undefined ? { from_parent_user_id: o.parentBsuid } : {}),
+        id: o.id ?? `wamid.${randomBytes(16).toString('hex')}`,
+        timestamp: String(o.timestamp ?? Math.floor(Date.now() / 1000)),
+        type: 'text',
+        text: { body: o.text },
+      },
+    ],
+  });
+}
+
+export interface IdentityChangeWebhookOptions {
+  phoneNumberId: string;
+  /** user_changed_user_id: the BSUID changed; user_changed_number: the phone number (and so the BSUID) changed. */
+  type: 'user_changed_user_id' | 'user_changed_number';
+  previousBsuid?: string;
+  newBsuid?: string;
+  /** user_changed_number: the old number (from) and the new one (system.wa_id). */
+  previousPhone?: string;
+  newPhone?: string;
+  name?: string;
+  id?: string;
+  timestamp?: number;
+}
+
+/** Meta's identity-change system message (messages field, no contacts[]): user_changed_user_id or user_changed_number. */
+export function whatsAppIdentityChangeWebhook(o: IdentityChangeWebhookOptions) {
+  const who = o.name ?? 'Priya Sharma';
+  const system: Record<string, unknown> =
+    o.type === 'user_changed_number'
+      ? { body: `User ${who} changed from ${o.previousPhone} to ${o.newPhone}`, wa_id: o.newPhone, type: o.type }
+      : { body: `User ${who} changed their business-scoped user ID`, type: o.type };
+  if (o.newBsuid !== undefined) system.user_id = o.newBsuid;
+  if (o.previousBsuid !== undefined) system.previous_user_id = o.previousBsuid;
+  return whatsAppEnvelope(o.phoneNumberId, {
+    messages: [
+      {
+        ...(o.type === 'user_changed_number' && o.previousPhone !== undefined ? { from: o.previousPhone } : {}),
+        ...(o.type === 'user_changed_user_id' && o.newBsuid !== undefined ? { from_user_id: o.newBsuid } : {}),
+        id: o.id ?? `wamid.${randomBytes(16).toString('hex')}`,
+        timestamp: String(o.timestamp ?? Math.floor(Date.now() / 1000)),
+        type: 'system',
+        system,
+      },
+    ],
+  });
+}
+
 export interface MediaWebhookOptions extends Omit<TextWebhookOptions, 'text'> {
   type: 'image' | 'video' | 'audio' | 'document' | 'sticker';
   mediaId: string;
@@ -149,7 +233,12 @@ export interface StatusWebhookOptions {
   /** The wamid of our outbound message. */
   id: string;
   status: 'sent' | 'delivered' | 'read' | 'played' | 'failed';
-  recipientId: string;
+  /** recipient_id (the phone number); Meta omits it for a send to a BSUID when it withholds the number. */
+  recipientId?: string;
+  /** recipient_user_id (BSUID): every status of a send to a BSUID carries it (and contacts[], except on failed). */
+  recipientUserId?: string;
+  /** contacts[].profile.username (delivered / read). */
+  username?: string;
   errors?: { code: number; title?: string; message?: string }[];
   /** Our outbound message id, echoed back by Meta. */
   bizOpaqueCallbackData?: string;
@@ -159,13 +248,19 @@ export interface StatusWebhookOptions {
 
 /** A WhatsApp Cloud API status webhook body (sent, delivered, read, failed), shaped as Meta sends it. */
 export function whatsAppStatusWebhook(o: StatusWebhookOptions) {
+  const contacts =
+    o.recipientUserId !== undefined && o.status !== 'failed'
+      ? [{ ...(o.username !== undefined ? { profile: { username: o.username } } : {}), ...(o.recipientId !== undefined ? { wa_id: o.recipientId } : {}), user_id: o.recipientUserId }]
+      : undefined;
   return whatsAppEnvelope(o.phoneNumberId, {
+    ...(contacts ? { contacts } : {}),
     statuses: [
       {
         id: o.id,
         status: o.status,
         timestamp: String(o.timestamp ?? Math.floor(Date.now() / 1000)),
-        recipient_id: o.recipientId,
+        ...(o.recipientId !== undefined ? { recipient_id: o.recipientId } : {}),
+        ...(o.recipientUserId !== undefined ? { recipient_user_id: o.recipientUserId } : {}),
         ...(o.errors ? { errors: o.errors } : {}),
         ...(o.bizOpaqueCallbackData ? { biz_opaque_callback_data: o.bizOpaqueCallbackData } : {}),
       },

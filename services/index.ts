@@ -2,6 +2,7 @@ import type { Db } from '../db/client';
 import type { SecretBox } from '../lib/crypto';
 import { createAgentService } from './agents';
 import { createChannelService } from './channels';
+import { createContactIdentityService } from './contact-identities';
 import { createCreditService } from './credits';
 import { createDeadLetterService } from './dead-letters';
 import { createExtractionService } from './extractions';
@@ -22,6 +23,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     credits: createCreditService(db),
     deadLetters: createDeadLetterService(db),
     leads: createLeadService(db),
+    /** Every form (phone, BSUID) a WhatsApp contact reached a channel under → its lead's contact id. */
+    contactIdentities: createContactIdentityService(db),
     pipelines: createPipelineService(db),
     templates: createTemplateService(db),
     sequences: createSequenceService(db),

@@ -15,6 +15,11 @@ function presentLead(l: LeadRow) {
     channel: l.channel,
     contactId: l.contactId,
     name: l.name,
+    /** WhatsApp: the phone number and business-scoped user id as last seen (a username user may have no phone). */
+    phone: l.phone,
+    bsuid: l.bsuid,
+    parentBsuid: l.parentBsuid,
+    username: l.username,
     stage: l.stage,
     mode: l.mode,
     blocked: l.blocked,
@@ -127,11 +132,22 @@ export function createLeadService(db: Db) {
           .returning({ providerMessageId: messages.providerMessageId });
         const latest = input.messages.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), input.messages[0]!.sentAt);
         const name = input.messages.find((m) => m.contactName)?.contactName;
+        // the contact's current forms (WhatsApp phone number, BSUID, username), latest message last
+        const who: { phone?: string; bsuid?: string; parentBsuid?: string; username?: string } = {};
+        for (const m of input.messages) {
+          const id = m.identity;
+          if (!id) continue;
+          if (id.phone) who.phone = id.phone;
+          if (id.bsuid) who.bsuid = id.bsuid;
+          if (id.parentBsuid) who.parentBsuid = id.parentBsuid;
+          if (id.username) who.username = id.username;
+        }
         await tx
           .update(leads)
           .set({
             lastInboundAt: sql`greatest(${leads.lastInboundAt}, ${latest}::timestamptz)`,
             ...(name ? { name } : {}),
+            ...who,
             updatedAt: sql`now()`,
           })
           .where(eq(leads.id, input.leadId));
@@ -165,7 +181,9 @@ export function createLeadService(db: Db) {
      * Also says how long ago an unconfirmed attempt of it called the provider (database clock;
      * null when none did or its answer was stored), see markSendAttempt.
      */
-    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<MessageRow & { unconfirmedAttemptAgeMs: number | null }> {
+    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<
+      MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null }
+    > {
       const input = withoutNul(raw);
       await db
         .insert(messages)
@@ -176,6 +194,9 @@ export function createLeadService(db: Db) {
           ...getTableColumns(messages),
           unconfirmedAttemptAgeMs: sql<number | null>`case when ${messages.providerMessageId} is null and ${messages.details} ? 'sendAttemptAt'
             then (extract(epoch from (now() - (${messages.details}->>'sendAttemptAt')::timestamptz)) * 1000)::float8 end`,
+          // where the lead is reached now (WhatsApp: its current phone number, else its BSUID)
+          leadPhone: sql<string | null>`(select ${leads.phone} from ${leads} where ${leads.id} = ${messages.leadId})`,
+          leadBsuid: sql<string | null>`(select ${leads.bsuid} from ${leads} where ${leads.id} = ${messages.leadId})`,
         })
         .from(messages)
         .where(eq(messages.id, input.id));
@@ -224,10 +245,13 @@ export function createLeadService(db: Db) {
      * Apply a provider status to an outbound message, only forward (sent < delivered < read;
      * failed terminal). The message is found by its provider id, or by our own id (sent as
      * biz_opaque_callback_data) when the provider id was never stored: then it is stored now,
-     * so a retried send sees the message as sent. Returns whether anything changed.
+     * so a retried send sees the message as sent. Only messages of the channel account (and
+     * tenant) the status webhook came for are touched: a tenant signing its own webhooks
+     * cannot name another tenant's send. Returns whether anything changed.
      */
-    async applyStatus(raw: { providerMessageId: string; status: string; error?: unknown; outboundMessageId?: string }): Promise<boolean> {
+    async applyStatus(raw: { tenantId: string; channelAccountId: string; providerMessageId: string; status: string; error?: unknown; outboundMessageId?: string }): Promise<boolean> {
       const input = withoutNul(raw);
+      if (!isUuid(input.tenantId) || !isUuid(input.channelAccountId)) return false;
       const rank = OUTBOUND_STATUS_RANK[input.status];
       if (rank === undefined) return false;
       const ranks = sql.raw(
@@ -235,7 +259,17 @@ export function createLeadService(db: Db) {
           .map(([s, r]) => `when '${s}' then ${r}`)
           .join(' ')} else 0 end`,
       );
-      const forward = and(eq(messages.direction, 'outbound'), sql`${ranks} < ${rank}`, sql`${messages.status} <> 'failed'`);
+      const ofChannel = db
+        .select({ id: leads.id })
+        .from(leads)
+        .where(and(eq(leads.channelAccountId, input.channelAccountId), eq(leads.tenantId, input.tenantId)));
+      const forward = and(
+        eq(messages.tenantId, input.tenantId),
+        inArray(messages.leadId, ofChannel),
+        eq(messages.direction, 'outbound'),
+        sql`${ranks} < ${rank}`,
+        sql`${messages.status} <> 'failed'`,
+      );
       const set = { status: input.status, ...(input.error ? { error: input.error } : {}), updatedAt: sql`now()` };
       const rows = await db
         .update(messages)

@@ -7,7 +7,8 @@ export type GraphErrorClass = 'rate_limited' | 'transient' | 'reengagement' | 'p
 
 const RATE_LIMITED = new Set([4, 613, 80007, 130429, 131056]);
 const TRANSIENT = new Set([1, 2, 131000, 131016, 133004, 131057]);
-const PERMANENT = new Set([100, 551, 131008, 131009, 131026, 131050, 131051, 131052, 131053, 133010, 131042, 130472]);
+/** 131062: business-scoped user id recipients are not supported for this message (e.g. one-tap and copy-code authentication templates). */
+const PERMANENT = new Set([100, 551, 131008, 131009, 131026, 131050, 131051, 131052, 131053, 133010, 131042, 130472, 131062]);
 const AUTH = new Set([190, 0, 10, 368, 131031]);
 
 /**

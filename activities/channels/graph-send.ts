@@ -97,6 +97,8 @@ export interface GraphSendRequest {
   path: (accountId: string) => string;
   /** The JSON body to POST. */
   body: Record<string, unknown>;
+  /** Fields that address the recipient, given where the lead is reached now (merged into the body). */
+  recipient?: (lead: { phone: string | null; bsuid: string | null }) => Record<string, unknown>;
   /** How the message reads in the transcript. */
   transcript: { body: string; type: string };
 }
@@ -147,7 +149,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       res = await doFetch(url, {
         method: 'POST',
         headers: { authorization: `Bearer ${creds.accessToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(req.body),
+        body: JSON.stringify(req.recipient ? { ...req.body, ...req.recipient({ phone: row.leadPhone, bsuid: row.leadBsuid }) } : req.body),
         signal: AbortSignal.timeout(deps.timeoutMs),
       });
     } catch (err) {

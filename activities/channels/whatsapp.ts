@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { isBsuid } from '../../lib/bsuid';
 import { renderTemplate, type TemplateService } from '../../services/templates';
 import { createGraphSender, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 
@@ -16,6 +17,18 @@ export interface SendTemplateInput extends SendBase {
   template: { name: string; language: string; variables?: string[] };
 }
 
+/**
+ * How a WhatsApp send addresses the user (Meta, business-scoped user ids): `to` takes a phone
+ * number, `recipient` a BSUID or parent BSUID; Meta recommends the phone number when it is
+ * known. The lead's current phone number (a user_changed_number moves it), else the contact
+ * id when it is a number; else the lead's BSUID, else the contact id (a BSUID-first lead).
+ */
+export function whatsAppRecipient(contactId: string, lead?: { phone: string | null; bsuid: string | null }): { to: string } | { recipient: string } {
+  const phone = lead?.phone ?? (isBsuid(contactId) ? undefined : contactId);
+  if (phone) return { to: phone };
+  return { recipient: lead?.bsuid ?? contactId };
+}
+
 export function createWhatsAppActivities(deps: WhatsAppDeps) {
   const sendGraphMessage = createGraphSender(deps);
   /** Effectively-once send of one WhatsApp message object, recorded under outboundMessageId. */
@@ -24,7 +37,8 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
       input,
       path: (phoneNumberId) => `${encodeURIComponent(phoneNumberId)}/messages`,
       // our id rides along so a status webhook can be matched even if the id write was lost
-      body: { messaging_product: 'whatsapp', recipient_type: 'individual', to: input.to, ...message, biz_opaque_callback_data: input.outboundMessageId },
+      body: { messaging_product: 'whatsapp', recipient_type: 'individual', ...message, biz_opaque_callback_data: input.outboundMessageId },
+      recipient: (lead) => whatsAppRecipient(input.to, lead),
       transcript,
     });
   }

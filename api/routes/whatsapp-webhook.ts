@@ -1,17 +1,20 @@
 import express, { Router, type Request, type Response } from 'express';
 import type { Logger } from '../../lib/logger';
-import type { ChannelService } from '../../services/channels';
+import type { ChannelRouting, ChannelService } from '../../services/channels';
+import { identityForms, type ContactIdentityService, type IdentityQuery } from '../../services/contact-identities';
 import type { LeadService } from '../../services/leads';
 import type { ParleyTemporal } from '../../temporal/client';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
+import { leadWorkflowId, type InboundMessage } from '../../workflows/lead/definitions';
 import { acceptAll, createRoutingCache, createSignatureCheck, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
-import { parseWhatsAppWebhook, type ParsedChange } from '../webhooks/whatsapp-payload';
+import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus } from '../webhooks/whatsapp-payload';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
 
 export interface WhatsAppWebhookDeps {
   channels: ChannelService;
   leads: LeadService;
+  /** The per-channel identity map (phone, BSUID → the lead's contact id); without it the sender's own form is used. */
+  identities?: ContactIdentityService;
   temporal: ParleyTemporal;
   log: Logger;
   /** Deployment-wide Meta app secret; a channel account may override it. */
@@ -62,8 +65,9 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       log.warn({ ignored: parsed.ignored.length, first: parsed.ignored.slice(0, 5) }, 'webhook items ignored');
     }
 
-    const signals: Promise<unknown>[] = [];
-    const statusUpdates: Promise<unknown>[] = [];
+    // every sender and recipient of the body, with the forms it came in (phone, BSUID)
+    type Item = { routing: ChannelRouting; query: IdentityQuery } & ({ message: InboundMessage } | { status: ParsedStatus });
+    const items: Item[] = [];
     let unknownChannels = 0;
     for (const change of parsed.changes as ParsedChange[]) {
       const routing = routings.get(change.phoneNumberId);
@@ -73,36 +77,67 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
         continue;
       }
       for (const message of change.messages) {
+        items.push({ routing, message, query: { channelAccountId: routing.id, forms: identityForms(message.identity, message.contactId), fallback: message.contactId } });
+      }
+      for (const status of change.statuses) {
+        // a status links a second form to a known lead; it never starts one
+        items.push({ routing, status, query: { channelAccountId: routing.id, forms: identityForms(status.recipient, status.recipientId), fallback: status.recipientId, create: false } });
+      }
+    }
+    // which lead each one is: the identity map, one statement per body at most (none when cached).
+    // Statuses only ask when they matter: a failure for the lead's workflow, or a second form to learn.
+    const asks = items.filter((it) => 'message' in it || it.status.status === 'failed' || it.query.forms.length > 1);
+    const contactOf = new Map<Item, string>();
+    if (deps.identities && asks.length > 0) {
+      const identities = deps.identities;
+      const lookup = identities.resolve(asks.map((it) => it.query));
+      if (!(await acceptAll([lookup], res, log))) return;
+      const resolved = await lookup;
+      asks.forEach((it, i) => contactOf.set(it, resolved.contactIds[i]!));
+      if (resolved.conflicts > 0) log.warn({ conflicts: resolved.conflicts }, 'webhook items whose forms belong to two leads: sent to the older one');
+    }
+
+    const signals: Promise<unknown>[] = [];
+    const statusUpdates: Promise<unknown>[] = [];
+    for (const it of items) {
+      const { routing } = it;
+      const contactId = contactOf.get(it) ?? it.query.fallback;
+      if ('message' in it) {
+        const message: InboundMessage = { ...it.message, contactId };
         signals.push(
           deps.temporal.signalInbound(
-            { tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'whatsapp', contactId: message.contactId, contactName: message.contactName },
+            { tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'whatsapp', contactId, contactName: message.contactName },
             message,
           ),
         );
+        continue;
       }
-      for (const s of change.statuses) {
-        statusUpdates.push(
-          (async () => {
-            // a failure after the provider accepted the message matters to the lead's workflow:
-            // signalled first, so a redelivered webhook signals again (the workflow dedups by provider id)
-            if (s.status === 'failed') {
-              await deps.temporal.signalDeliveryStatus(leadWorkflowId(routing.id, s.recipientId), {
-                providerMessageId: s.providerMessageId,
-                outboundMessageId: s.bizOpaqueCallbackData,
-                status: 'failed',
-                errors: s.errors.map((e) => ({ code: e.code, title: e.title, message: e.message })),
-                timestamp: s.timestamp,
-              });
-            }
-            await deps.leads.applyStatus({
+      const s = it.status;
+      statusUpdates.push(
+        (async () => {
+          // a failure after the provider accepted the message matters to the lead's workflow:
+          // signalled first, so a redelivered webhook signals again (the workflow dedups by provider id)
+          if (s.status === 'failed') {
+            await deps.temporal.signalDeliveryStatus(leadWorkflowId(routing.id, contactId), {
               providerMessageId: s.providerMessageId,
-              status: s.status,
-              error: s.errors.length ? s.errors : undefined,
               outboundMessageId: s.bizOpaqueCallbackData,
+              status: 'failed',
+              errors: s.errors.map((e) => ({ code: e.code, title: e.title, message: e.message })),
+              timestamp: s.timestamp,
             });
-          })(),
-        );
-      }
+          }
+          // only this channel account's (and tenant's) messages: a signed webhook of one tenant
+          // must not move another tenant's send
+          await deps.leads.applyStatus({
+            tenantId: routing.tenantId,
+            channelAccountId: routing.id,
+            providerMessageId: s.providerMessageId,
+            status: s.status,
+            error: s.errors.length ? s.errors : undefined,
+            outboundMessageId: s.bizOpaqueCallbackData,
+          });
+        })(),
+      );
     }
     if (!(await acceptAll([...signals, ...statusUpdates], res, log))) return;
     res.status(200).json({

@@ -10,7 +10,8 @@
  * know (Meta adds new ones) becomes `unsupported`, keeping its fields, never rejected.
  */
 import { z } from 'zod';
-import type { InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
+import { BSUID_PATTERN } from '../../lib/bsuid';
+import type { ContactIdentity, InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
 import {
   compact,
   isRecord,
@@ -43,7 +44,10 @@ export interface ParsedStatus {
   providerMessageId: string;
   /** Unknown status strings are kept as sent. */
   status: 'sent' | 'delivered' | 'read' | 'played' | 'failed' | 'deleted' | (string & {});
+  /** recipient_id (phone number), else recipient_user_id (BSUID): who the message went to. */
   recipientId: string;
+  /** Every form of the recipient the status carried (phone, BSUID, parent BSUID, username). */
+  recipient: ContactIdentity;
   /** ISO time from Meta's unix-seconds string. */
   timestamp: string;
   errors: { code: number; title?: string; message?: string; details?: string }[];
@@ -138,9 +142,15 @@ export const whatsAppChangeValueSchema = z.looseObject(
   { error: mustBeObject },
 );
 
+/** A business-scoped user id (lib/bsuid.ts); a malformed one is dropped, not trusted as an identity. */
+const optionalBsuid = z.string().regex(BSUID_PATTERN).optional().catch(undefined);
+
 export const whatsAppContactSchema = z.looseObject({
   wa_id: optionalString,
-  profile: z.looseObject({ name: optionalString }).optional().catch(undefined),
+  /** BSUID (always present since Meta's April 2026 rollout) and parent BSUID (some businesses). */
+  user_id: optionalBsuid,
+  parent_user_id: optionalBsuid,
+  profile: z.looseObject({ name: optionalString, username: optionalString }).optional().catch(undefined),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -150,7 +160,11 @@ export const whatsAppContactSchema = z.looseObject({
 export const whatsAppMessageSchema = z.looseObject(
   {
     id: requiredString(),
-    from: requiredString(),
+    /** The sender's phone number: absent for a user with a username whose number Meta withholds. */
+    from: requiredString().optional(),
+    /** The sender's BSUID (and parent BSUID): the identity when `from` is absent. */
+    from_user_id: optionalBsuid,
+    from_parent_user_id: optionalBsuid,
     timestamp: unixSecondsString(),
     type: requiredString(),
     context: z
@@ -159,7 +173,11 @@ export const whatsAppMessageSchema = z.looseObject(
       .catch(undefined),
   },
   { error: mustBeObject },
-);
+).superRefine((m, ctx) => {
+  if (m.from === undefined && m.from_user_id === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['from'], message: 'from or from_user_id is required' });
+  }
+});
 
 const textPayloadSchema = z.looseObject(
   {
@@ -280,6 +298,11 @@ const systemPayloadSchema = z.looseObject(
     type: optionalString,
     wa_id: optionalString,
     new_wa_id: z.union([z.string(), z.number()]).optional().catch(undefined),
+    /** Identity changes: the new BSUIDs and the previous ones (user_changed_number, user_changed_user_id). */
+    user_id: optionalBsuid,
+    parent_user_id: optionalBsuid,
+    previous_user_id: optionalBsuid,
+    previous_parent_user_id: optionalBsuid,
   },
   { error: mustBeObject },
 );
@@ -317,16 +340,32 @@ export const whatsAppStatusSchema = z.looseObject(
     id: requiredString(),
     status: requiredString(),
     timestamp: unixSecondsString(),
-    recipient_id: requiredString(),
+    /** Phone number; absent when the message was sent to a BSUID and Meta withholds the number. */
+    recipient_id: requiredString().optional(),
+    recipient_user_id: optionalBsuid,
+    recipient_parent_user_id: optionalBsuid,
     errors: z.array(z.unknown()).optional().catch(undefined),
     biz_opaque_callback_data: optionalString,
   },
   { error: mustBeObject },
-);
+).superRefine((st, ctx) => {
+  if (st.recipient_id === undefined && st.recipient_user_id === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['recipient_id'], message: 'recipient_id or recipient_user_id is required' });
+  }
+});
 
-const STATUS_OWN_FIELDS = new Set(['id', 'status', 'timestamp', 'recipient_id', 'errors', 'biz_opaque_callback_data']);
+const STATUS_OWN_FIELDS = new Set([
+  'id',
+  'status',
+  'timestamp',
+  'recipient_id',
+  'recipient_user_id',
+  'recipient_parent_user_id',
+  'errors',
+  'biz_opaque_callback_data',
+]);
 
-function parseStatus(raw: unknown): { ok: true; value: ParsedStatus } | { ok: false; reason: string } {
+function parseStatus(raw: unknown, contacts: Contact[]): { ok: true; value: ParsedStatus } | { ok: false; reason: string } {
   const parsed = whatsAppStatusSchema.safeParse(raw);
   if (!parsed.success) return { ok: false, reason: reasonOf(parsed.error) };
   const s = parsed.data;
@@ -350,12 +389,20 @@ function parseStatus(raw: unknown): { ok: true; value: ParsedStatus } | { ok: fa
     if (!STATUS_OWN_FIELDS.has(k)) details[k] = v;
   }
 
+  const contact = contactFor(contacts, s.recipient_id, s.recipient_user_id);
+  const recipient: ContactIdentity = compact({
+    phone: s.recipient_id ?? contact?.wa_id,
+    bsuid: s.recipient_user_id ?? contact?.user_id,
+    parentBsuid: s.recipient_parent_user_id ?? contact?.parent_user_id,
+    username: contact?.profile?.username || undefined,
+  });
   return {
     ok: true,
     value: compact({
       providerMessageId: s.id,
       status: s.status,
-      recipientId: s.recipient_id,
+      recipientId: (s.recipient_id ?? s.recipient_user_id)!,
+      recipient,
       timestamp: toIso(s.timestamp),
       errors,
       bizOpaqueCallbackData: s.biz_opaque_callback_data,
@@ -378,7 +425,7 @@ interface Normalized {
 type NormalizeResult = { ok: true; value: Normalized } | { ok: false; reason: string };
 
 const MEDIA_TYPES = new Set(['image', 'video', 'audio', 'document', 'sticker']);
-const BASE_FIELDS = new Set(['id', 'from', 'timestamp', 'type', 'context']);
+const BASE_FIELDS = new Set(['id', 'from', 'from_user_id', 'from_parent_user_id', 'timestamp', 'type', 'context']);
 
 function normalizeUnsupported(raw: Record<string, unknown>, type: string): Normalized {
   const rest: Record<string, unknown> = {};
@@ -539,9 +586,59 @@ function parseContacts(raw: unknown): Contact[] {
   return out;
 }
 
-function contactNameFor(contacts: Contact[], from: string): string | undefined {
-  const match = contacts.find((c) => c.wa_id === from) ?? contacts[0];
-  return match?.profile?.name || undefined;
+/** The contacts[] entry of a sender or recipient: by phone, else by BSUID, else the only one. */
+function contactFor(contacts: Contact[], phone: string | undefined, bsuid: string | undefined): Contact | undefined {
+  return (
+    (phone !== undefined ? contacts.find((c) => c.wa_id === phone) : undefined) ??
+    (bsuid !== undefined ? contacts.find((c) => c.user_id === bsuid) : undefined) ??
+    (contacts.length === 1 ? contacts[0] : undefined)
+  );
+}
+
+type MessageBase = z.output<typeof whatsAppMessageSchema>;
+
+/**
+ * Every form of the sender: the message's own fields first, then its contacts[] entry.
+ * Identity-change system messages (Meta: user_changed_number, user_changed_user_id) also
+ * say what the user was known as before, so the lead can be re-linked.
+ */
+function identityOf(m: MessageBase, raw: Record<string, unknown>, contact: Contact | undefined): ContactIdentity {
+  const current: ContactIdentity = compact({
+    phone: m.from ?? contact?.wa_id,
+    bsuid: m.from_user_id ?? contact?.user_id,
+    parentBsuid: m.from_parent_user_id ?? contact?.parent_user_id,
+    username: contact?.profile?.username || undefined,
+  });
+  if (m.type !== 'system') return current;
+  const sys = systemPayloadSchema.safeParse(ownField(raw, 'system'));
+  if (!sys.success) return current;
+  const s = sys.data;
+  if (s.type === 'user_changed_number') {
+    // from = the old number; system.wa_id = the new one; a number change also regenerates the BSUID
+    const newPhone = s.wa_id ?? (s.new_wa_id !== undefined ? String(s.new_wa_id) : undefined);
+    return compact({
+      phone: newPhone ?? current.phone,
+      bsuid: s.user_id ?? (s.previous_user_id === undefined ? current.bsuid : m.from_user_id !== s.previous_user_id ? m.from_user_id : undefined),
+      parentBsuid: s.parent_user_id,
+      username: current.username,
+      previous: nonEmpty(compact({ phone: m.from, bsuid: s.previous_user_id, parentBsuid: s.previous_parent_user_id })),
+    });
+  }
+  if (s.type === 'user_changed_user_id') {
+    const previousBsuid = s.previous_user_id ?? (s.user_id !== undefined && m.from_user_id !== s.user_id ? m.from_user_id : undefined);
+    return compact({
+      phone: current.phone,
+      bsuid: s.user_id ?? (m.from_user_id !== previousBsuid ? m.from_user_id : undefined),
+      parentBsuid: s.parent_user_id ?? (m.from_parent_user_id !== s.previous_parent_user_id ? m.from_parent_user_id : undefined),
+      username: current.username,
+      previous: nonEmpty(compact({ bsuid: previousBsuid, parentBsuid: s.previous_parent_user_id })),
+    });
+  }
+  return current;
+}
+
+function nonEmpty<T extends object>(obj: T): T | undefined {
+  return Object.keys(obj).length > 0 ? obj : undefined;
 }
 
 function parseMessage(
@@ -567,13 +664,17 @@ function parseMessage(
     }
   }
 
+  const contact = contactFor(contacts, m.from, m.from_user_id);
   return {
     ok: true,
     value: compact({
       providerMessageId: m.id,
       channel: 'whatsapp' as const,
-      contactId: m.from,
-      contactName: contactNameFor(contacts, m.from),
+      // the form the sender wrote with; the webhook maps it to the lead's first-seen form
+      contactId: (m.from ?? m.from_user_id)!,
+      // Meta: a username may stand in for the profile name
+      contactName: (contact ?? contacts[0])?.profile?.name || contact?.profile?.username || undefined,
+      identity: identityOf(m, rawObj, contact),
       sentAt: toIso(m.timestamp),
       type: n.type,
       text: n.text,
@@ -657,7 +758,7 @@ function parseUnsafe(body: unknown): WebhookParseResult {
       } else {
         (v.statuses ?? []).forEach((rawStatus: unknown, si: number) => {
           const path = `${valuePath}.statuses[${si}]`;
-          const status = parseStatus(rawStatus);
+          const status = parseStatus(rawStatus, contacts);
           if (!status.ok) {
             ignored.push({ path, reason: status.reason });
             return;

@@ -120,6 +120,7 @@ describe('parseWhatsAppWebhook: message types', () => {
       channel: 'whatsapp',
       contactId: FROM,
       contactName: 'Priya Sharma',
+      identity: { phone: FROM },
       sentAt: '2025-10-11T08:40:00.000Z',
       type: 'text',
       text: longBody,
@@ -398,6 +399,7 @@ describe('parseWhatsAppWebhook: statuses', () => {
       providerMessageId: 'wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEkM4QjQ3QkMxRkMxN0EyNzI1MgA=',
       status: 'failed',
       recipientId: '5511987654321',
+      recipient: { phone: '5511987654321' },
       timestamp: '2025-10-11T08:42:30.000Z',
       errors: [
         {

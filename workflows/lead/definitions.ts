@@ -41,14 +41,29 @@ export interface InboundMedia {
   animated?: boolean;
 }
 
+/**
+ * The forms under which a WhatsApp user is known (phone number and/or business-scoped user
+ * id, BSUID); `previous` only on an identity change (Meta's user_changed_number /
+ * user_changed_user_id system messages). Plain JSON.
+ */
+export interface ContactIdentity {
+  phone?: string;
+  bsuid?: string;
+  parentBsuid?: string;
+  username?: string;
+  previous?: { phone?: string; bsuid?: string; parentBsuid?: string };
+}
+
 /** One user message from any channel, as the workflow sees it. */
 export interface InboundMessage {
   /** The provider's id (WhatsApp wamid): the dedup key everywhere. */
   providerMessageId: string;
   channel: Channel;
-  /** WhatsApp wa_id, Instagram IGSID or web-chat visitor id. */
+  /** WhatsApp wa_id or BSUID (the lead's first-seen form), Instagram IGSID or web-chat visitor id. */
   contactId: string;
   contactName?: string;
+  /** WhatsApp: every form of the sender this message carried (phone, BSUID, username). */
+  identity?: ContactIdentity;
   /** ISO time the provider says the user sent it. */
   sentAt: string;
   type: InboundType;

@@ -1,6 +1,6 @@
 /**
  * A lead's time zone when nobody set one: guessed from the phone number's country calling
- * code (WhatsApp wa_id), else UTC. Countries spanning several zones get their most populous.
+ * code (WhatsApp wa_id) or the country a business-scoped user id starts with, else UTC. Countries spanning several zones get their most populous.
  */
 const BY_CALLING_CODE: [prefix: string, timeZone: string][] = [
   ['971', 'Asia/Dubai'],
@@ -39,7 +39,20 @@ const BY_CALLING_CODE: [prefix: string, timeZone: string][] = [
   ['1', 'America/New_York'],
 ];
 
+/** The same countries by ISO 3166 alpha-2 code: a WhatsApp business-scoped user id starts with it ("IN.1648738043044942"). */
+const BY_COUNTRY: Record<string, string> = {
+  AE: 'Asia/Dubai', SA: 'Asia/Riyadh', BD: 'Asia/Dhaka', NG: 'Africa/Lagos', KE: 'Africa/Nairobi', PT: 'Europe/Lisbon',
+  IE: 'Europe/Dublin', IN: 'Asia/Kolkata', PK: 'Asia/Karachi', ID: 'Asia/Jakarta', PH: 'Asia/Manila', SG: 'Asia/Singapore',
+  MY: 'Asia/Kuala_Lumpur', TH: 'Asia/Bangkok', JP: 'Asia/Tokyo', KR: 'Asia/Seoul', CN: 'Asia/Shanghai', AU: 'Australia/Sydney',
+  NZ: 'Pacific/Auckland', BR: 'America/Sao_Paulo', MX: 'America/Mexico_City', AR: 'America/Argentina/Buenos_Aires',
+  CO: 'America/Bogota', ZA: 'Africa/Johannesburg', EG: 'Africa/Cairo', GB: 'Europe/London', DE: 'Europe/Berlin',
+  FR: 'Europe/Paris', ES: 'Europe/Madrid', IT: 'Europe/Rome', NL: 'Europe/Amsterdam', TR: 'Europe/Istanbul',
+  RU: 'Europe/Moscow', US: 'America/New_York', CA: 'America/Toronto',
+};
+
 export function guessTimeZone(contactId: string): string {
+  const bsuidCountry = /^([A-Z]{2})\.(?:ENT\.)?[A-Za-z0-9]+$/.exec(contactId)?.[1];
+  if (bsuidCountry) return BY_COUNTRY[bsuidCountry] ?? 'UTC';
   if (!/^\d{6,20}$/.test(contactId)) return 'UTC';
   for (const [prefix, tz] of BY_CALLING_CODE) if (contactId.startsWith(prefix)) return tz;
   return 'UTC';
