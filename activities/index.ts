@@ -15,6 +15,7 @@ import { createWebChatActivities } from './channels/webchat';
 import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
+import type { PriceTable } from './llm/pricing';
 import { createLlmActivities } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { createDeadLetterActivities } from './persistence/dead-letters';
@@ -31,7 +32,7 @@ export interface ActivityDeps {
   extractions: ExtractionService;
   log: Logger;
   graph: { url: string; version: string; timeoutMs: number; unconfirmedWaitMs?: number };
-  llm: { baseURL?: string; apiKey: string; timeoutMs: number };
+  llm: { baseURL?: string; apiKey: string; timeoutMs: number; prices?: PriceTable; maxTokens?: number };
   /** Inbound media fetched on demand (services.media). */
   media: MediaService;
   /** MEDIA_MAX_BYTES; 16 MB when absent. */

@@ -35,7 +35,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     ...services,
     log,
     graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS, unconfirmedWaitMs: config.SEND_UNCONFIRMED_WAIT_MS },
-    llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS },
+    llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS, prices: config.LLM_PRICES, maxTokens: config.LLM_MAX_TOKENS },
     mediaMaxBytes: config.MEDIA_MAX_BYTES,
     sendRates: {
       messagesPerSecond: config.WHATSAPP_MESSAGES_PER_SECOND,
