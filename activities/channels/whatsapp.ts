@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { renderTemplate, type TemplateService } from '../../services/templates';
+import { fitTextLength } from './text-limit';
 import { createGraphSender, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 
 export type { SendBase, SendResult } from './graph-send';
@@ -68,9 +69,14 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
       return { done: false, reason: `http_${res.status}: ${text}` };
     },
 
-    /** Send a free-form text (only inside the 24-hour window); effectively once per outboundMessageId. */
+    /**
+     * Send a free-form text (only inside the 24-hour window); effectively once per outboundMessageId.
+     * A text over Meta's 4,096 characters is shortened at a sentence (or word) boundary: one message, one id, one credit.
+     */
     async sendWhatsAppText(input: SendTextInput): Promise<SendResult> {
-      return send(input, { type: 'text', text: { body: input.text, preview_url: false } }, { body: input.text, type: 'text' });
+      const text = fitTextLength(input.text);
+      if (text.length !== input.text.length) log.info({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, from: input.text.length, to: text.length }, 'reply shortened to the WhatsApp text limit');
+      return send(input, { type: 'text', text: { body: text, preview_url: false } }, { body: text, type: 'text' });
     },
 
     /** Send an approved template with its body parameters; effectively once per outboundMessageId. */

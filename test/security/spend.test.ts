@@ -66,3 +66,37 @@ describe('spend with an unknown model', () => {
     for (const r of llmCalls()) expect(r.maxTokens).toBe(300);
   });
 });
+
+describe('a reply longer than WhatsApp allows', () => {
+  test('an AI reply of 6,000 characters reaches the user shortened to 4,096 at a sentence end, as one message', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    const sentence = 'Our premium plan includes every feature you asked about and more. ';
+    stack.llm.setReply(() => sentence.repeat(Math.ceil(6000 / sentence.length)));
+    try {
+      await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Tell me everything')).expect(200);
+      const sends = await waitFor(
+        () => {
+          const s = stack.graph.sentMessages().filter((r) => (r.body as { to?: string }).to === from);
+          return s.length ? s : undefined;
+        },
+        { timeoutMs: 30_000, what: 'the reply' },
+      );
+      expect(sends).toHaveLength(1);
+      const body = (sends[0]!.body as { text: { body: string } }).text.body;
+      expect(body.length).toBeLessThanOrEqual(4096);
+      expect(body.length).toBeGreaterThan(4000);
+      expect(body.endsWith('and more.')).toBe(true);
+      const auth = { authorization: `Bearer ${t.apiKey}` };
+      const leads = await stack.api.get('/v1/leads').set(auth).expect(200);
+      const msgs = await stack.api.get(`/v1/leads/${(leads.body.items[0] as { id: string }).id}/messages`).set(auth).expect(200);
+      const outbound = (msgs.body.items as { direction: string; body: string; status: string }[]).filter((m) => m.direction === 'outbound');
+      expect(outbound).toHaveLength(1);
+      expect(outbound[0]!.body).toBe(body);
+      const credits = await stack.api.get('/v1/credits').set(auth).expect(200);
+      expect(credits.body.balance).toBe(4);
+    } finally {
+      stack.llm.setReply(null);
+    }
+  });
+});
