@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
@@ -20,6 +21,7 @@ import { createLlmActivities } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
+import { createCircuitActivities } from './ops/circuit';
 
 export interface ActivityDeps {
   leads: LeadService;
@@ -43,6 +45,8 @@ export interface ActivityDeps {
   rateLimiter?: RateLimiter;
   /** Send rate limits from config; sends are rate limited only when this and rateLimiter are set. */
   sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
+  /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */
+  temporalClient?: Client;
 }
 
 /** The union the worker registers; the workflow proxies its type. */
@@ -59,6 +63,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createInstagramActivities(channelDeps),
     ...createWebChatActivities(channelDeps),
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes }),
+    ...createCircuitActivities(deps),
   };
 }
 

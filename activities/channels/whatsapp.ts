@@ -13,6 +13,13 @@ export interface SendTextInput extends SendBase {
   text: string;
 }
 
+/**
+ * Failure type of a template send on a channel that is not WhatsApp. Non-retryable and not an
+ * auth error (the channel's breaker stays closed); the lead workflow treats `not_implemented`
+ * as a permanent send failure (credit released, `reply_failed` recorded).
+ */
+export const TEMPLATE_CHANNEL_UNSUPPORTED = 'not_implemented';
+
 export interface SendTemplateInput extends SendBase {
   template: { name: string; language: string; variables?: string[] };
 }
@@ -81,6 +88,16 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
 
     /** Send an approved template with its body parameters; effectively once per outboundMessageId. */
     async sendWhatsAppTemplate(input: SendTemplateInput): Promise<SendResult> {
+      const creds = await deps.channels.sendCredentials(input.channelAccountId);
+      if (creds && creds.platform !== 'whatsapp') {
+        // never call the WhatsApp template API with a web chat (empty) or Instagram token: that would open the breaker
+        throw ApplicationFailure.create({
+          type: TEMPLATE_CHANNEL_UNSUPPORTED,
+          message: `template ${input.template.name} cannot be sent on a ${creds.platform} channel: WhatsApp templates exist on WhatsApp only`,
+          nonRetryable: true,
+          details: [{ platform: creds.platform }],
+        });
+      }
       const template = await deps.templates.find(input.tenantId, input.template.name, input.template.language);
       if (!template) {
         throw ApplicationFailure.create({ type: 'template_not_found', message: `template ${input.template.name} (${input.template.language}) is not registered`, nonRetryable: true });

@@ -89,18 +89,28 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     res.json(c);
   });
 
-  /** Close the circuit breaker: the channel's waiting sends go ahead (same outbound ids). */
+  /**
+   * Close the circuit breaker: the channel's waiting sends go ahead (same outbound ids). Acts
+   * only on an open circuit; the waiting leads are signalled by a workflow started here (one
+   * per opening), not inside the request. A closed circuit answers 200 "already closed".
+   */
   r.post('/v1/channels/:id/circuit/close', validate({ params: idParam }), async (_req, res) => {
-    const c = await services.channels.closeCircuit(res.locals.tenantId, res.locals.params.id);
-    if (!c) throw new AppError('not_found', 'channel not found');
-    let signalled = 0;
+    const tenantId: string = res.locals.tenantId;
+    const result = await services.channels.closeCircuit(tenantId, res.locals.params.id);
+    if (!result) throw new AppError('not_found', 'channel not found');
+    const c = result.channel;
+    if (!result.closed) {
+      res.json({ ...c, alreadyClosed: true, message: 'the circuit is already closed', resumeWorkflowId: null });
+      return;
+    }
+    let resumeWorkflowId: string | null = null;
     try {
-      signalled = await temporal.signalCircuitClosed(c.id);
+      resumeWorkflowId = await temporal.startCircuitResume({ tenantId, channelAccountId: c.id }, result.openedAt ?? new Date().toISOString());
     } catch (err) {
       // the waiting workflows poll the circuit too: they resume within their poll interval
-      log.warn({ err, channelAccountId: c.id }, 'could not signal the waiting workflows; they resume on their next poll');
+      log.warn({ err, channelAccountId: c.id }, 'could not start the circuit resume workflow; the waiting leads resume on their next poll');
     }
-    res.json({ ...c, signalledWorkflows: signalled });
+    res.json({ ...c, alreadyClosed: false, resumeWorkflowId });
   });
 
   return r;
