@@ -22,6 +22,7 @@ import { createMediaActivities } from './media/fetch';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
 import { createCircuitActivities } from './ops/circuit';
+import { createCreditSweepActivities } from './ops/credit-sweep';
 
 export interface ActivityDeps {
   leads: LeadService;
@@ -64,6 +65,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWebChatActivities(channelDeps),
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes }),
     ...createCircuitActivities(deps),
+    ...createCreditSweepActivities(deps),
   };
 }
 

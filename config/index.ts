@@ -109,6 +109,11 @@ export const configSchema = z.object({
   /** LLM spend per tenant per UTC day in micro-USD when the tenant sets none (0 = no LLM); default 50 USD. */
   LLM_DAILY_BUDGET_MICROS: z.coerce.number().int().min(0).max(2_147_483_647).default(50_000_000),
 
+  /** How often the stale credit reservation sweep runs (a Temporal Schedule made at worker start); 0 = no sweep. */
+  CREDIT_SWEEP_INTERVAL_MINUTES: z.coerce.number().int().min(0).max(7 * 24 * 60).default(60),
+  /** A reservation held this long whose lead is gone or whose workflow is not running is released by the sweep. */
+  CREDIT_RESERVATION_STALE_HOURS: z.coerce.number().min(0.01).max(24 * 365).default(24),
+
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),

@@ -1,4 +1,6 @@
+import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
+import { ensureCreditSweepSchedule } from '../temporal/schedules';
 import { migrateDatabase, openDatabase, type Database } from '../db/client';
 import type { ActivityDeps } from '../activities';
 import { createSecretBox, parseEncryptionKey } from '../lib/crypto';
@@ -57,4 +59,15 @@ export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
     extractionIdleMs: config.LEAD_EXTRACTION_IDLE_MS,
     deliveryMaxAttempts: config.LEAD_DELIVERY_MAX_ATTEMPTS,
   };
+}
+
+/** Create or update the schedules a worker deployment keeps (idempotent; every worker start calls it). */
+export async function ensureSchedules(client: Client, config: Config, log: Logger): Promise<void> {
+  if (config.CREDIT_SWEEP_INTERVAL_MINUTES === 0) return;
+  const scheduleId = await ensureCreditSweepSchedule(client, {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    everyMs: config.CREDIT_SWEEP_INTERVAL_MINUTES * 60_000,
+    staleAfterMs: Math.round(config.CREDIT_RESERVATION_STALE_HOURS * 3_600_000),
+  });
+  log.info({ scheduleId, everyMinutes: config.CREDIT_SWEEP_INTERVAL_MINUTES, staleAfterHours: config.CREDIT_RESERVATION_STALE_HOURS }, 'credit reservation sweep scheduled');
 }

@@ -2,3 +2,4 @@
 export { leadConversation } from './lead/workflow';
 export { fetchMediaWorkflow } from './media';
 export { resumeCircuitWaitersWorkflow } from './circuit';
+export { creditSweepWorkflow } from './credit-sweep';

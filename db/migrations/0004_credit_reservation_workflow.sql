@@ -1,0 +1,2 @@
+ALTER TABLE "credit_reservations" ADD COLUMN "workflow_id" text;--> statement-breakpoint
+CREATE INDEX "credit_reservations_held_idx" ON "credit_reservations" USING btree ("created_at") WHERE "credit_reservations"."status" = 'held';
