@@ -63,7 +63,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createWhatsAppActivities(channelDeps),
     ...createInstagramActivities(channelDeps),
     ...createWebChatActivities(channelDeps),
-    ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes }),
+    // media downloads may go to Meta's hosts over https (every redirect hop checked) and, explicitly, to the configured Graph API origin (the local fake in tests)
+    ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes, trustedOrigins: [new URL(deps.graph.url).origin] }),
     ...createCircuitActivities(deps),
     ...createCreditSweepActivities(deps),
   };
