@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
+import type { VerifyChannelOwnership } from '../../services/channel-ownership';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
@@ -28,7 +29,7 @@ const channelPatch = z
  * (state, token replacement, close). Replay and discard are Temporal updates to the lead
  * workflow that parked the operation.
  */
-export function createDeliveryRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger }): Router {
+export function createDeliveryRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; verifyChannel?: VerifyChannelOwnership }): Router {
   const { services, temporal } = deps;
   const log = deps.log.child({ module: 'delivery' });
   const r = Router();
@@ -84,6 +85,12 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
 
   /** Replace the token (e.g. after a 190) or change the throughput / mark-read settings. */
   r.patch('/v1/channels/:id', validate({ params: idParam, body: channelPatch }), async (_req, res) => {
+    if (deps.verifyChannel && res.locals.body.accessToken !== undefined) {
+      const current = await services.channels.get(res.locals.tenantId, res.locals.params.id);
+      if (!current) throw new AppError('not_found', 'channel not found');
+      // the new token must control the registered id too
+      if (current.platform !== 'webchat') await deps.verifyChannel({ platform: current.platform, accountId: current.phoneNumberId, accessToken: res.locals.body.accessToken });
+    }
     const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
     if (!c) throw new AppError('not_found', 'channel not found');
     res.json(c);
