@@ -9,7 +9,7 @@ import type { ExtractionData, ExtractionService } from '../../services/extractio
 import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { PriceTable } from '../llm/pricing';
-import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, recordLlmCall } from '../llm/shared';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall } from '../llm/shared';
 import { leadScore } from './score';
 
 export interface ExtractionDeps {
@@ -233,7 +233,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
       for (const model of models) {
         let res: OpenAI.Chat.ChatCompletion;
         try {
-          res = await client.chat.completions.create({ model, messages, temperature: 0, response_format: responseFormat, max_tokens: deps.extractionMaxTokens ?? 4096 });
+          res = await client.chat.completions.create({ model, messages, temperature: 0, response_format: responseFormat, ...outputCap(model, deps.extractionMaxTokens ?? 4096) });
         } catch (err) {
           apiFailures.push(err);
           log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'extraction call failed');

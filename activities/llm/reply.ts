@@ -7,7 +7,7 @@ import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
 import type { PriceTable } from './pricing';
-import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, recordLlmCall } from './shared';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall } from './shared';
 
 export interface LlmDeps {
   leads: LeadService;
@@ -102,7 +102,7 @@ export function createLlmActivities(deps: LlmDeps) {
       const failures: unknown[] = [];
       for (const [i, model] of models.entries()) {
         try {
-          const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, max_tokens: deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS, ...(tools ? { tools } : {}) });
+          const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) });
           await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
           const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
           if (handoff && handoff.type === 'function') {

@@ -55,6 +55,16 @@ export async function recordLlmCall(
   }
 }
 
+/**
+ * The output cap of a Chat Completions request: `max_tokens`, which OpenAI-compatible servers
+ * (OpenRouter, Ollama, vLLM) and OpenAI's chat models take; OpenAI's reasoning models (o1, o3,
+ * o4-mini, gpt-5…) refuse it and take `max_completion_tokens` instead.
+ */
+export function outputCap(model: string, maxTokens: number): { max_tokens: number } | { max_completion_tokens: number } {
+  const bare = model.trim().toLowerCase().replace(/^openai\//, '');
+  return /^(o\d|gpt-5)/.test(bare) ? { max_completion_tokens: maxTokens } : { max_tokens: maxTokens };
+}
+
 /** Failure type of a call refused by the tenant's daily LLM budget (non-retryable: retrying spends nothing until tomorrow). */
 export const LLM_BUDGET_EXCEEDED = 'llm_budget_exceeded';
 

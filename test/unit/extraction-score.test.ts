@@ -1,5 +1,6 @@
 import { isKnown, leadScore, SCORE_WEIGHTS } from '../../activities/extraction/score';
 import { estimateCostMicros, parsePriceTable, priceOf } from '../../activities/llm/pricing';
+import { outputCap } from '../../activities/llm/shared';
 
 describe('leadScore', () => {
   test('nothing known is 0, everything known is 100', () => {
@@ -63,5 +64,12 @@ describe('LLM pricing', () => {
     expect(() => parsePriceTable('{"x": {"input": -1, "output": 0}}')).toThrow(/x/);
     expect(() => parsePriceTable('{"x": {"input": 1}}')).toThrow();
     expect(() => parsePriceTable('not json')).toThrow(/JSON/);
+  });
+
+  test('the output cap: max_tokens, or max_completion_tokens for OpenAI reasoning models', () => {
+    expect(outputCap('gpt-4o-mini', 300)).toEqual({ max_tokens: 300 });
+    expect(outputCap('llama3.1:8b', 300)).toEqual({ max_tokens: 300 });
+    expect(outputCap('o3-mini', 300)).toEqual({ max_completion_tokens: 300 });
+    expect(outputCap('openai/gpt-5', 300)).toEqual({ max_completion_tokens: 300 });
   });
 });
