@@ -93,7 +93,7 @@ const graphErrorSchema = z.object({
 const GRAPH_MEDIA_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** GET over https to an address that was already checked (the host name only names the TLS server and the Host header). */
-function pinnedGet(url: URL, headers: Record<string, string>, signal: AbortSignal, address: string): Promise<Response> {
+export function pinnedGet(url: URL, headers: Record<string, string>, signal: AbortSignal, address: string): Promise<Response> {
   const family = isIP(address);
   return new Promise((resolve, reject) => {
     const req = https.request(
