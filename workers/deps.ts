@@ -64,10 +64,17 @@ export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
 /** Create or update the schedules a worker deployment keeps (idempotent; every worker start calls it). */
 export async function ensureSchedules(client: Client, config: Config, log: Logger): Promise<void> {
   if (config.CREDIT_SWEEP_INTERVAL_MINUTES === 0) return;
-  const scheduleId = await ensureCreditSweepSchedule(client, {
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    everyMs: config.CREDIT_SWEEP_INTERVAL_MINUTES * 60_000,
-    staleAfterMs: Math.round(config.CREDIT_RESERVATION_STALE_HOURS * 3_600_000),
-  });
+  let scheduleId: string;
+  try {
+    scheduleId = await ensureCreditSweepSchedule(client, {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      everyMs: config.CREDIT_SWEEP_INTERVAL_MINUTES * 60_000,
+      staleAfterMs: Math.round(config.CREDIT_RESERVATION_STALE_HOURS * 3_600_000),
+    });
+  } catch (err) {
+    // the worker still serves leads; the next start tries again
+    log.error({ err: (err as Error).message }, 'could not create or update the credit reservation sweep schedule');
+    return;
+  }
   log.info({ scheduleId, everyMinutes: config.CREDIT_SWEEP_INTERVAL_MINUTES, staleAfterHours: config.CREDIT_RESERVATION_STALE_HOURS }, 'credit reservation sweep scheduled');
 }
