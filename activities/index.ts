@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
@@ -15,10 +16,13 @@ import { createWebChatActivities } from './channels/webchat';
 import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
+import type { PriceTable } from './llm/pricing';
 import { createLlmActivities } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
+import { createCircuitActivities } from './ops/circuit';
+import { createCreditSweepActivities } from './ops/credit-sweep';
 
 export interface ActivityDeps {
   leads: LeadService;
@@ -31,7 +35,7 @@ export interface ActivityDeps {
   extractions: ExtractionService;
   log: Logger;
   graph: { url: string; version: string; timeoutMs: number; unconfirmedWaitMs?: number };
-  llm: { baseURL?: string; apiKey: string; timeoutMs: number };
+  llm: { baseURL?: string; apiKey: string; timeoutMs: number; prices?: PriceTable; maxTokens?: number };
   /** Inbound media fetched on demand (services.media). */
   media: MediaService;
   /** MEDIA_MAX_BYTES; 16 MB when absent. */
@@ -42,6 +46,8 @@ export interface ActivityDeps {
   rateLimiter?: RateLimiter;
   /** Send rate limits from config; sends are rate limited only when this and rateLimiter are set. */
   sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
+  /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */
+  temporalClient?: Client;
 }
 
 /** The union the worker registers; the workflow proxies its type. */
@@ -57,7 +63,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createWhatsAppActivities(channelDeps),
     ...createInstagramActivities(channelDeps),
     ...createWebChatActivities(channelDeps),
-    ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes }),
+    // media downloads may go to Meta's hosts over https (every redirect hop checked) and, explicitly, to the configured Graph API origin (the local fake in tests)
+    ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes, trustedOrigins: [new URL(deps.graph.url).origin] }),
+    ...createCircuitActivities(deps),
+    ...createCreditSweepActivities(deps),
   };
 }
 

@@ -16,6 +16,7 @@ import { createHealthRouter } from './routes/health';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
 import { createTenantRouter } from './routes/tenant';
+import { createChannelOwnershipVerifier } from '../services/channel-ownership';
 import { createUsageRouter } from './routes/usage';
 import { createWebChatRouter } from './routes/webchat';
 import { createWhatsAppWebhookRouter } from './routes/whatsapp-webhook';
@@ -36,7 +37,8 @@ export interface AppDeps {
         | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR'
         | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS'
       >
-    >;
+    > &
+    Partial<Pick<Config, 'GRAPH_API_URL' | 'GRAPH_API_VERSION' | 'GRAPH_API_TIMEOUT_MS'>>;
   log: Logger;
   database: Pick<Database, 'ping'>;
   services: Services;
@@ -50,6 +52,10 @@ export function createApp(deps: AppDeps): Express {
   // which X-Forwarded-For hops decide req.ip (every per-address limit); default: the TCP peer
   app.set('trust proxy', deps.config.TRUST_PROXY ?? false);
   const log = deps.log.child({ module: 'api' });
+  // channel squatting guard: a token must read the id it registers (every config from loadConfig has a Graph API url)
+  const verifyChannel = deps.config.GRAPH_API_URL
+    ? createChannelOwnershipVerifier({ graphApiUrl: deps.config.GRAPH_API_URL, graphApiVersion: deps.config.GRAPH_API_VERSION ?? 'v21.0', timeoutMs: deps.config.GRAPH_API_TIMEOUT_MS ?? 15_000 })
+    : undefined;
 
   app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping() }));
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.
@@ -100,9 +106,9 @@ export function createApp(deps: AppDeps): Express {
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
   app.use(createExtractionRouter({ services: deps.services }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
-  app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log }));
+  app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
-  app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal }));
+  app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal, verifyChannel }));
   app.use(createUsageRouter({ services: deps.services }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { MODEL_PRICES, parsePriceTable } from '../activities/llm/pricing';
 
 /** `'true' | 'false'` from the environment; never `Boolean(str)`. */
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -47,6 +49,22 @@ export const configSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString,
   LLM_TIMEOUT_MS: z.coerce.number().int().min(100).default(60000),
+  /**
+   * Deployment LLM prices merged over the built-in table: JSON `{"<model>": {"input": USD per 1M
+   * prompt tokens, "output": USD per 1M completion tokens}}`, or a path to a file holding it. The
+   * key `*` prices every model not listed (default 15 / 60 USD per 1M: never free).
+   */
+  LLM_PRICES: optionalString.transform((v, ctx) => {
+    if (v === undefined) return MODEL_PRICES;
+    try {
+      return parsePriceTable(v.trim().startsWith('{') ? v : readFileSync(v.trim(), 'utf8'));
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `must be a JSON price table or a path to one: ${(err as Error).message}` });
+      return z.NEVER;
+    }
+  }),
+  /** `max_tokens` of every AI reply (bounds the cost and the length of one call). */
+  LLM_MAX_TOKENS: z.coerce.number().int().min(16).max(32_768).default(1024),
 
   LEAD_EVENT_BUDGET: z.coerce.number().int().min(50).default(2000),
   LEAD_DEDUP_WINDOW: z.coerce.number().int().min(10).default(500),
@@ -121,6 +139,11 @@ export const configSchema = z.object({
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).max(100_000).default(30),
   /** LLM spend per tenant per UTC day in micro-USD when the tenant sets none (0 = no LLM); default 50 USD. */
   LLM_DAILY_BUDGET_MICROS: z.coerce.number().int().min(0).max(2_147_483_647).default(50_000_000),
+
+  /** How often the stale credit reservation sweep runs (a Temporal Schedule made at worker start); 0 = no sweep. */
+  CREDIT_SWEEP_INTERVAL_MINUTES: z.coerce.number().int().min(0).max(7 * 24 * 60).default(60),
+  /** A reservation held this long whose lead is gone or whose workflow is not running is released by the sweep. */
+  CREDIT_RESERVATION_STALE_HOURS: z.coerce.number().min(0.01).max(24 * 365).default(24),
 
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),

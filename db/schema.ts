@@ -264,10 +264,16 @@ export const creditReservations = pgTable(
     amount: integer('amount').notNull(),
     status: text('status', { enum: ['held', 'captured', 'released'] }).notNull(),
     messageId: uuid('message_id'),
+    /** The workflow that holds it (the lead's); the stale-reservation sweep asks Temporal whether it still runs. */
+    workflowId: text('workflow_id'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [check('credit_reservations_amount_non_negative', sql`${t.amount} >= 0`), index('credit_reservations_tenant_idx').on(t.tenantId)],
+  (t) => [
+    check('credit_reservations_amount_non_negative', sql`${t.amount} >= 0`),
+    index('credit_reservations_tenant_idx').on(t.tenantId),
+    index('credit_reservations_held_idx').on(t.createdAt).where(sql`${t.status} = 'held'`),
+  ],
 );
 
 export const templates = pgTable(

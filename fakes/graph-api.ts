@@ -21,6 +21,8 @@
  *   POST   /__fake/reset          -> reset()
  *   GET    /__fake/media/:mediaId -> the media bytes (needs a bearer, like Meta's lookaside URLs)
  *   GET    /__fake/ig-cdn/:mediaId -> the media bytes without a bearer (Instagram attachment CDN urls)
+ *   GET    /:version/:accountId?fields=... -> a WhatsApp phone number or Instagram account the token can read
+ *          (any valid token reads any id unless setAccountOwner names its owners; others get code 100 / subcode 33)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -77,6 +79,13 @@ export interface FakeGraphApi {
   setDelay(ms: number): void;
   /** null = accept any bearer; otherwise other tokens -> error 190. */
   setValidTokens(tokens: string[] | null): void;
+  /**
+   * Only these tokens may read the account (phone number id / Instagram account id) through
+   * `GET /:version/:id?fields=...`; null = any valid token (the default for every id).
+   */
+  setAccountOwner(accountId: string, tokens: string[] | null): void;
+  /** Account reads (`GET /:version/:id?fields=...`), in order. */
+  accountRequests: GraphRequestRecord[];
   /** Serve these bytes for a media id (otherwise a small deterministic PNG is served). */
   setMedia(mediaId: string, data: Buffer | string, mimeType?: string): void;
   /** An Instagram-attachment-like CDN url for a media id (served without a bearer). */
@@ -465,6 +474,8 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
 
   const requests: GraphRequestRecord[] = [];
   const mediaRequests: GraphRequestRecord[] = [];
+  const accountRequests: GraphRequestRecord[] = [];
+  const accountOwners = new Map<string, Set<string>>();
 
   const isSuccessfulSend = (r: GraphRequestRecord): boolean => r.response.status === 200 && !isReadRequest(r.body);
   const sentMessages = (): GraphRequestRecord[] => requests.filter(isSuccessfulSend);
@@ -648,6 +659,42 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     sendJson(res, status, body);
   };
 
+  /** `GET /{phone-number-id}` / `GET /{ig-account-id}` with `fields`: the object, if the token may read it. */
+  const handleAccountRead = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, accountId: string): Promise<void> => {
+    const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    const token = extractToken(req, url);
+    const authError = tokenProblem(token);
+    const owners = accountOwners.get(accountId);
+    let status = 200;
+    let body: unknown;
+    if (authError) {
+      status = 401;
+      body = authError;
+    } else if (owners && !owners.has(token ?? '')) {
+      status = 400;
+      body = metaError(100, {
+        message: `Unsupported get request. Object with ID '${accountId}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api`,
+        subcode: 33,
+      });
+    } else {
+      const fields = (url.searchParams.get('fields') ?? '').split(',').map((f) => f.trim());
+      body = fields.includes('username')
+        ? { id: accountId, username: `fake_business_${accountId.slice(-4)}` }
+        : { id: accountId, display_phone_number: `+1 555-${accountId.slice(-7, -4) || '000'}-${accountId.slice(-4)}`, verified_name: 'Fake Business', quality_rating: 'GREEN' };
+    }
+    accountRequests.push({
+      at: new Date().toISOString(),
+      method: 'GET',
+      path: url.pathname,
+      phoneNumberId: accountId,
+      ...(authorization !== undefined ? { authorization } : {}),
+      body: null,
+      response: { status, body },
+    });
+    await sleep(delayMs);
+    sendJson(res, status, body);
+  };
+
   const handleMediaDownload = async (
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -770,6 +817,10 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       return;
     }
     const mediaInfo = /^\/(v\d+\.\d+)\/([^/]+)$/.exec(path);
+    if (mediaInfo && method === 'GET' && url.searchParams.has('fields')) {
+      await handleAccountRead(req, res, url, decodeURIComponent(mediaInfo[2] ?? ''));
+      return;
+    }
     if (mediaInfo && method === 'GET') {
       await handleMediaInfo(req, res, url, decodeURIComponent(mediaInfo[2] ?? ''));
       return;
@@ -807,7 +858,12 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     url: baseUrl,
     requests,
     mediaRequests,
+    accountRequests,
     sentMessages,
+    setAccountOwner(accountId: string, tokens: string[] | null): void {
+      if (tokens === null) accountOwners.delete(accountId);
+      else accountOwners.set(accountId, new Set(tokens));
+    },
     failNext(rule: GraphErrorRule): void {
       rules.push({ ...rule, remaining: normalizeTimes(rule.times) });
     },
@@ -829,6 +885,7 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     reset(): void {
       requests.length = 0;
       mediaRequests.length = 0;
+      accountRequests.length = 0;
       rules = [];
       delayMs = 0;
       media.clear();

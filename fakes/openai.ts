@@ -26,6 +26,8 @@ export interface ChatRequestRecord {
   messages: { role: string; content: unknown }[];
   body: unknown;
   authorization?: string;
+  /** The request's `max_tokens` (or `max_completion_tokens`), when it set one. */
+  maxTokens?: number;
 }
 
 export interface OpenAIErrorRule {
@@ -354,7 +356,8 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
           content: isRecord(m) ? m.content : undefined,
         }))
       : [];
-    const record: ChatRequestRecord = { at, model, messages, body, ...(authorization !== undefined ? { authorization } : {}) };
+    const maxTokens = typeof obj.max_tokens === 'number' ? obj.max_tokens : typeof obj.max_completion_tokens === 'number' ? obj.max_completion_tokens : undefined;
+    const record: ChatRequestRecord = { at, model, messages, body, ...(authorization !== undefined ? { authorization } : {}), ...(maxTokens !== undefined ? { maxTokens } : {}) };
     requests.push(record);
 
     const rule = takeRule(model);

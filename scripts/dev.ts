@@ -25,7 +25,7 @@ import { connectClient, createParleyTemporal } from '../temporal/client';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { registerSearchAttributes } from '../temporal/search-attributes';
-import { activityDepsFrom, buildCore, leadSettingsFrom } from '../workers/deps';
+import { activityDepsFrom, buildCore, ensureSchedules, leadSettingsFrom } from '../workers/deps';
 import { createParleyWorker } from '../workers/worker';
 
 const DATA_DIR = path.join(PROJECT_ROOT, '.data');
@@ -110,6 +110,7 @@ async function main(): Promise<void> {
   });
   const workerRun = worker.run();
   const { client, connection: clientConnection } = await connectClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE });
+  await ensureSchedules(client, config, log);
   const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, settings: leadSettingsFrom(config) });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server: Server = await new Promise((resolve) => {

@@ -140,14 +140,26 @@ export function createChannelService(db: Db, box: SecretBox) {
         .where(and(eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'closed')));
     },
 
-    /** Close the circuit breaker (after the token was replaced); returns the channel, or undefined. */
-    async closeCircuit(tenantId: string, channelAccountId: string) {
-      const [c] = await db
-        .update(channelAccounts)
-        .set({ circuitState: 'closed', circuitOpenedAt: null, circuitReason: null })
-        .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId)))
-        .returning();
-      return c ? present(c) : undefined;
+    /**
+     * Close the circuit breaker (after the token was replaced), only when it is open: `closed`
+     * says whether this call closed it, `openedAt` when the closed opening began. Undefined for
+     * an unknown channel or another tenant's.
+     */
+    async closeCircuit(tenantId: string, channelAccountId: string): Promise<{ channel: ReturnType<typeof present>; closed: boolean; openedAt?: string } | undefined> {
+      const [before] = await db
+        .select({ openedAt: channelAccounts.circuitOpenedAt })
+        .from(channelAccounts)
+        .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'open')));
+      const [c] = before
+        ? await db
+            .update(channelAccounts)
+            .set({ circuitState: 'closed', circuitOpenedAt: null, circuitReason: null })
+            .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'open')))
+            .returning()
+        : [];
+      if (c) return { channel: present(c), closed: true, openedAt: (before?.openedAt ? toIso(before.openedAt) : null) ?? new Date().toISOString() };
+      const current = await this.get(tenantId, channelAccountId);
+      return current ? { channel: current, closed: false } : undefined;
     },
 
     /** Replace the access token (and optionally the app secret) of a tenant's channel. */

@@ -1,8 +1,21 @@
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { creditLedger, creditReservations, tenants } from '../db/schema';
+import { creditLedger, creditReservations, leads, messages, tenants } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { decodeCursor, encodeCursor, toIso } from './db-util';
+
+/**
+ * Ledger references Parley writes itself (`message:{outboundMessageId}` for a captured reply,
+ * `reply:` for reservations, `release:` / `sweep:` kept for internal use): a top-up reference
+ * may not start with one, so an operator's reference can never take the place of a charge.
+ */
+export const RESERVED_REFERENCE_PREFIXES = ['message:', 'reply:', 'release:', 'sweep:', 'system:'] as const;
+
+/** The reserved namespace a top-up reference falls into, if any (case-insensitive, after trimming). */
+export function reservedReferencePrefix(reference: string): string | undefined {
+  const r = reference.trim().toLowerCase();
+  return RESERVED_REFERENCE_PREFIXES.find((p) => r.startsWith(p));
+}
 
 /**
  * The credit ledger. `tenants.credit_balance` is the available balance (a CHECK keeps it
@@ -27,6 +40,12 @@ export function createCreditService(db: Db) {
 
     /** Idempotent by reference: the same reference applies once. */
     async topUp(input: { tenantId: string; amount: number; reference: string }): Promise<{ applied: boolean; balance: number }> {
+      const reserved = reservedReferencePrefix(input.reference);
+      if (reserved) {
+        throw new AppError('validation_failed', `a top-up reference may not start with "${reserved}" (reserved for Parley's own ledger entries)`, [
+          { path: ['reference'], message: `reserved prefix ${reserved}` },
+        ]);
+      }
       return db.transaction(async (tx) => {
         const inserted = await tx
           .insert(creditLedger)
@@ -55,7 +74,7 @@ export function createCreditService(db: Db) {
     },
 
     /** Hold the tenant's per-reply price for one reply. `ok: false` when the balance is short. */
-    async reserve(input: { tenantId: string; reference: string; amount?: number }): Promise<{ ok: boolean; amount: number; balance: number }> {
+    async reserve(input: { tenantId: string; reference: string; amount?: number; workflowId?: string }): Promise<{ ok: boolean; amount: number; balance: number }> {
       return db.transaction(async (tx) => {
         // Lock the tenant row first: a concurrent reserve of the same reference (a retried activity
         // still running) then waits here and sees the committed reservation below, instead of
@@ -75,7 +94,7 @@ export function createCreditService(db: Db) {
           .where(and(eq(tenants.id, input.tenantId), sql`${tenants.creditBalance} >= ${amount}`))
           .returning({ balance: tenants.creditBalance });
         if (!updated) return { ok: false, amount, balance: tenant.balance };
-        await tx.insert(creditReservations).values({ reference: input.reference, tenantId: input.tenantId, amount, status: 'held' });
+        await tx.insert(creditReservations).values({ reference: input.reference, tenantId: input.tenantId, amount, status: 'held', workflowId: input.workflowId ?? null });
         return { ok: true, amount, balance: updated.balance };
       });
     },
@@ -89,10 +108,25 @@ export function createCreditService(db: Db) {
           .where(and(eq(creditReservations.reference, input.reference), eq(creditReservations.status, 'held')))
           .returning();
         if (!r) return { captured: false };
-        await tx
+        const inserted = await tx
           .insert(creditLedger)
           .values({ tenantId: r.tenantId, amount: -r.amount, kind: 'debit', reference: `message:${input.messageId}`, messageId: input.messageId })
-          .onConflictDoNothing();
+          .onConflictDoNothing()
+          .returning({ id: creditLedger.id });
+        if (inserted.length === 0) {
+          // the reference is taken: by this debit (a replay, fine) or by something else (a top-up from
+          // before references were checked); then the debit goes in under its own suffix, never lost
+          const [existing] = await tx
+            .select({ kind: creditLedger.kind, messageId: creditLedger.messageId })
+            .from(creditLedger)
+            .where(and(eq(creditLedger.tenantId, r.tenantId), eq(creditLedger.reference, `message:${input.messageId}`)));
+          if (!(existing?.kind === 'debit' && existing.messageId === input.messageId)) {
+            await tx
+              .insert(creditLedger)
+              .values({ tenantId: r.tenantId, amount: -r.amount, kind: 'debit', reference: `message:${input.messageId}:debit`, messageId: input.messageId })
+              .onConflictDoNothing();
+          }
+        }
         return { captured: true };
       });
     },
@@ -112,6 +146,42 @@ export function createCreditService(db: Db) {
           .where(eq(tenants.id, r.tenantId));
         return { released: true };
       });
+    },
+
+    /**
+     * Held reservations older than `olderThanMs`, oldest first, with the workflow that holds each:
+     * the column, else (rows from before it) the lead of the outbound message `reply:{id}` names;
+     * `leadExists: false` when no lead row can be found (the lead is gone).
+     */
+    async heldOlderThan(opts: { olderThanMs: number; limit: number }): Promise<{ reference: string; tenantId: string; amount: number; createdAt: string; workflowId: string | null; leadExists: boolean }[]> {
+      const rows = await db
+        .select({
+          reference: creditReservations.reference,
+          tenantId: creditReservations.tenantId,
+          amount: creditReservations.amount,
+          createdAt: creditReservations.createdAt,
+          workflowId: creditReservations.workflowId,
+        })
+        .from(creditReservations)
+        .where(and(eq(creditReservations.status, 'held'), lt(creditReservations.createdAt, sql`now() - make_interval(secs => ${opts.olderThanMs / 1000})`)))
+        .orderBy(asc(creditReservations.createdAt))
+        .limit(opts.limit);
+      const out = [];
+      for (const r of rows) {
+        let workflowId = r.workflowId;
+        const byWorkflow = workflowId ? await db.select({ id: leads.id }).from(leads).where(eq(leads.workflowId, workflowId)).limit(1) : [];
+        let leadExists = byWorkflow.length > 0;
+        if (!workflowId) {
+          const messageId = /^reply:([0-9a-f-]{36})$/i.exec(r.reference)?.[1];
+          const [lead] = messageId
+            ? await db.select({ workflowId: leads.workflowId }).from(messages).innerJoin(leads, eq(leads.id, messages.leadId)).where(eq(messages.id, messageId))
+            : [];
+          workflowId = lead?.workflowId ?? null;
+          leadExists = Boolean(lead);
+        }
+        out.push({ reference: r.reference, tenantId: r.tenantId, amount: r.amount, createdAt: toIso(r.createdAt) ?? '', workflowId, leadExists });
+      }
+      return out;
     },
 
     async ledger(tenantId: string, opts: { limit: number; cursor?: string }) {

@@ -1,6 +1,6 @@
 import { and, asc, eq, isNull, or } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { agents, enrollmentRules, sequences } from '../db/schema';
+import { agents, channelAccounts, enrollmentRules, sequences } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { SequenceDef, SequenceStep, StopCondition } from '../workflows/lead/policy/sequence';
 import { toIso } from './db-util';
@@ -11,6 +11,20 @@ function present(s: typeof sequences.$inferSelect) {
 
 export function toSequenceDef(s: { id: string; name: string; steps: SequenceStep[]; stopOn: StopCondition[] }): SequenceDef {
   return { id: s.id, name: s.name, steps: s.steps, stopOn: s.stopOn };
+}
+
+/**
+ * True when a sequence can send a WhatsApp template (a template step, or a step that falls back
+ * to one outside the 24-hour window). Templates exist on WhatsApp only: on a web chat or
+ * Instagram lead such a step would call the WhatsApp template API and open the channel's breaker.
+ */
+export function sequenceUsesTemplates(steps: SequenceStep[]): boolean {
+  return steps.some((s) => s.kind === 'template' || s.template !== undefined);
+}
+
+/** The 409 for a template (manual or in a sequence) on a lead or channel that is not WhatsApp. */
+export function templateNotSupported(platform: string, what: string): AppError {
+  return new AppError('conflict', `${what}: WhatsApp templates can only be sent on WhatsApp, and this is a ${platform} channel`, undefined, 'template_not_supported');
 }
 
 export function createSequenceService(db: Db) {
@@ -36,6 +50,15 @@ export function createSequenceService(db: Db) {
       if (input.agentId) {
         const [a] = await db.select({ id: agents.id }).from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, input.agentId)));
         if (!a) throw new AppError('validation_failed', 'agentId does not name an agent of this tenant', [{ path: 'agentId', message: 'unknown agent' }]);
+      }
+      if (input.channelAccountId) {
+        // another tenant's channel is as unknown as one that does not exist
+        const [c] = await db
+          .select({ id: channelAccounts.id, platform: channelAccounts.platform })
+          .from(channelAccounts)
+          .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, input.channelAccountId)));
+        if (!c) throw new AppError('channel_not_found', 'channelAccountId does not name a channel of this tenant');
+        if (c.platform !== 'whatsapp' && sequenceUsesTemplates(seq.steps)) throw templateNotSupported(c.platform, 'the sequence has template steps');
       }
       const [r] = await db
         .insert(enrollmentRules)
@@ -67,7 +90,13 @@ export function createSequenceService(db: Db) {
         .limit(1);
       if (!r) return undefined;
       const seq = await this.get(tenantId, r.sequenceId);
-      return seq ? toSequenceDef(seq) : undefined;
+      if (!seq) return undefined;
+      if (sequenceUsesTemplates(seq.steps)) {
+        // templates exist on WhatsApp only: a web chat or Instagram lead is not enrolled in such a sequence
+        const [c] = await db.select({ platform: channelAccounts.platform }).from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
+        if (c?.platform !== 'whatsapp') return undefined;
+      }
+      return toSequenceDef(seq);
     },
   };
 }

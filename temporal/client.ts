@@ -1,9 +1,8 @@
-import { Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { ModeRequest } from '../workflows/lead/policy/handoff';
 import type { SequenceCursor } from '../workflows/lead/policy/sequence';
 import {
-  circuitClosedSignal,
   deliveryStatusSignal,
   discardDeadLetterUpdate,
   inboundSignal,
@@ -26,6 +25,7 @@ import {
   type LeadWorkflowSettings,
 } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
+import { RESUME_CIRCUIT_WORKFLOW_TYPE, resumeCircuitWorkflowId, type resumeCircuitWaitersWorkflow } from '../workflows/circuit';
 import { FETCH_MEDIA_WORKFLOW_TYPE, mediaWorkflowId, type fetchMediaWorkflow } from '../workflows/media';
 import type { FetchMediaInput, FetchMediaResult } from '../activities/media/fetch';
 import { SA } from './search-attributes';
@@ -149,21 +149,23 @@ export function createParleyTemporal(client: Client, opts: { taskQueue: string; 
     },
 
     /**
-     * Wake the running lead workflows of a channel whose circuit breaker was closed (they
-     * also poll, so one missed here still resumes). Returns how many were signalled.
+     * Start the fan-out that wakes the lead workflows waiting on a channel's circuit breaker
+     * (`resumeCircuitWaitersWorkflow`), once per opening of the circuit; returns its workflow id.
      */
-    async signalCircuitClosed(channelAccountId: string): Promise<number> {
-      let n = 0;
-      const query = `WorkflowType = '${LEAD_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND ChannelAccountId = '${channelAccountId.replace(/'/g, '')}'`;
-      for await (const wf of client.workflow.list({ query })) {
-        try {
-          await client.workflow.getHandle(wf.workflowId).signal(circuitClosedSignal);
-          n += 1;
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-        }
-      }
-      return n;
+    async startCircuitResume(input: { tenantId: string; channelAccountId: string }, openedAt: string): Promise<string> {
+      const workflowId = resumeCircuitWorkflowId(input.channelAccountId, openedAt);
+      await client.workflow.start<typeof resumeCircuitWaitersWorkflow>(RESUME_CIRCUIT_WORKFLOW_TYPE, {
+        workflowId,
+        taskQueue: opts.taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        workflowExecutionTimeout: '1 hour',
+        staticSummary: `Resume the sends waiting on channel ${input.channelAccountId}'s circuit breaker`,
+      }).catch((err: unknown) => {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      });
+      return workflowId;
     },
 
     async ping(): Promise<void> {

@@ -1,4 +1,6 @@
+import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
+import { ensureCreditSweepSchedule } from '../temporal/schedules';
 import { migrateDatabase, openDatabase, type Database } from '../db/client';
 import type { ActivityDeps } from '../activities';
 import { createSecretBox, parseEncryptionKey } from '../lib/crypto';
@@ -35,7 +37,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     ...services,
     log,
     graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS, unconfirmedWaitMs: config.SEND_UNCONFIRMED_WAIT_MS },
-    llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS },
+    llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS, prices: config.LLM_PRICES, maxTokens: config.LLM_MAX_TOKENS },
     mediaMaxBytes: config.MEDIA_MAX_BYTES,
     sendRates: {
       messagesPerSecond: config.WHATSAPP_MESSAGES_PER_SECOND,
@@ -57,4 +59,22 @@ export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
     extractionIdleMs: config.LEAD_EXTRACTION_IDLE_MS,
     deliveryMaxAttempts: config.LEAD_DELIVERY_MAX_ATTEMPTS,
   };
+}
+
+/** Create or update the schedules a worker deployment keeps (idempotent; every worker start calls it). */
+export async function ensureSchedules(client: Client, config: Config, log: Logger): Promise<void> {
+  if (config.CREDIT_SWEEP_INTERVAL_MINUTES === 0) return;
+  let scheduleId: string;
+  try {
+    scheduleId = await ensureCreditSweepSchedule(client, {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      everyMs: config.CREDIT_SWEEP_INTERVAL_MINUTES * 60_000,
+      staleAfterMs: Math.round(config.CREDIT_RESERVATION_STALE_HOURS * 3_600_000),
+    });
+  } catch (err) {
+    // the worker still serves leads; the next start tries again
+    log.error({ err: (err as Error).message }, 'could not create or update the credit reservation sweep schedule');
+    return;
+  }
+  log.info({ scheduleId, everyMinutes: config.CREDIT_SWEEP_INTERVAL_MINUTES, staleAfterHours: config.CREDIT_RESERVATION_STALE_HOURS }, 'credit reservation sweep scheduled');
 }

@@ -1,9 +1,10 @@
 /** Production worker entry point: `node dist/workers/main.js`. */
+import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { installTemporalRuntime } from '../temporal/runtime';
-import { activityDepsFrom, buildCore } from './deps';
+import { activityDepsFrom, buildCore, ensureSchedules } from './deps';
 import { createParleyWorker } from './worker';
 
 /** Temporal may still be starting (or restarting): retry the first connection with backoff for a few minutes. */
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
   });
+  await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), config, log);
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, database: database.describe }, 'worker started');
   try {
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks finish

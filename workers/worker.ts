@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Client } from '@temporalio/client';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 
@@ -22,7 +23,8 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Wor
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve(WORKFLOWS_PATH) }),
-    activities: createActivities(opts.deps),
+    // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
+    activities: createActivities({ ...opts.deps, temporalClient: opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace }) }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions,
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTaskExecutions,
   });

@@ -1,3 +1,5 @@
 // What the worker bundles.
 export { leadConversation } from './lead/workflow';
 export { fetchMediaWorkflow } from './media';
+export { resumeCircuitWaitersWorkflow } from './circuit';
+export { creditSweepWorkflow } from './credit-sweep';

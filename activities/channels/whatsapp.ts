@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { isBsuid } from '../../lib/bsuid';
 import { renderTemplate, type TemplateService } from '../../services/templates';
+import { fitTextLength } from './text-limit';
 import { createGraphSender, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 
 export type { SendBase, SendResult } from './graph-send';
@@ -12,6 +13,13 @@ export interface WhatsAppDeps extends GraphSendDeps {
 export interface SendTextInput extends SendBase {
   text: string;
 }
+
+/**
+ * Failure type of a template send on a channel that is not WhatsApp. Non-retryable and not an
+ * auth error (the channel's breaker stays closed); the lead workflow treats `not_implemented`
+ * as a permanent send failure (credit released, `reply_failed` recorded).
+ */
+export const TEMPLATE_CHANNEL_UNSUPPORTED = 'not_implemented';
 
 export interface SendTemplateInput extends SendBase {
   template: { name: string; language: string; variables?: string[] };
@@ -82,13 +90,28 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
       return { done: false, reason: `http_${res.status}: ${text}` };
     },
 
-    /** Send a free-form text (only inside the 24-hour window); effectively once per outboundMessageId. */
+    /**
+     * Send a free-form text (only inside the 24-hour window); effectively once per outboundMessageId.
+     * A text over Meta's 4,096 characters is shortened at a sentence (or word) boundary: one message, one id, one credit.
+     */
     async sendWhatsAppText(input: SendTextInput): Promise<SendResult> {
-      return send(input, { type: 'text', text: { body: input.text, preview_url: false } }, { body: input.text, type: 'text' });
+      const text = fitTextLength(input.text);
+      if (text.length !== input.text.length) log.info({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, from: input.text.length, to: text.length }, 'reply shortened to the WhatsApp text limit');
+      return send(input, { type: 'text', text: { body: text, preview_url: false } }, { body: text, type: 'text' });
     },
 
     /** Send an approved template with its body parameters; effectively once per outboundMessageId. */
     async sendWhatsAppTemplate(input: SendTemplateInput): Promise<SendResult> {
+      const creds = await deps.channels.sendCredentials(input.channelAccountId);
+      if (creds && creds.platform !== 'whatsapp') {
+        // never call the WhatsApp template API with a web chat (empty) or Instagram token: that would open the breaker
+        throw ApplicationFailure.create({
+          type: TEMPLATE_CHANNEL_UNSUPPORTED,
+          message: `template ${input.template.name} cannot be sent on a ${creds.platform} channel: WhatsApp templates exist on WhatsApp only`,
+          nonRetryable: true,
+          details: [{ platform: creds.platform }],
+        });
+      }
       const template = await deps.templates.find(input.tenantId, input.template.name, input.template.language);
       if (!template) {
         throw ApplicationFailure.create({ type: 'template_not_found', message: `template ${input.template.name} (${input.template.language}) is not registered`, nonRetryable: true });

@@ -8,7 +8,8 @@ import type { ChannelService } from '../../services/channels';
 import type { ExtractionData, ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
-import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, recordLlmCall } from '../llm/shared';
+import type { PriceTable } from '../llm/pricing';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall } from '../llm/shared';
 import { leadScore } from './score';
 
 export interface ExtractionDeps {
@@ -26,6 +27,10 @@ export interface ExtractionDeps {
   model?: string;
   /** How many recent messages the model reads; default 60. */
   transcriptLimit?: number;
+  /** LLM_PRICES merged over the built-in table; absent = the built-in table. */
+  prices?: PriceTable;
+  /** `max_tokens` of an extraction call; default 4096 (the structured output with a summary). */
+  extractionMaxTokens?: number;
 }
 
 export interface ExtractLeadInput {
@@ -228,14 +233,14 @@ export function createExtractionActivities(deps: ExtractionDeps) {
       for (const model of models) {
         let res: OpenAI.Chat.ChatCompletion;
         try {
-          res = await client.chat.completions.create({ model, messages, temperature: 0, response_format: responseFormat });
+          res = await client.chat.completions.create({ model, messages, temperature: 0, response_format: responseFormat, ...outputCap(model, deps.extractionMaxTokens ?? 4096) });
         } catch (err) {
           apiFailures.push(err);
           log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'extraction call failed');
           continue;
         }
         const usedModel = res.model || model;
-        await recordLlmCall({ extractions: deps.extractions, log }, { tenantId: input.tenantId, leadId: input.leadId, purpose: 'extraction', model: usedModel, usage: res.usage });
+        await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: 'extraction', model: usedModel, usage: res.usage });
         const choice = res.choices[0];
         const parsed: ParsedExtraction = choice?.message?.refusal
           ? { ok: false, reason: `model refused: ${choice.message.refusal}` }

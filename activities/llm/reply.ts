@@ -6,7 +6,8 @@ import type { ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
-import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, recordLlmCall } from './shared';
+import type { PriceTable } from './pricing';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall } from './shared';
 
 export interface LlmDeps {
   leads: LeadService;
@@ -22,7 +23,14 @@ export interface LlmDeps {
   timeoutMs: number;
   /** How many recent messages go into the prompt. */
   transcriptLimit?: number;
+  /** LLM_PRICES merged over the built-in table; absent = the built-in table. */
+  prices?: PriceTable;
+  /** LLM_MAX_TOKENS: `max_tokens` of every reply call (bounds one call's cost and length). */
+  maxTokens?: number;
 }
+
+/** `max_tokens` of a reply when the deployment sets none (a WhatsApp text is at most 4,096 characters, ~1,000 tokens). */
+export const DEFAULT_REPLY_MAX_TOKENS = 1024;
 
 export interface GenerateReplyInput {
   tenantId: string;
@@ -94,8 +102,8 @@ export function createLlmActivities(deps: LlmDeps) {
       const failures: unknown[] = [];
       for (const [i, model] of models.entries()) {
         try {
-          const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...(tools ? { tools } : {}) });
-          await recordLlmCall({ extractions: deps.extractions, log }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
+          const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) });
+          await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
           const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
           if (handoff && handoff.type === 'function') {
             let reason = 'the assistant asked for a human';

@@ -5,7 +5,7 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
 import type { LimitService } from '../../services/limits';
-import { estimateCostMicros } from './pricing';
+import { estimateCostMicros, type PriceTable } from './pricing';
 
 /** What the LLM activities share: the agent of a channel, error handling, call accounting. */
 
@@ -34,7 +34,7 @@ export async function agentForChannel(deps: { channels: ChannelService; agents: 
  * would only make Temporal retry the activity and buy a second, paid LLM call.
  */
 export async function recordLlmCall(
-  deps: { extractions?: Pick<ExtractionService, 'recordLlmCall'>; log: Logger },
+  deps: { extractions?: Pick<ExtractionService, 'recordLlmCall'>; log: Logger; prices?: PriceTable },
   call: { tenantId: string; leadId: string; purpose: 'reply' | 'bump_up' | 'sequence_step' | 'extraction'; model: string; usage: OpenAI.CompletionUsage | undefined },
 ): Promise<void> {
   if (!deps.extractions) return;
@@ -48,11 +48,21 @@ export async function recordLlmCall(
       model: call.model,
       promptTokens,
       completionTokens,
-      costMicros: estimateCostMicros(call.model, promptTokens, completionTokens),
+      costMicros: estimateCostMicros(call.model, promptTokens, completionTokens, deps.prices),
     });
   } catch (err) {
     deps.log.warn({ leadId: call.leadId, model: call.model, error: describeLlmError(err) }, 'could not record llm call');
   }
+}
+
+/**
+ * The output cap of a Chat Completions request: `max_tokens`, which OpenAI-compatible servers
+ * (OpenRouter, Ollama, vLLM) and OpenAI's chat models take; OpenAI's reasoning models (o1, o3,
+ * o4-mini, gpt-5…) refuse it and take `max_completion_tokens` instead.
+ */
+export function outputCap(model: string, maxTokens: number): { max_tokens: number } | { max_completion_tokens: number } {
+  const bare = model.trim().toLowerCase().replace(/^openai\//, '');
+  return /^(o\d|gpt-5)/.test(bare) ? { max_completion_tokens: maxTokens } : { max_tokens: maxTokens };
 }
 
 /** Failure type of a call refused by the tenant's daily LLM budget (non-retryable: retrying spends nothing until tomorrow). */

@@ -7,11 +7,20 @@
  * downloaded directly, without a bearer, and only from Meta's CDN hosts (a tenant that signs
  * its own webhooks must not make us fetch an arbitrary url).
  *
+ * Every hop is checked (activities/media/url-guard.ts): redirects are followed by hand (at most
+ * MAX_MEDIA_REDIRECTS), each hop must be https on a Meta media host and resolve only to public
+ * addresses, and the connection goes to the address that was checked (no second DNS answer).
+ * The bearer never leaves the origin it was meant for. The one explicit exception is
+ * `trustedOrigins` (the deployment's GRAPH_API_URL; in tests the local fake Graph API).
+ *
  * Bounded by `maxBytes` (MEDIA_MAX_BYTES; bigger is a non-retryable failure), checked against
  * the sha256 Meta gives, stored once per (channel, media id): a retry or a second request
  * returns the stored row. Failures follow the Graph API error taxonomy.
  */
 import { createHash } from 'node:crypto';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from '../../lib/logger';
@@ -19,6 +28,11 @@ import type { ChannelService } from '../../services/channels';
 import type { MediaObjectSummary, MediaService } from '../../services/media';
 import { SEND_FAILURE } from '../channels/graph-send';
 import { classifyGraphError, isRetryableGraphError } from '../channels/graph-errors';
+import { checkMediaUrl, systemResolver, type ResolveHost } from './url-guard';
+
+/** Redirects a media download may follow (Meta's lookaside urls redirect at most once). */
+export const MAX_MEDIA_REDIRECTS = 3;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 export const DEFAULT_MEDIA_MAX_BYTES = 16 * 1024 * 1024;
 
@@ -55,7 +69,15 @@ export interface MediaDeps {
   /** Per-request timeout of the media lookup; downloads get at least 60 s. */
   timeoutMs: number;
   maxBytes?: number;
+  /** Replaces the network for every request (tests); without it untrusted hops connect to the checked address. */
   fetch?: typeof fetch;
+  /** DNS for the hop check (tests make a name resolve where they need it); default the system resolver. */
+  resolveHost?: ResolveHost;
+  /**
+   * Origins exempt from the https / Meta host / public address checks: the deployment's own
+   * GRAPH_API_URL (set by the operator; in tests the local fake). Default: the Graph API origin.
+   */
+  trustedOrigins?: string[];
 }
 
 const mediaInfoSchema = z.looseObject({
@@ -68,15 +90,32 @@ const graphErrorSchema = z.object({
   error: z.looseObject({ message: z.string().optional(), code: z.number().optional(), error_subcode: z.number().optional() }),
 });
 
-/** Hosts Meta serves Instagram attachments from (and their subdomains). */
-const META_CDN_SUFFIXES = ['fbsbx.com', 'fbcdn.net', 'cdninstagram.com', 'facebook.com', 'instagram.com'];
 const GRAPH_MEDIA_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-function hostAllowed(url: URL, graphOrigin: string): boolean {
-  if (url.origin === graphOrigin) return true; // the configured Graph API (or its local fake)
-  if (url.protocol !== 'https:') return false;
-  const host = url.hostname.toLowerCase();
-  return META_CDN_SUFFIXES.some((s) => host === s || host.endsWith(`.${s}`));
+/** GET over https to an address that was already checked (the host name only names the TLS server and the Host header). */
+export function pinnedGet(url: URL, headers: Record<string, string>, signal: AbortSignal, address: string): Promise<Response> {
+  const family = isIP(address);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method: 'GET',
+        headers,
+        signal,
+        lookup: (_host: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) => (opts?.all ? cb(null, [{ address, family }]) : cb(null, address, family)),
+      } as https.RequestOptions,
+      (res) => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+        const status = res.statusCode ?? 502;
+        const body = status === 204 || status === 304 ? null : (Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>);
+        if (!body) res.resume();
+        resolve(new Response(body, { status: status < 200 || status > 599 ? 502 : status, headers: h }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 function failure(type: string, message: string, opts: { nonRetryable: boolean; details?: unknown }): ApplicationFailure {
@@ -122,14 +161,57 @@ export function createMediaActivities(deps: MediaDeps) {
   const maxBytes = deps.maxBytes ?? DEFAULT_MEDIA_MAX_BYTES;
   const graphBase = deps.graphApiUrl.replace(/\/$/, '');
   const graphOrigin = new URL(graphBase).origin;
+  const guard = { trustedOrigins: new Set(deps.trustedOrigins ?? [graphOrigin]), resolve: deps.resolveHost ?? systemResolver };
   const log = deps.log.child({ module: 'media.fetch' });
+
+  /**
+   * GET with redirects followed by hand: every hop checked before it is requested, at most
+   * MAX_MEDIA_REDIRECTS of them, the bearer dropped when a hop leaves the first origin.
+   */
+  async function guardedGet(first: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+    let url = first;
+    let hopHeaders = headers;
+    for (let hop = 0; ; hop++) {
+      const verdict = await checkMediaUrl(url, guard);
+      if (!verdict.ok) {
+        log.warn({ hop, host: url.hostname, reason: verdict.reason }, 'media url refused');
+        throw failure(MEDIA_FAILURE.invalidId, `media url refused${hop ? ` at redirect ${hop}` : ''}: ${verdict.reason}`, { nonRetryable: true, details: { hop } });
+      }
+      const res =
+        deps.fetch || verdict.trusted || !verdict.address
+          ? await doFetch(url, { headers: hopHeaders, signal, redirect: 'manual' })
+          : await pinnedGet(url, hopHeaders, signal, verdict.address);
+      if (!REDIRECT_STATUSES.has(res.status)) return res;
+      await res.body?.cancel().catch(() => undefined);
+      const location = res.headers.get('location');
+      if (!location) throw failure(SEND_FAILURE.transient, `media download answered ${res.status} without a location`, { nonRetryable: false });
+      if (hop >= MAX_MEDIA_REDIRECTS) {
+        throw failure(MEDIA_FAILURE.invalidId, `media url refused: more than ${MAX_MEDIA_REDIRECTS} redirects`, { nonRetryable: true, details: { hop } });
+      }
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw failure(MEDIA_FAILURE.invalidId, 'media download redirected to an invalid url', { nonRetryable: true });
+      }
+      if (next.origin !== first.origin) hopHeaders = Object.fromEntries(Object.entries(hopHeaders).filter(([k]) => k.toLowerCase() !== 'authorization'));
+      url = next;
+    }
+  }
 
   /** GET a url, reading at most maxBytes; throws the right failure otherwise. */
   async function download(url: string, headers: Record<string, string>, opts: { expiredIsPermanent: boolean }): Promise<{ data: Buffer; contentType?: string }> {
     let res: Response;
+    let first: URL;
     try {
-      res = await doFetch(url, { headers, signal: AbortSignal.timeout(Math.max(deps.timeoutMs, 60_000)) });
+      first = new URL(url);
+    } catch {
+      throw failure(MEDIA_FAILURE.invalidId, 'media url is not a valid url', { nonRetryable: true });
+    }
+    try {
+      res = await guardedGet(first, headers, AbortSignal.timeout(Math.max(deps.timeoutMs, 60_000)));
     } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
       throw failure(SEND_FAILURE.transient, `media download failed: ${(err as Error).message}`, { nonRetryable: false });
     }
     if (!res.ok) {
@@ -194,8 +276,8 @@ export function createMediaActivities(deps: MediaDeps) {
         } catch {
           throw failure(MEDIA_FAILURE.invalidId, 'media url is not a valid url', { nonRetryable: true });
         }
-        if (!hostAllowed(url, graphOrigin)) {
-          throw failure(MEDIA_FAILURE.invalidId, `media url host ${url.hostname} is not a Meta CDN host`, { nonRetryable: true });
+        if (!guard.trustedOrigins.has(url.origin) && url.protocol !== 'https:') {
+          throw failure(MEDIA_FAILURE.invalidId, `media url must be https (${url.hostname})`, { nonRetryable: true });
         }
         const got = await download(url.toString(), {}, { expiredIsPermanent: true });
         data = got.data;
@@ -206,7 +288,7 @@ export function createMediaActivities(deps: MediaDeps) {
         const query = creds.platform === 'whatsapp' ? `?phone_number_id=${encodeURIComponent(creds.phoneNumberId)}` : '';
         let res: Response;
         try {
-          res = await doFetch(`${graphBase}/${deps.graphApiVersion}/${encodeURIComponent(id)}${query}`, { headers: auth, signal: AbortSignal.timeout(deps.timeoutMs) });
+          res = await doFetch(`${graphBase}/${deps.graphApiVersion}/${encodeURIComponent(id)}${query}`, { headers: auth, signal: AbortSignal.timeout(deps.timeoutMs), redirect: 'manual' });
         } catch (err) {
           throw failure(SEND_FAILURE.transient, `Graph API unreachable: ${(err as Error).message}`, { nonRetryable: false });
         }

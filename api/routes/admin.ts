@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
+import { RESERVED_REFERENCE_PREFIXES, reservedReferencePrefix } from '../../services/credits';
 import { requireAdmin } from '../middleware/auth';
 import { validate } from '../middleware/validate';
 
@@ -11,7 +12,12 @@ const createTenantBody = z.strictObject({
 });
 const topUpBody = z.strictObject({
   amount: z.number().int().positive().max(100_000_000),
-  reference: z.string().trim().min(1).max(200),
+  reference: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .refine((r) => !reservedReferencePrefix(r), { message: `must not start with a reserved prefix (${RESERVED_REFERENCE_PREFIXES.join(', ')})` }),
 });
 const tenantParams = z.object({ tenantId: z.uuid() });
 /** A tenant's own limits; null = back to the deployment default. */

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
+import type { VerifyChannelOwnership } from '../../services/channel-ownership';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
@@ -31,7 +32,7 @@ const channelPatch = z
  * (state, token replacement, close). Replay and discard are Temporal updates to the lead
  * workflow that parked the operation.
  */
-export function createDeliveryRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger }): Router {
+export function createDeliveryRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; verifyChannel?: VerifyChannelOwnership }): Router {
   const { services, temporal } = deps;
   const log = deps.log.child({ module: 'delivery' });
   const r = Router();
@@ -87,27 +88,43 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
 
   /** Replace the token (e.g. after a 190) or change the throughput / mark-read settings. */
   r.patch('/v1/channels/:id', validate({ params: idParam, body: channelPatch }), async (_req, res) => {
-    if (res.locals.body.allowedOrigins !== undefined) {
-      const existing = await services.channels.get(res.locals.tenantId, res.locals.params.id);
-      if (existing && existing.platform !== 'webchat') throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
+    const needsCurrent = res.locals.body.allowedOrigins !== undefined || (deps.verifyChannel && res.locals.body.accessToken !== undefined);
+    const current = needsCurrent ? await services.channels.get(res.locals.tenantId, res.locals.params.id) : undefined;
+    if (needsCurrent && !current) throw new AppError('not_found', 'channel not found');
+    if (current && res.locals.body.allowedOrigins !== undefined && current.platform !== 'webchat') {
+      throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
+    }
+    if (current && deps.verifyChannel && res.locals.body.accessToken !== undefined && current.platform !== 'webchat') {
+      // the new token must control the registered id too
+      await deps.verifyChannel({ platform: current.platform, accountId: current.phoneNumberId, accessToken: res.locals.body.accessToken });
     }
     const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
     if (!c) throw new AppError('not_found', 'channel not found');
     res.json(c);
   });
 
-  /** Close the circuit breaker: the channel's waiting sends go ahead (same outbound ids). */
+  /**
+   * Close the circuit breaker: the channel's waiting sends go ahead (same outbound ids). Acts
+   * only on an open circuit; the waiting leads are signalled by a workflow started here (one
+   * per opening), not inside the request. A closed circuit answers 200 "already closed".
+   */
   r.post('/v1/channels/:id/circuit/close', validate({ params: idParam }), async (_req, res) => {
-    const c = await services.channels.closeCircuit(res.locals.tenantId, res.locals.params.id);
-    if (!c) throw new AppError('not_found', 'channel not found');
-    let signalled = 0;
+    const tenantId: string = res.locals.tenantId;
+    const result = await services.channels.closeCircuit(tenantId, res.locals.params.id);
+    if (!result) throw new AppError('not_found', 'channel not found');
+    const c = result.channel;
+    if (!result.closed) {
+      res.json({ ...c, alreadyClosed: true, message: 'the circuit is already closed', resumeWorkflowId: null });
+      return;
+    }
+    let resumeWorkflowId: string | null = null;
     try {
-      signalled = await temporal.signalCircuitClosed(c.id);
+      resumeWorkflowId = await temporal.startCircuitResume({ tenantId, channelAccountId: c.id }, result.openedAt ?? new Date().toISOString());
     } catch (err) {
       // the waiting workflows poll the circuit too: they resume within their poll interval
-      log.warn({ err, channelAccountId: c.id }, 'could not signal the waiting workflows; they resume on their next poll');
+      log.warn({ err, channelAccountId: c.id }, 'could not start the circuit resume workflow; the waiting leads resume on their next poll');
     }
-    res.json({ ...c, signalledWorkflows: signalled });
+    res.json({ ...c, alreadyClosed: false, resumeWorkflowId });
   });
 
   return r;

@@ -2,7 +2,7 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
-import { toSequenceDef } from '../../services/sequences';
+import { sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../../services/sequences';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { STOP_CONDITIONS, sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/sequence';
 import { tenantAuth } from '../middleware/rate-limit';
@@ -78,6 +78,7 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     const lead = await leadOf(res, req.params.leadId);
     const seq = await services.sequences.get(res.locals.tenantId, res.locals.body.sequenceId);
     if (!seq) throw new AppError('validation_failed', 'sequenceId does not name a sequence of this tenant', [{ path: 'sequenceId', message: 'unknown sequence' }]);
+    if (lead.channel !== 'whatsapp' && sequenceUsesTemplates(seq.steps)) throw templateNotSupported(lead.channel, 'the sequence has template steps');
     const cursor = await temporal.sequence(lead.workflowId, { action: 'enroll', sequence: toSequenceDef(seq) }).catch(rejected);
     res.json({ sequence: cursor });
   });
@@ -104,6 +105,7 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   r.post('/v1/leads/:leadId/messages', validate({ body: messageBody }), async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const body = res.locals.body as z.infer<typeof messageBody>;
+    if ('template' in body && lead.channel !== 'whatsapp') throw templateNotSupported(lead.channel, 'a template message');
     const requestId = crypto.randomUUID();
     const result = await temporal
       .sendMessage(lead.workflowId, 'text' in body ? { requestId, kind: 'text', text: body.text } : { requestId, kind: 'template', template: body.template })

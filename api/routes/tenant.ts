@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
+import type { VerifyChannelOwnership } from '../../services/channel-ownership';
 import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
@@ -84,7 +85,7 @@ function leadIdOr404(raw: unknown): string {
 }
 
 /** Routes authenticated by a tenant API key; every read is scoped to that tenant. */
-export function createTenantRouter(deps: { services: Services; temporal: ParleyTemporal }): Router {
+export function createTenantRouter(deps: { services: Services; temporal: ParleyTemporal; verifyChannel?: VerifyChannelOwnership }): Router {
   const { services } = deps;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
@@ -98,6 +99,9 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   });
 
   r.post('/v1/channels', validate({ body: createChannelBody }), async (_req, res) => {
+    const body = res.locals.body as z.infer<typeof createChannelBody>;
+    // only an id the tenant's own token can read may be registered (no squatting on another business's number)
+    if (deps.verifyChannel && body.platform !== 'webchat') await deps.verifyChannel({ platform: body.platform, accountId: body.phoneNumberId, accessToken: body.accessToken });
     res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
   });
   r.get('/v1/channels', async (_req, res) => {

@@ -331,7 +331,7 @@ describe('generateReply accounting and summary context', () => {
     expect(bump.costMicros).toBe(estimateCostMicros('gpt-4o-mini', res.promptTokens, res.completionTokens));
   });
 
-  test('an unknown model costs 0 and is still recorded', async () => {
+  test('an unknown model costs the conservative unknown-model price and is recorded', async () => {
     const f = await tenantWithAgent();
     const { leadId } = await leadWithTranscript(f);
     stack.llm.setReply(() => 'ok');
@@ -339,7 +339,8 @@ describe('generateReply accounting and summary context', () => {
     await s.extractions.recordLlmCall({ tenantId: f.tenantId, leadId, purpose: 'reply', model: 'llama3.1:8b', promptTokens: 100, completionTokens: 20, costMicros: estimateCostMicros('llama3.1:8b', 100, 20) });
     const calls = await s.extractions.llmCalls(f.tenantId, { leadId });
     expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({ model: 'llama3.1:8b', promptTokens: 100, completionTokens: 20, costMicros: 0 });
+    expect(calls[0]).toMatchObject({ model: 'llama3.1:8b', promptTokens: 100, completionTokens: 20, costMicros: estimateCostMicros('*', 100, 20) });
+    expect(calls[0]!.costMicros).toBeGreaterThan(0);
   });
 });
 

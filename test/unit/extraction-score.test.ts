@@ -1,5 +1,6 @@
 import { isKnown, leadScore, SCORE_WEIGHTS } from '../../activities/extraction/score';
-import { estimateCostMicros, priceOf } from '../../activities/llm/pricing';
+import { estimateCostMicros, parsePriceTable, priceOf } from '../../activities/llm/pricing';
+import { outputCap } from '../../activities/llm/shared';
 
 describe('leadScore', () => {
   test('nothing known is 0, everything known is 100', () => {
@@ -47,8 +48,28 @@ describe('LLM pricing', () => {
     expect(priceOf('gpt-4o-2024-08-06')).not.toEqual(priceOf('gpt-4o-mini'));
   });
 
-  test('unknown models cost 0', () => {
+  test('an unknown model costs the conservative unknown-model price, never 0', () => {
     expect(priceOf('llama3.1:8b')).toBeUndefined();
-    expect(estimateCostMicros('llama3.1:8b', 5000, 5000)).toBe(0);
+    // 15 / 60 USD per 1M tokens
+    expect(estimateCostMicros('llama3.1:8b', 5000, 5000)).toBe(375_000);
+    expect(estimateCostMicros('*', 1000, 0)).toBe(15_000);
+  });
+
+  test('a deployment price table (LLM_PRICES) is merged over the built-in one and can price unknown models', () => {
+    const table = parsePriceTable('{"llama3.1:8b": {"input": 0, "output": 0}, "openai/my-model": {"input": 1, "output": 2}, "*": {"input": 20, "output": 80}}');
+    expect(estimateCostMicros('llama3.1:8b', 5000, 5000, table)).toBe(0);
+    expect(estimateCostMicros('my-model', 1_000_000, 1_000_000, table)).toBe(3_000_000);
+    expect(estimateCostMicros('gpt-4o-mini', 1_000_000, 0, table)).toBe(150_000);
+    expect(estimateCostMicros('something-else', 1000, 1000, table)).toBe(100_000);
+    expect(() => parsePriceTable('{"x": {"input": -1, "output": 0}}')).toThrow(/x/);
+    expect(() => parsePriceTable('{"x": {"input": 1}}')).toThrow();
+    expect(() => parsePriceTable('not json')).toThrow(/JSON/);
+  });
+
+  test('the output cap: max_tokens, or max_completion_tokens for OpenAI reasoning models', () => {
+    expect(outputCap('gpt-4o-mini', 300)).toEqual({ max_tokens: 300 });
+    expect(outputCap('llama3.1:8b', 300)).toEqual({ max_tokens: 300 });
+    expect(outputCap('o3-mini', 300)).toEqual({ max_completion_tokens: 300 });
+    expect(outputCap('openai/gpt-5', 300)).toEqual({ max_completion_tokens: 300 });
   });
 });

@@ -56,6 +56,8 @@ function make(route: Route, opts: { maxBytes?: number; platform?: 'whatsapp' | '
     timeoutMs: 1000,
     maxBytes: opts.maxBytes ?? 1024,
     fetch: fetchStub,
+    // Meta's hosts resolve to a public address here (no DNS in unit tests)
+    resolveHost: async () => ['157.240.22.35'],
   } as unknown as MediaDeps;
   return { ...s, calls, fetchMedia: createMediaActivities(deps).fetchMedia };
 }
