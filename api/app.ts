@@ -35,7 +35,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   const log = deps.log.child({ module: 'api' });
 
-  app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping() }));
+  app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping(), log }));
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.
   app.use(
     createWhatsAppWebhookRouter({
