@@ -1,10 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents, channelAccounts } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
 import { AppError } from '../lib/errors';
-import { PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
+import { afterCursor, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
 export type Platform = 'whatsapp' | 'instagram' | 'webchat';
 
@@ -98,9 +98,16 @@ export function createChannelService(db: Db, box: SecretBox) {
       }
     },
 
-    async list(tenantId: string) {
-      const rows = await db.select().from(channelAccounts).where(eq(channelAccounts.tenantId, tenantId)).orderBy(channelAccounts.createdAt);
-      return rows.map(present);
+    /** Oldest first, one keyset page. */
+    async list(tenantId: string, opts: { limit: number; cursor?: string }) {
+      const rows = await db
+        .select()
+        .from(channelAccounts)
+        .where(and(eq(channelAccounts.tenantId, tenantId), afterCursor(channelAccounts, opts.cursor, 'asc')))
+        .orderBy(asc(channelAccounts.createdAt), asc(channelAccounts.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return { items: page.map(present), nextCursor };
     },
 
     async routingByPhoneNumberId(platform: Platform, phoneNumberId: string): Promise<ChannelRouting | undefined> {

@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, gt, gte, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { extractions, leads, llmCalls } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { decodeCursor, encodeCursor, toIso } from './db-util';
+import { decodeCursor, decodeSeqCursor, encodeCursor, encodeSeqCursor, toIso } from './db-util';
 
 /** The standard extracted fields, in CSV column order. */
 export const STANDARD_FIELDS = ['name', 'email', 'company', 'budget', 'authority', 'need', 'timeline'] as const;
@@ -187,15 +187,19 @@ export function createExtractionService(db: Db) {
       throw new Error(`extraction of lead ${input.leadId}: version kept colliding`);
     },
 
-    /** Every version of one lead's extraction, newest first. */
-    async listForLead(tenantId: string, leadId: string) {
+    /** One lead's extraction versions, newest first, one keyset page (the cursor is the last version seen). */
+    async listForLead(tenantId: string, leadId: string, opts: { limit: number; cursor?: string } = { limit: 200 }) {
+      const before = opts.cursor !== undefined ? decodeSeqCursor(opts.cursor) : undefined;
+      if (opts.cursor !== undefined && before === undefined) throw new AppError('bad_request', 'invalid cursor');
       const rows = await db
         .select()
         .from(extractions)
-        .where(and(eq(extractions.tenantId, tenantId), eq(extractions.leadId, leadId)))
+        .where(and(eq(extractions.tenantId, tenantId), eq(extractions.leadId, leadId), before !== undefined ? lt(extractions.version, before) : undefined))
         .orderBy(desc(extractions.version))
-        .limit(1000);
-      return rows.map(present);
+        .limit(opts.limit + 1);
+      const page = rows.slice(0, opts.limit);
+      const last = page[page.length - 1];
+      return { items: page.map(present), nextCursor: rows.length > opts.limit && last ? encodeSeqCursor(last.version) : null };
     },
 
     /**

@@ -3,17 +3,13 @@ import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import { tenantAuth } from '../middleware/rate-limit';
-import { validate } from '../middleware/validate';
+import { pageQuery, validate } from '../middleware/validate';
 
 /** An ISO 8601 date-time with a zone (`2026-11-21T10:00:00Z`, `…+05:30`) or a plain date (UTC midnight). */
 const since = z
   .union([z.iso.datetime({ offset: true }), z.iso.date()])
   .transform((v) => new Date(v.length === 10 ? `${v}T00:00:00Z` : v).toISOString());
-const listQuery = z.strictObject({
-  since: since.optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(500).optional(),
-});
+const listQuery = pageQuery.extend({ since: since.optional() });
 const csvQuery = z.strictObject({ since: since.optional() });
 
 function leadIdOr404(raw: unknown): string {
@@ -28,11 +24,11 @@ export function createExtractionRouter(deps: { services: Services }): Router {
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
 
-  r.get('/v1/leads/:leadId/extractions', auth, async (req, res) => {
+  r.get('/v1/leads/:leadId/extractions', auth, validate({ query: pageQuery }), async (req, res) => {
     const leadId = leadIdOr404(req.params.leadId);
     const lead = await services.leads.get(res.locals.tenantId, leadId);
     if (!lead) throw new AppError('not_found', 'lead not found');
-    res.json({ items: await services.extractions.listForLead(res.locals.tenantId, leadId), nextCursor: null });
+    res.json(await services.extractions.listForLead(res.locals.tenantId, leadId, res.locals.query));
   });
 
   r.get('/v1/extractions', auth, validate({ query: listQuery }), async (_req, res) => {
