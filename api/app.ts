@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createMetricsRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   app.use(createAdminRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
-  app.use(createExtractionRouter({ services: deps.services }));
+  app.use(createExtractionRouter({ services: deps.services, log }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));

@@ -121,6 +121,12 @@ export const CSV_COLUMNS = [
 
 // ---- service ---------------------------------------------------------------------------
 
+/** Where a CSV page ended: the (extraction time as the database prints it, lead id) of its last row. */
+export interface CsvPageKey {
+  extractedAt: string;
+  leadId: string;
+}
+
 export function createExtractionService(db: Db) {
   return {
     /** The newest version of a lead's extraction. */
@@ -250,12 +256,19 @@ export function createExtractionService(db: Db) {
     },
 
     /**
-     * CSV export: one row per lead, from its latest extraction (stored at or after `since`),
-     * with the lead's current name, stage, score and summary.
+     * CSV export, one keyset page: one row per lead, from its latest extraction (stored at or
+     * after `since`), with the lead's current name, stage, score and summary, ordered by the
+     * time of that extraction, then lead id. `after` is the previous page's `next`; the rows
+     * are CSV cell values in `CSV_COLUMNS` order (the header is not included).
      */
-    async csv(tenantId: string, since?: string): Promise<string> {
-      const rows = await db
-        .selectDistinctOn([extractions.leadId], {
+    async csvPage(
+      tenantId: string,
+      since: string | undefined,
+      opts: { limit: number; after?: CsvPageKey },
+    ): Promise<{ rows: unknown[][]; next: CsvPageKey | undefined }> {
+      const after = opts.after;
+      const page = await db
+        .select({
           leadId: extractions.leadId,
           version: extractions.version,
           data: extractions.data,
@@ -268,14 +281,22 @@ export function createExtractionService(db: Db) {
         })
         .from(extractions)
         .innerJoin(leads, eq(leads.id, extractions.leadId))
-        .where(and(eq(extractions.tenantId, tenantId), since ? gte(extractions.createdAt, since) : undefined))
-        .orderBy(extractions.leadId, desc(extractions.version));
-      const extractedAt = (r: (typeof rows)[number]) => toIso(r.extractedAt) ?? '';
-      rows.sort((a, b) => extractedAt(a).localeCompare(extractedAt(b)) || a.leadId.localeCompare(b.leadId));
-      const lines: unknown[][] = [[...CSV_COLUMNS]];
-      for (const r of rows) {
+        .where(
+          and(
+            eq(extractions.tenantId, tenantId),
+            since ? gte(extractions.createdAt, since) : undefined,
+            // the lead's latest version only
+            sql`not exists (select 1 from ${extractions} as newer where newer.lead_id = ${extractions.leadId} and newer.version > ${extractions.version})`,
+            after
+              ? or(gt(extractions.createdAt, after.extractedAt), and(eq(extractions.createdAt, after.extractedAt), gt(extractions.leadId, after.leadId)))
+              : undefined,
+          ),
+        )
+        .orderBy(asc(extractions.createdAt), asc(extractions.leadId))
+        .limit(opts.limit);
+      const rows = page.map((r) => {
         const data: Record<string, unknown> = r.data ?? {};
-        lines.push([
+        return [
           r.leadId,
           r.contactId,
           r.leadName,
@@ -285,10 +306,11 @@ export function createExtractionService(db: Db) {
           isRecord(data.fields) ? canonicalJson(data.fields) : '{}',
           r.summary,
           r.version,
-          extractedAt(r),
-        ]);
-      }
-      return toCsv(lines);
+          toIso(r.extractedAt) ?? '',
+        ];
+      });
+      const last = page[page.length - 1];
+      return { rows, next: page.length === opts.limit && last ? { extractedAt: last.extractedAt, leadId: last.leadId } : undefined };
     },
   };
 }

@@ -50,15 +50,30 @@ export function createMediaService(db: Db) {
       return r ? summary(r) : undefined;
     },
 
-    /** The stored bytes with their facts (tenant-scoped), or undefined. */
-    async read(tenantId: string, channelAccountId: string, providerMediaId: string): Promise<(MediaObjectSummary & { data: Buffer }) | undefined> {
+    /** The stored object's facts (tenant-scoped, without its bytes), or undefined. */
+    async findForTenant(tenantId: string, channelAccountId: string, providerMediaId: string): Promise<MediaObjectSummary | undefined> {
       const [r] = await db
-        .select()
+        .select(summaryColumns)
         .from(mediaObjects)
         .where(
           and(eq(mediaObjects.tenantId, tenantId), eq(mediaObjects.channelAccountId, channelAccountId), eq(mediaObjects.providerMediaId, providerMediaId)),
         );
-      return r ? { ...summary(r), data: Buffer.from(r.dataBase64, 'base64') } : undefined;
+      return r ? summary(r) : undefined;
+    },
+
+    /**
+     * `length` bytes of a stored object from byte `offset` (a multiple of 3), read as the
+     * matching slice of its base64 text: PostgreSQL fetches only the TOAST chunks it needs
+     * (the base64 of media does not compress, so it is stored uncompressed), and the API never
+     * holds more than one chunk. Empty past the end.
+     */
+    async readChunk(id: string, offset: number, length: number): Promise<Buffer> {
+      if (offset % 3 !== 0 || length % 3 !== 0) throw new Error('media chunks start and end on multiples of 3 bytes (whole base64 quads)');
+      const [r] = await db
+        .select({ part: sql<string>`substr(${mediaObjects.dataBase64}, ${(offset / 3) * 4 + 1}::int, ${(length / 3) * 4}::int)` })
+        .from(mediaObjects)
+        .where(eq(mediaObjects.id, id));
+      return Buffer.from(r?.part ?? '', 'base64');
     },
 
     /** Store the bytes once; a concurrent or earlier store wins and is returned. */

@@ -1,7 +1,10 @@
+import { once } from 'node:events';
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
+import { CSV_COLUMNS, toCsv, type CsvPageKey } from '../../services/extractions';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 
@@ -18,8 +21,11 @@ function leadIdOr404(raw: unknown): string {
   return r.data;
 }
 
+/** Rows of the CSV export read per database query. */
+const CSV_PAGE_ROWS = 500;
+
 /** Extracted lead data: a lead's versions, everything since a time (sync), a CSV export. */
-export function createExtractionRouter(deps: { services: Services }): Router {
+export function createExtractionRouter(deps: { services: Services; log?: Logger; csvPageRows?: number }): Router {
   const { services } = deps;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
@@ -36,16 +42,39 @@ export function createExtractionRouter(deps: { services: Services }): Router {
     res.json(await services.extractions.listSince(res.locals.tenantId, q.since, { limit: q.limit, cursor: q.cursor }));
   });
 
-  r.get('/v1/extractions.csv', auth, validate({ query: csvQuery }), async (_req, res) => {
+  /**
+   * Streamed: keyset pages of `csvPageRows` rows, each written as soon as it is read, the next
+   * read only once the client has taken the previous page (backpressure); memory stays at one
+   * page whatever the tenant's size. A failure after the first bytes aborts the response (the
+   * client sees a truncated transfer, not a CSV that looks complete).
+   */
+  r.get('/v1/extractions.csv', auth, validate({ query: csvQuery }), async (req, res) => {
     const q = res.locals.query as z.output<typeof csvQuery>;
-    const csv = await services.extractions.csv(res.locals.tenantId, q.since);
+    const tenantId: string = res.locals.tenantId;
+    const limit = deps.csvPageRows ?? CSV_PAGE_ROWS;
+    // the first page before any header: a database failure here is still a proper error answer
+    let page = await services.extractions.csvPage(tenantId, q.since, { limit });
     const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
     res
       .status(200)
       .type('text/csv; charset=utf-8')
       .set('content-disposition', `attachment; filename="parley-extractions-${stamp}.csv"`)
-      .set('cache-control', 'no-store')
-      .send(csv);
+      .set('cache-control', 'no-store');
+    let closed = false;
+    res.on('close', () => (closed = true));
+    try {
+      res.write(toCsv([[...CSV_COLUMNS]]));
+      for (;;) {
+        if (page.rows.length > 0 && !res.write(toCsv(page.rows)) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        if (!page.next || closed) break;
+        const after: CsvPageKey = page.next;
+        page = await services.extractions.csvPage(tenantId, q.since, { limit, after });
+      }
+      res.end();
+    } catch (err) {
+      deps.log?.child({ module: 'api.extractions' }).error({ err, path: req.path }, 'CSV export failed mid-stream');
+      res.destroy(err instanceof Error ? err : new Error('CSV export failed'));
+    }
   });
 
   return r;

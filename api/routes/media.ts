@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { ApplicationFailure } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import { z } from 'zod';
@@ -9,6 +10,9 @@ import { tenantAuth } from '../middleware/rate-limit';
 
 /** How long one request waits for a download before answering 503 (the download goes on). */
 const DEFAULT_WAIT_MS = 90_000;
+
+/** Bytes read from the database per query while streaming (a multiple of 3: whole base64 quads). */
+const DEFAULT_CHUNK_BYTES = 3 * 64 * 1024;
 
 /** Types a browser renders inline; everything else is served as an attachment. */
 const INLINE = /^(image|audio|video)\//;
@@ -59,7 +63,8 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
  * `fetchMediaWorkflow`, so Temporal retries it and concurrent requests share one download)
  * and served from the database afterwards. Only media a message of that lead references.
  */
-export function createMediaRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; waitMs?: number }): Router {
+export function createMediaRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; waitMs?: number; chunkBytes?: number }): Router {
+  const chunkBytes = Math.max(3, Math.floor((deps.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 3) * 3);
   const { services } = deps;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
@@ -75,7 +80,7 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
       throw new AppError('not_found', 'no message of this lead carries this media');
     }
     const key = { tenantId, channelAccountId: lead.channelAccountId, providerMediaId: mediaId.data };
-    let stored = await services.media.read(tenantId, key.channelAccountId, key.providerMediaId);
+    let stored = await services.media.findForTenant(tenantId, key.channelAccountId, key.providerMediaId);
     if (!stored) {
       try {
         await within(deps.temporal.fetchMedia(key), deps.waitMs ?? DEFAULT_WAIT_MS);
@@ -89,23 +94,40 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
         if (mapped.code === 'unavailable') res.set('retry-after', '30');
         throw mapped;
       }
-      stored = await services.media.read(tenantId, key.channelAccountId, key.providerMediaId);
+      stored = await services.media.findForTenant(tenantId, key.channelAccountId, key.providerMediaId);
       if (!stored) throw new AppError('unavailable', 'the media could not be stored; retry later');
     }
     const type = stored.mimeType ?? 'application/octet-stream';
+    // the first chunk before any header: a database failure here is still a proper error answer
+    let chunk = await services.media.readChunk(stored.id, 0, chunkBytes);
     res
       .status(200)
       .set({
         'content-type': type,
-        'content-length': String(stored.data.length),
+        'content-length': String(stored.sizeBytes),
         'content-disposition': INLINE.test(type) ? 'inline' : 'attachment',
         'cache-control': 'private, max-age=3600',
         'x-content-type-options': 'nosniff',
         // user-supplied bytes from our origin: never let them run as a page
         'content-security-policy': "default-src 'none'; sandbox",
         ...(stored.sha256 ? { etag: `"${stored.sha256}"` } : {}),
-      })
-      .end(stored.data);
+      });
+    // streamed chunk by chunk with backpressure: memory stays at one chunk per download
+    let closed = false;
+    res.on('close', () => (closed = true));
+    try {
+      let offset = 0;
+      for (;;) {
+        if (chunk.length > 0 && !res.write(chunk) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        offset += chunk.length;
+        if (chunk.length < chunkBytes || offset >= stored.sizeBytes || closed) break;
+        chunk = await services.media.readChunk(stored.id, offset, chunkBytes);
+      }
+      res.end();
+    } catch (err) {
+      log.error({ err, leadId: lead.id }, 'media download failed mid-stream');
+      res.destroy(err instanceof Error ? err : new Error('media stream failed'));
+    }
   });
 
   return r;

@@ -1,0 +1,174 @@
+/**
+ * Exports and media downloads stream: the extractions CSV is read in keyset pages and written
+ * as each page arrives; a stored media object is read in chunks and written chunk by chunk,
+ * never loaded whole.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import request from 'supertest';
+import { createExtractionRouter } from '../../api/routes/extractions';
+import { createMediaRouter } from '../../api/routes/media';
+import { errorHandler } from '../../api/middleware/errors';
+import { extractions, leads } from '../../db/schema';
+import type { Services } from '../../services';
+import { createTenant, randomWaId, startStack, type Stack, type TenantFixture } from '../support/stack';
+
+jest.setTimeout(180_000);
+
+let stack: Stack;
+let t: TenantFixture;
+const LEADS = 230;
+
+beforeAll(async () => {
+  stack = await startStack();
+  t = await createTenant(stack);
+  // many leads with two extraction versions each, in bulk
+  const db = stack.core.database.db;
+  const rows = Array.from({ length: LEADS }, (_, i) => {
+    const contactId = randomWaId();
+    return { id: randomUUID(), tenantId: t.tenantId, channelAccountId: t.channelId, channel: 'whatsapp' as const, contactId, name: `Lead ${i}`, workflowId: `lead:${t.channelId}:${contactId}` };
+  });
+  await db.insert(leads).values(rows);
+  const data = (i: number, v: number) => ({ name: `Lead ${i} v${v}`, email: null, company: `Co ${i}`, budget: null, authority: null, need: null, timeline: null, fields: {} });
+  await db.insert(extractions).values(rows.flatMap((l, i) => [1, 2].map((v) => ({ tenantId: t.tenantId, leadId: l.id, version: v, data: data(i, v), score: i % 100, model: 'm' }))));
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** The services with one method observed (calls counted, optionally held), everything else as is. */
+function observe<K extends keyof Services, M extends keyof Services[K]>(service: K, method: M, before?: (call: number, args: unknown[]) => Promise<void>) {
+  const target = stack.core.services[service] as Record<string, unknown>;
+  const original = target[method as string] as (...args: unknown[]) => Promise<unknown>;
+  const calls: unknown[][] = [];
+  const wrapped = {
+    ...target,
+    [method]: async (...args: unknown[]) => {
+      calls.push(args);
+      await before?.(calls.length, args);
+      return original.apply(target, args);
+    },
+  };
+  return { services: { ...stack.core.services, [service]: wrapped } as Services, calls };
+}
+
+describe('GET /v1/extractions.csv streams', () => {
+  test('many leads: one row each (latest version), read in pages of the configured size', async () => {
+    const { services, calls } = observe('extractions', 'csvPage');
+    const app = express().use(createExtractionRouter({ services, csvPageRows: 40 })).use(errorHandler(stack.log));
+    const res = await request(app).get('/v1/extractions.csv').set({ authorization: `Bearer ${t.apiKey}` }).expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/csv/);
+    expect(res.headers['content-length']).toBeUndefined(); // chunked: written as it is read
+    const lines = res.text.split('\r\n');
+    expect(lines.at(-1)).toBe('');
+    const body = lines.slice(1, -1);
+    expect(body).toHaveLength(LEADS);
+    expect(new Set(body.map((l) => l.split(',')[0])).size).toBe(LEADS);
+    expect(body.every((l) => /,Lead \d+ v2,/.test(l) && /,2,\d{4}-[\d-]+T[\d:.]+Z$/.test(l))).toBe(true);
+    // ordered by extraction time, then lead id
+    const keys = body.map((l) => `${l.split(',').at(-1)} ${l.split(',')[0]}`);
+    expect([...keys].sort()).toEqual(keys);
+    // ceil(230 / 40) = 6 pages, the last one short, each asked for at most 40 rows
+    expect(calls).toHaveLength(Math.ceil(LEADS / 40));
+    for (const args of calls) expect((args[2] as { limit: number }).limit).toBe(40);
+  });
+
+  test('the first rows reach the client before later pages are read', async () => {
+    let releaseSecondPage!: () => void;
+    const secondPageHeld = new Promise<void>((resolve) => (releaseSecondPage = resolve));
+    const { services, calls } = observe('extractions', 'csvPage', async (call) => {
+      if (call === 2) await secondPageHeld;
+    });
+    const app = express().use(createExtractionRouter({ services, csvPageRows: 25 })).use(errorHandler(stack.log));
+    let readsWhenFirstPageArrived = 0;
+    const server = http.createServer(app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: '/v1/extractions.csv', headers: { authorization: `Bearer ${t.apiKey}` } }, (res) => {
+          let received = '';
+          let released = false;
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            received += chunk;
+            if (!released && received.split('\r\n').length - 2 >= 25) {
+              // header + a whole first page arrived while the second page is still held
+              readsWhenFirstPageArrived = calls.length;
+              released = true;
+              releaseSecondPage();
+            }
+          });
+          res.on('end', () => (released ? resolve(received) : reject(new Error('the first page never arrived on its own'))));
+        });
+        req.on('error', reject);
+      });
+      expect(readsWhenFirstPageArrived).toBe(2);
+      expect(text.split('\r\n').length - 2).toBe(LEADS);
+    } finally {
+      releaseSecondPage();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test('since filters leads by their latest extraction', async () => {
+    const res = await stack.api
+      .get('/v1/extractions.csv')
+      .query({ since: new Date(Date.now() + 60_000).toISOString() })
+      .set({ authorization: `Bearer ${t.apiKey}` })
+      .expect(200);
+    expect(res.text.split('\r\n')).toHaveLength(2);
+  });
+});
+
+describe('GET /v1/leads/:id/media/:mediaId streams the stored bytes', () => {
+  async function leadWithStoredMedia(size: number) {
+    const contactId = randomWaId();
+    const s = stack.core.services;
+    const lead = await s.leads.ensure({ tenantId: t.tenantId, channelAccountId: t.channelId, channel: 'whatsapp', contactId, workflowId: `lead:${t.channelId}:${contactId}` });
+    const mediaId = String(100_000_000_000 + Math.floor(Math.random() * 800_000_000_000));
+    await s.leads.recordInbound({
+      tenantId: t.tenantId,
+      leadId: lead.leadId,
+      messages: [{ providerMessageId: `wamid.${randomUUID()}`, channel: 'whatsapp', contactId, sentAt: new Date().toISOString(), type: 'video', text: '[video]', media: { id: mediaId, mimeType: 'video/mp4' } }],
+    });
+    const bytes = randomBytes(size);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await s.media.store({ tenantId: t.tenantId, channelAccountId: t.channelId, providerMediaId: mediaId, mimeType: 'video/mp4', sha256, data: bytes });
+    return { leadId: lead.leadId, mediaId, bytes, sha256 };
+  }
+
+  const binary = ((res: http.IncomingMessage, cb: (err: Error | null, body: Buffer) => void) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => cb(null, Buffer.concat(chunks)));
+  }) as unknown as (res: request.Response, cb: (err: Error | null, body: unknown) => void) => void;
+
+  test('a 1 MB object is read in chunks of the configured size and arrives intact', async () => {
+    const m = await leadWithStoredMedia(1024 * 1024 + 7);
+    const { services, calls } = observe('media', 'readChunk');
+    const app = express()
+      .use(createMediaRouter({ services, temporal: stack.temporal, log: stack.log, chunkBytes: 96 * 1024 }))
+      .use(errorHandler(stack.log));
+    const res = await request(app).get(`/v1/leads/${m.leadId}/media/${m.mediaId}`).set({ authorization: `Bearer ${t.apiKey}` }).buffer(true).parse(binary).expect(200);
+    expect(Buffer.compare(res.body as Buffer, m.bytes)).toBe(0);
+    expect(res.headers['content-length']).toBe(String(m.bytes.length));
+    expect(res.headers['content-type']).toBe('video/mp4');
+    expect(res.headers.etag).toBe(`"${m.sha256}"`);
+    // ceil(1 MB + 7 / 96 kB) = 11 reads, each of at most 96 kB: the whole object is never in memory
+    expect(calls).toHaveLength(Math.ceil(m.bytes.length / (96 * 1024)));
+    for (const args of calls) expect(args[2]).toBe(96 * 1024);
+  });
+
+  test('through the whole app: small objects, another tenant still gets 404', async () => {
+    for (const size of [1, 3, 4096]) {
+      const m = await leadWithStoredMedia(size);
+      const res = await stack.api.get(`/v1/leads/${m.leadId}/media/${m.mediaId}`).set({ authorization: `Bearer ${t.apiKey}` }).buffer(true).parse(binary).expect(200);
+      expect(Buffer.compare(res.body as Buffer, m.bytes)).toBe(0);
+      const other = await createTenant(stack);
+      await stack.api.get(`/v1/leads/${m.leadId}/media/${m.mediaId}`).set({ authorization: `Bearer ${other.apiKey}` }).expect(404);
+    }
+  });
+});
