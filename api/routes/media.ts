@@ -17,6 +17,24 @@ const DEFAULT_CHUNK_BYTES = 3 * 64 * 1024;
 /** Types a browser renders inline; everything else is served as an attachment. */
 const INLINE = /^(image|audio|video)\//;
 
+/**
+ * One `Range: bytes=…` range (RFC 9110 §14): inclusive first and last byte, clamped to the
+ * object; `unsatisfiable` (416) when it starts past the end; undefined (serve everything) for no
+ * header, another unit, several ranges, or an invalid range, which a server may ignore.
+ */
+export function byteRange(header: string | undefined, size: number): { first: number; last: number } | 'unsatisfiable' | undefined {
+  const m = header ? /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim()) : null;
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    return suffix === 0 || size === 0 ? 'unsatisfiable' : { first: Math.max(0, size - suffix), last: size - 1 };
+  }
+  const first = Number(m[1]);
+  if (m[2] !== '' && Number(m[2]) < first) return undefined;
+  if (first >= size) return 'unsatisfiable';
+  return { first, last: m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1) };
+}
+
 /** The ApplicationFailure type somewhere in a Temporal failure's cause chain. */
 function failureType(err: unknown): { type?: string; message?: string } {
   let e: unknown = err;
@@ -98,29 +116,40 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
       if (!stored) throw new AppError('unavailable', 'the media could not be stored; retry later');
     }
     const type = stored.mimeType ?? 'application/octet-stream';
+    const size = stored.sizeBytes;
+    const headers: Record<string, string> = {
+      'content-type': type,
+      'accept-ranges': 'bytes',
+      'content-disposition': INLINE.test(type) ? 'inline' : 'attachment',
+      'cache-control': 'private, max-age=3600',
+      'x-content-type-options': 'nosniff',
+      // user-supplied bytes from our origin: never let them run as a page
+      'content-security-policy': "default-src 'none'; sandbox",
+      ...(stored.sha256 ? { etag: `"${stored.sha256}"` } : {}),
+    };
+    const range = byteRange(req.headers.range, size);
+    if (range === 'unsatisfiable') {
+      res.status(416).set({ ...headers, 'content-range': `bytes */${size}` }).end();
+      return;
+    }
+    const first = range?.first ?? 0;
+    const last = range?.last ?? size - 1;
+    // chunks start on whole base64 quads: from the multiple of 3 at or before the first byte
+    let offset = first - (first % 3);
     // the first chunk before any header: a database failure here is still a proper error answer
-    let chunk = await services.media.readChunk(stored.id, 0, chunkBytes);
+    let chunk = size > 0 ? await services.media.readChunk(stored.id, offset, chunkBytes) : Buffer.alloc(0);
     res
-      .status(200)
-      .set({
-        'content-type': type,
-        'content-length': String(stored.sizeBytes),
-        'content-disposition': INLINE.test(type) ? 'inline' : 'attachment',
-        'cache-control': 'private, max-age=3600',
-        'x-content-type-options': 'nosniff',
-        // user-supplied bytes from our origin: never let them run as a page
-        'content-security-policy': "default-src 'none'; sandbox",
-        ...(stored.sha256 ? { etag: `"${stored.sha256}"` } : {}),
-      });
+      .status(range ? 206 : 200)
+      .set({ ...headers, 'content-length': String(Math.max(0, last - first + 1)), ...(range ? { 'content-range': `bytes ${first}-${last}/${size}` } : {}) });
     // streamed chunk by chunk with backpressure: memory stays at one chunk per download
     let closed = false;
     res.on('close', () => (closed = true));
     try {
-      let offset = 0;
       for (;;) {
-        if (chunk.length > 0 && !res.write(chunk) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        const part = chunk.subarray(Math.max(0, first - offset), Math.max(0, last + 1 - offset));
+        if (part.length > 0 && !res.write(part) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
         offset += chunk.length;
-        if (chunk.length < chunkBytes || offset >= stored.sizeBytes || closed) break;
+        if (chunk.length < chunkBytes || offset > last || closed) break;
         chunk = await services.media.readChunk(stored.id, offset, chunkBytes);
       }
       res.end();
