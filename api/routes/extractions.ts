@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
@@ -7,6 +6,7 @@ import type { Services } from '../../services';
 import { CSV_COLUMNS, toCsv, type CsvPageKey } from '../../services/extractions';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
+import { writeWithBackpressure } from '../response-stream';
 
 /** An ISO 8601 date-time with a zone (`2026-11-21T10:00:00Z`, `…+05:30`) or a plain date (UTC midnight). */
 const since = z
@@ -60,13 +60,11 @@ export function createExtractionRouter(deps: { services: Services; log?: Logger;
       .type('text/csv; charset=utf-8')
       .set('content-disposition', `attachment; filename="parley-extractions-${stamp}.csv"`)
       .set('cache-control', 'no-store');
-    let closed = false;
-    res.on('close', () => (closed = true));
     try {
-      res.write(toCsv([[...CSV_COLUMNS]]));
+      let open = await writeWithBackpressure(res, toCsv([[...CSV_COLUMNS]]));
       for (;;) {
-        if (page.rows.length > 0 && !res.write(toCsv(page.rows)) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-        if (!page.next || closed) break;
+        if (open && page.rows.length > 0) open = await writeWithBackpressure(res, toCsv(page.rows));
+        if (!page.next || !open) break;
         const after: CsvPageKey = page.next;
         page = await services.extractions.csvPage(tenantId, q.since, { limit, after });
       }

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { ApplicationFailure } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import { z } from 'zod';
@@ -7,12 +6,13 @@ import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
 import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
+import { writeWithBackpressure } from '../response-stream';
 
 /** How long one request waits for a download before answering 503 (the download goes on). */
 const DEFAULT_WAIT_MS = 90_000;
 
-/** Bytes read from the database per query while streaming (a multiple of 3: whole base64 quads). */
-const DEFAULT_CHUNK_BYTES = 3 * 64 * 1024;
+/** Bytes read from the database per query while streaming. */
+const DEFAULT_CHUNK_BYTES = 256 * 1024;
 
 /** Types a browser renders inline; everything else is served as an attachment. */
 const INLINE = /^(image|audio|video)\//;
@@ -82,7 +82,7 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
  * and served from the database afterwards. Only media a message of that lead references.
  */
 export function createMediaRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; waitMs?: number; chunkBytes?: number }): Router {
-  const chunkBytes = Math.max(3, Math.floor((deps.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 3) * 3);
+  const chunkBytes = Math.max(1, deps.chunkBytes ?? DEFAULT_CHUNK_BYTES);
   const { services } = deps;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
@@ -134,22 +134,19 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
     }
     const first = range?.first ?? 0;
     const last = range?.last ?? size - 1;
-    // chunks start on whole base64 quads: from the multiple of 3 at or before the first byte
-    let offset = first - (first % 3);
+    if (stored.legacy) await services.media.migrateLegacy(stored.id);
+    let offset = first;
     // the first chunk before any header: a database failure here is still a proper error answer
     let chunk = size > 0 ? await services.media.readChunk(stored.id, offset, chunkBytes) : Buffer.alloc(0);
     res
       .status(range ? 206 : 200)
       .set({ ...headers, 'content-length': String(Math.max(0, last - first + 1)), ...(range ? { 'content-range': `bytes ${first}-${last}/${size}` } : {}) });
     // streamed chunk by chunk with backpressure: memory stays at one chunk per download
-    let closed = false;
-    res.on('close', () => (closed = true));
     try {
       for (;;) {
-        const part = chunk.subarray(Math.max(0, first - offset), Math.max(0, last + 1 - offset));
-        if (part.length > 0 && !res.write(part) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        const open = await writeWithBackpressure(res, chunk.subarray(Math.max(0, first - offset), Math.max(0, last + 1 - offset)));
         offset += chunk.length;
-        if (chunk.length < chunkBytes || offset > last || closed) break;
+        if (chunk.length < chunkBytes || offset > last || !open) break;
         chunk = await services.media.readChunk(stored.id, offset, chunkBytes);
       }
       res.end();

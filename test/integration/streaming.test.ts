@@ -11,7 +11,8 @@ import request from 'supertest';
 import { createExtractionRouter } from '../../api/routes/extractions';
 import { createMediaRouter } from '../../api/routes/media';
 import { errorHandler } from '../../api/middleware/errors';
-import { extractions, leads } from '../../db/schema';
+import { eq } from 'drizzle-orm';
+import { extractions, leads, mediaObjects } from '../../db/schema';
 import type { Services } from '../../services';
 import { createTenant, randomWaId, startStack, type Stack, type TenantFixture } from '../support/stack';
 
@@ -113,6 +114,37 @@ describe('GET /v1/extractions.csv streams', () => {
     }
   });
 
+  test('a client that goes away stops the export: no more pages are read', async () => {
+    let releaseSecondPage!: () => void;
+    const secondPageHeld = new Promise<void>((resolve) => (releaseSecondPage = resolve));
+    const { services, calls } = observe('extractions', 'csvPage', async (call) => {
+      if (call === 2) await secondPageHeld;
+    });
+    const app = express().use(createExtractionRouter({ services, csvPageRows: 5 })).use(errorHandler(stack.log));
+    const server = http.createServer(app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: '/v1/extractions.csv', headers: { authorization: `Bearer ${t.apiKey}` } }, (res) => {
+          res.once('data', () => {
+            req.destroy(); // the client leaves after the first rows
+            resolve();
+          });
+        });
+        req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      releaseSecondPage();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // page 1, the held page 2, and nothing after it (46 pages if it had gone on)
+      expect(calls.length).toBeLessThanOrEqual(3);
+    } finally {
+      releaseSecondPage();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   test('since filters leads by their latest extraction', async () => {
     const res = await stack.api
       .get('/v1/extractions.csv')
@@ -201,6 +233,18 @@ describe('GET /v1/leads/:id/media/:mediaId streams the stored bytes', () => {
       const r = await get(range).expect(200);
       expect(Buffer.compare(r.body as Buffer, m.bytes)).toBe(0);
     }
+  });
+
+  test('an object stored as base64 text (before the bytea column) is moved to bytea on first read, and served', async () => {
+    const m = await leadWithStoredMedia(100_000);
+    const db = stack.core.database.db;
+    const [row] = await db.select({ id: mediaObjects.id }).from(mediaObjects).where(eq(mediaObjects.providerMediaId, m.mediaId));
+    await db.update(mediaObjects).set({ data: null, dataBase64: m.bytes.toString('base64') }).where(eq(mediaObjects.id, row!.id));
+    const res = await stack.api.get(`/v1/leads/${m.leadId}/media/${m.mediaId}`).set({ authorization: `Bearer ${t.apiKey}` }).buffer(true).parse(binary).expect(200);
+    expect(Buffer.compare(res.body as Buffer, m.bytes)).toBe(0);
+    const [after] = await db.select({ data: mediaObjects.data, dataBase64: mediaObjects.dataBase64 }).from(mediaObjects).where(eq(mediaObjects.id, row!.id));
+    expect(after!.dataBase64).toBeNull();
+    expect(Buffer.compare(after!.data!, m.bytes)).toBe(0);
   });
 
   test('through the whole app: small objects, another tenant still gets 404', async () => {
