@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { extractions, leads, llmCalls } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -121,10 +121,14 @@ export const CSV_COLUMNS = [
 
 // ---- service ---------------------------------------------------------------------------
 
-/** Where a CSV page ended: the (extraction time as the database prints it, lead id) of its last row. */
+/**
+ * Where a CSV page ended: the (extraction time as the database prints it, lead id) of its last
+ * row, and the export's cutoff (the database time of its first page).
+ */
 export interface CsvPageKey {
   extractedAt: string;
   leadId: string;
+  until: string;
 }
 
 export function createExtractionService(db: Db) {
@@ -259,7 +263,9 @@ export function createExtractionService(db: Db) {
      * CSV export, one keyset page: one row per lead, from its latest extraction (stored at or
      * after `since`), with the lead's current name, stage, score and summary, ordered by the
      * time of that extraction, then lead id. `after` is the previous page's `next`; the rows
-     * are CSV cell values in `CSV_COLUMNS` order (the header is not included).
+     * are CSV cell values in `CSV_COLUMNS` order (the header is not included). Every page sees
+     * the extractions as of the first page's time: a lead re-extracted during a long export is
+     * listed once, with the version it had when the export began.
      */
     async csvPage(
       tenantId: string,
@@ -267,6 +273,8 @@ export function createExtractionService(db: Db) {
       opts: { limit: number; after?: CsvPageKey },
     ): Promise<{ rows: unknown[][]; next: CsvPageKey | undefined }> {
       const after = opts.after;
+      // the first page is a statement of its own: it sees what was committed at its start, and that is the cutoff
+      const until = after?.until;
       const page = await db
         .select({
           leadId: extractions.leadId,
@@ -278,6 +286,7 @@ export function createExtractionService(db: Db) {
           stage: leads.stage,
           score: leads.score,
           summary: leads.summary,
+          now: sql<string>`now()::text`,
         })
         .from(extractions)
         .innerJoin(leads, eq(leads.id, extractions.leadId))
@@ -285,8 +294,9 @@ export function createExtractionService(db: Db) {
           and(
             eq(extractions.tenantId, tenantId),
             since ? gte(extractions.createdAt, since) : undefined,
-            // the lead's latest version only
-            sql`not exists (select 1 from ${extractions} as newer where newer.lead_id = ${extractions.leadId} and newer.version > ${extractions.version})`,
+            until ? lte(extractions.createdAt, until) : undefined,
+            // the lead's latest version (as of the cutoff) only
+            sql`not exists (select 1 from ${extractions} as newer where newer.lead_id = ${extractions.leadId} and newer.version > ${extractions.version}${until ? sql` and newer.created_at <= ${until}` : sql``})`,
             after
               ? or(gt(extractions.createdAt, after.extractedAt), and(eq(extractions.createdAt, after.extractedAt), gt(extractions.leadId, after.leadId)))
               : undefined,
@@ -310,7 +320,7 @@ export function createExtractionService(db: Db) {
         ];
       });
       const last = page[page.length - 1];
-      return { rows, next: page.length === opts.limit && last ? { extractedAt: last.extractedAt, leadId: last.leadId } : undefined };
+      return { rows, next: page.length === opts.limit && last ? { extractedAt: last.extractedAt, leadId: last.leadId, until: until ?? last.now } : undefined };
     },
   };
 }

@@ -135,19 +135,21 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
     const first = range?.first ?? 0;
     const last = range?.last ?? size - 1;
     if (stored.legacy) await services.media.migrateLegacy(stored.id);
+    const id = stored.id;
     let offset = first;
+    const read = () => services.media.readChunk(id, offset, Math.min(chunkBytes, last + 1 - offset));
     // the first chunk before any header: a database failure here is still a proper error answer
-    let chunk = size > 0 ? await services.media.readChunk(stored.id, offset, chunkBytes) : Buffer.alloc(0);
+    let chunk = size > 0 ? await read() : Buffer.alloc(0);
     res
       .status(range ? 206 : 200)
       .set({ ...headers, 'content-length': String(Math.max(0, last - first + 1)), ...(range ? { 'content-range': `bytes ${first}-${last}/${size}` } : {}) });
     // streamed chunk by chunk with backpressure: memory stays at one chunk per download
     try {
       for (;;) {
-        const open = await writeWithBackpressure(res, chunk.subarray(Math.max(0, first - offset), Math.max(0, last + 1 - offset)));
+        const open = await writeWithBackpressure(res, chunk);
         offset += chunk.length;
-        if (chunk.length < chunkBytes || offset > last || !open) break;
-        chunk = await services.media.readChunk(stored.id, offset, chunkBytes);
+        if (chunk.length === 0 || offset > last || !open) break;
+        chunk = await read();
       }
       res.end();
     } catch (err) {
