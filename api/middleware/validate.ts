@@ -19,7 +19,12 @@ export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, where
  */
 export const pageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().min(1).max(500).optional(),
+  /** Empty = the first page (`?cursor=${nextCursor ?? ''}` is a common client idiom). */
+  cursor: z
+    .string()
+    .max(500)
+    .optional()
+    .transform((v) => (v === '' ? undefined : v)),
 });
 
 type Parts = { body?: z.ZodType; query?: z.ZodType; params?: z.ZodType };

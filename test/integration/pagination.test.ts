@@ -115,11 +115,13 @@ describe('every list route pages with limit and cursor', () => {
     }
   });
 
-  test('the default page is at most 50 items and says where to go on', async () => {
+  test('the default page is at most 50 items and says where to go on; an empty cursor is the first page', async () => {
     for (const path of routes()) {
       const r = await get(path).expect(200);
       expect(r.body.items.length).toBeLessThanOrEqual(50);
       expect(r.body).toHaveProperty('nextCursor');
+      const empty = await get(path, { cursor: '' }).expect(200);
+      expect(empty.body).toEqual(r.body);
     }
   });
 
