@@ -57,7 +57,7 @@ export function createApp(deps: AppDeps): Express {
     ? createChannelOwnershipVerifier({ graphApiUrl: deps.config.GRAPH_API_URL, graphApiVersion: deps.config.GRAPH_API_VERSION ?? 'v21.0', timeoutMs: deps.config.GRAPH_API_TIMEOUT_MS ?? 15_000 })
     : undefined;
 
-  app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping() }));
+  app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping(), log }));
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.
   app.use(
     createWhatsAppWebhookRouter({
@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createMetricsRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   app.use(createAdminRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
-  app.use(createExtractionRouter({ services: deps.services }));
+  app.use(createExtractionRouter({ services: deps.services, log }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));

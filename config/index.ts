@@ -33,6 +33,8 @@ export const configSchema = z.object({
   PARLEY_ADMIN_TOKEN: optionalString,
   /** 32 bytes, base64 or hex: encrypts access tokens and app secrets at rest. */
   PARLEY_ENCRYPTION_KEY: optionalString,
+  /** Previous encryption keys, comma-separated: still read (by key id) until `npm run secrets:rewrap` re-encrypted everything. */
+  PARLEY_ENCRYPTION_KEYS_OLD: optionalString,
   DEFAULT_CREDITS_PER_REPLY: z.coerce.number().int().min(0).default(1),
 
   META_APP_SECRET: optionalString,
@@ -154,6 +156,9 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
+/** Shortest PARLEY_ADMIN_TOKEN accepted in production (32 random characters ≈ 190 bits as base64). */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
     super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
@@ -173,6 +178,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       (k) => !config[k],
     );
     if (missing.length) throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
+    if (config.PARLEY_ADMIN_TOKEN && config.PARLEY_ADMIN_TOKEN.trim().length < ADMIN_TOKEN_MIN_LENGTH) {
+      throw new ConfigError([`PARLEY_ADMIN_TOKEN: must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters when NODE_ENV=production (e.g. openssl rand -base64 32)`]);
+    }
   }
   return config;
 }

@@ -3,6 +3,7 @@ import {
   bigserial,
   boolean,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -15,6 +16,11 @@ import {
 } from 'drizzle-orm/pg-core';
 
 const id = () => uuid('id').primaryKey().defaultRandom();
+/** PostgreSQL bytea: a Buffer in, a Buffer (postgres.js) or Uint8Array (PGlite) out. */
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (v) => (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)),
+});
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow();
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'string' });
@@ -460,9 +466,14 @@ export const mediaObjects = pgTable(
     mimeType: text('mime_type'),
     sha256: text('sha256'),
     sizeBytes: integer('size_bytes').notNull(),
-    /** The bytes, base64 (bounded by MEDIA_MAX_BYTES). */
-    dataBase64: text('data_base64').notNull(),
+    /** The bytes (bounded by MEDIA_MAX_BYTES); read in slices (`substring`), never whole. */
+    data: bytea('data'),
+    /** Objects stored before `data` existed: the bytes as base64 text, moved to `data` on first read. */
+    dataBase64: text('data_base64'),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('media_objects_channel_media_uq').on(t.channelAccountId, t.providerMediaId)],
+  (t) => [
+    uniqueIndex('media_objects_channel_media_uq').on(t.channelAccountId, t.providerMediaId),
+    check('media_objects_has_bytes', sql`${t.data} is not null or ${t.dataBase64} is not null`),
+  ],
 );

@@ -1,7 +1,7 @@
-import { and, eq } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents } from '../db/schema';
-import { toIso } from './db-util';
+import { afterCursor, keyset, toIso } from './db-util';
 
 export interface AgentInput {
   name: string;
@@ -43,9 +43,16 @@ export function createAgentService(db: Db) {
       const [a] = await db.select().from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, agentId)));
       return a ? present(a) : undefined;
     },
-    async list(tenantId: string) {
-      const rows = await db.select().from(agents).where(eq(agents.tenantId, tenantId)).orderBy(agents.createdAt);
-      return rows.map(present);
+    /** Oldest first, one keyset page. */
+    async list(tenantId: string, opts: { limit: number; cursor?: string }) {
+      const rows = await db
+        .select()
+        .from(agents)
+        .where(and(eq(agents.tenantId, tenantId), afterCursor(agents, opts.cursor, 'asc')))
+        .orderBy(asc(agents.createdAt), asc(agents.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return { items: page.map(present), nextCursor };
     },
   };
 }

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents, channelAccounts } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
 import { AppError } from '../lib/errors';
-import { PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
+import { afterCursor, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
 export type Platform = 'whatsapp' | 'instagram' | 'webchat';
 
@@ -41,6 +41,14 @@ export interface ChannelRouting {
   allowedOrigins?: string[] | null;
 }
 
+/**
+ * The associated data an encrypted channel secret is bound to: its row and its column, so a
+ * ciphertext copied to another channel or into the other column does not decrypt.
+ */
+export function channelSecretContext(channelAccountId: string, column: 'access_token' | 'app_secret'): string {
+  return `channel_accounts:${channelAccountId}:${column}`;
+}
+
 /** Verify tokens are compared by hash, like API keys. */
 export const hashVerifyToken = hashApiKey;
 
@@ -65,16 +73,18 @@ export function createChannelService(db: Db, box: SecretBox) {
     async create(tenantId: string, input: ChannelInput) {
       const [agent] = await db.select({ id: agents.id }).from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, input.agentId)));
       if (!agent) throw new AppError('validation_failed', 'agentId does not name an agent of this tenant', [{ path: ['agentId'], message: 'unknown agent' }]);
+      const id = randomUUID(); // chosen here: the secrets are bound to it
       try {
         const [c] = await db
           .insert(channelAccounts)
           .values({
+            id,
             tenantId,
             platform: input.platform,
             phoneNumberId: input.phoneNumberId ?? `wc_${randomBytes(12).toString('base64url')}`,
             displayPhoneNumber: input.displayPhoneNumber ?? null,
-            accessTokenEnc: box.encrypt(input.accessToken ?? ''),
-            appSecretEnc: input.appSecret ? box.encrypt(input.appSecret) : null,
+            accessTokenEnc: box.encrypt(input.accessToken ?? '', channelSecretContext(id, 'access_token')),
+            appSecretEnc: input.appSecret ? box.encrypt(input.appSecret, channelSecretContext(id, 'app_secret')) : null,
             // web chat has no webhook: an unguessable hash nobody can present
             verifyTokenHash: hashVerifyToken(input.verifyToken ?? randomBytes(32).toString('base64url')),
             agentId: input.agentId,
@@ -93,9 +103,16 @@ export function createChannelService(db: Db, box: SecretBox) {
       }
     },
 
-    async list(tenantId: string) {
-      const rows = await db.select().from(channelAccounts).where(eq(channelAccounts.tenantId, tenantId)).orderBy(channelAccounts.createdAt);
-      return rows.map(present);
+    /** Oldest first, one keyset page. */
+    async list(tenantId: string, opts: { limit: number; cursor?: string }) {
+      const rows = await db
+        .select()
+        .from(channelAccounts)
+        .where(and(eq(channelAccounts.tenantId, tenantId), afterCursor(channelAccounts, opts.cursor, 'asc')))
+        .orderBy(asc(channelAccounts.createdAt), asc(channelAccounts.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return { items: page.map(present), nextCursor };
     },
 
     async routingByPhoneNumberId(platform: Platform, phoneNumberId: string): Promise<ChannelRouting | undefined> {
@@ -110,7 +127,7 @@ export function createChannelService(db: Db, box: SecretBox) {
         platform: c.platform,
         phoneNumberId: c.phoneNumberId,
         agentId: c.agentId,
-        appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc) : undefined,
+        appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
         allowedOrigins: c.allowedOrigins ?? null,
       };
     },
@@ -123,7 +140,7 @@ export function createChannelService(db: Db, box: SecretBox) {
       if (!c) return undefined;
       return {
         phoneNumberId: c.phoneNumberId,
-        accessToken: box.decrypt(c.accessTokenEnc),
+        accessToken: box.decrypt(c.accessTokenEnc, channelSecretContext(c.id, 'access_token')),
         tenantId: c.tenantId,
         platform: c.platform,
         circuitState: c.circuitState,
@@ -165,8 +182,8 @@ export function createChannelService(db: Db, box: SecretBox) {
     /** Replace the access token (and optionally the app secret) of a tenant's channel. */
     async updateCredentials(tenantId: string, channelAccountId: string, input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null }) {
       const set: Partial<typeof channelAccounts.$inferInsert> = {};
-      if (input.accessToken !== undefined) set.accessTokenEnc = box.encrypt(input.accessToken);
-      if (input.appSecret !== undefined) set.appSecretEnc = box.encrypt(input.appSecret);
+      if (input.accessToken !== undefined) set.accessTokenEnc = box.encrypt(input.accessToken, channelSecretContext(channelAccountId, 'access_token'));
+      if (input.appSecret !== undefined) set.appSecretEnc = box.encrypt(input.appSecret, channelSecretContext(channelAccountId, 'app_secret'));
       if (input.messagesPerSecond !== undefined) set.messagesPerSecond = input.messagesPerSecond;
       if (input.markRead !== undefined) set.markRead = input.markRead;
       if (input.allowedOrigins !== undefined) set.allowedOrigins = input.allowedOrigins;
@@ -197,3 +214,44 @@ export function createChannelService(db: Db, box: SecretBox) {
 }
 
 export type ChannelService = ReturnType<typeof createChannelService>;
+
+/**
+ * Key rotation and format migration: re-encrypt every channel secret that is not yet in the
+ * current format under the current key (legacy v1 values, values of a previous key). Each row
+ * is updated only if its values did not change meanwhile. Rows no configured key opens are
+ * listed by id and left as they are. Run with `npm run secrets:rewrap` after changing keys.
+ */
+export async function rewrapChannelSecrets(db: Db, box: SecretBox): Promise<{ checked: number; rewrapped: number; failed: string[] }> {
+  const rows = await db
+    .select({ id: channelAccounts.id, accessTokenEnc: channelAccounts.accessTokenEnc, appSecretEnc: channelAccounts.appSecretEnc })
+    .from(channelAccounts);
+  let rewrapped = 0;
+  const failed: string[] = [];
+  for (const r of rows) {
+    const access = box.needsRewrap(r.accessTokenEnc);
+    const secret = r.appSecretEnc !== null && box.needsRewrap(r.appSecretEnc);
+    if (!access && !secret) continue;
+    try {
+      const set: Partial<typeof channelAccounts.$inferInsert> = {};
+      if (access) set.accessTokenEnc = box.encrypt(box.decrypt(r.accessTokenEnc, channelSecretContext(r.id, 'access_token')), channelSecretContext(r.id, 'access_token'));
+      if (secret && r.appSecretEnc !== null) {
+        set.appSecretEnc = box.encrypt(box.decrypt(r.appSecretEnc, channelSecretContext(r.id, 'app_secret')), channelSecretContext(r.id, 'app_secret'));
+      }
+      const updated = await db
+        .update(channelAccounts)
+        .set(set)
+        .where(
+          and(
+            eq(channelAccounts.id, r.id),
+            eq(channelAccounts.accessTokenEnc, r.accessTokenEnc),
+            r.appSecretEnc === null ? isNull(channelAccounts.appSecretEnc) : eq(channelAccounts.appSecretEnc, r.appSecretEnc),
+          ),
+        )
+        .returning({ id: channelAccounts.id });
+      if (updated.length > 0) rewrapped += 1;
+    } catch {
+      failed.push(r.id);
+    }
+  }
+  return { checked: rows.length, rewrapped, failed };
+}

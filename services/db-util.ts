@@ -1,4 +1,7 @@
-/** Small database facts shared by the services: timestamps and Postgres error codes. */
+/** Small database facts shared by the services: timestamps, Postgres error codes, keyset pages. */
+import { and, eq, gt, lt, or, type SQL } from 'drizzle-orm';
+import type { PgColumn } from 'drizzle-orm/pg-core';
+import { AppError } from '../lib/errors';
 
 /** Postgres returns `2026-11-21 23:32:06.837+00`; the API speaks ISO 8601. */
 export function toIso(ts: string | null | undefined): string | null {
@@ -63,6 +66,35 @@ export function decodeCursor(cursor: string): { createdAt: string; id: string } 
     /* fall through */
   }
   return undefined;
+}
+
+/**
+ * The WHERE condition of the page after `cursor` in a list ordered by (created_at, id) in
+ * `order`; undefined without a cursor. A cursor that does not decode is a 400.
+ */
+export function afterCursor(cols: { createdAt: PgColumn; id: PgColumn }, cursor: string | undefined, order: 'asc' | 'desc'): SQL | undefined {
+  if (cursor === undefined) return undefined;
+  const c = decodeCursor(cursor);
+  if (!c) throw new AppError('bad_request', 'invalid cursor');
+  const past = order === 'asc' ? gt : lt;
+  return or(past(cols.createdAt, c.createdAt), and(eq(cols.createdAt, c.createdAt), past(cols.id, c.id)));
+}
+
+/** Opaque cursor over a list ordered by text keys (e.g. a template's name and language). */
+export function encodeTextCursor(keys: string[]): string {
+  return Buffer.from(JSON.stringify(['k', ...keys]), 'utf8').toString('base64url');
+}
+
+export function decodeTextCursor(cursor: string, arity: number): string[] {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === arity + 1 && v[0] === 'k' && v.slice(1).every((x) => typeof x === 'string' && x.length <= 1000 && !x.includes('\u0000'))) {
+      return v.slice(1) as string[];
+    }
+  } catch {
+    /* fall through */
+  }
+  throw new AppError('bad_request', 'invalid cursor');
 }
 
 /** Opaque cursor over a bigserial sequence number. */

@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, gt, gte, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { extractions, leads, llmCalls } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { decodeCursor, encodeCursor, toIso } from './db-util';
+import { decodeCursor, decodeSeqCursor, encodeCursor, encodeSeqCursor, toIso } from './db-util';
 
 /** The standard extracted fields, in CSV column order. */
 export const STANDARD_FIELDS = ['name', 'email', 'company', 'budget', 'authority', 'need', 'timeline'] as const;
@@ -121,6 +121,16 @@ export const CSV_COLUMNS = [
 
 // ---- service ---------------------------------------------------------------------------
 
+/**
+ * Where a CSV page ended: the (extraction time as the database prints it, lead id) of its last
+ * row, and the export's cutoff (the database time of its first page).
+ */
+export interface CsvPageKey {
+  extractedAt: string;
+  leadId: string;
+  until: string;
+}
+
 export function createExtractionService(db: Db) {
   return {
     /** The newest version of a lead's extraction. */
@@ -187,15 +197,19 @@ export function createExtractionService(db: Db) {
       throw new Error(`extraction of lead ${input.leadId}: version kept colliding`);
     },
 
-    /** Every version of one lead's extraction, newest first. */
-    async listForLead(tenantId: string, leadId: string) {
+    /** One lead's extraction versions, newest first, one keyset page (the cursor is the last version seen). */
+    async listForLead(tenantId: string, leadId: string, opts: { limit: number; cursor?: string } = { limit: 200 }) {
+      const before = opts.cursor !== undefined ? decodeSeqCursor(opts.cursor) : undefined;
+      if (opts.cursor !== undefined && before === undefined) throw new AppError('bad_request', 'invalid cursor');
       const rows = await db
         .select()
         .from(extractions)
-        .where(and(eq(extractions.tenantId, tenantId), eq(extractions.leadId, leadId)))
+        .where(and(eq(extractions.tenantId, tenantId), eq(extractions.leadId, leadId), before !== undefined ? lt(extractions.version, before) : undefined))
         .orderBy(desc(extractions.version))
-        .limit(1000);
-      return rows.map(present);
+        .limit(opts.limit + 1);
+      const page = rows.slice(0, opts.limit);
+      const last = page[page.length - 1];
+      return { items: page.map(present), nextCursor: rows.length > opts.limit && last ? encodeSeqCursor(last.version) : null };
     },
 
     /**
@@ -246,12 +260,23 @@ export function createExtractionService(db: Db) {
     },
 
     /**
-     * CSV export: one row per lead, from its latest extraction (stored at or after `since`),
-     * with the lead's current name, stage, score and summary.
+     * CSV export, one keyset page: one row per lead, from its latest extraction (stored at or
+     * after `since`), with the lead's current name, stage, score and summary, ordered by the
+     * time of that extraction, then lead id. `after` is the previous page's `next`; the rows
+     * are CSV cell values in `CSV_COLUMNS` order (the header is not included). Every page sees
+     * the extractions as of the first page's time: a lead re-extracted during a long export is
+     * listed once, with the version it had when the export began.
      */
-    async csv(tenantId: string, since?: string): Promise<string> {
-      const rows = await db
-        .selectDistinctOn([extractions.leadId], {
+    async csvPage(
+      tenantId: string,
+      since: string | undefined,
+      opts: { limit: number; after?: CsvPageKey },
+    ): Promise<{ rows: unknown[][]; next: CsvPageKey | undefined }> {
+      const after = opts.after;
+      // the first page is a statement of its own: it sees what was committed at its start, and that is the cutoff
+      const until = after?.until;
+      const page = await db
+        .select({
           leadId: extractions.leadId,
           version: extractions.version,
           data: extractions.data,
@@ -261,17 +286,27 @@ export function createExtractionService(db: Db) {
           stage: leads.stage,
           score: leads.score,
           summary: leads.summary,
+          now: sql<string>`now()::text`,
         })
         .from(extractions)
         .innerJoin(leads, eq(leads.id, extractions.leadId))
-        .where(and(eq(extractions.tenantId, tenantId), since ? gte(extractions.createdAt, since) : undefined))
-        .orderBy(extractions.leadId, desc(extractions.version));
-      const extractedAt = (r: (typeof rows)[number]) => toIso(r.extractedAt) ?? '';
-      rows.sort((a, b) => extractedAt(a).localeCompare(extractedAt(b)) || a.leadId.localeCompare(b.leadId));
-      const lines: unknown[][] = [[...CSV_COLUMNS]];
-      for (const r of rows) {
+        .where(
+          and(
+            eq(extractions.tenantId, tenantId),
+            since ? gte(extractions.createdAt, since) : undefined,
+            until ? lte(extractions.createdAt, until) : undefined,
+            // the lead's latest version (as of the cutoff) only
+            sql`not exists (select 1 from ${extractions} as newer where newer.lead_id = ${extractions.leadId} and newer.version > ${extractions.version}${until ? sql` and newer.created_at <= ${until}` : sql``})`,
+            after
+              ? or(gt(extractions.createdAt, after.extractedAt), and(eq(extractions.createdAt, after.extractedAt), gt(extractions.leadId, after.leadId)))
+              : undefined,
+          ),
+        )
+        .orderBy(asc(extractions.createdAt), asc(extractions.leadId))
+        .limit(opts.limit);
+      const rows = page.map((r) => {
         const data: Record<string, unknown> = r.data ?? {};
-        lines.push([
+        return [
           r.leadId,
           r.contactId,
           r.leadName,
@@ -281,10 +316,11 @@ export function createExtractionService(db: Db) {
           isRecord(data.fields) ? canonicalJson(data.fields) : '{}',
           r.summary,
           r.version,
-          extractedAt(r),
-        ]);
-      }
-      return toCsv(lines);
+          toIso(r.extractedAt) ?? '',
+        ];
+      });
+      const last = page[page.length - 1];
+      return { rows, next: page.length === opts.limit && last ? { extractedAt: last.extractedAt, leadId: last.leadId, until: until ?? last.now } : undefined };
     },
   };
 }

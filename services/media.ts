@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { mediaObjects, messages } from '../db/schema';
 import { toIso } from './db-util';
@@ -50,15 +50,41 @@ export function createMediaService(db: Db) {
       return r ? summary(r) : undefined;
     },
 
-    /** The stored bytes with their facts (tenant-scoped), or undefined. */
-    async read(tenantId: string, channelAccountId: string, providerMediaId: string): Promise<(MediaObjectSummary & { data: Buffer }) | undefined> {
+    /**
+     * The stored object's facts (tenant-scoped, without its bytes), or undefined; `legacy` when
+     * its bytes are still the base64 text of objects stored before the bytea column.
+     */
+    async findForTenant(tenantId: string, channelAccountId: string, providerMediaId: string): Promise<(MediaObjectSummary & { legacy: boolean }) | undefined> {
       const [r] = await db
-        .select()
+        .select({ ...summaryColumns, legacy: sql<boolean>`(${mediaObjects.data} is null)` })
         .from(mediaObjects)
         .where(
           and(eq(mediaObjects.tenantId, tenantId), eq(mediaObjects.channelAccountId, channelAccountId), eq(mediaObjects.providerMediaId, providerMediaId)),
         );
-      return r ? { ...summary(r), data: Buffer.from(r.dataBase64, 'base64') } : undefined;
+      return r ? { ...summary(r), legacy: Boolean(r.legacy) } : undefined;
+    },
+
+    /** Move a legacy object's base64 text into the bytea column, inside the database (once). */
+    async migrateLegacy(id: string): Promise<void> {
+      await db
+        .update(mediaObjects)
+        .set({ data: sql`decode(${mediaObjects.dataBase64}, 'base64')`, dataBase64: null })
+        .where(and(eq(mediaObjects.id, id), isNull(mediaObjects.data)));
+    },
+
+    /**
+     * `length` bytes of a stored object from byte `offset`: a `substring` of the bytea, so
+     * PostgreSQL reads only the TOAST chunks that hold them (media does not compress, so it is
+     * stored uncompressed) and the API never holds more than one chunk. Empty past the end.
+     */
+    async readChunk(id: string, offset: number, length: number): Promise<Buffer> {
+      const [r] = await db
+        .select({ part: sql<Buffer | Uint8Array | null>`substring(${mediaObjects.data} from ${offset + 1}::int for ${length}::int)` })
+        .from(mediaObjects)
+        .where(eq(mediaObjects.id, id));
+      const part = r?.part;
+      if (!part) return Buffer.alloc(0);
+      return Buffer.isBuffer(part) ? part : Buffer.from(part.buffer, part.byteOffset, part.byteLength);
     },
 
     /** Store the bytes once; a concurrent or earlier store wins and is returned. */
@@ -79,7 +105,7 @@ export function createMediaService(db: Db) {
           mimeType: input.mimeType ?? null,
           sha256: input.sha256,
           sizeBytes: input.data.length,
-          dataBase64: input.data.toString('base64'),
+          data: input.data,
         })
         .onConflictDoNothing({ target: [mediaObjects.channelAccountId, mediaObjects.providerMediaId] });
       const stored = await this.find(input.channelAccountId, input.providerMediaId);

@@ -3,7 +3,7 @@ import type { Db } from '../db/client';
 import { agents, channelAccounts, enrollmentRules, sequences } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { SequenceDef, SequenceStep, StopCondition } from '../workflows/lead/policy/sequence';
-import { toIso } from './db-util';
+import { afterCursor, keyset, toIso } from './db-util';
 
 function present(s: typeof sequences.$inferSelect) {
   return { id: s.id, name: s.name, steps: s.steps as SequenceStep[], stopOn: s.stopOn as StopCondition[], createdAt: toIso(s.createdAt) };
@@ -34,9 +34,16 @@ export function createSequenceService(db: Db) {
       if (!s) throw new Error('sequence insert returned nothing');
       return present(s);
     },
-    async list(tenantId: string) {
-      const rows = await db.select().from(sequences).where(eq(sequences.tenantId, tenantId)).orderBy(asc(sequences.createdAt));
-      return rows.map(present);
+    /** Oldest first, one keyset page. */
+    async list(tenantId: string, opts: { limit: number; cursor?: string }) {
+      const rows = await db
+        .select()
+        .from(sequences)
+        .where(and(eq(sequences.tenantId, tenantId), afterCursor(sequences, opts.cursor, 'asc')))
+        .orderBy(asc(sequences.createdAt), asc(sequences.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return { items: page.map(present), nextCursor };
     },
     async get(tenantId: string, sequenceId: string) {
       const [s] = await db.select().from(sequences).where(and(eq(sequences.tenantId, tenantId), eq(sequences.id, sequenceId)));
@@ -68,9 +75,19 @@ export function createSequenceService(db: Db) {
       return { id: r.id, sequenceId: r.sequenceId, agentId: r.agentId, channelAccountId: r.channelAccountId, trigger: r.trigger, createdAt: toIso(r.createdAt) };
     },
 
-    async listRules(tenantId: string) {
-      const rows = await db.select().from(enrollmentRules).where(eq(enrollmentRules.tenantId, tenantId)).orderBy(asc(enrollmentRules.createdAt));
-      return rows.map((r) => ({ id: r.id, sequenceId: r.sequenceId, agentId: r.agentId, channelAccountId: r.channelAccountId, trigger: r.trigger, createdAt: toIso(r.createdAt) }));
+    /** Oldest first, one keyset page. */
+    async listRules(tenantId: string, opts: { limit: number; cursor?: string }) {
+      const rows = await db
+        .select()
+        .from(enrollmentRules)
+        .where(and(eq(enrollmentRules.tenantId, tenantId), afterCursor(enrollmentRules, opts.cursor, 'asc')))
+        .orderBy(asc(enrollmentRules.createdAt), asc(enrollmentRules.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return {
+        items: page.map((r) => ({ id: r.id, sequenceId: r.sequenceId, agentId: r.agentId, channelAccountId: r.channelAccountId, trigger: r.trigger, createdAt: toIso(r.createdAt) })),
+        nextCursor,
+      };
     },
 
     /** The sequence a new lead of this agent on this channel enrols in (the oldest matching rule wins). */

@@ -1,8 +1,8 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { templates } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
+import { decodeTextCursor, encodeTextCursor, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
 export interface TemplateInput {
   name: string;
@@ -53,9 +53,18 @@ export function createTemplateService(db: Db) {
         throw err;
       }
     },
-    async list(tenantId: string): Promise<TemplateView[]> {
-      const rows = await db.select().from(templates).where(eq(templates.tenantId, tenantId)).orderBy(asc(templates.name), asc(templates.language));
-      return rows.map(present);
+    /** By name and language, one keyset page (the cursor is the last (name, language) seen). */
+    async list(tenantId: string, opts: { limit: number; cursor?: string }): Promise<{ items: TemplateView[]; nextCursor: string | null }> {
+      const after = opts.cursor !== undefined ? decodeTextCursor(opts.cursor, 2) : undefined;
+      const rows = await db
+        .select()
+        .from(templates)
+        .where(and(eq(templates.tenantId, tenantId), after ? sql`(${templates.name}, ${templates.language}) > (${after[0]}, ${after[1]})` : undefined))
+        .orderBy(asc(templates.name), asc(templates.language))
+        .limit(opts.limit + 1);
+      const page = rows.slice(0, opts.limit);
+      const last = page[page.length - 1];
+      return { items: page.map(present), nextCursor: rows.length > opts.limit && last ? encodeTextCursor([last.name, last.language]) : null };
     },
     async find(tenantId: string, name: string, language: string): Promise<TemplateView | undefined> {
       const [t] = await db

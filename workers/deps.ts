@@ -3,7 +3,7 @@ import type { Config } from '../config';
 import { ensureCreditSweepSchedule } from '../temporal/schedules';
 import { migrateDatabase, openDatabase, type Database } from '../db/client';
 import type { ActivityDeps } from '../activities';
-import { createSecretBox, parseEncryptionKey } from '../lib/crypto';
+import { createSecretBox, parseEncryptionKey, parseEncryptionKeys } from '../lib/crypto';
 import type { Logger } from '../lib/logger';
 import { createServices, type Services } from '../services';
 import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
@@ -18,7 +18,7 @@ export async function buildCore(config: Config, opts: { migrate?: boolean; log: 
   if (!config.PARLEY_ENCRYPTION_KEY) {
     throw new Error('PARLEY_ENCRYPTION_KEY is not set (32 bytes as base64 or hex); `npm run dev` creates one under .data/');
   }
-  const box = createSecretBox(parseEncryptionKey(config.PARLEY_ENCRYPTION_KEY));
+  const box = createSecretBox(parseEncryptionKey(config.PARLEY_ENCRYPTION_KEY), parseEncryptionKeys(config.PARLEY_ENCRYPTION_KEYS_OLD));
   const database = await openDatabase({ url: config.DATABASE_URL, pgliteDataDir: config.PGLITE_DATA_DIR });
   if (opts.migrate) {
     await migrateDatabase(database);

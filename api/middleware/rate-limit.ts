@@ -66,7 +66,7 @@ export interface AuthFailureGuardOptions {
   /** Failed authentications per minute per IP (also the burst); 0 = off. */
   perMinute: number;
   log: Logger;
-  /** Only requests under these path prefixes are guarded (default /v1/). */
+  /** Only requests under these path prefixes are guarded (default /v1/ and /metrics). */
   prefixes?: string[];
   /** Addresses remembered as blocked in this process (bounded). */
   maxTracked?: number;
@@ -78,7 +78,7 @@ export interface AuthFailureGuardOptions {
  * database work at all until its time is up.
  */
 export function authFailureGuard(opts: AuthFailureGuardOptions): RequestHandler {
-  const prefixes = opts.prefixes ?? ['/v1/'];
+  const prefixes = opts.prefixes ?? ['/v1/', '/metrics'];
   const maxTracked = opts.maxTracked ?? 10_000;
   const blockedUntil = new Map<string, number>();
   const log = opts.log.child({ module: 'auth-guard' });

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { AppError } from '../../lib/errors';
 
 /** zod issues in the API's error shape. */
@@ -12,6 +12,20 @@ export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, where
   if (!r.success) throw new AppError('validation_failed', `invalid ${where}`, formatIssues(r.error));
   return r.data;
 }
+
+/**
+ * The query of every list route: `?limit=1..200&cursor=` (the cursor is opaque: the previous
+ * page's `nextCursor`). Strict: an unknown parameter is a 400. Extend it for a list's filters.
+ */
+export const pageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** Empty = the first page (`?cursor=${nextCursor ?? ''}` is a common client idiom). */
+  cursor: z
+    .string()
+    .max(500)
+    .optional()
+    .transform((v) => (v === '' ? undefined : v)),
+});
 
 type Parts = { body?: z.ZodType; query?: z.ZodType; params?: z.ZodType };
 

@@ -6,15 +6,13 @@ import type { Services } from '../../services';
 import type { VerifyChannelOwnership } from '../../services/channel-ownership';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
-import { validate } from '../middleware/validate';
+import { pageQuery, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
 
 const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
-const listQuery = z.strictObject({
+const listQuery = pageQuery.extend({
   status: z.enum(['open', 'replaying', 'replayed', 'discarded']).optional(),
   leadId: z.uuid().optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(500).optional(),
 });
 const channelPatch = z
   .strictObject({

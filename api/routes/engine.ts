@@ -6,7 +6,7 @@ import { sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../.
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { STOP_CONDITIONS, sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/sequence';
 import { tenantAuth } from '../middleware/rate-limit';
-import { validate } from '../middleware/validate';
+import { pageQuery, validate } from '../middleware/validate';
 
 const createSequenceBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
@@ -50,14 +50,14 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   r.post('/v1/sequences', validate({ body: createSequenceBody }), async (_req, res) => {
     res.status(201).json(await services.sequences.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/sequences', async (_req, res) => {
-    res.json({ items: await services.sequences.list(res.locals.tenantId), nextCursor: null });
+  r.get('/v1/sequences', validate({ query: pageQuery }), async (_req, res) => {
+    res.json(await services.sequences.list(res.locals.tenantId, res.locals.query));
   });
   r.post('/v1/enrollment-rules', validate({ body: createRuleBody }), async (_req, res) => {
     res.status(201).json(await services.sequences.createRule(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/enrollment-rules', async (_req, res) => {
-    res.json({ items: await services.sequences.listRules(res.locals.tenantId), nextCursor: null });
+  r.get('/v1/enrollment-rules', validate({ query: pageQuery }), async (_req, res) => {
+    res.json(await services.sequences.listRules(res.locals.tenantId, res.locals.query));
   });
 
   async function leadOf(res: Response, rawId: unknown) {

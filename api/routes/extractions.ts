@@ -1,19 +1,18 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
+import { CSV_COLUMNS, toCsv, type CsvPageKey } from '../../services/extractions';
 import { tenantAuth } from '../middleware/rate-limit';
-import { validate } from '../middleware/validate';
+import { pageQuery, validate } from '../middleware/validate';
+import { writeWithBackpressure } from '../response-stream';
 
 /** An ISO 8601 date-time with a zone (`2026-11-21T10:00:00Z`, `…+05:30`) or a plain date (UTC midnight). */
 const since = z
   .union([z.iso.datetime({ offset: true }), z.iso.date()])
   .transform((v) => new Date(v.length === 10 ? `${v}T00:00:00Z` : v).toISOString());
-const listQuery = z.strictObject({
-  since: since.optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(500).optional(),
-});
+const listQuery = pageQuery.extend({ since: since.optional() });
 const csvQuery = z.strictObject({ since: since.optional() });
 
 function leadIdOr404(raw: unknown): string {
@@ -22,17 +21,20 @@ function leadIdOr404(raw: unknown): string {
   return r.data;
 }
 
+/** Rows of the CSV export read per database query. */
+const CSV_PAGE_ROWS = 500;
+
 /** Extracted lead data: a lead's versions, everything since a time (sync), a CSV export. */
-export function createExtractionRouter(deps: { services: Services }): Router {
+export function createExtractionRouter(deps: { services: Services; log?: Logger; csvPageRows?: number }): Router {
   const { services } = deps;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
 
-  r.get('/v1/leads/:leadId/extractions', auth, async (req, res) => {
+  r.get('/v1/leads/:leadId/extractions', auth, validate({ query: pageQuery }), async (req, res) => {
     const leadId = leadIdOr404(req.params.leadId);
     const lead = await services.leads.get(res.locals.tenantId, leadId);
     if (!lead) throw new AppError('not_found', 'lead not found');
-    res.json({ items: await services.extractions.listForLead(res.locals.tenantId, leadId), nextCursor: null });
+    res.json(await services.extractions.listForLead(res.locals.tenantId, leadId, res.locals.query));
   });
 
   r.get('/v1/extractions', auth, validate({ query: listQuery }), async (_req, res) => {
@@ -40,16 +42,37 @@ export function createExtractionRouter(deps: { services: Services }): Router {
     res.json(await services.extractions.listSince(res.locals.tenantId, q.since, { limit: q.limit, cursor: q.cursor }));
   });
 
-  r.get('/v1/extractions.csv', auth, validate({ query: csvQuery }), async (_req, res) => {
+  /**
+   * Streamed: keyset pages of `csvPageRows` rows, each written as soon as it is read, the next
+   * read only once the client has taken the previous page (backpressure); memory stays at one
+   * page whatever the tenant's size. A failure after the first bytes aborts the response (the
+   * client sees a truncated transfer, not a CSV that looks complete).
+   */
+  r.get('/v1/extractions.csv', auth, validate({ query: csvQuery }), async (req, res) => {
     const q = res.locals.query as z.output<typeof csvQuery>;
-    const csv = await services.extractions.csv(res.locals.tenantId, q.since);
+    const tenantId: string = res.locals.tenantId;
+    const limit = deps.csvPageRows ?? CSV_PAGE_ROWS;
+    // the first page before any header: a database failure here is still a proper error answer
+    let page = await services.extractions.csvPage(tenantId, q.since, { limit });
     const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
     res
       .status(200)
       .type('text/csv; charset=utf-8')
       .set('content-disposition', `attachment; filename="parley-extractions-${stamp}.csv"`)
-      .set('cache-control', 'no-store')
-      .send(csv);
+      .set('cache-control', 'no-store');
+    try {
+      let open = await writeWithBackpressure(res, toCsv([[...CSV_COLUMNS]]));
+      for (;;) {
+        if (open && page.rows.length > 0) open = await writeWithBackpressure(res, toCsv(page.rows));
+        if (!page.next || !open) break;
+        const after: CsvPageKey = page.next;
+        page = await services.extractions.csvPage(tenantId, q.since, { limit, after });
+      }
+      res.end();
+    } catch (err) {
+      deps.log?.child({ module: 'api.extractions' }).error({ err, path: req.path }, 'CSV export failed mid-stream');
+      res.destroy(err instanceof Error ? err : new Error('CSV export failed'));
+    }
   });
 
   return r;

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { Logger } from '../../lib/logger';
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -9,8 +10,13 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-/** `/healthz`: the process is up. `/readyz`: the database and Temporal answer. */
-export function createHealthRouter(deps: { pingDatabase: () => Promise<void>; pingTemporal: () => Promise<void> }): Router {
+/**
+ * `/healthz`: the process is up. `/readyz`: the database and Temporal answer. Both are
+ * anonymous (load balancers, orchestrators): a failed check says only `unavailable`; the
+ * driver's error (hosts, ports, database names) goes to the log, never to the caller.
+ */
+export function createHealthRouter(deps: { pingDatabase: () => Promise<void>; pingTemporal: () => Promise<void>; log?: Logger }): Router {
+  const log = deps.log?.child({ module: 'health' });
   const r = Router();
   r.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -23,7 +29,8 @@ export function createHealthRouter(deps: { pingDatabase: () => Promise<void>; pi
           await within(3000, ping());
           checks[name] = 'ok';
         } catch (err) {
-          checks[name] = `unavailable: ${(err as Error).message}`.slice(0, 200);
+          checks[name] = 'unavailable';
+          log?.warn({ check: name, err }, 'readiness check failed');
         }
       }),
     );

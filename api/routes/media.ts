@@ -6,12 +6,34 @@ import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
 import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
+import { writeWithBackpressure } from '../response-stream';
 
 /** How long one request waits for a download before answering 503 (the download goes on). */
 const DEFAULT_WAIT_MS = 90_000;
 
+/** Bytes read from the database per query while streaming. */
+const DEFAULT_CHUNK_BYTES = 256 * 1024;
+
 /** Types a browser renders inline; everything else is served as an attachment. */
 const INLINE = /^(image|audio|video)\//;
+
+/**
+ * One `Range: bytes=…` range (RFC 9110 §14): inclusive first and last byte, clamped to the
+ * object; `unsatisfiable` (416) when it starts past the end; undefined (serve everything) for no
+ * header, another unit, several ranges, or an invalid range, which a server may ignore.
+ */
+export function byteRange(header: string | undefined, size: number): { first: number; last: number } | 'unsatisfiable' | undefined {
+  const m = header ? /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim()) : null;
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    return suffix === 0 || size === 0 ? 'unsatisfiable' : { first: Math.max(0, size - suffix), last: size - 1 };
+  }
+  const first = Number(m[1]);
+  if (m[2] !== '' && Number(m[2]) < first) return undefined;
+  if (first >= size) return 'unsatisfiable';
+  return { first, last: m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1) };
+}
 
 /** The ApplicationFailure type somewhere in a Temporal failure's cause chain. */
 function failureType(err: unknown): { type?: string; message?: string } {
@@ -59,7 +81,8 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
  * `fetchMediaWorkflow`, so Temporal retries it and concurrent requests share one download)
  * and served from the database afterwards. Only media a message of that lead references.
  */
-export function createMediaRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; waitMs?: number }): Router {
+export function createMediaRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger; waitMs?: number; chunkBytes?: number }): Router {
+  const chunkBytes = Math.max(1, deps.chunkBytes ?? DEFAULT_CHUNK_BYTES);
   const { services } = deps;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
@@ -75,7 +98,7 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
       throw new AppError('not_found', 'no message of this lead carries this media');
     }
     const key = { tenantId, channelAccountId: lead.channelAccountId, providerMediaId: mediaId.data };
-    let stored = await services.media.read(tenantId, key.channelAccountId, key.providerMediaId);
+    let stored = await services.media.findForTenant(tenantId, key.channelAccountId, key.providerMediaId);
     if (!stored) {
       try {
         await within(deps.temporal.fetchMedia(key), deps.waitMs ?? DEFAULT_WAIT_MS);
@@ -89,23 +112,50 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
         if (mapped.code === 'unavailable') res.set('retry-after', '30');
         throw mapped;
       }
-      stored = await services.media.read(tenantId, key.channelAccountId, key.providerMediaId);
+      stored = await services.media.findForTenant(tenantId, key.channelAccountId, key.providerMediaId);
       if (!stored) throw new AppError('unavailable', 'the media could not be stored; retry later');
     }
     const type = stored.mimeType ?? 'application/octet-stream';
+    const size = stored.sizeBytes;
+    const headers: Record<string, string> = {
+      'content-type': type,
+      'accept-ranges': 'bytes',
+      'content-disposition': INLINE.test(type) ? 'inline' : 'attachment',
+      'cache-control': 'private, max-age=3600',
+      'x-content-type-options': 'nosniff',
+      // user-supplied bytes from our origin: never let them run as a page
+      'content-security-policy': "default-src 'none'; sandbox",
+      ...(stored.sha256 ? { etag: `"${stored.sha256}"` } : {}),
+    };
+    const range = byteRange(req.headers.range, size);
+    if (range === 'unsatisfiable') {
+      res.status(416).set({ ...headers, 'content-range': `bytes */${size}` }).end();
+      return;
+    }
+    const first = range?.first ?? 0;
+    const last = range?.last ?? size - 1;
+    if (stored.legacy) await services.media.migrateLegacy(stored.id);
+    const id = stored.id;
+    let offset = first;
+    const read = () => services.media.readChunk(id, offset, Math.min(chunkBytes, last + 1 - offset));
+    // the first chunk before any header: a database failure here is still a proper error answer
+    let chunk = size > 0 ? await read() : Buffer.alloc(0);
     res
-      .status(200)
-      .set({
-        'content-type': type,
-        'content-length': String(stored.data.length),
-        'content-disposition': INLINE.test(type) ? 'inline' : 'attachment',
-        'cache-control': 'private, max-age=3600',
-        'x-content-type-options': 'nosniff',
-        // user-supplied bytes from our origin: never let them run as a page
-        'content-security-policy': "default-src 'none'; sandbox",
-        ...(stored.sha256 ? { etag: `"${stored.sha256}"` } : {}),
-      })
-      .end(stored.data);
+      .status(range ? 206 : 200)
+      .set({ ...headers, 'content-length': String(Math.max(0, last - first + 1)), ...(range ? { 'content-range': `bytes ${first}-${last}/${size}` } : {}) });
+    // streamed chunk by chunk with backpressure: memory stays at one chunk per download
+    try {
+      for (;;) {
+        const open = await writeWithBackpressure(res, chunk);
+        offset += chunk.length;
+        if (chunk.length === 0 || offset > last || !open) break;
+        chunk = await read();
+      }
+      res.end();
+    } catch (err) {
+      log.error({ err, leadId: lead.id }, 'media download failed mid-stream');
+      res.destroy(err instanceof Error ? err : new Error('media stream failed'));
+    }
   });
 
   return r;

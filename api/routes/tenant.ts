@@ -5,7 +5,7 @@ import type { Services } from '../../services';
 import type { VerifyChannelOwnership } from '../../services/channel-ownership';
 import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
-import { validate } from '../middleware/validate';
+import { pageQuery as page, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
 
 const modelName = z.string().trim().min(1).max(200);
@@ -73,10 +73,6 @@ const createPipelineBody = z.strictObject({
     .max(30)
     .refine((a) => new Set(a).size === a.length, 'stage names must be unique'),
 });
-const page = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(500).optional(),
-});
 
 function leadIdOr404(raw: unknown): string {
   const r = z.uuid().safeParse(raw);
@@ -94,8 +90,8 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   r.post('/v1/agents', validate({ body: createAgentBody }), async (_req, res) => {
     res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/agents', async (_req, res) => {
-    res.json({ items: await services.agents.list(res.locals.tenantId), nextCursor: null });
+  r.get('/v1/agents', validate({ query: page }), async (_req, res) => {
+    res.json(await services.agents.list(res.locals.tenantId, res.locals.query));
   });
 
   r.post('/v1/channels', validate({ body: createChannelBody }), async (_req, res) => {
@@ -104,21 +100,21 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     if (deps.verifyChannel && body.platform !== 'webchat') await deps.verifyChannel({ platform: body.platform, accountId: body.phoneNumberId, accessToken: body.accessToken });
     res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/channels', async (_req, res) => {
-    res.json({ items: await services.channels.list(res.locals.tenantId), nextCursor: null });
+  r.get('/v1/channels', validate({ query: page }), async (_req, res) => {
+    res.json(await services.channels.list(res.locals.tenantId, res.locals.query));
   });
 
   r.post('/v1/templates', validate({ body: createTemplateBody }), async (_req, res) => {
     res.status(201).json(await services.templates.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/templates', async (_req, res) => {
-    res.json({ items: await services.templates.list(res.locals.tenantId), nextCursor: null });
+  r.get('/v1/templates', validate({ query: page }), async (_req, res) => {
+    res.json(await services.templates.list(res.locals.tenantId, res.locals.query));
   });
   r.post('/v1/pipelines', validate({ body: createPipelineBody }), async (_req, res) => {
     res.status(201).json(await services.pipelines.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/pipelines', async (_req, res) => {
-    res.json({ items: await services.pipelines.list(res.locals.tenantId), nextCursor: null });
+  r.get('/v1/pipelines', validate({ query: page }), async (_req, res) => {
+    res.json(await services.pipelines.list(res.locals.tenantId, res.locals.query));
   });
 
   r.get('/v1/credits', async (_req, res) => {

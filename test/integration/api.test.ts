@@ -345,8 +345,8 @@ describe('channels', () => {
     expect(stored).not.toContain(accessToken);
     expect(stored).not.toContain(appSecret);
     expect(stored).not.toContain(verifyToken);
-    expect(row!.accessTokenEnc).toMatch(/^v1:/);
-    expect(row!.appSecretEnc).toMatch(/^v1:/);
+    expect(row!.accessTokenEnc).toMatch(/^v2:/);
+    expect(row!.appSecretEnc).toMatch(/^v2:/);
     // encrypted, not hashed: the worker can still read them back
     const creds = await stack.core.services.channels.sendCredentials(created.body.id);
     expect(creds?.accessToken).toBe(accessToken);

@@ -181,13 +181,13 @@ describe('extractLead', () => {
     const reordered = Object.fromEntries(Object.entries({ ...FULL, fields: { seats: '20', industry: 'retail' }, summary: 'Priya still wants a CRM. Nothing new.' }).reverse());
     stack.llm.script([JSON.stringify(reordered)]);
     expect(await act.extractLead(input)).toEqual({ changed: false, version: 1, score: 85, summary: 'Priya still wants a CRM. Nothing new.' });
-    expect(await stack.core.services.extractions.listForLead(f.tenantId, leadId)).toHaveLength(1);
+    expect((await stack.core.services.extractions.listForLead(f.tenantId, leadId)).items).toHaveLength(1);
 
     // the lead now has a timeline, the model forgets the e-mail: version 2, the e-mail stays in the attributes
     stack.llm.script([reply({ timeline: 'Before March', email: null })]);
     const v2 = await act.extractLead(input);
     expect(v2).toMatchObject({ changed: true, version: 2, score: 100 });
-    const versions = await stack.core.services.extractions.listForLead(f.tenantId, leadId);
+    const versions = (await stack.core.services.extractions.listForLead(f.tenantId, leadId)).items;
     expect(versions.map((v) => v.version)).toEqual([2, 1]);
     expect(versions[0]!.data).toMatchObject({ timeline: 'Before March', email: null });
     const lead = await stack.core.services.extractions.leadContext(leadId);
@@ -305,7 +305,7 @@ describe('extractLead', () => {
     const different = await Promise.all([save({ need: 'a' }), save({ need: 'b' }), save({ need: 'c' })]);
     expect(different.every((r) => r.changed)).toBe(true);
     expect(different.map((r) => r.version).sort()).toEqual([2, 3, 4]);
-    expect((await extractions.listForLead(f.tenantId, leadId)).map((v) => v.version)).toEqual([4, 3, 2, 1]);
+    expect((await extractions.listForLead(f.tenantId, leadId)).items.map((v) => v.version)).toEqual([4, 3, 2, 1]);
   });
 });
 

@@ -8,19 +8,19 @@ import { createLogger } from '../../lib/logger';
 describe('secret box', () => {
   const box = createSecretBox(randomBytes(32));
   test('round-trips and never stores the plain text', () => {
-    const enc = box.encrypt('EAAG-super-secret');
+    const enc = box.encrypt('EAAG-super-secret', 'ctx');
     expect(enc).not.toContain('EAAG');
-    expect(box.decrypt(enc)).toBe('EAAG-super-secret');
+    expect(box.decrypt(enc, 'ctx')).toBe('EAAG-super-secret');
   });
   test('two encryptions of one secret differ (random IV)', () => {
-    expect(box.encrypt('x')).not.toBe(box.encrypt('x'));
+    expect(box.encrypt('x', 'ctx')).not.toBe(box.encrypt('x', 'ctx'));
   });
   test('a tampered ciphertext or another key fails', () => {
-    const enc = box.encrypt('secret');
+    const enc = box.encrypt('secret', 'ctx');
     const parts = enc.split(':');
-    parts[3] = Buffer.from('garbage').toString('base64');
-    expect(() => box.decrypt(parts.join(':'))).toThrow();
-    expect(() => createSecretBox(randomBytes(32)).decrypt(enc)).toThrow();
+    parts[4] = Buffer.from('garbage').toString('base64');
+    expect(() => box.decrypt(parts.join(':'), 'ctx')).toThrow();
+    expect(() => createSecretBox(randomBytes(32)).decrypt(enc, 'ctx')).toThrow();
   });
   test('keys are 32 bytes as hex or base64', () => {
     expect(parseEncryptionKey('a'.repeat(64))).toHaveLength(32);

@@ -107,7 +107,7 @@ test('extraction runs after inactivity, and again only after new messages', asyn
     await kit.env.sleep('6 minutes');
     await until(() => extractionCalls(c).length === 1, 'first extraction');
     const s = await handle.query(stateQuery);
-    const versions = await kit.services.extractions.listForLead(t.tenantId, s.leadId!);
+    const versions = (await kit.services.extractions.listForLead(t.tenantId, s.leadId!)).items;
     expect(versions.length).toBe(1);
     await until(async () => (await handle.query(stateQuery)).extractionDueAt === undefined, 'extraction finished');
     await kit.env.sleep('2 hours');
