@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents, channelAccounts } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
@@ -107,6 +107,30 @@ export function createChannelService(db: Db, box: SecretBox) {
         agentId: c.agentId,
         appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc) : undefined,
       };
+    },
+
+    /**
+     * Routings of many account ids of one platform in ONE query (the webhooks look up every
+     * account a body names at once); ids with no channel are absent from the map.
+     */
+    async routingsByAccountIds(platform: Platform, accountIds: readonly string[]): Promise<Map<string, ChannelRouting>> {
+      const out = new Map<string, ChannelRouting>();
+      if (accountIds.length === 0) return out;
+      const rows = await db
+        .select()
+        .from(channelAccounts)
+        .where(and(eq(channelAccounts.platform, platform), inArray(channelAccounts.phoneNumberId, [...new Set(accountIds)])));
+      for (const c of rows) {
+        out.set(c.phoneNumberId, {
+          id: c.id,
+          tenantId: c.tenantId,
+          platform: c.platform,
+          phoneNumberId: c.phoneNumberId,
+          agentId: c.agentId,
+          appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc) : undefined,
+        });
+      }
+      return out;
     },
 
     /** For the delivery activity: where to send and with which token. */

@@ -4,7 +4,7 @@ import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { ParleyTemporal } from '../../temporal/client';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
-import { acceptAll, createRoutingCache, createSignatureCheck, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
+import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
 import { parseWhatsAppWebhook, type ParsedChange } from '../webhooks/whatsapp-payload';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
@@ -22,17 +22,17 @@ export interface WhatsAppWebhookDeps {
   routingCacheMs?: number;
 }
 
-/** Best-effort list of phone_number_ids in a body (to find per-channel app secrets before it is trusted). */
+/** Every distinct phone_number_id a body names (to find per-channel app secrets before it is trusted). */
 function phoneNumberIdsOf(json: unknown): string[] {
   const ids = new Set<string>();
   const entries = (json as { entry?: unknown })?.entry;
   if (!Array.isArray(entries)) return [];
-  for (const e of entries.slice(0, 100)) {
+  for (const e of entries) {
     const changes = (e as { changes?: unknown })?.changes;
     if (!Array.isArray(changes)) continue;
-    for (const c of changes.slice(0, 100)) {
+    for (const c of changes) {
       const id = (c as { value?: { metadata?: { phone_number_id?: unknown } } })?.value?.metadata?.phone_number_id;
-      if (typeof id === 'string' && id.length <= 64) ids.add(id);
+      if (typeof id === 'string' && id.length <= MAX_ACCOUNT_ID_LENGTH) ids.add(id);
     }
   }
   return [...ids];
@@ -41,8 +41,8 @@ function phoneNumberIdsOf(json: unknown): string[] {
 export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
   const r = Router();
   const log = deps.log.child({ module: 'webhook.whatsapp' });
-  const route = createRoutingCache(deps.channels, 'whatsapp', deps.routingCacheMs ?? 30_000);
-  const signatures = createSignatureCheck({ route, appSecret: deps.appSecret, log, accountIdsOf: phoneNumberIdsOf, logKey: 'phoneNumberIds' });
+  const router = createAccountRouter(deps.channels, 'whatsapp', { ttlMs: deps.routingCacheMs ?? 30_000 });
+  const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf: phoneNumberIdsOf });
 
   // Meta's subscription handshake.
   r.get('/webhooks/whatsapp', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
