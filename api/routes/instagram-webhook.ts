@@ -4,7 +4,7 @@ import type { ChannelService } from '../../services/channels';
 import type { ParleyTemporal } from '../../temporal/client';
 import type { InboundMessage } from '../../workflows/lead/definitions';
 import { parseInstagramWebhook } from '../webhooks/instagram-payload';
-import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
+import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 
 export interface InstagramWebhookDeps {
   channels: ChannelService;
@@ -90,11 +90,16 @@ export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router
         received += 1;
       }
     }
+    if (parsed.adjusted.length > 0) {
+      log.warn({ adjusted: parsed.adjusted.length, first: parsed.adjusted.slice(0, 5) }, 'webhook items cut to fit limits');
+    }
+    const dropped: DroppedItem[] = [];
     const work = [...queues.values()].map(async (q) => {
-      for (const message of q.messages) await deps.temporal.signalInbound(q.target, message);
+      for (const message of q.messages) await unlessRefused(deps.temporal.signalInbound(q.target, message), `message ${message.providerMessageId}`, dropped);
     });
     if (!(await acceptAll(work, res, log))) return;
-    res.status(200).json({ received, ignored: parsed.ignored.length, unknownChannels });
+    if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
+    res.status(200).json({ received: received - dropped.length, ignored: parsed.ignored.length, adjusted: parsed.adjusted.length, dropped: dropped.length, unknownChannels });
   });
   return r;
 }

@@ -4,7 +4,7 @@ import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { ParleyTemporal } from '../../temporal/client';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
-import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
+import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 import { parseWhatsAppWebhook, type ParsedChange } from '../webhooks/whatsapp-payload';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
@@ -61,6 +61,10 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       // one line per body, not per item: a hostile batch cannot flood the logs
       log.warn({ ignored: parsed.ignored.length, first: parsed.ignored.slice(0, 5) }, 'webhook items ignored');
     }
+    if (parsed.adjusted.length > 0) {
+      log.warn({ adjusted: parsed.adjusted.length, first: parsed.adjusted.slice(0, 5) }, 'webhook items cut to fit limits');
+    }
+    const dropped: DroppedItem[] = [];
 
     const signals: Promise<unknown>[] = [];
     const statusUpdates: Promise<unknown>[] = [];
@@ -74,9 +78,13 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       }
       for (const message of change.messages) {
         signals.push(
-          deps.temporal.signalInbound(
-            { tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'whatsapp', contactId: message.contactId, contactName: message.contactName },
-            message,
+          unlessRefused(
+            deps.temporal.signalInbound(
+              { tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'whatsapp', contactId: message.contactId, contactName: message.contactName },
+              message,
+            ),
+            `message ${message.providerMessageId}`,
+            dropped,
           ),
         );
       }
@@ -86,13 +94,17 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
             // a failure after the provider accepted the message matters to the lead's workflow:
             // signalled first, so a redelivered webhook signals again (the workflow dedups by provider id)
             if (s.status === 'failed') {
-              await deps.temporal.signalDeliveryStatus(leadWorkflowId(routing.id, s.recipientId), {
-                providerMessageId: s.providerMessageId,
-                outboundMessageId: s.bizOpaqueCallbackData,
-                status: 'failed',
-                errors: s.errors.map((e) => ({ code: e.code, title: e.title, message: e.message })),
-                timestamp: s.timestamp,
-              });
+              await unlessRefused(
+                deps.temporal.signalDeliveryStatus(leadWorkflowId(routing.id, s.recipientId), {
+                  providerMessageId: s.providerMessageId,
+                  outboundMessageId: s.bizOpaqueCallbackData,
+                  status: 'failed',
+                  errors: s.errors.map((e) => ({ code: e.code, title: e.title, message: e.message })),
+                  timestamp: s.timestamp,
+                }),
+                `status of ${s.providerMessageId}`,
+                dropped,
+              );
             }
             await deps.leads.applyStatus({
               providerMessageId: s.providerMessageId,
@@ -105,10 +117,13 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       }
     }
     if (!(await acceptAll([...signals, ...statusUpdates], res, log))) return;
+    if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
     res.status(200).json({
-      received: signals.length,
+      received: signals.length - dropped.filter((d) => d.item.startsWith('message ')).length,
       statuses: statusUpdates.length,
       ignored: parsed.ignored.length,
+      adjusted: parsed.adjusted.length,
+      dropped: dropped.length,
       unknownChannels,
     });
   });

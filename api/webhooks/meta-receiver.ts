@@ -10,6 +10,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { safeEqual, verifyMetaSignature } from '../../lib/crypto';
 import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService, Platform } from '../../services/channels';
+import { deterministicRefusal } from '../../temporal/refusals';
 
 export const WEBHOOK_BODY_LIMIT = '3mb';
 
@@ -286,6 +287,28 @@ export function createSignatureCheck(opts: SignatureCheckOptions) {
     },
   };
 }
+/** An item Temporal refused for good (its own content): dropped, never a 5xx. */
+export interface DroppedItem {
+  item: string;
+  reason: string;
+}
+
+/**
+ * Second line of defence behind the parsers' limits: a hand-off that Temporal refuses for a
+ * reason about that one item (payload too large, an id too long) can never succeed, so the item
+ * is dropped and recorded instead of failing the body (a 503 would make Meta redeliver the whole
+ * batch for 7 days). Any other failure is rethrown: it means "our side is down, retry".
+ */
+export async function unlessRefused(work: Promise<unknown>, item: string, dropped: DroppedItem[]): Promise<void> {
+  try {
+    await work;
+  } catch (err) {
+    const reason = deterministicRefusal(err);
+    if (reason === undefined) throw err;
+    dropped.push({ item, reason: `Temporal refused it: ${reason}` });
+  }
+}
+
 /**
  * Wait for every hand-off (signals to Temporal, database writes). When any was refused,
  * answer 503 so Meta retries the whole body (redelivery is deduplicated downstream) and
