@@ -99,7 +99,14 @@ export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router
     });
     if (!(await acceptAll(work, res, log))) return;
     if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
-    res.status(200).json({ received: received - dropped.length, ignored: parsed.ignored.length, adjusted: parsed.adjusted.length, dropped: dropped.length, unknownChannels });
+    res.status(200).json({
+      received: received - dropped.length,
+      ignored: parsed.ignored.length,
+      // only when something was cut or refused (the usual answer keeps its shape)
+      ...(parsed.adjusted.length > 0 ? { adjusted: parsed.adjusted.length } : {}),
+      ...(dropped.length > 0 ? { dropped: dropped.length } : {}),
+      unknownChannels,
+    });
   });
   return r;
 }

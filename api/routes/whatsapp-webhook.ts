@@ -122,8 +122,9 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       received: signals.length - dropped.filter((d) => d.item.startsWith('message ')).length,
       statuses: statusUpdates.length,
       ignored: parsed.ignored.length,
-      adjusted: parsed.adjusted.length,
-      dropped: dropped.length,
+      // only when something was cut or refused (the usual answer keeps its shape)
+      ...(parsed.adjusted.length > 0 ? { adjusted: parsed.adjusted.length } : {}),
+      ...(dropped.length > 0 ? { dropped: dropped.length } : {}),
       unknownChannels,
     });
   });
