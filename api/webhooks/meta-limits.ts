@@ -39,7 +39,17 @@ import type { InboundMessage } from '../../workflows/lead/definitions';
  * - Instagram message text: 1,000 bytes of UTF-8;
  * - Instagram quick reply and postback payloads: 1,000 characters.
  * Where Meta documents nothing (file names, location names and addresses, profile names) the
- * bound is generous and stated next to it.
+ * bound is generous and stated next to it. Sources:
+ * - https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/text-messages/
+ *   ("Body text … Maximum 4096 characters") and .../messages/image-messages/ ("Media asset caption
+ *   text. Maximum 1024 characters.");
+ * - https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/interactive-list-messages
+ *   for list rows (title 24, description 72, id 200 characters) and the reply-button message for
+ *   buttons (title 20, id 256), as SDKs built on them enforce (whatsapp-api-js `Row`, `Button`);
+ * - https://developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login/messaging-api/
+ *   (Instagram message text: at most 1,000 bytes of UTF-8);
+ * - https://docs.temporal.io/self-hosted-guide/defaults (ids 1,000 characters; payloads warn at
+ *   256 KB, fail at 2 MB; gRPC messages 4 MB).
  */
 export const LIMITS = {
   whatsappText: 4096,

@@ -17,8 +17,8 @@ export const WEBHOOK_BODY_LIMIT = '3mb';
 /**
  * Distinct account ids (phone_number_ids, Instagram account ids) a body may name before it is
  * trusted. Meta sends one delivery per app, batching at most 1,000 updates ("Event
- * Notifications are aggregated and sent in a batch with a maximum of 1000 updates", Graph API
- * Webhooks docs), and in practice one entry per WhatsApp Business Account or Instagram account
+ * Notifications are aggregated and sent in a batch with a maximum of 1000 updates",
+ * https://developers.facebook.com/docs/graph-api/webhooks/getting-started), and in practice one entry per WhatsApp Business Account or Instagram account
  * with one change per phone number; a WhatsApp Business Account holds at most a few dozen
  * numbers (2 by default, up to 20 after business verification, more by request). 100 distinct
  * accounts is far above anything Meta sends and bounds what an unsigned body can make us look

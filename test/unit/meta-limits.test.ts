@@ -116,6 +116,20 @@ describe('WhatsApp parser', () => {
     ]);
   });
 
+  it('drops a status whose id or recipient is over its bound, keeping its siblings', () => {
+    const r = parseWhatsAppWebhook(
+      waBody([], [
+        { id: 'wamid.S1', status: 'delivered', timestamp: String(Math.floor(NOW / 1000)), recipient_id: '1'.repeat(2000) },
+        { id: 'wamid.S2', status: 'read', timestamp: String(Math.floor(NOW / 1000)), recipient_id: '15550001111', errors: [{ code: 1, message: 'm'.repeat(100_000) }] },
+      ]),
+      { receivedAtMs: NOW },
+    );
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.changes[0]!.statuses.map((s) => s.providerMessageId)).toEqual(['wamid.S2']);
+    expect(r.changes[0]!.statuses[0]!.errors[0]!.message!.length).toBe(LIMITS.anyString);
+    expect(r.ignored[0]!.path).toBe('entry[0].changes[0].value.statuses[0]');
+  });
+
   it('keeps a plausible time as Meta sent it (a redelivery days later, a clock a few minutes ahead)', () => {
     const daysAgo = Math.floor((NOW - 6 * 86_400_000) / 1000);
     const ahead = Math.floor((NOW + 5 * 60_000) / 1000);
