@@ -46,6 +46,7 @@ export function createApp(deps: AppDeps): Express {
       prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
       presented: (req) => req.method === 'POST' && req.headers['x-hub-signature-256'] !== undefined,
       onBlocked: 'mark',
+      keyPrefix: 'authfail:webhook',
     }),
   );
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.

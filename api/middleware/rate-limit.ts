@@ -8,9 +8,10 @@
  * - per client IP, failed authentications: `authfail:{ip}` at AUTH_FAILURES_PER_MINUTE. A request
  *   that presented credentials and got 401 takes a token; once the bucket is empty the address
  *   gets 429 *before* its credentials are checked (so guessing is slowed, not just answered
- *   differently) until a token is back. The Meta webhooks count a refused X-Hub-Signature-256 in
- *   the same bucket; a blocked address still has a body verified by the deployment's secret (no
- *   database work) accepted there, so Meta's own deliveries are never held up by a neighbour.
+ *   differently) until a token is back. The Meta webhooks count a refused X-Hub-Signature-256 the
+ *   same way in `authfail:webhook:{ip}`; a blocked address still has a body verified by the
+ *   deployment's secret (no database work) accepted there, so Meta's own deliveries are never
+ *   held up by a neighbour.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { AppError } from '../../lib/errors';
@@ -80,6 +81,8 @@ export interface AuthFailureGuardOptions {
    * it verifies without the database (the Meta webhooks: a body the deployment's secret signs).
    */
   onBlocked?: 'refuse' | 'mark';
+  /** Bucket key prefix (default `authfail`): `{prefix}:{ip}`. */
+  keyPrefix?: string;
 }
 
 /**
@@ -114,7 +117,7 @@ export function authFailureGuard(opts: AuthFailureGuardOptions): RequestHandler 
     res.on('finish', () => {
       if (res.statusCode !== 401) return;
       opts.rateLimiter
-        .take(`authfail:${ip}`, { ratePerSec: opts.perMinute / 60, burst: opts.perMinute })
+        .take(`${opts.keyPrefix ?? 'authfail'}:${ip}`, { ratePerSec: opts.perMinute / 60, burst: opts.perMinute })
         .then((r) => {
           if (r.ok) return;
           if (blockedUntil.size >= maxTracked) blockedUntil.clear();
