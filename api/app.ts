@@ -58,6 +58,19 @@ export function createApp(deps: AppDeps): Express {
     : undefined;
 
   app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping(), log }));
+  // Per client IP: refused webhook signatures count as failed authentications; a blocked address
+  // gets no database work (only a body the deployment's secret signs still gets through).
+  app.use(
+    authFailureGuard({
+      rateLimiter: deps.services.rateLimiter,
+      perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30,
+      log,
+      prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
+      presented: (req) => req.method === 'POST' && req.headers['x-hub-signature-256'] !== undefined,
+      onBlocked: 'mark',
+      keyPrefix: 'authfail:webhook',
+    }),
+  );
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.
   app.use(
     createWhatsAppWebhookRouter({

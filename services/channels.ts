@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { and, asc, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents, channelAccounts } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
@@ -69,6 +69,27 @@ function present(c: typeof channelAccounts.$inferSelect) {
 }
 
 export function createChannelService(db: Db, box: SecretBox) {
+  async function routingsByAccountIds(platform: Platform, accountIds: readonly string[]): Promise<Map<string, ChannelRouting>> {
+    const out = new Map<string, ChannelRouting>();
+    if (accountIds.length === 0) return out;
+    const rows = await db
+      .select()
+      .from(channelAccounts)
+      .where(and(eq(channelAccounts.platform, platform), inArray(channelAccounts.phoneNumberId, [...new Set(accountIds)])));
+    for (const c of rows) {
+      out.set(c.phoneNumberId, {
+        id: c.id,
+        tenantId: c.tenantId,
+        platform: c.platform,
+        phoneNumberId: c.phoneNumberId,
+        agentId: c.agentId,
+        appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
+        allowedOrigins: c.allowedOrigins ?? null,
+      });
+    }
+    return out;
+  }
+
   return {
     async create(tenantId: string, input: ChannelInput) {
       const [agent] = await db.select({ id: agents.id }).from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, input.agentId)));
@@ -116,21 +137,14 @@ export function createChannelService(db: Db, box: SecretBox) {
     },
 
     async routingByPhoneNumberId(platform: Platform, phoneNumberId: string): Promise<ChannelRouting | undefined> {
-      const [c] = await db
-        .select()
-        .from(channelAccounts)
-        .where(and(eq(channelAccounts.platform, platform), eq(channelAccounts.phoneNumberId, phoneNumberId)));
-      if (!c) return undefined;
-      return {
-        id: c.id,
-        tenantId: c.tenantId,
-        platform: c.platform,
-        phoneNumberId: c.phoneNumberId,
-        agentId: c.agentId,
-        appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
-        allowedOrigins: c.allowedOrigins ?? null,
-      };
+      return (await routingsByAccountIds(platform, [phoneNumberId])).get(phoneNumberId);
     },
+
+    /**
+     * Routings of many account ids of one platform in ONE query (the webhooks look up every
+     * account a body names at once); ids with no channel are absent from the map.
+     */
+    routingsByAccountIds,
 
     /** For the delivery activity: where to send and with which token. */
     async sendCredentials(

@@ -8,7 +8,10 @@
  * - per client IP, failed authentications: `authfail:{ip}` at AUTH_FAILURES_PER_MINUTE. A request
  *   that presented credentials and got 401 takes a token; once the bucket is empty the address
  *   gets 429 *before* its credentials are checked (so guessing is slowed, not just answered
- *   differently) until a token is back.
+ *   differently) until a token is back. The Meta webhooks count a refused X-Hub-Signature-256 the
+ *   same way in `authfail:webhook:{ip}`; a blocked address still has a body verified by the
+ *   deployment's secret (no database work) accepted there, so Meta's own deliveries are never
+ *   held up by a neighbour.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { AppError } from '../../lib/errors';
@@ -70,6 +73,16 @@ export interface AuthFailureGuardOptions {
   prefixes?: string[];
   /** Addresses remembered as blocked in this process (bounded). */
   maxTracked?: number;
+  /** Whether the request presented a credential (default: an Authorization header); only those count. */
+  presented?: (req: Request) => boolean;
+  /**
+   * 'refuse' (default): a blocked address gets 429 at once. 'mark': the request goes on with
+   * `res.locals.authFailureBlock = { retryAfterSeconds }`, for a route that can still accept what
+   * it verifies without the database (the Meta webhooks: a body the deployment's secret signs).
+   */
+  onBlocked?: 'refuse' | 'mark';
+  /** Bucket key prefix (default `authfail`): `{prefix}:{ip}`. */
+  keyPrefix?: string;
 }
 
 /**
@@ -90,17 +103,21 @@ export function authFailureGuard(opts: AuthFailureGuardOptions): RequestHandler 
     const now = Date.now();
     if (until !== undefined) {
       if (until > now) {
+        if (opts.onBlocked === 'mark') {
+          res.locals.authFailureBlock = { retryAfterSeconds: retryAfterSeconds(until - now) };
+          return next();
+        }
         res.setHeader('Retry-After', String(retryAfterSeconds(until - now)));
         return next(new AppError('rate_limited', 'too many failed authentication attempts from this address; retry later'));
       }
       blockedUntil.delete(ip);
     }
     // only a presented credential that was refused counts (no header: nothing was guessed)
-    if (!req.headers.authorization) return next();
+    if (!(opts.presented ? opts.presented(req) : Boolean(req.headers.authorization))) return next();
     res.on('finish', () => {
       if (res.statusCode !== 401) return;
       opts.rateLimiter
-        .take(`authfail:${ip}`, { ratePerSec: opts.perMinute / 60, burst: opts.perMinute })
+        .take(`${opts.keyPrefix ?? 'authfail'}:${ip}`, { ratePerSec: opts.perMinute / 60, burst: opts.perMinute })
         .then((r) => {
           if (r.ok) return;
           if (blockedUntil.size >= maxTracked) blockedUntil.clear();

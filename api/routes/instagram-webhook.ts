@@ -4,7 +4,7 @@ import type { ChannelService } from '../../services/channels';
 import type { ParleyTemporal } from '../../temporal/client';
 import type { InboundMessage } from '../../workflows/lead/definitions';
 import { parseInstagramWebhook } from '../webhooks/instagram-payload';
-import { acceptAll, createRoutingCache, createSignatureCheck, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
+import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 
 export interface InstagramWebhookDeps {
   channels: ChannelService;
@@ -18,14 +18,14 @@ export interface InstagramWebhookDeps {
   routingCacheMs?: number;
 }
 
-/** Best-effort list of Instagram account ids (entry[].id) in a body, to find per-channel app secrets before it is trusted. */
+/** Every distinct Instagram account id (entry[].id) a body names, to find per-channel app secrets before it is trusted. */
 function accountIdsOf(json: unknown): string[] {
   const ids = new Set<string>();
   const entries = (json as { entry?: unknown })?.entry;
   if (!Array.isArray(entries)) return [];
-  for (const e of entries.slice(0, 100)) {
+  for (const e of entries) {
     const id = (e as { id?: unknown })?.id;
-    if (typeof id === 'string' && id.length <= 64) ids.add(id);
+    if (typeof id === 'string' && id.length <= MAX_ACCOUNT_ID_LENGTH) ids.add(id);
   }
   return [...ids];
 }
@@ -45,8 +45,8 @@ function countByEvent(items: { event?: string }[]): Record<string, number> {
 export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router {
   const r = Router();
   const log = deps.log.child({ module: 'webhook.instagram' });
-  const route = createRoutingCache(deps.channels, 'instagram', deps.routingCacheMs ?? 30_000);
-  const signatures = createSignatureCheck({ route, appSecret: deps.appSecret, log, accountIdsOf, logKey: 'instagramAccountIds' });
+  const router = createAccountRouter(deps.channels, 'instagram', { ttlMs: deps.routingCacheMs ?? 30_000 });
+  const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf });
 
   r.get('/webhooks/instagram', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
 
@@ -90,11 +90,23 @@ export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router
         received += 1;
       }
     }
+    if (parsed.adjusted.length > 0) {
+      log.warn({ adjusted: parsed.adjusted.length, first: parsed.adjusted.slice(0, 5) }, 'webhook items cut to fit limits');
+    }
+    const dropped: DroppedItem[] = [];
     const work = [...queues.values()].map(async (q) => {
-      for (const message of q.messages) await deps.temporal.signalInbound(q.target, message);
+      for (const message of q.messages) await unlessRefused(deps.temporal.signalInbound(q.target, message), `message ${message.providerMessageId}`, dropped);
     });
     if (!(await acceptAll(work, res, log))) return;
-    res.status(200).json({ received, ignored: parsed.ignored.length, unknownChannels });
+    if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
+    res.status(200).json({
+      received: received - dropped.length,
+      ignored: parsed.ignored.length,
+      // only when something was cut or refused (the usual answer keeps its shape)
+      ...(parsed.adjusted.length > 0 ? { adjusted: parsed.adjusted.length } : {}),
+      ...(dropped.length > 0 ? { dropped: dropped.length } : {}),
+      unknownChannels,
+    });
   });
   return r;
 }

@@ -5,7 +5,7 @@ import { identityForms, type ContactIdentityService, type IdentityQuery } from '
 import type { LeadService } from '../../services/leads';
 import type { ParleyTemporal } from '../../temporal/client';
 import { leadWorkflowId, type InboundMessage } from '../../workflows/lead/definitions';
-import { acceptAll, createRoutingCache, createSignatureCheck, verifyHandshake, WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
+import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus } from '../webhooks/whatsapp-payload';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
@@ -25,17 +25,17 @@ export interface WhatsAppWebhookDeps {
   routingCacheMs?: number;
 }
 
-/** Best-effort list of phone_number_ids in a body (to find per-channel app secrets before it is trusted). */
+/** Every distinct phone_number_id a body names (to find per-channel app secrets before it is trusted). */
 function phoneNumberIdsOf(json: unknown): string[] {
   const ids = new Set<string>();
   const entries = (json as { entry?: unknown })?.entry;
   if (!Array.isArray(entries)) return [];
-  for (const e of entries.slice(0, 100)) {
+  for (const e of entries) {
     const changes = (e as { changes?: unknown })?.changes;
     if (!Array.isArray(changes)) continue;
-    for (const c of changes.slice(0, 100)) {
+    for (const c of changes) {
       const id = (c as { value?: { metadata?: { phone_number_id?: unknown } } })?.value?.metadata?.phone_number_id;
-      if (typeof id === 'string' && id.length <= 64) ids.add(id);
+      if (typeof id === 'string' && id.length <= MAX_ACCOUNT_ID_LENGTH) ids.add(id);
     }
   }
   return [...ids];
@@ -44,8 +44,8 @@ function phoneNumberIdsOf(json: unknown): string[] {
 export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
   const r = Router();
   const log = deps.log.child({ module: 'webhook.whatsapp' });
-  const route = createRoutingCache(deps.channels, 'whatsapp', deps.routingCacheMs ?? 30_000);
-  const signatures = createSignatureCheck({ route, appSecret: deps.appSecret, log, accountIdsOf: phoneNumberIdsOf, logKey: 'phoneNumberIds' });
+  const router = createAccountRouter(deps.channels, 'whatsapp', { ttlMs: deps.routingCacheMs ?? 30_000 });
+  const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf: phoneNumberIdsOf });
 
   // Meta's subscription handshake.
   r.get('/webhooks/whatsapp', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
@@ -64,6 +64,10 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       // one line per body, not per item: a hostile batch cannot flood the logs
       log.warn({ ignored: parsed.ignored.length, first: parsed.ignored.slice(0, 5) }, 'webhook items ignored');
     }
+    if (parsed.adjusted.length > 0) {
+      log.warn({ adjusted: parsed.adjusted.length, first: parsed.adjusted.slice(0, 5) }, 'webhook items cut to fit limits');
+    }
+    const dropped: DroppedItem[] = [];
 
     // every sender and recipient of the body, with the forms it came in (phone, BSUID)
     type Item = { routing: ChannelRouting; query: IdentityQuery } & ({ message: InboundMessage } | { status: ParsedStatus });
@@ -105,9 +109,13 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       if ('message' in it) {
         const message: InboundMessage = { ...it.message, contactId };
         signals.push(
-          deps.temporal.signalInbound(
-            { tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'whatsapp', contactId, contactName: message.contactName },
-            message,
+          unlessRefused(
+            deps.temporal.signalInbound(
+              { tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'whatsapp', contactId, contactName: message.contactName },
+              message,
+            ),
+            `message ${message.providerMessageId}`,
+            dropped,
           ),
         );
         continue;
@@ -118,13 +126,17 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
           // a failure after the provider accepted the message matters to the lead's workflow:
           // signalled first, so a redelivered webhook signals again (the workflow dedups by provider id)
           if (s.status === 'failed') {
-            await deps.temporal.signalDeliveryStatus(leadWorkflowId(routing.id, contactId), {
-              providerMessageId: s.providerMessageId,
-              outboundMessageId: s.bizOpaqueCallbackData,
-              status: 'failed',
-              errors: s.errors.map((e) => ({ code: e.code, title: e.title, message: e.message })),
-              timestamp: s.timestamp,
-            });
+            await unlessRefused(
+              deps.temporal.signalDeliveryStatus(leadWorkflowId(routing.id, contactId), {
+                providerMessageId: s.providerMessageId,
+                outboundMessageId: s.bizOpaqueCallbackData,
+                status: 'failed',
+                errors: s.errors.map((e) => ({ code: e.code, title: e.title, message: e.message })),
+                timestamp: s.timestamp,
+              }),
+              `status of ${s.providerMessageId}`,
+              dropped,
+            );
           }
           // only this channel account's (and tenant's) messages: a signed webhook of one tenant
           // must not move another tenant's send
@@ -140,10 +152,14 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       );
     }
     if (!(await acceptAll([...signals, ...statusUpdates], res, log))) return;
+    if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
     res.status(200).json({
-      received: signals.length,
+      received: signals.length - dropped.filter((d) => d.item.startsWith('message ')).length,
       statuses: statusUpdates.length,
       ignored: parsed.ignored.length,
+      // only when something was cut or refused (the usual answer keeps its shape)
+      ...(parsed.adjusted.length > 0 ? { adjusted: parsed.adjusted.length } : {}),
+      ...(dropped.length > 0 ? { dropped: dropped.length } : {}),
       unknownChannels,
     });
   });

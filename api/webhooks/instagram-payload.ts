@@ -37,6 +37,7 @@ import {
   truncate,
   withSuffix,
 } from './meta-common';
+import { clampItem, INSTAGRAM_EVENT_LIMITS, limitInbound } from './meta-limits';
 
 export const INSTAGRAM_WEBHOOK_OBJECT = 'instagram';
 
@@ -66,7 +67,13 @@ export interface ParsedInstagramEntry {
 }
 
 export type InstagramParseResult =
-  | { ok: true; entries: ParsedInstagramEntry[]; ignored: InstagramIgnoredItem[] }
+  | {
+      ok: true;
+      entries: ParsedInstagramEntry[];
+      ignored: InstagramIgnoredItem[];
+      /** Messages kept with a field cut, removed or a time replaced (api/webhooks/meta-limits.ts). */
+      adjusted: { path: string; reason: string }[];
+    }
   | { ok: false; reason: string; issues: { path: string; message: string }[] };
 
 // ---------------------------------------------------------------------------------------------
@@ -378,11 +385,12 @@ function normalizeEvent(accountId: string, raw: unknown): ItemResult {
 // Entry point
 // ---------------------------------------------------------------------------------------------
 
-export function parseInstagramWebhook(body: unknown): InstagramParseResult {
-  return parseGuarded(body, parseUnsafe);
+export function parseInstagramWebhook(body: unknown, opts: { receivedAtMs?: number } = {}): InstagramParseResult {
+  const receivedAtMs = opts.receivedAtMs ?? Date.now();
+  return parseGuarded(body, (b) => parseUnsafe(b, receivedAtMs));
 }
 
-function parseUnsafe(body: unknown): InstagramParseResult {
+function parseUnsafe(body: unknown, receivedAtMs: number): InstagramParseResult {
   const envelope = instagramWebhookEnvelopeSchema.safeParse(body);
   if (!envelope.success) {
     return { ok: false, reason: reasonOf(envelope.error) || 'invalid webhook body', issues: issuesOf(envelope.error) };
@@ -390,6 +398,7 @@ function parseUnsafe(body: unknown): InstagramParseResult {
 
   const entries: ParsedInstagramEntry[] = [];
   const ignored: InstagramIgnoredItem[] = [];
+  const adjusted: { path: string; reason: string }[] = [];
   const seen = new Set<string>();
 
   envelope.data.entry.forEach((rawEntry, ei) => {
@@ -410,12 +419,21 @@ function parseUnsafe(body: unknown): InstagramParseResult {
     const parsed: ParsedInstagramEntry = { accountId: e.id, messages: [] };
     (e.messaging ?? []).forEach((rawEvent, mi) => {
       const path = `${entryPath}.messaging[${mi}]`;
-      const result = normalizeEvent(e.id, rawEvent);
+      // every field bounded before it is read (Meta's limits; api/webhooks/meta-limits.ts)
+      const clamped = clampItem(rawEvent, INSTAGRAM_EVENT_LIMITS);
+      const result: ItemResult = clamped.ok ? normalizeEvent(e.id, clamped.value) : { ok: false, reason: clamped.reason };
       if (!result.ok) {
         ignored.push(compact({ path, reason: result.reason, expected: result.expected !== undefined, event: result.expected }));
         return;
       }
-      for (const message of result.messages) {
+      for (const normalized of result.messages) {
+        const limited = limitInbound(normalized, receivedAtMs, clamped.ok ? clamped.adjusted : []);
+        if (!limited.ok) {
+          ignored.push({ path, reason: limited.reason, expected: false });
+          continue;
+        }
+        const message = limited.value;
+        for (const what of limited.adjusted) adjusted.push({ path, reason: what });
         if (seen.has(message.providerMessageId)) {
           ignored.push({ path, reason: 'duplicate message id in body', expected: false });
           continue;
@@ -427,5 +445,5 @@ function parseUnsafe(body: unknown): InstagramParseResult {
     entries.push(parsed);
   });
 
-  return { ok: true, entries, ignored };
+  return { ok: true, entries, ignored, adjusted };
 }

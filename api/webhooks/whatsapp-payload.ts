@@ -31,6 +31,8 @@ import {
   withSuffix,
 } from './meta-common';
 
+import { boundTime, clampItem, limitInbound, LIMITS, WHATSAPP_MESSAGE_LIMITS, WHATSAPP_STATUS_LIMITS } from './meta-limits';
+
 export type { IgnoredItem } from './meta-common';
 
 export const WHATSAPP_WEBHOOK_OBJECT = 'whatsapp_business_account';
@@ -65,7 +67,13 @@ export interface ParsedChange {
 }
 
 export type WebhookParseResult =
-  | { ok: true; changes: ParsedChange[]; ignored: IgnoredItem[] }
+  | {
+      ok: true;
+      changes: ParsedChange[];
+      ignored: IgnoredItem[];
+      /** Items kept with a field cut, removed or a time replaced (api/webhooks/meta-limits.ts): path and what. */
+      adjusted: IgnoredItem[];
+    }
   | { ok: false; reason: string; issues: { path: string; message: string }[] };
 
 // ---------------------------------------------------------------------------------------------
@@ -689,11 +697,12 @@ function parseMessage(
 // Entry point
 // ---------------------------------------------------------------------------------------------
 
-export function parseWhatsAppWebhook(body: unknown): WebhookParseResult {
-  return parseGuarded(body, parseUnsafe);
+export function parseWhatsAppWebhook(body: unknown, opts: { receivedAtMs?: number } = {}): WebhookParseResult {
+  const receivedAtMs = opts.receivedAtMs ?? Date.now();
+  return parseGuarded(body, (b) => parseUnsafe(b, receivedAtMs));
 }
 
-function parseUnsafe(body: unknown): WebhookParseResult {
+function parseUnsafe(body: unknown, receivedAtMs: number): WebhookParseResult {
   const envelope = whatsAppWebhookEnvelopeSchema.safeParse(body);
   if (!envelope.success) {
     const issues = issuesOf(envelope.error);
@@ -702,6 +711,7 @@ function parseUnsafe(body: unknown): WebhookParseResult {
 
   const changes: ParsedChange[] = [];
   const ignored: IgnoredItem[] = [];
+  const adjusted: IgnoredItem[] = [];
   const seenMessageIds = new Set<string>();
 
   envelope.data.entry.forEach((entry, ei) => {
@@ -739,11 +749,19 @@ function parseUnsafe(body: unknown): WebhookParseResult {
       } else {
         (v.messages ?? []).forEach((rawMessage: unknown, mi: number) => {
           const path = `${valuePath}.messages[${mi}]`;
-          const msg = parseMessage(rawMessage, contacts);
+          // every field bounded before it is read (Meta's limits; api/webhooks/meta-limits.ts)
+          const clamped = clampItem(rawMessage, WHATSAPP_MESSAGE_LIMITS);
+          if (!clamped.ok) {
+            ignored.push({ path, reason: clamped.reason });
+            return;
+          }
+          const parsedMsg = parseMessage(clamped.value, contacts);
+          const msg = parsedMsg.ok ? limitInbound(parsedMsg.value, receivedAtMs, clamped.adjusted) : parsedMsg;
           if (!msg.ok) {
             ignored.push({ path, reason: msg.reason });
             return;
           }
+          for (const what of msg.adjusted) adjusted.push({ path, reason: what });
           if (seenMessageIds.has(msg.value.providerMessageId)) {
             ignored.push({ path, reason: 'duplicate message id in body' });
             return;
@@ -758,12 +776,21 @@ function parseUnsafe(body: unknown): WebhookParseResult {
       } else {
         (v.statuses ?? []).forEach((rawStatus: unknown, si: number) => {
           const path = `${valuePath}.statuses[${si}]`;
-          const status = parseStatus(rawStatus, contacts);
+          const clamped = clampItem(rawStatus, WHATSAPP_STATUS_LIMITS);
+          const status = clamped.ok ? parseStatus(clamped.value, contacts) : clamped;
           if (!status.ok) {
             ignored.push({ path, reason: status.reason });
             return;
           }
-          parsed.statuses.push(status.value);
+          const s = status.value;
+          if (s.providerMessageId.length > LIMITS.messageId || s.recipientId.length > LIMITS.contactId) {
+            ignored.push({ path, reason: `status id or recipient_id over its bound (${LIMITS.messageId} / ${LIMITS.contactId} characters)` });
+            return;
+          }
+          const notes = clamped.ok ? [...clamped.adjusted] : [];
+          s.timestamp = boundTime(s.timestamp, receivedAtMs, 'timestamp', notes);
+          for (const what of notes) adjusted.push({ path, reason: what });
+          parsed.statuses.push(s);
         });
       }
 
@@ -771,5 +798,5 @@ function parseUnsafe(body: unknown): WebhookParseResult {
     });
   });
 
-  return { ok: true, changes, ignored };
+  return { ok: true, changes, ignored, adjusted };
 }
