@@ -3,7 +3,7 @@
  * circuit-close route into the shared Temporal server, open its own channel's breaker with a
  * template on a web chat, and point an enrollment rule at another tenant's channel.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { createWhatsAppActivities } from '../../activities/channels/whatsapp';
 import { createLogger } from '../../lib/logger';
@@ -78,13 +78,17 @@ describe('circuit close', () => {
 describe('templates on a channel that is not WhatsApp', () => {
   async function webChatLead(t: TenantFixture) {
     const channel = await stack.api.post('/v1/channels').set(authOf(t)).send({ platform: 'webchat', agentId: t.agentId }).expect(201);
-    const visitorId = `v_${randomBytes(12).toString('hex')}`;
-    await stack.api.post(`/webchat/${channel.body.widgetKey}/messages`).send({ visitorId, text: 'Do you have a free trial?', clientMessageId: 'm-1' }).expect(202);
+    const visitor = await stack.api.post(`/webchat/${channel.body.widgetKey}/visitors`).send({}).expect(201);
+    await stack.api
+      .post(`/webchat/${channel.body.widgetKey}/messages`)
+      .set('authorization', `Bearer ${visitor.body.visitorToken as string}`)
+      .send({ text: 'Do you have a free trial?', clientMessageId: 'm-1' })
+      .expect(202);
     const lead = await waitFor(async () => {
       const r = await stack.api.get('/v1/leads').set(authOf(t)).expect(200);
-      return (r.body.items as { id: string; channel: string }[]).find((l) => l.channel === 'webchat');
+      return (r.body.items as { id: string; channel: string; contactId: string }[]).find((l) => l.channel === 'webchat');
     }, { what: 'web chat lead' });
-    return { channelId: channel.body.id as string, leadId: lead.id, visitorId };
+    return { channelId: channel.body.id as string, leadId: lead.id, contactId: lead.contactId };
   }
 
   test('a manual template and the enrolment in a sequence with template steps answer 409; the breaker stays closed', async () => {
@@ -126,7 +130,7 @@ describe('templates on a channel that is not WhatsApp', () => {
       timeoutMs: 5000,
     });
     const err = await activities
-      .sendWhatsAppTemplate({ tenantId: t.tenantId, leadId: wc.leadId, channelAccountId: wc.channelId, outboundMessageId: randomUUID(), to: wc.visitorId, template: { name: 'promo', language: 'en' } })
+      .sendWhatsAppTemplate({ tenantId: t.tenantId, leadId: wc.leadId, channelAccountId: wc.channelId, outboundMessageId: randomUUID(), to: wc.contactId, template: { name: 'promo', language: 'en' } })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
