@@ -17,6 +17,7 @@ import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
 import { createLlmActivities } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
+import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
 
@@ -48,7 +49,8 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const rateLimits = deps.rateLimiter && deps.sendRates ? { limiter: deps.rateLimiter, ...deps.sendRates } : undefined;
   const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: deps.graph.unconfirmedWaitMs, rateLimits };
-  return {
+  // every activity: inputs safe to write, database errors classified (22/23 not retried) and scrubbed
+  return withDatabaseErrors({
     ...createPersistenceActivities(deps),
     ...createDeadLetterActivities(deps),
     ...createCreditActivities(deps),
@@ -58,7 +60,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createInstagramActivities(channelDeps),
     ...createWebChatActivities(channelDeps),
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes }),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -76,16 +76,41 @@ export function decodeSeqCursor(cursor: string): number | undefined {
 }
 
 /**
- * PostgreSQL text and jsonb cannot hold U+0000: one NUL in a user's message would make its
- * insert fail on every retry. Replace it (deeply) with U+FFFD before writing.
+ * Make a value safe to write (deeply, keys too), the one place every service and activity
+ * input goes through: PostgreSQL text and jsonb cannot hold U+0000 (replaced with U+FFFD), and
+ * jsonb refuses a lone UTF-16 surrogate (an emoji cut in half, e.g. by `slice`; made well
+ * formed with U+FFFD). Either would make its insert fail on every retry.
  */
-export function withoutNul<T>(value: T): T {
-  if (typeof value === 'string') return (value.includes('\u0000') ? value.split('\u0000').join('\uFFFD') : value) as T;
-  if (Array.isArray(value)) return value.map((v) => withoutNul(v)) as T;
-  if (value && typeof value === 'object') {
+export function forDatabase<T>(value: T): T {
+  if (typeof value === 'string') return wellFormedText(value) as T;
+  if (Array.isArray(value)) return value.map((v) => forDatabase(v)) as T;
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[withoutNul(k)] = withoutNul(v);
+    for (const [k, v] of Object.entries(value)) out[wellFormedText(k)] = forDatabase(v);
     return out as T;
   }
   return value;
+}
+
+/** @deprecated the same as forDatabase (kept for callers that still use the old name). */
+export const withoutNul = forDatabase;
+
+function wellFormedText(s: string): string {
+  const noNul = s.includes('\u0000') ? s.split('\u0000').join('\uFFFD') : s;
+  return (noNul as string & { isWellFormed(): boolean; toWellFormed(): string }).isWellFormed() ? noNul : (noNul as string & { toWellFormed(): string }).toWellFormed();
+}
+
+/** Oldest and newest instants a provider timestamp may carry into the database. */
+const EARLIEST_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
+const TIMESTAMP_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A provider's timestamp bounded before it reaches a timestamptz column: unparseable, before
+ * 2000 or more than a day ahead of `now` (Meta's 12-digit seconds, a year 33658 date that
+ * PostgreSQL refuses) becomes `now`.
+ */
+export function boundedTimestamp(value: string | null | undefined, now: Date = new Date()): string {
+  const t = value ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(t) || t < EARLIEST_TIMESTAMP_MS || t > now.getTime() + TIMESTAMP_FUTURE_SKEW_MS) return now.toISOString();
+  return new Date(t).toISOString();
 }

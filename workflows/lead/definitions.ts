@@ -10,6 +10,14 @@ import type { TemplateRef } from './policy/window';
 
 export const LEAD_WORKFLOW_TYPE = 'leadConversation';
 
+/**
+ * ApplicationFailure type of a database error another try cannot fix (SQLSTATE class 22 data
+ * exception, 23 integrity constraint): activities throw it non-retryable, the workflow parks it.
+ */
+export const DATABASE_REJECTED = 'database_rejected';
+/** ApplicationFailure type of any other database error (connection, timeout): retried. */
+export const DATABASE_UNAVAILABLE = 'database_unavailable';
+
 export type Channel = 'whatsapp' | 'instagram' | 'webchat';
 export type LeadMode = 'ai' | 'human' | 'paused' | 'closed';
 
@@ -146,11 +154,15 @@ export interface LeadCarriedState {
 export interface ParkedOperation {
   /** The dead letter's id (also its database row id), or the deferral's id. */
   id: string;
-  /** 'reply': the LLM step failed (nothing was reserved); 'send': delivery failed (the credit stays reserved, the outbound id is kept). */
-  kind: 'reply' | 'send';
+  /**
+   * 'reply': the LLM step failed (nothing was reserved); 'send': delivery failed (the credit
+   * stays reserved, the outbound id is kept); 'database': the database refused a write for good
+   * (database_rejected; `purpose` names the write; it cannot be replayed, only discarded).
+   */
+  kind: 'reply' | 'send' | 'database';
   purpose: string;
-  /** What to send: AI instructions, fixed text or a template. */
-  what: OutboundWhat;
+  /** What to send: AI instructions, fixed text or a template (absent for 'database'). */
+  what?: OutboundWhat;
   /** For 'send': the message's text or template as planned, the id it goes out under, the credit reference. */
   send?: { plan: { action: 'free_form' } | { action: 'template'; template: TemplateRef }; text: string; outboundMessageId: string; reference: string; humanAgent?: boolean };
   fallbackTemplate?: TemplateRef;
