@@ -159,3 +159,29 @@ describe('the database decides whether an inbound message is new', () => {
     expect(credits).toMatchObject({ balance: 8, reserved: 0 });
   });
 });
+
+describe('manual messages while the channel\'s circuit is open', () => {
+  test('answer 202 queued at once (more of them than the workflow\'s in-flight update limit), and go out once the circuit closes', async () => {
+    const t = await createTenant(stack, { credits: 30 });
+    const from = randomWaId();
+    stack.graph.failNext({ code: 190, to: from, message: 'Error validating access token' });
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Price list please')).expect(200);
+    await waitFor(async () => (await stack.api.get(`/v1/channels/${t.channelId}`).set(auth(t)).expect(200)).body.circuit.state === 'open', { what: 'circuit open' });
+    const lead = await leadOf(t, from);
+    await waitFor(async () => (await stack.temporal.leadState(lead.workflowId))?.circuitWaitSince, { what: 'the lead waits for the circuit' });
+
+    // 12 concurrent manual messages: Temporal allows 10 updates in flight per workflow
+    const started = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth(t)).send({ text: `Manual ${i + 1}` }).timeout(20_000)),
+    );
+    expect(Date.now() - started).toBeLessThan(20_000);
+    for (const a of answers) expect({ status: a.status, body: a.body }).toMatchObject({ status: 202, body: { status: 'queued' } });
+
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(auth(t)).send({ accessToken: `EAAG${randomBytes(16).toString('hex')}` }).expect(200);
+    await stack.api.post(`/v1/channels/${t.channelId}/circuit/close`).set(auth(t)).send({}).expect(200);
+    await waitFor(() => sentTo(from).length === 13, { what: 'the reply and 12 manual messages sent', timeoutMs: 60_000 });
+    const texts = sentTo(from).map((r) => (r.body as { text?: { body?: string } }).text?.body);
+    for (let i = 1; i <= 12; i++) expect(texts.filter((x) => x === `Manual ${i}`)).toHaveLength(1);
+  });
+});

@@ -201,8 +201,12 @@ export interface OutboundRequest {
 
 export interface OutboundResult {
   requestId: string;
-  /** parked: a dead letter (`deadLetterId`) or deferred; it may still go out later. */
-  status: 'sent' | 'failed' | 'refused' | 'parked';
+  /**
+   * parked: a dead letter (`deadLetterId`) or deferred; it may still go out later. queued: a
+   * manual message accepted while the channel's circuit breaker is open; it goes out (once)
+   * when the circuit closes.
+   */
+  status: 'sent' | 'failed' | 'refused' | 'parked' | 'queued';
   deadLetterId?: string;
   outboundMessageId?: string;
   providerMessageId?: string;

@@ -51,7 +51,7 @@ import { shouldContinueAsNew } from './policy/continue-as-new';
 import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
-import { boundSentAt, capParked, newInbound } from './policy/bounds';
+import { boundSentAt, capParked, MAX_OUTBOX, newInbound } from './policy/bounds';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource } from './policy/handoff';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
 import * as seqPolicy from './policy/sequence';
@@ -198,6 +198,8 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   let version = 0;
   const outbox: OutboundRequest[] = state.outbox ?? [];
   const results = new Map<string, OutboundResult>();
+  /** Manual messages already answered as queued (circuit open): their result has no taker. */
+  const queued = new Set<string>();
 
   setHandler(inboundSignal, (message: InboundMessage) => {
     const decision = admitInbound(state.seenInboundIds, message.providerMessageId, settings.dedupWindow);
@@ -440,14 +442,19 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       async (req) => {
         outbox.push({ ...req, source: req.source ?? 'manual' });
         version += 1;
-        await condition(() => results.has(req.requestId));
-        const result = results.get(req.requestId)!;
+        // behind an open circuit breaker the message is queued: answer at once (the caller gets
+        // 202), so waiting requests never pile up against Temporal's in-flight update limit
+        await condition(() => results.has(req.requestId) || state.circuitWaitSince !== undefined);
+        const result = results.get(req.requestId);
         results.delete(req.requestId);
-        return result;
+        if (result) return result;
+        queued.add(req.requestId);
+        return { requestId: req.requestId, status: 'queued' as const, reason: 'the channel\'s circuit breaker is open: sent once it closes' };
       },
       {
         validator: (req) => {
           if (state.mode === 'closed') throw new Error('the conversation is closed');
+          if (outbox.length >= MAX_OUTBOX) throw new Error(`${outbox.length} messages are already queued for this lead; try again later`);
           if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
           if (req.kind === 'template' && !req.template) throw new Error('template is required');
           const outPlan = req.kind === 'template' ? plan('template', req.template, false) : plan(req.kind, req.template, (req.source ?? 'manual') === 'manual');
@@ -935,6 +942,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   async function runOutbox(req: OutboundRequest): Promise<void> {
     const what: Outbound = req.kind === 'template' ? { kind: 'template', template: req.template! } : { kind: 'text', text: req.text! };
     const result = await sendOutbound(what, req.source === 'manual' ? 'manual reply' : 'api message', undefined, { byBot: false, human: req.source === 'manual' });
+    if (queued.delete(req.requestId)) return; // its caller was answered 202 queued
     results.set(req.requestId, { ...result, requestId: req.requestId });
   }
 

@@ -39,3 +39,6 @@ export const MAX_PARKED_IN_STATE = 20;
 export function capParked<T>(parked: T[], cap: number = MAX_PARKED_IN_STATE): T[] {
   return parked.length > cap ? parked.slice(parked.length - cap) : parked;
 }
+
+/** Manual messages queued in one lead's workflow at most (e.g. behind an open circuit breaker). */
+export const MAX_OUTBOX = 50;
