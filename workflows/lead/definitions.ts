@@ -122,6 +122,12 @@ export interface LeadCarriedState {
   /** Phrases that hand the lead to a human; the agent's, refreshed each run. */
   handoffKeywords?: string[];
   sequence?: { def: SequenceDef; cursor: SequenceCursor };
+  /**
+   * Inbound messages written to the database early because the buffer reached its bound
+   * (policy/bounds inboxAdmission): how many, and the latest provider time among them. The next
+   * turn answers them together with whatever is still buffered.
+   */
+  inboxRecorded?: { count: number; lastSentAt: string };
   /** Workflow time the first and last buffered inbound message arrived (burst debounce). */
   inboxFirstAt?: string;
   inboxLastAt?: string;

@@ -51,7 +51,7 @@ import { shouldContinueAsNew } from './policy/continue-as-new';
 import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
-import { boundSentAt, capParked, MAX_OUTBOX, newInbound } from './policy/bounds';
+import { boundSentAt, capParked, inboxAdmission, MAX_OUTBOX, newInbound, resumesFirst } from './policy/bounds';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource } from './policy/handoff';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
 import * as seqPolicy from './policy/sequence';
@@ -201,7 +201,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   /** Manual messages already answered as queued (circuit open): their result has no taker. */
   const queued = new Set<string>();
 
-  setHandler(inboundSignal, (message: InboundMessage) => {
+  setHandler(inboundSignal, async (message: InboundMessage) => {
     const decision = admitInbound(state.seenInboundIds, message.providerMessageId, settings.dedupWindow);
     if (!decision.admitted) {
       state.counters.duplicates += 1;
@@ -212,9 +212,22 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     if (engine) {
       const at = nowIso();
       // a provider time far ahead (Meta's 12-digit seconds) would poison the window and the search attributes
-      state.inbox.push({ ...message, sentAt: boundSentAt(message.sentAt, at), receivedAt: at });
+      const m: InboundMessage = { ...message, sentAt: boundSentAt(message.sentAt, at), receivedAt: at };
       state.inboxFirstAt ??= at;
       state.inboxLastAt = at;
+      const current = state.leadId;
+      if (!current || inboxAdmission(state.inbox, m) === 'buffer') {
+        state.inbox.push(m);
+      } else {
+        // the buffer is full (count or bytes): write it and this message to the database now
+        // and keep only a count; the next turn answers them all
+        const batch = [...state.inbox.splice(0, state.inbox.length), m];
+        const prev = state.inboxRecorded;
+        const lastSentAt = batch.reduce((a, x) => (x.sentAt > a ? x.sentAt : a), prev?.lastSentAt ?? '');
+        state.inboxRecorded = { count: (prev?.count ?? 0) + batch.length, lastSentAt };
+        version += 1;
+        await guarded('record buffered inbound messages', () => db.recordInbound.executeWithOptions({ ...PERSISTENCE, summary: `Record ${batch.length} buffered inbound message(s)` }, [{ tenantId, leadId: current, messages: batch, batchId: uuid4() }]), undefined);
+      }
     } else {
       state.inbox.push(message);
     }
@@ -231,7 +244,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       channelAccountId,
       channel,
       contactId,
-      pendingInbound: inbox.length,
+      pendingInbound: inbox.length + (state.inboxRecorded?.count ?? 0),
       historyLength: workflowInfo().historyLength,
     };
   });
@@ -681,7 +694,20 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
           return { requestId, status: 'failed', outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
         }
         if (type === 'provider_auth' || type === 'channel_circuit_open') {
-          await waitForCircuit(failureReason(err));
+          // a long wait hands over to a new run with this send carried as a deferral (same outbound id, credit still held)
+          await waitForCircuit(failureReason(err), () => ({
+            id: uuid4(),
+            kind: 'send',
+            purpose,
+            what: context.what,
+            send,
+            fallbackTemplate: context.fallbackTemplate,
+            byBot: context.byBot,
+            parkedAt: nowIso(),
+            retryAt: nowIso(),
+            error: { type, message: failureReason(err) },
+            attempts: context.attempts ?? 0,
+          }));
           continue; // same outbound id: effectively once
         }
         if (type === 'provider_reengagement') {
@@ -839,7 +865,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   }
 
   /** Sends wait (they do not fail) while the channel's circuit breaker is open. */
-  async function waitForCircuit(reason: string): Promise<void> {
+  async function waitForCircuit(reason: string, carry?: () => ParkedOperation): Promise<void> {
     state.circuitWaitSince ??= nowIso();
     refreshAttention();
     await event('circuit_wait', { reason, since: state.circuitWaitSince }, `circuit_wait:${state.circuitWaitSince}`);
@@ -850,6 +876,12 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       const circuit = await guarded('read the circuit breaker', () => db.channelCircuitState.executeWithOptions({ ...PERSISTENCE, summary: 'Is the circuit breaker closed?' }, [{ channelAccountId }]), 'closed' as const);
       if (circuit !== 'open') break;
       poll = Math.min(poll * 2, CIRCUIT_POLL_MAX_MS);
+      if (carry && mayHandOverWhileWaiting()) {
+        // the history is full but the circuit stays open (for days): continue as new on schedule,
+        // the waiting send carried as a deferral that the next run resumes at once
+        state.deferred = [...(state.deferred ?? []), carry()];
+        await continueAsNew<typeof leadConversation>({ ...input, carried: { ...state, outbox } });
+      }
     }
     const since = state.circuitWaitSince;
     state.circuitWaitSince = undefined;
@@ -871,21 +903,25 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
   // ---- a turn: the lead wrote ----
 
-  async function runTurn(received: InboundMessage[]): Promise<void> {
-    const recorded = await guarded(
-      'record inbound messages',
-      () => db.recordInbound.executeWithOptions({ ...PERSISTENCE, summary: `Record ${received.length} inbound message(s)` }, [{ tenantId, leadId, messages: received, batchId: uuid4() }]),
-      undefined,
-    );
+  /** `recordedEarly`: messages the inbound handler already wrote (the buffer was full), answered in this turn too. */
+  async function runTurn(received: InboundMessage[], recordedEarly?: LeadCarriedState['inboxRecorded']): Promise<void> {
+    const recorded =
+      received.length > 0
+        ? await guarded(
+            'record inbound messages',
+            () => db.recordInbound.executeWithOptions({ ...PERSISTENCE, summary: `Record ${received.length} inbound message(s)` }, [{ tenantId, leadId, messages: received, batchId: uuid4() }]),
+            undefined,
+          )
+        : undefined;
     // the database's unique message id decides what is new, not only the window of recent ids:
     // a redelivery older than the window is recorded once and gets no second turn (no charge)
     const batch = newInbound(received, recorded?.newIds);
     if (batch.length < received.length) {
       state.counters.duplicates += received.length - batch.length;
       state.counters.inbound -= received.length - batch.length;
-      if (batch.length === 0) return;
+      if (batch.length === 0 && !recordedEarly) return;
     }
-    const latest = batch.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), state.lastInboundAt ?? '');
+    const latest = batch.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), recordedEarly && recordedEarly.lastSentAt > (state.lastInboundAt ?? '') ? recordedEarly.lastSentAt : (state.lastInboundAt ?? ''));
     if (latest && latest !== state.lastInboundAt) {
       state.lastInboundAt = latest;
       upsertSearchAttributes([{ key: SA.LastInboundAt, value: new Date(latest) }]);
@@ -1032,7 +1068,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   /** The engine's next deadline: the burst flush or the sequence's next step. */
   function nextDeadline(): { at: string; what: string } | undefined {
     const candidates: { at: string; what: string }[] = [];
-    if (state.inbox.length > 0 && state.inboxFirstAt && state.inboxLastAt) {
+    if ((state.inbox.length > 0 || state.inboxRecorded) && state.inboxFirstAt && state.inboxLastAt) {
       const policy = settings.debounce ?? DEFAULT_DEBOUNCE;
       candidates.push({ at: flushAt({ ...policy, firstArrivalAt: state.inboxFirstAt, lastArrivalAt: state.inboxLastAt }), what: 'Wait for more messages (burst)' });
     }
@@ -1050,6 +1086,12 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   /** Work that must run before anything else, and before a continue-as-new (it is not carried). */
   function urgent(): boolean {
     return outbox.length > 0 || replayQueue.length > 0 || pendingStatuses.length > 0;
+  }
+
+  /** A send waiting on the circuit may hand over when the history is full and nothing else waits for this run. */
+  function mayHandOverWhileWaiting(): boolean {
+    const full = shouldContinueAsNew({ historyLength: workflowInfo().historyLength, eventBudget: settings.eventBudget, serverSuggested: workflowInfo().continueAsNewSuggested, turnInFlight: false });
+    return full && delivery2 && allHandlersFinished() && replayQueue.length === 0 && pendingStatuses.length === 0;
   }
 
   async function continueAsNewNow(): Promise<void> {
@@ -1092,7 +1134,11 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     turnInFlight = true;
     try {
       const dueDeferred = (state.deferred ?? []).find((d) => d.retryAt !== undefined && msUntil(d.retryAt) === 0);
-      if (outbox.length > 0) {
+      if (dueDeferred && resumesFirst(dueDeferred)) {
+        // a send the previous run handed over while it waited on the circuit breaker: it was first
+        state.deferred = (state.deferred ?? []).filter((d) => d.id !== dueDeferred.id);
+        await runParked(dueDeferred, uuid4(), false);
+      } else if (outbox.length > 0) {
         await runOutbox(outbox.shift()!);
       } else if (replayQueue.length > 0) {
         const { deadLetterId, requestId } = replayQueue.shift()!;
@@ -1102,13 +1148,15 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         results.set(requestId, result);
       } else if (pendingStatuses.length > 0) {
         await handleDeliveryStatus(pendingStatuses.shift()!);
-      } else if (state.inbox.length > 0 && state.inboxFirstAt) {
+      } else if ((state.inbox.length > 0 || state.inboxRecorded) && state.inboxFirstAt) {
         // the burst is due, or something else is (a step, a bump-up): what the lead wrote
         // comes first, so a reply can stop the sequence before its step goes out
         const batch = state.inbox.splice(0, state.inbox.length);
+        const recordedEarly = state.inboxRecorded;
         state.inboxFirstAt = undefined;
         state.inboxLastAt = undefined;
-        await runTurn(batch);
+        state.inboxRecorded = undefined;
+        await runTurn(batch, recordedEarly);
       } else {
         const a = sequenceAction();
         const bump = bumpUpDue();

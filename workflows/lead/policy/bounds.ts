@@ -42,3 +42,47 @@ export function capParked<T>(parked: T[], cap: number = MAX_PARKED_IN_STATE): T[
 
 /** Manual messages queued in one lead's workflow at most (e.g. behind an open circuit breaker). */
 export const MAX_OUTBOX = 50;
+
+/**
+ * Buffered inbound messages (waiting for their turn) the workflow state holds at most, by
+ * count and by UTF-8 bytes of their JSON: the state crosses continue-as-new as one payload
+ * (Temporal warns at 256 KB and refuses 2 MB), and a lead may write for days while a send
+ * waits on an open circuit breaker.
+ */
+export const DEFAULT_INBOX_LIMITS = { maxMessages: 100, maxBytes: 128 * 1024 };
+export type InboxLimits = typeof DEFAULT_INBOX_LIMITS;
+
+/** UTF-8 length of a string (no TextEncoder needed). */
+export function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i += 1;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * Whether a new message may join the buffer ('buffer'), or the buffer with it must be written
+ * to the database now ('record'): nothing is lost beyond the bound, the messages are recorded
+ * at once and answered together in the next turn (the LLM reads them from the transcript).
+ */
+export function inboxAdmission(inbox: readonly InboundMessage[], message: InboundMessage, limits: InboxLimits = DEFAULT_INBOX_LIMITS): 'buffer' | 'record' {
+  if (inbox.length + 1 > limits.maxMessages) return 'record';
+  let bytes = utf8Bytes(JSON.stringify(message));
+  for (const m of inbox) bytes += utf8Bytes(JSON.stringify(m));
+  return bytes > limits.maxBytes ? 'record' : 'buffer';
+}
+
+/**
+ * A deferred send that was in progress when its run handed over (it waited on the circuit
+ * breaker) resumes before anything else in the next run; a 131049 deferral waits its turn.
+ */
+export function resumesFirst(op: { error: { type?: string } }): boolean {
+  return op.error.type === 'channel_circuit_open' || op.error.type === 'provider_auth';
+}
