@@ -141,8 +141,11 @@ export interface LeadCarriedState {
   /** When lead extraction is due (set by new inbound messages, cleared when it ran). */
   extractionDueAt?: string;
   score?: number;
-  /** Delivery (patch delivery-v2): operations parked after their retries ran out, by dead-letter id. */
-  deadLetters?: ParkedOperation[];
+  /**
+   * Delivery (patch delivery-v2): operations parked after their retries ran out. Only their ids
+   * (the newest MAX_PARKED_IN_STATE): the operations themselves live in the dead_letters table.
+   */
+  deadLetters?: ParkedRef[];
   /** Sends waiting for a later attempt (131049: at least a day). */
   deferred?: ParkedOperation[];
   /** Set while sends wait for the channel's circuit breaker to close. */
@@ -178,6 +181,13 @@ export interface ParkedOperation {
   retryAt?: string;
   error: { type?: string; message: string };
   attempts: number;
+}
+
+/** A parked operation as the workflow state keeps it (a run before ids-only kept the whole operation). */
+export interface ParkedRef {
+  id: string;
+  kind: ParkedOperation['kind'];
+  parkedAt: string;
 }
 
 /** What one outbound message is: free-form text (given or from the LLM) or a template. */

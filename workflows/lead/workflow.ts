@@ -51,7 +51,7 @@ import { shouldContinueAsNew } from './policy/continue-as-new';
 import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
-import { boundSentAt, capParked, inboxAdmission, MAX_OUTBOX, newInbound, resumesFirst } from './policy/bounds';
+import { boundSentAt, capParked, inboxAdmission, MAX_OUTBOX, newInbound, parkedRef, resumesFirst } from './policy/bounds';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource } from './policy/handoff';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
 import * as seqPolicy from './policy/sequence';
@@ -183,6 +183,8 @@ interface SendContext {
 export async function leadConversation(input: LeadWorkflowInput): Promise<void> {
   const state = initialState(input);
   state.counters.runs += 1;
+  // a run before ids-only carried whole parked operations: keep their ids (the database has them)
+  if (state.deadLetters) state.deadLetters = state.deadLetters.map(parkedRef);
   const { tenantId, channelAccountId, channel, contactId, settings } = input;
   const { workflowId } = workflowInfo();
   const engine = patched(ENGINE_PATCH);
@@ -513,7 +515,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     setHandler(
       discardDeadLetterUpdate,
       async ({ deadLetterId }) => {
-        const op = state.deadLetters?.find((d) => d.id === deadLetterId);
+        const op = await loadParked(deadLetterId);
         // a parked send still holds its credit reservation
         if (op?.kind === 'send' && op.send) await store.releaseCredit(op.send.reference);
         await resolveParked(deadLetterId, 'discarded');
@@ -792,7 +794,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       error: { type: failureType(err), message: failureReason(err) },
       attempts: (context.attempts ?? 0) + 1,
     };
-    state.deadLetters = capParked([...(state.deadLetters ?? []).filter((d) => d.id !== id), op]);
+    state.deadLetters = capParked([...(state.deadLetters ?? []).filter((d) => d.id !== id), parkedRef(op)]);
     version += 1;
     await guarded(
       'park a dead letter',
@@ -825,7 +827,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       attempts: 1,
     };
     log.warn('database refused a write: parked', { leadId, deadLetterId: id, what, reason: op.error.message });
-    state.deadLetters = capParked([...(state.deadLetters ?? []), op]);
+    state.deadLetters = capParked([...(state.deadLetters ?? []), parkedRef(op)]);
     version += 1;
     try {
       await db.parkDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: `Park as dead letter: ${what}` }, [
@@ -839,6 +841,12 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       log.error('database refused the dead letter too: kept in the workflow only', { leadId, deadLetterId: id, reason: failureReason(again) });
     }
     refreshAttention();
+  }
+
+  /** A parked operation from the dead_letters table (the state keeps only its id). */
+  async function loadParked(id: string): Promise<ParkedOperation | undefined> {
+    const op = await guarded('load a dead letter', () => db.loadDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: 'Load the parked operation' }, [{ id }]), null);
+    return op ?? undefined;
   }
 
   async function resolveParked(id: string, status: 'replayed' | 'discarded'): Promise<void> {
@@ -1142,7 +1150,12 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         await runOutbox(outbox.shift()!);
       } else if (replayQueue.length > 0) {
         const { deadLetterId, requestId } = replayQueue.shift()!;
-        const op = state.deadLetters?.find((d) => d.id === deadLetterId);
+        const op = state.deadLetters?.some((d) => d.id === deadLetterId) ? await loadParked(deadLetterId) : undefined;
+        if (!op && state.deadLetters?.some((d) => d.id === deadLetterId)) {
+          // its row is gone or already resolved: forget the id too
+          state.deadLetters = state.deadLetters.filter((d) => d.id !== deadLetterId);
+          refreshAttention();
+        }
         const result: OutboundResult = op ? await runParked(op, requestId, true) : { requestId, status: 'refused', reason: 'the dead letter is gone' };
         if (result.status === 'sent' && op) state.lastOutboundByBot = op.byBot;
         results.set(requestId, result);

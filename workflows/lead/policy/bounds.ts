@@ -32,8 +32,13 @@ export function newInbound(batch: InboundMessage[], newIds: readonly string[] | 
   return batch.filter((m) => fresh.has(m.providerMessageId));
 }
 
-/** Parked operations the workflow state carries at most; older ones stay open in the database. */
-export const MAX_PARKED_IN_STATE = 20;
+/** Parked operations (ids) the workflow state carries at most; older ones stay open in the database. */
+export const MAX_PARKED_IN_STATE = 100;
+
+/** The id-only form the state keeps of a parked operation. */
+export function parkedRef(op: { id: string; kind: 'reply' | 'send' | 'database'; parkedAt: string }): { id: string; kind: 'reply' | 'send' | 'database'; parkedAt: string } {
+  return { id: op.id, kind: op.kind, parkedAt: op.parkedAt };
+}
 
 /** Keep the newest `cap` parked operations (by order of parking). */
 export function capParked<T>(parked: T[], cap: number = MAX_PARKED_IN_STATE): T[] {
