@@ -567,11 +567,12 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
     const outboundMessageId = uuid4();
     const reference = `reply:${outboundMessageId}`;
-    const reservation = await guarded('reserve a credit', () => db.reserveCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Reserve credit' }, [{ tenantId, reference }]), {
-      ok: false as const,
-      balance: 0,
-      amount: 0,
-    });
+    const reservation = await guarded('reserve a credit', () => db.reserveCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Reserve credit' }, [{ tenantId, reference }]), null);
+    if (!reservation) {
+      // refused by the database (parked as a 'database' dead letter): nothing reserved, nothing sent
+      if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
+      return { requestId, status: 'refused', reason: 'database_rejected' };
+    }
     if (!reservation.ok) {
       state.counters.blockedTurns += 1;
       if (!state.blocked) {

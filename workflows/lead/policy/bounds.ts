@@ -54,7 +54,7 @@ export const MAX_OUTBOX = 50;
  * (Temporal warns at 256 KB and refuses 2 MB), and a lead may write for days while a send
  * waits on an open circuit breaker.
  */
-export const DEFAULT_INBOX_LIMITS = { maxMessages: 100, maxBytes: 128 * 1024 };
+export const DEFAULT_INBOX_LIMITS = { maxMessages: 100, maxBytes: 64 * 1024 };
 export type InboxLimits = typeof DEFAULT_INBOX_LIMITS;
 
 /** UTF-8 length of a string (no TextEncoder needed). */
