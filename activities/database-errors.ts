@@ -12,7 +12,7 @@
  *   retrying forever. Anything else is a retryable `database_unavailable`.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { forDatabase, pgErrorCode } from '../services/db-util';
+import { describeDatabaseError, forDatabase } from '../services/db-util';
 import { DATABASE_REJECTED, DATABASE_UNAVAILABLE } from '../workflows/lead/definitions';
 
 /** Deterministic SQLSTATE classes: another try with the same input fails the same way. */
@@ -20,44 +20,17 @@ export function isDeterministicSqlState(code: string | undefined): boolean {
   return code !== undefined && (code.startsWith('22') || code.startsWith('23'));
 }
 
-const NAME = /^[A-Za-z0-9_.$-]{1,128}$/;
-
-/** A named field of the driver error or its causes (postgres.js: constraint_name; PGlite: constraint). */
-function field(err: unknown, names: string[]): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
-    for (const n of names) {
-      const v = (e as Record<string, unknown>)[n];
-      if (typeof v === 'string' && NAME.test(v)) return v;
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
-/** Whether this is an error of the database layer (a driver error or drizzle's wrapper of one). */
-function isDatabaseError(err: unknown): boolean {
-  if (pgErrorCode(err) !== undefined) return true;
-  const e = err as { name?: unknown; query?: unknown; params?: unknown; constructor?: { name?: string } } | undefined;
-  return !!e && typeof e === 'object' && (e.constructor?.name === 'DrizzleQueryError' || (typeof e.query === 'string' && Array.isArray(e.params)));
-}
-
 /** The ApplicationFailure for a database error, or undefined when `err` is not one. */
 export function databaseFailure(err: unknown): ApplicationFailure | undefined {
-  if (err instanceof ApplicationFailure || !isDatabaseError(err)) return undefined;
-  const code = pgErrorCode(err);
-  const constraint = field(err, ['constraint_name', 'constraint']);
-  const table = field(err, ['table_name', 'table']);
-  const cause = (err as { cause?: { code?: unknown } }).cause;
-  const network = typeof cause?.code === 'string' && /^E[A-Z]{2,20}$/.test(cause.code) ? cause.code : undefined;
-  const where = [constraint && `constraint ${constraint}`, table && `table ${table}`].filter(Boolean).join(', ');
-  const deterministic = isDeterministicSqlState(code);
-  const message = `${deterministic ? 'the database refused the value' : 'database error'} (SQLSTATE ${code ?? network ?? 'unknown'}${where ? `, ${where}` : ''})`;
+  if (err instanceof ApplicationFailure) return undefined;
+  const facts = describeDatabaseError(err);
+  if (!facts) return undefined;
+  const deterministic = isDeterministicSqlState(facts.sqlState ?? undefined);
   return ApplicationFailure.create({
     type: deterministic ? DATABASE_REJECTED : DATABASE_UNAVAILABLE,
-    message,
+    message: `${deterministic ? 'the database refused the value' : 'database error'} (${facts.message})`,
     nonRetryable: deterministic,
-    details: [{ sqlState: code ?? null, constraint: constraint ?? null, table: table ?? null }],
+    details: [{ sqlState: facts.sqlState, constraint: facts.constraint, table: facts.table }],
   });
 }
 

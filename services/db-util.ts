@@ -18,6 +18,39 @@ export function pgErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+const NAME = /^[A-Za-z0-9_.$-]{1,128}$/;
+
+/** A named field of a driver error or its causes (postgres.js: constraint_name; PGlite: constraint). */
+function errorField(err: unknown, names: string[]): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    for (const n of names) {
+      const v = (e as Record<string, unknown>)[n];
+      if (typeof v === 'string' && NAME.test(v)) return v;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * What may be said about a database error (postgres.js or PGlite, wrapped by drizzle or not)
+ * without its values: the SQLSTATE (or the network error code), constraint and table. The
+ * driver's message quotes the offending value and drizzle's adds the query's parameters, so
+ * neither may reach a log or a Temporal failure. Undefined when `err` is not a database error.
+ */
+export function describeDatabaseError(err: unknown): { sqlState: string | null; constraint: string | null; table: string | null; message: string } | undefined {
+  const code = pgErrorCode(err);
+  const e = err as { query?: unknown; params?: unknown; constructor?: { name?: string }; cause?: { code?: unknown } } | undefined;
+  const wrapped = !!e && typeof e === 'object' && (e.constructor?.name === 'DrizzleQueryError' || (typeof e.query === 'string' && Array.isArray(e.params)));
+  if (code === undefined && !wrapped) return undefined;
+  const constraint = errorField(err, ['constraint_name', 'constraint']);
+  const table = errorField(err, ['table_name', 'table']);
+  const network = typeof e?.cause?.code === 'string' && /^E[A-Z]{2,20}$/.test(e.cause.code) ? e.cause.code : undefined;
+  const where = [constraint && `constraint ${constraint}`, table && `table ${table}`].filter(Boolean).join(', ');
+  return { sqlState: code ?? null, constraint: constraint ?? null, table: table ?? null, message: `SQLSTATE ${code ?? network ?? 'unknown'}${where ? `, ${where}` : ''}` };
+}
+
 export const PG_UNIQUE_VIOLATION = '23505';
 export const PG_CHECK_VIOLATION = '23514';
 export const PG_FOREIGN_KEY_VIOLATION = '23503';

@@ -1,4 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
+import type { Request, Response } from 'express';
+import { errorHandler } from '../../api/middleware/errors';
+import type { Logger } from '../../lib/logger';
 import { databaseFailure, isDeterministicSqlState, withDatabaseErrors } from '../../activities/database-errors';
 import { boundedTimestamp, forDatabase } from '../../services/db-util';
 
@@ -72,5 +75,19 @@ describe('values made safe for the database', () => {
     expect(boundedTimestamp(new Date(999_999_999_999 * 1000).toISOString(), now)).toBe(now.toISOString());
     expect(boundedTimestamp('2026-11-29T06:00:00Z', now)).toBe('2026-11-29T06:00:00.000Z');
     expect(boundedTimestamp(undefined, now)).toBe(now.toISOString());
+  });
+});
+
+describe('the API\'s error handler', () => {
+  test('logs a database error by SQLSTATE, constraint and table, never its text or parameters', () => {
+    const logged: unknown[] = [];
+    const log = { error: (obj: unknown) => logged.push(obj) } as unknown as Logger;
+    const res = { headersSent: false, status: () => ({ json: () => undefined }) } as unknown as Response;
+    const err = new DrizzleQueryError('select * from leads where contact_id = $1', ['+919876543210'], postgresJsError('22P02', 'invalid input syntax for type uuid: "+919876543210"'));
+    errorHandler(log)(err, { method: 'GET', path: '/v1/leads/x' } as Request, res, () => undefined);
+    const line = JSON.stringify(logged);
+    expect(line).toContain('22P02');
+    expect(line).not.toContain('9198765');
+    expect(line).not.toContain('select *');
   });
 });
