@@ -19,6 +19,7 @@ import { createExtractionActivities } from './extraction/extract';
 import type { PriceTable } from './llm/pricing';
 import { createLlmActivities } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
+import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
 import { createCircuitActivities } from './ops/circuit';
@@ -54,7 +55,8 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const rateLimits = deps.rateLimiter && deps.sendRates ? { limiter: deps.rateLimiter, ...deps.sendRates } : undefined;
   const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: deps.graph.unconfirmedWaitMs, rateLimits };
-  return {
+  // every activity: inputs safe to write, database errors classified (22/23 not retried) and scrubbed
+  return withDatabaseErrors({
     ...createPersistenceActivities(deps),
     ...createDeadLetterActivities(deps),
     ...createCreditActivities(deps),
@@ -67,7 +69,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes, trustedOrigins: [new URL(deps.graph.url).origin] }),
     ...createCircuitActivities(deps),
     ...createCreditSweepActivities(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

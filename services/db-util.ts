@@ -21,6 +21,39 @@ export function pgErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+const NAME = /^[A-Za-z0-9_.$-]{1,128}$/;
+
+/** A named field of a driver error or its causes (postgres.js: constraint_name; PGlite: constraint). */
+function errorField(err: unknown, names: string[]): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    for (const n of names) {
+      const v = (e as Record<string, unknown>)[n];
+      if (typeof v === 'string' && NAME.test(v)) return v;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * What may be said about a database error (postgres.js or PGlite, wrapped by drizzle or not)
+ * without its values: the SQLSTATE (or the network error code), constraint and table. The
+ * driver's message quotes the offending value and drizzle's adds the query's parameters, so
+ * neither may reach a log or a Temporal failure. Undefined when `err` is not a database error.
+ */
+export function describeDatabaseError(err: unknown): { sqlState: string | null; constraint: string | null; table: string | null; message: string } | undefined {
+  const code = pgErrorCode(err);
+  const e = err as { query?: unknown; params?: unknown; constructor?: { name?: string }; cause?: { code?: unknown } } | undefined;
+  const wrapped = !!e && typeof e === 'object' && (e.constructor?.name === 'DrizzleQueryError' || (typeof e.query === 'string' && Array.isArray(e.params)));
+  if (code === undefined && !wrapped) return undefined;
+  const constraint = errorField(err, ['constraint_name', 'constraint']);
+  const table = errorField(err, ['table_name', 'table']);
+  const network = typeof e?.cause?.code === 'string' && /^E[A-Z]{2,20}$/.test(e.cause.code) ? e.cause.code : undefined;
+  const where = [constraint && `constraint ${constraint}`, table && `table ${table}`].filter(Boolean).join(', ');
+  return { sqlState: code ?? null, constraint: constraint ?? null, table: table ?? null, message: `SQLSTATE ${code ?? network ?? 'unknown'}${where ? `, ${where}` : ''}` };
+}
+
 export const PG_UNIQUE_VIOLATION = '23505';
 export const PG_CHECK_VIOLATION = '23514';
 export const PG_FOREIGN_KEY_VIOLATION = '23503';
@@ -108,16 +141,41 @@ export function decodeSeqCursor(cursor: string): number | undefined {
 }
 
 /**
- * PostgreSQL text and jsonb cannot hold U+0000: one NUL in a user's message would make its
- * insert fail on every retry. Replace it (deeply) with U+FFFD before writing.
+ * Make a value safe to write (deeply, keys too), the one place every service and activity
+ * input goes through: PostgreSQL text and jsonb cannot hold U+0000 (replaced with U+FFFD), and
+ * jsonb refuses a lone UTF-16 surrogate (an emoji cut in half, e.g. by `slice`; made well
+ * formed with U+FFFD). Either would make its insert fail on every retry.
  */
-export function withoutNul<T>(value: T): T {
-  if (typeof value === 'string') return (value.includes('\u0000') ? value.split('\u0000').join('\uFFFD') : value) as T;
-  if (Array.isArray(value)) return value.map((v) => withoutNul(v)) as T;
-  if (value && typeof value === 'object') {
+export function forDatabase<T>(value: T): T {
+  if (typeof value === 'string') return wellFormedText(value) as T;
+  if (Array.isArray(value)) return value.map((v) => forDatabase(v)) as T;
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[withoutNul(k)] = withoutNul(v);
+    for (const [k, v] of Object.entries(value)) out[wellFormedText(k)] = forDatabase(v);
     return out as T;
   }
   return value;
+}
+
+/** @deprecated the same as forDatabase (kept for callers that still use the old name). */
+export const withoutNul = forDatabase;
+
+function wellFormedText(s: string): string {
+  const noNul = s.includes('\u0000') ? s.split('\u0000').join('\uFFFD') : s;
+  return (noNul as string & { isWellFormed(): boolean; toWellFormed(): string }).isWellFormed() ? noNul : (noNul as string & { toWellFormed(): string }).toWellFormed();
+}
+
+/** Oldest and newest instants a provider timestamp may carry into the database. */
+const EARLIEST_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
+const TIMESTAMP_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A provider's timestamp bounded before it reaches a timestamptz column: unparseable, before
+ * 2000 or more than a day ahead of `now` (Meta's 12-digit seconds, a year 33658 date that
+ * PostgreSQL refuses) becomes `now`.
+ */
+export function boundedTimestamp(value: string | null | undefined, now: Date = new Date()): string {
+  const t = value ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(t) || t < EARLIEST_TIMESTAMP_MS || t > now.getTime() + TIMESTAMP_FUTURE_SKEW_MS) return now.toISOString();
+  return new Date(t).toISOString();
 }

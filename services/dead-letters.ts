@@ -42,6 +42,15 @@ export function createDeadLetterService(db: Db) {
         });
     },
 
+    /** The parked operation of an open (or replaying) dead letter; null when it is gone or resolved. */
+    async operation(id: string): Promise<unknown> {
+      const [d] = await db
+        .select({ operation: deadLetters.operation })
+        .from(deadLetters)
+        .where(and(eq(deadLetters.id, id), or(eq(deadLetters.status, 'open'), eq(deadLetters.status, 'replaying'))));
+      return d?.operation ?? null;
+    },
+
     async resolve(input: { id: string; status: 'replayed' | 'discarded' }): Promise<void> {
       await db.update(deadLetters).set({ status: input.status, resolvedAt: sql`now()`, updatedAt: sql`now()` }).where(eq(deadLetters.id, input.id));
     },

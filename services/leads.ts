@@ -3,7 +3,7 @@ import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { Channel, InboundMessage } from '../workflows/lead/definitions';
-import { decodeCursor, decodeSeqCursor, encodeSeqCursor, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
+import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -108,9 +108,17 @@ export function createLeadService(db: Db) {
       return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined, created: Boolean(l.created) };
     },
 
-    /** Record inbound messages once each (unique provider id). Returns the ids newly stored. */
-    async recordInbound(raw: { tenantId: string; leadId: string; messages: InboundMessage[] }): Promise<{ stored: string[] }> {
-      const input = withoutNul(raw);
+    /**
+     * Record inbound messages once each (unique provider id). Returns the ids newly stored:
+     * the database, not a window of recent ids, decides whether a message is new. `batchId`
+     * (the caller's idempotency key, kept in `details.recordedBy`) makes a retried call report
+     * the rows its earlier attempt stored as new too, and a redelivery recorded by another call
+     * as old.
+     */
+    async recordInbound(raw: { tenantId: string; leadId: string; messages: InboundMessage[]; batchId?: string }): Promise<{ stored: string[] }> {
+      const now = new Date();
+      // a provider timestamp PostgreSQL would refuse (Meta's 12-digit seconds) or far in the future becomes now
+      const input = forDatabase({ ...raw, messages: raw.messages.map((m) => ({ ...m, sentAt: boundedTimestamp(m.sentAt, now) })) });
       if (input.messages.length === 0) return { stored: [] };
       return db.transaction(async (tx) => {
         const rows = await tx
@@ -124,7 +132,12 @@ export function createLeadService(db: Db) {
               type: m.type,
               body: m.text,
               status: 'received',
-              details: { ...(m.details ?? {}), ...(m.media ? { media: m.media } : {}), ...(m.replyToProviderId ? { replyTo: m.replyToProviderId } : {}) },
+              details: {
+                ...(m.details ?? {}),
+                ...(m.media ? { media: m.media } : {}),
+                ...(m.replyToProviderId ? { replyTo: m.replyToProviderId } : {}),
+                ...(input.batchId ? { recordedBy: input.batchId } : {}),
+              },
               sentAt: m.sentAt,
             })),
           )
@@ -151,7 +164,22 @@ export function createLeadService(db: Db) {
             updatedAt: sql`now()`,
           })
           .where(eq(leads.id, input.leadId));
-        return { stored: rows.map((r) => r.providerMessageId!).filter(Boolean) };
+        const stored = rows.map((r) => r.providerMessageId!).filter(Boolean);
+        if (input.batchId && stored.length < input.messages.length) {
+          // an earlier attempt of this same call may have stored the rest (its answer was lost)
+          const mine = await tx
+            .select({ providerMessageId: messages.providerMessageId })
+            .from(messages)
+            .where(
+              and(
+                eq(messages.leadId, input.leadId),
+                inArray(messages.providerMessageId, input.messages.map((m) => m.providerMessageId)),
+                sql`${messages.details}->>'recordedBy' = ${input.batchId}`,
+              ),
+            );
+          for (const r of mine) if (r.providerMessageId && !stored.includes(r.providerMessageId)) stored.push(r.providerMessageId);
+        }
+        return { stored };
       });
     },
 

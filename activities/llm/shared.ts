@@ -5,6 +5,7 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
 import type { LimitService } from '../../services/limits';
+import { describeDatabaseError } from '../../services/db-util';
 import { estimateCostMicros, type PriceTable } from './pricing';
 
 /** What the LLM activities share: the agent of a channel, error handling, call accounting. */
@@ -51,7 +52,7 @@ export async function recordLlmCall(
       costMicros: estimateCostMicros(call.model, promptTokens, completionTokens, deps.prices),
     });
   } catch (err) {
-    deps.log.warn({ leadId: call.leadId, model: call.model, error: describeLlmError(err) }, 'could not record llm call');
+    deps.log.warn({ leadId: call.leadId, model: call.model, error: describeDatabaseError(err)?.message ?? describeLlmError(err) }, 'could not record llm call');
   }
 }
 

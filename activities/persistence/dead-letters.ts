@@ -1,10 +1,15 @@
 import type { DeadLetterService } from '../../services/dead-letters';
+import type { ParkedOperation } from '../../workflows/lead/definitions';
 
 export function createDeadLetterActivities(deps: { deadLetters: DeadLetterService }) {
   return {
     /** Record (or reopen) a dead letter the workflow parked. */
     async parkDeadLetter(input: { id: string; tenantId: string; leadId: string; workflowId: string; kind: string; operation: unknown; error: unknown; outboundMessageId?: string }): Promise<void> {
       await deps.deadLetters.park(input);
+    },
+    /** The operation a dead letter parked (the workflow keeps only its id); null when it is gone. */
+    async loadDeadLetter(input: { id: string }): Promise<ParkedOperation | null> {
+      return (await deps.deadLetters.operation(input.id)) as ParkedOperation | null;
     },
     async resolveDeadLetter(input: { id: string; status: 'replayed' | 'discarded' }): Promise<void> {
       await deps.deadLetters.resolve(input);

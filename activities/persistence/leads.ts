@@ -14,9 +14,10 @@ export function createPersistenceActivities(deps: { leads: LeadService; channels
       const autoEnroll = lead.created ? await deps.sequences.autoEnrollment(input.tenantId, agentId, input.channelAccountId) : undefined;
       return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll };
     },
-    async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[] }): Promise<{ stored: number }> {
+    /** `newIds`: the messages the database had not recorded before (a redelivery is not among them). */
+    async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[]; batchId?: string }): Promise<{ stored: number; newIds: string[] }> {
       const { stored } = await deps.leads.recordInbound(input);
-      return { stored: stored.length };
+      return { stored: stored.length, newIds: stored };
     },
     async recordLeadEvent(input: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
       await deps.leads.recordEvent(input);

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { isAppError } from '../../lib/errors';
+import { describeDatabaseError } from '../../services/db-util';
 import type { Logger } from '../../lib/logger';
 
 interface HttpishError {
@@ -45,7 +46,9 @@ export function errorHandler(log: Logger) {
       res.status(status).json({ error: { code, message: h.expose && h.message ? h.message : 'bad request' } });
       return;
     }
-    log.error({ err, method: req.method, path: req.path }, 'unhandled error');
+    // a database error's own text quotes values (drizzle adds the query's parameters): log only its SQLSTATE
+    const database = describeDatabaseError(err);
+    log.error({ ...(database ? { database } : { err }), method: req.method, path: req.path }, 'unhandled error');
     res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
   };
 }

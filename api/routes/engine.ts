@@ -111,6 +111,7 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
       .sendMessage(lead.workflowId, 'text' in body ? { requestId, kind: 'text', text: body.text } : { requestId, kind: 'template', template: body.template })
       .catch(rejected);
     if (result.status === 'sent') res.status(201).json(result);
+    else if (result.status === 'queued') res.status(202).json(result);
     else if (result.status === 'refused') throw new AppError('conflict', result.reason ?? 'refused', undefined, result.reason);
     else res.status(502).json({ error: { code: 'delivery_failed', message: result.reason ?? 'delivery failed', outboundMessageId: result.outboundMessageId } });
   });

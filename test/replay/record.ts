@@ -74,6 +74,34 @@ const scenarios: Record<string, Scenario> = {
     await idle(stack, wf, (s) => s.counters.replies === 1 && s.circuitWaitSince === undefined);
     return wf;
   },
+  async 'manual-message-queued-behind-circuit'(stack) {
+    const t = await createTenant(stack, { credits: 5 });
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const from = randomWaId();
+    stack.graph.failNext({ code: 190, to: from });
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Price list please')).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => s.circuitWaitSince !== undefined);
+    const lead = (await stack.api.get('/v1/leads?limit=200').set(auth)).body.items.find((l: { contactId: string }) => l.contactId === from);
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ text: 'A colleague will send it shortly' }).expect(202);
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(auth).send({ accessToken: 'EAAG-replaced-token-123' }).expect(200);
+    await stack.api.post(`/v1/channels/${t.channelId}/circuit/close`).set(auth).expect(200);
+    await idle(stack, wf, (s) => s.counters.replies === 2 && s.circuitWaitSince === undefined);
+    return wf;
+  },
+  async 'redelivery-after-burst'(stack) {
+    // a burst, then Meta redelivers its first message: the database says it is not new
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    const first = textWebhook(t.phoneNumberId, from, 'First part');
+    await postWebhook(stack, first).expect(200);
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Second part')).expect(200);
+    const wf = leadWorkflowId(t.channelId, from);
+    await idle(stack, wf, (s) => s.counters.replies === 1);
+    await postWebhook(stack, first).expect(200);
+    await idle(stack, wf, (s) => s.counters.duplicates === 1);
+    return wf;
+  },
   async 'dead-letter-replay'(stack) {
     const t = await createTenant(stack, { credits: 5 });
     const auth = { authorization: `Bearer ${t.apiKey}` };

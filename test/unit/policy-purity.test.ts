@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { boundSentAt, capParked, inboxAdmission, newInbound, resumesFirst, utf8Bytes } from '../../workflows/lead/policy/bounds';
 import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from '../../workflows/lead/policy/bump-up';
 import { DEFAULT_DEBOUNCE, flushAt, shouldFlush } from '../../workflows/lead/policy/debounce';
 import { matchHandoffKeyword, transitionMode } from '../../workflows/lead/policy/handoff';
@@ -13,7 +14,7 @@ import { enroll, nextAction, pause, reset, resume, skip, stepSent, stop, type Se
 import { isWindowOpen, planOutbound, windowClosesAt } from '../../workflows/lead/policy/window';
 
 const POLICY_DIR = join(__dirname, '../../workflows/lead/policy');
-const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff'];
+const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff', 'bounds'];
 const NOW = '2026-03-06T23:00:00-05:00';
 const SEQ: SequenceDef = {
   id: 's',
@@ -55,6 +56,12 @@ function runAll(): unknown[] {
     isRepeat('Hello there', ['hello there!']),
     transitionMode({ mode: 'ai', request: 'handoff', source: 'keyword', now: NOW, lastHandbackAt: NOW, autoHandoffCooldownMs: 1 }),
     matchHandoffKeyword('Agent please', ['agent']),
+    boundSentAt('+033658-09-27T01:46:39.000Z', NOW),
+    newInbound([], ['x']),
+    capParked([1, 2, 3], 2),
+    inboxAdmission([], { providerMessageId: 'w', channel: 'whatsapp', contactId: 'c', sentAt: NOW, type: 'text', text: 'hi' }),
+    utf8Bytes('héllo 😀'),
+    resumesFirst({ error: { type: 'channel_circuit_open' } }),
   ];
 }
 
@@ -85,7 +92,7 @@ describe('policy purity', () => {
     const first = runAll();
     const second = runAll();
     expect(second).toEqual(first);
-    expect(first).toHaveLength(23);
+    expect(first).toHaveLength(29);
   });
 
   test('answer in plain JSON', () => {

@@ -10,6 +10,14 @@ import type { TemplateRef } from './policy/window';
 
 export const LEAD_WORKFLOW_TYPE = 'leadConversation';
 
+/**
+ * ApplicationFailure type of a database error another try cannot fix (SQLSTATE class 22 data
+ * exception, 23 integrity constraint): activities throw it non-retryable, the workflow parks it.
+ */
+export const DATABASE_REJECTED = 'database_rejected';
+/** ApplicationFailure type of any other database error (connection, timeout): retried. */
+export const DATABASE_UNAVAILABLE = 'database_unavailable';
+
 export type Channel = 'whatsapp' | 'instagram' | 'webchat';
 export type LeadMode = 'ai' | 'human' | 'paused' | 'closed';
 
@@ -129,6 +137,12 @@ export interface LeadCarriedState {
   /** Phrases that hand the lead to a human; the agent's, refreshed each run. */
   handoffKeywords?: string[];
   sequence?: { def: SequenceDef; cursor: SequenceCursor };
+  /**
+   * Inbound messages written to the database early because the buffer reached its bound
+   * (policy/bounds inboxAdmission): how many, and the latest provider time among them. The next
+   * turn answers them together with whatever is still buffered.
+   */
+  inboxRecorded?: { count: number; lastSentAt: string };
   /** Workflow time the first and last buffered inbound message arrived (burst debounce). */
   inboxFirstAt?: string;
   inboxLastAt?: string;
@@ -142,8 +156,11 @@ export interface LeadCarriedState {
   /** When lead extraction is due (set by new inbound messages, cleared when it ran). */
   extractionDueAt?: string;
   score?: number;
-  /** Delivery (patch delivery-v2): operations parked after their retries ran out, by dead-letter id. */
-  deadLetters?: ParkedOperation[];
+  /**
+   * Delivery (patch delivery-v2): operations parked after their retries ran out. Only their ids
+   * (the newest MAX_PARKED_IN_STATE): the operations themselves live in the dead_letters table.
+   */
+  deadLetters?: ParkedRef[];
   /** Sends waiting for a later attempt (131049: at least a day). */
   deferred?: ParkedOperation[];
   /** Set while sends wait for the channel's circuit breaker to close. */
@@ -161,11 +178,15 @@ export interface LeadCarriedState {
 export interface ParkedOperation {
   /** The dead letter's id (also its database row id), or the deferral's id. */
   id: string;
-  /** 'reply': the LLM step failed (nothing was reserved); 'send': delivery failed (the credit stays reserved, the outbound id is kept). */
-  kind: 'reply' | 'send';
+  /**
+   * 'reply': the LLM step failed (nothing was reserved); 'send': delivery failed (the credit
+   * stays reserved, the outbound id is kept); 'database': the database refused a write for good
+   * (database_rejected; `purpose` names the write; it cannot be replayed, only discarded).
+   */
+  kind: 'reply' | 'send' | 'database';
   purpose: string;
-  /** What to send: AI instructions, fixed text or a template. */
-  what: OutboundWhat;
+  /** What to send: AI instructions, fixed text or a template (absent for 'database'). */
+  what?: OutboundWhat;
   /** For 'send': the message's text or template as planned, the id it goes out under, the credit reference. */
   send?: { plan: { action: 'free_form' } | { action: 'template'; template: TemplateRef }; text: string; outboundMessageId: string; reference: string; humanAgent?: boolean };
   fallbackTemplate?: TemplateRef;
@@ -175,6 +196,13 @@ export interface ParkedOperation {
   retryAt?: string;
   error: { type?: string; message: string };
   attempts: number;
+}
+
+/** A parked operation as the workflow state keeps it (a run before ids-only kept the whole operation). */
+export interface ParkedRef {
+  id: string;
+  kind: ParkedOperation['kind'];
+  parkedAt: string;
 }
 
 /** What one outbound message is: free-form text (given or from the LLM) or a template. */
@@ -204,8 +232,12 @@ export interface OutboundRequest {
 
 export interface OutboundResult {
   requestId: string;
-  /** parked: a dead letter (`deadLetterId`) or deferred; it may still go out later. */
-  status: 'sent' | 'failed' | 'refused' | 'parked';
+  /**
+   * parked: a dead letter (`deadLetterId`) or deferred; it may still go out later. queued: a
+   * manual message accepted while the channel's circuit breaker is open; it goes out (once)
+   * when the circuit closes.
+   */
+  status: 'sent' | 'failed' | 'refused' | 'parked' | 'queued';
   deadLetterId?: string;
   outboundMessageId?: string;
   providerMessageId?: string;

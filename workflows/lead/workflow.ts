@@ -45,11 +45,13 @@ import {
   type OutboundRequest,
   type OutboundResult,
   type SequenceCommand,
+  DATABASE_REJECTED,
 } from './definitions';
 import { shouldContinueAsNew } from './policy/continue-as-new';
 import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
+import { boundSentAt, capParked, inboxAdmission, MAX_OUTBOX, newInbound, parkedRef, resumesFirst } from './policy/bounds';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource } from './policy/handoff';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
 import * as seqPolicy from './policy/sequence';
@@ -181,6 +183,8 @@ interface SendContext {
 export async function leadConversation(input: LeadWorkflowInput): Promise<void> {
   const state = initialState(input);
   state.counters.runs += 1;
+  // a run before ids-only carried whole parked operations: keep their ids (the database has them)
+  if (state.deadLetters) state.deadLetters = state.deadLetters.map(parkedRef);
   const { tenantId, channelAccountId, channel, contactId, settings } = input;
   const { workflowId } = workflowInfo();
   const engine = patched(ENGINE_PATCH);
@@ -196,8 +200,10 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   let version = 0;
   const outbox: OutboundRequest[] = state.outbox ?? [];
   const results = new Map<string, OutboundResult>();
+  /** Manual messages already answered as queued (circuit open): their result has no taker. */
+  const queued = new Set<string>();
 
-  setHandler(inboundSignal, (message: InboundMessage) => {
+  setHandler(inboundSignal, async (message: InboundMessage) => {
     const decision = admitInbound(state.seenInboundIds, message.providerMessageId, settings.dedupWindow);
     if (!decision.admitted) {
       state.counters.duplicates += 1;
@@ -207,9 +213,23 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     state.counters.inbound += 1;
     if (engine) {
       const at = nowIso();
-      state.inbox.push({ ...message, receivedAt: at });
+      // a provider time far ahead (Meta's 12-digit seconds) would poison the window and the search attributes
+      const m: InboundMessage = { ...message, sentAt: boundSentAt(message.sentAt, at), receivedAt: at };
       state.inboxFirstAt ??= at;
       state.inboxLastAt = at;
+      const current = state.leadId;
+      if (!current || inboxAdmission(state.inbox, m) === 'buffer') {
+        state.inbox.push(m);
+      } else {
+        // the buffer is full (count or bytes): write it and this message to the database now
+        // and keep only a count; the next turn answers them all
+        const batch = [...state.inbox.splice(0, state.inbox.length), m];
+        const prev = state.inboxRecorded;
+        const lastSentAt = batch.reduce((a, x) => (x.sentAt > a ? x.sentAt : a), prev?.lastSentAt ?? '');
+        state.inboxRecorded = { count: (prev?.count ?? 0) + batch.length, lastSentAt };
+        version += 1;
+        await guarded('record buffered inbound messages', () => db.recordInbound.executeWithOptions({ ...PERSISTENCE, summary: `Record ${batch.length} buffered inbound message(s)` }, [{ tenantId, leadId: current, messages: batch, batchId: uuid4() }]), undefined);
+      }
     } else {
       state.inbox.push(message);
     }
@@ -226,7 +246,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       channelAccountId,
       channel,
       contactId,
-      pendingInbound: inbox.length,
+      pendingInbound: inbox.length + (state.inboxRecorded?.count ?? 0),
       historyLength: workflowInfo().historyLength,
     };
   });
@@ -272,8 +292,36 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   showDetails();
 
   async function event(type: string, data?: unknown, dedupKey?: string): Promise<void> {
-    await db.recordLeadEvent.executeWithOptions({ ...PERSISTENCE, summary: `Event: ${type}` }, [{ tenantId, leadId, type, data, dedupKey }]);
+    await guarded(`record event ${type}`, () => db.recordLeadEvent.executeWithOptions({ ...PERSISTENCE, summary: `Event: ${type}` }, [{ tenantId, leadId, type, data, dedupKey }]), undefined);
   }
+
+  // ---- database calls: each with a summary; a value the database refuses for good is parked ----
+
+  /**
+   * Run a database activity. A deterministic refusal (database_rejected: SQLSTATE class 22 or
+   * 23, not retried by the activity) does not stall the lead: it is parked as a dead letter of
+   * kind 'database' (ids and the SQLSTATE only) and the workflow carries on with `fallback`.
+   */
+  async function guarded<T>(what: string, call: () => Promise<T>, fallback: T): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (failureType(err) !== DATABASE_REJECTED) throw err;
+      await parkRejected(what, err);
+      return fallback;
+    }
+  }
+
+  const store = {
+    updateLeadState: (input: { stage?: string; mode?: LeadCarriedState['mode'] }) =>
+      guarded('update the lead', () => db.updateLeadState.executeWithOptions({ ...PERSISTENCE, summary: `Mirror ${input.mode ? 'mode' : 'stage'} to the database` }, [{ leadId, ...input }]), undefined),
+    setLeadBlocked: (blocked: boolean) =>
+      guarded('mark the lead blocked', () => db.setLeadBlocked.executeWithOptions({ ...PERSISTENCE, summary: blocked ? 'Mark the lead blocked (no credit)' : 'Mark the lead unblocked' }, [{ leadId, blocked }]), undefined),
+    releaseCredit: (reference: string) =>
+      guarded('release a credit', () => db.releaseCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Release the held credit' }, [{ reference }]), undefined),
+    resolveDeadLetter: (id: string, status: 'replayed' | 'discarded') =>
+      guarded('resolve a dead letter', () => db.resolveDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: `Mark the dead letter ${status}` }, [{ id, status }]), undefined),
+  };
 
   // ---- sequence, stage and mode: pure transitions applied by updates and events ----
 
@@ -341,7 +389,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     if (request === 'handback') state.lastHandbackAt = nowIso();
     version += 1;
     upsertSearchAttributes([{ key: SA.LeadMode, value: t.mode }]);
-    await db.updateLeadState({ leadId, mode: t.mode });
+    await store.updateLeadState({ mode: t.mode });
     await event('mode_changed', { from, to: t.mode, request, source });
     if (!sequencesMayRun(t.mode)) await stopSequenceOn('handed_off');
     return true;
@@ -370,7 +418,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         state.stage = stage;
         version += 1;
         upsertSearchAttributes([{ key: SA.LeadStage, value: stage }]);
-        await db.updateLeadState({ leadId, stage });
+        await store.updateLeadState({ stage });
         await event('stage_changed', { from, to: stage });
         const sequenceStopped = await stopSequenceOn('stage_changed');
         return { stage, sequenceStopped };
@@ -409,14 +457,19 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       async (req) => {
         outbox.push({ ...req, source: req.source ?? 'manual' });
         version += 1;
-        await condition(() => results.has(req.requestId));
-        const result = results.get(req.requestId)!;
+        // behind an open circuit breaker the message is queued: answer at once (the caller gets
+        // 202), so waiting requests never pile up against Temporal's in-flight update limit
+        await condition(() => results.has(req.requestId) || state.circuitWaitSince !== undefined);
+        const result = results.get(req.requestId);
         results.delete(req.requestId);
-        return result;
+        if (result) return result;
+        queued.add(req.requestId);
+        return { requestId: req.requestId, status: 'queued' as const, reason: 'the channel\'s circuit breaker is open: sent once it closes' };
       },
       {
         validator: (req) => {
           if (state.mode === 'closed') throw new Error('the conversation is closed');
+          if (outbox.length >= MAX_OUTBOX) throw new Error(`${outbox.length} messages are already queued for this lead; try again later`);
           if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
           if (req.kind === 'template' && !req.template) throw new Error('template is required');
           const outPlan = req.kind === 'template' ? plan('template', req.template, false) : plan(req.kind, req.template, (req.source ?? 'manual') === 'manual');
@@ -462,9 +515,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     setHandler(
       discardDeadLetterUpdate,
       async ({ deadLetterId }) => {
-        const op = state.deadLetters?.find((d) => d.id === deadLetterId);
+        const op = await loadParked(deadLetterId);
         // a parked send still holds its credit reservation
-        if (op?.kind === 'send' && op.send) await db.releaseCredit({ reference: op.send.reference });
+        if (op?.kind === 'send' && op.send) await store.releaseCredit(op.send.reference);
         await resolveParked(deadLetterId, 'discarded');
         return { discarded: true as const };
       },
@@ -514,12 +567,17 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
     const outboundMessageId = uuid4();
     const reference = `reply:${outboundMessageId}`;
-    const reservation = await db.reserveCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Reserve credit' }, [{ tenantId, reference }]);
+    const reservation = await guarded('reserve a credit', () => db.reserveCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Reserve credit' }, [{ tenantId, reference }]), null);
+    if (!reservation) {
+      // refused by the database (parked as a 'database' dead letter): nothing reserved, nothing sent
+      if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
+      return { requestId, status: 'refused', reason: 'database_rejected' };
+    }
     if (!reservation.ok) {
       state.counters.blockedTurns += 1;
       if (!state.blocked) {
         state.blocked = true;
-        await db.setLeadBlocked({ leadId, blocked: true });
+        await store.setLeadBlocked(true);
       }
       await event('credit_blocked', { balance: reservation.balance, needed: reservation.amount, purpose }, `credit_blocked:${outboundMessageId}`);
       log.warn('no credit: lead blocked', { leadId, balance: reservation.balance });
@@ -527,7 +585,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
     if (state.blocked) {
       state.blocked = false;
-      await db.setLeadBlocked({ leadId, blocked: false });
+      await store.setLeadBlocked(false);
       await event('credit_unblocked', undefined, `credit_unblocked:${outboundMessageId}`);
     }
 
@@ -547,7 +605,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         ]);
         if (reply.handoff) {
           // the model asked for a human instead of answering
-          await db.releaseCredit({ reference });
+          await store.releaseCredit(reference);
           await event('llm_handoff', { reason: reply.handoff.reason });
           const handedOff = await changeMode('handoff', 'llm_tool');
           if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
@@ -555,14 +613,14 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         }
         text = what.maxWords ? trimToWords(reply.text, what.maxWords) : reply.text;
         if (what.avoidRepeats && isRepeat(text, state.recentBotMessages ?? [])) {
-          await db.releaseCredit({ reference });
+          await store.releaseCredit(reference);
           await event('outbound_refused', { purpose, reason: 'repeat' });
           if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
           return { requestId, status: 'refused', reason: 'repeat' };
         }
       } catch (err) {
         state.counters.failedReplies += 1;
-        await db.releaseCredit({ reference });
+        await store.releaseCredit(reference);
         await event('reply_failed', { step: 'llm', purpose, reason: failureReason(err), type: failureType(err) }, `reply_failed:${outboundMessageId}`);
         if (delivery2) {
           // the LLM's retries ran out (or its configuration is wrong): park the turn for an admin
@@ -585,7 +643,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
 
     if (outPlan.action === 'refuse') {
-      await db.releaseCredit({ reference });
+      await store.releaseCredit(reference);
       await event('outbound_refused', { purpose, reason: outPlan.reason });
       if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
       return { requestId, status: 'refused', reason: outPlan.reason };
@@ -604,17 +662,17 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   async function callSend(send: PlannedSend, purpose: string): Promise<void> {
     const base = { tenantId, leadId, channelAccountId, outboundMessageId: send.outboundMessageId, to: contactId };
     if (send.plan.action === 'template') {
-      await delivery.sendWhatsAppTemplate.executeWithOptions({ ...deliveryOptions, summary: `Send template ${send.plan.template.name} to ${contactId}` }, [
+      await delivery.sendWhatsAppTemplate.executeWithOptions({ ...deliveryOptions, summary: `Send template ${send.plan.template.name}` }, [
         { ...base, template: send.plan.template },
       ]);
     } else if (delivery2 && channel === 'instagram') {
-      await delivery.sendInstagramText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} to ${contactId} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}` }, [
+      await delivery.sendInstagramText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}` }, [
         { ...base, text: send.text, ...(send.humanAgent ? { humanAgent: true } : {}) },
       ]);
     } else if (delivery2 && channel === 'webchat') {
-      await delivery.sendWebChatText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} to web chat visitor ${contactId}` }, [{ ...base, text: send.text }]);
+      await delivery.sendWebChatText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} on web chat` }, [{ ...base, text: send.text }]);
     } else {
-      await delivery.sendWhatsAppText.executeWithOptions({ ...deliveryOptions, summary: `Send ${engine ? purpose : 'reply'} to ${contactId}` }, [{ ...base, text: send.text }]);
+      await delivery.sendWhatsAppText.executeWithOptions({ ...deliveryOptions, summary: `Send ${engine ? purpose : 'reply'} on WhatsApp` }, [{ ...base, text: send.text }]);
     }
   }
 
@@ -634,12 +692,25 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         const type = failureType(err);
         if (!delivery2) {
           state.counters.failedReplies += 1;
-          await db.releaseCredit({ reference: send.reference });
+          await store.releaseCredit(send.reference);
           await event('reply_failed', { step: 'delivery', purpose, reason: failureReason(err), type, outboundMessageId: send.outboundMessageId }, `reply_failed:${send.outboundMessageId}`);
           return { requestId, status: 'failed', outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
         }
         if (type === 'provider_auth' || type === 'channel_circuit_open') {
-          await waitForCircuit(failureReason(err));
+          // a long wait hands over to a new run with this send carried as a deferral (same outbound id, credit still held)
+          await waitForCircuit(failureReason(err), () => ({
+            id: uuid4(),
+            kind: 'send',
+            purpose,
+            what: context.what,
+            send,
+            fallbackTemplate: context.fallbackTemplate,
+            byBot: context.byBot,
+            parkedAt: nowIso(),
+            retryAt: nowIso(),
+            error: { type, message: failureReason(err) },
+            attempts: context.attempts ?? 0,
+          }));
           continue; // same outbound id: effectively once
         }
         if (type === 'provider_reengagement') {
@@ -651,7 +722,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
             send = { ...send, plan: { action: 'template', template: replan.template }, text: '', outboundMessageId: uuid4() };
             continue;
           }
-          await db.releaseCredit({ reference: send.reference });
+          await store.releaseCredit(send.reference);
           await event('outbound_refused', { purpose, reason: 'window_closed', outboundMessageId: send.outboundMessageId });
           if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
           return { requestId, status: 'refused', outboundMessageId: send.outboundMessageId, reason: 'window_closed' };
@@ -660,7 +731,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         await event('reply_failed', { step: 'delivery', purpose, reason: failureReason(err), type, outboundMessageId: send.outboundMessageId }, `reply_failed:${send.outboundMessageId}:${context.attempts ?? 0}`);
         if (type && PERMANENT_SEND_FAILURES.has(type)) {
           // recorded on the message; another try cannot help
-          await db.releaseCredit({ reference: send.reference });
+          await store.releaseCredit(send.reference);
           if (context.deadLetterId) await resolveParked(context.deadLetterId, 'replayed');
           return { requestId, status: 'failed', outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
         }
@@ -689,7 +760,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
         return { requestId, status: 'parked', deadLetterId, outboundMessageId: send.outboundMessageId, reason: failureReason(err) };
       }
     }
-    await db.captureCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Capture the credit' }, [{ reference: send.reference, messageId: send.outboundMessageId }]);
+    await guarded('capture a credit', () => db.captureCredit.executeWithOptions({ ...PERSISTENCE, summary: 'Capture the credit' }, [{ reference: send.reference, messageId: send.outboundMessageId }]), undefined);
     state.counters.replies += 1;
     state.lastOutboundAt = nowIso();
     state.lastOutboundByBot = context.byBot;
@@ -724,27 +795,72 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       error: { type: failureType(err), message: failureReason(err) },
       attempts: (context.attempts ?? 0) + 1,
     };
-    state.deadLetters = [...(state.deadLetters ?? []).filter((d) => d.id !== id), op];
+    state.deadLetters = capParked([...(state.deadLetters ?? []).filter((d) => d.id !== id), parkedRef(op)]);
     version += 1;
-    await db.parkDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: `Park as dead letter: ${context.purpose}` }, [
-      { id, tenantId, leadId, workflowId, kind, operation: op, error: op.error, outboundMessageId: send?.outboundMessageId },
-    ]);
+    await guarded(
+      'park a dead letter',
+      () =>
+        db.parkDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: `Park as dead letter: ${context.purpose}` }, [
+          { id, tenantId, leadId, workflowId, kind, operation: op, error: op.error, outboundMessageId: send?.outboundMessageId },
+        ]),
+      undefined,
+    );
     refreshAttention();
     await event('dead_letter', { deadLetterId: id, kind, purpose: context.purpose, error: op.error, attempts: op.attempts }, `dead_letter:${id}:${op.attempts}`);
     log.warn('operation parked as dead letter', { leadId, deadLetterId: id, kind, type: op.error.type });
     return id;
   }
 
+  /**
+   * A database write refused for good: a dead letter of kind 'database' that names the write
+   * and the SQLSTATE (never the values). Recording it may be refused too (the lead's rows are
+   * gone): then it is only logged; either way the lead carries on.
+   */
+  async function parkRejected(what: string, err: unknown): Promise<void> {
+    const id = uuid4();
+    const op: ParkedOperation = {
+      id,
+      kind: 'database',
+      purpose: what,
+      byBot: false,
+      parkedAt: nowIso(),
+      error: { type: failureType(err), message: failureReason(err) },
+      attempts: 1,
+    };
+    log.warn('database refused a write: parked', { leadId, deadLetterId: id, what, reason: op.error.message });
+    state.deadLetters = capParked([...(state.deadLetters ?? []), parkedRef(op)]);
+    version += 1;
+    try {
+      await db.parkDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: `Park as dead letter: ${what}` }, [
+        { id, tenantId, leadId, workflowId, kind: 'database', operation: op, error: op.error },
+      ]);
+      await db.recordLeadEvent.executeWithOptions({ ...PERSISTENCE, summary: 'Event: dead_letter' }, [
+        { tenantId, leadId, type: 'dead_letter', data: { deadLetterId: id, kind: 'database', purpose: what, error: op.error }, dedupKey: `dead_letter:${id}:1` },
+      ]);
+    } catch (again) {
+      if (failureType(again) !== DATABASE_REJECTED) throw again;
+      log.error('database refused the dead letter too: kept in the workflow only', { leadId, deadLetterId: id, reason: failureReason(again) });
+    }
+    refreshAttention();
+  }
+
+  /** A parked operation from the dead_letters table (the state keeps only its id). */
+  async function loadParked(id: string): Promise<ParkedOperation | undefined> {
+    const op = await guarded('load a dead letter', () => db.loadDeadLetter.executeWithOptions({ ...PERSISTENCE, summary: 'Load the parked operation' }, [{ id }]), null);
+    return op ?? undefined;
+  }
+
   async function resolveParked(id: string, status: 'replayed' | 'discarded'): Promise<void> {
     state.deadLetters = (state.deadLetters ?? []).filter((d) => d.id !== id);
     version += 1;
-    await db.resolveDeadLetter({ id, status });
+    await store.resolveDeadLetter(id, status);
     refreshAttention();
     await event(`dead_letter_${status}`, { deadLetterId: id }, `dead_letter_${status}:${id}`);
   }
 
   /** Run a parked operation again: a reply from the LLM step, a send with its outbound id. */
   async function runParked(op: ParkedOperation, requestId: string, asDeadLetter: boolean): Promise<OutboundResult> {
+    if (!op.what) return { requestId, status: 'refused', reason: `a refused database write (${op.purpose}) cannot be replayed; discard it` };
     const context: SendContext = {
       what: op.what,
       purpose: op.purpose,
@@ -758,7 +874,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   }
 
   /** Sends wait (they do not fail) while the channel's circuit breaker is open. */
-  async function waitForCircuit(reason: string): Promise<void> {
+  async function waitForCircuit(reason: string, carry?: () => ParkedOperation): Promise<void> {
     state.circuitWaitSince ??= nowIso();
     refreshAttention();
     await event('circuit_wait', { reason, since: state.circuitWaitSince }, `circuit_wait:${state.circuitWaitSince}`);
@@ -766,9 +882,15 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     for (;;) {
       const seen = circuitSignals;
       await condition(() => circuitSignals !== seen, poll, { summary: `Circuit breaker open: sends wait until channel ${channelAccountId} is fixed` });
-      const circuit = await db.channelCircuitState.executeWithOptions({ ...PERSISTENCE, summary: 'Is the circuit breaker closed?' }, [{ channelAccountId }]);
+      const circuit = await guarded('read the circuit breaker', () => db.channelCircuitState.executeWithOptions({ ...PERSISTENCE, summary: 'Is the circuit breaker closed?' }, [{ channelAccountId }]), 'closed' as const);
       if (circuit !== 'open') break;
       poll = Math.min(poll * 2, CIRCUIT_POLL_MAX_MS);
+      if (carry && mayHandOverWhileWaiting()) {
+        // the history is full but the circuit stays open (for days): continue as new on schedule,
+        // the waiting send carried as a deferral that the next run resumes at once
+        state.deferred = [...(state.deferred ?? []), carry()];
+        await continueAsNew<typeof leadConversation>({ ...input, carried: { ...state, outbox } });
+      }
     }
     const since = state.circuitWaitSince;
     state.circuitWaitSince = undefined;
@@ -790,11 +912,25 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
   // ---- a turn: the lead wrote ----
 
-  async function runTurn(batch: InboundMessage[]): Promise<void> {
-    await db.recordInbound.executeWithOptions({ ...PERSISTENCE, summary: `Record ${batch.length} inbound message(s)` }, [
-      { tenantId, leadId, messages: batch },
-    ]);
-    const latest = batch.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), state.lastInboundAt ?? '');
+  /** `recordedEarly`: messages the inbound handler already wrote (the buffer was full), answered in this turn too. */
+  async function runTurn(received: InboundMessage[], recordedEarly?: LeadCarriedState['inboxRecorded']): Promise<void> {
+    const recorded =
+      received.length > 0
+        ? await guarded(
+            'record inbound messages',
+            () => db.recordInbound.executeWithOptions({ ...PERSISTENCE, summary: `Record ${received.length} inbound message(s)` }, [{ tenantId, leadId, messages: received, batchId: uuid4() }]),
+            undefined,
+          )
+        : undefined;
+    // the database's unique message id decides what is new, not only the window of recent ids:
+    // a redelivery older than the window is recorded once and gets no second turn (no charge)
+    const batch = newInbound(received, recorded?.newIds);
+    if (batch.length < received.length) {
+      state.counters.duplicates += received.length - batch.length;
+      state.counters.inbound -= received.length - batch.length;
+      if (batch.length === 0 && !recordedEarly) return;
+    }
+    const latest = batch.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), recordedEarly && recordedEarly.lastSentAt > (state.lastInboundAt ?? '') ? recordedEarly.lastSentAt : (state.lastInboundAt ?? ''));
     if (latest && latest !== state.lastInboundAt) {
       state.lastInboundAt = latest;
       upsertSearchAttributes([{ key: SA.LastInboundAt, value: new Date(latest) }]);
@@ -851,6 +987,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   async function runOutbox(req: OutboundRequest): Promise<void> {
     const what: Outbound = req.kind === 'template' ? { kind: 'template', template: req.template! } : { kind: 'text', text: req.text! };
     const result = await sendOutbound(what, req.source === 'manual' ? 'manual reply' : 'api message', undefined, { byBot: false, human: req.source === 'manual' });
+    if (queued.delete(req.requestId)) return; // its caller was answered 202 queued
     results.set(req.requestId, { ...result, requestId: req.requestId });
   }
 
@@ -905,9 +1042,14 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       }
     } catch (err) {
       // recorded as an event and counted in parley_extraction_failures; runs again after new messages
-      await db.recordExtractionFailure.executeWithOptions({ ...PERSISTENCE, summary: 'Record the extraction failure' }, [
-        { tenantId, leadId, error: failureReason(err), type: failureType(err), dedupKey: `extraction_failed:${workflowInfo().runId}:${uuid4()}` },
-      ]);
+      await guarded(
+        'record an extraction failure',
+        () =>
+          db.recordExtractionFailure.executeWithOptions({ ...PERSISTENCE, summary: 'Record the extraction failure' }, [
+            { tenantId, leadId, error: failureReason(err), type: failureType(err), dedupKey: `extraction_failed:${workflowInfo().runId}:${uuid4()}` },
+          ]),
+        undefined,
+      );
     }
   }
 
@@ -935,7 +1077,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   /** The engine's next deadline: the burst flush or the sequence's next step. */
   function nextDeadline(): { at: string; what: string } | undefined {
     const candidates: { at: string; what: string }[] = [];
-    if (state.inbox.length > 0 && state.inboxFirstAt && state.inboxLastAt) {
+    if ((state.inbox.length > 0 || state.inboxRecorded) && state.inboxFirstAt && state.inboxLastAt) {
       const policy = settings.debounce ?? DEFAULT_DEBOUNCE;
       candidates.push({ at: flushAt({ ...policy, firstArrivalAt: state.inboxFirstAt, lastArrivalAt: state.inboxLastAt }), what: 'Wait for more messages (burst)' });
     }
@@ -953,6 +1095,12 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   /** Work that must run before anything else, and before a continue-as-new (it is not carried). */
   function urgent(): boolean {
     return outbox.length > 0 || replayQueue.length > 0 || pendingStatuses.length > 0;
+  }
+
+  /** A send waiting on the circuit may hand over when the history is full and nothing else waits for this run. */
+  function mayHandOverWhileWaiting(): boolean {
+    const full = shouldContinueAsNew({ historyLength: workflowInfo().historyLength, eventBudget: settings.eventBudget, serverSuggested: workflowInfo().continueAsNewSuggested, turnInFlight: false });
+    return full && delivery2 && allHandlersFinished() && replayQueue.length === 0 && pendingStatuses.length === 0;
   }
 
   async function continueAsNewNow(): Promise<void> {
@@ -995,23 +1143,34 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     turnInFlight = true;
     try {
       const dueDeferred = (state.deferred ?? []).find((d) => d.retryAt !== undefined && msUntil(d.retryAt) === 0);
-      if (outbox.length > 0) {
+      if (dueDeferred && resumesFirst(dueDeferred)) {
+        // a send the previous run handed over while it waited on the circuit breaker: it was first
+        state.deferred = (state.deferred ?? []).filter((d) => d.id !== dueDeferred.id);
+        await runParked(dueDeferred, uuid4(), false);
+      } else if (outbox.length > 0) {
         await runOutbox(outbox.shift()!);
       } else if (replayQueue.length > 0) {
         const { deadLetterId, requestId } = replayQueue.shift()!;
-        const op = state.deadLetters?.find((d) => d.id === deadLetterId);
+        const op = state.deadLetters?.some((d) => d.id === deadLetterId) ? await loadParked(deadLetterId) : undefined;
+        if (!op && state.deadLetters?.some((d) => d.id === deadLetterId)) {
+          // its row is gone or already resolved: forget the id too
+          state.deadLetters = state.deadLetters.filter((d) => d.id !== deadLetterId);
+          refreshAttention();
+        }
         const result: OutboundResult = op ? await runParked(op, requestId, true) : { requestId, status: 'refused', reason: 'the dead letter is gone' };
         if (result.status === 'sent' && op) state.lastOutboundByBot = op.byBot;
         results.set(requestId, result);
       } else if (pendingStatuses.length > 0) {
         await handleDeliveryStatus(pendingStatuses.shift()!);
-      } else if (state.inbox.length > 0 && state.inboxFirstAt) {
+      } else if ((state.inbox.length > 0 || state.inboxRecorded) && state.inboxFirstAt) {
         // the burst is due, or something else is (a step, a bump-up): what the lead wrote
         // comes first, so a reply can stop the sequence before its step goes out
         const batch = state.inbox.splice(0, state.inbox.length);
+        const recordedEarly = state.inboxRecorded;
         state.inboxFirstAt = undefined;
         state.inboxLastAt = undefined;
-        await runTurn(batch);
+        state.inboxRecorded = undefined;
+        await runTurn(batch, recordedEarly);
       } else {
         const a = sequenceAction();
         const bump = bumpUpDue();
