@@ -170,13 +170,19 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
 
     await postWebhook(stack, fixtureFor('wa_system_user_changed_user_id', { phoneNumberId: t.phoneNumberId, bsuid: oldBsuid, newBsuid })).expect(200);
     await waitFor(async () => (await leadsOf(t))[0]?.bsuid === newBsuid, { what: 'the lead re-linked to the new BSUID' });
-
-    await postWebhook(stack, whatsAppIdentityTextWebhook({ phoneNumberId: t.phoneNumberId, bsuid: newBsuid, text: 'still me' })).expect(200);
     const inboundCount = async () => {
       const rows = await leadsOf(t);
       if (rows.length !== 1) return 0;
       return (await stack.core.database.db.select().from(messages).where(and(eq(messages.leadId, rows[0]!.id), eq(messages.direction, 'inbound')))).length;
     };
+    // Meta's notice is recorded, but the lead did not write it: no turn, no reply
+    await waitFor(async () => (await inboundCount()) === 2, { what: 'the system notice recorded' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const workflowId = leadWorkflowId(t.channelId, oldBsuid);
+    expect((await stack.temporal.leadState(workflowId))!.counters.turns).toBe(1);
+    expect(sendsOf(t)).toHaveLength(1);
+
+    await postWebhook(stack, whatsAppIdentityTextWebhook({ phoneNumberId: t.phoneNumberId, bsuid: newBsuid, text: 'still me' })).expect(200);
     await waitFor(async () => (await inboundCount()) === 3, { what: 'three inbound messages on one lead' });
     const rows = await leadsOf(t);
     expect(rows).toHaveLength(1);

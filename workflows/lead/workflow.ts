@@ -52,6 +52,7 @@ import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from './policy/bu
 import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
 import { boundSentAt, capParked, inboxAdmission, MAX_OUTBOX, newInbound, parkedRef, resumesFirst } from './policy/bounds';
+import { writtenByLead } from './policy/inbound';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource } from './policy/handoff';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
 import * as seqPolicy from './policy/sequence';
@@ -930,7 +931,10 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       state.counters.inbound -= received.length - batch.length;
       if (batch.length === 0 && !recordedEarly) return;
     }
-    const latest = batch.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), recordedEarly && recordedEarly.lastSentAt > (state.lastInboundAt ?? '') ? recordedEarly.lastSentAt : (state.lastInboundAt ?? ''));
+    // Meta's notices (a changed number or user id) are recorded above; the lead wrote none of them
+    const written = batch.filter(writtenByLead);
+    if (written.length === 0 && !recordedEarly) return;
+    const latest = written.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), recordedEarly && recordedEarly.lastSentAt > (state.lastInboundAt ?? '') ? recordedEarly.lastSentAt : (state.lastInboundAt ?? ''));
     if (latest && latest !== state.lastInboundAt) {
       state.lastInboundAt = latest;
       upsertSearchAttributes([{ key: SA.LastInboundAt, value: new Date(latest) }]);
@@ -938,14 +942,14 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     }
     // the lead wrote after the provider closed the window (131047): it is open again
     const closedAt = state.providerWindowClosedAt;
-    if (closedAt && batch.some((m) => (m.receivedAt ?? '') > closedAt)) state.providerWindowClosedAt = undefined;
+    if (closedAt && written.some((m) => (m.receivedAt ?? '') > closedAt)) state.providerWindowClosedAt = undefined;
     if (engine) {
       const idle = settings.extractionIdleMs ?? DEFAULT_EXTRACTION_IDLE_MS;
       if (idle > 0) state.extractionDueAt = new Date(Date.now() + idle).toISOString();
       // only a message written after enrolment is a reply to the sequence
       const enrolledAt = state.sequence?.cursor.enrolledAt;
-      if (enrolledAt && batch.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt)) await stopSequenceOn('lead_replied');
-      const keyword = state.mode === 'ai' ? batch.map((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? [])).find(Boolean) : undefined;
+      if (enrolledAt && written.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt)) await stopSequenceOn('lead_replied');
+      const keyword = state.mode === 'ai' ? written.map((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? [])).find(Boolean) : undefined;
       if (keyword) {
         await changeMode('handoff', 'keyword');
         if (state.mode === 'human') return;
@@ -955,7 +959,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
 
     state.counters.turns += 1;
     // WhatsApp: blue ticks and "typing…" while the LLM works (once a reply is paid for), in parallel
-    const last = batch[batch.length - 1];
+    const last = written[written.length - 1];
     let receipt: Promise<unknown> | undefined;
     const beforeLlm =
       delivery2 && channel === 'whatsapp' && last
