@@ -71,6 +71,18 @@ export function createApp(deps: AppDeps): Express {
       keyPrefix: 'authfail:webhook',
     }),
   );
+  // the subscription handshake: a wrong verify token (403) counts against the same budget
+  app.use(
+    authFailureGuard({
+      rateLimiter: deps.services.rateLimiter,
+      perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30,
+      log,
+      prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
+      presented: (req) => req.method === 'GET' && req.query['hub.verify_token'] !== undefined,
+      refusedStatus: 403,
+      keyPrefix: 'authfail:webhook',
+    }),
+  );
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.
   app.use(
     createWhatsAppWebhookRouter({

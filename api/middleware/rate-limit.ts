@@ -83,6 +83,8 @@ export interface AuthFailureGuardOptions {
   onBlocked?: 'refuse' | 'mark';
   /** Bucket key prefix (default `authfail`): `{prefix}:{ip}`. */
   keyPrefix?: string;
+  /** The answer that means "credential refused" (default 401; Meta's handshake refuses with 403). */
+  refusedStatus?: number;
 }
 
 /**
@@ -115,7 +117,7 @@ export function authFailureGuard(opts: AuthFailureGuardOptions): RequestHandler 
     // only a presented credential that was refused counts (no header: nothing was guessed)
     if (!(opts.presented ? opts.presented(req) : Boolean(req.headers.authorization))) return next();
     res.on('finish', () => {
-      if (res.statusCode !== 401) return;
+      if (res.statusCode !== (opts.refusedStatus ?? 401)) return;
       opts.rateLimiter
         .take(`${opts.keyPrefix ?? 'authfail'}:${ip}`, { ratePerSec: opts.perMinute / 60, burst: opts.perMinute })
         .then((r) => {

@@ -11,7 +11,7 @@ import { createApp } from '../../api/app';
 import { signMetaBody } from '../../lib/crypto';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { countQueries, type QueryCounter } from '../support/query-counter';
-import { APP_SECRET, createTenant, randomPhoneNumberId, randomWaId, startStack, textWebhook, type Stack } from '../support/stack';
+import { APP_SECRET, createTenant, randomPhoneNumberId, randomWaId, startStack, textWebhook, VERIFY_TOKEN, type Stack } from '../support/stack';
 
 jest.setTimeout(120_000);
 
@@ -143,6 +143,26 @@ describe('an address that keeps failing', () => {
     expect(ig.headers['retry-after']).toBeDefined();
     // another address is not affected
     await post(api, '/webhooks/whatsapp', bodyNaming(randomIds(1)), badSignature(), randomClientIp()).expect(401);
+  });
+
+  test('wrong verify tokens on the subscription handshake are limited per address too, and the 429 costs no database work', async () => {
+    const api = appBehindProxy(4);
+    const ip = randomClientIp();
+    const handshake = (token: string, from = ip) =>
+      api.get('/webhooks/whatsapp').query({ 'hub.mode': 'subscribe', 'hub.verify_token': token, 'hub.challenge': '1158201444' }).set('x-forwarded-for', from);
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      statuses.push((await handshake(`guess-${i}`)).status);
+      await new Promise((r) => setTimeout(r, 30)); // the failure is counted after the response
+    }
+    expect(statuses.slice(0, 4)).toEqual([403, 403, 403, 403]);
+    expect(statuses.slice(-1)).toEqual([429]);
+    const blocked = await queriesFor(() => handshake('another-guess'));
+    expect(blocked.status).toBe(429);
+    expect(blocked.queries).toBe(0);
+    // another address still completes the handshake with the right token
+    const ok = await handshake(VERIFY_TOKEN, randomClientIp()).expect(200);
+    expect(ok.text).toBe('1158201444');
   });
 
   test("Meta's deliveries signed with the deployment secret still get through from a blocked address", async () => {
