@@ -58,31 +58,18 @@ export function createApp(deps: AppDeps): Express {
     : undefined;
 
   app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping(), log }));
-  // Per client IP: refused webhook signatures count as failed authentications; a blocked address
-  // gets no database work (only a body the deployment's secret signs still gets through).
-  app.use(
-    authFailureGuard({
-      rateLimiter: deps.services.rateLimiter,
-      perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30,
-      log,
-      prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
-      presented: (req) => req.method === 'POST' && req.headers['x-hub-signature-256'] !== undefined,
-      onBlocked: 'mark',
-      keyPrefix: 'authfail:webhook',
-    }),
-  );
-  // the subscription handshake: a wrong verify token (403) counts against the same budget
-  app.use(
-    authFailureGuard({
-      rateLimiter: deps.services.rateLimiter,
-      perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30,
-      log,
-      prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
-      presented: (req) => req.method === 'GET' && req.query['hub.verify_token'] !== undefined,
-      refusedStatus: 403,
-      keyPrefix: 'authfail:webhook',
-    }),
-  );
+  // Per client IP, one budget for both Meta routes: refused webhook signatures (401) and wrong
+  // handshake verify tokens (403) count as failed authentications. A blocked address gets no
+  // database work (only a webhook body the deployment's secret signs still gets through).
+  const webhookGuard = {
+    rateLimiter: deps.services.rateLimiter,
+    perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30,
+    log,
+    prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
+    keyPrefix: 'authfail:webhook',
+  };
+  app.use(authFailureGuard({ ...webhookGuard, presented: (req) => req.method === 'POST' && req.headers['x-hub-signature-256'] !== undefined, onBlocked: 'mark' }));
+  app.use(authFailureGuard({ ...webhookGuard, presented: (req) => req.method === 'GET' && req.query['hub.verify_token'] !== undefined, refusedStatus: 403 }));
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.
   app.use(
     createWhatsAppWebhookRouter({
