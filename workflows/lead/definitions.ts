@@ -67,7 +67,7 @@ export interface InboundMessage {
   /** The provider's id (WhatsApp wamid): the dedup key everywhere. */
   providerMessageId: string;
   channel: Channel;
-  /** WhatsApp wa_id or BSUID (the lead's first-seen form), Instagram IGSID or web-chat visitor id. */
+  /** WhatsApp wa_id or BSUID (the lead's first-seen form), Instagram IGSID, or the web chat contact id derived from the visitor token (`wv_…`, never the token). */
   contactId: string;
   contactName?: string;
   /** WhatsApp: every form of the sender this message carried (phone, BSUID, username). */
