@@ -99,7 +99,9 @@ export function authFailureGuard(opts: AuthFailureGuardOptions): RequestHandler 
   const log = opts.log.child({ module: 'auth-guard' });
 
   return (req: Request, res: Response, next: NextFunction) => {
-    if (opts.perMinute <= 0 || !prefixes.some((p) => req.path.startsWith(p))) return next();
+    // Express matches routes whatever the letter case (/WEBHOOKS/WhatsApp reaches the webhook), so the guard does too
+    const path = req.path.toLowerCase();
+    if (opts.perMinute <= 0 || !prefixes.some((p) => path.startsWith(p))) return next();
     const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const until = blockedUntil.get(ip);
     const now = Date.now();

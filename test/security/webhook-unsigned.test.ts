@@ -45,8 +45,21 @@ function bodyNaming(ids: string[]): string {
 const randomIds = (n: number) => Array.from({ length: n }, () => randomPhoneNumberId());
 const badSignature = () => `sha256=${randomBytes(32).toString('hex')}`;
 
-/** A client address of its own per test (the failed-auth bucket is shared by every process on one database). */
-const randomClientIp = () => `198.51.100.${randomInt(1, 254)}`;
+/**
+ * A client address of its own per call (the failed-auth bucket is shared by every process on one
+ * database, so a reused address would start out blocked): never the same twice in this file, from
+ * the 65,536 addresses of 198.18.0.0/16 so another run on the same database rarely meets one either.
+ */
+const usedIps = new Set<string>();
+function randomClientIp(): string {
+  for (;;) {
+    const ip = `198.18.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+    if (!usedIps.has(ip)) {
+      usedIps.add(ip);
+      return ip;
+    }
+  }
+}
 
 /** An app on the stack's services whose client address comes from X-Forwarded-For (as behind a proxy). */
 function appBehindProxy(authFailuresPerMinute: number) {
@@ -143,6 +156,18 @@ describe('an address that keeps failing', () => {
     expect(ig.headers['retry-after']).toBeDefined();
     // another address is not affected
     await post(api, '/webhooks/whatsapp', bodyNaming(randomIds(1)), badSignature(), randomClientIp()).expect(401);
+  });
+
+  test('the letter case of the path does not get around the limit (Express routes ignore it)', async () => {
+    const api = appBehindProxy(3);
+    const ip = randomClientIp();
+    const statuses: number[] = [];
+    for (const p of ['/WEBHOOKS/WHATSAPP', '/Webhooks/WhatsApp', '/webhooks/WHATSAPP', '/WEBHOOKS/INSTAGRAM', '/Webhooks/whatsapp']) {
+      statuses.push((await post(api, p, bodyNaming(randomIds(2)), badSignature(), ip)).status);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    expect(statuses.slice(0, 3)).toEqual([401, 401, 401]);
+    expect(statuses.slice(-1)).toEqual([429]);
   });
 
   test('wrong verify tokens on the subscription handshake are limited per address too, and the 429 costs no database work', async () => {
