@@ -31,7 +31,7 @@ import {
   withSuffix,
 } from './meta-common';
 
-import { boundTime, clampItem, limitInbound, LIMITS, WHATSAPP_MESSAGE_LIMITS, WHATSAPP_STATUS_LIMITS } from './meta-limits';
+import { boundTime, clampItem, limitInbound, LIMITS, WHATSAPP_CONTACT_LIMITS, WHATSAPP_MESSAGE_LIMITS, WHATSAPP_STATUS_LIMITS } from './meta-limits';
 
 export type { IgnoredItem } from './meta-common';
 
@@ -397,7 +397,7 @@ function parseStatus(raw: unknown, contacts: Contact[]): { ok: true; value: Pars
     if (!STATUS_OWN_FIELDS.has(k)) details[k] = v;
   }
 
-  const contact = contactFor(contacts, s.recipient_id, s.recipient_user_id);
+  const contact = contactFor(contacts, s.recipient_id, s.recipient_user_id, 'status');
   const recipient: ContactIdentity = compact({
     phone: s.recipient_id ?? contact?.wa_id,
     bsuid: s.recipient_user_id ?? contact?.user_id,
@@ -587,20 +587,30 @@ type Contact = z.output<typeof whatsAppContactSchema>;
 function parseContacts(raw: unknown): Contact[] {
   if (!Array.isArray(raw)) return [];
   const out: Contact[] = [];
-  for (const item of raw) {
-    const c = whatsAppContactSchema.safeParse(item);
+  for (const item of raw.slice(0, LIMITS.anyArray)) {
+    const clamped = clampItem(item, WHATSAPP_CONTACT_LIMITS);
+    if (!clamped.ok) continue;
+    const c = whatsAppContactSchema.safeParse(clamped.value);
     if (c.success) out.push(c.data);
   }
   return out;
 }
 
 /** The contacts[] entry of a sender or recipient: by phone, else by BSUID, else the only one. */
-function contactFor(contacts: Contact[], phone: string | undefined, bsuid: string | undefined): Contact | undefined {
-  return (
+/**
+ * The contacts[] entry of an item: the one whose wa_id or user_id is the item's own. A message
+ * (never a status: a status batch's contacts may describe another recipient) may also take the
+ * body's only contact when nothing in it contradicts the message's own forms, since that contact
+ * is its sender; a contradicting one would link two people in the identity map.
+ */
+function contactFor(contacts: Contact[], phone: string | undefined, bsuid: string | undefined, item: 'message' | 'status'): Contact | undefined {
+  const exact =
     (phone !== undefined ? contacts.find((c) => c.wa_id === phone) : undefined) ??
-    (bsuid !== undefined ? contacts.find((c) => c.user_id === bsuid) : undefined) ??
-    (contacts.length === 1 ? contacts[0] : undefined)
-  );
+    (bsuid !== undefined ? contacts.find((c) => c.user_id === bsuid) : undefined);
+  if (exact || item === 'status' || contacts.length !== 1) return exact;
+  const only = contacts[0]!;
+  const contradicts = (phone !== undefined && only.wa_id !== undefined && only.wa_id !== phone) || (bsuid !== undefined && only.user_id !== undefined && only.user_id !== bsuid);
+  return contradicts ? undefined : only;
 }
 
 type MessageBase = z.output<typeof whatsAppMessageSchema>;
@@ -672,7 +682,7 @@ function parseMessage(
     }
   }
 
-  const contact = contactFor(contacts, m.from, m.from_user_id);
+  const contact = contactFor(contacts, m.from, m.from_user_id, 'message');
   return {
     ok: true,
     value: compact({
@@ -681,7 +691,7 @@ function parseMessage(
       // the form the sender wrote with; the webhook maps it to the lead's first-seen form
       contactId: (m.from ?? m.from_user_id)!,
       // Meta: a username may stand in for the profile name
-      contactName: (contact ?? contacts[0])?.profile?.name || contact?.profile?.username || undefined,
+      contactName: contact?.profile?.name || contact?.profile?.username || undefined,
       identity: identityOf(m, rawObj, contact),
       sentAt: toIso(m.timestamp),
       type: n.type,

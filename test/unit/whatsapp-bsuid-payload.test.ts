@@ -113,3 +113,53 @@ describe('parseWhatsAppWebhook: business-scoped user ids', () => {
     expect(m!.identity).toEqual({ phone: '12195555358', previous: { phone: '16505551234' } });
   });
 });
+
+describe('parseWhatsAppWebhook: a contacts[] entry never links two people', () => {
+  const value = (extra: Record<string, unknown>) => ({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '102290129340398', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' }, ...extra } }] }],
+  });
+
+  it("a status to a phone number does not take the BSUID of the batch's only contact, who is someone else", () => {
+    const r = ok(
+      parseWhatsAppWebhook(
+        value({
+          contacts: [{ user_id: BSUID, profile: { name: 'Other person' } }],
+          statuses: [
+            { id: 'wamid.A', status: 'delivered', timestamp: '1760172000', recipient_id: '16505551234' },
+            { id: 'wamid.B', status: 'delivered', timestamp: '1760172000', recipient_user_id: BSUID },
+          ],
+        }),
+      ),
+    );
+    const [toPhone, toBsuid] = r.changes[0]!.statuses;
+    expect(toPhone!.recipient).toEqual({ phone: '16505551234' });
+    expect(toBsuid!.recipient).toMatchObject({ bsuid: BSUID });
+  });
+
+  it("a message does not take the only contact's forms when they contradict its own", () => {
+    const r = ok(
+      parseWhatsAppWebhook(
+        value({
+          contacts: [{ wa_id: '447700900123', user_id: NEW_BSUID, profile: { name: 'Other person' } }],
+          messages: [{ from: '16505551234', id: 'wamid.C', timestamp: '1760172000', type: 'text', text: { body: 'hi' } }],
+        }),
+      ),
+    );
+    const [m] = r.changes[0]!.messages;
+    expect(m!.identity).toEqual({ phone: '16505551234' });
+    expect(m!.contactName).toBeUndefined();
+  });
+
+  it("a message still takes its sender's only contact when nothing contradicts (Meta's usual shape)", () => {
+    const r = ok(
+      parseWhatsAppWebhook(
+        value({
+          contacts: [{ user_id: BSUID, profile: { name: 'Sheena Nelson', username: '@realsheenanelson' } }],
+          messages: [{ from: '16505551234', id: 'wamid.D', timestamp: '1760172000', type: 'text', text: { body: 'hi' } }],
+        }),
+      ),
+    );
+    expect(r.changes[0]!.messages[0]!.identity).toMatchObject({ phone: '16505551234', bsuid: BSUID, username: '@realsheenanelson' });
+  });
+});

@@ -298,7 +298,7 @@ describe('parseWhatsAppWebhook: message types', () => {
     expect(m.details).toEqual({ originalType: 'poll_update', errors, unsupported: { type: 'poll_update' } });
   });
 
-  it('picks contactName by wa_id, falling back to the first contact', () => {
+  it("picks contactName by wa_id, never another contact's name", () => {
     const r = okResult(
       parseWhatsAppWebhook(
         body({
@@ -315,7 +315,9 @@ describe('parseWhatsAppWebhook: message types', () => {
     );
     const [a, b] = allMessages(r.changes);
     expect(a).toMatchObject({ contactId: '447700900123', contactName: 'Oliver Grant' });
-    expect(b).toMatchObject({ contactId: '000', contactName: 'Priya Sharma' });
+    expect(b).toMatchObject({ contactId: '000' });
+    // Priya is FROM, not 000: her name (and forms) must not be given to another person
+    expect(b!.contactName).toBeUndefined();
   });
 });
 
