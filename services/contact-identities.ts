@@ -43,10 +43,16 @@ export interface IdentityQuery {
 }
 
 /** The forms of a parsed contact: phone number first (Meta: send to it when known), then BSUID, parent BSUID, then the previous ones of an identity change. */
+/** The longest form kept (the webhook's contact id bound). */
+const MAX_FORM_LENGTH = 128;
+const storable = (value: string) => value.length <= MAX_FORM_LENGTH && !value.includes('\u0000') && (value as string & { isWellFormed(): boolean }).isWellFormed();
+
 export function identityForms(identity: ContactIdentity | undefined, fallback: string): IdentityForm[] {
   const out: IdentityForm[] = [];
+  // only forms the table can hold: a form over the contact id bound, or with a NUL (PostgreSQL
+  // refuses it in text and jsonb), would make the one statement fail and the webhook answer 503
   const add = (value: string | undefined, kind: IdentityKind) => {
-    if (value && !out.some((f) => f.identity === value)) out.push({ identity: value, kind });
+    if (value && storable(value) && !out.some((f) => f.identity === value)) out.push({ identity: value, kind });
   };
   add(identity?.previous?.phone, 'phone');
   add(identity?.previous?.bsuid, 'bsuid');

@@ -234,6 +234,15 @@ export const WHATSAPP_STATUS_LIMITS: readonly FieldLimit[] = [
   { path: ['biz_opaque_callback_data'], max: 512, action: 'remove', why: "Meta's limit for biz_opaque_callback_data" },
 ];
 
+/** A WhatsApp `contacts[]` entry: its forms feed the identity map, so an over-long one is removed, not cut. */
+export const WHATSAPP_CONTACT_LIMITS: readonly FieldLimit[] = [
+  { path: ['wa_id'], max: LIMITS.contactId, action: 'remove', why: 'bound for a contact id' },
+  { path: ['user_id'], max: LIMITS.contactId, action: 'remove', why: 'bound for a contact id' },
+  { path: ['parent_user_id'], max: LIMITS.contactId, action: 'remove', why: 'bound for a contact id' },
+  { path: ['profile', 'name'], max: LIMITS.contactName, why: 'bound for a profile name' },
+  { path: ['profile', 'username'], max: LIMITS.contactName, action: 'remove', why: 'bound for a username' },
+];
+
 /** An Instagram `messaging[]` event. */
 export const INSTAGRAM_EVENT_LIMITS: readonly FieldLimit[] = [
   { path: ['message', 'text'], max: LIMITS.instagramTextBytes, unit: 'bytes', why: "Meta's limit for an Instagram message text" },

@@ -90,6 +90,42 @@ describe('WhatsApp', () => {
     expect(logged).toBeDefined();
   });
 
+  test("a profile name of 256 two-byte characters still starts the lead (Temporal refuses a summary over 400 bytes); 200", async () => {
+    const lead = { from: randomWaId(), text: 'my name is long', id: `wamid.${randomBytes(16).toString('hex')}` };
+    const body = whatsAppBody(t.phoneNumberId, [lead]);
+    const value = body.entry[0]!.changes[0]!.value as unknown as { contacts: { profile: { name: string } }[] };
+    value.contacts[0]!.profile.name = 'é'.repeat(256);
+    const r = await postWebhook(stack, body);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ received: 1 });
+    await waitFor(async () => (await messageRow(lead.id)) ?? false, { what: 'message recorded' });
+    expect(await workflowExists(t.channelId, lead.from)).toBe(true);
+  });
+
+  test('contacts[] forms the identity map cannot hold (a NUL, 20,000 characters) are left out; both BSUID-only senders are answered; 200', async () => {
+    const randomBsuid = () => `US.${randomInt(1e9, 9e9)}${randomInt(1e9, 9e9)}`;
+    const [b1, b2] = [randomBsuid(), randomBsuid()];
+    const [id1, id2] = [`wamid.${randomBytes(16).toString('hex')}`, `wamid.${randomBytes(16).toString('hex')}`];
+    const body = whatsAppBody(t.phoneNumberId, [{ from: randomWaId(), text: 'placeholder' }]);
+    const value = body.entry[0]!.changes[0]!.value as unknown as { contacts: unknown[]; messages: unknown[] };
+    const now = String(Math.floor(Date.now() / 1000));
+    // Meta gives no phone number for these users; a hostile or broken contacts[] entry claims one
+    value.contacts = [
+      { profile: { name: 'Ana' }, user_id: b1, wa_id: '1555\u00000100' },
+      { profile: { name: 'Ben' }, user_id: b2, wa_id: randomBytes(15_000).toString('base64') },
+    ];
+    value.messages = [
+      { from_user_id: b1, id: id1, timestamp: now, type: 'text', text: { body: 'hi from Ana' } },
+      { from_user_id: b2, id: id2, timestamp: now, type: 'text', text: { body: 'hi from Ben' } },
+    ];
+    const r = await postWebhook(stack, body);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ received: 2 });
+    await waitFor(async () => ((await messageRow(id1)) && (await messageRow(id2))) ?? false, { what: 'both messages recorded' });
+    expect(await workflowExists(t.channelId, b1)).toBe(true);
+    expect(await workflowExists(t.channelId, b2)).toBe(true);
+  });
+
   test('a 12-digit timestamp is replaced by the time of receipt, recorded, and the lead is answered', async () => {
     const before = Date.now();
     const odd = { from: randomWaId(), text: 'my phone clock is broken', id: `wamid.${randomBytes(16).toString('hex')}`, timestamp: '999999999999' };
