@@ -22,7 +22,7 @@ export function deterministicRefusal(err: unknown): string | undefined {
   if (typeof cause !== 'object' || cause === null) return undefined;
   const { code, details, message } = cause as { code?: unknown; details?: unknown; message?: unknown };
   const text = typeof details === 'string' && details ? details : typeof message === 'string' ? message : '';
-  if (code === INVALID_ARGUMENT && /size exceeds limit|exceeds maximum allowed length|exceeds length limit|too long/i.test(text)) return text;
+  if (code === INVALID_ARGUMENT && /size exceeds limit|exceeds size limit|exceeds maximum allowed length|exceeds length limit|too long/i.test(text)) return text;
   if (code === RESOURCE_EXHAUSTED && /larger than max/i.test(text)) return text;
   return undefined;
 }

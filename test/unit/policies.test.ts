@@ -39,6 +39,12 @@ describe('summaries for the Web UI', () => {
     expect(leadSummary({ channel: 'whatsapp', contactId: '919876543210', contactName: 'Priya' })).toBe('Lead Priya (919876543210) on WhatsApp');
     expect(leadSummary({ channel: 'webchat', contactId: 'v1' })).toBe('Lead v1 on Web chat');
   });
+  test('stays under 300 UTF-8 bytes for the longest name and contact id the webhook lets through', () => {
+    const summary = leadSummary({ channel: 'instagram', contactId: '9'.repeat(128), contactName: '😀'.repeat(128) });
+    expect(Buffer.byteLength(summary, 'utf8')).toBeLessThanOrEqual(300);
+    expect(summary).toContain(`${'😀'.repeat(32)}…`);
+    expect((summary as string & { isWellFormed(): boolean }).isWellFormed()).toBe(true);
+  });
   test('details show blocked leads', () => {
     const d = leadDetails({
       stage: 'New',

@@ -2,9 +2,14 @@ import type { Channel, LeadCounters, LeadMode } from '../definitions';
 
 const CHANNEL_NAMES: Record<Channel, string> = { whatsapp: 'WhatsApp', instagram: 'Instagram', webchat: 'Web chat' };
 
-/** The one-line static summary shown for a lead in the Temporal Web UI. */
+/** A name in the summary keeps this many characters (Temporal refuses a summary over 400 bytes). */
+export const SUMMARY_NAME_MAX_CHARS = 32;
+
+/** The one-line static summary shown for a lead in the Temporal Web UI (at most about 300 UTF-8 bytes). */
 export function leadSummary(input: { channel: Channel; contactId: string; contactName?: string }): string {
-  const who = input.contactName ? `${input.contactName} (${input.contactId})` : input.contactId;
+  const chars = input.contactName ? [...input.contactName] : [];
+  const name = chars.length > SUMMARY_NAME_MAX_CHARS ? `${chars.slice(0, SUMMARY_NAME_MAX_CHARS).join('')}…` : chars.join('');
+  const who = name ? `${name} (${input.contactId})` : input.contactId;
   return `Lead ${who} on ${CHANNEL_NAMES[input.channel]}`;
 }
 
