@@ -6,6 +6,7 @@
  * channel routing cache with a negative side, and "all accepted or 503" for the hand-off to
  * Temporal and the database.
  */
+import { describeDatabaseError } from '../../services/db-util';
 import type { Request, RequestHandler, Response } from 'express';
 import { safeEqual, verifyMetaSignature } from '../../lib/crypto';
 import type { Logger } from '../../lib/logger';
@@ -318,7 +319,10 @@ export async function acceptAll(work: Promise<unknown>[], res: Response, log: Lo
   const results = await Promise.allSettled(work);
   const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed.length > 0) {
-    log.error({ failed: failed.length, err: failed[0]!.reason }, 'webhook not accepted: Temporal or the database refused; Meta will retry');
+    // a database error carries the statement's parameters (numbers, message ids): log only its SQLSTATE, constraint and table
+    const reason: unknown = failed[0]!.reason;
+    const database = describeDatabaseError(reason);
+    log.error({ failed: failed.length, ...(database ? { database } : { err: reason }) }, 'webhook not accepted: Temporal or the database refused; Meta will retry');
     res.status(503).json({ error: { code: 'unavailable', message: 'could not accept the webhook now; retry later' } });
     return false;
   }

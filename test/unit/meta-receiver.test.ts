@@ -3,7 +3,10 @@
  * the number of ids, a positive cache, a bounded negative cache consulted only for bodies not
  * yet trusted, and refusals Temporal gives for an item's own content.
  */
-import { createAccountRouter, unlessRefused, type DroppedItem } from '../../api/webhooks/meta-receiver';
+import { Writable } from 'node:stream';
+import type { Response } from 'express';
+import { acceptAll, createAccountRouter, unlessRefused, type DroppedItem } from '../../api/webhooks/meta-receiver';
+import { createLogger } from '../../lib/logger';
 import type { ChannelRouting } from '../../services/channels';
 
 function fakeChannels(known: string[]) {
@@ -73,5 +76,25 @@ describe('unlessRefused', () => {
     const down = Object.assign(new Error('Failed to signalWithStart Workflow'), { cause: { code: 14, details: 'connection refused' } });
     await expect(unlessRefused(Promise.reject(down), 'message wamid.2', dropped)).rejects.toBe(down);
     expect(dropped.length).toBe(1);
+  });
+});
+
+describe('acceptAll', () => {
+  it("answers 503 and logs a database refusal by SQLSTATE, constraint and table, never the statement's parameters", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _enc, cb) => (lines.push(String(chunk)), cb()) }) });
+    // what drizzle throws: the statement and its parameters (a customer's number) in message, query and params
+    const err = Object.assign(new Error('Failed query: insert into contact_identities values ($1)\nparams: 15551234567'), {
+      query: 'insert into contact_identities values ($1)',
+      params: ['15551234567'],
+      cause: Object.assign(new Error('unsupported Unicode escape sequence'), { code: '22P05', table_name: 'contact_identities' }),
+    });
+    let status = 0;
+    const res = { status: (s: number) => ((status = s), { json: () => undefined }) } as unknown as Response;
+    expect(await acceptAll([Promise.resolve(), Promise.reject(err)], res, log)).toBe(false);
+    expect(status).toBe(503);
+    const logged = lines.join('');
+    expect(logged).toContain('22P05');
+    expect(logged).not.toContain('15551234567');
   });
 });
