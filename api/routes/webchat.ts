@@ -287,17 +287,26 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
 
   const cacheMs = deps.routingCacheMs ?? 30_000;
   const routingCache = new Map<string, { at: number; routing: ChannelRouting }>();
+  /** Widget keys with no channel, and when that was read (at most 10,000). */
+  const unknownKeys = new Map<string, number>();
+  const UNKNOWN_KEY_MS = 10_000;
   /** widget key → its web chat channel, or a 404. */
   async function channelOf(rawKey: unknown): Promise<ChannelRouting> {
     const key = widgetKeySchema.safeParse(rawKey);
     if (!key.success) throw new AppError('not_found', 'unknown widget key');
     const hit = routingCache.get(key.data);
     if (hit && Date.now() - hit.at < cacheMs) return hit.routing;
+    // an unknown key is remembered briefly: guessing keys costs one query per key, not per request
+    const miss = unknownKeys.get(key.data);
+    if (miss !== undefined && Date.now() - miss < UNKNOWN_KEY_MS) throw new AppError('not_found', 'unknown widget key');
     const routing = await deps.channels.routingByPhoneNumberId('webchat', key.data);
     if (!routing) {
       routingCache.delete(key.data);
+      if (unknownKeys.size >= 10_000) unknownKeys.clear();
+      unknownKeys.set(key.data, Date.now());
       throw new AppError('not_found', 'unknown widget key');
     }
+    unknownKeys.delete(key.data);
     if (routingCache.size > 10_000) routingCache.clear();
     routingCache.set(key.data, { at: Date.now(), routing });
     return routing;

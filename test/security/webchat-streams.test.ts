@@ -230,6 +230,22 @@ describe('web chat streams', () => {
     await request(app).get(`/webchat/${w.widgetKey}/messages`).set(from('203.0.113.21')).expect(200);
   });
 
+  test('guessing widget keys costs one statement per key, not per request', async () => {
+    const key = `wc_${'guess'.repeat(4)}${Date.now()}`;
+    // counted at the lookup (other tests' stream readers may be polling the database meanwhile)
+    const channels = stack.core.services.channels;
+    const original = channels.routingByPhoneNumberId;
+    let lookups = 0;
+    channels.routingByPhoneNumberId = (...args) => ((lookups += 1), original(...args));
+    try {
+      for (let i = 0; i < 5; i++) await stack.api.get(`/webchat/${key}/messages`).expect(404);
+      await stack.api.get(`/webchat/${key}/stream`).expect(404);
+      expect(lookups).toBe(1);
+    } finally {
+      channels.routingByPhoneNumberId = original;
+    }
+  });
+
   test('the history route is capped and paginates', async () => {
     const w = await createWebChat();
     const v = mint(w);
