@@ -45,7 +45,7 @@ export interface IdentityQuery {
 /** The forms of a parsed contact: phone number first (Meta: send to it when known), then BSUID, parent BSUID, then the previous ones of an identity change. */
 /** The longest form kept (the webhook's contact id bound). */
 const MAX_FORM_LENGTH = 128;
-const storable = (value: string) => value.length <= MAX_FORM_LENGTH && !value.includes('\u0000') && (value as string & { isWellFormed(): boolean }).isWellFormed();
+const storable = (value: string) => value.length <= MAX_FORM_LENGTH && !value.includes('\u0000') && value.isWellFormed();
 
 export function identityForms(identity: ContactIdentity | undefined, fallback: string): IdentityForm[] {
   const out: IdentityForm[] = [];

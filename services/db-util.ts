@@ -162,7 +162,7 @@ export const withoutNul = forDatabase;
 
 function wellFormedText(s: string): string {
   const noNul = s.includes('\u0000') ? s.split('\u0000').join('\uFFFD') : s;
-  return (noNul as string & { isWellFormed(): boolean; toWellFormed(): string }).isWellFormed() ? noNul : (noNul as string & { toWellFormed(): string }).toWellFormed();
+  return noNul.toWellFormed();
 }
 
 /** Oldest and newest instants a provider timestamp may carry into the database. */

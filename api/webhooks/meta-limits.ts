@@ -103,8 +103,7 @@ export const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000;
 
 /** The string with lone surrogates replaced (U+FFFD), as PostgreSQL and JSON encoders need. */
 export function wellFormed(value: string): string {
-  // String.prototype.toWellFormed (ES2024) without raising the project's lib
-  return value.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  return value.toWellFormed();
 }
 
 /** At most `max` UTF-16 code units, cut on a code point, ending with "…" when cut. */

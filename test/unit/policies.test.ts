@@ -43,7 +43,7 @@ describe('summaries for the Web UI', () => {
     const summary = leadSummary({ channel: 'instagram', contactId: '9'.repeat(128), contactName: '😀'.repeat(128) });
     expect(Buffer.byteLength(summary, 'utf8')).toBeLessThanOrEqual(300);
     expect(summary).toContain(`${'😀'.repeat(32)}…`);
-    expect((summary as string & { isWellFormed(): boolean }).isWellFormed()).toBe(true);
+    expect(summary.isWellFormed()).toBe(true);
   });
   test('details show blocked leads', () => {
     const d = leadDetails({
