@@ -17,6 +17,7 @@ import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
 import type { PriceTable } from './llm/pricing';
+import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
 import { createLlmActivities } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { withDatabaseErrors } from './database-errors';
@@ -47,6 +48,8 @@ export interface ActivityDeps {
   rateLimiter?: RateLimiter;
   /** Send rate limits from config; sends are rate limited only when this and rateLimiter are set. */
   sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
+  /** The lead workflow's settings (LEAD_*), read by the worker and handed to every run by ensureLead. */
+  leadSettings?: LeadWorkflowSettings;
   /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */
   temporalClient?: Client;
 }

@@ -39,6 +39,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS, unconfirmedWaitMs: config.SEND_UNCONFIRMED_WAIT_MS },
     llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS, prices: config.LLM_PRICES, maxTokens: config.LLM_MAX_TOKENS },
     mediaMaxBytes: config.MEDIA_MAX_BYTES,
+    leadSettings: leadSettingsFrom(config),
     sendRates: {
       messagesPerSecond: config.WHATSAPP_MESSAGES_PER_SECOND,
       pairIntervalMs: config.WHATSAPP_PAIR_INTERVAL_MS,

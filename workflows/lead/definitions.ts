@@ -105,13 +105,25 @@ export interface LeadWorkflowSettings {
   deliveryMaxAttempts?: number;
 }
 
+/** The settings a run uses until the worker's (ensureLead) arrive: the configuration's defaults. */
+export const DEFAULT_LEAD_SETTINGS: Readonly<LeadWorkflowSettings> = {
+  eventBudget: 2000,
+  dedupWindow: 500,
+  debounce: { gapMs: 3000, maxWaitMs: 15_000 },
+  autoHandoffCooldownMs: 30 * 60 * 1000,
+  bumpUp: { idleMs: 4 * 60 * 60 * 1000, maxPerConversation: 2, maxWords: 40, channels: ['whatsapp'] },
+  extractionIdleMs: 10 * 60 * 1000,
+  deliveryMaxAttempts: 10,
+};
+
 export interface LeadWorkflowInput {
   tenantId: string;
   channelAccountId: string;
   channel: Channel;
   contactId: string;
   contactName?: string;
-  settings: LeadWorkflowSettings;
+  /** Deprecated: the worker resolves the settings (ensureLead); a run ignores this. */
+  settings?: LeadWorkflowSettings;
   /** Present only when the workflow continues as new. */
   carried?: LeadCarriedState;
 }
