@@ -2,11 +2,11 @@
  * `npm run record:histories`: run Parley's reference scenarios on a real Temporal dev server
  * with the whole stack, and save each lead workflow's history under test/replay/histories/.
  * The replay test replays every saved history against the current workflow code, so a change
- * that would break running leads fails CI. Re-record only when a change is meant to be
- * incompatible (and then version the workflow with patched()).
+ * that would break running leads fails CI. After the first release, an incompatible change gets
+ * a named patch and its own set of histories under the same name.
  */
 import { randomInt } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { startDevServer } from '../../temporal/dev-server';
@@ -15,13 +15,16 @@ import { instagramTextWebhook, whatsAppStatusWebhook } from '../../fakes/meta-we
 import { signMetaBody } from '../../lib/crypto';
 import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
-const OUT = path.join(__dirname, 'histories');
 /**
- * Histories are kept per workflow version: v1-* were recorded before the conversation engine
- * (patch conversation-engine-v1), v2-* before delivery-v2 (dead letters, circuit breaker,
- * Instagram and web chat sends); both must keep replaying. This script writes the current version.
+ * Histories are kept in sets, one folder each under test/replay/histories: `baseline/` is the
+ * workflow as first released; a change that needs a `patched('name')` branch records its own set
+ * under the same name (`npm run record:histories -- --name name`). Every set must keep replaying.
  */
-const PREFIX = 'v3-';
+const nameAt = process.argv.indexOf('--name');
+const SET = nameAt > 0 ? process.argv[nameAt + 1] ?? '' : 'baseline';
+if (!/^[a-z0-9][a-z0-9-]*$/.test(SET)) throw new Error(`--name must be a patch name in kebab case, got "${SET}"`);
+const OUT = path.join(__dirname, 'histories', SET);
+const PREFIX = '';
 
 type Scenario = (stack: Stack) => Promise<string>;
 
@@ -272,6 +275,7 @@ const scenarios: Record<string, Scenario> = {
 };
 
 async function main(): Promise<void> {
+  mkdirSync(OUT, { recursive: true });
   const server = await startDevServer({ uiPort: false });
   process.env.PARLEY_TEST_TEMPORAL_ADDRESS = server.address;
   const stack = await startStack({ LOG_LEVEL: 'warn', LEAD_DELIVERY_MAX_ATTEMPTS: '2' });
