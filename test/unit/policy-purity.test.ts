@@ -12,9 +12,12 @@ import { DEFAULT_PACING, nextSendAt } from '../../workflows/lead/policy/pacing';
 import { isAllowed, isValidTimeZone, nextAllowedSlot } from '../../workflows/lead/policy/quiet-hours';
 import { enroll, nextAction, pause, reset, resume, skip, stepSent, stop, type SequenceDef } from '../../workflows/lead/policy/sequence';
 import { isWindowOpen, planOutbound, windowClosesAt } from '../../workflows/lead/policy/window';
+import { nextWork } from '../../workflows/lead/policy/next-work';
+import { onSendFailure } from '../../workflows/lead/policy/send-failure';
+import { sequenceCommand, stopOn } from '../../workflows/lead/policy/sequence-command';
 
 const POLICY_DIR = join(__dirname, '../../workflows/lead/policy');
-const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff', 'bounds'];
+const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff', 'bounds', 'next-work', 'send-failure', 'sequence-command'];
 const NOW = '2026-03-06T23:00:00-05:00';
 const SEQ: SequenceDef = {
   id: 's',
@@ -62,6 +65,10 @@ function runAll(): unknown[] {
     inboxAdmission([], { providerMessageId: 'w', channel: 'whatsapp', contactId: 'c', sentAt: NOW, type: 'text', text: 'hi' }),
     utf8Bytes('héllo 😀'),
     resumesFirst({ error: { type: 'channel_circuit_open' } }),
+    nextWork({ now: NOW, outbox: 0, replays: 0, statuses: 0, sequence: { type: 'idle' }, bumpUpAt: NOW, deferred: [{ id: 'd', retryAt: '2026-03-08T00:00:00Z', resumesFirst: false }] }),
+    onSendFailure({ type: 'provider_spam_limited', now: NOW, attempts: 0, replaying: false, isTemplate: false }),
+    sequenceCommand({ action: 'skip' }, { mode: 'ai', sequence: { def: SEQ, cursor: c }, now: NOW }),
+    stopOn({ def: SEQ, cursor: c }, 'lead_replied'),
   ];
 }
 
@@ -92,7 +99,7 @@ describe('policy purity', () => {
     const first = runAll();
     const second = runAll();
     expect(second).toEqual(first);
-    expect(first).toHaveLength(29);
+    expect(first).toHaveLength(33);
   });
 
   test('answer in plain JSON', () => {
@@ -101,12 +108,12 @@ describe('policy purity', () => {
 });
 
 describe('policy imports', () => {
-  test.each(FILES)('%s.ts imports only sibling policies, definition types and zod', (file) => {
+  test.each(FILES)('%s.ts imports only sibling policies, definition types, the contract and zod', (file) => {
     const source = readFileSync(join(POLICY_DIR, `${file}.ts`), 'utf8');
     const imports = [...source.matchAll(/^import\s+(type\s+)?[^'"]*from\s+'([^']+)'/gm)].map((m) => ({ typeOnly: Boolean(m[1]), from: m[2]! }));
     for (const { typeOnly, from } of imports) {
       if (from === '../definitions') expect(typeOnly).toBe(true);
-      else expect(from === 'zod' || (from.startsWith('./') && FILES.includes(from.slice(2)))).toBe(true);
+      else expect(from === 'zod' || /^(\.\.\/)+contract(\/[a-z-]+)?$/.test(from) || from === '../failures' || (from.startsWith('./') && FILES.includes(from.slice(2)))).toBe(true);
     }
     expect(source).not.toMatch(/require\(|process\.|Date\.now|Math\.random|new Date\(\)/);
   });
