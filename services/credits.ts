@@ -73,8 +73,17 @@ export function createCreditService(db: Db) {
       });
     },
 
-    /** Hold the tenant's per-reply price for one reply. `ok: false` when the balance is short. */
-    async reserve(input: { tenantId: string; reference: string; amount?: number; workflowId?: string }): Promise<{ ok: boolean; amount: number; balance: number }> {
+    /**
+     * Hold the tenant's per-reply price for one reply. `ok: false` when the balance is short.
+     * Idempotent by reference: a reservation that exists (held, captured or released) is
+     * answered as it stands (`existing` says its status) and nothing is taken again.
+     */
+    async reserve(input: {
+      tenantId: string;
+      reference: string;
+      amount?: number;
+      workflowId?: string;
+    }): Promise<{ ok: boolean; amount: number; balance: number; existing?: 'held' | 'captured' | 'released' }> {
       return db.transaction(async (tx) => {
         // Lock the tenant row first: a concurrent reserve of the same reference (a retried activity
         // still running) then waits here and sees the committed reservation below, instead of
@@ -86,7 +95,7 @@ export function createCreditService(db: Db) {
           .for('update');
         if (!tenant) throw new AppError('not_found', 'tenant not found');
         const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
-        if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance };
+        if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
         const amount = input.amount ?? tenant.creditsPerReply;
         const [updated] = await tx
           .update(tenants)

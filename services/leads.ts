@@ -232,6 +232,16 @@ export function createLeadService(db: Db) {
       return row;
     },
 
+    /** An outbound message as recorded: the body that goes (or went) out, its status and, once sent, the provider's id. */
+    async outbound(id: string): Promise<{ id: string; leadId: string; body: string; status: string; providerMessageId: string | null } | undefined> {
+      if (!isUuid(id)) return undefined;
+      const [row] = await db
+        .select({ id: messages.id, leadId: messages.leadId, body: messages.body, status: messages.status, providerMessageId: messages.providerMessageId })
+        .from(messages)
+        .where(and(eq(messages.id, id), eq(messages.direction, 'outbound')));
+      return row;
+    },
+
     async markOutboundSent(input: { id: string; leadId: string; providerMessageId: string }): Promise<void> {
       await db.transaction(async (tx) => {
         await tx
