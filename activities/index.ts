@@ -17,13 +17,14 @@ import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
 import type { PriceTable } from './llm/pricing';
-import { createLlmActivities } from './llm/reply';
+import { createLlmActivities, createReplyWriter } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
 import { createCircuitActivities } from './ops/circuit';
 import { createCreditSweepActivities } from './ops/credit-sweep';
+import { createTurnActivities } from './turn/reply-turn';
 
 export interface ActivityDeps {
   leads: LeadService;
@@ -55,16 +56,29 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const rateLimits = deps.rateLimiter && deps.sendRates ? { limiter: deps.rateLimiter, ...deps.sendRates } : undefined;
   const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: deps.graph.unconfirmedWaitMs, rateLimits };
+  const credits = createCreditActivities(deps);
+  const whatsApp = createWhatsAppActivities(channelDeps);
+  const instagram = createInstagramActivities(channelDeps);
+  const webChat = createWebChatActivities(channelDeps);
   // every activity: inputs safe to write, database errors classified (22/23 not retried) and scrubbed
   return withDatabaseErrors({
     ...createPersistenceActivities(deps),
     ...createDeadLetterActivities(deps),
-    ...createCreditActivities(deps),
+    ...credits,
     ...createLlmActivities({ ...deps, ...deps.llm }),
     ...createExtractionActivities({ ...deps, ...deps.llm }),
-    ...createWhatsAppActivities(channelDeps),
-    ...createInstagramActivities(channelDeps),
-    ...createWebChatActivities(channelDeps),
+    ...whatsApp,
+    ...instagram,
+    ...webChat,
+    // an ordinary reply turn in one activity, over the same functions as the step-by-step activities above
+    ...createTurnActivities({
+      leads: deps.leads,
+      credits,
+      writeReply: createReplyWriter({ ...deps, ...deps.llm }),
+      send: { whatsapp: whatsApp.sendWhatsAppText, instagram: instagram.sendInstagramText, webchat: webChat.sendWebChatText },
+      markWhatsAppRead: whatsApp.markWhatsAppRead,
+      log: deps.log,
+    }),
     // media downloads may go to Meta's hosts over https (every redirect hop checked) and, explicitly, to the configured Graph API origin (the local fake in tests)
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes, trustedOrigins: [new URL(deps.graph.url).origin] }),
     ...createCircuitActivities(deps),
