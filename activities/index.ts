@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { DbTransaction } from '../db/client';
 import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
@@ -48,6 +49,8 @@ export interface ActivityDeps {
   rateLimiter?: RateLimiter;
   /** Send rate limits from config; sends are rate limited only when this and rateLimiter are set. */
   sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
+  /** One transaction across services (services.transaction): the reply turn records and reserves in one. */
+  transaction?: <T>(fn: (tx: DbTransaction) => Promise<T>) => Promise<T>;
   /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */
   temporalClient?: Client;
 }
@@ -73,7 +76,8 @@ export function createActivities(deps: ActivityDeps) {
     // an ordinary reply turn in one activity, over the same functions as the step-by-step activities above
     ...createTurnActivities({
       leads: deps.leads,
-      credits,
+      credits: deps.credits,
+      transaction: deps.transaction,
       writeReply: createReplyWriter({ ...deps, ...deps.llm }),
       send: { whatsapp: whatsApp.sendWhatsAppText, instagram: instagram.sendInstagramText, webchat: webChat.sendWebChatText },
       markWhatsAppRead: whatsApp.markWhatsAppRead,

@@ -19,10 +19,12 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import type { DbTransaction } from '../../db/client';
 import type { Logger } from '../../lib/logger';
+import type { CreditService } from '../../services/credits';
 import type { LeadService } from '../../services/leads';
 import type { Channel, InboundMessage } from '../../workflows/lead/definitions';
-import type { createCreditActivities } from '../credits';
+import { callerWorkflowId } from '../credits';
 import { databaseFailure } from '../database-errors';
 import type { SendResult } from '../channels/graph-send';
 import { fitInstagramText } from '../channels/instagram';
@@ -128,12 +130,12 @@ export interface ReplyTurnResult {
 }
 
 type SendText = (input: SendTextInput) => Promise<SendResult>;
-type CreditActivities = ReturnType<typeof createCreditActivities>;
 
 export interface TurnDeps {
   leads: Pick<LeadService, 'recordInbound' | 'outbound'>;
-  /** The credit activities' functions (reserve remembers the calling workflow for the sweep). */
-  credits: Pick<CreditActivities, 'reserveCredit' | 'captureCredit' | 'releaseCredit'>;
+  credits: Pick<CreditService, 'reserve' | 'capture' | 'release'>;
+  /** One transaction for recording and reserving (services.transaction); absent: one each. */
+  transaction?: <T>(fn: (tx: DbTransaction) => Promise<T>) => Promise<T>;
   /** The generateReply activity's core. */
   writeReply: ReplyWriter;
   /** The channel send activities' functions: effectively once per outboundMessageId. */
@@ -191,13 +193,19 @@ export function createTurnActivities(deps: TurnDeps) {
         throw ApplicationFailure.create({ type: 'invalid_input', message: `replyTurn: ${z.prettifyError(parsed.error)}`, nonRetryable: true });
       }
       const input = raw;
-      const { stored } = await deps.leads.recordInbound({ tenantId: input.tenantId, leadId: input.leadId, messages: input.messages, batchId: input.batchId });
-      const recorded = { newIds: stored, stored: stored.length };
       const reply = input.reply;
+      // record, and reserve when a lead-written message is new, in one transaction when the deps allow
+      const recordAndReserve = async (tx?: DbTransaction) => {
+        const { stored } = await deps.leads.recordInbound({ tenantId: input.tenantId, leadId: input.leadId, messages: input.messages, batchId: input.batchId }, { tx });
+        if (!reply || (reply.requireNewOf && !reply.requireNewOf.some((id) => stored.includes(id)))) return { stored };
+        // the reservation remembers the lead workflow (for the stale-reservation sweep), as reserveCredit does
+        const reservation = await deps.credits.reserve({ tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
+        return { stored, reservation };
+      };
+      const { stored, reservation } = deps.transaction ? await deps.transaction((tx) => recordAndReserve(tx)) : await recordAndReserve();
+      const recorded = { newIds: stored, stored: stored.length };
       if (!reply) return recorded;
-      if (reply.requireNewOf && !reply.requireNewOf.some((id) => stored.includes(id))) return { ...recorded, reply: { outcome: 'not_needed' } };
-
-      const reservation = await deps.credits.reserveCredit({ tenantId: input.tenantId, reference: reply.reference });
+      if (!reservation) return { ...recorded, reply: { outcome: 'not_needed' } };
       if (!reservation.ok) return { ...recorded, reply: { outcome: 'no_credit', balance: reservation.balance, amount: reservation.amount } };
 
       const receipt = startReadReceipt(input);
@@ -210,7 +218,7 @@ export function createTurnActivities(deps: TurnDeps) {
         } else {
           const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm });
           if (written.handoff) {
-            await deps.credits.releaseCredit({ reference: reply.reference });
+            await deps.credits.release({ reference: reply.reference });
             return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
           }
           text = fitForChannel(input.channel, written.text);
@@ -242,7 +250,7 @@ export function createTurnActivities(deps: TurnDeps) {
             return { ...recorded, reply: { outcome: 'held', text, failure } };
           }
         }
-        await deps.credits.captureCredit({ reference: reply.reference, messageId: reply.outboundMessageId });
+        await deps.credits.capture({ reference: reply.reference, messageId: reply.outboundMessageId });
         return { ...recorded, reply: { outcome: 'sent', text, outboundMessageId: reply.outboundMessageId, ...(providerMessageId ? { providerMessageId } : {}) } };
       } finally {
         await receipt;
