@@ -68,11 +68,11 @@ interface Fixture {
   channelId: string;
   leadId: string;
   contactId: string;
-  channel: 'whatsapp' | 'webchat';
+  channel: 'whatsapp' | 'instagram' | 'webchat';
   accessToken: string;
 }
 
-async function fixture(opts: { credits?: number; platform?: 'whatsapp' | 'webchat' } = {}): Promise<Fixture> {
+async function fixture(opts: { credits?: number; platform?: Fixture['channel'] } = {}): Promise<Fixture> {
   const platform = opts.platform ?? 'whatsapp';
   const tenant = await services.tenants.create({ name: 'Acme Sales', creditsPerReply: 1 });
   if (opts.credits) await services.credits.topUp({ tenantId: tenant.id, amount: opts.credits, reference: `initial-${tenant.id}` });
@@ -80,9 +80,10 @@ async function fixture(opts: { credits?: number; platform?: 'whatsapp' | 'webcha
   const accessToken = `EAAG${randomBytes(16).toString('hex')}`;
   const channel = await services.channels.create(
     tenant.id,
-    platform === 'whatsapp' ? { platform, phoneNumberId: String(randomInt(100_000_000_000, 999_999_999_999)), accessToken, verifyToken: `verify-${randomBytes(6).toString('hex')}`, agentId: agent.id } : { platform, agentId: agent.id },
+    platform !== 'webchat' ? { platform, phoneNumberId: String(randomInt(100_000_000_000, 999_999_999_999)), accessToken, verifyToken: `verify-${randomBytes(6).toString('hex')}`, agentId: agent.id } : { platform, agentId: agent.id },
   );
-  const contactId = platform === 'whatsapp' ? `91${randomInt(1_000_000_000, 9_999_999_999)}` : `wv_${randomBytes(8).toString('hex')}`;
+  const contactId =
+    platform === 'whatsapp' ? `91${randomInt(1_000_000_000, 9_999_999_999)}` : platform === 'instagram' ? String(randomInt(1_000_000_000_000, 9_999_999_999_999)) : `wv_${randomBytes(8).toString('hex')}`;
   const { leadId } = await services.leads.ensure({ tenantId: tenant.id, channelAccountId: channel.id, channel: platform, contactId, workflowId: `lead-${randomUUID()}` });
   return { tenantId: tenant.id, channelId: channel.id, leadId, contactId, channel: platform, accessToken };
 }
@@ -434,6 +435,19 @@ describe('replyTurn', () => {
     expect(out).toEqual({ outcome: 'sent', text: 'Hello from the web chat.', outboundMessageId: input.reply!.outboundMessageId, providerMessageId: `webchat:${input.reply!.outboundMessageId}` });
     expect(graph.requests).toHaveLength(0);
     expect(await outboundRow(input.reply!.outboundMessageId)).toMatchObject({ status: 'sent', body: 'Hello from the web chat.' });
+    expect(await credit(f, input.reply!.reference)).toEqual({ balance: 1, reserved: 0, debits: 1, reservation: 'captured' });
+  });
+
+  test('instagram: sent through sendInstagramText, the text fitted to 1000 bytes as it went out, no read receipt', async () => {
+    const f = await fixture({ credits: 2, platform: 'instagram' });
+    llm.script(['Ünïcödé words about pricing. '.repeat(60)]);
+    const input = turn(f, [inbound(f)], { readReceipt: { providerMessageId: 'mid.ignored' } });
+    const out = sentReply(await activities().replyTurn(input));
+    expect(Buffer.byteLength(out.text, 'utf8')).toBeLessThanOrEqual(1000);
+    expect(graph.instagramSends()).toHaveLength(1);
+    expect((graph.instagramSends()[0]!.body as { message: { text: string } }).message.text).toBe(out.text);
+    expect(readReceipts()).toHaveLength(0);
+    expect((await outboundRow(input.reply!.outboundMessageId))!.body).toBe(out.text);
     expect(await credit(f, input.reply!.reference)).toEqual({ balance: 1, reserved: 0, debits: 1, reservation: 'captured' });
   });
 
