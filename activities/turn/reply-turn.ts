@@ -17,6 +17,7 @@
  * A retried call with the same ids does not ask the LLM again once the outbound message is
  * recorded: it sends (or finds sent) the recorded text.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { DbTransaction } from '../../db/client';
@@ -41,7 +42,32 @@ export const TURN_HELD = {
   windowClosed: 'window_closed',
   /** `notBefore` was further away than MAX_TURN_PACING_MS. */
   pacingTooLong: 'pacing_too_long',
+  /** Too little of the activity's start-to-close time was left to send (and store the answer) before it. */
+  deadline: 'turn_deadline',
 } as const;
+
+/** Room kept before the activity's deadline besides the send's own timeout (database writes, clock skew). */
+export const TURN_DEADLINE_MARGIN_MS = 5_000;
+
+/**
+ * When this activity attempt times out, at the latest (epoch ms): scheduled + start-to-close
+ * (the start is later, so this is early), or the schedule-to-close end if sooner. Undefined
+ * outside an activity.
+ */
+function activityDeadline(): number | undefined {
+  let info;
+  try {
+    info = Context.current().info;
+  } catch {
+    return undefined;
+  }
+  const ends = [
+    info.startToCloseTimeoutMs > 0 ? info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs : Infinity,
+    info.scheduleToCloseTimeoutMs > 0 ? info.scheduledTimestampMs + info.scheduleToCloseTimeoutMs : Infinity,
+  ];
+  const end = Math.min(...ends);
+  return Number.isFinite(end) ? end : undefined;
+}
 
 const inboundMessageSchema = z.looseObject({
   providerMessageId: z.string().min(1),
@@ -118,8 +144,9 @@ export type ReplyTurnOutcome =
   | { outcome: 'sent'; text: string; outboundMessageId: string; providerMessageId?: string }
   /**
    * Written but NOT sent; the credit stays reserved. The workflow delivers `text` carefully
-   * with the same outboundMessageId. `failure.type`: window_closed, pacing_too_long, or the
-   * ApplicationFailure type of the send's failure (provider_*, channel_circuit_open, database_*).
+   * with the same outboundMessageId. `failure.type`: window_closed, pacing_too_long,
+   * turn_deadline, or the ApplicationFailure type of the send's failure (provider_*,
+   * channel_circuit_open, database_*).
    */
   | { outcome: 'held'; text: string; failure: { type?: string; message: string } };
 
@@ -142,6 +169,12 @@ export interface TurnDeps {
   send: Record<Channel, SendText>;
   markWhatsAppRead: ReturnType<typeof createWhatsAppActivities>['markWhatsAppRead'];
   log: Logger;
+  /**
+   * The longest a send may take (the Graph API timeout): a send starts only when that and
+   * TURN_DEADLINE_MARGIN_MS fit before the activity's deadline, so a timed-out turn never
+   * sends while the workflow's careful deliver does.
+   */
+  sendTimeoutMs?: number;
   /** Test seams; real time by default. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -229,6 +262,10 @@ export function createTurnActivities(deps: TurnDeps) {
           const waitMs = reply.notBefore ? Date.parse(reply.notBefore) - now() : 0;
           if (waitMs > MAX_TURN_PACING_MS) {
             return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` } } };
+          }
+          const deadline = activityDeadline();
+          if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
+            return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` } } };
           }
           if (waitMs > 0) await sleep(waitMs);
           if (reply.windowClosesAt && now() >= Date.parse(reply.windowClosesAt)) {

@@ -140,6 +140,19 @@ async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
   throw new Error('expected the turn to fail');
 }
 
+/** What Temporal tells an activity attempt scheduled just now with this start-to-close timeout. */
+function activityInfo(over: { startToCloseTimeoutMs?: number; workflowExecution?: { workflowId: string; runId: string } } = {}) {
+  const at = Date.now();
+  const timeout = over.startToCloseTimeoutMs ?? 180_000;
+  return {
+    scheduledTimestampMs: at,
+    currentAttemptScheduledTimestampMs: at,
+    startToCloseTimeoutMs: timeout,
+    scheduleToCloseTimeoutMs: timeout,
+    ...(over.workflowExecution ? { workflowExecution: over.workflowExecution } : {}),
+  };
+}
+
 function sentReply(r: ReplyTurnResult) {
   if (r.reply?.outcome !== 'sent') throw new Error(`expected sent, got ${JSON.stringify(r.reply)}`);
   return r.reply;
@@ -156,7 +169,7 @@ describe('replyTurn', () => {
     llm.script(['Twenty seats cost 5 lakh a year. Shall I send a quote?']);
     const msg = inbound(f);
     const input = turn(f, [msg]);
-    const env = new MockActivityEnvironment({ workflowExecution: { workflowId: 'lead-wf-1', runId: randomUUID() } });
+    const env = new MockActivityEnvironment(activityInfo({ workflowExecution: { workflowId: 'lead-wf-1', runId: randomUUID() } }));
     const out = (await env.run(activities().replyTurn, input)) as ReplyTurnResult;
 
     expect(out).toEqual({
@@ -244,6 +257,21 @@ describe('replyTurn', () => {
     await acts.captureCredit({ reference: input.reply!.reference, messageId: input.reply!.outboundMessageId });
     expect(sends()).toHaveLength(1);
     expect(await credit(f, input.reply!.reference)).toEqual({ balance: 2, reserved: 0, debits: 1, reservation: 'captured' });
+  });
+
+  test('held (deadline): too little of the activity\'s time left to send, so a timed-out turn never sends beside the careful deliver', async () => {
+    const f = await fixture({ credits: 3 });
+    llm.script(['Written in time, sent later.']);
+    const input = turn(f, [inbound(f)]);
+    // the Graph timeout is 5 s and 5 s more are kept: 8 s of start-to-close are not enough
+    const out = (await new MockActivityEnvironment(activityInfo({ startToCloseTimeoutMs: 8_000 })).run(activities().replyTurn, input)) as ReplyTurnResult;
+    expect(heldReply(out)).toEqual({ outcome: 'held', text: 'Written in time, sent later.', failure: { type: 'turn_deadline', message: expect.stringContaining('deadline') } });
+    expect(sends()).toHaveLength(0);
+    expect(await credit(f, input.reply!.reference)).toEqual({ balance: 2, reserved: 1, debits: 0, reservation: 'held' });
+
+    // with room (15 s), the same kind of turn sends
+    const ok = (await new MockActivityEnvironment(activityInfo({ startToCloseTimeoutMs: 15_000 })).run(activities().replyTurn, turn(f, [inbound(f)]))) as ReplyTurnResult;
+    expect(ok.reply?.outcome).toBe('sent');
   });
 
   test('pacing: waits until notBefore, then sends', async () => {
