@@ -46,6 +46,9 @@ export const TURN_HELD = {
   deadline: 'turn_deadline',
 } as const;
 
+/** The `held` failure types the turn chooses itself; the workflow can `import type` it to match them. */
+export type TurnHeldType = (typeof TURN_HELD)[keyof typeof TURN_HELD];
+
 /** Room kept before the activity's deadline besides the send's own timeout (database writes, clock skew). */
 export const TURN_DEADLINE_MARGIN_MS = 5_000;
 
