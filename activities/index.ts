@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { DbTransaction } from '../db/client';
 import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
 import type { ChannelService } from '../services/channels';
@@ -18,13 +19,14 @@ import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
 import type { PriceTable } from './llm/pricing';
 import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
-import { createLlmActivities } from './llm/reply';
+import { createLlmActivities, createReplyWriter } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
 import { createCircuitActivities } from './ops/circuit';
 import { createCreditSweepActivities } from './ops/credit-sweep';
+import { createTurnActivities } from './turn/reply-turn';
 
 export interface ActivityDeps {
   leads: LeadService;
@@ -50,6 +52,8 @@ export interface ActivityDeps {
   sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
   /** The lead workflow's settings (LEAD_*), read by the worker and handed to every run by ensureLead. */
   leadSettings?: LeadWorkflowSettings;
+  /** One transaction across services (services.transaction): the reply turn records and reserves in one. */
+  transaction?: <T>(fn: (tx: DbTransaction) => Promise<T>) => Promise<T>;
   /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */
   temporalClient?: Client;
 }
@@ -58,16 +62,31 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const rateLimits = deps.rateLimiter && deps.sendRates ? { limiter: deps.rateLimiter, ...deps.sendRates } : undefined;
   const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: deps.graph.unconfirmedWaitMs, rateLimits };
+  const credits = createCreditActivities(deps);
+  const whatsApp = createWhatsAppActivities(channelDeps);
+  const instagram = createInstagramActivities(channelDeps);
+  const webChat = createWebChatActivities(channelDeps);
   // every activity: inputs safe to write, database errors classified (22/23 not retried) and scrubbed
   return withDatabaseErrors({
     ...createPersistenceActivities(deps),
     ...createDeadLetterActivities(deps),
-    ...createCreditActivities(deps),
+    ...credits,
     ...createLlmActivities({ ...deps, ...deps.llm }),
     ...createExtractionActivities({ ...deps, ...deps.llm }),
-    ...createWhatsAppActivities(channelDeps),
-    ...createInstagramActivities(channelDeps),
-    ...createWebChatActivities(channelDeps),
+    ...whatsApp,
+    ...instagram,
+    ...webChat,
+    // an ordinary reply turn in one activity, over the same functions as the step-by-step activities above
+    ...createTurnActivities({
+      leads: deps.leads,
+      credits: deps.credits,
+      transaction: deps.transaction,
+      writeReply: createReplyWriter({ ...deps, ...deps.llm }),
+      send: { whatsapp: whatsApp.sendWhatsAppText, instagram: instagram.sendInstagramText, webchat: webChat.sendWebChatText },
+      markWhatsAppRead: whatsApp.markWhatsAppRead,
+      sendTimeoutMs: deps.graph.timeoutMs,
+      log: deps.log,
+    }),
     // media downloads may go to Meta's hosts over https (every redirect hop checked) and, explicitly, to the configured Graph API origin (the local fake in tests)
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes, trustedOrigins: [new URL(deps.graph.url).origin] }),
     ...createCircuitActivities(deps),

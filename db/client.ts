@@ -7,6 +7,8 @@ import * as schema from './schema';
 export type Schema = typeof schema;
 /** The drizzle database, whichever driver is behind it (postgres.js or PGlite). */
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/** The transaction `db.transaction` hands its callback; a service method takes one to join its caller's unit of work. */
+export type DbTransaction = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 export interface Database {
   db: Db;

@@ -1,8 +1,8 @@
 import { and, asc, desc, eq, lt, or, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, DbTransaction } from '../db/client';
 import { creditLedger, creditReservations, leads, messages, tenants } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { decodeCursor, encodeCursor, toIso } from './db-util';
+import { decodeCursor, encodeCursor, inTransaction, toIso } from './db-util';
 
 /**
  * Ledger references Parley writes itself (`message:{outboundMessageId}` for a captured reply,
@@ -73,9 +73,17 @@ export function createCreditService(db: Db) {
       });
     },
 
-    /** Hold the tenant's per-reply price for one reply. `ok: false` when the balance is short. */
-    async reserve(input: { tenantId: string; reference: string; amount?: number; workflowId?: string }): Promise<{ ok: boolean; amount: number; balance: number }> {
-      return db.transaction(async (tx) => {
+    /**
+     * Hold the tenant's per-reply price for one reply. `ok: false` when the balance is short.
+     * Idempotent by reference: a reservation that exists (held, captured or released) is
+     * answered as it stands (`existing` says its status) and nothing is taken again.
+     * `opts.tx`: run in the caller's transaction.
+     */
+    async reserve(
+      input: { tenantId: string; reference: string; amount?: number; workflowId?: string },
+      opts: { tx?: DbTransaction } = {},
+    ): Promise<{ ok: boolean; amount: number; balance: number; existing?: 'held' | 'captured' | 'released' }> {
+      return inTransaction(db, opts.tx, async (tx) => {
         // Lock the tenant row first: a concurrent reserve of the same reference (a retried activity
         // still running) then waits here and sees the committed reservation below, instead of
         // failing on the reservation's primary key.
@@ -86,7 +94,7 @@ export function createCreditService(db: Db) {
           .for('update');
         if (!tenant) throw new AppError('not_found', 'tenant not found');
         const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
-        if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance };
+        if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
         const amount = input.amount ?? tenant.creditsPerReply;
         const [updated] = await tx
           .update(tenants)

@@ -1,6 +1,7 @@
 /** Small database facts shared by the services: timestamps, Postgres error codes, keyset pages. */
 import { and, eq, gt, lt, or, type SQL } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
+import type { Db, DbTransaction } from '../db/client';
 import { AppError } from '../lib/errors';
 
 /** Postgres returns `2026-11-21 23:32:06.837+00`; the API speaks ISO 8601. */
@@ -57,6 +58,11 @@ export function describeDatabaseError(err: unknown): { sqlState: string | null; 
 export const PG_UNIQUE_VIOLATION = '23505';
 export const PG_CHECK_VIOLATION = '23514';
 export const PG_FOREIGN_KEY_VIOLATION = '23503';
+
+/** Run `fn` in the caller's transaction when there is one, else in a transaction of its own. */
+export function inTransaction<T>(db: Db, tx: DbTransaction | undefined, fn: (tx: DbTransaction) => Promise<T>): Promise<T> {
+  return tx ? fn(tx) : db.transaction(fn);
+}
 
 /** Opaque keyset cursor over (created_at, id). */
 export function encodeCursor(createdAt: string, id: string): string {

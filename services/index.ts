@@ -1,4 +1,4 @@
-import type { Db } from '../db/client';
+import type { Db, DbTransaction } from '../db/client';
 import type { SecretBox } from '../lib/crypto';
 import { createAgentService } from './agents';
 import { createChannelService } from './channels';
@@ -35,6 +35,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     rateLimiter: createRateLimiter(db),
     /** Per-tenant API and LLM limits (tenant value or the deployment default). */
     limits: createLimitService(db, opts.limits),
+    /** One transaction across services (their methods that take `{ tx }` join it). */
+    transaction: <T>(fn: (tx: DbTransaction) => Promise<T>): Promise<T> => db.transaction(fn),
   };
 }
 

@@ -1,9 +1,9 @@
 import { and, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, DbTransaction } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { Channel, InboundMessage } from '../workflows/lead/definitions';
-import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
+import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -113,14 +113,14 @@ export function createLeadService(db: Db) {
      * the database, not a window of recent ids, decides whether a message is new. `batchId`
      * (the caller's idempotency key, kept in `details.recordedBy`) makes a retried call report
      * the rows its earlier attempt stored as new too, and a redelivery recorded by another call
-     * as old.
+     * as old. `opts.tx`: run in the caller's transaction.
      */
-    async recordInbound(raw: { tenantId: string; leadId: string; messages: InboundMessage[]; batchId?: string }): Promise<{ stored: string[] }> {
+    async recordInbound(raw: { tenantId: string; leadId: string; messages: InboundMessage[]; batchId?: string }, opts: { tx?: DbTransaction } = {}): Promise<{ stored: string[] }> {
       const now = new Date();
       // a provider timestamp PostgreSQL would refuse (Meta's 12-digit seconds) or far in the future becomes now
       const input = forDatabase({ ...raw, messages: raw.messages.map((m) => ({ ...m, sentAt: boundedTimestamp(m.sentAt, now) })) });
       if (input.messages.length === 0) return { stored: [] };
-      return db.transaction(async (tx) => {
+      return inTransaction(db, opts.tx, async (tx) => {
         const rows = await tx
           .insert(messages)
           .values(
@@ -229,6 +229,16 @@ export function createLeadService(db: Db) {
         .from(messages)
         .where(eq(messages.id, input.id));
       if (!row) throw new Error(`outbound message ${input.id} vanished`);
+      return row;
+    },
+
+    /** An outbound message as recorded: the body that goes (or went) out, its status and, once sent, the provider's id. */
+    async outbound(id: string): Promise<{ id: string; leadId: string; body: string; status: string; providerMessageId: string | null } | undefined> {
+      if (!isUuid(id)) return undefined;
+      const [row] = await db
+        .select({ id: messages.id, leadId: messages.leadId, body: messages.body, status: messages.status, providerMessageId: messages.providerMessageId })
+        .from(messages)
+        .where(and(eq(messages.id, id), eq(messages.direction, 'outbound')));
       return row;
     },
 

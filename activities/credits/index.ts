@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { CreditService } from '../../services/credits';
 
 /** The id of the workflow running this activity (the lead's), or undefined outside an activity. */
-function callerWorkflowId(): string | undefined {
+export function callerWorkflowId(): string | undefined {
   try {
     return Context.current().info.workflowExecution?.workflowId;
   } catch {

@@ -76,64 +76,80 @@ export const HANDOFF_TOOL = {
   },
 } as const satisfies OpenAI.Chat.ChatCompletionTool;
 
-export function createLlmActivities(deps: LlmDeps) {
+/** One reply (or a handoff) from the LLM, as a plain function: the generateReply activity and the reply turn call it. */
+export type ReplyWriter = (input: GenerateReplyInput) => Promise<GenerateReplyResult>;
+
+/**
+ * Chat Completions over the recent transcript: the agent's model, then its fallback model.
+ * Throws `llm_budget_exceeded` (over the tenant's daily budget, before any call),
+ * `agent_not_found`, `llm_config` (every model refused the request) or `llm_transient`
+ * (errors, timeouts, an empty reply) as ApplicationFailures.
+ */
+export function createReplyWriter(deps: LlmDeps): ReplyWriter {
   // Temporal owns retries: the client never retries by itself.
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
   const log = deps.log.child({ module: 'llm' });
+  return async function writeReply(input: GenerateReplyInput): Promise<GenerateReplyResult> {
+    await ensureLlmBudget(deps, input.tenantId);
+    const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
+    const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
+    const leadSummary = await deps.extractions?.summaryOf(input.leadId);
+    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
+      { role: 'system', content: systemPrompt(agent, input, leadSummary) },
+      ...transcript
+        .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
+        .map((m): OpenAI.Chat.ChatCompletionMessageParam =>
+          m.direction === 'inbound' ? { role: 'user', content: m.body } : { role: 'assistant', content: m.body },
+        ),
+    ];
+    if (input.facts?.length) messages.push({ role: 'system', content: `Facts about this conversation:\n- ${input.facts.join('\n- ')}` });
+    if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
+    const tools: OpenAI.Chat.ChatCompletionTool[] | undefined = input.allowHandoff ? [HANDOFF_TOOL] : undefined;
+    const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];
+    const failures: unknown[] = [];
+    for (const [i, model] of models.entries()) {
+      try {
+        const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) });
+        await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
+        const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
+        if (handoff && handoff.type === 'function') {
+          let reason = 'the assistant asked for a human';
+          try {
+            const args = JSON.parse(handoff.function.arguments) as { reason?: unknown };
+            if (typeof args.reason === 'string' && args.reason.trim()) reason = args.reason.trim().slice(0, 500);
+          } catch {
+            /* keep the default reason */
+          }
+          return { text: '', handoff: { reason }, model: res.model || model, usedFallback: i > 0, promptTokens: res.usage?.prompt_tokens ?? 0, completionTokens: res.usage?.completion_tokens ?? 0 };
+        }
+        const text = res.choices[0]?.message?.content?.trim();
+        if (!text) throw new Error(`model ${model} returned an empty reply`);
+        return {
+          text,
+          model: res.model || model,
+          usedFallback: i > 0,
+          promptTokens: res.usage?.prompt_tokens ?? 0,
+          completionTokens: res.usage?.completion_tokens ?? 0,
+        };
+      } catch (err) {
+        failures.push(err);
+        log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'llm call failed');
+      }
+    }
+    const summary = failures.map(describeLlmError).join('; ');
+    if (failures.every(isConfigError)) {
+      throw ApplicationFailure.create({ type: 'llm_config', message: `LLM rejected the request: ${summary}`, nonRetryable: true });
+    }
+    throw ApplicationFailure.create({ type: 'llm_transient', message: `LLM unavailable: ${summary}` });
+  };
+}
+
+export function createLlmActivities(deps: LlmDeps) {
+  const writeReply = createReplyWriter(deps);
   return {
     /** Chat Completions over the recent transcript: the agent's model, then its fallback model. */
     async generateReply(input: GenerateReplyInput): Promise<GenerateReplyResult> {
-      await ensureLlmBudget(deps, input.tenantId);
-      const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
-      const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
-      const leadSummary = await deps.extractions?.summaryOf(input.leadId);
-      const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-        { role: 'system', content: systemPrompt(agent, input, leadSummary) },
-        ...transcript
-          .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
-          .map((m): OpenAI.Chat.ChatCompletionMessageParam =>
-            m.direction === 'inbound' ? { role: 'user', content: m.body } : { role: 'assistant', content: m.body },
-          ),
-      ];
-      if (input.facts?.length) messages.push({ role: 'system', content: `Facts about this conversation:\n- ${input.facts.join('\n- ')}` });
-      if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
-      const tools: OpenAI.Chat.ChatCompletionTool[] | undefined = input.allowHandoff ? [HANDOFF_TOOL] : undefined;
-      const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];
-      const failures: unknown[] = [];
-      for (const [i, model] of models.entries()) {
-        try {
-          const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) });
-          await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
-          const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
-          if (handoff && handoff.type === 'function') {
-            let reason = 'the assistant asked for a human';
-            try {
-              const args = JSON.parse(handoff.function.arguments) as { reason?: unknown };
-              if (typeof args.reason === 'string' && args.reason.trim()) reason = args.reason.trim().slice(0, 500);
-            } catch {
-              /* keep the default reason */
-            }
-            return { text: '', handoff: { reason }, model: res.model || model, usedFallback: i > 0, promptTokens: res.usage?.prompt_tokens ?? 0, completionTokens: res.usage?.completion_tokens ?? 0 };
-          }
-          const text = res.choices[0]?.message?.content?.trim();
-          if (!text) throw new Error(`model ${model} returned an empty reply`);
-          return {
-            text,
-            model: res.model || model,
-            usedFallback: i > 0,
-            promptTokens: res.usage?.prompt_tokens ?? 0,
-            completionTokens: res.usage?.completion_tokens ?? 0,
-          };
-        } catch (err) {
-          failures.push(err);
-          log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'llm call failed');
-        }
-      }
-      const summary = failures.map(describeLlmError).join('; ');
-      if (failures.every(isConfigError)) {
-        throw ApplicationFailure.create({ type: 'llm_config', message: `LLM rejected the request: ${summary}`, nonRetryable: true });
-      }
-      throw ApplicationFailure.create({ type: 'llm_transient', message: `LLM unavailable: ${summary}` });
+      return writeReply(input);
     },
   };
 }

@@ -33,3 +33,57 @@ export function countQueries(db: Db): QueryCounter {
     },
   };
 }
+
+export interface RoundTripCounter {
+  /** Statements run since installed or reset, those inside transactions included. */
+  readonly statements: number;
+  /** Top-level transactions opened (each adds a BEGIN and a COMMIT round trip). */
+  readonly transactions: number;
+  /** statements + 2 × transactions: what one unit of work costs in database round trips. */
+  readonly roundTrips: number;
+  reset(): void;
+  restore(): void;
+}
+
+/**
+ * Like countQueries, but also counts the statements run inside transactions (a transaction gets
+ * a session of its own, which countQueries does not see) and the transactions themselves. It
+ * patches the session class, so it counts every database of that driver in the process: use it
+ * where one test runs at a time.
+ */
+export function countRoundTrips(db: Db): RoundTripCounter {
+  const proto = Object.getPrototypeOf((db as unknown as { session: object }).session) as {
+    prepareQuery: (...args: unknown[]) => unknown;
+    transaction: (...args: unknown[]) => unknown;
+  };
+  const { prepareQuery, transaction } = proto;
+  let statements = 0;
+  let transactions = 0;
+  proto.prepareQuery = function (this: unknown, ...args: unknown[]) {
+    statements += 1;
+    return prepareQuery.apply(this, args);
+  };
+  proto.transaction = function (this: unknown, ...args: unknown[]) {
+    transactions += 1;
+    return transaction.apply(this, args);
+  };
+  return {
+    get statements() {
+      return statements;
+    },
+    get transactions() {
+      return transactions;
+    },
+    get roundTrips() {
+      return statements + 2 * transactions;
+    },
+    reset() {
+      statements = 0;
+      transactions = 0;
+    },
+    restore() {
+      proto.prepareQuery = prepareQuery;
+      proto.transaction = transaction;
+    },
+  };
+}
