@@ -36,17 +36,25 @@ export interface SendContext {
   attempts?: number;
   /** Called once the credit is reserved, just before the LLM is asked. */
   beforeLlm?: () => void;
+  /** The outbound id to use (the reply turn's, when its one-activity try failed): the credit reference follows it. */
+  outboundMessageId?: string;
 }
 
 /** The window's answer for a message of this kind now (web chat has no window). */
-export function plan(run: LeadRun, kind: OutboundWhat['kind'], fallbackTemplate: TemplateRef | undefined, human: boolean | undefined, providerClosedAt = run.state.providerWindowClosedAt): OutboundPlan {
+export function plan(
+  run: LeadRun,
+  kind: OutboundWhat['kind'],
+  fallbackTemplate: TemplateRef | undefined,
+  human: boolean | undefined,
+  as: { providerClosedAt?: string; lastInboundAt?: string } = { providerClosedAt: run.state.providerWindowClosedAt, lastInboundAt: run.state.lastInboundAt },
+): OutboundPlan {
   if (run.channel === 'webchat') return { action: 'free_form' };
   return planOutbound({
     kind,
-    lastInboundAt: run.state.lastInboundAt,
+    lastInboundAt: as.lastInboundAt,
     now: nowIso(),
     fallbackTemplate,
-    providerClosedAt,
+    providerClosedAt: as.providerClosedAt,
     channel: run.channel === 'instagram' ? 'instagram' : 'whatsapp',
     human,
   });
@@ -66,7 +74,7 @@ export function conversationFacts(run: LeadRun): string[] {
 }
 
 /** Refused before or after the LLM: the credit (if any) goes back, the event is recorded. */
-async function refuse(run: LeadRun, context: SendContext, requestId: string, reason: string, reference?: string, outboundMessageId?: string): Promise<OutboundResult> {
+export async function refuse(run: LeadRun, context: SendContext, requestId: string, reason: string, reference?: string, outboundMessageId?: string): Promise<OutboundResult> {
   if (reference) await releaseCredit(run, reference);
   await event(run, 'outbound_refused', { purpose: context.purpose, reason, ...(outboundMessageId ? { outboundMessageId } : {}) });
   await settleReplay(run, context);
@@ -111,9 +119,10 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
   const context: SendContext = { byBot: true, ...ctx, what, purpose, fallbackTemplate };
   const requestId = uuid4();
   let outPlan: OutboundPlan = what.kind === 'template' ? { action: 'template', template: what.template, fallback: false } : plan(run, what.kind, fallbackTemplate, ctx.human);
-  if (outPlan.action === 'refuse') return refuse(run, context, requestId, outPlan.reason);
+  // (a reused id may hold a reservation from the reply turn's one-activity try: it goes back)
+  if (outPlan.action === 'refuse') return refuse(run, context, requestId, outPlan.reason, ctx.outboundMessageId ? `reply:${ctx.outboundMessageId}` : undefined);
 
-  const outboundMessageId = uuid4();
+  const outboundMessageId = ctx.outboundMessageId ?? uuid4();
   const reference = `reply:${outboundMessageId}`;
   const refused = await reserve(run, context, requestId, outboundMessageId, reference);
   if (refused) return refused;
@@ -143,7 +152,7 @@ async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }
   const { state } = run;
   context.beforeLlm?.();
   try {
-    const reply = await llm.generateReply.executeWithOptions({ ...LLM, summary: `Ask the LLM (${context.purpose})` }, [
+    const reply = await llm.generateReply.executeWithOptions(run.options(LLM, `Ask the LLM (${context.purpose})`), [
       {
         tenantId: run.tenantId,
         leadId: run.leadId,
@@ -169,9 +178,9 @@ async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }
   }
 }
 
-/** The model asked for a human instead of answering. */
-export async function handedOff(run: LeadRun, context: SendContext, requestId: string, reference: string, reason: string): Promise<OutboundResult> {
-  await releaseCredit(run, reference);
+/** The model asked for a human instead of answering (`reference`: the credit to release, if still held). */
+export async function handedOff(run: LeadRun, context: SendContext, requestId: string, reference: string | undefined, reason: string): Promise<OutboundResult> {
+  if (reference) await releaseCredit(run, reference);
   await event(run, 'llm_handoff', { reason });
   const ok = await changeMode(run, 'handoff', 'llm_tool');
   await settleReplay(run, context);
@@ -185,7 +194,7 @@ export function sendNotBefore(run: LeadRun): string {
   return nextSendAt({ lastOutboundAt: run.state.lastOutboundAt, now: nowIso(), policy: pacing, random: Math.random() });
 }
 
-async function pace(run: LeadRun): Promise<void> {
+export async function pace(run: LeadRun): Promise<void> {
   const wait = msUntil(sendNotBefore(run));
   if (wait > 0) await sleep(wait, { summary: `Pacing: ${Math.ceil(wait / 1000)} s since the last message` });
 }
@@ -195,15 +204,15 @@ async function callSend(run: LeadRun, send: PlannedSend, purpose: string): Promi
   const options = deliveryOptions(run.settings.deliveryMaxAttempts);
   const base = { tenantId: run.tenantId, leadId: run.leadId, channelAccountId: run.channelAccountId, outboundMessageId: send.outboundMessageId, to: run.contactId };
   if (send.plan.action === 'template') {
-    await delivery.sendWhatsAppTemplate.executeWithOptions({ ...options, summary: `Send template ${send.plan.template.name}` }, [{ ...base, template: send.plan.template }]);
+    await delivery.sendWhatsAppTemplate.executeWithOptions(run.options(options, `Send template ${send.plan.template.name}`), [{ ...base, template: send.plan.template }]);
   } else if (run.channel === 'instagram') {
-    await delivery.sendInstagramText.executeWithOptions({ ...options, summary: `Send ${purpose} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}` }, [
+    await delivery.sendInstagramText.executeWithOptions(run.options(options, `Send ${purpose} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}`), [
       { ...base, text: send.text, ...(send.humanAgent ? { humanAgent: true } : {}) },
     ]);
   } else if (run.channel === 'webchat') {
-    await delivery.sendWebChatText.executeWithOptions({ ...options, summary: `Send ${purpose} on web chat` }, [{ ...base, text: send.text }]);
+    await delivery.sendWebChatText.executeWithOptions(run.options(options, `Send ${purpose} on web chat`), [{ ...base, text: send.text }]);
   } else {
-    await delivery.sendWhatsAppText.executeWithOptions({ ...options, summary: `Send ${purpose} on WhatsApp` }, [{ ...base, text: send.text }]);
+    await delivery.sendWhatsAppText.executeWithOptions(run.options(options, `Send ${purpose} on WhatsApp`), [{ ...base, text: send.text }]);
   }
 }
 
@@ -242,7 +251,7 @@ async function afterSendFailure(run: LeadRun, send: PlannedSend, context: SendCo
     replaying: context.deadLetterId !== undefined,
     isTemplate: send.plan.action === 'template',
     templateAfterClose: (() => {
-      const p = plan(run, context.what.kind === 'template' ? 'text' : context.what.kind, context.fallbackTemplate, human, nowIso());
+      const p = plan(run, context.what.kind === 'template' ? 'text' : context.what.kind, context.fallbackTemplate, human, { providerClosedAt: nowIso(), lastInboundAt: state.lastInboundAt });
       return p.action === 'template' ? p.template : undefined;
     })(),
   });

@@ -43,7 +43,7 @@ export async function park(run: LeadRun, kind: 'reply' | 'send', context: SendCo
     run,
     'park a dead letter',
     () =>
-      database.parkDeadLetter.executeWithOptions({ ...DATABASE, summary: `Park as dead letter: ${context.purpose}` }, [
+      database.parkDeadLetter.executeWithOptions(run.options(DATABASE, `Park as dead letter: ${context.purpose}`), [
         { id, tenantId, leadId, workflowId, kind, operation: op, error: op.error, outboundMessageId: send?.outboundMessageId },
       ]),
     undefined,
@@ -56,14 +56,14 @@ export async function park(run: LeadRun, kind: 'reply' | 'send', context: SendCo
 
 /** A parked operation from the dead_letters table (the state keeps only its id). */
 export async function loadParked(run: LeadRun, id: string): Promise<ParkedOperation | undefined> {
-  const op = await guarded(run, 'load a dead letter', () => database.loadDeadLetter.executeWithOptions({ ...DATABASE, summary: 'Load the parked operation' }, [{ id }]), null);
+  const op = await guarded(run, 'load a dead letter', () => database.loadDeadLetter.executeWithOptions(run.options(DATABASE, 'Load the parked operation'), [{ id }]), null);
   return op ?? undefined;
 }
 
 export async function resolveParked(run: LeadRun, id: string, status: 'replayed' | 'discarded'): Promise<void> {
   run.state.deadLetters = (run.state.deadLetters ?? []).filter((d) => d.id !== id);
   run.changed();
-  await guarded(run, 'resolve a dead letter', () => database.resolveDeadLetter.executeWithOptions({ ...DATABASE, summary: `Mark the dead letter ${status}` }, [{ id, status }]), undefined);
+  await guarded(run, 'resolve a dead letter', () => database.resolveDeadLetter.executeWithOptions(run.options(DATABASE, `Mark the dead letter ${status}`), [{ id, status }]), undefined);
   run.refreshAttention();
   await event(run, `dead_letter_${status}`, { deadLetterId: id }, `dead_letter_${status}:${id}`);
 }
@@ -90,7 +90,7 @@ export async function waitForCircuit(run: LeadRun, reason: string, carry: () => 
     const circuit = await guarded(
       run,
       'read the circuit breaker',
-      () => database.channelCircuitState.executeWithOptions({ ...DATABASE, summary: 'Is the circuit breaker closed?' }, [{ channelAccountId: run.channelAccountId }]),
+      () => database.channelCircuitState.executeWithOptions(run.options(DATABASE, 'Is the circuit breaker closed?'), [{ channelAccountId: run.channelAccountId }]),
       'closed' as const,
     );
     if (circuit !== 'open') break;

@@ -49,6 +49,14 @@ export const LLM: ActivityOptions = {
 };
 export const llm = proxyActivities<Group<'generateReply'>>(LLM);
 
+/**
+ * An ordinary reply turn in one activity (record, reserve, LLM, pace, send, capture): one try.
+ * Any failure falls back to the step-by-step pipeline with the same ids, whose activities have
+ * the retry policies above; room for the LLM's two models, pacing and the send.
+ */
+export const REPLY_TURN: ActivityOptions = { startToCloseTimeout: '4 minutes', retry: { maximumAttempts: 1 } };
+export const turn = proxyActivities<Group<'replyTurn'>>(REPLY_TURN);
+
 /** Delivery: rate limits and transient provider errors retry; permanent and auth errors do not. */
 export const DELIVERY: ActivityOptions = {
   startToCloseTimeout: '30 seconds',

@@ -11,7 +11,6 @@ import { capParked, parkedRef } from './policy/bounds';
 import { failureReason, failureType } from './outcome';
 import { nowIso, type LeadRun } from './run';
 
-const opts = (summary: string) => ({ ...DATABASE, summary });
 
 /** Run a database call; a refusal for good is parked and `fallback` returned. */
 export async function guarded<T>(run: LeadRun, what: string, call: () => Promise<T>, fallback: T): Promise<T> {
@@ -26,37 +25,37 @@ export async function guarded<T>(run: LeadRun, what: string, call: () => Promise
 
 /** A lead event (the timeline in the API); `dedupKey` makes a repeated write a no-op. */
 export function event(run: LeadRun, type: string, data?: unknown, dedupKey?: string): Promise<void> {
-  return guarded(run, `record event ${type}`, () => database.recordLeadEvent.executeWithOptions(opts(`Event: ${type}`), [{ tenantId: run.tenantId, leadId: run.leadId, type, data, dedupKey }]), undefined);
+  return guarded(run, `record event ${type}`, () => database.recordLeadEvent.executeWithOptions(run.options(DATABASE, `Event: ${type}`), [{ tenantId: run.tenantId, leadId: run.leadId, type, data, dedupKey }]), undefined);
 }
 
 export function updateLead(run: LeadRun, input: { stage?: string; mode?: LeadCarriedState['mode'] }): Promise<void> {
   const summary = `Mirror ${input.mode ? 'mode' : 'stage'} to the database`;
-  return guarded(run, 'update the lead', () => database.updateLeadState.executeWithOptions(opts(summary), [{ leadId: run.leadId, ...input }]), undefined);
+  return guarded(run, 'update the lead', () => database.updateLeadState.executeWithOptions(run.options(DATABASE, summary), [{ leadId: run.leadId, ...input }]), undefined);
 }
 
 export function setBlocked(run: LeadRun, blocked: boolean): Promise<void> {
   const summary = blocked ? 'Mark the lead blocked (no credit)' : 'Mark the lead unblocked';
-  return guarded(run, 'mark the lead blocked', () => database.setLeadBlocked.executeWithOptions(opts(summary), [{ leadId: run.leadId, blocked }]), undefined);
+  return guarded(run, 'mark the lead blocked', () => database.setLeadBlocked.executeWithOptions(run.options(DATABASE, summary), [{ leadId: run.leadId, blocked }]), undefined);
 }
 
 export async function releaseCredit(run: LeadRun, reference: string): Promise<void> {
-  await guarded(run, 'release a credit', () => database.releaseCredit.executeWithOptions(opts('Release the held credit'), [{ reference }]), undefined);
+  await guarded(run, 'release a credit', () => database.releaseCredit.executeWithOptions(run.options(DATABASE, 'Release the held credit'), [{ reference }]), undefined);
 }
 
 export async function captureCredit(run: LeadRun, reference: string, messageId: string): Promise<void> {
-  await guarded(run, 'capture a credit', () => database.captureCredit.executeWithOptions(opts('Capture the credit'), [{ reference, messageId }]), undefined);
+  await guarded(run, 'capture a credit', () => database.captureCredit.executeWithOptions(run.options(DATABASE, 'Capture the credit'), [{ reference, messageId }]), undefined);
 }
 
 /** Reserve a credit; `null` when the database refused for good (parked). */
 export function reserveCredit(run: LeadRun, reference: string) {
-  return guarded(run, 'reserve a credit', () => database.reserveCredit.executeWithOptions(opts('Reserve credit'), [{ tenantId: run.tenantId, reference }]), null);
+  return guarded(run, 'reserve a credit', () => database.reserveCredit.executeWithOptions(run.options(DATABASE, 'Reserve credit'), [{ tenantId: run.tenantId, reference }]), null);
 }
 
-export function recordInbound(run: LeadRun, messages: LeadCarriedState['inbox'], summary: string) {
+export function recordInbound(run: LeadRun, messages: LeadCarriedState['inbox'], summary: string, batchId = uuid4()) {
   return guarded(
     run,
     'record inbound messages',
-    () => database.recordInbound.executeWithOptions(opts(summary), [{ tenantId: run.tenantId, leadId: run.leadId, messages, batchId: uuid4() }]),
+    () => database.recordInbound.executeWithOptions(run.options(DATABASE, summary), [{ tenantId: run.tenantId, leadId: run.leadId, messages, batchId }]),
     undefined,
   );
 }
@@ -74,8 +73,8 @@ async function parkRejected(run: LeadRun, what: string, err: unknown): Promise<v
   run.state.deadLetters = capParked([...(run.state.deadLetters ?? []), parkedRef(op)]);
   run.changed();
   try {
-    await database.parkDeadLetter.executeWithOptions(opts(`Park as dead letter: ${what}`), [{ id, tenantId, leadId, workflowId, kind: 'database', operation: op, error: op.error }]);
-    await database.recordLeadEvent.executeWithOptions(opts('Event: dead_letter'), [
+    await database.parkDeadLetter.executeWithOptions(run.options(DATABASE, `Park as dead letter: ${what}`), [{ id, tenantId, leadId, workflowId, kind: 'database', operation: op, error: op.error }]);
+    await database.recordLeadEvent.executeWithOptions(run.options(DATABASE, 'Event: dead_letter'), [
       { tenantId, leadId, type: 'dead_letter', data: { deadLetterId: id, kind: 'database', purpose: what, error: op.error }, dedupKey: `dead_letter:${id}:1` },
     ]);
   } catch (again) {

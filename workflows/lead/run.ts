@@ -3,7 +3,7 @@
  * run, and what lives only in this run (queued outbound requests, update results, pending
  * statuses). Every module of the lead workflow works on one `LeadRun`.
  */
-import { allHandlersFinished, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, setCurrentDetails, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import {
   DEFAULT_LEAD_SETTINGS,
   type Channel,
@@ -17,6 +17,11 @@ import {
 import { shouldContinueAsNew } from './policy/continue-as-new';
 import { leadDetails } from './policy/summary';
 import { SA } from './search-attributes';
+
+export type Lane = 'live' | 'background';
+
+/** Temporal task priority per lane (1 is first; the server's default is 3). */
+export const LANE_PRIORITY: Record<Lane, number> = { live: 1, background: 4 };
 
 export class LeadRun {
   readonly tenantId: string;
@@ -41,6 +46,12 @@ export class LeadRun {
   /** Bumped by every change the main loop must look at again. */
   version = 0;
   turnInFlight = false;
+  /**
+   * Whose work runs now: 'live' (a lead who is writing, a person waiting on an update) or
+   * 'background' (sequence steps, bump-ups, extraction, deferred sends). Activities take the
+   * lane's task priority, so a morning wave of background work does not delay live replies.
+   */
+  lane: Lane = 'live';
 
   constructor(readonly input: LeadWorkflowInput) {
     this.tenantId = input.tenantId;
@@ -64,6 +75,11 @@ export class LeadRun {
 
   get leadId(): string {
     return this.state.leadId ?? '';
+  }
+
+  /** An activity's options with a summary for the Web UI and the current lane's priority. */
+  options(base: ActivityOptions, summary: string): ActivityOptions {
+    return { ...base, summary, priority: { priorityKey: LANE_PRIORITY[this.lane] } };
   }
 
   /** Tell the main loop to look again. */

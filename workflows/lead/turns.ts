@@ -5,10 +5,11 @@
  * outbound pipeline.
  */
 import { log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
-import { DATABASE, database, EXTRACTION, extraction, READ_RECEIPT, receipts } from './proxies';
+import { DATABASE, database, EXTRACTION, extraction, READ_RECEIPT, receipts, REPLY_TURN, turn } from './proxies';
+import type { ReplyTurnInput, ReplyTurnResult } from '../../activities/turn/reply-turn';
 import { DEFAULT_LEAD_SETTINGS, type DeliveryStatus, type InboundMessage, type LeadCarriedState, type OutboundRequest, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
-import { deliver, sendOutbound, type SendContext } from './outbound';
+import { conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, sendNotBefore, sendOutbound, type SendContext } from './outbound';
 import { loadParked } from './parked';
 import { newInbound } from './policy/bounds';
 import { bumpUpDueAt, DEFAULT_BUMP_UP } from './policy/bump-up';
@@ -23,27 +24,129 @@ import { changeMode, stopSequenceOn } from './transitions';
 
 // ---- a reply: the lead wrote ----
 
-/** `recordedEarly`: messages the inbound handler already wrote (the buffer was full), answered in this turn too. */
+/**
+ * Answer what the lead wrote. An ordinary turn is one activity (record, reserve, LLM, pace,
+ * send, capture: `replyTurn`); anything unusual (a handoff keyword, a closed window, messages
+ * recorded early) or a failure of that one try takes the step-by-step pipeline, with the same
+ * ids so nothing is recorded, charged or sent twice.
+ * `recordedEarly`: messages the inbound handler already wrote (the buffer was full), answered in this turn too.
+ */
 export async function replyTurn(run: LeadRun, received: InboundMessage[], recordedEarly?: LeadCarriedState['inboxRecorded']): Promise<void> {
+  const ids = { batchId: uuid4(), outboundMessageId: uuid4() };
+  const fast = fastTurnInput(run, received, recordedEarly, ids);
+  if (fast) {
+    try {
+      const result = await turn.replyTurn.executeWithOptions(run.options(REPLY_TURN, 'Reply: record, reserve, ask the LLM, send, capture'), [fast]);
+      return await afterFastTurn(run, received, result, ids.outboundMessageId);
+    } catch (err) {
+      log.warn('the one-activity reply turn failed: replying step by step', { leadId: run.leadId, reason: failureReason(err) });
+    }
+  }
+  return carefulTurn(run, received, recordedEarly, ids);
+}
+
+/** The one-activity turn's input, when this turn is an ordinary one. */
+function fastTurnInput(run: LeadRun, received: InboundMessage[], recordedEarly: LeadCarriedState['inboxRecorded'], ids: { batchId: string; outboundMessageId: string }): ReplyTurnInput | undefined {
   const { state } = run;
-  const recorded = received.length > 0 ? await recordInbound(run, received, `Record ${received.length} inbound message(s)`) : undefined;
-  // the database's unique message id decides what is new, not only the window of recent ids:
-  // a redelivery older than the window is recorded once and gets no second turn (no charge)
-  const batch = newInbound(received, recorded?.newIds);
+  const written = received.filter(writtenByLead);
+  if (recordedEarly || written.length === 0 || !aiMayReply(state.mode)) return undefined;
+  if (state.mode === 'ai' && written.some((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? []))) return undefined;
+  // the window as it will be once these messages count
+  const lastInboundAt = written.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), state.lastInboundAt ?? '');
+  const closedAt = state.providerWindowClosedAt;
+  const providerClosedAt = closedAt && !written.some((m) => (m.receivedAt ?? '') > closedAt) ? closedAt : undefined;
+  if (plan(run, 'ai', undefined, false, { lastInboundAt, providerClosedAt }).action !== 'free_form') return undefined;
+  const last = written[written.length - 1]!;
+  return {
+    tenantId: run.tenantId,
+    leadId: run.leadId,
+    channelAccountId: run.channelAccountId,
+    channel: run.channel,
+    contactId: run.contactId,
+    messages: received,
+    batchId: ids.batchId,
+    reply: {
+      requireNewOf: written.map((m) => m.providerMessageId),
+      outboundMessageId: ids.outboundMessageId,
+      reference: `reply:${ids.outboundMessageId}`,
+      llm: { stage: state.stage, facts: conversationFacts(run), purpose: 'reply', allowHandoff: true },
+      ...(run.channel === 'webchat' ? {} : { windowClosesAt: windowClosesAt(lastInboundAt) }),
+      notBefore: sendNotBefore(run),
+      ...(run.channel === 'whatsapp' ? { readReceipt: { providerMessageId: last.providerMessageId } } : {}),
+    },
+  };
+}
+
+/** Apply what the one-activity turn did. */
+async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: ReplyTurnResult, outboundMessageId: string): Promise<void> {
+  const { state } = run;
+  const written = admitRecorded(run, received, result.newIds);
+  if (written.length === 0) return;
+  await afterLeadWrote(run, written);
+  state.counters.turns += 1;
+  const reply = result.reply;
+  const context: SendContext = { what: REPLY, purpose: 'reply', byBot: true };
+  const requestId = uuid4();
+  const reference = `reply:${outboundMessageId}`;
+  if (!reply || reply.outcome === 'not_needed') return;
+  if (reply.outcome === 'no_credit') return creditBlocked(run, 'reply', outboundMessageId, reply);
+  await creditAvailable(run, outboundMessageId);
+  if (reply.outcome === 'handoff') {
+    await handedOff(run, context, requestId, undefined, reply.reason);
+    return;
+  }
+  if (reply.outcome === 'sent') {
+    await captured(run, reply);
+    return;
+  }
+  // written, not sent (the window closed meanwhile, or the first send failed): the credit is still held
+  const outPlan = plan(run, 'ai', undefined, false);
+  if (outPlan.action !== 'free_form') {
+    await refuse(run, context, requestId, outPlan.action === 'refuse' ? outPlan.reason : 'window_closed', reference);
+    return;
+  }
+  await pace(run);
+  await deliver(run, { plan: { action: 'free_form' }, text: reply.text, outboundMessageId, reference }, context, requestId);
+}
+
+/** The turn's reply went out and its credit was captured in the activity. */
+async function captured(run: LeadRun, reply: { text: string }): Promise<void> {
+  noteSent(run, { text: reply.text, plan: { action: 'free_form' } }, true, true);
+}
+
+const REPLY: OutboundWhat = { kind: 'ai', llmPurpose: 'reply', allowHandoff: true };
+
+/** Keep what the database says is new (a redelivery older than the dedup window is not); the messages the lead wrote among them. */
+function admitRecorded(run: LeadRun, received: InboundMessage[], newIds: string[] | undefined, recordedEarly?: LeadCarriedState['inboxRecorded']): InboundMessage[] {
+  const { state } = run;
+  const batch = newInbound(received, newIds);
   if (batch.length < received.length) {
     state.counters.duplicates += received.length - batch.length;
     state.counters.inbound -= received.length - batch.length;
-    if (batch.length === 0 && !recordedEarly) return;
   }
-  // Meta's notices (a changed number or user id) are recorded above; the lead wrote none of them
+  // Meta's notices (a changed number or user id) are recorded; the lead wrote none of them
   const written = batch.filter(writtenByLead);
-  if (written.length === 0 && !recordedEarly) return;
   noteInbound(run, written, recordedEarly);
+  return written;
+}
+
+/** What follows from the lead writing: extraction later, a sequence that stops on a reply. */
+async function afterLeadWrote(run: LeadRun, written: InboundMessage[]): Promise<void> {
+  const { state } = run;
   const idle = run.settings.extractionIdleMs ?? DEFAULT_LEAD_SETTINGS.extractionIdleMs ?? 0;
   if (idle > 0) state.extractionDueAt = new Date(Date.now() + idle).toISOString();
   // only a message written after enrolment is a reply to the sequence
   const enrolledAt = state.sequence?.cursor.enrolledAt;
   if (enrolledAt && written.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt)) await stopSequenceOn(run, 'lead_replied');
+}
+
+/** The step-by-step turn: every step its own activity with its own retry policy. */
+async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEarly: LeadCarriedState['inboxRecorded'], ids: { batchId: string; outboundMessageId: string }): Promise<void> {
+  const { state } = run;
+  const recorded = received.length > 0 ? await recordInbound(run, received, `Record ${received.length} inbound message(s)`, ids.batchId) : undefined;
+  const written = admitRecorded(run, received, recorded?.newIds, recordedEarly);
+  if (written.length === 0 && !recordedEarly) return;
+  await afterLeadWrote(run, written);
   const keyword = state.mode === 'ai' ? written.map((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? [])).find(Boolean) : undefined;
   if (keyword) {
     await changeMode(run, 'handoff', 'keyword');
@@ -59,11 +162,11 @@ export async function replyTurn(run: LeadRun, received: InboundMessage[], record
     run.channel === 'whatsapp' && last
       ? () => {
           receipt = receipts.markWhatsAppRead
-            .executeWithOptions({ ...READ_RECEIPT, summary: 'Mark read, show typing' }, [{ channelAccountId: run.channelAccountId, providerMessageId: last.providerMessageId, typing: true }])
+            .executeWithOptions(run.options(READ_RECEIPT, 'Mark read, show typing'), [{ channelAccountId: run.channelAccountId, providerMessageId: last.providerMessageId, typing: true }])
             .catch((err: unknown) => log.warn('read receipt failed', { leadId: run.leadId, reason: failureReason(err) }));
         }
       : undefined;
-  await sendOutbound(run, { kind: 'ai', llmPurpose: 'reply', allowHandoff: true }, 'reply', undefined, { beforeLlm });
+  await sendOutbound(run, REPLY, 'reply', undefined, { beforeLlm, outboundMessageId: ids.outboundMessageId });
   await receipt;
 }
 
@@ -139,7 +242,7 @@ export async function extract(run: LeadRun): Promise<void> {
   const { state } = run;
   state.extractionDueAt = undefined;
   try {
-    const r = await extraction.extractLead.executeWithOptions({ ...EXTRACTION, summary: 'Extract lead data and summary' }, [{ tenantId: run.tenantId, leadId: run.leadId, channelAccountId: run.channelAccountId }]);
+    const r = await extraction.extractLead.executeWithOptions(run.options(EXTRACTION, 'Extract lead data and summary'), [{ tenantId: run.tenantId, leadId: run.leadId, channelAccountId: run.channelAccountId }]);
     if (r.score !== null && r.score !== state.score) {
       state.score = r.score;
       upsertSearchAttributes([{ key: SA.LeadScore, value: r.score }]);
@@ -150,7 +253,7 @@ export async function extract(run: LeadRun): Promise<void> {
       run,
       'record an extraction failure',
       () =>
-        database.recordExtractionFailure.executeWithOptions({ ...DATABASE, summary: 'Record the extraction failure' }, [
+        database.recordExtractionFailure.executeWithOptions(run.options(DATABASE, 'Record the extraction failure'), [
           { tenantId: run.tenantId, leadId: run.leadId, error: failureReason(err), type: failureType(err), dedupKey: `extraction_failed:${workflowInfo().runId}:${uuid4()}` },
         ]),
       undefined,

@@ -74,9 +74,13 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   }
 }
 
+/** Work nobody is waiting for right now: it yields to live replies (task priority). */
+const BACKGROUND_WORK: readonly Work['kind'][] = ['sequence_step', 'bump_up', 'extraction', 'deferred'];
+
 /** Carry out one piece of work that nextWork chose. */
 async function runWork(run: LeadRun, work: Work): Promise<void> {
   const { state } = run;
+  run.lane = BACKGROUND_WORK.includes(work.kind) ? 'background' : 'live';
   switch (work.kind) {
     case 'resume_carried':
     case 'deferred':
@@ -190,7 +194,7 @@ function registerHandlers(run: LeadRun): void {
     await guarded(
       run,
       'record buffered inbound messages',
-      () => database.recordInbound.executeWithOptions({ ...DATABASE, summary: `Record ${batch.length} buffered inbound message(s)` }, [{ tenantId: run.tenantId, leadId, messages: batch, batchId: uuid4() }]),
+      () => database.recordInbound.executeWithOptions(run.options(DATABASE, `Record ${batch.length} buffered inbound message(s)`), [{ tenantId: run.tenantId, leadId, messages: batch, batchId: uuid4() }]),
       undefined,
     );
   });
