@@ -9,7 +9,7 @@ import { DATABASE, database, EXTRACTION, extraction, READ_RECEIPT, receipts, REP
 import type { ReplyTurnInput, ReplyTurnResult } from '../../activities/turn/reply-turn';
 import { DEFAULT_LEAD_SETTINGS, type DeliveryStatus, type InboundMessage, type LeadCarriedState, type OutboundRequest, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
-import { conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, sendNotBefore, sendOutbound, type SendContext } from './outbound';
+import { conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, sendOutbound, type SendContext } from './outbound';
 import { loadParked } from './parked';
 import { newInbound } from './policy/bounds';
 import { bumpUpDueAt, DEFAULT_BUMP_UP } from './policy/bump-up';
@@ -35,6 +35,9 @@ export async function replyTurn(run: LeadRun, received: InboundMessage[], record
   const ids = { batchId: uuid4(), outboundMessageId: uuid4() };
   const fast = fastTurnInput(run, received, recordedEarly, ids);
   if (fast) {
+    // pacing before the turn (a durable timer, only when the lead wrote right after our last
+    // message): the activity then sends as soon as the text is ready
+    await pace(run);
     try {
       const result = await turn.replyTurn.executeWithOptions(run.options(REPLY_TURN, 'Reply: record, reserve, ask the LLM, send, capture'), [fast]);
       return await afterFastTurn(run, received, result, ids.outboundMessageId);
@@ -71,7 +74,6 @@ function fastTurnInput(run: LeadRun, received: InboundMessage[], recordedEarly: 
       reference: `reply:${ids.outboundMessageId}`,
       llm: { stage: state.stage, facts: conversationFacts(run), purpose: 'reply', allowHandoff: true },
       ...(run.channel === 'webchat' ? {} : { windowClosesAt: windowClosesAt(lastInboundAt) }),
-      notBefore: sendNotBefore(run),
       ...(run.channel === 'whatsapp' ? { readReceipt: { providerMessageId: last.providerMessageId } } : {}),
     },
   };
