@@ -11,12 +11,9 @@ export const CUSTOMER_SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Instagram: a human agent may answer up to 7 days after the user's last message (HUMAN_AGENT tag). */
 export const HUMAN_AGENT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 
-/** An approved message template: name, language code (e.g. `en_US`) and body variables in order. */
-export interface TemplateRef {
-  name: string;
-  language: string;
-  variables?: string[];
-}
+import type { TemplateRef } from '../../../contract/messages';
+
+export type { TemplateRef } from '../../../contract/messages';
 
 export type OutboundKind = 'ai' | 'text' | 'template';
 
