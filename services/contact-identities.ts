@@ -19,7 +19,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { isBsuid } from '../lib/bsuid';
-import type { ContactIdentity } from '../workflows/lead/definitions';
+import type { ContactIdentity } from '../contract/messages';
 
 export type IdentityKind = 'phone' | 'bsuid' | 'parent_bsuid';
 

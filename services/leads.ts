@@ -2,7 +2,8 @@ import { and, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from
 import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
-import type { Channel, InboundMessage } from '../workflows/lead/definitions';
+import type { InboundMessage } from '../contract/messages';
+import type { Channel } from '../contract/vocabulary';
 import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
+import { FailureType } from '../../contract/failures';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
@@ -131,9 +132,9 @@ export function createLlmActivities(deps: LlmDeps) {
       }
       const summary = failures.map(describeLlmError).join('; ');
       if (failures.every(isConfigError)) {
-        throw ApplicationFailure.create({ type: 'llm_config', message: `LLM rejected the request: ${summary}`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.LlmConfig, message: `LLM rejected the request: ${summary}`, nonRetryable: true });
       }
-      throw ApplicationFailure.create({ type: 'llm_transient', message: `LLM unavailable: ${summary}` });
+      throw ApplicationFailure.create({ type: FailureType.LlmTransient, message: `LLM unavailable: ${summary}` });
     },
   };
 }

@@ -2,7 +2,8 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { SequenceService } from '../../services/sequences';
-import type { Channel, InboundMessage } from '../../workflows/lead/definitions';
+import type { InboundMessage } from '../../contract/messages';
+import type { Channel } from '../../contract/vocabulary';
 
 export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService }) {
   return {
