@@ -20,8 +20,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { isBsuid } from '../lib/bsuid';
 import type { ContactIdentity } from '../contract/messages';
-
-export type IdentityKind = 'phone' | 'bsuid' | 'parent_bsuid';
+import type { ContactIdentityKind as IdentityKind } from '../contract/vocabulary';
 
 export interface IdentityForm {
   identity: string;

@@ -3,7 +3,7 @@ import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
 import type { InboundMessage } from '../contract/messages';
-import type { Channel } from '../contract/vocabulary';
+import type { Channel, LeadMode } from '../contract/vocabulary';
 import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
@@ -193,7 +193,7 @@ export function createLeadService(db: Db) {
     },
 
     /** Mirror the workflow's stage and mode into the database (the API lists from here). */
-    async updateState(input: { leadId: string; stage?: string; mode?: 'ai' | 'human' | 'paused' | 'closed' }): Promise<void> {
+    async updateState(input: { leadId: string; stage?: string; mode?: LeadMode }): Promise<void> {
       const set: Partial<typeof leads.$inferInsert> = {};
       if (input.stage !== undefined) set.stage = input.stage;
       if (input.mode !== undefined) set.mode = input.mode;

@@ -7,7 +7,7 @@ import type { StopCondition } from '../contract/vocabulary';
 import { afterCursor, keyset, toIso } from './db-util';
 
 function present(s: typeof sequences.$inferSelect) {
-  return { id: s.id, name: s.name, steps: s.steps as SequenceStep[], stopOn: s.stopOn as StopCondition[], createdAt: toIso(s.createdAt) };
+  return { id: s.id, name: s.name, steps: s.steps, stopOn: s.stopOn, createdAt: toIso(s.createdAt) };
 }
 
 export function toSequenceDef(s: { id: string; name: string; steps: SequenceStep[]; stopOn: StopCondition[] }): SequenceDef {

@@ -1,13 +1,14 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { templates } from '../db/schema';
+import type { TemplateCategory } from '../contract/vocabulary';
 import { AppError } from '../lib/errors';
 import { decodeTextCursor, encodeTextCursor, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
 export interface TemplateInput {
   name: string;
   language: string;
-  category: 'marketing' | 'utility' | 'authentication';
+  category: TemplateCategory;
   body: string;
   approved: boolean;
 }

@@ -29,7 +29,7 @@ import type { RateLimiter } from '../../services/rate-limit';
 import { createStreamHub, type StreamHub, type StreamSubscriber } from '../../services/webchat-stream-hub';
 import type { VisitorTokens } from '../../services/webchat-visitors';
 import type { ParleyTemporal } from '../../temporal/client';
-import type { InboundMessage } from '../../workflows/lead/definitions';
+import type { InboundMessage } from '../../contract/messages';
 import { parseOr400 } from '../middleware/validate';
 
 export interface WebChatRouterDeps {

@@ -11,7 +11,8 @@
  */
 import { z } from 'zod';
 import { BSUID_PATTERN } from '../../lib/bsuid';
-import type { ContactIdentity, InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
+import type { ContactIdentity, InboundMedia, InboundMessage } from '../../contract/messages';
+import type { InboundType } from '../../contract/vocabulary';
 import {
   compact,
   isRecord,
