@@ -23,7 +23,9 @@ import {
   PERMANENT_SEND_FAILURES,
   PROVIDER_FAILURES,
   TEMPLATE_FAILURES,
+  LeadMessage,
 } from '../../contract';
+import * as definitions from '../../workflows/lead/definitions';
 
 const ROOT = join(__dirname, '../..');
 /** Product code: everything that ships, minus contract/ itself. */
@@ -237,5 +239,17 @@ describe('activities and services do not import workflow code', () => {
         .map((from) => `${relative(ROOT, file)} -> ${from}`);
     });
     expect(offenders).toEqual([]);
+  });
+});
+
+describe('lead workflow message names', () => {
+  test('every signal, update and query of the lead workflow is named by the contract, and every contract name is defined', () => {
+    const defined = Object.values(definitions)
+      .filter((v): v is { type: string; name: string } => typeof v === 'object' && v !== null && 'type' in v && 'name' in v && ['signal', 'update', 'query'].includes((v as { type: string }).type))
+      .map((d) => d.name)
+      .sort();
+    expect(defined).toEqual(Object.values(LeadMessage).sort());
+    // the circuit activity signals by name (it may not import workflow code)
+    expect(definitions.circuitClosedSignal.name).toBe(LeadMessage.circuitClosed);
   });
 });
