@@ -81,8 +81,3 @@ export type CircuitState = (typeof CIRCUIT_STATES)[number];
 /** The forms under which a WhatsApp user is known (contact_identities.kind). */
 export const CONTACT_IDENTITY_KINDS = ['phone', 'bsuid', 'parent_bsuid'] as const;
 export type ContactIdentityKind = (typeof CONTACT_IDENTITY_KINDS)[number];
-
-/** Whether `value` is one of `words` (narrows it): for input that is a plain string. */
-export function isOneOf<const T extends string>(words: readonly T[], value: unknown): value is T {
-  return typeof value === 'string' && (words as readonly string[]).includes(value);
-}

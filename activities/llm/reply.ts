@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
 import { FailureType } from '../../contract/failures';
+import type { OutboundLlmPurpose } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
@@ -43,7 +44,7 @@ export interface GenerateReplyInput {
   /** What to write this time (a sequence step's AI instruction, a bump-up). */
   instruction?: string;
   /** What the call is for, in the llm_calls accounting; default 'reply'. */
-  purpose?: 'reply' | 'bump_up' | 'sequence_step';
+  purpose?: OutboundLlmPurpose;
   /** Offer the model the handoff_to_human tool (replies to the lead only). */
   allowHandoff?: boolean;
   /** Facts the workflow knows (the 24-hour window, the sequence step), one line each. */

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
 import { FailureType } from '../../contract/failures';
+import type { LlmPurpose } from '../../contract/vocabulary';
 import type { Logger } from '../../lib/logger';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
@@ -37,7 +38,7 @@ export async function agentForChannel(deps: { channels: ChannelService; agents: 
  */
 export async function recordLlmCall(
   deps: { extractions?: Pick<ExtractionService, 'recordLlmCall'>; log: Logger; prices?: PriceTable },
-  call: { tenantId: string; leadId: string; purpose: 'reply' | 'bump_up' | 'sequence_step' | 'extraction'; model: string; usage: OpenAI.CompletionUsage | undefined },
+  call: { tenantId: string; leadId: string; purpose: Exclude<LlmPurpose, 'summary'>; model: string; usage: OpenAI.CompletionUsage | undefined },
 ): Promise<void> {
   if (!deps.extractions) return;
   const promptTokens = call.usage?.prompt_tokens ?? 0;

@@ -244,7 +244,7 @@ describe('activities and services do not import workflow code', () => {
 
 describe('lead workflow message names', () => {
   test('every signal, update and query of the lead workflow is named by the contract, and every contract name is defined', () => {
-    const defined = Object.values(definitions)
+    const defined = Object.values(definitions as Record<string, unknown>)
       .filter((v): v is { type: string; name: string } => typeof v === 'object' && v !== null && 'type' in v && 'name' in v && ['signal', 'update', 'query'].includes((v as { type: string }).type))
       .map((d) => d.name)
       .sort();
