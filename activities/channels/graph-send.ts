@@ -5,8 +5,8 @@
  * provider id at once, and classify a failure by the Graph `error.code`.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType, type FailureTypeName } from '../../contract/failures';
 import { z } from 'zod';
+import { FailureType, type FailureTypeName } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';

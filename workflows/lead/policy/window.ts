@@ -6,14 +6,13 @@
  * This module is also the one place where the policies turn ISO strings into instants
  * (`parseInstant`) and back (`formatInstant`), so every policy rejects the same bad input.
  */
+import type { TemplateRef } from '../../../contract/messages';
+
+export type { TemplateRef } from '../../../contract/messages';
 
 export const CUSTOMER_SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Instagram: a human agent may answer up to 7 days after the user's last message (HUMAN_AGENT tag). */
 export const HUMAN_AGENT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
-
-import type { TemplateRef } from '../../../contract/messages';
-
-export type { TemplateRef } from '../../../contract/messages';
 
 export type OutboundKind = 'ai' | 'text' | 'template';
 
