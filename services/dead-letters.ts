@@ -1,7 +1,7 @@
 import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import type { DeadLetterStatus } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { channelAccounts, deadLetters } from '../db/schema';
-import type { DeadLetterStatus } from '../contract/vocabulary';
 import { AppError } from '../lib/errors';
 import { decodeCursor, keyset, toIso, withoutNul } from './db-util';
 

@@ -1,9 +1,9 @@
 import { and, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import type { InboundMessage } from '../contract/messages';
+import type { Channel, LeadMode } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
-import type { InboundMessage } from '../contract/messages';
-import type { Channel, LeadMode } from '../contract/vocabulary';
 import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;

@@ -1,9 +1,9 @@
 import { and, asc, eq, isNull, or } from 'drizzle-orm';
+import type { SequenceDef, SequenceStep } from '../contract/messages';
+import type { StopCondition } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { agents, channelAccounts, enrollmentRules, sequences } from '../db/schema';
 import { AppError } from '../lib/errors';
-import type { SequenceDef, SequenceStep } from '../contract/messages';
-import type { StopCondition } from '../contract/vocabulary';
 import { afterCursor, keyset, toIso } from './db-util';
 
 function present(s: typeof sequences.$inferSelect) {

@@ -1,7 +1,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
+import type { TemplateCategory } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { templates } from '../db/schema';
-import type { TemplateCategory } from '../contract/vocabulary';
 import { AppError } from '../lib/errors';
 import { decodeTextCursor, encodeTextCursor, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 

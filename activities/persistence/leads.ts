@@ -1,9 +1,9 @@
+import type { InboundMessage } from '../../contract/messages';
+import type { Channel, LeadMode } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { SequenceService } from '../../services/sequences';
-import type { InboundMessage } from '../../contract/messages';
-import type { Channel, LeadMode } from '../../contract/vocabulary';
 
 export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService }) {
   return {
