@@ -17,7 +17,7 @@ export default tseslint.config(
     },
   },
   {
-    // Workflow code is replayed: deterministic imports only.
+    // Workflow code is replayed: deterministic imports only (contract/ is workflow-safe and allowed).
     files: ['workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': [
@@ -32,6 +32,24 @@ export default tseslint.config(
         },
       ],
       'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' }, { name: 'setInterval', message: 'use sleep() in a loop' }],
+    },
+  },
+  {
+    // The contract is shared by workflow code and everything else: it imports only itself.
+    files: ['contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(?!\\./[a-z0-9-]+$)', message: 'contract/ is workflow-safe: import only other contract/ files' }] }],
+    },
+  },
+  {
+    // Activities and services are used by the worker and the API: shared types and failure types
+    // come from contract/, never from workflow code.
+    files: ['activities/**/*.ts', 'services/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/workflows/**', '**/workflows'], message: 'import shared types, names and failure types from contract/, not from workflows/' }] },
+      ],
     },
   },
   {

@@ -12,8 +12,8 @@
  *   retrying forever. Anything else is a retryable `database_unavailable`.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../contract/failures';
 import { describeDatabaseError, forDatabase } from '../services/db-util';
-import { DATABASE_REJECTED, DATABASE_UNAVAILABLE } from '../workflows/lead/definitions';
 
 /** Deterministic SQLSTATE classes: another try with the same input fails the same way. */
 export function isDeterministicSqlState(code: string | undefined): boolean {
@@ -27,7 +27,7 @@ export function databaseFailure(err: unknown): ApplicationFailure | undefined {
   if (!facts) return undefined;
   const deterministic = isDeterministicSqlState(facts.sqlState ?? undefined);
   return ApplicationFailure.create({
-    type: deterministic ? DATABASE_REJECTED : DATABASE_UNAVAILABLE,
+    type: deterministic ? FailureType.DatabaseRejected : FailureType.DatabaseUnavailable,
     message: `${deterministic ? 'the database refused the value' : 'database error'} (${facts.message})`,
     nonRetryable: deterministic,
     details: [{ sqlState: facts.sqlState, constraint: facts.constraint, table: facts.table }],

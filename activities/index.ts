@@ -18,7 +18,7 @@ import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
 import type { PriceTable } from './llm/pricing';
-import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
+import type { LeadWorkflowSettings } from '../contract/messages';
 import { createLlmActivities, createReplyWriter } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { withDatabaseErrors } from './database-errors';

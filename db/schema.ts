@@ -14,6 +14,17 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { SequenceStep } from '../contract/messages';
+import {
+  CHANNELS,
+  CIRCUIT_STATES,
+  CONTACT_IDENTITY_KINDS,
+  DEAD_LETTER_STATUSES,
+  LEAD_MODES,
+  LLM_PURPOSES,
+  TEMPLATE_CATEGORIES,
+  type StopCondition,
+} from '../contract/vocabulary';
 
 const id = () => uuid('id').primaryKey().defaultRandom();
 /** PostgreSQL bytea: a Buffer in, a Buffer (postgres.js) or Uint8Array (PGlite) out. */
@@ -92,7 +103,7 @@ export const channelAccounts = pgTable(
     tenantId: uuid('tenant_id')
       .notNull()
       .references(() => tenants.id, { onDelete: 'cascade' }),
-    platform: text('platform', { enum: ['whatsapp', 'instagram', 'webchat'] }).notNull(),
+    platform: text('platform', { enum: CHANNELS }).notNull(),
     /** WhatsApp phone_number_id (or the Instagram account id). */
     phoneNumberId: text('phone_number_id').notNull(),
     displayPhoneNumber: text('display_phone_number'),
@@ -108,7 +119,7 @@ export const channelAccounts = pgTable(
     /** Business-number throughput limit in messages per second (null = the deployment default). */
     messagesPerSecond: integer('messages_per_second'),
     /** Circuit breaker: 'closed' sends flow; 'open' sends wait (auth or account errors). */
-    circuitState: text('circuit_state', { enum: ['closed', 'open'] }).notNull().default('closed'),
+    circuitState: text('circuit_state', { enum: CIRCUIT_STATES }).notNull().default('closed'),
     circuitOpenedAt: ts('circuit_opened_at'),
     /** Why it opened: the Graph API error (code, class, message), never a token. */
     circuitReason: jsonb('circuit_reason'),
@@ -135,7 +146,7 @@ export const leads = pgTable(
     channelAccountId: uuid('channel_account_id')
       .notNull()
       .references(() => channelAccounts.id),
-    channel: text('channel', { enum: ['whatsapp', 'instagram', 'webchat'] }).notNull(),
+    channel: text('channel', { enum: CHANNELS }).notNull(),
     contactId: text('contact_id').notNull(),
     name: text('name'),
     /** WhatsApp: the user's phone number (wa_id) and business-scoped user id, as last seen (either may be unknown). */
@@ -145,7 +156,7 @@ export const leads = pgTable(
     /** WhatsApp username (display only: users change it). */
     username: text('username'),
     stage: text('stage').notNull().default('New'),
-    mode: text('mode', { enum: ['ai', 'human', 'paused', 'closed'] }).notNull().default('ai'),
+    mode: text('mode', { enum: LEAD_MODES }).notNull().default('ai'),
     /** True while the tenant has no credit for this lead's next reply. */
     blocked: boolean('blocked').notNull().default(false),
     workflowId: text('workflow_id').notNull(),
@@ -179,7 +190,7 @@ export const contactIdentities = pgTable(
       .notNull()
       .references(() => channelAccounts.id, { onDelete: 'cascade' }),
     identity: text('identity').notNull(),
-    kind: text('kind', { enum: ['phone', 'bsuid', 'parent_bsuid'] }).notNull(),
+    kind: text('kind', { enum: CONTACT_IDENTITY_KINDS }).notNull(),
     contactId: text('contact_id').notNull(),
     createdAt: createdAt(),
   },
@@ -292,7 +303,7 @@ export const templates = pgTable(
     channelAccountId: uuid('channel_account_id').references(() => channelAccounts.id),
     name: text('name').notNull(),
     language: text('language').notNull(),
-    category: text('category', { enum: ['marketing', 'utility', 'authentication'] }).notNull(),
+    category: text('category', { enum: TEMPLATE_CATEGORIES }).notNull(),
     body: text('body').notNull(),
     approved: boolean('approved').notNull().default(false),
     createdAt: createdAt(),
@@ -341,8 +352,8 @@ export const sequences = pgTable(
       .notNull()
       .references(() => tenants.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
-    steps: jsonb('steps').notNull(),
-    stopOn: jsonb('stop_on').$type<string[]>().notNull(),
+    steps: jsonb('steps').$type<SequenceStep[]>().notNull(),
+    stopOn: jsonb('stop_on').$type<StopCondition[]>().notNull(),
     createdAt: createdAt(),
   },
   (t) => [index('sequences_tenant_idx').on(t.tenantId)],
@@ -396,7 +407,7 @@ export const llmCalls = pgTable(
       .notNull()
       .references(() => tenants.id, { onDelete: 'cascade' }),
     leadId: uuid('lead_id').references(() => leads.id, { onDelete: 'cascade' }),
-    purpose: text('purpose', { enum: ['reply', 'bump_up', 'sequence_step', 'extraction', 'summary'] }).notNull(),
+    purpose: text('purpose', { enum: LLM_PURPOSES }).notNull(),
     model: text('model').notNull(),
     promptTokens: integer('prompt_tokens').notNull().default(0),
     completionTokens: integer('completion_tokens').notNull().default(0),
@@ -431,7 +442,7 @@ export const deadLetters = pgTable(
     error: jsonb('error').notNull(),
     outboundMessageId: uuid('outbound_message_id'),
     /** open → replaying → replayed, or open → discarded. */
-    status: text('status', { enum: ['open', 'replaying', 'replayed', 'discarded'] }).notNull().default('open'),
+    status: text('status', { enum: DEAD_LETTER_STATUSES }).notNull().default('open'),
     replays: integer('replays').notNull().default(0),
     resolvedAt: ts('resolved_at'),
     createdAt: createdAt(),

@@ -1,12 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
+import type { Channel, CircuitState } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { agents, channelAccounts } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
 import { AppError } from '../lib/errors';
 import { afterCursor, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
-export type Platform = 'whatsapp' | 'instagram' | 'webchat';
+/** A channel account's platform: one of the channels. */
+export type Platform = Channel;
 
 /**
  * A channel account. `phoneNumberId` is the platform's account key: the WhatsApp
@@ -32,7 +34,7 @@ export interface ChannelInput {
 export interface ChannelRouting {
   id: string;
   tenantId: string;
-  platform: 'whatsapp' | 'instagram' | 'webchat';
+  platform: Platform;
   phoneNumberId: string;
   agentId: string;
   /** Decrypted; only for signature checks, never logged. */
@@ -149,7 +151,7 @@ export function createChannelService(db: Db, box: SecretBox) {
     /** For the delivery activity: where to send and with which token. */
     async sendCredentials(
       channelAccountId: string,
-    ): Promise<{ phoneNumberId: string; accessToken: string; tenantId: string; platform: Platform; circuitState: 'open' | 'closed'; messagesPerSecond: number | null; markRead: boolean } | undefined> {
+    ): Promise<{ phoneNumberId: string; accessToken: string; tenantId: string; platform: Platform; circuitState: CircuitState; messagesPerSecond: number | null; markRead: boolean } | undefined> {
       const [c] = await db.select().from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
       if (!c) return undefined;
       return {

@@ -17,11 +17,10 @@
  * short in-process cache (a mapping never changes once written, so caching it is safe).
  */
 import { sql } from 'drizzle-orm';
+import type { ContactIdentity } from '../contract/messages';
+import type { ContactIdentityKind as IdentityKind } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { isBsuid } from '../lib/bsuid';
-import type { ContactIdentity } from '../workflows/lead/definitions';
-
-export type IdentityKind = 'phone' | 'bsuid' | 'parent_bsuid';
 
 export interface IdentityForm {
   identity: string;

@@ -1,10 +1,9 @@
 import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import type { DeadLetterStatus } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { channelAccounts, deadLetters } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { decodeCursor, keyset, toIso, withoutNul } from './db-util';
-
-export type DeadLetterStatus = 'open' | 'replaying' | 'replayed' | 'discarded';
 
 function present(d: typeof deadLetters.$inferSelect) {
   return {

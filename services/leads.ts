@@ -1,8 +1,9 @@
 import { and, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import type { InboundMessage } from '../contract/messages';
+import type { Channel, LeadMode } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
 import { leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
-import type { Channel, InboundMessage } from '../workflows/lead/definitions';
 import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
@@ -192,7 +193,7 @@ export function createLeadService(db: Db) {
     },
 
     /** Mirror the workflow's stage and mode into the database (the API lists from here). */
-    async updateState(input: { leadId: string; stage?: string; mode?: 'ai' | 'human' | 'paused' | 'closed' }): Promise<void> {
+    async updateState(input: { leadId: string; stage?: string; mode?: LeadMode }): Promise<void> {
       const set: Partial<typeof leads.$inferInsert> = {};
       if (input.stage !== undefined) set.stage = input.stage;
       if (input.mode !== undefined) set.mode = input.mode;

@@ -1,12 +1,13 @@
 import { and, asc, eq, isNull, or } from 'drizzle-orm';
+import type { SequenceDef, SequenceStep } from '../contract/messages';
+import type { StopCondition } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { agents, channelAccounts, enrollmentRules, sequences } from '../db/schema';
 import { AppError } from '../lib/errors';
-import type { SequenceDef, SequenceStep, StopCondition } from '../workflows/lead/policy/sequence';
 import { afterCursor, keyset, toIso } from './db-util';
 
 function present(s: typeof sequences.$inferSelect) {
-  return { id: s.id, name: s.name, steps: s.steps as SequenceStep[], stopOn: s.stopOn as StopCondition[], createdAt: toIso(s.createdAt) };
+  return { id: s.id, name: s.name, steps: s.steps, stopOn: s.stopOn, createdAt: toIso(s.createdAt) };
 }
 
 export function toSequenceDef(s: { id: string; name: string; steps: SequenceStep[]; stopOn: StopCondition[] }): SequenceDef {

@@ -1,4 +1,5 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
+import type { TemplateCategory } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { templates } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -7,7 +8,7 @@ import { decodeTextCursor, encodeTextCursor, PG_UNIQUE_VIOLATION, pgErrorCode, t
 export interface TemplateInput {
   name: string;
   language: string;
-  category: 'marketing' | 'utility' | 'authentication';
+  category: TemplateCategory;
   body: string;
   approved: boolean;
 }

@@ -1,28 +1,22 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import type { ModeRequest } from '../workflows/lead/policy/handoff';
-import type { SequenceCursor } from '../workflows/lead/policy/sequence';
+import type { DeliveryStatus, InboundMessage, OutboundRequest, OutboundResult, SequenceCursor } from '../contract/messages';
+import type { Channel, ModeRequest } from '../contract/vocabulary';
+import { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../contract/workflow-names';
 import {
   deliveryStatusSignal,
   discardDeadLetterUpdate,
   inboundSignal,
   replayDeadLetterUpdate,
-  type DeliveryStatus,
   sendMessageUpdate,
   sequenceUpdate,
   setModeUpdate,
   setStageUpdate,
-  type OutboundRequest,
-  type OutboundResult,
-  type SequenceCommand,
-  LEAD_WORKFLOW_TYPE,
-  leadWorkflowId,
   stateQuery,
-  type Channel,
-  type InboundMessage,
   type LeadStateSnapshot,
   type LeadWorkflowInput,
   type LeadWorkflowSettings,
+  type SequenceCommand,
 } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
 import { RESUME_CIRCUIT_WORKFLOW_TYPE, resumeCircuitWorkflowId, type resumeCircuitWaitersWorkflow } from '../workflows/circuit';

@@ -5,6 +5,7 @@
  * The bytes never cross Temporal: the activity stores them and returns their facts.
  */
 import { proxyActivities } from '@temporalio/workflow';
+import { MEDIA_NON_RETRYABLE } from '../contract/failures';
 import type { FetchMediaInput, FetchMediaResult } from '../activities/media/fetch';
 import type { createMediaActivities } from '../activities/media/fetch';
 
@@ -17,7 +18,7 @@ const { fetchMedia } = proxyActivities<ReturnType<typeof createMediaActivities>>
     backoffCoefficient: 2,
     maximumInterval: '20 seconds',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: ['media_too_large', 'media_invalid_id', 'channel_not_found', 'provider_auth', 'provider_permanent'],
+    nonRetryableErrorTypes: [...MEDIA_NON_RETRYABLE],
   },
 });
 

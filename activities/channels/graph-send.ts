@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import { FailureType, type FailureTypeName } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
@@ -42,23 +43,6 @@ export interface SendResult {
   alreadySent: boolean;
 }
 
-/** The failure types a send throws; the workflow's retry policy and handling key on them. */
-export const SEND_FAILURE = {
-  rateLimited: 'provider_rate_limited',
-  transient: 'provider_transient',
-  permanent: 'provider_permanent',
-  /** 131047: outside the customer-service window; the engine switches to a template. */
-  reengagement: 'provider_reengagement',
-  /** 131049: Meta limits marketing messages to this user; wait at least a day. */
-  spamLimited: 'provider_spam_limited',
-  /** Auth and account errors: the channel's circuit breaker opens. */
-  auth: 'provider_auth',
-  /** An earlier attempt may have gone out: wait for its status webhook before sending again. */
-  unconfirmed: 'provider_unconfirmed',
-  /** The channel's circuit breaker is open: the send waits for it to close. */
-  circuitOpen: 'channel_circuit_open',
-} as const;
-
 const sendResponseSchema = z.object({
   messages: z.array(z.object({ id: z.string().min(1) })).min(1).optional(),
   message_id: z.string().min(1).optional(),
@@ -74,20 +58,20 @@ const graphErrorSchema = z.object({
   }),
 });
 
-function failureTypeFor(cls: GraphErrorClass, retryable: boolean): string {
+function failureTypeFor(cls: GraphErrorClass, retryable: boolean): FailureTypeName {
   switch (cls) {
     case 'rate_limited':
-      return SEND_FAILURE.rateLimited;
+      return FailureType.ProviderRateLimited;
     case 'reengagement':
-      return SEND_FAILURE.reengagement;
+      return FailureType.ProviderReengagement;
     case 'spam_limited':
-      return SEND_FAILURE.spamLimited;
+      return FailureType.ProviderSpamLimited;
     case 'auth':
-      return SEND_FAILURE.auth;
+      return FailureType.ProviderAuth;
     case 'permanent':
-      return SEND_FAILURE.permanent;
+      return FailureType.ProviderPermanent;
     default:
-      return retryable ? SEND_FAILURE.transient : SEND_FAILURE.permanent;
+      return retryable ? FailureType.ProviderTransient : FailureType.ProviderPermanent;
   }
 }
 
@@ -114,15 +98,15 @@ export function createGraphSender(deps: GraphSendDeps) {
       return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
     }
     if (row.status === 'failed') {
-      throw ApplicationFailure.create({ type: SEND_FAILURE.permanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
+      throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
     }
     const creds = await deps.channels.sendCredentials(input.channelAccountId);
     if (!creds) {
-      throw ApplicationFailure.create({ type: 'channel_not_found', message: `channel account ${input.channelAccountId} not found`, nonRetryable: true });
+      throw ApplicationFailure.create({ type: FailureType.ChannelNotFound, message: `channel account ${input.channelAccountId} not found`, nonRetryable: true });
     }
     if (creds.circuitState === 'open') {
       throw ApplicationFailure.create({
-        type: SEND_FAILURE.circuitOpen,
+        type: FailureType.ChannelCircuitOpen,
         message: `the circuit breaker of channel ${input.channelAccountId} is open; the send waits until it is closed`,
         nonRetryable: true,
       });
@@ -134,7 +118,7 @@ export function createGraphSender(deps: GraphSendDeps) {
     const waitMs = deps.unconfirmedWaitMs ?? 120_000;
     if (unconfirmedMs !== undefined && unconfirmedMs < waitMs) {
       throw ApplicationFailure.create({
-        type: SEND_FAILURE.unconfirmed,
+        type: FailureType.ProviderUnconfirmed,
         message: `an earlier attempt may have reached the provider ${Math.round(unconfirmedMs / 1000)} s ago; waiting for its status webhook before sending again`,
         nextRetryDelay: Math.max(1000, Math.ceil(waitMs - unconfirmedMs)),
       });
@@ -155,7 +139,7 @@ export function createGraphSender(deps: GraphSendDeps) {
     } catch (err) {
       // network error or timeout: retryable; whether it went out is settled by the status
       // webhook, which carries our id in biz_opaque_callback_data
-      throw ApplicationFailure.create({ type: SEND_FAILURE.transient, message: `Graph API unreachable: ${(err as Error).message}` });
+      throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API unreachable: ${(err as Error).message}` });
     }
     const text = await res.text();
     let json: unknown;
@@ -168,7 +152,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       const parsed = sendResponseSchema.safeParse(json);
       const providerMessageId = parsed.success ? (parsed.data.messages?.[0]?.id ?? parsed.data.message_id) : undefined;
       if (!providerMessageId) {
-        throw ApplicationFailure.create({ type: SEND_FAILURE.transient, message: `Graph API answered ${res.status} without a message id` });
+        throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API answered ${res.status} without a message id` });
       }
       await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
       return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };

@@ -14,6 +14,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../contract/failures';
 import type { RateLimiter } from '../../services/rate-limit';
 
 export interface SendRateLimits {
@@ -35,8 +36,6 @@ export interface SendSlot {
   messagesPerSecond?: number | null;
 }
 
-/** Same string as SEND_FAILURE.rateLimited (graph-send.ts): retryable by the delivery policy. */
-const RATE_LIMITED = 'provider_rate_limited';
 /** Longest delay a rate-limit retry is told to wait (Retry-After included). */
 export const MAX_RATE_LIMIT_DELAY_MS = 5 * 60 * 1000;
 const DEFAULT_PAIR_INTERVAL_MS = 6000;
@@ -48,7 +47,7 @@ export const numberKey = (channelAccountId: string) => `number:${channelAccountI
 
 function rateLimited(limit: 'pair' | 'number', waitMs: number, slot: SendSlot): ApplicationFailure {
   return ApplicationFailure.create({
-    type: RATE_LIMITED,
+    type: FailureType.ProviderRateLimited,
     message: `${limit === 'pair' ? `pair rate to ${slot.to}` : `throughput of channel ${slot.channelAccountId}`} is used up; next slot in ${waitMs} ms`,
     nextRetryDelay: Math.max(1, waitMs),
     details: [{ limit, waitMs }],

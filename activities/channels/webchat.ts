@@ -5,8 +5,9 @@
  * under the workflow's deterministic id, and a retry returns the stored id.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../contract/failures';
 import type { LeadService } from '../../services/leads';
-import { SEND_FAILURE, type SendResult } from './graph-send';
+import type { SendResult } from './graph-send';
 import type { SendTextInput } from './whatsapp';
 
 export interface WebChatDeps {
@@ -27,7 +28,7 @@ export function createWebChatActivities(deps: WebChatDeps) {
         return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
       }
       if (row.status === 'failed') {
-        throw ApplicationFailure.create({ type: SEND_FAILURE.permanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
+        throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
       }
       const providerMessageId = webChatProviderMessageId(input.outboundMessageId);
       await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });

@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../contract/failures';
 import { isBsuid } from '../../lib/bsuid';
 import { renderTemplate, type TemplateService } from '../../services/templates';
 import { fitTextLength } from './text-limit';
@@ -13,13 +14,6 @@ export interface WhatsAppDeps extends GraphSendDeps {
 export interface SendTextInput extends SendBase {
   text: string;
 }
-
-/**
- * Failure type of a template send on a channel that is not WhatsApp. Non-retryable and not an
- * auth error (the channel's breaker stays closed); the lead workflow treats `not_implemented`
- * as a permanent send failure (credit released, `reply_failed` recorded).
- */
-export const TEMPLATE_CHANNEL_UNSUPPORTED = 'not_implemented';
 
 export interface SendTemplateInput extends SendBase {
   template: { name: string; language: string; variables?: string[] };
@@ -62,7 +56,7 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
      */
     async markWhatsAppRead(input: { channelAccountId: string; providerMessageId: string; typing: boolean }): Promise<{ done: boolean; reason?: string }> {
       const creds = await deps.channels.sendCredentials(input.channelAccountId);
-      if (!creds) return { done: false, reason: 'channel_not_found' };
+      if (!creds) return { done: false, reason: FailureType.ChannelNotFound };
       if (!creds.markRead) return { done: false, reason: 'disabled' };
       if (creds.circuitState === 'open') return { done: false, reason: 'circuit_open' };
       const url = `${deps.graphApiUrl.replace(/\/$/, '')}/${deps.graphApiVersion}/${encodeURIComponent(creds.phoneNumberId)}/messages`;
@@ -81,12 +75,12 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
           signal: AbortSignal.timeout(deps.timeoutMs),
         });
       } catch (err) {
-        throw ApplicationFailure.create({ type: 'provider_transient', message: `Graph API unreachable: ${(err as Error).message}` });
+        throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API unreachable: ${(err as Error).message}` });
       }
       if (res.ok) return { done: true };
       const text = (await res.text()).slice(0, 300);
       log.warn({ httpStatus: res.status, channelAccountId: input.channelAccountId }, 'mark-as-read failed');
-      if (res.status >= 500 || res.status === 429) throw ApplicationFailure.create({ type: 'provider_transient', message: `mark-as-read: Graph API answered ${res.status}` });
+      if (res.status >= 500 || res.status === 429) throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `mark-as-read: Graph API answered ${res.status}` });
       return { done: false, reason: `http_${res.status}: ${text}` };
     },
 
@@ -104,9 +98,11 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
     async sendWhatsAppTemplate(input: SendTemplateInput): Promise<SendResult> {
       const creds = await deps.channels.sendCredentials(input.channelAccountId);
       if (creds && creds.platform !== 'whatsapp') {
-        // never call the WhatsApp template API with a web chat (empty) or Instagram token: that would open the breaker
+        // never call the WhatsApp template API with a web chat (empty) or Instagram token: that would open the breaker.
+        // Non-retryable and not an auth error (the breaker stays closed): the lead workflow treats
+        // not_implemented as a permanent send failure (credit released, `reply_failed` recorded).
         throw ApplicationFailure.create({
-          type: TEMPLATE_CHANNEL_UNSUPPORTED,
+          type: FailureType.NotImplemented,
           message: `template ${input.template.name} cannot be sent on a ${creds.platform} channel: WhatsApp templates exist on WhatsApp only`,
           nonRetryable: true,
           details: [{ platform: creds.platform }],
@@ -114,15 +110,15 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
       }
       const template = await deps.templates.find(input.tenantId, input.template.name, input.template.language);
       if (!template) {
-        throw ApplicationFailure.create({ type: 'template_not_found', message: `template ${input.template.name} (${input.template.language}) is not registered`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.TemplateNotFound, message: `template ${input.template.name} (${input.template.language}) is not registered`, nonRetryable: true });
       }
       if (!template.approved) {
-        throw ApplicationFailure.create({ type: 'template_not_approved', message: `template ${template.name} (${template.language}) is not approved`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.TemplateNotApproved, message: `template ${template.name} (${template.language}) is not approved`, nonRetryable: true });
       }
       const variables = input.template.variables ?? [];
       if (variables.length !== template.variables) {
         throw ApplicationFailure.create({
-          type: 'template_variables',
+          type: FailureType.TemplateVariables,
           message: `template ${template.name} takes ${template.variables} variable(s), got ${variables.length}`,
           nonRetryable: true,
         });

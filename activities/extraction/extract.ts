@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, type MetricMeter } from '@temporalio/common';
 import OpenAI from 'openai';
 import { z } from 'zod';
+import { FailureType } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
@@ -205,7 +206,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
     async extractLead(input: ExtractLeadInput): Promise<ExtractLeadResult> {
       const lead = await deps.extractions.leadContext(input.leadId);
       if (!lead || lead.tenantId !== input.tenantId) {
-        throw ApplicationFailure.create({ type: 'lead_not_found', message: `lead ${input.leadId} not found`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.LeadNotFound, message: `lead ${input.leadId} not found`, nonRetryable: true });
       }
       const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
       const transcript = (await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? DEFAULT_TRANSCRIPT_LIMIT)).filter(
@@ -273,15 +274,15 @@ export function createExtractionActivities(deps: ExtractionDeps) {
         return { changed: saved.changed, version: saved.version, score: saved.score, summary: saved.summary };
       }
 
-      count(EXTRACTION_METRICS.attemptFailures, { type: invalid.length > 0 ? 'extraction_invalid' : 'llm' }, 'Failed lead extraction attempts');
+      count(EXTRACTION_METRICS.attemptFailures, { type: invalid.length > 0 ? FailureType.ExtractionInvalid : 'llm' }, 'Failed lead extraction attempts');
       const summary = [...invalid, ...apiFailures.map(describeLlmError)].join('; ');
       if (invalid.length > 0) {
-        throw ApplicationFailure.create({ type: 'extraction_invalid', message: `LLM reply failed validation: ${summary}` });
+        throw ApplicationFailure.create({ type: FailureType.ExtractionInvalid, message: `LLM reply failed validation: ${summary}` });
       }
       if (apiFailures.every(isConfigError)) {
-        throw ApplicationFailure.create({ type: 'llm_config', message: `LLM rejected the extraction request: ${summary}`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.LlmConfig, message: `LLM rejected the extraction request: ${summary}`, nonRetryable: true });
       }
-      throw ApplicationFailure.create({ type: 'llm_transient', message: `LLM unavailable: ${summary}` });
+      throw ApplicationFailure.create({ type: FailureType.LlmTransient, message: `LLM unavailable: ${summary}` });
     },
 
     /**

@@ -1,5 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
+import { FailureType } from '../../contract/failures';
+import type { OutboundLlmPurpose } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
@@ -42,7 +44,7 @@ export interface GenerateReplyInput {
   /** What to write this time (a sequence step's AI instruction, a bump-up). */
   instruction?: string;
   /** What the call is for, in the llm_calls accounting; default 'reply'. */
-  purpose?: 'reply' | 'bump_up' | 'sequence_step';
+  purpose?: OutboundLlmPurpose;
   /** Offer the model the handoff_to_human tool (replies to the lead only). */
   allowHandoff?: boolean;
   /** Facts the workflow knows (the 24-hour window, the sequence step), one line each. */
@@ -138,9 +140,9 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     }
     const summary = failures.map(describeLlmError).join('; ');
     if (failures.every(isConfigError)) {
-      throw ApplicationFailure.create({ type: 'llm_config', message: `LLM rejected the request: ${summary}`, nonRetryable: true });
+      throw ApplicationFailure.create({ type: FailureType.LlmConfig, message: `LLM rejected the request: ${summary}`, nonRetryable: true });
     }
-    throw ApplicationFailure.create({ type: 'llm_transient', message: `LLM unavailable: ${summary}` });
+    throw ApplicationFailure.create({ type: FailureType.LlmTransient, message: `LLM unavailable: ${summary}` });
   };
 }
 

@@ -1,5 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
+import { FailureType } from '../../contract/failures';
+import type { LlmPurpose } from '../../contract/vocabulary';
 import type { Logger } from '../../lib/logger';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
@@ -25,7 +27,7 @@ export async function agentForChannel(deps: { channels: ChannelService; agents: 
   const agentId = await deps.channels.agentIdFor(channelAccountId);
   const agent = agentId ? await deps.agents.get(tenantId, agentId) : undefined;
   if (!agent) {
-    throw ApplicationFailure.create({ type: 'agent_not_found', message: `no agent for channel account ${channelAccountId}`, nonRetryable: true });
+    throw ApplicationFailure.create({ type: FailureType.AgentNotFound, message: `no agent for channel account ${channelAccountId}`, nonRetryable: true });
   }
   return agent;
 }
@@ -36,7 +38,7 @@ export async function agentForChannel(deps: { channels: ChannelService; agents: 
  */
 export async function recordLlmCall(
   deps: { extractions?: Pick<ExtractionService, 'recordLlmCall'>; log: Logger; prices?: PriceTable },
-  call: { tenantId: string; leadId: string; purpose: 'reply' | 'bump_up' | 'sequence_step' | 'extraction'; model: string; usage: OpenAI.CompletionUsage | undefined },
+  call: { tenantId: string; leadId: string; purpose: Exclude<LlmPurpose, 'summary'>; model: string; usage: OpenAI.CompletionUsage | undefined },
 ): Promise<void> {
   if (!deps.extractions) return;
   const promptTokens = call.usage?.prompt_tokens ?? 0;
@@ -66,9 +68,6 @@ export function outputCap(model: string, maxTokens: number): { max_tokens: numbe
   return /^(o\d|gpt-5)/.test(bare) ? { max_completion_tokens: maxTokens } : { max_tokens: maxTokens };
 }
 
-/** Failure type of a call refused by the tenant's daily LLM budget (non-retryable: retrying spends nothing until tomorrow). */
-export const LLM_BUDGET_EXCEEDED = 'llm_budget_exceeded';
-
 /**
  * Refuse an LLM call when the tenant's spend today (UTC, llm_calls.cost_micros) has reached its
  * budget (tenants.llm_daily_budget_micros ?? LLM_DAILY_BUDGET_MICROS; 0 = no LLM). Checked
@@ -79,7 +78,7 @@ export async function ensureLlmBudget(deps: { limits?: Pick<LimitService, 'llmBu
   const b = await deps.limits.llmBudget(tenantId);
   if (!b.exceeded) return;
   throw ApplicationFailure.create({
-    type: LLM_BUDGET_EXCEEDED,
+    type: FailureType.LlmBudgetExceeded, // non-retryable: retrying spends nothing until tomorrow
     message:
       b.budgetMicros === 0
         ? `LLM calls are disabled for tenant ${tenantId} (daily LLM budget is 0)`

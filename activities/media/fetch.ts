@@ -23,10 +23,10 @@ import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import { FailureType, type FailureTypeName } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { MediaObjectSummary, MediaService } from '../../services/media';
-import { SEND_FAILURE } from '../channels/graph-send';
 import { classifyGraphError, isRetryableGraphError } from '../channels/graph-errors';
 import { checkMediaUrl, systemResolver, type ResolveHost } from './url-guard';
 
@@ -47,18 +47,6 @@ export interface FetchMediaResult extends MediaObjectSummary {
   /** True when it was already stored: nothing was downloaded. */
   cached: boolean;
 }
-
-/** Failure types of `fetchMedia` besides the Graph ones (provider_*). */
-export const MEDIA_FAILURE = {
-  /** Over MEDIA_MAX_BYTES: never retried. */
-  tooLarge: 'media_too_large',
-  /** The bytes do not match Meta's sha256: retried (a fresh download). */
-  checksum: 'media_checksum_mismatch',
-  /** Not a media id we can ask the Graph API about, nor a Meta CDN url. */
-  invalidId: 'media_invalid_id',
-  /** The channel is unknown or belongs to another tenant. */
-  channelNotFound: 'channel_not_found',
-} as const;
 
 export interface MediaDeps {
   media: MediaService;
@@ -118,12 +106,12 @@ export function pinnedGet(url: URL, headers: Record<string, string>, signal: Abo
   });
 }
 
-function failure(type: string, message: string, opts: { nonRetryable: boolean; details?: unknown }): ApplicationFailure {
+function failure(type: FailureTypeName, message: string, opts: { nonRetryable: boolean; details?: unknown }): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: opts.nonRetryable, details: opts.details !== undefined ? [opts.details] : undefined });
 }
 
 function tooLarge(size: number, max: number): ApplicationFailure {
-  return failure(MEDIA_FAILURE.tooLarge, `media is ${size} bytes, over the ${max}-byte limit (MEDIA_MAX_BYTES)`, { nonRetryable: true, details: { sizeBytes: size, maxBytes: max } });
+  return failure(FailureType.MediaTooLarge, `media is ${size} bytes, over the ${max}-byte limit (MEDIA_MAX_BYTES)`, { nonRetryable: true, details: { sizeBytes: size, maxBytes: max } });
 }
 
 /** A Graph API error answer as a failure of the taxonomy (auth and permanent errors are not retried). */
@@ -140,7 +128,7 @@ function graphFailure(status: number, text: string, what: string): ApplicationFa
   const cls = classifyGraphError(code, subcode);
   const retryable = isRetryableGraphError(cls, status);
   const type =
-    cls === 'rate_limited' ? SEND_FAILURE.rateLimited : cls === 'auth' ? SEND_FAILURE.auth : retryable ? SEND_FAILURE.transient : SEND_FAILURE.permanent;
+    cls === 'rate_limited' ? FailureType.ProviderRateLimited : cls === 'auth' ? FailureType.ProviderAuth : retryable ? FailureType.ProviderTransient : FailureType.ProviderPermanent;
   const message = err.success ? (err.data.error.message ?? '') : text.slice(0, 200);
   return failure(type, `${what}: Graph API error ${code ?? status} (${cls}): ${message}`, {
     nonRetryable: !retryable,
@@ -175,7 +163,7 @@ export function createMediaActivities(deps: MediaDeps) {
       const verdict = await checkMediaUrl(url, guard);
       if (!verdict.ok) {
         log.warn({ hop, host: url.hostname, reason: verdict.reason }, 'media url refused');
-        throw failure(MEDIA_FAILURE.invalidId, `media url refused${hop ? ` at redirect ${hop}` : ''}: ${verdict.reason}`, { nonRetryable: true, details: { hop } });
+        throw failure(FailureType.MediaInvalidId, `media url refused${hop ? ` at redirect ${hop}` : ''}: ${verdict.reason}`, { nonRetryable: true, details: { hop } });
       }
       const res =
         deps.fetch || verdict.trusted || !verdict.address
@@ -184,15 +172,15 @@ export function createMediaActivities(deps: MediaDeps) {
       if (!REDIRECT_STATUSES.has(res.status)) return res;
       await res.body?.cancel().catch(() => undefined);
       const location = res.headers.get('location');
-      if (!location) throw failure(SEND_FAILURE.transient, `media download answered ${res.status} without a location`, { nonRetryable: false });
+      if (!location) throw failure(FailureType.ProviderTransient, `media download answered ${res.status} without a location`, { nonRetryable: false });
       if (hop >= MAX_MEDIA_REDIRECTS) {
-        throw failure(MEDIA_FAILURE.invalidId, `media url refused: more than ${MAX_MEDIA_REDIRECTS} redirects`, { nonRetryable: true, details: { hop } });
+        throw failure(FailureType.MediaInvalidId, `media url refused: more than ${MAX_MEDIA_REDIRECTS} redirects`, { nonRetryable: true, details: { hop } });
       }
       let next: URL;
       try {
         next = new URL(location, url);
       } catch {
-        throw failure(MEDIA_FAILURE.invalidId, 'media download redirected to an invalid url', { nonRetryable: true });
+        throw failure(FailureType.MediaInvalidId, 'media download redirected to an invalid url', { nonRetryable: true });
       }
       if (next.origin !== first.origin) hopHeaders = Object.fromEntries(Object.entries(hopHeaders).filter(([k]) => k.toLowerCase() !== 'authorization'));
       url = next;
@@ -206,20 +194,20 @@ export function createMediaActivities(deps: MediaDeps) {
     try {
       first = new URL(url);
     } catch {
-      throw failure(MEDIA_FAILURE.invalidId, 'media url is not a valid url', { nonRetryable: true });
+      throw failure(FailureType.MediaInvalidId, 'media url is not a valid url', { nonRetryable: true });
     }
     try {
       res = await guardedGet(first, headers, AbortSignal.timeout(Math.max(deps.timeoutMs, 60_000)));
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
-      throw failure(SEND_FAILURE.transient, `media download failed: ${(err as Error).message}`, { nonRetryable: false });
+      throw failure(FailureType.ProviderTransient, `media download failed: ${(err as Error).message}`, { nonRetryable: false });
     }
     if (!res.ok) {
       const text = await res.text().catch(() => '');
       if (res.status === 401) throw graphFailure(res.status, text, 'media download');
       // an expired Instagram CDN url stays expired; a WhatsApp one is fetched afresh on retry
       const permanent = opts.expiredIsPermanent && res.status >= 400 && res.status < 500 && res.status !== 429;
-      throw failure(permanent ? SEND_FAILURE.permanent : SEND_FAILURE.transient, `media download answered ${res.status}`, {
+      throw failure(permanent ? FailureType.ProviderPermanent : FailureType.ProviderTransient, `media download answered ${res.status}`, {
         nonRetryable: permanent,
         details: { httpStatus: res.status },
       });
@@ -238,7 +226,7 @@ export function createMediaActivities(deps: MediaDeps) {
         try {
           chunk = await reader.read();
         } catch (err) {
-          throw failure(SEND_FAILURE.transient, `media download interrupted: ${(err as Error).message}`, { nonRetryable: false });
+          throw failure(FailureType.ProviderTransient, `media download interrupted: ${(err as Error).message}`, { nonRetryable: false });
         }
         if (chunk.done) break;
         size += chunk.value.byteLength;
@@ -258,7 +246,7 @@ export function createMediaActivities(deps: MediaDeps) {
     async fetchMedia(input: FetchMediaInput): Promise<FetchMediaResult> {
       const creds = await deps.channels.sendCredentials(input.channelAccountId);
       if (!creds || creds.tenantId !== input.tenantId) {
-        throw failure(MEDIA_FAILURE.channelNotFound, `channel account ${input.channelAccountId} not found`, { nonRetryable: true });
+        throw failure(FailureType.ChannelNotFound, `channel account ${input.channelAccountId} not found`, { nonRetryable: true });
       }
       const cached = await deps.media.find(input.channelAccountId, input.providerMediaId);
       if (cached) return { ...cached, cached: true };
@@ -274,23 +262,23 @@ export function createMediaActivities(deps: MediaDeps) {
         try {
           url = new URL(id);
         } catch {
-          throw failure(MEDIA_FAILURE.invalidId, 'media url is not a valid url', { nonRetryable: true });
+          throw failure(FailureType.MediaInvalidId, 'media url is not a valid url', { nonRetryable: true });
         }
         if (!guard.trustedOrigins.has(url.origin) && url.protocol !== 'https:') {
-          throw failure(MEDIA_FAILURE.invalidId, `media url must be https (${url.hostname})`, { nonRetryable: true });
+          throw failure(FailureType.MediaInvalidId, `media url must be https (${url.hostname})`, { nonRetryable: true });
         }
         const got = await download(url.toString(), {}, { expiredIsPermanent: true });
         data = got.data;
         mimeType = got.contentType;
       } else {
-        if (!GRAPH_MEDIA_ID.test(id)) throw failure(MEDIA_FAILURE.invalidId, 'not a Graph API media id', { nonRetryable: true });
+        if (!GRAPH_MEDIA_ID.test(id)) throw failure(FailureType.MediaInvalidId, 'not a Graph API media id', { nonRetryable: true });
         const auth = { authorization: `Bearer ${creds.accessToken}` };
         const query = creds.platform === 'whatsapp' ? `?phone_number_id=${encodeURIComponent(creds.phoneNumberId)}` : '';
         let res: Response;
         try {
           res = await doFetch(`${graphBase}/${deps.graphApiVersion}/${encodeURIComponent(id)}${query}`, { headers: auth, signal: AbortSignal.timeout(deps.timeoutMs), redirect: 'manual' });
         } catch (err) {
-          throw failure(SEND_FAILURE.transient, `Graph API unreachable: ${(err as Error).message}`, { nonRetryable: false });
+          throw failure(FailureType.ProviderTransient, `Graph API unreachable: ${(err as Error).message}`, { nonRetryable: false });
         }
         const text = await res.text();
         if (!res.ok) throw graphFailure(res.status, text, 'media lookup');
@@ -302,7 +290,7 @@ export function createMediaActivities(deps: MediaDeps) {
         }
         const info = mediaInfoSchema.safeParse(json);
         if (!info.success) {
-          throw failure(SEND_FAILURE.transient, `Graph API media lookup answered ${res.status} without a media url`, { nonRetryable: false });
+          throw failure(FailureType.ProviderTransient, `Graph API media lookup answered ${res.status} without a media url`, { nonRetryable: false });
         }
         if (info.data.file_size !== undefined && info.data.file_size > maxBytes) throw tooLarge(info.data.file_size, maxBytes);
         const got = await download(info.data.url, auth, { expiredIsPermanent: false });
@@ -312,7 +300,7 @@ export function createMediaActivities(deps: MediaDeps) {
       }
 
       if (expectedSha && !sha256Matches(expectedSha, data)) {
-        throw failure(MEDIA_FAILURE.checksum, 'downloaded media does not match the sha256 the Graph API gave', { nonRetryable: false });
+        throw failure(FailureType.MediaChecksumMismatch, 'downloaded media does not match the sha256 the Graph API gave', { nonRetryable: false });
       }
       const sha256 = createHash('sha256').update(data).digest('hex');
       const stored = await deps.media.store({ tenantId: input.tenantId, channelAccountId: input.channelAccountId, providerMediaId: id, mimeType, sha256, data });

@@ -6,8 +6,8 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { LEAD_WORKFLOW_TYPE, LeadMessage } from '../../contract/workflow-names';
 import type { Logger } from '../../lib/logger';
-import { circuitClosedSignal, LEAD_WORKFLOW_TYPE } from '../../workflows/lead/definitions';
 
 export interface SignalCircuitWaitersInput {
   tenantId: string;
@@ -33,7 +33,8 @@ export function createCircuitActivities(deps: CircuitDeps) {
       let signalled = 0;
       for await (const wf of client.workflow.list({ query })) {
         try {
-          await client.workflow.getHandle(wf.workflowId).signal(circuitClosedSignal);
+          // circuitClosedSignal (no arguments), by its contract name: activities do not import workflow code
+          await client.workflow.getHandle(wf.workflowId).signal(LeadMessage.circuitClosed);
           signalled += 1;
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;

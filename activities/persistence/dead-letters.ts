@@ -1,5 +1,5 @@
+import type { ParkedOperation } from '../../contract/messages';
 import type { DeadLetterService } from '../../services/dead-letters';
-import type { ParkedOperation } from '../../workflows/lead/definitions';
 
 export function createDeadLetterActivities(deps: { deadLetters: DeadLetterService }) {
   return {

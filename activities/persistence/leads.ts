@@ -1,8 +1,9 @@
+import type { InboundMessage, LeadWorkflowSettings } from '../../contract/messages';
+import type { Channel, LeadMode } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { SequenceService } from '../../services/sequences';
-import type { Channel, InboundMessage, LeadWorkflowSettings } from '../../workflows/lead/definitions';
 
 export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService; leadSettings?: LeadWorkflowSettings }) {
   return {
@@ -22,7 +23,7 @@ export function createPersistenceActivities(deps: { leads: LeadService; channels
     async recordLeadEvent(input: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
       await deps.leads.recordEvent(input);
     },
-    async updateLeadState(input: { leadId: string; stage?: string; mode?: 'ai' | 'human' | 'paused' | 'closed' }): Promise<void> {
+    async updateLeadState(input: { leadId: string; stage?: string; mode?: LeadMode }): Promise<void> {
       await deps.leads.updateState(input);
     },
     async setLeadBlocked(input: { leadId: string; blocked: boolean }): Promise<void> {

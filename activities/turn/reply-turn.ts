@@ -19,12 +19,14 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../contract/failures';
 import { z } from 'zod';
 import type { DbTransaction } from '../../db/client';
 import type { Logger } from '../../lib/logger';
 import type { CreditService } from '../../services/credits';
 import type { LeadService } from '../../services/leads';
-import type { Channel, InboundMessage } from '../../workflows/lead/definitions';
+import type { InboundMessage } from '../../contract/messages';
+import type { Channel } from '../../contract/vocabulary';
 import { callerWorkflowId } from '../credits';
 import { databaseFailure } from '../database-errors';
 import type { SendResult } from '../channels/graph-send';
@@ -226,7 +228,7 @@ export function createTurnActivities(deps: TurnDeps) {
     async replyTurn(raw: ReplyTurnInput): Promise<ReplyTurnResult> {
       const parsed = replyTurnInputSchema.safeParse(raw);
       if (!parsed.success) {
-        throw ApplicationFailure.create({ type: 'invalid_input', message: `replyTurn: ${z.prettifyError(parsed.error)}`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `replyTurn: ${z.prettifyError(parsed.error)}`, nonRetryable: true });
       }
       const input = raw;
       const reply = input.reply;

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { DEAD_LETTER_STATUSES } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
@@ -11,7 +12,7 @@ import { webChatOriginsSchema } from './webchat';
 
 const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
 const listQuery = pageQuery.extend({
-  status: z.enum(['open', 'replaying', 'replayed', 'discarded']).optional(),
+  status: z.enum(DEAD_LETTER_STATUSES).optional(),
   leadId: z.uuid().optional(),
 });
 const channelPatch = z

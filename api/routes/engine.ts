@@ -1,17 +1,18 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import { MODE_REQUESTS, STOP_CONDITIONS } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import { sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../../services/sequences';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
-import { STOP_CONDITIONS, sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/sequence';
+import { sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/sequence';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 
 const createSequenceBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   steps: z.array(sequenceStepSchema).min(1).max(50),
-  stopOn: z.array(z.enum(STOP_CONDITIONS)).max(3).default(['lead_replied', 'stage_changed', 'handed_off']),
+  stopOn: z.array(z.enum(STOP_CONDITIONS)).max(STOP_CONDITIONS.length).default([...STOP_CONDITIONS]),
 });
 const createRuleBody = z.strictObject({
   sequenceId: z.uuid(),
@@ -19,7 +20,7 @@ const createRuleBody = z.strictObject({
   channelAccountId: z.uuid().optional(),
 });
 const stageBody = z.strictObject({ stage: z.string().trim().min(1).max(100) });
-const modeBody = z.strictObject({ request: z.enum(['handoff', 'handback', 'pause', 'resume', 'close', 'reopen']) });
+const modeBody = z.strictObject({ request: z.enum(MODE_REQUESTS) });
 const enrollBody = z.strictObject({ sequenceId: z.uuid() });
 const messageBody = z.union([
   z.strictObject({ text: z.string().trim().min(1).max(4096) }),

@@ -1,8 +1,8 @@
 import express, { Router, type Request, type Response } from 'express';
+import type { InboundMessage } from '../../contract/messages';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { ParleyTemporal } from '../../temporal/client';
-import type { InboundMessage } from '../../workflows/lead/definitions';
 import { parseInstagramWebhook } from '../webhooks/instagram-payload';
 import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import { FailureType } from '../../contract/failures';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { Services } from '../../services';
@@ -49,14 +50,14 @@ function failureType(err: unknown): { type?: string; message?: string } {
 function mediaError(err: unknown): AppError {
   const { type } = failureType(err);
   switch (type) {
-    case 'media_too_large':
+    case FailureType.MediaTooLarge:
       return new AppError('payload_too_large', 'the media is larger than this deployment serves (MEDIA_MAX_BYTES)', undefined, 'media_too_large');
-    case 'provider_auth':
+    case FailureType.ProviderAuth:
       return new AppError('provider_auth', "the channel's access token was refused by the Graph API");
-    case 'provider_permanent':
-    case 'media_invalid_id':
+    case FailureType.ProviderPermanent:
+    case FailureType.MediaInvalidId:
       return new AppError('provider_permanent', 'the provider no longer has this media (expired or deleted)', undefined, 'media_unavailable');
-    case 'channel_not_found':
+    case FailureType.ChannelNotFound:
       return new AppError('not_found', 'media not found');
     default:
       return new AppError('unavailable', 'the media could not be downloaded now; retry later');

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import type { VerifyChannelOwnership } from '../../services/channel-ownership';
@@ -61,7 +62,7 @@ const createChannelBody = z.discriminatedUnion('platform', [
 const createTemplateBody = z.strictObject({
   name: z.string().regex(/^[a-z0-9_]{1,512}$/, 'lowercase letters, digits and underscores, as Meta names templates'),
   language: z.string().regex(/^[a-z]{2,3}(_[A-Z]{2})?$/, 'a Meta language code such as en or en_US'),
-  category: z.enum(['marketing', 'utility', 'authentication']),
+  category: z.enum(TEMPLATE_CATEGORIES),
   body: z.string().min(1).max(1024),
   approved: z.boolean().default(false),
 });

@@ -21,6 +21,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { InboundMessage } from '../../contract/messages';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
@@ -29,7 +30,6 @@ import type { RateLimiter } from '../../services/rate-limit';
 import { createStreamHub, type StreamHub, type StreamSubscriber } from '../../services/webchat-stream-hub';
 import type { VisitorTokens } from '../../services/webchat-visitors';
 import type { ParleyTemporal } from '../../temporal/client';
-import type { InboundMessage } from '../../workflows/lead/definitions';
 import { parseOr400 } from '../middleware/validate';
 
 export interface WebChatRouterDeps {

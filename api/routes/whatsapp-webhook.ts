@@ -1,10 +1,11 @@
 import express, { Router, type Request, type Response } from 'express';
+import type { InboundMessage } from '../../contract/messages';
+import { leadWorkflowId } from '../../contract/workflow-names';
 import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
 import { identityForms, type ContactIdentityService, type IdentityQuery } from '../../services/contact-identities';
 import type { LeadService } from '../../services/leads';
 import type { ParleyTemporal } from '../../temporal/client';
-import { leadWorkflowId, type InboundMessage } from '../../workflows/lead/definitions';
 import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus } from '../webhooks/whatsapp-payload';
 

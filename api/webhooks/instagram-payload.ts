@@ -18,7 +18,8 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
+import type { InboundMedia, InboundMessage } from '../../contract/messages';
+import type { InboundType } from '../../contract/vocabulary';
 import {
   compact,
   isRecord,

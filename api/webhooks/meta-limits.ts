@@ -26,7 +26,7 @@
  *
  * Pure: no I/O; the time of receipt is passed in.
  */
-import type { InboundMessage } from '../../workflows/lead/definitions';
+import type { InboundMessage } from '../../contract/messages';
 
 /**
  * Meta's documented limits (WhatsApp Cloud API message reference; Instagram Messaging send API),

@@ -10,8 +10,9 @@
  * know (Meta adds new ones) becomes `unsupported`, keeping its fields, never rejected.
  */
 import { z } from 'zod';
+import type { ContactIdentity, InboundMedia, InboundMessage } from '../../contract/messages';
+import type { InboundType } from '../../contract/vocabulary';
 import { BSUID_PATTERN } from '../../lib/bsuid';
-import type { ContactIdentity, InboundMedia, InboundMessage, InboundType } from '../../workflows/lead/definitions';
 import {
   compact,
   isRecord,

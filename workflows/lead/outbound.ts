@@ -5,6 +5,7 @@
  * deferred send keeps its reservation and its outbound id, so a later attempt cannot send twice.
  */
 import { log, sleep, uuid4 } from '@temporalio/workflow';
+import { FailureType } from '../../contract/failures';
 import { deliveryOptions, delivery, LLM, llm } from './proxies';
 import type { OutboundResult, OutboundWhat, ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
@@ -87,7 +88,7 @@ export async function reserve(run: LeadRun, context: SendContext, requestId: str
   if (!reservation) {
     // refused by the database (parked as a 'database' dead letter): nothing reserved, nothing sent
     await settleReplay(run, context);
-    return { requestId, status: 'refused', reason: 'database_rejected' };
+    return { requestId, status: 'refused', reason: FailureType.DatabaseRejected };
   }
   if (!reservation.ok) {
     await creditBlocked(run, context.purpose, outboundMessageId, reservation);

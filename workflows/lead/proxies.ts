@@ -5,7 +5,7 @@
  */
 import { proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { DELIVERY_NON_RETRYABLE, EXTRACTION_NON_RETRYABLE, LLM_NON_RETRYABLE } from './failures';
+import { DELIVERY_NON_RETRYABLE, EXTRACTION_NON_RETRYABLE, LLM_NON_RETRYABLE } from '../../contract/failures';
 
 type Group<K extends keyof Activities> = Pick<Activities, K>;
 

@@ -6,7 +6,7 @@
 import { log, uuid4 } from '@temporalio/workflow';
 import { DATABASE, database } from './proxies';
 import type { LeadCarriedState, ParkedOperation } from './definitions';
-import { FailureType } from './failures';
+import { FailureType } from '../../contract/failures';
 import { capParked, parkedRef } from './policy/bounds';
 import { failureReason, failureType } from './outcome';
 import { nowIso, type LeadRun } from './run';

@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import { DEFAULT_LEAD_SETTINGS, type SequenceCommand } from './definitions';
-import { FailureType } from './failures';
+import { FailureType } from '../../contract/failures';
 import { sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource, type ModeTransition } from './policy/handoff';
 import * as seqPolicy from './policy/sequence';
 import { sequenceCommand, stopOn } from './policy/sequence-command';

@@ -21,7 +21,7 @@ import {
   type LeadStateSnapshot,
   type LeadWorkflowInput,
 } from './definitions';
-import { FailureType } from './failures';
+import { FailureType } from '../../contract/failures';
 import { plan } from './outbound';
 import { loadParked, resolveParked } from './parked';
 import { boundSentAt, inboxAdmission, MAX_OUTBOX, resumesFirst } from './policy/bounds';

@@ -3,7 +3,8 @@
  * cannot be real, redeliveries older than the dedup window, and how many parked operations the
  * workflow state carries (the dead letters themselves live in the database).
  */
-import type { InboundMessage } from '../definitions';
+import { CIRCUIT_WAIT_FAILURES, failureIn } from '../../../contract/failures';
+import type { InboundMessage, ParkedRef } from '../../../contract/messages';
 
 /** Provider times earlier than this are not real (WhatsApp did not exist). */
 const EARLIEST_SENT_AT_MS = Date.UTC(2000, 0, 1);
@@ -36,7 +37,7 @@ export function newInbound(batch: InboundMessage[], newIds: readonly string[] | 
 export const MAX_PARKED_IN_STATE = 100;
 
 /** The id-only form the state keeps of a parked operation. */
-export function parkedRef(op: { id: string; kind: 'reply' | 'send' | 'database'; parkedAt: string }): { id: string; kind: 'reply' | 'send' | 'database'; parkedAt: string } {
+export function parkedRef(op: ParkedRef): ParkedRef {
   return { id: op.id, kind: op.kind, parkedAt: op.parkedAt };
 }
 
@@ -89,5 +90,5 @@ export function inboxAdmission(inbox: readonly InboundMessage[], message: Inboun
  * breaker) resumes before anything else in the next run; a 131049 deferral waits its turn.
  */
 export function resumesFirst(op: { error: { type?: string } }): boolean {
-  return op.error.type === 'channel_circuit_open' || op.error.type === 'provider_auth';
+  return failureIn(CIRCUIT_WAIT_FAILURES, op.error.type);
 }

@@ -4,7 +4,7 @@
  * conversation, sent only while free-form messages are allowed, never a repeat of what the
  * bot already said.
  */
-import type { Channel } from '../definitions';
+import type { Channel } from '../../../contract/vocabulary';
 import { formatInstant, parseInstant, windowClosesAt } from './window';
 
 export interface BumpUpPolicy {

@@ -10,11 +10,10 @@
  * An automatic handoff (keyword or LLM tool) shortly after a handback is refused, so a lead
  * who keeps saying "agent" does not bounce between the AI and the team; the API always may.
  */
-import type { LeadMode } from '../definitions';
+import type { LeadMode, ModeRequest, ModeRequestSource } from '../../../contract/vocabulary';
 import { parseInstant } from './window';
 
-export type ModeRequest = 'handoff' | 'handback' | 'pause' | 'resume' | 'close' | 'reopen';
-export type ModeRequestSource = 'api' | 'keyword' | 'llm_tool';
+export type { ModeRequest, ModeRequestSource } from '../../../contract/vocabulary';
 
 export interface TransitionModeInput {
   mode: LeadMode;

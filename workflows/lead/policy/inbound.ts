@@ -4,7 +4,7 @@
  * recorded and re-link the lead, but nobody wrote them: they neither open the 24-hour window
  * nor ask for an answer.
  */
-import type { InboundMessage } from '../definitions';
+import type { InboundMessage } from '../../../contract/messages';
 
 export function writtenByLead(m: Pick<InboundMessage, 'type'>): boolean {
   return m.type !== 'system';

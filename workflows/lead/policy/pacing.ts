@@ -3,7 +3,7 @@
  * jitter so bursts do not look machine-made. Randomness is an input (the workflow passes the
  * SDK's deterministic random number), so the policy stays pure.
  */
-import type { Channel } from '../definitions';
+import type { Channel } from '../../../contract/vocabulary';
 import { formatInstant, parseInstant } from './window';
 
 export interface PacingPolicy {

@@ -14,16 +14,10 @@
  * zone, never the host's.
  */
 import { z } from 'zod';
+import type { SendWindow } from '../../../contract/messages';
 import { formatInstant, parseInstant } from './window';
 
-export interface SendWindow {
-  /** Local week days a slot may start on: 0 = Sunday … 6 = Saturday. Unique, at least one. */
-  days: number[];
-  /** Local `HH:MM`, inclusive. */
-  start: string;
-  /** Local `HH:MM`, exclusive; before `start` means the slot ends the next day. */
-  end: string;
-}
+export type { SendWindow } from '../../../contract/messages';
 
 const HH_MM = /^(?:[01]\d|2[0-3]):[0-5]\d$/;
 

@@ -2,7 +2,7 @@
  * What a failed send leads to, once Temporal's retries for it are spent or it failed for good.
  * Pure: the workflow records the events, moves the credit and the state as the answer says.
  */
-import { DELIVERY_NON_RETRYABLE, PERMANENT_SEND_FAILURES, FailureType } from '../failures';
+import { CIRCUIT_WAIT_FAILURES, DELIVERY_NON_RETRYABLE, failureIn, FailureType, PERMANENT_SEND_FAILURES } from '../../../contract/failures';
 import type { TemplateRef } from './window';
 
 /** 131049: Meta limits marketing messages to this user; try again after at least a day. */
@@ -38,12 +38,12 @@ export type SendFailureAction =
 
 export function onSendFailure(input: SendFailureInput): SendFailureAction {
   const { type } = input;
-  if (type === FailureType.ProviderAuth || type === FailureType.ChannelCircuitOpen) return { action: 'wait_for_circuit' };
+  if (failureIn(CIRCUIT_WAIT_FAILURES, type)) return { action: 'wait_for_circuit' };
   if (type === FailureType.ProviderReengagement) {
     if (input.templateAfterClose && !input.isTemplate) return { action: 'switch_to_template', template: input.templateAfterClose };
     return { action: 'refuse', reason: 'window_closed' };
   }
-  if (type && (PERMANENT_SEND_FAILURES as readonly string[]).includes(type)) return { action: 'fail' };
+  if (type && PERMANENT_SEND_FAILURES.has(type)) return { action: 'fail' };
   if (type === FailureType.ProviderSpamLimited && !input.replaying && input.attempts === 0) {
     return { action: 'defer', retryAt: new Date(new Date(input.now).getTime() + SPAM_LIMIT_WAIT_MS).toISOString() };
   }
@@ -52,5 +52,5 @@ export function onSendFailure(input: SendFailureInput): SendFailureAction {
 
 /** Whether the send activity's retry policy gives up at once on this type (the policy above decides the rest). */
 export function isNonRetryableSendFailure(type: string | undefined): boolean {
-  return type !== undefined && (DELIVERY_NON_RETRYABLE as readonly string[]).includes(type);
+  return failureIn(DELIVERY_NON_RETRYABLE, type);
 }

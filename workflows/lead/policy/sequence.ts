@@ -10,49 +10,14 @@
  * - When completed, `stepIndex` equals the number of steps (every step is behind it).
  */
 import { z } from 'zod';
-import { isAllowed, nextAllowedSlot, sendWindowSchema, type SendWindow } from './quiet-hours';
-import { formatInstant, parseInstant, planOutbound, type OutboundPlan, type TemplateRef } from './window';
+import type { SequenceCursor, SequenceDef, SequenceStep, TemplateRef } from '../../../contract/messages';
+import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS, type StopCondition } from '../../../contract/vocabulary';
+import { isAllowed, nextAllowedSlot, sendWindowSchema } from './quiet-hours';
+import { formatInstant, parseInstant, planOutbound, type OutboundPlan } from './window';
 
-export type SequenceStepKind = 'template' | 'ai' | 'text';
-
-export interface SequenceStep {
-  /** Delay after the previous step was sent (after enrolment for the first step). */
-  delayMs: number;
-  kind: SequenceStepKind;
-  /** Required for `template`; the fallback outside the 24-hour window for `ai` and `text`. */
-  template?: TemplateRef;
-  /** The message of a `text` step. */
-  text?: string;
-  /** What the AI should write for an `ai` step. */
-  aiInstruction?: string;
-  /** Quiet hours in the lead's time zone; none means any time. */
-  sendWindow?: SendWindow;
-}
-
-export type StopCondition = 'lead_replied' | 'stage_changed' | 'handed_off';
-
-export interface SequenceDef {
-  id: string;
-  name: string;
-  steps: SequenceStep[];
-  stopOn: StopCondition[];
-}
-
-export type SequenceStatus = 'active' | 'paused' | 'stopped' | 'completed';
-
-export interface SequenceCursor {
-  sequenceId: string;
-  stepIndex: number;
-  status: SequenceStatus;
-  /** When the current step is due; present while active. */
-  dueAt?: string;
-  /** The delay left when paused; present while paused. */
-  remainingMs?: number;
-  /** Why it stopped; present while stopped. */
-  stopReason?: string;
-  enrolledAt: string;
-  updatedAt: string;
-}
+export type { SequenceCursor, SequenceDef, SequenceStatus, SequenceStep } from '../../../contract/messages';
+export type { SequenceStepKind, StopCondition } from '../../../contract/vocabulary';
+export { STOP_CONDITIONS } from '../../../contract/vocabulary';
 
 export type SequenceTransition = { ok: true; cursor: SequenceCursor } | { ok: false; reason: string };
 
@@ -73,8 +38,6 @@ export type SequenceAction =
 
 // ------------------------------------------------------------------------------ schemas (API edge)
 
-export const STOP_CONDITIONS = ['lead_replied', 'stage_changed', 'handed_off'] as const satisfies readonly StopCondition[];
-
 export const templateRefSchema = z.object({
   name: z.string().min(1),
   language: z.string().min(2),
@@ -84,7 +47,7 @@ export const templateRefSchema = z.object({
 export const sequenceStepSchema = z
   .object({
     delayMs: z.number().int().min(0),
-    kind: z.enum(['template', 'ai', 'text']),
+    kind: z.enum(SEQUENCE_STEP_KINDS),
     template: templateRefSchema.optional(),
     text: z.string().optional(),
     aiInstruction: z.string().optional(),

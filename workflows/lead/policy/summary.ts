@@ -1,4 +1,5 @@
-import type { Channel, LeadCounters, LeadMode } from '../definitions';
+import type { Channel, LeadMode } from '../../../contract/vocabulary';
+import type { LeadCounters } from '../definitions';
 
 const CHANNEL_NAMES: Record<Channel, string> = { whatsapp: 'WhatsApp', instagram: 'Instagram', webchat: 'Web chat' };
 

@@ -6,17 +6,13 @@
  * This module is also the one place where the policies turn ISO strings into instants
  * (`parseInstant`) and back (`formatInstant`), so every policy rejects the same bad input.
  */
+import type { TemplateRef } from '../../../contract/messages';
+
+export type { TemplateRef } from '../../../contract/messages';
 
 export const CUSTOMER_SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Instagram: a human agent may answer up to 7 days after the user's last message (HUMAN_AGENT tag). */
 export const HUMAN_AGENT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
-
-/** An approved message template: name, language code (e.g. `en_US`) and body variables in order. */
-export interface TemplateRef {
-  name: string;
-  language: string;
-  variables?: string[];
-}
 
 export type OutboundKind = 'ai' | 'text' | 'template';
 

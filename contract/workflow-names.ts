@@ -1,0 +1,30 @@
+/**
+ * Names of Parley's workflows and of the lead workflow's messages, for code that must address
+ * them without importing workflow code (activities, scripts). The typed definitions
+ * (`defineSignal`, `defineUpdate`, `defineQuery`) are built from these names in
+ * workflows/lead/definitions.ts; prefer those wherever workflow code may be imported.
+ *
+ * Workflow-safe: imports nothing. The names are on the wire (histories, running workflows).
+ */
+
+export const LEAD_WORKFLOW_TYPE = 'leadConversation';
+
+/** The lead workflow's signal, update and query names. */
+export const LeadMessage = {
+  inbound: 'inbound',
+  circuitClosed: 'circuitClosed',
+  deliveryStatus: 'deliveryStatus',
+  state: 'state',
+  sequence: 'sequence',
+  setStage: 'setStage',
+  setMode: 'setMode',
+  replayDeadLetter: 'replayDeadLetter',
+  discardDeadLetter: 'discardDeadLetter',
+  sendMessage: 'sendMessage',
+} as const;
+export type LeadMessageName = (typeof LeadMessage)[keyof typeof LeadMessage];
+
+/** One lead workflow per (channel account, contact). */
+export function leadWorkflowId(channelAccountId: string, contactId: string): string {
+  return `lead:${channelAccountId}:${contactId}`;
+}
