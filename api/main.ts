@@ -2,7 +2,8 @@
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal } from '../temporal/client';
-import { buildCore, leadSettingsFrom } from '../workers/deps';
+import { buildCore } from '../composition/core';
+import { leadSettingsFrom } from '../composition/worker';
 import { createApp } from './app';
 
 async function main(): Promise<void> {

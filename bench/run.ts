@@ -25,7 +25,7 @@ import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { SA } from '../temporal/search-attributes';
 import { inboundSignal, LEAD_WORKFLOW_TYPE, leadWorkflowId, type InboundMessage, type LeadWorkflowInput } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
-import { leadSettingsFrom } from '../workers/deps';
+import { leadSettingsFrom } from '../composition/worker';
 import { turnAnatomy, type TurnAnatomy } from './anatomy';
 import { errorText, runOpenLoop, summarizeRun, type OpenLoopSummary } from './open-loop';
 import { parseOptions, type BenchOptions } from './options';

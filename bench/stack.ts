@@ -11,7 +11,8 @@ import { loadConfig, type Config } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../temporal/client';
 import { installTemporalRuntime } from '../temporal/runtime';
-import { activityDepsFrom, buildCore, leadSettingsFrom, type Core } from '../workers/deps';
+import { buildCore, type Core } from '../composition/core';
+import { activityDepsFrom, leadSettingsFrom } from '../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH } from '../workers/worker';
 
 export const BENCH_ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;

@@ -28,7 +28,8 @@ import { createLogger } from '../lib/logger';
 import { findTemporalBinary, PROJECT_ROOT } from '../temporal/binaries';
 import { connectClient, createParleyTemporal } from '../temporal/client';
 import { freePort } from '../temporal/dev-server';
-import { buildCore, leadSettingsFrom } from '../workers/deps';
+import { buildCore } from '../composition/core';
+import { leadSettingsFrom } from '../composition/worker';
 import { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../workflows/lead/definitions';
 import {
   analyzeDuplicates,

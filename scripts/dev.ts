@@ -25,7 +25,8 @@ import { connectClient, createParleyTemporal } from '../temporal/client';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { registerSearchAttributes } from '../temporal/search-attributes';
-import { activityDepsFrom, buildCore, ensureSchedules, leadSettingsFrom } from '../workers/deps';
+import { buildCore } from '../composition/core';
+import { activityDepsFrom, ensureSchedules, leadSettingsFrom } from '../composition/worker';
 import { createParleyWorker } from '../workers/worker';
 
 const DATA_DIR = path.join(PROJECT_ROOT, '.data');

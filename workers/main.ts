@@ -4,7 +4,8 @@ import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { installTemporalRuntime } from '../temporal/runtime';
-import { activityDepsFrom, buildCore, ensureSchedules } from './deps';
+import { buildCore } from '../composition/core';
+import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { createParleyWorker } from './worker';
 
 /** Temporal may still be starting (or restarting): retry the first connection with backoff for a few minutes. */
