@@ -43,6 +43,7 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['**/workers/**', '**/workers'], message: 'api/ must not import workers/: shared wiring lives in composition/core' },
+            { group: ['**/composition/worker'], message: 'the worker alone builds activity deps and lead settings (LEAD_*): the API uses composition/core' },
           ],
         },
       ],

@@ -11,6 +11,7 @@ import type { MediaService } from '../services/media';
 import type { RateLimiter } from '../services/rate-limit';
 import type { SequenceService } from '../services/sequences';
 import type { TemplateService } from '../services/templates';
+import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
 import { createInstagramActivities } from './channels/instagram';
 import { createWebChatActivities } from './channels/webchat';
 import { createWhatsAppActivities } from './channels/whatsapp';
@@ -47,6 +48,8 @@ export interface ActivityDeps {
   rateLimiter?: RateLimiter;
   /** Send rate limits from config; sends are rate limited only when this and rateLimiter are set. */
   sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
+  /** The lead workflow settings (LEAD_* config): `ensureLead` hands them to every run at its start. */
+  leadSettings: LeadWorkflowSettings;
   /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */
   temporalClient?: Client;
 }

@@ -3,7 +3,6 @@ import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal } from '../temporal/client';
 import { buildCore } from '../composition/core';
-import { leadSettingsFrom } from '../composition/worker';
 import { createApp } from './app';
 
 async function main(): Promise<void> {
@@ -12,7 +11,7 @@ async function main(): Promise<void> {
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the API (npm run dev starts a dev server for you)');
   const { database, services } = await buildCore(config, { log });
   const { client, connection } = await connectClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
-  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, settings: leadSettingsFrom(config) });
+  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
   const app = createApp({ config, log, database, services, temporal });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'api listening'));
   const stop = () => {

@@ -19,6 +19,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS, unconfirmedWaitMs: config.SEND_UNCONFIRMED_WAIT_MS },
     llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS, prices: config.LLM_PRICES, maxTokens: config.LLM_MAX_TOKENS },
     mediaMaxBytes: config.MEDIA_MAX_BYTES,
+    leadSettings: leadSettingsFrom(config),
     sendRates: {
       messagesPerSecond: config.WHATSAPP_MESSAGES_PER_SECOND,
       pairIntervalMs: config.WHATSAPP_PAIR_INTERVAL_MS,
@@ -28,6 +29,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
   };
 }
 
+/** The lead workflow settings from LEAD_* (the worker's config only; runs receive them from `ensureLead`). */
 export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
   return {
     eventBudget: config.LEAD_EVENT_BUDGET,

@@ -235,7 +235,7 @@ async function main(): Promise<number> {
     stops.push(() => core.database.close());
     const { client, connection } = await connectClient({ address: server.address, namespace: server.namespace });
     stops.push(() => connection.close());
-    const temporal = createParleyTemporal(client, { taskQueue, settings: leadSettingsFrom(config) });
+    const temporal = createParleyTemporal(client, { taskQueue });
     const app = createApp({ config, log: apiLog, database: core.database, services: core.services, temporal });
     const http: Server = await new Promise((resolve, reject) => {
       const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));

@@ -2,17 +2,21 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { SequenceService } from '../../services/sequences';
-import type { Channel, InboundMessage } from '../../workflows/lead/definitions';
+import type { Channel, InboundMessage, LeadWorkflowSettings } from '../../workflows/lead/definitions';
 
-export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService }) {
+export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService; leadSettings: LeadWorkflowSettings }) {
   return {
-    /** Create or find the lead; also what the workflow needs of its agent and settings. */
+    /**
+     * Create or find the lead; also what the workflow needs of its agent, and the lead settings
+     * this worker was configured with (the workflow calls this at every run start, so a changed
+     * LEAD_* setting reaches a running lead at its next run).
+     */
     async ensureLead(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const lead = await deps.leads.ensure(input);
       const agentId = await deps.channels.agentIdFor(input.channelAccountId);
       const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
       const autoEnroll = lead.created ? await deps.sequences.autoEnrollment(input.tenantId, agentId, input.channelAccountId) : undefined;
-      return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll };
+      return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll, settings: deps.leadSettings };
     },
     /** `newIds`: the messages the database had not recorded before (a redelivery is not among them). */
     async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[]; batchId?: string }): Promise<{ stored: number; newIds: string[] }> {

@@ -105,13 +105,32 @@ export interface LeadWorkflowSettings {
   deliveryMaxAttempts?: number;
 }
 
+/**
+ * What a run uses until its `ensureLead` activity returns the worker's settings (the inbound
+ * handler may run first). The same values as config's LEAD_* defaults (a unit test checks);
+ * no pacing: the channel's own default applies.
+ */
+export const DEFAULT_LEAD_SETTINGS: Readonly<LeadWorkflowSettings> = {
+  eventBudget: 2000,
+  dedupWindow: 500,
+  debounce: { gapMs: 3000, maxWaitMs: 15_000 },
+  autoHandoffCooldownMs: 30 * 60 * 1000,
+  bumpUp: { idleMs: 4 * 60 * 60 * 1000, maxPerConversation: 2, maxWords: 40, channels: ['whatsapp'] },
+  extractionIdleMs: 10 * 60 * 1000,
+  deliveryMaxAttempts: 10,
+};
+
 export interface LeadWorkflowInput {
   tenantId: string;
   channelAccountId: string;
   channel: Channel;
   contactId: string;
   contactName?: string;
-  settings: LeadWorkflowSettings;
+  /**
+   * Deprecated: runs started before the worker resolved lead settings carry them here. Every
+   * run now takes its settings from `ensureLead` (the worker's LEAD_* config) at its start.
+   */
+  settings?: LeadWorkflowSettings;
   /** Present only when the workflow continues as new. */
   carried?: LeadCarriedState;
 }

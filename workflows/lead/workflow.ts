@@ -46,6 +46,7 @@ import {
   type OutboundResult,
   type SequenceCommand,
   DATABASE_REJECTED,
+  DEFAULT_LEAD_SETTINGS,
 } from './definitions';
 import { shouldContinueAsNew } from './policy/continue-as-new';
 import { bumpUpDueAt, DEFAULT_BUMP_UP, isRepeat, trimToWords } from './policy/bump-up';
@@ -186,11 +187,13 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   state.counters.runs += 1;
   // a run before ids-only carried whole parked operations: keep their ids (the database has them)
   if (state.deadLetters) state.deadLetters = state.deadLetters.map(parkedRef);
-  const { tenantId, channelAccountId, channel, contactId, settings } = input;
+  const { tenantId, channelAccountId, channel, contactId } = input;
+  // the worker's settings arrive with ensureLead (below); until then the input's (older runs) or the defaults
+  let settings = input.settings ?? DEFAULT_LEAD_SETTINGS;
   const { workflowId } = workflowInfo();
   const engine = patched(ENGINE_PATCH);
   const delivery2 = engine && patched(DELIVERY_PATCH);
-  const deliveryOptions: ActivityOptions = settings.deliveryMaxAttempts ? { ...DELIVERY, retry: { ...DELIVERY.retry, maximumAttempts: settings.deliveryMaxAttempts } } : DELIVERY;
+  const deliveryOptions = (): ActivityOptions => (settings.deliveryMaxAttempts ? { ...DELIVERY, retry: { ...DELIVERY.retry, maximumAttempts: settings.deliveryMaxAttempts } } : DELIVERY);
   let turnInFlight = false;
   /** Bumped by circuitClosedSignal. */
   let circuitSignals = 0;
@@ -261,6 +264,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
           { tenantId, channelAccountId, channel, contactId, name: input.contactName, workflowId },
         ])
       : undefined;
+  settings = lead?.settings ?? settings; // histories recorded before ensureLead returned settings have none
   if (!state.leadId && lead) {
     state.leadId = lead.leadId;
     state.stage = lead.stage;
@@ -663,17 +667,17 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   async function callSend(send: PlannedSend, purpose: string): Promise<void> {
     const base = { tenantId, leadId, channelAccountId, outboundMessageId: send.outboundMessageId, to: contactId };
     if (send.plan.action === 'template') {
-      await delivery.sendWhatsAppTemplate.executeWithOptions({ ...deliveryOptions, summary: `Send template ${send.plan.template.name}` }, [
+      await delivery.sendWhatsAppTemplate.executeWithOptions({ ...deliveryOptions(), summary: `Send template ${send.plan.template.name}` }, [
         { ...base, template: send.plan.template },
       ]);
     } else if (delivery2 && channel === 'instagram') {
-      await delivery.sendInstagramText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}` }, [
+      await delivery.sendInstagramText.executeWithOptions({ ...deliveryOptions(), summary: `Send ${purpose} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}` }, [
         { ...base, text: send.text, ...(send.humanAgent ? { humanAgent: true } : {}) },
       ]);
     } else if (delivery2 && channel === 'webchat') {
-      await delivery.sendWebChatText.executeWithOptions({ ...deliveryOptions, summary: `Send ${purpose} on web chat` }, [{ ...base, text: send.text }]);
+      await delivery.sendWebChatText.executeWithOptions({ ...deliveryOptions(), summary: `Send ${purpose} on web chat` }, [{ ...base, text: send.text }]);
     } else {
-      await delivery.sendWhatsAppText.executeWithOptions({ ...deliveryOptions, summary: `Send ${engine ? purpose : 'reply'} on WhatsApp` }, [{ ...base, text: send.text }]);
+      await delivery.sendWhatsAppText.executeWithOptions({ ...deliveryOptions(), summary: `Send ${engine ? purpose : 'reply'} on WhatsApp` }, [{ ...base, text: send.text }]);
     }
   }
 
