@@ -6,7 +6,7 @@ import { buildCore } from '../composition/core';
 import { createApp } from './app';
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { reader: 'api' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-api' });
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the API (npm run dev starts a dev server for you)');
   const { database, services } = await buildCore(config, { log });
