@@ -26,7 +26,7 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*'], message: 'workflow code must not import Node built-ins' },
             { group: ['**/activities/**', '**/activities'], allowTypeImports: true, message: 'workflows import activity types only (import type)' },
-            { group: ['**/db/**', '**/api/**', '**/services/**', '**/temporal/**', '**/lib/**', '**/workers/**', '**/config/**'], message: 'workflow code must stay deterministic: no I/O modules' },
+            { group: ['**/db/**', '**/api/**', '**/services/**', '**/temporal/**', '**/lib/**', '**/workers/**', '**/composition/**', '**/config/**'], message: 'workflow code must stay deterministic: no I/O modules' },
             { group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', 'fs', 'path', 'crypto', 'http', 'https', 'net', 'os', 'child_process', 'postgres', 'drizzle-orm', 'drizzle-orm/*', 'openai', 'express', 'pino', '@electric-sql/*'], message: 'not allowed in workflow code' },
           ],
         },
@@ -49,6 +49,21 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         { patterns: [{ group: ['**/workflows/**', '**/workflows'], message: 'import shared types, names and failure types from contract/, not from workflows/' }] },
+      ],
+    },
+  },
+  {
+    // The API is its own process: it shares the composition root (composition/core), never the worker's wiring.
+    files: ['api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/workers/**', '**/workers'], message: 'api/ must not import workers/: shared wiring lives in composition/core' },
+            { group: ['**/composition/worker'], message: 'the worker alone builds activity deps and lead settings (LEAD_*): the API uses composition/core' },
+          ],
+        },
       ],
     },
   },

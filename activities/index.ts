@@ -50,8 +50,8 @@ export interface ActivityDeps {
   rateLimiter?: RateLimiter;
   /** Send rate limits from config; sends are rate limited only when this and rateLimiter are set. */
   sendRates?: { messagesPerSecond: number; pairIntervalMs: number; pairBurst: number; maxSleepMs: number };
-  /** The lead workflow's settings (LEAD_*), read by the worker and handed to every run by ensureLead. */
-  leadSettings?: LeadWorkflowSettings;
+  /** The lead workflow settings (LEAD_* config): `ensureLead` hands them to every run at its start. */
+  leadSettings: LeadWorkflowSettings;
   /** One transaction across services (services.transaction): the reply turn records and reserves in one. */
   transaction?: <T>(fn: (tx: DbTransaction) => Promise<T>) => Promise<T>;
   /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */

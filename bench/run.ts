@@ -25,7 +25,6 @@ import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { SA } from '../temporal/search-attributes';
 import { inboundSignal, LEAD_WORKFLOW_TYPE, leadWorkflowId, type InboundMessage, type LeadWorkflowInput } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
-import { leadSettingsFrom } from '../workers/deps';
 import { turnAnatomy, type TurnAnatomy } from './anatomy';
 import { errorText, runOpenLoop, summarizeRun, type OpenLoopSummary } from './open-loop';
 import { parseOptions, type BenchOptions } from './options';
@@ -192,7 +191,6 @@ async function bareSignalWithStart(
   load: { rate: number; count: number; prefix: string; maxInFlight: number; t0?: number; slice?: { ms: number; parity: 0 | 1 } },
 ): Promise<OpenLoopSummary> {
   const client = stack.temporal.client;
-  const settings = leadSettingsFrom(stack.config); // exactly what the API passes
   const { prefix } = load;
   const run = await runOpenLoop({
     rate: load.rate,
@@ -208,7 +206,6 @@ async function bareSignalWithStart(
         channel: 'whatsapp',
         contactId,
         contactName: 'Bench Lead',
-        settings,
       };
       const message: InboundMessage = {
         providerMessageId: `wamid.BAREBENCH${prefix}${i}${Date.now()}`,

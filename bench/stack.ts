@@ -11,7 +11,8 @@ import { loadConfig, type Config } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../temporal/client';
 import { installTemporalRuntime } from '../temporal/runtime';
-import { activityDepsFrom, buildCore, leadSettingsFrom, type Core } from '../workers/deps';
+import { buildCore, type Core } from '../composition/core';
+import { activityDepsFrom } from '../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH } from '../workers/worker';
 
 export const BENCH_ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
@@ -86,7 +87,7 @@ export async function startParley(opts: {
     running = worker.run();
   }
   const { client, connection: clientConnection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE });
-  const temporal = createParleyTemporal(client, { taskQueue, settings: leadSettingsFrom(config) });
+  const temporal = createParleyTemporal(client, { taskQueue });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server = await new Promise<http.Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));

@@ -30,7 +30,7 @@ import { createApp } from '../api/app';
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import type { ParleyTemporal } from '../temporal/client';
-import { buildCore } from '../workers/deps';
+import { buildCore } from '../composition/core';
 
 const ADMIN = 'bench-admin-token-0123456789abcdef';
 const Ns = (process.env.BENCH_N ?? '1,50,200').split(',').map(Number);

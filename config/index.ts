@@ -166,17 +166,25 @@ export class ConfigError extends Error {
   }
 }
 
+/** Which process parses the config ('all': one that runs both, or a tool); README "read by". */
+export type ConfigReader = 'api' | 'worker' | 'all';
+
+/** What NODE_ENV=production requires, per process: only what that process reads. */
+const REQUIRED_IN_PRODUCTION: Record<ConfigReader, readonly (keyof Config)[]> = {
+  api: ['PARLEY_ADMIN_TOKEN', 'PARLEY_ENCRYPTION_KEY', 'META_APP_SECRET', 'DATABASE_URL', 'TEMPORAL_ADDRESS'],
+  worker: ['PARLEY_ENCRYPTION_KEY', 'DATABASE_URL', 'TEMPORAL_ADDRESS'],
+  all: ['PARLEY_ADMIN_TOKEN', 'PARLEY_ENCRYPTION_KEY', 'META_APP_SECRET', 'DATABASE_URL', 'TEMPORAL_ADDRESS'],
+};
+
 /** Parse the environment once per entry point; fail fast with every problem listed. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env, opts: { reader?: ConfigReader } = {}): Config {
   const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const config = parsed.data;
   if (config.NODE_ENV === 'production') {
-    const missing = (['PARLEY_ADMIN_TOKEN', 'PARLEY_ENCRYPTION_KEY', 'META_APP_SECRET', 'DATABASE_URL', 'TEMPORAL_ADDRESS'] as const).filter(
-      (k) => !config[k],
-    );
+    const missing = REQUIRED_IN_PRODUCTION[opts.reader ?? 'all'].filter((k) => !config[k]);
     if (missing.length) throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
     if (config.PARLEY_ADMIN_TOKEN && config.PARLEY_ADMIN_TOKEN.trim().length < ADMIN_TOKEN_MIN_LENGTH) {
       throw new ConfigError([`PARLEY_ADMIN_TOKEN: must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters when NODE_ENV=production (e.g. openssl rand -base64 32)`]);

@@ -28,7 +28,8 @@ import { createLogger } from '../lib/logger';
 import { findTemporalBinary, PROJECT_ROOT } from '../temporal/binaries';
 import { connectClient, createParleyTemporal } from '../temporal/client';
 import { freePort } from '../temporal/dev-server';
-import { buildCore, leadSettingsFrom } from '../workers/deps';
+import { buildCore } from '../composition/core';
+import { leadSettingsFrom } from '../composition/worker';
 import { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../workflows/lead/definitions';
 import {
   analyzeDuplicates,
@@ -234,7 +235,7 @@ async function main(): Promise<number> {
     stops.push(() => core.database.close());
     const { client, connection } = await connectClient({ address: server.address, namespace: server.namespace });
     stops.push(() => connection.close());
-    const temporal = createParleyTemporal(client, { taskQueue, settings: leadSettingsFrom(config) });
+    const temporal = createParleyTemporal(client, { taskQueue });
     const app = createApp({ config, log: apiLog, database: core.database, services: core.services, temporal });
     const http: Server = await new Promise((resolve, reject) => {
       const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));

@@ -25,7 +25,8 @@ import { connectClient, createParleyTemporal } from '../temporal/client';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { registerSearchAttributes } from '../temporal/search-attributes';
-import { activityDepsFrom, buildCore, ensureSchedules, leadSettingsFrom } from '../workers/deps';
+import { buildCore } from '../composition/core';
+import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { createParleyWorker } from '../workers/worker';
 
 const DATA_DIR = path.join(PROJECT_ROOT, '.data');
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
   const workerRun = worker.run();
   const { client, connection: clientConnection } = await connectClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE });
   await ensureSchedules(client, config, log);
-  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, settings: leadSettingsFrom(config) });
+  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, '127.0.0.1', () => resolve(s));

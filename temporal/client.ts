@@ -15,7 +15,6 @@ import {
   stateQuery,
   type LeadStateSnapshot,
   type LeadWorkflowInput,
-  type LeadWorkflowSettings,
   type SequenceCommand,
 } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
@@ -61,20 +60,21 @@ export interface LeadTarget {
 
 /**
  * Typed wrapper over the Temporal client: the API and tests call these, never string names.
+ * It sends no lead settings: the worker resolves them (LEAD_*) and hands them to each run.
  */
-export function createParleyTemporal(client: Client, opts: { taskQueue: string; settings: LeadWorkflowSettings }) {
+export function createParleyTemporal(client: Client, opts: { taskQueue: string }) {
   return {
     client,
     /** Deliver one inbound message to its lead workflow, starting the workflow if needed. */
     async signalInbound(target: LeadTarget, message: InboundMessage): Promise<{ workflowId: string }> {
       const workflowId = leadWorkflowId(target.channelAccountId, target.contactId);
-      const input: LeadWorkflowInput = {
+      // no settings (the worker's ensureLead supplies them) and nothing carried: a fresh start
+      const input: Omit<LeadWorkflowInput, 'settings' | 'carried'> = {
         tenantId: target.tenantId,
         channelAccountId: target.channelAccountId,
         channel: target.channel,
         contactId: target.contactId,
         contactName: target.contactName,
-        settings: opts.settings,
       };
       await client.workflow.signalWithStart(LEAD_WORKFLOW_TYPE, {
         workflowId,

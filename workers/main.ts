@@ -4,7 +4,8 @@ import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { installTemporalRuntime } from '../temporal/runtime';
-import { activityDepsFrom, buildCore, ensureSchedules } from './deps';
+import { buildCore } from '../composition/core';
+import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { createParleyWorker } from './worker';
 
 /** Temporal may still be starting (or restarting): retry the first connection with backoff for a few minutes. */
@@ -22,7 +23,7 @@ async function connectWithRetry(address: string, log: ReturnType<typeof createLo
 }
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { reader: 'worker' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-worker' });
   installTemporalRuntime({ log, metricsBindAddress: config.METRICS_PORT ? `0.0.0.0:${config.METRICS_PORT}` : undefined });
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the worker (npm run dev starts a dev server for you)');

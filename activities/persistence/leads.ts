@@ -5,9 +5,13 @@ import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { SequenceService } from '../../services/sequences';
 
-export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService; leadSettings?: LeadWorkflowSettings }) {
+export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService; leadSettings: LeadWorkflowSettings }) {
   return {
-    /** Create or find the lead; also what the workflow needs of its agent and settings. */
+    /**
+     * Create or find the lead; also what the workflow needs of its agent, and the lead settings
+     * this worker was configured with (the workflow calls this at every run start, so a changed
+     * LEAD_* setting reaches a running lead at its next run).
+     */
     async ensureLead(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const lead = await deps.leads.ensure(input);
       const agentId = await deps.channels.agentIdFor(input.channelAccountId);

@@ -3,6 +3,7 @@
  * or PostgreSQL when DATABASE_URL is set) and the local fake Graph API and OpenAI servers,
  * and the careful step-by-step activities the workflow falls back to with the same ids.
  */
+import { DEFAULT_LEAD_SETTINGS } from '../../workflows/lead/definitions';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -52,6 +53,7 @@ function activityDeps(over: { graphTimeoutMs?: number; limits?: ActivityDeps['li
   return {
     ...services,
     log,
+    leadSettings: DEFAULT_LEAD_SETTINGS,
     graph: { url: graph.url, version: 'v23.0', timeoutMs: over.graphTimeoutMs ?? 5000 },
     llm: { baseURL: llm.url, apiKey: 'sk-test-openai-key', timeoutMs: 5000 },
     ...(over.limits ? { limits: over.limits } : {}),

@@ -15,7 +15,8 @@ import { signMetaBody } from '../../lib/crypto';
 import { whatsAppTextWebhook } from '../../fakes/meta-webhooks';
 import { createLogger, type Logger } from '../../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
-import { activityDepsFrom, buildCore, leadSettingsFrom, type Core } from '../../workers/deps';
+import { buildCore, type Core } from '../../composition/core';
+import { activityDepsFrom } from '../../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH } from '../../workers/worker';
 import { installTemporalRuntime } from '../../temporal/runtime';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
@@ -104,7 +105,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   });
   const running = worker.run();
   const { client, connection: clientConnection } = await connectClient({ address, namespace: config.TEMPORAL_NAMESPACE });
-  const temporal = createParleyTemporal(client, { taskQueue, settings: leadSettingsFrom(config) });
+  const temporal = createParleyTemporal(client, { taskQueue });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   return {
     config,

@@ -96,6 +96,21 @@ describe('config', () => {
   test('production requires its secrets', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/PARLEY_ADMIN_TOKEN/);
   });
+  test('in production each process requires only what it reads: the worker needs neither the admin token nor the Meta app secret', () => {
+    const shared = { NODE_ENV: 'production', PARLEY_ENCRYPTION_KEY: 'k'.repeat(64), DATABASE_URL: 'postgres://p@db:5432/parley', TEMPORAL_ADDRESS: 'temporal:7233' };
+    expect(loadConfig(shared, { reader: 'worker' }).TEMPORAL_ADDRESS).toBe('temporal:7233');
+    const problems = (env: Record<string, string>, reader: 'api' | 'worker' | 'all') => {
+      try {
+        loadConfig(env, { reader });
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems.map((p) => p.split(':')[0]);
+      }
+    };
+    expect(problems(shared, 'api')).toEqual(['PARLEY_ADMIN_TOKEN', 'META_APP_SECRET']);
+    expect(problems(shared, 'all')).toEqual(['PARLEY_ADMIN_TOKEN', 'META_APP_SECRET']);
+    expect(problems({ NODE_ENV: 'production' }, 'worker')).toEqual(['PARLEY_ENCRYPTION_KEY', 'DATABASE_URL', 'TEMPORAL_ADDRESS']);
+  });
   test('empty strings are unset', () => {
     expect(loadConfig({ DATABASE_URL: '' }).DATABASE_URL).toBeUndefined();
   });

@@ -29,12 +29,13 @@ const extractionCalls = (contactId: string) =>
 test('a bump-up fires once after the lead goes quiet, not twice, and is a short AI nudge', async () => {
   const t = await kit.tenantWithChannel(10);
   const c = contact();
+  const leadSettings = settings({});
   await kit.withWorker(async (taskQueue) => {
     kit.llm.script(['Sure! Our starter plan is $29 a month.', 'Still thinking it over? I can send a comparison of the plans.']);
     const handle = await kit.env.client.workflow.signalWithStart(leadConversation, {
       workflowId: `lead:${t.channelAccountId}:${c}`,
       taskQueue,
-      args: [leadInput(t, c, settings({}))],
+      args: [leadInput(t, c)],
       signal: inboundSignal,
       signalArgs: [inboundText(c, 1, await kit.serverNow())],
     });
@@ -53,18 +54,19 @@ test('a bump-up fires once after the lead goes quiet, not twice, and is a short 
     expect(s.bumpsSent).toBe(1);
     expect(kit.sentTo(c)).toHaveLength(2);
     await handle.terminate('test done'); // a running lead would stop the test server skipping time
-  });
+  }, { settings: leadSettings });
 });
 
 test('a bump-up that would repeat the last bot message is not sent', async () => {
   const t = await kit.tenantWithChannel(10);
   const c = contact();
+  const leadSettings = settings({ bumpUp: { idleMs: 4 * HOUR, maxPerConversation: 2, maxWords: 40, channels: ['whatsapp'] } });
   await kit.withWorker(async (taskQueue) => {
     kit.llm.script(['Happy to help! Which plan are you looking at?', 'Happy to help! Which plan are you looking at?']);
     const handle = await kit.env.client.workflow.signalWithStart(leadConversation, {
       workflowId: `lead:${t.channelAccountId}:${c}`,
       taskQueue,
-      args: [leadInput(t, c, settings({ bumpUp: { idleMs: 4 * HOUR, maxPerConversation: 2, maxWords: 40, channels: ['whatsapp'] } }))],
+      args: [leadInput(t, c)],
       signal: inboundSignal,
       signalArgs: [inboundText(c, 1, await kit.serverNow())],
     });
@@ -86,17 +88,18 @@ test('a bump-up that would repeat the last bot message is not sent', async () =>
     await until(() => kit.sentTo(c).length === 2, 'the second bump-up');
     expect((await handle.query(stateQuery)).bumpsSent).toBe(2);
     await handle.terminate('test done');
-  });
+  }, { settings: leadSettings });
 });
 
 test('extraction runs after inactivity, and again only after new messages', async () => {
   const t = await kit.tenantWithChannel(10);
   const c = contact();
+  const leadSettings = settings({ extractionIdleMs: 10 * 60 * 1000, bumpUp: { idleMs: 4 * HOUR, maxPerConversation: 0, maxWords: 40, channels: ['whatsapp'] } });
   await kit.withWorker(async (taskQueue) => {
     const handle = await kit.env.client.workflow.signalWithStart(leadConversation, {
       workflowId: `lead:${t.channelAccountId}:${c}`,
       taskQueue,
-      args: [leadInput(t, c, settings({ extractionIdleMs: 10 * 60 * 1000, bumpUp: { idleMs: 4 * HOUR, maxPerConversation: 0, maxWords: 40, channels: ['whatsapp'] } }))],
+      args: [leadInput(t, c)],
       signal: inboundSignal,
       signalArgs: [inboundText(c, 1, await kit.serverNow())],
     });
@@ -118,5 +121,5 @@ test('extraction runs after inactivity, and again only after new messages', asyn
     await kit.env.sleep('11 minutes');
     await until(() => extractionCalls(c).length === 2, 'second extraction after new messages');
     await handle.terminate('test done');
-  });
+  }, { settings: leadSettings });
 });

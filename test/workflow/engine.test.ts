@@ -23,7 +23,6 @@ import {
   setModeUpdate,
   setStageUpdate,
   stateQuery,
-  type LeadWorkflowSettings,
   type SequenceCommand,
 } from '../../workflows/lead/definitions';
 import type { SequenceCursor, SequenceDef, SequenceStep } from '../../workflows/lead/policy/sequence';
@@ -39,7 +38,6 @@ const kit = createWorkflowTestKit();
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
-const SETTINGS: LeadWorkflowSettings = { eventBudget: 2000, dedupWindow: 100 };
 const CREDITS = 50;
 const TEMPLATE: TemplateRef = { name: 'follow_up', language: 'en_US', variables: ['Priya', 'the 2BHK'] };
 
@@ -87,10 +85,13 @@ afterEach(async () => {
   );
 });
 
-/** A tenant with credits and the approved follow-up template, and a lead workflow on `taskQueue`. */
+/**
+ * A tenant with credits and the approved follow-up template, and a lead workflow on `taskQueue`
+ * (its settings are the worker's: TEST_SETTINGS unless the test's withWorker says otherwise).
+ */
 async function startLead(
   taskQueue: string,
-  opts: { contactId?: string; firstMessage?: boolean; settings?: LeadWorkflowSettings } = {},
+  opts: { contactId?: string; firstMessage?: boolean } = {},
 ): Promise<Lead> {
   const t = await kit.tenantWithChannel(CREDITS);
   await kit.services.templates.create(t.tenantId, {
@@ -103,7 +104,7 @@ async function startLead(
   const contactId = opts.contactId ?? `c${randomBytes(5).toString('hex')}`;
   const workflowId = leadWorkflowId(t.channelAccountId, contactId);
   started.push(workflowId);
-  const args: [ReturnType<typeof leadInput>] = [leadInput(t, contactId, opts.settings ?? SETTINGS)];
+  const args: [ReturnType<typeof leadInput>] = [leadInput(t, contactId)];
   const handle: LeadHandle = opts.firstMessage
     ? await kit.env.client.workflow.signalWithStart(leadConversation, {
         workflowId,
@@ -310,7 +311,7 @@ test('a burst of 5 messages within a second is one LLM turn and one reply', asyn
       await kit.env.client.workflow.signalWithStart(leadConversation, {
         workflowId,
         taskQueue,
-        args: [leadInput(t, contactId, SETTINGS)],
+        args: [leadInput(t, contactId)],
         signal: inboundSignal,
         signalArgs: [inboundText(contactId, n, await kit.serverNow())],
       });
@@ -386,7 +387,7 @@ test('a stage change to Lost stops a sequence that stops on stage_changed', asyn
 
 test('continue-as-new in the middle of a sequence keeps the cursor and the remaining delay', async () => {
   await kit.withWorker(async (taskQueue) => {
-    const lead = await startLead(taskQueue, { firstMessage: true, settings: { eventBudget: 60, dedupWindow: 100 } });
+    const lead = await startLead(taskQueue, { firstMessage: true });
     const steps = [1, 2, 3].map((n) => textStep(10 * HOUR, `Step ${n} of 3`, { template: TEMPLATE }));
     await lead.sequence({ action: 'enroll', sequence: sequenceOf(steps, ['stage_changed']) });
     await kit.env.sleep(10 * HOUR + 5 * SECOND);
@@ -418,7 +419,7 @@ test('continue-as-new in the middle of a sequence keeps the cursor and the remai
     expect(s.sequence!.cursor).toMatchObject({ status: 'active', stepIndex: 2 });
     expect(s.counters.runs).toBeGreaterThan(runsBefore);
     await expectOneCreditPerMessage(lead);
-  });
+  }, { settings: { eventBudget: 60, dedupWindow: 100 } });
 });
 
 test('invalid transitions are rejected by the validators with a reason and leave no trace in the history', async () => {
@@ -537,11 +538,11 @@ test('a manual message accepted while the run waits to continue as new is still 
   let holdStageWrites = false;
   let release: () => void = () => undefined;
   const released = new Promise<void>((resolve) => (release = resolve));
+  const budget = 150;
   await kit.withWorker(
     async (taskQueue) => {
       try {
-        const budget = 150;
-        const lead = await startLead(taskQueue, { firstMessage: true, settings: { eventBudget: budget, dedupWindow: 100 } });
+        const lead = await startLead(taskQueue, { firstMessage: true });
         expect((await lead.handle.query(stateQuery)).historyLength).toBeLessThan(budget - 20);
         holdStageWrites = true;
         const stage = await lead.handle.startUpdate(setStageUpdate, { args: [{ stage: 'Qualified' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
@@ -567,11 +568,14 @@ test('a manual message accepted while the run waits to continue as new is still 
         release();
       }
     },
-    (real) => ({
-      async updateLeadState(input) {
-        if (holdStageWrites) await released;
-        return real.updateLeadState(input);
-      },
-    }),
+    {
+      settings: { eventBudget: budget, dedupWindow: 100 },
+      wrap: (real) => ({
+        async updateLeadState(input) {
+          if (holdStageWrites) await released;
+          return real.updateLeadState(input);
+        },
+      }),
+    },
   );
 });

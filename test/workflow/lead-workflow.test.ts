@@ -17,9 +17,8 @@ function inbound(contactId: string, n: number): InboundMessage {
   return inboundText(contactId, n);
 }
 
-function input(t: { tenantId: string; channelAccountId: string }, contactId: string, eventBudget: number) {
-  return leadInput(t, contactId, { eventBudget, dedupWindow: 100 });
-}
+/** A worker whose lead settings have this event budget (runs get them through ensureLead). */
+const budget = (eventBudget: number) => ({ settings: { eventBudget, dedupWindow: 100 } });
 
 test('continues as new under a small event budget and loses no message, carrying dedup memory across runs', async () => {
   const t = await tenantWithChannel(100);
@@ -28,7 +27,7 @@ test('continues as new under a small event budget and loses no message, carrying
     const handle = await kit.env.client.workflow.signalWithStart(leadConversation, {
       workflowId: `lead:${t.channelAccountId}:${contactId}`,
       taskQueue,
-      args: [input(t, contactId, 60)],
+      args: [leadInput(t, contactId)],
       signal: inboundSignal,
       signalArgs: [inbound(contactId, 1)],
     });
@@ -55,14 +54,14 @@ test('continues as new under a small event budget and loses no message, carrying
     expect(sentTo(contactId)).toHaveLength(8);
     const firstRun = await kit.env.client.workflow.getHandle(handle.workflowId, handle.signaledRunId).describe();
     expect(firstRun.status.name).toBe('CONTINUED_AS_NEW');
-  });
+  }, budget(60));
 });
 
 test('a burst of signals around continue-as-new is handled: every message recorded exactly once', async () => {
   const t = await tenantWithChannel(100);
   const contactId = `c${randomBytes(4).toString('hex')}`;
   await withWorker(async (taskQueue) => {
-    const wfInput = input(t, contactId, 50);
+    const wfInput = leadInput(t, contactId);
     const workflowId = `lead:${t.channelAccountId}:${contactId}`;
     // 30 messages a few ms apart, not waiting for replies: they arrive while turns run and
     // while runs hand over (the budget of 50 events is passed several times)
@@ -95,5 +94,5 @@ test('a burst of signals around continue-as-new is handled: every message record
     // the 30 messages became a few turns (burst debounce), each answered once
     expect(s.counters.replies).toBeGreaterThanOrEqual(1);
     expect(s.counters.replies).toBeLessThan(30);
-  });
+  }, budget(50));
 });

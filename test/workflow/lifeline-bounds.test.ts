@@ -58,15 +58,7 @@ test('500 failed turns and a week behind an open circuit: the state and every ru
       const handle = await kit.env.client.workflow.signalWithStart(leadConversation, {
         workflowId,
         taskQueue,
-        args: [
-          leadInput(t, contactId, {
-            eventBudget: EVENT_BUDGET,
-            dedupWindow: 500,
-            debounce: { gapMs: 100, maxWaitMs: 500 },
-            extractionIdleMs: 0,
-            bumpUp: { idleMs: 4 * 3600_000, maxPerConversation: 2, maxWords: 40, channels: [] },
-          }),
-        ],
+        args: [leadInput(t, contactId)],
         signal: inboundSignal,
         signalArgs: [await next()],
       });
@@ -129,21 +121,35 @@ test('500 failed turns and a week behind an open circuit: the state and every ru
       const end = await kit.env.client.workflow.getHandle(workflowId).query(stateQuery);
       expect(end.pendingInbound).toBe(0);
     },
-    (real) => ({
-      async generateReply(input) {
-        if (llmFails) throw ApplicationFailure.create({ type: 'llm_config', message: 'the LLM refused the key', nonRetryable: true });
-        return real.generateReply(input);
+    {
+      settings: {
+        eventBudget: EVENT_BUDGET,
+        dedupWindow: 500,
+        debounce: { gapMs: 100, maxWaitMs: 500 },
+        extractionIdleMs: 0,
+        bumpUp: { idleMs: 4 * 3600_000, maxPerConversation: 2, maxWords: 40, channels: [] },
       },
-      async sendWhatsAppText(input) {
-        if (circuitOpen) throw ApplicationFailure.create({ type: 'channel_circuit_open', message: 'circuit open', nonRetryable: true });
-        return real.sendWhatsAppText(input);
-      },
-      async channelCircuitState() {
-        return circuitOpen ? ('open' as const) : ('closed' as const);
-      },
-      async markWhatsAppRead() {
-        return undefined as never;
-      },
-    }),
+      wrap: (real) => ({
+        // the one-activity turn fails while the wrapped steps below would: the workflow falls back to them
+        async replyTurn(input) {
+          if (llmFails || circuitOpen) throw ApplicationFailure.create({ type: 'provider_transient', message: 'the one-activity turn is not used in this outage', nonRetryable: true });
+          return real.replyTurn(input);
+        },
+        async generateReply(input) {
+          if (llmFails) throw ApplicationFailure.create({ type: 'llm_config', message: 'the LLM refused the key', nonRetryable: true });
+          return real.generateReply(input);
+        },
+        async sendWhatsAppText(input) {
+          if (circuitOpen) throw ApplicationFailure.create({ type: 'channel_circuit_open', message: 'circuit open', nonRetryable: true });
+          return real.sendWhatsAppText(input);
+        },
+        async channelCircuitState() {
+          return circuitOpen ? ('open' as const) : ('closed' as const);
+        },
+        async markWhatsAppRead() {
+          return undefined as never;
+        },
+      }),
+    },
   );
 });

@@ -24,6 +24,20 @@ export interface TenantChannel {
   channelAccountId: string;
 }
 
+/** The lead settings a test worker has unless the test says otherwise. */
+export const TEST_SETTINGS: LeadWorkflowSettings = { eventBudget: 2000, dedupWindow: 100 };
+
+export interface WorkerOptions {
+  settings?: LeadWorkflowSettings;
+  wrap?: (real: Activities) => Partial<Activities>;
+  /**
+   * false: keep no workflow in the cache (every task replays the history). For a worker that a
+   * later one on the same task queue replaces: the time-skipping server would otherwise hold
+   * the workflow's next task on the stopped worker's sticky queue.
+   */
+  cache?: false;
+}
+
 export interface WorkflowTestKit {
   env: TestWorkflowEnvironment;
   services: Services;
@@ -33,10 +47,13 @@ export interface WorkflowTestKit {
   /** A tenant with `credits` credits (1 a reply), an agent and a WhatsApp channel. */
   tenantWithChannel(credits: number): Promise<TenantChannel>;
   /**
-   * Run `fn` with a fresh Worker on a fresh task queue; `wrap` may replace some of the real
-   * activities (e.g. to hold one until the test releases it).
+   * Run `fn` with a fresh Worker on a fresh task queue. `settings`: the lead settings this
+   * worker hands to every run (through ensureLead, as in production; default TEST_SETTINGS);
+   * `wrap` may replace some of the real activities (e.g. to hold one until the test releases it).
    */
-  withWorker<T>(fn: (taskQueue: string) => Promise<T>, wrap?: (real: Activities) => Partial<Activities>): Promise<T>;
+  withWorker<T>(fn: (taskQueue: string) => Promise<T>, opts?: WorkerOptions): Promise<T>;
+  /** Like withWorker, on a task queue the test chose (to restart a worker under new settings). */
+  withWorkerOn<T>(taskQueue: string, fn: () => Promise<T>, opts?: WorkerOptions): Promise<T>;
   /** Successful user-visible sends to `contactId` recorded by the fake Graph API. */
   sentTo(contactId: string): GraphRequestRecord[];
   /** The test server's clock as an ISO string. */
@@ -69,21 +86,27 @@ export function createWorkflowTestKit(): WorkflowTestKit {
       return { tenantId: tenant.id, channelAccountId: channel.id };
     },
 
-    async withWorker(fn, wrap) {
+    async withWorker(fn, opts) {
       const taskQueue = `wf-${randomBytes(6).toString('hex')}`;
+      return kit.withWorkerOn(taskQueue, () => fn(taskQueue), opts);
+    },
+
+    async withWorkerOn(taskQueue, fn, opts = {}) {
       const real = createActivities({
         ...kit.services,
         log,
         graph: { url: kit.graph.url, version: 'v21.0', timeoutMs: 5000 },
         llm: { baseURL: kit.llm.url, apiKey: 'test', timeoutMs: 5000 },
+        leadSettings: opts.settings ?? TEST_SETTINGS,
       });
       const worker = await Worker.create({
         connection: kit.env.nativeConnection,
         taskQueue,
         workflowBundle: await workflowBundle(),
-        activities: { ...real, ...(wrap?.(real) ?? {}) },
+        activities: { ...real, ...(opts.wrap?.(real) ?? {}) },
+        ...(opts.cache === false ? { maxCachedWorkflows: 0 } : {}),
       });
-      return worker.runUntil(fn(taskQueue));
+      return worker.runUntil(fn());
     },
 
     sentTo(contactId) {
@@ -131,8 +154,9 @@ export function inboundText(contactId: string, n: number, sentAt?: string): Inbo
   };
 }
 
-export function leadInput(t: TenantChannel, contactId: string, settings: LeadWorkflowSettings): LeadWorkflowInput {
-  return { ...t, channel: 'whatsapp', contactId, contactName: 'Test Lead', settings };
+/** What the API's signalWithStart sends: no settings (the worker's ensureLead supplies them). */
+export function leadInput(t: TenantChannel, contactId: string): LeadWorkflowInput {
+  return { ...t, channel: 'whatsapp', contactId, contactName: 'Test Lead' };
 }
 
 /** Poll (real time) until `fn` holds. */

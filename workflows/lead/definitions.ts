@@ -45,7 +45,11 @@ export const DATABASE_REJECTED = FailureType.DatabaseRejected;
 /** ApplicationFailure type of any other database error (connection, timeout): retried. */
 export const DATABASE_UNAVAILABLE = FailureType.DatabaseUnavailable;
 
-/** The settings a run uses until the worker's (ensureLead) arrive: the configuration's defaults. */
+/**
+ * What a run uses until its `ensureLead` activity returns the worker's settings (the inbound
+ * handler may run first). The same values as config's LEAD_* defaults (a unit test checks);
+ * no pacing: the channel's own default applies.
+ */
 export const DEFAULT_LEAD_SETTINGS: Readonly<LeadWorkflowSettings> = {
   eventBudget: 2000,
   dedupWindow: 500,
@@ -62,8 +66,6 @@ export interface LeadWorkflowInput {
   channel: Channel;
   contactId: string;
   contactName?: string;
-  /** Deprecated: the worker resolves the settings (ensureLead); a run ignores this. */
-  settings?: LeadWorkflowSettings;
   /** Present only when the workflow continues as new. */
   carried?: LeadCarriedState;
 }

@@ -30,7 +30,7 @@ export class LeadRun {
   readonly contactId: string;
   readonly workflowId: string;
   /** Resolved by the worker (ensureLead) at the start of every run; defaults until then. */
-  settings: LeadWorkflowSettings;
+  settings: LeadWorkflowSettings = DEFAULT_LEAD_SETTINGS;
   readonly state: LeadCarriedState;
   /** Manual messages and API templates waiting for the loop (carried). */
   readonly outbox: OutboundRequest[];
@@ -59,7 +59,7 @@ export class LeadRun {
     this.channel = input.channel;
     this.contactId = input.contactId;
     this.workflowId = workflowInfo().workflowId;
-    this.settings = input.settings ?? DEFAULT_LEAD_SETTINGS;
+
     this.state = {
       stage: 'New',
       mode: 'ai',

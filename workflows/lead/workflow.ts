@@ -128,7 +128,7 @@ async function startRun(run: LeadRun): Promise<void> {
   const lead = await runStart.ensureLead.executeWithOptions({ ...RUN_START, summary: 'Create or find the lead' }, [
     { tenantId: run.tenantId, channelAccountId: run.channelAccountId, channel: run.channel, contactId: run.contactId, name: input.contactName, workflowId: run.workflowId },
   ]);
-  if (lead.settings) run.settings = lead.settings;
+  run.settings = lead.settings;
   if (!state.leadId) {
     state.leadId = lead.leadId;
     state.stage = lead.stage;

@@ -1,35 +1,15 @@
+/**
+ * The worker's half of the composition root: what only the worker process builds from config
+ * (the activities' dependencies, the lead workflow settings, the schedules). The API never
+ * imports this module (an ESLint rule says so): lead settings are read by the worker alone.
+ */
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
 import { ensureCreditSweepSchedule } from '../temporal/schedules';
-import { migrateDatabase, openDatabase, type Database } from '../db/client';
 import type { ActivityDeps } from '../activities';
-import { createSecretBox, parseEncryptionKey, parseEncryptionKeys } from '../lib/crypto';
 import type { Logger } from '../lib/logger';
-import { createServices, type Services } from '../services';
+import type { Services } from '../services';
 import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
-
-export interface Core {
-  database: Database;
-  services: Services;
-}
-
-/** The database and services every entry point shares. */
-export async function buildCore(config: Config, opts: { migrate?: boolean; log: Logger }): Promise<Core> {
-  if (!config.PARLEY_ENCRYPTION_KEY) {
-    throw new Error('PARLEY_ENCRYPTION_KEY is not set (32 bytes as base64 or hex); `npm run dev` creates one under .data/');
-  }
-  const box = createSecretBox(parseEncryptionKey(config.PARLEY_ENCRYPTION_KEY), parseEncryptionKeys(config.PARLEY_ENCRYPTION_KEYS_OLD));
-  const database = await openDatabase({ url: config.DATABASE_URL, pgliteDataDir: config.PGLITE_DATA_DIR });
-  if (opts.migrate) {
-    await migrateDatabase(database);
-    opts.log.info({ database: database.describe }, 'database migrated');
-  }
-  const services = createServices(database.db, box, {
-    defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY,
-    limits: { apiRequestsPerMinute: config.TENANT_API_REQUESTS_PER_MINUTE, llmDailyBudgetMicros: config.LLM_DAILY_BUDGET_MICROS },
-  });
-  return { database, services };
-}
 
 /** What the activities need, from config and the shared services. */
 export function activityDepsFrom(config: Config, services: Services, log: Logger): ActivityDeps {
@@ -49,6 +29,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
   };
 }
 
+/** The lead workflow settings from LEAD_* (the worker's config only; runs receive them from `ensureLead`). */
 export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
   return {
     eventBudget: config.LEAD_EVENT_BUDGET,

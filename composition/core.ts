@@ -1,0 +1,34 @@
+/**
+ * The composition root both entry points share (api/main.ts, workers/main.ts, and the dev,
+ * test and bench stacks): the database and the services over it, built from config.
+ * What only the worker builds (activity deps, lead settings, schedules) is in ./worker.
+ */
+import type { Config } from '../config';
+import { migrateDatabase, openDatabase, type Database } from '../db/client';
+import { createSecretBox, parseEncryptionKey, parseEncryptionKeys } from '../lib/crypto';
+import type { Logger } from '../lib/logger';
+import { createServices, type Services } from '../services';
+
+export interface Core {
+  database: Database;
+  services: Services;
+}
+
+/** The database and services every entry point shares. */
+export async function buildCore(config: Config, opts: { migrate?: boolean; log: Logger }): Promise<Core> {
+  if (!config.PARLEY_ENCRYPTION_KEY) {
+    throw new Error('PARLEY_ENCRYPTION_KEY is not set (32 bytes as base64 or hex); `npm run dev` creates one under .data/');
+  }
+  const box = createSecretBox(parseEncryptionKey(config.PARLEY_ENCRYPTION_KEY), parseEncryptionKeys(config.PARLEY_ENCRYPTION_KEYS_OLD));
+  const database = await openDatabase({ url: config.DATABASE_URL, pgliteDataDir: config.PGLITE_DATA_DIR });
+  if (opts.migrate) {
+    await migrateDatabase(database);
+    opts.log.info({ database: database.describe }, 'database migrated');
+  }
+  const services = createServices(database.db, box, {
+    defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY,
+    limits: { apiRequestsPerMinute: config.TENANT_API_REQUESTS_PER_MINUTE, llmDailyBudgetMicros: config.LLM_DAILY_BUDGET_MICROS },
+  });
+  return { database, services };
+}
+
