@@ -14,6 +14,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import {
   inboundSignal,
@@ -528,6 +529,43 @@ test('131049 defers a send by more than a day, then sends it once under the same
     await until(async () => ((await lead.handle.query(stateQuery)).deferred ?? []).length === 0, 'deferral cleared');
     await expectOneCreditPerMessage(lead);
   });
+});
+
+test('the one-activity turn fails after its send went out: the step-by-step retry with the same ids sends nothing more and charges once', async () => {
+  let loseCompletion = false;
+  let fastTurns = 0;
+  await kit.withWorker(
+    async (taskQueue) => {
+      const lead = await startLead(taskQueue, { firstMessage: true });
+      loseCompletion = true;
+      await lead.say(2);
+      await kit.env.sleep('10 seconds');
+      await until(() => lead.repliesTo(2).length === 1, 'the reply to message 2');
+      await until(async () => (await lead.handle.query(stateQuery)).counters.replies === 2, 'the turn finished');
+      await kit.env.sleep('10 seconds');
+      expect(fastTurns).toBe(2);
+      expect(lead.repliesTo(2)).toHaveLength(1);
+      expect(lead.sent()).toHaveLength(2);
+      const s = await lead.handle.query(stateQuery);
+      expect(s.counters).toMatchObject({ inbound: 2, duplicates: 0, turns: 2, replies: 2 });
+      await expectOneCreditPerMessage(lead);
+      // the transcript holds each message once, and the reply that went out
+      const transcript = await kit.services.leads.transcript(s.leadId!, 50);
+      expect(transcript.filter((m) => m.direction === 'inbound')).toHaveLength(2);
+      expect(transcript.filter((m) => m.direction === 'outbound' && m.status !== 'failed')).toHaveLength(2);
+    },
+    {
+      wrap: (real) => ({
+        async replyTurn(input) {
+          fastTurns += 1;
+          const result = await real.replyTurn(input);
+          // the activity did everything, then its completion was lost (a worker crash, a timeout)
+          if (loseCompletion) throw ApplicationFailure.create({ type: 'provider_transient', message: 'completion lost', nonRetryable: true });
+          return result;
+        },
+      }),
+    },
+  );
 });
 
 // (keep last: see the note on time skipping at the top; tests after this one stalled)
