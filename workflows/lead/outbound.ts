@@ -4,14 +4,14 @@
  * step ends in a result (refused, failed, parked, deferred), never in a lost credit: a parked or
  * deferred send keeps its reservation and its outbound id, so a later attempt cannot send twice.
  */
-import { log, sleep, uuid4 } from '@temporalio/workflow';
-import { FailureType } from '../../contract/failures';
+import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
+import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
 import { deliveryOptions, delivery, LLM, llm } from './proxies';
 import type { OutboundResult, OutboundWhat, ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
 import { isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
-import { onSendFailure } from './policy/send-failure';
+import { isNonRetryableSendFailure, onSendFailure } from './policy/send-failure';
 import { planOutbound, windowClosesAt, type OutboundPlan, type TemplateRef } from './policy/window';
 import { park, parkedOperation, settleReplay, waitForCircuit } from './parked';
 import { captureCredit, event, releaseCredit, reserveCredit, setBlocked } from './records';
@@ -19,6 +19,8 @@ import { msUntil, nowIso, type LeadRun } from './run';
 import { changeMode } from './transitions';
 
 const RECENT_BOT_MESSAGES = 5;
+/** LEAD_DELIVERY_MAX_ATTEMPTS' default. */
+const DEFAULT_DELIVERY_ATTEMPTS = 10;
 
 /** How one send goes out once its text (or template) is known. */
 export type PlannedSend = NonNullable<ParkedOperation['send']>;
@@ -39,6 +41,8 @@ export interface SendContext {
   beforeLlm?: () => void;
   /** The outbound id to use (the reply turn's, when its one-activity try failed): the credit reference follows it. */
   outboundMessageId?: string;
+  /** How the reply turn's one try failed: an LLM failure the LLM's retry policy would not retry is not asked again. */
+  firstTry?: unknown;
 }
 
 /** The window's answer for a message of this kind now (web chat has no window). */
@@ -153,6 +157,7 @@ async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }
   const { state } = run;
   context.beforeLlm?.();
   try {
+    if (failureIn(LLM_NON_RETRYABLE, failureType(context.firstTry))) throw context.firstTry;
     const reply = await llm.generateReply.executeWithOptions(run.options(LLM, `Ask the LLM (${context.purpose})`), [
       {
         tenantId: run.tenantId,
@@ -200,9 +205,9 @@ export async function pace(run: LeadRun): Promise<void> {
   if (wait > 0) await sleep(wait, { summary: `Pacing: ${Math.ceil(wait / 1000)} s since the last message` });
 }
 
-/** Call the channel's send activity once (Temporal retries it by the delivery policy). */
-async function callSend(run: LeadRun, send: PlannedSend, purpose: string): Promise<void> {
-  const options = deliveryOptions(run.settings.deliveryMaxAttempts);
+/** Call the channel's send activity once (Temporal retries it by the delivery policy, `attemptsUsed` tries fewer). */
+async function callSend(run: LeadRun, send: PlannedSend, purpose: string, attemptsUsed = 0): Promise<void> {
+  const options = deliveryOptions((run.settings.deliveryMaxAttempts ?? DEFAULT_DELIVERY_ATTEMPTS) - attemptsUsed);
   const base = { tenantId: run.tenantId, leadId: run.leadId, channelAccountId: run.channelAccountId, outboundMessageId: send.outboundMessageId, to: run.contactId };
   if (send.plan.action === 'template') {
     await delivery.sendWhatsAppTemplate.executeWithOptions(run.options(options, `Send template ${send.plan.template.name}`), [{ ...base, template: send.plan.template }]);
@@ -217,14 +222,24 @@ async function callSend(run: LeadRun, send: PlannedSend, purpose: string): Promi
   }
 }
 
-/** Deliver a planned send and capture its credit; a failure goes where policy/send-failure says. */
-export async function deliver(run: LeadRun, planned: PlannedSend, context: SendContext, requestId: string, firstFailure?: unknown): Promise<OutboundResult> {
+/**
+ * Deliver a planned send and capture its credit; a failure goes where policy/send-failure says.
+ * `firstTry`: how the reply turn's one attempt at this send failed; it counts as the first try.
+ */
+export async function deliver(run: LeadRun, planned: PlannedSend, context: SendContext, requestId: string, firstTry?: { type?: string; message: string }): Promise<OutboundResult> {
   let send = planned;
-  let pending = firstFailure;
+  let pending: unknown;
+  let attemptsUsed = 0;
+  if (firstTry) {
+    attemptsUsed = 1;
+    const tries = run.settings.deliveryMaxAttempts ?? DEFAULT_DELIVERY_ATTEMPTS;
+    // a failure the send's retry policy would not retry (or no try left) goes straight to the policy
+    if (isNonRetryableSendFailure(firstTry.type) || tries <= 1) pending = ApplicationFailure.create({ type: firstTry.type, message: firstTry.message, nonRetryable: true });
+  }
   for (;;) {
     if (pending === undefined) {
       try {
-        await callSend(run, send, context.purpose);
+        await callSend(run, send, context.purpose, attemptsUsed);
         return sent(run, send, context, requestId);
       } catch (err) {
         pending = err;
@@ -232,6 +247,7 @@ export async function deliver(run: LeadRun, planned: PlannedSend, context: SendC
     }
     const err = pending;
     pending = undefined;
+    attemptsUsed = 0;
     const next = await afterSendFailure(run, send, context, requestId, err);
     if ('status' in next) return next;
     send = next.send;

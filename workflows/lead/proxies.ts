@@ -65,8 +65,8 @@ export const DELIVERY: ActivityOptions = {
 export const delivery = proxyActivities<Group<'sendWhatsAppText' | 'sendWhatsAppTemplate' | 'sendInstagramText' | 'sendWebChatText'>>(DELIVERY);
 
 /** The delivery options with the deployment's number of tries. */
-export function deliveryOptions(maxAttempts: number | undefined): ActivityOptions {
-  return maxAttempts ? { ...DELIVERY, retry: { ...DELIVERY.retry, maximumAttempts: maxAttempts } } : DELIVERY;
+export function deliveryOptions(maxAttempts: number): ActivityOptions {
+  return { ...DELIVERY, retry: { ...DELIVERY.retry, maximumAttempts: Math.max(1, maxAttempts) } };
 }
 
 /** Read receipt and typing indicator: best effort, a few quick tries. */

@@ -6,7 +6,7 @@
  */
 import { log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import { DATABASE, database, EXTRACTION, extraction, READ_RECEIPT, receipts, REPLY_TURN, turn } from './proxies';
-import type { ReplyTurnInput, ReplyTurnResult } from '../../activities/turn/reply-turn';
+import type { ReplyTurnInput, ReplyTurnResult, TurnHeldType } from '../../activities/turn/reply-turn';
 import { DEFAULT_LEAD_SETTINGS, type DeliveryStatus, type InboundMessage, type LeadCarriedState, type OutboundRequest, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
 import { conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, sendOutbound, type SendContext } from './outbound';
@@ -43,6 +43,7 @@ export async function replyTurn(run: LeadRun, received: InboundMessage[], record
       return await afterFastTurn(run, received, result, ids.outboundMessageId);
     } catch (err) {
       log.warn('the one-activity reply turn failed: replying step by step', { leadId: run.leadId, reason: failureReason(err) });
+      return carefulTurn(run, received, recordedEarly, ids, err);
     }
   }
   return carefulTurn(run, received, recordedEarly, ids);
@@ -108,13 +109,18 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
     return;
   }
   await pace(run);
-  await deliver(run, { plan: { action: 'free_form' }, text: reply.text, outboundMessageId, reference }, context, requestId);
+  // the turn's own reasons to hold (the deadline) are no try at the send; a send's failure is its first try
+  const firstTry = reply.failure.type && (TURN_HELD_TYPES as readonly string[]).includes(reply.failure.type) ? undefined : reply.failure;
+  await deliver(run, { plan: { action: 'free_form' }, text: reply.text, outboundMessageId, reference }, context, requestId, firstTry);
 }
 
 /** The turn's reply went out and its credit was captured in the activity. */
 async function captured(run: LeadRun, reply: { text: string }): Promise<void> {
   noteSent(run, { text: reply.text, plan: { action: 'free_form' } }, true, true);
 }
+
+/** Why the turn held a reply without trying to send it (activities/turn/reply-turn.ts TURN_HELD). */
+const TURN_HELD_TYPES: readonly TurnHeldType[] = ['window_closed', 'pacing_too_long', 'turn_deadline'];
 
 const REPLY: OutboundWhat = { kind: 'ai', llmPurpose: 'reply', allowHandoff: true };
 
@@ -143,7 +149,7 @@ async function afterLeadWrote(run: LeadRun, written: InboundMessage[]): Promise<
 }
 
 /** The step-by-step turn: every step its own activity with its own retry policy. */
-async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEarly: LeadCarriedState['inboxRecorded'], ids: { batchId: string; outboundMessageId: string }): Promise<void> {
+async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEarly: LeadCarriedState['inboxRecorded'], ids: { batchId: string; outboundMessageId: string }, firstTry?: unknown): Promise<void> {
   const { state } = run;
   const recorded = received.length > 0 ? await recordInbound(run, received, `Record ${received.length} inbound message(s)`, ids.batchId) : undefined;
   const written = admitRecorded(run, received, recorded?.newIds, recordedEarly);
@@ -168,7 +174,7 @@ async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEar
             .catch((err: unknown) => log.warn('read receipt failed', { leadId: run.leadId, reason: failureReason(err) }));
         }
       : undefined;
-  await sendOutbound(run, REPLY, 'reply', undefined, { beforeLlm, outboundMessageId: ids.outboundMessageId });
+  await sendOutbound(run, REPLY, 'reply', undefined, { beforeLlm, outboundMessageId: ids.outboundMessageId, firstTry });
   await receipt;
 }
 
