@@ -16,6 +16,45 @@ function sendsTo(to: string) {
   return stack.graph.sentMessages().filter((r) => (r.body as { to?: string }).to === to);
 }
 
+/** History events and completed workflow tasks of a lead's current run. */
+async function historyCost(workflowId: string): Promise<{ events: number; tasks: number }> {
+  const history = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  return { events: events.length, tasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length };
+}
+
+describe('the cost of a turn (README: 20 events and 3 workflow tasks)', () => {
+  test('a new lead\'s first turn and an ordinary later turn each take at most 20 history events and 3 workflow tasks', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    const wf = leadWorkflowId(t.channelId, from);
+    const idleAfter = async (replies: number) => {
+      await waitFor(async () => {
+        const s = await stack.temporal.leadState(wf);
+        return s && s.counters.replies === replies && s.pendingInbound === 0 && s.extractionDueAt !== undefined;
+      }, { what: `reply ${replies} settled` });
+      // the turn's last task (the activity's result) is complete once the history stops growing
+      let before = await historyCost(wf);
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 300));
+        const now = await historyCost(wf);
+        if (now.events === before.events) return now;
+        before = now;
+      }
+    };
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi, what does the premium plan cost?')).expect(200);
+    const first = await idleAfter(1);
+    expect(first.events).toBeLessThanOrEqual(20);
+    expect(first.tasks).toBeLessThanOrEqual(3);
+    await new Promise((r) => setTimeout(r, 400)); // past the test stack's pacing gap (200 ms)
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'And does it include onboarding?')).expect(200);
+    const second = await idleAfter(2);
+    expect(second.events - first.events).toBeLessThanOrEqual(20);
+    expect(second.tasks - first.tasks).toBeLessThanOrEqual(3);
+    expect(sendsTo(from)).toHaveLength(2);
+  });
+});
+
 describe('one lead, end to end', () => {
   test('an inbound text gets one AI reply, recorded, delivered and paid for', async () => {
     const t = await createTenant(stack, { credits: 5 });

@@ -66,10 +66,10 @@ export function plan(
 }
 
 /** What the LLM should know that only the workflow knows. */
-export function conversationFacts(run: LeadRun): string[] {
+export function conversationFacts(run: LeadRun, lastInboundAt = run.state.lastInboundAt): string[] {
   const { state } = run;
   const facts = [`The lead is in stage ${state.stage}.`];
-  const closes = windowClosesAt(state.lastInboundAt);
+  const closes = windowClosesAt(lastInboundAt);
   if (closes && run.channel !== 'webchat') facts.push(`WhatsApp's 24-hour window for free-form messages closes at ${closes}.`);
   const s = state.sequence;
   if (s && (s.cursor.status === 'active' || s.cursor.status === 'paused')) {

@@ -73,7 +73,7 @@ function fastTurnInput(run: LeadRun, received: InboundMessage[], recordedEarly: 
       requireNewOf: written.map((m) => m.providerMessageId),
       outboundMessageId: ids.outboundMessageId,
       reference: `reply:${ids.outboundMessageId}`,
-      llm: { stage: state.stage, facts: conversationFacts(run), purpose: 'reply', allowHandoff: true },
+      llm: { stage: state.stage, facts: conversationFacts(run, lastInboundAt), purpose: 'reply', allowHandoff: true },
       ...(run.channel === 'webchat' ? {} : { windowClosesAt: windowClosesAt(lastInboundAt) }),
       ...(run.channel === 'whatsapp' ? { readReceipt: { providerMessageId: last.providerMessageId } } : {}),
     },
