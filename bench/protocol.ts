@@ -28,11 +28,13 @@ export interface RepliesQuery {
   prefix: string;
   expected: number;
   timeoutMs: number;
+  /** Only replies at or after this epoch ms (a lead's later turns); default: its first reply. */
+  after?: number;
 }
 
 export interface RepliesResult {
   replied: number;
-  /** `to` → epoch ms the first reply to it reached the fake Graph API. */
+  /** `to` → epoch ms the first reply to it (at or after `after`) reached the fake Graph API. */
   replyAt: Record<string, number>;
   timedOut: boolean;
 }

@@ -80,9 +80,9 @@ async function runWebhooks(load: WebhookLoad): Promise<{ summary: ReturnType<typ
   }
 }
 
-/** First successful reply time per recipient, scanned incrementally from the fake's log. */
+/** Successful reply times per recipient, scanned incrementally from the fake's log. */
 function createReplyIndex(graph: FakeGraphApi) {
-  const firstReplyAt = new Map<string, number>();
+  const replyTimes = new Map<string, number[]>();
   let scanned = 0;
   return {
     update(): void {
@@ -92,20 +92,24 @@ function createReplyIndex(graph: FakeGraphApi) {
         if (r.response.status !== 200) continue;
         const body = (typeof r.body === 'object' && r.body !== null ? r.body : {}) as { to?: unknown };
         if ('status' in body || typeof body.to !== 'string') continue; // mark-as-read / typing, as the fake counts them
-        if (!firstReplyAt.has(body.to)) firstReplyAt.set(body.to, Date.parse(r.at));
+        const list = replyTimes.get(body.to) ?? [];
+        list.push(Date.parse(r.at));
+        replyTimes.set(body.to, list);
       }
     },
     async wait(q: RepliesQuery): Promise<RepliesResult> {
       const deadline = Date.now() + q.timeoutMs;
+      const after = q.after ?? Number.NEGATIVE_INFINITY;
       for (;;) {
         this.update();
         const replyAt: Record<string, number> = {};
         let replied = 0;
-        for (const [to, at] of firstReplyAt) {
-          if (to.startsWith(q.prefix)) {
-            replyAt[to] = at;
-            replied += 1;
-          }
+        for (const [to, times] of replyTimes) {
+          if (!to.startsWith(q.prefix)) continue;
+          const at = times.find((t) => t >= after);
+          if (at === undefined) continue;
+          replyAt[to] = at;
+          replied += 1;
         }
         if (replied >= q.expected || Date.now() > deadline) return { replied, replyAt, timedOut: replied < q.expected };
         await new Promise((r) => setTimeout(r, 50));
