@@ -36,12 +36,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/** If the bench dies (Ctrl-C, an error), its Parley children must not outlive it. */
+function killChildrenOnExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const c of live) c.kill('SIGKILL');
+      process.exit(130);
+    });
+  }
+}
+
 /** Fork `entry` with `env` (only these variables plus PATH/HOME), forwarding its output with a prefix. */
 export function forkParley(name: string, entry: string, env: Record<string, string | undefined>): ParleyChild {
   const childEnv: Record<string, string> = {};
   for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG']) if (process.env[k] !== undefined) childEnv[k] = process.env[k]!;
   for (const [k, v] of Object.entries(env)) if (v !== undefined) childEnv[k] = v;
+  killChildrenOnExit();
   const child: ChildProcess = fork(entry, [], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  live.add(child);
   const tail: string[] = [];
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) {
@@ -57,6 +77,7 @@ export function forkParley(name: string, entry: string, env: Record<string, stri
   const exited = new Promise<void>((resolve) =>
     child.once('exit', (code, signal) => {
       done = true;
+      live.delete(child);
       if (code !== 0 && code !== null && signal === null) process.stderr.write(`[${name}] exited with code ${code}\n`);
       resolve();
     }),

@@ -10,6 +10,8 @@ export interface WebhookLoad {
   count: number;
   /** wa_id = prefix + zero-padded index: one lead per request. */
   waIdPrefix: string;
+  /** Every request from the same lead (index 0): a burst of messages instead of new leads. */
+  sameLead?: boolean;
   maxSockets: number;
   /** Epoch ms the schedule starts (shared with the parent's bare loop when interleaving). */
   t0?: number;

@@ -58,7 +58,7 @@ async function runWebhooks(load: WebhookLoad): Promise<{ summary: ReturnType<typ
   const agent = new http.Agent({ keepAlive: true, maxSockets: load.maxSockets });
   // Build and sign every body up front so the generator's own work stays off the clock.
   const requests = Array.from({ length: load.count }, (_, i) => {
-    const waId = waIdFor(load.waIdPrefix, i);
+    const waId = waIdFor(load.waIdPrefix, load.sameLead ? 0 : i);
     const body = textWebhookBody(load.phoneNumberId, waId, `Hi, I'm interested in the premium plan (bench ${i})`);
     return { waId, body, signature: signMetaBody(body, load.appSecret) };
   });
