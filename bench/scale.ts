@@ -287,7 +287,7 @@ async function longConversation(ctx: Ctx) {
   const durationS = round((Date.now() - t0) / 1000, 0);
   await settle(ctx.workers[0]?.pid, { maxS: 30 });
   // the run chain, oldest first
-  const runs: { runId: string; status: string; historyLength: number; historySizeKB: number; sends: number; inputKB: number; carriedKB: number; inboxCarried: number }[] = [];
+  const runs: { runId: string; startedAt: string; status: string; historyLength: number; historySizeKB: number; sends: number; inputKB: number; carriedKB: number; inboxCarried: number }[] = [];
   for await (const wf of ctx.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
     const h = ctx.client.workflow.getHandle(workflowId, wf.runId);
     const d = await h.describe();
@@ -316,6 +316,7 @@ async function longConversation(ctx: Ctx) {
     }
     runs.push({
       runId: wf.runId,
+      startedAt: wf.startTime.toISOString(),
       status: d.status.name,
       historyLength: Number(d.raw.workflowExecutionInfo?.historyLength ?? events.length),
       historySizeKB: round(Number(d.raw.workflowExecutionInfo?.historySizeBytes ?? 0) / 1024, 1),
@@ -325,7 +326,7 @@ async function longConversation(ctx: Ctx) {
       inboxCarried,
     });
   }
-  runs.sort((a, b) => (a.status === 'RUNNING' ? 1 : 0) - (b.status === 'RUNNING' ? 1 : 0));
+  runs.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
   const maxEvents = Math.max(0, ...runs.map((r) => r.historyLength));
   const maxSizeKB = Math.max(0, ...runs.map((r) => r.historySizeKB));
   log(`(b) ${bursts} bursts, ${answered} answered within 30 s; ${runs.length} runs, longest ${maxEvents} events / ${maxSizeKB} KB; carried state up to ${Math.max(0, ...runs.map((r) => r.carriedKB))} KB`);
@@ -423,6 +424,8 @@ async function main(): Promise<void> {
           LEAD_DEBOUNCE_MAX_WAIT_MS: '2000',
           // Meta's per-pair pacing (one message per 6 s to a user) would make (b) take hours; it is not what (b) measures
           WHATSAPP_PAIR_INTERVAL_MS: '0',
+          // and so would the workflow's WhatsApp pacing (6 s + jitter between two messages to a lead)
+          LEAD_PACING_MIN_GAP_MS: '0',
           ...leadEnv,
         },
       },
