@@ -221,6 +221,7 @@ function log(msg: string): void {
 }
 
 function gitCommit(): string | undefined {
+  if (process.env.BENCH_COMMIT?.trim()) return process.env.BENCH_COMMIT.trim(); // a tree that is not a git checkout
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
