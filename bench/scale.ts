@@ -44,10 +44,12 @@ interface ScaleOptions {
   leadRate: number;
   throughputLeads: number;
   phases: Set<'a' | 'b' | 'c'>;
+  /** (c) on a fresh in-memory dev server (default) or on the file-backed one of (a) and (b). */
+  throughputServer: 'memory' | 'file';
   logLevel: string;
 }
 
-const USAGE = `usage: npm run bench:scale -- [--leads N] [--messages M] [--lead-rate N] [--throughput-leads N] [--phases a,b,c]
+const USAGE = `usage: npm run bench:scale -- [--leads N] [--messages M] [--lead-rate N] [--throughput-leads N] [--phases a,b,c] [--c-server memory|file]
   needs DATABASE_URL (PostgreSQL: a scratch database, it migrates); env BENCH_SCALE_LEADS, BENCH_SCALE_MESSAGES;
   LEAD_* and WHATSAPP_* variables in the environment are passed on to the Parley processes`;
 
@@ -58,6 +60,7 @@ function parseOptions(argv: string[], env = process.env): ScaleOptions {
     leadRate: 50,
     throughputLeads: 200,
     phases: new Set(['a', 'b', 'c']),
+    throughputServer: 'memory',
     logLevel: env.LOG_LEVEL?.trim() || 'warn',
   };
   for (let i = 0; i < argv.length; i += 1) {
@@ -73,7 +76,10 @@ function parseOptions(argv: string[], env = process.env): ScaleOptions {
     else if (flag === '--messages') o.messages = int();
     else if (flag === '--lead-rate') o.leadRate = int();
     else if (flag === '--throughput-leads') o.throughputLeads = int();
-    else if (flag === '--phases') {
+    else if (flag === '--c-server') {
+      if (value !== 'memory' && value !== 'file') throw new Error(`--c-server: memory or file\n${USAGE}`);
+      o.throughputServer = value;
+    } else if (flag === '--phases') {
       const ps = value.split(',').map((x) => x.trim());
       if (ps.some((p) => p !== 'a' && p !== 'b' && p !== 'c')) throw new Error(`--phases: a, b and/or c\n${USAGE}`);
       o.phases = new Set(ps as ('a' | 'b' | 'c')[]);
@@ -150,6 +156,10 @@ interface Ctx {
   dbFile: string;
   core: Core;
   temporalPid?: number;
+  /** False once (c) moved to an in-memory dev server (no file to measure). */
+  fileServer: boolean;
+  /** Run at the end (extra dev servers, connections). */
+  cleanup: (() => Promise<void>)[];
 }
 
 function webhooks(ctx: Ctx, load: { prefix: string; count: number; rate: number; sameLead?: boolean; api?: number }) {
@@ -172,7 +182,7 @@ function footprint(ctx: Ctx) {
     workerRssMB: ctx.workers.map((w) => procRssMB(w.pid)),
     apiRssMB: ctx.apis.map((a) => procRssMB(a.child.pid)),
     temporalRssMB: procRssMB(ctx.temporalPid),
-    temporalDbMB: sqliteSizeMB(ctx.dbFile),
+    temporalDbMB: ctx.fileServer ? sqliteSizeMB(ctx.dbFile) : undefined,
   };
 }
 
@@ -354,8 +364,28 @@ async function processCount(ctx: Ctx, apis: number, workers: number): Promise<vo
   while (ctx.workers.length < workers) ctx.workers.push(await startWorkerProcess(`parley-worker-${ctx.workers.length + 1}`, ctx.env, ctx.client));
 }
 
+/** Move every Parley process to a fresh in-memory dev server (new task queue, same database). */
+async function toMemoryServer(ctx: Ctx): Promise<void> {
+  const mem = await startDevServer({ uiPort: false });
+  ctx.cleanup.push(() => mem.stop());
+  const apis = ctx.apis.length;
+  const workers = ctx.workers.length;
+  await processCount(ctx, 0, 0);
+  const { client, connection } = await connectClient({ address: mem.address, namespace: ctx.client.options.namespace });
+  ctx.cleanup.unshift(() => connection.close());
+  ctx.client = client;
+  ctx.env = { ...ctx.env, TEMPORAL_ADDRESS: mem.address, TEMPORAL_TASK_QUEUE: `scale-c-${randomBytes(4).toString('hex')}` };
+  ctx.temporalPid = mem.process?.pid;
+  ctx.fileServer = false;
+  await processCount(ctx, apis, workers);
+}
+
 async function throughput(ctx: Ctx) {
   const out: Record<string, unknown>[] = [];
+  if (ctx.opts.throughputServer === 'memory') {
+    log('(c) on a fresh in-memory dev server: the file-backed one is bound by its disk writes here');
+    await toMemoryServer(ctx);
+  }
   for (const [k, n] of [1, 2].entries()) {
     await processCount(ctx, n, n);
     await sleep(2000);
@@ -438,7 +468,7 @@ async function main(): Promise<void> {
     const api = await startApiProcess('parley-api', env);
     const worker = await startWorkerProcess('parley-worker', env, client);
     const tenant = await setupTenant(api.url, 100_000_000);
-    ctx = { opts, world, client, env, tenant, apis: [api], workers: [worker], dbFile, core, temporalPid: dev.process?.pid };
+    ctx = { opts, world, client, env, tenant, apis: [api], workers: [worker], dbFile, core, temporalPid: dev.process?.pid, fileServer: true, cleanup: [] };
     log(`temporal dev server at ${dev.address} (db ${dbFile}), ${core.database.describe}, task queue ${taskQueue}`);
     const baseline = { ...footprint(ctx), postgresMB: await postgresSizeMB(core) };
     const a = opts.phases.has('a') ? await openLeads(ctx) : undefined;
@@ -468,6 +498,7 @@ async function main(): Promise<void> {
     log('stopping');
     for (const a of ctx?.apis ?? []) await a.child.stop().catch(() => {});
     for (const w of ctx?.workers ?? []) await w.stop().catch(() => {});
+    for (const f of ctx?.cleanup ?? []) await f().catch(() => {});
     await closeClient?.().catch(() => {});
     await core?.database.close().catch(() => {});
     await dev?.stop().catch((err: unknown) => console.error('stopping the Temporal dev server failed:', err));
