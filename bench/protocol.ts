@@ -10,6 +10,8 @@ export interface WebhookLoad {
   count: number;
   /** wa_id = prefix + zero-padded index: one lead per request. */
   waIdPrefix: string;
+  /** Every request from the same lead (index 0): a burst of messages instead of new leads. */
+  sameLead?: boolean;
   maxSockets: number;
   /** Epoch ms the schedule starts (shared with the parent's bare loop when interleaving). */
   t0?: number;
@@ -28,11 +30,13 @@ export interface RepliesQuery {
   prefix: string;
   expected: number;
   timeoutMs: number;
+  /** Only replies at or after this epoch ms (a lead's later turns); default: its first reply. */
+  after?: number;
 }
 
 export interface RepliesResult {
   replied: number;
-  /** `to` → epoch ms the first reply to it reached the fake Graph API. */
+  /** `to` → epoch ms the first reply to it (at or after `after`) reached the fake Graph API. */
   replyAt: Record<string, number>;
   timedOut: boolean;
 }

@@ -51,8 +51,20 @@ function machineTicks(): { busy: number; total: number } | undefined {
 
 export interface ResourceUsage {
   wallS: number;
-  /** CPU of each process in % of one core (the machine has cpus × 100 %). */
-  cpuPct: { parley: number; temporal?: number; world?: number; /** Everything else on the machine (other users' jobs). */ other?: number };
+  /**
+   * CPU of each process in % of one core (the machine has cpus × 100 %). `parley` is the bench
+   * process itself (API + worker in the single-process topology; only the bare loop and the
+   * bookkeeping in the split topology, where `parley-api` and `parley-worker` are children).
+   */
+  cpuPct: {
+    parley: number;
+    temporal?: number;
+    world?: number;
+    'parley-api'?: number;
+    'parley-worker'?: number;
+    /** Everything else on the machine (other users' jobs). */
+    other?: number;
+  };
   /** Whole machine busy, % of all cores. */
   machineBusyPct?: number;
   /** This process's event-loop delay (blocked time), ms. */
@@ -63,11 +75,16 @@ export interface ResourceProbe {
   stop(worldCpuMs?: number): ResourceUsage;
 }
 
-/** Start measuring; `worldCpuMs0` is the world child's CPU ms at start (it reports its own). */
-export function startProbe(opts: { temporalPid?: number; worldCpuMs0?: number }): ResourceProbe {
+/**
+ * Start measuring; `worldCpuMs0` is the world child's CPU ms at start (it reports its own);
+ * `apiPid` / `workerPid` are Parley child processes (split topology), read from /proc.
+ */
+export function startProbe(opts: { temporalPid?: number; worldCpuMs0?: number; apiPid?: number; workerPid?: number }): ResourceProbe {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const temporal0 = procCpuMs(opts.temporalPid);
+  const api0 = procCpuMs(opts.apiPid);
+  const worker0 = procCpuMs(opts.workerPid);
   const machine0 = machineTicks();
   const h: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
@@ -77,16 +94,21 @@ export function startProbe(opts: { temporalPid?: number; worldCpuMs0?: number })
       const wallMs = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       const temporal1 = procCpuMs(opts.temporalPid);
+      const api1 = procCpuMs(opts.apiPid);
+      const worker1 = procCpuMs(opts.workerPid);
       const machine1 = machineTicks();
       const pct = (ms: number) => round((ms / wallMs) * 100, 0);
       const cpuPct: ResourceUsage['cpuPct'] = {
         parley: pct((cpu.user + cpu.system) / 1000),
         ...(temporal0 !== undefined && temporal1 !== undefined ? { temporal: pct(temporal1 - temporal0) } : {}),
         ...(opts.worldCpuMs0 !== undefined && worldCpuMs1 !== undefined ? { world: pct(worldCpuMs1 - opts.worldCpuMs0) } : {}),
+        ...(api0 !== undefined && api1 !== undefined ? { 'parley-api': pct(api1 - api0) } : {}),
+        ...(worker0 !== undefined && worker1 !== undefined ? { 'parley-worker': pct(worker1 - worker0) } : {}),
       };
       const machineBusy = machine0 && machine1 && machine1.total > machine0.total ? (machine1.busy - machine0.busy) / (machine1.total - machine0.total) : undefined;
       if (machineBusy !== undefined && cpuPct.temporal !== undefined && cpuPct.world !== undefined) {
-        cpuPct.other = Math.max(0, round(machineBusy * 100 * os.cpus().length - cpuPct.parley - cpuPct.temporal - cpuPct.world, 0));
+        const ours = cpuPct.parley + cpuPct.temporal + cpuPct.world + (cpuPct['parley-api'] ?? 0) + (cpuPct['parley-worker'] ?? 0);
+        cpuPct.other = Math.max(0, round(machineBusy * 100 * os.cpus().length - ours, 0));
       }
       return {
         wallS: round(wallMs / 1000, 2),
@@ -120,4 +142,15 @@ export function machineInfo() {
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
   };
+}
+
+/** Resident set size of a process in MB, from /proc/<pid>/status (Linux); undefined elsewhere. */
+export function procRssMB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? round(Number(m[1]) / 1024, 1) : undefined;
+  } catch {
+    return undefined;
+  }
 }

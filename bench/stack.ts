@@ -1,6 +1,10 @@
 /**
- * Parley for the benchmark: API and worker in this one process (as `npm run dev` runs them),
- * wired like test/support/stack.ts, but the API listens on a real port.
+ * Parley for the benchmark, in one of two topologies:
+ *  - `single`: API and worker in this one process (as `npm run dev` runs them), wired like
+ *    test/support/stack.ts, but the API listens on a real port;
+ *  - `split`: the production entry points (api/main.ts, workers/main.ts) as child processes,
+ *    configured through the environment as in production, on PostgreSQL (DATABASE_URL). This
+ *    process keeps a Temporal client (the bare signalWithStart loop, histories).
  */
 import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
@@ -14,19 +18,98 @@ import { installTemporalRuntime } from '../temporal/runtime';
 import { buildCore, type Core } from '../composition/core';
 import { activityDepsFrom } from '../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH } from '../workers/worker';
+import { startApiProcess, startWorkerProcess, type ParleyChild } from './processes';
 
 export const BENCH_ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
 export const BENCH_APP_SECRET = `bench-app-secret-${randomBytes(12).toString('hex')}`;
+const BENCH_ENCRYPTION_KEY = randomBytes(32).toString('base64');
+const BENCH_VERIFY_TOKEN = `bench-verify-${randomBytes(6).toString('hex')}`;
+
+export type Topology = 'single' | 'split';
 
 export interface ParleyStack {
+  topology: Topology;
   config: Config;
+  /** The database as this process sees it (single: the only one; split: used for migrations). */
   core: Core;
   temporal: ParleyTemporal;
   apiUrl: string;
   taskQueue: string;
-  /** Absent with `worker: false` (acceptance-only runs). */
-  worker?: Worker;
+  /** False with `worker: false` (acceptance-only runs). */
+  hasWorker: boolean;
+  /** Split topology: the child processes (their CPU is read from /proc). */
+  children: { api?: ParleyChild; worker?: ParleyChild };
   stop(): Promise<void>;
+}
+
+export interface ParleyStackOptions {
+  temporalAddress: string;
+  graphUrl: string;
+  llmUrl: string;
+  logLevel: string;
+  /** Start the worker (default true). */
+  worker?: boolean;
+  /** Extra environment (LEAD_* settings, worker slots), for both this process and the children. */
+  env?: Record<string, string | undefined>;
+}
+
+/** The environment Parley is configured from, in this process and in the split children alike. */
+export function benchEnv(opts: ParleyStackOptions, taskQueue: string): Record<string, string | undefined> {
+  return {
+    NODE_ENV: 'development',
+    LOG_LEVEL: opts.logLevel,
+    DATABASE_URL: process.env.DATABASE_URL,
+    PGLITE_DATA_DIR: 'memory://',
+    TEMPORAL_ADDRESS: opts.temporalAddress,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PARLEY_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+    PARLEY_ENCRYPTION_KEY: BENCH_ENCRYPTION_KEY,
+    META_APP_SECRET: BENCH_APP_SECRET,
+    META_VERIFY_TOKEN: BENCH_VERIFY_TOKEN,
+    GRAPH_API_URL: opts.graphUrl,
+    OPENAI_BASE_URL: opts.llmUrl,
+    OPENAI_API_KEY: 'sk-bench-fake-openai-key',
+    WORKER_MAX_CONCURRENT_ACTIVITIES: process.env.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: process.env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    ...opts.env,
+  };
+}
+
+/** API and worker as production runs them: separate processes, one PostgreSQL. */
+export async function startParleySplit(opts: ParleyStackOptions): Promise<ParleyStack> {
+  if (!process.env.DATABASE_URL) {
+    throw new Error('--topology split needs DATABASE_URL (PostgreSQL): the API and worker processes must share one database');
+  }
+  const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
+  const env = benchEnv(opts, taskQueue);
+  const config = loadConfig(env);
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-bench' });
+  const core = await buildCore(config, { log, migrate: true });
+  const { client, connection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE });
+  const temporal = createParleyTemporal(client, { taskQueue });
+  const children: ParleyStack['children'] = {};
+  const stopAll = async () => {
+    await children.api?.stop();
+    await children.worker?.stop();
+    await connection.close();
+    await core.database.close();
+  };
+  try {
+    const [api, worker] = await Promise.all([
+      startApiProcess('parley-api', env),
+      opts.worker !== false ? startWorkerProcess('parley-worker', env, client) : Promise.resolve(undefined),
+    ]);
+    children.api = api.child;
+    children.worker = worker;
+    return { topology: 'split', config, core, temporal, apiUrl: api.url, taskQueue, hasWorker: worker !== undefined, children, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+export function startParleyTopology(topology: Topology, opts: ParleyStackOptions): Promise<ParleyStack> {
+  return topology === 'split' ? startParleySplit(opts) : startParley(opts);
 }
 
 const quietBundlerLogger = {
@@ -38,32 +121,10 @@ const quietBundlerLogger = {
   error: (m: string, meta?: unknown) => console.error(m, meta),
 };
 
-export async function startParley(opts: {
-  temporalAddress: string;
-  graphUrl: string;
-  llmUrl: string;
-  logLevel: string;
-  /** Start the worker in this process (default true). */
-  worker?: boolean;
-}): Promise<ParleyStack> {
+/** API and worker in this one process (as `npm run dev`). */
+export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack> {
   const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({
-    NODE_ENV: 'development',
-    LOG_LEVEL: opts.logLevel,
-    DATABASE_URL: process.env.DATABASE_URL,
-    PGLITE_DATA_DIR: 'memory://',
-    TEMPORAL_ADDRESS: opts.temporalAddress,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    PARLEY_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
-    PARLEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    META_APP_SECRET: BENCH_APP_SECRET,
-    META_VERIFY_TOKEN: `bench-verify-${randomBytes(6).toString('hex')}`,
-    GRAPH_API_URL: opts.graphUrl,
-    OPENAI_BASE_URL: opts.llmUrl,
-    OPENAI_API_KEY: 'sk-bench-fake-openai-key',
-    WORKER_MAX_CONCURRENT_ACTIVITIES: process.env.WORKER_MAX_CONCURRENT_ACTIVITIES,
-    WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: process.env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
-  });
+  const config = loadConfig(benchEnv(opts, taskQueue));
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-bench' });
   // The SDK's native runtime lives until its last worker/connection closes; without a worker
   // nothing would ever close it, so it is installed only with one.
@@ -83,6 +144,7 @@ export async function startParley(opts: {
       workflowBundle,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+      maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     });
     running = worker.run();
   }
@@ -96,12 +158,14 @@ export async function startParley(opts: {
   server.keepAliveTimeout = 60_000;
   const { port } = server.address() as AddressInfo;
   return {
+    topology: 'single',
     config,
     core,
     temporal,
     apiUrl: `http://127.0.0.1:${port}`,
     taskQueue,
-    worker,
+    hasWorker: worker !== undefined,
+    children: {},
     async stop() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -58,7 +58,7 @@ async function runWebhooks(load: WebhookLoad): Promise<{ summary: ReturnType<typ
   const agent = new http.Agent({ keepAlive: true, maxSockets: load.maxSockets });
   // Build and sign every body up front so the generator's own work stays off the clock.
   const requests = Array.from({ length: load.count }, (_, i) => {
-    const waId = waIdFor(load.waIdPrefix, i);
+    const waId = waIdFor(load.waIdPrefix, load.sameLead ? 0 : i);
     const body = textWebhookBody(load.phoneNumberId, waId, `Hi, I'm interested in the premium plan (bench ${i})`);
     return { waId, body, signature: signMetaBody(body, load.appSecret) };
   });
@@ -80,9 +80,9 @@ async function runWebhooks(load: WebhookLoad): Promise<{ summary: ReturnType<typ
   }
 }
 
-/** First successful reply time per recipient, scanned incrementally from the fake's log. */
+/** Successful reply times per recipient, scanned incrementally from the fake's log. */
 function createReplyIndex(graph: FakeGraphApi) {
-  const firstReplyAt = new Map<string, number>();
+  const replyTimes = new Map<string, number[]>();
   let scanned = 0;
   return {
     update(): void {
@@ -92,20 +92,24 @@ function createReplyIndex(graph: FakeGraphApi) {
         if (r.response.status !== 200) continue;
         const body = (typeof r.body === 'object' && r.body !== null ? r.body : {}) as { to?: unknown };
         if ('status' in body || typeof body.to !== 'string') continue; // mark-as-read / typing, as the fake counts them
-        if (!firstReplyAt.has(body.to)) firstReplyAt.set(body.to, Date.parse(r.at));
+        const list = replyTimes.get(body.to) ?? [];
+        list.push(Date.parse(r.at));
+        replyTimes.set(body.to, list);
       }
     },
     async wait(q: RepliesQuery): Promise<RepliesResult> {
       const deadline = Date.now() + q.timeoutMs;
+      const after = q.after ?? Number.NEGATIVE_INFINITY;
       for (;;) {
         this.update();
         const replyAt: Record<string, number> = {};
         let replied = 0;
-        for (const [to, at] of firstReplyAt) {
-          if (to.startsWith(q.prefix)) {
-            replyAt[to] = at;
-            replied += 1;
-          }
+        for (const [to, times] of replyTimes) {
+          if (!to.startsWith(q.prefix)) continue;
+          const at = times.find((t) => t >= after);
+          if (at === undefined) continue;
+          replyAt[to] = at;
+          replied += 1;
         }
         if (replied >= q.expected || Date.now() > deadline) return { replied, replyAt, timedOut: replied < q.expected };
         await new Promise((r) => setTimeout(r, 50));

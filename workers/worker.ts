@@ -14,6 +14,8 @@ export interface ParleyWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   maxConcurrentActivityTaskExecutions?: number;
   maxConcurrentWorkflowTaskExecutions?: number;
+  /** Workflows kept in memory between tasks; the SDK's default grows with the heap (~600 per GB), which 10,000 open leads overran. */
+  maxCachedWorkflows?: number;
 }
 
 /** One worker: the lead workflow plus every activity, on one task queue. */
@@ -27,5 +29,6 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Wor
     activities: createActivities({ ...opts.deps, temporalClient: opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace }) }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions,
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTaskExecutions,
+    ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
   });
 }
