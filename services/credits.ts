@@ -86,12 +86,15 @@ export function createCreditService(db: Db) {
       return inTransaction(db, opts.tx, async (tx) => {
         // Lock the tenant row first: a concurrent reserve of the same reference (a retried activity
         // still running) then waits here and sees the committed reservation below, instead of
-        // failing on the reservation's primary key.
+        // failing on the reservation's primary key. FOR NO KEY UPDATE (what the balance update
+        // takes anyway), not FOR UPDATE: a caller's transaction that inserted rows referencing the
+        // tenant (the reply turn records messages first) holds a KEY SHARE lock on it, and two such
+        // transactions upgrading to FOR UPDATE deadlock (SQLSTATE 40P01).
         const [tenant] = await tx
           .select({ balance: tenants.creditBalance, creditsPerReply: tenants.creditsPerReply })
           .from(tenants)
           .where(eq(tenants.id, input.tenantId))
-          .for('update');
+          .for('no key update');
         if (!tenant) throw new AppError('not_found', 'tenant not found');
         const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };

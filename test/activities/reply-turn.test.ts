@@ -538,6 +538,32 @@ describe('the services the turn relies on', () => {
     expect(rows).toHaveLength(2);
   });
 
+  test('many turns of one tenant record and reserve at once, each in one transaction, without a deadlock (PostgreSQL: 40P01 before)', async () => {
+    const f = await fixture({ credits: 100 });
+    const leads = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const contactId = `91${randomInt(1_000_000_000, 9_999_999_999)}`;
+        const { leadId } = await services.leads.ensure({ tenantId: f.tenantId, channelAccountId: f.channelId, channel: 'whatsapp', contactId, workflowId: `lead-${i}-${randomUUID()}` });
+        return { ...f, leadId, contactId };
+      }),
+    );
+    // what the reply turn does: record the messages (rows that reference the tenant), then lock the tenant's balance
+    const results = await Promise.allSettled(
+      leads.flatMap((l) =>
+        [1, 2].map(() =>
+          services.transaction(async (tx) => {
+            await services.leads.recordInbound({ tenantId: l.tenantId, leadId: l.leadId, messages: [inbound(l)], batchId: randomUUID() }, { tx });
+            await new Promise((r) => setTimeout(r, 5)); // both sides hold their row locks before reserving
+            return services.credits.reserve({ tenantId: l.tenantId, reference: `reply:${randomUUID()}` }, { tx });
+          }),
+        ),
+      ),
+    );
+    const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    expect(failed).toEqual([]);
+    expect(await services.credits.balance(f.tenantId)).toMatchObject({ balance: 100 - 24, reserved: 24 });
+  });
+
   test('reserve is idempotent per reference: a second reserve takes nothing, nor does one after the capture', async () => {
     const f = await fixture({ credits: 5 });
     const reference = `reply:${randomUUID()}`;
