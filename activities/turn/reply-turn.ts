@@ -51,6 +51,17 @@ export const TURN_HELD = {
 /** The `held` failure types the turn chooses itself; the workflow can `import type` it to match them. */
 export type TurnHeldType = (typeof TURN_HELD)[keyof typeof TURN_HELD];
 
+/** How often a running turn heartbeats (the workflow's heartbeat timeout is a few times this). */
+export const HEARTBEAT_EVERY_MS = 5_000;
+
+function heartbeat(): void {
+  try {
+    Context.current().heartbeat();
+  } catch {
+    /* outside an activity (a direct call in a test): nothing to tell */
+  }
+}
+
 /** Room kept before the activity's deadline besides the send's own timeout (database writes, clock skew). */
 export const TURN_DEADLINE_MARGIN_MS = 5_000;
 
@@ -226,77 +237,88 @@ export function createTurnActivities(deps: TurnDeps) {
      * pipeline with the same ids.
      */
     async replyTurn(raw: ReplyTurnInput): Promise<ReplyTurnResult> {
-      const parsed = replyTurnInputSchema.safeParse(raw);
-      if (!parsed.success) {
-        throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `replyTurn: ${z.prettifyError(parsed.error)}`, nonRetryable: true });
-      }
-      const input = raw;
-      const reply = input.reply;
-      // record, and reserve when a lead-written message is new, in one transaction when the deps allow
-      const recordAndReserve = async (tx?: DbTransaction) => {
-        const { stored } = await deps.leads.recordInbound({ tenantId: input.tenantId, leadId: input.leadId, messages: input.messages, batchId: input.batchId }, { tx });
-        if (!reply || (reply.requireNewOf && !reply.requireNewOf.some((id) => stored.includes(id)))) return { stored };
-        // the reservation remembers the lead workflow (for the stale-reservation sweep), as reserveCredit does
-        const reservation = await deps.credits.reserve({ tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
-        return { stored, reservation };
-      };
-      const { stored, reservation } = deps.transaction ? await deps.transaction((tx) => recordAndReserve(tx)) : await recordAndReserve();
-      const recorded = { newIds: stored, stored: stored.length };
-      if (!reply) return recorded;
-      if (!reservation) return { ...recorded, reply: { outcome: 'not_needed' } };
-      if (!reservation.ok) return { ...recorded, reply: { outcome: 'no_credit', balance: reservation.balance, amount: reservation.amount } };
-
-      const receipt = startReadReceipt(input);
+      // a heartbeat while the turn runs: a worker that dies mid-turn is noticed in the heartbeat
+      // timeout (seconds), not the turn's start-to-close timeout (minutes), and the workflow goes on
+      const beat = setInterval(heartbeat, HEARTBEAT_EVERY_MS);
       try {
-        // a retry of this turn (or of its careful pipeline) finds the message an earlier attempt recorded: that text, no second LLM call
-        const prior = reservation.existing ? await deps.leads.outbound(reply.outboundMessageId) : undefined;
-        let text: string;
-        if (prior) {
-          text = prior.body;
-        } else {
-          const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm });
-          if (written.handoff) {
-            await deps.credits.release({ reference: reply.reference });
-            return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
-          }
-          text = fitForChannel(input.channel, written.text);
-        }
-
-        let providerMessageId = prior?.providerMessageId ?? undefined;
-        if (!providerMessageId) {
-          const waitMs = reply.notBefore ? Date.parse(reply.notBefore) - now() : 0;
-          if (waitMs > MAX_TURN_PACING_MS) {
-            return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` } } };
-          }
-          const deadline = activityDeadline();
-          if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
-            return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` } } };
-          }
-          if (waitMs > 0) await sleep(waitMs);
-          if (reply.windowClosesAt && now() >= Date.parse(reply.windowClosesAt)) {
-            return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` } } };
-          }
-          try {
-            const sent = await deps.send[input.channel]({
-              tenantId: input.tenantId,
-              leadId: input.leadId,
-              channelAccountId: input.channelAccountId,
-              outboundMessageId: reply.outboundMessageId,
-              to: input.contactId,
-              text,
-            });
-            providerMessageId = sent.providerMessageId;
-          } catch (err) {
-            const failure = describeFailure(err);
-            log.info({ leadId: input.leadId, outboundMessageId: reply.outboundMessageId, type: failure.type }, 'reply held: the first send attempt failed');
-            return { ...recorded, reply: { outcome: 'held', text, failure } };
-          }
-        }
-        await deps.credits.capture({ reference: reply.reference, messageId: reply.outboundMessageId });
-        return { ...recorded, reply: { outcome: 'sent', text, outboundMessageId: reply.outboundMessageId, ...(providerMessageId ? { providerMessageId } : {}) } };
+        return await runTurn(raw);
       } finally {
-        await receipt;
+        clearInterval(beat);
       }
     },
   };
+
+  async function runTurn(raw: ReplyTurnInput): Promise<ReplyTurnResult> {
+    const parsed = replyTurnInputSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `replyTurn: ${z.prettifyError(parsed.error)}`, nonRetryable: true });
+    }
+    const input = raw;
+    const reply = input.reply;
+    // record, and reserve when a lead-written message is new, in one transaction when the deps allow
+    const recordAndReserve = async (tx?: DbTransaction) => {
+      const { stored } = await deps.leads.recordInbound({ tenantId: input.tenantId, leadId: input.leadId, messages: input.messages, batchId: input.batchId }, { tx });
+      if (!reply || (reply.requireNewOf && !reply.requireNewOf.some((id) => stored.includes(id)))) return { stored };
+      // the reservation remembers the lead workflow (for the stale-reservation sweep), as reserveCredit does
+      const reservation = await deps.credits.reserve({ tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
+      return { stored, reservation };
+    };
+    const { stored, reservation } = deps.transaction ? await deps.transaction((tx) => recordAndReserve(tx)) : await recordAndReserve();
+    const recorded = { newIds: stored, stored: stored.length };
+    if (!reply) return recorded;
+    if (!reservation) return { ...recorded, reply: { outcome: 'not_needed' } };
+    if (!reservation.ok) return { ...recorded, reply: { outcome: 'no_credit', balance: reservation.balance, amount: reservation.amount } };
+
+    const receipt = startReadReceipt(input);
+    try {
+      // a retry of this turn (or of its careful pipeline) finds the message an earlier attempt recorded: that text, no second LLM call
+      const prior = reservation.existing ? await deps.leads.outbound(reply.outboundMessageId) : undefined;
+      let text: string;
+      if (prior) {
+        text = prior.body;
+      } else {
+        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm });
+        if (written.handoff) {
+          await deps.credits.release({ reference: reply.reference });
+          return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
+        }
+        text = fitForChannel(input.channel, written.text);
+      }
+
+      let providerMessageId = prior?.providerMessageId ?? undefined;
+      if (!providerMessageId) {
+        const waitMs = reply.notBefore ? Date.parse(reply.notBefore) - now() : 0;
+        if (waitMs > MAX_TURN_PACING_MS) {
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` } } };
+        }
+        const deadline = activityDeadline();
+        if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` } } };
+        }
+        if (waitMs > 0) await sleep(waitMs);
+        if (reply.windowClosesAt && now() >= Date.parse(reply.windowClosesAt)) {
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` } } };
+        }
+        try {
+          const sent = await deps.send[input.channel]({
+            tenantId: input.tenantId,
+            leadId: input.leadId,
+            channelAccountId: input.channelAccountId,
+            outboundMessageId: reply.outboundMessageId,
+            to: input.contactId,
+            text,
+          });
+          providerMessageId = sent.providerMessageId;
+        } catch (err) {
+          const failure = describeFailure(err);
+          log.info({ leadId: input.leadId, outboundMessageId: reply.outboundMessageId, type: failure.type }, 'reply held: the first send attempt failed');
+          return { ...recorded, reply: { outcome: 'held', text, failure } };
+        }
+      }
+      await deps.credits.capture({ reference: reply.reference, messageId: reply.outboundMessageId });
+      return { ...recorded, reply: { outcome: 'sent', text, outboundMessageId: reply.outboundMessageId, ...(providerMessageId ? { providerMessageId } : {}) } };
+    } finally {
+      await receipt;
+    }
+  }
 }
