@@ -33,5 +33,10 @@ export function createPersistenceActivities(deps: { leads: LeadService; channels
     async setLeadBlocked(input: { leadId: string; blocked: boolean }): Promise<void> {
       await deps.leads.setBlocked(input);
     },
+    /** The outbound message recorded under this id, if any: what a reply turn wrote (and maybe sent) before its result was lost. */
+    async findOutbound(input: { outboundMessageId: string }): Promise<{ text: string; status: string; providerMessageId: string | null } | null> {
+      const row = await deps.leads.outbound(input.outboundMessageId);
+      return row ? { text: row.body, status: row.status, providerMessageId: row.providerMessageId } : null;
+    },
   };
 }

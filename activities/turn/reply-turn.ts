@@ -54,6 +54,15 @@ export type TurnHeldType = (typeof TURN_HELD)[keyof typeof TURN_HELD];
 /** How often a running turn heartbeats (the workflow's heartbeat timeout is a few times this). */
 export const HEARTBEAT_EVERY_MS = 5_000;
 
+/** Whether Temporal cancelled this attempt (learned from a heartbeat's answer). */
+function cancelled(): boolean {
+  try {
+    return Context.current().cancellationSignal.aborted;
+  } catch {
+    return false;
+  }
+}
+
 function heartbeat(): void {
   try {
     Context.current().heartbeat();
@@ -154,7 +163,7 @@ export type ReplyTurnOutcome =
   | { outcome: 'not_needed' }
   /** The reservation was refused: the shape reserveCredit answers the workflow with. */
   | { outcome: 'no_credit'; balance: number; amount: number }
-  /** The model asked for a human: the credit is released. */
+  /** The model asked for a human: nothing sent, the credit still held (the workflow releases it). */
   | { outcome: 'handoff'; reason: string }
   /** Sent (now or by an earlier attempt) and the credit captured; `text` is what went out. */
   | { outcome: 'sent'; text: string; outboundMessageId: string; providerMessageId?: string }
@@ -278,10 +287,9 @@ export function createTurnActivities(deps: TurnDeps) {
         text = prior.body;
       } else {
         const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm });
-        if (written.handoff) {
-          await deps.credits.release({ reference: reply.reference });
-          return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
-        }
+        // the credit stays held: the workflow releases it when it hands the lead over (a lost
+        // result then leaves a held reservation the careful retry finds, never a released one)
+        if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
         text = fitForChannel(input.channel, written.text);
       }
 
@@ -299,6 +307,8 @@ export function createTurnActivities(deps: TurnDeps) {
         if (reply.windowClosesAt && now() >= Date.parse(reply.windowClosesAt)) {
           return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` } } };
         }
+        // the workflow gave up on this attempt (heartbeat timeout, cancellation): its careful retry sends
+        if (cancelled()) throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: 'the reply turn was cancelled before its send', nonRetryable: true });
         try {
           const sent = await deps.send[input.channel]({
             tenantId: input.tenantId,

@@ -232,14 +232,14 @@ describe('replyTurn', () => {
     expect(await credit(f, input.reply!.reference)).toEqual({ balance: 0, reserved: 0, debits: 0, reservation: undefined });
   });
 
-  test('handoff: the model asks for a human, the credit is released, nothing sent', async () => {
+  test('handoff: the model asks for a human, nothing sent, the credit still held for the workflow to release', async () => {
     const f = await fixture({ credits: 3 });
     llm.script([toolCallReply('handoff_to_human', { reason: 'wants to talk to a person' })]);
     const input = turn(f, [inbound(f, 'Can I talk to a human please')]);
     const out = await activities().replyTurn(input);
     expect(out.reply).toEqual({ outcome: 'handoff', reason: 'wants to talk to a person' });
     expect(sends()).toHaveLength(0);
-    expect(await credit(f, input.reply!.reference)).toEqual({ balance: 3, reserved: 0, debits: 0, reservation: 'released' });
+    expect(await credit(f, input.reply!.reference)).toEqual({ balance: 2, reserved: 1, debits: 0, reservation: 'held' });
   });
 
   test('held (window closed): written, not sent, credit reserved; the careful deliver sends it once and captures once', async () => {

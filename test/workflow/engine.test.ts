@@ -15,6 +15,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { toolCallReply } from '../../fakes/openai';
 import { temporal } from '@temporalio/proto';
 import {
   inboundSignal,
@@ -561,6 +562,38 @@ test('the one-activity turn fails after its send went out: the step-by-step retr
           const result = await real.replyTurn(input);
           // the activity did everything, then its completion was lost (a worker crash, a timeout)
           if (loseCompletion) throw ApplicationFailure.create({ type: 'provider_transient', message: 'completion lost', nonRetryable: true });
+          return result;
+        },
+      }),
+    },
+  );
+});
+
+test('the one-activity turn\'s handoff result is lost: the retry with the same ids finds its credit held, never blocks the lead, and leaves nothing reserved', async () => {
+  let loseHandoff = false;
+  await kit.withWorker(
+    async (taskQueue) => {
+      const lead = await startLead(taskQueue, { firstMessage: true });
+      loseHandoff = true;
+      kit.llm.script([toolCallReply('handoff_to_human', { reason: 'wants a person' })]);
+      await lead.say(2);
+      await kit.env.sleep('10 seconds');
+      await until(async () => {
+        const s = await lead.handle.query(stateQuery);
+        return s.pendingInbound === 0 && s.counters.turns === 2 && (s.mode === 'human' || s.counters.replies === 2);
+      }, 'the second turn settled');
+      const s = await lead.handle.query(stateQuery);
+      expect(s.blocked).toBe(false);
+      expect(s.counters.blockedTurns).toBe(0);
+      const b = await kit.services.credits.balance(lead.t.tenantId);
+      expect(b.reserved).toBe(0);
+      expect(b.balance).toBe(CREDITS - lead.sent().length);
+    },
+    {
+      wrap: (real) => ({
+        async replyTurn(input) {
+          const result = await real.replyTurn(input);
+          if (loseHandoff && result.reply?.outcome === 'handoff') throw ApplicationFailure.create({ type: 'provider_transient', message: 'completion lost', nonRetryable: true });
           return result;
         },
       }),

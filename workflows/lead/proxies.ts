@@ -28,6 +28,7 @@ export const database = proxyActivities<
     | 'resolveDeadLetter'
     | 'channelCircuitState'
     | 'recordExtractionFailure'
+    | 'findOutbound'
   >
 >(DATABASE);
 

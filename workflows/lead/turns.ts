@@ -9,7 +9,7 @@ import { DATABASE, database, EXTRACTION, extraction, READ_RECEIPT, receipts, REP
 import type { ReplyTurnInput, ReplyTurnResult, TurnHeldType } from '../../activities/turn/reply-turn';
 import { DEFAULT_LEAD_SETTINGS, type DeliveryStatus, type InboundMessage, type LeadCarriedState, type OutboundRequest, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
-import { conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, sendOutbound, type SendContext } from './outbound';
+import { conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, reserve, sendOutbound, type SendContext } from './outbound';
 import { loadParked } from './parked';
 import { newInbound } from './policy/bounds';
 import { bumpUpDueAt, DEFAULT_BUMP_UP } from './policy/bump-up';
@@ -17,7 +17,7 @@ import { aiMayReply, matchHandoffKeyword, sequencesMayRun } from './policy/hando
 import { writtenByLead } from './policy/inbound';
 import * as seqPolicy from './policy/sequence';
 import { windowClosesAt } from './policy/window';
-import { event, guarded, recordInbound } from './records';
+import { event, guarded, recordInbound, releaseCredit } from './records';
 import { nowIso, type LeadRun } from './run';
 import { SA } from './search-attributes';
 import { changeMode, stopSequenceOn } from './transitions';
@@ -95,7 +95,7 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
   if (reply.outcome === 'no_credit') return creditBlocked(run, 'reply', outboundMessageId, reply);
   await creditAvailable(run, outboundMessageId);
   if (reply.outcome === 'handoff') {
-    await handedOff(run, context, requestId, undefined, reply.reason);
+    await handedOff(run, context, requestId, reference, reply.reason);
     return;
   }
   if (reply.outcome === 'sent') {
@@ -104,6 +104,11 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
   }
   // written, not sent (the window closed meanwhile, or the first send failed): the credit is still held
   const outPlan = plan(run, 'ai', undefined, false);
+  if (!aiMayReply(state.mode)) {
+    // a human took the lead (or it was paused) while the turn ran: the AI's text stays unsent
+    await refuse(run, context, requestId, `mode_${state.mode}`, reference);
+    return;
+  }
   if (outPlan.action !== 'free_form') {
     await refuse(run, context, requestId, outPlan.action === 'refuse' ? outPlan.reason : 'window_closed', reference);
     return;
@@ -148,19 +153,42 @@ async function afterLeadWrote(run: LeadRun, written: InboundMessage[]): Promise<
   if (enrolledAt && written.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt)) await stopSequenceOn(run, 'lead_replied');
 }
 
+/**
+ * The one-activity try wrote (and maybe sent) a reply before its result was lost: deliver that
+ * text under the same id (the sender finds it sent, or sends it once) instead of asking the LLM
+ * for another one. Returns whether there was one.
+ */
+async function resumeWritten(run: LeadRun, outboundMessageId: string, reference: string): Promise<boolean> {
+  const row = await guarded(run, 'find the written reply', () => database.findOutbound.executeWithOptions(run.options(DATABASE, 'Find the reply the turn wrote'), [{ outboundMessageId }]), null);
+  if (!row) return false;
+  run.state.counters.turns += 1;
+  const context: SendContext = { what: REPLY, purpose: 'reply', byBot: true };
+  const requestId = uuid4();
+  const refused = await reserve(run, context, requestId, outboundMessageId, reference);
+  if (refused) return true;
+  await deliver(run, { plan: { action: 'free_form' }, text: row.text, outboundMessageId, reference }, context, requestId);
+  return true;
+}
+
 /** The step-by-step turn: every step its own activity with its own retry policy. */
 async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEarly: LeadCarriedState['inboxRecorded'], ids: { batchId: string; outboundMessageId: string }, firstTry?: unknown): Promise<void> {
   const { state } = run;
+  const reference = `reply:${ids.outboundMessageId}`;
+  // after a failed one-activity try a credit may be held under this turn's reference: a turn that ends without a reply gives it back
+  const noReply = async () => {
+    if (firstTry !== undefined) await releaseCredit(run, reference);
+  };
   const recorded = received.length > 0 ? await recordInbound(run, received, `Record ${received.length} inbound message(s)`, ids.batchId) : undefined;
   const written = admitRecorded(run, received, recorded?.newIds, recordedEarly);
-  if (written.length === 0 && !recordedEarly) return;
+  if (written.length === 0 && !recordedEarly) return noReply();
   await afterLeadWrote(run, written);
   const keyword = state.mode === 'ai' ? written.map((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? [])).find(Boolean) : undefined;
   if (keyword) {
     await changeMode(run, 'handoff', 'keyword');
-    if (state.mode === 'human') return;
+    if (state.mode === 'human') return noReply();
   }
-  if (!aiMayReply(state.mode)) return;
+  if (!aiMayReply(state.mode)) return noReply();
+  if (firstTry !== undefined && (await resumeWritten(run, ids.outboundMessageId, reference))) return;
 
   state.counters.turns += 1;
   // WhatsApp: blue ticks and "typing…" while the LLM works (once a reply is paid for), in parallel

@@ -69,6 +69,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       await runWork(run, next.run);
     } finally {
       run.turnInFlight = false;
+      run.lane = 'live'; // handlers that run while the loop waits are someone's live request
       run.showDetails();
     }
   }
