@@ -441,7 +441,7 @@ async function main(): Promise<void> {
   try {
     [world, dev] = await Promise.all([startWorld(), startDevServer({ uiPort: false, dbFilename: dbFile })]);
     const taskQueue = `scale-${randomBytes(4).toString('hex')}`;
-    const leadEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('LEAD_') || k.startsWith('WHATSAPP_')));
+    const leadEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('LEAD_') || k.startsWith('WHATSAPP_') || k.startsWith('WORKER_')));
     const env = benchEnv(
       {
         temporalAddress: dev.address,
