@@ -7,7 +7,7 @@
 import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
 import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
 import { deliveryOptions, delivery, LLM, llm } from './proxies';
-import type { OutboundResult, OutboundWhat, ParkedOperation } from './definitions';
+import { DEFAULT_LEAD_SETTINGS, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
 import { isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
@@ -20,7 +20,7 @@ import { changeMode } from './transitions';
 
 const RECENT_BOT_MESSAGES = 5;
 /** LEAD_DELIVERY_MAX_ATTEMPTS' default. */
-const DEFAULT_DELIVERY_ATTEMPTS = 10;
+const DEFAULT_DELIVERY_ATTEMPTS = DEFAULT_LEAD_SETTINGS.deliveryMaxAttempts ?? 10;
 
 /** How one send goes out once its text (or template) is known. */
 export type PlannedSend = NonNullable<ParkedOperation['send']>;

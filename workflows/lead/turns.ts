@@ -99,7 +99,7 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
     return;
   }
   if (reply.outcome === 'sent') {
-    await captured(run, reply);
+    noteSent(run, { text: reply.text, plan: { action: 'free_form' } }, true, true);
     return;
   }
   // written, not sent (the window closed meanwhile, or the first send failed): the credit is still held
@@ -117,11 +117,6 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
   // the turn's own reasons to hold (the deadline) are no try at the send; a send's failure is its first try
   const firstTry = reply.failure.type && (TURN_HELD_TYPES as readonly string[]).includes(reply.failure.type) ? undefined : reply.failure;
   await deliver(run, { plan: { action: 'free_form' }, text: reply.text, outboundMessageId, reference }, context, requestId, firstTry);
-}
-
-/** The turn's reply went out and its credit was captured in the activity. */
-async function captured(run: LeadRun, reply: { text: string }): Promise<void> {
-  noteSent(run, { text: reply.text, plan: { action: 'free_form' } }, true, true);
 }
 
 /** Why the turn held a reply without trying to send it (activities/turn/reply-turn.ts TURN_HELD). */
