@@ -11,8 +11,15 @@ import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 
 const ROOT = path.join(__dirname, '..');
-export const WORKER_ENTRY = path.join(ROOT, 'workers', 'main.ts');
-export const API_ENTRY = path.join(ROOT, 'api', 'main.ts');
+/**
+ * BENCH_BUILT=1: run the compiled entry points (`npm run build` → dist/) with plain node, as the
+ * Docker image does, instead of the TypeScript sources through tsx's loader (tsx turns on
+ * Node's source-map support, which makes every stack trace, and the workflow sandbox takes one
+ * per promise, map its frames through the bundle's inline source map).
+ */
+const BUILT = process.env.BENCH_BUILT === '1';
+export const WORKER_ENTRY = BUILT ? path.join(ROOT, 'dist', 'workers', 'main.js') : path.join(ROOT, 'workers', 'main.ts');
+export const API_ENTRY = BUILT ? path.join(ROOT, 'dist', 'api', 'main.js') : path.join(ROOT, 'api', 'main.ts');
 
 export interface ParleyChild {
   name: string;
@@ -60,7 +67,12 @@ export function forkParley(name: string, entry: string, env: Record<string, stri
   for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG']) if (process.env[k] !== undefined) childEnv[k] = process.env[k]!;
   for (const [k, v] of Object.entries(env)) if (v !== undefined) childEnv[k] = v;
   killChildrenOnExit();
-  const child: ChildProcess = fork(entry, [], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there when it exits (open it in Chrome DevTools)
+  const profDir = process.env.BENCH_CPU_PROF;
+  // (one file per thread: the main thread, and the worker threads that run workflows)
+  const base = BUILT ? [] : process.execArgv;
+  const execArgv = profDir ? [...base, '--cpu-prof', `--cpu-prof-dir=${path.join(profDir, name)}`] : base;
+  const child: ChildProcess = fork(entry, [], { cwd: ROOT, env: childEnv, execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   live.add(child);
   const tail: string[] = [];
   const forward = (chunk: Buffer) => {

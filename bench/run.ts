@@ -50,6 +50,8 @@ const SWEEP_GIVE_UP_MS = 1000;
 const SWEEP_PAUSE_MS = 3000;
 /** Wait after the last reply before reading histories or writing again (the turn's bookkeeping after the send). */
 const SETTLE_MS = 3000;
+/** (d): the idle window before it, to learn each process's CPU with nothing to do. */
+const IDLE_WINDOW_MS = 5000;
 
 
 interface E2EPhase {
@@ -111,6 +113,10 @@ interface OrdinaryTurnsPhase {
   latencyMs: LatencySummary;
   resources: ResourceUsage;
   cpuPerTurn?: CpuPerTurn;
+  /** Each process's CPU over IDLE_WINDOW_MS with nothing to do, just before (d). */
+  idleResources?: ResourceUsage;
+  /** cpuPerTurn counting only each process's CPU above its idle rate: the marginal cost of a turn. */
+  cpuPerTurnAboveIdle?: CpuPerTurn;
   anatomy?: TurnAnatomy;
 }
 
@@ -299,18 +305,21 @@ function probe(ctx: Ctx, worldCpuMs0: number): ResourceProbe {
 }
 
 /** CPU per answered lead from a phase's resources: Parley (API + worker) + Temporal. */
-function cpuPerTurnOf(resources: ResourceUsage, turns: number): CpuPerTurn | undefined {
+function cpuPerTurnOf(resources: ResourceUsage, turns: number, idle?: ResourceUsage): CpuPerTurn | undefined {
   const c = resources.cpuPct;
   if (turns <= 0 || c.temporal === undefined) return undefined;
-  const perTurn = (pct: number) => ((pct / 100) * resources.wallS * 1000) / turns;
+  // with `idle`: only the CPU above what each process burns when nothing happens (pollers, timers
+  // of the dev server), i.e. the marginal cost of the turns; a process's idle rate comes from `idle`
+  const baseline = (pct: number, key: keyof ResourceUsage['cpuPct']) => (idle ? Math.max(0, pct - (idle.cpuPct[key] ?? 0)) : pct);
+  const perTurn = (pct: number, key: keyof ResourceUsage['cpuPct']) => ((baseline(pct, key) / 100) * resources.wallS * 1000) / turns;
   const split = c['parley-api'] !== undefined || c['parley-worker'] !== undefined;
-  const apiMs = perTurn(c['parley-api'] ?? 0);
-  const workerMs = perTurn(c['parley-worker'] ?? 0);
-  const parleyMs = split ? apiMs + workerMs : perTurn(c.parley);
-  const temporalMs = perTurn(c.temporal);
+  const apiMs = perTurn(c['parley-api'] ?? 0, 'parley-api');
+  const workerMs = perTurn(c['parley-worker'] ?? 0, 'parley-worker');
+  const parleyMs = split ? apiMs + workerMs : perTurn(c.parley, 'parley');
+  const temporalMs = perTurn(c.temporal, 'temporal');
   return {
     parleyMs: round(parleyMs, 1),
-    ...(split ? { apiMs: round(apiMs, 1), workerMs: round(workerMs, 1), benchMs: round(perTurn(c.parley), 1) } : {}),
+    ...(split ? { apiMs: round(apiMs, 1), workerMs: round(workerMs, 1), benchMs: round(perTurn(c.parley, 'parley'), 1) } : {}),
     temporalMs: round(temporalMs, 1),
     totalMs: round(parleyMs + temporalMs, 1),
     turnsPerSOnAllCores: round((os.cpus().length * 1000) / (parleyMs + temporalMs), 1),
@@ -378,6 +387,10 @@ async function ordinaryTurns(ctx: Ctx, e2e: E2EPhase, first: E2ELeads): Promise<
   const { opts, world: w } = ctx;
   const n = Math.min(opts.turns, first.sends.length);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
+  // what each process burns with nothing to do, so (d) can also give the CPU above it
+  const idleProbe = probe(ctx, await w.cpuMs());
+  await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
+  const idle = idleProbe.stop(await w.cpuMs());
   log(`(d) ordinary turns: ${n} leads of (c), answered once and idle, write again at ${opts.leadRate}/s`);
   const p = probe(ctx, await w.cpuMs());
   const since = Date.now();
@@ -398,6 +411,8 @@ async function ordinaryTurns(ctx: Ctx, e2e: E2EPhase, first: E2ELeads): Promise<
     latencyMs: summarize(latencies),
     resources,
     cpuPerTurn: cpuPerTurnOf(resources, latencies.length),
+    idleResources: idle,
+    cpuPerTurnAboveIdle: cpuPerTurnOf(resources, latencies.length, idle),
   };
   log(`(d) ordinary turns: ${phase.replied}/${accepted.length} replied, p50 ${phase.latencyMs.p50} ms`);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
@@ -721,6 +736,8 @@ function printTable(r: {
   cpuLine('(c)', e2e?.cpuPerTurn);
   if (turns) out.push(res('(d) ordinary turns', turns.resources));
   cpuLine('(d)', turns?.cpuPerTurn);
+  if (turns?.idleResources) out.push(res('(d) idle window before it', turns.idleResources));
+  cpuLine('(d) above idle,', turns?.cpuPerTurnAboveIdle);
   out.push(res(`(a)+(b) interleaved`, acc.resources));
   if (e2e) {
     out.push(

@@ -65,7 +65,9 @@ function cancelled(): boolean {
 
 function heartbeat(): void {
   try {
-    Context.current().heartbeat();
+    const context = Context.current();
+    // a local activity has no heartbeat (the worker keeps its workflow task alive instead)
+    if (!context.info.isLocal) context.heartbeat();
   } catch {
     /* outside an activity (a direct call in a test): nothing to tell */
   }

@@ -421,7 +421,7 @@ test('continue-as-new in the middle of a sequence keeps the cursor and the remai
     expect(s.sequence!.cursor).toMatchObject({ status: 'active', stepIndex: 2 });
     expect(s.counters.runs).toBeGreaterThan(runsBefore);
     await expectOneCreditPerMessage(lead);
-  }, { settings: { eventBudget: 60, dedupWindow: 100 } });
+  }, { settings: { eventBudget: 40, dedupWindow: 100 } });
 });
 
 test('invalid transitions are rejected by the validators with a reason and leave no trace in the history', async () => {
