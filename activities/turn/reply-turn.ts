@@ -63,6 +63,15 @@ function cancelled(): boolean {
   }
 }
 
+/** This attempt's cancellation signal (undefined outside an activity): it aborts the LLM call. */
+function cancellationSignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
 function heartbeat(): void {
   try {
     Context.current().heartbeat();
@@ -286,7 +295,7 @@ export function createTurnActivities(deps: TurnDeps) {
       if (prior) {
         text = prior.body;
       } else {
-        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm });
+        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm }, { signal: cancellationSignal() });
         // the credit stays held: the workflow releases it when it hands the lead over (a lost
         // result then leaves a held reservation the careful retry finds, never a released one)
         if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
