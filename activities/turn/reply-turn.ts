@@ -27,7 +27,7 @@ import type { CreditService } from '../../services/credits';
 import type { LeadService } from '../../services/leads';
 import type { InboundMessage } from '../../contract/messages';
 import type { Channel } from '../../contract/vocabulary';
-import { callerWorkflowId } from '../credits';
+import { callerWorkflowId, reserveCreditOrRefuse } from '../credits';
 import { databaseFailure } from '../database-errors';
 import type { SendResult } from '../channels/graph-send';
 import { fitInstagramText } from '../channels/instagram';
@@ -278,7 +278,7 @@ export function createTurnActivities(deps: TurnDeps) {
       const { stored } = await deps.leads.recordInbound({ tenantId: input.tenantId, leadId: input.leadId, messages: input.messages, batchId: input.batchId }, { tx });
       if (!reply || (reply.requireNewOf && !reply.requireNewOf.some((id) => stored.includes(id)))) return { stored };
       // the reservation remembers the lead workflow (for the stale-reservation sweep), as reserveCredit does
-      const reservation = await deps.credits.reserve({ tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
+      const reservation = await reserveCreditOrRefuse(deps.credits, { tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
       return { stored, reservation };
     };
     const { stored, reservation } = deps.transaction ? await deps.transaction((tx) => recordAndReserve(tx)) : await recordAndReserve();

@@ -694,6 +694,21 @@ describe('the services the turn relies on', () => {
     expect(await services.credits.balance(f.tenantId)).toMatchObject({ balance: 100 - 24, reserved: 24 });
   });
 
+  test('a reserve for a tenant that is gone is refused for good (database_rejected, which the lead workflow parks), not retried forever', async () => {
+    const f = await fixture({ credits: 3 });
+    const gone = randomUUID();
+    const acts = activities();
+    const careful = await failureOf(acts.reserveCredit({ tenantId: gone, reference: `reply:${randomUUID()}` }));
+    expect(careful).toMatchObject({ type: 'database_rejected', nonRetryable: true });
+    expect(careful.message).toContain('tenant');
+
+    // the reply turn's reserve the same (no message to record: the reserve comes first)
+    const fast = await failureOf(acts.replyTurn({ ...turn(f, [], { requireNewOf: undefined }), tenantId: gone }));
+    expect(fast).toMatchObject({ type: 'database_rejected', nonRetryable: true });
+    expect(llm.requests).toHaveLength(0);
+    expect(await credit(f)).toMatchObject({ balance: 3, reserved: 0 });
+  });
+
   test('reserve is idempotent per reference: a second reserve takes nothing, nor does one after the capture', async () => {
     const f = await fixture({ credits: 5 });
     const reference = `reply:${randomUUID()}`;
