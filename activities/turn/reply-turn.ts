@@ -80,7 +80,7 @@ function heartbeat(): void {
   }
 }
 
-/** Room kept before the activity's deadline besides the send's own timeout (database writes, clock skew). */
+/** Room kept before the activity's deadline besides the send's own timeout and rate-limit sleep (database writes, clock skew). */
 export const TURN_DEADLINE_MARGIN_MS = 5_000;
 
 /**
@@ -209,6 +209,12 @@ export interface TurnDeps {
    * sends while the workflow's careful deliver does.
    */
   sendTimeoutMs?: number;
+  /**
+   * The longest a send sleeps for its rate-limit slot before it calls the provider
+   * (SEND_RATE_LIMIT_MAX_SLEEP_MS; absent when sends are not rate limited): counted with
+   * sendTimeoutMs before the deadline.
+   */
+  sendRateLimitMaxSleepMs?: number;
   /** Test seams; real time by default. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -309,7 +315,7 @@ export function createTurnActivities(deps: TurnDeps) {
           return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` } } };
         }
         const deadline = activityDeadline();
-        if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
+        if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendRateLimitMaxSleepMs ?? 0) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
           return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` } } };
         }
         if (waitMs > 0) await sleep(waitMs);

@@ -277,6 +277,21 @@ describe('replyTurn', () => {
     expect(ok.reply?.outcome).toBe('sent');
   });
 
+  test('held (deadline): the time the send may sleep for its rate-limit slot counts too', async () => {
+    const f = await fixture({ credits: 3 });
+    llm.script(['Written in time, sent later.']);
+    // Graph timeout 5 s + margin 5 s + up to 5 s asleep for the send slot: 12 s are not enough
+    const limited = createActivities({ ...activityDeps(), rateLimiter: services.rateLimiter, sendRates: { messagesPerSecond: 80, pairIntervalMs: 6000, pairBurst: 1, maxSleepMs: 5000 } });
+    const input = turn(f, [inbound(f)]);
+    const out = (await new MockActivityEnvironment(activityInfo({ startToCloseTimeoutMs: 12_000 })).run(limited.replyTurn, input)) as ReplyTurnResult;
+    expect(heldReply(out)).toEqual({ outcome: 'held', text: 'Written in time, sent later.', failure: { type: 'turn_deadline', message: expect.stringContaining('deadline') } });
+    expect(sends()).toHaveLength(0);
+
+    // with room (20 s), the same kind of turn sends
+    const ok = (await new MockActivityEnvironment(activityInfo({ startToCloseTimeoutMs: 20_000 })).run(limited.replyTurn, turn(f, [inbound(f)]))) as ReplyTurnResult;
+    expect(ok.reply?.outcome).toBe('sent');
+  });
+
   test('pacing: waits until notBefore, then sends', async () => {
     const f = await fixture({ credits: 3 });
     const started = Date.now();
