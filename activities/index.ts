@@ -85,6 +85,7 @@ export function createActivities(deps: ActivityDeps) {
       send: { whatsapp: whatsApp.sendWhatsAppText, instagram: instagram.sendInstagramText, webchat: webChat.sendWebChatText },
       markWhatsAppRead: whatsApp.markWhatsAppRead,
       sendTimeoutMs: deps.graph.timeoutMs,
+      sendRateLimitMaxSleepMs: rateLimits?.maxSleepMs,
       log: deps.log,
     }),
     // media downloads may go to Meta's hosts over https (every redirect hop checked) and, explicitly, to the configured Graph API origin (the local fake in tests)

@@ -55,7 +55,10 @@ export const FailureType = {
   MediaInvalidId: 'media_invalid_id',
 
   // ---------------------------------------------------------------- database_*
-  /** SQLSTATE class 22/23: another try cannot fix it; not retried, the lead workflow parks it. */
+  /**
+   * SQLSTATE class 22/23, or a row the write needs is gone (a credit reserve for a deleted
+   * tenant): another try cannot fix it; not retried, the lead workflow parks it.
+   */
   DatabaseRejected: 'database_rejected',
   /** Any other database error (connection, timeout): retried. */
   DatabaseUnavailable: 'database_unavailable',

@@ -76,6 +76,11 @@ function presentChatMessage(m: { id: string; seq: number; direction: 'inbound' |
 /** Status order for outbound messages: a status only moves forward; failed is terminal. */
 export const OUTBOUND_STATUS_RANK: Record<string, number> = { pending: 0, sent: 1, delivered: 2, read: 3, played: 3, failed: 9 };
 
+/** markSendAttempt's answer: this attempt may call the provider, or the row as another attempt left it. */
+export type SendClaim =
+  | { claimed: true; attemptAt: string }
+  | { claimed: false; providerMessageId: string | null; status: string | null; attemptAgeMs: number | null };
+
 export function createLeadService(db: Db) {
   return {
     /** Upsert the lead of (channel account, contact); returns its id and current facts. */
@@ -254,22 +259,48 @@ export function createLeadService(db: Db) {
     },
 
     /**
-     * An attempt of this send is about to call the provider: note when (the database's clock),
-     * so a retry after a crash knows the message may already have gone out.
+     * Claim the provider call of this send: an attempt notes when it calls the provider (the
+     * database's clock), so a retry after a crash knows the message may already have gone out.
+     * A compare-and-set: it succeeds only while the message is pending without a provider id
+     * and no other attempt noted a call, or the noted one is at least `staleAfterMs` old (the
+     * unconfirmed wait, SEND_UNCONFIRMED_WAIT_MS, after which a retry may send again). The row
+     * lock serializes two attempts: of a reply turn whose heartbeat timed out and the careful
+     * deliver started beside it, one claims, the other does not call the provider.
+     * Claimed: `attemptAt`, the mark, for clearSendAttempt. Not claimed: the row as it is now.
      */
-    async markSendAttempt(id: string): Promise<void> {
-      await db
+    async markSendAttempt(id: string, opts: { staleAfterMs: number }): Promise<SendClaim> {
+      const attemptAt = sql`(${messages.details}->>'sendAttemptAt')::timestamptz`;
+      const [claimed] = await db
         .update(messages)
         .set({ details: sql`coalesce(${messages.details}, '{}'::jsonb) || jsonb_build_object('sendAttemptAt', now())`, updatedAt: sql`now()` })
-        .where(and(eq(messages.id, id), isNull(messages.providerMessageId)));
+        .where(
+          and(
+            eq(messages.id, id),
+            isNull(messages.providerMessageId),
+            eq(messages.status, 'pending'),
+            sql`(${messages.details} is null or not (${messages.details} ? 'sendAttemptAt') or ${attemptAt} <= now() - (${opts.staleAfterMs}::double precision * interval '1 millisecond'))`,
+          ),
+        )
+        .returning({ attemptAt: sql<string>`${messages.details}->>'sendAttemptAt'` });
+      if (claimed) return { claimed: true, attemptAt: claimed.attemptAt };
+      // another attempt claimed (or sent, or failed it) first: the row as that left it
+      const [row] = await db
+        .select({
+          providerMessageId: messages.providerMessageId,
+          status: messages.status,
+          attemptAgeMs: sql<number | null>`(extract(epoch from (now() - ${attemptAt})) * 1000)::float8`,
+        })
+        .from(messages)
+        .where(eq(messages.id, id));
+      return { claimed: false, providerMessageId: row?.providerMessageId ?? null, status: row?.status ?? null, attemptAgeMs: row?.attemptAgeMs ?? null };
     },
 
-    /** The provider answered with an error: that attempt certainly did not send. */
-    async clearSendAttempt(id: string): Promise<void> {
+    /** The provider answered with an error: that attempt (its claim's `attemptAt`) certainly did not send. */
+    async clearSendAttempt(id: string, attemptAt: string): Promise<void> {
       await db
         .update(messages)
         .set({ details: sql`${messages.details} - 'sendAttemptAt'` })
-        .where(and(eq(messages.id, id), isNull(messages.providerMessageId)));
+        .where(and(eq(messages.id, id), isNull(messages.providerMessageId), sql`${messages.details}->>'sendAttemptAt' = ${attemptAt}`));
     },
 
     async markOutboundFailed(raw: { id: string; error: unknown }): Promise<void> {

@@ -1,8 +1,9 @@
 /**
  * One effectively-once Graph API send, shared by the WhatsApp and Instagram activities:
  * record the outbound row under the workflow's deterministic id, return the stored result
- * when an earlier attempt already sent it, stop at an open circuit breaker, POST, store the
- * provider id at once, and classify a failure by the Graph `error.code`.
+ * when an earlier attempt already sent it, stop at an open circuit breaker, claim the provider
+ * call (one attempt at a time: leads.markSendAttempt), POST, store the provider id at once,
+ * and classify a failure by the Graph `error.code`.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
@@ -11,7 +12,7 @@ import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import { classifyGraphError, isRetryableGraphError, type GraphErrorClass } from './graph-errors';
-import { currentAttempt, graphRateLimitDelayMs, parseRetryAfter, releasePairSlotIfNotSent, waitForSendSlot, type SendRateLimits } from './send-rate-limit';
+import { activityCancelled, currentAttempt, graphRateLimitDelayMs, parseRetryAfter, releasePairSlot, releasePairSlotIfNotSent, waitForSendSlot, type SendRateLimits } from './send-rate-limit';
 
 export interface GraphSendDeps {
   leads: LeadService;
@@ -125,9 +126,29 @@ export function createGraphSender(deps: GraphSendDeps) {
     }
     if (unconfirmedMs !== undefined) log.warn({ outboundMessageId: input.outboundMessageId, unconfirmedMs }, 'no status webhook for an earlier attempt: sending again');
     // business-number and pair rate (shared by every worker): sleep for a near slot, else a retryable provider_rate_limited at its time
-    await waitForSendSlot(deps.rateLimits, { channelAccountId: input.channelAccountId, to: input.to, messagesPerSecond: creds.messagesPerSecond });
+    const slot = { channelAccountId: input.channelAccountId, to: input.to, messagesPerSecond: creds.messagesPerSecond };
+    await waitForSendSlot(deps.rateLimits, slot);
     const url = `${deps.graphApiUrl.replace(/\/$/, '')}/${deps.graphApiVersion}/${req.path(creds.phoneNumberId)}`;
-    await deps.leads.markSendAttempt(input.outboundMessageId);
+    // Temporal cancelled the activity (a reply turn whose heartbeat timed out: the workflow's
+    // careful deliver sends; a worker shutting down: a retry sends): no provider call now
+    if (activityCancelled()) {
+      await releasePairSlot(deps.rateLimits, slot);
+      throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: 'the send was cancelled before it called the provider' });
+    }
+    // claim the call: of two attempts that passed the checks above at once (a reply turn whose
+    // heartbeat timed out and the careful deliver beside it), only one calls the provider
+    const claim = await deps.leads.markSendAttempt(input.outboundMessageId, { staleAfterMs: waitMs });
+    if (!claim.claimed) {
+      await releasePairSlot(deps.rateLimits, slot);
+      if (claim.providerMessageId) return { outboundMessageId: input.outboundMessageId, providerMessageId: claim.providerMessageId, alreadySent: true };
+      if (claim.status === 'failed') throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true });
+      const age = claim.attemptAgeMs ?? 0;
+      throw ApplicationFailure.create({
+        type: FailureType.ProviderUnconfirmed,
+        message: `another attempt of this send called the provider ${Math.round(age / 1000)} s ago; waiting for its answer or status webhook before sending again`,
+        nextRetryDelay: Math.max(1000, Math.ceil(waitMs - age)),
+      });
+    }
     let res: Response;
     try {
       res = await doFetch(url, {
@@ -158,7 +179,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
     }
     // Meta answered with an error: this attempt did not send
-    await deps.leads.clearSendAttempt(input.outboundMessageId);
+    await deps.leads.clearSendAttempt(input.outboundMessageId, claim.attemptAt);
     const err = graphErrorSchema.safeParse(json);
     const code = err.success ? err.data.error.code : undefined;
     const cls = classifyGraphError(code, err.success ? err.data.error.error_subcode : undefined);
@@ -180,7 +201,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: detail });
     }
     // throughput / call-count refusals (4, 80007, 130429) sent nothing: the pair slot is free again
-    await releasePairSlotIfNotSent(deps.rateLimits, { channelAccountId: input.channelAccountId, to: input.to }, code);
+    await releasePairSlotIfNotSent(deps.rateLimits, slot, code);
     throw ApplicationFailure.create({
       type,
       message: `Graph API error ${code ?? res.status} (${cls}): ${detail.message ?? ''}`,

@@ -95,7 +95,13 @@ const NOT_SENT_RATE_LIMITS = new Set([4, 80007, 130429]);
  * Best effort: never hides the send's own failure.
  */
 export async function releasePairSlotIfNotSent(limits: SendRateLimits | undefined, slot: SendSlot, code: number | undefined): Promise<void> {
-  if (!limits || limits.pairIntervalMs <= 0 || code === undefined || !NOT_SENT_RATE_LIMITS.has(code)) return;
+  if (code === undefined || !NOT_SENT_RATE_LIMITS.has(code)) return;
+  await releasePairSlot(limits, slot);
+}
+
+/** Give back a pair slot this attempt took but did not use (nothing was sent). Best effort. */
+export async function releasePairSlot(limits: SendRateLimits | undefined, slot: SendSlot): Promise<void> {
+  if (!limits || limits.pairIntervalMs <= 0) return;
   try {
     await limits.limiter.release(pairKey(slot.channelAccountId, slot.to), { burst: limits.pairBurst });
   } catch {
@@ -126,6 +132,18 @@ export function graphRateLimitDelayMs(input: { code: number | undefined; attempt
   else if (input.code === 4 || input.code === 80007) backoff = 10_000 * 2 ** n;
   else backoff = 1000 * 2 ** n;
   return Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(backoff, input.retryAfterMs ?? 0));
+}
+
+/**
+ * Whether Temporal cancelled the running activity (a heartbeat answer says it timed out or was
+ * cancelled); false outside an activity. A send checks it before it claims the provider call.
+ */
+export function activityCancelled(): boolean {
+  try {
+    return Context.current().cancellationSignal.aborted;
+  } catch {
+    return false;
+  }
 }
 
 /** The current activity attempt (1 outside an activity, e.g. a direct call in a test). */

@@ -78,20 +78,23 @@ export const HANDOFF_TOOL = {
   },
 } as const satisfies OpenAI.Chat.ChatCompletionTool;
 
-/** One reply (or a handoff) from the LLM, as a plain function: the generateReply activity and the reply turn call it. */
-export type ReplyWriter = (input: GenerateReplyInput) => Promise<GenerateReplyResult>;
+/**
+ * One reply (or a handoff) from the LLM, as a plain function: the generateReply activity and the
+ * reply turn call it. `signal` (the activity's cancellation) aborts the call in flight.
+ */
+export type ReplyWriter = (input: GenerateReplyInput, opts?: { signal?: AbortSignal }) => Promise<GenerateReplyResult>;
 
 /**
  * Chat Completions over the recent transcript: the agent's model, then its fallback model.
  * Throws `llm_budget_exceeded` (over the tenant's daily budget, before any call),
  * `agent_not_found`, `llm_config` (every model refused the request) or `llm_transient`
- * (errors, timeouts, an empty reply) as ApplicationFailures.
+ * (errors, timeouts, an empty reply, a cancelled call) as ApplicationFailures.
  */
 export function createReplyWriter(deps: LlmDeps): ReplyWriter {
   // Temporal owns retries: the client never retries by itself.
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
   const log = deps.log.child({ module: 'llm' });
-  return async function writeReply(input: GenerateReplyInput): Promise<GenerateReplyResult> {
+  return async function writeReply(input: GenerateReplyInput, opts: { signal?: AbortSignal } = {}): Promise<GenerateReplyResult> {
     await ensureLlmBudget(deps, input.tenantId);
     const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
     const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
@@ -111,7 +114,10 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     const failures: unknown[] = [];
     for (const [i, model] of models.entries()) {
       try {
-        const res = await client.chat.completions.create({ model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) });
+        const res = await client.chat.completions.create(
+          { model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) },
+          opts.signal ? { signal: opts.signal } : undefined,
+        );
         await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
         const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
         if (handoff && handoff.type === 'function') {
@@ -134,6 +140,8 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
           completionTokens: res.usage?.completion_tokens ?? 0,
         };
       } catch (err) {
+        // cancelled (the activity's heartbeat timed out): no fallback model, nobody waits for the answer
+        if (opts.signal?.aborted) throw ApplicationFailure.create({ type: FailureType.LlmTransient, message: 'the LLM call was cancelled' });
         failures.push(err);
         log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'llm call failed');
       }

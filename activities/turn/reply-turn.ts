@@ -27,7 +27,7 @@ import type { CreditService } from '../../services/credits';
 import type { LeadService } from '../../services/leads';
 import type { InboundMessage } from '../../contract/messages';
 import type { Channel } from '../../contract/vocabulary';
-import { callerWorkflowId } from '../credits';
+import { callerWorkflowId, reserveCreditOrRefuse } from '../credits';
 import { databaseFailure } from '../database-errors';
 import type { SendResult } from '../channels/graph-send';
 import { fitInstagramText } from '../channels/instagram';
@@ -63,6 +63,15 @@ function cancelled(): boolean {
   }
 }
 
+/** This attempt's cancellation signal (undefined outside an activity): it aborts the LLM call. */
+function cancellationSignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
 function heartbeat(): void {
   try {
     const context = Context.current();
@@ -73,7 +82,7 @@ function heartbeat(): void {
   }
 }
 
-/** Room kept before the activity's deadline besides the send's own timeout (database writes, clock skew). */
+/** Room kept before the activity's deadline besides the send's own timeout and rate-limit sleep (database writes, clock skew). */
 export const TURN_DEADLINE_MARGIN_MS = 5_000;
 
 /**
@@ -202,6 +211,12 @@ export interface TurnDeps {
    * sends while the workflow's careful deliver does.
    */
   sendTimeoutMs?: number;
+  /**
+   * The longest a send sleeps for its rate-limit slot before it calls the provider
+   * (SEND_RATE_LIMIT_MAX_SLEEP_MS; absent when sends are not rate limited): counted with
+   * sendTimeoutMs before the deadline.
+   */
+  sendRateLimitMaxSleepMs?: number;
   /** Test seams; real time by default. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -271,7 +286,7 @@ export function createTurnActivities(deps: TurnDeps) {
       const { stored } = await deps.leads.recordInbound({ tenantId: input.tenantId, leadId: input.leadId, messages: input.messages, batchId: input.batchId }, { tx });
       if (!reply || (reply.requireNewOf && !reply.requireNewOf.some((id) => stored.includes(id)))) return { stored };
       // the reservation remembers the lead workflow (for the stale-reservation sweep), as reserveCredit does
-      const reservation = await deps.credits.reserve({ tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
+      const reservation = await reserveCreditOrRefuse(deps.credits, { tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
       return { stored, reservation };
     };
     const { stored, reservation } = deps.transaction ? await deps.transaction((tx) => recordAndReserve(tx)) : await recordAndReserve();
@@ -288,7 +303,7 @@ export function createTurnActivities(deps: TurnDeps) {
       if (prior) {
         text = prior.body;
       } else {
-        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm });
+        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm }, { signal: cancellationSignal() });
         // the credit stays held: the workflow releases it when it hands the lead over (a lost
         // result then leaves a held reservation the careful retry finds, never a released one)
         if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
@@ -302,7 +317,7 @@ export function createTurnActivities(deps: TurnDeps) {
           return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` } } };
         }
         const deadline = activityDeadline();
-        if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
+        if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendRateLimitMaxSleepMs ?? 0) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
           return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` } } };
         }
         if (waitMs > 0) await sleep(waitMs);

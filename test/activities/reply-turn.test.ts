@@ -12,6 +12,7 @@ import { createActivities, type ActivityDeps } from '../../activities';
 import { createInstagramActivities } from '../../activities/channels/instagram';
 import { WHATSAPP_MAX_TEXT_CHARS } from '../../activities/channels/text-limit';
 import { createWebChatActivities } from '../../activities/channels/webchat';
+import type { SendRateLimits } from '../../activities/channels/send-rate-limit';
 import { createWhatsAppActivities } from '../../activities/channels/whatsapp';
 import { createReplyWriter } from '../../activities/llm/reply';
 import { createTurnActivities, type ReplyTurnInput, type ReplyTurnResult } from '../../activities/turn/reply-turn';
@@ -276,6 +277,21 @@ describe('replyTurn', () => {
     expect(ok.reply?.outcome).toBe('sent');
   });
 
+  test('held (deadline): the time the send may sleep for its rate-limit slot counts too', async () => {
+    const f = await fixture({ credits: 3 });
+    llm.script(['Written in time, sent later.']);
+    // Graph timeout 5 s + margin 5 s + up to 5 s asleep for the send slot: 12 s are not enough
+    const limited = createActivities({ ...activityDeps(), rateLimiter: services.rateLimiter, sendRates: { messagesPerSecond: 80, pairIntervalMs: 6000, pairBurst: 1, maxSleepMs: 5000 } });
+    const input = turn(f, [inbound(f)]);
+    const out = (await new MockActivityEnvironment(activityInfo({ startToCloseTimeoutMs: 12_000 })).run(limited.replyTurn, input)) as ReplyTurnResult;
+    expect(heldReply(out)).toEqual({ outcome: 'held', text: 'Written in time, sent later.', failure: { type: 'turn_deadline', message: expect.stringContaining('deadline') } });
+    expect(sends()).toHaveLength(0);
+
+    // with room (20 s), the same kind of turn sends
+    const ok = (await new MockActivityEnvironment(activityInfo({ startToCloseTimeoutMs: 20_000 })).run(limited.replyTurn, turn(f, [inbound(f)]))) as ReplyTurnResult;
+    expect(ok.reply?.outcome).toBe('sent');
+  });
+
   test('pacing: waits until notBefore, then sends', async () => {
     const f = await fixture({ credits: 3 });
     const started = Date.now();
@@ -481,12 +497,141 @@ describe('replyTurn', () => {
     expect(await credit(f, input.reply!.reference)).toEqual({ balance: 1, reserved: 0, debits: 1, reservation: 'captured' });
   });
 
+  test('cancelled while the LLM writes (its heartbeat timed out): the LLM call is aborted at once and nothing is sent', async () => {
+    const f = await fixture({ credits: 3 });
+    llm.script(['Too late to matter.']);
+    llm.setDelay(3000);
+    const input = turn(f, [inbound(f)], { readReceipt: undefined });
+    const env = new MockActivityEnvironment(activityInfo());
+    const started = Date.now();
+    const running = env.run(activities().replyTurn, input);
+    setTimeout(() => env.cancel('TIMED_OUT'), 300);
+    const failure = await failureOf(running);
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(failure.message).toMatch(/cancel/);
+    expect(sends()).toHaveLength(0);
+    expect(await outboundRow(input.reply!.outboundMessageId)).toBeUndefined();
+    // the careful pipeline finds the credit held under the same reference
+    expect(await credit(f, input.reply!.reference)).toEqual({ balance: 2, reserved: 1, debits: 0, reservation: 'held' });
+  });
+
   test('an input that is not a turn is refused, non-retryable, before anything is written', async () => {
     const f = await fixture({ credits: 2 });
     const failure = await failureOf(activities().replyTurn({ ...turn(f, [inbound(f)]), batchId: '' }));
     expect(failure.type).toBe('invalid_input');
     expect(failure.nonRetryable).toBe(true);
     expect(await credit(f)).toMatchObject({ balance: 2, reserved: 0 });
+  });
+});
+
+/**
+ * The WhatsApp senders with a rate limiter whose one sleep (the wait for the send slot, just
+ * before the provider call) runs `meanwhile` first: another attempt of the same send (the
+ * careful deliver beside a turn whose heartbeat timed out) gets in between deterministically.
+ */
+function sendersWithAConcurrentAttempt(meanwhile: () => Promise<unknown>) {
+  let hook: (() => Promise<unknown>) | undefined = meanwhile;
+  const rateLimits: SendRateLimits = {
+    limiter: { take: async () => ({ ok: true, waitMs: 1, remaining: 0 }), release: async () => undefined },
+    messagesPerSecond: 80,
+    pairIntervalMs: 0,
+    pairBurst: 1,
+    maxSleepMs: 2000,
+    sleep: async () => {
+      const h = hook;
+      hook = undefined;
+      await h?.();
+    },
+  };
+  const deps = activityDeps();
+  return createWhatsAppActivities({ ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: 120_000, rateLimits });
+}
+
+describe('one provider call at a time per outbound id (the send claim)', () => {
+  const base = (f: Fixture, outboundMessageId: string) => ({ tenantId: f.tenantId, leadId: f.leadId, channelAccountId: f.channelId, outboundMessageId, to: f.contactId });
+
+  test('markSendAttempt claims: once while an attempt is fresh, again once it is older than the unconfirmed wait, never once sent', async () => {
+    const f = await fixture();
+    const id = randomUUID();
+    await services.leads.createOutbound({ id, tenantId: f.tenantId, leadId: f.leadId, body: 'Hello' });
+    const first = await services.leads.markSendAttempt(id, { staleAfterMs: 120_000 });
+    expect(first).toMatchObject({ claimed: true, attemptAt: expect.any(String) });
+    const second = await services.leads.markSendAttempt(id, { staleAfterMs: 120_000 });
+    expect(second).toMatchObject({ claimed: false, providerMessageId: null, status: 'pending' });
+    expect(second.claimed === false && second.attemptAgeMs).toBeGreaterThanOrEqual(0);
+    expect(second.claimed === false && second.attemptAgeMs).toBeLessThan(60_000);
+    // older than the wait allows: a retry may send again (the README's one exception)
+    await new Promise((r) => setTimeout(r, 30));
+    const stale = await services.leads.markSendAttempt(id, { staleAfterMs: 10 });
+    expect(stale.claimed).toBe(true);
+    // a provider error clears only its own attempt's mark
+    if (!first.claimed || !stale.claimed) throw new Error('unreachable');
+    await services.leads.clearSendAttempt(id, first.attemptAt);
+    expect((await services.leads.markSendAttempt(id, { staleAfterMs: 120_000 })).claimed).toBe(false);
+    await services.leads.clearSendAttempt(id, stale.attemptAt);
+    expect((await services.leads.markSendAttempt(id, { staleAfterMs: 120_000 })).claimed).toBe(true);
+
+    await services.leads.markOutboundSent({ id, leadId: f.leadId, providerMessageId: `wamid.${randomUUID()}` });
+    expect(await services.leads.markSendAttempt(id, { staleAfterMs: 0 })).toMatchObject({ claimed: false, providerMessageId: expect.stringMatching(/^wamid\./), status: 'sent' });
+  });
+
+  test('an attempt that passed its checks while another one claimed and is still calling Meta does not call Meta: provider_unconfirmed', async () => {
+    const f = await fixture();
+    const id = randomUUID();
+    const senders = sendersWithAConcurrentAttempt(() => services.leads.markSendAttempt(id, { staleAfterMs: 120_000 }));
+    const failure = await failureOf(senders.sendWhatsAppText({ ...base(f, id), text: 'Only once, please.' }));
+    expect(failure.type).toBe('provider_unconfirmed');
+    expect(failure.nonRetryable).toBe(false);
+    expect(failure.nextRetryDelay).toBeDefined();
+    expect(sends()).toHaveLength(0);
+  });
+
+  test('an attempt that passed its checks while another one sent does not send again: it answers alreadySent', async () => {
+    const f = await fixture();
+    const id = randomUUID();
+    const other = activities();
+    let otherSent: unknown;
+    const senders = sendersWithAConcurrentAttempt(async () => {
+      otherSent = await other.sendWhatsAppText({ ...base(f, id), text: 'Only once, please.' });
+    });
+    const mine = await senders.sendWhatsAppText({ ...base(f, id), text: 'Only once, please.' });
+    expect(otherSent).toMatchObject({ alreadySent: false });
+    expect(mine).toMatchObject({ outboundMessageId: id, alreadySent: true, providerMessageId: (otherSent as { providerMessageId: string }).providerMessageId });
+    expect(sends()).toHaveLength(1);
+  });
+
+  test('an attempt cancelled while it waited for its send slot (a heartbeat timeout) does not call Meta, and leaves no mark a retry would wait for', async () => {
+    const f = await fixture();
+    const id = randomUUID();
+    const env = new MockActivityEnvironment(activityInfo());
+    const senders = sendersWithAConcurrentAttempt(async () => env.cancel('TIMED_OUT'));
+    const failure = await failureOf(env.run(senders.sendWhatsAppText, { ...base(f, id), text: 'Not now.' }));
+    expect(failure.type).toBe('provider_transient');
+    expect(failure.nonRetryable).toBe(false);
+    expect(sends()).toHaveLength(0);
+    expect((await outboundRow(id))!.details).toBeNull();
+  });
+
+  test('the reply turn does not send when the careful deliver claimed the send meanwhile: held, provider_unconfirmed, the credit still held', async () => {
+    const f = await fixture({ credits: 3 });
+    llm.script(['Sent by whoever claims it.']);
+    const input = turn(f, [inbound(f)], { readReceipt: undefined });
+    const id = input.reply!.outboundMessageId;
+    const senders = sendersWithAConcurrentAttempt(() => services.leads.markSendAttempt(id, { staleAfterMs: 120_000 }));
+    const deps = activityDeps();
+    const { replyTurn } = createTurnActivities({
+      leads: services.leads,
+      credits: services.credits,
+      transaction: services.transaction,
+      writeReply: createReplyWriter({ ...deps, ...deps.llm }),
+      send: { whatsapp: senders.sendWhatsAppText, instagram: () => Promise.reject(new Error('not here')), webchat: () => Promise.reject(new Error('not here')) },
+      markWhatsAppRead: senders.markWhatsAppRead,
+      log,
+    });
+    const out = await replyTurn(input);
+    expect(heldReply(out)).toEqual({ outcome: 'held', text: 'Sent by whoever claims it.', failure: { type: 'provider_unconfirmed', message: expect.any(String) } });
+    expect(sends()).toHaveLength(0);
+    expect(await credit(f, input.reply!.reference)).toEqual({ balance: 2, reserved: 1, debits: 0, reservation: 'held' });
   });
 });
 
@@ -562,6 +707,21 @@ describe('the services the turn relies on', () => {
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
     expect(failed).toEqual([]);
     expect(await services.credits.balance(f.tenantId)).toMatchObject({ balance: 100 - 24, reserved: 24 });
+  });
+
+  test('a reserve for a tenant that is gone is refused for good (database_rejected, which the lead workflow parks), not retried forever', async () => {
+    const f = await fixture({ credits: 3 });
+    const gone = randomUUID();
+    const acts = activities();
+    const careful = await failureOf(acts.reserveCredit({ tenantId: gone, reference: `reply:${randomUUID()}` }));
+    expect(careful).toMatchObject({ type: 'database_rejected', nonRetryable: true });
+    expect(careful.message).toContain('tenant');
+
+    // the reply turn's reserve the same (no message to record: the reserve comes first)
+    const fast = await failureOf(acts.replyTurn({ ...turn(f, [], { requireNewOf: undefined }), tenantId: gone }));
+    expect(fast).toMatchObject({ type: 'database_rejected', nonRetryable: true });
+    expect(llm.requests).toHaveLength(0);
+    expect(await credit(f)).toMatchObject({ balance: 3, reserved: 0 });
   });
 
   test('reserve is idempotent per reference: a second reserve takes nothing, nor does one after the capture', async () => {

@@ -219,6 +219,30 @@ test('a reply from the lead stops the sequence and no step goes out afterwards',
   });
 });
 
+test("the reply's LLM facts name a sequence only if it runs on: not one the reply stops, still one that does not stop on a reply", async () => {
+  await kit.withWorker(async (taskQueue) => {
+    const factsOfReplyTo = (lead: Lead, n: number) => {
+      const req = kit.llm.requests.find((r) => JSON.stringify(r.messages).includes(`message number ${n} from ${lead.contactId}`) && !(r.body as { response_format?: unknown }).response_format);
+      const facts = req?.messages.find((m) => m.role === 'system' && String(m.content).startsWith('Facts about this conversation'));
+      return String(facts?.content);
+    };
+    const stops = await startLead(taskQueue, { firstMessage: true });
+    const goesOn = await startLead(taskQueue, { firstMessage: true });
+    await stops.sequence({ action: 'enroll', sequence: sequenceOf([textStep(2 * HOUR, 'Step one')], ['lead_replied']) });
+    await goesOn.sequence({ action: 'enroll', sequence: sequenceOf([textStep(2 * HOUR, 'Step one')], ['stage_changed']) });
+    await kit.env.sleep('1 hour');
+    await stops.say(2);
+    await goesOn.say(2);
+    await kit.env.sleep('10 seconds');
+    await until(() => stops.repliesTo(2).length === 1 && goesOn.repliesTo(2).length === 1, 'the AI replies to the second messages');
+    expect(await stops.cursor()).toMatchObject({ status: 'stopped', stopReason: 'lead_replied' });
+    expect(factsOfReplyTo(stops, 2)).toContain('is in stage');
+    expect(factsOfReplyTo(stops, 2)).not.toContain('follow-up sequence');
+    expect(await goesOn.cursor()).toMatchObject({ status: 'active', stepIndex: 0 });
+    expect(factsOfReplyTo(goesOn, 2)).toContain('follow-up sequence');
+  });
+});
+
 test('pausing at 30 % of a 2-day delay and resuming a day later keeps the 33.6 h that were left', async () => {
   await kit.withWorker(async (taskQueue) => {
     const lead = await startLead(taskQueue);

@@ -7,7 +7,7 @@
 import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
 import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
 import { deliveryOptions, delivery, LLM, llm } from './proxies';
-import { DEFAULT_LEAD_SETTINGS, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
+import { DEFAULT_LEAD_SETTINGS, type InboundMessage, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
 import { isRepeat, trimToWords } from './policy/bump-up';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
@@ -16,7 +16,7 @@ import { planOutbound, windowClosesAt, type OutboundPlan, type TemplateRef } fro
 import { park, parkedOperation, settleReplay, waitForCircuit } from './parked';
 import { captureCredit, event, releaseCredit, reserveCredit, setBlocked } from './records';
 import { msUntil, nowIso, type LeadRun } from './run';
-import { changeMode } from './transitions';
+import { changeMode, replyStopsSequence } from './transitions';
 
 const RECENT_BOT_MESSAGES = 5;
 /** LEAD_DELIVERY_MAX_ATTEMPTS' default. */
@@ -65,14 +65,18 @@ export function plan(
   });
 }
 
-/** What the LLM should know that only the workflow knows. */
-export function conversationFacts(run: LeadRun, lastInboundAt = run.state.lastInboundAt): string[] {
+/**
+ * What the LLM should know that only the workflow knows. `written`: the lead's messages this
+ * reply answers before the workflow applied them (the one-activity turn): a sequence they
+ * stop is not mentioned, as it is not once they were applied.
+ */
+export function conversationFacts(run: LeadRun, lastInboundAt = run.state.lastInboundAt, written: readonly InboundMessage[] = []): string[] {
   const { state } = run;
   const facts = [`The lead is in stage ${state.stage}.`];
   const closes = windowClosesAt(lastInboundAt);
   if (closes && run.channel !== 'webchat') facts.push(`WhatsApp's 24-hour window for free-form messages closes at ${closes}.`);
   const s = state.sequence;
-  if (s && (s.cursor.status === 'active' || s.cursor.status === 'paused')) {
+  if (s && (s.cursor.status === 'active' || s.cursor.status === 'paused') && !replyStopsSequence(run, written)) {
     facts.push(`The lead is in the follow-up sequence "${s.def.name}", step ${s.cursor.stepIndex + 1} of ${s.def.steps.length}.`);
   }
   return facts;

@@ -69,6 +69,13 @@ export async function commandSequence(run: LeadRun, cmd: SequenceCommand): Promi
   return t.cursor;
 }
 
+/** Whether these messages the lead wrote stop the running sequence: one came after the enrolment, and the sequence stops on lead_replied. */
+export function replyStopsSequence(run: LeadRun, written: readonly { sentAt: string; receivedAt?: string }[]): boolean {
+  const s = run.state.sequence;
+  const enrolledAt = s?.cursor.enrolledAt;
+  return Boolean(enrolledAt && written.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt) && stopOn(s, 'lead_replied'));
+}
+
 /** Stop the running sequence if it stops on this event; returns whether it stopped. */
 export async function stopSequenceOn(run: LeadRun, evt: seqPolicy.StopCondition): Promise<boolean> {
   const s = run.state.sequence;

@@ -20,7 +20,7 @@ import { windowClosesAt } from './policy/window';
 import { event, guarded, recordInbound, releaseCredit } from './records';
 import { nowIso, type LeadRun } from './run';
 import { SA } from './search-attributes';
-import { changeMode, stopSequenceOn } from './transitions';
+import { changeMode, replyStopsSequence, stopSequenceOn } from './transitions';
 
 // ---- a reply: the lead wrote ----
 
@@ -73,7 +73,7 @@ function fastTurnInput(run: LeadRun, received: InboundMessage[], recordedEarly: 
       requireNewOf: written.map((m) => m.providerMessageId),
       outboundMessageId: ids.outboundMessageId,
       reference: `reply:${ids.outboundMessageId}`,
-      llm: { stage: state.stage, facts: conversationFacts(run, lastInboundAt), purpose: 'reply', allowHandoff: true },
+      llm: { stage: state.stage, facts: conversationFacts(run, lastInboundAt, written), purpose: 'reply', allowHandoff: true },
       ...(run.channel === 'webchat' ? {} : { windowClosesAt: windowClosesAt(lastInboundAt) }),
       ...(run.channel === 'whatsapp' ? { readReceipt: { providerMessageId: last.providerMessageId } } : {}),
     },
@@ -144,8 +144,7 @@ async function afterLeadWrote(run: LeadRun, written: InboundMessage[]): Promise<
   const idle = run.settings.extractionIdleMs ?? DEFAULT_LEAD_SETTINGS.extractionIdleMs ?? 0;
   if (idle > 0) state.extractionDueAt = new Date(Date.now() + idle).toISOString();
   // only a message written after enrolment is a reply to the sequence
-  const enrolledAt = state.sequence?.cursor.enrolledAt;
-  if (enrolledAt && written.some((m) => (m.receivedAt ?? m.sentAt) > enrolledAt)) await stopSequenceOn(run, 'lead_replied');
+  if (replyStopsSequence(run, written)) await stopSequenceOn(run, 'lead_replied');
 }
 
 /**
