@@ -29,10 +29,17 @@ const PREFIX = '';
 type Scenario = (stack: Stack) => Promise<string>;
 
 async function idle(stack: Stack, workflowId: string, check: (s: NonNullable<Awaited<ReturnType<Stack['temporal']['leadState']>>>) => boolean) {
-  await waitFor(async () => {
-    const s = await stack.temporal.leadState(workflowId);
-    return s && s.pendingInbound === 0 && check(s);
-  }, { timeoutMs: 60_000, what: workflowId });
+  let last: unknown;
+  try {
+    await waitFor(async () => {
+      const s = await stack.temporal.leadState(workflowId);
+      last = s;
+      return s && s.pendingInbound === 0 && check(s);
+    }, { timeoutMs: 60_000, what: workflowId });
+  } catch (err) {
+    console.error(`the last state of ${workflowId}: ${JSON.stringify(last)}`);
+    throw err;
+  }
 }
 
 const scenarios: Record<string, Scenario> = {
@@ -286,9 +293,11 @@ async function main(): Promise<void> {
       const t = await createTenant(smallBudget, { credits: 10 });
       const from = randomWaId();
       const wf = leadWorkflowId(t.channelId, from);
-      for (let i = 1; i <= 3; i++) {
+      // turns until the history passes the budget (about 12 events a turn)
+      for (let i = 1; i <= 8; i++) {
         await postWebhook(smallBudget, textWebhook(t.phoneNumberId, from, `Question ${i}`)).expect(200);
         await idle(smallBudget, wf, (s) => s.counters.replies === i);
+        if (((await smallBudget.temporal.leadState(wf))?.counters.runs ?? 1) > 1) break;
       }
       await idle(smallBudget, wf, (s) => s.counters.runs > 1);
       let firstRunId: string | undefined;
