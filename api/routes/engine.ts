@@ -5,7 +5,7 @@ import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import { sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../../services/sequences';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
-import { sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/sequence';
+import { sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 

@@ -1,4 +1,5 @@
-import { isAllowed, isValidTimeZone, nextAllowedSlot, sendWindowSchema, timeZoneSchema, type SendWindow } from '../../workflows/lead/policy/quiet-hours';
+import { isAllowed, isValidTimeZone, nextAllowedSlot, sendWindowProblems, type SendWindow } from '../../workflows/lead/policy/quiet-hours';
+import { sendWindowSchema, timeZoneSchema } from '../../workflows/lead/policy/schemas';
 
 const WEEKDAYS_9_TO_6: SendWindow = { days: [1, 2, 3, 4, 5], start: '09:00', end: '18:00' };
 const EVERY_DAY = [0, 1, 2, 3, 4, 5, 6];
@@ -30,6 +31,16 @@ describe('sendWindowSchema and time zones', () => {
     const r = sendWindowSchema.safeParse(value);
     expect(r.success).toBe(false);
     expect(JSON.stringify(r.error?.issues)).toMatch(message);
+    // the workflow's zod-free check (quiet-hours.ts) refuses it for the same reason
+    expect(sendWindowProblems(value).join('; ')).toMatch(message);
+  });
+  test('the workflow-side check accepts what the schema accepts', () => {
+    for (const w of [WEEKDAYS_9_TO_6, { days: [6], start: '22:00', end: '06:00' }, { days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '23:59' }]) {
+      expect(sendWindowSchema.safeParse(w).success).toBe(true);
+      expect(sendWindowProblems(w)).toEqual([]);
+    }
+    expect(sendWindowProblems(null)).not.toEqual([]);
+    expect(sendWindowProblems({ days: 'mon', start: '09:00', end: '18:00' })).toEqual(['days: must be an array of week days']);
   });
   test('knows IANA zones and rejects the rest', () => {
     expect(isValidTimeZone('Asia/Kolkata')).toBe(true);

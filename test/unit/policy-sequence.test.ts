@@ -5,7 +5,6 @@ import {
   pause,
   reset,
   resume,
-  sequenceDefSchema,
   skip,
   stepSent,
   stop,
@@ -15,6 +14,7 @@ import {
   type SequenceTransition,
 } from '../../workflows/lead/policy/sequence';
 import type { TemplateRef } from '../../workflows/lead/policy/window';
+import { sequenceDefSchema } from '../../workflows/lead/policy/schemas';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

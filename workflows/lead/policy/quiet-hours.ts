@@ -13,22 +13,14 @@
  * Deterministic: all time-zone arithmetic goes through `Intl.DateTimeFormat` with an explicit
  * zone, never the host's.
  */
-import { z } from 'zod';
 import type { SendWindow } from '../../../contract/messages';
 import { formatInstant, parseInstant } from './window';
 
 export type { SendWindow } from '../../../contract/messages';
 
-const HH_MM = /^(?:[01]\d|2[0-3]):[0-5]\d$/;
+/** Local wall-clock time `HH:MM`, 00:00–23:59. */
+export const HH_MM = /^(?:[01]\d|2[0-3]):[0-5]\d$/;
 
-export const sendWindowSchema = z.object({
-  days: z
-    .array(z.number().int().min(0).max(6))
-    .min(1, 'at least one day is required')
-    .refine((days) => new Set(days).size === days.length, 'days must be unique'),
-  start: z.string().regex(HH_MM, 'start must be HH:MM (00:00–23:59)'),
-  end: z.string().regex(HH_MM, 'end must be HH:MM (00:00–23:59)'),
-}) satisfies z.ZodType<SendWindow>;
 
 /** Whether `tz` is an IANA time zone this runtime knows (e.g. `Asia/Kolkata`, `UTC`). */
 export function isValidTimeZone(tz: string): boolean {
@@ -41,7 +33,6 @@ export function isValidTimeZone(tz: string): boolean {
   }
 }
 
-export const timeZoneSchema = z.string().refine(isValidTimeZone, 'must be a valid IANA time zone, e.g. Asia/Kolkata');
 
 /** Whether a message may go out at `at`; no window means always. */
 export function isAllowed(at: string, window: SendWindow | undefined, timeZone: string): boolean {
@@ -101,12 +92,31 @@ interface LocalParts {
   second: number;
 }
 
-function checkedWindow(window: SendWindow): CheckedWindow {
-  const parsed = sendWindowSchema.safeParse(window);
-  if (!parsed.success) {
-    throw new RangeError(`invalid send window: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'window'}: ${i.message}`).join('; ')}`);
+/**
+ * What is wrong with a send window, the rules of `sendWindowSchema` (policy/schemas.ts) without
+ * zod, which stays out of the workflow bundle (every cached workflow would evaluate its own copy).
+ */
+export function sendWindowProblems(window: unknown): string[] {
+  if (typeof window !== 'object' || window === null) return ['window: must be an object'];
+  const w = window as Record<string, unknown>;
+  const problems: string[] = [];
+  const days = w.days;
+  if (!Array.isArray(days)) problems.push('days: must be an array of week days');
+  else {
+    if (days.length === 0) problems.push('days: at least one day is required');
+    if (days.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > 6)) problems.push('days: each day is a whole number 0–6');
+    if (new Set(days).size !== days.length) problems.push('days: days must be unique');
   }
-  return { days: parsed.data.days, startMin: minutesOf(parsed.data.start), endMin: minutesOf(parsed.data.end) };
+  for (const key of ['start', 'end'] as const) {
+    if (typeof w[key] !== 'string' || !HH_MM.test(w[key])) problems.push(`${key}: ${key} must be HH:MM (00:00–23:59)`);
+  }
+  return problems;
+}
+
+function checkedWindow(window: SendWindow): CheckedWindow {
+  const problems = sendWindowProblems(window);
+  if (problems.length > 0) throw new RangeError(`invalid send window: ${problems.join('; ')}`);
+  return { days: window.days, startMin: minutesOf(window.start), endMin: minutesOf(window.end) };
 }
 
 function assertTimeZone(tz: string): void {

@@ -9,10 +9,9 @@
  *   delay left when it was paused); `stopped` has `stopReason`; `completed` has none of these.
  * - When completed, `stepIndex` equals the number of steps (every step is behind it).
  */
-import { z } from 'zod';
-import type { SequenceCursor, SequenceDef, SequenceStep, TemplateRef } from '../../../contract/messages';
-import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS, type StopCondition } from '../../../contract/vocabulary';
-import { isAllowed, nextAllowedSlot, sendWindowSchema } from './quiet-hours';
+import type { SequenceCursor, SequenceDef, SequenceStep } from '../../../contract/messages';
+import type { StopCondition } from '../../../contract/vocabulary';
+import { isAllowed, nextAllowedSlot } from './quiet-hours';
 import { formatInstant, parseInstant, planOutbound, type OutboundPlan } from './window';
 
 export type { SequenceCursor, SequenceDef, SequenceStatus, SequenceStep } from '../../../contract/messages';
@@ -35,35 +34,6 @@ export type SequenceAction =
   | { type: 'wait'; until: string; reason: 'delay' | 'quiet_hours' }
   | { type: 'send'; step: SequenceStep; stepIndex: number; plan: OutboundPlan }
   | { type: 'done' };
-
-// ------------------------------------------------------------------------------ schemas (API edge)
-
-export const templateRefSchema = z.object({
-  name: z.string().min(1),
-  language: z.string().min(2),
-  variables: z.array(z.string()).optional(),
-}) satisfies z.ZodType<TemplateRef>;
-
-export const sequenceStepSchema = z
-  .object({
-    delayMs: z.number().int().min(0),
-    kind: z.enum(SEQUENCE_STEP_KINDS),
-    template: templateRefSchema.optional(),
-    text: z.string().optional(),
-    aiInstruction: z.string().optional(),
-    sendWindow: sendWindowSchema.optional(),
-  })
-  .superRefine((step, ctx) => {
-    if (step.kind === 'template' && !step.template) ctx.addIssue({ code: 'custom', path: ['template'], message: 'a template step needs a template' });
-    if (step.kind === 'text' && !step.text?.trim()) ctx.addIssue({ code: 'custom', path: ['text'], message: 'a text step needs text' });
-  }) satisfies z.ZodType<SequenceStep>;
-
-export const sequenceDefSchema = z.object({
-  id: z.string().min(1),
-  name: z.string().min(1),
-  steps: z.array(sequenceStepSchema).min(1, 'a sequence needs at least one step'),
-  stopOn: z.array(z.enum(STOP_CONDITIONS)).refine((s) => new Set(s).size === s.length, 'stop conditions must be unique'),
-}) satisfies z.ZodType<SequenceDef>;
 
 // ------------------------------------------------------------------------------ transitions
 

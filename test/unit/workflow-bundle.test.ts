@@ -1,0 +1,26 @@
+/**
+ * What the workflow bundle is made of. With reuseV8Context every workflow instance evaluates
+ * the bundle's modules into its own module cache, so each package in the bundle costs CPU at
+ * every new or re-cached workflow and memory for every cached one (zod alone was 37 % of the
+ * bundle's code before it was kept out). Workflow code may use the SDK and its own modules;
+ * a new package needs a reason and a place in this list.
+ */
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+
+jest.setTimeout(120_000);
+
+const ALLOWED_PACKAGES = ['@temporalio/common', '@temporalio/workflow', 'long', 'ms', 'nexus-rpc'];
+
+test('the workflow bundle holds only the SDK and our workflow code (no zod)', async () => {
+  const silent = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '../../workflows/index.ts'), logger: silent });
+  const modules = [...code.matchAll(/^\/\*\*\*\/ "([^"]+)"/gm)].map((m) => m[1]!);
+  expect(modules.length).toBeGreaterThan(20);
+  const packages = new Set(modules.filter((m) => m.includes('node_modules/')).map((m) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(m)![1]!));
+  expect([...packages].sort()).toEqual(expect.arrayContaining(['@temporalio/workflow']));
+  expect([...packages].filter((p) => !ALLOWED_PACKAGES.includes(p))).toEqual([]);
+  // and our own modules are workflow code, not services or activities
+  const ours = modules.filter((m) => !m.includes('node_modules/'));
+  expect(ours.filter((m) => /^\.\/(activities|services|api|db|lib|composition)\//.test(m))).toEqual([]);
+});

@@ -1,0 +1,49 @@
+/**
+ * The zod schemas of the lead workflow's inputs, for the API edge (admin routes, tests). They
+ * live apart from the policies so that no workflow code imports zod: the workflow bundle
+ * evaluates its modules once per workflow instance (reuseV8Context keeps a module cache per
+ * workflow), and zod was 37 % of the bundle. The workflow checks a send window with
+ * `sendWindowProblems` (quiet-hours.ts), which follows `sendWindowSchema`'s rules.
+ */
+import { z } from 'zod';
+import type { SendWindow, SequenceDef, SequenceStep, TemplateRef } from '../../../contract/messages';
+import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS } from '../../../contract/vocabulary';
+import { HH_MM, isValidTimeZone } from './quiet-hours';
+
+export const sendWindowSchema = z.object({
+  days: z
+    .array(z.number().int().min(0).max(6))
+    .min(1, 'at least one day is required')
+    .refine((days) => new Set(days).size === days.length, 'days must be unique'),
+  start: z.string().regex(HH_MM, 'start must be HH:MM (00:00–23:59)'),
+  end: z.string().regex(HH_MM, 'end must be HH:MM (00:00–23:59)'),
+}) satisfies z.ZodType<SendWindow>;
+
+export const timeZoneSchema = z.string().refine(isValidTimeZone, 'must be a valid IANA time zone, e.g. Asia/Kolkata');
+
+export const templateRefSchema = z.object({
+  name: z.string().min(1),
+  language: z.string().min(2),
+  variables: z.array(z.string()).optional(),
+}) satisfies z.ZodType<TemplateRef>;
+
+export const sequenceStepSchema = z
+  .object({
+    delayMs: z.number().int().min(0),
+    kind: z.enum(SEQUENCE_STEP_KINDS),
+    template: templateRefSchema.optional(),
+    text: z.string().optional(),
+    aiInstruction: z.string().optional(),
+    sendWindow: sendWindowSchema.optional(),
+  })
+  .superRefine((step, ctx) => {
+    if (step.kind === 'template' && !step.template) ctx.addIssue({ code: 'custom', path: ['template'], message: 'a template step needs a template' });
+    if (step.kind === 'text' && !step.text?.trim()) ctx.addIssue({ code: 'custom', path: ['text'], message: 'a text step needs text' });
+  }) satisfies z.ZodType<SequenceStep>;
+
+export const sequenceDefSchema = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  steps: z.array(sequenceStepSchema).min(1, 'a sequence needs at least one step'),
+  stopOn: z.array(z.enum(STOP_CONDITIONS)).refine((s) => new Set(s).size === s.length, 'stop conditions must be unique'),
+}) satisfies z.ZodType<SequenceDef>;
