@@ -70,7 +70,9 @@ export function forkParley(name: string, entry: string, env: Record<string, stri
   // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there when it exits (open it in Chrome DevTools)
   const profDir = process.env.BENCH_CPU_PROF;
   // (one file per thread: the main thread, and the worker threads that run workflows)
-  const base = BUILT ? [] : process.execArgv;
+  // BENCH_NODE_ARGS: extra node flags for the Parley children (e.g. `--max-semi-space-size=16`)
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const base = [...(BUILT ? [] : process.execArgv), ...extra];
   const execArgv = profDir ? [...base, '--cpu-prof', `--cpu-prof-dir=${path.join(profDir, name)}`] : base;
   const child: ChildProcess = fork(entry, [], { cwd: ROOT, env: childEnv, execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   live.add(child);
