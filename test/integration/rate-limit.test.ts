@@ -21,6 +21,7 @@ import { createLogger } from '../../lib/logger';
 import { createRateLimiter, type RateLimiter } from '../../services/rate-limit';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { markerActivityType } from '../../bench/anatomy';
 
 jest.setTimeout(120_000);
 
@@ -251,8 +252,11 @@ describe('with the whole stack', () => {
         .map((e) => e.activityTaskStartedEventAttributes)
         .filter((s) => s && (s.attempt ?? 1) > 1 && s.lastFailure?.applicationFailureInfo?.type === 'provider_rate_limited');
       // (on a loaded machine the second turn can reach the send after the slot is free: no retry then)
-      // (a turn sends from its one activity, replyTurn, or, held by the rate limit, from sendWhatsAppText)
-      const sendingActivities = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter((n) => n === 'replyTurn' || n === 'sendWhatsAppText');
+      // (a turn sends from its one local activity, replyTurn, whose completion is a marker, or,
+      // held by the rate limit, from the sendWhatsAppText activity)
+      const sendingActivities = (history.events ?? [])
+        .map((e) => markerActivityType(e) ?? e.activityTaskScheduledEventAttributes?.activityType?.name)
+        .filter((n) => n === 'replyTurn' || n === 'sendWhatsAppText');
       const secondTurnStarted = sendingActivities.filter((n) => n === 'replyTurn').length === 2 || sendingActivities.length >= 2;
       expect(secondTurnStarted).toBe(true);
       if (retried.length === 0) return;
