@@ -1,6 +1,6 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { agents } from '../db/schema';
+import { agents, channelAccounts } from '../db/schema';
 import { afterCursor, keyset, toIso } from './db-util';
 
 export interface AgentInput {
@@ -41,6 +41,15 @@ export function createAgentService(db: Db) {
     },
     async get(tenantId: string, agentId: string) {
       const [a] = await db.select().from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, agentId)));
+      return a ? present(a) : undefined;
+    },
+    /** The agent a channel account is assigned to now (the tenant's own agents only), in one query. */
+    async forChannel(tenantId: string, channelAccountId: string) {
+      const [a] = await db
+        .select(getTableColumns(agents))
+        .from(channelAccounts)
+        .innerJoin(agents, and(eq(agents.id, channelAccounts.agentId), eq(agents.tenantId, tenantId)))
+        .where(eq(channelAccounts.id, channelAccountId));
       return a ? present(a) : undefined;
     },
     /** Oldest first, one keyset page. */

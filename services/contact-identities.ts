@@ -21,6 +21,7 @@ import type { ContactIdentity } from '../contract/messages';
 import type { ContactIdentityKind as IdentityKind } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { isBsuid } from '../lib/bsuid';
+import { rowsOf } from './db-util';
 
 export interface IdentityForm {
   identity: string;
@@ -72,12 +73,6 @@ export interface ResolveResult {
   conflicts: number;
 }
 
-/** drizzle's `execute` returns the rows (postgres.js) or `{ rows }` (PGlite). */
-function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  const rows = (result as { rows?: unknown } | null)?.rows;
-  return Array.isArray(rows) ? (rows as T[]) : [];
-}
 
 export interface ContactIdentityOptions {
   /** How long a known form → contact mapping is remembered in this process (default 10 min). */

@@ -2,7 +2,7 @@ import { and, asc, desc, eq, lt, or, sql } from 'drizzle-orm';
 import type { Db, DbTransaction } from '../db/client';
 import { creditLedger, creditReservations, leads, messages, tenants } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { decodeCursor, encodeCursor, inTransaction, toIso } from './db-util';
+import { decodeCursor, encodeCursor, inTransaction, rowsOf, toIso } from './db-util';
 
 /**
  * Ledger references Parley writes itself (`message:{outboundMessageId}` for a captured reply,
@@ -112,34 +112,30 @@ export function createCreditService(db: Db) {
 
     /** Turn a held reservation into a ledger debit referenced by the delivered message. Idempotent. */
     async capture(input: { reference: string; messageId: string }): Promise<{ captured: boolean }> {
-      return db.transaction(async (tx) => {
-        const [r] = await tx
-          .update(creditReservations)
-          .set({ status: 'captured', messageId: input.messageId, updatedAt: sql`now()` })
-          .where(and(eq(creditReservations.reference, input.reference), eq(creditReservations.status, 'held')))
-          .returning();
-        if (!r) return { captured: false };
-        const inserted = await tx
-          .insert(creditLedger)
-          .values({ tenantId: r.tenantId, amount: -r.amount, kind: 'debit', reference: `message:${input.messageId}`, messageId: input.messageId })
-          .onConflictDoNothing()
-          .returning({ id: creditLedger.id });
-        if (inserted.length === 0) {
-          // the reference is taken: by this debit (a replay, fine) or by something else (a top-up from
-          // before references were checked); then the debit goes in under its own suffix, never lost
-          const [existing] = await tx
-            .select({ kind: creditLedger.kind, messageId: creditLedger.messageId })
-            .from(creditLedger)
-            .where(and(eq(creditLedger.tenantId, r.tenantId), eq(creditLedger.reference, `message:${input.messageId}`)));
-          if (!(existing?.kind === 'debit' && existing.messageId === input.messageId)) {
-            await tx
-              .insert(creditLedger)
-              .values({ tenantId: r.tenantId, amount: -r.amount, kind: 'debit', reference: `message:${input.messageId}:debit`, messageId: input.messageId })
-              .onConflictDoNothing();
-          }
-        }
-        return { captured: true };
-      });
+      // One statement (atomic, no BEGIN/COMMIT round trips): the reservation held → captured, and
+      // its debit under `message:<id>`. When that reference is taken by this very debit (a replay)
+      // nothing more happens; when it is taken by something else (a top-up from before references
+      // were checked), the debit goes in under `message:<id>:debit`, never lost.
+      const ref = `message:${input.messageId}`;
+      const result = await db.execute(sql`
+        WITH r AS (
+          UPDATE credit_reservations SET status = 'captured', message_id = ${input.messageId}, updated_at = now()
+          WHERE reference = ${input.reference} AND status = 'held'
+          RETURNING tenant_id, amount
+        ), d AS (
+          INSERT INTO credit_ledger (tenant_id, amount, kind, reference, message_id)
+          SELECT tenant_id, -amount, 'debit', ${ref}, ${input.messageId}::uuid FROM r
+          ON CONFLICT DO NOTHING
+          RETURNING id
+        ), alt AS (
+          INSERT INTO credit_ledger (tenant_id, amount, kind, reference, message_id)
+          SELECT r.tenant_id, -r.amount, 'debit', ${`${ref}:debit`}, ${input.messageId}::uuid FROM r
+          WHERE NOT EXISTS (SELECT 1 FROM d)
+            AND NOT EXISTS (SELECT 1 FROM credit_ledger l WHERE l.tenant_id = r.tenant_id AND l.reference = ${ref} AND l.kind = 'debit' AND l.message_id = ${input.messageId}::uuid)
+          ON CONFLICT DO NOTHING
+        )
+        SELECT count(*)::int AS captured FROM r`);
+      return { captured: Number(rowsOf<{ captured: number | string }>(result)[0]?.captured ?? 0) > 0 };
     },
 
     /** Give held credits back (the reply was not delivered). Idempotent. */

@@ -185,3 +185,10 @@ export function boundedTimestamp(value: string | null | undefined, now: Date = n
   if (Number.isNaN(t) || t < EARLIEST_TIMESTAMP_MS || t > now.getTime() + TIMESTAMP_FUTURE_SKEW_MS) return now.toISOString();
   return new Date(t).toISOString();
 }
+
+/** drizzle's `execute` returns the rows (postgres.js) or `{ rows }` (PGlite). */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  const rows = (result as { rows?: unknown } | null)?.rows;
+  return Array.isArray(rows) ? (rows as T[]) : [];
+}

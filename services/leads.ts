@@ -248,14 +248,15 @@ export function createLeadService(db: Db) {
       return row;
     },
 
-    async markOutboundSent(input: { id: string; leadId: string; providerMessageId: string }): Promise<void> {
-      await db.transaction(async (tx) => {
-        await tx
-          .update(messages)
-          .set({ providerMessageId: input.providerMessageId, status: 'sent', sentAt: sql`now()`, updatedAt: sql`now()` })
-          .where(and(eq(messages.id, input.id), eq(messages.status, 'pending')));
-        await tx.update(leads).set({ lastOutboundAt: sql`now()`, updatedAt: sql`now()` }).where(eq(leads.id, input.leadId));
-      });
+    /** The provider took the message: store its id and mark it sent, and the lead's last outbound time, in one statement. */
+    async markOutboundSent(raw: { id: string; leadId: string; providerMessageId: string }): Promise<void> {
+      const input = withoutNul(raw);
+      await db.execute(sql`
+        WITH sent AS (
+          UPDATE messages SET provider_message_id = ${input.providerMessageId}, status = 'sent', sent_at = now(), updated_at = now()
+          WHERE id = ${input.id} AND status = 'pending'
+        )
+        UPDATE leads SET last_outbound_at = now(), updated_at = now() WHERE id = ${input.leadId}`);
     },
 
     /**

@@ -3,9 +3,9 @@
  * requests per minute and the LLM spend per UTC day. A tenant's own value (tenants row) wins;
  * null means the deployment default from config.
  */
-import { and, eq, gte, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { llmCalls, tenants } from '../db/schema';
+import { tenants } from '../db/schema';
 import { AppError } from '../lib/errors';
 
 export interface LimitDefaults {
@@ -88,21 +88,22 @@ export function createLimitService(db: Db, defaults: LimitDefaults = DEFAULT_LIM
     /** The tenant's LLM spend today (UTC, by the database clock: sum of llm_calls.cost_micros) against its budget. */
     async llmBudget(tenantId: string): Promise<LlmBudget> {
       const dayStart = sql`(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')`;
-      const [[spent], limits] = await Promise.all([
-        db
-          .select({
-            micros: sql<string>`coalesce(sum(${llmCalls.costMicros}), 0)::bigint`,
-            day: sql<string>`to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
-          })
-          .from(llmCalls)
-          .where(and(eq(llmCalls.tenantId, tenantId), gte(llmCalls.createdAt, dayStart))),
-        get(tenantId),
-      ]);
-      if (!limits) throw new AppError('not_found', 'tenant not found');
-      const spentMicros = Number(spent?.micros ?? 0);
-      const budgetMicros = limits.llmDailyBudgetMicros;
+      // one statement: the tenant's budget and today's spend
+      const [row] = await db
+        .select({
+          llm: tenants.llmDailyBudgetMicros,
+          // (spelled out: drizzle leaves a one-table query's columns unqualified, which inside this
+          // subquery would all resolve to llm_calls)
+          micros: sql<string>`(select coalesce(sum(lc.cost_micros), 0)::bigint from llm_calls lc where lc.tenant_id = ${tenantId} and lc.created_at >= ${dayStart})`,
+          day: sql<string>`to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+        })
+        .from(tenants)
+        .where(eq(tenants.id, tenantId));
+      if (!row) throw new AppError('not_found', 'tenant not found');
+      const spentMicros = Number(row.micros ?? 0);
+      const budgetMicros = row.llm ?? defaults.llmDailyBudgetMicros;
       return {
-        day: spent?.day ?? new Date().toISOString().slice(0, 10),
+        day: row.day ?? new Date().toISOString().slice(0, 10),
         spentMicros,
         budgetMicros,
         remainingMicros: Math.max(0, budgetMicros - spentMicros),

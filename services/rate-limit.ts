@@ -23,6 +23,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { rowsOf } from './db-util';
 
 export interface TakeOptions {
   /** Sustained rate: tokens added per second. */
@@ -60,12 +61,6 @@ export const IDLE_BUCKET_MS = 60 * 60 * 1000;
 
 type Row = { granted: number | string | null; available: number | string | null };
 
-/** drizzle's `execute` returns the rows (postgres.js) or `{ rows }` (PGlite). */
-function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  const rows = (result as { rows?: unknown } | null)?.rows;
-  return Array.isArray(rows) ? (rows as T[]) : [];
-}
 
 function num(v: number | string | null | undefined): number | null {
   if (v === null || v === undefined) return null;

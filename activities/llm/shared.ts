@@ -24,8 +24,7 @@ export function describeLlmError(err: unknown): string {
 
 /** The agent a channel account is assigned to now; a non-retryable failure when there is none. */
 export async function agentForChannel(deps: { channels: ChannelService; agents: AgentService }, tenantId: string, channelAccountId: string) {
-  const agentId = await deps.channels.agentIdFor(channelAccountId);
-  const agent = agentId ? await deps.agents.get(tenantId, agentId) : undefined;
+  const agent = await deps.agents.forChannel(tenantId, channelAccountId);
   if (!agent) {
     throw ApplicationFailure.create({ type: FailureType.AgentNotFound, message: `no agent for channel account ${channelAccountId}`, nonRetryable: true });
   }

@@ -174,6 +174,27 @@ describe.each(kinds)('$name', ({ name, open }) => {
     await expectInvariant(tenantId);
   });
 
+  test('a capture whose debit reference is taken by another entry keeps the debit under its own suffix', async () => {
+    const tenantId = await newTenant(3);
+    const messageId = randomUUID();
+    // a top-up from before references were checked that happens to use the reference a reply's
+    // debit takes (top-ups refuse the prefix now, so it is written as the old code wrote it)
+    await database.db.insert(creditLedger).values({ tenantId, amount: 5, kind: 'topup', reference: `message:${messageId}` });
+    await database.db.update(tenants).set({ creditBalance: sql`${tenants.creditBalance} + 5` }).where(eq(tenants.id, tenantId));
+    const ref = `turn-${randomUUID()}`;
+    expect((await services.credits.reserve({ tenantId, reference: ref })).ok).toBe(true);
+    expect(await services.credits.capture({ reference: ref, messageId })).toEqual({ captured: true });
+    expect(await services.credits.capture({ reference: ref, messageId })).toEqual({ captured: false });
+    const debits = await database.db
+      .select()
+      .from(creditLedger)
+      .where(and(eq(creditLedger.tenantId, tenantId), eq(creditLedger.kind, 'debit')));
+    expect(debits).toHaveLength(1);
+    expect(debits[0]).toMatchObject({ amount: -1, reference: `message:${messageId}:debit`, messageId });
+    expect(await services.credits.balance(tenantId)).toMatchObject({ balance: 7, reserved: 0 });
+    await expectInvariant(tenantId);
+  });
+
   test('a top-up applies once per reference, also concurrently', async () => {
     const tenantId = await newTenant();
     const results = await Promise.all(Array.from({ length: 5 }, () => services.credits.topUp({ tenantId, amount: 10, reference: 'invoice-7' })));
