@@ -135,9 +135,11 @@ export function createGraphSender(deps: GraphSendDeps) {
       await releasePairSlot(deps.rateLimits, slot);
       throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: 'the send was cancelled before it called the provider' });
     }
-    // claim the call: of two attempts that passed the checks above at once (a reply turn whose
-    // heartbeat timed out and the careful deliver beside it), only one calls the provider
-    const claim = await deps.leads.markSendAttempt(input.outboundMessageId, { staleAfterMs: waitMs });
+    // claim the call: of two attempts that passed the checks above at once (a reply turn still
+    // running on a worker the server gave up on, and its retry), only one calls the provider. A
+    // claim younger than the provider call's timeout may belong to an attempt still in flight, so
+    // it holds even when SEND_UNCONFIRMED_WAIT_MS is shorter (or 0)
+    const claim = await deps.leads.markSendAttempt(input.outboundMessageId, { staleAfterMs: Math.max(waitMs, deps.timeoutMs) });
     if (!claim.claimed) {
       await releasePairSlot(deps.rateLimits, slot);
       if (claim.providerMessageId) return { outboundMessageId: input.outboundMessageId, providerMessageId: claim.providerMessageId, alreadySent: true };
@@ -146,7 +148,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       throw ApplicationFailure.create({
         type: FailureType.ProviderUnconfirmed,
         message: `another attempt of this send called the provider ${Math.round(age / 1000)} s ago; waiting for its answer or status webhook before sending again`,
-        nextRetryDelay: Math.max(1000, Math.ceil(waitMs - age)),
+        nextRetryDelay: Math.max(1000, Math.ceil(Math.max(waitMs, deps.timeoutMs) - age)),
       });
     }
     let res: Response;

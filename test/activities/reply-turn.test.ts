@@ -529,7 +529,7 @@ describe('replyTurn', () => {
  * before the provider call) runs `meanwhile` first: another attempt of the same send (the
  * careful deliver beside a turn whose heartbeat timed out) gets in between deterministically.
  */
-function sendersWithAConcurrentAttempt(meanwhile: () => Promise<unknown>) {
+function sendersWithAConcurrentAttempt(meanwhile: () => Promise<unknown>, unconfirmedWaitMs = 120_000) {
   let hook: (() => Promise<unknown>) | undefined = meanwhile;
   const rateLimits: SendRateLimits = {
     limiter: { take: async () => ({ ok: true, waitMs: 1, remaining: 0 }), release: async () => undefined },
@@ -544,7 +544,7 @@ function sendersWithAConcurrentAttempt(meanwhile: () => Promise<unknown>) {
     },
   };
   const deps = activityDeps();
-  return createWhatsAppActivities({ ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: 120_000, rateLimits });
+  return createWhatsAppActivities({ ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs, rateLimits });
 }
 
 describe('one provider call at a time per outbound id (the send claim)', () => {
@@ -583,6 +583,15 @@ describe('one provider call at a time per outbound id (the send claim)', () => {
     expect(failure.type).toBe('provider_unconfirmed');
     expect(failure.nonRetryable).toBe(false);
     expect(failure.nextRetryDelay).toBeDefined();
+    expect(sends()).toHaveLength(0);
+  });
+
+  test('with SEND_UNCONFIRMED_WAIT_MS=0 an attempt still calls Meta alone while another one is in flight (a claim younger than the send timeout holds)', async () => {
+    const f = await fixture();
+    const id = randomUUID();
+    const senders = sendersWithAConcurrentAttempt(() => services.leads.markSendAttempt(id, { staleAfterMs: 120_000 }), 0);
+    const failure = await failureOf(senders.sendWhatsAppText({ ...base(f, id), text: 'Only once, please.' }));
+    expect(failure.type).toBe('provider_unconfirmed');
     expect(sends()).toHaveLength(0);
   });
 
