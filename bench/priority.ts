@@ -355,12 +355,20 @@ async function main(): Promise<void> {
       pass: waveP95 < 1.2 * baseP95,
     };
 
-    const commit = process.env.BENCH_COMMIT ?? execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const git = (args: string[]) => {
+      try {
+        return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      } catch {
+        return undefined; // not a checkout (BENCH_COMMIT names the code)
+      }
+    };
+    const commit = process.env.BENCH_COMMIT ?? git(['rev-parse', '--short', 'HEAD']);
+    const status = git(['status', '--porcelain', '--untracked-files=no']);
     const result = {
       benchmark: 'parley-priority',
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      git: { commit, dirty: execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '' },
+      git: { commit, dirty: status === undefined ? null : status !== '' },
       machine: { ...machineInfo(), loadAvg: os.loadavg().map((x) => round(x, 2)) },
       parameters: {
         ...opts,
