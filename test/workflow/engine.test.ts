@@ -272,6 +272,31 @@ test('a reset after a stop starts again at step one and sends step one again', a
   });
 });
 
+test('lanes: a reply\'s activities run on the workflow\'s task queue at priority 1, a sequence step\'s on the background queue at priority 4', async () => {
+  await kit.withWorker(async (taskQueue) => {
+    const lead = await startLead(taskQueue, { firstMessage: true });
+    await lead.sequence({ action: 'enroll', sequence: sequenceOf([textStep(HOUR, 'Step one')], []) });
+    await kit.env.sleep(HOUR + 5 * SECOND);
+    await until(() => lead.texts('Step one').length === 1, 'step one');
+    await until(async () => (await lead.cursor())?.status === 'completed', 'the sequence completed');
+    const events = (await lead.handle.fetchHistory()).events ?? [];
+    const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
+    const lanes = scheduled.map((a) => ({ type: a.activityType?.name, queue: a.taskQueue?.name, priority: a.priority?.priorityKey }));
+    const live = { queue: taskQueue, priority: 1 };
+    const background = { queue: `${taskQueue}-background`, priority: 4 };
+    expect(lanes).toEqual([
+      { type: 'replyTurn', ...live }, // the first message's turn
+      { type: 'recordLeadEvent', ...live }, // the enrolment: someone waits on the update
+      { type: 'extractLead', ...background }, // the extraction after the quiet period
+      // the step
+      { type: 'reserveCredit', ...background },
+      { type: 'sendWhatsAppText', ...background },
+      { type: 'captureCredit', ...background },
+      { type: 'recordLeadEvent', ...background },
+    ]);
+  });
+});
+
 test("quiet hours: a step due at 23:00 in the lead's time zone (Asia/Kolkata) waits for 09:00", async () => {
   await kit.withWorker(async (taskQueue) => {
     const lead = await startLead(taskQueue, { contactId: `91${randomInt(7_000_000_000, 9_999_999_999)}` });
