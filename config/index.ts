@@ -81,6 +81,8 @@ export const configSchema = z.object({
   LEAD_EXTRACTION_IDLE_MS: z.coerce.number().int().min(0).default(10 * 60 * 1000),
   /** How many times a send is tried (transient errors, rate limits) before it is parked as a dead letter. */
   LEAD_DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  /** Background deadlines (sequence steps, bump-ups, extraction) wake each lead at an offset of its own in [0, this) after they fall due; 0 = exactly on time. */
+  LEAD_BACKGROUND_SPREAD_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
 
   /** Web chat: how often an open SSE stream reads new messages from the database. */
   WEBCHAT_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(500),

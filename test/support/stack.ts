@@ -83,6 +83,8 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     WHATSAPP_PAIR_INTERVAL_MS: '200',
     // every test process is 127.0.0.1 (on CI against one database): 401 tests must not block each other
     AUTH_FAILURES_PER_MINUTE: '1000',
+    // sequence steps and extraction exactly when due (the tests wait for them)
+    LEAD_BACKGROUND_SPREAD_MS: '0',
     ...overrides,
   });
   const logLines: string[] = [];
