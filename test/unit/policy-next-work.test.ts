@@ -55,6 +55,15 @@ describe('nextWork', () => {
     expect(nextWork({ ...base, deferred: [{ id: 'd', retryAt: at(5000), resumesFirst: false }] })).toEqual({ wait: { until: at(5000), what: 'Retry a deferred send', background: true } });
   });
 
+  test('the wait is background (its wake-up may be spread) only when no burst is buffered and no carried send waits', () => {
+    const later = { bumpUpAt: at(30_000), extractionAt: at(40_000) };
+    expect(nextWork({ ...base, ...later })).toMatchObject({ wait: { until: at(30_000), background: true } });
+    // a buffered burst: even a background deadline before its flush wakes exactly on time
+    expect(nextWork({ ...base, bumpUpAt: at(1000), inbox: { flushAt: at(3000) } })).toMatchObject({ wait: { until: at(1000), background: false } });
+    // a send carried over a circuit wait is someone's live message
+    expect(nextWork({ ...base, ...later, deferred: [{ id: 'c', retryAt: at(20_000), resumesFirst: true }] })).toMatchObject({ wait: { until: at(20_000), background: false } });
+  });
+
   test('compares instants, not strings (offsets and precision differ)', () => {
     expect(nextWork({ ...base, inbox: { flushAt: '2026-03-06T07:00:00-05:00' } })).toEqual({ run: { kind: 'reply' } });
     expect(nextWork({ ...base, inbox: { flushAt: '2026-03-06T07:00:01-05:00' } })).toMatchObject({ wait: { until: '2026-03-06T07:00:01-05:00' } });
