@@ -46,7 +46,7 @@ const USAGE = `usage: npm run bench:priority -- [--wave N] [--live M] [--rate R]
   needs DATABASE_URL (PostgreSQL: a scratch database, it migrates); WORKER_* and LEAD_* variables are passed on to the worker`;
 
 function parseOptions(argv: string[], env = process.env): PriorityOptions {
-  const o: PriorityOptions = { wave: 300, live: 30, rate: 3, seconds: 30, llmDelayMs: 800, serverPriority: true, logLevel: env.LOG_LEVEL?.trim() || 'warn' };
+  const o: PriorityOptions = { wave: 300, live: 30, rate: 3, seconds: 75, llmDelayMs: 800, serverPriority: true, logLevel: env.LOG_LEVEL?.trim() || 'warn' };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] ?? '';
     if (arg === '--no-server-priority') {
