@@ -12,6 +12,8 @@ export interface WebhookLoad {
   waIdPrefix: string;
   /** Every request from the same lead (index 0): a burst of messages instead of new leads. */
   sameLead?: boolean;
+  /** Request i comes from lead i mod `leads` (a pool of leads who write again and again). */
+  leads?: number;
   maxSockets: number;
   /** Epoch ms the schedule starts (shared with the parent's bare loop when interleaving). */
   t0?: number;
@@ -32,12 +34,16 @@ export interface RepliesQuery {
   timeoutMs: number;
   /** Only replies at or after this epoch ms (a lead's later turns); default: its first reply. */
   after?: number;
+  /** Also return every reply time per recipient (`times`), not only the first. */
+  all?: boolean;
 }
 
 export interface RepliesResult {
   replied: number;
   /** `to` → epoch ms the first reply to it (at or after `after`) reached the fake Graph API. */
   replyAt: Record<string, number>;
+  /** With `all`: every reply time (epoch ms, ascending) per recipient with this prefix. */
+  times?: Record<string, number[]>;
   timedOut: boolean;
 }
 

@@ -457,6 +457,8 @@ async function main(): Promise<void> {
           WHATSAPP_PAIR_INTERVAL_MS: '0',
           // and so would the workflow's WhatsApp pacing (6 s + jitter between two messages to a lead)
           LEAD_PACING_MIN_GAP_MS: '0',
+          // (b)'s sequence steps every 5 s, not up to a minute later (the spread of a wave's wake-ups)
+          LEAD_BACKGROUND_SPREAD_MS: '0',
           ...leadEnv,
         },
       },

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import { createApp } from '../api/app';
 import { loadConfig, type Config } from '../config';
 import { createLogger } from '../lib/logger';
@@ -17,7 +17,7 @@ import { connectClient, createParleyTemporal, type ParleyTemporal } from '../tem
 import { installTemporalRuntime } from '../temporal/runtime';
 import { buildCore, type Core } from '../composition/core';
 import { activityDepsFrom } from '../composition/worker';
-import { createParleyWorker, WORKFLOWS_PATH } from '../workers/worker';
+import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../workers/worker';
 import { startApiProcess, startWorkerProcess, type ParleyChild } from './processes';
 
 export const BENCH_ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
@@ -71,6 +71,7 @@ export function benchEnv(opts: ParleyStackOptions, taskQueue: string): Record<st
     OPENAI_API_KEY: 'sk-bench-fake-openai-key',
     WORKER_MAX_CONCURRENT_ACTIVITIES: process.env.WORKER_MAX_CONCURRENT_ACTIVITIES,
     WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: process.env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES: process.env.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
     ...opts.env,
   };
 }
@@ -130,7 +131,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
   // nothing would ever close it, so it is installed only with one.
   if (opts.worker !== false) installTemporalRuntime({ log });
   const core = await buildCore(config, { log, migrate: true });
-  let worker: Worker | undefined;
+  let worker: ParleyWorker | undefined;
   let workerConnection: NativeConnection | undefined;
   let running: Promise<void> | undefined;
   if (opts.worker !== false) {
@@ -144,6 +145,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
       workflowBundle,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+      maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
       maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     });
     running = worker.run();

@@ -17,9 +17,15 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export async function startWorld(): Promise<World> {
+export interface WorldOptions {
+  /** How long the fake LLM takes to answer, ms (default 0). */
+  llmDelayMs?: number;
+}
+
+export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   // fork() reuses this process's execArgv, i.e. tsx's loader, so the child runs TypeScript too.
-  const child: ChildProcess = fork(path.join(__dirname, 'world.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const env = { ...process.env, BENCH_LLM_DELAY_MS: String(opts.llmDelayMs ?? 0) };
+  const child: ChildProcess = fork(path.join(__dirname, 'world.ts'), [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let exited = false;

@@ -58,7 +58,7 @@ async function runWebhooks(load: WebhookLoad): Promise<{ summary: ReturnType<typ
   const agent = new http.Agent({ keepAlive: true, maxSockets: load.maxSockets });
   // Build and sign every body up front so the generator's own work stays off the clock.
   const requests = Array.from({ length: load.count }, (_, i) => {
-    const waId = waIdFor(load.waIdPrefix, load.sameLead ? 0 : i);
+    const waId = waIdFor(load.waIdPrefix, load.sameLead ? 0 : load.leads ? i % load.leads : i);
     const body = textWebhookBody(load.phoneNumberId, waId, `Hi, I'm interested in the premium plan (bench ${i})`);
     return { waId, body, signature: signMetaBody(body, load.appSecret) };
   });
@@ -103,15 +103,17 @@ function createReplyIndex(graph: FakeGraphApi) {
       for (;;) {
         this.update();
         const replyAt: Record<string, number> = {};
+        const all: Record<string, number[]> = {};
         let replied = 0;
         for (const [to, times] of replyTimes) {
           if (!to.startsWith(q.prefix)) continue;
+          if (q.all) all[to] = [...times];
           const at = times.find((t) => t >= after);
           if (at === undefined) continue;
           replyAt[to] = at;
           replied += 1;
         }
-        if (replied >= q.expected || Date.now() > deadline) return { replied, replyAt, timedOut: replied < q.expected };
+        if (replied >= q.expected || Date.now() > deadline) return { replied, replyAt, ...(q.all ? { times: all } : {}), timedOut: replied < q.expected };
         await new Promise((r) => setTimeout(r, 50));
       }
     },
@@ -119,7 +121,9 @@ function createReplyIndex(graph: FakeGraphApi) {
 }
 
 async function main(): Promise<void> {
-  const [graph, llm] = await Promise.all([startFakeGraphApi(), startFakeOpenAI()]);
+  // BENCH_LLM_DELAY_MS: the fake LLM's answer time (bench:priority; a real model takes a second or more)
+  const llmDelayMs = Number(process.env.BENCH_LLM_DELAY_MS ?? 0) || 0;
+  const [graph, llm] = await Promise.all([startFakeGraphApi(), startFakeOpenAI({ delayMs: llmDelayMs })]);
   const replies = createReplyIndex(graph);
   const cpuMs = () => {
     const u = process.cpuUsage();

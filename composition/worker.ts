@@ -40,6 +40,7 @@ export function leadSettingsFrom(config: Config): LeadWorkflowSettings {
     bumpUp: { idleMs: config.LEAD_BUMP_UP_IDLE_MS, maxPerConversation: config.LEAD_BUMP_UP_MAX, maxWords: config.LEAD_BUMP_UP_MAX_WORDS, channels: ['whatsapp'] },
     extractionIdleMs: config.LEAD_EXTRACTION_IDLE_MS,
     deliveryMaxAttempts: config.LEAD_DELIVERY_MAX_ATTEMPTS,
+    backgroundSpreadMs: config.LEAD_BACKGROUND_SPREAD_MS,
   };
 }
 

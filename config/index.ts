@@ -81,6 +81,8 @@ export const configSchema = z.object({
   LEAD_EXTRACTION_IDLE_MS: z.coerce.number().int().min(0).default(10 * 60 * 1000),
   /** How many times a send is tried (transient errors, rate limits) before it is parked as a dead letter. */
   LEAD_DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  /** Background deadlines (sequence steps, bump-ups, extraction) wake each lead at an offset of its own in [0, this) after they fall due; 0 = exactly on time. */
+  LEAD_BACKGROUND_SPREAD_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
 
   /** Web chat: how often an open SSE stream reads new messages from the database. */
   WEBCHAT_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(500),
@@ -149,6 +151,8 @@ export const configSchema = z.object({
 
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),
+  /** Activity slots of the background lane (sequence steps, bump-ups, extraction), on its own task queue `<TEMPORAL_TASK_QUEUE>-background`. */
+  WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES: z.coerce.number().int().min(1).default(4),
   /** Lead workflows kept in the worker's memory between tasks (an evicted one is replayed from its history when it wakes). */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),

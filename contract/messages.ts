@@ -207,4 +207,10 @@ export interface LeadWorkflowSettings {
   extractionIdleMs?: number;
   /** Tries per send before it is parked as a dead letter (default 10). */
   deliveryMaxAttempts?: number;
+  /**
+   * Background deadlines (sequence steps, bump-ups, extraction, deferred sends) wake the lead at
+   * an offset of its own in [0, this) after they fall due, so a wave of leads due together wakes
+   * spread out (workflows/lead/policy/spread.ts); absent or 0 = exactly on time.
+   */
+  backgroundSpreadMs?: number;
 }

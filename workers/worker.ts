@@ -2,8 +2,12 @@ import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { backgroundTaskQueue } from '../workflows/lead/lanes';
 
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index');
+
+/** Activity slots of the background lane when nothing is configured (WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES). */
+export const DEFAULT_BACKGROUND_ACTIVITIES = 4;
 
 export interface ParleyWorkerOptions {
   connection: NativeConnection;
@@ -14,21 +18,64 @@ export interface ParleyWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   maxConcurrentActivityTaskExecutions?: number;
   maxConcurrentWorkflowTaskExecutions?: number;
+  /** Activity slots of the background lane (sequence steps, bump-ups, extraction, deferred sends), on their own task queue. */
+  maxConcurrentBackgroundActivityTaskExecutions?: number;
   /** Workflows kept in memory between tasks; the SDK's default grows with the heap (~600 per GB), which 10,000 open leads overran. */
   maxCachedWorkflows?: number;
 }
 
-/** One worker: the lead workflow plus every activity, on one task queue. */
-export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Worker> {
-  return Worker.create({
+/**
+ * Parley's worker: two SDK workers in one process on one connection.
+ *  - `main` on `taskQueue`: the lead workflow and the live lane's activities (replies, manual
+ *    messages, replays), which it dispatches to itself eagerly;
+ *  - `background` on `<taskQueue>-background`: the same activities, for the background lane
+ *    (workflows/lead/lanes.ts), with its own few slots. A wave of due sequence steps waits in that
+ *    queue, paced by those slots, instead of filling the live lane's slots and, through their
+ *    completions, the workflow-task queue that live replies share (bench/README.md, "Priority").
+ */
+export interface ParleyWorker {
+  main: Worker;
+  background: Worker;
+  /** Runs both until shutdown (or until either fails, which stops the other). */
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<ParleyWorker> {
+  // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
+  const activities = createActivities({ ...opts.deps, temporalClient: opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace }) });
+  const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve(WORKFLOWS_PATH) }),
-    // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
-    activities: createActivities({ ...opts.deps, temporalClient: opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace }) }),
+    activities,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions,
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTaskExecutions,
     ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
   });
+  const background = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: backgroundTaskQueue(opts.taskQueue),
+    activities,
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentBackgroundActivityTaskExecutions ?? DEFAULT_BACKGROUND_ACTIVITIES,
+  });
+  return {
+    main,
+    background,
+    async run() {
+      const both = [main.run(), background.run()];
+      try {
+        await Promise.race(both);
+      } finally {
+        // one stopped (shutdown or failure): stop the other too, then report the first failure
+        for (const w of [main, background]) if (w.getState() === 'RUNNING') w.shutdown();
+      }
+      await Promise.all(both);
+    },
+    shutdown() {
+      for (const w of [main, background]) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
 }

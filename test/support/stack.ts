@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import request from 'supertest';
 import type { Express } from 'express';
@@ -17,7 +17,7 @@ import { createLogger, type Logger } from '../../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
 import { buildCore, type Core } from '../../composition/core';
 import { activityDepsFrom } from '../../composition/worker';
-import { createParleyWorker, WORKFLOWS_PATH } from '../../workers/worker';
+import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../../workers/worker';
 import { installTemporalRuntime } from '../../temporal/runtime';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
 import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
@@ -49,7 +49,7 @@ export interface Stack {
   temporal: ParleyTemporal;
   graph: FakeGraphApi;
   llm: FakeOpenAI;
-  worker: Worker;
+  worker: ParleyWorker;
   taskQueue: string;
   /** Every log line the stack wrote (for secret-leak assertions). */
   logLines: string[];
@@ -83,6 +83,8 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     WHATSAPP_PAIR_INTERVAL_MS: '200',
     // every test process is 127.0.0.1 (on CI against one database): 401 tests must not block each other
     AUTH_FAILURES_PER_MINUTE: '1000',
+    // sequence steps and extraction exactly when due (the tests wait for them)
+    LEAD_BACKGROUND_SPREAD_MS: '0',
     ...overrides,
   });
   const logLines: string[] = [];

@@ -24,7 +24,7 @@ describe('nextWork', () => {
   });
 
   test('a buffered burst waits for its debounce, then is answered', () => {
-    expect(nextWork({ ...base, inbox: { flushAt: at(3000) } })).toEqual({ wait: { until: at(3000), what: 'Wait for more messages (burst)' } });
+    expect(nextWork({ ...base, inbox: { flushAt: at(3000) } })).toEqual({ wait: { until: at(3000), what: 'Wait for more messages (burst)', background: false } });
     expect(nextWork({ ...base, inbox: { flushAt: at(0) } })).toEqual({ run: { kind: 'reply' } });
   });
 
@@ -35,8 +35,8 @@ describe('nextWork', () => {
 
   test('the earliest deadline is the one waited for', () => {
     const input = { ...base, sequence: { type: 'wait', until: at(60_000), reason: 'delay' } as SequenceAction, bumpUpAt: at(30_000), extractionAt: at(90_000) };
-    expect(nextWork(input)).toEqual({ wait: { until: at(30_000), what: 'Bump-up if the lead stays quiet' } });
-    expect(nextWork({ ...input, bumpUpAt: undefined })).toEqual({ wait: { until: at(60_000), what: 'Sequence: next step delay' } });
+    expect(nextWork(input)).toEqual({ wait: { until: at(30_000), what: 'Bump-up if the lead stays quiet', background: true } });
+    expect(nextWork({ ...input, bumpUpAt: undefined })).toEqual({ wait: { until: at(60_000), what: 'Sequence: next step delay', background: true } });
   });
 
   test('due work in priority order: step, bump-up, extraction, deferred send', () => {
@@ -48,11 +48,20 @@ describe('nextWork', () => {
   });
 
   test('extraction waits while messages are buffered (the turn comes first and moves it)', () => {
-    expect(nextWork({ ...base, inbox: { flushAt: at(2000) }, extractionAt: at(-5) })).toEqual({ wait: { until: at(2000), what: 'Wait for more messages (burst)' } });
+    expect(nextWork({ ...base, inbox: { flushAt: at(2000) }, extractionAt: at(-5) })).toEqual({ wait: { until: at(2000), what: 'Wait for more messages (burst)', background: false } });
   });
 
   test('a deferred send not yet due is a deadline, not work', () => {
-    expect(nextWork({ ...base, deferred: [{ id: 'd', retryAt: at(5000), resumesFirst: false }] })).toEqual({ wait: { until: at(5000), what: 'Retry a deferred send' } });
+    expect(nextWork({ ...base, deferred: [{ id: 'd', retryAt: at(5000), resumesFirst: false }] })).toEqual({ wait: { until: at(5000), what: 'Retry a deferred send', background: true } });
+  });
+
+  test('the wait is background (its wake-up may be spread) only when no burst is buffered and no carried send waits', () => {
+    const later = { bumpUpAt: at(30_000), extractionAt: at(40_000) };
+    expect(nextWork({ ...base, ...later })).toMatchObject({ wait: { until: at(30_000), background: true } });
+    // a buffered burst: even a background deadline before its flush wakes exactly on time
+    expect(nextWork({ ...base, bumpUpAt: at(1000), inbox: { flushAt: at(3000) } })).toMatchObject({ wait: { until: at(1000), background: false } });
+    // a send carried over a circuit wait is someone's live message
+    expect(nextWork({ ...base, ...later, deferred: [{ id: 'c', retryAt: at(20_000), resumesFirst: true }] })).toMatchObject({ wait: { until: at(20_000), background: false } });
   });
 
   test('compares instants, not strings (offsets and precision differ)', () => {

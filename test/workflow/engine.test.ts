@@ -31,7 +31,8 @@ import type { SequenceCursor, SequenceDef, SequenceStep } from '../../workflows/
 import type { TemplateRef } from '../../workflows/lead/policy/window';
 import { SA } from '../../workflows/lead/search-attributes';
 import { leadConversation } from '../../workflows/lead/workflow';
-import { createWorkflowTestKit, inboundText, leadInput, until, type TenantChannel } from './support';
+import { spreadOffsetMs } from '../../workflows/lead/policy/spread';
+import { createWorkflowTestKit, inboundText, leadInput, TEST_SETTINGS, until, type TenantChannel } from './support';
 
 jest.setTimeout(120_000);
 
@@ -294,6 +295,51 @@ test('a reset after a stop starts again at step one and sends step one again', a
     expect(lead.texts('Step two')).toHaveLength(0);
     await expectOneCreditPerMessage(lead);
   });
+});
+
+test('lanes: a reply\'s activities run on the workflow\'s task queue at priority 1, a sequence step\'s on the background queue at priority 4', async () => {
+  await kit.withWorker(async (taskQueue) => {
+    const lead = await startLead(taskQueue, { firstMessage: true });
+    await lead.sequence({ action: 'enroll', sequence: sequenceOf([textStep(HOUR, 'Step one')], []) });
+    await kit.env.sleep(HOUR + 5 * SECOND);
+    await until(() => lead.texts('Step one').length === 1, 'step one');
+    await until(async () => (await lead.cursor())?.status === 'completed', 'the sequence completed');
+    const events = (await lead.handle.fetchHistory()).events ?? [];
+    const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
+    const lanes = scheduled.map((a) => ({ type: a.activityType?.name, queue: a.taskQueue?.name, priority: a.priority?.priorityKey }));
+    const live = { queue: taskQueue, priority: 1 };
+    const background = { queue: `${taskQueue}-background`, priority: 4 };
+    expect(lanes).toEqual([
+      { type: 'replyTurn', ...live }, // the first message's turn
+      { type: 'recordLeadEvent', ...live }, // the enrolment: someone waits on the update
+      { type: 'extractLead', ...background }, // the extraction after the quiet period
+      // the step
+      { type: 'reserveCredit', ...background },
+      { type: 'sendWhatsAppText', ...background },
+      { type: 'captureCredit', ...background },
+      { type: 'recordLeadEvent', ...background },
+    ]);
+  });
+});
+
+test('with backgroundSpreadMs a due step waits for the lead\'s own offset (policy/spread.ts), never goes out early', async () => {
+  const spreadMs = 60 * SECOND;
+  await kit.withWorker(
+    async (taskQueue) => {
+      const lead = await startLead(taskQueue, { firstMessage: true });
+      const cursor = await lead.sequence({ action: 'enroll', sequence: sequenceOf([textStep(HOUR, 'Step one')], []) });
+      const offset = spreadOffsetMs(lead.handle.workflowId, cursor.dueAt!, spreadMs);
+      const wakeAt = Date.parse(cursor.dueAt!) + offset;
+      const serverNow = async () => Date.parse(await kit.serverNow());
+      if (offset >= 3 * SECOND) {
+        await kit.env.sleep(wakeAt - 2 * SECOND - (await serverNow()));
+        expect(lead.texts('Step one')).toHaveLength(0);
+      }
+      await kit.env.sleep(wakeAt + 5 * SECOND - (await serverNow()));
+      await until(() => lead.texts('Step one').length === 1, 'step one after its offset');
+    },
+    { settings: { ...TEST_SETTINGS, backgroundSpreadMs: spreadMs } },
+  );
 });
 
 test("quiet hours: a step due at 23:00 in the lead's time zone (Asia/Kolkata) waits for 09:00", async () => {

@@ -16,6 +16,7 @@ import { testingExecutable } from '../../temporal/binaries';
 import { installTemporalRuntime } from '../../temporal/runtime';
 import { registerSearchAttributes } from '../../temporal/search-attributes';
 import { createActivities, type Activities } from '../../activities';
+import { backgroundTaskQueue } from '../../workflows/lead/lanes';
 import type { InboundMessage, LeadWorkflowInput, LeadWorkflowSettings } from '../../workflows/lead/definitions';
 import { workflowBundle } from '../support/stack';
 
@@ -99,14 +100,17 @@ export function createWorkflowTestKit(): WorkflowTestKit {
         llm: { baseURL: kit.llm.url, apiKey: 'test', timeoutMs: 5000 },
         leadSettings: opts.settings ?? TEST_SETTINGS,
       });
+      const activities = { ...real, ...(opts.wrap?.(real) ?? {}) };
       const worker = await Worker.create({
         connection: kit.env.nativeConnection,
         taskQueue,
         workflowBundle: await workflowBundle(),
-        activities: { ...real, ...(opts.wrap?.(real) ?? {}) },
+        activities,
         ...(opts.cache === false ? { maxCachedWorkflows: 0 } : {}),
       });
-      return worker.runUntil(fn());
+      // the background lane's activities (sequence steps, bump-ups, extraction) have their own queue, as in workers/worker.ts
+      const background = await Worker.create({ connection: kit.env.nativeConnection, taskQueue: backgroundTaskQueue(taskQueue), activities });
+      return worker.runUntil(background.runUntil(fn()));
     },
 
     sentTo(contactId) {

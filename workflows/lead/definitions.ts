@@ -58,6 +58,7 @@ export const DEFAULT_LEAD_SETTINGS: Readonly<LeadWorkflowSettings> = {
   bumpUp: { idleMs: 4 * 60 * 60 * 1000, maxPerConversation: 2, maxWords: 40, channels: ['whatsapp'] },
   extractionIdleMs: 10 * 60 * 1000,
   deliveryMaxAttempts: 10,
+  backgroundSpreadMs: 60_000,
 };
 
 export interface LeadWorkflowInput {

@@ -16,12 +16,8 @@ import {
 } from './definitions';
 import { shouldContinueAsNew } from './policy/continue-as-new';
 import { leadDetails } from './policy/summary';
+import { backgroundTaskQueue, LANE_PRIORITY, type Lane } from './lanes';
 import { SA } from './search-attributes';
-
-export type Lane = 'live' | 'background';
-
-/** Temporal task priority per lane (1 is first; the server's default is 3). */
-export const LANE_PRIORITY: Record<Lane, number> = { live: 1, background: 4 };
 
 export class LeadRun {
   readonly tenantId: string;
@@ -48,8 +44,9 @@ export class LeadRun {
   turnInFlight = false;
   /**
    * Whose work runs now: 'live' (a lead who is writing, a person waiting on an update) or
-   * 'background' (sequence steps, bump-ups, extraction, deferred sends). Activities take the
-   * lane's task priority, so a morning wave of background work does not delay live replies.
+   * 'background' (sequence steps, bump-ups, extraction, deferred sends). Background activities
+   * run on their own task queue with the worker's few background slots (and the lane's task
+   * priority), so a morning wave of background work does not delay live replies.
    */
   lane: Lane = 'live';
 
@@ -77,9 +74,13 @@ export class LeadRun {
     return this.state.leadId ?? '';
   }
 
-  /** An activity's options with a summary for the Web UI and the current lane's priority. */
+  /**
+   * An activity's options with a summary for the Web UI and the current lane's priority; the
+   * background lane's activities go to the background task queue (never dispatched eagerly).
+   */
   options(base: ActivityOptions, summary: string): ActivityOptions {
-    return { ...base, summary, priority: { priorityKey: LANE_PRIORITY[this.lane] } };
+    const lane = this.lane === 'background' ? { taskQueue: backgroundTaskQueue(workflowInfo().taskQueue) } : {};
+    return { ...base, ...lane, summary, priority: { priorityKey: LANE_PRIORITY[this.lane] } };
   }
 
   /** Tell the main loop to look again. */

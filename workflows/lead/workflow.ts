@@ -28,6 +28,7 @@ import { boundSentAt, inboxAdmission, MAX_OUTBOX, resumesFirst } from './policy/
 import { DEFAULT_DEBOUNCE, flushAt } from './policy/debounce';
 import { admitInbound } from './policy/dedup';
 import { sequencesMayRun } from './policy/handoff';
+import { spreadAt } from './policy/spread';
 import { nextWork, type Work } from './policy/next-work';
 import * as seqPolicy from './policy/sequence';
 import { guessTimeZone } from './policy/time-zone';
@@ -60,7 +61,9 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
     });
     if ('wait' in next) {
       const wake = () => run.version !== seen || run.urgent() || run.historyFull();
-      if (next.wait) await condition(wake, msUntil(next.wait.until), { summary: next.wait.what });
+      // background deadlines wake at this lead's offset, so a wave of leads due together does not wake at once
+      const until = next.wait?.background ? spreadAt(run.workflowId, next.wait.until, run.settings.backgroundSpreadMs ?? 0) : next.wait?.until;
+      if (next.wait && until) await condition(wake, msUntil(until), { summary: next.wait.what });
       else await condition(wake);
       continue;
     }

@@ -21,7 +21,8 @@ export type Work =
   /** A deferred send (131049) whose time came. */
   | { kind: 'deferred'; id: string };
 
-export type NextWork = { run: Work } | { wait: { until: string; what: string } | undefined };
+/** `background`: only background work waits (no burst buffered, no carried send), so the wake-up may be spread (policy/spread.ts). */
+export type NextWork = { run: Work } | { wait: { until: string; what: string; background: boolean } | undefined };
 
 export interface NextWorkInput {
   now: string;
@@ -58,7 +59,9 @@ export function nextWork(input: NextWorkInput): NextWork {
   for (const d of input.deferred) if (d.retryAt) waits.push({ at: d.retryAt, what: 'Retry a deferred send' });
   waits.sort((x, y) => Date.parse(x.at) - Date.parse(y.at));
   const first = waits[0];
-  if (!first || !due(first.at)) return { wait: first ? { until: first.at, what: first.what } : undefined };
+  // only background work waits (no burst buffered, no carried send): its wake-up may be spread later
+  const background = !input.inbox && !input.deferred.some((d) => d.resumesFirst && d.retryAt);
+  if (!first || !due(first.at)) return { wait: first ? { until: first.at, what: first.what, background } : undefined };
 
   // something is due: what the lead wrote comes first, so a reply can stop the sequence before its step goes out
   if (input.inbox) return { run: { kind: 'reply' } };
@@ -67,5 +70,5 @@ export function nextWork(input: NextWorkInput): NextWork {
   if (due(input.extractionAt)) return { run: { kind: 'extraction' } };
   if (dueDeferred) return { run: { kind: 'deferred', id: dueDeferred.id } };
   // a deadline in the past that asks for nothing (never expected): look again in a second
-  return { wait: { until: new Date(t + 1000).toISOString(), what: first.what } };
+  return { wait: { until: new Date(t + 1000).toISOString(), what: first.what, background: false } };
 }
