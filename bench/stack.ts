@@ -17,7 +17,7 @@ import { connectClient, createParleyTemporal, type ParleyTemporal } from '../tem
 import { installTemporalRuntime } from '../temporal/runtime';
 import { buildCore, type Core } from '../composition/core';
 import { activityDepsFrom } from '../composition/worker';
-import { createParleyWorker, WORKFLOWS_PATH } from '../workers/worker';
+import { createParleyWorker, WORKFLOW_PRELOAD_MODULES, WORKFLOWS_PATH } from '../workers/worker';
 import { startApiProcess, startWorkerProcess, type ParleyChild } from './processes';
 
 export const BENCH_ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
@@ -134,7 +134,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
   let workerConnection: NativeConnection | undefined;
   let running: Promise<void> | undefined;
   if (opts.worker !== false) {
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: quietBundlerLogger });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), preloadModules: WORKFLOW_PRELOAD_MODULES, logger: quietBundlerLogger });
     workerConnection = await NativeConnection.connect({ address: opts.temporalAddress });
     worker = await createParleyWorker({
       connection: workerConnection,

@@ -5,12 +5,15 @@ import { createActivities, type ActivityDeps } from '../activities';
 
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index');
 
+/** Evaluated once per worker, shared by every cached workflow (see workflow-preload.ts); pass to every bundleWorkflowCode. */
+export const WORKFLOW_PRELOAD_MODULES = [require.resolve('./workflow-preload')];
+
 export interface ParleyWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
   deps: ActivityDeps;
-  /** A prebuilt bundle (tests, production); otherwise the worker bundles workflows/ at start. */
+  /** A prebuilt bundle (tests, production; bundle it with WORKFLOW_PRELOAD_MODULES); otherwise the worker bundles workflows/ at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   maxConcurrentActivityTaskExecutions?: number;
   maxConcurrentWorkflowTaskExecutions?: number;
@@ -24,7 +27,7 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Wor
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve(WORKFLOWS_PATH) }),
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve(WORKFLOWS_PATH), bundlerOptions: { preloadModules: WORKFLOW_PRELOAD_MODULES } }),
     // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
     activities: createActivities({ ...opts.deps, temporalClient: opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace }) }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions,

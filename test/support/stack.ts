@@ -17,7 +17,7 @@ import { createLogger, type Logger } from '../../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
 import { buildCore, type Core } from '../../composition/core';
 import { activityDepsFrom } from '../../composition/worker';
-import { createParleyWorker, WORKFLOWS_PATH } from '../../workers/worker';
+import { createParleyWorker, WORKFLOW_PRELOAD_MODULES, WORKFLOWS_PATH } from '../../workers/worker';
 import { installTemporalRuntime } from '../../temporal/runtime';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
 import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
@@ -25,7 +25,7 @@ import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Bundle the workflows once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: quietBundlerLogger });
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), preloadModules: WORKFLOW_PRELOAD_MODULES, logger: quietBundlerLogger });
   return bundlePromise;
 }
 const quietBundlerLogger = {
