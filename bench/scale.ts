@@ -206,7 +206,7 @@ async function openLeads(ctx: Ctx) {
   log(`(a) ${n} leads write (${opts.leadRate}/s) and are answered`);
   const sent = await webhooks(ctx, { prefix, count: n, rate: opts.leadRate });
   const accepted = sent.sends.filter((x) => x.ok);
-  const replies = await ctx.world.replies({ prefix, expected: accepted.length, timeoutMs: Math.max(120_000, n * 200) });
+  const replies = await ctx.world.replies({ prefix, expected: accepted.length, timeoutMs: Math.max(120_000, n * 600) });
   log(`(a) ${replies.replied}/${accepted.length} answered in ${round((Date.now() - t0) / 1000, 0)} s; enrolling each in a sequence (step due in 7 days)`);
   const enrolled = await pool(accepted, 16, async (x) => {
     try {
