@@ -26,9 +26,10 @@ import { errorText } from './open-loop';
 import type { WebhookSend } from './protocol';
 import { machineInfo, procCpuMs } from './resources';
 import { setupAgent, setupTenant, type Tenant } from './setup';
-import { BENCH_APP_SECRET, startParleySplit, type ParleyStack } from './stack';
+import { startParleySplit, type ParleyStack } from './stack';
 import { round, summarize, type LatencySummary } from './stats';
 import { startWorld, type World } from './world-client';
+import { logger, pool, QUEUEING_BENCH_ENV, signedLoad, sleep } from './util';
 
 interface PriorityOptions {
   wave: number;
@@ -73,26 +74,9 @@ function parseOptions(argv: string[], env = process.env): PriorityOptions {
   return o;
 }
 
-function log(msg: string): void {
-  process.stdout.write(`[priority ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
+const log = logger('priority');
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function pool<T, R>(items: T[], n: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next;
-        next += 1;
-        out[i] = await fn(items[i]!, i);
-      }
-    }),
-  );
-  return out;
-}
 
 /** Wait until the worker's CPU stays under 5 % of a core for 3 s in a row (at most `maxS`). */
 async function settle(pid: number | undefined, maxS = 60): Promise<number> {
@@ -119,17 +103,7 @@ interface Ctx {
 }
 
 function webhooks(ctx: Ctx, load: { prefix: string; count: number; rate: number; leads?: number; t0?: number }) {
-  return ctx.world.webhooks({
-    apiUrl: ctx.stack.apiUrl,
-    phoneNumberId: ctx.tenant.phoneNumberId,
-    appSecret: BENCH_APP_SECRET,
-    rate: load.rate,
-    count: load.count,
-    waIdPrefix: load.prefix,
-    maxSockets: 64,
-    leads: load.leads,
-    t0: load.t0,
-  });
+  return ctx.world.webhooks(signedLoad(ctx.stack.apiUrl, ctx.tenant.phoneNumberId, load));
 }
 
 function cpuNow(ctx: Ctx) {
@@ -244,17 +218,7 @@ async function main(): Promise<void> {
       graphUrl: world.graphUrl,
       llmUrl: world.llmUrl,
       logLevel: opts.logLevel,
-      env: {
-        // nothing else wakes up during the bench
-        LEAD_EXTRACTION_IDLE_MS: String(24 * 3_600_000),
-        // a short debounce: the fixed 3 s of the default would hide the queueing this measures
-        LEAD_DEBOUNCE_GAP_MS: '300',
-        LEAD_DEBOUNCE_MAX_WAIT_MS: '2000',
-        // per-lead pacing (WhatsApp: ~6 s between two messages to one user) would add timers, not queueing
-        LEAD_PACING_MIN_GAP_MS: '0',
-        WHATSAPP_PAIR_INTERVAL_MS: '0',
-        ...passOn,
-      },
+      env: { ...QUEUEING_BENCH_ENV, ...passOn },
     });
     const ctx: Ctx = { opts, world, stack, tenant: await setupTenant(stack.apiUrl, 100_000_000), temporalPid: dev.process?.pid };
     log(`temporal ${dev.address} (server priority ${opts.serverPriority ? 'on' : 'OFF: matching.useNewMatcher=false'}), ${stack.core.database.describe}, task queue ${stack.taskQueue}, fake LLM ${opts.llmDelayMs} ms`);

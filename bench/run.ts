@@ -30,9 +30,10 @@ import { parseOptions, type BenchOptions } from './options';
 import { waIdFor } from './protocol';
 import { machineBusyNow, machineInfo, startProbe, type ResourceProbe, type ResourceUsage } from './resources';
 import { setupAgent, setupTenant, type Tenant } from './setup';
-import { BENCH_APP_SECRET, startParleyTopology, type ParleyStack } from './stack';
+import { startParleyTopology, type ParleyStack } from './stack';
 import { nowMs, round, summarize, type LatencySummary } from './stats';
 import { startWorld, type World } from './world-client';
+import { signedLoad } from './util';
 
 /** wa_id prefixes: one lead per request, and each phase's replies are told apart by prefix. */
 const PREFIX = { warmupWebhook: '91', warmupBare: '92', webhook: '93', bare: '94', e2e: '95', idle: '96', sweepWebhook: '97', sweepBare: '98', all: '9' } as const;
@@ -253,17 +254,7 @@ interface Ctx {
 }
 
 function webhookLoad(ctx: Ctx, load: { rate: number; count: number; prefix: string; t0?: number; slice?: { ms: number; parity: 0 | 1 } }) {
-  return ctx.world.webhooks({
-    apiUrl: ctx.stack.apiUrl,
-    phoneNumberId: ctx.tenant.phoneNumberId,
-    appSecret: BENCH_APP_SECRET,
-    rate: load.rate,
-    count: load.count,
-    waIdPrefix: load.prefix,
-    maxSockets: ctx.opts.maxSockets,
-    t0: load.t0,
-    slice: load.slice,
-  });
+  return ctx.world.webhooks(signedLoad(ctx.stack.apiUrl, ctx.tenant.phoneNumberId, { ...load, maxSockets: ctx.opts.maxSockets }));
 }
 
 /** Leads accepted so far that have no reply yet. */

@@ -35,9 +35,10 @@ import { startApiProcess, startWorkerProcess, type ParleyChild } from './process
 import { waIdFor } from './protocol';
 import { machineInfo, procCpuMs, procRssMB } from './resources';
 import { setupAgent, setupTenant, type Tenant } from './setup';
-import { BENCH_APP_SECRET, benchEnv } from './stack';
+import { benchEnv } from './stack';
 import { round, summarize } from './stats';
 import { startWorld, type World } from './world-client';
+import { logger, pool, QUEUEING_BENCH_ENV, signedLoad, sleep } from './util';
 
 interface ScaleOptions {
   leads: number;
@@ -90,27 +91,9 @@ function parseOptions(argv: string[], env = process.env): ScaleOptions {
   return o;
 }
 
-function log(msg: string): void {
-  process.stdout.write(`[scale ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
+const log = logger('scale');
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Run `fn` over `items` with at most `n` at a time. */
-async function pool<T, R>(items: T[], n: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next;
-        next += 1;
-        out[i] = await fn(items[i]!, i);
-      }
-    }),
-  );
-  return out;
-}
 
 /** Size of the dev server's SQLite file with its -wal / -shm companions, MB. */
 function sqliteSizeMB(file: string): number {
@@ -164,16 +147,8 @@ interface Ctx {
 }
 
 function webhooks(ctx: Ctx, load: { prefix: string; count: number; rate: number; sameLead?: boolean; api?: number }) {
-  return ctx.world.webhooks({
-    apiUrl: ctx.apis[load.api ?? 0]!.url,
-    phoneNumberId: ctx.tenant.phoneNumberId,
-    appSecret: BENCH_APP_SECRET,
-    rate: load.rate,
-    count: load.count,
-    waIdPrefix: load.prefix,
-    maxSockets: 64,
-    sameLead: load.sameLead,
-  });
+  const { api, ...rest } = load;
+  return ctx.world.webhooks(signedLoad(ctx.apis[api ?? 0]!.url, ctx.tenant.phoneNumberId, rest));
 }
 
 const wfId = (ctx: Ctx, waId: string) => leadWorkflowId(ctx.tenant.channelId, waId);
@@ -449,14 +424,8 @@ async function main(): Promise<void> {
         llmUrl: world.llmUrl,
         logLevel: opts.logLevel,
         env: {
-          // pending extraction for the whole run; short debounce so (b) is not 3 s per burst
-          LEAD_EXTRACTION_IDLE_MS: String(24 * 3_600_000),
-          LEAD_DEBOUNCE_GAP_MS: '300',
-          LEAD_DEBOUNCE_MAX_WAIT_MS: '2000',
-          // Meta's per-pair pacing (one message per 6 s to a user) would make (b) take hours; it is not what (b) measures
-          WHATSAPP_PAIR_INTERVAL_MS: '0',
-          // and so would the workflow's WhatsApp pacing (6 s + jitter between two messages to a lead)
-          LEAD_PACING_MIN_GAP_MS: '0',
+          // pending extraction for the whole run, (b) not 3 s per burst, no pacing: bench/util.ts
+          ...QUEUEING_BENCH_ENV,
           // (b)'s sequence steps every 5 s, not up to a minute later (the spread of a wave's wake-ups)
           LEAD_BACKGROUND_SPREAD_MS: '0',
           ...leadEnv,

@@ -156,6 +156,12 @@ describe.each(kinds)('$name', ({ name, open }) => {
     await expectInvariant(tenantId);
   });
 
+  const debitsOf = (tenantId: string) =>
+    database.db
+      .select()
+      .from(creditLedger)
+      .where(and(eq(creditLedger.tenantId, tenantId), eq(creditLedger.kind, 'debit')));
+
   test('capturing twice (also concurrently) writes one ledger row', async () => {
     const tenantId = await newTenant(3);
     const ref = `turn-${randomUUID()}`;
@@ -164,10 +170,7 @@ describe.each(kinds)('$name', ({ name, open }) => {
     const results = await Promise.all([services.credits.capture({ reference: ref, messageId }), services.credits.capture({ reference: ref, messageId })]);
     expect(results.map((r) => r.captured).sort()).toEqual([false, true]);
     expect(await services.credits.capture({ reference: ref, messageId })).toEqual({ captured: false });
-    const debits = await database.db
-      .select()
-      .from(creditLedger)
-      .where(and(eq(creditLedger.tenantId, tenantId), eq(creditLedger.kind, 'debit')));
+    const debits = await debitsOf(tenantId);
     expect(debits).toHaveLength(1);
     expect(debits[0]).toMatchObject({ amount: -1, reference: `message:${messageId}`, messageId });
     expect(await services.credits.balance(tenantId)).toMatchObject({ balance: 2, reserved: 0 });
@@ -185,10 +188,7 @@ describe.each(kinds)('$name', ({ name, open }) => {
     expect((await services.credits.reserve({ tenantId, reference: ref })).ok).toBe(true);
     expect(await services.credits.capture({ reference: ref, messageId })).toEqual({ captured: true });
     expect(await services.credits.capture({ reference: ref, messageId })).toEqual({ captured: false });
-    const debits = await database.db
-      .select()
-      .from(creditLedger)
-      .where(and(eq(creditLedger.tenantId, tenantId), eq(creditLedger.kind, 'debit')));
+    const debits = await debitsOf(tenantId);
     expect(debits).toHaveLength(1);
     expect(debits[0]).toMatchObject({ amount: -1, reference: `message:${messageId}:debit`, messageId });
     expect(await services.credits.balance(tenantId)).toMatchObject({ balance: 7, reserved: 0 });
