@@ -1,3 +1,4 @@
+import { temporal } from '@temporalio/proto';
 import { OFFLINE_REPLY_MARKER } from '../../fakes/openai';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
@@ -17,10 +18,18 @@ function sendsTo(to: string) {
 }
 
 /** History events and completed workflow tasks of a lead's current run. */
-async function historyCost(workflowId: string): Promise<{ events: number; tasks: number }> {
+/**
+ * Events and completed workflow tasks so far, and how many of those tasks were heartbeats: a
+ * local activity that runs longer than ~80 % of the workflow task timeout (8 s) makes the worker
+ * complete its task with nothing in it and take a new one (3 events), so the task does not time
+ * out. That only happens on a slow turn (a loaded machine); it is counted apart, not hidden.
+ */
+async function historyCost(workflowId: string): Promise<{ events: number; tasks: number; heartbeats: number; types: string[] }> {
   const history = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
-  return { events: events.length, tasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length };
+  const types = events.map((e) => (temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType)).replace('EVENT_TYPE_', ''));
+  const heartbeats = events.filter((e, i) => e.workflowTaskCompletedEventAttributes && events[i + 1]?.workflowTaskScheduledEventAttributes).length;
+  return { events: events.length, tasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length, heartbeats, types };
 }
 
 describe('the cost of a turn (README: 13 events and 2 workflow tasks)', () => {
@@ -44,15 +53,18 @@ describe('the cost of a turn (README: 13 events and 2 workflow tasks)', () => {
     };
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi, what does the premium plan cost?')).expect(200);
     const first = await idleAfter(1);
-    console.log(`first turn: ${first.events} events, ${first.tasks} workflow tasks`);
-    expect(first.events).toBeLessThanOrEqual(15);
-    expect(first.tasks).toBeLessThanOrEqual(2);
+    console.log(`first turn: ${first.events} events, ${first.tasks} workflow tasks (${first.heartbeats} heartbeats): ${first.types.join(' ')}`);
+    expect(first.events - 3 * first.heartbeats).toBeLessThanOrEqual(15);
+    expect(first.tasks - first.heartbeats).toBeLessThanOrEqual(2);
     await new Promise((r) => setTimeout(r, 400)); // past the test stack's pacing gap (200 ms)
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'And does it include onboarding?')).expect(200);
     const second = await idleAfter(2);
-    console.log(`ordinary turn: ${second.events - first.events} events, ${second.tasks - first.tasks} workflow tasks`);
-    expect(second.events - first.events).toBeLessThanOrEqual(13);
-    expect(second.tasks - first.tasks).toBeLessThanOrEqual(2);
+    console.log(`ordinary turn: ${second.events - first.events} events, ${second.tasks - first.tasks} workflow tasks (${second.heartbeats - first.heartbeats} heartbeats): ${second.types.slice(first.events).join(' ')}`);
+    const heartbeats = second.heartbeats - first.heartbeats;
+    expect(second.events - first.events - 3 * heartbeats).toBeLessThanOrEqual(13);
+    expect(second.tasks - first.tasks - heartbeats).toBeLessThanOrEqual(2);
+    // a heartbeat means a turn over 8 s: allow it on a loaded machine, not as the rule
+    expect(first.heartbeats + heartbeats).toBeLessThanOrEqual(2);
     expect(sendsTo(from)).toHaveLength(2);
   });
 });
