@@ -19,10 +19,9 @@ function sendsTo(to: string) {
 
 /** History events and completed workflow tasks of a lead's current run. */
 /**
- * Events and completed workflow tasks so far, and how many of those tasks were heartbeats: a
- * local activity that runs longer than ~80 % of the workflow task timeout (8 s) makes the worker
- * complete its task with nothing in it and take a new one (3 events), so the task does not time
- * out. That only happens on a slow turn (a loaded machine); it is counted apart, not hidden.
+ * Events and completed workflow tasks so far, and how many of those tasks were heartbeats (a
+ * task completed with nothing in it and a new one taken at once: a workflow task that ran long,
+ * e.g. on a loaded machine; counted apart, not hidden).
  */
 async function historyCost(workflowId: string): Promise<{ events: number; tasks: number; heartbeats: number; types: string[] }> {
   const history = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
@@ -32,8 +31,8 @@ async function historyCost(workflowId: string): Promise<{ events: number; tasks:
   return { events: events.length, tasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length, heartbeats, types };
 }
 
-describe('the cost of a turn (README: 13 events and 2 workflow tasks)', () => {
-  test('a new lead\'s first turn takes at most 15 history events, an ordinary later turn 13, and each 2 workflow tasks', async () => {
+describe('the cost of a turn (README: 18 events and 3 workflow tasks)', () => {
+  test('a new lead\'s first turn takes at most 20 history events, an ordinary later turn 18, and each 3 workflow tasks', async () => {
     const t = await createTenant(stack, { credits: 5 });
     const from = randomWaId();
     const wf = leadWorkflowId(t.channelId, from);
@@ -54,16 +53,16 @@ describe('the cost of a turn (README: 13 events and 2 workflow tasks)', () => {
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi, what does the premium plan cost?')).expect(200);
     const first = await idleAfter(1);
     console.log(`first turn: ${first.events} events, ${first.tasks} workflow tasks (${first.heartbeats} heartbeats): ${first.types.join(' ')}`);
-    expect(first.events - 3 * first.heartbeats).toBeLessThanOrEqual(15);
-    expect(first.tasks - first.heartbeats).toBeLessThanOrEqual(2);
+    expect(first.events - 3 * first.heartbeats).toBeLessThanOrEqual(20);
+    expect(first.tasks - first.heartbeats).toBeLessThanOrEqual(3);
     await new Promise((r) => setTimeout(r, 400)); // past the test stack's pacing gap (200 ms)
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'And does it include onboarding?')).expect(200);
     const second = await idleAfter(2);
     console.log(`ordinary turn: ${second.events - first.events} events, ${second.tasks - first.tasks} workflow tasks (${second.heartbeats - first.heartbeats} heartbeats): ${second.types.slice(first.events).join(' ')}`);
     const heartbeats = second.heartbeats - first.heartbeats;
-    expect(second.events - first.events - 3 * heartbeats).toBeLessThanOrEqual(13);
-    expect(second.tasks - first.tasks - heartbeats).toBeLessThanOrEqual(2);
-    // a heartbeat means a turn over 8 s: allow it on a loaded machine, not as the rule
+    expect(second.events - first.events - 3 * heartbeats).toBeLessThanOrEqual(18);
+    expect(second.tasks - first.tasks - heartbeats).toBeLessThanOrEqual(3);
+    // allowed on a loaded machine, not as the rule
     expect(first.heartbeats + heartbeats).toBeLessThanOrEqual(2);
     expect(sendsTo(from)).toHaveLength(2);
   });

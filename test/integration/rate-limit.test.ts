@@ -252,8 +252,7 @@ describe('with the whole stack', () => {
         .map((e) => e.activityTaskStartedEventAttributes)
         .filter((s) => s && (s.attempt ?? 1) > 1 && s.lastFailure?.applicationFailureInfo?.type === 'provider_rate_limited');
       // (on a loaded machine the second turn can reach the send after the slot is free: no retry then)
-      // (a turn sends from its one local activity, replyTurn, whose completion is a marker, or,
-      // held by the rate limit, from the sendWhatsAppText activity)
+      // (a turn sends from its one activity, replyTurn, or, held by the rate limit, from sendWhatsAppText)
       const sendingActivities = (history.events ?? [])
         .map((e) => markerActivityType(e) ?? e.activityTaskScheduledEventAttributes?.activityType?.name)
         .filter((n) => n === 'replyTurn' || n === 'sendWhatsAppText');

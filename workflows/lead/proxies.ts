@@ -51,17 +51,19 @@ export const LLM: ActivityOptions = {
 export const llm = proxyActivities<Group<'generateReply'>>(LLM);
 
 /**
- * An ordinary reply turn in one LOCAL activity (record, reserve, LLM, pace, send, capture): one
- * try. It runs in the worker that runs the workflow task, so the turn costs one marker event and
- * no activity task, no extra workflow task (the loop goes on in the same workflow task when it
- * returns) and no trip through the task queue, and a live reply never waits behind queued
- * background activities. Any failure falls back to the step-by-step pipeline with the same ids,
- * whose activities have the retry policies above; room for the LLM's two models and the send.
- * A worker that dies mid-turn is noticed by the workflow task timeout; the next worker runs the
- * turn again with the same ids (it finds what the first try recorded, reserved and sent).
+ * An ordinary reply turn in one activity (record, reserve, LLM, pace, send, capture): one try.
+ * Any failure falls back to the step-by-step pipeline with the same ids, whose activities have
+ * the retry policies above; room for the LLM's two models and the send. It heartbeats every
+ * 5 s, so a worker that dies mid-turn is noticed in 20 s, not 4 minutes.
+ *
+ * Not a local activity: a local activity's input is not in the history until it completes, so
+ * a turn whose completion was lost (a worker killed, the server restarting) runs again with the
+ * same ids but with the messages that arrived meanwhile added, and the earlier attempt's reply
+ * (found by those ids) then stands for messages it never saw (`npm run chaos` found it: two
+ * messages with no reply). A scheduled activity's input is fixed in the history first.
  */
-export const REPLY_TURN: LocalActivityOptions = { startToCloseTimeout: '4 minutes', retry: { maximumAttempts: 1 } };
-export const turn = proxyLocalActivities<Group<'replyTurn'>>(REPLY_TURN);
+export const REPLY_TURN: ActivityOptions = { startToCloseTimeout: '4 minutes', heartbeatTimeout: '20 seconds', retry: { maximumAttempts: 1 } };
+export const turn = proxyActivities<Group<'replyTurn'>>(REPLY_TURN);
 
 /** Delivery: rate limits and transient provider errors retry; permanent and auth errors do not. */
 export const DELIVERY: ActivityOptions = {

@@ -39,7 +39,7 @@ export async function replyTurn(run: LeadRun, received: InboundMessage[], record
     // message): the activity then sends as soon as the text is ready
     await pace(run);
     try {
-      const result = await turn.replyTurn.executeWithOptions({ ...REPLY_TURN, summary: 'Reply: record, reserve, ask the LLM, send, capture' }, [fast]);
+      const result = await turn.replyTurn.executeWithOptions(run.options(REPLY_TURN, 'Reply: record, reserve, ask the LLM, send, capture'), [fast]);
       return await afterFastTurn(run, received, result, ids.outboundMessageId);
     } catch (err) {
       log.warn('the one-activity reply turn failed: replying step by step', { leadId: run.leadId, reason: failureReason(err) });
