@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
 import { FailureType } from '../../contract/failures';
+import { activityCancellationSignal } from '../activity-context';
 import type { OutboundLlmPurpose } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
@@ -157,9 +158,13 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
 export function createLlmActivities(deps: LlmDeps) {
   const writeReply = createReplyWriter(deps);
   return {
-    /** Chat Completions over the recent transcript: the agent's model, then its fallback model. */
+    /**
+     * Chat Completions over the recent transcript: the agent's model, then its fallback model.
+     * A cancelled attempt (its heartbeat or start-to-close timed out, the worker shuts down)
+     * aborts the call in flight instead of waiting for an answer nobody reads.
+     */
     async generateReply(input: GenerateReplyInput): Promise<GenerateReplyResult> {
-      return writeReply(input);
+      return writeReply(input, { signal: activityCancellationSignal() });
     },
   };
 }

@@ -27,6 +27,7 @@ import type { CreditService } from '../../services/credits';
 import type { LeadService } from '../../services/leads';
 import type { InboundMessage } from '../../contract/messages';
 import type { Channel } from '../../contract/vocabulary';
+import { activityCancellationSignal } from '../activity-context';
 import { callerWorkflowId, reserveCreditOrRefuse } from '../credits';
 import { databaseFailure } from '../database-errors';
 import type { SendResult } from '../channels/graph-send';
@@ -56,20 +57,7 @@ export const HEARTBEAT_EVERY_MS = 5_000;
 
 /** Whether Temporal cancelled this attempt (learned from a heartbeat's answer). */
 function cancelled(): boolean {
-  try {
-    return Context.current().cancellationSignal.aborted;
-  } catch {
-    return false;
-  }
-}
-
-/** This attempt's cancellation signal (undefined outside an activity): it aborts the LLM call. */
-function cancellationSignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
+  return activityCancellationSignal()?.aborted ?? false;
 }
 
 function heartbeat(): void {
@@ -303,7 +291,7 @@ export function createTurnActivities(deps: TurnDeps) {
       if (prior) {
         text = prior.body;
       } else {
-        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm }, { signal: cancellationSignal() });
+        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm }, { signal: activityCancellationSignal() });
         // the credit stays held: the workflow releases it when it hands the lead over (a lost
         // result then leaves a held reservation the careful retry finds, never a released one)
         if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };

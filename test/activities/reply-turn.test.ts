@@ -515,6 +515,22 @@ describe('replyTurn', () => {
     expect(await credit(f, input.reply!.reference)).toEqual({ balance: 2, reserved: 1, debits: 0, reservation: 'held' });
   });
 
+  test("the careful path's generateReply, cancelled while the LLM writes, aborts the call at once and tries no fallback model", async () => {
+    const f = await fixture({ credits: 3 });
+    llm.script(['Too late to matter.', 'Nor this.']);
+    llm.setDelay(3000);
+    const env = new MockActivityEnvironment(activityInfo());
+    const started = Date.now();
+    const running = env.run(activities().generateReply, { tenantId: f.tenantId, leadId: f.leadId, channelAccountId: f.channelId, purpose: 'reply', allowHandoff: true });
+    setTimeout(() => env.cancel('TIMED_OUT'), 300);
+    const failure = await failureOf(running);
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(failure.type).toBe('llm_transient');
+    expect(failure.message).toMatch(/cancel/);
+    // one request, aborted: the fallback model was not tried
+    expect(llm.requests.length).toBeLessThanOrEqual(1);
+  });
+
   test('an input that is not a turn is refused, non-retryable, before anything is written', async () => {
     const f = await fixture({ credits: 2 });
     const failure = await failureOf(activities().replyTurn({ ...turn(f, [inbound(f)]), batchId: '' }));
