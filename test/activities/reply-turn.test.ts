@@ -521,7 +521,7 @@ describe('replyTurn', () => {
     llm.setDelay(3000);
     const env = new MockActivityEnvironment(activityInfo());
     const started = Date.now();
-    const running = env.run(activities().generateReply, { tenantId: f.tenantId, leadId: f.leadId, channelAccountId: f.channelId, purpose: 'reply', allowHandoff: true });
+    const running = env.run(activities().generateReply, { tenantId: f.tenantId, leadId: f.leadId, channelAccountId: f.channelId, purpose: 'reply' as const, allowHandoff: true });
     setTimeout(() => env.cancel('TIMED_OUT'), 300);
     const failure = await failureOf(running);
     expect(Date.now() - started).toBeLessThan(2500);
