@@ -6,8 +6,10 @@ import type { Logger } from '../lib/logger';
 import type { Services } from '../services';
 import type { ParleyTemporal } from '../temporal/client';
 import { errorHandler } from './middleware/errors';
+import { auditChanges } from './middleware/audit';
 import { authFailureGuard } from './middleware/rate-limit';
 import { createAdminRouter } from './routes/admin';
+import { createApiKeyRouter } from './routes/api-keys';
 import { createDeliveryRouter } from './routes/delivery';
 import { createMetricsRouter } from './routes/metrics';
 import { createEngineRouter } from './routes/engine';
@@ -113,6 +115,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.json({ limit: '1mb', strict: true }));
   // per client IP: too many refused credentials → 429 before any key is checked (OWASP API4)
   app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log }));
+  // every change a tenant key makes is written to the audit log before its answer goes out
+  app.use(auditChanges({ auditLog: deps.services.auditLog, log }));
   app.use(createMetricsRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   app.use(createAdminRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
@@ -122,6 +126,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal, verifyChannel }));
   app.use(createUsageRouter({ services: deps.services }));
+  app.use(createApiKeyRouter({ services: deps.services }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

@@ -81,3 +81,11 @@ export type CircuitState = (typeof CIRCUIT_STATES)[number];
 /** The forms under which a WhatsApp user is known (contact_identities.kind). */
 export const CONTACT_IDENTITY_KINDS = ['phone', 'bsuid', 'parent_bsuid'] as const;
 export type ContactIdentityKind = (typeof CONTACT_IDENTITY_KINDS)[number];
+
+/**
+ * What a tenant API key may do (api_keys.role; api/access.ts declares each route's roles):
+ * `owner` everything, API keys included; `manager` everything but API keys; `agent` reads leads
+ * and messages, sends manual messages, hands off and back, changes stages; `readonly` reads.
+ */
+export const API_KEY_ROLES = ['owner', 'manager', 'agent', 'readonly'] as const;
+export type ApiKeyRole = (typeof API_KEY_ROLES)[number];

@@ -16,6 +16,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { SequenceStep } from '../contract/messages';
 import {
+  API_KEY_ROLES,
   CHANNELS,
   CIRCUIT_STATES,
   CONTACT_IDENTITY_KINDS,
@@ -67,10 +68,46 @@ export const apiKeys = pgTable(
     keyHash: text('key_hash').notNull(),
     /** First characters, to tell keys apart in a UI. */
     prefix: text('prefix').notNull(),
+    /** What the key is for, as its creator named it. */
+    name: text('name').notNull().default('default'),
+    /** What the key may do (api/access.ts); keys from before roles are owners. */
+    role: text('role', { enum: API_KEY_ROLES }).notNull().default('owner'),
     createdAt: createdAt(),
+    /** Last successful authentication, written at most once a minute per key. */
+    lastUsedAt: ts('last_used_at'),
+    /** A rotated key stays valid until then (the grace period); null = no end. */
+    expiresAt: ts('expires_at'),
+    /** The key that replaced this one by a rotation. */
+    replacedBy: uuid('replaced_by'),
     revokedAt: ts('revoked_at'),
   },
   (t) => [uniqueIndex('api_keys_key_hash_uq').on(t.keyHash), index('api_keys_tenant_idx').on(t.tenantId)],
+);
+
+/** Changes made through the tenant API: who (the key), what, when, and before/after where a setting changed. Secrets are never stored. */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The API key that made the change (kept when the key is revoked). */
+    actorKeyId: uuid('actor_key_id'),
+    actorRole: text('actor_role'),
+    /** `METHOD /route/pattern`, e.g. `PATCH /v1/channels/:id`. */
+    action: text('action').notNull(),
+    /** The route's parameters (ids), e.g. { id: <channelId> }. */
+    target: jsonb('target').$type<Record<string, string>>(),
+    /** The answer's status code. */
+    status: integer('status').notNull(),
+    /** The request body with secrets redacted. */
+    request: jsonb('request'),
+    before: jsonb('before'),
+    after: jsonb('after'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('audit_log_tenant_created_idx').on(t.tenantId, t.createdAt, t.id)],
 );
 
 export const agents = pgTable(

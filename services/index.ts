@@ -1,6 +1,8 @@
 import type { Db, DbTransaction } from '../db/client';
 import type { SecretBox } from '../lib/crypto';
 import { createAgentService } from './agents';
+import { createApiKeyService } from './api-keys';
+import { createAuditLogService } from './audit-log';
 import { createChannelService } from './channels';
 import { createContactIdentityService } from './contact-identities';
 import { createCreditService } from './credits';
@@ -18,6 +20,10 @@ import { createTenantService } from './tenants';
 export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number; limits?: LimitDefaults }) {
   return {
     tenants: createTenantService(db, opts),
+    /** Tenant API keys with roles: create, list, revoke, rotate. */
+    apiKeys: createApiKeyService(db),
+    /** Changes made through the tenant API (who, what, when, before and after). */
+    auditLog: createAuditLogService(db),
     agents: createAgentService(db),
     channels: createChannelService(db, box),
     credits: createCreditService(db),

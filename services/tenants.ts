@@ -1,24 +1,24 @@
-import { and, eq, isNull } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { apiKeys, tenants } from '../db/schema';
-import { generateApiKey, hashApiKey } from '../lib/crypto';
+import { tenants } from '../db/schema';
+import { createApiKeyService } from './api-keys';
 import { createPipelineService } from './pipelines';
 
 export function createTenantService(db: Db, opts: { defaultCreditsPerReply: number }) {
   const pipelines = createPipelineService(db);
+  const keys = createApiKeyService(db);
   return {
-    /** Creates the tenant, its first API key and the default pipeline; the key is returned once and stored hashed. */
-    async create(input: { name: string; creditsPerReply?: number }): Promise<{ id: string; name: string; apiKey: string; creditsPerReply: number }> {
-      const apiKey = generateApiKey();
+    /** Creates the tenant, its first API key (an owner key) and the default pipeline; the key is returned once and stored hashed. */
+    async create(input: { name: string; creditsPerReply?: number }): Promise<{ id: string; name: string; apiKey: string; apiKeyId: string; creditsPerReply: number }> {
       return db.transaction(async (tx) => {
         const [t] = await tx
           .insert(tenants)
           .values({ name: input.name, creditsPerReply: input.creditsPerReply ?? opts.defaultCreditsPerReply })
           .returning();
         if (!t) throw new Error('tenant insert returned nothing');
-        await tx.insert(apiKeys).values({ tenantId: t.id, keyHash: hashApiKey(apiKey), prefix: apiKey.slice(0, 8) });
+        const key = await keys.insertKey(t.id, { name: 'owner', role: 'owner' }, tx);
         await pipelines.createDefault(t.id, tx);
-        return { id: t.id, name: t.name, apiKey, creditsPerReply: t.creditsPerReply };
+        return { id: t.id, name: t.name, apiKey: key.key, apiKeyId: key.id, creditsPerReply: t.creditsPerReply };
       });
     },
 
@@ -27,14 +27,8 @@ export function createTenantService(db: Db, opts: { defaultCreditsPerReply: numb
       return Boolean(t);
     },
 
-    /** The tenant a (non-revoked) API key belongs to. */
-    async authenticate(apiKey: string): Promise<string | undefined> {
-      const [row] = await db
-        .select({ tenantId: apiKeys.tenantId })
-        .from(apiKeys)
-        .where(and(eq(apiKeys.keyHash, hashApiKey(apiKey)), isNull(apiKeys.revokedAt)));
-      return row?.tenantId;
-    },
+    /** The caller behind a (non-revoked, unexpired) API key: its tenant, key id and role. */
+    authenticate: keys.authenticate,
   };
 }
 

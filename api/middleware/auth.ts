@@ -20,14 +20,17 @@ export function requireAdmin(adminToken: string | undefined) {
   };
 }
 
-/** Tenant API key as bearer; sets `res.locals.tenantId`. */
-export function requireTenant(tenants: TenantService) {
+/** Tenant API key as bearer; sets `res.locals.tenantId` and `res.locals.apiKey` (the key's id and role, for api/access.ts). */
+export function requireTenant(tenants: Pick<TenantService, 'authenticate'>) {
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
+      // several routers guard overlapping prefixes (/v1/leads/:leadId and /v1/leads): one lookup per request
+      if (res.locals.apiKey) return next();
       const token = bearer(req);
-      const tenantId = token ? await tenants.authenticate(token) : undefined;
-      if (!tenantId) return next(new AppError('unauthorized', 'missing or invalid API key'));
-      res.locals.tenantId = tenantId;
+      const principal = token ? await tenants.authenticate(token) : undefined;
+      if (!principal) return next(new AppError('unauthorized', 'missing or invalid API key'));
+      res.locals.tenantId = principal.tenantId;
+      res.locals.apiKey = principal;
       next();
     } catch (err) {
       next(err);

@@ -5,6 +5,7 @@ import type { Services } from '../../services';
 import { RESERVED_REFERENCE_PREFIXES, reservedReferencePrefix } from '../../services/credits';
 import { requireAdmin } from '../middleware/auth';
 import { validate } from '../middleware/validate';
+import { adminOnly } from '../access';
 
 const createTenantBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
@@ -34,13 +35,13 @@ export function createAdminRouter(deps: { services: Services; adminToken?: strin
   const r = Router();
   r.use('/v1/tenants', requireAdmin(deps.adminToken));
 
-  r.post('/v1/tenants', validate({ body: createTenantBody }), async (_req, res) => {
+  r.post('/v1/tenants', adminOnly(), validate({ body: createTenantBody }), async (_req, res) => {
     const t = await deps.services.tenants.create(res.locals.body);
     res.status(201).json(t);
   });
 
   r.post(
-    '/v1/tenants/:tenantId/credits',
+    '/v1/tenants/:tenantId/credits', adminOnly(),
     validate({ body: topUpBody }),
     async (req, res) => {
       const params = tenantParams.safeParse(req.params);
@@ -53,7 +54,7 @@ export function createAdminRouter(deps: { services: Services; adminToken?: strin
   );
 
   /** A tenant's limits: API requests per minute and daily LLM budget (OWASP API4). */
-  r.patch('/v1/tenants/:tenantId', validate({ body: tenantLimitsBody }), async (req, res) => {
+  r.patch('/v1/tenants/:tenantId', adminOnly(), validate({ body: tenantLimitsBody }), async (req, res) => {
     const params = tenantParams.safeParse(req.params);
     if (!params.success) throw new AppError('not_found', 'tenant not found');
     const limits = await deps.services.limits.update(params.data.tenantId, res.locals.body as z.infer<typeof tenantLimitsBody>);

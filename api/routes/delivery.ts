@@ -9,6 +9,7 @@ import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
+import { MANAGERS, SETUP_READERS, allow } from '../access';
 
 const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
 const listQuery = pageQuery.extend({
@@ -39,17 +40,17 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
   r.use('/v1/dead-letters', auth);
   r.use('/v1/channels/:id', auth);
 
-  r.get('/v1/dead-letters', validate({ query: listQuery }), async (_req, res) => {
+  r.get('/v1/dead-letters', allow(...SETUP_READERS), validate({ query: listQuery }), async (_req, res) => {
     res.json(await services.deadLetters.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.get('/v1/dead-letters/:id', validate({ params: idParam }), async (_req, res) => {
+  r.get('/v1/dead-letters/:id', allow(...SETUP_READERS), validate({ params: idParam }), async (_req, res) => {
     const d = await services.deadLetters.get(res.locals.tenantId, res.locals.params.id);
     if (!d) throw new AppError('not_found', 'dead letter not found');
     res.json(d);
   });
 
-  r.post('/v1/dead-letters/:id/replay', validate({ params: idParam }), async (_req, res) => {
+  r.post('/v1/dead-letters/:id/replay', allow(...MANAGERS), validate({ params: idParam }), async (_req, res) => {
     const tenantId: string = res.locals.tenantId;
     const d = await services.deadLetters.get(tenantId, res.locals.params.id);
     if (!d) throw new AppError('not_found', 'dead letter not found');
@@ -65,7 +66,7 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     }
   });
 
-  r.post('/v1/dead-letters/:id/discard', validate({ params: idParam }), async (_req, res) => {
+  r.post('/v1/dead-letters/:id/discard', allow(...MANAGERS), validate({ params: idParam }), async (_req, res) => {
     const tenantId: string = res.locals.tenantId;
     const d = await services.deadLetters.get(tenantId, res.locals.params.id);
     if (!d) throw new AppError('not_found', 'dead letter not found');
@@ -79,14 +80,14 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     res.json(await services.deadLetters.get(tenantId, d.id));
   });
 
-  r.get('/v1/channels/:id', validate({ params: idParam }), async (_req, res) => {
+  r.get('/v1/channels/:id', allow(...SETUP_READERS), validate({ params: idParam }), async (_req, res) => {
     const c = await services.channels.get(res.locals.tenantId, res.locals.params.id);
     if (!c) throw new AppError('not_found', 'channel not found');
     res.json(c);
   });
 
   /** Replace the token (e.g. after a 190) or change the throughput / mark-read settings. */
-  r.patch('/v1/channels/:id', validate({ params: idParam, body: channelPatch }), async (_req, res) => {
+  r.patch('/v1/channels/:id', allow(...MANAGERS), validate({ params: idParam, body: channelPatch }), async (_req, res) => {
     const needsCurrent = res.locals.body.allowedOrigins !== undefined || (deps.verifyChannel && res.locals.body.accessToken !== undefined);
     const current = needsCurrent ? await services.channels.get(res.locals.tenantId, res.locals.params.id) : undefined;
     if (needsCurrent && !current) throw new AppError('not_found', 'channel not found');
@@ -107,7 +108,7 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
    * only on an open circuit; the waiting leads are signalled by a workflow started here (one
    * per opening), not inside the request. A closed circuit answers 200 "already closed".
    */
-  r.post('/v1/channels/:id/circuit/close', validate({ params: idParam }), async (_req, res) => {
+  r.post('/v1/channels/:id/circuit/close', allow(...MANAGERS), validate({ params: idParam }), async (_req, res) => {
     const tenantId: string = res.locals.tenantId;
     const result = await services.channels.closeCircuit(tenantId, res.locals.params.id);
     if (!result) throw new AppError('not_found', 'channel not found');

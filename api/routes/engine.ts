@@ -8,6 +8,11 @@ import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
+import { LEAD_ACTORS, MANAGERS, SETUP_READERS, allow } from '../access';
+import type { ApiKeyPrincipal } from '../../services/api-keys';
+
+/** The mode requests an `agent` key may make. */
+const AGENT_MODE_REQUESTS = new Set<string>(['handoff', 'handback']);
 
 const createSequenceBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
@@ -48,16 +53,16 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   r.use('/v1/enrollment-rules', auth);
   r.use('/v1/leads/:leadId', auth);
 
-  r.post('/v1/sequences', validate({ body: createSequenceBody }), async (_req, res) => {
+  r.post('/v1/sequences', allow(...MANAGERS), validate({ body: createSequenceBody }), async (_req, res) => {
     res.status(201).json(await services.sequences.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/sequences', validate({ query: pageQuery }), async (_req, res) => {
+  r.get('/v1/sequences', allow(...SETUP_READERS), validate({ query: pageQuery }), async (_req, res) => {
     res.json(await services.sequences.list(res.locals.tenantId, res.locals.query));
   });
-  r.post('/v1/enrollment-rules', validate({ body: createRuleBody }), async (_req, res) => {
+  r.post('/v1/enrollment-rules', allow(...MANAGERS), validate({ body: createRuleBody }), async (_req, res) => {
     res.status(201).json(await services.sequences.createRule(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/enrollment-rules', validate({ query: pageQuery }), async (_req, res) => {
+  r.get('/v1/enrollment-rules', allow(...SETUP_READERS), validate({ query: pageQuery }), async (_req, res) => {
     res.json(await services.sequences.listRules(res.locals.tenantId, res.locals.query));
   });
 
@@ -69,13 +74,13 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   }
 
   for (const action of ['pause', 'resume', 'reset', 'skip'] as const) {
-    r.post(`/v1/leads/:leadId/sequence/${action}`, validate({ body: z.strictObject({}) }), async (req, res) => {
+    r.post(`/v1/leads/:leadId/sequence/${action}`, allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
       const lead = await leadOf(res, req.params.leadId);
       const cursor = await temporal.sequence(lead.workflowId, { action }).catch(rejected);
       res.json({ sequence: cursor });
     });
   }
-  r.post('/v1/leads/:leadId/sequence/enroll', validate({ body: enrollBody }), async (req, res) => {
+  r.post('/v1/leads/:leadId/sequence/enroll', allow(...MANAGERS), validate({ body: enrollBody }), async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const seq = await services.sequences.get(res.locals.tenantId, res.locals.body.sequenceId);
     if (!seq) throw new AppError('validation_failed', 'sequenceId does not name a sequence of this tenant', [{ path: 'sequenceId', message: 'unknown sequence' }]);
@@ -84,7 +89,7 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     res.json({ sequence: cursor });
   });
 
-  r.post('/v1/leads/:leadId/stage', validate({ body: stageBody }), async (req, res) => {
+  r.post('/v1/leads/:leadId/stage', allow(...LEAD_ACTORS), validate({ body: stageBody }), async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     if (!(await services.pipelines.stageExists(res.locals.tenantId, res.locals.body.stage))) {
       throw new AppError('validation_failed', `no pipeline of this tenant has a stage named ${res.locals.body.stage}`, [{ path: 'stage', message: 'unknown stage' }]);
@@ -92,18 +97,23 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     res.json(await temporal.setStage(lead.workflowId, res.locals.body.stage).catch(rejected));
   });
 
-  r.post('/v1/leads/:leadId/mode', validate({ body: modeBody }), async (req, res) => {
+  r.post('/v1/leads/:leadId/mode', allow(...LEAD_ACTORS), validate({ body: modeBody }), async (req, res) => {
+    // an agent key hands off and back; pausing, closing and reopening are for managers
+    const role = (res.locals.apiKey as ApiKeyPrincipal).role;
+    if (role === 'agent' && !AGENT_MODE_REQUESTS.has(res.locals.body.request)) {
+      throw new AppError('forbidden', `an API key with role "agent" may only hand off and hand back (request ${res.locals.body.request} needs owner or manager)`);
+    }
     const lead = await leadOf(res, req.params.leadId);
     res.json(await temporal.setMode(lead.workflowId, res.locals.body.request).catch(rejected));
   });
   for (const request of ['handoff', 'handback'] as const) {
-    r.post(`/v1/leads/:leadId/${request}`, validate({ body: z.strictObject({}) }), async (req, res) => {
+    r.post(`/v1/leads/:leadId/${request}`, allow(...LEAD_ACTORS), validate({ body: z.strictObject({}) }), async (req, res) => {
       const lead = await leadOf(res, req.params.leadId);
       res.json(await temporal.setMode(lead.workflowId, request).catch(rejected));
     });
   }
 
-  r.post('/v1/leads/:leadId/messages', validate({ body: messageBody }), async (req, res) => {
+  r.post('/v1/leads/:leadId/messages', allow(...LEAD_ACTORS), validate({ body: messageBody }), async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const body = res.locals.body as z.infer<typeof messageBody>;
     if ('template' in body && lead.channel !== 'whatsapp') throw templateNotSupported(lead.channel, 'a template message');

@@ -7,6 +7,7 @@ import { CSV_COLUMNS, toCsv, type CsvPageKey } from '../../services/extractions'
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 import { writeWithBackpressure } from '../response-stream';
+import { LEAD_READERS, allow } from '../access';
 
 /** An ISO 8601 date-time with a zone (`2026-11-21T10:00:00Z`, `…+05:30`) or a plain date (UTC midnight). */
 const since = z
@@ -30,14 +31,14 @@ export function createExtractionRouter(deps: { services: Services; log?: Logger;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
 
-  r.get('/v1/leads/:leadId/extractions', auth, validate({ query: pageQuery }), async (req, res) => {
+  r.get('/v1/leads/:leadId/extractions', auth, allow(...LEAD_READERS), validate({ query: pageQuery }), async (req, res) => {
     const leadId = leadIdOr404(req.params.leadId);
     const lead = await services.leads.get(res.locals.tenantId, leadId);
     if (!lead) throw new AppError('not_found', 'lead not found');
     res.json(await services.extractions.listForLead(res.locals.tenantId, leadId, res.locals.query));
   });
 
-  r.get('/v1/extractions', auth, validate({ query: listQuery }), async (_req, res) => {
+  r.get('/v1/extractions', auth, allow(...LEAD_READERS), validate({ query: listQuery }), async (_req, res) => {
     const q = res.locals.query as z.output<typeof listQuery>;
     res.json(await services.extractions.listSince(res.locals.tenantId, q.since, { limit: q.limit, cursor: q.cursor }));
   });
@@ -48,7 +49,7 @@ export function createExtractionRouter(deps: { services: Services; log?: Logger;
    * page whatever the tenant's size. A failure after the first bytes aborts the response (the
    * client sees a truncated transfer, not a CSV that looks complete).
    */
-  r.get('/v1/extractions.csv', auth, validate({ query: csvQuery }), async (req, res) => {
+  r.get('/v1/extractions.csv', auth, allow(...LEAD_READERS), validate({ query: csvQuery }), async (req, res) => {
     const q = res.locals.query as z.output<typeof csvQuery>;
     const tenantId: string = res.locals.tenantId;
     const limit = deps.csvPageRows ?? CSV_PAGE_ROWS;

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { Logger } from '../../lib/logger';
+import { publicRoute } from '../access';
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -18,10 +19,10 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 export function createHealthRouter(deps: { pingDatabase: () => Promise<void>; pingTemporal: () => Promise<void>; log?: Logger }): Router {
   const log = deps.log?.child({ module: 'health' });
   const r = Router();
-  r.get('/healthz', (_req, res) => {
+  r.get('/healthz', publicRoute('liveness probe'), (_req, res) => {
     res.json({ status: 'ok' });
   });
-  r.get('/readyz', async (_req, res) => {
+  r.get('/readyz', publicRoute('readiness probe'), async (_req, res) => {
     const checks: Record<string, string> = {};
     await Promise.all(
       Object.entries({ database: deps.pingDatabase, temporal: deps.pingTemporal }).map(async ([name, ping]) => {

@@ -5,6 +5,7 @@ import type { ChannelService } from '../../services/channels';
 import type { ParleyTemporal } from '../../temporal/client';
 import { parseInstagramWebhook } from '../webhooks/instagram-payload';
 import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
+import { publicRoute } from '../access';
 
 export interface InstagramWebhookDeps {
   channels: ChannelService;
@@ -48,9 +49,9 @@ export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router
   const router = createAccountRouter(deps.channels, 'instagram', { ttlMs: deps.routingCacheMs ?? 30_000 });
   const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf });
 
-  r.get('/webhooks/instagram', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
+  r.get('/webhooks/instagram', publicRoute('Meta webhook handshake: verify token checked by the route'), verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
 
-  r.post('/webhooks/instagram', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+  r.post('/webhooks/instagram', publicRoute('Meta webhook: X-Hub-Signature-256 checked by the route'), express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     const signed = await signatures.read(req, res);
     if (!signed) return;
     const parsed = parseInstagramWebhook(signed.json);

@@ -8,6 +8,7 @@ import type { Services } from '../../services';
 import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { writeWithBackpressure } from '../response-stream';
+import { LEAD_READERS, allow } from '../access';
 
 /** How long one request waits for a download before answering 503 (the download goes on). */
 const DEFAULT_WAIT_MS = 90_000;
@@ -89,7 +90,7 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
   const log = deps.log.child({ module: 'api.media' });
 
-  r.get('/v1/leads/:leadId/media/:mediaId', auth, async (req, res: Response) => {
+  r.get('/v1/leads/:leadId/media/:mediaId', auth, allow(...LEAD_READERS), async (req, res: Response) => {
     const tenantId: string = res.locals.tenantId;
     const leadId = z.uuid().safeParse(req.params.leadId);
     const mediaId = z.string().min(1).max(4096).safeParse(req.params.mediaId);

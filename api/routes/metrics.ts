@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Services } from '../../services';
 import { requireAdmin } from '../middleware/auth';
+import { adminOnly } from '../access';
 
 /** Prometheus text exposition: one sample line, labels quoted and escaped. */
 function sample(name: string, labels: Record<string, string>, value: number): string {
@@ -17,7 +18,7 @@ function sample(name: string, labels: Record<string, string>, value: number): st
  */
 export function createMetricsRouter(deps: { services: Services; adminToken?: string }): Router {
   const r = Router();
-  r.get('/metrics', requireAdmin(deps.adminToken), async (_req, res) => {
+  r.get('/metrics', requireAdmin(deps.adminToken), adminOnly(), async (_req, res) => {
     const g = await deps.services.deadLetters.gauges();
     const lines = [
       '# HELP parley_channel_circuit_open 1 while the channel account\'s circuit breaker is open (sends wait).',

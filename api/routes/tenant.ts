@@ -8,6 +8,7 @@ import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery as page, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
+import { LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
 
 const modelName = z.string().trim().min(1).max(200);
 const createAgentBody = z.strictObject({
@@ -88,60 +89,60 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
   for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
-  r.post('/v1/agents', validate({ body: createAgentBody }), async (_req, res) => {
+  r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), async (_req, res) => {
     res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/agents', validate({ query: page }), async (_req, res) => {
+  r.get('/v1/agents', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
     res.json(await services.agents.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.post('/v1/channels', validate({ body: createChannelBody }), async (_req, res) => {
+  r.post('/v1/channels', allow(...MANAGERS), validate({ body: createChannelBody }), async (_req, res) => {
     const body = res.locals.body as z.infer<typeof createChannelBody>;
     // only an id the tenant's own token can read may be registered (no squatting on another business's number)
     if (deps.verifyChannel && body.platform !== 'webchat') await deps.verifyChannel({ platform: body.platform, accountId: body.phoneNumberId, accessToken: body.accessToken });
     res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/channels', validate({ query: page }), async (_req, res) => {
+  r.get('/v1/channels', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
     res.json(await services.channels.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.post('/v1/templates', validate({ body: createTemplateBody }), async (_req, res) => {
+  r.post('/v1/templates', allow(...MANAGERS), validate({ body: createTemplateBody }), async (_req, res) => {
     res.status(201).json(await services.templates.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/templates', validate({ query: page }), async (_req, res) => {
+  r.get('/v1/templates', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
     res.json(await services.templates.list(res.locals.tenantId, res.locals.query));
   });
-  r.post('/v1/pipelines', validate({ body: createPipelineBody }), async (_req, res) => {
+  r.post('/v1/pipelines', allow(...MANAGERS), validate({ body: createPipelineBody }), async (_req, res) => {
     res.status(201).json(await services.pipelines.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/pipelines', validate({ query: page }), async (_req, res) => {
+  r.get('/v1/pipelines', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
     res.json(await services.pipelines.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.get('/v1/credits', async (_req, res) => {
+  r.get('/v1/credits', allow(...SETUP_READERS), async (_req, res) => {
     res.json(await services.credits.balance(res.locals.tenantId));
   });
-  r.get('/v1/credits/ledger', validate({ query: page }), async (_req, res) => {
+  r.get('/v1/credits/ledger', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
     res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
   });
 
-  r.get('/v1/leads', validate({ query: page }), async (_req, res) => {
+  r.get('/v1/leads', allow(...LEAD_READERS), validate({ query: page }), async (_req, res) => {
     res.json(await services.leads.list(res.locals.tenantId, res.locals.query));
   });
-  r.get('/v1/leads/:leadId', async (req, res) => {
+  r.get('/v1/leads/:leadId', allow(...LEAD_READERS), async (req, res) => {
     const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
     if (!lead) throw new AppError('not_found', 'lead not found');
     const events = await services.leads.events(res.locals.tenantId, lead.id, 20);
     res.json({ ...lead, events });
   });
-  r.get('/v1/leads/:leadId/state', async (req, res) => {
+  r.get('/v1/leads/:leadId/state', allow(...LEAD_READERS), async (req, res) => {
     const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
     if (!lead) throw new AppError('not_found', 'lead not found');
     const state = await deps.temporal.leadState(lead.workflowId);
     if (!state) throw new AppError('not_found', 'conversation workflow not found');
     res.json(state);
   });
-  r.get('/v1/leads/:leadId/messages', validate({ query: page }), async (req, res) => {
+  r.get('/v1/leads/:leadId/messages', allow(...LEAD_READERS), validate({ query: page }), async (req, res) => {
     const leadId = leadIdOr404(req.params.leadId);
     const lead = await services.leads.get(res.locals.tenantId, leadId);
     if (!lead) throw new AppError('not_found', 'lead not found');

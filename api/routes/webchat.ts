@@ -31,6 +31,7 @@ import { createStreamHub, type StreamHub, type StreamSubscriber } from '../../se
 import type { VisitorTokens } from '../../services/webchat-visitors';
 import type { ParleyTemporal } from '../../temporal/client';
 import { parseOr400 } from '../middleware/validate';
+import { publicRoute } from '../access';
 
 export interface WebChatRouterDeps {
   channels: ChannelService;
@@ -326,13 +327,13 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
 
   r.use('/webchat', cors);
 
-  r.get('/webchat/widget.js', (_req, res) => {
+  r.get('/webchat/widget.js', publicRoute('web chat widget script'), (_req, res) => {
     res.setHeader('Cache-Control', 'public, max-age=300');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.type('application/javascript').send(widgetJs);
   });
 
-  r.get('/webchat/:widgetKey', async (req, res) => {
+  r.get('/webchat/:widgetKey', publicRoute('web chat: the public widget key; visitors carry a signed token'), async (req, res) => {
     const routing = await channelOf(req.params.widgetKey);
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -342,7 +343,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.type('html').send(pageHtml.split('{{WIDGET_KEY}}').join(routing.phoneNumberId));
   });
 
-  r.post('/webchat/:widgetKey/visitors', express.json({ limit: '1kb', strict: true }), async (req, res) => {
+  r.post('/webchat/:widgetKey/visitors', publicRoute('web chat: the public widget key; visitors carry a signed token'), express.json({ limit: '1kb', strict: true }), async (req, res) => {
     const routing = await channelOf(req.params.widgetKey);
     checkOrigin(req, routing);
     parseOr400(z.strictObject({}), req.body ?? {}, 'body');
@@ -357,7 +358,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.status(201).json({ visitorToken: v.token });
   });
 
-  r.post('/webchat/:widgetKey/messages', express.json({ limit: WEBCHAT_BODY_LIMIT, strict: true }), async (req, res) => {
+  r.post('/webchat/:widgetKey/messages', publicRoute('web chat: the public widget key; visitors carry a signed token'), express.json({ limit: WEBCHAT_BODY_LIMIT, strict: true }), async (req, res) => {
     const { routing, contactId } = await visitorOf(req);
     if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'send the message as application/json');
     const body = parseOr400(postMessageBody, req.body ?? {}, 'body');
@@ -387,7 +388,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.status(202).json({ messageId });
   });
 
-  r.get('/webchat/:widgetKey/messages', async (req, res) => {
+  r.get('/webchat/:widgetKey/messages', publicRoute('web chat: the public widget key; visitors carry a signed token'), async (req, res) => {
     const { routing, contactId } = await visitorOf(req);
     const q = parseOr400(historyQuery, req.query, 'query');
     const read = readLimit(req.ip ?? 'unknown');
@@ -416,7 +417,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.json({ items, lastEventId: resumePoint(readUpTo, pending, now), nextCursor });
   });
 
-  r.get('/webchat/:widgetKey/stream', async (req, res) => {
+  r.get('/webchat/:widgetKey/stream', publicRoute('web chat: the public widget key; visitors carry a signed token'), async (req, res) => {
     const { routing, contactId } = await visitorOf(req);
     const q = parseOr400(streamQuery, req.query, 'query');
     const header = req.header('last-event-id');

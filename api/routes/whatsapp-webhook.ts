@@ -8,6 +8,7 @@ import type { LeadService } from '../../services/leads';
 import type { ParleyTemporal } from '../../temporal/client';
 import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus } from '../webhooks/whatsapp-payload';
+import { publicRoute } from '../access';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
 
@@ -49,9 +50,9 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
   const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf: phoneNumberIdsOf });
 
   // Meta's subscription handshake.
-  r.get('/webhooks/whatsapp', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
+  r.get('/webhooks/whatsapp', publicRoute('Meta webhook handshake: verify token checked by the route'), verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
 
-  r.post('/webhooks/whatsapp', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+  r.post('/webhooks/whatsapp', publicRoute('Meta webhook: X-Hub-Signature-256 checked by the route'), express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     const signed = await signatures.read(req, res);
     if (!signed) return;
     const { routings } = signed;
