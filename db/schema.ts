@@ -49,6 +49,8 @@ export const tenants = pgTable(
     apiRequestsPerMinute: integer('api_requests_per_minute'),
     /** LLM spend allowed per UTC day in micro-USD (null = the deployment default; 0 = no LLM). */
     llmDailyBudgetMicros: integer('llm_daily_budget_micros'),
+    /** Set by the platform admin: webhooks still recorded, no bot sends, API keys answer 403. Null = active. */
+    suspendedAt: ts('suspended_at'),
     createdAt: createdAt(),
   },
   (t) => [

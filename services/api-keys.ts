@@ -24,6 +24,8 @@ export interface ApiKeyPrincipal {
   tenantId: string;
   keyId: string;
   role: ApiKeyRole;
+  /** The platform admin suspended the tenant: the key is valid, but the API answers 403. */
+  suspended?: boolean;
 }
 
 type ApiKeyRow = typeof apiKeys.$inferSelect;
@@ -147,15 +149,16 @@ export function createApiKeyService(db: Db) {
     async authenticate(apiKey: string): Promise<ApiKeyPrincipal | undefined> {
       const result = await db.execute(sql`
         WITH k AS (
-          SELECT id, tenant_id, role, last_used_at FROM api_keys
-          WHERE key_hash = ${hashApiKey(apiKey)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+          SELECT a.id, a.tenant_id, a.role, a.last_used_at, t.suspended_at IS NOT NULL AS suspended
+          FROM api_keys a JOIN tenants t ON t.id = a.tenant_id
+          WHERE a.key_hash = ${hashApiKey(apiKey)} AND a.revoked_at IS NULL AND (a.expires_at IS NULL OR a.expires_at > now())
         ), used AS (
           UPDATE api_keys SET last_used_at = now() FROM k
           WHERE api_keys.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ${LAST_USED_RESOLUTION_SECONDS}))
         )
-        SELECT id, tenant_id, role FROM k`);
-      const [row] = rowsOf<{ id: string; tenant_id: string; role: ApiKeyRole }>(result);
-      return row ? { tenantId: row.tenant_id, keyId: row.id, role: row.role } : undefined;
+        SELECT id, tenant_id, role, suspended FROM k`);
+      const [row] = rowsOf<{ id: string; tenant_id: string; role: ApiKeyRole; suspended: boolean }>(result);
+      return row ? { tenantId: row.tenant_id, keyId: row.id, role: row.role, ...(row.suspended ? { suspended: true } : {}) } : undefined;
     },
   };
 }

@@ -82,7 +82,7 @@ export function createCreditService(db: Db) {
     async reserve(
       input: { tenantId: string; reference: string; amount?: number; workflowId?: string },
       opts: { tx?: DbTransaction } = {},
-    ): Promise<{ ok: boolean; amount: number; balance: number; existing?: 'held' | 'captured' | 'released' }> {
+    ): Promise<{ ok: boolean; amount: number; balance: number; existing?: 'held' | 'captured' | 'released'; suspended?: true }> {
       return inTransaction(db, opts.tx, async (tx) => {
         // Lock the tenant row first: a concurrent reserve of the same reference (a retried activity
         // still running) then waits here and sees the committed reservation below, instead of
@@ -91,7 +91,7 @@ export function createCreditService(db: Db) {
         // tenant (the reply turn records messages first) holds a KEY SHARE lock on it, and two such
         // transactions upgrading to FOR UPDATE deadlock (SQLSTATE 40P01).
         const [tenant] = await tx
-          .select({ balance: tenants.creditBalance, creditsPerReply: tenants.creditsPerReply })
+          .select({ balance: tenants.creditBalance, creditsPerReply: tenants.creditsPerReply, suspendedAt: tenants.suspendedAt })
           .from(tenants)
           .where(eq(tenants.id, input.tenantId))
           .for('no key update');
@@ -99,6 +99,8 @@ export function createCreditService(db: Db) {
         const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
         const amount = input.amount ?? tenant.creditsPerReply;
+        // a suspended tenant's bot sends nothing new (the platform admin's PATCH /v1/tenants/:id)
+        if (tenant.suspendedAt) return { ok: false, amount, balance: tenant.balance, suspended: true };
         const [updated] = await tx
           .update(tenants)
           .set({ creditBalance: sql`${tenants.creditBalance} - ${amount}` })

@@ -161,7 +161,7 @@ export type ReplyTurnOutcome =
   /** No new lead-written message: nothing reserved. */
   | { outcome: 'not_needed' }
   /** The reservation was refused: the shape reserveCredit answers the workflow with. */
-  | { outcome: 'no_credit'; balance: number; amount: number }
+  | { outcome: 'no_credit'; balance: number; amount: number; suspended?: true }
   /** The model asked for a human: nothing sent, the credit still held (the workflow releases it). */
   | { outcome: 'handoff'; reason: string }
   /** Sent (now or by an earlier attempt) and the credit captured; `text` is what went out. */
@@ -281,7 +281,7 @@ export function createTurnActivities(deps: TurnDeps) {
     const recorded = { newIds: stored, stored: stored.length };
     if (!reply) return recorded;
     if (!reservation) return { ...recorded, reply: { outcome: 'not_needed' } };
-    if (!reservation.ok) return { ...recorded, reply: { outcome: 'no_credit', balance: reservation.balance, amount: reservation.amount } };
+    if (!reservation.ok) return { ...recorded, reply: { outcome: 'no_credit', balance: reservation.balance, amount: reservation.amount, ...(reservation.suspended ? { suspended: true as const } : {}) } };
 
     const receipt = startReadReceipt(input);
     try {

@@ -29,6 +29,7 @@ export function requireTenant(tenants: Pick<TenantService, 'authenticate'>) {
       const token = bearer(req);
       const principal = token ? await tenants.authenticate(token) : undefined;
       if (!principal) return next(new AppError('unauthorized', 'missing or invalid API key'));
+      if (principal.suspended) return next(new AppError('forbidden', 'this tenant is suspended: its API keys are refused until the platform admin reactivates it', undefined, 'tenant_suspended'));
       res.locals.tenantId = principal.tenantId;
       res.locals.apiKey = principal;
       next();

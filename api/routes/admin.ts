@@ -4,7 +4,7 @@ import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import { RESERVED_REFERENCE_PREFIXES, reservedReferencePrefix } from '../../services/credits';
 import { requireAdmin } from '../middleware/auth';
-import { validate } from '../middleware/validate';
+import { pageQuery, validate } from '../middleware/validate';
 import { adminOnly } from '../access';
 
 const createTenantBody = z.strictObject({
@@ -21,14 +21,17 @@ const topUpBody = z.strictObject({
     .refine((r) => !reservedReferencePrefix(r), { message: `must not start with a reserved prefix (${RESERVED_REFERENCE_PREFIXES.join(', ')})` }),
 });
 const tenantParams = z.object({ tenantId: z.uuid() });
-/** A tenant's own limits; null = back to the deployment default. */
-const tenantLimitsBody = z
+/** A tenant's name, suspension and own limits (null = back to the deployment default). */
+const tenantPatchBody = z
   .strictObject({
+    name: z.string().trim().min(1).max(200).optional(),
+    /** true: webhooks are still recorded, but no bot sends and the tenant's API keys answer 403; false: active again. */
+    suspended: z.boolean().optional(),
     apiRequestsPerMinute: z.number().int().min(1).max(1_000_000).nullable().optional(),
     /** micro-USD per UTC day; 0 = no LLM calls (llm_daily_budget_micros is a 32-bit integer). */
     llmDailyBudgetMicros: z.number().int().min(0).max(2_147_483_647).nullable().optional(),
   })
-  .refine((b) => b.apiRequestsPerMinute !== undefined || b.llmDailyBudgetMicros !== undefined, 'set apiRequestsPerMinute and/or llmDailyBudgetMicros');
+  .refine((b) => Object.values(b).some((v) => v !== undefined), 'set at least one of name, suspended, apiRequestsPerMinute, llmDailyBudgetMicros');
 
 /** Platform-admin routes: tenants and their credits. */
 export function createAdminRouter(deps: { services: Services; adminToken?: string }): Router {
@@ -53,12 +56,25 @@ export function createAdminRouter(deps: { services: Services; adminToken?: strin
     },
   );
 
-  /** A tenant's limits: API requests per minute and daily LLM budget (OWASP API4). */
-  r.patch('/v1/tenants/:tenantId', adminOnly(), validate({ body: tenantLimitsBody }), async (req, res) => {
+  r.get('/v1/tenants', adminOnly(), validate({ query: pageQuery }), async (_req, res) => {
+    res.json(await deps.services.tenants.list(res.locals.query));
+  });
+
+  /** One tenant with its limits. */
+  r.get('/v1/tenants/:tenantId', adminOnly(), async (req, res) => {
+    const tenant = await deps.services.tenants.get(String(req.params.tenantId));
+    if (!tenant) throw new AppError('not_found', 'tenant not found');
+    res.json({ ...tenant, ...(await deps.services.limits.get(tenant.id)) });
+  });
+
+  /** A tenant's name, suspension and limits: API requests per minute and daily LLM budget (OWASP API4). */
+  r.patch('/v1/tenants/:tenantId', adminOnly(), validate({ body: tenantPatchBody }), async (req, res) => {
     const params = tenantParams.safeParse(req.params);
     if (!params.success) throw new AppError('not_found', 'tenant not found');
-    const limits = await deps.services.limits.update(params.data.tenantId, res.locals.body as z.infer<typeof tenantLimitsBody>);
-    res.json({ id: params.data.tenantId, ...limits });
+    const { name, suspended, ...limitPatch } = res.locals.body as z.infer<typeof tenantPatchBody>;
+    const tenant = await deps.services.tenants.update(params.data.tenantId, { name, suspended });
+    const limits = await deps.services.limits.update(params.data.tenantId, limitPatch);
+    res.json({ ...tenant, ...limits });
   });
   return r;
 }

@@ -100,14 +100,19 @@ export async function reserve(run: LeadRun, context: SendContext, requestId: str
   }
   if (!reservation.ok) {
     await creditBlocked(run, context.purpose, outboundMessageId, reservation);
-    return { requestId, status: 'refused', reason: 'insufficient_credits' };
+    return { requestId, status: 'refused', reason: reservation.suspended ? 'tenant_suspended' : 'insufficient_credits' };
   }
   await creditAvailable(run, outboundMessageId);
   return undefined;
 }
 
-export async function creditBlocked(run: LeadRun, purpose: string, outboundMessageId: string, reservation: { balance: number; amount: number }): Promise<void> {
+export async function creditBlocked(run: LeadRun, purpose: string, outboundMessageId: string, reservation: { balance: number; amount: number; suspended?: true }): Promise<void> {
   run.state.counters.blockedTurns += 1;
+  if (reservation.suspended) {
+    // the platform admin suspended the tenant: nothing goes out, the lead is not credit-blocked
+    await event(run, 'tenant_suspended', { purpose }, `tenant_suspended:${outboundMessageId}`);
+    return;
+  }
   if (!run.state.blocked) {
     run.state.blocked = true;
     await setBlocked(run, true);
