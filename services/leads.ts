@@ -1,13 +1,31 @@
-import { and, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, gt, gte, ilike, inArray, isNull, like, lt, or, sql } from 'drizzle-orm';
 import type { InboundMessage } from '../contract/messages';
 import type { Channel, LeadMode } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
-import { leadEvents, leads, messages } from '../db/schema';
+import { deadLetters, leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
+import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
+
+/** The filters of GET /v1/leads (see `list`). */
+export interface LeadListOptions {
+  limit: number;
+  cursor?: string;
+  stage?: string;
+  mode?: LeadMode;
+  channelId?: string;
+  minScore?: number;
+  needsAttention?: boolean;
+  updatedSince?: string;
+  q?: string;
+}
+
+/** `value` matched literally inside a LIKE pattern (its %, _ and \\ escaped). */
+function likeEscape(value: string): string {
+  return value.replace(/[\\%_]/g, (ch) => `\\${ch}`);
+}
 
 function presentLead(l: LeadRow) {
   return {
@@ -82,6 +100,18 @@ export type SendClaim =
   | { claimed: false; providerMessageId: string | null; status: string | null; attemptAgeMs: number | null };
 
 export function createLeadService(db: Db) {
+  /** A lead's events, newest first, paged. */
+  async function eventPage(tenantId: string, leadId: string, opts: { limit: number; cursor?: string }) {
+    const rows = await db
+      .select()
+      .from(leadEvents)
+      .where(and(eq(leadEvents.tenantId, tenantId), eq(leadEvents.leadId, leadId), afterCursor(leadEvents, opts.cursor, 'desc')))
+      .orderBy(desc(leadEvents.createdAt), desc(leadEvents.id))
+      .limit(opts.limit + 1);
+    const { page, nextCursor } = keyset(rows, opts.limit);
+    return { items: page.map((e) => ({ id: e.id, type: e.type, data: e.data, createdAt: toIso(e.createdAt) })), nextCursor };
+  }
+
   return {
     /** Upsert the lead of (channel account, contact); returns its id and current facts. */
     async ensure(raw: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
@@ -376,17 +406,73 @@ export function createLeadService(db: Db) {
       return rows.reverse();
     },
 
-    async list(tenantId: string, opts: { limit: number; cursor?: string }) {
+    /**
+     * Newest first, with optional filters (all must hold): `stage`, `mode`, `channelId`,
+     * `minScore`, `needsAttention` (handed to a human, blocked for credit, or an open dead
+     * letter; false = none of these), `updatedSince`, and `q`: a prefix of the name (any case)
+     * or of the phone number, contact id or username.
+     */
+    async list(tenantId: string, opts: LeadListOptions) {
       const c = opts.cursor ? decodeCursor(opts.cursor) : undefined;
       if (opts.cursor && !c) throw new AppError('bad_request', 'invalid cursor');
+      const attention = sql`(${leads.mode} = 'human' OR ${leads.blocked} OR EXISTS (SELECT 1 FROM ${deadLetters} d WHERE d.lead_id = ${leads.id} AND d.status = 'open'))`;
+      const prefix = opts.q !== undefined ? `${likeEscape(withoutNul(opts.q))}%` : undefined;
       const rows = await db
         .select()
         .from(leads)
-        .where(and(eq(leads.tenantId, tenantId), c ? or(lt(leads.createdAt, c.createdAt), and(eq(leads.createdAt, c.createdAt), lt(leads.id, c.id))) : undefined))
+        .where(
+          and(
+            eq(leads.tenantId, tenantId),
+            c ? or(lt(leads.createdAt, c.createdAt), and(eq(leads.createdAt, c.createdAt), lt(leads.id, c.id))) : undefined,
+            opts.stage !== undefined ? eq(leads.stage, withoutNul(opts.stage)) : undefined,
+            opts.mode !== undefined ? eq(leads.mode, opts.mode) : undefined,
+            opts.channelId !== undefined ? eq(leads.channelAccountId, opts.channelId) : undefined,
+            opts.minScore !== undefined ? gte(leads.score, opts.minScore) : undefined,
+            opts.needsAttention === true ? attention : opts.needsAttention === false ? sql`NOT ${attention}` : undefined,
+            opts.updatedSince !== undefined ? gte(leads.updatedAt, opts.updatedSince) : undefined,
+            prefix !== undefined
+              ? or(ilike(leads.name, prefix), like(leads.phone, prefix), like(leads.contactId, prefix), ilike(leads.username, prefix))
+              : undefined,
+          ),
+        )
         .orderBy(desc(leads.createdAt), desc(leads.id))
         .limit(opts.limit + 1);
       const { page, nextCursor } = keyset(rows, opts.limit);
       return { items: page.map(presentLead), nextCursor };
+    },
+
+    /** The tenant's messages across leads, newest first, filtered by direction, status and time. */
+    async tenantMessages(tenantId: string, opts: { limit: number; cursor?: string; direction?: 'inbound' | 'outbound'; status?: string; since?: string }) {
+      const rows = await db
+        .select()
+        .from(messages)
+        .where(
+          and(
+            eq(messages.tenantId, tenantId),
+            afterCursor(messages, opts.cursor, 'desc'),
+            opts.direction !== undefined ? eq(messages.direction, opts.direction) : undefined,
+            opts.status !== undefined ? eq(messages.status, withoutNul(opts.status)) : undefined,
+            opts.since !== undefined ? gte(messages.createdAt, opts.since) : undefined,
+          ),
+        )
+        .orderBy(desc(messages.createdAt), desc(messages.id))
+        .limit(opts.limit + 1);
+      const { page, nextCursor } = keyset(rows, opts.limit);
+      return {
+        items: page.map((m) => ({
+          id: m.id,
+          leadId: m.leadId,
+          direction: m.direction,
+          type: m.type,
+          body: m.body,
+          status: m.status,
+          providerMessageId: m.providerMessageId,
+          error: m.error ?? null,
+          sentAt: toIso(m.sentAt),
+          createdAt: toIso(m.createdAt),
+        })),
+        nextCursor,
+      };
     },
 
     async get(tenantId: string, leadId: string) {
@@ -410,14 +496,11 @@ export function createLeadService(db: Db) {
     },
 
     async events(tenantId: string, leadId: string, limit = 100) {
-      const rows = await db
-        .select()
-        .from(leadEvents)
-        .where(and(eq(leadEvents.tenantId, tenantId), eq(leadEvents.leadId, leadId)))
-        .orderBy(desc(leadEvents.createdAt))
-        .limit(limit);
-      return rows.map((e) => ({ id: e.id, type: e.type, data: e.data, createdAt: toIso(e.createdAt) }));
+      return (await eventPage(tenantId, leadId, { limit })).items;
     },
+
+    /** A lead's events, newest first, paged. */
+    eventPage,
 
     /** The lead of one contact on one channel account (web chat: the visitor), once the workflow made it. */
     async findByContact(channelAccountId: string, contactId: string): Promise<{ id: string; tenantId: string } | undefined> {

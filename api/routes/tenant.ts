@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
+import { LEAD_MODES, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import type { VerifyChannelOwnership } from '../../services/channel-ownership';
@@ -82,12 +82,36 @@ function leadIdOr404(raw: unknown): string {
   return r.data;
 }
 
+/** An ISO 8601 time with its zone (a filter's lower bound). */
+const isoInstant = z.iso.datetime({ offset: true });
+/** A query flag: `true` or `false`. */
+const queryFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/** GET /v1/leads filters (services/leads.ts `list` says what each one matches). */
+const leadListQuery = page.extend({
+  stage: z.string().trim().min(1).max(100).optional(),
+  mode: z.enum(LEAD_MODES).optional(),
+  channelId: z.uuid().optional(),
+  minScore: z.coerce.number().int().min(0).max(100).optional(),
+  needsAttention: queryFlag.optional(),
+  updatedSince: isoInstant.optional(),
+  /** A prefix of the name, phone number, contact id or username. */
+  q: z.string().trim().min(1).max(100).optional(),
+});
+
+/** GET /v1/messages filters. */
+const messageListQuery = page.extend({
+  direction: z.enum(['inbound', 'outbound']).optional(),
+  status: z.string().trim().min(1).max(40).optional(),
+  since: isoInstant.optional(),
+});
+
 /** Routes authenticated by a tenant API key; every read is scoped to that tenant. */
 export function createTenantRouter(deps: { services: Services; temporal: ParleyTemporal; verifyChannel?: VerifyChannelOwnership }): Router {
   const { services } = deps;
   const r = Router();
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
-  for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
+  for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/messages', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
   r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), async (_req, res) => {
     res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body));
@@ -126,8 +150,16 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
   });
 
-  r.get('/v1/leads', allow(...LEAD_READERS), validate({ query: page }), async (_req, res) => {
+  r.get('/v1/leads', allow(...LEAD_READERS), validate({ query: leadListQuery }), async (_req, res) => {
     res.json(await services.leads.list(res.locals.tenantId, res.locals.query));
+  });
+  r.get('/v1/leads/:leadId/events', allow(...LEAD_READERS), validate({ query: page }), async (req, res) => {
+    const leadId = leadIdOr404(req.params.leadId);
+    if (!(await services.leads.get(res.locals.tenantId, leadId))) throw new AppError('not_found', 'lead not found');
+    res.json(await services.leads.eventPage(res.locals.tenantId, leadId, res.locals.query));
+  });
+  r.get('/v1/messages', allow(...LEAD_READERS), validate({ query: messageListQuery }), async (_req, res) => {
+    res.json(await services.leads.tenantMessages(res.locals.tenantId, res.locals.query));
   });
   r.get('/v1/leads/:leadId', allow(...LEAD_READERS), async (req, res) => {
     const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
