@@ -10,6 +10,7 @@ import { auditChanges } from './middleware/audit';
 import { authFailureGuard } from './middleware/rate-limit';
 import { createAdminRouter } from './routes/admin';
 import { createApiKeyRouter } from './routes/api-keys';
+import { createContactRouter } from './routes/contacts';
 import { createDeliveryRouter } from './routes/delivery';
 import { createMetricsRouter } from './routes/metrics';
 import { createEngineRouter } from './routes/engine';
@@ -127,6 +128,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal, verifyChannel }));
   app.use(createUsageRouter({ services: deps.services }));
   app.use(createApiKeyRouter({ services: deps.services }));
+  app.use(createContactRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

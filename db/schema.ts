@@ -445,7 +445,8 @@ export const llmCalls = pgTable(
     tenantId: uuid('tenant_id')
       .notNull()
       .references(() => tenants.id, { onDelete: 'cascade' }),
-    leadId: uuid('lead_id').references(() => leads.id, { onDelete: 'cascade' }),
+    /** Null once the lead is erased (data rights): the cost still counts against the tenant's budget. */
+    leadId: uuid('lead_id').references(() => leads.id, { onDelete: 'set null' }),
     purpose: text('purpose', { enum: LLM_PURPOSES }).notNull(),
     model: text('model').notNull(),
     promptTokens: integer('prompt_tokens').notNull().default(0),

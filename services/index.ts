@@ -4,6 +4,7 @@ import { createAgentService } from './agents';
 import { createApiKeyService } from './api-keys';
 import { createAuditLogService } from './audit-log';
 import { createChannelService } from './channels';
+import { createContactService } from './contacts';
 import { createContactIdentityService } from './contact-identities';
 import { createCreditService } from './credits';
 import { createDeadLetterService } from './dead-letters';
@@ -31,6 +32,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     leads: createLeadService(db),
     /** Every form (phone, BSUID) a WhatsApp contact reached a channel under → its lead's contact id. */
     contactIdentities: createContactIdentityService(db),
+    /** A contact's data across the tenant's channels: export and erase (data rights). */
+    contacts: createContactService(db),
     pipelines: createPipelineService(db),
     templates: createTemplateService(db),
     sequences: createSequenceService(db),

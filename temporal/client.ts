@@ -94,6 +94,20 @@ export function createParleyTemporal(client: Client, opts: { taskQueue: string }
       return { workflowId };
     },
 
+    /**
+     * End a lead's workflow now (terminate, with the reason in its history): a contact erased
+     * under data rights must not be written again. False when it had already ended or never ran.
+     */
+    async endLead(workflowId: string, reason: string): Promise<boolean> {
+      try {
+        await client.workflow.getHandle(workflowId).terminate(reason);
+        return true;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
+    },
+
     /** The lead workflow's `state` query; undefined when no such workflow exists. */
     async leadState(workflowId: string): Promise<LeadStateSnapshot | undefined> {
       try {

@@ -7,6 +7,8 @@ import type { AuditLogService } from '../../services/audit-log';
 export interface AuditNote {
   before?: unknown;
   after?: unknown;
+  /** Replaces the route's ids as the target (a route whose ids are personal data, e.g. a contact's phone number). */
+  target?: Record<string, string>;
 }
 
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -34,9 +36,9 @@ export function auditChanges(deps: { auditLog: Pick<AuditLogService, 'record'>; 
           actorKeyId: key.keyId,
           actorRole: key.role,
           action: `${req.method} ${req.baseUrl}${String(req.route.path)}`,
-          target: params,
+          target: note?.target ?? params,
           status: res.statusCode,
-          request: req.body,
+          request: note?.target ? undefined : req.body,
           before: note?.before,
           after: note && 'after' in note ? note.after : body,
         })

@@ -1,0 +1,44 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import type { Services } from '../../services';
+import type { ParleyTemporal } from '../../temporal/client';
+import { MANAGERS, allow } from '../access';
+import { tenantAuth } from '../middleware/rate-limit';
+import { validate } from '../middleware/validate';
+
+/** A contact as the API names it: any form it wrote under (phone number, BSUID, username, web chat visitor id). */
+const contactParams = z.object({ contactId: z.string().trim().min(1).max(256) });
+
+/**
+ * Data rights: export everything stored about a contact across the tenant's channels, or erase
+ * it. The audit log records the erasure without the contact's id (its target is `[erased]`).
+ */
+export function createContactRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger }): Router {
+  const { services } = deps;
+  const r = Router();
+  r.use('/v1/contacts', tenantAuth(services));
+
+  r.get('/v1/contacts/:contactId/export', allow(...MANAGERS), validate({ params: contactParams }), async (_req, res) => {
+    const data = await services.contacts.export(res.locals.tenantId, res.locals.params.contactId);
+    if (!data) throw new AppError('not_found', 'no lead of this tenant has this contact');
+    res.setHeader('content-disposition', 'attachment; filename="contact-export.json"');
+    res.json(data);
+  });
+
+  r.delete('/v1/contacts/:contactId', allow(...MANAGERS), validate({ params: contactParams }), async (_req, res) => {
+    const tenantId = res.locals.tenantId as string;
+    const found = await services.contacts.leadsOf(tenantId, res.locals.params.contactId);
+    if (found.length === 0) throw new AppError('not_found', 'no lead of this tenant has this contact');
+    // the workflows end first: a reply in flight cannot write the lead again once its row is gone
+    let ended = 0;
+    for (const lead of found) if (await deps.temporal.endLead(lead.workflowId, 'contact erased (data rights request)')) ended += 1;
+    const erased = await services.contacts.erase(tenantId, res.locals.params.contactId, found);
+    deps.log.info({ tenantId, leads: erased.leads, messages: erased.messages, media: erased.media, workflowsEnded: ended }, 'contact erased');
+    const result = { erased: { leads: erased.leads, messages: erased.messages, media: erased.media }, workflowsEnded: ended };
+    res.locals.audit = { target: { contactId: '[erased]' }, after: result };
+    res.json(result);
+  });
+  return r;
+}
