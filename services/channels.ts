@@ -196,8 +196,18 @@ export function createChannelService(db: Db, box: SecretBox) {
     },
 
     /** Replace the access token (and optionally the app secret) of a tenant's channel. */
-    async updateCredentials(tenantId: string, channelAccountId: string, input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null }) {
+    async updateCredentials(
+      tenantId: string,
+      channelAccountId: string,
+      input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null; agentId?: string },
+    ) {
       const set: Partial<typeof channelAccounts.$inferInsert> = {};
+      if (input.agentId !== undefined) {
+        // move the channel to another agent of this tenant: replies use it from the next turn
+        const [agent] = await db.select({ id: agents.id }).from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, input.agentId)));
+        if (!agent) throw new AppError('validation_failed', 'agentId does not name an agent of this tenant', [{ path: ['agentId'], message: 'unknown agent' }]);
+        set.agentId = input.agentId;
+      }
       if (input.accessToken !== undefined) set.accessTokenEnc = box.encrypt(input.accessToken, channelSecretContext(channelAccountId, 'access_token'));
       if (input.appSecret !== undefined) set.appSecretEnc = box.encrypt(input.appSecret, channelSecretContext(channelAccountId, 'app_secret'));
       if (input.messagesPerSecond !== undefined) set.messagesPerSecond = input.messagesPerSecond;

@@ -22,6 +22,8 @@ const channelPatch = z
     appSecret: z.string().min(8).max(500).optional(),
     messagesPerSecond: z.number().int().min(1).max(1000).nullable().optional(),
     markRead: z.boolean().optional(),
+    /** Move the channel to another agent of the tenant (replies use it from the next turn). */
+    agentId: z.uuid().optional(),
     /** Web chat: origins whose pages may use the widget (null = any). */
     allowedOrigins: webChatOriginsSchema.nullable().optional(),
   })
@@ -86,11 +88,10 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     res.json(c);
   });
 
-  /** Replace the token (e.g. after a 190) or change the throughput / mark-read settings. */
+  /** Replace the token (e.g. after a 190), change the throughput / mark-read settings, or move the channel to another agent. */
   r.patch('/v1/channels/:id', allow(...MANAGERS), validate({ params: idParam, body: channelPatch }), async (_req, res) => {
-    const needsCurrent = res.locals.body.allowedOrigins !== undefined || (deps.verifyChannel && res.locals.body.accessToken !== undefined);
-    const current = needsCurrent ? await services.channels.get(res.locals.tenantId, res.locals.params.id) : undefined;
-    if (needsCurrent && !current) throw new AppError('not_found', 'channel not found');
+    const current = await services.channels.get(res.locals.tenantId, res.locals.params.id);
+    if (!current) throw new AppError('not_found', 'channel not found');
     if (current && res.locals.body.allowedOrigins !== undefined && current.platform !== 'webchat') {
       throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
     }
@@ -100,6 +101,7 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     }
     const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
     if (!c) throw new AppError('not_found', 'channel not found');
+    res.locals.audit = { before: current, after: c };
     res.json(c);
   });
 

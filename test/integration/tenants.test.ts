@@ -91,3 +91,32 @@ describe('tenants (platform admin)', () => {
     expect(balance.body.balance).toBe(8);
   });
 });
+
+describe('moving a channel to another agent', () => {
+  test('the next reply is written with the new agent; another tenant\'s agent is refused; the audit log shows before and after', async () => {
+    const t = await createTenant(stack, { credits: 10 });
+    const other = await createTenant(stack);
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'First question')).expect(200);
+    await waitFor(() => sentTo(from).length === 1 || undefined, { what: 'the first reply' });
+    const agent = await stack.api
+      .post('/v1/agents')
+      .set(bearer(t.apiKey))
+      .send({ name: 'Support bot', systemPrompt: 'You are the SUPPORT-DESK assistant.', model: 'gpt-4o-mini' })
+      .expect(201);
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(bearer(t.apiKey)).send({ agentId: other.agentId }).expect(400);
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(bearer(other.apiKey)).send({ agentId: other.agentId }).expect(404);
+    const moved = await stack.api.patch(`/v1/channels/${t.channelId}`).set(bearer(t.apiKey)).send({ agentId: agent.body.id }).expect(200);
+    expect(moved.body.agentId).toBe(agent.body.id);
+
+    const before = stack.llm.requests.length;
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Second question')).expect(200);
+    await waitFor(() => sentTo(from).length === 2 || undefined, { what: 'the second reply' });
+    const prompts = stack.llm.requests.slice(before).map((r) => JSON.stringify(r.messages));
+    expect(prompts.some((p) => p.includes('SUPPORT-DESK') && p.includes('Second question'))).toBe(true);
+
+    const audit = await stack.api.get('/v1/audit-log?limit=5').set(bearer(t.apiKey)).expect(200);
+    expect(audit.body.items[0]).toMatchObject({ action: 'PATCH /v1/channels/:id', before: { agentId: t.agentId }, after: { agentId: agent.body.id } });
+    expect(JSON.stringify(audit.body)).not.toContain(t.accessToken);
+  });
+});
