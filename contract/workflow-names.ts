@@ -21,6 +21,7 @@ export const LeadMessage = {
   replayDeadLetter: 'replayDeadLetter',
   discardDeadLetter: 'discardDeadLetter',
   sendMessage: 'sendMessage',
+  extractNow: 'extractNow',
 } as const;
 export type LeadMessageName = (typeof LeadMessage)[keyof typeof LeadMessage];
 

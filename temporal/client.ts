@@ -6,6 +6,7 @@ import { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../contract/workflow-names';
 import {
   deliveryStatusSignal,
   discardDeadLetterUpdate,
+  extractNowUpdate,
   inboundSignal,
   replayDeadLetterUpdate,
   sendMessageUpdate,
@@ -125,6 +126,11 @@ export function createParleyTemporal(client: Client, opts: { taskQueue: string }
 
     async setStage(workflowId: string, stage: string): Promise<{ stage: string; sequenceStopped: boolean }> {
       return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(setStageUpdate, { args: [{ stage }] }));
+    },
+
+    /** Run the lead's extraction now (the workflow's loop runs it next; the update answers when it is due). */
+    async extractNow(workflowId: string): Promise<{ extractionDueAt: string }> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(extractNowUpdate, { args: [] }));
     },
 
     async setMode(workflowId: string, request: ModeRequest): Promise<{ mode: string }> {

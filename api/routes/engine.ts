@@ -113,6 +113,12 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     });
   }
 
+  /** Extract the lead's data now, not after the quiet period: 202, the lead's extractions list shows the result. */
+  r.post('/v1/leads/:leadId/extract', allow(...LEAD_ACTORS), validate({ body: z.strictObject({}) }), async (req, res) => {
+    const lead = await leadOf(res, req.params.leadId);
+    res.status(202).json(await temporal.extractNow(lead.workflowId).catch(rejected));
+  });
+
   r.post('/v1/leads/:leadId/messages', allow(...LEAD_ACTORS), validate({ body: messageBody }), async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const body = res.locals.body as z.infer<typeof messageBody>;

@@ -149,4 +149,21 @@ describe('lead list filters, events and tenant-wide messages', () => {
     const future = await stack.api.get(`/v1/messages?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`).set(bearer(t.apiKey)).expect(200);
     expect(future.body.items).toEqual([]);
   });
+
+  test('extract now: 202 at once, the extraction runs without waiting for the quiet period', async () => {
+    const extraction = { name: 'Priya Sharma', email: null, company: 'Acme', budget: null, authority: null, need: '20 seats', timeline: null, fields: {}, summary: 'Priya asks about 20 seats.' };
+    stack.llm.script([JSON.stringify(extraction)]);
+    const r = await stack.api.post(`/v1/leads/${priya.id}/extract`).set(bearer(t.apiKey)).send({}).expect(202);
+    expect(Date.parse(r.body.extractionDueAt)).not.toBeNaN();
+    const done = await waitFor(
+      async () => {
+        const e = await stack.api.get(`/v1/leads/${priya.id}/extractions`).set(bearer(t.apiKey)).expect(200);
+        return e.body.items.length > 0 ? e.body.items : undefined;
+      },
+      { what: 'the extraction' },
+    );
+    expect(done[0]).toMatchObject({ version: 1, data: expect.objectContaining({ company: 'Acme', need: '20 seats' }) });
+    await stack.api.post(`/v1/leads/${priya.id}/extract`).set(bearer(other.apiKey)).send({}).expect(404);
+    await stack.api.post(`/v1/leads/${priya.id}/extract`).set(bearer(t.apiKey)).send({ now: true }).expect(400);
+  });
 });

@@ -167,5 +167,7 @@ export const discardDeadLetterUpdate = defineUpdate<{ discarded: true }, [{ dead
 export const circuitClosedSignal = defineSignal<[]>(LeadMessage.circuitClosed);
 /** A delivery failed after the provider accepted it (status webhook). */
 export const deliveryStatusSignal = defineSignal<[DeliveryStatus]>(LeadMessage.deliveryStatus);
+/** Run the lead's extraction now instead of after the quiet period (the loop picks it up next). */
+export const extractNowUpdate = defineUpdate<{ extractionDueAt: string }, []>(LeadMessage.extractNow);
 export const sendMessageUpdate = defineUpdate<OutboundResult, [Omit<OutboundRequest, 'source'> & { source?: OutboundRequest['source'] }]>(LeadMessage.sendMessage);
 

@@ -13,6 +13,7 @@ import {
   inboundSignal,
   replayDeadLetterUpdate,
   sendMessageUpdate,
+  extractNowUpdate,
   sequenceUpdate,
   setModeUpdate,
   setStageUpdate,
@@ -217,6 +218,20 @@ function registerHandlers(run: LeadRun): void {
       historyLength: workflowInfo().historyLength,
     };
   });
+
+  setHandler(
+    extractNowUpdate,
+    () => {
+      state.extractionDueAt = nowIso();
+      run.changed();
+      return { extractionDueAt: state.extractionDueAt };
+    },
+    {
+      validator: () => {
+        if (!state.leadId) throw new Error('the lead has no record yet: its first message is still being answered');
+      },
+    },
+  );
 
   setHandler(sequenceUpdate, (cmd) => commandSequence(run, cmd), {
     validator: (cmd) => {
