@@ -54,10 +54,12 @@ export function allow(...roles: readonly ApiKeyRole[]): RequestHandler {
   return mark((req: Request, res: Response, next: NextFunction) => {
     const key = res.locals.apiKey as ApiKeyPrincipal | undefined;
     if (!key) return next(new AppError('unauthorized', 'missing or invalid API key'));
-    if (!allowed.has(key.role)) {
-      return next(new AppError('forbidden', `an API key with role "${key.role}" may not ${req.method} this route (allowed: ${[...allowed].join(', ')})`));
-    }
-    next();
+    const ok = allowed.has(key.role);
+    const refusal = ok ? undefined : new AppError('forbidden', `an API key with role "${key.role}" may not ${req.method} this route (allowed: ${[...allowed].join(', ')})`);
+    // the rate limit is charged once the role is decided: a refused call never spends the tenant's budget
+    const charge = res.locals.chargeApi as ((allowed: boolean) => Promise<AppError | undefined>) | undefined;
+    if (!charge) return next(refusal);
+    charge(ok).then((limited) => next(limited ?? refusal), next);
   }, { kind: 'roles', roles: [...roles] });
 }
 

@@ -31,6 +31,8 @@ export const FailureType = {
   ChannelNotFound: 'channel_not_found',
   /** The channel's circuit breaker is open: the send waits until it is closed. */
   ChannelCircuitOpen: 'channel_circuit_open',
+  /** The platform admin suspended the tenant: a send that gets this far is parked (a dead letter to replay or discard once it is active again). */
+  TenantSuspended: 'tenant_suspended',
 
   // ---------------------------------------------------------------- template_*
   TemplateNotFound: 'template_not_found',

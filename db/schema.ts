@@ -269,6 +269,8 @@ export const messages = pgTable(
     index('messages_lead_seq_idx').on(t.leadId, t.seq),
     /** Web chat streams read what changed lately per conversation. */
     index('messages_lead_updated_idx').on(t.leadId, t.updatedAt),
+    /** GET /v1/messages: a tenant's messages across leads, newest first. */
+    index('messages_tenant_created_idx').on(t.tenantId, t.createdAt, t.id),
   ],
 );
 

@@ -4,7 +4,7 @@
  * key still works. Authentication answers the key's tenant, id and role in one statement, and
  * notes the key's last use at most once a minute (no write per request).
  */
-import { and, asc, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { ApiKeyRole } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { apiKeys } from '../db/schema';
@@ -57,22 +57,18 @@ export function createApiKeyService(db: Db) {
     return { ...present(row), key };
   }
 
-  /** An active (not revoked, not expired) owner key of the tenant other than `exceptId`? */
-  async function anotherActiveOwner(tenantId: string, exceptId: string): Promise<boolean> {
-    const [row] = await db
-      .select({ id: apiKeys.id })
+  /**
+   * Another owner key of the tenant that stays valid (not revoked, no expiry: a key living on a
+   * rotation's grace does not count)? Locks the tenant's owner keys, so two revocations of the
+   * last two owners cannot both pass.
+   */
+  async function anotherLastingOwner(tx: Pick<Db, 'select'>, tenantId: string, exceptId: string): Promise<boolean> {
+    const owners = await tx
+      .select({ id: apiKeys.id, revokedAt: apiKeys.revokedAt, expiresAt: apiKeys.expiresAt })
       .from(apiKeys)
-      .where(
-        and(
-          eq(apiKeys.tenantId, tenantId),
-          eq(apiKeys.role, 'owner'),
-          isNull(apiKeys.revokedAt),
-          sql`(${apiKeys.expiresAt} is null or ${apiKeys.expiresAt} > now())`,
-          sql`${apiKeys.id} <> ${exceptId}`,
-        ),
-      )
-      .limit(1);
-    return Boolean(row);
+      .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.role, 'owner')))
+      .for('update');
+    return owners.some((k) => k.id !== exceptId && k.revokedAt === null && k.expiresAt === null);
   }
 
   return {
@@ -100,23 +96,25 @@ export function createApiKeyService(db: Db) {
     },
 
     /**
-     * Revoke at once (idempotent). The tenant's last active owner key cannot be revoked: nobody
+     * Revoke at once (idempotent). The tenant's last lasting owner key cannot be revoked: nobody
      * could manage keys any more (409).
      */
     async revoke(tenantId: string, keyId: string): Promise<ApiKeyView> {
       if (!isUuid(keyId)) throw new AppError('not_found', 'API key not found');
-      const [row] = await db.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, keyId)));
-      if (!row) throw new AppError('not_found', 'API key not found');
-      if (row.revokedAt) return present(row);
-      if (row.role === 'owner' && !(await anotherActiveOwner(tenantId, keyId))) {
-        throw new AppError('conflict', 'this is the last active owner key: create another owner key before revoking it');
-      }
-      const [updated] = await db
-        .update(apiKeys)
-        .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, now())` })
-        .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, keyId)))
-        .returning();
-      return present(updated ?? row);
+      return db.transaction(async (tx) => {
+        const [row] = await tx.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, keyId)));
+        if (!row) throw new AppError('not_found', 'API key not found');
+        if (row.revokedAt) return present(row);
+        if (row.role === 'owner' && !(await anotherLastingOwner(tx, tenantId, keyId))) {
+          throw new AppError('conflict', 'this is the last lasting owner key (another owner key without an expiry is needed): create another owner key before revoking it');
+        }
+        const [updated] = await tx
+          .update(apiKeys)
+          .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, now())` })
+          .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, keyId)))
+          .returning();
+        return present(updated ?? row);
+      });
     },
 
     /**

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Channel, CircuitState } from '../contract/vocabulary';
 import type { Db } from '../db/client';
-import { agents, channelAccounts } from '../db/schema';
+import { agents, channelAccounts, tenants } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
 import { AppError } from '../lib/errors';
 import { afterCursor, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
@@ -151,10 +151,19 @@ export function createChannelService(db: Db, box: SecretBox) {
     /** For the delivery activity: where to send and with which token. */
     async sendCredentials(
       channelAccountId: string,
-    ): Promise<{ phoneNumberId: string; accessToken: string; tenantId: string; platform: Platform; circuitState: CircuitState; messagesPerSecond: number | null; markRead: boolean } | undefined> {
-      const [c] = await db.select().from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
-      if (!c) return undefined;
+    ): Promise<
+      | { phoneNumberId: string; accessToken: string; tenantId: string; platform: Platform; circuitState: CircuitState; messagesPerSecond: number | null; markRead: boolean; tenantSuspended: boolean }
+      | undefined
+    > {
+      const [row] = await db
+        .select({ c: channelAccounts, suspendedAt: tenants.suspendedAt })
+        .from(channelAccounts)
+        .innerJoin(tenants, eq(tenants.id, channelAccounts.tenantId))
+        .where(eq(channelAccounts.id, channelAccountId));
+      if (!row) return undefined;
+      const c = row.c;
       return {
+        tenantSuspended: row.suspendedAt !== null,
         phoneNumberId: c.phoneNumberId,
         accessToken: box.decrypt(c.accessTokenEnc, channelSecretContext(c.id, 'access_token')),
         tenantId: c.tenantId,

@@ -1,12 +1,12 @@
 /**
  * A contact's data across the tenant's channels (data rights): find every lead of one person
  * by any form they wrote under (the contact id a lead was started with, the phone number, the
- * business-scoped user id, its parent, the username, or a form contact_identities maps to a
- * lead's contact id), export all of it, or erase it.
+ * business-scoped user id, its parent, or a form contact_identities maps to a lead's contact id;
+ * not a username: users change them and others take them up), export all of it, or erase it.
  */
 import { and, asc, desc, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { channelAccounts, contactIdentities, extractions, leadEvents, leads, mediaObjects, messages } from '../db/schema';
+import { auditLog, channelAccounts, contactIdentities, creditReservations, extractions, leadEvents, leads, mediaObjects, messages, rateBuckets, tenants } from '../db/schema';
 import { toIso } from './db-util';
 
 /** A contact's messages per lead that an export includes at most (the newest are kept; the rest are counted). */
@@ -38,7 +38,6 @@ export function createContactService(db: Db) {
             eq(leads.phone, contactId),
             eq(leads.bsuid, contactId),
             eq(leads.parentBsuid, contactId),
-            eq(leads.username, contactId),
             inArray(leads.contactId, mapped),
           ),
         ),
@@ -104,16 +103,20 @@ export function createContactService(db: Db) {
 
     /**
      * Erase the contact: its leads' rows go (messages, events, extractions, dead letters with
-     * them, by the foreign keys), the media its messages carried, and the identities that mapped
-     * its forms. LLM cost rows stay, without the lead (spend limits still count them); credit
+     * them, by the foreign keys), the media its messages carried, the identities that mapped its
+     * forms, its send pacing buckets; earlier audit entries about its leads keep only the action
+     * and the time; credit reservations of its workflows forget the workflow (a held one is
+     * released). LLM cost rows stay, without the lead (spend limits still count them); credit
      * ledger rows stay (they name message ids, no personal data). The caller ends the leads'
-     * workflows first (`workflowIds`), so that nothing writes them again.
+     * workflows before and after (`workflowIds`), so that nothing writes them again.
      */
     async erase(tenantId: string, contactId: string, found?: { id: string; channelAccountId: string; contactId: string; phone: string | null; bsuid: string | null; parentBsuid: string | null; username: string | null; workflowId: string }[]): Promise<ErasedContact> {
       const targets = found ?? (await leadsOf(tenantId, contactId));
       if (targets.length === 0) return { leads: 0, messages: 0, media: 0, workflowIds: [] };
       const ids = targets.map((l) => l.id);
       return db.transaction(async (tx) => {
+        // the rows stay locked until the commit: a turn in flight cannot add to them meanwhile
+        await tx.select({ id: leads.id }).from(leads).where(and(eq(leads.tenantId, tenantId), inArray(leads.id, ids))).for('update');
         const mediaRefs = await tx
           .select({ media: sql<string | null>`${messages.details}->'media'->>'id'`, leadId: messages.leadId })
           .from(messages)
@@ -132,6 +135,24 @@ export function createContactService(db: Db) {
         const forms = [...new Set(targets.flatMap((l) => [l.contactId, l.phone, l.bsuid, l.parentBsuid].filter((f): f is string => Boolean(f))))];
         const accounts = [...new Set(targets.map((l) => l.channelAccountId))];
         if (forms.length) await tx.delete(contactIdentities).where(and(inArray(contactIdentities.channelAccountId, accounts), or(inArray(contactIdentities.identity, forms), inArray(contactIdentities.contactId, forms))));
+        // what points at the contact from outside the lead's rows: the send pacing buckets keyed by its
+        // number, credit reservations naming its workflow (a held one goes back to the tenant), and
+        // earlier audit entries about its leads (their bodies may quote it)
+        const pairKeys = accounts.flatMap((a) => forms.map((f) => `pair:${a}:${f}`));
+        if (pairKeys.length) await tx.delete(rateBuckets).where(inArray(rateBuckets.key, pairKeys));
+        const workflowIds = targets.map((l) => l.workflowId);
+        const held = await tx
+          .update(creditReservations)
+          .set({ status: 'released', updatedAt: sql`now()` })
+          .where(and(eq(creditReservations.tenantId, tenantId), inArray(creditReservations.workflowId, workflowIds), eq(creditReservations.status, 'held')))
+          .returning({ amount: creditReservations.amount });
+        const back = held.reduce((a, r) => a + r.amount, 0);
+        if (back > 0) await tx.update(tenants).set({ creditBalance: sql`${tenants.creditBalance} + ${back}` }).where(eq(tenants.id, tenantId));
+        await tx.update(creditReservations).set({ workflowId: null }).where(and(eq(creditReservations.tenantId, tenantId), inArray(creditReservations.workflowId, workflowIds)));
+        await tx
+          .update(auditLog)
+          .set({ target: { leadId: '[erased]' }, request: null, before: null, after: null })
+          .where(and(eq(auditLog.tenantId, tenantId), inArray(sql`${auditLog.target}->>'leadId'`, ids)));
         await tx.delete(leads).where(and(eq(leads.tenantId, tenantId), inArray(leads.id, ids)));
         return { leads: targets.length, messages: Number(count), media, workflowIds: targets.map((l) => l.workflowId) };
       });

@@ -97,10 +97,24 @@ export function createCreditService(db: Db) {
           .for('no key update');
         if (!tenant) throw new AppError('not_found', 'tenant not found');
         const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
+        if (tenant.suspendedAt) {
+          // a suspended tenant's bot sends nothing (the platform admin's PATCH /v1/tenants/:id),
+          // not even a send that already holds its credit (a careful retry): that credit goes back
+          let balance = tenant.balance;
+          if (existing?.status === 'held') {
+            await tx.update(creditReservations).set({ status: 'released', updatedAt: sql`now()` }).where(and(eq(creditReservations.reference, input.reference), eq(creditReservations.status, 'held')));
+            const [back] = await tx
+              .update(tenants)
+              .set({ creditBalance: sql`${tenants.creditBalance} + ${existing.amount}` })
+              .where(eq(tenants.id, existing.tenantId))
+              .returning({ balance: tenants.creditBalance });
+            balance = back?.balance ?? balance;
+          }
+          if (existing?.status === 'captured') return { ok: true, amount: existing.amount, balance, existing: existing.status };
+          return { ok: false, amount: existing?.amount ?? input.amount ?? tenant.creditsPerReply, balance, suspended: true };
+        }
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
         const amount = input.amount ?? tenant.creditsPerReply;
-        // a suspended tenant's bot sends nothing new (the platform admin's PATCH /v1/tenants/:id)
-        if (tenant.suspendedAt) return { ok: false, amount, balance: tenant.balance, suspended: true };
         const [updated] = await tx
           .update(tenants)
           .set({ creditBalance: sql`${tenants.creditBalance} - ${amount}` })

@@ -105,6 +105,9 @@ export function createGraphSender(deps: GraphSendDeps) {
     if (!creds) {
       throw ApplicationFailure.create({ type: FailureType.ChannelNotFound, message: `channel account ${input.channelAccountId} not found`, nonRetryable: true });
     }
+    if (creds.tenantSuspended) {
+      throw ApplicationFailure.create({ type: FailureType.TenantSuspended, message: 'the tenant is suspended: nothing is sent until the platform admin reactivates it', nonRetryable: true });
+    }
     if (creds.circuitState === 'open') {
       throw ApplicationFailure.create({
         type: FailureType.ChannelCircuitOpen,

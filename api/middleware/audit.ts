@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../../lib/logger';
+import { describeDatabaseError } from '../../services/db-util';
 import type { ApiKeyPrincipal } from '../../services/api-keys';
 import type { AuditLogService } from '../../services/audit-log';
 
@@ -30,6 +31,13 @@ export function auditChanges(deps: { auditLog: Pick<AuditLogService, 'record'>; 
       if (!key || res.statusCode < 200 || res.statusCode >= 300 || !req.route) return json(body);
       const note = res.locals.audit as AuditNote | undefined;
       const params = Object.fromEntries(Object.entries(req.params ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
+      const send = () => {
+        try {
+          json(body);
+        } catch (err) {
+          next(err);
+        }
+      };
       deps.auditLog
         .record({
           tenantId: key.tenantId,
@@ -38,12 +46,16 @@ export function auditChanges(deps: { auditLog: Pick<AuditLogService, 'record'>; 
           action: `${req.method} ${req.baseUrl}${String(req.route.path)}`,
           target: note?.target ?? params,
           status: res.statusCode,
-          request: note?.target ? undefined : req.body,
+          request: note?.target ? undefined : res.locals.body,
           before: note?.before,
           after: note && 'after' in note ? note.after : body,
         })
-        .catch((err: unknown) => deps.log.error({ err: err instanceof Error ? err.message : String(err), action: `${req.method} ${String(req.route?.path)}` }, 'audit log write failed'))
-        .finally(() => json(body));
+        .catch((err: unknown) => {
+          // never the driver's message: it quotes the row's values (message text, names)
+          const db = describeDatabaseError(err);
+          deps.log.error({ error: db ? db.message : err instanceof Error ? err.name : 'unknown', action: `${req.method} ${String(req.route?.path)}` }, 'audit log write failed');
+        })
+        .finally(send);
       return res;
     };
     next();

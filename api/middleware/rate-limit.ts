@@ -52,14 +52,52 @@ export function tenantRateLimit(deps: TenantRateLimitDeps): RequestHandler {
   };
 }
 
-/** Tenant API key auth followed by the tenant's rate limit, as one handler: what every /v1 tenant router mounts. */
-export function tenantAuth(services: TenantRateLimitDeps & { tenants: TenantService }): RequestHandler {
+/**
+ * Charges one API request, once its route's role check (api/access.ts `allow`) has decided:
+ * an allowed request takes a token of the tenant's bucket (`api:{tenantId}`); a refused one
+ * (403) takes a token of its key's own bucket (`api-refused:{keyId}`, same size), so a key whose
+ * role does not fit cannot spend the tenant's budget and lock its owner out. Answers the error to
+ * pass on (429), if any.
+ */
+export type ApiCharge = (allowed: boolean) => Promise<AppError | undefined>;
+
+/** After requireTenant: a refused request's token from its key's own bucket (see ApiCharge). */
+function refusedRateLimit(deps: TenantRateLimitDeps): RequestHandler {
+  return async (_req: Request, res: Response, next: NextFunction) => {
+    try {
+      const key = res.locals.apiKey as { keyId: string; tenantId: string } | undefined;
+      if (!key || res.locals.apiRateLimited) return next();
+      res.locals.apiRateLimited = true;
+      const perMinute = await deps.limits.apiRequestsPerMinute(key.tenantId);
+      const r = await deps.rateLimiter.take(`api-refused:${key.keyId}`, { ratePerSec: perMinute / 60, burst: perMinute });
+      if (!r.ok) {
+        const seconds = retryAfterSeconds(r.waitMs);
+        res.setHeader('Retry-After', String(seconds));
+        return next(new AppError('rate_limited', `this API key was refused too often (${perMinute} per minute); retry in ${seconds} s`));
+      }
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+/**
+ * Tenant API key auth, as one handler: what every /v1 tenant router mounts. The rate limit is
+ * charged by the route's `allow()` once the role is decided (`res.locals.chargeApi`, ApiCharge).
+ */
+export function tenantAuth(services: TenantRateLimitDeps & { tenants: Pick<TenantService, 'authenticate'> }): RequestHandler {
   const auth = requireTenant(services.tenants);
-  const limit = tenantRateLimit(services);
+  const allowed = tenantRateLimit(services);
+  const refused = refusedRateLimit(services);
   return (req: Request, res: Response, next: NextFunction) => {
     void auth(req, res, (err?: unknown) => {
       if (err !== undefined) return next(err);
-      void limit(req, res, next);
+      if (!res.locals.chargeApi) {
+        const charge: ApiCharge = (ok) => new Promise((resolve) => void (ok ? allowed : refused)(req, res, (e?: unknown) => resolve(e as AppError | undefined)));
+        res.locals.chargeApi = charge;
+      }
+      next();
     });
   };
 }

@@ -35,6 +35,8 @@ export function createContactRouter(deps: { services: Services; temporal: Parley
     let ended = 0;
     for (const lead of found) if (await deps.temporal.endLead(lead.workflowId, 'contact erased (data rights request)')) ended += 1;
     const erased = await services.contacts.erase(tenantId, res.locals.params.contactId, found);
+    // and once more: a message that arrived in between started a new run, which finds no lead now
+    for (const lead of found) await deps.temporal.endLead(lead.workflowId, 'contact erased (data rights request)');
     deps.log.info({ tenantId, leads: erased.leads, messages: erased.messages, media: erased.media, workflowsEnded: ended }, 'contact erased');
     const result = { erased: { leads: erased.leads, messages: erased.messages, media: erased.media }, workflowsEnded: ended };
     res.locals.audit = { target: { contactId: '[erased]' }, after: result };

@@ -6,19 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { eq, inArray } from 'drizzle-orm';
 import { llmCalls, leads, messages } from '../../db/schema';
-import { createTenant, postWebhook, randomPhoneNumberId, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { createTenant, postWebhook, randomPhoneNumberId, randomWaId, bearer, stackPerFile, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
 
+const getStack = stackPerFile();
 let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  await stack?.stop();
+beforeAll(() => {
+  stack = getStack();
 });
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 const sentTo = (to: string) => stack.graph.sentMessages().filter((r) => (r.body as { to?: string }).to === to);
 
 /** A second WhatsApp channel of the tenant, on the same agent. */
@@ -72,6 +69,9 @@ describe('data rights: a contact across the tenant\'s channels', () => {
     const before = await db.select().from(leads).where(eq(leads.tenantId, t.tenantId));
     const personLeads = before.filter((l) => l.contactId === person);
     expect(personLeads).toHaveLength(2);
+    // an agent's manual message to the person: its text is in the audit entry until the erasure
+    await stack.api.post(`/v1/leads/${personLeads[0]!.id}/messages`).set(bearer(t.apiKey)).send({ text: 'Your order goes to 12 Lotus Lane' }).expect(201);
+    expect(JSON.stringify((await stack.api.get('/v1/audit-log?limit=50').set(bearer(t.apiKey)).expect(200)).body)).toContain('Lotus Lane');
     const erased = await stack.api.delete(`/v1/contacts/${person}`).set(bearer(t.apiKey)).expect(200);
     expect(erased.body).toMatchObject({ erased: { leads: 2 }, workflowsEnded: 2 });
     expect(erased.body.erased.messages).toBeGreaterThanOrEqual(4);
@@ -93,15 +93,25 @@ describe('data rights: a contact across the tenant\'s channels', () => {
     const theirsAfter = await stack.api.get(`/v1/contacts/${person}/export`).set(bearer(other.apiKey)).expect(200);
     expect(theirsAfter.body.leads).toHaveLength(1);
 
+    // nothing else names the person: no pacing bucket, no reservation naming its workflow
+    const { creditReservations, rateBuckets } = await import('../../db/schema');
+    const { like } = await import('drizzle-orm');
+    const buckets = await db.select().from(rateBuckets).where(like(rateBuckets.key, `%${person}%`));
+    expect(buckets.length).toBeGreaterThan(0); // the other tenant's pacing of the same number stays
+    expect(buckets.filter((b) => !b.key.startsWith(`pair:${other.channelId}:`))).toEqual([]);
+    const named = await db.select().from(creditReservations).where(inArray(creditReservations.workflowId, personLeads.map((l) => l.workflowId)));
+    expect(named).toEqual([]);
     // the audit log has the erasure, never the number
     const audit = await stack.api.get('/v1/audit-log?limit=50').set(bearer(t.apiKey)).expect(200);
     const entry = (audit.body.items as { action: string; target: Record<string, string> }[]).find((i) => i.action === 'DELETE /v1/contacts/:contactId');
     expect(entry).toMatchObject({ target: { contactId: '[erased]' } });
     expect(JSON.stringify(audit.body)).not.toContain(person);
+    expect(JSON.stringify(audit.body)).not.toContain('Lotus Lane');
+    expect(audit.body.items).toEqual(expect.arrayContaining([expect.objectContaining({ action: 'POST /v1/leads/:leadId/messages', target: { leadId: '[erased]' }, request: null })]));
 
     // again → 404; the person writes again → a new lead, answered
     await stack.api.delete(`/v1/contacts/${person}`).set(bearer(t.apiKey)).expect(404);
-    await answered(t.phoneNumberId, person, 'Hello again, fresh start', 4);
+    await answered(t.phoneNumberId, person, 'Hello again, fresh start', 5);
     const fresh = await stack.api.get(`/v1/contacts/${person}/export`).set(bearer(t.apiKey)).expect(200);
     expect(fresh.body.leads).toHaveLength(1);
     expect((fresh.body.leads[0].messages as { body: string }[]).map((m) => m.body)).not.toContain('Hi, I want a quote');

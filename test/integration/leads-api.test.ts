@@ -5,19 +5,16 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { leads } from '../../db/schema';
-import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { createTenant, postWebhook, randomWaId, bearer, stackPerFile, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
 
+const getStack = stackPerFile();
 let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  await stack?.stop();
+beforeAll(() => {
+  stack = getStack();
 });
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
 async function leadFrom(t: TenantFixture, from: string, text: string, name: string): Promise<{ id: string; contactId: string }> {
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, text, { name })).expect(200);

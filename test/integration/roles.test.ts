@@ -10,19 +10,16 @@ import type { Test } from 'supertest';
 import { accessRuleOf, type AccessRule } from '../../api/access';
 import type { ApiKeyRole } from '../../contract/vocabulary';
 import { API_KEY_ROLES } from '../../contract/vocabulary';
-import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, bearer, stackPerFile, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
 
+const getStack = stackPerFile();
 let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  await stack?.stop();
+beforeAll(() => {
+  stack = getStack();
 });
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
 interface RouteInfo {
   method: string;
@@ -43,8 +40,9 @@ function routesOf(app: Express): RouteInfo[] {
       if (layer.route) {
         const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
         const rules = layer.route.stack.map((l) => accessRuleOf(l.handle)).filter((r): r is AccessRule => r !== undefined);
-        for (const method of Object.keys(layer.route.methods).filter((m) => layer.route!.methods[m] && m !== '_all')) {
-          for (const path of paths) out.push({ method: method.toUpperCase(), path, rules });
+        // `_all` is a route for every method (router.all): it needs a rule as much as any other
+        for (const method of Object.keys(layer.route.methods).filter((m) => layer.route!.methods[m])) {
+          for (const path of paths) out.push({ method: method === '_all' ? 'ALL' : method.toUpperCase(), path, rules });
         }
       } else if (layer.handle?.stack) {
         walk(layer.handle.stack);
@@ -156,6 +154,22 @@ describe('the role matrix', () => {
   });
 });
 
+describe('rate limits and roles', () => {
+  test("a key whose role does not fit spends its own budget, not the tenant's: the owner is never locked out", async () => {
+    const t = await createTenant(stack);
+    await stack.api.patch(`/v1/tenants/${t.tenantId}`).set(bearer(ADMIN_TOKEN)).send({ apiRequestsPerMinute: 5 }).expect(200);
+    const leaked = await keyFor(t.apiKey, 'readonly');
+    const answers: number[] = [];
+    for (let i = 0; i < 8; i++) answers.push((await stack.api.get('/v1/api-keys').set(bearer(leaked.key))).status);
+    expect(answers.slice(0, 5)).toEqual([403, 403, 403, 403, 403]);
+    expect(answers.slice(5)).toEqual([429, 429, 429]);
+    // the tenant's own budget is untouched: the owner revokes the leaked key
+    const revoke = await stack.api.delete(`/v1/api-keys/${leaked.id}`).set(bearer(t.apiKey));
+    expect(revoke.status).toBe(200);
+    expect(revoke.headers['ratelimit-remaining']).toBe('3');
+  });
+});
+
 describe('API keys', () => {
   test('create shows the secret once; the list has no secrets and notes the last use', async () => {
     const t = await createTenant(stack);
@@ -205,11 +219,16 @@ describe('API keys', () => {
     const list = await stack.api.get('/v1/api-keys').set(bearer(t.apiKey)).expect(200);
     const ownerId = (list.body.items as { id: string; role: string }[]).find((i) => i.role === 'owner')!.id;
     const last = await stack.api.delete(`/v1/api-keys/${ownerId}`).set(bearer(t.apiKey)).expect(409);
-    expect(last.body.error.message).toMatch(/last active owner/);
-    // with a second owner key, the first one can go
-    const second = await keyFor(t.apiKey, 'owner');
-    await stack.api.delete(`/v1/api-keys/${ownerId}`).set(bearer(second.key)).expect(200);
+    expect(last.body.error.message).toMatch(/last lasting owner/);
+    // a key living on a rotation's grace does not count as another owner
+    const rotated = await stack.api.post(`/v1/api-keys/${ownerId}/rotate`).set(bearer(t.apiKey)).send({ graceSeconds: 600 }).expect(201);
+    await stack.api.delete(`/v1/api-keys/${rotated.body.id}`).set(bearer(t.apiKey)).expect(409);
+    await stack.api.delete(`/v1/api-keys/${ownerId}`).set(bearer(rotated.body.key)).expect(200);
     await stack.api.get('/v1/agents').set(bearer(t.apiKey)).expect(401);
+    // with a second owner key, the rotated one can go
+    const second = await keyFor(rotated.body.key, 'owner');
+    await stack.api.delete(`/v1/api-keys/${rotated.body.id}`).set(bearer(second.key)).expect(200);
+    await stack.api.get('/v1/agents').set(bearer(rotated.body.key)).expect(401);
   });
 
   test('rotate: the new key works at once, the old one until its grace ends; a rotated key cannot be rotated twice', async () => {

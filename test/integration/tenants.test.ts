@@ -6,20 +6,17 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { leadEvents, leads, messages } from '../../db/schema';
-import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
+import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, bearer, stackPerFile, textWebhook, waitFor, type Stack } from '../support/stack';
 
 jest.setTimeout(180_000);
 
+const getStack = stackPerFile();
 let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  await stack?.stop();
+beforeAll(() => {
+  stack = getStack();
 });
 
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 const sentTo = (to: string) => stack.graph.sentMessages().filter((r) => (r.body as { to?: string }).to === to);
 
 describe('tenants (platform admin)', () => {

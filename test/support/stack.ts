@@ -132,6 +132,27 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   };
 }
 
+/**
+ * One whole stack for a test file: started before its tests, stopped after them. The returned
+ * function gives the running stack (call it inside tests and hooks, not at load time).
+ */
+export function stackPerFile(overrides: Record<string, string> = {}): () => Stack {
+  let stack: Stack | undefined;
+  beforeAll(async () => {
+    stack = await startStack(overrides);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  return () => {
+    if (!stack) throw new Error('the stack is not started yet (call it inside a test or hook)');
+    return stack;
+  };
+}
+
+/** An Authorization header with a bearer token (a tenant API key or the admin token). */
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
 export function randomPhoneNumberId(): string {
   return String(randomInt(100_000_000_000, 999_999_999_999));
 }

@@ -100,7 +100,7 @@ export async function reserve(run: LeadRun, context: SendContext, requestId: str
   }
   if (!reservation.ok) {
     await creditBlocked(run, context.purpose, outboundMessageId, reservation);
-    return { requestId, status: 'refused', reason: reservation.suspended ? 'tenant_suspended' : 'insufficient_credits' };
+    return { requestId, status: 'refused', reason: reservation.suspended ? FailureType.TenantSuspended : 'insufficient_credits' };
   }
   await creditAvailable(run, outboundMessageId);
   return undefined;
@@ -110,7 +110,7 @@ export async function creditBlocked(run: LeadRun, purpose: string, outboundMessa
   run.state.counters.blockedTurns += 1;
   if (reservation.suspended) {
     // the platform admin suspended the tenant: nothing goes out, the lead is not credit-blocked
-    await event(run, 'tenant_suspended', { purpose }, `tenant_suspended:${outboundMessageId}`);
+    await event(run, FailureType.TenantSuspended, { purpose }, `tenant_suspended:${outboundMessageId}`);
     return;
   }
   if (!run.state.blocked) {
