@@ -115,14 +115,21 @@ export function createCreditService(db: Db) {
         }
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
         const amount = input.amount ?? tenant.creditsPerReply;
-        const [updated] = await tx
-          .update(tenants)
-          .set({ creditBalance: sql`${tenants.creditBalance} - ${amount}` })
-          .where(and(eq(tenants.id, input.tenantId), sql`${tenants.creditBalance} >= ${amount}`))
-          .returning({ balance: tenants.creditBalance });
+        // the debit and the hold in one statement (the tenant row is locked above): no hold without its debit
+        const result = await tx.execute(sql`
+          WITH debit AS (
+            UPDATE tenants SET credit_balance = credit_balance - ${amount}
+            WHERE id = ${input.tenantId} AND credit_balance >= ${amount}
+            RETURNING credit_balance
+          ), hold AS (
+            INSERT INTO credit_reservations (reference, tenant_id, amount, status, workflow_id)
+            SELECT ${input.reference}, ${input.tenantId}, ${amount}, 'held', ${input.workflowId ?? null} FROM debit
+            RETURNING reference
+          )
+          SELECT debit.credit_balance AS balance FROM debit, hold`);
+        const [updated] = rowsOf<{ balance: number | string }>(result);
         if (!updated) return { ok: false, amount, balance: tenant.balance };
-        await tx.insert(creditReservations).values({ reference: input.reference, tenantId: input.tenantId, amount, status: 'held', workflowId: input.workflowId ?? null });
-        return { ok: true, amount, balance: updated.balance };
+        return { ok: true, amount, balance: Number(updated.balance) };
       });
     },
 

@@ -249,21 +249,25 @@ export function createLeadService(db: Db) {
       MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null }
     > {
       const input = withoutNul(raw);
-      await db
+      const extra = {
+        unconfirmedAttemptAgeMs: sql<number | null>`case when ${messages.providerMessageId} is null and ${messages.details} ? 'sendAttemptAt'
+            then (extract(epoch from (now() - (${messages.details}->>'sendAttemptAt')::timestamptz)) * 1000)::float8 end`,
+        // where the lead is reached now (WhatsApp: its current phone number, else its BSUID)
+        leadPhone: sql<string | null>`(select ${leads.phone} from ${leads} where ${leads.id} = ${messages.leadId})`,
+        leadBsuid: sql<string | null>`(select ${leads.bsuid} from ${leads} where ${leads.id} = ${messages.leadId})`,
+      };
+      // a first attempt inserts and reads the row in one statement; a retry finds it already there
+      const [created] = await db
         .insert(messages)
         .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending' })
-        .onConflictDoNothing();
-      const [row] = await db
-        .select({
-          ...getTableColumns(messages),
-          unconfirmedAttemptAgeMs: sql<number | null>`case when ${messages.providerMessageId} is null and ${messages.details} ? 'sendAttemptAt'
-            then (extract(epoch from (now() - (${messages.details}->>'sendAttemptAt')::timestamptz)) * 1000)::float8 end`,
-          // where the lead is reached now (WhatsApp: its current phone number, else its BSUID)
-          leadPhone: sql<string | null>`(select ${leads.phone} from ${leads} where ${leads.id} = ${messages.leadId})`,
-          leadBsuid: sql<string | null>`(select ${leads.bsuid} from ${leads} where ${leads.id} = ${messages.leadId})`,
-        })
-        .from(messages)
-        .where(eq(messages.id, input.id));
+        .onConflictDoNothing()
+        .returning({ ...getTableColumns(messages), ...extra });
+      const [row] = created
+        ? [created]
+        : await db
+            .select({ ...getTableColumns(messages), ...extra })
+            .from(messages)
+            .where(eq(messages.id, input.id));
       if (!row) throw new Error(`outbound message ${input.id} vanished`);
       return row;
     },
