@@ -2,7 +2,7 @@ import { and, asc, desc, eq, getTableColumns, lt } from 'drizzle-orm';
 import type { Db, DbTransaction } from '../db/client';
 import { agents, agentVersions, channelAccounts } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { afterCursor, decodeSeqCursor, encodeSeqCursor, forDatabase, keyset, PG_FOREIGN_KEY_VIOLATION, pgErrorCode, toIso } from './db-util';
+import { afterCursor, decodeSeqCursor, encodeSeqCursor, forDatabase, keyset, PG_FOREIGN_KEY_VIOLATION, pgErrorCode, sameJson, toIso } from './db-util';
 
 export interface AgentInput {
   name: string;
@@ -42,13 +42,6 @@ function presentVersion(v: typeof agentVersions.$inferSelect) {
   return { agentId: v.agentId, version: v.version, ...fieldsOf(v), restoredFrom: v.restoredFrom, createdBy: v.createdBy, createdAt: toIso(v.createdAt) };
 }
 
-/** Canonical JSON (sorted keys) for "did anything change". */
-function same(a: unknown, b: unknown): boolean {
-  const canon = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canon) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1)).map(([k, x]) => [k, canon(x)])) : v;
-  return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
-}
-
 export type AgentView = ReturnType<typeof present>;
 
 export function createAgentService(db: Db) {
@@ -60,7 +53,7 @@ export function createAgentService(db: Db) {
 
   /** Write `fields` as the agent's next version (row and history) unless they equal the current ones. */
   async function writeVersion(tx: DbTransaction, current: typeof agents.$inferSelect, fields: Versioned, meta: { createdBy?: string; restoredFrom?: number }) {
-    if (same(fieldsOf(current), fields)) return { agent: current, changed: false };
+    if (sameJson(fieldsOf(current), fields)) return { agent: current, changed: false };
     // an agent made before versions were kept has no history row for its current version yet
     await tx
       .insert(agentVersions)

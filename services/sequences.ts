@@ -4,7 +4,7 @@ import type { StopCondition } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { agents, channelAccounts, enrollmentRules, sequences, sequenceVersions } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { afterCursor, decodeSeqCursor, encodeSeqCursor, forDatabase, keyset, toIso } from './db-util';
+import { afterCursor, decodeSeqCursor, encodeSeqCursor, forDatabase, keyset, sameJson, toIso } from './db-util';
 
 function present(s: typeof sequences.$inferSelect) {
   return { id: s.id, version: s.version, name: s.name, steps: s.steps, stopOn: s.stopOn, archived: s.archivedAt !== null, archivedAt: toIso(s.archivedAt), createdAt: toIso(s.createdAt) };
@@ -64,7 +64,7 @@ export function createSequenceService(db: Db) {
         if (!cur) return undefined;
         if (cur.archivedAt) throw sequenceArchived('cannot change it');
         const next = { name: cur.name, steps: cur.steps, stopOn: cur.stopOn, ...forDatabase(Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined))) };
-        if (JSON.stringify(next) === JSON.stringify({ name: cur.name, steps: cur.steps, stopOn: cur.stopOn })) return { before: present(cur), after: present(cur), changed: false };
+        if (sameJson(next, { name: cur.name, steps: cur.steps, stopOn: cur.stopOn })) return { before: present(cur), after: present(cur), changed: false };
         // a sequence made before versions were kept has no history row for its current version yet
         await tx
           .insert(sequenceVersions)

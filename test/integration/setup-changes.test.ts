@@ -165,6 +165,9 @@ describe('sequences', () => {
 
     const v2 = await stack.api.patch(`/v1/sequences/${seq.body.id}`).set(auth(t)).send({ steps: stepsV2, stopOn: ['lead_replied'] }).expect(200);
     expect(v2.body).toMatchObject({ id: seq.body.id, version: 2, name: 'Nurture', steps: stepsV2, stopOn: ['lead_replied'] });
+    // the same definition again (keys in another order, as jsonb may return them): no new version
+    const reordered = stepsV2.map(({ text, kind, delayMs }) => ({ text, kind, delayMs }));
+    expect((await stack.api.patch(`/v1/sequences/${seq.body.id}`).set(auth(t)).send({ steps: reordered }).expect(200)).body.version).toBe(2);
     const versions = await stack.api.get(`/v1/sequences/${seq.body.id}/versions`).set(auth(t)).expect(200);
     expect(versions.body.items.map((v: { version: number; steps: unknown[] }) => [v.version, v.steps.length])).toEqual([
       [2, 2],
