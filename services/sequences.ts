@@ -82,13 +82,13 @@ export function createSequenceService(db: Db) {
     async archive(tenantId: string, sequenceId: string) {
       const [cur] = await db.select().from(sequences).where(and(eq(sequences.tenantId, tenantId), eq(sequences.id, sequenceId)));
       if (!cur) return undefined;
-      if (cur.archivedAt) return present(cur);
+      if (cur.archivedAt) return { before: present(cur), after: present(cur) };
       const [s] = await db
         .update(sequences)
         .set({ archivedAt: new Date().toISOString() })
         .where(and(eq(sequences.id, sequenceId), isNull(sequences.archivedAt)))
         .returning();
-      return present(s ?? cur);
+      return { before: present(cur), after: present(s ?? cur) };
     },
 
     /** Newest first, one page (the cursor is a version number); undefined when the tenant has no such sequence. */

@@ -112,9 +112,10 @@ export function createSetupRouter(deps: { services: Services; temporal: ParleyTe
     res.json(out.after);
   });
   r.delete('/v1/sequences/:sequenceId', allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
-    const seq = await services.sequences.archive(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'));
-    if (!seq) throw new AppError('not_found', 'sequence not found');
-    res.json(seq);
+    const out = await services.sequences.archive(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'));
+    if (!out) throw new AppError('not_found', 'sequence not found');
+    res.locals.audit = { before: out.before, after: out.after };
+    res.json(out.after);
   });
   r.get('/v1/sequences/:sequenceId/versions', allow(...SETUP_READERS), validate({ query: pageQuery }), async (req, res) => {
     const page = await services.sequences.versions(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'), res.locals.query);

@@ -307,18 +307,22 @@ describe('pipelines and stages', () => {
     expect((await stack.api.get(`/v1/leads/${a.lead.id}`).set(auth(t)).expect(200)).body.stage).toBe('Meeting set');
     expect((await stack.temporal.leadState(a.workflowId))?.stage).toBe('Meeting set');
 
+    // b's workflow is gone (terminated): only its row moves, and a new run starts from the row
+    await stack.temporal.client.workflow.getHandle(b.workflowId).terminate('test: a lead whose workflow is not running');
+
     // removal with moveTo: another pipeline's stage of the tenant is a valid target
     const removed = await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}?moveTo=Qualified`).set(auth(t)).expect(200);
     expect(removed.body.removed).toMatchObject({ id: booked!.id, name: 'Meeting set' });
-    expect(removed.body.moved).toMatchObject({ from: 'Meeting set', to: 'Qualified', leads: 2, workflowsUpdated: 2, workflowsNotRunning: 0, workflowsFailed: [] });
+    expect(removed.body.moved).toMatchObject({ from: 'Meeting set', to: 'Qualified', leads: 2, workflowsUpdated: 1, workflowsNotRunning: 1, workflowsFailed: [] });
     expect(names(removed.body.pipeline)).toEqual(['Proposal']);
     expect(removed.body.pipeline.stages[0]).toMatchObject({ id: proposal!.id, position: 0 });
-    for (const l of [a, b]) {
-      const lead = await stack.api.get(`/v1/leads/${l.lead.id}`).set(auth(t)).expect(200);
-      expect(lead.body.stage).toBe('Qualified');
-      expect(lead.body.events).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'stage_changed', data: expect.objectContaining({ from: 'Meeting set', to: 'Qualified' }) })]));
-      expect((await stack.temporal.leadState(l.workflowId))?.stage).toBe('Qualified');
-    }
+    for (const l of [a, b]) expect((await stack.api.get(`/v1/leads/${l.lead.id}`).set(auth(t)).expect(200)).body.stage).toBe('Qualified');
+    const aLead = await stack.api.get(`/v1/leads/${a.lead.id}`).set(auth(t)).expect(200);
+    expect(aLead.body.events).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'stage_changed', data: expect.objectContaining({ from: 'Meeting set', to: 'Qualified' }) })]));
+    expect((await stack.temporal.leadState(a.workflowId))?.stage).toBe('Qualified');
+    // b writes again: a new workflow run starts in the stage its row has
+    await postWebhook(stack, textWebhook(t.phoneNumberId, b.from, 'Hello again')).expect(200);
+    await waitFor(async () => (await stack.temporal.leadState(b.workflowId))?.stage === 'Qualified', { what: 'b restarted in Qualified' });
     // the lead's next turn uses the new stage (its workflow agrees with the database)
     await postWebhook(stack, textWebhook(t.phoneNumberId, a.from, 'Still there?')).expect(200);
     await waitFor(() => sentTo(a.from).length === 2, { what: 'reply after the move' });
