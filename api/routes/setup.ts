@@ -178,8 +178,14 @@ export function createSetupRouter(deps: { services: Services; temporal: ParleyTe
     res.locals.audit = { before: out.before, after: out.after };
     res.json({ pipeline: out.after, stage: out.stage, ...(moved ? { moved } : {}) });
   });
-  r.delete('/v1/pipelines/:pipelineId/stages/:stageId', allow(...MANAGERS), validate({ query: removeStageQuery, body: z.strictObject({}) }), async (req, res) => {
-    const out = await services.pipelines.removeStage(res.locals.tenantId, idOr404(req.params.pipelineId, 'pipeline'), idOr404(req.params.stageId, 'stage'), res.locals.query.moveTo);
+  r.delete('/v1/pipelines/:pipelineId/stages/:stageId', allow(...MANAGERS), validate({ query: removeStageQuery, body: removeStageQuery }), async (req, res) => {
+    // moveTo in the query (`?moveTo=Qualified`) or, for clients that send DELETE bodies, in the body
+    const { moveTo: inQuery } = res.locals.query as z.infer<typeof removeStageQuery>;
+    const { moveTo: inBody } = res.locals.body as z.infer<typeof removeStageQuery>;
+    if (inQuery !== undefined && inBody !== undefined && inQuery !== inBody) {
+      throw new AppError('validation_failed', 'moveTo is given twice with two values (query and body)', [{ path: 'moveTo', message: 'give it once' }]);
+    }
+    const out = await services.pipelines.removeStage(res.locals.tenantId, idOr404(req.params.pipelineId, 'pipeline'), idOr404(req.params.stageId, 'stage'), inQuery ?? inBody);
     if (!out) throw new AppError('not_found', 'stage not found');
     const moved = await syncWorkflows(out.moved);
     res.locals.audit = { before: out.before, after: out.after };

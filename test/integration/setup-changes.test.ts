@@ -299,6 +299,8 @@ describe('pipelines and stages', () => {
     await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}?moveTo=Nowhere`).set(auth(t)).expect(400);
     await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}?moveTo=Call%20booked`).set(auth(t)).expect(400); // itself
     await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}?target=Proposal`).set(auth(t)).expect(400);
+    await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}?moveTo=Proposal`).set(auth(t)).send({ moveTo: 'Qualified' }).expect(400);
+    await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}`).set(auth(t)).send({ moveTo: 'Proposal', extra: 1 }).expect(400);
     expect(names((await stack.api.get(`/v1/pipelines/${p.body.id}`).set(auth(t)).expect(200)).body)).toEqual(['Call booked', 'Proposal']);
 
     // a rename carries the leads along
@@ -311,7 +313,7 @@ describe('pipelines and stages', () => {
     await stack.temporal.client.workflow.getHandle(b.workflowId).terminate('test: a lead whose workflow is not running');
 
     // removal with moveTo: another pipeline's stage of the tenant is a valid target
-    const removed = await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}?moveTo=Qualified`).set(auth(t)).expect(200);
+    const removed = await stack.api.delete(`/v1/pipelines/${p.body.id}/stages/${booked!.id}`).set(auth(t)).send({ moveTo: 'Qualified' }).expect(200);
     expect(removed.body.removed).toMatchObject({ id: booked!.id, name: 'Meeting set' });
     expect(removed.body.moved).toMatchObject({ from: 'Meeting set', to: 'Qualified', leads: 2, workflowsUpdated: 1, workflowsNotRunning: 1, workflowsFailed: [] });
     expect(names(removed.body.pipeline)).toEqual(['Proposal']);
