@@ -7,7 +7,7 @@
 import { eq } from 'drizzle-orm';
 import { randomUUID } from 'node:crypto';
 import { contentText } from '../../fakes/openai';
-import { channelAccounts } from '../../db/schema';
+import { agents, channelAccounts } from '../../db/schema';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
@@ -77,6 +77,19 @@ describe('agents', () => {
     ]);
     expect(patches[0].before).toMatchObject({ version: 1, systemPrompt: 'You are a helpful sales assistant.' });
     expect(patches[0].after).toMatchObject({ version: 2, systemPrompt: 'You sell solar panels. Be brief.' });
+  });
+
+  test('an agent made before versions were kept (no history row) gets its version 1 recorded at its first change', async () => {
+    const t = await createTenant(stack);
+    const [old] = await stack.core.database.db.insert(agents).values({ tenantId: t.tenantId, name: 'Legacy', systemPrompt: 'Old prompt.', model: 'gpt-4o-mini' }).returning();
+    expect((await stack.api.get(`/v1/agents/${old!.id}/versions`).set(auth(t)).expect(200)).body.items).toEqual([]);
+    await stack.api.patch(`/v1/agents/${old!.id}`).set(auth(t)).send({ systemPrompt: 'New prompt.' }).expect(200);
+    const versions = await stack.api.get(`/v1/agents/${old!.id}/versions`).set(auth(t)).expect(200);
+    expect(versions.body.items.map((v: { version: number; systemPrompt: string; createdBy: string | null }) => [v.version, v.systemPrompt, v.createdBy === null])).toEqual([
+      [2, 'New prompt.', false],
+      [1, 'Old prompt.', true],
+    ]);
+    expect((await stack.api.post(`/v1/agents/${old!.id}/versions/1/restore`).set(auth(t)).send({}).expect(200)).body).toMatchObject({ version: 3, systemPrompt: 'Old prompt.' });
   });
 
   test('bad bodies are 400; another tenant’s agent is 404 on every route', async () => {
