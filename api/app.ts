@@ -18,6 +18,7 @@ import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
+import { createSetupRouter } from './routes/setup';
 import { createTenantRouter } from './routes/tenant';
 import { createChannelOwnershipVerifier } from '../services/channel-ownership';
 import { createUsageRouter } from './routes/usage';
@@ -124,6 +125,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createExtractionRouter({ services: deps.services, log }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
+  app.use(createSetupRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal, verifyChannel }));
   app.use(createUsageRouter({ services: deps.services }));

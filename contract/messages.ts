@@ -164,6 +164,8 @@ export interface SequenceStep {
 
 export interface SequenceDef {
   id: string;
+  /** The sequence's version this definition is (absent: enrolled before versions were kept). */
+  version?: number;
   name: string;
   steps: SequenceStep[];
   stopOn: StopCondition[];

@@ -130,9 +130,40 @@ export const agents = pgTable(
     extractionFields: jsonb('extraction_fields').$type<Record<string, string>>().notNull().default({}),
     /** Phrases that hand the lead to a human (keyword rule). */
     handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull().default([]),
+    /** The current version (agent_versions holds every version's fields, this row the current ones). */
+    version: integer('version').notNull().default(1),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
+);
+
+/** Every version of an agent's settings, 1.. (a change or a restore adds one); deleted with the agent. */
+export const agentVersions = pgTable(
+  'agent_versions',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    agentId: uuid('agent_id')
+      .notNull()
+      .references(() => agents.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    name: text('name').notNull(),
+    systemPrompt: text('system_prompt').notNull(),
+    model: text('model').notNull(),
+    fallbackModel: text('fallback_model'),
+    temperature: real('temperature').notNull(),
+    stagePrompts: jsonb('stage_prompts').$type<Record<string, string>>().notNull(),
+    extractionFields: jsonb('extraction_fields').$type<Record<string, string>>().notNull(),
+    handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull(),
+    /** Set when this version was made by restoring an older one. */
+    restoredFrom: integer('restored_from'),
+    /** The API key that made it (null: created before versions were kept, or not through the API). */
+    createdBy: uuid('created_by'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('agent_versions_agent_version_uq').on(t.agentId, t.version)],
 );
 
 export const channelAccounts = pgTable(
@@ -395,9 +426,35 @@ export const sequences = pgTable(
     name: text('name').notNull(),
     steps: jsonb('steps').$type<SequenceStep[]>().notNull(),
     stopOn: jsonb('stop_on').$type<StopCondition[]>().notNull(),
+    /** The current version; a lead keeps the definition (and version) it was enrolled with. */
+    version: integer('version').notNull().default(1),
+    /** Archived: no new enrolments (manual or by a rule); still readable, enrolled leads go on. */
+    archivedAt: ts('archived_at'),
     createdAt: createdAt(),
   },
   (t) => [index('sequences_tenant_idx').on(t.tenantId)],
+);
+
+/** Every version of a sequence's definition, 1..; the sequence id stays the same across versions. */
+export const sequenceVersions = pgTable(
+  'sequence_versions',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    sequenceId: uuid('sequence_id')
+      .notNull()
+      .references(() => sequences.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    name: text('name').notNull(),
+    steps: jsonb('steps').$type<SequenceStep[]>().notNull(),
+    stopOn: jsonb('stop_on').$type<StopCondition[]>().notNull(),
+    /** The API key that made it (null: created before versions were kept). */
+    createdBy: uuid('created_by'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('sequence_versions_sequence_version_uq').on(t.sequenceId, t.version)],
 );
 
 /** Auto-enrolment: a new lead of this agent (or channel) enrols in this sequence. */
@@ -455,6 +512,13 @@ export const llmCalls = pgTable(
     completionTokens: integer('completion_tokens').notNull().default(0),
     /** Estimated cost in micro-USD. */
     costMicros: integer('cost_micros').notNull().default(0),
+    /**
+     * The agent and agent version whose settings made the call (replies, sequence AI steps,
+     * bump-ups, extraction): which version answered a turn. No foreign key: the record stays
+     * when the agent is deleted.
+     */
+    agentId: uuid('agent_id'),
+    agentVersion: integer('agent_version'),
     createdAt: createdAt(),
   },
   (t) => [index('llm_calls_tenant_created_idx').on(t.tenantId, t.createdAt)],

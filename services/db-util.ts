@@ -163,6 +163,22 @@ export function forDatabase<T>(value: T): T {
   return value;
 }
 
+/** Whether two JSON values are equal regardless of object key order (jsonb does not keep the order it was given). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canon)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .filter(([, x]) => x !== undefined)
+              .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+              .map(([k, x]) => [k, canon(x)]),
+          )
+        : v;
+  return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
+}
+
 /** @deprecated the same as forDatabase (kept for callers that still use the old name). */
 export const withoutNul = forDatabase;
 

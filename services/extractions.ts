@@ -21,6 +21,9 @@ export interface LlmCallRecord {
   promptTokens: number;
   completionTokens: number;
   costMicros: number;
+  /** The agent version whose settings made the call (which version answered the turn). */
+  agentId?: string | null;
+  agentVersion?: number | null;
 }
 
 export interface SaveExtractionInput {
@@ -245,6 +248,8 @@ export function createExtractionService(db: Db) {
         promptTokens: Math.max(0, Math.round(call.promptTokens)),
         completionTokens: Math.max(0, Math.round(call.completionTokens)),
         costMicros: Math.max(0, Math.round(call.costMicros)),
+        agentId: call.agentId ?? null,
+        agentVersion: call.agentVersion ?? null,
       });
     },
 

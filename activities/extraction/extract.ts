@@ -241,7 +241,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
           continue;
         }
         const usedModel = res.model || model;
-        await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: 'extraction', model: usedModel, usage: res.usage });
+        await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: 'extraction', model: usedModel, usage: res.usage, agent });
         const choice = res.choices[0];
         const parsed: ParsedExtraction = choice?.message?.refusal
           ? { ok: false, reason: `model refused: ${choice.message.refusal}` }

@@ -119,7 +119,7 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
           { model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) },
           opts.signal ? { signal: opts.signal } : undefined,
         );
-        await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage });
+        await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage, agent });
         const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
         if (handoff && handoff.type === 'function') {
           let reason = 'the assistant asked for a human';

@@ -37,7 +37,15 @@ export async function agentForChannel(deps: { channels: ChannelService; agents: 
  */
 export async function recordLlmCall(
   deps: { extractions?: Pick<ExtractionService, 'recordLlmCall'>; log: Logger; prices?: PriceTable },
-  call: { tenantId: string; leadId: string; purpose: Exclude<LlmPurpose, 'summary'>; model: string; usage: OpenAI.CompletionUsage | undefined },
+  call: {
+    tenantId: string;
+    leadId: string;
+    purpose: Exclude<LlmPurpose, 'summary'>;
+    model: string;
+    usage: OpenAI.CompletionUsage | undefined;
+    /** The agent (and its version) whose settings made the call: recorded so a turn says which version answered it. */
+    agent?: { id: string; version: number };
+  },
 ): Promise<void> {
   if (!deps.extractions) return;
   const promptTokens = call.usage?.prompt_tokens ?? 0;
@@ -51,6 +59,8 @@ export async function recordLlmCall(
       promptTokens,
       completionTokens,
       costMicros: estimateCostMicros(call.model, promptTokens, completionTokens, deps.prices),
+      agentId: call.agent?.id ?? null,
+      agentVersion: call.agent?.version ?? null,
     });
   } catch (err) {
     deps.log.warn({ leadId: call.leadId, model: call.model, error: describeDatabaseError(err)?.message ?? describeLlmError(err) }, 'could not record llm call');

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MODE_REQUESTS, STOP_CONDITIONS } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
-import { sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../../services/sequences';
+import { sequenceArchived, sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../../services/sequences';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
 import { tenantAuth } from '../middleware/rate-limit';
@@ -54,7 +54,7 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   r.use('/v1/leads/:leadId', auth);
 
   r.post('/v1/sequences', allow(...MANAGERS), validate({ body: createSequenceBody }), async (_req, res) => {
-    res.status(201).json(await services.sequences.create(res.locals.tenantId, res.locals.body));
+    res.status(201).json(await services.sequences.create(res.locals.tenantId, res.locals.body, { createdBy: (res.locals.apiKey as ApiKeyPrincipal).keyId }));
   });
   r.get('/v1/sequences', allow(...SETUP_READERS), validate({ query: pageQuery }), async (_req, res) => {
     res.json(await services.sequences.list(res.locals.tenantId, res.locals.query));
@@ -73,17 +73,29 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     return lead;
   }
 
-  for (const action of ['pause', 'resume', 'reset', 'skip'] as const) {
+  for (const action of ['pause', 'resume', 'skip'] as const) {
     r.post(`/v1/leads/:leadId/sequence/${action}`, allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
       const lead = await leadOf(res, req.params.leadId);
       const cursor = await temporal.sequence(lead.workflowId, { action }).catch(rejected);
       res.json({ sequence: cursor });
     });
   }
+  // A reset restarts the lead on the sequence's current version (a lead keeps the version it was
+  // enrolled with until it finishes or is reset); an archived sequence restarts on the lead's own.
+  r.post('/v1/leads/:leadId/sequence/reset', allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
+    const lead = await leadOf(res, req.params.leadId);
+    const own = (await temporal.leadState(lead.workflowId))?.sequence?.def;
+    const latest = own ? await services.sequences.get(res.locals.tenantId, own.id) : undefined;
+    const newer = latest && !latest.archived && latest.version !== own?.version ? toSequenceDef(latest) : undefined;
+    if (newer && lead.channel !== 'whatsapp' && sequenceUsesTemplates(newer.steps)) throw templateNotSupported(lead.channel, 'the sequence has template steps');
+    const cursor = await temporal.sequence(lead.workflowId, { action: 'reset', ...(newer ? { sequence: newer } : {}) }).catch(rejected);
+    res.json({ sequence: cursor });
+  });
   r.post('/v1/leads/:leadId/sequence/enroll', allow(...MANAGERS), validate({ body: enrollBody }), async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const seq = await services.sequences.get(res.locals.tenantId, res.locals.body.sequenceId);
     if (!seq) throw new AppError('validation_failed', 'sequenceId does not name a sequence of this tenant', [{ path: 'sequenceId', message: 'unknown sequence' }]);
+    if (seq.archived) throw sequenceArchived('cannot enrol in it');
     if (lead.channel !== 'whatsapp' && sequenceUsesTemplates(seq.steps)) throw templateNotSupported(lead.channel, 'the sequence has template steps');
     const cursor = await temporal.sequence(lead.workflowId, { action: 'enroll', sequence: toSequenceDef(seq) }).catch(rejected);
     res.json({ sequence: cursor });

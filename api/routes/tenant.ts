@@ -11,7 +11,7 @@ import { webChatOriginsSchema } from './webchat';
 import { LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
 
 const modelName = z.string().trim().min(1).max(200);
-const createAgentBody = z.strictObject({
+export const createAgentBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   systemPrompt: z.string().min(1).max(20_000),
   model: modelName,
@@ -114,7 +114,7 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/messages', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
   r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), async (_req, res) => {
-    res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body));
+    res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body, { createdBy: (res.locals.apiKey as { keyId: string }).keyId }));
   });
   r.get('/v1/agents', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
     res.json(await services.agents.list(res.locals.tenantId, res.locals.query));

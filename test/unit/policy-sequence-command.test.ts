@@ -25,6 +25,15 @@ describe('sequenceCommand', () => {
     expect(sequenceCommand({ action: 'skip' }, { mode: 'ai', sequence: running(), now: NOW })).toMatchObject({ ok: true, cursor: { stepIndex: 1 } });
   });
 
+  test('a reset may carry a newer version of the same sequence: the lead restarts on its first step; another sequence is refused', () => {
+    const v2: SequenceDef = { ...SEQ, version: 2, steps: [{ delayMs: 5_000, kind: 'text', text: 'new first step' }] };
+    expect(sequenceCommand({ action: 'reset', sequence: v2 }, { mode: 'ai', sequence: running(), now: NOW })).toMatchObject({
+      ok: true,
+      cursor: { sequenceId: 's1', stepIndex: 0, status: 'active', dueAt: '2026-03-06T12:00:05.000Z' },
+    });
+    expect(sequenceCommand({ action: 'reset', sequence: { ...v2, id: 's2' } }, { mode: 'ai', sequence: running(), now: NOW })).toMatchObject({ ok: false, reason: expect.stringContaining('not "s2"') });
+  });
+
   test('a reset is refused while sequences may not run (a human has the lead)', () => {
     expect(sequenceCommand({ action: 'reset' }, { mode: 'closed', sequence: running(), now: NOW })).toMatchObject({ ok: false, reason: expect.stringContaining('closed mode') });
   });

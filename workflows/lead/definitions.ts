@@ -153,7 +153,8 @@ export const stateQuery = defineQuery<LeadStateSnapshot>(LeadMessage.state);
 export type SequenceCommand =
   | { action: 'pause' }
   | { action: 'resume' }
-  | { action: 'reset' }
+  /** `sequence`: restart on this definition (the same sequence id, a newer version); absent = the lead's own. */
+  | { action: 'reset'; sequence?: SequenceDef }
   | { action: 'skip' }
   | { action: 'enroll'; sequence: SequenceDef };
 export const sequenceUpdate = defineUpdate<SequenceCursor, [SequenceCommand]>(LeadMessage.sequence);

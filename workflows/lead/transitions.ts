@@ -62,7 +62,7 @@ export async function commandSequence(run: LeadRun, cmd: SequenceCommand): Promi
   const t = sequenceTransition(run, cmd);
   // the validator asked the same question; the update fails (not the workflow) if the answer changed
   if (!t.ok) throw ApplicationFailure.create({ type: FailureType.InvalidTransition, message: t.reason, nonRetryable: true });
-  const def = cmd.action === 'enroll' ? cmd.sequence : run.state.sequence!.def;
+  const def = cmd.action === 'enroll' || (cmd.action === 'reset' && cmd.sequence) ? cmd.sequence! : run.state.sequence!.def;
   run.state.sequence = { def, cursor: t.cursor };
   run.changed();
   await event(run, `sequence_${cmd.action}`, { sequenceId: def.id, cursor: t.cursor });

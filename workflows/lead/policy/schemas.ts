@@ -43,6 +43,7 @@ export const sequenceStepSchema = z
 
 export const sequenceDefSchema = z.object({
   id: z.string().min(1),
+  version: z.number().int().min(1).optional(),
   name: z.string().min(1),
   steps: z.array(sequenceStepSchema).min(1, 'a sequence needs at least one step'),
   stopOn: z.array(z.enum(STOP_CONDITIONS)).refine((s) => new Set(s).size === s.length, 'stop conditions must be unique'),

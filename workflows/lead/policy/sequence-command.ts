@@ -30,7 +30,7 @@ export function sequenceCommand(cmd: SequenceCommand, input: SequenceCommandInpu
       return seq.resume(cursor, now);
     case 'reset':
       if (!sequencesMayRun(mode)) return { ok: false, reason: `sequences do not run while the lead is in ${mode} mode` };
-      return seq.reset(cursor, def, now);
+      return seq.reset(cursor, cmd.sequence ?? def, now);
     case 'skip':
       return seq.skip(cursor, def, now);
   }
