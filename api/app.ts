@@ -15,6 +15,7 @@ import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
+import { createTemplateRouter } from './routes/templates';
 import { createTenantRouter } from './routes/tenant';
 import { createChannelOwnershipVerifier } from '../services/channel-ownership';
 import { createUsageRouter } from './routes/usage';
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps): Express {
     createWhatsAppWebhookRouter({
       channels: deps.services.channels,
       leads: deps.services.leads,
+      templates: deps.services.templates,
       identities: deps.services.contactIdentities,
       temporal: deps.temporal,
       log,
@@ -118,6 +120,7 @@ export function createApp(deps: AppDeps): Express {
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
   app.use(createExtractionRouter({ services: deps.services, log }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
+  app.use(createTemplateRouter({ services: deps.services, config: deps.config, log })); // before delivery and tenant: their /v1/channels/:id and /v1/templates auth would run twice
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal, verifyChannel }));

@@ -8,6 +8,7 @@ import type { VerifyChannelOwnership } from '../../services/channel-ownership';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
+import { wabaIdSchema } from './tenant';
 import { webChatOriginsSchema } from './webchat';
 
 const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
@@ -23,6 +24,8 @@ const channelPatch = z
     markRead: z.boolean().optional(),
     /** Web chat: origins whose pages may use the widget (null = any). */
     allowedOrigins: webChatOriginsSchema.nullable().optional(),
+    /** WhatsApp: the WhatsApp Business Account id (null removes it). */
+    wabaId: wabaIdSchema.nullable().optional(),
   })
   .refine((b) => Object.keys(b).length > 0, 'give at least one field to change');
 
@@ -87,11 +90,14 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
 
   /** Replace the token (e.g. after a 190) or change the throughput / mark-read settings. */
   r.patch('/v1/channels/:id', validate({ params: idParam, body: channelPatch }), async (_req, res) => {
-    const needsCurrent = res.locals.body.allowedOrigins !== undefined || (deps.verifyChannel && res.locals.body.accessToken !== undefined);
+    const needsCurrent = res.locals.body.allowedOrigins !== undefined || res.locals.body.wabaId !== undefined || (deps.verifyChannel && res.locals.body.accessToken !== undefined);
     const current = needsCurrent ? await services.channels.get(res.locals.tenantId, res.locals.params.id) : undefined;
     if (needsCurrent && !current) throw new AppError('not_found', 'channel not found');
     if (current && res.locals.body.allowedOrigins !== undefined && current.platform !== 'webchat') {
       throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
+    }
+    if (current && res.locals.body.wabaId !== undefined && current.platform !== 'whatsapp') {
+      throw new AppError('validation_failed', 'wabaId is a WhatsApp setting', [{ path: ['wabaId'], message: 'only for WhatsApp channels' }]);
     }
     if (current && deps.verifyChannel && res.locals.body.accessToken !== undefined && current.platform !== 'webchat') {
       // the new token must control the registered id too

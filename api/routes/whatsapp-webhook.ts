@@ -5,15 +5,19 @@ import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
 import { identityForms, type ContactIdentityService, type IdentityQuery } from '../../services/contact-identities';
 import type { LeadService } from '../../services/leads';
+import type { TemplateChange, TemplateService } from '../../services/templates';
+import { verifyMetaSignature } from '../../lib/crypto';
 import type { ParleyTemporal } from '../../temporal/client';
-import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
-import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus } from '../webhooks/whatsapp-payload';
+import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
+import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus, type ParsedTemplateChange } from '../webhooks/whatsapp-payload';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
 
 export interface WhatsAppWebhookDeps {
   channels: ChannelService;
   leads: LeadService;
+  /** Template status, quality and category webhooks update the stored templates (absent: acknowledged only). */
+  templates?: Pick<TemplateService, 'applyChange'>;
   /** The per-channel identity map (phone, BSUID → the lead's contact id); without it the sender's own form is used. */
   identities?: ContactIdentityService;
   temporal: ParleyTemporal;
@@ -50,6 +54,50 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
 
   // Meta's subscription handshake.
   r.get('/webhooks/whatsapp', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
+
+  /**
+   * Apply template changes to the synced templates of the tenants whose WhatsApp channels name
+   * that account. A channel on its own app secret is only reached when that secret signed the
+   * body (as for messages); an account no channel names is acknowledged and dropped.
+   */
+  async function applyTemplateChanges(changes: ParsedTemplateChange[], signed: { raw: Buffer; signature: string; checked: Set<string | undefined>; trusted: boolean }) {
+    const result = { changes: changes.length, updated: 0, unmatched: 0, unknownAccounts: 0 };
+    if (changes.length === 0 || !deps.templates) return result;
+    if (!signed.trusted && new Set(changes.map((c) => c.wabaId)).size > MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY) {
+      // signed by one channel's own secret only: as many accounts as any body of ours may name
+      result.unknownAccounts = changes.length;
+      return result;
+    }
+    const byWaba = await deps.channels.routingsByWabaIds(changes.map((c) => c.wabaId));
+    const tenantsOf = new Map<string, string[]>();
+    for (const [wabaId, routings] of byWaba) {
+      const tenants = new Set<string>();
+      for (const routing of routings) {
+        const secret = routing.appSecret ?? deps.appSecret;
+        if (!signed.checked.has(secret)) {
+          if (!secret || !verifyMetaSignature(signed.raw, signed.signature, secret)) {
+            log.warn({ channels: 1 }, 'template webhook not signed with the channel\'s own app secret: not applied to that channel');
+            continue;
+          }
+          signed.checked.add(secret);
+        }
+        tenants.add(routing.tenantId);
+      }
+      tenantsOf.set(wabaId, [...tenants]);
+    }
+    for (const c of changes) {
+      const tenantIds = tenantsOf.get(c.wabaId) ?? [];
+      if (tenantIds.length === 0) {
+        result.unknownAccounts += 1;
+        continue;
+      }
+      const n = await deps.templates.applyChange(tenantIds, c.wabaId, templateChangeOf(c));
+      if (n === 0) result.unmatched += 1;
+      result.updated += n;
+    }
+    if (result.unknownAccounts > 0 || result.unmatched > 0) log.info({ ...result }, 'template webhook: changes for unknown accounts or templates acknowledged');
+    return result;
+  }
 
   r.post('/webhooks/whatsapp', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     const signed = await signatures.read(req, res);
@@ -152,7 +200,10 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
         })(),
       );
     }
-    if (!(await acceptAll([...signals, ...statusUpdates], res, log))) return;
+    // template changes address a WhatsApp Business Account (entry.id): its channels, one query
+    const templateWork = applyTemplateChanges(parsed.templateChanges, signed);
+    if (!(await acceptAll([...signals, ...statusUpdates, templateWork], res, log))) return;
+    const templates = await templateWork;
     if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
     res.status(200).json({
       received: signals.length - dropped.filter((d) => d.item.startsWith('message ')).length,
@@ -162,7 +213,25 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       ...(parsed.adjusted.length > 0 ? { adjusted: parsed.adjusted.length } : {}),
       ...(dropped.length > 0 ? { dropped: dropped.length } : {}),
       unknownChannels,
+      // only when the body carried template changes
+      ...(parsed.templateChanges.length > 0 ? { templates } : {}),
     });
   });
   return r;
+}
+
+/** A parsed template change as the template service applies it (and records it as the template's last event). */
+function templateChangeOf(c: ParsedTemplateChange): TemplateChange {
+  const { wabaId: _wabaId, ...event } = c;
+  return {
+    field: c.field,
+    metaTemplateId: c.metaTemplateId,
+    name: c.name,
+    language: c.language,
+    status: c.status,
+    reason: c.reason,
+    qualityScore: c.newQualityScore,
+    category: c.newCategory,
+    event,
+  };
 }
