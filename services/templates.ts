@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { TemplateCategory } from '../contract/vocabulary';
 import type { Db } from '../db/client';
-import { templates } from '../db/schema';
+import { channelAccounts, templates } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { localComponents, type TemplateComponents } from './template-components';
 import { decodeTextCursor, encodeTextCursor, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
@@ -204,21 +204,16 @@ export function createTemplateService(db: Db) {
 
     /**
      * After a complete sync: this account's synced templates Meta no longer lists are marked
-     * DELETED (not approved), never silently kept.
+     * DELETED (not approved), never silently kept; so are the tenant's synced templates of an
+     * account none of its channels names any more (its webhooks no longer reach them).
      */
     async markMissing(tenantId: string, wabaId: string, seenMetaIds: string[]): Promise<number> {
+      const unlisted = and(eq(templates.wabaId, wabaId), seenMetaIds.length > 0 ? or(isNull(templates.metaTemplateId), notInArray(templates.metaTemplateId, seenMetaIds)) : undefined);
+      const orphaned = sql`${templates.wabaId} not in (select ${channelAccounts.wabaId} from ${channelAccounts} where ${channelAccounts.tenantId} = ${tenantId} and ${channelAccounts.wabaId} is not null)`;
       const rows = await db
         .update(templates)
-        .set({ status: 'DELETED', approved: false, statusReason: 'no longer listed by Meta', updatedAt: sql`now()` })
-        .where(
-          and(
-            eq(templates.tenantId, tenantId),
-            eq(templates.wabaId, wabaId),
-            eq(templates.source, 'meta'),
-            or(isNull(templates.status), ne(templates.status, 'DELETED')),
-            seenMetaIds.length > 0 ? or(isNull(templates.metaTemplateId), notInArray(templates.metaTemplateId, seenMetaIds)) : undefined,
-          ),
-        )
+        .set({ status: 'DELETED', approved: false, statusReason: sql`case when ${templates.wabaId} = ${wabaId} then 'no longer listed by Meta' else 'its WhatsApp Business Account is no longer on any channel' end`, updatedAt: sql`now()` })
+        .where(and(eq(templates.tenantId, tenantId), eq(templates.source, 'meta'), or(isNull(templates.status), ne(templates.status, 'DELETED')), or(unlisted, orphaned)))
         .returning({ id: templates.id });
       return rows.length;
     },

@@ -173,6 +173,16 @@ describe('POST /v1/channels/:channelId/templates/sync', () => {
     expect(after.find((i) => i.language === 'es')).toMatchObject({ status: 'APPROVED', approved: true });
     // already marked: not counted again
     expect((await stack.api.post(`/v1/channels/${t.channelId}/templates/sync`).set(auth(t)).expect(200)).body.markedDeleted).toBe(0);
+
+    // the channel moves to another account: the first account's templates are no longer kept approved
+    const moved = randomWabaId();
+    stack.graph.setTemplates(moved, metaTemplates().slice(0, 1));
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(auth(t)).send({ wabaId: moved }).expect(200);
+    const third = await stack.api.post(`/v1/channels/${t.channelId}/templates/sync`).set(auth(t)).expect(200);
+    expect(third.body).toMatchObject({ fetched: 1, inserted: 0, updated: 1, markedDeleted: 3 });
+    const final = await templatesOf(t);
+    expect(final.filter((i) => i.approved).map((i) => i.name)).toEqual(['order_update']);
+    expect(final.find((i) => i.name === 'follow_up' && i.language === 'en')).toMatchObject({ status: 'DELETED', statusReason: 'its WhatsApp Business Account is no longer on any channel' });
   });
 
   test('tenant scoped (404), needs a WhatsApp channel with a wabaId (409 with a reason), Meta refusing the account is 502 and changes nothing', async () => {
