@@ -23,10 +23,14 @@
  *   GET    /__fake/ig-cdn/:mediaId -> the media bytes without a bearer (Instagram attachment CDN urls)
  *   GET    /:version/:wabaId/message_templates?limit=&after= -> the account's templates (setTemplates), paged like
  *          Meta: { data, paging: { cursors: { before, after }, next? } } (default 25 a page; the owner check as below)
+ *   PUT    /__fake/templates/:wabaId  body { templates: FakeMessageTemplate[] | null, maxPageSize? } -> setTemplates()
+ *   POST   /__fake/templates/:wabaId/events body { name, language, event? | quality? | category?, reason?,
+ *          deliverTo?, appSecret? } -> { webhook } the template webhook Meta would send for that change; with
+ *          deliverTo (a Parley /webhooks/whatsapp url) and appSecret, also POSTs it signed -> { webhook, delivered: status }
  *   GET    /:version/:accountId?fields=... -> a WhatsApp phone number or Instagram account the token can read
  *          (any valid token reads any id unless setAccountOwner names its owners; others get code 100 / subcode 33)
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { whatsAppTemplateCategoryWebhook, whatsAppTemplateQualityWebhook, whatsAppTemplateStatusWebhook } from './meta-webhooks';
@@ -878,6 +882,57 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       }
       api.setValidTokens(tokens as string[] | null);
       sendJson(res, 200, { ok: true });
+      return true;
+    }
+    const templatesPath = /^\/__fake\/templates\/(\d{1,30})(\/events)?$/.exec(path);
+    if (templatesPath && method === 'PUT' && !templatesPath[2]) {
+      const body = await readJson();
+      const list = body?.templates;
+      if (!body || (list !== null && !Array.isArray(list))) {
+        sendJson(res, 400, { ok: false, error: 'body must be { templates: FakeMessageTemplate[] | null, maxPageSize? }' });
+        return true;
+      }
+      const maxPageSize = typeof body.maxPageSize === 'number' ? body.maxPageSize : undefined;
+      const stored = api.setTemplates(templatesPath[1]!, list as FakeMessageTemplate[] | null, maxPageSize !== undefined ? { maxPageSize } : {});
+      sendJson(res, 200, { ok: true, templates: stored });
+      return true;
+    }
+    if (templatesPath && method === 'POST' && templatesPath[2]) {
+      const body = await readJson();
+      const wabaId = templatesPath[1]!;
+      const str = (k: string) => (typeof body?.[k] === 'string' ? (body[k] as string) : undefined);
+      const [name, language] = [str('name'), str('language')];
+      let webhook: unknown;
+      try {
+        if (!name || !language) throw new Error('body must name the template: { name, language, event | quality | category }');
+        if (str('event')) webhook = api.templateStatusEvent(wabaId, name, language, str('event')!, str('reason'));
+        else if (str('quality')) webhook = api.templateQualityEvent(wabaId, name, language, str('quality')!);
+        else if (str('category')) webhook = api.templateCategoryEvent(wabaId, name, language, str('category')!);
+        else throw new Error('give one of event, quality, category');
+      } catch (err) {
+        sendJson(res, 400, { ok: false, error: (err as Error).message });
+        return true;
+      }
+      const deliverTo = str('deliverTo');
+      const appSecret = str('appSecret');
+      if (!deliverTo || !appSecret) {
+        sendJson(res, 200, { ok: true, webhook });
+        return true;
+      }
+      const raw = JSON.stringify(webhook);
+      let delivered: number;
+      try {
+        const r = await fetch(deliverTo, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${createHmac('sha256', appSecret).update(raw).digest('hex')}` },
+          body: raw,
+          signal: AbortSignal.timeout(10_000),
+        });
+        delivered = r.status;
+      } catch {
+        delivered = 0;
+      }
+      sendJson(res, 200, { ok: true, webhook, delivered });
       return true;
     }
     if (path === '/__fake/reset' && method === 'POST') {
