@@ -323,8 +323,8 @@ export const templates = pgTable(
     qualityScore: text('quality_score'),
     /** Why Meta last changed it (rejection or pause reason). */
     statusReason: text('status_reason'),
-    /** The last template webhook applied to it: field, event, values, when. */
-    lastEvent: jsonb('last_event'),
+    /** The last template webhook applied per field (status, quality, category): its values and Meta's time (`at`). */
+    events: jsonb('events').$type<Record<string, Record<string, unknown>>>(),
     syncedAt: ts('synced_at'),
     updatedAt: ts('updated_at'),
     createdAt: createdAt(),

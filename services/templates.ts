@@ -30,6 +30,8 @@ export interface MetaTemplate {
 /** A template webhook's change (api/webhooks/whatsapp-payload.ts ParsedTemplateChange, applied per tenant). */
 export interface TemplateChange {
   field: string;
+  /** Meta's time of the change (ISO): an older change than the one applied for this field is not applied. */
+  at: string;
   metaTemplateId?: string;
   name?: string;
   language?: string;
@@ -38,7 +40,7 @@ export interface TemplateChange {
   reason?: string;
   qualityScore?: string;
   category?: string;
-  /** What is recorded on the template as its last event. */
+  /** What is recorded on the template as this field's last event. */
   event: Record<string, unknown>;
 }
 
@@ -86,7 +88,8 @@ function present(t: typeof templates.$inferSelect) {
     metaTemplateId: t.metaTemplateId,
     qualityScore: t.qualityScore,
     statusReason: t.statusReason,
-    lastEvent: t.lastEvent ?? null,
+    /** The last template webhook applied, per field (message_template_status_update, ...). */
+    events: t.events ?? {},
     syncedAt: toIso(t.syncedAt),
     updatedAt: toIso(t.updatedAt),
     createdAt: toIso(t.createdAt),
@@ -228,7 +231,8 @@ export function createTemplateService(db: Db) {
       const byName = change.name && change.language ? and(eq(templates.name, change.name), eq(templates.language, normalizeLanguage(change.language))) : undefined;
       const match = byId && byName ? or(byId, byName) : (byId ?? byName);
       if (!match) return 0;
-      const set: Partial<typeof templates.$inferInsert> = { lastEvent: { ...change.event, receivedAt: new Date().toISOString() } };
+      const event = { ...change.event, at: change.at };
+      const set: Partial<typeof templates.$inferInsert> = {};
       if (change.status) {
         set.status = change.status;
         set.approved = change.status === APPROVED;
@@ -238,8 +242,17 @@ export function createTemplateService(db: Db) {
       if (change.category) set.category = categoryFromMeta(change.category);
       const rows = await db
         .update(templates)
-        .set({ ...set, updatedAt: sql`now()` })
-        .where(and(inArray(templates.tenantId, tenantIds), eq(templates.wabaId, wabaId), eq(templates.source, 'meta'), match))
+        .set({ ...set, events: sql`coalesce(${templates.events}, '{}'::jsonb) || jsonb_build_object(${change.field}::text, ${JSON.stringify(event)}::jsonb)`, updatedAt: sql`now()` })
+        .where(
+          and(
+            inArray(templates.tenantId, tenantIds),
+            eq(templates.wabaId, wabaId),
+            eq(templates.source, 'meta'),
+            match,
+            // Meta retries for days and does not keep order: an older change of this field never overwrites a newer one
+            sql`coalesce(${templates.events} -> ${change.field}::text ->> 'at', '') <= ${change.at}`,
+          ),
+        )
         .returning({ id: templates.id });
       return rows.length;
     },

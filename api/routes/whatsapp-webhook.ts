@@ -225,6 +225,7 @@ function templateChangeOf(c: ParsedTemplateChange): TemplateChange {
   const { wabaId: _wabaId, ...event } = c;
   return {
     field: c.field,
+    at: c.at,
     metaTemplateId: c.metaTemplateId,
     name: c.name,
     language: c.language,

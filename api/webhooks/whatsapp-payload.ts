@@ -94,6 +94,8 @@ export const TEMPLATE_STATUS_EVENTS: Readonly<Record<string, string>> = Object.f
 export interface ParsedTemplateChange {
   wabaId: string;
   field: TemplateWebhookField;
+  /** When Meta says it happened (entry.time; the receipt time when absent or implausible): later changes win. */
+  at: string;
   metaTemplateId?: string;
   name?: string;
   language?: string;
@@ -780,7 +782,7 @@ function parseUnsafe(body: unknown, receivedAtMs: number): WebhookParseResult {
         return;
       }
       if ((TEMPLATE_WEBHOOK_FIELDS as readonly string[]).includes(change.data.field)) {
-        const t = parseTemplateChange(entry.id, change.data.field as TemplateWebhookField, change.data.value);
+        const t = parseTemplateChange(entry.id, change.data.field as TemplateWebhookField, change.data.value, entryTime((entry as { time?: unknown }).time, receivedAtMs));
         if (t.ok) templateChanges.push(t.value);
         else ignored.push({ path: `${changePath}.value`, reason: t.reason });
         return;
@@ -884,7 +886,14 @@ const templateChangeValueSchema = z.looseObject(
   { error: mustBeObject },
 );
 
-function parseTemplateChange(entryId: string | undefined, field: TemplateWebhookField, raw: unknown): { ok: true; value: ParsedTemplateChange } | { ok: false; reason: string } {
+/** entry.time (unix seconds) as ISO; the receipt time when it is absent, not a number, or in the future. */
+function entryTime(time: unknown, receivedAtMs: number): string {
+  const seconds = typeof time === 'number' ? time : typeof time === 'string' && /^\d{1,12}$/.test(time) ? Number(time) : NaN;
+  const ms = seconds * 1000;
+  return Number.isFinite(ms) && ms > 0 && ms <= receivedAtMs + 5 * 60_000 ? new Date(ms).toISOString() : new Date(receivedAtMs).toISOString();
+}
+
+function parseTemplateChange(entryId: string | undefined, field: TemplateWebhookField, raw: unknown, at: string): { ok: true; value: ParsedTemplateChange } | { ok: false; reason: string } {
   if (!entryId || !/^\d{1,30}$/.test(entryId)) return { ok: false, reason: 'a template change needs the WhatsApp Business Account id in entry.id' };
   const parsed = templateChangeValueSchema.safeParse(raw);
   if (!parsed.success) return { ok: false, reason: reasonOf(parsed.error) };
@@ -896,6 +905,7 @@ function parseTemplateChange(entryId: string | undefined, field: TemplateWebhook
   const base = compact({
     wabaId: entryId,
     field,
+    at,
     metaTemplateId: v.message_template_id,
     name: v.message_template_name,
     language: v.message_template_language,

@@ -81,7 +81,7 @@ interface TemplateItem {
   components: Record<string, unknown>;
   qualityScore: string | null;
   statusReason: string | null;
-  lastEvent: Record<string, unknown> | null;
+  events: Record<string, Record<string, unknown>>;
   metaTemplateId: string | null;
 }
 
@@ -238,7 +238,7 @@ describe('template webhooks', () => {
       status: 'PAUSED',
       approved: false,
       statusReason: 'Low quality: customers blocked it',
-      lastEvent: expect.objectContaining({ field: 'message_template_status_update', event: 'PAUSED', status: 'PAUSED' }),
+      events: { message_template_status_update: expect.objectContaining({ field: 'message_template_status_update', event: 'PAUSED', status: 'PAUSED', at: expect.any(String) }) },
     });
     expect(await templateOf(other, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED', approved: true, source: 'local' });
 
@@ -251,7 +251,9 @@ describe('template webhooks', () => {
     expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ qualityScore: 'RED', status: 'APPROVED' });
 
     await postWebhook(stack, stack.graph.templateCategoryEvent(t.wabaId, 'summer_sale', 'en_US', 'UTILITY')).expect(200);
-    expect(await templateOf(t, 'summer_sale', 'en_US')).toMatchObject({ category: 'utility', lastEvent: expect.objectContaining({ previousCategory: 'MARKETING', newCategory: 'UTILITY' }) });
+    expect(await templateOf(t, 'summer_sale', 'en_US')).toMatchObject({ category: 'utility', events: { template_category_update: expect.objectContaining({ previousCategory: 'MARKETING', newCategory: 'UTILITY' }) } });
+    // every field keeps its own last event
+    expect(Object.keys((await templateOf(t, 'order_update', 'en_US')).events).sort()).toEqual(['message_template_quality_update', 'message_template_status_update']);
   });
 
   test('unknown events, unknown fields, broken values and unknown accounts are acknowledged, not applied', async () => {
@@ -259,7 +261,7 @@ describe('template webhooks', () => {
     const target = { wabaId: t.wabaId, id: stack.graph.templates(t.wabaId).find((x) => x.name === 'order_update')!.id, name: 'order_update', language: 'en_US' };
     const unknownEvent = await postWebhook(stack, whatsAppTemplateStatusWebhook(target, { event: 'SOMETHING_NEW' })).expect(200);
     expect(unknownEvent.body).toMatchObject({ ignored: 0, templates: { changes: 1, updated: 1 } });
-    expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED', lastEvent: expect.objectContaining({ event: 'SOMETHING_NEW', status: null }) });
+    expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED', events: { message_template_status_update: expect.objectContaining({ event: 'SOMETHING_NEW', status: null }) } });
 
     const envelope = (field: string, value: unknown, wabaId = t.wabaId) => ({ object: 'whatsapp_business_account', entry: [{ id: wabaId, time: 1, changes: [{ field, value }] }] });
     expect((await postWebhook(stack, envelope('message_template_components_update', { message_template_id: 1 })).expect(200)).body).toMatchObject({ ignored: 1, received: 0 });
@@ -273,6 +275,27 @@ describe('template webhooks', () => {
     expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED' });
     // a template body is signed like any other
     await postWebhook(stack, whatsAppTemplateStatusWebhook(target, { event: 'PAUSED' }), { secret: 'not-the-app-secret-000' }).expect(401);
+    expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED' });
+  });
+
+  test('Meta redelivers out of order: an older status change never overwrites a newer one', async () => {
+    const t = await syncedTenant();
+    const at = (body: unknown, seconds: number) => {
+      (body as { entry: { time: number }[] }).entry[0]!.time = seconds;
+      return body;
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const paused = at(stack.graph.templateStatusEvent(t.wabaId, 'order_update', 'en_US', 'PAUSED'), now - 600);
+    const reinstated = at(stack.graph.templateStatusEvent(t.wabaId, 'order_update', 'en_US', 'REINSTATED'), now - 60);
+    await postWebhook(stack, reinstated).expect(200);
+    const late = await postWebhook(stack, paused).expect(200);
+    expect(late.body.templates).toMatchObject({ updated: 0, unmatched: 1 });
+    expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED', approved: true });
+    // a quality change of the same template is another field: older than the status change, still applied
+    await postWebhook(stack, at(stack.graph.templateQualityEvent(t.wabaId, 'order_update', 'en_US', 'YELLOW'), now - 300)).expect(200);
+    expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ qualityScore: 'YELLOW', status: 'APPROVED' });
+    // the same change delivered twice is applied twice, harmlessly
+    await postWebhook(stack, reinstated).expect(200);
     expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED' });
   });
 
@@ -371,7 +394,12 @@ describe('sending a template', () => {
     const sends = await waitFor(() => (sentTo(from).length === 2 ? sentTo(from) : undefined), { what: 'step 2', timeoutMs: 30_000 });
     expect((sends[1]!.body as { type: string; text?: { body: string } }).text?.body).toBe('Still there?');
     expect(sends.some((s) => (s.body as { type: string }).type === 'template')).toBe(false);
-    const events = (await stack.api.get(`/v1/leads/${lead.id}`).set(auth(t)).expect(200)).body.events as { type: string; data: Record<string, unknown> }[];
+    type Ev = { type: string; data: Record<string, unknown> };
+    // the step's event is written right after its send
+    const events = await waitFor(async () => {
+      const evs = (await stack.api.get(`/v1/leads/${lead.id}`).set(auth(t)).expect(200)).body.events as Ev[];
+      return evs.some((e) => e.type === 'sequence_step' && e.data.stepIndex === 1) ? evs : undefined;
+    }, { what: 'step 2 recorded' });
     expect(events.find((e) => e.type === 'reply_failed')?.data).toMatchObject({ type: 'template_not_approved', purpose: 'sequence step 1' });
     expect(events.filter((e) => e.type === 'sequence_step').map((e) => e.data)).toEqual(
       expect.arrayContaining([expect.objectContaining({ stepIndex: 0, status: 'failed' }), expect.objectContaining({ stepIndex: 1, status: 'sent' })]),

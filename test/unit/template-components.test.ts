@@ -67,7 +67,7 @@ describe('buildTemplateParameters', () => {
 describe('parseWhatsAppWebhook: template fields', () => {
   test('the three fields, as Meta documents them', () => {
     const status = parseWhatsAppWebhook(whatsAppTemplateStatusWebhook(target, { event: 'PAUSED', reason: 'Low quality' }));
-    expect(status).toMatchObject({ ok: true, changes: [], ignored: [], templateChanges: [{ wabaId: target.wabaId, field: 'message_template_status_update', metaTemplateId: target.id, name: target.name, language: 'en_US', event: 'PAUSED', status: 'PAUSED', reason: 'Low quality' }] });
+    expect(status).toMatchObject({ ok: true, changes: [], ignored: [], templateChanges: [{ wabaId: target.wabaId, field: 'message_template_status_update', at: expect.stringMatching(/^\d{4}-/), metaTemplateId: target.id, name: target.name, language: 'en_US', event: 'PAUSED', status: 'PAUSED', reason: 'Low quality' }] });
     const quality = parseWhatsAppWebhook(whatsAppTemplateQualityWebhook(target, { previous: 'GREEN', next: 'YELLOW' }));
     expect(quality).toMatchObject({ ok: true, templateChanges: [{ field: 'message_template_quality_update', previousQualityScore: 'GREEN', newQualityScore: 'YELLOW' }] });
     const category = parseWhatsAppWebhook(whatsAppTemplateCategoryWebhook(target, { previous: 'UTILITY', next: 'MARKETING' }));
@@ -82,6 +82,15 @@ describe('parseWhatsAppWebhook: template fields', () => {
     expect(statusOf('DISABLED')).toBe('DISABLED');
     expect(statusOf('FLAGGED')).toBeNull();
     expect(statusOf('SOMETHING_NEW')).toBeNull();
+  });
+  test("the change's time is entry.time, or the receipt time when it is absent or in the future", () => {
+    const body = whatsAppTemplateStatusWebhook(target, { event: 'PAUSED' }) as { entry: { time?: unknown }[] };
+    body.entry[0]!.time = 1674864290;
+    const r = parseWhatsAppWebhook(body, { receivedAtMs: Date.parse('2026-01-01T00:00:00Z') });
+    expect(r.ok && r.templateChanges[0]!.at).toBe('2023-01-28T00:04:50.000Z');
+    body.entry[0]!.time = 9_999_999_999;
+    const future = parseWhatsAppWebhook(body, { receivedAtMs: Date.parse('2026-01-01T00:00:00Z') });
+    expect(future.ok && future.templateChanges[0]!.at).toBe('2026-01-01T00:00:00.000Z');
   });
   test('an entry without the account id, or a value naming no template, is ignored with a reason', () => {
     const body = whatsAppTemplateStatusWebhook(target, { event: 'PAUSED' }) as { entry: { id?: string }[] };
