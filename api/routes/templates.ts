@@ -20,7 +20,7 @@ const templatePatch = z
   .refine((b) => Object.keys(b).length > 0, 'give at least one field to change');
 
 /**
- * Templates beyond create and list (those are in tenant.ts): the sync with Meta, PATCH and
+ * Templates beyond create and list (those are in tenant.ts): the sync with Meta, GET, PATCH and
  * DELETE of one template. Every route is scoped to the key's tenant (another tenant's id → 404).
  */
 export function createTemplateRouter(deps: {
@@ -48,6 +48,12 @@ export function createTemplateRouter(deps: {
   r.post('/v1/channels/:channelId/templates/sync', auth, validate({ params: channelParams }), async (_req, res) => {
     if (!sync) throw new AppError('unavailable', 'no Graph API is configured (GRAPH_API_URL)');
     res.json(await sync.sync(res.locals.tenantId, res.locals.params.channelId));
+  });
+
+  r.get('/v1/templates/:templateId', auth, validate({ params: templateParams }), async (_req, res) => {
+    const t = await services.templates.get(res.locals.tenantId, res.locals.params.templateId);
+    if (!t) throw new AppError('not_found', 'template not found');
+    res.json(t);
   });
 
   r.patch('/v1/templates/:templateId', auth, validate({ params: templateParams, body: templatePatch }), async (_req, res) => {

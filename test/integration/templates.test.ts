@@ -424,6 +424,8 @@ describe('PATCH and DELETE /v1/templates/:templateId', () => {
     await stack.api.patch('/v1/templates/nope').set(auth(t)).send({ approved: true }).expect(400);
 
     const synced = await templateOf(t, 'order_update', 'en_US');
+    expect((await stack.api.get(`/v1/templates/${synced.id}`).set(auth(t)).expect(200)).body).toEqual(synced);
+    await stack.api.get(`/v1/templates/${synced.id}`).set(auth(other)).expect(404);
     const conflict = await stack.api.patch(`/v1/templates/${synced.id}`).set(auth(t)).send({ approved: true }).expect(409);
     expect(conflict.body.error.code).toBe('synced_template');
 
