@@ -61,7 +61,7 @@ export function createTemplateSync(deps: TemplateSyncDeps) {
   const doFetch = deps.fetch ?? fetch;
   const base = deps.graphApiUrl.replace(/\/$/, '');
   const pageSize = deps.pageSize ?? 100;
-  const maxPages = deps.maxPages ?? 50;
+  const maxPages = deps.maxPages ?? 100;
   const log = deps.log.child({ module: 'template-sync' });
 
   async function page(wabaId: string, accessToken: string, after: string | undefined): Promise<z.infer<typeof pageSchema>> {

@@ -174,8 +174,9 @@ export function createTemplateService(db: Db) {
     async upsertFromMeta(tenantId: string, channelAccountId: string, wabaId: string, items: MetaTemplate[]): Promise<{ inserted: number; updated: number }> {
       let inserted = 0;
       let updated = 0;
-      for (const m of items) {
-        const values = {
+      // 200 rows a statement: an account's few thousand templates in a few round trips
+      for (let i = 0; i < items.length; i += 200) {
+        const values = items.slice(i, i + 200).map((m) => ({
           tenantId,
           channelAccountId,
           wabaId,
@@ -190,17 +191,36 @@ export function createTemplateService(db: Db) {
           components: m.components,
           qualityScore: m.qualityScore ?? null,
           statusReason: m.statusReason ?? null,
-        };
-        const [row] = await db
+          syncedAt: sql`now()`,
+          updatedAt: sql`now()`,
+        }));
+        const excluded = (column: string) => sql.raw(`excluded.${column}`);
+        const rows = await db
           .insert(templates)
-          .values({ ...values, syncedAt: sql`now()`, updatedAt: sql`now()` })
+          .values(values)
           .onConflictDoUpdate({
             target: [templates.tenantId, templates.name, templates.language],
-            set: { ...values, syncedAt: sql`now()`, updatedAt: sql`now()` },
+            set: {
+              channelAccountId: excluded('channel_account_id'),
+              wabaId: excluded('waba_id'),
+              source: excluded('source'),
+              category: excluded('category'),
+              body: excluded('body'),
+              status: excluded('status'),
+              approved: excluded('approved'),
+              metaTemplateId: excluded('meta_template_id'),
+              components: excluded('components'),
+              qualityScore: excluded('quality_score'),
+              statusReason: excluded('status_reason'),
+              syncedAt: sql`now()`,
+              updatedAt: sql`now()`,
+            },
           })
           .returning({ inserted: sql<boolean>`(xmax = 0)` });
-        if (row?.inserted) inserted += 1;
-        else updated += 1;
+        for (const row of rows) {
+          if (row.inserted) inserted += 1;
+          else updated += 1;
+        }
       }
       return { inserted, updated };
     },
