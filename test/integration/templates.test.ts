@@ -208,6 +208,17 @@ describe('POST /v1/channels/:channelId/templates/sync', () => {
     stack.graph.setAccountOwner(a.wabaId, null);
   });
 
+  test('an unknown status is stored as sent and not sendable; an item that is no template is skipped', async () => {
+    const t = await createTenant(stack);
+    const wabaId = randomWabaId();
+    const junk = { foo: 1 } as unknown as Omit<FakeMessageTemplate, 'id'>;
+    stack.graph.setTemplates(wabaId, [{ ...metaTemplates()[2]!, status: 'SOME_NEW_STATE' }, junk]);
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(auth(t)).send({ wabaId }).expect(200);
+    const r = await stack.api.post(`/v1/channels/${t.channelId}/templates/sync`).set(auth(t)).expect(200);
+    expect(r.body).toMatchObject({ fetched: 1, inserted: 1, skipped: 1 });
+    expect(await templateOf(t, 'follow_up', 'en')).toMatchObject({ status: 'SOME_NEW_STATE', approved: false });
+  });
+
   test('stops at its page bound and changes nothing', async () => {
     const t = await syncedTenant({ pageSize: 1 });
     stack.graph.setTemplates(t.wabaId, metaTemplates().slice(0, 1));
