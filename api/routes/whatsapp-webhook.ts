@@ -9,7 +9,7 @@ import type { TemplateChange, TemplateService } from '../../services/templates';
 import { verifyMetaSignature } from '../../lib/crypto';
 import type { ParleyTemporal } from '../../temporal/client';
 import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
-import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus, type ParsedTemplateChange } from '../webhooks/whatsapp-payload';
+import { parseWhatsAppWebhook, TEMPLATE_WEBHOOK_FIELDS, type ParsedChange, type ParsedStatus, type ParsedTemplateChange } from '../webhooks/whatsapp-payload';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
 
@@ -46,11 +46,38 @@ function phoneNumberIdsOf(json: unknown): string[] {
   return [...ids];
 }
 
+/** Every distinct entry.id (WhatsApp Business Account id) a body names with a template change; none when over the cap. */
+function businessAccountIdsOf(json: unknown): string[] {
+  const ids = new Set<string>();
+  const entries = (json as { entry?: unknown })?.entry;
+  if (!Array.isArray(entries)) return [];
+  for (const e of entries) {
+    const id = (e as { id?: unknown })?.id;
+    const changes = (e as { changes?: unknown })?.changes;
+    if (typeof id !== 'string' || !/^\d{1,30}$/.test(id) || !Array.isArray(changes)) continue;
+    if (changes.some((c) => (TEMPLATE_WEBHOOK_FIELDS as readonly string[]).includes((c as { field?: unknown })?.field as string))) ids.add(id);
+    if (ids.size > MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY) return [];
+  }
+  return [...ids];
+}
+
 export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
   const r = Router();
   const log = deps.log.child({ module: 'webhook.whatsapp' });
   const router = createAccountRouter(deps.channels, 'whatsapp', { ttlMs: deps.routingCacheMs ?? 30_000 });
-  const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf: phoneNumberIdsOf });
+  const signatures = createSignatureCheck({
+    router,
+    appSecret: deps.appSecret,
+    log,
+    accountIdsOf: phoneNumberIdsOf,
+    // template webhooks of a channel on its own app secret: signed by that secret, naming only its account
+    businessAccountSecretsOf: async (json) => {
+      const ids = businessAccountIdsOf(json);
+      if (ids.length === 0) return [];
+      const byWaba = await deps.channels.routingsByWabaIds(ids);
+      return [...new Set([...byWaba.values()].flat().flatMap((r) => (r.appSecret ? [r.appSecret] : [])))];
+    },
+  });
 
   // Meta's subscription handshake.
   r.get('/webhooks/whatsapp', verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));

@@ -310,11 +310,30 @@ describe('template webhooks', () => {
     expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED' });
   });
 
-  test("a channel on its own app secret is not reached by a body only the deployment's secret signed", async () => {
-    const t = await syncedTenant({ appSecret: `own-secret-${randomBytes(6).toString('hex')}` });
+  test("a channel on its own app secret: its template webhooks are signed with that secret; the deployment's secret alone does not reach it", async () => {
+    const own = `own-secret-${randomBytes(6).toString('hex')}`;
+    const t = await syncedTenant({ appSecret: own });
+    const plain = await syncedTenant();
     const r = await postWebhook(stack, stack.graph.templateStatusEvent(t.wabaId, 'order_update', 'en_US', 'PAUSED')).expect(200);
     expect(r.body.templates).toMatchObject({ updated: 0, unknownAccounts: 1 });
     expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'APPROVED' });
+
+    const signed = await postWebhook(stack, stack.graph.templateStatusEvent(t.wabaId, 'order_update', 'en_US', 'DISABLED'), { secret: own }).expect(200);
+    expect(signed.body.templates).toMatchObject({ updated: 1 });
+    expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'DISABLED' });
+    // that secret reaches only its own channels: a body it signs naming another account changes nothing there
+    const both = stack.graph.templateStatusEvent(t.wabaId, 'follow_up', 'en', 'PAUSED') as { entry: unknown[] };
+    both.entry.push(...(stack.graph.templateStatusEvent(plain.wabaId, 'follow_up', 'en', 'PAUSED') as { entry: unknown[] }).entry);
+    const mixed = await postWebhook(stack, both, { secret: own }).expect(200);
+    expect(mixed.body.templates).toMatchObject({ changes: 2, updated: 1, unknownAccounts: 1 });
+    expect(await templateOf(plain, 'follow_up', 'en')).toMatchObject({ status: 'APPROVED' });
+    // any other secret: refused
+    await postWebhook(stack, stack.graph.templateStatusEvent(t.wabaId, 'order_update', 'en_US', 'APPROVED'), { secret: 'some-other-secret-123' }).expect(401);
+    // a body naming more accounts than any real one does is not looked up: refused, even by the right secret
+    const many = stack.graph.templateStatusEvent(t.wabaId, 'order_update', 'en_US', 'APPROVED') as { entry: { id: string }[] };
+    for (let i = 0; i < 101; i += 1) many.entry.push({ ...many.entry[0]!, id: randomWabaId() });
+    await postWebhook(stack, many, { secret: own }).expect(401);
+    expect(await templateOf(t, 'order_update', 'en_US')).toMatchObject({ status: 'DISABLED' });
   });
 });
 
