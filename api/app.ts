@@ -19,6 +19,7 @@ import { createHealthRouter } from './routes/health';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
 import { createSetupRouter } from './routes/setup';
+import { createTemplateRouter } from './routes/templates';
 import { createTenantRouter } from './routes/tenant';
 import { createChannelOwnershipVerifier } from '../services/channel-ownership';
 import { createUsageRouter } from './routes/usage';
@@ -79,6 +80,7 @@ export function createApp(deps: AppDeps): Express {
     createWhatsAppWebhookRouter({
       channels: deps.services.channels,
       leads: deps.services.leads,
+      templates: deps.services.templates,
       identities: deps.services.contactIdentities,
       temporal: deps.temporal,
       log,
@@ -124,6 +126,7 @@ export function createApp(deps: AppDeps): Express {
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
   app.use(createExtractionRouter({ services: deps.services, log }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
+  app.use(createTemplateRouter({ services: deps.services, config: deps.config, log })); // before delivery and tenant: their /v1/channels/:id and /v1/templates auth would run twice
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
   app.use(createSetupRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));

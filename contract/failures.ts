@@ -37,7 +37,7 @@ export const FailureType = {
   // ---------------------------------------------------------------- template_*
   TemplateNotFound: 'template_not_found',
   TemplateNotApproved: 'template_not_approved',
-  /** The number of variables given is not the template's. */
+  /** The parameters given (header, body variables, buttons) do not fit the template's components. */
   TemplateVariables: 'template_variables',
 
   // ---------------------------------------------------------------- llm_*

@@ -68,7 +68,18 @@ export interface DeliveryStatus {
 export interface TemplateRef {
   name: string;
   language: string;
+  /** Body parameters, in order ({{1}}, {{2}}, ... or the named ones in the order they appear). */
   variables?: string[];
+  /** The header's parameter: text for a TEXT header with {{1}}, media (link or id) for IMAGE/VIDEO/DOCUMENT, a location. */
+  header?: TemplateHeaderParameter;
+  /** Button parameters by button index: a dynamic URL suffix, a COPY_CODE or OTP code, a QUICK_REPLY payload. */
+  buttons?: { index: number; value: string }[];
+}
+
+export interface TemplateHeaderParameter {
+  text?: string;
+  media?: { link?: string; id?: string; filename?: string };
+  location?: { latitude: number; longitude: number; name?: string; address?: string };
 }
 
 /** What one outbound message is: free-form text (given or from the LLM) or a template. */

@@ -197,10 +197,13 @@ export const channelAccounts = pgTable(
     markRead: boolean('mark_read').notNull().default(true),
     /** Web chat: origins allowed to call the widget's routes (null = any origin). */
     allowedOrigins: jsonb('allowed_origins').$type<string[]>(),
+    /** WhatsApp: the WhatsApp Business Account id (template sync; template webhooks' entry.id). */
+    wabaId: text('waba_id'),
     createdAt: createdAt(),
   },
   (t) => [
     uniqueIndex('channel_accounts_platform_phone_uq').on(t.platform, t.phoneNumberId),
+    index('channel_accounts_waba_idx').on(t.wabaId),
     index('channel_accounts_tenant_idx').on(t.tenantId),
     index('channel_accounts_verify_token_idx').on(t.verifyTokenHash),
   ],
@@ -377,10 +380,31 @@ export const templates = pgTable(
     language: text('language').notNull(),
     category: text('category', { enum: TEMPLATE_CATEGORIES }).notNull(),
     body: text('body').notNull(),
+    /** The send gate: true only while the status is APPROVED (a local template: set by the tenant). */
     approved: boolean('approved').notNull().default(false),
+    /** 'local' (POST /v1/templates) or 'meta' (synced from the WhatsApp Business Account; Meta owns its status). */
+    source: text('source', { enum: ['local', 'meta'] }).notNull().default('local'),
+    /** Meta's status as sent (APPROVED, PENDING, REJECTED, PAUSED, DISABLED, ...; DELETED when a sync no longer lists it); null for a local template. */
+    status: text('status'),
+    /** Meta's template id and the account it came from (webhooks match on these). */
+    metaTemplateId: text('meta_template_id'),
+    wabaId: text('waba_id'),
+    /** Header, body, footer and buttons (services/template-components.ts); null for a local body-only template. */
+    components: jsonb('components'),
+    /** Meta's quality score (GREEN, YELLOW, RED, UNKNOWN). */
+    qualityScore: text('quality_score'),
+    /** Why Meta last changed it (rejection or pause reason). */
+    statusReason: text('status_reason'),
+    /** The last template webhook applied per field (status, quality, category): its values and Meta's time (`at`). */
+    events: jsonb('events').$type<Record<string, Record<string, unknown>>>(),
+    syncedAt: ts('synced_at'),
+    updatedAt: ts('updated_at'),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('templates_tenant_name_lang_uq').on(t.tenantId, t.name, t.language)],
+  (t) => [
+    uniqueIndex('templates_tenant_name_lang_uq').on(t.tenantId, t.name, t.language),
+    index('templates_waba_idx').on(t.wabaId, t.metaTemplateId),
+  ],
 );
 
 /** A tenant's sales pipeline; a default one (New, Qualified, Nurture, Converted, Lost) comes with every tenant. */

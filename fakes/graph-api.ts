@@ -21,12 +21,32 @@
  *   POST   /__fake/reset          -> reset()
  *   GET    /__fake/media/:mediaId -> the media bytes (needs a bearer, like Meta's lookaside URLs)
  *   GET    /__fake/ig-cdn/:mediaId -> the media bytes without a bearer (Instagram attachment CDN urls)
+ *   GET    /:version/:wabaId/message_templates?limit=&after= -> the account's templates (setTemplates), paged like
+ *          Meta: { data, paging: { cursors: { before, after }, next? } } (default 25 a page; the owner check as below)
+ *   PUT    /__fake/templates/:wabaId  body { templates: FakeMessageTemplate[] | null, maxPageSize? } -> setTemplates()
+ *   POST   /__fake/templates/:wabaId/events body { name, language, event? | quality? | category?, reason?,
+ *          deliverTo?, appSecret? } -> { webhook } the template webhook Meta would send for that change; with
+ *          deliverTo (a Parley /webhooks/whatsapp url) and appSecret, also POSTs it signed -> { webhook, delivered: status }
  *   GET    /:version/:accountId?fields=... -> a WhatsApp phone number or Instagram account the token can read
  *          (any valid token reads any id unless setAccountOwner names its owners; others get code 100 / subcode 33)
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { whatsAppTemplateCategoryWebhook, whatsAppTemplateQualityWebhook, whatsAppTemplateStatusWebhook } from './meta-webhooks';
+
+/** A message template as the Graph API lists it (GET /<WABA_ID>/message_templates). */
+export interface FakeMessageTemplate {
+  id: string;
+  name: string;
+  language: string;
+  status: string;
+  category: string;
+  components: Record<string, unknown>[];
+  parameter_format?: 'POSITIONAL' | 'NAMED';
+  quality_score?: { score: string };
+  rejected_reason?: string;
+}
 
 export interface GraphRequestRecord {
   at: string;
@@ -92,6 +112,21 @@ export interface FakeGraphApi {
   igCdnUrl(mediaId: string): string;
   /** Successful Instagram sends (excludes sender actions). */
   instagramSends(): GraphRequestRecord[];
+  /** The WhatsApp Business Account's templates, served paged by `GET /:version/:wabaId/message_templates` (null removes the account). */
+  setTemplates(wabaId: string, templates: (Omit<FakeMessageTemplate, 'id'> & { id?: string })[] | null, opts?: { maxPageSize?: number }): FakeMessageTemplate[];
+  /** The account's templates as the fake holds them now. */
+  templates(wabaId: string): FakeMessageTemplate[];
+  /**
+   * Change a template's status as Meta would (REINSTATED = APPROVED again; FLAGGED, LOCKED, ...
+   * change none) and return the `message_template_status_update` webhook body Meta sends for it.
+   */
+  templateStatusEvent(wabaId: string, name: string, language: string, event: string, reason?: string): unknown;
+  /** Change a template's quality score; returns the `message_template_quality_update` webhook body. */
+  templateQualityEvent(wabaId: string, name: string, language: string, score: string): unknown;
+  /** Change a template's category; returns the `template_category_update` webhook body. */
+  templateCategoryEvent(wabaId: string, name: string, language: string, category: string): unknown;
+  /** Template list reads, in order. */
+  templateRequests: GraphRequestRecord[];
   /** Clears requests, rules, delay (and custom media). Valid tokens are kept. */
   reset(): void;
   /** Resolves when >= n successful sends are recorded; rejects after timeoutMs (default 10000). */
@@ -476,6 +511,16 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
   const mediaRequests: GraphRequestRecord[] = [];
   const accountRequests: GraphRequestRecord[] = [];
   const accountOwners = new Map<string, Set<string>>();
+  const messageTemplates = new Map<string, FakeMessageTemplate[]>();
+  /** Per account: the most templates one page holds whatever `limit` asks (Meta caps pages too). */
+  const templatePageCaps = new Map<string, number>();
+  const templateRequests: GraphRequestRecord[] = [];
+  let templateCounter = 0;
+  const findTemplate = (wabaId: string, name: string, language: string): FakeMessageTemplate => {
+    const t = (messageTemplates.get(wabaId) ?? []).find((x) => x.name === name && x.language === language);
+    if (!t) throw new Error(`fake Graph API: no template ${name} (${language}) in account ${wabaId}`);
+    return t;
+  };
 
   const isSuccessfulSend = (r: GraphRequestRecord): boolean => r.response.status === 200 && !isReadRequest(r.body);
   const sentMessages = (): GraphRequestRecord[] => requests.filter(isSuccessfulSend);
@@ -695,6 +740,64 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     sendJson(res, status, body);
   };
 
+  /** `GET /{waba-id}/message_templates`: one page of the account's templates, Meta's paging shape. */
+  const handleTemplateList = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, wabaId: string): Promise<void> => {
+    const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    const token = extractToken(req, url);
+    const authError = tokenProblem(token);
+    const owners = accountOwners.get(wabaId);
+    const list = messageTemplates.get(wabaId);
+    let status = 200;
+    let body: unknown;
+    if (authError) {
+      status = 401;
+      body = authError;
+    } else if ((owners && !owners.has(token ?? '')) || !list) {
+      status = 400;
+      body = metaError(100, {
+        message: `Unsupported get request. Object with ID '${wabaId}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api`,
+        subcode: 33,
+      });
+    } else {
+      const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 25) || 25, 1), templatePageCaps.get(wabaId) ?? 1000);
+      const afterRaw = url.searchParams.get('after');
+      const start = afterRaw ? Number(Buffer.from(afterRaw, 'base64url').toString('utf8')) + 1 : 0;
+      if (!Number.isInteger(start) || start < 0) {
+        status = 400;
+        body = metaError(100, { details: 'Invalid cursor' });
+      } else {
+        const page = list.slice(start, start + limit);
+        const cursor = (i: number) => Buffer.from(String(i)).toString('base64url');
+        const hasMore = start + limit < list.length;
+        const nextQs = new URLSearchParams(url.searchParams);
+        nextQs.set('after', cursor(start + page.length - 1));
+        body = {
+          data: page,
+          ...(page.length > 0
+            ? {
+                paging: {
+                  cursors: { before: cursor(start), after: cursor(start + page.length - 1) },
+                  // like Meta: an absolute url on the Graph host (clients should page by cursor)
+                  ...(hasMore ? { next: `https://graph.facebook.com${url.pathname}?${nextQs}` } : {}),
+                },
+              }
+            : {}),
+        };
+      }
+    }
+    templateRequests.push({
+      at: new Date().toISOString(),
+      method: 'GET',
+      path: `${url.pathname}${url.search}`,
+      phoneNumberId: wabaId,
+      ...(authorization !== undefined ? { authorization } : {}),
+      body: null,
+      response: { status, body },
+    });
+    await sleep(delayMs);
+    sendJson(res, status, body);
+  };
+
   const handleMediaDownload = async (
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -781,6 +884,57 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       sendJson(res, 200, { ok: true });
       return true;
     }
+    const templatesPath = /^\/__fake\/templates\/(\d{1,30})(\/events)?$/.exec(path);
+    if (templatesPath && method === 'PUT' && !templatesPath[2]) {
+      const body = await readJson();
+      const list = body?.templates;
+      if (!body || (list !== null && !Array.isArray(list))) {
+        sendJson(res, 400, { ok: false, error: 'body must be { templates: FakeMessageTemplate[] | null, maxPageSize? }' });
+        return true;
+      }
+      const maxPageSize = typeof body.maxPageSize === 'number' ? body.maxPageSize : undefined;
+      const stored = api.setTemplates(templatesPath[1]!, list as FakeMessageTemplate[] | null, maxPageSize !== undefined ? { maxPageSize } : {});
+      sendJson(res, 200, { ok: true, templates: stored });
+      return true;
+    }
+    if (templatesPath && method === 'POST' && templatesPath[2]) {
+      const body = await readJson();
+      const wabaId = templatesPath[1]!;
+      const str = (k: string) => (typeof body?.[k] === 'string' ? (body[k] as string) : undefined);
+      const [name, language] = [str('name'), str('language')];
+      let webhook: unknown;
+      try {
+        if (!name || !language) throw new Error('body must name the template: { name, language, event | quality | category }');
+        if (str('event')) webhook = api.templateStatusEvent(wabaId, name, language, str('event')!, str('reason'));
+        else if (str('quality')) webhook = api.templateQualityEvent(wabaId, name, language, str('quality')!);
+        else if (str('category')) webhook = api.templateCategoryEvent(wabaId, name, language, str('category')!);
+        else throw new Error('give one of event, quality, category');
+      } catch (err) {
+        sendJson(res, 400, { ok: false, error: (err as Error).message });
+        return true;
+      }
+      const deliverTo = str('deliverTo');
+      const appSecret = str('appSecret');
+      if (!deliverTo || !appSecret) {
+        sendJson(res, 200, { ok: true, webhook });
+        return true;
+      }
+      const raw = JSON.stringify(webhook);
+      let delivered: number;
+      try {
+        const r = await fetch(deliverTo, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${createHmac('sha256', appSecret).update(raw).digest('hex')}` },
+          body: raw,
+          signal: AbortSignal.timeout(10_000),
+        });
+        delivered = r.status;
+      } catch {
+        delivered = 0;
+      }
+      sendJson(res, 200, { ok: true, webhook, delivered });
+      return true;
+    }
     if (path === '/__fake/reset' && method === 'POST') {
       api.reset();
       sendJson(res, 200, { ok: true });
@@ -814,6 +968,11 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     const send = /^\/(v\d+\.\d+)\/([^/]+)\/messages$/.exec(path);
     if (send && method === 'POST') {
       await handleSend(req, res, url, decodeURIComponent(send[2] ?? ''));
+      return;
+    }
+    const templateList = /^\/(v\d+\.\d+)\/([^/]+)\/message_templates$/.exec(path);
+    if (templateList && method === 'GET') {
+      await handleTemplateList(req, res, url, decodeURIComponent(templateList[2] ?? ''));
       return;
     }
     const mediaInfo = /^\/(v\d+\.\d+)\/([^/]+)$/.exec(path);
@@ -859,7 +1018,40 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     requests,
     mediaRequests,
     accountRequests,
+    templateRequests,
     sentMessages,
+    setTemplates(wabaId, list, opts = {}) {
+      if (opts.maxPageSize !== undefined) templatePageCaps.set(wabaId, opts.maxPageSize);
+      if (list === null) {
+        messageTemplates.delete(wabaId);
+        return [];
+      }
+      const stored = list.map((t) => ({ ...t, id: t.id ?? String(1_000_000_000_000_000 + (templateCounter += 1)) }));
+      messageTemplates.set(wabaId, stored);
+      return stored;
+    },
+    templates(wabaId) {
+      return messageTemplates.get(wabaId) ?? [];
+    },
+    templateStatusEvent(wabaId, name, language, event, reason) {
+      const t = findTemplate(wabaId, name, language);
+      const statuses: Record<string, string> = { REINSTATED: 'APPROVED' };
+      const status = statuses[event] ?? (['APPROVED', 'REJECTED', 'PENDING', 'PAUSED', 'DISABLED', 'IN_APPEAL', 'PENDING_DELETION', 'DELETED', 'ARCHIVED', 'LIMIT_EXCEEDED'].includes(event) ? event : undefined);
+      if (status) t.status = status;
+      return whatsAppTemplateStatusWebhook({ wabaId, id: t.id, name, language }, { event, reason, category: t.category });
+    },
+    templateQualityEvent(wabaId, name, language, score) {
+      const t = findTemplate(wabaId, name, language);
+      const previous = t.quality_score?.score ?? 'UNKNOWN';
+      t.quality_score = { score };
+      return whatsAppTemplateQualityWebhook({ wabaId, id: t.id, name, language }, { previous, next: score });
+    },
+    templateCategoryEvent(wabaId, name, language, category) {
+      const t = findTemplate(wabaId, name, language);
+      const previous = t.category;
+      t.category = category;
+      return whatsAppTemplateCategoryWebhook({ wabaId, id: t.id, name, language }, { previous, next: category });
+    },
     setAccountOwner(accountId: string, tokens: string[] | null): void {
       if (tokens === null) accountOwners.delete(accountId);
       else accountOwners.set(accountId, new Set(tokens));
@@ -886,6 +1078,7 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       requests.length = 0;
       mediaRequests.length = 0;
       accountRequests.length = 0;
+      templateRequests.length = 0;
       rules = [];
       delayMs = 0;
       media.clear();

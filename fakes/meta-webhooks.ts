@@ -267,3 +267,55 @@ export function whatsAppStatusWebhook(o: StatusWebhookOptions) {
     ],
   });
 }
+
+/** A template as the Graph API lists it (GET /<WABA_ID>/message_templates): what the template webhooks name. */
+export interface TemplateWebhookTarget {
+  wabaId: string;
+  /** Meta's template id (sent as a number, as Meta does). */
+  id: string;
+  name: string;
+  language: string;
+}
+
+/** The WhatsApp Business Account envelope: entry.id is the account id, no phone number metadata. */
+function wabaEnvelope(wabaId: string, field: string, value: Record<string, unknown>) {
+  return {
+    object: 'whatsapp_business_account',
+    entry: [{ id: wabaId, time: Math.floor(Date.now() / 1000), changes: [{ value, field }] }],
+  };
+}
+
+/** message_template_status_update, shaped as Meta sends it (event APPROVED, REJECTED, PAUSED, DISABLED, ...). */
+export function whatsAppTemplateStatusWebhook(t: TemplateWebhookTarget, o: { event: string; reason?: string; category?: string; disableDate?: string }) {
+  return wabaEnvelope(t.wabaId, 'message_template_status_update', {
+    event: o.event,
+    message_template_id: Number(t.id),
+    message_template_name: t.name,
+    message_template_language: t.language,
+    reason: o.reason ?? 'NONE',
+    ...(o.category ? { message_template_category: o.category } : {}),
+    ...(o.disableDate ? { disable_info: { disable_date: o.disableDate } } : {}),
+  });
+}
+
+/** message_template_quality_update (GREEN, YELLOW, RED, UNKNOWN). */
+export function whatsAppTemplateQualityWebhook(t: TemplateWebhookTarget, o: { previous: string; next: string }) {
+  return wabaEnvelope(t.wabaId, 'message_template_quality_update', {
+    previous_quality_score: o.previous,
+    new_quality_score: o.next,
+    message_template_id: Number(t.id),
+    message_template_name: t.name,
+    message_template_language: t.language,
+  });
+}
+
+/** template_category_update (MARKETING, UTILITY, AUTHENTICATION). */
+export function whatsAppTemplateCategoryWebhook(t: TemplateWebhookTarget, o: { previous: string; next: string }) {
+  return wabaEnvelope(t.wabaId, 'template_category_update', {
+    message_template_id: Number(t.id),
+    message_template_name: t.name,
+    message_template_language: t.language,
+    previous_category: o.previous,
+    new_category: o.next,
+  });
+}

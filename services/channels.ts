@@ -28,6 +28,8 @@ export interface ChannelInput {
   markRead?: boolean;
   /** Web chat: origins allowed to call the widget's routes (undefined/null = any). */
   allowedOrigins?: string[] | null;
+  /** WhatsApp: the WhatsApp Business Account id (template sync and template webhooks). */
+  wabaId?: string;
 }
 
 /** What the webhook and the delivery activity need to know about a channel account. */
@@ -64,6 +66,7 @@ function present(c: typeof channelAccounts.$inferSelect) {
     hasAppSecret: c.appSecretEnc !== null,
     messagesPerSecond: c.messagesPerSecond,
     markRead: c.markRead,
+    ...(c.platform === 'whatsapp' ? { wabaId: c.wabaId ?? null } : {}),
     circuit: { state: c.circuitState, openedAt: c.circuitOpenedAt ? toIso(c.circuitOpenedAt) : null, reason: c.circuitReason ?? null },
     ...(c.platform === 'webchat' ? { widgetKey: c.phoneNumberId, allowedOrigins: c.allowedOrigins ?? null } : {}),
     createdAt: toIso(c.createdAt),
@@ -114,6 +117,7 @@ export function createChannelService(db: Db, box: SecretBox) {
             messagesPerSecond: input.messagesPerSecond ?? null,
             markRead: input.markRead ?? true,
             allowedOrigins: input.allowedOrigins ?? null,
+            wabaId: input.wabaId ?? null,
           })
           .returning();
         if (!c) throw new Error('channel insert returned nothing');
@@ -174,6 +178,40 @@ export function createChannelService(db: Db, box: SecretBox) {
       };
     },
 
+    /** For the template sync: the tenant's channel, its WhatsApp Business Account id and token (never logged). */
+    async syncCredentials(tenantId: string, channelAccountId: string): Promise<{ platform: Platform; wabaId: string | null; accessToken: string } | undefined> {
+      const [c] = await db.select().from(channelAccounts).where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId)));
+      if (!c) return undefined;
+      return { platform: c.platform, wabaId: c.wabaId, accessToken: c.platform === 'webchat' ? '' : box.decrypt(c.accessTokenEnc, channelSecretContext(c.id, 'access_token')) };
+    },
+
+    /**
+     * The WhatsApp channels of these WhatsApp Business Account ids in ONE query (template
+     * webhooks address an account, entry.id, not a phone number): account id → its channels.
+     */
+    async routingsByWabaIds(wabaIds: readonly string[]): Promise<Map<string, ChannelRouting[]>> {
+      const out = new Map<string, ChannelRouting[]>();
+      if (wabaIds.length === 0) return out;
+      const rows = await db
+        .select()
+        .from(channelAccounts)
+        .where(and(eq(channelAccounts.platform, 'whatsapp'), inArray(channelAccounts.wabaId, [...new Set(wabaIds)])));
+      for (const c of rows) {
+        const list = out.get(c.wabaId!) ?? [];
+        list.push({
+          id: c.id,
+          tenantId: c.tenantId,
+          platform: c.platform,
+          phoneNumberId: c.phoneNumberId,
+          agentId: c.agentId,
+          appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
+          allowedOrigins: c.allowedOrigins ?? null,
+        });
+        out.set(c.wabaId!, list);
+      }
+      return out;
+    },
+
     /** Open the channel's circuit breaker (auth or account error); the first reason is kept. */
     async openCircuit(channelAccountId: string, reason: unknown): Promise<void> {
       await db
@@ -208,7 +246,7 @@ export function createChannelService(db: Db, box: SecretBox) {
     async updateCredentials(
       tenantId: string,
       channelAccountId: string,
-      input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null; agentId?: string },
+      input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null; agentId?: string; wabaId?: string | null },
     ) {
       const set: Partial<typeof channelAccounts.$inferInsert> = {};
       if (input.agentId !== undefined) {
@@ -222,6 +260,7 @@ export function createChannelService(db: Db, box: SecretBox) {
       if (input.messagesPerSecond !== undefined) set.messagesPerSecond = input.messagesPerSecond;
       if (input.markRead !== undefined) set.markRead = input.markRead;
       if (input.allowedOrigins !== undefined) set.allowedOrigins = input.allowedOrigins;
+      if (input.wabaId !== undefined) set.wabaId = input.wabaId;
       if (Object.keys(set).length === 0) throw new AppError('validation_failed', 'nothing to change');
       const [c] = await db
         .update(channelAccounts)

@@ -1,7 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/failures';
+import type { TemplateRef } from '../../contract/messages';
 import { isBsuid } from '../../lib/bsuid';
-import { renderTemplate, type TemplateService } from '../../services/templates';
+import { buildTemplateParameters, renderTemplateText } from '../../services/template-components';
+import { APPROVED, type TemplateService } from '../../services/templates';
 import { fitTextLength } from './text-limit';
 import { createGraphSender, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 
@@ -16,7 +18,7 @@ export interface SendTextInput extends SendBase {
 }
 
 export interface SendTemplateInput extends SendBase {
-  template: { name: string; language: string; variables?: string[] };
+  template: TemplateRef;
 }
 
 /**
@@ -94,7 +96,12 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
       return send(input, { type: 'text', text: { body: text, preview_url: false } }, { body: text, type: 'text' });
     },
 
-    /** Send an approved template with its body parameters; effectively once per outboundMessageId. */
+    /**
+     * Send an APPROVED template with its header, body and button parameters (checked against the
+     * stored components first); effectively once per outboundMessageId. A template that is not
+     * APPROVED now (paused, disabled by Meta, deleted) fails with template_not_approved: the lead
+     * workflow records the failure and skips that sequence step.
+     */
     async sendWhatsAppTemplate(input: SendTemplateInput): Promise<SendResult> {
       const creds = await deps.channels.sendCredentials(input.channelAccountId);
       if (creds && creds.platform !== 'whatsapp') {
@@ -112,14 +119,21 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
       if (!template) {
         throw ApplicationFailure.create({ type: FailureType.TemplateNotFound, message: `template ${input.template.name} (${input.template.language}) is not registered`, nonRetryable: true });
       }
-      if (!template.approved) {
-        throw ApplicationFailure.create({ type: FailureType.TemplateNotApproved, message: `template ${template.name} (${template.language}) is not approved`, nonRetryable: true });
+      // a synced template's status is Meta's, kept current by the template webhooks: PAUSED, DISABLED, ... stop here
+      if (!template.approved || template.status !== APPROVED) {
+        throw ApplicationFailure.create({
+          type: FailureType.TemplateNotApproved,
+          message: `template ${template.name} (${template.language}) is ${template.status}, not APPROVED${template.statusReason ? ` (${template.statusReason})` : ''}`,
+          nonRetryable: true,
+          details: [{ status: template.status, reason: template.statusReason ?? null }],
+        });
       }
-      const variables = input.template.variables ?? [];
-      if (variables.length !== template.variables) {
+      // header, body and button parameters checked against the components before calling Meta
+      const params = buildTemplateParameters(template.components, input.template);
+      if (!params.ok) {
         throw ApplicationFailure.create({
           type: FailureType.TemplateVariables,
-          message: `template ${template.name} takes ${template.variables} variable(s), got ${variables.length}`,
+          message: `template ${template.name} (${template.language}): ${params.reason}`,
           nonRetryable: true,
         });
       }
@@ -128,10 +142,10 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
         template: {
           name: template.name,
           language: { code: template.language },
-          ...(variables.length ? { components: [{ type: 'body', parameters: variables.map((text) => ({ type: 'text', text })) }] } : {}),
+          ...(params.components.length ? { components: params.components } : {}),
         },
       };
-      return send(input, message, { body: renderTemplate(template.body, variables), type: 'template' });
+      return send(input, message, { body: renderTemplateText(template.components, input.template), type: 'template' });
     },
   };
 }

@@ -8,6 +8,7 @@ import type { VerifyChannelOwnership } from '../../services/channel-ownership';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
+import { wabaIdSchema } from './tenant';
 import { webChatOriginsSchema } from './webchat';
 import { MANAGERS, SETUP_READERS, allow } from '../access';
 
@@ -26,6 +27,8 @@ const channelPatch = z
     agentId: z.uuid().optional(),
     /** Web chat: origins whose pages may use the widget (null = any). */
     allowedOrigins: webChatOriginsSchema.nullable().optional(),
+    /** WhatsApp: the WhatsApp Business Account id (null removes it). */
+    wabaId: wabaIdSchema.nullable().optional(),
   })
   .refine((b) => Object.keys(b).length > 0, 'give at least one field to change');
 
@@ -94,6 +97,9 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     if (!current) throw new AppError('not_found', 'channel not found');
     if (current && res.locals.body.allowedOrigins !== undefined && current.platform !== 'webchat') {
       throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
+    }
+    if (current && res.locals.body.wabaId !== undefined && current.platform !== 'whatsapp') {
+      throw new AppError('validation_failed', 'wabaId is a WhatsApp setting', [{ path: ['wabaId'], message: 'only for WhatsApp channels' }]);
     }
     if (current && deps.verifyChannel && res.locals.body.accessToken !== undefined && current.platform !== 'webchat') {
       // the new token must control the registered id too

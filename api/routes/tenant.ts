@@ -11,6 +11,8 @@ import { webChatOriginsSchema } from './webchat';
 import { LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
 
 const modelName = z.string().trim().min(1).max(200);
+/** A WhatsApp Business Account id: digits, like every Meta object id. */
+export const wabaIdSchema = z.string().trim().regex(/^\d{5,30}$/, 'must be the numeric WhatsApp Business Account id');
 export const createAgentBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   systemPrompt: z.string().min(1).max(20_000),
@@ -39,6 +41,8 @@ const createChannelBody = z.discriminatedUnion('platform', [
     accessToken: z.string().min(10).max(2000),
     appSecret: z.string().min(8).max(500).optional(),
     verifyToken: z.string().min(8).max(500),
+    /** The WhatsApp Business Account id: needed for the template sync and template webhooks. */
+    wabaId: wabaIdSchema.optional(),
     ...channelCommon,
   }),
   z.strictObject({

@@ -5,9 +5,11 @@ import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
 import { identityForms, type ContactIdentityService, type IdentityQuery } from '../../services/contact-identities';
 import type { LeadService } from '../../services/leads';
+import type { TemplateChange, TemplateService } from '../../services/templates';
+import { verifyMetaSignature } from '../../lib/crypto';
 import type { ParleyTemporal } from '../../temporal/client';
-import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
-import { parseWhatsAppWebhook, type ParsedChange, type ParsedStatus } from '../webhooks/whatsapp-payload';
+import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
+import { parseWhatsAppWebhook, TEMPLATE_WEBHOOK_FIELDS, type ParsedChange, type ParsedStatus, type ParsedTemplateChange } from '../webhooks/whatsapp-payload';
 import { publicRoute } from '../access';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
@@ -15,6 +17,8 @@ export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
 export interface WhatsAppWebhookDeps {
   channels: ChannelService;
   leads: LeadService;
+  /** Template status, quality and category webhooks update the stored templates (absent: acknowledged only). */
+  templates?: Pick<TemplateService, 'applyChange'>;
   /** The per-channel identity map (phone, BSUID → the lead's contact id); without it the sender's own form is used. */
   identities?: ContactIdentityService;
   temporal: ParleyTemporal;
@@ -43,14 +47,85 @@ function phoneNumberIdsOf(json: unknown): string[] {
   return [...ids];
 }
 
+/** Every distinct entry.id (WhatsApp Business Account id) a body names with a template change; none when over the cap. */
+function businessAccountIdsOf(json: unknown): string[] {
+  const ids = new Set<string>();
+  const entries = (json as { entry?: unknown })?.entry;
+  if (!Array.isArray(entries)) return [];
+  for (const e of entries) {
+    const id = (e as { id?: unknown })?.id;
+    const changes = (e as { changes?: unknown })?.changes;
+    if (typeof id !== 'string' || !/^\d{1,30}$/.test(id) || !Array.isArray(changes)) continue;
+    if (changes.some((c) => (TEMPLATE_WEBHOOK_FIELDS as readonly string[]).includes((c as { field?: unknown })?.field as string))) ids.add(id);
+    if (ids.size > MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY) return [];
+  }
+  return [...ids];
+}
+
 export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
   const r = Router();
   const log = deps.log.child({ module: 'webhook.whatsapp' });
   const router = createAccountRouter(deps.channels, 'whatsapp', { ttlMs: deps.routingCacheMs ?? 30_000 });
-  const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf: phoneNumberIdsOf });
+  const signatures = createSignatureCheck({
+    router,
+    appSecret: deps.appSecret,
+    log,
+    accountIdsOf: phoneNumberIdsOf,
+    // template webhooks of a channel on its own app secret: signed by that secret, naming only its account
+    businessAccountSecretsOf: async (json) => {
+      const ids = businessAccountIdsOf(json);
+      if (ids.length === 0) return [];
+      const byWaba = await deps.channels.routingsByWabaIds(ids);
+      return [...new Set([...byWaba.values()].flat().flatMap((r) => (r.appSecret ? [r.appSecret] : [])))];
+    },
+  });
 
   // Meta's subscription handshake.
   r.get('/webhooks/whatsapp', publicRoute('Meta webhook handshake: verify token checked by the route'), verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
+
+  /**
+   * Apply template changes to the synced templates of the tenants whose WhatsApp channels name
+   * that account. A channel on its own app secret is only reached when that secret signed the
+   * body (as for messages); an account no channel names is acknowledged and dropped.
+   */
+  async function applyTemplateChanges(changes: ParsedTemplateChange[], signed: { raw: Buffer; signature: string; checked: Set<string | undefined>; trusted: boolean }) {
+    const result = { changes: changes.length, updated: 0, unmatched: 0, unknownAccounts: 0 };
+    if (changes.length === 0 || !deps.templates) return result;
+    if (!signed.trusted && new Set(changes.map((c) => c.wabaId)).size > MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY) {
+      // signed by one channel's own secret only: as many accounts as any body of ours may name
+      result.unknownAccounts = changes.length;
+      return result;
+    }
+    const byWaba = await deps.channels.routingsByWabaIds(changes.map((c) => c.wabaId));
+    const tenantsOf = new Map<string, string[]>();
+    for (const [wabaId, routings] of byWaba) {
+      const tenants = new Set<string>();
+      for (const routing of routings) {
+        const secret = routing.appSecret ?? deps.appSecret;
+        if (!signed.checked.has(secret)) {
+          if (!secret || !verifyMetaSignature(signed.raw, signed.signature, secret)) {
+            log.warn({ channels: 1 }, 'template webhook not signed with the channel\'s own app secret: not applied to that channel');
+            continue;
+          }
+          signed.checked.add(secret);
+        }
+        tenants.add(routing.tenantId);
+      }
+      tenantsOf.set(wabaId, [...tenants]);
+    }
+    for (const c of changes) {
+      const tenantIds = tenantsOf.get(c.wabaId) ?? [];
+      if (tenantIds.length === 0) {
+        result.unknownAccounts += 1;
+        continue;
+      }
+      const n = await deps.templates.applyChange(tenantIds, c.wabaId, templateChangeOf(c));
+      if (n === 0) result.unmatched += 1;
+      result.updated += n;
+    }
+    if (result.unknownAccounts > 0 || result.unmatched > 0) log.info({ ...result }, 'template webhook: changes for unknown accounts or templates acknowledged');
+    return result;
+  }
 
   r.post('/webhooks/whatsapp', publicRoute('Meta webhook: X-Hub-Signature-256 checked by the route'), express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     const signed = await signatures.read(req, res);
@@ -153,7 +228,10 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
         })(),
       );
     }
-    if (!(await acceptAll([...signals, ...statusUpdates], res, log))) return;
+    // template changes address a WhatsApp Business Account (entry.id): its channels, one query
+    const templateWork = applyTemplateChanges(parsed.templateChanges, signed);
+    if (!(await acceptAll([...signals, ...statusUpdates, templateWork], res, log))) return;
+    const templates = await templateWork;
     if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
     res.status(200).json({
       received: signals.length - dropped.filter((d) => d.item.startsWith('message ')).length,
@@ -163,7 +241,26 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       ...(parsed.adjusted.length > 0 ? { adjusted: parsed.adjusted.length } : {}),
       ...(dropped.length > 0 ? { dropped: dropped.length } : {}),
       unknownChannels,
+      // only when the body carried template changes
+      ...(parsed.templateChanges.length > 0 ? { templates } : {}),
     });
   });
   return r;
+}
+
+/** A parsed template change as the template service applies it (and records it as the template's last event). */
+function templateChangeOf(c: ParsedTemplateChange): TemplateChange {
+  const { wabaId: _wabaId, ...event } = c;
+  return {
+    field: c.field,
+    at: c.at,
+    metaTemplateId: c.metaTemplateId,
+    name: c.name,
+    language: c.language,
+    status: c.status,
+    reason: c.reason,
+    qualityScore: c.newQualityScore,
+    category: c.newCategory,
+    event,
+  };
 }

@@ -154,6 +154,13 @@ export interface SignatureCheckOptions {
   log: Logger;
   /** Every distinct account id a body names (read before it is trusted; ids are not checked further). */
   accountIdsOf: (json: unknown) => string[];
+  /**
+   * For a body that names no account id (WhatsApp Business Account changes: template webhooks
+   * name the account, entry.id, not a phone number): the own app secrets of the channels of the
+   * accounts it names, at most MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY accounts in ONE lookup. The body
+   * is accepted when one of them signed it; what it may change is decided per channel later.
+   */
+  businessAccountSecretsOf?: (json: unknown) => Promise<string[]>;
 }
 
 function rejectSignature(res: Response, message: string): void {
@@ -237,6 +244,16 @@ export function createSignatureCheck(opts: SignatureCheckOptions) {
         } else {
           if (ids.length > MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY) {
             return badSignature({ overCap: MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY });
+          }
+          // a body of business-account changes only, signed by a channel's own app secret
+          const own = ids.length === 0 && opts.businessAccountSecretsOf ? (await opts.businessAccountSecretsOf(json)).find((s) => s !== deploymentSecret && secretMatches(s)) : undefined;
+          if (own !== undefined) {
+            checked.add(own);
+            if (jsonError !== undefined) {
+              res.status(400).json({ error: { code: 'invalid_json', message: `body is not valid JSON: ${jsonError}` } });
+              return undefined;
+            }
+            return { raw, signature, json, routings: new Map(), checked, trusted: false };
           }
           routings = await router.lookup(ids, { trusted: false });
           const secrets = new Set<string | undefined>();

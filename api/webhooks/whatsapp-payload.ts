@@ -67,10 +67,56 @@ export interface ParsedChange {
   statuses: ParsedStatus[];
 }
 
+/** The WhatsApp Business Account webhook fields about message templates (entry.id is the account id). */
+export const TEMPLATE_WEBHOOK_FIELDS = ['message_template_status_update', 'message_template_quality_update', 'template_category_update'] as const;
+export type TemplateWebhookField = (typeof TEMPLATE_WEBHOOK_FIELDS)[number];
+
+/**
+ * message_template_status_update `event` values that are a template status (REINSTATED means
+ * APPROVED again). Other events (FLAGGED, LOCKED, UNLOCKED, UNARCHIVED, anything new) change no
+ * status: they are recorded on the template as its last event.
+ */
+export const TEMPLATE_STATUS_EVENTS: Readonly<Record<string, string>> = Object.freeze({
+  APPROVED: 'APPROVED',
+  REJECTED: 'REJECTED',
+  PENDING: 'PENDING',
+  PAUSED: 'PAUSED',
+  DISABLED: 'DISABLED',
+  IN_APPEAL: 'IN_APPEAL',
+  PENDING_DELETION: 'PENDING_DELETION',
+  DELETED: 'DELETED',
+  ARCHIVED: 'ARCHIVED',
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  REINSTATED: 'APPROVED',
+});
+
+/** One template change: the account (entry.id), the template (id and/or name + language) and what changed. */
+export interface ParsedTemplateChange {
+  wabaId: string;
+  field: TemplateWebhookField;
+  /** When Meta says it happened (entry.time; the receipt time when absent or implausible): later changes win. */
+  at: string;
+  metaTemplateId?: string;
+  name?: string;
+  language?: string;
+  /** message_template_status_update: Meta's event as sent, and the status it sets (null: none). */
+  event?: string;
+  status?: string | null;
+  reason?: string;
+  /** message_template_quality_update */
+  previousQualityScore?: string;
+  newQualityScore?: string;
+  /** template_category_update (new_category absent: a notice of a coming change, recorded only) */
+  previousCategory?: string;
+  newCategory?: string;
+}
+
 export type WebhookParseResult =
   | {
       ok: true;
       changes: ParsedChange[];
+      /** Template status, quality and category changes (WhatsApp Business Account fields). */
+      templateChanges: ParsedTemplateChange[];
       ignored: IgnoredItem[];
       /** Items kept with a field cut, removed or a time replaced (api/webhooks/meta-limits.ts): path and what. */
       adjusted: IgnoredItem[];
@@ -721,6 +767,7 @@ function parseUnsafe(body: unknown, receivedAtMs: number): WebhookParseResult {
   }
 
   const changes: ParsedChange[] = [];
+  const templateChanges: ParsedTemplateChange[] = [];
   const ignored: IgnoredItem[] = [];
   const adjusted: IgnoredItem[] = [];
   const seenMessageIds = new Set<string>();
@@ -734,8 +781,14 @@ function parseUnsafe(body: unknown, receivedAtMs: number): WebhookParseResult {
         ignored.push({ path: changePath, reason: reasonOf(change.error) });
         return;
       }
+      if ((TEMPLATE_WEBHOOK_FIELDS as readonly string[]).includes(change.data.field)) {
+        const t = parseTemplateChange(entry.id, change.data.field as TemplateWebhookField, change.data.value, entryTime((entry as { time?: unknown }).time, receivedAtMs));
+        if (t.ok) templateChanges.push(t.value);
+        else ignored.push({ path: `${changePath}.value`, reason: t.reason });
+        return;
+      }
       if (change.data.field !== 'messages') {
-        ignored.push({ path: changePath, reason: `field "${change.data.field}" is not handled (only "messages")` });
+        ignored.push({ path: changePath, reason: `field "${truncate(change.data.field, 100)}" is not handled (only "messages" and the template fields)` });
         return;
       }
 
@@ -809,5 +862,62 @@ function parseUnsafe(body: unknown, receivedAtMs: number): WebhookParseResult {
     });
   });
 
-  return { ok: true, changes, ignored, adjusted };
+  return { ok: true, changes, templateChanges, ignored, adjusted };
+}
+
+/** Bounded strings of a template change (Meta: names ≤ 512, language codes ≤ 15, ids are digits). */
+const templateText = (max: number) => z.string().min(1).max(max).optional().catch(undefined);
+const templateChangeValueSchema = z.looseObject(
+  {
+    event: templateText(64),
+    message_template_id: z
+      .union([z.number().int().nonnegative(), z.string().regex(/^\d{1,30}$/)])
+      .transform(String)
+      .optional()
+      .catch(undefined),
+    message_template_name: templateText(512),
+    message_template_language: templateText(20),
+    reason: z.string().optional().catch(undefined),
+    previous_quality_score: templateText(32),
+    new_quality_score: templateText(32),
+    previous_category: templateText(32),
+    new_category: templateText(32),
+  },
+  { error: mustBeObject },
+);
+
+/** entry.time (unix seconds) as ISO; the receipt time when it is absent, not a number, or in the future. */
+function entryTime(time: unknown, receivedAtMs: number): string {
+  const seconds = typeof time === 'number' ? time : typeof time === 'string' && /^\d{1,12}$/.test(time) ? Number(time) : NaN;
+  const ms = seconds * 1000;
+  return Number.isFinite(ms) && ms > 0 && ms <= receivedAtMs + 5 * 60_000 ? new Date(ms).toISOString() : new Date(receivedAtMs).toISOString();
+}
+
+function parseTemplateChange(entryId: string | undefined, field: TemplateWebhookField, raw: unknown, at: string): { ok: true; value: ParsedTemplateChange } | { ok: false; reason: string } {
+  if (!entryId || !/^\d{1,30}$/.test(entryId)) return { ok: false, reason: 'a template change needs the WhatsApp Business Account id in entry.id' };
+  const parsed = templateChangeValueSchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, reason: reasonOf(parsed.error) };
+  const v = parsed.data;
+  if (!v.message_template_id && !(v.message_template_name && v.message_template_language)) {
+    return { ok: false, reason: 'a template change needs message_template_id or message_template_name and message_template_language' };
+  }
+  const upper = (x: string | undefined) => x?.toUpperCase();
+  const base = compact({
+    wabaId: entryId,
+    field,
+    at,
+    metaTemplateId: v.message_template_id,
+    name: v.message_template_name,
+    language: v.message_template_language,
+  }) as ParsedTemplateChange;
+  if (field === 'message_template_status_update') {
+    const event = upper(v.event);
+    if (!event) return { ok: false, reason: 'message_template_status_update needs an event' };
+    return { ok: true, value: compact({ ...base, event, status: TEMPLATE_STATUS_EVENTS[event] ?? null, reason: v.reason !== undefined ? truncate(v.reason, 1000) : undefined }) as ParsedTemplateChange };
+  }
+  if (field === 'message_template_quality_update') {
+    if (!v.new_quality_score) return { ok: false, reason: 'message_template_quality_update needs new_quality_score' };
+    return { ok: true, value: compact({ ...base, previousQualityScore: upper(v.previous_quality_score), newQualityScore: upper(v.new_quality_score) }) as ParsedTemplateChange };
+  }
+  return { ok: true, value: compact({ ...base, previousCategory: upper(v.previous_category), newCategory: upper(v.new_category) }) as ParsedTemplateChange };
 }

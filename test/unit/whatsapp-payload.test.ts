@@ -487,6 +487,7 @@ describe('parseWhatsAppWebhook: junk', () => {
     expect(parseWhatsAppWebhook({ object: 'whatsapp_business_account', entry: [{ id: '1', changes: [] }] })).toEqual({
       ok: true,
       changes: [],
+      templateChanges: [],
       ignored: [],
       adjusted: [],
     });

@@ -21,10 +21,23 @@ export const sendWindowSchema = z.object({
 
 export const timeZoneSchema = z.string().refine(isValidTimeZone, 'must be a valid IANA time zone, e.g. Asia/Kolkata');
 
+const templateHeaderSchema = z
+  .strictObject({
+    text: z.string().min(1).max(60).optional(),
+    media: z
+      .strictObject({ link: z.url({ protocol: /^https?$/ }).max(2000).optional(), id: z.string().regex(/^\d{1,40}$/, 'a Meta media id').optional(), filename: z.string().max(240).optional() })
+      .refine((m) => (m.link === undefined) !== (m.id === undefined), 'give a link or an id')
+      .optional(),
+    location: z.strictObject({ latitude: z.number().min(-90).max(90), longitude: z.number().min(-180).max(180), name: z.string().max(1000).optional(), address: z.string().max(1000).optional() }).optional(),
+  })
+  .refine((h) => [h.text, h.media, h.location].filter((x) => x !== undefined).length === 1, 'give exactly one of text, media, location');
+
 export const templateRefSchema = z.object({
   name: z.string().min(1),
   language: z.string().min(2),
   variables: z.array(z.string()).optional(),
+  header: templateHeaderSchema.optional(),
+  buttons: z.array(z.strictObject({ index: z.number().int().min(0).max(9), value: z.string().min(1).max(2000) })).max(10).optional(),
 }) satisfies z.ZodType<TemplateRef>;
 
 export const sequenceStepSchema = z
