@@ -31,6 +31,8 @@ export const FailureType = {
   ChannelNotFound: 'channel_not_found',
   /** The channel's circuit breaker is open: the send waits until it is closed. */
   ChannelCircuitOpen: 'channel_circuit_open',
+  /** The tenant disabled the channel (PATCH /v1/channels/:id { enabled: false }): the AI does not reply (an event says so); other sends wait as for an open circuit. */
+  ChannelDisabled: 'channel_disabled',
   /** The platform admin suspended the tenant: a send that gets this far is parked (a dead letter to replay or discard once it is active again). */
   TenantSuspended: 'tenant_suspended',
 

@@ -195,6 +195,8 @@ export const channelAccounts = pgTable(
     circuitReason: jsonb('circuit_reason'),
     /** Mark inbound messages read and show the typing indicator while the LLM works. */
     markRead: boolean('mark_read').notNull().default(true),
+    /** false: inbound is still recorded, but the AI does not reply and every other send waits (as for an open circuit) until it is enabled again. */
+    enabled: boolean('enabled').notNull().default(true),
     /** Web chat: origins allowed to call the widget's routes (null = any origin). */
     allowedOrigins: jsonb('allowed_origins').$type<string[]>(),
     /** WhatsApp: the WhatsApp Business Account id (template sync; template webhooks' entry.id). */

@@ -66,6 +66,7 @@ function present(c: typeof channelAccounts.$inferSelect) {
     hasAppSecret: c.appSecretEnc !== null,
     messagesPerSecond: c.messagesPerSecond,
     markRead: c.markRead,
+    enabled: c.enabled,
     ...(c.platform === 'whatsapp' ? { wabaId: c.wabaId ?? null } : {}),
     circuit: { state: c.circuitState, openedAt: c.circuitOpenedAt ? toIso(c.circuitOpenedAt) : null, reason: c.circuitReason ?? null },
     ...(c.platform === 'webchat' ? { widgetKey: c.phoneNumberId, allowedOrigins: c.allowedOrigins ?? null } : {}),
@@ -246,7 +247,7 @@ export function createChannelService(db: Db, box: SecretBox) {
     async updateCredentials(
       tenantId: string,
       channelAccountId: string,
-      input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null; agentId?: string; wabaId?: string | null },
+      input: { accessToken?: string; appSecret?: string; messagesPerSecond?: number | null; markRead?: boolean; allowedOrigins?: string[] | null; agentId?: string; wabaId?: string | null; enabled?: boolean },
     ) {
       const set: Partial<typeof channelAccounts.$inferInsert> = {};
       if (input.agentId !== undefined) {
@@ -261,6 +262,7 @@ export function createChannelService(db: Db, box: SecretBox) {
       if (input.markRead !== undefined) set.markRead = input.markRead;
       if (input.allowedOrigins !== undefined) set.allowedOrigins = input.allowedOrigins;
       if (input.wabaId !== undefined) set.wabaId = input.wabaId;
+      if (input.enabled !== undefined) set.enabled = input.enabled;
       if (Object.keys(set).length === 0) throw new AppError('validation_failed', 'nothing to change');
       const [c] = await db
         .update(channelAccounts)

@@ -80,9 +80,16 @@ export function createCreditService(db: Db) {
      * `opts.tx`: run in the caller's transaction.
      */
     async reserve(
-      input: { tenantId: string; reference: string; amount?: number; workflowId?: string },
+      input: {
+        tenantId: string;
+        reference: string;
+        amount?: number;
+        workflowId?: string;
+        /** An AI reply on this channel: refused (`channelDisabled`) while the channel is disabled. */
+        replyChannelId?: string;
+      },
       opts: { tx?: DbTransaction } = {},
-    ): Promise<{ ok: boolean; amount: number; balance: number; existing?: 'held' | 'captured' | 'released'; suspended?: true }> {
+    ): Promise<{ ok: boolean; amount: number; balance: number; existing?: 'held' | 'captured' | 'released'; suspended?: true; channelDisabled?: true }> {
       return inTransaction(db, opts.tx, async (tx) => {
         // Lock the tenant row first: a concurrent reserve of the same reference (a retried activity
         // still running) then waits here and sees the committed reservation below, instead of
@@ -91,15 +98,24 @@ export function createCreditService(db: Db) {
         // tenant (the reply turn records messages first) holds a KEY SHARE lock on it, and two such
         // transactions upgrading to FOR UPDATE deadlock (SQLSTATE 40P01).
         const [tenant] = await tx
-          .select({ balance: tenants.creditBalance, creditsPerReply: tenants.creditsPerReply, suspendedAt: tenants.suspendedAt })
+          .select({
+            balance: tenants.creditBalance,
+            creditsPerReply: tenants.creditsPerReply,
+            suspendedAt: tenants.suspendedAt,
+            channelEnabled: input.replyChannelId
+              ? sql<boolean | null>`(select c.enabled from channel_accounts c where c.id = ${input.replyChannelId} and c.tenant_id = ${input.tenantId})`
+              : sql<boolean | null>`null`,
+          })
           .from(tenants)
           .where(eq(tenants.id, input.tenantId))
           .for('no key update');
         if (!tenant) throw new AppError('not_found', 'tenant not found');
         const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
-        if (tenant.suspendedAt) {
-          // a suspended tenant's bot sends nothing (the platform admin's PATCH /v1/tenants/:id),
-          // not even a send that already holds its credit (a careful retry): that credit goes back
+        const channelDisabled = tenant.channelEnabled === false;
+        if (tenant.suspendedAt || channelDisabled) {
+          // a suspended tenant's bot sends nothing (the platform admin's PATCH /v1/tenants/:id), nor
+          // does the AI reply on a disabled channel, not even in a send that already holds its
+          // credit (a careful retry): that credit goes back
           let balance = tenant.balance;
           if (existing?.status === 'held') {
             await tx.update(creditReservations).set({ status: 'released', updatedAt: sql`now()` }).where(and(eq(creditReservations.reference, input.reference), eq(creditReservations.status, 'held')));
@@ -111,7 +127,7 @@ export function createCreditService(db: Db) {
             balance = back?.balance ?? balance;
           }
           if (existing?.status === 'captured') return { ok: true, amount: existing.amount, balance, existing: existing.status };
-          return { ok: false, amount: existing?.amount ?? input.amount ?? tenant.creditsPerReply, balance, suspended: true };
+          return { ok: false, amount: existing?.amount ?? input.amount ?? tenant.creditsPerReply, balance, ...(tenant.suspendedAt ? { suspended: true as const } : { channelDisabled: true as const }) };
         }
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
         const amount = input.amount ?? tenant.creditsPerReply;

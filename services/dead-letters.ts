@@ -119,7 +119,9 @@ export function createDeadLetterService(db: Db) {
 
     /** The circuit breaker's state, for the waiting workflow's poll. */
     async circuitState(channelAccountId: string): Promise<'open' | 'closed'> {
-      const [c] = await db.select({ state: channelAccounts.circuitState }).from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
+      // a disabled channel holds its sends like an open circuit, until it is enabled again
+      const [c] = await db.select({ state: channelAccounts.circuitState, enabled: channelAccounts.enabled }).from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
+      if (c && !c.enabled) return 'open';
       return c?.state ?? 'closed';
     },
   };

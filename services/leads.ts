@@ -246,7 +246,7 @@ export function createLeadService(db: Db) {
      * null when none did or its answer was stored), see markSendAttempt.
      */
     async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<
-      MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null }
+      MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null; channelEnabled: boolean | null }
     > {
       const input = withoutNul(raw);
       const extra = {
@@ -255,6 +255,8 @@ export function createLeadService(db: Db) {
         // where the lead is reached now (WhatsApp: its current phone number, else its BSUID)
         leadPhone: sql<string | null>`(select ${leads.phone} from ${leads} where ${leads.id} = ${messages.leadId})`,
         leadBsuid: sql<string | null>`(select ${leads.bsuid} from ${leads} where ${leads.id} = ${messages.leadId})`,
+        // false while the lead's channel is disabled: the send waits (as for an open circuit)
+        channelEnabled: sql<boolean | null>`(select c.enabled from channel_accounts c join leads l on l.channel_account_id = c.id where l.id = ${messages.leadId})`,
       };
       // a first attempt inserts and reads the row in one statement; a retry finds it already there
       const [created] = await db

@@ -101,6 +101,9 @@ export function createGraphSender(deps: GraphSendDeps) {
     if (row.status === 'failed') {
       throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
     }
+    if (row.channelEnabled === false) {
+      throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
+    }
     const creds = await deps.channels.sendCredentials(input.channelAccountId);
     if (!creds) {
       throw ApplicationFailure.create({ type: FailureType.ChannelNotFound, message: `channel account ${input.channelAccountId} not found`, nonRetryable: true });

@@ -30,6 +30,9 @@ export function createWebChatActivities(deps: WebChatDeps) {
       if (row.status === 'failed') {
         throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
       }
+      if (row.channelEnabled === false) {
+        throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
+      }
       const providerMessageId = webChatProviderMessageId(input.outboundMessageId);
       await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
       return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };

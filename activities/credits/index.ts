@@ -37,7 +37,7 @@ export async function reserveCreditOrRefuse(
 export function createCreditActivities(deps: { credits: CreditService }) {
   return {
     /** Hold credit for one reply; the reservation remembers the lead workflow (for the stale-reservation sweep). */
-    async reserveCredit(input: { tenantId: string; reference: string }) {
+    async reserveCredit(input: { tenantId: string; reference: string; replyChannelId?: string }) {
       return reserveCreditOrRefuse(deps.credits, { ...input, workflowId: callerWorkflowId() });
     },
     async captureCredit(input: { reference: string; messageId: string }) {

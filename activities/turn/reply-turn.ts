@@ -161,7 +161,7 @@ export type ReplyTurnOutcome =
   /** No new lead-written message: nothing reserved. */
   | { outcome: 'not_needed' }
   /** The reservation was refused: the shape reserveCredit answers the workflow with. */
-  | { outcome: 'no_credit'; balance: number; amount: number; suspended?: true }
+  | { outcome: 'no_credit'; balance: number; amount: number; suspended?: true; channelDisabled?: true }
   /** The model asked for a human: nothing sent, the credit still held (the workflow releases it). */
   | { outcome: 'handoff'; reason: string }
   /** Sent (now or by an earlier attempt) and the credit captured; `text` is what went out. */
@@ -274,14 +274,14 @@ export function createTurnActivities(deps: TurnDeps) {
       const { stored } = await deps.leads.recordInbound({ tenantId: input.tenantId, leadId: input.leadId, messages: input.messages, batchId: input.batchId }, { tx });
       if (!reply || (reply.requireNewOf && !reply.requireNewOf.some((id) => stored.includes(id)))) return { stored };
       // the reservation remembers the lead workflow (for the stale-reservation sweep), as reserveCredit does
-      const reservation = await reserveCreditOrRefuse(deps.credits, { tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId() }, { tx });
+      const reservation = await reserveCreditOrRefuse(deps.credits, { tenantId: input.tenantId, reference: reply.reference, workflowId: callerWorkflowId(), replyChannelId: input.channelAccountId }, { tx });
       return { stored, reservation };
     };
     const { stored, reservation } = deps.transaction ? await deps.transaction((tx) => recordAndReserve(tx)) : await recordAndReserve();
     const recorded = { newIds: stored, stored: stored.length };
     if (!reply) return recorded;
     if (!reservation) return { ...recorded, reply: { outcome: 'not_needed' } };
-    if (!reservation.ok) return { ...recorded, reply: { outcome: 'no_credit', balance: reservation.balance, amount: reservation.amount, ...(reservation.suspended ? { suspended: true as const } : {}) } };
+    if (!reservation.ok) return { ...recorded, reply: { outcome: 'no_credit', balance: reservation.balance, amount: reservation.amount, ...(reservation.suspended ? { suspended: true as const } : {}), ...(reservation.channelDisabled ? { channelDisabled: true as const } : {}) } };
 
     const receipt = startReadReceipt(input);
     try {

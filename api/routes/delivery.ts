@@ -27,6 +27,8 @@ const channelPatch = z
     agentId: z.uuid().optional(),
     /** Web chat: origins whose pages may use the widget (null = any). */
     allowedOrigins: webChatOriginsSchema.nullable().optional(),
+    /** false: inbound is still recorded, the AI does not reply, other sends wait; true: waiting sends go ahead. */
+    enabled: z.boolean().optional(),
     /** WhatsApp: the WhatsApp Business Account id (null removes it). */
     wabaId: wabaIdSchema.nullable().optional(),
   })
@@ -108,6 +110,14 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
     if (!c) throw new AppError('not_found', 'channel not found');
     res.locals.audit = { before: current, after: c };
+    if (current.enabled === false && c.enabled === true) {
+      // enabled again: the sends that waited go ahead now (they also poll, as for a closed circuit)
+      try {
+        await temporal.startCircuitResume({ tenantId: res.locals.tenantId, channelAccountId: c.id }, `enabled-${new Date().toISOString()}`);
+      } catch (err) {
+        log.warn({ err, channelAccountId: c.id }, 'could not start the resume workflow after enabling the channel; the waiting leads resume on their next poll');
+      }
+    }
     res.json(c);
   });
 

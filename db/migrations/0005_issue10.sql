@@ -50,6 +50,7 @@ ALTER TABLE "api_keys" ADD COLUMN "role" text DEFAULT 'owner' NOT NULL;--> state
 ALTER TABLE "api_keys" ADD COLUMN "last_used_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "api_keys" ADD COLUMN "expires_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "api_keys" ADD COLUMN "replaced_by" uuid;--> statement-breakpoint
+ALTER TABLE "channel_accounts" ADD COLUMN "enabled" boolean DEFAULT true NOT NULL;--> statement-breakpoint
 ALTER TABLE "channel_accounts" ADD COLUMN "waba_id" text;--> statement-breakpoint
 ALTER TABLE "llm_calls" ADD COLUMN "agent_id" uuid;--> statement-breakpoint
 ALTER TABLE "llm_calls" ADD COLUMN "agent_version" integer;--> statement-breakpoint

@@ -117,3 +117,37 @@ describe('moving a channel to another agent', () => {
     expect(JSON.stringify(audit.body)).not.toContain(t.accessToken);
   });
 });
+
+describe('disabling a channel', () => {
+  test('disabled: inbound recorded, no AI reply (an event instead), a manual message waits; enabled: it goes out and the AI answers again', async () => {
+    const t = await createTenant(stack, { credits: 10 });
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello before')).expect(200);
+    await waitFor(() => sentTo(from).length === 1 || undefined, { what: 'the first reply' });
+    const off = await stack.api.patch(`/v1/channels/${t.channelId}`).set(bearer(t.apiKey)).send({ enabled: false }).expect(200);
+    expect(off.body.enabled).toBe(false);
+
+    const wamid = `wamid.${randomUUID()}`;
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Anyone there?', { id: wamid })).expect(200);
+    const db = stack.core.database.db;
+    const [lead] = await db.select().from(leads).where(and(eq(leads.tenantId, t.tenantId), eq(leads.contactId, from)));
+    await waitFor(
+      async () => (await db.select().from(leadEvents).where(and(eq(leadEvents.leadId, lead!.id), eq(leadEvents.type, 'channel_disabled')))).length > 0 || undefined,
+      { what: 'the channel_disabled event' },
+    );
+    expect((await db.select().from(messages).where(eq(messages.providerMessageId, wamid)))[0]).toMatchObject({ body: 'Anyone there?' });
+    const manual = await stack.api.post(`/v1/leads/${lead!.id}/messages`).set(bearer(t.apiKey)).send({ text: 'A person will call you today.' });
+    expect(manual.status).toBe(202);
+    expect(manual.body.status).toBe('queued');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sentTo(from)).toHaveLength(1);
+
+    await stack.api.patch(`/v1/channels/${t.channelId}`).set(bearer(t.apiKey)).send({ enabled: true }).expect(200);
+    await waitFor(() => sentTo(from).some((m) => JSON.stringify(m.body).includes('A person will call you today.')) || undefined, { what: 'the waiting manual message' });
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Thanks, one more question')).expect(200);
+    await waitFor(() => sentTo(from).length === 3 || undefined, { what: 'an AI reply after enabling' });
+    // the refused turn took no credit: two AI replies and one manual message were charged
+    const balance = await stack.api.get('/v1/credits').set(bearer(t.apiKey)).expect(200);
+    expect(balance.body.balance).toBe(7);
+  });
+});

@@ -92,7 +92,7 @@ export async function refuse(run: LeadRun, context: SendContext, requestId: stri
 
 /** Reserve the message's credit; blocks or unblocks the lead as the balance says. */
 export async function reserve(run: LeadRun, context: SendContext, requestId: string, outboundMessageId: string, reference: string): Promise<OutboundResult | undefined> {
-  const reservation = await reserveCredit(run, reference);
+  const reservation = await reserveCredit(run, reference, context.purpose === 'reply');
   if (!reservation) {
     // refused by the database (parked as a 'database' dead letter): nothing reserved, nothing sent
     await settleReplay(run, context);
@@ -100,14 +100,19 @@ export async function reserve(run: LeadRun, context: SendContext, requestId: str
   }
   if (!reservation.ok) {
     await creditBlocked(run, context.purpose, outboundMessageId, reservation);
-    return { requestId, status: 'refused', reason: reservation.suspended ? FailureType.TenantSuspended : 'insufficient_credits' };
+    return { requestId, status: 'refused', reason: reservation.suspended ? FailureType.TenantSuspended : reservation.channelDisabled ? FailureType.ChannelDisabled : 'insufficient_credits' };
   }
   await creditAvailable(run, outboundMessageId);
   return undefined;
 }
 
-export async function creditBlocked(run: LeadRun, purpose: string, outboundMessageId: string, reservation: { balance: number; amount: number; suspended?: true }): Promise<void> {
+export async function creditBlocked(run: LeadRun, purpose: string, outboundMessageId: string, reservation: { balance: number; amount: number; suspended?: true; channelDisabled?: true }): Promise<void> {
   run.state.counters.blockedTurns += 1;
+  if (reservation.channelDisabled) {
+    // the tenant disabled the lead's channel: the message is recorded, the AI does not answer it
+    await event(run, FailureType.ChannelDisabled, { purpose }, `channel_disabled:${outboundMessageId}`);
+    return;
+  }
   if (reservation.suspended) {
     // the platform admin suspended the tenant: nothing goes out, the lead is not credit-blocked
     await event(run, FailureType.TenantSuspended, { purpose }, `tenant_suspended:${outboundMessageId}`);

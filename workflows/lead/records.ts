@@ -47,8 +47,10 @@ export async function captureCredit(run: LeadRun, reference: string, messageId: 
 }
 
 /** Reserve a credit; `null` when the database refused for good (parked). */
-export function reserveCredit(run: LeadRun, reference: string) {
-  return guarded(run, 'reserve a credit', () => database.reserveCredit.executeWithOptions(run.options(DATABASE, 'Reserve credit'), [{ tenantId: run.tenantId, reference }]), null);
+/** `forReply`: an AI reply, refused while the lead's channel is disabled. */
+export function reserveCredit(run: LeadRun, reference: string, forReply = false) {
+  const input = { tenantId: run.tenantId, reference, ...(forReply ? { replyChannelId: run.channelAccountId } : {}) };
+  return guarded(run, 'reserve a credit', () => database.reserveCredit.executeWithOptions(run.options(DATABASE, 'Reserve credit'), [input]), null);
 }
 
 export function recordInbound(run: LeadRun, messages: LeadCarriedState['inbox'], summary: string, batchId = uuid4()) {
