@@ -14,7 +14,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { SequenceStep } from '../contract/messages';
+import type { AgentOptOutSettings, SequenceStep } from '../contract/messages';
 import {
   CHANNELS,
   CIRCUIT_STATES,
@@ -91,6 +91,8 @@ export const agents = pgTable(
     extractionFields: jsonb('extraction_fields').$type<Record<string, string>>().notNull().default({}),
     /** Phrases that hand the lead to a human (keyword rule). */
     handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull().default([]),
+    /** Opt-out settings (languages, extra phrases, confirmation text, replies after opt-out); null = the defaults. */
+    optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -230,6 +232,37 @@ export const messages = pgTable(
     index('messages_lead_seq_idx').on(t.leadId, t.seq),
     /** Web chat streams read what changed lately per conversation. */
     index('messages_lead_updated_idx').on(t.leadId, t.updatedAt),
+  ],
+);
+
+/**
+ * The tenant's suppression list: contacts that opted out (a STOP phrase, or the API). Tenant-wide:
+ * no sequence step, bump-up or template goes to any lead of the tenant whose identity forms
+ * (contact id, phone, BSUID, parent BSUID: services/contact-identities.ts) meet `forms`.
+ */
+export const suppressions = pgTable(
+  'suppressions',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The contact as the suppression names it (the lead's contact id, or the API's normalized value). */
+    contact: text('contact').notNull(),
+    /** Every identity form of the contact known when it was suppressed (contact included). */
+    forms: text('forms').array().notNull(),
+    /** 'keyword' (the contact wrote a STOP phrase) or 'api'. */
+    source: text('source', { enum: ['keyword', 'api'] }).notNull(),
+    keyword: text('keyword'),
+    note: text('note'),
+    /** The lead whose message opted out (keyword), if any. */
+    leadId: uuid('lead_id').references(() => leads.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('suppressions_tenant_contact_uq').on(t.tenantId, t.contact),
+    index('suppressions_tenant_created_idx').on(t.tenantId, t.createdAt, t.id),
+    index('suppressions_forms_idx').using('gin', t.forms),
   ],
 );
 

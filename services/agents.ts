@@ -1,4 +1,5 @@
 import { and, asc, eq, getTableColumns } from 'drizzle-orm';
+import type { AgentOptOutSettings } from '../contract/messages';
 import type { Db } from '../db/client';
 import { agents, channelAccounts } from '../db/schema';
 import { afterCursor, keyset, toIso } from './db-util';
@@ -12,6 +13,8 @@ export interface AgentInput {
   stagePrompts?: Record<string, string>;
   extractionFields?: Record<string, string>;
   handoffKeywords?: string[];
+  /** Opt-out: languages, extra phrases, a confirmation text, replies after opt-out (absent = the defaults). */
+  optOut?: AgentOptOutSettings;
 }
 
 function present(a: typeof agents.$inferSelect) {
@@ -25,6 +28,7 @@ function present(a: typeof agents.$inferSelect) {
     stagePrompts: a.stagePrompts,
     extractionFields: a.extractionFields,
     handoffKeywords: a.handoffKeywords,
+    optOut: a.optOut ?? null,
     createdAt: toIso(a.createdAt),
   };
 }
@@ -34,7 +38,7 @@ export function createAgentService(db: Db) {
     async create(tenantId: string, input: AgentInput) {
       const [a] = await db
         .insert(agents)
-        .values({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null })
+        .values({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null })
         .returning();
       if (!a) throw new Error('agent insert returned nothing');
       return present(a);

@@ -30,6 +30,7 @@ import { admitInbound } from './policy/dedup';
 import { sequencesMayRun } from './policy/handoff';
 import { spreadAt } from './policy/spread';
 import { nextWork, type Work } from './policy/next-work';
+import { mayContact, OPTED_OUT, optOutConfig } from './policy/opt-out';
 import * as seqPolicy from './policy/sequence';
 import { guessTimeZone } from './policy/time-zone';
 import { event, guarded, releaseCredit } from './records';
@@ -133,6 +134,9 @@ async function startRun(run: LeadRun): Promise<void> {
     { tenantId: run.tenantId, channelAccountId: run.channelAccountId, channel: run.channel, contactId: run.contactId, name: input.contactName, workflowId: run.workflowId },
   ]);
   run.settings = lead.settings;
+  // opt-out phrases and settings of the agent, and the suppression list's answer now (histories older than opt-out have neither)
+  if ('optOutSettings' in lead) run.optOut = optOutConfig(lead.optOutSettings);
+  if (lead.suppressed !== undefined) state.optedOut = lead.suppressed;
   if (!state.leadId) {
     state.leadId = lead.leadId;
     state.stage = lead.stage;
@@ -266,6 +270,7 @@ function registerHandlers(run: LeadRun): void {
         if (outbox.length >= MAX_OUTBOX) throw new Error(`${outbox.length} messages are already queued for this lead; try again later`);
         if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
         if (req.kind === 'template' && !req.template) throw new Error('template is required');
+        if (req.kind === 'template' && !mayContact('template', { suppressed: state.optedOut ?? false, replyAfterOptOut: run.optOut.replyAfterOptOut })) throw new Error(OPTED_OUT);
         const outPlan = req.kind === 'template' ? plan(run, 'template', req.template, false) : plan(run, req.kind, req.template, (req.source ?? 'manual') === 'manual');
         if (outPlan.action === 'refuse') throw new Error(outPlan.reason);
       },

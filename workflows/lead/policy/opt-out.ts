@@ -12,6 +12,8 @@
  * sending me offers" is NOT an opt-out (a human or the LLM handles it), "stop!" is.
  */
 
+import type { AgentOptOutSettings } from '../../../contract/messages';
+
 export const OPT_OUT_LANGUAGES = ['en', 'hi', 'es', 'pt'] as const;
 export type OptOutLanguage = (typeof OPT_OUT_LANGUAGES)[number];
 
@@ -33,17 +35,7 @@ export const DEFAULT_OPT_KEYWORDS: Readonly<Record<OptOutLanguage, Readonly<OptK
   pt: { stop: ['PARAR', 'SAIR', 'CANCELAR', 'DESCADASTRAR', 'CANCELAR INSCRIÇÃO'], start: ['COMEÇAR', 'INICIAR', 'VOLTAR', 'INSCREVER'] },
 };
 
-/** What an agent says about opt-out (services/agents.ts `optOut`); every field optional. */
-export interface AgentOptOutSettings {
-  /** Languages whose default phrases apply (default: all of en, hi, es, pt). */
-  languages?: string[];
-  /** Extra phrases per language code (any code; its phrases apply whatever `languages` says). */
-  keywords?: Record<string, { stop?: string[]; start?: string[] }>;
-  /** Sent once when a contact opts out (a free-form text: the contact just wrote, the window is open). */
-  confirmationText?: string;
-  /** Whether the AI still answers a suppressed contact who writes again (default true: Meta allows replies in the window). */
-  replyAfterOptOut?: boolean;
-}
+export type { AgentOptOutSettings };
 
 /** What one run of the workflow uses (resolved by ensureLead from the agent). */
 export interface OptOutConfig extends OptKeywords {
