@@ -15,6 +15,7 @@ import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
+import { createSuppressionRouter } from './routes/suppressions';
 import { createTenantRouter } from './routes/tenant';
 import { createChannelOwnershipVerifier } from '../services/channel-ownership';
 import { createUsageRouter } from './routes/usage';
@@ -122,6 +123,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal, verifyChannel }));
   app.use(createUsageRouter({ services: deps.services }));
+  app.use(createSuppressionRouter({ services: deps.services }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;
