@@ -121,6 +121,17 @@ export function createSuppressionService(db: Db) {
       return row ? present(row) : undefined;
     },
 
+    /** Whether a suppression covers this lead's contact (one statement): asked before every send that needs consent. */
+    async covers(c: ContactRef): Promise<boolean> {
+      const rows = rowsOf<{ n: number | string }>(
+        await db.execute(sql`
+          WITH forms AS (${formsOfLead(c)})
+          SELECT count(*) AS n FROM (SELECT 1 FROM suppressions s
+          WHERE s.tenant_id = ${c.tenantId}::uuid AND s.forms && ARRAY(SELECT f FROM forms WHERE f IS NOT NULL) LIMIT 1) x`),
+      );
+      return Number(rows[0]?.n ?? 0) > 0;
+    },
+
     /** The contact wrote a stop phrase: suppress it (with every form known now). */
     async optOut(c: ContactRef & { leadId?: string; keyword?: string }) {
       const forms = await leadForms(c);

@@ -15,16 +15,15 @@ export function createPersistenceActivities(deps: { leads: LeadService; channels
      */
     async ensureLead(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const lead = await deps.leads.ensure(input);
-      const agentId = await deps.channels.agentIdFor(input.channelAccountId);
+      // opt-out: whether the contact is on the tenant's suppression list now (asked alongside the agent)
+      const [agentId, suppressed] = await Promise.all([deps.channels.agentIdFor(input.channelAccountId), deps.suppressions.covers(input)]);
       const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
       const autoEnroll = lead.created ? await deps.sequences.autoEnrollment(input.tenantId, agentId, input.channelAccountId) : undefined;
-      // opt-out: the agent's phrases and settings, and whether the contact is on the tenant's suppression list now
-      const suppressed = (await deps.suppressions.find(input)) !== undefined;
       return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll, settings: deps.leadSettings, optOutSettings: agent?.optOut ?? undefined, suppressed };
     },
     /** Whether the contact is on the tenant's suppression list (any channel, any of its forms): asked just before a send that needs consent. */
     async contactSuppressed(input: { tenantId: string; channelAccountId: string; contactId: string }): Promise<{ suppressed: boolean }> {
-      return { suppressed: (await deps.suppressions.find(input)) !== undefined };
+      return { suppressed: await deps.suppressions.covers(input) };
     },
     /**
      * The contact wrote an opt-out or opt-in phrase: put it on the suppression list or take it
