@@ -203,3 +203,39 @@ test('replyAfterOptOut: false — a suppressed contact who writes again gets no 
     expect(texts(c, CONFIRMATION)).toHaveLength(0); // no confirmation configured
   });
 });
+
+test('a STOP on another channel: the first channel\'s bump-up is refused before the LLM is asked, and an API template is refused', async () => {
+  const t = await tenant(undefined, 2);
+  const [a, b] = t.channelIds as [string, string];
+  const c = contact();
+  await kit.withWorker(async (taskQueue) => {
+    const onA = await write(taskQueue, t.tenantId, a, c, 'Is the flat still available?');
+    await kit.env.sleep('10 seconds');
+    await until(() => aiReplies(c).length === 1, 'the AI reply on A');
+    const onB = await write(taskQueue, t.tenantId, b, c, 'parar');
+    await kit.env.sleep('10 seconds');
+    await until(async () => (await onB.handle.query(stateQuery)).optedOut === true, 'the opt-out on B');
+    const replyCalls = () => kit.llm.requests.filter((r) => !(r.body as { response_format?: unknown }).response_format).length; // not extractions
+    const before = replyCalls();
+
+    // A's bump-up falls due after 4 idle hours: the suppression list refuses it, no LLM call, no credit
+    await kit.env.sleep('4 hours');
+    await kit.env.sleep('2 minutes');
+    await until(async () => (await events(t.tenantId, onA.handle)).some((e) => e.type === 'bump_up'), 'the bump-up attempt');
+    expect((await events(t.tenantId, onA.handle)).find((e) => e.type === 'bump_up')?.data).toMatchObject({ status: 'refused', reason: 'contact_opted_out' });
+    expect(kit.llm.requests.filter((r) => JSON.stringify(r.body).includes('has not answered your last message'))).toHaveLength(0);
+    expect(replyCalls()).toBe(before);
+    expect((await onA.handle.query(stateQuery)).optedOut).toBe(true);
+
+    // A template through A (its state learned the opt-out from the check): refused
+    const refused = await onA.handle
+      .executeUpdate(sendMessageUpdate, { args: [{ requestId: 'tpl-a', kind: 'template', template: { name: 'follow_up', language: 'en' } }] })
+      .then(() => undefined, (err: unknown) => err);
+    expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toContain('contact_opted_out');
+    await kit.env.sleep('8 hours');
+    expect(kit.sentTo(c).filter((r) => (r.body as { type?: string }).type === 'template')).toHaveLength(0);
+    expect(aiReplies(c)).toHaveLength(1); // B's phrase got no reply, A no bump-up
+    const balance = await kit.services.credits.balance(t.tenantId);
+    expect(balance).toMatchObject({ balance: CREDITS - 1, reserved: 0 });
+  });
+});
