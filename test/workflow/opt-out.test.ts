@@ -5,7 +5,7 @@
  * STOP on a second channel of the tenant suppresses the first channel's scheduled steps.
  */
 import { randomBytes } from 'node:crypto';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { AgentOptOutSettings } from '../../contract/messages';
 import { inboundSignal, leadWorkflowId, sendMessageUpdate, sequenceUpdate, stateQuery, type InboundMessage } from '../../workflows/lead/definitions';
 import type { SequenceDef, SequenceStep } from '../../workflows/lead/policy/sequence';
@@ -117,12 +117,9 @@ test('STOP after step 2 of 5: steps 3-5 never go out, the confirmation once, no 
     await lead.say('STOP');
     await kit.env.sleep('10 seconds');
     await until(async () => (await events(t.tenantId, lead.handle)).filter((e) => e.type === 'opted_out').length === 2, 'the second opt-out event');
-    // a template to a suppressed contact is refused at once
-    const refused = await lead.handle
-      .executeUpdate(sendMessageUpdate, { args: [{ requestId: 'tpl-1', kind: 'template', template: { name: 'follow_up', language: 'en' } }] })
-      .then(() => undefined, (err: unknown) => err);
-    expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
-    expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toContain('contact_opted_out');
+    // a template to a suppressed contact is refused (the suppression list, asked just before the send)
+    const refused = await lead.handle.executeUpdate(sendMessageUpdate, { args: [{ requestId: 'tpl-1', kind: 'template', template: { name: 'follow_up', language: 'en' } }] });
+    expect(refused).toMatchObject({ requestId: 'tpl-1', status: 'refused', reason: 'contact_opted_out' });
 
     await kit.env.sleep('5 hours'); // past steps 3, 4 and 5 (and any bump-up)
     expect(texts(c, 'Nurture step')).toHaveLength(2);
@@ -183,6 +180,38 @@ test('a STOP on a second channel of the tenant suppresses the first channel\'s s
     await until(() => aiReplies(c).length === 2, 'the AI reply to the suppressed contact');
     // the suppression holds: the API-level list still has it
     expect((await kit.services.suppressions.list(t.tenantId, { limit: 10 })).items).toHaveLength(1);
+
+    // START on B: A still believes the contact opted out, but its next step asks the list again and goes out
+    await onB.say('START');
+    await kit.env.sleep('10 seconds');
+    await until(async () => (await kit.services.suppressions.list(t.tenantId, { limit: 10 })).items.length === 0, 'the opt-in on B');
+    expect((await onA.handle.query(stateQuery)).optedOut).toBe(true);
+    await onA.handle.executeUpdate(sequenceUpdate, { args: [{ action: 'enroll', sequence: sequenceOf('Channel A again', 1) }] });
+    await kit.env.sleep(HOUR + 5_000);
+    await until(() => texts(c, 'Channel A again step 1').length === 1, 'the new step on A');
+    expect((await onA.handle.query(stateQuery)).optedOut).toBe(false);
+  });
+});
+
+test('a new lead of a suppressed contact is not auto-enrolled (recorded), and still gets its AI reply', async () => {
+  const t = await tenant(undefined, 2);
+  const [a, b] = t.channelIds as [string, string];
+  const seqRow = await kit.services.sequences.create(t.tenantId, { name: 'Welcome', steps: [{ delayMs: HOUR, kind: 'text', text: 'Welcome step 1' }], stopOn: [] });
+  await kit.services.sequences.createRule(t.tenantId, { sequenceId: seqRow.id, channelAccountId: a });
+  const c = contact();
+  await kit.withWorker(async (taskQueue) => {
+    const onB = await write(taskQueue, t.tenantId, b, c, 'STOP');
+    await kit.env.sleep('10 seconds');
+    await until(async () => (await onB.handle.query(stateQuery)).optedOut === true, 'the opt-out on B');
+    const onA = await write(taskQueue, t.tenantId, a, c, 'Hi, I saw your ad');
+    await kit.env.sleep('10 seconds');
+    await until(() => aiReplies(c).length === 1, 'the AI reply on A');
+    const sA = await onA.handle.query(stateQuery);
+    expect(sA.sequence).toBeUndefined();
+    expect(sA.optedOut).toBe(true);
+    expect((await events(t.tenantId, onA.handle)).find((e) => e.type === 'sequence_enroll_skipped')?.data).toMatchObject({ sequenceId: seqRow.id, reason: 'contact_opted_out', auto: true });
+    await kit.env.sleep(2 * HOUR);
+    expect(texts(c, 'Welcome step')).toHaveLength(0);
   });
 });
 
@@ -227,11 +256,9 @@ test('a STOP on another channel: the first channel\'s bump-up is refused before 
     expect(replyCalls()).toBe(before);
     expect((await onA.handle.query(stateQuery)).optedOut).toBe(true);
 
-    // A template through A (its state learned the opt-out from the check): refused
-    const refused = await onA.handle
-      .executeUpdate(sendMessageUpdate, { args: [{ requestId: 'tpl-a', kind: 'template', template: { name: 'follow_up', language: 'en' } }] })
-      .then(() => undefined, (err: unknown) => err);
-    expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toContain('contact_opted_out');
+    // a template through A: refused by the list
+    const refused = await onA.handle.executeUpdate(sendMessageUpdate, { args: [{ requestId: 'tpl-a', kind: 'template', template: { name: 'follow_up', language: 'en' } }] });
+    expect(refused).toMatchObject({ status: 'refused', reason: 'contact_opted_out' });
     await kit.env.sleep('8 hours');
     expect(kit.sentTo(c).filter((r) => (r.body as { type?: string }).type === 'template')).toHaveLength(0);
     expect(aiReplies(c)).toHaveLength(1); // B's phrase got no reply, A no bump-up

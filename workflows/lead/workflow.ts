@@ -30,7 +30,7 @@ import { admitInbound } from './policy/dedup';
 import { sequencesMayRun } from './policy/handoff';
 import { spreadAt } from './policy/spread';
 import { nextWork, type Work } from './policy/next-work';
-import { mayContact, OPTED_OUT, optOutConfig } from './policy/opt-out';
+import { OPTED_OUT, optOutConfig } from './policy/opt-out';
 import * as seqPolicy from './policy/sequence';
 import { guessTimeZone } from './policy/time-zone';
 import { event, guarded, releaseCredit } from './records';
@@ -151,7 +151,10 @@ async function startRun(run: LeadRun): Promise<void> {
   if (!state.leadId) throw ApplicationFailure.create({ type: FailureType.LeadMissing, message: 'the lead has no id', nonRetryable: true });
   state.handoffKeywords = lead.handoffKeywords;
   state.timeZone = lead.timeZone ?? state.timeZone ?? guessTimeZone(run.contactId);
-  if (lead.autoEnroll && !state.sequence && sequencesMayRun(state.mode)) {
+  if (lead.autoEnroll && !state.sequence && sequencesMayRun(state.mode) && lead.suppressed) {
+    // a new lead of a contact on the tenant's suppression list (a STOP on another channel): no sequence
+    await event(run, 'sequence_enroll_skipped', { sequenceId: lead.autoEnroll.id, reason: OPTED_OUT, auto: true });
+  } else if (lead.autoEnroll && !state.sequence && sequencesMayRun(state.mode)) {
     const enrolled = seqPolicy.enroll(lead.autoEnroll, nowIso());
     if (enrolled.ok) {
       state.sequence = { def: lead.autoEnroll, cursor: enrolled.cursor };
@@ -270,7 +273,6 @@ function registerHandlers(run: LeadRun): void {
         if (outbox.length >= MAX_OUTBOX) throw new Error(`${outbox.length} messages are already queued for this lead; try again later`);
         if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
         if (req.kind === 'template' && !req.template) throw new Error('template is required');
-        if (req.kind === 'template' && !mayContact('template', { suppressed: state.optedOut ?? false, replyAfterOptOut: run.optOut.replyAfterOptOut })) throw new Error(OPTED_OUT);
         const outPlan = req.kind === 'template' ? plan(run, 'template', req.template, false) : plan(run, req.kind, req.template, (req.source ?? 'manual') === 'manual');
         if (outPlan.action === 'refuse') throw new Error(outPlan.reason);
       },
