@@ -196,7 +196,11 @@ export const contactIdentities = pgTable(
     contactId: text('contact_id').notNull(),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('contact_identities_account_identity_uq').on(t.channelAccountId, t.identity)],
+  (t) => [
+    uniqueIndex('contact_identities_account_identity_uq').on(t.channelAccountId, t.identity),
+    /** Every form of one contact (the suppression check before a step, bump-up or template). */
+    index('contact_identities_account_contact_idx').on(t.channelAccountId, t.contactId),
+  ],
 );
 
 export const messages = pgTable(

@@ -15,4 +15,5 @@ ALTER TABLE "suppressions" ADD CONSTRAINT "suppressions_tenant_id_tenants_id_fk"
 ALTER TABLE "suppressions" ADD CONSTRAINT "suppressions_lead_id_leads_id_fk" FOREIGN KEY ("lead_id") REFERENCES "public"."leads"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "suppressions_tenant_contact_uq" ON "suppressions" USING btree ("tenant_id","contact");--> statement-breakpoint
 CREATE INDEX "suppressions_tenant_created_idx" ON "suppressions" USING btree ("tenant_id","created_at","id");--> statement-breakpoint
-CREATE INDEX "suppressions_forms_idx" ON "suppressions" USING gin ("forms");
+CREATE INDEX "suppressions_forms_idx" ON "suppressions" USING gin ("forms");--> statement-breakpoint
+CREATE INDEX "contact_identities_account_contact_idx" ON "contact_identities" USING btree ("channel_account_id","contact_id");
