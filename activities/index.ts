@@ -11,6 +11,7 @@ import type { LimitService } from '../services/limits';
 import type { MediaService } from '../services/media';
 import type { RateLimiter } from '../services/rate-limit';
 import type { SequenceService } from '../services/sequences';
+import type { SuppressionService } from '../services/suppressions';
 import type { TemplateService } from '../services/templates';
 import { createInstagramActivities } from './channels/instagram';
 import { createWebChatActivities } from './channels/webchat';
@@ -36,6 +37,7 @@ export interface ActivityDeps {
   agents: AgentService;
   templates: TemplateService;
   sequences: SequenceService;
+  suppressions: SuppressionService;
   extractions: ExtractionService;
   log: Logger;
   graph: { url: string; version: string; timeoutMs: number; unconfirmedWaitMs?: number };

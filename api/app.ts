@@ -20,6 +20,7 @@ import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
 import { createSetupRouter } from './routes/setup';
 import { createTemplateRouter } from './routes/templates';
+import { createSuppressionRouter } from './routes/suppressions';
 import { createTenantRouter } from './routes/tenant';
 import { createChannelOwnershipVerifier } from '../services/channel-ownership';
 import { createUsageRouter } from './routes/usage';
@@ -134,6 +135,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createUsageRouter({ services: deps.services }));
   app.use(createApiKeyRouter({ services: deps.services }));
   app.use(createContactRouter({ services: deps.services, temporal: deps.temporal, log }));
+  app.use(createSuppressionRouter({ services: deps.services }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

@@ -227,3 +227,15 @@ export interface LeadWorkflowSettings {
    */
   backgroundSpreadMs?: number;
 }
+
+/** An agent's opt-out settings (workflows/lead/policy/opt-out.ts uses them); every field optional. */
+export interface AgentOptOutSettings {
+  /** Languages whose default phrases apply (default: all of en, hi, es, pt). */
+  languages?: string[];
+  /** Extra phrases per language code (any code; its phrases apply whatever `languages` says). */
+  keywords?: Record<string, { stop?: string[]; start?: string[] }>;
+  /** Sent once when a contact opts out (a free-form text: the contact just wrote, the window is open). */
+  confirmationText?: string;
+  /** Whether the AI still answers a suppressed contact who writes again (default true: Meta allows replies in the window). */
+  replyAfterOptOut?: boolean;
+}

@@ -14,7 +14,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { SequenceStep } from '../contract/messages';
+import type { AgentOptOutSettings, SequenceStep } from '../contract/messages';
 import {
   API_KEY_ROLES,
   CHANNELS,
@@ -132,6 +132,8 @@ export const agents = pgTable(
     handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull().default([]),
     /** The current version (agent_versions holds every version's fields, this row the current ones). */
     version: integer('version').notNull().default(1),
+    /** Opt-out settings (languages, extra phrases, confirmation text, replies after opt-out); null = the defaults. */
+    optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -157,6 +159,7 @@ export const agentVersions = pgTable(
     stagePrompts: jsonb('stage_prompts').$type<Record<string, string>>().notNull(),
     extractionFields: jsonb('extraction_fields').$type<Record<string, string>>().notNull(),
     handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull(),
+    optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
     /** Set when this version was made by restoring an older one. */
     restoredFrom: integer('restored_from'),
     /** The API key that made it (null: created before versions were kept, or not through the API). */
@@ -269,7 +272,11 @@ export const contactIdentities = pgTable(
     contactId: text('contact_id').notNull(),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('contact_identities_account_identity_uq').on(t.channelAccountId, t.identity)],
+  (t) => [
+    uniqueIndex('contact_identities_account_identity_uq').on(t.channelAccountId, t.identity),
+    /** Every form of one contact (the suppression check before a step, bump-up or template). */
+    index('contact_identities_account_contact_idx').on(t.channelAccountId, t.contactId),
+  ],
 );
 
 export const messages = pgTable(
@@ -307,6 +314,37 @@ export const messages = pgTable(
     index('messages_lead_updated_idx').on(t.leadId, t.updatedAt),
     /** GET /v1/messages: a tenant's messages across leads, newest first. */
     index('messages_tenant_created_idx').on(t.tenantId, t.createdAt, t.id),
+  ],
+);
+
+/**
+ * The tenant's suppression list: contacts that opted out (a STOP phrase, or the API). Tenant-wide:
+ * no sequence step, bump-up or template goes to any lead of the tenant whose identity forms
+ * (contact id, phone, BSUID, parent BSUID: services/contact-identities.ts) meet `forms`.
+ */
+export const suppressions = pgTable(
+  'suppressions',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    /** The contact as the suppression names it (the lead's contact id, or the API's normalized value). */
+    contact: text('contact').notNull(),
+    /** Every identity form of the contact known when it was suppressed (contact included). */
+    forms: text('forms').array().notNull(),
+    /** 'keyword' (the contact wrote a STOP phrase) or 'api'. */
+    source: text('source', { enum: ['keyword', 'api'] }).notNull(),
+    keyword: text('keyword'),
+    note: text('note'),
+    /** The lead whose message opted out (keyword), if any. */
+    leadId: uuid('lead_id').references(() => leads.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('suppressions_tenant_contact_uq').on(t.tenantId, t.contact),
+    index('suppressions_tenant_created_idx').on(t.tenantId, t.createdAt, t.id),
+    index('suppressions_forms_idx').using('gin', t.forms),
   ],
 );
 

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, getTableColumns, lt } from 'drizzle-orm';
+import type { AgentOptOutSettings } from '../contract/messages';
 import type { Db, DbTransaction } from '../db/client';
 import { agents, agentVersions, channelAccounts } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -13,13 +14,15 @@ export interface AgentInput {
   stagePrompts?: Record<string, string>;
   extractionFields?: Record<string, string>;
   handoffKeywords?: string[];
+  /** Opt-out: languages, extra phrases, a confirmation text, replies after opt-out (absent = the defaults). */
+  optOut?: AgentOptOutSettings;
 }
 
-/** A change: any of the fields; `fallbackModel: null` removes the fallback. */
-export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel'>> & { fallbackModel?: string | null };
+/** A change: any of the fields; `fallbackModel: null` removes the fallback, `optOut: null` goes back to the defaults. */
+export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut'>> & { fallbackModel?: string | null; optOut?: AgentOptOutSettings | null };
 
 /** The fields every version records (what the reply writer and the lead workflow use). */
-type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords'>;
+type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut'>;
 
 function fieldsOf(a: Versioned): Versioned {
   return {
@@ -31,6 +34,7 @@ function fieldsOf(a: Versioned): Versioned {
     stagePrompts: a.stagePrompts,
     extractionFields: a.extractionFields,
     handoffKeywords: a.handoffKeywords,
+    optOut: a.optOut ?? null,
   };
 }
 
@@ -71,7 +75,7 @@ export function createAgentService(db: Db) {
       return db.transaction(async (tx) => {
         const [a] = await tx
           .insert(agents)
-          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null }))
+          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null }))
           .returning();
         if (!a) throw new Error('agent insert returned nothing');
         await tx.insert(agentVersions).values({ tenantId, agentId: a.id, version: a.version, ...fieldsOf(a), createdBy: meta.createdBy ?? null, createdAt: a.createdAt });

@@ -15,6 +15,7 @@ import { createMediaService } from './media';
 import { createPipelineService } from './pipelines';
 import { createRateLimiter } from './rate-limit';
 import { createSequenceService } from './sequences';
+import { createSuppressionService } from './suppressions';
 import { createTemplateService } from './templates';
 import { createTenantService } from './tenants';
 
@@ -37,6 +38,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     pipelines: createPipelineService(db),
     templates: createTemplateService(db),
     sequences: createSequenceService(db),
+    /** The tenant's opt-out list (STOP phrases and the API). */
+    suppressions: createSuppressionService(db),
     extractions: createExtractionService(db),
     /** Inbound media fetched on demand from the provider, cached. */
     media: createMediaService(db),

@@ -4,8 +4,9 @@ import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import type { SequenceService } from '../../services/sequences';
+import type { SuppressionService } from '../../services/suppressions';
 
-export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService; leadSettings: LeadWorkflowSettings }) {
+export function createPersistenceActivities(deps: { leads: LeadService; channels: ChannelService; agents: AgentService; sequences: SequenceService; suppressions: SuppressionService; leadSettings: LeadWorkflowSettings }) {
   return {
     /**
      * Create or find the lead; also what the workflow needs of its agent, and the lead settings
@@ -14,10 +15,31 @@ export function createPersistenceActivities(deps: { leads: LeadService; channels
      */
     async ensureLead(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const lead = await deps.leads.ensure(input);
-      const agentId = await deps.channels.agentIdFor(input.channelAccountId);
+      // opt-out: whether the contact is on the tenant's suppression list now (asked alongside the agent)
+      const [agentId, suppressed] = await Promise.all([deps.channels.agentIdFor(input.channelAccountId), deps.suppressions.covers(input)]);
       const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
       const autoEnroll = lead.created ? await deps.sequences.autoEnrollment(input.tenantId, agentId, input.channelAccountId) : undefined;
-      return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll, settings: deps.leadSettings };
+      return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll, settings: deps.leadSettings, optOutSettings: agent?.optOut ?? undefined, suppressed };
+    },
+    /** Whether the contact is on the tenant's suppression list (any channel, any of its forms): asked just before a send that needs consent. */
+    async contactSuppressed(input: { tenantId: string; channelAccountId: string; contactId: string }): Promise<{ suppressed: boolean }> {
+      return { suppressed: await deps.suppressions.covers(input) };
+    },
+    /**
+     * The contact wrote an opt-out or opt-in phrase: put it on the suppression list or take it
+     * off, and record the event (once per message). `changed`: it was not on the list before
+     * (opt_out) or was (opt_in); the confirmation is sent only when an opt-out changed something.
+     */
+    async applyOptPhrase(input: { tenantId: string; channelAccountId: string; contactId: string; leadId: string; action: 'opt_out' | 'opt_in'; keyword: string; providerMessageId: string }): Promise<{ changed: boolean; suppressionIds: string[] }> {
+      const { tenantId, leadId, action, keyword, providerMessageId } = input;
+      if (action === 'opt_out') {
+        const { suppression, created } = await deps.suppressions.optOut({ ...input });
+        await deps.leads.recordEvent({ tenantId, leadId, type: 'opted_out', data: { source: 'keyword', keyword, suppressionId: suppression.id, alreadySuppressed: !created }, dedupKey: `opted_out:${providerMessageId}` });
+        return { changed: created, suppressionIds: [suppression.id] };
+      }
+      const removed = await deps.suppressions.optIn(input);
+      await deps.leads.recordEvent({ tenantId, leadId, type: 'opted_in', data: { source: 'keyword', keyword, suppressionIds: removed, wasSuppressed: removed.length > 0 }, dedupKey: `opted_in:${providerMessageId}` });
+      return { changed: removed.length > 0, suppressionIds: removed };
     },
     /** `newIds`: the messages the database had not recorded before (a redelivery is not among them). */
     async recordInbound(input: { tenantId: string; leadId: string; messages: InboundMessage[]; batchId?: string }): Promise<{ stored: number; newIds: string[] }> {

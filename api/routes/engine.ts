@@ -33,7 +33,7 @@ const messageBody = z.union([
 ]);
 
 /** Reasons the lead workflow gives that deserve their own error code. */
-const REASON_CODES: Record<string, string> = { window_closed: 'window_closed', no_template: 'no_template' };
+const REASON_CODES: Record<string, string> = { window_closed: 'window_closed', no_template: 'no_template', contact_opted_out: 'contact_opted_out' };
 
 /** A refused update is a 409 with the workflow's reason. */
 function rejected(err: unknown): never {
@@ -97,6 +97,10 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     if (!seq) throw new AppError('validation_failed', 'sequenceId does not name a sequence of this tenant', [{ path: 'sequenceId', message: 'unknown sequence' }]);
     if (seq.archived) throw sequenceArchived('cannot enrol in it');
     if (lead.channel !== 'whatsapp' && sequenceUsesTemplates(seq.steps)) throw templateNotSupported(lead.channel, 'the sequence has template steps');
+    // opt-out: no sequence for a contact on the tenant's suppression list (its steps would be refused one by one)
+    if (await services.suppressions.find({ tenantId: res.locals.tenantId, channelAccountId: lead.channelAccountId, contactId: lead.contactId })) {
+      throw new AppError('conflict', 'the contact opted out (it is on the suppression list); it must write START first, or be removed from the list', undefined, 'contact_opted_out');
+    }
     const cursor = await temporal.sequence(lead.workflowId, { action: 'enroll', sequence: toSequenceDef(seq) }).catch(rejected);
     res.json({ sequence: cursor });
   });

@@ -18,7 +18,11 @@ const GIVE_ONE = 'give at least one field to change';
 
 const agentPatch = createAgentBody
   .partial()
-  .extend({ fallbackModel: createAgentBody.shape.fallbackModel.unwrap().nullable().optional() })
+  .extend({
+    fallbackModel: createAgentBody.shape.fallbackModel.unwrap().nullable().optional(),
+    /** null: back to the default opt-out settings. */
+    optOut: createAgentBody.shape.optOut.unwrap().nullable().optional(),
+  })
   .refine(nonEmpty, GIVE_ONE);
 const sequencePatch = z
   .strictObject({

@@ -9,6 +9,7 @@ import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery as page, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
 import { LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
+import { optOutSettingsSchema } from '../../workflows/lead/policy/schemas';
 
 const modelName = z.string().trim().min(1).max(200);
 /** A WhatsApp Business Account id: digits, like every Meta object id. */
@@ -25,6 +26,8 @@ export const createAgentBody = z.strictObject({
   extractionFields: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,63}$/), z.string().max(500)).optional(),
   /** Phrases that hand the lead to a human. */
   handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
+  /** Opt-out (STOP/START): absent = the default phrases of en, hi, es, pt, AI replies continue, no confirmation. */
+  optOut: optOutSettingsSchema.optional(),
 });
 const channelCommon = {
   agentId: z.uuid(),
@@ -168,8 +171,12 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   r.get('/v1/leads/:leadId', allow(...LEAD_READERS), async (req, res) => {
     const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
     if (!lead) throw new AppError('not_found', 'lead not found');
-    const events = await services.leads.events(res.locals.tenantId, lead.id, 20);
-    res.json({ ...lead, events });
+    const [events, suppression] = await Promise.all([
+      services.leads.events(res.locals.tenantId, lead.id, 20),
+      services.suppressions.find({ tenantId: res.locals.tenantId, channelAccountId: lead.channelAccountId, contactId: lead.contactId }),
+    ]);
+    // optedOut: on the tenant's suppression list (a STOP on any of its channels, or the API)
+    res.json({ ...lead, optedOut: suppression !== undefined, events });
   });
   r.get('/v1/leads/:leadId/state', allow(...LEAD_READERS), async (req, res) => {
     const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));

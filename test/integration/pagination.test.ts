@@ -38,6 +38,7 @@ beforeAll(async () => {
       .expect(201);
     await api.post('/v1/enrollment-rules').set(auth).send({ sequenceId: seq.body.id }).expect(201);
     await api.post(`/v1/tenants/${t.tenantId}/credits`).set(admin).send({ amount: 1, reference: `page-${i}-${randomUUID()}` }).expect(201);
+    await api.post('/v1/suppressions').set(auth).send({ contact: randomWaId() }).expect(201);
   }
   // leads, messages, extraction versions and dead letters straight through the services (no LLM turns racing the walk)
   for (let i = 0; i < N; i++) {
@@ -79,6 +80,7 @@ const routes = () => [
   `/v1/leads/${leadId}/extractions`,
   '/v1/extractions',
   '/v1/dead-letters',
+  '/v1/suppressions',
 ];
 
 function get(path: string, query: Record<string, string | number> = {}) {

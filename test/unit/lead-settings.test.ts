@@ -31,6 +31,7 @@ test('ensureLead returns the settings its worker was built with', async () => {
     channels: { agentIdFor: async () => undefined } as unknown as Services['channels'],
     agents: {} as Services['agents'],
     sequences: {} as Services['sequences'],
+    suppressions: { covers: async () => false } as unknown as Services['suppressions'],
     leadSettings: settings,
   });
   const lead = await activities.ensureLead({ tenantId: 't', channelAccountId: 'ch', channel: 'whatsapp', contactId: '9198', workflowId: 'lead:ch:9198' });

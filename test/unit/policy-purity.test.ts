@@ -15,9 +15,10 @@ import { isWindowOpen, planOutbound, windowClosesAt } from '../../workflows/lead
 import { nextWork } from '../../workflows/lead/policy/next-work';
 import { onSendFailure } from '../../workflows/lead/policy/send-failure';
 import { sequenceCommand, stopOn } from '../../workflows/lead/policy/sequence-command';
+import { mayContact, optOutConfig, optTurn, pendingOptOut, sendCategory } from '../../workflows/lead/policy/opt-out';
 
 const POLICY_DIR = join(__dirname, '../../workflows/lead/policy');
-const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff', 'bounds', 'next-work', 'send-failure', 'sequence-command'];
+const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff', 'bounds', 'next-work', 'send-failure', 'sequence-command', 'opt-out'];
 const NOW = '2026-03-06T23:00:00-05:00';
 const SEQ: SequenceDef = {
   id: 's',
@@ -69,6 +70,11 @@ function runAll(): unknown[] {
     onSendFailure({ type: 'provider_spam_limited', now: NOW, attempts: 0, replaying: false, isTemplate: false }),
     sequenceCommand({ action: 'skip' }, { mode: 'ai', sequence: { def: SEQ, cursor: c }, now: NOW }),
     stopOn({ def: SEQ, cursor: c }, 'lead_replied'),
+    optOutConfig({ languages: ['en'], keywords: { fr: { stop: ['ARRÊT'] } }, confirmationText: 'ok' }),
+    optTurn({ messages: [{ text: 'Stop!', providerMessageId: 'w' }, { text: 'price?', providerMessageId: 'x' }], keywords: optOutConfig(undefined) }),
+    pendingOptOut([{ text: 'baja', providerMessageId: 'w' }], optOutConfig(undefined)),
+    sendCategory({ kind: 'ai', llmPurpose: 'bump_up' }, 'bump-up 1'),
+    mayContact('template', { suppressed: true, replyAfterOptOut: true }),
   ];
 }
 
@@ -99,7 +105,7 @@ describe('policy purity', () => {
     const first = runAll();
     const second = runAll();
     expect(second).toEqual(first);
-    expect(first).toHaveLength(33);
+    expect(first).toHaveLength(38);
   });
 
   test('answer in plain JSON', () => {

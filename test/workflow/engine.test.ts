@@ -314,6 +314,7 @@ test('lanes: a reply\'s activities run on the workflow\'s task queue at priority
       { type: 'recordLeadEvent', ...live }, // the enrolment: someone waits on the update
       { type: 'extractLead', ...background }, // the extraction after the quiet period
       // the step
+      { type: 'contactSuppressed', ...background }, // the suppression list, just before the send (opt-out)
       { type: 'reserveCredit', ...background },
       { type: 'sendWhatsAppText', ...background },
       { type: 'captureCredit', ...background },

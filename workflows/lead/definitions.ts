@@ -124,6 +124,12 @@ export interface LeadCarriedState {
   providerWindowClosedAt?: string;
   /** Provider ids of sends whose failure status was handled (bounded). */
   failedDeliveries?: string[];
+  /**
+   * Whether the contact is on the tenant's suppression list, as this workflow last learned it (its
+   * own STOP/START, the run start, the check before a step, bump-up or template). The database is
+   * the authority: it is asked again before every send that needs consent.
+   */
+  optedOut?: boolean;
 }
 
 export interface LeadCounters {

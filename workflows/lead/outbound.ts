@@ -6,15 +6,16 @@
  */
 import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
 import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
-import { deliveryOptions, delivery, LLM, llm } from './proxies';
+import { DATABASE, database, deliveryOptions, delivery, LLM, llm } from './proxies';
 import { DEFAULT_LEAD_SETTINGS, type InboundMessage, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
 import { isRepeat, trimToWords } from './policy/bump-up';
+import { needsConsent, OPTED_OUT, pendingOptOut, sendCategory } from './policy/opt-out';
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
 import { isNonRetryableSendFailure, onSendFailure } from './policy/send-failure';
 import { planOutbound, windowClosesAt, type OutboundPlan, type TemplateRef } from './policy/window';
 import { park, parkedOperation, settleReplay, waitForCircuit } from './parked';
-import { captureCredit, event, releaseCredit, reserveCredit, setBlocked } from './records';
+import { captureCredit, event, guarded, releaseCredit, reserveCredit, setBlocked } from './records';
 import { msUntil, nowIso, type LeadRun } from './run';
 import { changeMode, replyStopsSequence } from './transitions';
 
@@ -137,6 +138,10 @@ export async function creditAvailable(run: LeadRun, outboundMessageId: string): 
 export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: string, fallbackTemplate?: TemplateRef, ctx: Partial<SendContext> = {}): Promise<OutboundResult> {
   const context: SendContext = { byBot: true, ...ctx, what, purpose, fallbackTemplate };
   const requestId = uuid4();
+  // a step, bump-up or template needs consent: the suppression list says, just before the send
+  if (needsConsent(sendCategory(what, purpose)) && (await contactSuppressed(run))) {
+    return refuse(run, context, requestId, OPTED_OUT, ctx.outboundMessageId ? `reply:${ctx.outboundMessageId}` : undefined);
+  }
   let outPlan: OutboundPlan = what.kind === 'template' ? { action: 'template', template: what.template, fallback: false } : plan(run, what.kind, fallbackTemplate, ctx.human);
   // (a reused id may hold a reservation from the reply turn's one-activity try: it goes back)
   if (outPlan.action === 'refuse') return refuse(run, context, requestId, outPlan.reason, ctx.outboundMessageId ? `reply:${ctx.outboundMessageId}` : undefined);
@@ -164,6 +169,27 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
     ...(outPlan.action === 'free_form' && outPlan.humanAgentTag ? { humanAgent: true } : {}),
   };
   return deliver(run, send, context, requestId);
+}
+
+/**
+ * Whether the contact is suppressed now: a STOP still in the buffer says so at once (its turn has
+ * not run yet); otherwise the tenant's suppression list in the database, which a STOP on any
+ * channel of the tenant (or the API) wrote. The answer is kept in the state (the lead's query).
+ */
+export async function contactSuppressed(run: LeadRun): Promise<boolean> {
+  const { state } = run;
+  if (pendingOptOut(state.inbox, run.optOut)) return true;
+  const r = await guarded(
+    run,
+    'check the suppression list',
+    () => database.contactSuppressed.executeWithOptions(run.options(DATABASE, 'Check the suppression list'), [{ tenantId: run.tenantId, channelAccountId: run.channelAccountId, contactId: run.contactId }]),
+    { suppressed: true }, // refused for good (parked): the safe side
+  );
+  if (state.optedOut !== r.suppressed) {
+    state.optedOut = r.suppressed;
+    run.showDetails();
+  }
+  return r.suppressed;
 }
 
 /** Ask the LLM; a handoff, a repeat or a failure ends the send here (credit released). */

@@ -29,6 +29,8 @@ export const database = proxyActivities<
     | 'channelCircuitState'
     | 'recordExtractionFailure'
     | 'findOutbound'
+    | 'contactSuppressed'
+    | 'applyOptPhrase'
   >
 >(DATABASE);
 

@@ -15,6 +15,7 @@ import {
   type OutboundResult,
 } from './definitions';
 import { shouldContinueAsNew } from './policy/continue-as-new';
+import { DEFAULT_OPT_OUT, type OptOutConfig } from './policy/opt-out';
 import { leadDetails } from './policy/summary';
 import { backgroundTaskQueue, LANE_PRIORITY, type Lane } from './lanes';
 import { SA } from './search-attributes';
@@ -27,6 +28,8 @@ export class LeadRun {
   readonly workflowId: string;
   /** Resolved by the worker (ensureLead) at the start of every run; defaults until then. */
   settings: LeadWorkflowSettings = DEFAULT_LEAD_SETTINGS;
+  /** The agent's opt-out phrases and settings, resolved by ensureLead at the start of every run (not carried). */
+  optOut: OptOutConfig = DEFAULT_OPT_OUT;
   readonly state: LeadCarriedState;
   /** Manual messages and API templates waiting for the loop (carried). */
   readonly outbox: OutboundRequest[];

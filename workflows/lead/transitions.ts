@@ -88,3 +88,15 @@ export async function stopSequenceOn(run: LeadRun, evt: seqPolicy.StopCondition)
   await event(run, 'sequence_stopped', { sequenceId: s.def.id, reason, stepIndex: s.cursor.stepIndex });
   return true;
 }
+
+/** Stop the running sequence whatever it stops on (the contact opted out); returns whether it stopped. */
+export async function stopSequence(run: LeadRun, reason: string): Promise<boolean> {
+  const s = run.state.sequence;
+  if (!s) return false;
+  const next = seqPolicy.stop(s.cursor, reason, nowIso());
+  if (!next.ok) return false;
+  run.state.sequence = { def: s.def, cursor: next.cursor };
+  run.changed();
+  await event(run, 'sequence_stopped', { sequenceId: s.def.id, reason, stepIndex: s.cursor.stepIndex });
+  return true;
+}

@@ -9,18 +9,19 @@ import { DATABASE, database, EXTRACTION, extraction, READ_RECEIPT, receipts, REP
 import type { ReplyTurnInput, ReplyTurnResult, TurnHeldType } from '../../activities/turn/reply-turn';
 import { DEFAULT_LEAD_SETTINGS, type DeliveryStatus, type InboundMessage, type LeadCarriedState, type OutboundRequest, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
-import { conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, reserve, sendOutbound, type SendContext } from './outbound';
+import { contactSuppressed, conversationFacts, creditAvailable, creditBlocked, deliver, handedOff, noteSent, pace, plan, refuse, reserve, sendOutbound, type SendContext } from './outbound';
 import { loadParked } from './parked';
 import { newInbound } from './policy/bounds';
 import { bumpUpDueAt, DEFAULT_BUMP_UP } from './policy/bump-up';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun } from './policy/handoff';
 import { writtenByLead } from './policy/inbound';
+import { mayContact, needsConsent, OPTED_OUT, optTurn, pendingOptOut, sendCategory, type OptTurn } from './policy/opt-out';
 import * as seqPolicy from './policy/sequence';
 import { windowClosesAt } from './policy/window';
 import { event, guarded, recordInbound, releaseCredit } from './records';
 import { nowIso, type LeadRun } from './run';
 import { SA } from './search-attributes';
-import { changeMode, replyStopsSequence, stopSequenceOn } from './transitions';
+import { changeMode, replyStopsSequence, stopSequence, stopSequenceOn } from './transitions';
 
 // ---- a reply: the lead wrote ----
 
@@ -54,6 +55,8 @@ function fastTurnInput(run: LeadRun, received: InboundMessage[], recordedEarly: 
   const { state } = run;
   const written = received.filter(writtenByLead);
   if (recordedEarly || written.length === 0 || !aiMayReply(state.mode)) return undefined;
+  // an opt-out or opt-in phrase, or an agent that stops replying to opted-out contacts: the step-by-step turn decides
+  if (optTurn({ messages: written, keywords: run.optOut }).last || !run.optOut.replyAfterOptOut) return undefined;
   if (state.mode === 'ai' && written.some((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? []))) return undefined;
   // the window as it will be once these messages count
   const lastInboundAt = written.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), state.lastInboundAt ?? '');
@@ -176,6 +179,11 @@ async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEar
   const written = admitRecorded(run, received, recorded?.newIds, recordedEarly);
   if (written.length === 0 && !recordedEarly) return noReply();
   await afterLeadWrote(run, written);
+  const opt = optTurn({ messages: written, keywords: run.optOut });
+  if (opt.last) await applyOptPhrase(run, opt.last);
+  // the phrase itself gets no AI reply; what the lead wrote after it may (the setting says)
+  if (opt.last && !opt.writesAfter) return noReply();
+  if (!(await aiMayAnswer(run))) return noReply();
   const keyword = state.mode === 'ai' ? written.map((m) => matchHandoffKeyword(m.text, state.handoffKeywords ?? [])).find(Boolean) : undefined;
   if (keyword) {
     await changeMode(run, 'handoff', 'keyword');
@@ -200,6 +208,40 @@ async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEar
   await receipt;
 }
 
+/**
+ * The lead wrote STOP (or START): the suppression list changes (and records the event); an
+ * opt-out stops the running sequence whatever it stops on, and sends the agent's confirmation
+ * once (only when the contact was not suppressed already).
+ */
+async function applyOptPhrase(run: LeadRun, last: NonNullable<OptTurn['last']>): Promise<void> {
+  const { state } = run;
+  const r = await guarded(
+    run,
+    `apply ${last.action}`,
+    () =>
+      database.applyOptPhrase.executeWithOptions(run.options(DATABASE, last.action === 'opt_out' ? 'Opt-out: add to the suppression list' : 'Opt-in: remove from the suppression list'), [
+        { tenantId: run.tenantId, channelAccountId: run.channelAccountId, contactId: run.contactId, leadId: run.leadId, ...last },
+      ]),
+    { changed: false, suppressionIds: [] },
+  );
+  state.optedOut = last.action === 'opt_out';
+  run.changed();
+  run.showDetails();
+  if (last.action !== 'opt_out') return;
+  await stopSequence(run, 'opted_out');
+  const text = run.optOut.confirmationText;
+  if (r.changed && text) await sendOutbound(run, { kind: 'text', text }, 'opt-out confirmation');
+}
+
+/** Whether the AI may answer now: always, unless the contact is suppressed and the agent does not reply after an opt-out. */
+async function aiMayAnswer(run: LeadRun): Promise<boolean> {
+  if (run.optOut.replyAfterOptOut) return true;
+  const suppressed = await contactSuppressed(run);
+  if (mayContact('ai_reply', { suppressed, replyAfterOptOut: false })) return true;
+  await event(run, 'reply_suppressed', { reason: OPTED_OUT });
+  return false;
+}
+
 /** The lead's latest message time moves the window (search attributes too); a message after a 131047 reopens it. */
 function noteInbound(run: LeadRun, written: InboundMessage[], recordedEarly?: LeadCarriedState['inboxRecorded']): void {
   const { state } = run;
@@ -221,6 +263,8 @@ function noteInbound(run: LeadRun, written: InboundMessage[], recordedEarly?: Le
 export function sequenceAction(run: LeadRun): seqPolicy.SequenceAction {
   const { state } = run;
   if (!state.sequence || !sequencesMayRun(state.mode)) return { type: 'idle' };
+  // a STOP waits in the buffer: its turn (which stops the sequence) goes first
+  if (pendingOptOut(state.inbox, run.optOut)) return { type: 'idle' };
   return seqPolicy.nextAction({ seq: state.sequence.def, cursor: state.sequence.cursor, now: nowIso(), lastInboundAt: state.lastInboundAt, timeZone: state.timeZone ?? 'UTC' });
 }
 
@@ -230,6 +274,12 @@ export async function sequenceStep(run: LeadRun, action: Extract<seqPolicy.Seque
   const what: OutboundWhat =
     step.kind === 'template' ? { kind: 'template', template: step.template! } : step.kind === 'text' ? { kind: 'text', text: step.text ?? '' } : { kind: 'ai', instruction: step.aiInstruction, llmPurpose: 'sequence_step' };
   const result = await sendOutbound(run, what, `sequence step ${action.stepIndex + 1}`, step.template);
+  if (result.status === 'refused' && result.reason === OPTED_OUT) {
+    // the contact is on the suppression list (a STOP here or on another channel, or the API): no step goes out any more
+    await event(run, 'sequence_step_suppressed', { sequenceId: s.def.id, stepIndex: action.stepIndex });
+    await stopSequence(run, 'opted_out');
+    return;
+  }
   await event(run, 'sequence_step', { sequenceId: s.def.id, stepIndex: action.stepIndex, status: result.status, reason: result.reason });
   // a refused or failed step is skipped, not retried forever; the next step follows its delay
   const current = run.state.sequence!;
@@ -241,7 +291,7 @@ export async function sequenceStep(run: LeadRun, action: Extract<seqPolicy.Seque
 
 export function bumpUpDue(run: LeadRun): string | undefined {
   const { state } = run;
-  if (!aiMayReply(state.mode)) return undefined;
+  if (!aiMayReply(state.mode) || state.optedOut) return undefined;
   const seq = state.sequence?.cursor.status;
   if (seq === 'active' || seq === 'paused') return undefined; // a running sequence does the following up
   return bumpUpDueAt({
@@ -306,6 +356,10 @@ export async function outboxMessage(run: LeadRun, req: OutboundRequest): Promise
 export async function runParked(run: LeadRun, op: ParkedOperation, requestId: string, asDeadLetter: boolean): Promise<OutboundResult> {
   if (!op.what) return { requestId, status: 'refused', reason: `a refused database write (${op.purpose}) cannot be replayed; discard it` };
   const context: SendContext = { what: op.what, purpose: op.purpose, fallbackTemplate: op.fallbackTemplate, byBot: op.byBot, attempts: op.attempts, ...(asDeadLetter ? { deadLetterId: op.id } : {}) };
+  // a written send (deferred, parked) skips sendOutbound's check: the same question here
+  if (op.kind === 'send' && op.send && needsConsent(sendCategory(op.what, op.purpose)) && (await contactSuppressed(run))) {
+    return { ...(await refuse(run, context, requestId, OPTED_OUT, op.send.reference, op.send.outboundMessageId)), requestId };
+  }
   const result = op.kind === 'send' && op.send ? await deliver(run, op.send, context, requestId) : await sendOutbound(run, op.what, op.purpose, op.fallbackTemplate, context);
   return { ...result, requestId };
 }

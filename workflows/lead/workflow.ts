@@ -31,6 +31,7 @@ import { admitInbound } from './policy/dedup';
 import { sequencesMayRun } from './policy/handoff';
 import { spreadAt } from './policy/spread';
 import { nextWork, type Work } from './policy/next-work';
+import { OPTED_OUT, optOutConfig } from './policy/opt-out';
 import * as seqPolicy from './policy/sequence';
 import { guessTimeZone } from './policy/time-zone';
 import { event, guarded, releaseCredit } from './records';
@@ -134,6 +135,9 @@ async function startRun(run: LeadRun): Promise<void> {
     { tenantId: run.tenantId, channelAccountId: run.channelAccountId, channel: run.channel, contactId: run.contactId, name: input.contactName, workflowId: run.workflowId },
   ]);
   run.settings = lead.settings;
+  // opt-out phrases and settings of the agent, and the suppression list's answer now (histories older than opt-out have neither)
+  if ('optOutSettings' in lead) run.optOut = optOutConfig(lead.optOutSettings);
+  if (lead.suppressed !== undefined) state.optedOut = lead.suppressed;
   if (!state.leadId) {
     state.leadId = lead.leadId;
     state.stage = lead.stage;
@@ -148,7 +152,10 @@ async function startRun(run: LeadRun): Promise<void> {
   if (!state.leadId) throw ApplicationFailure.create({ type: FailureType.LeadMissing, message: 'the lead has no id', nonRetryable: true });
   state.handoffKeywords = lead.handoffKeywords;
   state.timeZone = lead.timeZone ?? state.timeZone ?? guessTimeZone(run.contactId);
-  if (lead.autoEnroll && !state.sequence && sequencesMayRun(state.mode)) {
+  if (lead.autoEnroll && !state.sequence && sequencesMayRun(state.mode) && lead.suppressed) {
+    // a new lead of a contact on the tenant's suppression list (a STOP on another channel): no sequence
+    await event(run, 'sequence_enroll_skipped', { sequenceId: lead.autoEnroll.id, reason: OPTED_OUT, auto: true });
+  } else if (lead.autoEnroll && !state.sequence && sequencesMayRun(state.mode)) {
     const enrolled = seqPolicy.enroll(lead.autoEnroll, nowIso());
     if (enrolled.ok) {
       state.sequence = { def: lead.autoEnroll, cursor: enrolled.cursor };

@@ -6,8 +6,9 @@
  * `sendWindowProblems` (quiet-hours.ts), which follows `sendWindowSchema`'s rules.
  */
 import { z } from 'zod';
-import type { SendWindow, SequenceDef, SequenceStep, TemplateRef } from '../../../contract/messages';
+import type { AgentOptOutSettings, SendWindow, SequenceDef, SequenceStep, TemplateRef } from '../../../contract/messages';
 import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS } from '../../../contract/vocabulary';
+import { OPT_OUT_LANGUAGES } from './opt-out';
 import { HH_MM, isValidTimeZone } from './quiet-hours';
 
 export const sendWindowSchema = z.object({
@@ -61,3 +62,19 @@ export const sequenceDefSchema = z.object({
   steps: z.array(sequenceStepSchema).min(1, 'a sequence needs at least one step'),
   stopOn: z.array(z.enum(STOP_CONDITIONS)).refine((s) => new Set(s).size === s.length, 'stop conditions must be unique'),
 }) satisfies z.ZodType<SequenceDef>;
+
+const phrases = z.array(z.string().trim().min(1).max(100)).max(50);
+/** An agent's opt-out settings (contract AgentOptOutSettings; policy/opt-out.ts). */
+export const optOutSettingsSchema = z.strictObject({
+  /** Languages whose default phrases apply: any of en, hi, es, pt (default all four; [] = only the agent's own). */
+  languages: z.array(z.enum(OPT_OUT_LANGUAGES)).max(OPT_OUT_LANGUAGES.length).optional(),
+  /** Extra phrases per language code (e.g. { "fr": { "stop": ["ARRÊT"], "start": ["COMMENCER"] } }). */
+  keywords: z
+    .record(z.string().regex(/^[a-z]{2,3}$/, 'a language code such as en or pt'), z.strictObject({ stop: phrases.optional(), start: phrases.optional() }))
+    .refine((k) => Object.keys(k).length <= 20, 'at most 20 languages')
+    .optional(),
+  /** Sent once when a contact opts out. */
+  confirmationText: z.string().trim().min(1).max(1024).optional(),
+  /** Whether the AI still answers a suppressed contact who writes again (default true). */
+  replyAfterOptOut: z.boolean().optional(),
+}) satisfies z.ZodType<AgentOptOutSettings>;
