@@ -111,7 +111,7 @@ export const PROVIDER_FAILURES = freeze([
   F.ProviderAuth,
   F.ProviderUnconfirmed,
 ]);
-export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen]);
+export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen, F.ChannelDisabled]);
 export const TEMPLATE_FAILURES = freeze([F.TemplateNotFound, F.TemplateNotApproved, F.TemplateVariables]);
 export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExceeded]);
 export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId]);

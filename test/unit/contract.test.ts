@@ -117,6 +117,7 @@ describe('failure types', () => {
       ProviderUnconfirmed: 'provider_unconfirmed',
       ChannelNotFound: 'channel_not_found',
       ChannelCircuitOpen: 'channel_circuit_open',
+      ChannelDisabled: 'channel_disabled',
       TenantSuspended: 'tenant_suspended',
       TemplateNotFound: 'template_not_found',
       TemplateNotApproved: 'template_not_approved',
