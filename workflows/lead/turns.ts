@@ -15,7 +15,8 @@ import { newInbound } from './policy/bounds';
 import { bumpUpDueAt, DEFAULT_BUMP_UP } from './policy/bump-up';
 import { aiMayReply, matchHandoffKeyword, sequencesMayRun } from './policy/handoff';
 import { writtenByLead } from './policy/inbound';
-import { mayContact, needsConsent, OPTED_OUT, optTurn, pendingOptOut, sendCategory, type OptTurn } from './policy/opt-out';
+import { aiMayAnswer, applyOptPhrase } from './opt-out';
+import { needsConsent, OPTED_OUT, optTurn, pendingOptOut, sendCategory } from './policy/opt-out';
 import * as seqPolicy from './policy/sequence';
 import { windowClosesAt } from './policy/window';
 import { event, guarded, recordInbound, releaseCredit } from './records';
@@ -206,40 +207,6 @@ async function carefulTurn(run: LeadRun, received: InboundMessage[], recordedEar
       : undefined;
   await sendOutbound(run, REPLY, 'reply', undefined, { beforeLlm, outboundMessageId: ids.outboundMessageId, firstTry });
   await receipt;
-}
-
-/**
- * The lead wrote STOP (or START): the suppression list changes (and records the event); an
- * opt-out stops the running sequence whatever it stops on, and sends the agent's confirmation
- * once (only when the contact was not suppressed already).
- */
-async function applyOptPhrase(run: LeadRun, last: NonNullable<OptTurn['last']>): Promise<void> {
-  const { state } = run;
-  const r = await guarded(
-    run,
-    `apply ${last.action}`,
-    () =>
-      database.applyOptPhrase.executeWithOptions(run.options(DATABASE, last.action === 'opt_out' ? 'Opt-out: add to the suppression list' : 'Opt-in: remove from the suppression list'), [
-        { tenantId: run.tenantId, channelAccountId: run.channelAccountId, contactId: run.contactId, leadId: run.leadId, ...last },
-      ]),
-    { changed: false, suppressionIds: [] },
-  );
-  state.optedOut = last.action === 'opt_out';
-  run.changed();
-  run.showDetails();
-  if (last.action !== 'opt_out') return;
-  await stopSequence(run, 'opted_out');
-  const text = run.optOut.confirmationText;
-  if (r.changed && text) await sendOutbound(run, { kind: 'text', text }, 'opt-out confirmation');
-}
-
-/** Whether the AI may answer now: always, unless the contact is suppressed and the agent does not reply after an opt-out. */
-async function aiMayAnswer(run: LeadRun): Promise<boolean> {
-  if (run.optOut.replyAfterOptOut) return true;
-  const suppressed = await contactSuppressed(run);
-  if (mayContact('ai_reply', { suppressed, replyAfterOptOut: false })) return true;
-  await event(run, 'reply_suppressed', { reason: OPTED_OUT });
-  return false;
 }
 
 /** The lead's latest message time moves the window (search attributes too); a message after a 131047 reopens it. */
