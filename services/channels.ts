@@ -75,6 +75,19 @@ function present(c: typeof channelAccounts.$inferSelect) {
 }
 
 export function createChannelService(db: Db, box: SecretBox) {
+  /** How a webhook reaches a channel: its tenant, agent and the app secret that signs its bodies (decrypted). */
+  function routingOf(c: typeof channelAccounts.$inferSelect): ChannelRouting {
+    return {
+      id: c.id,
+      tenantId: c.tenantId,
+      platform: c.platform,
+      phoneNumberId: c.phoneNumberId,
+      agentId: c.agentId,
+      appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
+      allowedOrigins: c.allowedOrigins ?? null,
+    };
+  }
+
   async function routingsByAccountIds(platform: Platform, accountIds: readonly string[]): Promise<Map<string, ChannelRouting>> {
     const out = new Map<string, ChannelRouting>();
     if (accountIds.length === 0) return out;
@@ -83,15 +96,7 @@ export function createChannelService(db: Db, box: SecretBox) {
       .from(channelAccounts)
       .where(and(eq(channelAccounts.platform, platform), inArray(channelAccounts.phoneNumberId, [...new Set(accountIds)])));
     for (const c of rows) {
-      out.set(c.phoneNumberId, {
-        id: c.id,
-        tenantId: c.tenantId,
-        platform: c.platform,
-        phoneNumberId: c.phoneNumberId,
-        agentId: c.agentId,
-        appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
-        allowedOrigins: c.allowedOrigins ?? null,
-      });
+      out.set(c.phoneNumberId, routingOf(c));
     }
     return out;
   }
@@ -199,15 +204,7 @@ export function createChannelService(db: Db, box: SecretBox) {
         .where(and(eq(channelAccounts.platform, 'whatsapp'), inArray(channelAccounts.wabaId, [...new Set(wabaIds)])));
       for (const c of rows) {
         const list = out.get(c.wabaId!) ?? [];
-        list.push({
-          id: c.id,
-          tenantId: c.tenantId,
-          platform: c.platform,
-          phoneNumberId: c.phoneNumberId,
-          agentId: c.agentId,
-          appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
-          allowedOrigins: c.allowedOrigins ?? null,
-        });
+        list.push(routingOf(c));
         out.set(c.wabaId!, list);
       }
       return out;
