@@ -90,10 +90,11 @@ test('a STOP through the webhook: the lead shows optedOut and the event, enrolme
   expect((await leadView(t, lead.id)).optedOut).toBe(false);
 
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, ' STOP ')).expect(200);
+  // the suppression row and the lead's event are two statements: wait for both
   const stopped = await waitFor(async () => {
     const v = await leadView(t, lead.id);
-    return v.optedOut ? v : undefined;
-  }, { what: 'optedOut' });
+    return v.optedOut && v.events.some((e) => e.type === 'opted_out') ? v : undefined;
+  }, { what: 'optedOut and its event' });
   expect(stopped.events.find((e) => e.type === 'opted_out')?.data).toMatchObject({ source: 'keyword', keyword: 'stop' });
   const list = (await stack.api.get('/v1/suppressions').set(auth(t)).expect(200)).body.items;
   expect(list).toEqual([expect.objectContaining({ contact: from, source: 'keyword', keyword: 'stop', leadId: lead.id })]);
@@ -108,8 +109,8 @@ test('a STOP through the webhook: the lead shows optedOut and the event, enrolme
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Start')).expect(200);
   const back = await waitFor(async () => {
     const v = await leadView(t, lead.id);
-    return v.optedOut ? undefined : v;
-  }, { what: 'opted in' });
+    return !v.optedOut && v.events.some((e) => e.type === 'opted_in') ? v : undefined;
+  }, { what: 'opted in and its event' });
   expect(back.events.find((e) => e.type === 'opted_in')?.data).toMatchObject({ source: 'keyword', keyword: 'start', wasSuppressed: true });
   expect((await stack.api.get('/v1/suppressions').set(auth(t)).expect(200)).body.items).toHaveLength(0);
   await stack.api.post(`/v1/leads/${lead.id}/sequence/enroll`).set(auth(t)).send({ sequenceId: seq.body.id }).expect(200);
