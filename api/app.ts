@@ -16,6 +16,8 @@ import { createMetricsRouter } from './routes/metrics';
 import { createEngineRouter } from './routes/engine';
 import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
+import { createDocsRouter } from './routes/docs';
+import { version } from '../package.json';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
 import { createSetupRouter } from './routes/setup';
@@ -35,6 +37,7 @@ export interface AppDeps {
       Pick<
         Config,
         | 'TRUST_PROXY'
+        | 'PARLEY_CHECK_RESPONSES'
         | 'PARLEY_ENCRYPTION_KEY'
         | 'WEBCHAT_VISITOR_SECRET'
         | 'WEBCHAT_MAX_STREAMS'
@@ -58,12 +61,16 @@ export function createApp(deps: AppDeps): Express {
   // which X-Forwarded-For hops decide req.ip (every per-address limit); default: the TCP peer
   app.set('trust proxy', deps.config.TRUST_PROXY ?? false);
   const log = deps.log.child({ module: 'api' });
+  // api/openapi.ts: check every documented JSON answer against the document (the tests)
+  app.set('parley check responses', deps.config.PARLEY_CHECK_RESPONSES ?? false);
+  app.set('parley log', log);
   // channel squatting guard: a token must read the id it registers (every config from loadConfig has a Graph API url)
   const verifyChannel = deps.config.GRAPH_API_URL
     ? createChannelOwnershipVerifier({ graphApiUrl: deps.config.GRAPH_API_URL, graphApiVersion: deps.config.GRAPH_API_VERSION ?? 'v21.0', timeoutMs: deps.config.GRAPH_API_TIMEOUT_MS ?? 15_000 })
     : undefined;
 
   app.use(createHealthRouter({ pingDatabase: () => deps.database.ping(), pingTemporal: () => deps.temporal.ping(), log }));
+  app.use(createDocsRouter({ version }));
   // Per client IP, one budget for both Meta routes: refused webhook signatures (401) and wrong
   // handshake verify tokens (403) count as failed authentications. A blocked address gets no
   // database work (only a webhook body the deployment's secret signs still gets through).

@@ -108,6 +108,11 @@ export const configSchema = z.object({
    * header), a hop count (`1`), or a comma-separated list of addresses/subnets or `loopback`,
    * `linklocal`, `uniquelocal`.
    */
+  /**
+   * Check every JSON answer of a documented route against its OpenAPI response schema; a mismatch
+   * becomes a 500 `response_schema_mismatch` (the tests run with it on; off in production: it costs a parse per answer).
+   */
+  PARLEY_CHECK_RESPONSES: bool.default(false),
   TRUST_PROXY: z
     .string()
     .trim()

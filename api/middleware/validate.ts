@@ -27,11 +27,19 @@ export const pageQuery = z.strictObject({
     .transform((v) => (v === '' ? undefined : v)),
 });
 
-type Parts = { body?: z.ZodType; query?: z.ZodType; params?: z.ZodType };
+export type ValidateParts = { body?: z.ZodType; query?: z.ZodType; params?: z.ZodType };
+type Parts = ValidateParts;
+
+const PARTS = Symbol.for('parley.validateParts');
+
+/** The schemas a `validate()` handler checks (for the OpenAPI document), if it is one. */
+export function validatePartsOf(handler: unknown): ValidateParts | undefined {
+  return typeof handler === 'function' ? (handler as { [PARTS]?: ValidateParts })[PARTS] : undefined;
+}
 
 /** One validation middleware: parsed values land in `res.locals.body/query/params`. */
 export function validate(parts: Parts) {
-  return (req: Request, res: Response, next: NextFunction) => {
+  const handler = (req: Request, res: Response, next: NextFunction) => {
     try {
       if (parts.params) res.locals.params = parseOr400(parts.params, req.params, 'path parameters');
       if (parts.query) res.locals.query = parseOr400(parts.query, req.query, 'query');
@@ -41,4 +49,5 @@ export function validate(parts: Parts) {
       next(err);
     }
   };
+  return Object.assign(handler, { [PARTS]: parts });
 }

@@ -1,6 +1,13 @@
 import { Router } from 'express';
 import type { Logger } from '../../lib/logger';
+import { z } from 'zod';
 import { publicRoute } from '../access';
+import { doc } from '../openapi';
+
+const health = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+const readiness = z
+  .object({ status: z.enum(['ok', 'unavailable']), checks: z.object({ database: z.enum(['ok', 'unavailable']), temporal: z.enum(['ok', 'unavailable']) }) })
+  .meta({ id: 'Readiness' });
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -19,10 +26,10 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 export function createHealthRouter(deps: { pingDatabase: () => Promise<void>; pingTemporal: () => Promise<void>; log?: Logger }): Router {
   const log = deps.log?.child({ module: 'health' });
   const r = Router();
-  r.get('/healthz', publicRoute('liveness probe'), (_req, res) => {
+  r.get('/healthz', publicRoute('liveness probe'), doc({ summary: 'Liveness: the process is up', tags: ['health'], responses: { 200: health } }), (_req, res) => {
     res.json({ status: 'ok' });
   });
-  r.get('/readyz', publicRoute('readiness probe'), async (_req, res) => {
+  r.get('/readyz', publicRoute('readiness probe'), doc({ summary: 'Readiness: the database and Temporal answer', tags: ['health'], responses: { 200: readiness, 503: { schema: readiness, description: 'A dependency does not answer' } } }), async (_req, res) => {
     const checks: Record<string, string> = {};
     await Promise.all(
       Object.entries({ database: deps.pingDatabase, temporal: deps.pingTemporal }).map(async ([name, ping]) => {

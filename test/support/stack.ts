@@ -85,6 +85,8 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     AUTH_FAILURES_PER_MINUTE: '1000',
     // sequence steps and extraction exactly when due (the tests wait for them)
     LEAD_BACKGROUND_SPREAD_MS: '0',
+    // every documented JSON answer is checked against the OpenAPI document (a mismatch is a 500)
+    PARLEY_CHECK_RESPONSES: 'true',
     ...overrides,
   });
   const logLines: string[] = [];
