@@ -5,9 +5,9 @@
  * the audit log without its secrets.
  */
 import { randomUUID } from 'node:crypto';
-import type { Express } from 'express';
 import type { Test } from 'supertest';
-import { accessRuleOf, type AccessRule } from '../../api/access';
+import type { AccessRule } from '../../api/access';
+import { routesOf } from '../../api/openapi';
 import type { ApiKeyRole } from '../../contract/vocabulary';
 import { API_KEY_ROLES } from '../../contract/vocabulary';
 import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, bearer, stackPerFile, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
@@ -20,38 +20,6 @@ beforeAll(() => {
   stack = getStack();
 });
 
-
-interface RouteInfo {
-  method: string;
-  path: string;
-  rules: AccessRule[];
-}
-
-interface Layer {
-  route?: { path: string | string[]; methods: Record<string, boolean>; stack: { handle: unknown }[] };
-  handle?: { stack?: Layer[] };
-}
-
-/** Every route of the app (Express 5: app.router), with the access rules among its handlers. */
-function routesOf(app: Express): RouteInfo[] {
-  const out: RouteInfo[] = [];
-  const walk = (stackOf: Layer[]) => {
-    for (const layer of stackOf) {
-      if (layer.route) {
-        const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
-        const rules = layer.route.stack.map((l) => accessRuleOf(l.handle)).filter((r): r is AccessRule => r !== undefined);
-        // `_all` is a route for every method (router.all): it needs a rule as much as any other
-        for (const method of Object.keys(layer.route.methods).filter((m) => layer.route!.methods[m])) {
-          for (const path of paths) out.push({ method: method === '_all' ? 'ALL' : method.toUpperCase(), path, rules });
-        }
-      } else if (layer.handle?.stack) {
-        walk(layer.handle.stack);
-      }
-    }
-  };
-  walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
-  return out;
-}
 
 /** The path with every parameter replaced by a fresh uuid (nothing of this tenant has it). */
 const concrete = (path: string) => path.replace(/:[A-Za-z]+/g, () => randomUUID());

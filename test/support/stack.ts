@@ -3,6 +3,9 @@
  * setup), a real database (PostgreSQL when DATABASE_URL is set, else in-memory PGlite), the
  * real worker, activities and API, and real local HTTP servers standing in for Meta and the LLM.
  */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createParleyClient, type ParleyClient } from '../../api/client';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { NativeConnection } from '@temporalio/worker';
@@ -46,6 +49,10 @@ export interface Stack {
   core: Core;
   app: Express;
   api: ReturnType<typeof request>;
+  /** The typed client (api/client, generated from the OpenAPI document) on a port of this stack's app. */
+  client(apiKey?: string): ParleyClient;
+  /** That port's base URL. */
+  baseUrl: string;
   temporal: ParleyTemporal;
   graph: FakeGraphApi;
   llm: FakeOpenAI;
@@ -111,11 +118,17 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   const { client, connection: clientConnection } = await connectClient({ address, namespace: config.TEMPORAL_NAMESPACE });
   const temporal = createParleyTemporal(client, { taskQueue });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     config,
     core,
     app,
     api: request(app),
+    baseUrl,
+    client: (apiKey?: string) => createParleyClient({ baseUrl, apiKey }),
     temporal,
     graph,
     llm,
@@ -124,6 +137,8 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     logLines,
     log,
     async stop() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
       worker.shutdown();
       await running;
       await connection.close();
