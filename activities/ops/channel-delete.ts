@@ -59,6 +59,8 @@ export function createChannelDeleteActivities(deps: ChannelDeleteDeps) {
           } catch (err) {
             if (!(err instanceof WorkflowNotFoundError)) throw err;
           }
+          // alive (the SDK throttles heartbeats); the page is done again after a retry, which is harmless
+          ctx.heartbeat({ ...progress });
         }
         const closed = await deps.channels.closeLeads(input.channelAccountId, page.map((l) => l.id));
         progress.leadsClosed += closed.leads.length;

@@ -10,6 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createActivities } from '../../activities';
+import { createChannelDeleteActivities } from '../../activities/ops/channel-delete';
 import { activityDepsFrom } from '../../composition/worker';
 import { and, eq } from 'drizzle-orm';
 import { leadWorkflowId } from '../../contract/workflow-names';
@@ -155,6 +156,36 @@ describe('DELETE /v1/channels/:id', () => {
     expect((await stack.api.get('/v1/channels').set(bearer(t.apiKey)).expect(200)).body.items.map((c: { id: string }) => c.id)).toEqual([again.body.id]);
   });
 
+  test('the close pages through many leads, and running it again changes nothing', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
+    await waitFor(() => sentTo(from).length >= 1 || undefined, { what: 'the first reply' });
+    const running = await leadOf(t, from);
+    // four more leads without a running workflow (their conversations ended long ago)
+    for (let i = 0; i < 4; i += 1) {
+      const contactId = randomWaId();
+      await stack.core.services.leads.ensure({ tenantId: t.tenantId, channelAccountId: t.channelId, channel: 'whatsapp', contactId, workflowId: leadWorkflowId(t.channelId, contactId) });
+    }
+    // deleted as the route does it, closed by the activity with pages of two
+    const deleted = await stack.core.services.channels.delete(t.tenantId, t.channelId);
+    expect(deleted?.openLeads).toBe(5);
+    const { closeChannelLeads } = createChannelDeleteActivities({ channels: stack.core.services.channels, temporalClient: stack.temporal.client, log: stack.log });
+    const env = () => new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+    const input = { tenantId: t.tenantId, channelAccountId: t.channelId, pageSize: 2 };
+    expect(await env().run(closeChannelLeads, input)).toEqual({ leadsClosed: 5, workflowsEnded: 1, creditsReleased: 0 });
+    expect(await workflowStatus(running.workflowId)).toBe('TERMINATED');
+    const db = stack.core.database.db;
+    const rows = await db.select().from(leads).where(eq(leads.channelAccountId, t.channelId));
+    expect(rows.map((l) => l.mode)).toEqual(['closed', 'closed', 'closed', 'closed', 'closed']);
+    // again: the same leads, no second event, no workflow to end
+    expect(await env().run(closeChannelLeads, input)).toMatchObject({ leadsClosed: 5, workflowsEnded: 0 });
+    for (const l of rows) {
+      const events = (await stack.api.get(`/v1/leads/${l.id}/events?limit=200`).set(bearer(t.apiKey)).expect(200)).body.items as { type: string }[];
+      expect(events.filter((e) => e.type === 'channel_deleted')).toHaveLength(1);
+    }
+  });
+
   test('the agent of a deleted channel can be deleted; the channel\'s leads stay readable', async () => {
     const t = await createTenant(stack, { credits: 5 });
     const from = randomWaId();
@@ -170,6 +201,16 @@ describe('DELETE /v1/channels/:id', () => {
     expect(row!.deletedAt).not.toBeNull();
     await stack.api.get(`/v1/leads/${lead.id}`).set(bearer(t.apiKey)).expect(200);
     await stack.api.get(`/v1/leads/${lead.id}/messages`).set(bearer(t.apiKey)).expect(200);
+  });
+
+  test('a deleted web chat channel: its widget key answers 404 at once', async () => {
+    const t = await createTenant(stack);
+    const ch = await stack.api.post('/v1/channels').set(bearer(t.apiKey)).send({ platform: 'webchat', agentId: t.agentId }).expect(201);
+    await stack.api.get(`/webchat/${ch.body.widgetKey}`).expect(200);
+    await stack.api.post(`/webchat/${ch.body.widgetKey}/visitors`).send({}).expect(201);
+    await stack.api.delete(`/v1/channels/${ch.body.id}`).set(bearer(t.apiKey)).expect(200);
+    await stack.api.get(`/webchat/${ch.body.widgetKey}`).expect(404);
+    await stack.api.post(`/webchat/${ch.body.widgetKey}/visitors`).send({}).expect(404);
   });
 
   test('another tenant gets 404; readonly and agent keys get 403; the channel stays', async () => {
