@@ -25,6 +25,7 @@ import { createMediaActivities } from './media/fetch';
 import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
+import { createChannelDeleteActivities } from './ops/channel-delete';
 import { createCircuitActivities } from './ops/circuit';
 import { createCreditSweepActivities } from './ops/credit-sweep';
 import { createTurnActivities } from './turn/reply-turn';
@@ -56,7 +57,7 @@ export interface ActivityDeps {
   leadSettings: LeadWorkflowSettings;
   /** One transaction across services (services.transaction): the reply turn records and reserves in one. */
   transaction?: <T>(fn: (tx: DbTransaction) => Promise<T>) => Promise<T>;
-  /** A Temporal client for the operational activities (circuit fan-out, reservation sweep); the worker sets it. */
+  /** A Temporal client for the operational activities (circuit fan-out, reservation sweep, a deleted channel's leads); the worker sets it. */
   temporalClient?: Client;
 }
 
@@ -93,6 +94,7 @@ export function createActivities(deps: ActivityDeps) {
     // media downloads may go to Meta's hosts over https (every redirect hop checked) and, explicitly, to the configured Graph API origin (the local fake in tests)
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes, trustedOrigins: [new URL(deps.graph.url).origin] }),
     ...createCircuitActivities(deps),
+    ...createChannelDeleteActivities(deps),
     ...createCreditSweepActivities(deps),
   });
 }

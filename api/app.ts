@@ -10,6 +10,7 @@ import { auditChanges } from './middleware/audit';
 import { authFailureGuard } from './middleware/rate-limit';
 import { createAdminRouter } from './routes/admin';
 import { createApiKeyRouter } from './routes/api-keys';
+import { createChannelLifecycleRouter } from './routes/channel-lifecycle';
 import { createContactRouter } from './routes/contacts';
 import { createDeliveryRouter } from './routes/delivery';
 import { createMetricsRouter } from './routes/metrics';
@@ -135,6 +136,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createExtractionRouter({ services: deps.services, log }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createTemplateRouter({ services: deps.services, config: deps.config, log })); // before delivery and tenant: their /v1/channels/:id and /v1/templates auth would run twice
+  app.use(createChannelLifecycleRouter({ services: deps.services, temporal: deps.temporal, log })); // DELETE /v1/channels/:id: before delivery, whose /v1/channels/:id auth would run twice
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
   app.use(createSetupRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));

@@ -33,6 +33,11 @@ export const FailureType = {
   ChannelCircuitOpen: 'channel_circuit_open',
   /** The tenant disabled the channel (PATCH /v1/channels/:id { enabled: false }): the AI does not reply (an event says so); other sends wait as for an open circuit. */
   ChannelDisabled: 'channel_disabled',
+  /**
+   * The tenant deleted the channel (DELETE /v1/channels/:id): nothing is sent on it again and no
+   * lead starts on it; not retried (a send records a permanent failure, a new run ends at once).
+   */
+  ChannelDeleted: 'channel_deleted',
   /** The platform admin suspended the tenant: a send that gets this far is parked (a dead letter to replay or discard once it is active again). */
   TenantSuspended: 'tenant_suspended',
 
@@ -111,7 +116,7 @@ export const PROVIDER_FAILURES = freeze([
   F.ProviderAuth,
   F.ProviderUnconfirmed,
 ]);
-export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen, F.ChannelDisabled]);
+export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen, F.ChannelDisabled, F.ChannelDeleted]);
 export const TEMPLATE_FAILURES = freeze([F.TemplateNotFound, F.TemplateNotApproved, F.TemplateVariables]);
 export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExceeded]);
 export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId]);
@@ -126,6 +131,7 @@ export const DATABASE_FAILURES = freeze([F.DatabaseRejected, F.DatabaseUnavailab
 export const PERMANENT_SEND_FAILURES: ReadonlySet<string> = new Set<FailureTypeName>([
   F.ProviderPermanent,
   F.ChannelNotFound,
+  F.ChannelDeleted,
   F.TemplateNotFound,
   F.TemplateNotApproved,
   F.TemplateVariables,
@@ -141,6 +147,7 @@ export const DELIVERY_NON_RETRYABLE = freeze([
   F.ProviderPermanent,
   F.ProviderAuth,
   F.ChannelNotFound,
+  F.ChannelDeleted,
   F.TemplateNotFound,
   F.TemplateNotApproved,
   F.TemplateVariables,
@@ -157,7 +164,7 @@ export const LLM_NON_RETRYABLE = freeze([F.LlmConfig, F.AgentNotFound, F.LlmBudg
 export const EXTRACTION_NON_RETRYABLE = freeze([F.LlmConfig, F.AgentNotFound]);
 
 /** On-demand media download (fetchMediaWorkflow). */
-export const MEDIA_NON_RETRYABLE = freeze([F.MediaTooLarge, F.MediaInvalidId, F.ChannelNotFound, F.ProviderAuth, F.ProviderPermanent]);
+export const MEDIA_NON_RETRYABLE = freeze([F.MediaTooLarge, F.MediaInvalidId, F.ChannelNotFound, F.ChannelDeleted, F.ProviderAuth, F.ProviderPermanent]);
 
 /**
  * Failures that make a send wait for the channel's circuit breaker to close (and resume first in

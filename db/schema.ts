@@ -186,9 +186,8 @@ export const channelAccounts = pgTable(
     appSecretEnc: text('app_secret_enc'),
     /** SHA-256 of the webhook verify token. */
     verifyTokenHash: text('verify_token_hash').notNull(),
-    agentId: uuid('agent_id')
-      .notNull()
-      .references(() => agents.id),
+    /** The agent that answers; null only on a deleted channel whose agent was deleted after it (check constraint). */
+    agentId: uuid('agent_id').references(() => agents.id),
     /** Business-number throughput limit in messages per second (null = the deployment default). */
     messagesPerSecond: integer('messages_per_second'),
     /** Circuit breaker: 'closed' sends flow; 'open' sends wait (auth or account errors). */
@@ -204,13 +203,20 @@ export const channelAccounts = pgTable(
     allowedOrigins: jsonb('allowed_origins').$type<string[]>(),
     /** WhatsApp: the WhatsApp Business Account id (template sync; template webhooks' entry.id). */
     wabaId: text('waba_id'),
+    /**
+     * Deleted (DELETE /v1/channels/:id): no webhook, widget, send or tenant API call reaches it;
+     * its secrets are wiped, its leads closed, every lead, message and event kept. Null = live.
+     */
+    deletedAt: ts('deleted_at'),
     createdAt: createdAt(),
   },
   (t) => [
-    uniqueIndex('channel_accounts_platform_phone_uq').on(t.platform, t.phoneNumberId),
+    /** One live channel per account id: a deleted channel's number can be connected again. */
+    uniqueIndex('channel_accounts_platform_phone_uq').on(t.platform, t.phoneNumberId).where(sql`${t.deletedAt} is null`),
     index('channel_accounts_waba_idx').on(t.wabaId),
     index('channel_accounts_tenant_idx').on(t.tenantId),
     index('channel_accounts_verify_token_idx').on(t.verifyTokenHash),
+    check('channel_accounts_live_has_agent', sql`${t.deletedAt} is not null or ${t.agentId} is not null`),
   ],
 );
 

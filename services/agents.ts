@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, lt } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, lt } from 'drizzle-orm';
 import type { AgentOptOutSettings } from '../contract/messages';
 import type { Db, DbTransaction } from '../db/client';
 import { agents, agentVersions, channelAccounts } from '../db/schema';
@@ -155,7 +155,8 @@ export function createAgentService(db: Db) {
 
     /**
      * Delete the agent with its version history and the enrolment rules that name it. Refused
-     * (409 `agent_in_use`, naming the channels) while a channel account is assigned to it; the
+     * (409 `agent_in_use`, naming the channels) while a live channel account is assigned to it (a
+     * deleted channel lets go of it: its agent_id becomes null); the
      * foreign key from channel_accounts settles a race with a channel assigned meanwhile.
      * llm_calls rows keep the agent id and version they recorded. False when there is no such agent.
      */
@@ -164,14 +165,20 @@ export function createAgentService(db: Db) {
         return await db.transaction(async (tx) => {
           const current = await lockAgent(tx, tenantId, agentId);
           if (!current) return undefined;
-          const using = await tx.select({ id: channelAccounts.id }).from(channelAccounts).where(eq(channelAccounts.agentId, agentId)).orderBy(asc(channelAccounts.createdAt));
+          const using = await tx
+            .select({ id: channelAccounts.id })
+            .from(channelAccounts)
+            .where(and(eq(channelAccounts.agentId, agentId), isNull(channelAccounts.deletedAt)))
+            .orderBy(asc(channelAccounts.createdAt));
           if (using.length > 0) throw inUse(using.map((c) => c.id));
+          // deleted channels keep their leads but need no agent: they let go of it
+          await tx.update(channelAccounts).set({ agentId: null }).where(and(eq(channelAccounts.agentId, agentId), isNotNull(channelAccounts.deletedAt)));
           await tx.delete(agents).where(eq(agents.id, agentId));
           return { deleted: present(current) };
         });
       } catch (err) {
         if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) {
-          const using = await db.select({ id: channelAccounts.id }).from(channelAccounts).where(eq(channelAccounts.agentId, agentId));
+          const using = await db.select({ id: channelAccounts.id }).from(channelAccounts).where(and(eq(channelAccounts.agentId, agentId), isNull(channelAccounts.deletedAt)));
           throw inUse(using.map((c) => c.id));
         }
         throw err;

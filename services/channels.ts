@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { Channel, CircuitState } from '../contract/vocabulary';
 import type { Db } from '../db/client';
-import { agents, channelAccounts, tenants } from '../db/schema';
+import { agents, channelAccounts, creditReservations, leadEvents, leads, tenants } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
+import { FailureType } from '../contract/failures';
 import { AppError } from '../lib/errors';
 import { afterCursor, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
@@ -53,6 +54,23 @@ export function channelSecretContext(channelAccountId: string, column: 'access_t
   return `channel_accounts:${channelAccountId}:${column}`;
 }
 
+/** A channel that is not deleted: every lookup serving live traffic or the tenant API asks for it. */
+const live = isNull(channelAccounts.deletedAt);
+
+/** What a deleted channel was: for the caches that route webhooks and widget calls to it. */
+export interface DeletedChannel {
+  id: string;
+  tenantId: string;
+  platform: Platform;
+  phoneNumberId: string;
+}
+
+/** Leads of a deleted channel, closed: which, and the credits of held reservations given back. */
+export interface ClosedLeadsPage {
+  leads: { id: string; workflowId: string }[];
+  creditsReleased: number;
+}
+
 /** Verify tokens are compared by hash, like API keys. */
 export const hashVerifyToken = hashApiKey;
 
@@ -75,6 +93,7 @@ function present(c: typeof channelAccounts.$inferSelect) {
 }
 
 export function createChannelService(db: Db, box: SecretBox) {
+  const deletedListeners = new Set<(channel: DeletedChannel) => void>();
   /** How a webhook reaches a channel: its tenant, agent and the app secret that signs its bodies (decrypted). */
   function routingOf(c: typeof channelAccounts.$inferSelect): ChannelRouting {
     return {
@@ -82,7 +101,8 @@ export function createChannelService(db: Db, box: SecretBox) {
       tenantId: c.tenantId,
       platform: c.platform,
       phoneNumberId: c.phoneNumberId,
-      agentId: c.agentId,
+      // routings are read for live channels only, and a live channel has an agent (channel_accounts_live_has_agent)
+      agentId: c.agentId!,
       appSecret: c.appSecretEnc ? box.decrypt(c.appSecretEnc, channelSecretContext(c.id, 'app_secret')) : undefined,
       allowedOrigins: c.allowedOrigins ?? null,
     };
@@ -94,7 +114,7 @@ export function createChannelService(db: Db, box: SecretBox) {
     const rows = await db
       .select()
       .from(channelAccounts)
-      .where(and(eq(channelAccounts.platform, platform), inArray(channelAccounts.phoneNumberId, [...new Set(accountIds)])));
+      .where(and(eq(channelAccounts.platform, platform), inArray(channelAccounts.phoneNumberId, [...new Set(accountIds)]), live));
     for (const c of rows) {
       out.set(c.phoneNumberId, routingOf(c));
     }
@@ -141,7 +161,7 @@ export function createChannelService(db: Db, box: SecretBox) {
       const rows = await db
         .select()
         .from(channelAccounts)
-        .where(and(eq(channelAccounts.tenantId, tenantId), afterCursor(channelAccounts, opts.cursor, 'asc')))
+        .where(and(eq(channelAccounts.tenantId, tenantId), live, afterCursor(channelAccounts, opts.cursor, 'asc')))
         .orderBy(asc(channelAccounts.createdAt), asc(channelAccounts.id))
         .limit(opts.limit + 1);
       const { page, nextCursor } = keyset(rows, opts.limit);
@@ -162,7 +182,18 @@ export function createChannelService(db: Db, box: SecretBox) {
     async sendCredentials(
       channelAccountId: string,
     ): Promise<
-      | { phoneNumberId: string; accessToken: string; tenantId: string; platform: Platform; circuitState: CircuitState; messagesPerSecond: number | null; markRead: boolean; tenantSuspended: boolean }
+      | {
+          phoneNumberId: string;
+          accessToken: string;
+          tenantId: string;
+          platform: Platform;
+          circuitState: CircuitState;
+          messagesPerSecond: number | null;
+          markRead: boolean;
+          tenantSuspended: boolean;
+          /** Deleted: nothing is sent (its token is wiped); the caller fails with channel_deleted. */
+          deleted: boolean;
+        }
       | undefined
     > {
       const [row] = await db
@@ -174,6 +205,7 @@ export function createChannelService(db: Db, box: SecretBox) {
       const c = row.c;
       return {
         tenantSuspended: row.suspendedAt !== null,
+        deleted: c.deletedAt !== null,
         phoneNumberId: c.phoneNumberId,
         accessToken: box.decrypt(c.accessTokenEnc, channelSecretContext(c.id, 'access_token')),
         tenantId: c.tenantId,
@@ -186,7 +218,7 @@ export function createChannelService(db: Db, box: SecretBox) {
 
     /** For the template sync: the tenant's channel, its WhatsApp Business Account id and token (never logged). */
     async syncCredentials(tenantId: string, channelAccountId: string): Promise<{ platform: Platform; wabaId: string | null; accessToken: string } | undefined> {
-      const [c] = await db.select().from(channelAccounts).where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId)));
+      const [c] = await db.select().from(channelAccounts).where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), live));
       if (!c) return undefined;
       return { platform: c.platform, wabaId: c.wabaId, accessToken: c.platform === 'webchat' ? '' : box.decrypt(c.accessTokenEnc, channelSecretContext(c.id, 'access_token')) };
     },
@@ -201,7 +233,7 @@ export function createChannelService(db: Db, box: SecretBox) {
       const rows = await db
         .select()
         .from(channelAccounts)
-        .where(and(eq(channelAccounts.platform, 'whatsapp'), inArray(channelAccounts.wabaId, [...new Set(wabaIds)])));
+        .where(and(eq(channelAccounts.platform, 'whatsapp'), inArray(channelAccounts.wabaId, [...new Set(wabaIds)]), live));
       for (const c of rows) {
         const list = out.get(c.wabaId!) ?? [];
         list.push(routingOf(c));
@@ -227,12 +259,12 @@ export function createChannelService(db: Db, box: SecretBox) {
       const [before] = await db
         .select({ openedAt: channelAccounts.circuitOpenedAt })
         .from(channelAccounts)
-        .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'open')));
+        .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'open'), live));
       const [c] = before
         ? await db
             .update(channelAccounts)
             .set({ circuitState: 'closed', circuitOpenedAt: null, circuitReason: null })
-            .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'open')))
+            .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'open'), live))
             .returning()
         : [];
       if (c) return { channel: present(c), closed: true, openedAt: (before?.openedAt ? toIso(before.openedAt) : null) ?? new Date().toISOString() };
@@ -264,24 +296,119 @@ export function createChannelService(db: Db, box: SecretBox) {
       const [c] = await db
         .update(channelAccounts)
         .set(set)
-        .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId)))
+        .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), live))
         .returning();
       return c ? present(c) : undefined;
     },
 
     async get(tenantId: string, channelAccountId: string) {
-      const [c] = await db.select().from(channelAccounts).where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId)));
+      const [c] = await db.select().from(channelAccounts).where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), live));
       return c ? present(c) : undefined;
     },
 
-    async agentIdFor(channelAccountId: string): Promise<string | undefined> {
-      const [c] = await db.select({ agentId: channelAccounts.agentId }).from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
-      return c?.agentId;
+    /** The channel's agent, and whether the channel is deleted (a lead run refuses to start on a deleted one); undefined for an unknown channel. */
+    async agentIdFor(channelAccountId: string): Promise<{ agentId: string | null; deleted: boolean } | undefined> {
+      const [c] = await db.select({ agentId: channelAccounts.agentId, deletedAt: channelAccounts.deletedAt }).from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
+      return c ? { agentId: c.agentId, deleted: c.deletedAt !== null } : undefined;
     },
 
     async verifyTokenRegistered(token: string): Promise<boolean> {
-      const [c] = await db.select({ id: channelAccounts.id }).from(channelAccounts).where(eq(channelAccounts.verifyTokenHash, hashVerifyToken(token))).limit(1);
+      const [c] = await db.select({ id: channelAccounts.id }).from(channelAccounts).where(and(eq(channelAccounts.verifyTokenHash, hashVerifyToken(token)), live)).limit(1);
       return Boolean(c);
+    },
+
+    /**
+     * Delete a tenant's channel (soft): `deleted_at` set, its secrets wiped (the access token
+     * becomes an encrypted empty string, the column is NOT NULL; the app secret goes; the verify
+     * token hash becomes one nobody can present), so the row keeps its leads, messages and events
+     * readable and its account id can be connected again. `openLeads`: its leads not closed yet
+     * (the caller closes them in the background). Undefined for an unknown, another tenant's or an
+     * already deleted channel. Listeners (the routing caches of this process) hear of it at once.
+     */
+    async delete(tenantId: string, channelAccountId: string): Promise<{ channel: ReturnType<typeof present>; openLeads: number } | undefined> {
+      const [c] = await db
+        .update(channelAccounts)
+        .set({
+          deletedAt: sql`now()`,
+          accessTokenEnc: box.encrypt('', channelSecretContext(channelAccountId, 'access_token')),
+          appSecretEnc: null,
+          verifyTokenHash: hashVerifyToken(randomBytes(32).toString('base64url')),
+        })
+        .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, channelAccountId), live))
+        .returning();
+      if (!c) return undefined;
+      const [{ n } = { n: 0 }] = await db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(leads)
+        .where(and(eq(leads.channelAccountId, c.id), ne(leads.mode, 'closed')));
+      const gone: DeletedChannel = { id: c.id, tenantId: c.tenantId, platform: c.platform, phoneNumberId: c.phoneNumberId };
+      for (const listener of deletedListeners) {
+        try {
+          listener(gone);
+        } catch {
+          // a cache that cannot forget expires on its own
+        }
+      }
+      return { channel: present(c), openLeads: Number(n) };
+    },
+
+    /** Hear of every channel this process deletes (the webhook and widget routing caches forget it). */
+    onDeleted(listener: (channel: DeletedChannel) => void): void {
+      deletedListeners.add(listener);
+    },
+
+    /** One page of a deleted channel's leads, ordered by id after `afterId` (empty for a channel that is not deleted). */
+    async deletedChannelLeads(channelAccountId: string, opts: { afterId?: string; limit: number }): Promise<{ id: string; workflowId: string }[]> {
+      return db
+        .select({ id: leads.id, workflowId: leads.workflowId })
+        .from(leads)
+        .innerJoin(channelAccounts, and(eq(channelAccounts.id, leads.channelAccountId), sql`${channelAccounts.deletedAt} is not null`))
+        .where(and(eq(leads.channelAccountId, channelAccountId), opts.afterId ? gt(leads.id, opts.afterId) : undefined))
+        .orderBy(asc(leads.id))
+        .limit(opts.limit);
+    },
+
+    /**
+     * Close these leads of a deleted channel in one transaction: mode `closed`, a
+     * `channel_deleted` event on each (once per lead and channel), and the credit reservations
+     * their workflows still hold given back to the tenant. Nothing is deleted. Does nothing for a
+     * channel that is not deleted. The caller ends the workflows first.
+     */
+    async closeLeads(channelAccountId: string, leadIds: readonly string[]): Promise<ClosedLeadsPage> {
+      if (leadIds.length === 0) return { leads: [], creditsReleased: 0 };
+      return db.transaction(async (tx) => {
+        const [c] = await tx.select({ tenantId: channelAccounts.tenantId, deletedAt: channelAccounts.deletedAt }).from(channelAccounts).where(eq(channelAccounts.id, channelAccountId));
+        if (!c?.deletedAt) return { leads: [], creditsReleased: 0 };
+        const page = await tx
+          .select({ id: leads.id, tenantId: leads.tenantId, workflowId: leads.workflowId, mode: leads.mode })
+          .from(leads)
+          .where(and(eq(leads.channelAccountId, channelAccountId), inArray(leads.id, [...leadIds])))
+          .orderBy(asc(leads.id))
+          .for('update');
+        if (page.length === 0) return { leads: [], creditsReleased: 0 };
+        const ids = page.map((l) => l.id);
+        await tx.update(leads).set({ mode: 'closed', updatedAt: sql`now()` }).where(and(inArray(leads.id, ids), ne(leads.mode, 'closed')));
+        await tx
+          .insert(leadEvents)
+          .values(
+            page.map((l) => ({
+              tenantId: l.tenantId,
+              leadId: l.id,
+              type: FailureType.ChannelDeleted,
+              data: { channelAccountId, modeBefore: l.mode, deletedAt: toIso(c.deletedAt) },
+              dedupKey: `channel_deleted:${channelAccountId}:${l.id}`,
+            })),
+          )
+          .onConflictDoNothing();
+        const held = await tx
+          .update(creditReservations)
+          .set({ status: 'released', updatedAt: sql`now()` })
+          .where(and(eq(creditReservations.tenantId, c.tenantId), inArray(creditReservations.workflowId, page.map((l) => l.workflowId)), eq(creditReservations.status, 'held')))
+          .returning({ amount: creditReservations.amount });
+        const back = held.reduce((a, r) => a + r.amount, 0);
+        if (back > 0) await tx.update(tenants).set({ creditBalance: sql`${tenants.creditBalance} + ${back}` }).where(eq(tenants.id, c.tenantId));
+        return { leads: page.map((l) => ({ id: l.id, workflowId: l.workflowId })), creditsReleased: back };
+      });
     },
   };
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { DeadLetterStatus } from '../contract/vocabulary';
 import type { Db } from '../db/client';
 import { channelAccounts, deadLetters } from '../db/schema';
@@ -108,7 +108,8 @@ export function createDeadLetterService(db: Db) {
     async gauges(): Promise<{ circuits: { channelAccountId: string; tenantId: string; platform: string; open: boolean }[]; openDeadLetters: { tenantId: string; n: number }[] }> {
       const circuits = await db
         .select({ channelAccountId: channelAccounts.id, tenantId: channelAccounts.tenantId, platform: channelAccounts.platform, state: channelAccounts.circuitState })
-        .from(channelAccounts);
+        .from(channelAccounts)
+        .where(isNull(channelAccounts.deletedAt));
       const open = await db
         .select({ tenantId: deadLetters.tenantId, n: sql<number>`count(*)::int` })
         .from(deadLetters)

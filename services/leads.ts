@@ -246,7 +246,7 @@ export function createLeadService(db: Db) {
      * null when none did or its answer was stored), see markSendAttempt.
      */
     async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<
-      MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null; channelEnabled: boolean | null }
+      MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null; channelEnabled: boolean | null; channelDeleted: boolean | null }
     > {
       const input = withoutNul(raw);
       const extra = {
@@ -257,6 +257,8 @@ export function createLeadService(db: Db) {
         leadBsuid: sql<string | null>`(select ${leads.bsuid} from ${leads} where ${leads.id} = ${messages.leadId})`,
         // false while the lead's channel is disabled: the send waits (as for an open circuit)
         channelEnabled: sql<boolean | null>`(select c.enabled from channel_accounts c join leads l on l.channel_account_id = c.id where l.id = ${messages.leadId})`,
+        // true once the lead's channel is deleted: nothing goes out on it again
+        channelDeleted: sql<boolean | null>`(select c.deleted_at is not null from channel_accounts c join leads l on l.channel_account_id = c.id where l.id = ${messages.leadId})`,
       };
       // a first attempt inserts and reads the row in one statement; a retry finds it already there
       const [created] = await db

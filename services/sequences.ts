@@ -145,7 +145,7 @@ export function createSequenceService(db: Db) {
         const [c] = await db
           .select({ id: channelAccounts.id, platform: channelAccounts.platform })
           .from(channelAccounts)
-          .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, input.channelAccountId)));
+          .where(and(eq(channelAccounts.tenantId, tenantId), eq(channelAccounts.id, input.channelAccountId), isNull(channelAccounts.deletedAt)));
         if (!c) throw new AppError('channel_not_found', 'channelAccountId does not name a channel of this tenant');
         if (c.platform !== 'whatsapp' && sequenceUsesTemplates(seq.steps)) throw templateNotSupported(c.platform, 'the sequence has template steps');
       }

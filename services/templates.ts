@@ -228,11 +228,11 @@ export function createTemplateService(db: Db) {
     /**
      * After a complete sync: this account's synced templates Meta no longer lists are marked
      * DELETED (not approved), never silently kept; so are the tenant's synced templates of an
-     * account none of its channels names any more (its webhooks no longer reach them).
+     * account none of its (live) channels names any more (its webhooks no longer reach them).
      */
     async markMissing(tenantId: string, wabaId: string, seenMetaIds: string[]): Promise<number> {
       const unlisted = and(eq(templates.wabaId, wabaId), seenMetaIds.length > 0 ? or(isNull(templates.metaTemplateId), notInArray(templates.metaTemplateId, seenMetaIds)) : undefined);
-      const orphaned = sql`${templates.wabaId} not in (select ${channelAccounts.wabaId} from ${channelAccounts} where ${channelAccounts.tenantId} = ${tenantId} and ${channelAccounts.wabaId} is not null)`;
+      const orphaned = sql`${templates.wabaId} not in (select ${channelAccounts.wabaId} from ${channelAccounts} where ${channelAccounts.tenantId} = ${tenantId} and ${channelAccounts.wabaId} is not null and ${channelAccounts.deletedAt} is null)`;
       const rows = await db
         .update(templates)
         .set({ status: 'DELETED', approved: false, statusReason: sql`case when ${templates.wabaId} = ${wabaId} then 'no longer listed by Meta' else 'its WhatsApp Business Account is no longer on any channel' end`, updatedAt: sql`now()` })

@@ -20,6 +20,7 @@ import {
 } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
 import { RESUME_CIRCUIT_WORKFLOW_TYPE, resumeCircuitWorkflowId, type resumeCircuitWaitersWorkflow } from '../workflows/circuit';
+import { CLOSE_CHANNEL_LEADS_WORKFLOW_TYPE, closeChannelLeadsWorkflowId, type closeChannelLeadsWorkflow } from '../workflows/channel-delete';
 import { FETCH_MEDIA_WORKFLOW_TYPE, mediaWorkflowId, type fetchMediaWorkflow } from '../workflows/media';
 import type { FetchMediaInput, FetchMediaResult } from '../activities/media/fetch';
 import { SA } from './search-attributes';
@@ -179,6 +180,27 @@ export function createParleyTemporal(client: Client, opts: { taskQueue: string }
       }).catch((err: unknown) => {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       });
+      return workflowId;
+    },
+
+    /**
+     * Start closing a deleted channel's leads in the background (`closeChannelLeadsWorkflow`),
+     * once per channel; returns its workflow id. A second call finds the first run.
+     */
+    async startChannelLeadsClose(input: { tenantId: string; channelAccountId: string }): Promise<string> {
+      const workflowId = closeChannelLeadsWorkflowId(input.channelAccountId);
+      await client.workflow
+        .start<typeof closeChannelLeadsWorkflow>(CLOSE_CHANNEL_LEADS_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: opts.taskQueue,
+          args: [input],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          staticSummary: `Close the leads of deleted channel ${input.channelAccountId}`,
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        });
       return workflowId;
     },
 

@@ -3,3 +3,4 @@ export { leadConversation } from './lead/workflow';
 export { fetchMediaWorkflow } from './media';
 export { resumeCircuitWaitersWorkflow } from './circuit';
 export { creditSweepWorkflow } from './credit-sweep';
+export { closeChannelLeadsWorkflow } from './channel-delete';

@@ -101,12 +101,20 @@ export function createGraphSender(deps: GraphSendDeps) {
     if (row.status === 'failed') {
       throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
     }
+    if (row.channelDeleted === true) {
+      // its workflow may be gone (ended by the deletion): the transcript shows the message as failed now
+      await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: { type: FailureType.ChannelDeleted } });
+      throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: `channel account ${input.channelAccountId} is deleted: nothing is sent on it`, nonRetryable: true });
+    }
     if (row.channelEnabled === false) {
       throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
     }
     const creds = await deps.channels.sendCredentials(input.channelAccountId);
     if (!creds) {
       throw ApplicationFailure.create({ type: FailureType.ChannelNotFound, message: `channel account ${input.channelAccountId} not found`, nonRetryable: true });
+    }
+    if (creds.deleted) {
+      throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: `channel account ${input.channelAccountId} is deleted: nothing is sent on it`, nonRetryable: true });
     }
     if (creds.tenantSuspended) {
       throw ApplicationFailure.create({ type: FailureType.TenantSuspended, message: 'the tenant is suspended: nothing is sent until the platform admin reactivates it', nonRetryable: true });

@@ -30,6 +30,11 @@ export function createWebChatActivities(deps: WebChatDeps) {
       if (row.status === 'failed') {
         throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
       }
+      if (row.channelDeleted === true) {
+        // its workflow may be gone (ended by the deletion): the transcript shows the message as failed now
+        await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: { type: FailureType.ChannelDeleted } });
+        throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: 'the channel is deleted: nothing is sent on it', nonRetryable: true });
+      }
       if (row.channelEnabled === false) {
         throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
       }

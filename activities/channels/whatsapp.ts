@@ -59,6 +59,7 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
     async markWhatsAppRead(input: { channelAccountId: string; providerMessageId: string; typing: boolean }): Promise<{ done: boolean; reason?: string }> {
       const creds = await deps.channels.sendCredentials(input.channelAccountId);
       if (!creds) return { done: false, reason: FailureType.ChannelNotFound };
+      if (creds.deleted) return { done: false, reason: FailureType.ChannelDeleted };
       if (!creds.markRead) return { done: false, reason: 'disabled' };
       if (creds.circuitState === 'open') return { done: false, reason: 'circuit_open' };
       const url = `${deps.graphApiUrl.replace(/\/$/, '')}/${deps.graphApiVersion}/${encodeURIComponent(creds.phoneNumberId)}/messages`;
@@ -104,6 +105,9 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
      */
     async sendWhatsAppTemplate(input: SendTemplateInput): Promise<SendResult> {
       const creds = await deps.channels.sendCredentials(input.channelAccountId);
+      if (creds?.deleted) {
+        throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: `channel account ${input.channelAccountId} is deleted: nothing is sent on it`, nonRetryable: true });
+      }
       if (creds && creds.platform !== 'whatsapp') {
         // never call the WhatsApp template API with a web chat (empty) or Instagram token: that would open the breaker.
         // Non-retryable and not an auth error (the breaker stays closed): the lead workflow treats

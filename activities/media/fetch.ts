@@ -250,6 +250,8 @@ export function createMediaActivities(deps: MediaDeps) {
       }
       const cached = await deps.media.find(input.channelAccountId, input.providerMediaId);
       if (cached) return { ...cached, cached: true };
+      // a deleted channel's stored media stays readable; nothing new is downloaded with its (wiped) token
+      if (creds.deleted) throw failure(FailureType.ChannelDeleted, `channel account ${input.channelAccountId} is deleted: media not stored before cannot be downloaded`, { nonRetryable: true });
 
       const id = input.providerMediaId;
       let data: Buffer;

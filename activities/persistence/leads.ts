@@ -1,3 +1,5 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../contract/failures';
 import type { InboundMessage, LeadWorkflowSettings } from '../../contract/messages';
 import type { Channel, LeadMode } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
@@ -14,10 +16,14 @@ export function createPersistenceActivities(deps: { leads: LeadService; channels
      * LEAD_* setting reaches a running lead at its next run).
      */
     async ensureLead(input: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
-      const lead = await deps.leads.ensure(input);
-      // opt-out: whether the contact is on the tenant's suppression list now (asked alongside the agent)
-      const [agentId, suppressed] = await Promise.all([deps.channels.agentIdFor(input.channelAccountId), deps.suppressions.covers(input)]);
-      const agent = agentId ? await deps.agents.get(input.tenantId, agentId) : undefined;
+      // opt-out: whether the contact is on the tenant's suppression list now (asked alongside the channel)
+      const [channel, suppressed] = await Promise.all([deps.channels.agentIdFor(input.channelAccountId), deps.suppressions.covers(input)]);
+      if (channel?.deleted) {
+        // a message routed to a deleted channel (a webhook cache of another API process): no lead, the run ends
+        throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: `channel account ${input.channelAccountId} is deleted: no lead starts on it`, nonRetryable: true });
+      }
+      const agentId = channel?.agentId ?? undefined;
+      const [lead, agent] = await Promise.all([deps.leads.ensure(input), agentId ? deps.agents.get(input.tenantId, agentId) : undefined]);
       const autoEnroll = lead.created ? await deps.sequences.autoEnrollment(input.tenantId, agentId, input.channelAccountId) : undefined;
       return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll, settings: deps.leadSettings, optOutSettings: agent?.optOut ?? undefined, suppressed };
     },

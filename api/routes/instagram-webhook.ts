@@ -77,7 +77,7 @@ export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router
       const routing = signed.routings.get(entry.accountId);
       if (!routing) {
         unknownChannels += 1;
-        log.warn({ instagramAccountId: entry.accountId }, 'webhook for an unknown Instagram account id: acknowledged and dropped');
+        log.warn({ instagramAccountId: entry.accountId }, 'webhook for an unknown Instagram account id (or a deleted channel): acknowledged and dropped');
         continue;
       }
       for (const message of entry.messages) {

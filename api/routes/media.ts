@@ -60,6 +60,8 @@ function mediaError(err: unknown): AppError {
       return new AppError('provider_permanent', 'the provider no longer has this media (expired or deleted)', undefined, 'media_unavailable');
     case FailureType.ChannelNotFound:
       return new AppError('not_found', 'media not found');
+    case FailureType.ChannelDeleted:
+      return new AppError('not_found', 'media not found (the channel is deleted and the media was never downloaded)');
     default:
       return new AppError('unavailable', 'the media could not be downloaded now; retry later');
   }

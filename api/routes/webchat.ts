@@ -291,6 +291,10 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
   /** Widget keys with no channel, and when that was read (at most 10,000). */
   const unknownKeys = new Map<string, number>();
   const UNKNOWN_KEY_MS = 10_000;
+  // a channel this process deletes is forgotten at once (other processes: within cacheMs, and no run starts on it)
+  deps.channels.onDeleted?.((c) => {
+    if (c.platform === 'webchat') routingCache.delete(c.phoneNumberId);
+  });
   /** widget key → its web chat channel, or a 404. */
   async function channelOf(rawKey: unknown): Promise<ChannelRouting> {
     const key = widgetKeySchema.safeParse(rawKey);

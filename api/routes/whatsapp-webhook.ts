@@ -154,7 +154,7 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
       const routing = routings.get(change.phoneNumberId);
       if (!routing) {
         unknownChannels += 1;
-        log.warn({ phoneNumberId: change.phoneNumberId }, 'webhook for an unknown phone_number_id: acknowledged and dropped');
+        log.warn({ phoneNumberId: change.phoneNumberId }, 'webhook for an unknown phone_number_id (or a deleted channel): acknowledged and dropped');
         continue;
       }
       for (const message of change.messages) {

@@ -51,7 +51,7 @@ export interface AccountRouter {
 
 /** account id → channel account, cached briefly: the hot path reads no database on a hit. */
 export function createAccountRouter(
-  channels: Pick<ChannelService, 'routingsByAccountIds'>,
+  channels: Pick<ChannelService, 'routingsByAccountIds'> & Partial<Pick<ChannelService, 'onDeleted'>>,
   platform: Platform,
   opts: AccountRouterOptions,
 ): AccountRouter {
@@ -67,6 +67,10 @@ export function createAccountRouter(
     }
     cache.set(id, value);
   };
+  // a channel this process deletes is forgotten at once (other processes: within ttlMs, and no lead run starts on it)
+  channels.onDeleted?.((c) => {
+    if (c.platform === platform) known.delete(c.phoneNumberId);
+  });
   const fresh = (id: string, now: number) => {
     const hit = known.get(id);
     if (hit && now - hit.at < opts.ttlMs) return hit.routing;

@@ -58,6 +58,7 @@ describe('every route declares who may call it', () => {
     expect(roles('POST', '/v1/leads/:leadId/sequence/pause')).toEqual(['owner', 'manager']);
     expect(roles('GET', '/v1/audit-log')).toEqual(['owner', 'manager']);
     expect(roles('DELETE', '/v1/api-keys/:keyId')).toEqual(['owner']);
+    expect(roles('DELETE', '/v1/channels/:id')).toEqual(['owner', 'manager']);
     // every /v1 route is either a tenant role route or a platform-admin route
     const v1Public = routes.filter((r) => r.path.startsWith('/v1') && r.rules[0]?.kind === 'public');
     expect(v1Public).toEqual([]);

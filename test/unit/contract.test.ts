@@ -118,6 +118,7 @@ describe('failure types', () => {
       ChannelNotFound: 'channel_not_found',
       ChannelCircuitOpen: 'channel_circuit_open',
       ChannelDisabled: 'channel_disabled',
+      ChannelDeleted: 'channel_deleted',
       TenantSuspended: 'tenant_suspended',
       TemplateNotFound: 'template_not_found',
       TemplateNotApproved: 'template_not_approved',

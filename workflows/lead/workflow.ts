@@ -4,7 +4,7 @@
  * What to do next is policy/next-work; each kind of work is in turns.ts; one message out is
  * outbound.ts; parked operations and the circuit wait are parked.ts. See README.md here.
  */
-import { allHandlersFinished, ApplicationFailure, condition, continueAsNew, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, continueAsNew, log, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import { DATABASE, database, RUN_START, runStart } from './proxies';
 import {
   circuitClosedSignal,
@@ -44,7 +44,16 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
   const run = new LeadRun(input);
   const { state, outbox } = run;
   registerHandlers(run);
-  await startRun(run);
+  try {
+    await startRun(run);
+  } catch (err) {
+    // the channel was deleted (DELETE /v1/channels/:id): no lead starts on it, this run just ends
+    if (channelDeleted(err)) {
+      log.info('the channel is deleted: the lead workflow ends without a lead', { channelAccountId: run.channelAccountId });
+      return;
+    }
+    throw err;
+  }
   run.showDetails();
 
   for (;;) {
@@ -78,6 +87,12 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       run.showDetails();
     }
   }
+}
+
+/** The run-start activity refused because the lead's channel is deleted (a local activity's failure may come unwrapped). */
+function channelDeleted(err: unknown): boolean {
+  const failure = err instanceof ActivityFailure ? err.cause : err;
+  return failure instanceof ApplicationFailure && failure.type === FailureType.ChannelDeleted;
 }
 
 /** Work nobody is waiting for right now: it yields to live replies (task priority). */

@@ -1,0 +1,51 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import type { Services } from '../../services';
+import type { ParleyTemporal } from '../../temporal/client';
+import { MANAGERS, allow } from '../access';
+import { tenantAuth } from '../middleware/rate-limit';
+import { validate } from '../middleware/validate';
+
+const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
+
+/**
+ * The end of a channel's life: `DELETE /v1/channels/:id`. The channel is marked deleted at once
+ * (its secrets wiped; no webhook, widget or send reaches it; the tenant API no longer lists it;
+ * its account id can be connected again), and a background workflow ends its leads' workflows
+ * and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back).
+ * Leads, messages, events and extractions stay readable. `leadsClosed`: the leads that were not
+ * closed yet, which that workflow closes (`closeWorkflowId`).
+ *
+ * Mounted before the delivery router: its `/v1/channels/:id` key check would otherwise run a
+ * second time (this router checks the key per route, as the template router does).
+ */
+export function createChannelLifecycleRouter(deps: { services: Services; temporal: ParleyTemporal; log: Logger }): Router {
+  const { services } = deps;
+  const log = deps.log.child({ module: 'channel-lifecycle' });
+  const r = Router();
+  const auth = tenantAuth(services);
+
+  r.delete('/v1/channels/:id', auth, allow(...MANAGERS), validate({ params: idParam }), async (_req, res) => {
+    const tenantId = res.locals.tenantId as string;
+    const channelAccountId = res.locals.params.id as string;
+    const before = await services.channels.get(tenantId, channelAccountId);
+    if (!before) throw new AppError('not_found', 'channel not found');
+    const deleted = await services.channels.delete(tenantId, channelAccountId);
+    if (!deleted) throw new AppError('not_found', 'channel not found'); // deleted meanwhile by another call
+    let closeWorkflowId: string;
+    try {
+      closeWorkflowId = await deps.temporal.startChannelLeadsClose({ tenantId, channelAccountId });
+    } catch (err) {
+      // the channel stays deleted (nothing reaches it), but its leads are not closed: say so
+      log.error({ err, tenantId, channelAccountId }, 'channel deleted, but the workflow closing its leads could not be started');
+      throw new AppError('unavailable', 'the channel is deleted, but closing its leads could not be started now; its leads stay open until an operator closes them');
+    }
+    log.info({ tenantId, channelAccountId, platform: before.platform, openLeads: deleted.openLeads, closeWorkflowId }, 'channel deleted');
+    const result = { id: channelAccountId, deleted: true as const, leadsClosed: deleted.openLeads, closeWorkflowId };
+    res.locals.audit = { before, after: result };
+    res.json(result);
+  });
+  return r;
+}
