@@ -170,7 +170,8 @@ function operationOf(route: WalkedRoute): ZodOpenApiOperationObject {
   } else if (rule?.kind === 'admin') op.security = [{ adminToken: [] }];
   else op.security = [];
   if (params || query) op.requestParams = { ...(params ? { path: params } : {}), ...(query ? { query } : {}) };
-  if (route.validate?.body) op.requestBody = { required: true, content: { 'application/json': { schema: route.validate.body } } };
+  // a body whose every field is optional (the bodiless actions validate `{}`) may be left out
+  if (route.validate?.body) op.requestBody = { required: !route.validate.body.safeParse({}).success, content: { 'application/json': { schema: route.validate.body } } };
   else if (d.requestBody) op.requestBody = { required: true, description: d.requestBody.description, content: { [d.requestBody.contentType]: { schema: d.requestBody.schema ?? z.unknown() } } };
   return op;
 }
@@ -224,6 +225,7 @@ export function buildOpenApi(app: Express, info: OpenApiInfo): Record<string, un
       },
       paths,
     },
-    { reused: 'ref' },
+    // only schemas with `.meta({ id })` become components; the rest stays inline (readable client types)
+    { reused: 'inline' },
   ) as unknown as Record<string, unknown>;
 }
