@@ -10,6 +10,9 @@ import { pageQuery as page, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
 import { LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
 import { optOutSettingsSchema } from '../../workflows/lead/policy/schemas';
+import { doc } from '../openapi';
+import { pageOf } from '../schemas/common';
+import { agent, pipeline, template } from '../schemas/setup';
 
 const modelName = z.string().trim().min(1).max(200);
 /** A WhatsApp Business Account id: digits, like every Meta object id. */
@@ -120,10 +123,10 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
   for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/messages', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
-  r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), async (_req, res) => {
+  r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), doc({ summary: 'Create an agent', description: 'Creates the agent at version 1. Assign it to a channel with POST or PATCH /v1/channels.', responses: { 201: agent } }), async (_req, res) => {
     res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body, { createdBy: (res.locals.apiKey as { keyId: string }).keyId }));
   });
-  r.get('/v1/agents', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
+  r.get('/v1/agents', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List agents', description: 'Oldest first.', responses: { 200: pageOf(agent) } }), async (_req, res) => {
     res.json(await services.agents.list(res.locals.tenantId, res.locals.query));
   });
 
@@ -137,16 +140,16 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     res.json(await services.channels.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.post('/v1/templates', allow(...MANAGERS), validate({ body: createTemplateBody }), async (_req, res) => {
+  r.post('/v1/templates', allow(...MANAGERS), validate({ body: createTemplateBody }), doc({ summary: 'Create a local template', description: 'A body-only template approved by hand (`approved`, default false); a template synced from Meta (POST /v1/channels/{channelId}/templates/sync) replaces a local one of the same name and language. 409 when the name and language exist.', responses: { 201: template } }), async (_req, res) => {
     res.status(201).json(await services.templates.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/templates', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
+  r.get('/v1/templates', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List templates', description: 'By name, then language; local and synced templates.', responses: { 200: pageOf(template) } }), async (_req, res) => {
     res.json(await services.templates.list(res.locals.tenantId, res.locals.query));
   });
-  r.post('/v1/pipelines', allow(...MANAGERS), validate({ body: createPipelineBody }), async (_req, res) => {
+  r.post('/v1/pipelines', allow(...MANAGERS), validate({ body: createPipelineBody }), doc({ summary: 'Create a pipeline', description: 'A custom pipeline with its stages in order. 409 when the tenant has a pipeline of that name.', responses: { 201: pipeline } }), async (_req, res) => {
     res.status(201).json(await services.pipelines.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/pipelines', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
+  r.get('/v1/pipelines', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List pipelines', description: 'Oldest first (the default pipeline first), each with its stages in order.', responses: { 200: pageOf(pipeline) } }), async (_req, res) => {
     res.json(await services.pipelines.list(res.locals.tenantId, res.locals.query));
   });
 
