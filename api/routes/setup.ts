@@ -44,12 +44,12 @@ const pipelinePatch = z
   .strictObject({
     name: z.string().trim().min(1).max(100).optional(),
     /** Every stage id of the pipeline, once each, in the new order. */
-    stageOrder: z.array(z.uuid()).min(1).max(MAX_STAGES).optional(),
+    stageOrder: z.array(z.uuid()).min(1).max(MAX_STAGES).optional().meta({ description: 'Every stage id of the pipeline, once each, in the new order' }),
   })
   .refine(nonEmpty, GIVE_ONE);
-const addStageBody = z.strictObject({ name: stageName, position: position.optional() });
+const addStageBody = z.strictObject({ name: stageName, position: position.optional().meta({ description: '0 = first; absent: last' }) });
 const stagePatch = z.strictObject({ name: stageName.optional(), position: position.optional() }).refine(nonEmpty, GIVE_ONE);
-const removeStageQuery = z.strictObject({ moveTo: stageName.optional() });
+const removeStageQuery = z.strictObject({ moveTo: stageName.optional().meta({ description: 'Another stage name of the tenant to move the leads of the removed stage to (required while leads are in it)' }) });
 
 /** A path id that is not a uuid names nothing of this tenant: 404, like another tenant's id. */
 function idOr404(raw: unknown, what: string): string {

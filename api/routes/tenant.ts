@@ -21,16 +21,16 @@ export const createAgentBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   systemPrompt: z.string().min(1).max(20_000),
   model: modelName,
-  fallbackModel: modelName.optional(),
-  temperature: z.number().min(0).max(2).optional(),
+  fallbackModel: modelName.optional().meta({ description: 'The model used when `model` fails' }),
+  temperature: z.number().min(0).max(2).optional().meta({ description: 'Default 0.4' }),
   /** Stage name → prompt addition while the lead is in that stage. */
-  stagePrompts: z.record(z.string().min(1).max(100), z.string().max(5000)).optional(),
+  stagePrompts: z.record(z.string().min(1).max(100), z.string().max(5000)).optional().meta({ description: 'Stage name → text added to the system prompt while the lead is in that stage' }),
   /** Extra fields to extract: name → description. */
-  extractionFields: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,63}$/), z.string().max(500)).optional(),
+  extractionFields: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,63}$/), z.string().max(500)).optional().meta({ description: 'Extra fields the extraction fills: name → description' }),
   /** Phrases that hand the lead to a human. */
-  handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
+  handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional().meta({ description: 'Phrases that hand the lead to a human' }),
   /** Opt-out (STOP/START): absent = the default phrases of en, hi, es, pt, AI replies continue, no confirmation. */
-  optOut: optOutSettingsSchema.optional(),
+  optOut: optOutSettingsSchema.optional().meta({ description: 'Opt-out (STOP/START); absent: the default phrases of en, hi, es, pt, AI replies continue, no confirmation' }),
 });
 const channelCommon = {
   agentId: z.uuid(),
@@ -74,8 +74,8 @@ const createTemplateBody = z.strictObject({
   name: z.string().regex(/^[a-z0-9_]{1,512}$/, 'lowercase letters, digits and underscores, as Meta names templates'),
   language: z.string().regex(/^[a-z]{2,3}(_[A-Z]{2})?$/, 'a Meta language code such as en or en_US'),
   category: z.enum(TEMPLATE_CATEGORIES),
-  body: z.string().min(1).max(1024),
-  approved: z.boolean().default(false),
+  body: z.string().min(1).max(1024).meta({ description: 'The text, with positional variables {{1}}, {{2}}, ...' }),
+  approved: z.boolean().default(false).meta({ description: 'Whether it may be sent (set by hand for a local template)' }),
 });
 const createPipelineBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
@@ -83,7 +83,8 @@ const createPipelineBody = z.strictObject({
     .array(z.string().trim().min(1).max(100))
     .min(1)
     .max(30)
-    .refine((a) => new Set(a).size === a.length, 'stage names must be unique'),
+    .refine((a) => new Set(a).size === a.length, 'stage names must be unique')
+    .meta({ description: 'Stage names, unique, in order' }),
 });
 
 function leadIdOr404(raw: unknown): string {
