@@ -10,6 +10,9 @@ import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 import { LEAD_ACTORS, MANAGERS, SETUP_READERS, allow } from '../access';
 import type { ApiKeyPrincipal } from '../../services/api-keys';
+import { doc } from '../openapi';
+import { pageOf } from '../schemas/common';
+import { enrollmentRule, sequence } from '../schemas/setup';
 
 /** The mode requests an `agent` key may make. */
 const AGENT_MODE_REQUESTS = new Set<string>(['handoff', 'handback']);
@@ -17,12 +20,12 @@ const AGENT_MODE_REQUESTS = new Set<string>(['handoff', 'handback']);
 const createSequenceBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   steps: z.array(sequenceStepSchema).min(1).max(50),
-  stopOn: z.array(z.enum(STOP_CONDITIONS)).max(STOP_CONDITIONS.length).default([...STOP_CONDITIONS]),
+  stopOn: z.array(z.enum(STOP_CONDITIONS)).max(STOP_CONDITIONS.length).default([...STOP_CONDITIONS]).meta({ description: 'Events that stop the sequence for a lead (default: all)' }),
 });
 const createRuleBody = z.strictObject({
   sequenceId: z.uuid(),
-  agentId: z.uuid().optional(),
-  channelAccountId: z.uuid().optional(),
+  agentId: z.uuid().optional().meta({ description: 'Only new leads of this agent (absent: any agent)' }),
+  channelAccountId: z.uuid().optional().meta({ description: 'Only new leads on this channel (absent: any channel)' }),
 });
 const stageBody = z.strictObject({ stage: z.string().trim().min(1).max(100) });
 const modeBody = z.strictObject({ request: z.enum(MODE_REQUESTS) });
@@ -53,16 +56,16 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   r.use('/v1/enrollment-rules', auth);
   r.use('/v1/leads/:leadId', auth);
 
-  r.post('/v1/sequences', allow(...MANAGERS), validate({ body: createSequenceBody }), async (_req, res) => {
+  r.post('/v1/sequences', allow(...MANAGERS), validate({ body: createSequenceBody }), doc({ summary: 'Create a follow-up sequence', description: 'Version 1 of the sequence. `stopOn` defaults to every stop condition. Leads enter it by an enrolment rule or POST /v1/leads/{leadId}/sequence/enroll; a sequence with template steps (or fallback templates) enrols WhatsApp leads only.', responses: { 201: sequence } }), async (_req, res) => {
     res.status(201).json(await services.sequences.create(res.locals.tenantId, res.locals.body, { createdBy: (res.locals.apiKey as ApiKeyPrincipal).keyId }));
   });
-  r.get('/v1/sequences', allow(...SETUP_READERS), validate({ query: pageQuery }), async (_req, res) => {
+  r.get('/v1/sequences', allow(...SETUP_READERS), validate({ query: pageQuery }), doc({ summary: 'List sequences', description: 'Oldest first, archived ones included.', responses: { 200: pageOf(sequence) } }), async (_req, res) => {
     res.json(await services.sequences.list(res.locals.tenantId, res.locals.query));
   });
-  r.post('/v1/enrollment-rules', allow(...MANAGERS), validate({ body: createRuleBody }), async (_req, res) => {
+  r.post('/v1/enrollment-rules', allow(...MANAGERS), validate({ body: createRuleBody }), doc({ summary: 'Create an enrolment rule', description: 'A new lead of `agentId` (absent: any agent) on `channelAccountId` (absent: any channel) is enrolled in `sequenceId`; the oldest matching rule of a sequence not archived wins. 409 `sequence_archived` for an archived sequence, 409 `template_not_supported` for a sequence with template steps on a channel that is not WhatsApp.', responses: { 201: enrollmentRule } }), async (_req, res) => {
     res.status(201).json(await services.sequences.createRule(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/enrollment-rules', allow(...SETUP_READERS), validate({ query: pageQuery }), async (_req, res) => {
+  r.get('/v1/enrollment-rules', allow(...SETUP_READERS), validate({ query: pageQuery }), doc({ summary: 'List enrolment rules', description: 'Oldest first.', responses: { 200: pageOf(enrollmentRule) } }), async (_req, res) => {
     res.json(await services.sequences.listRules(res.locals.tenantId, res.locals.query));
   });
 

@@ -12,6 +12,9 @@ import { MANAGERS, SETUP_READERS, allow } from '../access';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 import { createAgentBody } from './tenant';
+import { doc } from '../openapi';
+import { pageOf } from '../schemas/common';
+import { agent, agentVersion, pipeline, sequence, sequenceVersion, setupDeleted, stageAdded, stageChanged, stageRemoved } from '../schemas/setup';
 
 const nonEmpty = (b: object) => Object.values(b).some((v) => v !== undefined);
 const GIVE_ONE = 'give at least one field to change';
@@ -41,12 +44,12 @@ const pipelinePatch = z
   .strictObject({
     name: z.string().trim().min(1).max(100).optional(),
     /** Every stage id of the pipeline, once each, in the new order. */
-    stageOrder: z.array(z.uuid()).min(1).max(MAX_STAGES).optional(),
+    stageOrder: z.array(z.uuid()).min(1).max(MAX_STAGES).optional().meta({ description: 'Every stage id of the pipeline, once each, in the new order' }),
   })
   .refine(nonEmpty, GIVE_ONE);
-const addStageBody = z.strictObject({ name: stageName, position: position.optional() });
+const addStageBody = z.strictObject({ name: stageName, position: position.optional().meta({ description: '0 = first; absent: last' }) });
 const stagePatch = z.strictObject({ name: stageName.optional(), position: position.optional() }).refine(nonEmpty, GIVE_ONE);
-const removeStageQuery = z.strictObject({ moveTo: stageName.optional() });
+const removeStageQuery = z.strictObject({ moveTo: stageName.optional().meta({ description: 'Another stage name of the tenant to move the leads of the removed stage to (required while leads are in it)' }) });
 
 /** A path id that is not a uuid names nothing of this tenant: 404, like another tenant's id. */
 function idOr404(raw: unknown, what: string): string {
@@ -73,29 +76,29 @@ export function createSetupRouter(deps: { services: Services; temporal: ParleyTe
   for (const p of ['/v1/agents/:agentId', '/v1/sequences/:sequenceId', '/v1/enrollment-rules/:ruleId', '/v1/pipelines/:pipelineId']) r.use(p, auth);
 
   // ---- agents
-  r.get('/v1/agents/:agentId', allow(...SETUP_READERS), async (req, res) => {
+  r.get('/v1/agents/:agentId', allow(...SETUP_READERS), doc({ summary: 'Get an agent', responses: { 200: agent } }), async (req, res) => {
     const agent = await services.agents.get(res.locals.tenantId, idOr404(req.params.agentId, 'agent'));
     if (!agent) throw new AppError('not_found', 'agent not found');
     res.json(agent);
   });
-  r.patch('/v1/agents/:agentId', allow(...MANAGERS), validate({ body: agentPatch }), async (req, res) => {
+  r.patch('/v1/agents/:agentId', allow(...MANAGERS), validate({ body: agentPatch }), doc({ summary: 'Change an agent', description: 'A new version when a field differs (the same values make none); `fallbackModel: null` removes the fallback, `optOut: null` goes back to the default opt-out settings. Conversations use it from their next turn. The audit log keeps before and after.', responses: { 200: agent } }), async (req, res) => {
     const out = await services.agents.update(res.locals.tenantId, idOr404(req.params.agentId, 'agent'), res.locals.body, { createdBy: keyOf(res) });
     if (!out) throw new AppError('not_found', 'agent not found');
     res.locals.audit = { before: out.before, after: out.after };
     res.json(out.after);
   });
-  r.delete('/v1/agents/:agentId', allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
+  r.delete('/v1/agents/:agentId', allow(...MANAGERS), validate({ body: z.strictObject({}) }), doc({ summary: 'Delete an agent', description: 'Deletes the agent with its version history and the enrolment rules that name it (recorded LLM calls keep its id and version). 409 `agent_in_use` while a channel is assigned to it (move or delete the channels first).', responses: { 200: setupDeleted } }), async (req, res) => {
     const out = await services.agents.delete(res.locals.tenantId, idOr404(req.params.agentId, 'agent'));
     if (!out) throw new AppError('not_found', 'agent not found');
     res.locals.audit = { before: out.deleted, after: null };
     res.json({ id: out.deleted.id, deleted: true });
   });
-  r.get('/v1/agents/:agentId/versions', allow(...SETUP_READERS), validate({ query: pageQuery }), async (req, res) => {
+  r.get('/v1/agents/:agentId/versions', allow(...SETUP_READERS), validate({ query: pageQuery }), doc({ summary: "List an agent's versions", description: 'Newest first.', responses: { 200: pageOf(agentVersion) } }), async (req, res) => {
     const page = await services.agents.versions(res.locals.tenantId, idOr404(req.params.agentId, 'agent'), res.locals.query);
     if (!page) throw new AppError('not_found', 'agent not found');
     res.json(page);
   });
-  r.post('/v1/agents/:agentId/versions/:version/restore', allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
+  r.post('/v1/agents/:agentId/versions/:version/restore', allow(...MANAGERS), validate({ body: z.strictObject({}) }), doc({ summary: 'Restore an agent version', description: 'Roll back: the fields of version `version` become a new version (current + 1, `restoredFrom`), so the history only grows; restoring the current fields makes no version.', responses: { 200: agent } }), async (req, res) => {
     const agentId = idOr404(req.params.agentId, 'agent');
     const out = await services.agents.restore(res.locals.tenantId, agentId, versionOr404(req.params.version), { createdBy: keyOf(res) });
     if (!out) throw new AppError('not_found', (await services.agents.get(res.locals.tenantId, agentId)) ? 'agent version not found' : 'agent not found');
@@ -104,29 +107,29 @@ export function createSetupRouter(deps: { services: Services; temporal: ParleyTe
   });
 
   // ---- sequences and enrolment rules
-  r.get('/v1/sequences/:sequenceId', allow(...SETUP_READERS), async (req, res) => {
+  r.get('/v1/sequences/:sequenceId', allow(...SETUP_READERS), doc({ summary: 'Get a sequence', responses: { 200: sequence } }), async (req, res) => {
     const seq = await services.sequences.get(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'));
     if (!seq) throw new AppError('not_found', 'sequence not found');
     res.json(seq);
   });
-  r.patch('/v1/sequences/:sequenceId', allow(...MANAGERS), validate({ body: sequencePatch }), async (req, res) => {
+  r.patch('/v1/sequences/:sequenceId', allow(...MANAGERS), validate({ body: sequencePatch }), doc({ summary: 'Change a sequence', description: 'A new version (same id) when a field differs. Leads already enrolled keep the definition they were enrolled with until they finish or are reset; new enrolments get this one. 409 `sequence_archived` for an archived sequence.', responses: { 200: sequence } }), async (req, res) => {
     const out = await services.sequences.update(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'), res.locals.body, { createdBy: keyOf(res) });
     if (!out) throw new AppError('not_found', 'sequence not found');
     res.locals.audit = { before: out.before, after: out.after };
     res.json(out.after);
   });
-  r.delete('/v1/sequences/:sequenceId', allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
+  r.delete('/v1/sequences/:sequenceId', allow(...MANAGERS), validate({ body: z.strictObject({}) }), doc({ summary: 'Archive a sequence', description: 'No new enrolments (a manual one is a 409, rules skip it); enrolled leads go on, and it stays readable. Idempotent.', responses: { 200: sequence } }), async (req, res) => {
     const out = await services.sequences.archive(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'));
     if (!out) throw new AppError('not_found', 'sequence not found');
     res.locals.audit = { before: out.before, after: out.after };
     res.json(out.after);
   });
-  r.get('/v1/sequences/:sequenceId/versions', allow(...SETUP_READERS), validate({ query: pageQuery }), async (req, res) => {
+  r.get('/v1/sequences/:sequenceId/versions', allow(...SETUP_READERS), validate({ query: pageQuery }), doc({ summary: "List a sequence's versions", description: 'Newest first.', responses: { 200: pageOf(sequenceVersion) } }), async (req, res) => {
     const page = await services.sequences.versions(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'), res.locals.query);
     if (!page) throw new AppError('not_found', 'sequence not found');
     res.json(page);
   });
-  r.delete('/v1/enrollment-rules/:ruleId', allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
+  r.delete('/v1/enrollment-rules/:ruleId', allow(...MANAGERS), validate({ body: z.strictObject({}) }), doc({ summary: 'Delete an enrolment rule', description: 'Leads it enrolled stay enrolled.', responses: { 200: setupDeleted } }), async (req, res) => {
     const rule = await services.sequences.deleteRule(res.locals.tenantId, idOr404(req.params.ruleId, 'enrollment rule'));
     if (!rule) throw new AppError('not_found', 'enrollment rule not found');
     res.locals.audit = { before: rule, after: null };
@@ -158,31 +161,31 @@ export function createSetupRouter(deps: { services: Services; temporal: ParleyTe
     return { from: moved.from, to: moved.to, leads: moved.leads.length, workflowsUpdated: updated, workflowsNotRunning: notRunning, workflowsFailed: failed };
   }
 
-  r.get('/v1/pipelines/:pipelineId', allow(...SETUP_READERS), async (req, res) => {
+  r.get('/v1/pipelines/:pipelineId', allow(...SETUP_READERS), doc({ summary: 'Get a pipeline', responses: { 200: pipeline } }), async (req, res) => {
     const p = await services.pipelines.get(res.locals.tenantId, idOr404(req.params.pipelineId, 'pipeline'));
     if (!p) throw new AppError('not_found', 'pipeline not found');
     res.json(p);
   });
-  r.patch('/v1/pipelines/:pipelineId', allow(...MANAGERS), validate({ body: pipelinePatch }), async (req, res) => {
+  r.patch('/v1/pipelines/:pipelineId', allow(...MANAGERS), validate({ body: pipelinePatch }), doc({ summary: 'Rename a pipeline or reorder its stages', description: '`stageOrder` lists every stage id of the pipeline once, in the new order. 409 `pipeline_name_taken` when another pipeline has the name.', responses: { 200: pipeline } }), async (req, res) => {
     const out = await services.pipelines.update(res.locals.tenantId, idOr404(req.params.pipelineId, 'pipeline'), res.locals.body);
     if (!out) throw new AppError('not_found', 'pipeline not found');
     res.locals.audit = { before: out.before, after: out.after };
     res.json(out.after);
   });
-  r.post('/v1/pipelines/:pipelineId/stages', allow(...MANAGERS), validate({ body: addStageBody }), async (req, res) => {
+  r.post('/v1/pipelines/:pipelineId/stages', allow(...MANAGERS), validate({ body: addStageBody }), doc({ summary: 'Add a stage', description: 'At `position` (0 = first; absent: last). 409 `too_many_stages` beyond 30 stages, `stage_name_taken` for a name the pipeline has.', responses: { 201: stageAdded } }), async (req, res) => {
     const out = await services.pipelines.addStage(res.locals.tenantId, idOr404(req.params.pipelineId, 'pipeline'), res.locals.body);
     if (!out) throw new AppError('not_found', 'pipeline not found');
     res.locals.audit = { before: out.before, after: out.after };
     res.status(201).json({ pipeline: out.after, stage: out.stage });
   });
-  r.patch('/v1/pipelines/:pipelineId/stages/:stageId', allow(...MANAGERS), validate({ body: stagePatch }), async (req, res) => {
+  r.patch('/v1/pipelines/:pipelineId/stages/:stageId', allow(...MANAGERS), validate({ body: stagePatch }), doc({ summary: 'Rename or move a stage', description: "Leads in a renamed stage follow the new name (unless another pipeline of the tenant still has a stage of the old name), their conversation workflows too: `moved` says how many and what happened to each workflow. The default pipeline's stage New cannot be renamed (409 `entry_stage`).", responses: { 200: stageChanged } }), async (req, res) => {
     const out = await services.pipelines.updateStage(res.locals.tenantId, idOr404(req.params.pipelineId, 'pipeline'), idOr404(req.params.stageId, 'stage'), res.locals.body);
     if (!out) throw new AppError('not_found', 'stage not found');
     const moved = await syncWorkflows(out.moved);
     res.locals.audit = { before: out.before, after: out.after };
     res.json({ pipeline: out.after, stage: out.stage, ...(moved ? { moved } : {}) });
   });
-  r.delete('/v1/pipelines/:pipelineId/stages/:stageId', allow(...MANAGERS), validate({ query: removeStageQuery, body: removeStageQuery }), async (req, res) => {
+  r.delete('/v1/pipelines/:pipelineId/stages/:stageId', allow(...MANAGERS), validate({ query: removeStageQuery, body: removeStageQuery }), doc({ summary: 'Remove a stage', description: "Leads in the stage (when no other pipeline of the tenant has a stage of that name) need `moveTo`, another stage name of the tenant, in the query or the body: they move there, their workflows too (`moved`); without it 409 `stage_has_leads`. A pipeline keeps at least one stage (409 `last_stage`); the default pipeline's stage New cannot be removed (409 `entry_stage`).", responses: { 200: stageRemoved } }), async (req, res) => {
     // moveTo in the query (`?moveTo=Qualified`) or, for clients that send DELETE bodies, in the body
     const { moveTo: inQuery } = res.locals.query as z.infer<typeof removeStageQuery>;
     const { moveTo: inBody } = res.locals.body as z.infer<typeof removeStageQuery>;

@@ -10,6 +10,9 @@ import { pageQuery as page, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
 import { LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
 import { optOutSettingsSchema } from '../../workflows/lead/policy/schemas';
+import { doc } from '../openapi';
+import { pageOf } from '../schemas/common';
+import { agent, pipeline, template } from '../schemas/setup';
 
 const modelName = z.string().trim().min(1).max(200);
 /** A WhatsApp Business Account id: digits, like every Meta object id. */
@@ -18,16 +21,16 @@ export const createAgentBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   systemPrompt: z.string().min(1).max(20_000),
   model: modelName,
-  fallbackModel: modelName.optional(),
-  temperature: z.number().min(0).max(2).optional(),
+  fallbackModel: modelName.optional().meta({ description: 'The model used when `model` fails' }),
+  temperature: z.number().min(0).max(2).optional().meta({ description: 'Default 0.4' }),
   /** Stage name → prompt addition while the lead is in that stage. */
-  stagePrompts: z.record(z.string().min(1).max(100), z.string().max(5000)).optional(),
+  stagePrompts: z.record(z.string().min(1).max(100), z.string().max(5000)).optional().meta({ description: 'Stage name → text added to the system prompt while the lead is in that stage' }),
   /** Extra fields to extract: name → description. */
-  extractionFields: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,63}$/), z.string().max(500)).optional(),
+  extractionFields: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,63}$/), z.string().max(500)).optional().meta({ description: 'Extra fields the extraction fills: name → description' }),
   /** Phrases that hand the lead to a human. */
-  handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
+  handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional().meta({ description: 'Phrases that hand the lead to a human' }),
   /** Opt-out (STOP/START): absent = the default phrases of en, hi, es, pt, AI replies continue, no confirmation. */
-  optOut: optOutSettingsSchema.optional(),
+  optOut: optOutSettingsSchema.optional().meta({ description: 'Opt-out (STOP/START); absent: the default phrases of en, hi, es, pt, AI replies continue, no confirmation' }),
 });
 const channelCommon = {
   agentId: z.uuid(),
@@ -71,8 +74,8 @@ const createTemplateBody = z.strictObject({
   name: z.string().regex(/^[a-z0-9_]{1,512}$/, 'lowercase letters, digits and underscores, as Meta names templates'),
   language: z.string().regex(/^[a-z]{2,3}(_[A-Z]{2})?$/, 'a Meta language code such as en or en_US'),
   category: z.enum(TEMPLATE_CATEGORIES),
-  body: z.string().min(1).max(1024),
-  approved: z.boolean().default(false),
+  body: z.string().min(1).max(1024).meta({ description: 'The text, with positional variables {{1}}, {{2}}, ...' }),
+  approved: z.boolean().default(false).meta({ description: 'Whether it may be sent (set by hand for a local template)' }),
 });
 const createPipelineBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
@@ -80,7 +83,8 @@ const createPipelineBody = z.strictObject({
     .array(z.string().trim().min(1).max(100))
     .min(1)
     .max(30)
-    .refine((a) => new Set(a).size === a.length, 'stage names must be unique'),
+    .refine((a) => new Set(a).size === a.length, 'stage names must be unique')
+    .meta({ description: 'Stage names, unique, in order' }),
 });
 
 function leadIdOr404(raw: unknown): string {
@@ -120,10 +124,10 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
   for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/messages', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
-  r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), async (_req, res) => {
+  r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), doc({ summary: 'Create an agent', description: 'Creates the agent at version 1. Assign it to a channel with POST or PATCH /v1/channels.', responses: { 201: agent } }), async (_req, res) => {
     res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body, { createdBy: (res.locals.apiKey as { keyId: string }).keyId }));
   });
-  r.get('/v1/agents', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
+  r.get('/v1/agents', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List agents', description: 'Oldest first.', responses: { 200: pageOf(agent) } }), async (_req, res) => {
     res.json(await services.agents.list(res.locals.tenantId, res.locals.query));
   });
 
@@ -137,16 +141,16 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     res.json(await services.channels.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.post('/v1/templates', allow(...MANAGERS), validate({ body: createTemplateBody }), async (_req, res) => {
+  r.post('/v1/templates', allow(...MANAGERS), validate({ body: createTemplateBody }), doc({ summary: 'Create a local template', description: 'A body-only template approved by hand (`approved`, default false); a template synced from Meta (POST /v1/channels/{channelId}/templates/sync) replaces a local one of the same name and language. 409 when the name and language exist.', responses: { 201: template } }), async (_req, res) => {
     res.status(201).json(await services.templates.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/templates', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
+  r.get('/v1/templates', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List templates', description: 'By name, then language; local and synced templates.', responses: { 200: pageOf(template) } }), async (_req, res) => {
     res.json(await services.templates.list(res.locals.tenantId, res.locals.query));
   });
-  r.post('/v1/pipelines', allow(...MANAGERS), validate({ body: createPipelineBody }), async (_req, res) => {
+  r.post('/v1/pipelines', allow(...MANAGERS), validate({ body: createPipelineBody }), doc({ summary: 'Create a pipeline', description: 'A custom pipeline with its stages in order. 409 when the tenant has a pipeline of that name.', responses: { 201: pipeline } }), async (_req, res) => {
     res.status(201).json(await services.pipelines.create(res.locals.tenantId, res.locals.body));
   });
-  r.get('/v1/pipelines', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
+  r.get('/v1/pipelines', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List pipelines', description: 'Oldest first (the default pipeline first), each with its stages in order.', responses: { 200: pageOf(pipeline) } }), async (_req, res) => {
     res.json(await services.pipelines.list(res.locals.tenantId, res.locals.query));
   });
 
