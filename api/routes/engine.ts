@@ -10,9 +10,10 @@ import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 import { LEAD_ACTORS, MANAGERS, SETUP_READERS, allow } from '../access';
 import type { ApiKeyPrincipal } from '../../services/api-keys';
-import { doc } from '../openapi';
 import { pageOf } from '../schemas/common';
 import { enrollmentRule, sequence } from '../schemas/setup';
+import { doc, type RouteDoc } from '../openapi';
+import { leadExtractAnswer, leadModeAnswer, leadSendFailed, leadSendResult, leadSequenceAnswer, leadStageAnswer } from '../schemas/leads';
 
 /** The mode requests an `agent` key may make. */
 const AGENT_MODE_REQUESTS = new Set<string>(['handoff', 'handback']);
@@ -43,6 +44,16 @@ function rejected(err: unknown): never {
   if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, REASON_CODES[err.reason] ?? 'invalid_transition');
   throw err;
 }
+
+const SEQUENCE_ACTION_DOCS: Record<'pause' | 'resume' | 'skip', RouteDoc> = {
+  pause: { summary: "Pause a lead's sequence", description: 'The delay left is kept (`remainingMs`). 409 unless the sequence is active.', responses: { 200: leadSequenceAnswer } },
+  resume: { summary: "Resume a lead's paused sequence", description: 'The current step is due after the delay that was left. 409 unless the sequence is paused.', responses: { 200: leadSequenceAnswer } },
+  skip: { summary: "Skip the current step of a lead's sequence", description: 'The next step is due now (a paused sequence stays paused, with no delay left); skipping the last step completes the sequence. 409 unless the sequence is active or paused.', responses: { 200: leadSequenceAnswer } },
+};
+const HANDOVER_DOCS: Record<'handoff' | 'handback', RouteDoc> = {
+  handoff: { summary: 'Hand a lead to a human', description: 'Mode human: the AI stops answering and sequences stop. Same as POST /v1/leads/{leadId}/mode with `handoff`.', responses: { 200: leadModeAnswer } },
+  handback: { summary: 'Hand a lead back to the AI', description: 'Mode ai again. Same as POST /v1/leads/{leadId}/mode with `handback`.', responses: { 200: leadModeAnswer } },
+};
 
 /**
  * The conversation engine's API: sequences, enrolment rules, and actions on a lead that go
@@ -77,7 +88,7 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   }
 
   for (const action of ['pause', 'resume', 'skip'] as const) {
-    r.post(`/v1/leads/:leadId/sequence/${action}`, allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
+    r.post(`/v1/leads/:leadId/sequence/${action}`, allow(...MANAGERS), validate({ body: z.strictObject({}) }), doc(SEQUENCE_ACTION_DOCS[action]), async (req, res) => {
       const lead = await leadOf(res, req.params.leadId);
       const cursor = await temporal.sequence(lead.workflowId, { action }).catch(rejected);
       res.json({ sequence: cursor });
@@ -85,7 +96,17 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   }
   // A reset restarts the lead on the sequence's current version (a lead keeps the version it was
   // enrolled with until it finishes or is reset); an archived sequence restarts on the lead's own.
-  r.post('/v1/leads/:leadId/sequence/reset', allow(...MANAGERS), validate({ body: z.strictObject({}) }), async (req, res) => {
+  r.post(
+    '/v1/leads/:leadId/sequence/reset',
+    allow(...MANAGERS),
+    validate({ body: z.strictObject({}) }),
+    doc({
+      summary: "Restart a lead's sequence from its first step",
+      description:
+        "Back to step one, active, from any status (a stopped or completed sequence too); the enrolment time is kept. It restarts on the sequence's current version (a lead keeps the version it was enrolled with until it finishes or is reset); an archived sequence restarts on the lead's own version. 409 when the lead is not enrolled or not in ai mode.",
+      responses: { 200: leadSequenceAnswer },
+    }),
+    async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const own = (await temporal.leadState(lead.workflowId))?.sequence?.def;
     const latest = own ? await services.sequences.get(res.locals.tenantId, own.id) : undefined;
@@ -94,7 +115,17 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     const cursor = await temporal.sequence(lead.workflowId, { action: 'reset', ...(newer ? { sequence: newer } : {}) }).catch(rejected);
     res.json({ sequence: cursor });
   });
-  r.post('/v1/leads/:leadId/sequence/enroll', allow(...MANAGERS), validate({ body: enrollBody }), async (req, res) => {
+  r.post(
+    '/v1/leads/:leadId/sequence/enroll',
+    allow(...MANAGERS),
+    validate({ body: enrollBody }),
+    doc({
+      summary: 'Enrol a lead in a sequence',
+      description:
+        'The first step is scheduled after its delay. 409 when the sequence is archived, the lead is already in a running sequence or not in ai mode, or the contact opted out (`contact_opted_out`), or the sequence has template steps and the lead is not on WhatsApp (`template_not_supported`).',
+      responses: { 200: leadSequenceAnswer },
+    }),
+    async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const seq = await services.sequences.get(res.locals.tenantId, res.locals.body.sequenceId);
     if (!seq) throw new AppError('validation_failed', 'sequenceId does not name a sequence of this tenant', [{ path: 'sequenceId', message: 'unknown sequence' }]);
@@ -108,7 +139,12 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     res.json({ sequence: cursor });
   });
 
-  r.post('/v1/leads/:leadId/stage', allow(...LEAD_ACTORS), validate({ body: stageBody }), async (req, res) => {
+  r.post(
+    '/v1/leads/:leadId/stage',
+    allow(...LEAD_ACTORS),
+    validate({ body: stageBody }),
+    doc({ summary: "Set a lead's pipeline stage", description: "The stage must be one of the tenant's pipelines. A running sequence that stops on stage_changed stops (`sequenceStopped`).", responses: { 200: leadStageAnswer } }),
+    async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     if (!(await services.pipelines.stageExists(res.locals.tenantId, res.locals.body.stage))) {
       throw new AppError('validation_failed', `no pipeline of this tenant has a stage named ${res.locals.body.stage}`, [{ path: 'stage', message: 'unknown stage' }]);
@@ -116,7 +152,17 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     res.json(await temporal.setStage(lead.workflowId, res.locals.body.stage).catch(rejected));
   });
 
-  r.post('/v1/leads/:leadId/mode', allow(...LEAD_ACTORS), validate({ body: modeBody }), async (req, res) => {
+  r.post(
+    '/v1/leads/:leadId/mode',
+    allow(...LEAD_ACTORS),
+    validate({ body: modeBody }),
+    doc({
+      summary: "Change a lead's mode",
+      description:
+        'handoff (to a human), handback (to the AI), pause, resume, close, reopen. An `agent` key may only hand off and hand back. A transition the current mode does not allow is a 409 with the reason.',
+      responses: { 200: leadModeAnswer },
+    }),
+    async (req, res) => {
     // an agent key hands off and back; pausing, closing and reopening are for managers
     const role = (res.locals.apiKey as ApiKeyPrincipal).role;
     if (role === 'agent' && !AGENT_MODE_REQUESTS.has(res.locals.body.request)) {
@@ -126,19 +172,42 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     res.json(await temporal.setMode(lead.workflowId, res.locals.body.request).catch(rejected));
   });
   for (const request of ['handoff', 'handback'] as const) {
-    r.post(`/v1/leads/:leadId/${request}`, allow(...LEAD_ACTORS), validate({ body: z.strictObject({}) }), async (req, res) => {
+    r.post(`/v1/leads/:leadId/${request}`, allow(...LEAD_ACTORS), validate({ body: z.strictObject({}) }), doc(HANDOVER_DOCS[request]), async (req, res) => {
       const lead = await leadOf(res, req.params.leadId);
       res.json(await temporal.setMode(lead.workflowId, request).catch(rejected));
     });
   }
 
   /** Extract the lead's data now, not after the quiet period: 202, the lead's extractions list shows the result. */
-  r.post('/v1/leads/:leadId/extract', allow(...LEAD_ACTORS), validate({ body: z.strictObject({}) }), async (req, res) => {
+  r.post(
+    '/v1/leads/:leadId/extract',
+    allow(...LEAD_ACTORS),
+    validate({ body: z.strictObject({}) }),
+    doc({
+      summary: "Extract a lead's data now",
+      description: 'Asynchronous: 202 once the conversation workflow has scheduled it (now, instead of after the quiet period); GET /v1/leads/{leadId}/extractions shows the new version, if the data changed. 409 before the lead\'s first message is recorded.',
+      responses: { 202: leadExtractAnswer },
+    }),
+    async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     res.status(202).json(await temporal.extractNow(lead.workflowId).catch(rejected));
   });
 
-  r.post('/v1/leads/:leadId/messages', allow(...LEAD_ACTORS), validate({ body: messageBody }), async (req, res) => {
+  r.post(
+    '/v1/leads/:leadId/messages',
+    allow(...LEAD_ACTORS),
+    validate({ body: messageBody }),
+    doc({
+      summary: 'Send a manual message or template to a lead',
+      description:
+        "Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere).",
+      responses: {
+        201: { schema: leadSendResult, description: 'Sent' },
+        202: { schema: leadSendResult, description: "Queued behind the channel's circuit breaker" },
+        502: { schema: leadSendFailed, description: 'The send failed or was parked (a dead letter or a deferral may still send it later)' },
+      },
+    }),
+    async (req, res) => {
     const lead = await leadOf(res, req.params.leadId);
     const body = res.locals.body as z.infer<typeof messageBody>;
     if ('template' in body && lead.channel !== 'whatsapp') throw templateNotSupported(lead.channel, 'a template message');

@@ -9,6 +9,7 @@ import type { ParleyTemporal } from '../../temporal/client';
 import { tenantAuth } from '../middleware/rate-limit';
 import { writeWithBackpressure } from '../response-stream';
 import { LEAD_READERS, allow } from '../access';
+import { doc } from '../openapi';
 
 /** How long one request waits for a download before answering 503 (the download goes on). */
 const DEFAULT_WAIT_MS = 90_000;
@@ -92,7 +93,25 @@ export function createMediaRouter(deps: { services: Services; temporal: ParleyTe
   const auth = tenantAuth(services); // tenant key, then the tenant's API rate limit
   const log = deps.log.child({ module: 'api.media' });
 
-  r.get('/v1/leads/:leadId/media/:mediaId', auth, allow(...LEAD_READERS), async (req, res: Response) => {
+  r.get(
+    '/v1/leads/:leadId/media/:mediaId',
+    auth,
+    allow(...LEAD_READERS),
+    doc({
+      summary: 'Download a media file of a lead',
+      description: [
+        "`mediaId`: the provider's media id a message of this lead carries (an inbound image, audio, video, document or sticker).",
+        'The first request downloads it from the provider (Temporal retries; concurrent requests share one download); later ones are served from storage.',
+        'A request waits at most 90 s for the download: then 503 with `Retry-After` (the download goes on; retry). 413 `media_too_large` above the deployment\'s limit; 502 `media_unavailable` when the provider no longer has it.',
+        'Served with its own content type (inline for image, audio and video, otherwise as an attachment), an ETag (its SHA-256) and `Accept-Ranges: bytes`: one `Range: bytes=…` range answers 206.',
+      ].join(' '),
+      responses: {
+        200: { contentType: '*/*', description: 'The file, with its MIME type as Content-Type' },
+        206: { contentType: '*/*', description: 'The requested byte range (Content-Range)' },
+        416: { description: 'The range starts past the end of the file (`Content-Range: bytes */<size>`); no body' },
+      },
+    }),
+    async (req, res: Response) => {
     const tenantId: string = res.locals.tenantId;
     const leadId = z.uuid().safeParse(req.params.leadId);
     const mediaId = z.string().min(1).max(4096).safeParse(req.params.mediaId);

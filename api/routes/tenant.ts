@@ -13,6 +13,7 @@ import { optOutSettingsSchema } from '../../workflows/lead/policy/schemas';
 import { doc } from '../openapi';
 import { pageOf } from '../schemas/common';
 import { agent, pipeline, template } from '../schemas/setup';
+import { leadDetailSchema, leadEventPage, leadMessagePage, leadPage, leadStateSchema, messagePage } from '../schemas/leads';
 
 const modelName = z.string().trim().min(1).max(200);
 /** A WhatsApp Business Account id: digits, like every Meta object id. */
@@ -161,18 +162,18 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
   });
 
-  r.get('/v1/leads', allow(...LEAD_READERS), validate({ query: leadListQuery }), async (_req, res) => {
+  r.get('/v1/leads', allow(...LEAD_READERS), validate({ query: leadListQuery }), doc({ summary: 'List leads', description: 'Newest first. Filters combine (all must hold); `needsAttention`: handed to a human, blocked for credit, or with an open dead letter.', responses: { 200: leadPage } }), async (_req, res) => {
     res.json(await services.leads.list(res.locals.tenantId, res.locals.query));
   });
-  r.get('/v1/leads/:leadId/events', allow(...LEAD_READERS), validate({ query: page }), async (req, res) => {
+  r.get('/v1/leads/:leadId/events', allow(...LEAD_READERS), validate({ query: page }), doc({ summary: "List a lead's events", description: 'Newest first.', responses: { 200: leadEventPage } }), async (req, res) => {
     const leadId = leadIdOr404(req.params.leadId);
     if (!(await services.leads.get(res.locals.tenantId, leadId))) throw new AppError('not_found', 'lead not found');
     res.json(await services.leads.eventPage(res.locals.tenantId, leadId, res.locals.query));
   });
-  r.get('/v1/messages', allow(...LEAD_READERS), validate({ query: messageListQuery }), async (_req, res) => {
+  r.get('/v1/messages', allow(...LEAD_READERS), validate({ query: messageListQuery }), doc({ summary: "List the tenant's messages across leads", description: 'Newest first, filtered by direction, status and creation time.', responses: { 200: messagePage } }), async (_req, res) => {
     res.json(await services.leads.tenantMessages(res.locals.tenantId, res.locals.query));
   });
-  r.get('/v1/leads/:leadId', allow(...LEAD_READERS), async (req, res) => {
+  r.get('/v1/leads/:leadId', allow(...LEAD_READERS), doc({ summary: 'Get a lead', description: 'With `optedOut` (on the tenant\'s suppression list) and its 20 newest events.', responses: { 200: leadDetailSchema } }), async (req, res) => {
     const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
     if (!lead) throw new AppError('not_found', 'lead not found');
     const [events, suppression] = await Promise.all([
@@ -182,14 +183,14 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     // optedOut: on the tenant's suppression list (a STOP on any of its channels, or the API)
     res.json({ ...lead, optedOut: suppression !== undefined, events });
   });
-  r.get('/v1/leads/:leadId/state', allow(...LEAD_READERS), async (req, res) => {
+  r.get('/v1/leads/:leadId/state', allow(...LEAD_READERS), doc({ summary: "Get a lead's live conversation state", description: 'Asks the lead\'s conversation workflow (a Temporal query): mode, stage, sequence, counters, parked and queued sends. 404 when the workflow no longer exists.', responses: { 200: leadStateSchema } }), async (req, res) => {
     const lead = await services.leads.get(res.locals.tenantId, leadIdOr404(req.params.leadId));
     if (!lead) throw new AppError('not_found', 'lead not found');
     const state = await deps.temporal.leadState(lead.workflowId);
     if (!state) throw new AppError('not_found', 'conversation workflow not found');
     res.json(state);
   });
-  r.get('/v1/leads/:leadId/messages', allow(...LEAD_READERS), validate({ query: page }), async (req, res) => {
+  r.get('/v1/leads/:leadId/messages', allow(...LEAD_READERS), validate({ query: page }), doc({ summary: "List a lead's messages", description: 'Newest first, in transcript order.', responses: { 200: leadMessagePage } }), async (req, res) => {
     const leadId = leadIdOr404(req.params.leadId);
     const lead = await services.leads.get(res.locals.tenantId, leadId);
     if (!lead) throw new AppError('not_found', 'lead not found');
