@@ -51,9 +51,10 @@ export function createAdminRouter(deps: { services: Services; adminToken?: strin
       responses: { 201: tenantCreatedSchema },
     }),
     async (_req, res) => {
-    const t = await deps.services.tenants.create(res.locals.body);
-    res.status(201).json(t);
-  });
+      const t = await deps.services.tenants.create(res.locals.body);
+      res.status(201).json(t);
+    },
+  );
 
   r.post(
     '/v1/tenants/:tenantId/credits', adminOnly(),
@@ -96,12 +97,13 @@ export function createAdminRouter(deps: { services: Services; adminToken?: strin
       responses: { 200: tenantWithLimitsSchema },
     }),
     async (req, res) => {
-    const params = tenantParams.safeParse(req.params);
-    if (!params.success) throw new AppError('not_found', 'tenant not found');
-    const { name, suspended, ...limitPatch } = res.locals.body as z.infer<typeof tenantPatchBody>;
-    const tenant = await deps.services.tenants.update(params.data.tenantId, { name, suspended });
-    const limits = await deps.services.limits.update(params.data.tenantId, limitPatch);
-    res.json({ ...tenant, ...limits });
-  });
+      const params = tenantParams.safeParse(req.params);
+      if (!params.success) throw new AppError('not_found', 'tenant not found');
+      const { name, suspended, ...limitPatch } = res.locals.body as z.infer<typeof tenantPatchBody>;
+      const tenant = await deps.services.tenants.update(params.data.tenantId, { name, suspended });
+      const limits = await deps.services.limits.update(params.data.tenantId, limitPatch);
+      res.json({ ...tenant, ...limits });
+    },
+  );
   return r;
 }

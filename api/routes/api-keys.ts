@@ -34,8 +34,9 @@ export function createApiKeyRouter(deps: { services: Services }): Router {
     validate({ body: createKeyBody }),
     doc({ summary: 'Create an API key', description: 'The answer carries the key itself (`key`) this once: only its SHA-256 is stored.', responses: { 201: apiKeyCreatedSchema } }),
     async (_req, res) => {
-    res.status(201).json(await services.apiKeys.create(res.locals.tenantId, res.locals.body));
-  });
+      res.status(201).json(await services.apiKeys.create(res.locals.tenantId, res.locals.body));
+    },
+  );
   r.get('/v1/api-keys', allow(...OWNERS), validate({ query: pageQuery }), doc({ summary: 'List API keys', description: 'Oldest first, revoked and rotated keys included; never a secret.', responses: { 200: pageOf(apiKeySchema) } }), async (_req, res) => {
     res.json(await services.apiKeys.list(res.locals.tenantId, res.locals.query));
   });
@@ -55,11 +56,12 @@ export function createApiKeyRouter(deps: { services: Services }): Router {
       responses: { 200: apiKeySchema },
     }),
     async (_req, res) => {
-    const before = await services.apiKeys.get(res.locals.tenantId, res.locals.params.keyId);
-    const key = await services.apiKeys.revoke(res.locals.tenantId, res.locals.params.keyId);
-    res.locals.audit = { before, after: key };
-    res.json(key);
-  });
+      const before = await services.apiKeys.get(res.locals.tenantId, res.locals.params.keyId);
+      const key = await services.apiKeys.revoke(res.locals.tenantId, res.locals.params.keyId);
+      res.locals.audit = { before, after: key };
+      res.json(key);
+    },
+  );
   r.post(
     '/v1/api-keys/:keyId/rotate',
     allow(...OWNERS),
@@ -71,10 +73,11 @@ export function createApiKeyRouter(deps: { services: Services }): Router {
       responses: { 201: apiKeyRotatedSchema },
     }),
     async (_req, res) => {
-    const { key, previous } = await services.apiKeys.rotate(res.locals.tenantId, res.locals.params.keyId, res.locals.body.graceSeconds);
-    res.locals.audit = { after: { key: { ...key, key: undefined }, previous } };
-    res.status(201).json({ ...key, previous });
-  });
+      const { key, previous } = await services.apiKeys.rotate(res.locals.tenantId, res.locals.params.keyId, res.locals.body.graceSeconds);
+      res.locals.audit = { after: { key: { ...key, key: undefined }, previous } };
+      res.status(201).json({ ...key, previous });
+    },
+  );
 
   r.get(
     '/v1/audit-log',
@@ -87,7 +90,8 @@ export function createApiKeyRouter(deps: { services: Services }): Router {
       responses: { 200: pageOf(auditEntrySchema) },
     }),
     async (_req, res) => {
-    res.json(await services.auditLog.list(res.locals.tenantId, res.locals.query));
-  });
+      res.json(await services.auditLog.list(res.locals.tenantId, res.locals.query));
+    },
+  );
   return r;
 }

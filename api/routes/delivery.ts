@@ -73,8 +73,9 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
     validate({ query: listQuery }),
     doc({ summary: 'List dead letters', description: 'Operations lead workflows parked after their retries ran out, newest first; filter by `status` and `leadId`.', responses: { 200: pageOf(deadLetterSchema) } }),
     async (_req, res) => {
-    res.json(await services.deadLetters.list(res.locals.tenantId, res.locals.query));
-  });
+      res.json(await services.deadLetters.list(res.locals.tenantId, res.locals.query));
+    },
+  );
 
   r.get('/v1/dead-letters/:id', allow(...SETUP_READERS), validate({ params: idParam }), doc({ summary: 'Get a dead letter', responses: { 200: deadLetterSchema } }), async (_req, res) => {
     const d = await services.deadLetters.get(res.locals.tenantId, res.locals.params.id);
@@ -93,20 +94,21 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
       responses: { 200: replayAnswer },
     }),
     async (_req, res) => {
-    const tenantId: string = res.locals.tenantId;
-    const d = await services.deadLetters.get(tenantId, res.locals.params.id);
-    if (!d) throw new AppError('not_found', 'dead letter not found');
-    if (!(await services.deadLetters.markReplaying(tenantId, d.id))) throw new AppError('conflict', `the dead letter is ${d.status}, not open`, undefined, 'not_open');
-    try {
-      const result = await temporal.replayDeadLetter(d.workflowId, d.id);
-      res.json({ deadLetter: await services.deadLetters.get(tenantId, d.id), result });
-    } catch (err) {
-      // another replay of it is still running in the workflow: leave it marked as replaying
-      if (!(err instanceof LeadUpdateRejected && /is being replayed/.test(err.reason))) await services.deadLetters.reopen(d.id);
-      if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, 'replay_rejected');
-      throw err;
-    }
-  });
+      const tenantId: string = res.locals.tenantId;
+      const d = await services.deadLetters.get(tenantId, res.locals.params.id);
+      if (!d) throw new AppError('not_found', 'dead letter not found');
+      if (!(await services.deadLetters.markReplaying(tenantId, d.id))) throw new AppError('conflict', `the dead letter is ${d.status}, not open`, undefined, 'not_open');
+      try {
+        const result = await temporal.replayDeadLetter(d.workflowId, d.id);
+        res.json({ deadLetter: await services.deadLetters.get(tenantId, d.id), result });
+      } catch (err) {
+        // another replay of it is still running in the workflow: leave it marked as replaying
+        if (!(err instanceof LeadUpdateRejected && /is being replayed/.test(err.reason))) await services.deadLetters.reopen(d.id);
+        if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, 'replay_rejected');
+        throw err;
+      }
+    },
+  );
 
   r.post(
     '/v1/dead-letters/:id/discard',
@@ -118,18 +120,19 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
       responses: { 200: deadLetterSchema },
     }),
     async (_req, res) => {
-    const tenantId: string = res.locals.tenantId;
-    const d = await services.deadLetters.get(tenantId, res.locals.params.id);
-    if (!d) throw new AppError('not_found', 'dead letter not found');
-    if (d.status !== 'open') throw new AppError('conflict', `the dead letter is ${d.status}, not open`, undefined, 'not_open');
-    try {
-      await temporal.discardDeadLetter(d.workflowId, d.id);
-    } catch (err) {
-      if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, 'discard_rejected');
-      throw err;
-    }
-    res.json(await services.deadLetters.get(tenantId, d.id));
-  });
+      const tenantId: string = res.locals.tenantId;
+      const d = await services.deadLetters.get(tenantId, res.locals.params.id);
+      if (!d) throw new AppError('not_found', 'dead letter not found');
+      if (d.status !== 'open') throw new AppError('conflict', `the dead letter is ${d.status}, not open`, undefined, 'not_open');
+      try {
+        await temporal.discardDeadLetter(d.workflowId, d.id);
+      } catch (err) {
+        if (err instanceof LeadUpdateRejected) throw new AppError('conflict', err.reason, undefined, 'discard_rejected');
+        throw err;
+      }
+      res.json(await services.deadLetters.get(tenantId, d.id));
+    },
+  );
 
   r.get('/v1/channels/:id', allow(...SETUP_READERS), validate({ params: idParam }), doc({ summary: 'Get a channel', description: 'With its circuit breaker state.', responses: { 200: channelSchema } }), async (_req, res) => {
     const c = await services.channels.get(res.locals.tenantId, res.locals.params.id);
@@ -149,31 +152,32 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
       responses: { 200: channelSchema },
     }),
     async (_req, res) => {
-    const current = await services.channels.get(res.locals.tenantId, res.locals.params.id);
-    if (!current) throw new AppError('not_found', 'channel not found');
-    if (current && res.locals.body.allowedOrigins !== undefined && current.platform !== 'webchat') {
-      throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
-    }
-    if (current && res.locals.body.wabaId !== undefined && current.platform !== 'whatsapp') {
-      throw new AppError('validation_failed', 'wabaId is a WhatsApp setting', [{ path: ['wabaId'], message: 'only for WhatsApp channels' }]);
-    }
-    if (current && deps.verifyChannel && res.locals.body.accessToken !== undefined && current.platform !== 'webchat') {
-      // the new token must control the registered id too
-      await deps.verifyChannel({ platform: current.platform, accountId: current.phoneNumberId, accessToken: res.locals.body.accessToken });
-    }
-    const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
-    if (!c) throw new AppError('not_found', 'channel not found');
-    res.locals.audit = { before: current, after: c };
-    if (current.enabled === false && c.enabled === true) {
-      // enabled again: the sends that waited go ahead now (they also poll, as for a closed circuit)
-      try {
-        await temporal.startCircuitResume({ tenantId: res.locals.tenantId, channelAccountId: c.id }, `enabled-${new Date().toISOString()}`);
-      } catch (err) {
-        log.warn({ err, channelAccountId: c.id }, 'could not start the resume workflow after enabling the channel; the waiting leads resume on their next poll');
+      const current = await services.channels.get(res.locals.tenantId, res.locals.params.id);
+      if (!current) throw new AppError('not_found', 'channel not found');
+      if (current && res.locals.body.allowedOrigins !== undefined && current.platform !== 'webchat') {
+        throw new AppError('validation_failed', 'allowedOrigins is a web chat setting', [{ path: ['allowedOrigins'], message: 'only for web chat channels' }]);
       }
-    }
-    res.json(c);
-  });
+      if (current && res.locals.body.wabaId !== undefined && current.platform !== 'whatsapp') {
+        throw new AppError('validation_failed', 'wabaId is a WhatsApp setting', [{ path: ['wabaId'], message: 'only for WhatsApp channels' }]);
+      }
+      if (current && deps.verifyChannel && res.locals.body.accessToken !== undefined && current.platform !== 'webchat') {
+        // the new token must control the registered id too
+        await deps.verifyChannel({ platform: current.platform, accountId: current.phoneNumberId, accessToken: res.locals.body.accessToken });
+      }
+      const c = await services.channels.updateCredentials(res.locals.tenantId, res.locals.params.id, res.locals.body);
+      if (!c) throw new AppError('not_found', 'channel not found');
+      res.locals.audit = { before: current, after: c };
+      if (current.enabled === false && c.enabled === true) {
+        // enabled again: the sends that waited go ahead now (they also poll, as for a closed circuit)
+        try {
+          await temporal.startCircuitResume({ tenantId: res.locals.tenantId, channelAccountId: c.id }, `enabled-${new Date().toISOString()}`);
+        } catch (err) {
+          log.warn({ err, channelAccountId: c.id }, 'could not start the resume workflow after enabling the channel; the waiting leads resume on their next poll');
+        }
+      }
+      res.json(c);
+    },
+  );
 
   /**
    * Close the circuit breaker: the channel's waiting sends go ahead (same outbound ids). Acts
@@ -191,23 +195,24 @@ export function createDeliveryRouter(deps: { services: Services; temporal: Parle
       responses: { 200: circuitCloseSchema },
     }),
     async (_req, res) => {
-    const tenantId: string = res.locals.tenantId;
-    const result = await services.channels.closeCircuit(tenantId, res.locals.params.id);
-    if (!result) throw new AppError('not_found', 'channel not found');
-    const c = result.channel;
-    if (!result.closed) {
-      res.json({ ...c, alreadyClosed: true, message: 'the circuit is already closed', resumeWorkflowId: null });
-      return;
-    }
-    let resumeWorkflowId: string | null = null;
-    try {
-      resumeWorkflowId = await temporal.startCircuitResume({ tenantId, channelAccountId: c.id }, result.openedAt ?? new Date().toISOString());
-    } catch (err) {
-      // the waiting workflows poll the circuit too: they resume within their poll interval
-      log.warn({ err, channelAccountId: c.id }, 'could not start the circuit resume workflow; the waiting leads resume on their next poll');
-    }
-    res.json({ ...c, alreadyClosed: false, resumeWorkflowId });
-  });
+      const tenantId: string = res.locals.tenantId;
+      const result = await services.channels.closeCircuit(tenantId, res.locals.params.id);
+      if (!result) throw new AppError('not_found', 'channel not found');
+      const c = result.channel;
+      if (!result.closed) {
+        res.json({ ...c, alreadyClosed: true, message: 'the circuit is already closed', resumeWorkflowId: null });
+        return;
+      }
+      let resumeWorkflowId: string | null = null;
+      try {
+        resumeWorkflowId = await temporal.startCircuitResume({ tenantId, channelAccountId: c.id }, result.openedAt ?? new Date().toISOString());
+      } catch (err) {
+        // the waiting workflows poll the circuit too: they resume within their poll interval
+        log.warn({ err, channelAccountId: c.id }, 'could not start the circuit resume workflow; the waiting leads resume on their next poll');
+      }
+      res.json({ ...c, alreadyClosed: false, resumeWorkflowId });
+    },
+  );
 
   return r;
 }

@@ -31,16 +31,17 @@ export function createMetricsRouter(deps: { services: Services; adminToken?: str
       responses: { 200: { contentType: 'text/plain', description: 'Prometheus text exposition format 0.0.4' } },
     }),
     async (_req, res) => {
-    const g = await deps.services.deadLetters.gauges();
-    const lines = [
-      '# HELP parley_channel_circuit_open 1 while the channel account\'s circuit breaker is open (sends wait).',
-      '# TYPE parley_channel_circuit_open gauge',
-      ...g.circuits.map((c) => sample('parley_channel_circuit_open', { channel_account_id: c.channelAccountId, tenant_id: c.tenantId, platform: c.platform }, c.open ? 1 : 0)),
-      '# HELP parley_dead_letters_open Operations parked by lead workflows, waiting for replay or discard.',
-      '# TYPE parley_dead_letters_open gauge',
-      ...g.openDeadLetters.map((d) => sample('parley_dead_letters_open', { tenant_id: d.tenantId }, d.n)),
-    ];
-    res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
-  });
+      const g = await deps.services.deadLetters.gauges();
+      const lines = [
+        '# HELP parley_channel_circuit_open 1 while the channel account\'s circuit breaker is open (sends wait).',
+        '# TYPE parley_channel_circuit_open gauge',
+        ...g.circuits.map((c) => sample('parley_channel_circuit_open', { channel_account_id: c.channelAccountId, tenant_id: c.tenantId, platform: c.platform }, c.open ? 1 : 0)),
+        '# HELP parley_dead_letters_open Operations parked by lead workflows, waiting for replay or discard.',
+        '# TYPE parley_dead_letters_open gauge',
+        ...g.openDeadLetters.map((d) => sample('parley_dead_letters_open', { tenant_id: d.tenantId }, d.n)),
+      ];
+      res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+    },
+  );
   return r;
 }

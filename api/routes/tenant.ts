@@ -141,11 +141,12 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
       responses: { 201: channelSchema },
     }),
     async (_req, res) => {
-    const body = res.locals.body as z.infer<typeof createChannelBody>;
-    // only an id the tenant's own token can read may be registered (no squatting on another business's number)
-    if (deps.verifyChannel && body.platform !== 'webchat') await deps.verifyChannel({ platform: body.platform, accountId: body.phoneNumberId, accessToken: body.accessToken });
-    res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
-  });
+      const body = res.locals.body as z.infer<typeof createChannelBody>;
+      // only an id the tenant's own token can read may be registered (no squatting on another business's number)
+      if (deps.verifyChannel && body.platform !== 'webchat') await deps.verifyChannel({ platform: body.platform, accountId: body.phoneNumberId, accessToken: body.accessToken });
+      res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
+    },
+  );
   r.get('/v1/channels', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List channels', description: 'Oldest first.', responses: { 200: pageOf(channelSchema) } }), async (_req, res) => {
     res.json(await services.channels.list(res.locals.tenantId, res.locals.query));
   });
@@ -172,8 +173,9 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     validate({ query: page }),
     doc({ summary: 'List credit ledger entries', description: 'Newest first: top-ups and debits (a delivered reply is referenced `message:{outboundMessageId}`).', responses: { 200: pageOf(creditLedgerEntrySchema) } }),
     async (_req, res) => {
-    res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
-  });
+      res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
+    },
+  );
 
   r.get('/v1/leads', allow(...LEAD_READERS), validate({ query: leadListQuery }), async (_req, res) => {
     res.json(await services.leads.list(res.locals.tenantId, res.locals.query));

@@ -15,12 +15,13 @@ export function createUsageRouter(deps: { services: Services }): Router {
     allow(...SETUP_READERS),
     doc({ summary: "The tenant's usage against its limits", description: "Today's LLM spend (UTC day, micro-USD) against the daily budget, and the API requests allowed per minute.", responses: { 200: usageSchema } }),
     async (_req, res) => {
-    const tenantId = res.locals.tenantId as string;
-    const [llm, perMinute] = await Promise.all([services.limits.llmBudget(tenantId), services.limits.apiRequestsPerMinute(tenantId)]);
-    res.json({
-      llm: { day: llm.day, spentMicros: llm.spentMicros, budgetMicros: llm.budgetMicros, remainingMicros: llm.remainingMicros, exceeded: llm.exceeded },
-      api: { perMinute },
-    });
-  });
+      const tenantId = res.locals.tenantId as string;
+      const [llm, perMinute] = await Promise.all([services.limits.llmBudget(tenantId), services.limits.apiRequestsPerMinute(tenantId)]);
+      res.json({
+        llm: { day: llm.day, spentMicros: llm.spentMicros, budgetMicros: llm.budgetMicros, remainingMicros: llm.remainingMicros, exceeded: llm.exceeded },
+        api: { perMinute },
+      });
+    },
+  );
   return r;
 }
