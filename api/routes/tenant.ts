@@ -14,6 +14,7 @@ import { doc } from '../openapi';
 import { pageOf } from '../schemas/common';
 import { agent, pipeline, template } from '../schemas/setup';
 import { leadDetailSchema, leadEventPage, leadMessagePage, leadPage, leadStateSchema, messagePage } from '../schemas/leads';
+import { channelSchema, creditBalanceSchema, creditLedgerEntrySchema } from '../schemas/accounts';
 
 const modelName = z.string().trim().min(1).max(200);
 /** A WhatsApp Business Account id: digits, like every Meta object id. */
@@ -132,13 +133,24 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     res.json(await services.agents.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.post('/v1/channels', allow(...MANAGERS), validate({ body: createChannelBody }), async (_req, res) => {
-    const body = res.locals.body as z.infer<typeof createChannelBody>;
-    // only an id the tenant's own token can read may be registered (no squatting on another business's number)
-    if (deps.verifyChannel && body.platform !== 'webchat') await deps.verifyChannel({ platform: body.platform, accountId: body.phoneNumberId, accessToken: body.accessToken });
-    res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
-  });
-  r.get('/v1/channels', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
+  r.post(
+    '/v1/channels',
+    allow(...MANAGERS),
+    validate({ body: createChannelBody }),
+    doc({
+      summary: 'Register a channel',
+      description:
+        'A WhatsApp number, an Instagram professional account or a web chat widget, answered by one of the tenant\'s agents. For WhatsApp and Instagram the access token must be able to read the id through the Graph API (no registering another business\'s number): an id the token cannot read → 409 `channel_not_owned`, a token Meta refuses → 422 `access_token_invalid`, the Graph API unreachable → 503. An id already registered → 409. Secrets are stored encrypted and never returned; a web chat channel answers its `widgetKey`.',
+      responses: { 201: channelSchema },
+    }),
+    async (_req, res) => {
+      const body = res.locals.body as z.infer<typeof createChannelBody>;
+      // only an id the tenant's own token can read may be registered (no squatting on another business's number)
+      if (deps.verifyChannel && body.platform !== 'webchat') await deps.verifyChannel({ platform: body.platform, accountId: body.phoneNumberId, accessToken: body.accessToken });
+      res.status(201).json(await services.channels.create(res.locals.tenantId, res.locals.body));
+    },
+  );
+  r.get('/v1/channels', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List channels', description: 'Oldest first.', responses: { 200: pageOf(channelSchema) } }), async (_req, res) => {
     res.json(await services.channels.list(res.locals.tenantId, res.locals.query));
   });
 
@@ -155,12 +167,18 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
     res.json(await services.pipelines.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.get('/v1/credits', allow(...SETUP_READERS), async (_req, res) => {
+  r.get('/v1/credits', allow(...SETUP_READERS), doc({ summary: "The tenant's credit balance", description: 'A reply reserves its price when it is written (taken from `balance`, counted in `reserved`) and is charged on delivery, or given back.', responses: { 200: creditBalanceSchema } }), async (_req, res) => {
     res.json(await services.credits.balance(res.locals.tenantId));
   });
-  r.get('/v1/credits/ledger', allow(...SETUP_READERS), validate({ query: page }), async (_req, res) => {
-    res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
-  });
+  r.get(
+    '/v1/credits/ledger',
+    allow(...SETUP_READERS),
+    validate({ query: page }),
+    doc({ summary: 'List credit ledger entries', description: 'Newest first: top-ups and debits (a delivered reply is referenced `message:{outboundMessageId}`).', responses: { 200: pageOf(creditLedgerEntrySchema) } }),
+    async (_req, res) => {
+      res.json(await services.credits.ledger(res.locals.tenantId, res.locals.query));
+    },
+  );
 
   r.get('/v1/leads', allow(...LEAD_READERS), validate({ query: leadListQuery }), doc({ summary: 'List leads', description: 'Newest first. Filters combine (all must hold); `needsAttention`: handed to a human, blocked for credit, or with an open dead letter.', responses: { 200: leadPage } }), async (_req, res) => {
     res.json(await services.leads.list(res.locals.tenantId, res.locals.query));
