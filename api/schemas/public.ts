@@ -169,7 +169,7 @@ const receiptCounts = {
 export const webhookWhatsAppReceipt = z
   .strictObject({
     received: receiptCounts.received,
-    statuses: count.meta({ description: 'Delivery statuses applied' }),
+    statuses: count.meta({ description: 'Delivery statuses of known channels applied to the messages they sent' }),
     ignored: receiptCounts.ignored,
     adjusted: receiptCounts.adjusted,
     dropped: receiptCounts.dropped,
