@@ -6,6 +6,8 @@ import type { ParleyTemporal } from '../../temporal/client';
 import { parseInstagramWebhook } from '../webhooks/instagram-payload';
 import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 import { publicRoute } from '../access';
+import { doc, type RouteDoc } from '../openapi';
+import { WEBHOOK_ACCEPT_ALL_DESCRIPTION, WEBHOOK_HANDSHAKE_DESCRIPTION, WEBHOOK_SIGNED_BODY_DESCRIPTION, webhookHandshakeQuery, webhookHandshakeResponses, webhookInstagramBody, webhookInstagramReceipt } from '../schemas/public';
 
 export interface InstagramWebhookDeps {
   channels: ChannelService;
@@ -38,6 +40,26 @@ function countByEvent(items: { event?: string }[]): Record<string, number> {
   return out;
 }
 
+const HANDSHAKE_DOC: RouteDoc = {
+  summary: "Meta's Instagram webhook subscription handshake",
+  description: WEBHOOK_HANDSHAKE_DESCRIPTION,
+  tags: ['webhooks'],
+  query: webhookHandshakeQuery,
+  responses: webhookHandshakeResponses,
+};
+
+const WEBHOOK_DOC: RouteDoc = {
+  summary: 'Receive Instagram Messaging webhooks (direct messages)',
+  description: [
+    'Called by Meta. ' + WEBHOOK_SIGNED_BODY_DESCRIPTION + ' A wrong envelope (not `object: "instagram"` with a non-empty `entry` array) is a 400 `invalid_payload`.',
+    "Inside a valid envelope everything is acknowledged with 200, even what is ignored, so that Meta does not redeliver it: malformed entries and events, and events that are no user's message (echoes of our own messages, read and delivery receipts, other notifications), count in `ignored`; entries for an Instagram account no channel has in `unknownChannels`. Each user message (text, attachments, quick replies, postbacks, reactions) goes to its lead's conversation (`entry.id` = the channel's Instagram account, the sender's IGSID = the contact), deduplicated by message id; one sender's messages in order.",
+    WEBHOOK_ACCEPT_ALL_DESCRIPTION,
+  ].join('\n\n'),
+  tags: ['webhooks'],
+  requestBody: { contentType: 'application/json', schema: webhookInstagramBody, description: 'Read as raw bytes (at most 3 MB): the signature covers them exactly' },
+  responses: { 200: webhookInstagramReceipt },
+};
+
 /**
  * Instagram Messaging webhook: same signature scheme, handshake and failure answers as the
  * WhatsApp one. Each message signals its lead workflow (`lead:{channelAccountId}:{IGSID}`);
@@ -49,9 +71,9 @@ export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router
   const router = createAccountRouter(deps.channels, 'instagram', { ttlMs: deps.routingCacheMs ?? 30_000 });
   const signatures = createSignatureCheck({ router, appSecret: deps.appSecret, log, accountIdsOf });
 
-  r.get('/webhooks/instagram', publicRoute('Meta webhook handshake: verify token checked by the route'), verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
+  r.get('/webhooks/instagram', publicRoute('Meta webhook handshake: verify token checked by the route'), doc(HANDSHAKE_DOC), verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
 
-  r.post('/webhooks/instagram', publicRoute('Meta webhook: X-Hub-Signature-256 checked by the route'), express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+  r.post('/webhooks/instagram', publicRoute('Meta webhook: X-Hub-Signature-256 checked by the route'), doc(WEBHOOK_DOC), express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     const signed = await signatures.read(req, res);
     if (!signed) return;
     const parsed = parseInstagramWebhook(signed.json);

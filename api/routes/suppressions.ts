@@ -6,6 +6,8 @@ import type { Suppression } from '../../services/suppressions';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 import { LEAD_ACTORS, LEAD_READERS, MANAGERS, allow } from '../access';
+import { doc } from '../openapi';
+import { suppression, suppressionDeleted, suppressionPage } from '../schemas/public';
 
 /** Something that looks like a phone number: digits with an optional +, spaces, dashes, dots, brackets. */
 const PHONE_LIKE = /^\+?[\d\s().-]+$/;
@@ -35,6 +37,22 @@ const createBody = z.strictObject({
   note: z.string().trim().min(1).max(500).optional(),
 });
 
+const COVERS =
+  "A suppressed contact gets no sequence step, bump-up or template on any of the tenant's channels, under any of its known forms (phone number, BSUID, parent BSUID, contact id); a template through `POST /v1/leads/:id/messages` or an enrolment answers 409 `contact_opted_out`. The AI still answers the contact's own messages unless the agent sets `optOut.replyAfterOptOut: false`; a human's manual message is always allowed.";
+
+const listDoc = doc({ summary: 'List suppressed contacts', description: `The tenant's suppression list (opt-outs from a STOP phrase or this API), oldest first. ${COVERS}`, responses: { 200: suppressionPage } });
+const createDoc = doc({
+  summary: 'Suppress a contact',
+  description: `Adds the contact (a phone number in any common spelling, stored as digits: "+91 98765-43210" → "919876543210"; a BSUID; or another channel's contact id) with every form of it the tenant knows now. ${COVERS} Each lead of the contact gets an \`opted_out\` event. Idempotent: when a suppression already covers one of the contact's forms, it is answered as it is with 200 (no event).`,
+  responses: { 201: suppression, 200: { schema: suppression, description: 'A suppression already covered the contact: it, unchanged' } },
+});
+const getDoc = doc({ summary: 'Get a suppression', responses: { 200: suppression } });
+const deleteDoc = doc({
+  summary: 'Remove a suppression',
+  description: 'The contact may get sequence steps, bump-ups and templates again; each of its leads gets an `opted_in` event (a START phrase from the contact removes it as well). 404 for an unknown id or another tenant\'s.',
+  responses: { 200: suppressionDeleted },
+});
+
 /**
  * The tenant's suppression list (opt-out): contacts that get no sequence step, bump-up or
  * template on any of the tenant's channels. A STOP phrase adds to it, START removes; so do these
@@ -59,11 +77,11 @@ export function createSuppressionRouter(deps: { services: Services }): Router {
     }
   }
 
-  r.get('/v1/suppressions', allow(...LEAD_READERS), validate({ query: pageQuery }), async (_req, res) => {
+  r.get('/v1/suppressions', allow(...LEAD_READERS), validate({ query: pageQuery }), listDoc, async (_req, res) => {
     res.json(await services.suppressions.list(res.locals.tenantId, res.locals.query));
   });
 
-  r.post('/v1/suppressions', allow(...LEAD_ACTORS), validate({ body: createBody }), async (_req, res) => {
+  r.post('/v1/suppressions', allow(...LEAD_ACTORS), validate({ body: createBody }), createDoc, async (_req, res) => {
     const tenantId = res.locals.tenantId as string;
     const { suppression, created } = await services.suppressions.create(tenantId, res.locals.body);
     if (created) await recordOnLeads(tenantId, suppression, 'opted_out');
@@ -71,13 +89,13 @@ export function createSuppressionRouter(deps: { services: Services }): Router {
     res.status(created ? 201 : 200).json(suppression);
   });
 
-  r.get('/v1/suppressions/:id', allow(...LEAD_READERS), async (req, res) => {
+  r.get('/v1/suppressions/:id', allow(...LEAD_READERS), getDoc, async (req, res) => {
     const s = await services.suppressions.get(res.locals.tenantId, idOr404(req.params.id));
     if (!s) throw new AppError('not_found', 'suppression not found');
     res.json(s);
   });
 
-  r.delete('/v1/suppressions/:id', allow(...MANAGERS), async (req, res) => {
+  r.delete('/v1/suppressions/:id', allow(...MANAGERS), deleteDoc, async (req, res) => {
     const tenantId = res.locals.tenantId as string;
     const s = await services.suppressions.remove(tenantId, idOr404(req.params.id));
     if (!s) throw new AppError('not_found', 'suppression not found');

@@ -32,6 +32,8 @@ import type { VisitorTokens } from '../../services/webchat-visitors';
 import type { ParleyTemporal } from '../../temporal/client';
 import { parseOr400 } from '../middleware/validate';
 import { publicRoute } from '../access';
+import { doc, type RouteDoc } from '../openapi';
+import { webChatHistory, webChatMessageAccepted, webChatVisitor } from '../schemas/public';
 
 export interface WebChatRouterDeps {
   channels: ChannelService;
@@ -261,6 +263,53 @@ function checkOrigin(req: Request, routing: ChannelRouting) {
   throw new AppError('forbidden', 'this chat widget does not accept requests from this origin');
 }
 
+const VISITOR_TOKEN = "Needs the visitor token: `Authorization: Bearer <visitorToken>` (401 without a valid one for this widget; 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name).";
+const PUBLIC_CHAT = 'Public (the widget key names the channel); any origin may call it (CORS `*`, no cookies) unless the widget has an origin allowlist.';
+
+const DOCS = {
+  widget: {
+    summary: 'The embeddable web chat widget script',
+    description:
+      'Embed on any site: `<script src="https://<host>/webchat/widget.js" data-widget-key="wc_…" async></script>` (optional `data-mode="inline"` with `data-container`, `data-title`, `data-api`). Plain JavaScript, cached 5 minutes.',
+    tags: ['webchat'],
+    responses: { 200: { contentType: 'application/javascript', description: 'The widget script' } },
+  },
+  page: {
+    summary: 'A page hosting the web chat widget',
+    description: 'A ready page to link visitors to; 404 for an unknown widget key. Served with a strict Content-Security-Policy.',
+    tags: ['webchat'],
+    responses: { 200: { contentType: 'text/html', description: 'The chat page' } },
+  },
+  visitor: {
+    summary: 'Create a web chat visitor',
+    description: `${PUBLIC_CHAT} Answers a signed visitor token, the visitor's credential on the other chat routes (kept by the browser; the server keeps no copy). Each visitor is a new AI conversation, so new visitors are limited per client address and per widget per hour (WEBCHAT_NEW_CONVERSATIONS_PER_HOUR[_PER_ADDRESS]): 429 with \`Retry-After\`. 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name.`,
+    tags: ['webchat'],
+    requestBody: { contentType: 'application/json', schema: z.strictObject({}), description: '`{}` or no body (at most 1 kB)' },
+    responses: { 201: webChatVisitor },
+  },
+  post: {
+    summary: "Send a visitor's message",
+    description: `${VISITOR_TOKEN} The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same \`clientMessageId\` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with \`Retry-After\`. 503 when the conversation engine cannot take it now: retry with the same \`clientMessageId\`.`,
+    tags: ['webchat'],
+    requestBody: { contentType: 'application/json', schema: postMessageBody },
+    responses: { 202: webChatMessageAccepted },
+  },
+  history: {
+    summary: "The visitor's conversation history",
+    description: `${VISITOR_TOKEN} Oldest first: the last \`limit\` messages, or those before \`before\` (a previous page's \`nextCursor\`). Replies show once sent. The newest page carries \`lastEventId\`, where the stream should resume. Reads and stream opens are limited per client address per minute (WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS): 429 with \`Retry-After\`.`,
+    tags: ['webchat'],
+    query: historyQuery,
+    responses: { 200: webChatHistory },
+  },
+  stream: {
+    summary: "The visitor's conversation as Server-Sent Events",
+    description: `${VISITOR_TOKEN} A \`text/event-stream\`: each event's \`data\` is a WebChatMessage as JSON (\`inbound\`: the visitor's own, so a second tab sees it too; \`outbound\`: the reply, once sent) and its \`id\` the resume point; heartbeat comments keep it open, and it ends after 10 minutes. Resume after a drop with the \`Last-Event-ID\` header (or \`?lastEventId=\`; the header wins): the id never moves past a reply still being sent. Without one, the stream starts with the last 50 messages. Read it with fetch (EventSource cannot send the Authorization header). Open streams are capped per visitor (5), per client address and per process, and opens count with history reads per address per minute: 429 with \`Retry-After\`.`,
+    tags: ['webchat'],
+    query: streamQuery,
+    responses: { 200: { contentType: 'text/event-stream', description: 'Message events until the client closes or the stream times out' } },
+  },
+} satisfies Record<string, RouteDoc>;
+
 export function createWebChatRouter(deps: WebChatRouterDeps): Router {
   const r = Router();
   const log = deps.log.child({ module: 'webchat' });
@@ -331,13 +380,13 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
 
   r.use('/webchat', cors);
 
-  r.get('/webchat/widget.js', publicRoute('web chat widget script'), (_req, res) => {
+  r.get('/webchat/widget.js', publicRoute('web chat widget script'), doc(DOCS.widget), (_req, res) => {
     res.setHeader('Cache-Control', 'public, max-age=300');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.type('application/javascript').send(widgetJs);
   });
 
-  r.get('/webchat/:widgetKey', publicRoute('web chat: the public widget key; visitors carry a signed token'), async (req, res) => {
+  r.get('/webchat/:widgetKey', publicRoute('web chat: the public widget key; visitors carry a signed token'), doc(DOCS.page), async (req, res) => {
     const routing = await channelOf(req.params.widgetKey);
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -347,7 +396,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.type('html').send(pageHtml.split('{{WIDGET_KEY}}').join(routing.phoneNumberId));
   });
 
-  r.post('/webchat/:widgetKey/visitors', publicRoute('web chat: the public widget key; visitors carry a signed token'), express.json({ limit: '1kb', strict: true }), async (req, res) => {
+  r.post('/webchat/:widgetKey/visitors', publicRoute('web chat: the public widget key; visitors carry a signed token'), doc(DOCS.visitor), express.json({ limit: '1kb', strict: true }), async (req, res) => {
     const routing = await channelOf(req.params.widgetKey);
     checkOrigin(req, routing);
     parseOr400(z.strictObject({}), req.body ?? {}, 'body');
@@ -362,7 +411,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.status(201).json({ visitorToken: v.token });
   });
 
-  r.post('/webchat/:widgetKey/messages', publicRoute('web chat: the public widget key; visitors carry a signed token'), express.json({ limit: WEBCHAT_BODY_LIMIT, strict: true }), async (req, res) => {
+  r.post('/webchat/:widgetKey/messages', publicRoute('web chat: the public widget key; visitors carry a signed token'), doc(DOCS.post), express.json({ limit: WEBCHAT_BODY_LIMIT, strict: true }), async (req, res) => {
     const { routing, contactId } = await visitorOf(req);
     if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'send the message as application/json');
     const body = parseOr400(postMessageBody, req.body ?? {}, 'body');
@@ -392,7 +441,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.status(202).json({ messageId });
   });
 
-  r.get('/webchat/:widgetKey/messages', publicRoute('web chat: the public widget key; visitors carry a signed token'), async (req, res) => {
+  r.get('/webchat/:widgetKey/messages', publicRoute('web chat: the public widget key; visitors carry a signed token'), doc(DOCS.history), async (req, res) => {
     const { routing, contactId } = await visitorOf(req);
     const q = parseOr400(historyQuery, req.query, 'query');
     const read = readLimit(req.ip ?? 'unknown');
@@ -421,7 +470,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.json({ items, lastEventId: resumePoint(readUpTo, pending, now), nextCursor });
   });
 
-  r.get('/webchat/:widgetKey/stream', publicRoute('web chat: the public widget key; visitors carry a signed token'), async (req, res) => {
+  r.get('/webchat/:widgetKey/stream', publicRoute('web chat: the public widget key; visitors carry a signed token'), doc(DOCS.stream), async (req, res) => {
     const { routing, contactId } = await visitorOf(req);
     const q = parseOr400(streamQuery, req.query, 'query');
     const header = req.header('last-event-id');

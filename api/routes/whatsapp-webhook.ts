@@ -11,6 +11,8 @@ import type { ParleyTemporal } from '../../temporal/client';
 import { acceptAll, createAccountRouter, createSignatureCheck, MAX_ACCOUNT_ID_LENGTH, MAX_ACCOUNT_IDS_PER_UNTRUSTED_BODY, unlessRefused, verifyHandshake, WEBHOOK_BODY_LIMIT, type DroppedItem } from '../webhooks/meta-receiver';
 import { parseWhatsAppWebhook, TEMPLATE_WEBHOOK_FIELDS, type ParsedChange, type ParsedStatus, type ParsedTemplateChange } from '../webhooks/whatsapp-payload';
 import { publicRoute } from '../access';
+import { doc, type RouteDoc } from '../openapi';
+import { WEBHOOK_ACCEPT_ALL_DESCRIPTION, WEBHOOK_HANDSHAKE_DESCRIPTION, WEBHOOK_SIGNED_BODY_DESCRIPTION, webhookHandshakeQuery, webhookHandshakeResponses, webhookWhatsAppBody, webhookWhatsAppReceipt } from '../schemas/public';
 
 export { WEBHOOK_BODY_LIMIT } from '../webhooks/meta-receiver';
 
@@ -62,6 +64,28 @@ function businessAccountIdsOf(json: unknown): string[] {
   return [...ids];
 }
 
+const HANDSHAKE_DOC: RouteDoc = {
+  summary: "Meta's WhatsApp webhook subscription handshake",
+  description: WEBHOOK_HANDSHAKE_DESCRIPTION,
+  tags: ['webhooks'],
+  query: webhookHandshakeQuery,
+  responses: webhookHandshakeResponses,
+};
+
+const WEBHOOK_DOC: RouteDoc = {
+  summary: 'Receive WhatsApp Cloud API webhooks (messages, delivery statuses, template changes)',
+  description: [
+    'Called by Meta. ' +
+      WEBHOOK_SIGNED_BODY_DESCRIPTION +
+      ' A wrong envelope (not `object: "whatsapp_business_account"` with a non-empty `entry` of objects with a `changes` array) is a 400 `invalid_payload`.',
+    "Inside a valid envelope everything is acknowledged with 200, even what is ignored, so that Meta does not redeliver it: malformed items and fields other than `messages` and the template fields count in `ignored`, changes for a phone_number_id no channel has in `unknownChannels`. Messages go to their lead's conversation (deduplicated by message id: a redelivery is harmless); statuses update the messages that channel sent (a failure also reaches the conversation); template status, quality and category changes (entry.id: the WhatsApp Business Account) update the synced templates of the tenants whose WhatsApp channels name that account.",
+    WEBHOOK_ACCEPT_ALL_DESCRIPTION,
+  ].join('\n\n'),
+  tags: ['webhooks'],
+  requestBody: { contentType: 'application/json', schema: webhookWhatsAppBody, description: 'Read as raw bytes (at most 3 MB): the signature covers them exactly' },
+  responses: { 200: webhookWhatsAppReceipt },
+};
+
 export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
   const r = Router();
   const log = deps.log.child({ module: 'webhook.whatsapp' });
@@ -81,7 +105,7 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
   });
 
   // Meta's subscription handshake.
-  r.get('/webhooks/whatsapp', publicRoute('Meta webhook handshake: verify token checked by the route'), verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
+  r.get('/webhooks/whatsapp', publicRoute('Meta webhook handshake: verify token checked by the route'), doc(HANDSHAKE_DOC), verifyHandshake({ channels: deps.channels, verifyToken: deps.verifyToken, log }));
 
   /**
    * Apply template changes to the synced templates of the tenants whose WhatsApp channels name
@@ -127,7 +151,7 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
     return result;
   }
 
-  r.post('/webhooks/whatsapp', publicRoute('Meta webhook: X-Hub-Signature-256 checked by the route'), express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+  r.post('/webhooks/whatsapp', publicRoute('Meta webhook: X-Hub-Signature-256 checked by the route'), doc(WEBHOOK_DOC), express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     const signed = await signatures.read(req, res);
     if (!signed) return;
     const { routings } = signed;
