@@ -65,6 +65,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics of delivery state
+         * @description Read from the database, so every API replica answers the same: `parley_channel_circuit_open` (1 while a channel's circuit breaker is open) and `parley_dead_letters_open` (open dead letters per tenant). The worker's own metrics are on METRICS_PORT.
+         *
+         *     Platform admin token (PARLEY_ADMIN_TOKEN).
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -105,48 +127,3254 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List agents
+         * @description Oldest first.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getAgents"];
+        put?: never;
+        /**
+         * Create an agent
+         * @description Creates the agent at version 1. Assign it to a channel with POST or PATCH /v1/channels.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postAgents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{agentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an agent
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getAgentsAgentId"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an agent
+         * @description Deletes the agent with its version history and the enrolment rules that name it (recorded LLM calls keep its id and version). 409 `agent_in_use` while a channel is assigned to it (move or delete the channels first).
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteAgentsAgentId"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an agent
+         * @description A new version when a field differs (the same values make none); `fallbackModel: null` removes the fallback, `optOut: null` goes back to the default opt-out settings. Conversations use it from their next turn. The audit log keeps before and after.
+         *
+         *     Roles: owner, manager.
+         */
+        patch: operations["patchAgentsAgentId"];
+        trace?: never;
+    };
+    "/v1/agents/{agentId}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an agent's versions
+         * @description Newest first.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getAgentsAgentIdVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{agentId}/versions/{version}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore an agent version
+         * @description Roll back: the fields of version `version` become a new version (current + 1, `restoredFrom`), so the history only grows; restoring the current fields makes no version.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postAgentsAgentIdVersionsVersionRestore"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys
+         * @description Oldest first, revoked and rotated keys included; never a secret.
+         *
+         *     Roles: owner.
+         */
+        get: operations["getApiKeys"];
+        put?: never;
+        /**
+         * Create an API key
+         * @description The answer carries the key itself (`key`) this once: only its SHA-256 is stored.
+         *
+         *     Roles: owner.
+         */
+        post: operations["postApiKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an API key
+         * @description Roles: owner.
+         */
+        get: operations["getApiKeysKeyId"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description At once: the next request with it is a 401. Idempotent (a revoked key answers as it is). The tenant's last lasting owner key (another owner key without an expiry is needed; one living on a rotation's grace does not count) → 409.
+         *
+         *     Roles: owner.
+         */
+        delete: operations["deleteApiKeysKeyId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys/{keyId}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an API key
+         * @description Creates a new key with the same name and role (its `key` shown this once) and answers it with `previous`, the old key, which keeps working for `graceSeconds` (default 1 hour, at most 7 days, 0 = it stops now). A revoked or already rotated key → 409.
+         *
+         *     Roles: owner.
+         */
+        post: operations["postApiKeysKeyIdRotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List audit log entries
+         * @description Every change a tenant API key made (POST, PUT, PATCH, DELETE answered 2xx), newest first. Fields named like secrets are stored as "[redacted]", long strings are cut at 2,000 characters. Reads, refused calls and platform-admin calls are not recorded.
+         *
+         *     Roles: owner, manager.
+         */
+        get: operations["getAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List channels
+         * @description Oldest first.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getChannels"];
+        put?: never;
+        /**
+         * Register a channel
+         * @description A WhatsApp number, an Instagram professional account or a web chat widget, answered by one of the tenant's agents. For WhatsApp and Instagram the access token must be able to read the id through the Graph API (no registering another business's number): an id the token cannot read → 409 `channel_not_owned`, a token Meta refuses → 422 `access_token_invalid`, the Graph API unreachable → 503. An id already registered → 409. Secrets are stored encrypted and never returned; a web chat channel answers its `widgetKey`.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postChannels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/channels/{channelId}/templates/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sync a WhatsApp channel's templates from Meta
+         * @description Reads every template of the channel's WhatsApp Business Account from the Graph API (all pages, synchronously) and upserts them by name and language: a local template of the same name and language becomes the synced one, its status Meta's from then on. Synced templates Meta no longer lists are marked DELETED (not approved). 409 `not_whatsapp` on another platform, 409 `waba_id_missing` until the channel has a `wabaId` (PATCH /v1/channels/{channelId}). The Graph API refusing (token, permissions, a list over 100 pages) is a 502, a transient failure or no Graph API configured a 503: nothing is changed then.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postChannelsChannelIdTemplatesSync"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/channels/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a channel
+         * @description With its circuit breaker state.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getChannelsId"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a channel
+         * @description Marks the channel deleted at once: its secrets are wiped, no webhook, widget or send reaches it, the API no longer lists it, and its number can be connected again. A background workflow (`closeWorkflowId`) ends its leads' workflows and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back). Leads, messages, events and extractions stay readable. 503 when Temporal cannot start that workflow (the channel stays deleted).
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteChannelsId"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a channel
+         * @description Replace the access token (e.g. after a 190) or the app secret, change the throughput or mark-read settings, the web chat origins (`allowedOrigins`, web chat only) or the WhatsApp Business Account id (`wabaId`, WhatsApp only), move the channel to another agent of the tenant (replies use it from the next turn), or disable it. A new token is verified against the channel's id as at registration (409 `channel_not_owned`, 422 `access_token_invalid`). `enabled: false`: inbound is still recorded, the AI does not reply and every other send waits as for an open circuit; `enabled: true`: the waiting sends go ahead.
+         *
+         *     Roles: owner, manager.
+         */
+        patch: operations["patchChannelsId"];
+        trace?: never;
+    };
+    "/v1/channels/{id}/circuit/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close a channel's circuit breaker
+         * @description The channel's waiting sends go ahead (same outbound ids): a workflow started here (one per opening) signals the waiting leads, not the request itself. A closed circuit answers 200 with `alreadyClosed: true` and nothing is signalled.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postChannelsIdCircuitClose"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/contacts/{contactId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase a contact
+         * @description Data rights erasure, not undoable: every lead of this person on the tenant's channels (found as for the export) goes, with its messages, events, extractions and dead letters, the media its messages carried, the identities that mapped its forms and its send pacing; earlier audit entries about its leads keep only the action and the time, and a credit held for its conversations goes back to the tenant. The conversations' workflows are ended before and after (so a run that a message started meanwhile ends too). LLM cost and credit ledger rows stay, without the lead. The audit entry of the erasure names no contact (its target is `[erased]`). 404 when no lead of this tenant has this contact.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteContactsContactId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/contacts/{contactId}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export a contact's data
+         * @description Everything stored about one person across the tenant's channels (data rights): each lead whose contact id, phone number, BSUID or parent BSUID is `contactId` (or that a known identity maps to it; not a username), with its messages (the newest 10,000 per lead; `messagesOmitted` counts the rest), extractions and events. Answered as a download (`Content-Disposition: attachment; filename="contact-export.json"`). 404 when no lead of this tenant has this contact.
+         *
+         *     Roles: owner, manager.
+         */
+        get: operations["getContactsContactIdExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's credit balance
+         * @description A reply reserves its price when it is written (taken from `balance`, counted in `reserved`) and is charged on delivery, or given back.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getCredits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/credits/ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List credit ledger entries
+         * @description Newest first: top-ups and debits (a delivered reply is referenced `message:{outboundMessageId}`).
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getCreditsLedger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List dead letters
+         * @description Operations lead workflows parked after their retries ran out, newest first; filter by `status` and `leadId`.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a dead letter
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getDeadLettersId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters/{id}/discard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Discard a dead letter
+         * @description Drops the parked operation in its lead workflow and gives back the credit a parked send still held. Only an open dead letter: otherwise 409 `not_open`; the workflow refusing it → 409 `discard_rejected`.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postDeadLettersIdDiscard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay a dead letter
+         * @description Runs the parked operation again in its lead workflow (a Temporal update) and answers when it is done; a send goes out under the same outbound id. Only an open dead letter: otherwise 409 `not_open`; the workflow refusing it → 409 `replay_rejected`.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postDeadLettersIdReplay"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/enrollment-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List enrolment rules
+         * @description Oldest first.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getEnrollmentRules"];
+        put?: never;
+        /**
+         * Create an enrolment rule
+         * @description A new lead of `agentId` (absent: any agent) on `channelAccountId` (absent: any channel) is enrolled in `sequenceId`; the oldest matching rule of a sequence not archived wins. 409 `sequence_archived` for an archived sequence, 409 `template_not_supported` for a sequence with template steps on a channel that is not WhatsApp.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postEnrollmentRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/enrollment-rules/{ruleId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an enrolment rule
+         * @description Leads it enrolled stay enrolled.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteEnrollmentRulesRuleId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/extractions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List extraction versions since a time (incremental sync)
+         * @description Every version stored at or after `since` (an ISO date-time with a zone, or a date: UTC midnight), oldest first; keep the last page's cursor to continue later.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getExtractions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/extractions.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the latest extraction of every lead as CSV
+         * @description One row per lead, from its latest extraction stored at or after `since`, ordered by extraction time; columns: lead_id, contact_id, lead_name, stage, score, name, email, company, budget, authority, need, timeline, fields, summary, version, extracted_at (`fields` is JSON). RFC 4180 with CRLF line ends; cells a spreadsheet would run as a formula start with `'`. Sent as an attachment and streamed: a failure midway truncates the transfer (check that it completed).
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getExtractionsCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List leads
+         * @description Newest first. Filters combine (all must hold); `needsAttention`: handed to a human, blocked for credit, or with an open dead letter.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeads"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a lead
+         * @description With `optedOut` (on the tenant's suppression list) and its 20 newest events.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeadsLeadId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a lead's events
+         * @description Newest first.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeadsLeadIdEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/extract": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Extract a lead's data now
+         * @description Asynchronous: 202 once the conversation workflow has scheduled it (now, instead of after the quiet period); GET /v1/leads/{leadId}/extractions shows the new version, if the data changed. 409 before the lead's first message is recorded.
+         *
+         *     Roles: owner, manager, agent.
+         */
+        post: operations["postLeadsLeadIdExtract"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/extractions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a lead's extraction versions
+         * @description Newest version first.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeadsLeadIdExtractions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/handback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hand a lead back to the AI
+         * @description Mode ai again. Same as POST /v1/leads/{leadId}/mode with `handback`.
+         *
+         *     Roles: owner, manager, agent.
+         */
+        post: operations["postLeadsLeadIdHandback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/handoff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hand a lead to a human
+         * @description Mode human: the AI stops answering and sequences stop. Same as POST /v1/leads/{leadId}/mode with `handoff`.
+         *
+         *     Roles: owner, manager, agent.
+         */
+        post: operations["postLeadsLeadIdHandoff"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/media/{mediaId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a media file of a lead
+         * @description `mediaId`: the provider's media id a message of this lead carries (an inbound image, audio, video, document or sticker). The first request downloads it from the provider (Temporal retries; concurrent requests share one download); later ones are served from storage. A request waits at most 90 s for the download: then 503 with `Retry-After` (the download goes on; retry). 413 `media_too_large` above the deployment's limit; 502 `media_unavailable` when the provider no longer has it. Served with its own content type (inline for image, audio and video, otherwise as an attachment), an ETag (its SHA-256) and `Accept-Ranges: bytes`: one `Range: bytes=…` range answers 206.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeadsLeadIdMediaMediaId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a lead's messages
+         * @description Newest first, in transcript order.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeadsLeadIdMessages"];
+        put?: never;
+        /**
+         * Send a manual message or template to a lead
+         * @description Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere).
+         *
+         *     Roles: owner, manager, agent.
+         */
+        post: operations["postLeadsLeadIdMessages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/mode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change a lead's mode
+         * @description handoff (to a human), handback (to the AI), pause, resume, close, reopen. An `agent` key may only hand off and hand back. A transition the current mode does not allow is a 409 with the reason.
+         *
+         *     Roles: owner, manager, agent.
+         */
+        post: operations["postLeadsLeadIdMode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/sequence/enroll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enrol a lead in a sequence
+         * @description The first step is scheduled after its delay. 409 when the sequence is archived, the lead is already in a running sequence or not in ai mode, or the contact opted out (`contact_opted_out`), or the sequence has template steps and the lead is not on WhatsApp (`template_not_supported`).
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postLeadsLeadIdSequenceEnroll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/sequence/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a lead's sequence
+         * @description The delay left is kept (`remainingMs`). 409 unless the sequence is active.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postLeadsLeadIdSequencePause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/sequence/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart a lead's sequence from its first step
+         * @description Back to step one, active, from any status (a stopped or completed sequence too); the enrolment time is kept. It restarts on the sequence's current version (a lead keeps the version it was enrolled with until it finishes or is reset); an archived sequence restarts on the lead's own version. 409 when the lead is not enrolled or not in ai mode.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postLeadsLeadIdSequenceReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/sequence/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a lead's paused sequence
+         * @description The current step is due after the delay that was left. 409 unless the sequence is paused.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postLeadsLeadIdSequenceResume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/sequence/skip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Skip the current step of a lead's sequence
+         * @description The next step is due now (a paused sequence stays paused, with no delay left); skipping the last step completes the sequence. 409 unless the sequence is active or paused.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postLeadsLeadIdSequenceSkip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/stage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a lead's pipeline stage
+         * @description The stage must be one of the tenant's pipelines. A running sequence that stops on stage_changed stops (`sequenceStopped`).
+         *
+         *     Roles: owner, manager, agent.
+         */
+        post: operations["postLeadsLeadIdStage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a lead's live conversation state
+         * @description Asks the lead's conversation workflow (a Temporal query): mode, stage, sequence, counters, parked and queued sends. 404 when the workflow no longer exists.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeadsLeadIdState"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the tenant's messages across leads
+         * @description Newest first, filtered by direction, status and creation time.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipelines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List pipelines
+         * @description Oldest first (the default pipeline first), each with its stages in order.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getPipelines"];
+        put?: never;
+        /**
+         * Create a pipeline
+         * @description A custom pipeline with its stages in order. 409 when the tenant has a pipeline of that name.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postPipelines"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipelines/{pipelineId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a pipeline
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getPipelinesPipelineId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Rename a pipeline or reorder its stages
+         * @description `stageOrder` lists every stage id of the pipeline once, in the new order. 409 `pipeline_name_taken` when another pipeline has the name.
+         *
+         *     Roles: owner, manager.
+         */
+        patch: operations["patchPipelinesPipelineId"];
+        trace?: never;
+    };
+    "/v1/pipelines/{pipelineId}/stages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a stage
+         * @description At `position` (0 = first; absent: last). 409 `too_many_stages` beyond 30 stages, `stage_name_taken` for a name the pipeline has.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postPipelinesPipelineIdStages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipelines/{pipelineId}/stages/{stageId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a stage
+         * @description Leads in the stage (when no other pipeline of the tenant has a stage of that name) need `moveTo`, another stage name of the tenant, in the query or the body: they move there, their workflows too (`moved`); without it 409 `stage_has_leads`. A pipeline keeps at least one stage (409 `last_stage`); the default pipeline's stage New cannot be removed (409 `entry_stage`).
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deletePipelinesPipelineIdStagesStageId"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename or move a stage
+         * @description Leads in a renamed stage follow the new name (unless another pipeline of the tenant still has a stage of the old name), their conversation workflows too: `moved` says how many and what happened to each workflow. The default pipeline's stage New cannot be renamed (409 `entry_stage`).
+         *
+         *     Roles: owner, manager.
+         */
+        patch: operations["patchPipelinesPipelineIdStagesStageId"];
+        trace?: never;
+    };
+    "/v1/sequences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List sequences
+         * @description Oldest first, archived ones included.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getSequences"];
+        put?: never;
+        /**
+         * Create a follow-up sequence
+         * @description Version 1 of the sequence. `stopOn` defaults to every stop condition. Leads enter it by an enrolment rule or POST /v1/leads/{leadId}/sequence/enroll; a sequence with template steps (or fallback templates) enrols WhatsApp leads only.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postSequences"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sequences/{sequenceId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a sequence
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getSequencesSequenceId"];
+        put?: never;
+        post?: never;
+        /**
+         * Archive a sequence
+         * @description No new enrolments (a manual one is a 409, rules skip it); enrolled leads go on, and it stays readable. Idempotent.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteSequencesSequenceId"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a sequence
+         * @description A new version (same id) when a field differs. Leads already enrolled keep the definition they were enrolled with until they finish or are reset; new enrolments get this one. 409 `sequence_archived` for an archived sequence.
+         *
+         *     Roles: owner, manager.
+         */
+        patch: operations["patchSequencesSequenceId"];
+        trace?: never;
+    };
+    "/v1/sequences/{sequenceId}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a sequence's versions
+         * @description Newest first.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getSequencesSequenceIdVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suppressions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List suppressed contacts
+         * @description The tenant's suppression list (opt-outs from a STOP phrase or this API), oldest first. A suppressed contact gets no sequence step, bump-up or template on any of the tenant's channels, under any of its known forms (phone number, BSUID, parent BSUID, contact id); a template through `POST /v1/leads/:id/messages` or an enrolment answers 409 `contact_opted_out`. The AI still answers the contact's own messages unless the agent sets `optOut.replyAfterOptOut: false`; a human's manual message is always allowed.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getSuppressions"];
+        put?: never;
+        /**
+         * Suppress a contact
+         * @description Adds the contact (a phone number in any common spelling, stored as digits: "+91 98765-43210" → "919876543210"; a BSUID; or another channel's contact id) with every form of it the tenant knows now. A suppressed contact gets no sequence step, bump-up or template on any of the tenant's channels, under any of its known forms (phone number, BSUID, parent BSUID, contact id); a template through `POST /v1/leads/:id/messages` or an enrolment answers 409 `contact_opted_out`. The AI still answers the contact's own messages unless the agent sets `optOut.replyAfterOptOut: false`; a human's manual message is always allowed. Each lead of the contact gets an `opted_out` event. Idempotent: when a suppression already covers one of the contact's forms, it is answered as it is with 200 (no event).
+         *
+         *     Roles: owner, manager, agent.
+         */
+        post: operations["postSuppressions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suppressions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a suppression
+         * @description Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getSuppressionsId"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove a suppression
+         * @description The contact may get sequence steps, bump-ups and templates again; each of its leads gets an `opted_in` event (a START phrase from the contact removes it as well). 404 for an unknown id or another tenant's.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteSuppressionsId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List templates
+         * @description By name, then language; local and synced templates.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getTemplates"];
+        put?: never;
+        /**
+         * Create a local template
+         * @description A body-only template approved by hand (`approved`, default false); a template synced from Meta (POST /v1/channels/{channelId}/templates/sync) replaces a local one of the same name and language. 409 when the name and language exist.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postTemplates"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates/{templateId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a template
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getTemplatesTemplateId"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a template
+         * @description Deletes the tenant's copy; a synced template comes back with the next sync while Meta lists it. A sequence step naming a deleted template is skipped (`template_not_found`).
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteTemplatesTemplateId"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a local template
+         * @description The category, body or approval of a template created through the API. A synced template is Meta's (edit it in WhatsApp Manager, then sync): 409 `synced_template`.
+         *
+         *     Roles: owner, manager.
+         */
+        patch: operations["patchTemplatesTemplateId"];
+        trace?: never;
+    };
+    "/v1/tenants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List tenants
+         * @description Oldest first.
+         *
+         *     Platform admin token (PARLEY_ADMIN_TOKEN).
+         */
+        get: operations["getTenants"];
+        put?: never;
+        /**
+         * Create a tenant
+         * @description With its first API key (role owner, answered once as `apiKey`) and the default pipeline. `creditsPerReply` defaults to DEFAULT_CREDITS_PER_REPLY.
+         *
+         *     Platform admin token (PARLEY_ADMIN_TOKEN).
+         */
+        post: operations["postTenants"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a tenant with its limits
+         * @description Platform admin token (PARLEY_ADMIN_TOKEN).
+         */
+        get: operations["getTenantsTenantId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a tenant's name, suspension or limits
+         * @description Limits (OWASP API4): `apiRequestsPerMinute` and `llmDailyBudgetMicros` (micro-USD per UTC day, 0 = no LLM calls); null = back to the deployment default. `suspended: true`: its webhooks are still recorded, but its bot sends nothing and its API keys answer 403 `tenant_suspended`; `false` reactivates it.
+         *
+         *     Platform admin token (PARLEY_ADMIN_TOKEN).
+         */
+        patch: operations["patchTenantsTenantId"];
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up a tenant's credits
+         * @description Idempotent by `reference`: 201 when applied, 200 when that reference was already applied with the same amount (nothing changes); the same reference with another amount → 409. A reference may not start with Parley's own prefixes (message:, reply:, release:, sweep:, system:).
+         *
+         *     Platform admin token (PARLEY_ADMIN_TOKEN).
+         */
+        post: operations["postTenantsTenantIdCredits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's usage against its limits
+         * @description Today's LLM spend (UTC day, micro-USD) against the daily budget, and the API requests allowed per minute.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webchat/{widgetKey}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A page hosting the web chat widget
+         * @description A ready page to link visitors to; 404 for an unknown widget key. Served with a strict Content-Security-Policy.
+         *
+         *     No API key.
+         */
+        get: operations["getWebchatWidgetKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webchat/{widgetKey}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The visitor's conversation history
+         * @description Needs the visitor token: `Authorization: Bearer <visitorToken>` (401 without a valid one for this widget; 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name). Oldest first: the last `limit` messages, or those before `before` (a previous page's `nextCursor`). Replies show once sent. The newest page carries `lastEventId`, where the stream should resume. Reads and stream opens are limited per client address per minute (WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS): 429 with `Retry-After`.
+         *
+         *     No API key.
+         */
+        get: operations["getWebchatWidgetKeyMessages"];
+        put?: never;
+        /**
+         * Send a visitor's message
+         * @description Needs the visitor token: `Authorization: Bearer <visitorToken>` (401 without a valid one for this widget; 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name). The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same `clientMessageId` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with `Retry-After`. 503 when the conversation engine cannot take it now: retry with the same `clientMessageId`.
+         *
+         *     No API key.
+         */
+        post: operations["postWebchatWidgetKeyMessages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webchat/{widgetKey}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The visitor's conversation as Server-Sent Events
+         * @description Needs the visitor token: `Authorization: Bearer <visitorToken>` (401 without a valid one for this widget; 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name). A `text/event-stream`: each event's `data` is a WebChatMessage as JSON (`inbound`: the visitor's own, so a second tab sees it too; `outbound`: the reply, once sent) and its `id` the resume point; heartbeat comments keep it open, and it ends after 10 minutes. Resume after a drop with the `Last-Event-ID` header (or `?lastEventId=`; the header wins): the id never moves past a reply still being sent. Without one, the stream starts with the last 50 messages. Read it with fetch (EventSource cannot send the Authorization header). Open streams are capped per visitor (5), per client address and per process, and opens count with history reads per address per minute: 429 with `Retry-After`.
+         *
+         *     No API key.
+         */
+        get: operations["getWebchatWidgetKeyStream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webchat/{widgetKey}/visitors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a web chat visitor
+         * @description Public (the widget key names the channel); any origin may call it (CORS `*`, no cookies) unless the widget has an origin allowlist. Answers a signed visitor token, the visitor's credential on the other chat routes (kept by the browser; the server keeps no copy). Each visitor is a new AI conversation, so new visitors are limited per client address and per widget per hour (WEBCHAT_NEW_CONVERSATIONS_PER_HOUR[_PER_ADDRESS]): 429 with `Retry-After`. 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name.
+         *
+         *     No API key.
+         */
+        post: operations["postWebchatWidgetKeyVisitors"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webchat/widget.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The embeddable web chat widget script
+         * @description Embed on any site: `<script src="https://<host>/webchat/widget.js" data-widget-key="wc_…" async></script>` (optional `data-mode="inline"` with `data-container`, `data-title`, `data-api`). Plain JavaScript, cached 5 minutes.
+         *
+         *     No API key.
+         */
+        get: operations["getWebchatWidgetJs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/instagram": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Meta's Instagram webhook subscription handshake
+         * @description Called by Meta when the webhook is subscribed in the app dashboard. With `hub.mode=subscribe` and a verify token that is the deployment's META_VERIFY_TOKEN or one a channel registered (`verifyToken`), the answer is the `hub.challenge`, as text. Anything else is a 403 with the text `forbidden`. Wrong verify tokens count as failed authentications of the client address: too many in a minute and it gets 429 for a while.
+         *
+         *     No API key.
+         */
+        get: operations["getWebhooksInstagram"];
+        put?: never;
+        /**
+         * Receive Instagram Messaging webhooks (direct messages)
+         * @description Called by Meta. The body is read as raw bytes (at most 3 MB) and must carry `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of those exact bytes>` made with the Meta app secret: the deployment's META_APP_SECRET, or the own app secret of each channel the body names (a channel with its own secret is only reached by a body that secret signed). No signature or a wrong one is a 401 `invalid_signature`, and counts as a failed authentication of the client address: too many in a minute and it gets 429 (a body the deployment's secret signs still gets through). A body that names more than 100 accounts and is not signed with the deployment's secret is refused the same way. A signed body that is not JSON is a 400 `invalid_json`. A wrong envelope (not `object: "instagram"` with a non-empty `entry` array) is a 400 `invalid_payload`.
+         *
+         *     Inside a valid envelope everything is acknowledged with 200, even what is ignored, so that Meta does not redeliver it: malformed entries and events, and events that are no user's message (echoes of our own messages, read and delivery receipts, other notifications), count in `ignored`; entries for an Instagram account no channel has in `unknownChannels`. Each user message (text, attachments, quick replies, postbacks, reactions) goes to its lead's conversation (`entry.id` = the channel's Instagram account, the sender's IGSID = the contact), deduplicated by message id; one sender's messages in order.
+         *
+         *     All or nothing: when the database or the workflow engine cannot take every item now, the answer is a 503 `unavailable` and Meta retries the whole body later (redelivered items are deduplicated). An item the workflow engine refuses for good (its content) is dropped and counted in `dropped`, never a 5xx.
+         *
+         *     No API key.
+         */
+        post: operations["postWebhooksInstagram"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/whatsapp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Meta's WhatsApp webhook subscription handshake
+         * @description Called by Meta when the webhook is subscribed in the app dashboard. With `hub.mode=subscribe` and a verify token that is the deployment's META_VERIFY_TOKEN or one a channel registered (`verifyToken`), the answer is the `hub.challenge`, as text. Anything else is a 403 with the text `forbidden`. Wrong verify tokens count as failed authentications of the client address: too many in a minute and it gets 429 for a while.
+         *
+         *     No API key.
+         */
+        get: operations["getWebhooksWhatsapp"];
+        put?: never;
+        /**
+         * Receive WhatsApp Cloud API webhooks (messages, delivery statuses, template changes)
+         * @description Called by Meta. The body is read as raw bytes (at most 3 MB) and must carry `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of those exact bytes>` made with the Meta app secret: the deployment's META_APP_SECRET, or the own app secret of each channel the body names (a channel with its own secret is only reached by a body that secret signed). No signature or a wrong one is a 401 `invalid_signature`, and counts as a failed authentication of the client address: too many in a minute and it gets 429 (a body the deployment's secret signs still gets through). A body that names more than 100 accounts and is not signed with the deployment's secret is refused the same way. A signed body that is not JSON is a 400 `invalid_json`. A wrong envelope (not `object: "whatsapp_business_account"` with a non-empty `entry` of objects with a `changes` array) is a 400 `invalid_payload`.
+         *
+         *     Inside a valid envelope everything is acknowledged with 200, even what is ignored, so that Meta does not redeliver it: malformed items and fields other than `messages` and the template fields count in `ignored`, changes for a phone_number_id no channel has in `unknownChannels`. Messages go to their lead's conversation (deduplicated by message id: a redelivery is harmless); statuses update the messages that channel sent (a failure also reaches the conversation); template status, quality and category changes (entry.id: the WhatsApp Business Account) update the synced templates of the tenants whose WhatsApp channels name that account.
+         *
+         *     All or nothing: when the database or the workflow engine cannot take every item now, the answer is a 503 `unavailable` and Meta retries the whole body later (redelivered items are deduplicated). An item the workflow engine refuses for good (its content) is dropped and counted in `dropped`, never a 5xx.
+         *
+         *     No API key.
+         */
+        post: operations["postWebhooksWhatsapp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        Error: {
-            error: components["schemas"]["__schema0"];
-        };
-        Health: {
-            status: components["schemas"]["__schema2"];
-        };
-        Readiness: {
-            status: components["schemas"]["__schema7"];
-            checks: components["schemas"]["__schema8"];
-        };
-        __schema0: {
-            /** @description A stable machine-readable reason, e.g. validation_failed, not_found, forbidden, rate_limited */
-            code: string;
-            message: string;
-            /** @description What was wrong with the input (validation_failed: `{ path, message, code }[]`) */
-            issues?: components["schemas"]["__schema1"];
-        };
-        __schema1: unknown;
-        /** @constant */
-        __schema2: "ok";
-        __schema3: string;
-        __schema4: {
-            title: string;
-            version: string;
+        /**
+         * @description An Instagram Messaging webhook body, as Meta sends it
+         * @example {
+         *       "object": "instagram",
+         *       "entry": [
+         *         {
+         *           "id": "17841400000000000",
+         *           "time": 1749416383000,
+         *           "messaging": [
+         *             {
+         *               "sender": {
+         *                 "id": "1234567890123456"
+         *               },
+         *               "recipient": {
+         *                 "id": "17841400000000000"
+         *               },
+         *               "timestamp": 1749416383000,
+         *               "message": {
+         *                 "mid": "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAw",
+         *                 "text": "Hi, is this available?"
+         *               }
+         *             }
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
+        WebhookInstagramBody: {
+            /** @constant */
+            object: "instagram";
+            entry: unknown[];
         } & {
             [key: string]: unknown;
         };
-        __schema5: {
+        /**
+         * @description A WhatsApp Cloud API webhook body, as Meta sends it
+         * @example {
+         *       "object": "whatsapp_business_account",
+         *       "entry": [
+         *         {
+         *           "id": "102290129340398",
+         *           "changes": [
+         *             {
+         *               "field": "messages",
+         *               "value": {
+         *                 "messaging_product": "whatsapp",
+         *                 "metadata": {
+         *                   "display_phone_number": "15550783881",
+         *                   "phone_number_id": "106540352242922"
+         *                 },
+         *                 "contacts": [
+         *                   {
+         *                     "profile": {
+         *                       "name": "Sheena Nelson"
+         *                     },
+         *                     "wa_id": "16505551234"
+         *                   }
+         *                 ],
+         *                 "messages": [
+         *                   {
+         *                     "from": "16505551234",
+         *                     "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+         *                     "timestamp": "1749416383",
+         *                     "type": "text",
+         *                     "text": {
+         *                       "body": "Does it come in another color?"
+         *                     }
+         *                   }
+         *                 ]
+         *               }
+         *             }
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
+        WebhookWhatsAppBody: {
+            /** @constant */
+            object: "whatsapp_business_account";
+            entry: ({
+                /** @description The WhatsApp Business Account id (needed by template changes) */
+                id?: string;
+                changes: unknown[];
+            } & {
+                [key: string]: unknown;
+            })[];
+        } & {
             [key: string]: unknown;
         };
-        __schema6: unknown;
-        /** @enum {string} */
-        __schema7: "ok" | "unavailable";
-        __schema8: {
+        Error: {
+            error: {
+                /** @description A stable machine-readable reason, e.g. validation_failed, not_found, forbidden, rate_limited */
+                code: string;
+                message: string;
+                /** @description What was wrong with the input (validation_failed: `{ path, message, code }[]`) */
+                issues?: unknown;
+            };
+        };
+        Health: {
+            /** @constant */
+            status: "ok";
+        };
+        Readiness: {
             /** @enum {string} */
-            database: "ok" | "unavailable";
+            status: "ok" | "unavailable";
+            checks: {
+                /** @enum {string} */
+                database: "ok" | "unavailable";
+                /** @enum {string} */
+                temporal: "ok" | "unavailable";
+            };
+        };
+        /** @description An AI agent: its prompt, models and behaviour, as of its current version */
+        Agent: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            systemPrompt: string;
+            model: string;
+            /** @description The model used when `model` fails (null: none) */
+            fallbackModel: string | null;
+            temperature: number;
+            /** @description Stage name → text added to the system prompt while the lead is in that stage */
+            stagePrompts: {
+                [key: string]: string;
+            };
+            /** @description Extra fields the extraction fills: name → description */
+            extractionFields: {
+                [key: string]: string;
+            };
+            /** @description Phrases that hand the lead to a human */
+            handoffKeywords: string[];
+            /** @description null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation) */
+            optOut: components["schemas"]["SetupOptOutSettings"] | null;
+            /** @description The current version (every change makes a new one) */
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description An agent's opt-out (STOP/START) settings */
+        SetupOptOutSettings: {
+            /** @description Languages whose default STOP/START phrases apply (absent: all four; []: only the agent's own) */
+            languages?: ("en" | "hi" | "es" | "pt")[];
+            /** @description Extra phrases per language code, e.g. `{ "fr": { "stop": ["ARRÊT"], "start": ["COMMENCER"] } }` */
+            keywords?: {
+                [key: string]: {
+                    stop?: string[];
+                    start?: string[];
+                };
+            };
+            /** @description Sent once when a contact opts out */
+            confirmationText?: string;
+            /** @description Whether the AI still answers a suppressed contact who writes again (absent: true) */
+            replyAfterOptOut?: boolean;
+        };
+        /** @description What was deleted */
+        SetupDeleted: {
+            /** Format: uuid */
+            id: string;
+            /** @constant */
+            deleted: true;
+        };
+        /** @description One version of an agent's settings */
+        AgentVersion: {
+            /** Format: uuid */
+            agentId: string;
+            version: number;
+            name: string;
+            systemPrompt: string;
+            model: string;
+            /** @description The model used when `model` fails (null: none) */
+            fallbackModel: string | null;
+            temperature: number;
+            /** @description Stage name → text added to the system prompt while the lead is in that stage */
+            stagePrompts: {
+                [key: string]: string;
+            };
+            /** @description Extra fields the extraction fills: name → description */
+            extractionFields: {
+                [key: string]: string;
+            };
+            /** @description Phrases that hand the lead to a human */
+            handoffKeywords: string[];
+            /** @description null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation) */
+            optOut: components["schemas"]["SetupOptOutSettings"] | null;
+            /** @description The version this one restored (null: made by a create or a change) */
+            restoredFrom: number | null;
+            /** @description The API key that made this version (null: made before versions were kept, or not through the API) */
+            createdBy: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A tenant API key, without its secret */
+        ApiKey: {
+            /** Format: uuid */
+            id: string;
+            name: string;
             /** @enum {string} */
-            temporal: "ok" | "unavailable";
+            role: "owner" | "manager" | "agent" | "readonly";
+            /** @description The key's first characters, to tell keys apart */
+            prefix: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description Last successful authentication, written at most once a minute */
+            lastUsedAt: string | null;
+            /** @description A rotated key works until then (its grace period); null = no end */
+            expiresAt: string | null;
+            /** @description The key that replaced it by a rotation */
+            replacedBy: string | null;
+            revokedAt: string | null;
+        };
+        /** @description A new API key with its secret, shown this once */
+        ApiKeyCreated: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @enum {string} */
+            role: "owner" | "manager" | "agent" | "readonly";
+            /** @description The key's first characters, to tell keys apart */
+            prefix: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description Last successful authentication, written at most once a minute */
+            lastUsedAt: string | null;
+            /** @description A rotated key works until then (its grace period); null = no end */
+            expiresAt: string | null;
+            /** @description The key that replaced it by a rotation */
+            replacedBy: string | null;
+            revokedAt: string | null;
+            /** @description The key itself: shown this once (only its SHA-256 is stored); send it as `Authorization: Bearer <key>` */
+            key: string;
+        };
+        /** @description The new key (same name and role) with its secret, shown this once, and the key it replaces */
+        AccountApiKeyRotated: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @enum {string} */
+            role: "owner" | "manager" | "agent" | "readonly";
+            /** @description The key's first characters, to tell keys apart */
+            prefix: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description Last successful authentication, written at most once a minute */
+            lastUsedAt: string | null;
+            /** @description A rotated key works until then (its grace period); null = no end */
+            expiresAt: string | null;
+            /** @description The key that replaced it by a rotation */
+            replacedBy: string | null;
+            revokedAt: string | null;
+            /** @description The key itself: shown this once (only its SHA-256 is stored); send it as `Authorization: Bearer <key>` */
+            key: string;
+            /** @description The old key: it works until its `expiresAt` */
+            previous: components["schemas"]["ApiKey"];
+        };
+        /** @description One change a tenant API key made */
+        AuditEntry: {
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            at: string;
+            /** @description The API key that made the change (kept when the key is revoked) */
+            actor: {
+                keyId: string | null;
+                role: ("owner" | "manager" | "agent" | "readonly") | null;
+            };
+            /** @description `METHOD /route/pattern`, e.g. `PATCH /v1/channels/:id` */
+            action: string;
+            /** @description The route's ids by their names (`{ id }`, `{ agentId }`, …; `{}` for a create; `[erased]` after a contact's erasure) */
+            target: {
+                [key: string]: string;
+            };
+            /** @description The answer's status code */
+            status: number;
+            /** @description The request body as the route validated it, secrets as "[redacted]"; null when none */
+            request: unknown;
+            /** @description The setting's value before the change, where the route records it; else null */
+            before: unknown;
+            /** @description The value after the change (or the answer), secrets as "[redacted]"; null when none */
+            after: unknown;
+        };
+        /** @description A channel account (WhatsApp number, Instagram account or web chat widget) with its circuit breaker. Its access token, app secret and verify token are never returned. */
+        Channel: {
+            /** Format: uuid */
+            id: string;
+            /** @description The platform's account id: the WhatsApp phone_number_id, the Instagram professional account id, or the web chat's widget key */
+            phoneNumberId: string;
+            displayPhoneNumber: string | null;
+            /**
+             * Format: uuid
+             * @description The agent that answers on this channel
+             */
+            agentId: string;
+            /** @description An app secret of its own is set (it is never returned) */
+            hasAppSecret: boolean;
+            /** @description Throughput limit; null = the deployment default */
+            messagesPerSecond: number | null;
+            /** @description Inbound messages are marked read and the typing indicator shows while the AI writes */
+            markRead: boolean;
+            /** @description false: inbound is recorded, the AI does not reply and other sends wait until it is enabled again */
+            enabled: boolean;
+            /** @description The channel's circuit breaker */
+            circuit: {
+                /**
+                 * @description `open`: every send of the channel waits (an auth or account error) until the circuit is closed (POST /v1/channels/{id}/circuit/close)
+                 * @enum {string}
+                 */
+                state: "closed" | "open";
+                openedAt: string | null;
+                /** @description Why it opened: the Graph API error (`httpStatus`, `code`, `subcode`, `class`, `message`), never a token; null while closed */
+                reason: {
+                    [key: string]: unknown;
+                } | null;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** @constant */
+            platform: "whatsapp";
+            /** @description The WhatsApp Business Account id (template sync and template webhooks); null when not set */
+            wabaId: string | null;
+        } | {
+            /** Format: uuid */
+            id: string;
+            /** @description The platform's account id: the WhatsApp phone_number_id, the Instagram professional account id, or the web chat's widget key */
+            phoneNumberId: string;
+            displayPhoneNumber: string | null;
+            /**
+             * Format: uuid
+             * @description The agent that answers on this channel
+             */
+            agentId: string;
+            /** @description An app secret of its own is set (it is never returned) */
+            hasAppSecret: boolean;
+            /** @description Throughput limit; null = the deployment default */
+            messagesPerSecond: number | null;
+            /** @description Inbound messages are marked read and the typing indicator shows while the AI writes */
+            markRead: boolean;
+            /** @description false: inbound is recorded, the AI does not reply and other sends wait until it is enabled again */
+            enabled: boolean;
+            /** @description The channel's circuit breaker */
+            circuit: {
+                /**
+                 * @description `open`: every send of the channel waits (an auth or account error) until the circuit is closed (POST /v1/channels/{id}/circuit/close)
+                 * @enum {string}
+                 */
+                state: "closed" | "open";
+                openedAt: string | null;
+                /** @description Why it opened: the Graph API error (`httpStatus`, `code`, `subcode`, `class`, `message`), never a token; null while closed */
+                reason: {
+                    [key: string]: unknown;
+                } | null;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** @constant */
+            platform: "instagram";
+        } | {
+            /** Format: uuid */
+            id: string;
+            /** @description The platform's account id: the WhatsApp phone_number_id, the Instagram professional account id, or the web chat's widget key */
+            phoneNumberId: string;
+            displayPhoneNumber: string | null;
+            /**
+             * Format: uuid
+             * @description The agent that answers on this channel
+             */
+            agentId: string;
+            /** @description An app secret of its own is set (it is never returned) */
+            hasAppSecret: boolean;
+            /** @description Throughput limit; null = the deployment default */
+            messagesPerSecond: number | null;
+            /** @description Inbound messages are marked read and the typing indicator shows while the AI writes */
+            markRead: boolean;
+            /** @description false: inbound is recorded, the AI does not reply and other sends wait until it is enabled again */
+            enabled: boolean;
+            /** @description The channel's circuit breaker */
+            circuit: {
+                /**
+                 * @description `open`: every send of the channel waits (an auth or account error) until the circuit is closed (POST /v1/channels/{id}/circuit/close)
+                 * @enum {string}
+                 */
+                state: "closed" | "open";
+                openedAt: string | null;
+                /** @description Why it opened: the Graph API error (`httpStatus`, `code`, `subcode`, `class`, `message`), never a token; null while closed */
+                reason: {
+                    [key: string]: unknown;
+                } | null;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** @constant */
+            platform: "webchat";
+            /** @description The widget's public key (the same as phoneNumberId) */
+            widgetKey: string;
+            /** @description Origins whose pages may use the widget; null = any */
+            allowedOrigins: string[] | null;
+        };
+        /** @description What a template sync did */
+        TemplateSyncResult: {
+            /** Format: uuid */
+            channelId: string;
+            wabaId: string;
+            pages: number;
+            /** @description Templates Meta listed */
+            fetched: number;
+            inserted: number;
+            updated: number;
+            /** @description Synced templates Meta no longer lists, now DELETED */
+            markedDeleted: number;
+            /** @description Items of Meta's answer that were not templates (no name, language or id) */
+            skipped: number;
+        };
+        ChannelDeleted: {
+            /** Format: uuid */
+            id: string;
+            /** @constant */
+            deleted: true;
+            /** @description The open leads the background workflow closes */
+            leadsClosed: number;
+            /** @description The Temporal workflow that closes them (visible in the Web UI) */
+            closeWorkflowId: string;
+        };
+        /** @description The channel after closing its circuit breaker */
+        AccountCircuitClose: {
+            /** Format: uuid */
+            id: string;
+            /** @description The platform's account id: the WhatsApp phone_number_id, the Instagram professional account id, or the web chat's widget key */
+            phoneNumberId: string;
+            displayPhoneNumber: string | null;
+            /**
+             * Format: uuid
+             * @description The agent that answers on this channel
+             */
+            agentId: string;
+            /** @description An app secret of its own is set (it is never returned) */
+            hasAppSecret: boolean;
+            /** @description Throughput limit; null = the deployment default */
+            messagesPerSecond: number | null;
+            /** @description Inbound messages are marked read and the typing indicator shows while the AI writes */
+            markRead: boolean;
+            /** @description false: inbound is recorded, the AI does not reply and other sends wait until it is enabled again */
+            enabled: boolean;
+            /** @description The channel's circuit breaker */
+            circuit: {
+                /**
+                 * @description `open`: every send of the channel waits (an auth or account error) until the circuit is closed (POST /v1/channels/{id}/circuit/close)
+                 * @enum {string}
+                 */
+                state: "closed" | "open";
+                openedAt: string | null;
+                /** @description Why it opened: the Graph API error (`httpStatus`, `code`, `subcode`, `class`, `message`), never a token; null while closed */
+                reason: {
+                    [key: string]: unknown;
+                } | null;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** @constant */
+            platform: "whatsapp";
+            /** @description The WhatsApp Business Account id (template sync and template webhooks); null when not set */
+            wabaId: string | null;
+            /** @description true: the circuit was not open, nothing was signalled */
+            alreadyClosed: boolean;
+            /** @description Only when alreadyClosed: "the circuit is already closed" */
+            message?: string;
+            /** @description The workflow that signals the waiting sends (one per opening); null when the circuit was already closed, or when it could not be started (the waiting sends then resume on their next poll) */
+            resumeWorkflowId: string | null;
+        } | {
+            /** Format: uuid */
+            id: string;
+            /** @description The platform's account id: the WhatsApp phone_number_id, the Instagram professional account id, or the web chat's widget key */
+            phoneNumberId: string;
+            displayPhoneNumber: string | null;
+            /**
+             * Format: uuid
+             * @description The agent that answers on this channel
+             */
+            agentId: string;
+            /** @description An app secret of its own is set (it is never returned) */
+            hasAppSecret: boolean;
+            /** @description Throughput limit; null = the deployment default */
+            messagesPerSecond: number | null;
+            /** @description Inbound messages are marked read and the typing indicator shows while the AI writes */
+            markRead: boolean;
+            /** @description false: inbound is recorded, the AI does not reply and other sends wait until it is enabled again */
+            enabled: boolean;
+            /** @description The channel's circuit breaker */
+            circuit: {
+                /**
+                 * @description `open`: every send of the channel waits (an auth or account error) until the circuit is closed (POST /v1/channels/{id}/circuit/close)
+                 * @enum {string}
+                 */
+                state: "closed" | "open";
+                openedAt: string | null;
+                /** @description Why it opened: the Graph API error (`httpStatus`, `code`, `subcode`, `class`, `message`), never a token; null while closed */
+                reason: {
+                    [key: string]: unknown;
+                } | null;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** @constant */
+            platform: "instagram";
+            /** @description true: the circuit was not open, nothing was signalled */
+            alreadyClosed: boolean;
+            /** @description Only when alreadyClosed: "the circuit is already closed" */
+            message?: string;
+            /** @description The workflow that signals the waiting sends (one per opening); null when the circuit was already closed, or when it could not be started (the waiting sends then resume on their next poll) */
+            resumeWorkflowId: string | null;
+        } | {
+            /** Format: uuid */
+            id: string;
+            /** @description The platform's account id: the WhatsApp phone_number_id, the Instagram professional account id, or the web chat's widget key */
+            phoneNumberId: string;
+            displayPhoneNumber: string | null;
+            /**
+             * Format: uuid
+             * @description The agent that answers on this channel
+             */
+            agentId: string;
+            /** @description An app secret of its own is set (it is never returned) */
+            hasAppSecret: boolean;
+            /** @description Throughput limit; null = the deployment default */
+            messagesPerSecond: number | null;
+            /** @description Inbound messages are marked read and the typing indicator shows while the AI writes */
+            markRead: boolean;
+            /** @description false: inbound is recorded, the AI does not reply and other sends wait until it is enabled again */
+            enabled: boolean;
+            /** @description The channel's circuit breaker */
+            circuit: {
+                /**
+                 * @description `open`: every send of the channel waits (an auth or account error) until the circuit is closed (POST /v1/channels/{id}/circuit/close)
+                 * @enum {string}
+                 */
+                state: "closed" | "open";
+                openedAt: string | null;
+                /** @description Why it opened: the Graph API error (`httpStatus`, `code`, `subcode`, `class`, `message`), never a token; null while closed */
+                reason: {
+                    [key: string]: unknown;
+                } | null;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** @constant */
+            platform: "webchat";
+            /** @description The widget's public key (the same as phoneNumberId) */
+            widgetKey: string;
+            /** @description Origins whose pages may use the widget; null = any */
+            allowedOrigins: string[] | null;
+            /** @description true: the circuit was not open, nothing was signalled */
+            alreadyClosed: boolean;
+            /** @description Only when alreadyClosed: "the circuit is already closed" */
+            message?: string;
+            /** @description The workflow that signals the waiting sends (one per opening); null when the circuit was already closed, or when it could not be started (the waiting sends then resume on their next poll) */
+            resumeWorkflowId: string | null;
+        };
+        /** @description What the erasure removed */
+        ContactErasure: {
+            erased: {
+                leads: number;
+                messages: number;
+                /** @description Stored media objects deleted */
+                media: number;
+            };
+            /** @description Conversation workflows that were running and were ended */
+            workflowsEnded: number;
+        };
+        /** @description Everything stored about a contact on the tenant's channels: each of its leads with messages, extractions and events */
+        ContactExport: {
+            contactId: string;
+            /** Format: date-time */
+            exportedAt: string;
+            leads: {
+                lead: {
+                    /** Format: uuid */
+                    id: string;
+                    /** Format: uuid */
+                    channelAccountId: string;
+                    /** @enum {string} */
+                    channel: "whatsapp" | "instagram" | "webchat";
+                    contactId: string;
+                    name: string | null;
+                    phone: string | null;
+                    bsuid: string | null;
+                    parentBsuid: string | null;
+                    username: string | null;
+                    stage: string;
+                    /** @enum {string} */
+                    mode: "ai" | "human" | "paused" | "closed";
+                    score: number | null;
+                    attributes: {
+                        [key: string]: unknown;
+                    };
+                    summary: string | null;
+                    timeZone: string | null;
+                    lastInboundAt: string | null;
+                    lastOutboundAt: string | null;
+                    /** Format: date-time */
+                    createdAt: string;
+                    /** Format: date-time */
+                    updatedAt: string;
+                };
+                /** @description Oldest first; at most the newest 10,000 per lead */
+                messages: {
+                    /** Format: uuid */
+                    id: string;
+                    /** @enum {string} */
+                    direction: "inbound" | "outbound";
+                    type: string;
+                    body: string;
+                    status: string;
+                    providerMessageId: string | null;
+                    details: {
+                        [key: string]: unknown;
+                    } | null;
+                    sentAt: string | null;
+                    /** Format: date-time */
+                    createdAt: string;
+                }[];
+                /** @description Older messages left out over the 10,000 limit */
+                messagesOmitted: number;
+                extractions: {
+                    version: number;
+                    data: {
+                        [key: string]: unknown;
+                    };
+                    score: number | null;
+                    model: string | null;
+                    /** Format: date-time */
+                    createdAt: string;
+                }[];
+                events: {
+                    type: string;
+                    data: {
+                        [key: string]: unknown;
+                    } | null;
+                    /** Format: date-time */
+                    createdAt: string;
+                }[];
+            }[];
+        };
+        /** @description The tenant's credits */
+        CreditBalance: {
+            /** @description Available credits (held reservations already taken out); never below zero */
+            balance: number;
+            /** @description Credits held by replies in flight (captured on delivery or given back) */
+            reserved: number;
+            /** @description The price of one delivered reply */
+            creditsPerReply: number;
+        };
+        /** @description One credit movement */
+        CreditLedgerEntry: {
+            /** Format: uuid */
+            id: string;
+            /** @description Positive for a top-up, negative for a debit */
+            amount: number;
+            /** @enum {string} */
+            kind: "topup" | "debit" | "adjustment";
+            /** @description Unique per tenant: the top-up reference, or `message:{outboundMessageId}` for a delivered reply */
+            reference: string;
+            /** @description The delivered message a debit paid for */
+            messageId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description An operation a lead workflow parked after its retries ran out, until it is replayed or discarded */
+        DeadLetter: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            leadId: string;
+            /** @description The lead workflow that parked it (replay and discard are updates to it) */
+            workflowId: string;
+            /**
+             * @description `send`: a delivery failed (its credit stays reserved, its outbound id is kept); `reply`: the LLM step failed
+             * @enum {string}
+             */
+            kind: "reply" | "send" | "database";
+            /** @enum {string} */
+            status: "open" | "replaying" | "replayed" | "discarded";
+            /** @description The last failure: `type` (a failure type when it had one) and `message` */
+            error: {
+                [key: string]: unknown;
+            };
+            /** @description The message id a send goes out under (kept on replay) */
+            outboundMessageId: string | null;
+            /** @description What runs again on replay: purpose, what to send, attempts so far */
+            operation: {
+                [key: string]: unknown;
+            };
+            /** @description How many replays failed again and reopened it */
+            replays: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            resolvedAt: string | null;
+        };
+        /** @description The dead letter after its replay, and what the replay did */
+        AccountDeadLetterReplay: {
+            deadLetter: components["schemas"]["DeadLetter"];
+            /** @description What running the operation again did */
+            result: {
+                requestId: string;
+                /**
+                 * @description `sent`: delivered; `failed`/`refused`: not sent (`reason`); `parked`: a dead letter again (`deadLetterId`) or deferred; `queued`: waits for the channel's circuit breaker
+                 * @enum {string}
+                 */
+                status: "sent" | "failed" | "refused" | "parked" | "queued";
+                deadLetterId?: string;
+                outboundMessageId?: string;
+                providerMessageId?: string;
+                reason?: string;
+            };
+        };
+        /** @description A new lead matching the rule is enrolled in the sequence (the oldest matching rule of a sequence not archived wins) */
+        EnrollmentRule: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            sequenceId: string;
+            /** @description Only leads of this agent (null: any agent) */
+            agentId: string | null;
+            /** @description Only leads on this channel (null: any channel) */
+            channelAccountId: string | null;
+            /** @enum {string} */
+            trigger: "new_lead";
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description One version of the structured data extracted from a conversation */
+        Extraction: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            leadId: string;
+            /** @description 1, 2, …: a new version only when the lead's data changed */
+            version: number;
+            /** @description The standard fields (null = not stated) and the agent-defined ones */
+            data: {
+                name: string | null;
+                email: string | null;
+                company: string | null;
+                budget: string | null;
+                authority: string | null;
+                need: string | null;
+                timeline: string | null;
+                /** @description The agent's own extraction fields (null = not stated) */
+                fields: {
+                    [key: string]: string | null;
+                };
+            };
+            /** @description The lead's score (0..100) after this extraction */
+            score: number | null;
+            /** @description The LLM model that extracted it */
+            model: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A conversation with one contact on one channel account */
+        Lead: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The channel account (number, Instagram account, web chat widget) the lead writes to
+             */
+            channelAccountId: string;
+            /** @enum {string} */
+            channel: "whatsapp" | "instagram" | "webchat";
+            /** @description The contact on that channel: WhatsApp wa_id or BSUID (the first form seen), Instagram IGSID, web chat `wv_…` id */
+            contactId: string;
+            name: string | null;
+            /** @description WhatsApp: the phone number as last seen (a username user may have none) */
+            phone: string | null;
+            /** @description WhatsApp: the business-scoped user id as last seen */
+            bsuid: string | null;
+            parentBsuid: string | null;
+            /** @description WhatsApp username (display only: users change it) */
+            username: string | null;
+            /** @description The pipeline stage (`New` for a new lead) */
+            stage: string;
+            /**
+             * @description Who answers: ai, human (handed off), paused, closed
+             * @enum {string}
+             */
+            mode: "ai" | "human" | "paused" | "closed";
+            /** @description True while the tenant has no credit for this lead's next reply */
+            blocked: boolean;
+            /** @description The lead's conversation workflow in Temporal */
+            workflowId: string;
+            lastInboundAt: string | null;
+            lastOutboundAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @description A lead with its opt-out state and latest events */
+        LeadDetail: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The channel account (number, Instagram account, web chat widget) the lead writes to
+             */
+            channelAccountId: string;
+            /** @enum {string} */
+            channel: "whatsapp" | "instagram" | "webchat";
+            /** @description The contact on that channel: WhatsApp wa_id or BSUID (the first form seen), Instagram IGSID, web chat `wv_…` id */
+            contactId: string;
+            name: string | null;
+            /** @description WhatsApp: the phone number as last seen (a username user may have none) */
+            phone: string | null;
+            /** @description WhatsApp: the business-scoped user id as last seen */
+            bsuid: string | null;
+            parentBsuid: string | null;
+            /** @description WhatsApp username (display only: users change it) */
+            username: string | null;
+            /** @description The pipeline stage (`New` for a new lead) */
+            stage: string;
+            /**
+             * @description Who answers: ai, human (handed off), paused, closed
+             * @enum {string}
+             */
+            mode: "ai" | "human" | "paused" | "closed";
+            /** @description True while the tenant has no credit for this lead's next reply */
+            blocked: boolean;
+            /** @description The lead's conversation workflow in Temporal */
+            workflowId: string;
+            lastInboundAt: string | null;
+            lastOutboundAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** @description On the tenant's suppression list (a STOP on any of its channels, or the API) */
+            optedOut: boolean;
+            /** @description The 20 newest events, newest first (all of them: GET /v1/leads/{leadId}/events) */
+            events: components["schemas"]["LeadEvent"][];
+        };
+        /** @description Something that happened to a lead (its conversation workflow's decisions, opt-outs, extractions) */
+        LeadEvent: {
+            /** Format: uuid */
+            id: string;
+            /** @description e.g. stage_changed, mode_changed, sequence_step, extraction_updated, opted_out, delivery_failed */
+            type: string;
+            /** @description The event's facts (their fields depend on the type) */
+            data: {
+                [key: string]: unknown;
+            } | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A message of a lead's conversation */
+        LeadMessage: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            direction: "inbound" | "outbound";
+            /** @description The provider's id (WhatsApp wamid); null until an outbound message is sent */
+            providerMessageId: string | null;
+            /** @description inbound: the normalized message type (text, image, audio, location, …); outbound: text or template */
+            type: string;
+            /** @description The text, or a readable rendering of other types ("[image] caption") */
+            body: string;
+            /** @description inbound: received; outbound: pending → sent → delivered → read (played), or failed */
+            status: string;
+            /** @description A failed send's error, as the provider or the worker reported it; null otherwise */
+            error: unknown | null;
+            /** @description When the contact sent it (inbound) or we sent it (outbound) */
+            sentAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description What became of a manual message or template */
+        LeadSendResult: {
+            /** Format: uuid */
+            requestId: string;
+            /** @enum {string} */
+            status: "sent" | "queued";
+            /**
+             * Format: uuid
+             * @description The message's id (GET /v1/leads/{leadId}/messages); present once sent
+             */
+            outboundMessageId?: string;
+            providerMessageId?: string;
+            /** @description queued: why it waits */
+            reason?: string;
+        };
+        /** @description Where a lead is in its follow-up sequence */
+        LeadSequenceCursor: {
+            sequenceId: string;
+            /** @description The next step to send (0-based); equals the number of steps once completed */
+            stepIndex: number;
+            /** @enum {string} */
+            status: "active" | "paused" | "stopped" | "completed";
+            /**
+             * Format: date-time
+             * @description When the current step is due; present while active
+             */
+            dueAt?: string;
+            /** @description The delay left; present while paused */
+            remainingMs?: number;
+            /** @description Why it stopped; present while stopped */
+            stopReason?: string;
+            /** Format: date-time */
+            enrolledAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @description The lead's conversation workflow state, as its `state` query answers (live, not the database copy) */
+        LeadState: {
+            workflowId: string;
+            /** Format: uuid */
+            tenantId: string;
+            /** Format: uuid */
+            channelAccountId: string;
+            /** @enum {string} */
+            channel: "whatsapp" | "instagram" | "webchat";
+            contactId: string;
+            /**
+             * Format: uuid
+             * @description Absent until the first message is recorded
+             */
+            leadId?: string;
+            stage: string;
+            /** @enum {string} */
+            mode: "ai" | "human" | "paused" | "closed";
+            blocked: boolean;
+            /** Format: date-time */
+            lastInboundAt?: string;
+            /** Format: date-time */
+            lastOutboundAt?: string;
+            /** @description The most recent inbound provider ids (dedup), oldest first */
+            seenInboundIds: string[];
+            /** @description Totals over the life of the conversation */
+            counters: {
+                inbound: number;
+                duplicates: number;
+                turns: number;
+                replies: number;
+                failedReplies: number;
+                blockedTurns: number;
+                runs: number;
+            };
+            /** @description The lead's IANA time zone (sequence send windows) */
+            timeZone?: string;
+            lastOutboundByBot?: boolean;
+            /** Format: date-time */
+            lastHandbackAt?: string;
+            handoffKeywords?: string[];
+            /** @description The lead's follow-up sequence (the version it was enrolled with) and where it is in it */
+            sequence?: {
+                def: {
+                    id: string;
+                    version?: number;
+                    name: string;
+                    steps: {
+                        delayMs: number;
+                        /** @enum {string} */
+                        kind: "template" | "ai" | "text";
+                        template?: {
+                            name: string;
+                            language: string;
+                            variables?: string[];
+                            header?: {
+                                text?: string;
+                                media?: {
+                                    link?: string;
+                                    id?: string;
+                                    filename?: string;
+                                };
+                                location?: {
+                                    latitude: number;
+                                    longitude: number;
+                                    name?: string;
+                                    address?: string;
+                                };
+                            };
+                            buttons?: {
+                                index: number;
+                                value: string;
+                            }[];
+                        };
+                        text?: string;
+                        aiInstruction?: string;
+                        sendWindow?: {
+                            days: number[];
+                            start: string;
+                            end: string;
+                        };
+                    }[];
+                    stopOn: ("lead_replied" | "stage_changed" | "handed_off")[];
+                };
+                cursor: components["schemas"]["LeadSequenceCursor"];
+            };
+            inboxRecorded?: {
+                count: number;
+                lastSentAt: string;
+            };
+            /** Format: date-time */
+            inboxFirstAt?: string;
+            /** Format: date-time */
+            inboxLastAt?: string;
+            /** @description Manual messages and templates waiting to be sent (e.g. behind an open circuit breaker) */
+            outbox?: {
+                requestId: string;
+                /** @enum {string} */
+                kind: "text" | "template";
+                text?: string;
+                template?: {
+                    name: string;
+                    language: string;
+                    variables?: string[];
+                    header?: {
+                        text?: string;
+                        media?: {
+                            link?: string;
+                            id?: string;
+                            filename?: string;
+                        };
+                        location?: {
+                            latitude: number;
+                            longitude: number;
+                            name?: string;
+                            address?: string;
+                        };
+                    };
+                    buttons?: {
+                        index: number;
+                        value: string;
+                    }[];
+                };
+                /** @enum {string} */
+                source: "manual" | "api";
+            }[];
+            bumpsSent?: number;
+            /** Format: date-time */
+            lastBumpAt?: string;
+            recentBotMessages?: string[];
+            /**
+             * Format: date-time
+             * @description When the next extraction is due
+             */
+            extractionDueAt?: string;
+            score?: number;
+            /** @description Operations parked as dead letters (ids; a conversation started before ids-only keeps whole operations): GET /v1/dead-letters has them */
+            deadLetters?: ({
+                id: string;
+                /** @enum {string} */
+                kind: "reply" | "send" | "database";
+                /** Format: date-time */
+                parkedAt: string;
+            } | {
+                id: string;
+                /** @enum {string} */
+                kind: "reply" | "send" | "database";
+                purpose: string;
+                what?: {
+                    /** @constant */
+                    kind: "text";
+                    text: string;
+                } | {
+                    /** @constant */
+                    kind: "ai";
+                    instruction?: string;
+                    maxWords?: number;
+                    avoidRepeats?: boolean;
+                    llmPurpose?: string;
+                    allowHandoff?: boolean;
+                } | {
+                    /** @constant */
+                    kind: "template";
+                    template: {
+                        name: string;
+                        language: string;
+                        variables?: string[];
+                        header?: {
+                            text?: string;
+                            media?: {
+                                link?: string;
+                                id?: string;
+                                filename?: string;
+                            };
+                            location?: {
+                                latitude: number;
+                                longitude: number;
+                                name?: string;
+                                address?: string;
+                            };
+                        };
+                        buttons?: {
+                            index: number;
+                            value: string;
+                        }[];
+                    };
+                };
+                send?: {
+                    plan: {
+                        /** @constant */
+                        action: "free_form";
+                    } | {
+                        /** @constant */
+                        action: "template";
+                        template: {
+                            name: string;
+                            language: string;
+                            variables?: string[];
+                            header?: {
+                                text?: string;
+                                media?: {
+                                    link?: string;
+                                    id?: string;
+                                    filename?: string;
+                                };
+                                location?: {
+                                    latitude: number;
+                                    longitude: number;
+                                    name?: string;
+                                    address?: string;
+                                };
+                            };
+                            buttons?: {
+                                index: number;
+                                value: string;
+                            }[];
+                        };
+                    };
+                    text: string;
+                    outboundMessageId: string;
+                    reference: string;
+                    humanAgent?: boolean;
+                };
+                fallbackTemplate?: {
+                    name: string;
+                    language: string;
+                    variables?: string[];
+                    header?: {
+                        text?: string;
+                        media?: {
+                            link?: string;
+                            id?: string;
+                            filename?: string;
+                        };
+                        location?: {
+                            latitude: number;
+                            longitude: number;
+                            name?: string;
+                            address?: string;
+                        };
+                    };
+                    buttons?: {
+                        index: number;
+                        value: string;
+                    }[];
+                };
+                byBot: boolean;
+                /** Format: date-time */
+                parkedAt: string;
+                /** Format: date-time */
+                retryAt?: string;
+                error: {
+                    type?: string;
+                    message: string;
+                };
+                attempts: number;
+            })[];
+            /** @description Sends waiting for a later attempt (`retryAt`) */
+            deferred?: {
+                id: string;
+                /** @enum {string} */
+                kind: "reply" | "send" | "database";
+                purpose: string;
+                what?: {
+                    /** @constant */
+                    kind: "text";
+                    text: string;
+                } | {
+                    /** @constant */
+                    kind: "ai";
+                    instruction?: string;
+                    maxWords?: number;
+                    avoidRepeats?: boolean;
+                    llmPurpose?: string;
+                    allowHandoff?: boolean;
+                } | {
+                    /** @constant */
+                    kind: "template";
+                    template: {
+                        name: string;
+                        language: string;
+                        variables?: string[];
+                        header?: {
+                            text?: string;
+                            media?: {
+                                link?: string;
+                                id?: string;
+                                filename?: string;
+                            };
+                            location?: {
+                                latitude: number;
+                                longitude: number;
+                                name?: string;
+                                address?: string;
+                            };
+                        };
+                        buttons?: {
+                            index: number;
+                            value: string;
+                        }[];
+                    };
+                };
+                send?: {
+                    plan: {
+                        /** @constant */
+                        action: "free_form";
+                    } | {
+                        /** @constant */
+                        action: "template";
+                        template: {
+                            name: string;
+                            language: string;
+                            variables?: string[];
+                            header?: {
+                                text?: string;
+                                media?: {
+                                    link?: string;
+                                    id?: string;
+                                    filename?: string;
+                                };
+                                location?: {
+                                    latitude: number;
+                                    longitude: number;
+                                    name?: string;
+                                    address?: string;
+                                };
+                            };
+                            buttons?: {
+                                index: number;
+                                value: string;
+                            }[];
+                        };
+                    };
+                    text: string;
+                    outboundMessageId: string;
+                    reference: string;
+                    humanAgent?: boolean;
+                };
+                fallbackTemplate?: {
+                    name: string;
+                    language: string;
+                    variables?: string[];
+                    header?: {
+                        text?: string;
+                        media?: {
+                            link?: string;
+                            id?: string;
+                            filename?: string;
+                        };
+                        location?: {
+                            latitude: number;
+                            longitude: number;
+                            name?: string;
+                            address?: string;
+                        };
+                    };
+                    buttons?: {
+                        index: number;
+                        value: string;
+                    }[];
+                };
+                byBot: boolean;
+                /** Format: date-time */
+                parkedAt: string;
+                /** Format: date-time */
+                retryAt?: string;
+                error: {
+                    type?: string;
+                    message: string;
+                };
+                attempts: number;
+            }[];
+            /**
+             * Format: date-time
+             * @description Set while sends wait for the channel's circuit breaker
+             */
+            circuitWaitSince?: string;
+            /** Format: date-time */
+            providerWindowClosedAt?: string;
+            failedDeliveries?: string[];
+            /** @description On the suppression list, as the workflow last learned it (the database is the authority) */
+            optedOut?: boolean;
+            /** @description Inbound messages received but not answered yet */
+            pendingInbound: number;
+            /** @description Events in the current workflow run (it continues as new past a budget) */
+            historyLength: number;
+        };
+        /** @description A message of one of the tenant's leads */
+        Message: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            leadId: string;
+            /** @enum {string} */
+            direction: "inbound" | "outbound";
+            /** @description inbound: the normalized message type (text, image, audio, location, …); outbound: text or template */
+            type: string;
+            body: string;
+            /** @description inbound: received; outbound: pending → sent → delivered → read (played), or failed */
+            status: string;
+            providerMessageId: string | null;
+            /** @description A failed send's error, as the provider or the worker reported it; null otherwise */
+            error: unknown | null;
+            sentAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A sales pipeline with its ordered stages */
+        Pipeline: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description The pipeline every tenant starts with; its stage New is where new leads start */
+            isDefault: boolean;
+            /** @description In order */
+            stages: components["schemas"]["PipelineStage"][];
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A stage of a pipeline (a lead's `stage` holds its name) */
+        PipelineStage: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description 0 = first */
+            position: number;
+        };
+        SetupStageAdded: {
+            pipeline: components["schemas"]["Pipeline"];
+            stage: components["schemas"]["PipelineStage"];
+        };
+        SetupStageRemoved: {
+            pipeline: components["schemas"]["Pipeline"];
+            removed: components["schemas"]["PipelineStage"];
+            /** @description Present when leads were moved to `moveTo` */
+            moved?: components["schemas"]["SetupMovedLeads"];
+        };
+        /** @description Leads whose stage changed with a stage rename or removal, and what happened to their workflows */
+        SetupMovedLeads: {
+            /** @description The stage the leads were in */
+            from: string;
+            /** @description The stage they are in now */
+            to: string;
+            /** @description How many leads moved (in the database) */
+            leads: number;
+            /** @description Conversation workflows told of the new stage */
+            workflowsUpdated: number;
+            /** @description Leads without a running workflow (a new run reads the stage from the database) */
+            workflowsNotRunning: number;
+            /** @description Workflows that could not be told (the database already has the new stage) */
+            workflowsFailed: {
+                /** Format: uuid */
+                leadId: string;
+                reason: string;
+            }[];
+        };
+        SetupStageChanged: {
+            pipeline: components["schemas"]["Pipeline"];
+            stage: components["schemas"]["PipelineStage"];
+            /** @description Present when a rename moved leads */
+            moved?: components["schemas"]["SetupMovedLeads"];
+        };
+        /** @description A follow-up sequence, as of its current version */
+        Sequence: {
+            /** Format: uuid */
+            id: string;
+            /** @description The current version: new enrolments get it; enrolled leads keep theirs until they finish or are reset */
+            version: number;
+            name: string;
+            steps: components["schemas"]["SequenceStep"][];
+            /** @description Events that stop the sequence for a lead */
+            stopOn: ("lead_replied" | "stage_changed" | "handed_off")[];
+            /** @description No new enrolments (manual or by a rule); enrolled leads go on */
+            archived: boolean;
+            archivedAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description One step of a follow-up sequence */
+        SequenceStep: {
+            /** @description Delay after the previous step was sent (after enrolment for the first step) */
+            delayMs: number;
+            /** @enum {string} */
+            kind: "template" | "ai" | "text";
+            /** @description Required for `template`; the fallback outside the 24-hour window for `ai` and `text` */
+            template?: components["schemas"]["SetupTemplateRef"];
+            /** @description The message of a `text` step */
+            text?: string;
+            /** @description What the AI should write for an `ai` step */
+            aiInstruction?: string;
+            /** @description Quiet hours in the lead's time zone (days 0 = Sunday; local HH:MM start inclusive, end exclusive); absent: any time */
+            sendWindow?: {
+                days: number[];
+                start: string;
+                end: string;
+            };
+        };
+        /** @description A WhatsApp template to send, with its parameters */
+        SetupTemplateRef: {
+            name: string;
+            language: string;
+            /** @description Body parameters, in order */
+            variables?: string[];
+            /** @description The header's parameter: text, media (link or id) or a location */
+            header?: {
+                text?: string;
+                media?: {
+                    link?: string;
+                    id?: string;
+                    filename?: string;
+                };
+                location?: {
+                    latitude: number;
+                    longitude: number;
+                    name?: string;
+                    address?: string;
+                };
+            };
+            /** @description Button parameters by button index */
+            buttons?: {
+                index: number;
+                value: string;
+            }[];
+        };
+        /** @description One version of a sequence's definition */
+        SequenceVersion: {
+            /** Format: uuid */
+            sequenceId: string;
+            version: number;
+            name: string;
+            steps: components["schemas"]["SequenceStep"][];
+            /** @description Events that stop the sequence for a lead */
+            stopOn: ("lead_replied" | "stage_changed" | "handed_off")[];
+            /** @description The API key that made this version (null: made before versions were kept, or not through the API) */
+            createdBy: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A contact that gets no sequence step, bump-up or template on any of the tenant's channels */
+        Suppression: {
+            /** Format: uuid */
+            id: string;
+            /** @description The contact as the suppression names it (a lead's contact id, or the normalized value given to the API) */
+            contact: string;
+            /** @description Every identity form of the contact known when it was suppressed (contact id, phone number, BSUID, parent BSUID); a lead with any of them is suppressed */
+            forms: string[];
+            /**
+             * @description `keyword`: the contact wrote a STOP phrase; `api`: added through this API
+             * @enum {string}
+             */
+            source: "keyword" | "api";
+            /** @description The STOP phrase (source keyword) */
+            keyword: string | null;
+            note: string | null;
+            /** @description The lead whose message opted out (source keyword), if it still exists */
+            leadId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A WhatsApp message template of the tenant */
+        Template: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            language: string;
+            /** @enum {string} */
+            category: "marketing" | "utility" | "authentication";
+            /**
+             * @description local: created through the API, approved by hand; meta: synced from the WhatsApp Business Account, its status is Meta's
+             * @enum {string}
+             */
+            source: "local" | "meta";
+            /** @description Meta's status (APPROVED, PENDING, REJECTED, PAUSED, DISABLED, ...; DELETED when a sync no longer lists it); a local template: APPROVED or PENDING */
+            status: string;
+            /** @description Whether it can be sent */
+            approved: boolean;
+            body: string;
+            /** @description How many body parameters a send gives */
+            variables: number;
+            components: components["schemas"]["TemplateComponent"];
+            /** @description The channel it was synced through (null: local) */
+            channelId: string | null;
+            wabaId: string | null;
+            metaTemplateId: string | null;
+            /** @description Meta's quality score (GREEN, YELLOW, RED, UNKNOWN) */
+            qualityScore: string | null;
+            /** @description Why Meta last changed its status (rejection or pause reason) */
+            statusReason: string | null;
+            /** @description The last template webhook applied per field (message_template_status_update, ...), with Meta's time `at` */
+            events: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+            syncedAt: string | null;
+            updatedAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A template's components (header, body, footer, buttons) and the parameters a send must give */
+        TemplateComponent: {
+            header?: {
+                /** @description TEXT, IMAGE, VIDEO, DOCUMENT, LOCATION (others as Meta sent them) */
+                format: string;
+                text?: string;
+                variables: number;
+                names?: string[];
+            };
+            body?: {
+                text: string;
+                variables: number;
+                /** @description Named parameters, in order (templates with named parameters) */
+                names?: string[];
+            };
+            footer?: {
+                text: string;
+            };
+            buttons: components["schemas"]["SetupTemplateButton"][];
+        };
+        SetupTemplateButton: {
+            index: number;
+            /** @description Meta's button type as sent: QUICK_REPLY, URL, PHONE_NUMBER, COPY_CODE, OTP, ... */
+            type: string;
+            text?: string;
+            url?: string;
+            phoneNumber?: string;
+            otpType?: string;
+            /**
+             * @description What a send gives for this button: nothing, a URL suffix, a coupon code, a one-time code (required), or a quick-reply payload (optional)
+             * @enum {string}
+             */
+            parameter: "none" | "url_suffix" | "coupon_code" | "otp_code" | "payload";
+        };
+        /** @description A tenant as the platform admin sees it */
+        Tenant: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description true: webhooks are still recorded, but the bot sends nothing and the API keys answer 403 `tenant_suspended` */
+            suspended: boolean;
+            suspendedAt: string | null;
+            creditBalance: number;
+            creditsPerReply: number;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /** @description A new tenant with its first (owner) API key */
+        AccountTenantCreated: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description The tenant's first API key (role owner): shown this once, only its hash is stored */
+            apiKey: string;
+            /** Format: uuid */
+            apiKeyId: string;
+            creditsPerReply: number;
+        };
+        /** @description A tenant with its limits */
+        AccountTenantWithLimits: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description true: webhooks are still recorded, but the bot sends nothing and the API keys answer 403 `tenant_suspended` */
+            suspended: boolean;
+            suspendedAt: string | null;
+            creditBalance: number;
+            creditsPerReply: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description Tenant API requests per minute that apply now (its own value or the deployment default) */
+            apiRequestsPerMinute: number;
+            /** @description LLM spend allowed per UTC day in micro-USD that applies now; 0 = no LLM calls */
+            llmDailyBudgetMicros: number;
+            /** @description The tenant's own values; null = the deployment default applies */
+            overrides: {
+                apiRequestsPerMinute: number | null;
+                llmDailyBudgetMicros: number | null;
+            };
+        };
+        /** @description A credit top-up (idempotent by reference) */
+        AccountTopUp: {
+            /** @description false: this reference was already applied, nothing changed */
+            applied: boolean;
+            /** @description The available balance after it */
+            balance: number;
+            reference: string;
+        };
+        /** @description The tenant's consumption against its limits: today's LLM spend (micro-USD) and the API rate */
+        Usage: {
+            llm: {
+                /** @description The UTC day the spend is counted for (YYYY-MM-DD) */
+                day: string;
+                spentMicros: number;
+                budgetMicros: number;
+                remainingMicros: number;
+                /** @description true: no LLM calls until the next UTC day */
+                exceeded: boolean;
+            };
+            api: {
+                /** @description Tenant API requests allowed per minute */
+                perMinute: number;
+            };
+        };
+        /** @description A page of the visitor's conversation */
+        WebChatHistory: {
+            /** @description Oldest first */
+            items: components["schemas"]["WebChatMessage"][];
+            /** @description The newest page only (no `before`): where the stream should resume (`?lastEventId=` or the Last-Event-ID header). Below a reply still pending, so it is not missed. */
+            lastEventId?: number;
+            /** @description Older messages: pass as `?before=`; null when there are none */
+            nextCursor: string | null;
+        };
+        /** @description A chat message as the widget shows it. Replies show once sent; a failed reply never shows. */
+        WebChatMessage: {
+            /** Format: uuid */
+            id: string;
+            /** @description The message's place in the conversation (ascending); the stream's event ids and `before` cursors are such numbers */
+            seq: number;
+            /**
+             * @description `inbound`: written by the visitor; `outbound`: the reply
+             * @enum {string}
+             */
+            direction: "inbound" | "outbound";
+            text: string;
+            /** @description The id the visitor's browser chose for its own message (inbound only) */
+            clientMessageId?: string;
+            /** Format: date-time */
+            at: string;
+        };
+        /** @description The message was handed to the conversation; the reply comes on the stream */
+        WebChatMessageAccepted: {
+            /** @description The message's dedup id (`webchat:<contact>:<clientMessageId>`): the same clientMessageId posted again gives the same id and is recorded once */
+            messageId: string;
+        };
+        /** @description A new web chat visitor */
+        WebChatVisitor: {
+            /** @description The visitor's credential (`vt1.…`): send it as `Authorization: Bearer <visitorToken>` on the visitor's other calls. Keep it in the browser; it is not shown again. */
+            visitorToken: string;
+        };
+        /** @description What the webhook did with the body */
+        WebhookInstagramReceipt: {
+            /** @description Messages handed to their conversations */
+            received: number;
+            /** @description Items dropped as malformed or not handled (logged, never retried) */
+            ignored: number;
+            /** @description Messages kept with a field cut to fit a limit (present only when some were) */
+            adjusted?: number;
+            /** @description Messages the workflow engine refused for good (present only when some were) */
+            dropped?: number;
+            /** @description Changes or entries for an account no channel names: acknowledged and dropped */
+            unknownChannels: number;
+        };
+        /** @description What the webhook did with the body */
+        WebhookWhatsAppReceipt: {
+            /** @description Messages handed to their conversations */
+            received: number;
+            /** @description Delivery statuses of known channels applied to the messages they sent */
+            statuses: number;
+            /** @description Items dropped as malformed or not handled (logged, never retried) */
+            ignored: number;
+            /** @description Messages kept with a field cut to fit a limit (present only when some were) */
+            adjusted?: number;
+            /** @description Messages the workflow engine refused for good (present only when some were) */
+            dropped?: number;
+            /** @description Changes or entries for an account no channel names: acknowledged and dropped */
+            unknownChannels: number;
+            /** @description Present only when the body carried template changes */
+            templates?: {
+                /** @description Template changes in the body */
+                changes: number;
+                /** @description Stored templates updated (one change may update a template of several tenants) */
+                updated: number;
+                /** @description Changes for a known account but no stored template */
+                unmatched: number;
+                /** @description Changes for a WhatsApp Business Account no channel names (or not signed with its channel's own app secret) */
+                unknownAccounts: number;
+            };
         };
     };
     responses: never;
@@ -244,6 +3472,35 @@ export interface operations {
             };
         };
     };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text exposition format 0.0.4 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getOpenapiJson: {
         parameters: {
             query?: never;
@@ -260,11 +3517,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        openapi: components["schemas"]["__schema3"];
-                        info: components["schemas"]["__schema4"];
-                        paths: components["schemas"]["__schema5"];
+                        openapi: string;
+                        info: {
+                            title: string;
+                            version: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                        paths: {
+                            [key: string]: unknown;
+                        };
                     } & {
-                        [key: string]: components["schemas"]["__schema6"];
+                        [key: string]: unknown;
                     };
                 };
             };
@@ -304,6 +3568,3480 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAgents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Agent"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postAgents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    systemPrompt: string;
+                    model: string;
+                    /** @description The model used when `model` fails */
+                    fallbackModel?: string;
+                    /** @description Default 0.4 */
+                    temperature?: number;
+                    /** @description Stage name → text added to the system prompt while the lead is in that stage */
+                    stagePrompts?: {
+                        [key: string]: string;
+                    };
+                    /** @description Extra fields the extraction fills: name → description */
+                    extractionFields?: {
+                        [key: string]: string;
+                    };
+                    /** @description Phrases that hand the lead to a human */
+                    handoffKeywords?: string[];
+                    /** @description Opt-out (STOP/START); absent: the default phrases of en, hi, es, pt, AI replies continue, no confirmation */
+                    optOut?: {
+                        languages?: ("en" | "hi" | "es" | "pt")[];
+                        keywords?: {
+                            [key: string]: {
+                                stop?: string[];
+                                start?: string[];
+                            };
+                        };
+                        confirmationText?: string;
+                        replyAfterOptOut?: boolean;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAgentsAgentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteAgentsAgentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupDeleted"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchAgentsAgentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    systemPrompt?: string;
+                    model?: string;
+                    fallbackModel?: string | null;
+                    /** @description Default 0.4 */
+                    temperature?: number;
+                    /** @description Stage name → text added to the system prompt while the lead is in that stage */
+                    stagePrompts?: {
+                        [key: string]: string;
+                    };
+                    /** @description Extra fields the extraction fills: name → description */
+                    extractionFields?: {
+                        [key: string]: string;
+                    };
+                    /** @description Phrases that hand the lead to a human */
+                    handoffKeywords?: string[];
+                    optOut?: {
+                        languages?: ("en" | "hi" | "es" | "pt")[];
+                        keywords?: {
+                            [key: string]: {
+                                stop?: string[];
+                                start?: string[];
+                            };
+                        };
+                        confirmationText?: string;
+                        replyAfterOptOut?: boolean;
+                    } | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAgentsAgentIdVersions: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AgentVersion"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postAgentsAgentIdVersionsVersionRestore: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getApiKeys: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["ApiKey"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @enum {string} */
+                    role: "owner" | "manager" | "agent" | "readonly";
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getApiKeysKeyId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteApiKeysKeyId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postApiKeysKeyIdRotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @default 3600 */
+                    graceSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountApiKeyRotated"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAuditLog: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AuditEntry"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getChannels: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Channel"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    platform: "whatsapp";
+                    phoneNumberId: string;
+                    displayPhoneNumber?: string;
+                    accessToken: string;
+                    appSecret?: string;
+                    verifyToken: string;
+                    wabaId?: string;
+                    /** Format: uuid */
+                    agentId: string;
+                    messagesPerSecond?: number;
+                    markRead?: boolean;
+                } | {
+                    /** @constant */
+                    platform: "instagram";
+                    phoneNumberId: string;
+                    displayPhoneNumber?: string;
+                    accessToken: string;
+                    appSecret?: string;
+                    verifyToken: string;
+                    /** Format: uuid */
+                    agentId: string;
+                    messagesPerSecond?: number;
+                    markRead?: boolean;
+                } | {
+                    /** @constant */
+                    platform: "webchat";
+                    displayPhoneNumber?: string;
+                    allowedOrigins?: string[];
+                    /** Format: uuid */
+                    agentId: string;
+                    messagesPerSecond?: number;
+                    markRead?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postChannelsChannelIdTemplatesSync: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channelId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateSyncResult"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getChannelsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteChannelsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelDeleted"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchChannelsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    accessToken?: string;
+                    appSecret?: string;
+                    messagesPerSecond?: number | null;
+                    markRead?: boolean;
+                    /** Format: uuid */
+                    agentId?: string;
+                    allowedOrigins?: string[] | null;
+                    enabled?: boolean;
+                    wabaId?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postChannelsIdCircuitClose: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountCircuitClose"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteContactsContactId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                contactId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactErasure"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getContactsContactIdExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                contactId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactExport"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCredits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditBalance"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCreditsLedger: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CreditLedgerEntry"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getDeadLetters: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                status?: "open" | "replaying" | "replayed" | "discarded";
+                leadId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["DeadLetter"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getDeadLettersId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetter"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postDeadLettersIdDiscard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetter"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postDeadLettersIdReplay: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountDeadLetterReplay"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getEnrollmentRules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["EnrollmentRule"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postEnrollmentRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uuid */
+                    sequenceId: string;
+                    /**
+                     * Format: uuid
+                     * @description Only new leads of this agent (absent: any agent)
+                     */
+                    agentId?: string;
+                    /**
+                     * Format: uuid
+                     * @description Only new leads on this channel (absent: any channel)
+                     */
+                    channelAccountId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnrollmentRule"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteEnrollmentRulesRuleId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupDeleted"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getExtractions: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Extraction"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getExtractionsCsv: {
+        parameters: {
+            query?: {
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The CSV file (header row first) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeads: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                stage?: string;
+                mode?: "ai" | "human" | "paused" | "closed";
+                channelId?: string;
+                minScore?: number;
+                needsAttention?: "true" | "false";
+                updatedSince?: string;
+                q?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Lead"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeadsLeadId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeadDetail"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeadsLeadIdEvents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LeadEvent"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdExtract: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: date-time
+                         * @description Now: the workflow extracts next; GET /v1/leads/{leadId}/extractions shows the result
+                         */
+                        extractionDueAt: string;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeadsLeadIdExtractions: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Extraction"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdHandback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        mode: "ai" | "human" | "paused" | "closed";
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdHandoff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        mode: "ai" | "human" | "paused" | "closed";
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeadsLeadIdMediaMediaId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+                mediaId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, with its MIME type as Content-Type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description The requested byte range (Content-Range) */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description The range starts past the end of the file (`Content-Range: bytes *\/<size>`); no body */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeadsLeadIdMessages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LeadMessage"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdMessages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    text: string;
+                } | {
+                    template: {
+                        name: string;
+                        language: string;
+                        variables?: string[];
+                        header?: {
+                            text?: string;
+                            media?: {
+                                /** Format: uri */
+                                link?: string;
+                                id?: string;
+                                filename?: string;
+                            };
+                            location?: {
+                                latitude: number;
+                                longitude: number;
+                                name?: string;
+                                address?: string;
+                            };
+                        };
+                        buttons?: {
+                            index: number;
+                            value: string;
+                        }[];
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Sent */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeadSendResult"];
+                };
+            };
+            /** @description Queued behind the channel's circuit breaker */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeadSendResult"];
+                };
+            };
+            /** @description The send failed or was parked (a dead letter or a deferral may still send it later) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @constant */
+                            code: "delivery_failed";
+                            message: string;
+                            /**
+                             * Format: uuid
+                             * @description The failed message (its status and error: GET /v1/leads/{leadId}/messages)
+                             */
+                            outboundMessageId?: string;
+                        };
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdMode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    request: "handoff" | "handback" | "pause" | "resume" | "close" | "reopen";
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        mode: "ai" | "human" | "paused" | "closed";
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdSequenceEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uuid */
+                    sequenceId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sequence: components["schemas"]["LeadSequenceCursor"];
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdSequencePause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sequence: components["schemas"]["LeadSequenceCursor"];
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdSequenceReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sequence: components["schemas"]["LeadSequenceCursor"];
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdSequenceResume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sequence: components["schemas"]["LeadSequenceCursor"];
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdSequenceSkip: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sequence: components["schemas"]["LeadSequenceCursor"];
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postLeadsLeadIdStage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    stage: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        stage: string;
+                        /** @description The change stopped the running sequence (it stops on stage_changed) */
+                        sequenceStopped: boolean;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeadsLeadIdState: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeadState"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMessages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                direction?: "inbound" | "outbound";
+                status?: string;
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Message"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPipelines: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Pipeline"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postPipelines: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @description Stage names, unique, in order */
+                    stages: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPipelinesPipelineId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pipelineId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchPipelinesPipelineId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pipelineId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @description Every stage id of the pipeline, once each, in the new order */
+                    stageOrder?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postPipelinesPipelineIdStages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pipelineId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @description 0 = first; absent: last */
+                    position?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupStageAdded"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deletePipelinesPipelineIdStagesStageId: {
+        parameters: {
+            query?: {
+                /** @description Another stage name of the tenant to move the leads of the removed stage to (required while leads are in it) */
+                moveTo?: string;
+            };
+            header?: never;
+            path: {
+                pipelineId: string;
+                stageId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Another stage name of the tenant to move the leads of the removed stage to (required while leads are in it) */
+                    moveTo?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupStageRemoved"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchPipelinesPipelineIdStagesStageId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pipelineId: string;
+                stageId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    position?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupStageChanged"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSequences: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Sequence"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postSequences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    steps: {
+                        delayMs: number;
+                        /** @enum {string} */
+                        kind: "template" | "ai" | "text";
+                        template?: {
+                            name: string;
+                            language: string;
+                            variables?: string[];
+                            header?: {
+                                text?: string;
+                                media?: {
+                                    /** Format: uri */
+                                    link?: string;
+                                    id?: string;
+                                    filename?: string;
+                                };
+                                location?: {
+                                    latitude: number;
+                                    longitude: number;
+                                    name?: string;
+                                    address?: string;
+                                };
+                            };
+                            buttons?: {
+                                index: number;
+                                value: string;
+                            }[];
+                        };
+                        text?: string;
+                        aiInstruction?: string;
+                        sendWindow?: {
+                            days: number[];
+                            start: string;
+                            end: string;
+                        };
+                    }[];
+                    /**
+                     * @description Events that stop the sequence for a lead (default: all)
+                     * @default [
+                     *       "lead_replied",
+                     *       "stage_changed",
+                     *       "handed_off"
+                     *     ]
+                     */
+                    stopOn?: ("lead_replied" | "stage_changed" | "handed_off")[];
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sequence"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSequencesSequenceId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sequenceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sequence"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSequencesSequenceId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sequenceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sequence"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchSequencesSequenceId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sequenceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    steps?: {
+                        delayMs: number;
+                        /** @enum {string} */
+                        kind: "template" | "ai" | "text";
+                        template?: {
+                            name: string;
+                            language: string;
+                            variables?: string[];
+                            header?: {
+                                text?: string;
+                                media?: {
+                                    /** Format: uri */
+                                    link?: string;
+                                    id?: string;
+                                    filename?: string;
+                                };
+                                location?: {
+                                    latitude: number;
+                                    longitude: number;
+                                    name?: string;
+                                    address?: string;
+                                };
+                            };
+                            buttons?: {
+                                index: number;
+                                value: string;
+                            }[];
+                        };
+                        text?: string;
+                        aiInstruction?: string;
+                        sendWindow?: {
+                            days: number[];
+                            start: string;
+                            end: string;
+                        };
+                    }[];
+                    stopOn?: ("lead_replied" | "stage_changed" | "handed_off")[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sequence"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSequencesSequenceIdVersions: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                sequenceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SequenceVersion"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSuppressions: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Suppression"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postSuppressions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    contact: string;
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A suppression already covered the contact: it, unchanged */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSuppressionsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSuppressionsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTemplates: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Template"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postTemplates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    language: string;
+                    /** @enum {string} */
+                    category: "marketing" | "utility" | "authentication";
+                    /** @description The text, with positional variables {{1}}, {{2}}, ... */
+                    body: string;
+                    /**
+                     * @description Whether it may be sent (set by hand for a local template)
+                     * @default false
+                     */
+                    approved?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTemplatesTemplateId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                templateId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteTemplatesTemplateId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                templateId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupDeleted"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchTemplatesTemplateId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                templateId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    category?: "marketing" | "utility" | "authentication";
+                    body?: string;
+                    approved?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTenants: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Tenant"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postTenants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    creditsPerReply?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountTenantCreated"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTenantsTenantId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountTenantWithLimits"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchTenantsTenantId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    suspended?: boolean;
+                    apiRequestsPerMinute?: number | null;
+                    llmDailyBudgetMicros?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountTenantWithLimits"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postTenantsTenantIdCredits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: number;
+                    reference: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Already applied (same reference and amount): nothing changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountTopUp"];
+                };
+            };
+            /** @description Applied */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountTopUp"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebchatWidgetKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                widgetKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The chat page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebchatWidgetKeyMessages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                before?: string;
+            };
+            header?: never;
+            path: {
+                widgetKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebChatHistory"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebchatWidgetKeyMessages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                widgetKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    text: string;
+                    clientMessageId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebChatMessageAccepted"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebchatWidgetKeyStream: {
+        parameters: {
+            query?: {
+                lastEventId?: string;
+            };
+            header?: never;
+            path: {
+                widgetKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Message events until the client closes or the stream times out */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebchatWidgetKeyVisitors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                widgetKey: string;
+            };
+            cookie?: never;
+        };
+        /** @description `{}` or no body (at most 1 kB) */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebChatVisitor"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebchatWidgetJs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The widget script */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/javascript": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhooksInstagram: {
+        parameters: {
+            query: {
+                "hub.mode": "subscribe";
+                /** @description The deployment's META_VERIFY_TOKEN or a channel's registered verify token */
+                "hub.verify_token": string;
+                /** @description Echoed back as the answer */
+                "hub.challenge": string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The `hub.challenge`, as it came */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `forbidden`: not `hub.mode=subscribe`, no or an unknown verify token, or a challenge over 200 characters */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhooksInstagram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Read as raw bytes (at most 3 MB): the signature covers them exactly */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookInstagramBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookInstagramReceipt"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhooksWhatsapp: {
+        parameters: {
+            query: {
+                "hub.mode": "subscribe";
+                /** @description The deployment's META_VERIFY_TOKEN or a channel's registered verify token */
+                "hub.verify_token": string;
+                /** @description Echoed back as the answer */
+                "hub.challenge": string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The `hub.challenge`, as it came */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `forbidden`: not `hub.mode=subscribe`, no or an unknown verify token, or a challenge over 200 characters */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhooksWhatsapp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Read as raw bytes (at most 3 MB): the signature covers them exactly */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookWhatsAppBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWhatsAppReceipt"];
                 };
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */

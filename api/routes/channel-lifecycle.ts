@@ -7,6 +7,16 @@ import type { ParleyTemporal } from '../../temporal/client';
 import { MANAGERS, allow } from '../access';
 import { tenantAuth } from '../middleware/rate-limit';
 import { validate } from '../middleware/validate';
+import { doc } from '../openapi';
+
+const channelDeleted = z
+  .strictObject({
+    id: z.uuid(),
+    deleted: z.literal(true),
+    leadsClosed: z.number().int().min(0).meta({ description: 'The open leads the background workflow closes' }),
+    closeWorkflowId: z.string().meta({ description: 'The Temporal workflow that closes them (visible in the Web UI)' }),
+  })
+  .meta({ id: 'ChannelDeleted' });
 
 const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
 
@@ -27,7 +37,18 @@ export function createChannelLifecycleRouter(deps: { services: Services; tempora
   const r = Router();
   const auth = tenantAuth(services);
 
-  r.delete('/v1/channels/:id', auth, allow(...MANAGERS), validate({ params: idParam }), async (_req, res) => {
+  r.delete(
+    '/v1/channels/:id',
+    auth,
+    allow(...MANAGERS),
+    validate({ params: idParam }),
+    doc({
+      summary: 'Delete a channel',
+      description:
+        "Marks the channel deleted at once: its secrets are wiped, no webhook, widget or send reaches it, the API no longer lists it, and its number can be connected again. A background workflow (`closeWorkflowId`) ends its leads' workflows and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back). Leads, messages, events and extractions stay readable. 503 when Temporal cannot start that workflow (the channel stays deleted).",
+      responses: { 200: channelDeleted },
+    }),
+    async (_req, res) => {
     const tenantId = res.locals.tenantId as string;
     const channelAccountId = res.locals.params.id as string;
     const before = await services.channels.get(tenantId, channelAccountId);

@@ -40,7 +40,7 @@ test('the day-to-day lifecycle through the typed client', async () => {
   expect(patched.data).toMatchObject({ id: t.agentId, version: 2, systemPrompt: "You are Acme's sales assistant. Always offer a demo." });
   const versions = await parley.GET('/v1/agents/{agentId}/versions', { params: { path: { agentId: t.agentId }, query: { limit: 10 } } });
   expect(versions.data?.items.map((v) => v.version)).toEqual([2, 1]);
-  const restored = await parley.POST('/v1/agents/{agentId}/versions/{version}/restore', { params: { path: { agentId: t.agentId, version: 1 } }, body: {} });
+  const restored = await parley.POST('/v1/agents/{agentId}/versions/{version}/restore', { params: { path: { agentId: t.agentId, version: '1' } }, body: {} });
   expect(restored.data).toMatchObject({ version: 3, systemPrompt: 'You are a helpful sales assistant.' });
 
   // move the channel to another agent
@@ -76,7 +76,9 @@ test('the day-to-day lifecycle through the typed client', async () => {
   stack.graph.setTemplates(wabaId, [
     { name: 'follow_up', language: 'en', status: 'APPROVED', category: 'MARKETING', components: [{ type: 'BODY', text: 'Hi {{1}}, still interested?', example: { body_text: [['Priya']] } }] },
   ]);
-  expect((await parley.PATCH('/v1/channels/{id}', { params: { path: { id: t.channelId } }, body: { wabaId } })).data?.wabaId).toBe(wabaId);
+  const withWaba = (await parley.PATCH('/v1/channels/{id}', { params: { path: { id: t.channelId } }, body: { wabaId } })).data;
+  // the answer is a union by platform: only a WhatsApp channel has a wabaId
+  expect(withWaba?.platform === 'whatsapp' ? withWaba.wabaId : undefined).toBe(wabaId);
   const synced = await parley.POST('/v1/channels/{channelId}/templates/sync', { params: { path: { channelId: t.channelId } } });
   expect(synced.response.status).toBe(200);
   const templates = await parley.GET('/v1/templates', { params: { query: { limit: 50 } } });
