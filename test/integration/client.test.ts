@@ -82,7 +82,7 @@ test('the day-to-day lifecycle through the typed client', async () => {
   const synced = await parley.POST('/v1/channels/{channelId}/templates/sync', { params: { path: { channelId: t.channelId } } });
   expect(synced.response.status).toBe(200);
   const templates = await parley.GET('/v1/templates', { params: { query: { limit: 50 } } });
-  expect(templates.data?.items).toEqual([expect.objectContaining({ name: 'follow_up', language: 'en', status: 'approved' })]);
+  expect(templates.data?.items).toEqual([expect.objectContaining({ name: 'follow_up', language: 'en', status: 'APPROVED', approved: true, source: 'meta' })]);
 
   // a lead that asks for a person shows up among those needing attention
   const from = randomWaId();
