@@ -352,6 +352,12 @@ export function createChannelService(db: Db, box: SecretBox) {
       return { channel: present(c), openLeads: Number(n) };
     },
 
+    /** Whether the channel is marked deleted (undefined: no such channel). */
+    async isDeleted(channelAccountId: string): Promise<boolean | undefined> {
+      const [c] = await db.select({ deletedAt: channelAccounts.deletedAt }).from(channelAccounts).where(eq(channelAccounts.id, channelAccountId)).limit(1);
+      return c ? c.deletedAt !== null : undefined;
+    },
+
     /** Hear of every channel this process deletes (the webhook and widget routing caches forget it). */
     onDeleted(listener: (channel: DeletedChannel) => void): void {
       deletedListeners.add(listener);

@@ -195,7 +195,8 @@ export function createParleyTemporal(client: Client, opts: { taskQueue: string }
           taskQueue: opts.taskQueue,
           args: [input],
           workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          // a close that found the channel never marked deleted may be followed by a real one
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
           staticSummary: `Close the leads of deleted channel ${input.channelAccountId}`,
         })
         .catch((err: unknown) => {

@@ -1,7 +1,8 @@
 /**
- * Closing a deleted channel's leads, outside the API request: DELETE /v1/channels/:id marks the
- * channel deleted (no webhook, widget or send reaches it from then on) and starts this workflow
- * once per channel (`channel-delete:{channelAccountId}`). Its activity pages through the leads:
+ * Closing a deleted channel's leads, outside the API request: DELETE /v1/channels/:id starts this
+ * workflow once per channel (`channel-delete:{channelAccountId}`), then marks the channel deleted
+ * (no webhook, widget or send reaches it from then on). Its activity waits a few attempts for
+ * that mark (a channel never marked is left alone), then pages through the leads:
  * ends each lead workflow (terminated, the reason in its history), closes the lead, records a
  * `channel_deleted` event and gives held credit reservations back. Temporal retries it (the
  * activity resumes from its heartbeat) and the Web UI shows it.

@@ -7,7 +7,7 @@
  * lead id done, so a retried attempt goes on where the last one stopped; every step is idempotent.
  * Nothing is deleted: leads, messages, events and extractions stay readable through the API.
  */
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
@@ -26,7 +26,7 @@ export interface CloseChannelLeadsResult {
 }
 
 export interface ChannelDeleteDeps {
-  channels: Pick<ChannelService, 'deletedChannelLeads' | 'closeLeads'>;
+  channels: Pick<ChannelService, 'deletedChannelLeads' | 'closeLeads' | 'isDeleted'>;
   /** A Temporal client on the worker's connection; without it the activity fails (non-retryable config error). */
   temporalClient?: Client;
   log: Logger;
@@ -35,6 +35,9 @@ export interface ChannelDeleteDeps {
 interface Progress extends CloseChannelLeadsResult {
   afterId?: string;
 }
+
+/** Attempts (2 s, 4 s, 8 s, 16 s apart) the close waits for the route to mark the channel deleted. */
+const NOT_MARKED_ATTEMPTS = 5;
 
 export const CHANNEL_DELETED_REASON = 'channel deleted (DELETE /v1/channels/:id)';
 
@@ -46,6 +49,14 @@ export function createChannelDeleteActivities(deps: ChannelDeleteDeps) {
       if (!client) throw new Error('no Temporal client configured for closeChannelLeads');
       const ctx = Context.current();
       const limit = Math.min(Math.max(input.pageSize ?? 200, 1), 1000);
+      // The route starts this workflow before it marks the channel deleted (so a Temporal outage
+      // refuses the delete instead of leaving its leads open): wait a few attempts for the mark;
+      // a channel never marked (the route failed after the start) is left alone.
+      if ((await deps.channels.isDeleted(input.channelAccountId)) !== true) {
+        if (ctx.info.attempt < NOT_MARKED_ATTEMPTS) throw ApplicationFailure.retryable('the channel is not marked deleted yet', 'channel_not_marked_deleted');
+        log.warn({ tenantId: input.tenantId, channelAccountId: input.channelAccountId }, 'the channel was never marked deleted: no lead closed');
+        return { leadsClosed: 0, workflowsEnded: 0, creditsReleased: 0 };
+      }
       const resumed = ctx.info.heartbeatDetails as Progress | undefined;
       const progress: Progress = { leadsClosed: 0, workflowsEnded: 0, creditsReleased: 0, ...resumed };
       for (;;) {

@@ -397,7 +397,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a channel
-         * @description Marks the channel deleted at once: its secrets are wiped, no webhook, widget or send reaches it, the API no longer lists it, and its number can be connected again. A background workflow (`closeWorkflowId`) ends its leads' workflows and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back). Leads, messages, events and extractions stay readable. 503 when Temporal cannot start that workflow (the channel stays deleted).
+         * @description Marks the channel deleted at once: its secrets are wiped, no webhook, widget or send reaches it, the API no longer lists it, and its number can be connected again. A background workflow (`closeWorkflowId`) ends its leads' workflows and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back). Leads, messages, events and extractions stay readable. 503 when Temporal cannot start that workflow: nothing changes, the channel stays live (try again).
          *
          *     Roles: owner, manager.
          */

@@ -21,9 +21,10 @@ const channelDeleted = z
 const idParam = z.strictObject({ id: z.uuid('must be a uuid') });
 
 /**
- * The end of a channel's life: `DELETE /v1/channels/:id`. The channel is marked deleted at once
+ * The end of a channel's life: `DELETE /v1/channels/:id`. The workflow that closes its leads is
+ * started first (Temporal down → 503, nothing changed), then the channel is marked deleted
  * (its secrets wiped; no webhook, widget or send reaches it; the tenant API no longer lists it;
- * its account id can be connected again), and a background workflow ends its leads' workflows
+ * its account id can be connected again); that workflow ends its leads' workflows
  * and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back).
  * Leads, messages, events and extractions stay readable. `leadsClosed`: the leads that were not
  * closed yet, which that workflow closes (`closeWorkflowId`).
@@ -45,28 +46,30 @@ export function createChannelLifecycleRouter(deps: { services: Services; tempora
     doc({
       summary: 'Delete a channel',
       description:
-        "Marks the channel deleted at once: its secrets are wiped, no webhook, widget or send reaches it, the API no longer lists it, and its number can be connected again. A background workflow (`closeWorkflowId`) ends its leads' workflows and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back). Leads, messages, events and extractions stay readable. 503 when Temporal cannot start that workflow (the channel stays deleted).",
+        "Marks the channel deleted at once: its secrets are wiped, no webhook, widget or send reaches it, the API no longer lists it, and its number can be connected again. A background workflow (`closeWorkflowId`) ends its leads' workflows and closes the leads (mode `closed`, a `channel_deleted` event, held credits given back). Leads, messages, events and extractions stay readable. 503 when Temporal cannot start that workflow: nothing changes, the channel stays live (try again).",
       responses: { 200: channelDeleted },
     }),
     async (_req, res) => {
-    const tenantId = res.locals.tenantId as string;
-    const channelAccountId = res.locals.params.id as string;
-    const before = await services.channels.get(tenantId, channelAccountId);
-    if (!before) throw new AppError('not_found', 'channel not found');
-    const deleted = await services.channels.delete(tenantId, channelAccountId);
-    if (!deleted) throw new AppError('not_found', 'channel not found'); // deleted meanwhile by another call
-    let closeWorkflowId: string;
-    try {
-      closeWorkflowId = await deps.temporal.startChannelLeadsClose({ tenantId, channelAccountId });
-    } catch (err) {
-      // the channel stays deleted (nothing reaches it), but its leads are not closed: say so
-      log.error({ err, tenantId, channelAccountId }, 'channel deleted, but the workflow closing its leads could not be started');
-      throw new AppError('unavailable', 'the channel is deleted, but closing its leads could not be started now; its leads stay open until an operator closes them');
-    }
-    log.info({ tenantId, channelAccountId, platform: before.platform, openLeads: deleted.openLeads, closeWorkflowId }, 'channel deleted');
-    const result = { id: channelAccountId, deleted: true as const, leadsClosed: deleted.openLeads, closeWorkflowId };
-    res.locals.audit = { before, after: result };
-    res.json(result);
-  });
+      const tenantId = res.locals.tenantId as string;
+      const channelAccountId = res.locals.params.id as string;
+      const before = await services.channels.get(tenantId, channelAccountId);
+      if (!before) throw new AppError('not_found', 'channel not found');
+      // the close workflow first: when Temporal is down the delete is refused and nothing changes
+      // (the workflow waits for the mark below; a channel never marked is left alone)
+      let closeWorkflowId: string;
+      try {
+        closeWorkflowId = await deps.temporal.startChannelLeadsClose({ tenantId, channelAccountId });
+      } catch (err) {
+        log.error({ err, tenantId, channelAccountId }, 'the workflow closing a deleted channel\'s leads could not be started: the channel is not deleted');
+        throw new AppError('unavailable', 'the channel could not be deleted now (its leads could not be scheduled for closing); nothing changed, try again');
+      }
+      const deleted = await services.channels.delete(tenantId, channelAccountId);
+      if (!deleted) throw new AppError('not_found', 'channel not found'); // deleted meanwhile by another call
+      log.info({ tenantId, channelAccountId, platform: before.platform, openLeads: deleted.openLeads, closeWorkflowId }, 'channel deleted');
+      const result = { id: channelAccountId, deleted: true as const, leadsClosed: deleted.openLeads, closeWorkflowId };
+      res.locals.audit = { before, after: result };
+      res.json(result);
+    },
+  );
   return r;
 }

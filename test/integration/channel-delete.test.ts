@@ -16,6 +16,8 @@ import { and, eq } from 'drizzle-orm';
 import { leadWorkflowId } from '../../contract/workflow-names';
 import { channelAccounts, creditReservations, leads, messages, tenants } from '../../db/schema';
 import { closeChannelLeadsWorkflowId } from '../../workflows/channel-delete';
+import request from 'supertest';
+import { createApp } from '../../api/app';
 import { bearer, createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
@@ -184,6 +186,39 @@ describe('DELETE /v1/channels/:id', () => {
       const events = (await stack.api.get(`/v1/leads/${l.id}/events?limit=200`).set(bearer(t.apiKey)).expect(200)).body.items as { type: string }[];
       expect(events.filter((e) => e.type === 'channel_deleted')).toHaveLength(1);
     }
+  });
+
+  test('Temporal unreachable when the close should start: 503, and nothing changed (the channel still live, its lead open)', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
+    await waitFor(() => sentTo(from).length >= 1 || undefined, { what: 'the first reply' });
+    // the same app, on a Temporal client whose server does not answer (the failure is outside the product)
+    const unreachable = { ...stack.temporal, startChannelLeadsClose: () => Promise.reject(new Error('14 UNAVAILABLE: connection refused')) };
+    const app = createApp({ config: stack.config, log: stack.log, database: stack.core.database, services: stack.core.services, temporal: unreachable });
+    const refused = await request(app).delete(`/v1/channels/${t.channelId}`).set(bearer(t.apiKey)).expect(503);
+    expect(refused.body.error.message).toMatch(/nothing changed/);
+    expect((await stack.api.get(`/v1/channels/${t.channelId}`).set(bearer(t.apiKey)).expect(200)).body.id).toBe(t.channelId);
+    expect((await leadOf(t, from)).mode).not.toBe('closed');
+    expect(await stack.core.services.channels.isDeleted(t.channelId)).toBe(false);
+  });
+
+  test('a close that runs before the channel is marked deleted waits for the mark, and leaves a channel never marked alone', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const from = randomWaId();
+    await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
+    await waitFor(() => sentTo(from).length >= 1 || undefined, { what: 'the first reply' });
+    const { closeChannelLeads } = createChannelDeleteActivities({ channels: stack.core.services.channels, temporalClient: stack.temporal.client, log: stack.log });
+    const input = { tenantId: t.tenantId, channelAccountId: t.channelId };
+    const early = await new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') }).run(closeChannelLeads, input).catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(ApplicationFailure);
+    expect((early as ApplicationFailure).type).toBe('channel_not_marked_deleted');
+    expect((early as ApplicationFailure).nonRetryable).toBe(false);
+    // the last attempt: the route never marked it (it failed after the start): nothing is closed
+    expect(await new MockActivityEnvironment({ attempt: 5 }, { logger: new DefaultLogger('ERROR') }).run(closeChannelLeads, input)).toEqual({ leadsClosed: 0, workflowsEnded: 0, creditsReleased: 0 });
+    const lead = await leadOf(t, from);
+    expect(lead.mode).not.toBe('closed');
+    expect(await workflowStatus(lead.workflowId)).toBe('RUNNING');
   });
 
   test('the agent of a deleted channel can be deleted; the channel\'s leads stay readable', async () => {
