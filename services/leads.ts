@@ -42,6 +42,9 @@ function presentLead(l: LeadRow) {
     stage: l.stage,
     mode: l.mode,
     blocked: l.blocked,
+    /** The latest extraction's score (`?minScore=` filters on it), null before one. */
+    score: l.score,
+    timeZone: l.timeZone,
     workflowId: l.workflowId,
     lastInboundAt: toIso(l.lastInboundAt),
     lastOutboundAt: toIso(l.lastOutboundAt),

@@ -2476,6 +2476,10 @@ export interface components {
             mode: "ai" | "human" | "paused" | "closed";
             /** @description True while the tenant has no credit for this lead's next reply */
             blocked: boolean;
+            /** @description The latest extraction's lead score (`GET /v1/leads?minScore=` filters on it); null before the first extraction */
+            score: number | null;
+            /** @description IANA time zone used for send windows (from the phone number's country when known) */
+            timeZone: string | null;
             /** @description The lead's conversation workflow in Temporal */
             workflowId: string;
             lastInboundAt: string | null;
@@ -2515,6 +2519,10 @@ export interface components {
             mode: "ai" | "human" | "paused" | "closed";
             /** @description True while the tenant has no credit for this lead's next reply */
             blocked: boolean;
+            /** @description The latest extraction's lead score (`GET /v1/leads?minScore=` filters on it); null before the first extraction */
+            score: number | null;
+            /** @description IANA time zone used for send windows (from the phone number's country when known) */
+            timeZone: string | null;
             /** @description The lead's conversation workflow in Temporal */
             workflowId: string;
             lastInboundAt: string | null;

@@ -24,6 +24,8 @@ const leadFields = {
   stage: z.string().meta({ description: 'The pipeline stage (`New` for a new lead)' }),
   mode: z.enum(LEAD_MODES).meta({ description: 'Who answers: ai, human (handed off), paused, closed' }),
   blocked: z.boolean().meta({ description: "True while the tenant has no credit for this lead's next reply" }),
+  score: z.number().int().nullable().meta({ description: 'The latest extraction\'s lead score (`GET /v1/leads?minScore=` filters on it); null before the first extraction' }),
+  timeZone: z.string().nullable().meta({ description: 'IANA time zone used for send windows (from the phone number\'s country when known)' }),
   workflowId: z.string().meta({ description: "The lead's conversation workflow in Temporal" }),
   lastInboundAt: timestamp.nullable(),
   lastOutboundAt: timestamp.nullable(),
