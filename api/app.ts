@@ -9,6 +9,7 @@ import { errorHandler } from './middleware/errors';
 import { auditChanges } from './middleware/audit';
 import { authFailureGuard } from './middleware/rate-limit';
 import { createAdminRouter } from './routes/admin';
+import { createAnalyticsRouter } from './routes/analytics';
 import { createApiKeyRouter } from './routes/api-keys';
 import { createChannelLifecycleRouter } from './routes/channel-lifecycle';
 import { createContactRouter } from './routes/contacts';
@@ -145,6 +146,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createApiKeyRouter({ services: deps.services }));
   app.use(createContactRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createSuppressionRouter({ services: deps.services }));
+  app.use(createAnalyticsRouter({ services: deps.services }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

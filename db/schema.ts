@@ -370,7 +370,12 @@ export const leadEvents = pgTable(
     dedupKey: text('dedup_key'),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('lead_events_dedup_key_uq').on(t.dedupKey), index('lead_events_lead_idx').on(t.leadId, t.createdAt)],
+  (t) => [
+    uniqueIndex('lead_events_dedup_key_uq').on(t.dedupKey),
+    index('lead_events_lead_idx').on(t.leadId, t.createdAt),
+    /** GET /v1/analytics/summary: a tenant's events in a time range. */
+    index('lead_events_tenant_created_idx').on(t.tenantId, t.createdAt),
+  ],
 );
 
 export const creditLedger = pgTable(

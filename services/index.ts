@@ -1,6 +1,7 @@
 import type { Db, DbTransaction } from '../db/client';
 import type { SecretBox } from '../lib/crypto';
 import { createAgentService } from './agents';
+import { createAnalyticsService } from './analytics';
 import { createApiKeyService } from './api-keys';
 import { createAuditLogService } from './audit-log';
 import { createChannelService } from './channels';
@@ -47,6 +48,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     rateLimiter: createRateLimiter(db),
     /** Per-tenant API and LLM limits (tenant value or the deployment default). */
     limits: createLimitService(db, opts.limits),
+    /** Per-tenant analytics over a time range, computed in SQL (GET /v1/analytics/summary). */
+    analytics: createAnalyticsService(db),
     /** One transaction across services (their methods that take `{ tx }` join it). */
     transaction: <T>(fn: (tx: DbTransaction) => Promise<T>): Promise<T> => db.transaction(fn),
   };
