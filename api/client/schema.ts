@@ -231,6 +231,39 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/analytics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's analytics over a range
+         * @description A summary of the tenant's recorded data over a range (default: the last 30 days, today included; at most 366 calendar days; an empty, reversed or longer range is a 400). Computed in SQL in one snapshot from leads, messages, lead_events, sequences, llm_calls, credit_ledger and suppressions; rows count at their created_at, days are calendar days in `timeZone`.
+         *
+         *     - **leads**: leads created in the range, by the stage they are in now.
+         *     - **reply rate**: leads with an outbound message sent (AI, person, step or template: messages do not record who wrote them) after their first inbound message of the range / leads with an inbound message in the range.
+         *     - **median first response**: over those answered leads, the first such outbound's sent_at minus that first inbound's created_at, in seconds.
+         *     - **handoff rate**: leads with a `mode_changed` event to `human` in the range / leads with a message or an event in the range.
+         *     - **opt-outs**: active leads with an `opted_out` event; suppressions created, by source.
+         *     - **sequences**, per step: `sequence_step` events (attempted, sent), sent steps the lead answered before its next step, `sequence_stopped` events while the step was next due.
+         *     - **templates**: outbound template messages by current status.
+         *     - **LLM**: llm_calls count, tokens and cost (micro-USD); **credits**: ledger debits (spent) and top-ups plus adjustments (added).
+         *
+         *     `channelId` limits everything to that channel's leads except top-ups, adjustments and suppressions (tenant-wide). A fixed number of SQL statements per request.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getAnalyticsSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api-keys": {
         parameters: {
             query?: never;
@@ -1878,6 +1911,129 @@ export interface components {
             createdBy: string | null;
             /** Format: date-time */
             createdAt: string;
+        };
+        AnalyticsSummary: {
+            range: {
+                /**
+                 * Format: date-time
+                 * @description Inclusive
+                 */
+                from: string;
+                /**
+                 * Format: date-time
+                 * @description Exclusive
+                 */
+                to: string;
+                timeZone: string;
+                channelId: string | null;
+                days: number;
+            };
+            leads: {
+                /** @description Leads created in the range */
+                new: number;
+                /** @description The leads created in the range by the stage they are in now, most first */
+                byStage: {
+                    stage: string;
+                    leads: number;
+                }[];
+            };
+            replies: {
+                /** @description Leads with at least one inbound message in the range */
+                leadsWithInbound: number;
+                /** @description Of those, leads with an outbound message sent (by the AI, a person, a step or a template) after their first inbound message of the range, before its end */
+                leadsAnswered: number;
+                /** @description leadsAnswered / leadsWithInbound */
+                replyRate: number | null;
+                /** @description Median over the answered leads of (first such outbound's sent_at − first inbound's created_at), in seconds; null when none was answered */
+                medianFirstResponseSeconds: number | null;
+            };
+            handoffs: {
+                /** @description Leads with a message or a lead event recorded in the range */
+                activeLeads: number;
+                /** @description Of those, leads with a `mode_changed` event to `human` in the range (keyword, the LLM tool or the API) */
+                leadsHandedOff: number;
+                /** @description leadsHandedOff / activeLeads */
+                handoffRate: number | null;
+            };
+            optOuts: {
+                /** @description Active leads with an `opted_out` event in the range (a STOP phrase, or the suppression API on their contact) */
+                leads: number;
+                /** @description Suppressions created in the range, by source (tenant-wide) */
+                suppressionsAdded: {
+                    keyword: number;
+                    api: number;
+                };
+            };
+            /** @description By current status */
+            templates: {
+                /** @description Outbound template messages recorded in the range */
+                sends: number;
+                /** @description The provider accepted them (status sent, delivered or read) */
+                sent: number;
+                /** @description Status delivered or read */
+                delivered: number;
+                read: number;
+                failed: number;
+                /** @description Not (yet) accepted by the provider */
+                pending: number;
+            };
+            /** @description Per sequence and step that had a step event or a stop in the range */
+            sequences: components["schemas"]["AnalyticsSequenceStep"][];
+            llm: {
+                calls: number;
+                costMicros: number;
+                promptTokens: number;
+                completionTokens: number;
+                byPurpose: {
+                    [key: string]: {
+                        calls: number;
+                        costMicros: number;
+                    };
+                };
+            };
+            credits: {
+                spent: number;
+                added: number;
+            };
+            /** @description Every calendar day of the range in `timeZone`, oldest first (days with nothing are zeros) */
+            days: components["schemas"]["AnalyticsDay"][];
+        };
+        AnalyticsSequenceStep: {
+            sequenceId: string;
+            /** @description null once the sequence is deleted */
+            sequenceName: string | null;
+            /** @description 0-based, as in the sequence's `steps` */
+            stepIndex: number;
+            /** @description `sequence_step` events: the step was due and tried (sent, refused, failed or parked) */
+            attempted: number;
+            /** @description Of those, the step went out (`status: sent`) */
+            sent: number;
+            /** @description Of the sent ones, the lead wrote (an inbound message) after it and before its next step of that sequence or the end of the range */
+            repliedAfter: number;
+            /** @description `sequence_stopped` events while this step was the next due: it never went out */
+            stopped: number;
+            /** @description Those stops by reason (lead_replied, stage_changed, handed_off, opted_out, ...) */
+            stopReasons: {
+                [key: string]: number;
+            };
+        };
+        AnalyticsDay: {
+            /** Format: date */
+            date: string;
+            /** @description Leads created that day (leads.created_at) */
+            newLeads: number;
+            inboundMessages: number;
+            /** @description Outbound messages recorded that day, whatever their status */
+            outboundMessages: number;
+            /** @description Outbound template messages recorded that day, whatever their status */
+            templateSends: number;
+            llmCalls: number;
+            /** @description Estimated LLM cost in micro-USD (llm_calls.cost_micros) */
+            llmCostMicros: number;
+            /** @description Credits debited for replies (credit_ledger kind debit) */
+            creditsSpent: number;
+            /** @description Top-ups and adjustments (credit_ledger kinds topup and adjustment; tenant-wide) */
+            creditsAdded: number;
         };
         /** @description A tenant API key, without its secret */
         ApiKey: {
@@ -3878,6 +4034,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAnalyticsSummary: {
+        parameters: {
+            query?: {
+                /** @description Start, inclusive: a date (its midnight in `timeZone`) or an ISO datetime. Default: 30 days before the end (today included) */
+                from?: string;
+                /** @description End: a date includes its whole day (in `timeZone`); an ISO datetime is exclusive. Default: the end of today in `timeZone` */
+                to?: string;
+                /** @description IANA time zone for the day buckets and date bounds (default UTC) */
+                timeZone?: string;
+                /** @description Only this channel's leads (another tenant's or an unknown channel: every count is 0). Top-ups, adjustments and suppressions are tenant-wide and ignore it */
+                channelId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsSummary"];
                 };
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */

@@ -1,0 +1,1 @@
+CREATE INDEX "lead_events_tenant_created_idx" ON "lead_events" USING btree ("tenant_id","created_at");
