@@ -79,7 +79,22 @@ test('GET /openapi.json serves the document; /docs is a page whose scripts and s
     const r = await request(app).get(a).expect(200);
     expect(Number(r.headers['content-length'] ?? r.text?.length ?? 0)).toBeGreaterThan(10);
   }
-  await request(app).get('/docs/assets/no-such-file.js').expect(404);
+  expect(page.headers['content-security-policy']).toMatch(/script-src 'self'/);
+  // only the two files the page loads: not the package's demo page, its petstore initializer or source maps
+  for (const other of ['no-such-file.js', 'index.html', 'swagger-initializer.js', 'package.json', 'swagger-ui-bundle.js.map', '..%2Fpackage.json']) {
+    await request(app).get(`/docs/assets/${other}`).expect(404);
+  }
+});
+
+test('the document is served as prepared bytes: gzip when asked, a strong ETag, 304 when unchanged', async () => {
+  const first = await request(app).get('/openapi.json').set('accept-encoding', 'gzip').expect(200);
+  expect(first.headers['content-encoding']).toBe('gzip');
+  expect(first.headers.etag).toMatch(/^"[\w-]{20,}"$/);
+  const again = await request(app).get('/openapi.json').set('if-none-match', first.headers.etag!).expect(304);
+  expect(again.text ?? '').toBe('');
+  const plain = await request(app).get('/openapi.json').set('accept-encoding', 'identity').expect(200);
+  expect(plain.headers['content-encoding']).toBeUndefined();
+  expect(Number(plain.headers['content-length'])).toBeGreaterThan(Number(first.headers['content-length']) * 3);
 });
 
 describe('the response check', () => {
