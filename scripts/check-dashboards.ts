@@ -99,7 +99,7 @@ export function checkAlertRuleNames(text: string, known = knownMetricNames()): s
   const problems: string[] = [];
   let n = 0;
   for (const line of text.split('\n')) {
-    const m = /^\s*expr:\s*(.+)$/.exec(line);
+    const m = /^\s*(?:-\s*)?expr:\s*(.+)$/.exec(line);
     if (!m) continue;
     n += 1;
     const expr = m[1]!.trim().replace(/^['"]|['"]$/g, '');
