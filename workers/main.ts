@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env, { reader: 'worker' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-worker' });
   // METRICS_PORT: one endpoint with the SDK core's metrics (on 127.0.0.1:METRICS_CORE_PORT) and Parley's (temporal/metrics-server.ts)
-  const corePort = config.METRICS_PORT ? (config.METRICS_CORE_PORT ?? config.METRICS_PORT + 1) : undefined;
+  const corePort = config.METRICS_PORT ? (config.METRICS_CORE_PORT ?? (config.METRICS_PORT < 65535 ? config.METRICS_PORT + 1 : config.METRICS_PORT - 1)) : undefined;
   installTemporalRuntime({ log, metricsBindAddress: corePort ? `127.0.0.1:${corePort}` : undefined });
   let metricsServer: WorkerMetricsServer | undefined;
   if (config.METRICS_PORT) {

@@ -3,9 +3,38 @@
  * of every layer it crosses (webhook route, inbound, reply turn, send, LLM, credits). The API
  * and the worker share this process here, so the worker's metrics are on the same registry.
  */
+import { createServer } from 'node:net';
+import { createLogger } from '../../lib/logger';
+import { startWorkerMetricsServer, type WorkerMetricsServer } from '../../temporal/metrics-server';
+import { installTemporalRuntime } from '../../temporal/runtime';
 import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor } from '../support/stack';
 
 jest.setTimeout(120_000);
+
+/** A port free right now on 127.0.0.1. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// As workers/main.ts does with METRICS_PORT: the SDK core's Prometheus endpoint on a loopback
+// port, merged into the worker's endpoint. Installed before the stack (its install is then a no-op).
+let workerMetrics: WorkerMetricsServer | undefined;
+beforeAll(async () => {
+  const corePort = await freePort();
+  const log = createLogger({ level: 'silent' });
+  installTemporalRuntime({ log, metricsBindAddress: `127.0.0.1:${corePort}` });
+  workerMetrics = await startWorkerMetricsServer({ port: 0, host: '127.0.0.1', coreUrl: `http://127.0.0.1:${corePort}/metrics`, log });
+});
+afterAll(async () => {
+  await workerMetrics?.close();
+});
 
 const stack = stackPerFile({ METRICS_TENANT_LABELS: 'true', METRICS_TENANT_LABEL_CAP: '20' });
 
@@ -57,6 +86,19 @@ test('a turn moves webhooks received, inbound, turns, replies, send latency, LLM
   expect(after).not.toContain(from);
   expect(after).not.toContain(t.channelId);
   expect(after).not.toContain(t.phoneNumberId);
+});
+
+test("the worker's endpoint serves the Temporal SDK's metrics and Parley's in one answer", async () => {
+  const text = await waitFor(async () => {
+    const r = await fetch(`http://127.0.0.1:${workerMetrics!.port}/metrics`);
+    expect(r.status).toBe(200);
+    const body = await r.text();
+    return body.includes('temporal_workflow_task_schedule_to_start_latency') ? body : undefined;
+  }, { what: 'temporal_* metrics on the merged endpoint' });
+  expect(text).toMatch(/^parley_worker_sdk_metrics_up 1$/m);
+  expect(text).toMatch(/^parley_turns_total\{outcome="sent"/m);
+  expect(text).toMatch(/^# TYPE temporal_workflow_task_schedule_to_start_latency histogram$/m);
+  expect((await fetch(`http://127.0.0.1:${workerMetrics!.port}/other`)).status).toBe(404);
 });
 
 test('refused webhooks are counted by reason', async () => {
