@@ -8,6 +8,7 @@ import type { ParleyTemporal } from '../temporal/client';
 import { errorHandler } from './middleware/errors';
 import { auditChanges } from './middleware/audit';
 import { authFailureGuard } from './middleware/rate-limit';
+import { webhookMetrics } from './middleware/webhook-metrics';
 import { createAdminRouter } from './routes/admin';
 import { createAnalyticsRouter } from './routes/analytics';
 import { createApiKeyRouter } from './routes/api-keys';
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps): Express {
     prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
     keyPrefix: 'authfail:webhook',
   };
+  app.use(webhookMetrics()); // Meta webhooks received and refused by reason (lib/metrics.ts)
   app.use(authFailureGuard({ ...webhookGuard, presented: (req) => req.method === 'POST' && req.headers['x-hub-signature-256'] !== undefined, onBlocked: 'mark' }));
   app.use(authFailureGuard({ ...webhookGuard, presented: (req) => req.method === 'GET' && req.query['hub.verify_token'] !== undefined, refusedStatus: 403 }));
   // The webhook reads its own raw body (signature over the exact bytes), so it comes before express.json.

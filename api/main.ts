@@ -1,11 +1,13 @@
 /** Production API entry point: `node dist/api/main.js`. */
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
+import { startDefaultMetrics } from '../lib/metrics';
 import { connectClient, createParleyTemporal } from '../temporal/client';
 import { buildCore } from '../composition/core';
 import { createApp } from './app';
 
 async function main(): Promise<void> {
+  startDefaultMetrics();
   const config = loadConfig(process.env, { reader: 'api' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-api' });
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the API (npm run dev starts a dev server for you)');

@@ -6,6 +6,7 @@
 import type { Config } from '../config';
 import { migrateDatabase, openDatabase, type Database } from '../db/client';
 import { createSecretBox, parseEncryptionKey, parseEncryptionKeys } from '../lib/crypto';
+import { configureMetrics } from '../lib/metrics';
 import type { Logger } from '../lib/logger';
 import { createServices, type Services } from '../services';
 
@@ -19,6 +20,7 @@ export async function buildCore(config: Config, opts: { migrate?: boolean; log: 
   if (!config.PARLEY_ENCRYPTION_KEY) {
     throw new Error('PARLEY_ENCRYPTION_KEY is not set (32 bytes as base64 or hex); `npm run dev` creates one under .data/');
   }
+  configureMetrics({ tenantLabels: config.METRICS_TENANT_LABELS, tenantLabelCap: config.METRICS_TENANT_LABEL_CAP });
   const box = createSecretBox(parseEncryptionKey(config.PARLEY_ENCRYPTION_KEY), parseEncryptionKeys(config.PARLEY_ENCRYPTION_KEYS_OLD));
   const database = await openDatabase({ url: config.DATABASE_URL, pgliteDataDir: config.PGLITE_DATA_DIR });
   if (opts.migrate) {

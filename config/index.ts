@@ -161,6 +161,15 @@ export const configSchema = z.object({
   /** Lead workflows kept in the worker's memory between tasks (an evicted one is replayed from its history when it wakes). */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /**
+   * Worker: the Temporal SDK core's own Prometheus endpoint, on 127.0.0.1 only; the worker's
+   * METRICS_PORT serves its text merged with Parley's metrics. Default METRICS_PORT + 1.
+   */
+  METRICS_CORE_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  /** Label per-tenant metrics with `tenant_id` (off: no tenant label anywhere). */
+  METRICS_TENANT_LABELS: bool.default(false),
+  /** Distinct tenant_id values per process before "other" (and tenants in the credit balance gauge). */
+  METRICS_TENANT_LABEL_CAP: z.coerce.number().int().min(1).max(10_000).default(100),
 
   PARLEY_SIMULATE: bool.default(false),
 });

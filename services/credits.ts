@@ -1,3 +1,4 @@
+import { recordCreditRefused, recordCredits } from '../lib/metrics';
 import { and, asc, desc, eq, lt, or, sql } from 'drizzle-orm';
 import type { Db, DbTransaction } from '../db/client';
 import { creditLedger, creditReservations, leads, messages, tenants } from '../db/schema';
@@ -126,7 +127,9 @@ export function createCreditService(db: Db) {
               .returning({ balance: tenants.creditBalance });
             balance = back?.balance ?? balance;
           }
+          if (existing?.status === 'held') recordCredits('released', existing.amount, existing.tenantId);
           if (existing?.status === 'captured') return { ok: true, amount: existing.amount, balance, existing: existing.status };
+          recordCreditRefused(tenant.suspendedAt ? 'suspended' : 'channel_disabled', input.tenantId);
           return { ok: false, amount: existing?.amount ?? input.amount ?? tenant.creditsPerReply, balance, ...(tenant.suspendedAt ? { suspended: true as const } : { channelDisabled: true as const }) };
         }
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
@@ -144,7 +147,11 @@ export function createCreditService(db: Db) {
           )
           SELECT debit.credit_balance AS balance FROM debit, hold`);
         const [updated] = rowsOf<{ balance: number | string }>(result);
-        if (!updated) return { ok: false, amount, balance: tenant.balance };
+        if (!updated) {
+          recordCreditRefused('no_credit', input.tenantId);
+          return { ok: false, amount, balance: tenant.balance };
+        }
+        recordCredits('reserved', amount, input.tenantId);
         return { ok: true, amount, balance: Number(updated.balance) };
       });
     },
@@ -173,8 +180,17 @@ export function createCreditService(db: Db) {
             AND NOT EXISTS (SELECT 1 FROM credit_ledger l WHERE l.tenant_id = r.tenant_id AND l.reference = ${ref} AND l.kind = 'debit' AND l.message_id = ${input.messageId}::uuid)
           ON CONFLICT DO NOTHING
         )
-        SELECT count(*)::int AS captured FROM r`);
-      return { captured: Number(rowsOf<{ captured: number | string }>(result)[0]?.captured ?? 0) > 0 };
+        SELECT count(*)::int AS captured, coalesce(sum(r.amount), 0)::int AS amount, min(r.tenant_id::text) AS tenant_id FROM r`);
+      const row = rowsOf<{ captured: number | string; amount: number | string; tenant_id: string | null }>(result)[0];
+      const captured = Number(row?.captured ?? 0) > 0;
+      if (captured) recordCredits('captured', Number(row?.amount ?? 0), row?.tenant_id ?? undefined);
+      return { captured };
+    },
+
+    /** The `limit` tenants with the lowest credit balances (the parley_credit_balance gauge). */
+    async lowestBalances(limit: number): Promise<{ tenantId: string; balance: number }[]> {
+      const rows = await db.select({ tenantId: tenants.id, balance: tenants.creditBalance }).from(tenants).orderBy(asc(tenants.creditBalance), asc(tenants.id)).limit(limit);
+      return rows.map((r) => ({ tenantId: r.tenantId, balance: Number(r.balance) }));
     },
 
     /** Give held credits back (the reply was not delivered). Idempotent. */
@@ -190,6 +206,7 @@ export function createCreditService(db: Db) {
           .update(tenants)
           .set({ creditBalance: sql`${tenants.creditBalance} + ${r.amount}` })
           .where(eq(tenants.id, r.tenantId));
+        recordCredits('released', r.amount, r.tenantId);
         return { released: true };
       });
     },

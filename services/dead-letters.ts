@@ -105,17 +105,20 @@ export function createDeadLetterService(db: Db) {
     },
 
     /** For the metrics endpoint: every channel's circuit state and open dead letters per tenant. */
-    async gauges(): Promise<{ circuits: { channelAccountId: string; tenantId: string; platform: string; open: boolean }[]; openDeadLetters: { tenantId: string; n: number }[] }> {
+    /** Channels by platform and circuit state (disabled ones apart), and open dead letters per tenant: GET /metrics. */
+    async gauges(): Promise<{ circuits: { platform: string; state: 'open' | 'closed' | 'disabled'; n: number }[]; openDeadLetters: { tenantId: string; n: number }[] }> {
+      const state = sql<'open' | 'closed' | 'disabled'>`case when not ${channelAccounts.enabled} then 'disabled' else ${channelAccounts.circuitState}::text end`;
       const circuits = await db
-        .select({ channelAccountId: channelAccounts.id, tenantId: channelAccounts.tenantId, platform: channelAccounts.platform, state: channelAccounts.circuitState })
+        .select({ platform: channelAccounts.platform, state, n: sql<number>`count(*)::int` })
         .from(channelAccounts)
-        .where(isNull(channelAccounts.deletedAt));
+        .where(isNull(channelAccounts.deletedAt))
+        .groupBy(channelAccounts.platform, state);
       const open = await db
         .select({ tenantId: deadLetters.tenantId, n: sql<number>`count(*)::int` })
         .from(deadLetters)
         .where(eq(deadLetters.status, 'open'))
         .groupBy(deadLetters.tenantId);
-      return { circuits: circuits.map((c) => ({ channelAccountId: c.channelAccountId, tenantId: c.tenantId, platform: c.platform, open: c.state === 'open' })), openDeadLetters: open };
+      return { circuits: circuits.map((c) => ({ platform: c.platform, state: c.state, n: Number(c.n) })), openDeadLetters: open.map((d) => ({ tenantId: d.tenantId, n: Number(d.n) })) };
     },
 
     /** The circuit breaker's state, for the waiting workflow's poll. */

@@ -4,6 +4,8 @@ import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { installTemporalRuntime } from '../temporal/runtime';
+import { startWorkerMetricsServer, type WorkerMetricsServer } from '../temporal/metrics-server';
+import { startDefaultMetrics } from '../lib/metrics';
 import { buildCore } from '../composition/core';
 import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { createParleyWorker } from './worker';
@@ -25,7 +27,15 @@ async function connectWithRetry(address: string, log: ReturnType<typeof createLo
 async function main(): Promise<void> {
   const config = loadConfig(process.env, { reader: 'worker' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-worker' });
-  installTemporalRuntime({ log, metricsBindAddress: config.METRICS_PORT ? `0.0.0.0:${config.METRICS_PORT}` : undefined });
+  // METRICS_PORT: one endpoint with the SDK core's metrics (on 127.0.0.1:METRICS_CORE_PORT) and Parley's (temporal/metrics-server.ts)
+  const corePort = config.METRICS_PORT ? (config.METRICS_CORE_PORT ?? (config.METRICS_PORT < 65535 ? config.METRICS_PORT + 1 : config.METRICS_PORT - 1)) : undefined;
+  installTemporalRuntime({ log, metricsBindAddress: corePort ? `127.0.0.1:${corePort}` : undefined });
+  let metricsServer: WorkerMetricsServer | undefined;
+  if (config.METRICS_PORT) {
+    startDefaultMetrics();
+    metricsServer = await startWorkerMetricsServer({ port: config.METRICS_PORT, coreUrl: `http://127.0.0.1:${corePort}/metrics`, log });
+    log.info({ port: metricsServer.port }, 'worker metrics listening');
+  }
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the worker (npm run dev starts a dev server for you)');
   const { database, services } = await buildCore(config, { log });
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
@@ -46,6 +56,7 @@ async function main(): Promise<void> {
   } finally {
     await connection.close();
     await database.close();
+    await metricsServer?.close();
     log.info('worker stopped');
   }
 }

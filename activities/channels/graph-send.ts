@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { FailureType, type FailureTypeName } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
+import { recordCircuitOpened, recordGraphError, recordReply, recordSendDuration, type MetricPlatform, type ReplyOutcome } from '../../lib/metrics';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
 import { classifyGraphError, isRetryableGraphError, type GraphErrorClass } from './graph-errors';
@@ -26,6 +27,20 @@ export interface GraphSendDeps {
   fetch?: typeof fetch;
   /** Business-number and pair rate limits shared by every worker; none = unlimited. */
   rateLimits?: SendRateLimits;
+  /** The metrics' platform label (lib/metrics.ts); the WhatsApp and Instagram activities set it. */
+  platform?: Extract<MetricPlatform, 'whatsapp' | 'instagram'>;
+}
+
+/** Failure types that mean "the send waits" (circuit, disabled channel, suspended tenant), not that it failed. */
+const WAITING_TYPES = new Set<string>([FailureType.ChannelCircuitOpen, FailureType.TenantSuspended]);
+
+/** The parley_replies_total outcome of a send attempt that threw. */
+export function replyOutcomeOf(err: unknown): ReplyOutcome {
+  if (err instanceof ApplicationFailure) {
+    if (err.type && WAITING_TYPES.has(err.type)) return 'waiting';
+    return err.nonRetryable ? 'failed' : 'retrying';
+  }
+  return 'retrying';
 }
 
 export interface SendBase {
@@ -92,7 +107,20 @@ export function createGraphSender(deps: GraphSendDeps) {
   const doFetch = deps.fetch ?? fetch;
   const log = deps.log.child({ module: 'graph-send' });
 
+  const platform = deps.platform ?? 'whatsapp';
+  /** One send attempt, counted by outcome in parley_replies_total. */
   return async function sendGraphMessage(req: GraphSendRequest): Promise<SendResult> {
+    try {
+      const sent = await attempt(req);
+      recordReply(platform, sent.alreadySent ? 'already_sent' : 'sent');
+      return sent;
+    } catch (err) {
+      recordReply(platform, replyOutcomeOf(err));
+      throw err;
+    }
+  };
+
+  async function attempt(req: GraphSendRequest): Promise<SendResult> {
     const { input } = req;
     const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: req.transcript.body, type: req.transcript.type });
     if (row.providerMessageId) {
@@ -166,6 +194,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       });
     }
     let res: Response;
+    const startedAt = performance.now();
     try {
       res = await doFetch(url, {
         method: 'POST',
@@ -174,11 +203,13 @@ export function createGraphSender(deps: GraphSendDeps) {
         signal: AbortSignal.timeout(deps.timeoutMs),
       });
     } catch (err) {
+      recordSendDuration(platform, 'network', (performance.now() - startedAt) / 1000);
       // network error or timeout: retryable; whether it went out is settled by the status
       // webhook, which carries our id in biz_opaque_callback_data
       throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API unreachable: ${(err as Error).message}` });
     }
     const text = await res.text();
+    recordSendDuration(platform, res.ok ? 'ok' : 'error', (performance.now() - startedAt) / 1000);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -200,6 +231,7 @@ export function createGraphSender(deps: GraphSendDeps) {
     const code = err.success ? err.data.error.code : undefined;
     const cls = classifyGraphError(code, err.success ? err.data.error.error_subcode : undefined);
     const retryable = isRetryableGraphError(cls, res.status);
+    recordGraphError(platform, code, cls);
     const detail = {
       httpStatus: res.status,
       code: code ?? null,
@@ -213,6 +245,7 @@ export function createGraphSender(deps: GraphSendDeps) {
     if (cls === 'auth') {
       // stop every send of this channel until an admin replaces the token and closes it
       await deps.channels.openCircuit(input.channelAccountId, detail);
+      recordCircuitOpened(platform);
     } else if (!retryable && cls !== 'reengagement' && cls !== 'spam_limited') {
       await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: detail });
     }
@@ -228,5 +261,5 @@ export function createGraphSender(deps: GraphSendDeps) {
         ? { nextRetryDelay: graphRateLimitDelayMs({ code, attempt: currentAttempt(), retryAfterMs: parseRetryAfter(res.headers.get('retry-after')), pairIntervalMs: deps.rateLimits?.pairIntervalMs }) }
         : {}),
     });
-  };
+  }
 }

@@ -28,7 +28,7 @@ export function fitInstagramText(text: string): string {
 }
 
 export function createInstagramActivities(deps: WhatsAppDeps) {
-  const sendGraphMessage = createGraphSender(deps);
+  const sendGraphMessage = createGraphSender({ ...deps, platform: 'instagram' });
   return {
     async sendInstagramText(input: SendInstagramTextInput): Promise<SendResult> {
       const messaging = input.humanAgent ? { messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT' } : { messaging_type: 'RESPONSE' };

@@ -12,6 +12,7 @@
  * a later one is not reserved: the send throws a retryable `provider_rate_limited` whose
  * `nextRetryDelay` is the time the slot frees up, so Temporal (not a busy worker) does the waiting.
  */
+import { recordRateLimitWait } from '../../lib/metrics';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/failures';
@@ -46,6 +47,7 @@ export const pairKey = (channelAccountId: string, to: string) => `pair:${channel
 export const numberKey = (channelAccountId: string) => `number:${channelAccountId}`;
 
 function rateLimited(limit: 'pair' | 'number', waitMs: number, slot: SendSlot): ApplicationFailure {
+  recordRateLimitWait(limit, 'deferred', waitMs);
   return ApplicationFailure.create({
     type: FailureType.ProviderRateLimited,
     message: `${limit === 'pair' ? `pair rate to ${slot.to}` : `throughput of channel ${slot.channelAccountId}`} is used up; next slot in ${waitMs} ms`,
@@ -82,7 +84,10 @@ export async function waitForSendSlot(limits: SendRateLimits | undefined, slot: 
     throw rateLimited('number', number.waitMs, slot);
   }
   const wait = Math.max(pairWait, number.waitMs);
-  if (wait > 0) await (limits.sleep ?? defaultSleep)(wait);
+  if (wait > 0) {
+    recordRateLimitWait(pairWait >= number.waitMs ? 'pair' : 'number', 'slept', wait);
+    await (limits.sleep ?? defaultSleep)(wait);
+  }
   return wait;
 }
 

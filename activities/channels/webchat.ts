@@ -7,7 +7,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/failures';
 import type { LeadService } from '../../services/leads';
-import type { SendResult } from './graph-send';
+import { recordReply, recordSendDuration } from '../../lib/metrics';
+import { replyOutcomeOf, type SendResult } from './graph-send';
 import type { SendTextInput } from './whatsapp';
 
 export interface WebChatDeps {
@@ -23,24 +24,37 @@ export function createWebChatActivities(deps: WebChatDeps) {
   return {
     /** Publish a reply to the visitor's stream; effectively once per outboundMessageId. */
     async sendWebChatText(input: SendTextInput): Promise<SendResult> {
-      const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text' });
-      if (row.providerMessageId) {
-        return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
+      try {
+        const sent = await send(input);
+        recordReply('webchat', sent.alreadySent ? 'already_sent' : 'sent');
+        return sent;
+      } catch (err) {
+        recordReply('webchat', replyOutcomeOf(err));
+        throw err;
       }
-      if (row.status === 'failed') {
-        throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
-      }
-      if (row.channelDeleted === true) {
-        // its workflow may be gone (ended by the deletion): the transcript shows the message as failed now
-        await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: { type: FailureType.ChannelDeleted } });
-        throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: 'the channel is deleted: nothing is sent on it', nonRetryable: true });
-      }
-      if (row.channelEnabled === false) {
-        throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
-      }
-      const providerMessageId = webChatProviderMessageId(input.outboundMessageId);
-      await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
-      return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
     },
   };
+
+  async function send(input: SendTextInput): Promise<SendResult> {
+    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text' });
+    if (row.providerMessageId) {
+      return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
+    }
+    if (row.status === 'failed') {
+      throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
+    }
+    if (row.channelDeleted === true) {
+      // its workflow may be gone (ended by the deletion): the transcript shows the message as failed now
+      await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: { type: FailureType.ChannelDeleted } });
+      throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: 'the channel is deleted: nothing is sent on it', nonRetryable: true });
+    }
+    if (row.channelEnabled === false) {
+      throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
+    }
+    const providerMessageId = webChatProviderMessageId(input.outboundMessageId);
+    const startedAt = performance.now();
+    await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
+    recordSendDuration('webchat', 'ok', (performance.now() - startedAt) / 1000);
+    return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
+  }
 }

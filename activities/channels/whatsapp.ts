@@ -34,7 +34,7 @@ export function whatsAppRecipient(contactId: string, lead?: { phone: string | nu
 }
 
 export function createWhatsAppActivities(deps: WhatsAppDeps) {
-  const sendGraphMessage = createGraphSender(deps);
+  const sendGraphMessage = createGraphSender({ ...deps, platform: 'whatsapp' });
   /** Effectively-once send of one WhatsApp message object, recorded under outboundMessageId. */
   function send(input: SendBase, message: Record<string, unknown>, transcript: { body: string; type: string }): Promise<SendResult> {
     return sendGraphMessage({

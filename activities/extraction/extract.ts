@@ -1,16 +1,16 @@
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure, type MetricMeter } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
 import { z } from 'zod';
 import { FailureType } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
+import { recordExtraction, recordExtractionAttemptFailure } from '../../lib/metrics';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionData, ExtractionService } from '../../services/extractions';
 import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { PriceTable } from '../llm/pricing';
-import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall } from '../llm/shared';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall, timedLlmCall } from '../llm/shared';
 import { leadScore } from './score';
 
 export interface ExtractionDeps {
@@ -63,12 +63,12 @@ export interface RecordExtractionFailureInput {
   dedupKey?: string;
 }
 
-/** Counter names (Temporal's metric meter: Prometheus when the worker exports metrics). */
+/** Counter names (lib/metrics.ts: prom-client, on the worker's METRICS_PORT). */
 export const EXTRACTION_METRICS = {
   /** One per extraction that failed after all retries: alert on its rate. */
-  failures: 'parley_extraction_failures',
+  failures: 'parley_extraction_failures_total',
   /** One per failed attempt (Temporal retries them). */
-  attemptFailures: 'parley_extraction_attempt_failures',
+  attemptFailures: 'parley_extraction_attempt_failures_total',
 } as const;
 
 const DEFAULT_TRANSCRIPT_LIMIT = 60;
@@ -174,23 +174,6 @@ function userPrompt(input: { known: Record<string, unknown>; summary: string | n
   ].join('\n');
 }
 
-/** The activity's metric meter, or none when called outside an activity (tests, scripts). */
-function activityMeter(): MetricMeter | undefined {
-  try {
-    return Context.current().metricMeter;
-  } catch {
-    return undefined;
-  }
-}
-
-function count(name: string, tags: Record<string, string>, description: string): void {
-  try {
-    activityMeter()?.createCounter(name, 'failures', description).add(1, tags);
-  } catch {
-    /* metrics must never fail the activity */
-  }
-}
-
 export function createExtractionActivities(deps: ExtractionDeps) {
   // Temporal owns retries: the client never retries by itself.
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
@@ -234,7 +217,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
       for (const model of models) {
         let res: OpenAI.Chat.ChatCompletion;
         try {
-          res = await client.chat.completions.create({ model, messages, temperature: 0, response_format: responseFormat, ...outputCap(model, deps.extractionMaxTokens ?? 4096) });
+          res = await timedLlmCall(model, 'extraction', () => client.chat.completions.create({ model, messages, temperature: 0, response_format: responseFormat, ...outputCap(model, deps.extractionMaxTokens ?? 4096) }));
         } catch (err) {
           apiFailures.push(err);
           log.warn({ leadId: input.leadId, model, error: describeLlmError(err) }, 'extraction call failed');
@@ -270,11 +253,12 @@ export function createExtractionActivities(deps: ExtractionDeps) {
             dedupKey: `extraction:${input.leadId}:${saved.version}`,
           });
         }
+        recordExtraction('ok');
         log.info({ leadId: input.leadId, model: usedModel, changed: saved.changed, version: saved.version, score: saved.score }, 'lead extracted');
         return { changed: saved.changed, version: saved.version, score: saved.score, summary: saved.summary };
       }
 
-      count(EXTRACTION_METRICS.attemptFailures, { type: invalid.length > 0 ? FailureType.ExtractionInvalid : 'llm' }, 'Failed lead extraction attempts');
+      recordExtractionAttemptFailure(invalid.length > 0 ? FailureType.ExtractionInvalid : 'llm');
       const summary = [...invalid, ...apiFailures.map(describeLlmError)].join('; ');
       if (invalid.length > 0) {
         throw ApplicationFailure.create({ type: FailureType.ExtractionInvalid, message: `LLM reply failed validation: ${summary}` });
@@ -287,7 +271,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
 
     /**
      * For the workflow once extractLead has failed for good (retries exhausted or non-retryable):
-     * a lead event `extraction_failed` and the `parley_extraction_failures` counter.
+     * a lead event `extraction_failed` and the `parley_extraction_failures_total` counter.
      */
     async recordExtractionFailure(input: RecordExtractionFailureInput): Promise<void> {
       await deps.leads.recordEvent({
@@ -297,7 +281,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
         data: { error: input.error.slice(0, 2000), ...(input.type ? { type: input.type } : {}), ...(input.attempts !== undefined ? { attempts: input.attempts } : {}) },
         ...(input.dedupKey ? { dedupKey: input.dedupKey } : {}),
       });
-      count(EXTRACTION_METRICS.failures, { type: input.type ?? 'unknown' }, 'Lead extractions that failed after all retries');
+      recordExtraction('failed', input.type);
       log.error({ leadId: input.leadId, type: input.type, attempts: input.attempts, error: input.error }, 'lead extraction failed');
     },
   };

@@ -10,7 +10,7 @@ import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
 import type { PriceTable } from './pricing';
-import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall } from './shared';
+import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall, timedLlmCall } from './shared';
 
 export interface LlmDeps {
   leads: LeadService;
@@ -115,9 +115,11 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     const failures: unknown[] = [];
     for (const [i, model] of models.entries()) {
       try {
-        const res = await client.chat.completions.create(
-          { model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) },
-          opts.signal ? { signal: opts.signal } : undefined,
+        const res = await timedLlmCall(model, input.purpose ?? 'reply', () =>
+          client.chat.completions.create(
+            { model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) },
+            opts.signal ? { signal: opts.signal } : undefined,
+          ),
         );
         await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage, agent });
         const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);

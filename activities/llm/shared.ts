@@ -3,6 +3,7 @@ import OpenAI from 'openai';
 import { FailureType } from '../../contract/failures';
 import type { LlmPurpose } from '../../contract/vocabulary';
 import type { Logger } from '../../lib/logger';
+import { recordLlmCall as recordLlmMetric, recordLlmUsage } from '../../lib/metrics';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
@@ -47,9 +48,11 @@ export async function recordLlmCall(
     agent?: { id: string; version: number };
   },
 ): Promise<void> {
-  if (!deps.extractions) return;
   const promptTokens = call.usage?.prompt_tokens ?? 0;
   const completionTokens = call.usage?.completion_tokens ?? 0;
+  const costMicros = estimateCostMicros(call.model, promptTokens, completionTokens, deps.prices);
+  recordLlmUsage({ model: call.model, tenantId: call.tenantId, promptTokens, completionTokens, costMicros });
+  if (!deps.extractions) return;
   try {
     await deps.extractions.recordLlmCall({
       tenantId: call.tenantId,
@@ -58,12 +61,25 @@ export async function recordLlmCall(
       model: call.model,
       promptTokens,
       completionTokens,
-      costMicros: estimateCostMicros(call.model, promptTokens, completionTokens, deps.prices),
+      costMicros,
       agentId: call.agent?.id ?? null,
       agentVersion: call.agent?.version ?? null,
     });
   } catch (err) {
     deps.log.warn({ leadId: call.leadId, model: call.model, error: describeDatabaseError(err)?.message ?? describeLlmError(err) }, 'could not record llm call');
+  }
+}
+
+/** One LLM call, timed into parley_llm_request_duration_seconds by model, purpose and outcome. */
+export async function timedLlmCall<T>(model: string, purpose: string, call: () => Promise<T>): Promise<T> {
+  const startedAt = performance.now();
+  let outcome: 'ok' | 'error' = 'error';
+  try {
+    const result = await call();
+    outcome = 'ok';
+    return result;
+  } finally {
+    recordLlmMetric({ model, purpose, outcome, seconds: (performance.now() - startedAt) / 1000 });
   }
 }
 

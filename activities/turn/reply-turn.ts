@@ -17,6 +17,7 @@
  * A retried call with the same ids does not ask the LLM again once the outbound message is
  * recorded: it sends (or finds sent) the recorded text.
  */
+import { recordTurn } from '../../lib/metrics';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/failures';
@@ -255,7 +256,12 @@ export function createTurnActivities(deps: TurnDeps) {
       // timeout (seconds), not the turn's start-to-close timeout (minutes), and the workflow goes on
       const beat = setInterval(heartbeat, HEARTBEAT_EVERY_MS);
       try {
-        return await runTurn(raw);
+        const result = await runTurn(raw);
+        recordTurn(result.reply?.outcome ?? 'recorded', raw.tenantId);
+        return result;
+      } catch (err) {
+        recordTurn('error', raw.tenantId);
+        throw err;
       } finally {
         clearInterval(beat);
       }

@@ -1,3 +1,4 @@
+import { recordInbound } from '../../lib/metrics';
 import express, { Router, type Request, type Response } from 'express';
 import type { InboundMessage } from '../../contract/messages';
 import type { Logger } from '../../lib/logger';
@@ -122,6 +123,8 @@ export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router
     });
     if (!(await acceptAll(work, res, log))) return;
     if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
+    const droppedItems = new Set(dropped.map((d) => d.item));
+    for (const q of queues.values()) recordInbound('instagram', q.target.tenantId, q.messages.filter((m) => !droppedItems.has(`message ${m.providerMessageId}`)).length);
     res.status(200).json({
       received: received - dropped.length,
       ignored: parsed.ignored.length,

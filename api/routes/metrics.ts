@@ -3,19 +3,14 @@ import type { Services } from '../../services';
 import { requireAdmin } from '../middleware/auth';
 import { adminOnly } from '../access';
 import { doc } from '../openapi';
-
-/** Prometheus text exposition: one sample line, labels quoted and escaped. */
-function sample(name: string, labels: Record<string, string>, value: number): string {
-  const l = Object.entries(labels)
-    .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
-    .join(',');
-  return `${name}{${l}} ${value}`;
-}
+import { exposition, EXPOSITION_CONTENT_TYPE, setDatabaseGauges, tenantLabelSettings } from '../../lib/metrics';
 
 /**
- * `GET /metrics` (admin token; point Prometheus at it with a bearer token): delivery state
- * read from the database, so every API replica answers the same. The worker's own metrics
- * (Temporal SDK, LLM and extraction counters) are on METRICS_PORT.
+ * `GET /metrics` (admin token; point Prometheus at it with a bearer token): this process's
+ * application metrics (lib/metrics.ts) plus gauges read from the database at each scrape
+ * (circuits by state, open dead letters, lowest credit balances), which every API replica
+ * answers the same. The worker's metrics (Temporal SDK and Parley's activity metrics) are on
+ * its METRICS_PORT.
  */
 export function createMetricsRouter(deps: { services: Services; adminToken?: string }): Router {
   const r = Router();
@@ -24,23 +19,17 @@ export function createMetricsRouter(deps: { services: Services; adminToken?: str
     requireAdmin(deps.adminToken),
     adminOnly(),
     doc({
-      summary: 'Prometheus metrics of delivery state',
+      summary: 'Prometheus metrics of the API process and of delivery state',
       description:
-        "Read from the database, so every API replica answers the same: `parley_channel_circuit_open` (1 while a channel's circuit breaker is open) and `parley_dead_letters_open` (open dead letters per tenant). The worker's own metrics are on METRICS_PORT.",
+        "Prometheus text: this API process's application metrics (`parley_webhooks_received_total`, `parley_inbound_messages_total`, `parley_webchat_streams_open`, …) and gauges read from the database at each scrape, so every API replica answers them the same: `parley_channel_circuits` (channels by platform and circuit state), `parley_dead_letters_open` and, with METRICS_TENANT_LABELS, `parley_credit_balance` per tenant. The worker's own metrics are on its METRICS_PORT. README: Metrics and health.",
       tags: ['metrics'],
       responses: { 200: { contentType: 'text/plain', description: 'Prometheus text exposition format 0.0.4' } },
     }),
     async (_req, res) => {
-      const g = await deps.services.deadLetters.gauges();
-      const lines = [
-        '# HELP parley_channel_circuit_open 1 while the channel account\'s circuit breaker is open (sends wait).',
-        '# TYPE parley_channel_circuit_open gauge',
-        ...g.circuits.map((c) => sample('parley_channel_circuit_open', { channel_account_id: c.channelAccountId, tenant_id: c.tenantId, platform: c.platform }, c.open ? 1 : 0)),
-        '# HELP parley_dead_letters_open Operations parked by lead workflows, waiting for replay or discard.',
-        '# TYPE parley_dead_letters_open gauge',
-        ...g.openDeadLetters.map((d) => sample('parley_dead_letters_open', { tenant_id: d.tenantId }, d.n)),
-      ];
-      res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+      const settings = tenantLabelSettings();
+      const [g, lowestBalances] = await Promise.all([deps.services.deadLetters.gauges(), settings.enabled ? deps.services.credits.lowestBalances(settings.cap) : Promise.resolve(undefined)]);
+      setDatabaseGauges({ ...g, ...(lowestBalances ? { lowestBalances } : {}) });
+      res.type(EXPOSITION_CONTENT_TYPE).send(await exposition());
     },
   );
   return r;

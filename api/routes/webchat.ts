@@ -17,6 +17,7 @@
  *   GET  /webchat/:widgetKey/messages       ?limit=&before= → { items, lastEventId, nextCursor } (history, oldest first)
  *   GET  /webchat/:widgetKey/stream         [?lastEventId=] (or Last-Event-ID) → text/event-stream
  */
+import { recordInbound, recordWebChatStream } from '../../lib/metrics';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
@@ -435,6 +436,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
       log.error({ err, channelAccountId: routing.id }, 'web chat message not accepted: Temporal refused');
       throw new AppError('unavailable', 'could not accept the message now; retry later with the same clientMessageId');
     }
+    recordInbound('webchat', routing.tenantId);
     hub.wake(routing.id, contactId);
     // never the text (visitors write personal data), never the token
     log.info({ channelAccountId: routing.id, contactId, clientMessageId: body.clientMessageId, chars: body.text.length }, 'web chat message accepted');
@@ -498,6 +500,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
       throw new AppError('rate_limited', `${read.reason}; try again in ${read.retryAfterS} s`);
     }
     streamsOpen += 1;
+    recordWebChatStream(1);
     inc(streamsByAddress, ip, 1);
     inc(streamsByVisitor, visitorKey, 1);
 
@@ -511,6 +514,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
       clearInterval(heartbeat);
       clearTimeout(lifetime);
       streamsOpen -= 1;
+      recordWebChatStream(-1);
       inc(streamsByAddress, ip, -1);
       inc(streamsByVisitor, visitorKey, -1);
       log.debug({ channelAccountId: routing.id, contactId }, 'web chat stream closed');

@@ -1,3 +1,4 @@
+import { recordInbound } from '../../lib/metrics';
 import express, { Router, type Request, type Response } from 'express';
 import type { InboundMessage } from '../../contract/messages';
 import { leadWorkflowId } from '../../contract/workflow-names';
@@ -257,8 +258,11 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
     if (!(await acceptAll([...signals, ...statusUpdates, templateWork], res, log))) return;
     const templates = await templateWork;
     if (dropped.length > 0) log.warn({ dropped: dropped.length, first: dropped.slice(0, 5) }, 'webhook items refused by Temporal for good: dropped');
+    const received = signals.length - dropped.filter((d) => d.item.startsWith('message ')).length;
+    const droppedItems = new Set(dropped.map((d) => d.item));
+    for (const it of items) if ('message' in it && !droppedItems.has(`message ${it.message.providerMessageId}`)) recordInbound('whatsapp', it.routing.tenantId);
     res.status(200).json({
-      received: signals.length - dropped.filter((d) => d.item.startsWith('message ')).length,
+      received,
       statuses: statusUpdates.length,
       ignored: parsed.ignored.length,
       // only when something was cut or refused (the usual answer keeps its shape)
