@@ -93,8 +93,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Prometheus metrics of delivery state
-         * @description Read from the database, so every API replica answers the same: `parley_channel_circuit_open` (1 while a channel's circuit breaker is open) and `parley_dead_letters_open` (open dead letters per tenant). The worker's own metrics are on METRICS_PORT.
+         * Prometheus metrics of the API process and of delivery state
+         * @description Prometheus text: this API process's application metrics (`parley_webhooks_received_total`, `parley_inbound_messages_total`, `parley_webchat_streams_open`, …) and gauges read from the database at each scrape, so every API replica answers them the same: `parley_channel_circuits` (channels by platform and circuit state), `parley_dead_letters_open` and, with METRICS_TENANT_LABELS, `parley_credit_balance` per tenant. The worker's own metrics are on its METRICS_PORT. README: Metrics and health.
          *
          *     Platform admin token (PARLEY_ADMIN_TOKEN).
          */
