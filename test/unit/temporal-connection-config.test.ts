@@ -8,9 +8,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { parseEnv } from 'node:util';
 import { ConfigError, loadConfig } from '../../config';
 import { createLogger } from '../../lib/logger';
-import { plainTemporalSettings, resolveTemporalSettings } from '../../temporal/connection-config';
+import { plainTemporalSettings, resolveTemporalSettings, TEMPORAL_CONNECTION_ENV } from '../../temporal/connection-config';
+import { SEARCH_ATTRIBUTE_CLI_TYPES } from '../../temporal/search-attributes';
 import { makeTestPki, type TestPki } from '../support/tls';
 
 const API_KEY = 'tmprl-CANARY-api-key-1234567890';
@@ -190,6 +192,7 @@ api_key = "${API_KEY}"
     expect(c.TEMPORAL_ADDRESS).toBe('parley.a1b2c.tmprl.cloud:7233');
     expect(c.TEMPORAL_NAMESPACE).toBe('parley.a1b2c');
     expect(loadConfig({ TEMPORAL_NAMESPACE: '' }).TEMPORAL_NAMESPACE).toBe('default');
+    expect(loadConfig({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'cloud', TEMPORAL_TLS: '' }).temporal.tls).toBe('mtls');
     expect(c.temporal.apiKey).toBe(false);
   });
 
@@ -285,5 +288,36 @@ describe('start-up checks', () => {
     expect(out).not.toContain('CANARY');
     expect(out).not.toContain(keyPem.split('\n')[1]);
     expect(resolveTemporalSettings({ TEMPORAL_ADDRESS: 't:7233', TEMPORAL_API_KEY: API_KEY }).settings?.describe()).toEqual({ address: 't:7233', namespace: 'default', tls: 'tls', apiKey: true });
+  });
+});
+
+describe('documentation in step', () => {
+  const root = path.join(__dirname, '..', '..');
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const envExample = readFileSync(path.join(root, '.env.example'), 'utf8');
+
+  test('every Temporal connection variable is in the config schema, .env.example and the README table', async () => {
+    const { configSchema } = await import('../../config');
+    for (const name of TEMPORAL_CONNECTION_ENV) {
+      expect(Object.keys(configSchema.shape)).toContain(name);
+      expect(envExample).toMatch(new RegExp(`^${name}=`, 'm'));
+      expect(readme).toMatch(new RegExp(`^\\| [^|]*\`${name}\``, 'm'));
+    }
+  });
+
+  test('.env.example as it stands (empty Temporal variables) is a plain, unconfigured connection', () => {
+    const c = loadConfig(parseEnv(envExample) as Record<string, string>);
+    expect(c.TEMPORAL_ADDRESS).toBeUndefined();
+    expect(c.TEMPORAL_NAMESPACE).toBe('default');
+    expect(c.temporal.describe()).toEqual({ namespace: 'default', tls: 'off', apiKey: false });
+  });
+
+  test("the README's tcld and temporal operator commands register exactly Parley's search attributes", () => {
+    const section = readme.slice(readme.indexOf('## Temporal Cloud and secured clusters'));
+    const expected = Object.entries(SEARCH_ATTRIBUTE_CLI_TYPES).map(([n, t]) => `${n}=${t}`).sort();
+    const tcld = section.slice(section.indexOf('tcld namespace search-attributes add'), section.indexOf('# your own cluster (the temporal CLI'));
+    expect([...tcld.matchAll(/--sa (\w+=\w+)/g)].map((m) => m[1]).sort()).toEqual(expected);
+    const loop = section.slice(section.indexOf('for sa in'), section.indexOf('; do'));
+    expect([...loop.matchAll(/(\w+=\w+)/g)].map((m) => m[1]).sort()).toEqual(expected);
   });
 });
