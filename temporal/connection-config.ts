@@ -101,7 +101,7 @@ export function resolveTemporalSettings(rawEnv: Record<string, string | undefine
   if (env.TEMPORAL_TLS_DISABLE_HOST_VERIFICATION !== undefined) {
     problems.push('TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: not supported by the TypeScript SDK (set TEMPORAL_TLS_SERVER_NAME to the name in the server certificate instead)');
   }
-  const where = fileVar ? `TEMPORAL_CONFIG_FILE (${fileVar})` : 'the Temporal config file';
+  const where = fileVar ? `TEMPORAL_CONFIG_FILE (${fileVar})` : 'the default Temporal config file (~/.config/temporalio/temporal.toml; TEMPORAL_CONFIG_FILE names another)';
   let profile: ClientConfigProfile;
   try {
     // strict: a misspelt key in a security setting must not be silently ignored
@@ -109,7 +109,12 @@ export function resolveTemporalSettings(rawEnv: Record<string, string | undefine
   } catch (err) {
     const msg = (err as Error).message;
     // a TOML error quotes the offending line, which may hold a key: only its position
+    const both = /^Cannot specify both (\w+)_path and \w+_data/.exec(msg);
     if (isTomlError(err)) problems.push(`${where}: not valid TOML (line ${err.line}, column ${err.column})`);
+    else if (both) {
+      const v = `TEMPORAL_TLS_${both[1]!.toUpperCase()}`;
+      problems.push(`${v}_PATH: set either ${v}_PATH or ${v}_DATA (tls.${both[1]}_path or _data in a profile), not both`);
+    }
     else if (/^Profile '.*' not found/.test(msg)) problems.push(`TEMPORAL_PROFILE: profile '${env.TEMPORAL_PROFILE}' not found in ${where}`);
     else problems.push(`${where}: ${msg.replace(/^Validation error: /, '')}`);
     return { problems };

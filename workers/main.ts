@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   installTemporalRuntime({ log, metricsBindAddress: config.METRICS_PORT ? `0.0.0.0:${config.METRICS_PORT}` : undefined });
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS (or the address of the Temporal profile) is required for the worker (npm run dev starts a dev server for you)');
   const { database, services } = await buildCore(config, { log });
+  log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
   const connection = await connectWithRetry(config.temporal, log);
   const worker = await createParleyWorker({
     connection,

@@ -252,12 +252,16 @@ describe('start-up checks', () => {
     expect(problems({ TEMPORAL_CONFIG_FILE: path.join(dir, 'absent.toml') })).toEqual([`TEMPORAL_CONFIG_FILE: no readable file at ${path.join(dir, 'absent.toml')}`]);
     const file = writeToml('one.toml', '[profile.default]\naddress = "x:7233"\n');
     expect(problems({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'prod' })).toEqual([`TEMPORAL_PROFILE: profile 'prod' not found in TEMPORAL_CONFIG_FILE (${file})`]);
+    expect(problems({ TEMPORAL_PROFILE: 'prod' })).toEqual([expect.stringMatching(/^TEMPORAL_PROFILE: profile 'prod' not found in the default Temporal config file .*TEMPORAL_CONFIG_FILE names another/)]);
   });
 
   test('bad values: TEMPORAL_TLS, a misspelt TLS key, host verification off (unsupported by the TypeScript SDK)', () => {
     expect(problems({ TEMPORAL_TLS: 'yes' })).toEqual(['TEMPORAL_TLS: must be true or false']);
     const file = writeToml('typo.toml', `[profile.default]\naddress = "x:7233"\n[profile.default.tls]\nclient_cert_pth = "${pki.clientCert}"\n`);
     expect(problems({ TEMPORAL_CONFIG_FILE: file })).toEqual([expect.stringMatching(/^TEMPORAL_CONFIG_FILE .*unrecognized in profile\.default\.tls: client_cert_pth/)]);
+    expect(problems({ TEMPORAL_TLS_CLIENT_CERT_PATH: pki.clientCert, TEMPORAL_TLS_CLIENT_CERT_DATA: 'x', TEMPORAL_TLS_CLIENT_KEY_PATH: pki.clientKey })).toEqual([
+      'TEMPORAL_TLS_CLIENT_CERT_PATH: set either TEMPORAL_TLS_CLIENT_CERT_PATH or TEMPORAL_TLS_CLIENT_CERT_DATA (tls.client_cert_path or _data in a profile), not both',
+    ]);
     expect(problems({ TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: 'true' })).toEqual([expect.stringMatching(/^TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: not supported/)]);
   });
 
