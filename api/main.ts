@@ -2,7 +2,8 @@
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { startDefaultMetrics } from '../lib/metrics';
-import { connectClient, createParleyTemporal } from '../temporal/client';
+import { createParleyTemporal } from '../temporal/client';
+import { connectTemporalClient } from '../temporal/connect';
 import { buildCore } from '../composition/core';
 import { createApp } from './app';
 
@@ -10,9 +11,10 @@ async function main(): Promise<void> {
   startDefaultMetrics();
   const config = loadConfig(process.env, { reader: 'api' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-api' });
-  if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the API (npm run dev starts a dev server for you)');
+  if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS (or the address of the Temporal profile) is required for the API (npm run dev starts a dev server for you)');
   const { database, services } = await buildCore(config, { log });
-  const { client, connection } = await connectClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+  log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
+  const { client, connection } = await connectTemporalClient(config.temporal);
   const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
   const app = createApp({ config, log, database, services, temporal });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'api listening'));

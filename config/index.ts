@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { MODEL_PRICES, parsePriceTable } from '../activities/llm/pricing';
+import { resolveTemporalSettings, type TemporalSettings } from '../temporal/connection-config';
 
 /** `'true' | 'false'` from the environment; never `Boolean(str)`. */
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -22,8 +23,33 @@ export const configSchema = z.object({
   DATABASE_URL: optionalString,
   PGLITE_DATA_DIR: z.string().default('.data/pglite'),
 
+  /**
+   * The Temporal connection follows the SDK's environment configuration (@temporalio/envconfig,
+   * temporal/connection-config.ts): these variables override the profile TEMPORAL_PROFILE of the
+   * TOML file TEMPORAL_CONFIG_FILE. After loadConfig, TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE hold
+   * the resolved values and `config.temporal` the connection (TLS, API key) for both processes.
+   */
   TEMPORAL_ADDRESS: optionalString,
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Empty or unset: the profile's namespace, else `default` (resolved by loadConfig: always a string after it). */
+  TEMPORAL_NAMESPACE: optionalString,
+  /** Temporal Cloud API key (a secret): sent as a bearer token; implies TLS unless TEMPORAL_TLS=false. */
+  TEMPORAL_API_KEY: optionalString,
+  /** `true` connects with TLS (system roots unless a CA is given), `false` forces plain text. */
+  TEMPORAL_TLS: optionalString,
+  /** mTLS client certificate and private key (PEM files); or the PEM itself in the `_DATA` variants. */
+  TEMPORAL_TLS_CLIENT_CERT_PATH: optionalString,
+  TEMPORAL_TLS_CLIENT_KEY_PATH: optionalString,
+  TEMPORAL_TLS_CLIENT_CERT_DATA: optionalString,
+  TEMPORAL_TLS_CLIENT_KEY_DATA: optionalString,
+  /** CA that signed the server's certificate (PEM file or data), when not a system root. */
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: optionalString,
+  TEMPORAL_TLS_SERVER_CA_CERT_DATA: optionalString,
+  /** Server name (SNI) checked against the server certificate, when it differs from the address' host. */
+  TEMPORAL_TLS_SERVER_NAME: optionalString,
+  /** Profile of the Temporal config file to use (default: `default`). */
+  TEMPORAL_PROFILE: optionalString,
+  /** Temporal TOML config file (default: ~/.config/temporalio/temporal.toml when it exists). */
+  TEMPORAL_CONFIG_FILE: optionalString,
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('parley-leads'),
   TEMPORAL_CLI_PATH: optionalString,
   TEMPORAL_TEST_SERVER_PATH: optionalString,
@@ -174,7 +200,12 @@ export const configSchema = z.object({
   PARLEY_SIMULATE: bool.default(false),
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = Omit<z.infer<typeof configSchema>, 'TEMPORAL_NAMESPACE'> & {
+  /** Resolved: TEMPORAL_NAMESPACE, else the profile's namespace, else `default`. */
+  TEMPORAL_NAMESPACE: string;
+  /** The resolved Temporal connection (environment over profile), for the client and the worker. */
+  temporal: TemporalSettings;
+};
 
 /** Shortest PARLEY_ADMIN_TOKEN accepted in production (32 random characters ≈ 190 bits as base64). */
 export const ADMIN_TOKEN_MIN_LENGTH = 32;
@@ -199,10 +230,15 @@ const REQUIRED_IN_PRODUCTION: Record<ConfigReader, readonly (keyof Config)[]> = 
 /** Parse the environment once per entry point; fail fast with every problem listed. */
 export function loadConfig(env: Record<string, string | undefined> = process.env, opts: { reader?: ConfigReader } = {}): Config {
   const parsed = configSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  // the Temporal connection (variables, profile file, certificate files), by the SDK's loader
+  const resolved = resolveTemporalSettings(env);
+  if (!parsed.success || !resolved.settings) {
+    const schemaProblems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError([...schemaProblems, ...resolved.problems]);
   }
-  const config = parsed.data;
+  const temporal = resolved.settings;
+  // one source of truth: the SDK's resolution (environment over profile) is what the rest of Parley reads
+  const config: Config = { ...parsed.data, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, temporal };
   if (config.NODE_ENV === 'production') {
     const missing = REQUIRED_IN_PRODUCTION[opts.reader ?? 'all'].filter((k) => !config[k]);
     if (missing.length) throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));

@@ -39,6 +39,16 @@ export const REDACT_PATHS = [
   'config.PARLEY_ENCRYPTION_KEY',
   'config.META_APP_SECRET',
   'config.OPENAI_API_KEY',
+  'config.TEMPORAL_API_KEY',
+  'config.TEMPORAL_TLS_CLIENT_KEY_DATA',
+  'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS_CLIENT_KEY_DATA',
+  '*.TEMPORAL_API_KEY',
+  '*.TEMPORAL_TLS_CLIENT_KEY_DATA',
+  'clientCertPair',
+  '*.clientCertPair',
+  'tls.clientCertPair',
+  '*.tls.clientCertPair',
 ];
 
 /** The one pino root of a process; modules take `root.child({ module })`. */

@@ -12,7 +12,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
-import { NativeConnection } from '@temporalio/worker';
 import { createApp } from '../api/app';
 import { loadConfig } from '../config';
 import { startFakeGraphApi, type FakeGraphApi } from '../fakes/graph-api';
@@ -21,7 +20,9 @@ import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai';
 import { generateApiKey, generateEncryptionKey, signMetaBody } from '../lib/crypto';
 import { createLogger } from '../lib/logger';
 import { findTemporalBinary, PROJECT_ROOT } from '../temporal/binaries';
-import { connectClient, createParleyTemporal } from '../temporal/client';
+import { createParleyTemporal } from '../temporal/client';
+import { connectTemporalClient, connectTemporalWorker } from '../temporal/connect';
+import { plainTemporalSettings } from '../temporal/connection-config';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { registerSearchAttributes } from '../temporal/search-attributes';
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
   installTemporalRuntime({ log });
 
   let devServer: DevServer | undefined;
+  // a configured server (environment or Temporal profile: TLS, API key) or a local dev server (plain text)
+  let temporalSettings = config.temporal;
   let temporalAddress = config.TEMPORAL_ADDRESS;
   if (!temporalAddress) {
     if (!findTemporalBinary('cli')) {
@@ -98,10 +101,11 @@ async function main(): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
     });
     temporalAddress = devServer.address;
+    temporalSettings = plainTemporalSettings(devServer.address, config.TEMPORAL_NAMESPACE);
   }
 
   const core = await buildCore(config, { log, migrate: true });
-  const connection = await NativeConnection.connect({ address: temporalAddress });
+  const connection = await connectTemporalWorker(temporalSettings);
   if (!devServer) await registerSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   const worker = await createParleyWorker({
     connection,
@@ -114,7 +118,7 @@ async function main(): Promise<void> {
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
   });
   const workerRun = worker.run();
-  const { client, connection: clientConnection } = await connectClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE });
+  const { client, connection: clientConnection } = await connectTemporalClient(temporalSettings);
   await ensureSchedules(client, config, log);
   const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
@@ -147,7 +151,7 @@ async function main(): Promise<void> {
   banner([
     'Parley is running',
     `API            ${apiUrl}   (health: ${apiUrl}/readyz)`,
-    `Temporal       ${temporalAddress}${devServer?.uiUrl ? `   Web UI: ${devServer.uiUrl}` : ''}`,
+    `Temporal       ${temporalAddress}${devServer?.uiUrl ? `   Web UI: ${devServer.uiUrl}` : ''}${temporalSettings.tls !== 'off' ? `   (${temporalSettings.tls === 'mtls' ? 'mTLS' : 'TLS'}${temporalSettings.apiKey ? ', API key' : ''})` : ''}`,
     `Database       ${core.database.describe}`,
     `Graph API      ${simulate ? `${config.GRAPH_API_URL} (local fake: --simulate)` : config.GRAPH_API_URL}`,
     `Admin token    PARLEY_ADMIN_TOKEN${process.env.PARLEY_ADMIN_TOKEN ? '' : ` (generated: see ${path.relative(process.cwd(), SECRETS_FILE)})`}`,

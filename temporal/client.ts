@@ -1,4 +1,4 @@
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, type Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { DeliveryStatus, InboundMessage, OutboundRequest, OutboundResult, SequenceCursor } from '../contract/messages';
 import type { Channel, ModeRequest } from '../contract/vocabulary';
@@ -24,15 +24,21 @@ import { CLOSE_CHANNEL_LEADS_WORKFLOW_TYPE, closeChannelLeadsWorkflowId, type cl
 import { FETCH_MEDIA_WORKFLOW_TYPE, mediaWorkflowId, type fetchMediaWorkflow } from '../workflows/media';
 import type { FetchMediaInput, FetchMediaResult } from '../activities/media/fetch';
 import { SA } from './search-attributes';
+import { connectTemporalClient } from './connect';
+import { plainTemporalSettings } from './connection-config';
 
 export interface TemporalConnectionOptions {
   address: string;
   namespace: string;
 }
 
+/**
+ * A plain-text client connection to a server Parley started itself (dev server, benches, chaos).
+ * The API and anything configured by the environment use `connectTemporalClient(config.temporal)`
+ * (TLS, mTLS, API key, profiles).
+ */
 export async function connectClient(opts: TemporalConnectionOptions): Promise<{ client: Client; connection: Connection }> {
-  const connection = await Connection.connect({ address: opts.address });
-  return { client: new Client({ connection, namespace: opts.namespace }), connection };
+  return connectTemporalClient(plainTemporalSettings(opts.address, opts.namespace));
 }
 
 /** The lead workflow refused an update (its validator or handler said why). */

@@ -1,7 +1,9 @@
 /** Production worker entry point: `node dist/workers/main.js`. */
 import { Client } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../config';
+import { connectTemporalWorker, TemporalConnectError } from '../temporal/connect';
+import type { TemporalSettings } from '../temporal/connection-config';
 import { createLogger } from '../lib/logger';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { startWorkerMetricsServer, type WorkerMetricsServer } from '../temporal/metrics-server';
@@ -10,15 +12,18 @@ import { buildCore } from '../composition/core';
 import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { createParleyWorker } from './worker';
 
-/** Temporal may still be starting (or restarting): retry the first connection with backoff for a few minutes. */
-async function connectWithRetry(address: string, log: ReturnType<typeof createLogger>): Promise<NativeConnection> {
+/**
+ * Temporal may still be starting (or restarting): retry the first connection with backoff for a
+ * few minutes; a TLS or credentials failure is not retried (the same settings cannot succeed).
+ */
+async function connectWithRetry(settings: TemporalSettings, log: ReturnType<typeof createLogger>): Promise<NativeConnection> {
   const deadline = Date.now() + 5 * 60_000;
   for (let delay = 500; ; delay = Math.min(delay * 2, 15_000)) {
     try {
-      return await NativeConnection.connect({ address });
+      return await connectTemporalWorker(settings);
     } catch (err) {
-      if (Date.now() + delay > deadline) throw err;
-      log.warn({ address, retryInMs: delay, err: (err as Error).message }, 'Temporal not reachable yet; retrying');
+      if ((err instanceof TemporalConnectError && !err.retryable) || Date.now() + delay > deadline) throw err;
+      log.warn({ temporal: settings.describe(), retryInMs: delay, err: (err as Error).message }, 'Temporal not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -36,9 +41,10 @@ async function main(): Promise<void> {
     metricsServer = await startWorkerMetricsServer({ port: config.METRICS_PORT, coreUrl: `http://127.0.0.1:${corePort}/metrics`, log });
     log.info({ port: metricsServer.port }, 'worker metrics listening');
   }
-  if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS is required for the worker (npm run dev starts a dev server for you)');
+  if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS (or the address of the Temporal profile) is required for the worker (npm run dev starts a dev server for you)');
   const { database, services } = await buildCore(config, { log });
-  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
+  log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
+  const connection = await connectWithRetry(config.temporal, log);
   const worker = await createParleyWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

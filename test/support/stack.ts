@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { createParleyClient, type ParleyClient } from '../../api/client';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { NativeConnection } from '@temporalio/worker';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import request from 'supertest';
 import type { Express } from 'express';
@@ -17,7 +16,8 @@ import { loadConfig, type Config } from '../../config';
 import { signMetaBody } from '../../lib/crypto';
 import { whatsAppTextWebhook } from '../../fakes/meta-webhooks';
 import { createLogger, type Logger } from '../../lib/logger';
-import { connectClient, createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
+import { createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
+import { connectTemporalClient, connectTemporalWorker } from '../../temporal/connect';
 import { buildCore, type Core } from '../../composition/core';
 import { activityDepsFrom } from '../../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../../workers/worker';
@@ -106,7 +106,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   const log = createLogger({ level: config.LOG_LEVEL, destination: sink });
   installTemporalRuntime({ log });
   const core = await buildCore(config, { log, migrate: !config.DATABASE_URL });
-  const connection = await NativeConnection.connect({ address });
+  const connection = await connectTemporalWorker(config.temporal);
   const worker = await createParleyWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -115,7 +115,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     workflowBundle: await workflowBundle(),
   });
   const running = worker.run();
-  const { client, connection: clientConnection } = await connectClient({ address, namespace: config.TEMPORAL_NAMESPACE });
+  const { client, connection: clientConnection } = await connectTemporalClient(config.temporal);
   const temporal = createParleyTemporal(client, { taskQueue });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server = await new Promise<Server>((resolve) => {

@@ -1,0 +1,57 @@
+/**
+ * Both of Parley's Temporal connections, made from the one resolved `TemporalSettings`
+ * (config.temporal, temporal/connection-config.ts): the client's `Connection` (API, tools) and
+ * the worker's `NativeConnection`. TLS, mTLS, the API key and gRPC metadata are the SDK's
+ * environment configuration; a failure says where it tried and how (never the key).
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { TemporalSettings } from './connection-config';
+
+/** A TLS handshake that cannot succeed or an unreachable server must fail in this time, not hang. */
+export const TEMPORAL_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Errors that retrying the same settings cannot fix: TLS trust, handshake or credentials. */
+const NOT_RETRYABLE = /InvalidCertificate|InvalidContentType|CertificateRequired|UnknownIssuer|fatal alert|handshake|InvalidMessage|Unauthenticated|PermissionDenied|unauthorized/i;
+
+export class TemporalConnectError extends Error {
+  /** False when the settings themselves are wrong (TLS, certificates, credentials): retrying cannot help. */
+  readonly retryable: boolean;
+  constructor(settings: TemporalSettings, address: string, cause: unknown) {
+    const d = settings.describe();
+    const how = `${d.tls === 'off' ? 'plain text' : d.tls === 'mtls' ? 'mTLS' : 'TLS'}${d.apiKey ? ', API key' : ''}${d.profile ? `, profile ${d.profile}` : ''}`;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const hint =
+      d.tls === 'off'
+        ? 'is the server reachable, and does it expect TLS (TEMPORAL_TLS=true)?'
+        : 'is the server reachable and serving TLS (TEMPORAL_TLS=false for a plain-text server), is its certificate signed by a system root or TEMPORAL_TLS_SERVER_CA_CERT_PATH, does its name match (TEMPORAL_TLS_SERVER_NAME), and does it require a client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH)?';
+    super(`Could not connect to Temporal at ${address} (${how}): ${reason}; ${hint}`, { cause });
+    this.name = 'TemporalConnectError';
+    this.retryable = !NOT_RETRYABLE.test(reason);
+  }
+}
+
+/**
+ * The client connection with the resolved settings; `address` overrides the settings' (a dev
+ * server Parley started itself, with `plainTemporalSettings`).
+ */
+export async function connectTemporalClient(settings: TemporalSettings, opts: { address?: string } = {}): Promise<{ client: Client; connection: Connection }> {
+  const options = settings.connectionOptions(opts.address);
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ ...options, connectTimeout: TEMPORAL_CONNECT_TIMEOUT_MS });
+  } catch (err) {
+    throw new TemporalConnectError(settings, options.address, err);
+  }
+  return { client: new Client({ connection, namespace: settings.namespace }), connection };
+}
+
+/** The worker's native connection with the same resolved settings. */
+export async function connectTemporalWorker(settings: TemporalSettings, opts: { address?: string } = {}): Promise<NativeConnection> {
+  const options = settings.connectionOptions(opts.address);
+  try {
+    return await NativeConnection.connect(options);
+  } catch (err) {
+    throw new TemporalConnectError(settings, options.address, err);
+  }
+}
