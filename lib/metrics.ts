@@ -16,6 +16,7 @@
  * Workflow code must not import this module (it is not deterministic and not in the bundle).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FailureType } from '../contract/failures';
 
 export const registry = new Registry();
 
@@ -321,7 +322,7 @@ export function recordCredits(operation: 'reserved' | 'captured' | 'released', a
   safely(() => credits.inc({ operation, tenant_id: tenantLabel(tenantId) }, amount));
 }
 
-export function recordCreditRefused(reason: 'no_credit' | 'suspended' | 'channel_disabled', tenantId?: string): void {
+export function recordCreditRefused(reason: 'no_credit' | 'suspended' | typeof FailureType.ChannelDisabled, tenantId?: string): void {
   safely(() => creditReservationsRefused.inc({ reason, tenant_id: tenantLabel(tenantId) }));
 }
 

@@ -3,6 +3,7 @@ import { and, asc, desc, eq, lt, or, sql } from 'drizzle-orm';
 import type { Db, DbTransaction } from '../db/client';
 import { creditLedger, creditReservations, leads, messages, tenants } from '../db/schema';
 import { AppError } from '../lib/errors';
+import { FailureType } from '../contract/failures';
 import { decodeCursor, encodeCursor, inTransaction, rowsOf, toIso } from './db-util';
 
 /**
@@ -129,7 +130,7 @@ export function createCreditService(db: Db) {
           }
           if (existing?.status === 'held') recordCredits('released', existing.amount, existing.tenantId);
           if (existing?.status === 'captured') return { ok: true, amount: existing.amount, balance, existing: existing.status };
-          recordCreditRefused(tenant.suspendedAt ? 'suspended' : 'channel_disabled', input.tenantId);
+          recordCreditRefused(tenant.suspendedAt ? 'suspended' : FailureType.ChannelDisabled, input.tenantId);
           return { ok: false, amount: existing?.amount ?? input.amount ?? tenant.creditsPerReply, balance, ...(tenant.suspendedAt ? { suspended: true as const } : { channelDisabled: true as const }) };
         }
         if (existing) return { ok: existing.status !== 'released', amount: existing.amount, balance: tenant.balance, existing: existing.status };
