@@ -245,6 +245,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (config.PARLEY_ADMIN_TOKEN && config.PARLEY_ADMIN_TOKEN.trim().length < ADMIN_TOKEN_MIN_LENGTH) {
       throw new ConfigError([`PARLEY_ADMIN_TOKEN: must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters when NODE_ENV=production (e.g. openssl rand -base64 32)`]);
     }
+    // a change that committed but answers outside its schema would become a 500 (and a client retry)
+    if (config.PARLEY_CHECK_RESPONSES) throw new ConfigError(['PARLEY_CHECK_RESPONSES: a test setting, refused when NODE_ENV=production']);
   }
   return config;
 }

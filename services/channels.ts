@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { Channel, CircuitState } from '../contract/vocabulary';
 import type { Db } from '../db/client';
-import { agents, channelAccounts, creditReservations, leadEvents, leads, tenants } from '../db/schema';
+import { agents, channelAccounts, creditReservations, deadLetters, leadEvents, leads, tenants } from '../db/schema';
 import { hashApiKey, type SecretBox } from '../lib/crypto';
 import { FailureType } from '../contract/failures';
 import { AppError } from '../lib/errors';
@@ -92,6 +92,9 @@ function present(c: typeof channelAccounts.$inferSelect) {
   };
 }
 
+/** How long a deleted channel's account id waits before it can be connected again: twice the webhook routing caches' 30 s. */
+export const RECONNECT_AFTER_DELETE_MS = 60_000;
+
 export function createChannelService(db: Db, box: SecretBox) {
   const deletedListeners = new Set<(channel: DeletedChannel) => void>();
   /** How a webhook reaches a channel: its tenant, agent and the app secret that signs its bodies (decrypted). */
@@ -125,6 +128,19 @@ export function createChannelService(db: Db, box: SecretBox) {
     async create(tenantId: string, input: ChannelInput) {
       const [agent] = await db.select({ id: agents.id }).from(agents).where(and(eq(agents.tenantId, tenantId), eq(agents.id, input.agentId)));
       if (!agent) throw new AppError('validation_failed', 'agentId does not name an agent of this tenant', [{ path: ['agentId'], message: 'unknown agent' }]);
+      if (input.phoneNumberId) {
+        // API processes route by account id from a cache (up to 30 s): a number deleted moments ago
+        // may still be routed to the deleted channel elsewhere, so it is connected again only later
+        const [recent] = await db
+          .select({ waitMs: sql<number>`ceil(extract(epoch from (${channelAccounts.deletedAt} + make_interval(secs => ${RECONNECT_AFTER_DELETE_MS / 1000}) - now())) * 1000)::int` })
+          .from(channelAccounts)
+          .where(and(eq(channelAccounts.platform, input.platform), eq(channelAccounts.phoneNumberId, input.phoneNumberId), sql`${channelAccounts.deletedAt} > now() - make_interval(secs => ${RECONNECT_AFTER_DELETE_MS / 1000})`))
+          .limit(1);
+        if (recent) {
+          const seconds = Math.max(1, Math.ceil(Number(recent.waitMs) / 1000));
+          throw new AppError('conflict', `this ${input.platform} account was deleted moments ago; connect it again in ${seconds} s (other API processes may still route it to the deleted channel)`, { retryAfterSeconds: seconds }, 'channel_recently_deleted');
+        }
+      }
       const id = randomUUID(); // chosen here: the secrets are bound to it
       try {
         const [c] = await db
@@ -363,13 +379,13 @@ export function createChannelService(db: Db, box: SecretBox) {
       deletedListeners.add(listener);
     },
 
-    /** One page of a deleted channel's leads, ordered by id after `afterId` (empty for a channel that is not deleted). */
+    /** One page of a deleted channel's open leads (mode not closed), ordered by id after `afterId` (empty for a channel that is not deleted). */
     async deletedChannelLeads(channelAccountId: string, opts: { afterId?: string; limit: number }): Promise<{ id: string; workflowId: string }[]> {
       return db
         .select({ id: leads.id, workflowId: leads.workflowId })
         .from(leads)
         .innerJoin(channelAccounts, and(eq(channelAccounts.id, leads.channelAccountId), sql`${channelAccounts.deletedAt} is not null`))
-        .where(and(eq(leads.channelAccountId, channelAccountId), opts.afterId ? gt(leads.id, opts.afterId) : undefined))
+        .where(and(eq(leads.channelAccountId, channelAccountId), ne(leads.mode, 'closed'), opts.afterId ? gt(leads.id, opts.afterId) : undefined))
         .orderBy(asc(leads.id))
         .limit(opts.limit);
     },
@@ -393,11 +409,19 @@ export function createChannelService(db: Db, box: SecretBox) {
           .for('update');
         if (page.length === 0) return { leads: [], creditsReleased: 0 };
         const ids = page.map((l) => l.id);
-        await tx.update(leads).set({ mode: 'closed', updatedAt: sql`now()` }).where(and(inArray(leads.id, ids), ne(leads.mode, 'closed')));
+        const closedNow = new Set(
+          (await tx.update(leads).set({ mode: 'closed', updatedAt: sql`now()` }).where(and(inArray(leads.id, ids), ne(leads.mode, 'closed'))).returning({ id: leads.id })).map((l) => l.id),
+        );
+        // their open dead letters can never be replayed (the workflows are gone): discarded, not left open
         await tx
+          .update(deadLetters)
+          .set({ status: 'discarded', resolvedAt: sql`now()`, updatedAt: sql`now()` })
+          .where(and(eq(deadLetters.tenantId, c.tenantId), inArray(deadLetters.leadId, ids), eq(deadLetters.status, 'open')));
+        const closing = page.filter((l) => closedNow.has(l.id));
+        if (closing.length) await tx
           .insert(leadEvents)
           .values(
-            page.map((l) => ({
+            closing.map((l) => ({
               tenantId: l.tenantId,
               leadId: l.id,
               type: FailureType.ChannelDeleted,
@@ -413,7 +437,7 @@ export function createChannelService(db: Db, box: SecretBox) {
           .returning({ amount: creditReservations.amount });
         const back = held.reduce((a, r) => a + r.amount, 0);
         if (back > 0) await tx.update(tenants).set({ creditBalance: sql`${tenants.creditBalance} + ${back}` }).where(eq(tenants.id, c.tenantId));
-        return { leads: page.map((l) => ({ id: l.id, workflowId: l.workflowId })), creditsReleased: back };
+        return { leads: closing.map((l) => ({ id: l.id, workflowId: l.workflowId })), creditsReleased: back };
       });
     },
   };

@@ -105,7 +105,7 @@ export function createCreditService(db: Db) {
             creditsPerReply: tenants.creditsPerReply,
             suspendedAt: tenants.suspendedAt,
             channelEnabled: input.replyChannelId
-              ? sql<boolean | null>`(select c.enabled from channel_accounts c where c.id = ${input.replyChannelId} and c.tenant_id = ${input.tenantId})`
+              ? sql<boolean | null>`(select c.enabled and c.deleted_at is null from channel_accounts c where c.id = ${input.replyChannelId} and c.tenant_id = ${input.tenantId})`
               : sql<boolean | null>`null`,
           })
           .from(tenants)
@@ -113,6 +113,7 @@ export function createCreditService(db: Db) {
           .for('no key update');
         if (!tenant) throw new AppError('not_found', 'tenant not found');
         const [existing] = await tx.select().from(creditReservations).where(eq(creditReservations.reference, input.reference));
+        // disabled, or deleted (its leads are being closed): no AI reply on it
         const channelDisabled = tenant.channelEnabled === false;
         if (tenant.suspendedAt || channelDisabled) {
           // a suspended tenant's bot sends nothing (the platform admin's PATCH /v1/tenants/:id), nor

@@ -46,7 +46,7 @@ export function createChannelDeleteActivities(deps: ChannelDeleteDeps) {
   return {
     async closeChannelLeads(input: CloseChannelLeadsInput): Promise<CloseChannelLeadsResult> {
       const client = deps.temporalClient;
-      if (!client) throw new Error('no Temporal client configured for closeChannelLeads');
+      if (!client) throw ApplicationFailure.nonRetryable('no Temporal client configured for closeChannelLeads (worker composition)', 'configuration');
       const ctx = Context.current();
       const limit = Math.min(Math.max(input.pageSize ?? 200, 1), 1000);
       // The route starts this workflow before it marks the channel deleted (so a Temporal outage

@@ -65,6 +65,9 @@ export function createChannelLifecycleRouter(deps: { services: Services; tempora
       }
       const deleted = await services.channels.delete(tenantId, channelAccountId);
       if (!deleted) throw new AppError('not_found', 'channel not found'); // deleted meanwhile by another call
+      // once more now that it is marked: joins the run still waiting (USE_EXISTING), or starts one
+      // again if the first gave up waiting (a slow mark); a failure here leaves the first run to it
+      await deps.temporal.startChannelLeadsClose({ tenantId, channelAccountId }).catch((err: unknown) => log.warn({ err, tenantId, channelAccountId }, 'channel deleted; the second start of its close failed (the first run closes the leads)'));
       log.info({ tenantId, channelAccountId, platform: before.platform, openLeads: deleted.openLeads, closeWorkflowId }, 'channel deleted');
       const result = { id: channelAccountId, deleted: true as const, leadsClosed: deleted.openLeads, closeWorkflowId };
       res.locals.audit = { before, after: result };

@@ -14,7 +14,7 @@ import { createChannelDeleteActivities } from '../../activities/ops/channel-dele
 import { activityDepsFrom } from '../../composition/worker';
 import { and, eq } from 'drizzle-orm';
 import { leadWorkflowId } from '../../contract/workflow-names';
-import { channelAccounts, creditReservations, leads, messages, tenants } from '../../db/schema';
+import { channelAccounts, creditReservations, deadLetters, leads, messages, tenants } from '../../db/schema';
 import { closeChannelLeadsWorkflowId } from '../../workflows/channel-delete';
 import request from 'supertest';
 import { createApp } from '../../api/app';
@@ -135,9 +135,21 @@ describe('DELETE /v1/channels/:id', () => {
     expect(sentTo(stranger)).toEqual([]);
   });
 
-  test('the number can be connected again by a new channel, which answers', async () => {
+  test('the number can be connected again by a new channel (after the routing caches forgot the old one), which answers', async () => {
     const t = await createTenant(stack, { credits: 5 });
     await stack.api.delete(`/v1/channels/${t.channelId}`).set(bearer(t.apiKey)).expect(200);
+    const connect = () =>
+      stack.api
+        .post('/v1/channels')
+        .set(bearer(t.apiKey))
+        .send({ platform: 'whatsapp', phoneNumberId: t.phoneNumberId, accessToken: `EAAG${randomBytes(16).toString('hex')}`, verifyToken: `verify-${randomBytes(6).toString('hex')}`, agentId: t.agentId });
+    // at once: refused, other API processes may still route the number to the deleted channel
+    const early = await connect().expect(409);
+    expect(early.body.error.code).toBe('channel_recently_deleted');
+    expect(early.body.error.issues.retryAfterSeconds).toBeGreaterThan(30);
+    expect(early.body.error.issues.retryAfterSeconds).toBeLessThanOrEqual(60);
+    // a minute later (the deletion moved back in time rather than waiting)
+    await stack.core.database.db.update(channelAccounts).set({ deletedAt: new Date(Date.now() - 61_000).toISOString() }).where(eq(channelAccounts.id, t.channelId));
     const again = await stack.api
       .post('/v1/channels')
       .set(bearer(t.apiKey))
@@ -169,6 +181,11 @@ describe('DELETE /v1/channels/:id', () => {
       const contactId = randomWaId();
       await stack.core.services.leads.ensure({ tenantId: t.tenantId, channelAccountId: t.channelId, channel: 'whatsapp', contactId, workflowId: leadWorkflowId(t.channelId, contactId) });
     }
+    // an open dead letter of the running lead: it can never be replayed once its workflow is gone
+    const [parked] = await stack.core.database.db
+      .insert(deadLetters)
+      .values({ tenantId: t.tenantId, leadId: running.id, workflowId: running.workflowId, kind: 'send', operation: { test: true }, error: { code: 'test' } })
+      .returning({ id: deadLetters.id });
     // deleted as the route does it, closed by the activity with pages of two
     const deleted = await stack.core.services.channels.delete(t.tenantId, t.channelId);
     expect(deleted?.openLeads).toBe(5);
@@ -180,8 +197,11 @@ describe('DELETE /v1/channels/:id', () => {
     const db = stack.core.database.db;
     const rows = await db.select().from(leads).where(eq(leads.channelAccountId, t.channelId));
     expect(rows.map((l) => l.mode)).toEqual(['closed', 'closed', 'closed', 'closed', 'closed']);
-    // again: the same leads, no second event, no workflow to end
-    expect(await env().run(closeChannelLeads, input)).toMatchObject({ leadsClosed: 5, workflowsEnded: 0 });
+    const [dl] = await db.select().from(deadLetters).where(eq(deadLetters.id, parked!.id));
+    expect(dl?.status).toBe('discarded');
+    expect(dl?.resolvedAt).not.toBeNull();
+    // again: only open leads are walked, so nothing to close, no second event, no workflow to end
+    expect(await env().run(closeChannelLeads, input)).toEqual({ leadsClosed: 0, workflowsEnded: 0, creditsReleased: 0 });
     for (const l of rows) {
       const events = (await stack.api.get(`/v1/leads/${l.id}/events?limit=200`).set(bearer(t.apiKey)).expect(200)).body.items as { type: string }[];
       expect(events.filter((e) => e.type === 'channel_deleted')).toHaveLength(1);

@@ -110,6 +110,9 @@ describe('config', () => {
     expect(problems(shared, 'api')).toEqual(['PARLEY_ADMIN_TOKEN', 'META_APP_SECRET']);
     expect(problems(shared, 'all')).toEqual(['PARLEY_ADMIN_TOKEN', 'META_APP_SECRET']);
     expect(problems({ NODE_ENV: 'production' }, 'worker')).toEqual(['PARLEY_ENCRYPTION_KEY', 'DATABASE_URL', 'TEMPORAL_ADDRESS']);
+    // the response check is a test setting: refused in production, allowed elsewhere
+    expect(problems({ ...shared, PARLEY_CHECK_RESPONSES: 'true' }, 'worker')).toEqual(['PARLEY_CHECK_RESPONSES']);
+    expect(loadConfig({ PARLEY_CHECK_RESPONSES: 'true' }).PARLEY_CHECK_RESPONSES).toBe(true);
   });
   test('empty strings are unset', () => {
     expect(loadConfig({ DATABASE_URL: '' }).DATABASE_URL).toBeUndefined();
