@@ -18,6 +18,7 @@ import { createSequenceService } from './sequences';
 import { createSuppressionService } from './suppressions';
 import { createTemplateService } from './templates';
 import { createTenantService } from './tenants';
+import { createWebhookEndpointService } from './webhook-endpoints';
 
 export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number; limits?: LimitDefaults }) {
   return {
@@ -47,6 +48,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     rateLimiter: createRateLimiter(db),
     /** Per-tenant API and LLM limits (tenant value or the deployment default). */
     limits: createLimitService(db, opts.limits),
+    /** Outbound webhooks: endpoints, signing secrets, deliveries. */
+    webhookEndpoints: createWebhookEndpointService(db, box),
     /** One transaction across services (their methods that take `{ tx }` join it). */
     transaction: <T>(fn: (tx: DbTransaction) => Promise<T>): Promise<T> => db.transaction(fn),
   };

@@ -4,7 +4,8 @@ import type { Channel, LeadMode } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
 import { deadLetters, leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
+import { enqueueWebhookEvent, webhookEventOfLeadEvent } from './webhook-endpoints';
+import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, rowsOf, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -116,7 +117,9 @@ export function createLeadService(db: Db) {
     /** Upsert the lead of (channel account, contact); returns its id and current facts. */
     async ensure(raw: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const input = withoutNul(raw);
-      const rows = await db
+      // outbound webhooks: lead.created goes into the outbox in the upsert's transaction
+      return db.transaction(async (tx) => {
+      const rows = await tx
         .insert(leads)
         .values({
           tenantId: input.tenantId,
@@ -141,7 +144,16 @@ export function createLeadService(db: Db) {
         });
       const l = rows[0];
       if (!l) throw new Error('lead upsert returned nothing');
+      if (l.created) {
+        await enqueueWebhookEvent(tx, {
+          tenantId: input.tenantId,
+          type: 'lead.created',
+          eventId: `evt_lead_${l.id}`,
+          data: { leadId: l.id, channelAccountId: input.channelAccountId, channel: input.channel, contactId: input.contactId, name: input.name ?? null, stage: l.stage },
+        });
+      }
       return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined, created: Boolean(l.created) };
+      });
     },
 
     /**
@@ -178,7 +190,16 @@ export function createLeadService(db: Db) {
             })),
           )
           .onConflictDoNothing()
-          .returning({ providerMessageId: messages.providerMessageId });
+          .returning({ id: messages.id, providerMessageId: messages.providerMessageId, type: messages.type, body: messages.body, sentAt: messages.sentAt });
+        // outbound webhooks: message.received for each message stored now, in this transaction
+        for (const r of rows) {
+          await enqueueWebhookEvent(tx, {
+            tenantId: input.tenantId,
+            type: 'message.received',
+            eventId: `evt_msg_${r.id}_received`,
+            data: { leadId: input.leadId, messageId: r.id, providerMessageId: r.providerMessageId, type: r.type, text: r.body, sentAt: toIso(r.sentAt) },
+          });
+        }
         const latest = input.messages.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), input.messages[0]!.sentAt);
         const name = input.messages.find((m) => m.contactName)?.contactName;
         // the contact's current forms (WhatsApp phone number, BSUID, username), latest message last
@@ -221,10 +242,24 @@ export function createLeadService(db: Db) {
 
     async recordEvent(raw: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
       const input = withoutNul(raw);
-      await db
-        .insert(leadEvents)
-        .values({ tenantId: input.tenantId, leadId: input.leadId, type: input.type, data: input.data ?? null, dedupKey: input.dedupKey ?? null })
-        .onConflictDoNothing();
+      const insert = (tx: Pick<Db, 'insert'>) =>
+        tx
+          .insert(leadEvents)
+          .values({ tenantId: input.tenantId, leadId: input.leadId, type: input.type, data: input.data ?? null, dedupKey: input.dedupKey ?? null })
+          .onConflictDoNothing()
+          .returning({ id: leadEvents.id, createdAt: leadEvents.createdAt });
+      const hook = webhookEventOfLeadEvent(input.type, input.data);
+      if (!hook) {
+        await insert(db);
+        return;
+      }
+      // outbound webhooks: the outbox rows in the event's transaction, only when the event is new (a retry adds none)
+      await db.transaction(async (tx) => {
+        const [row] = await insert(tx);
+        if (!row) return;
+        const data = input.data && typeof input.data === 'object' && !Array.isArray(input.data) ? (input.data as Record<string, unknown>) : {};
+        await enqueueWebhookEvent(tx, { tenantId: input.tenantId, type: hook, eventId: `evt_${row.id}`, at: toIso(row.createdAt) ?? undefined, data: { leadId: input.leadId, ...data } });
+      });
     },
 
     /** Mirror the workflow's stage and mode into the database (the API lists from here). */
@@ -289,12 +324,27 @@ export function createLeadService(db: Db) {
     /** The provider took the message: store its id and mark it sent, and the lead's last outbound time, in one statement. */
     async markOutboundSent(raw: { id: string; leadId: string; providerMessageId: string }): Promise<void> {
       const input = withoutNul(raw);
-      await db.execute(sql`
-        WITH sent AS (
-          UPDATE messages SET provider_message_id = ${input.providerMessageId}, status = 'sent', sent_at = now(), updated_at = now()
-          WHERE id = ${input.id} AND status = 'pending'
-        )
-        UPDATE leads SET last_outbound_at = now(), updated_at = now() WHERE id = ${input.leadId}`);
+      await db.transaction(async (tx) => {
+        const result = await tx.execute(sql`
+          WITH sent AS (
+            UPDATE messages SET provider_message_id = ${input.providerMessageId}, status = 'sent', sent_at = now(), updated_at = now()
+            WHERE id = ${input.id} AND status = 'pending'
+            RETURNING id, tenant_id, type, body
+          ), lead AS (
+            UPDATE leads SET last_outbound_at = now(), updated_at = now() WHERE id = ${input.leadId}
+          )
+          SELECT id, tenant_id, type, body FROM sent`);
+        // outbound webhooks: message.sent when this call marked it sent (a retry finds it sent already)
+        const [m] = rowsOf<{ id: string; tenant_id: string; type: string; body: string }>(result);
+        if (m) {
+          await enqueueWebhookEvent(tx, {
+            tenantId: m.tenant_id,
+            type: 'message.sent',
+            eventId: `evt_msg_${m.id}_sent`,
+            data: { leadId: input.leadId, messageId: m.id, providerMessageId: input.providerMessageId, type: m.type, text: m.body },
+          });
+        }
+      });
     },
 
     /**
