@@ -119,40 +119,40 @@ export function createLeadService(db: Db) {
       const input = withoutNul(raw);
       // outbound webhooks: lead.created goes into the outbox in the upsert's transaction
       return db.transaction(async (tx) => {
-      const rows = await tx
-        .insert(leads)
-        .values({
-          tenantId: input.tenantId,
-          channelAccountId: input.channelAccountId,
-          channel: input.channel,
-          contactId: input.contactId,
-          name: input.name ?? null,
-          workflowId: input.workflowId,
-        })
-        .onConflictDoUpdate({
-          target: [leads.channelAccountId, leads.contactId],
-          set: { name: sql`coalesce(excluded.name, ${leads.name})`, updatedAt: sql`now()` },
-        })
-        .returning({
-          id: leads.id,
-          stage: leads.stage,
-          mode: leads.mode,
-          blocked: leads.blocked,
-          timeZone: leads.timeZone,
-          // xmax is 0 for a freshly inserted row, the updating transaction's id otherwise
-          created: sql<boolean>`(xmax = 0)`,
-        });
-      const l = rows[0];
-      if (!l) throw new Error('lead upsert returned nothing');
-      if (l.created) {
-        await enqueueWebhookEvent(tx, {
-          tenantId: input.tenantId,
-          type: 'lead.created',
-          eventId: `evt_lead_${l.id}`,
-          data: { leadId: l.id, channelAccountId: input.channelAccountId, channel: input.channel, contactId: input.contactId, name: input.name ?? null, stage: l.stage },
-        });
-      }
-      return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined, created: Boolean(l.created) };
+        const rows = await tx
+          .insert(leads)
+          .values({
+            tenantId: input.tenantId,
+            channelAccountId: input.channelAccountId,
+            channel: input.channel,
+            contactId: input.contactId,
+            name: input.name ?? null,
+            workflowId: input.workflowId,
+          })
+          .onConflictDoUpdate({
+            target: [leads.channelAccountId, leads.contactId],
+            set: { name: sql`coalesce(excluded.name, ${leads.name})`, updatedAt: sql`now()` },
+          })
+          .returning({
+            id: leads.id,
+            stage: leads.stage,
+            mode: leads.mode,
+            blocked: leads.blocked,
+            timeZone: leads.timeZone,
+            // xmax is 0 for a freshly inserted row, the updating transaction's id otherwise
+            created: sql<boolean>`(xmax = 0)`,
+          });
+        const l = rows[0];
+        if (!l) throw new Error('lead upsert returned nothing');
+        if (l.created) {
+          await enqueueWebhookEvent(tx, {
+            tenantId: input.tenantId,
+            type: 'lead.created',
+            eventId: `evt_lead_${l.id}`,
+            data: { leadId: l.id, channelAccountId: input.channelAccountId, channel: input.channel, contactId: input.contactId, name: input.name ?? null, stage: l.stage },
+          });
+        }
+        return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined, created: Boolean(l.created) };
       });
     },
 
