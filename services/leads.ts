@@ -4,8 +4,8 @@ import type { Channel, LeadMode } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
 import { deadLetters, leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { enqueueWebhookEvent, webhookEventOfLeadEvent } from './webhook-endpoints';
-import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, rowsOf, toIso, withoutNul } from './db-util';
+import { enqueueWebhookEvent, webhookEventOfLeadEvent, webhookEventsCte } from './webhook-endpoints';
+import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -191,15 +191,16 @@ export function createLeadService(db: Db) {
           )
           .onConflictDoNothing()
           .returning({ id: messages.id, providerMessageId: messages.providerMessageId, type: messages.type, body: messages.body, sentAt: messages.sentAt });
-        // outbound webhooks: message.received for each message stored now, in this transaction
-        for (const r of rows) {
-          await enqueueWebhookEvent(tx, {
-            tenantId: input.tenantId,
-            type: 'message.received',
+        // outbound webhooks: message.received for each message stored now, written by the lead's update below (a CTE)
+        const outbox = webhookEventsCte(
+          tx,
+          input.tenantId,
+          rows.map((r) => ({
+            type: 'message.received' as const,
             eventId: `evt_msg_${r.id}_received`,
             data: { leadId: input.leadId, messageId: r.id, providerMessageId: r.providerMessageId, type: r.type, text: r.body, sentAt: toIso(r.sentAt) },
-          });
-        }
+          })),
+        );
         const latest = input.messages.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), input.messages[0]!.sentAt);
         const name = input.messages.find((m) => m.contactName)?.contactName;
         // the contact's current forms (WhatsApp phone number, BSUID, username), latest message last
@@ -212,7 +213,7 @@ export function createLeadService(db: Db) {
           if (id.parentBsuid) who.parentBsuid = id.parentBsuid;
           if (id.username) who.username = id.username;
         }
-        await tx
+        await (outbox ? tx.with(outbox) : tx)
           .update(leads)
           .set({
             lastInboundAt: sql`greatest(${leads.lastInboundAt}, ${latest}::timestamptz)`,
@@ -324,27 +325,21 @@ export function createLeadService(db: Db) {
     /** The provider took the message: store its id and mark it sent, and the lead's last outbound time, in one statement. */
     async markOutboundSent(raw: { id: string; leadId: string; providerMessageId: string }): Promise<void> {
       const input = withoutNul(raw);
-      await db.transaction(async (tx) => {
-        const result = await tx.execute(sql`
-          WITH sent AS (
-            UPDATE messages SET provider_message_id = ${input.providerMessageId}, status = 'sent', sent_at = now(), updated_at = now()
-            WHERE id = ${input.id} AND status = 'pending'
-            RETURNING id, tenant_id, type, body
-          ), lead AS (
-            UPDATE leads SET last_outbound_at = now(), updated_at = now() WHERE id = ${input.leadId}
-          )
-          SELECT id, tenant_id, type, body FROM sent`);
-        // outbound webhooks: message.sent when this call marked it sent (a retry finds it sent already)
-        const [m] = rowsOf<{ id: string; tenant_id: string; type: string; body: string }>(result);
-        if (m) {
-          await enqueueWebhookEvent(tx, {
-            tenantId: m.tenant_id,
-            type: 'message.sent',
-            eventId: `evt_msg_${m.id}_sent`,
-            data: { leadId: input.leadId, messageId: m.id, providerMessageId: input.providerMessageId, type: m.type, text: m.body },
-          });
-        }
-      });
+      // outbound webhooks: message.sent in the same statement, only when this call marked it sent (a retry finds it sent already)
+      await db.execute(sql`
+        WITH sent AS (
+          UPDATE messages SET provider_message_id = ${input.providerMessageId}, status = 'sent', sent_at = now(), updated_at = now()
+          WHERE id = ${input.id} AND status = 'pending'
+          RETURNING id, tenant_id, type, body
+        ), lead AS (
+          UPDATE leads SET last_outbound_at = now(), updated_at = now() WHERE id = ${input.leadId}
+        )
+        INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload)
+        SELECT e.tenant_id, e.id, 'evt_msg_' || sent.id || '_sent', 'message.sent',
+          jsonb_build_object('type', 'message.sent', 'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            'data', jsonb_build_object('leadId', ${input.leadId}::text, 'messageId', sent.id, 'providerMessageId', ${input.providerMessageId}::text, 'type', sent.type, 'text', sent.body))
+        FROM sent JOIN webhook_endpoints e ON e.tenant_id = sent.tenant_id AND e.disabled_at IS NULL AND 'message.sent' = ANY(e.events)
+        ON CONFLICT (endpoint_id, event_id) DO NOTHING`);
     },
 
     /**

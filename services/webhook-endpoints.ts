@@ -74,21 +74,51 @@ export function webhookEventOfLeadEvent(type: string, data: unknown): WebhookEve
 
 type Tx = Pick<Db, 'execute'> | DbTransaction;
 
+/** One event of a batch for `enqueueWebhookEvents`. */
+export interface WebhookEventInput {
+  type: WebhookEventType;
+  data: Record<string, unknown>;
+  eventId: string;
+  at?: string;
+}
+
+/** The INSERT of `enqueueWebhookEvents` as SQL, to run as a CTE of another statement (`webhookEventsCte`). */
+function insertEventsSql(tenantId: string, raw: WebhookEventInput[], returning: boolean) {
+  const now = new Date().toISOString();
+  const events = withoutNul(raw).map((e) => ({ id: e.eventId, type: e.type, payload: { type: e.type, timestamp: e.at ?? now, data: e.data } }));
+  return sql`
+    INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload)
+    SELECT e.tenant_id, e.id, ev->>'id', ev->>'type', ev->'payload'
+    FROM jsonb_array_elements(${JSON.stringify(events)}::jsonb) ev
+    JOIN webhook_endpoints e ON e.tenant_id = ${tenantId} AND e.disabled_at IS NULL AND (ev->>'type') = ANY(e.events)
+    ON CONFLICT (endpoint_id, event_id) DO NOTHING${returning ? sql` RETURNING 1 AS n` : sql``}`;
+}
+
+/**
+ * The outbox write as a CTE (`tx.with(cte).update(…)`), so the events are written by the
+ * statement that records the fact, with no round trip of their own; undefined when there are none.
+ */
+export function webhookEventsCte(tx: Pick<Db, '$with'>, tenantId: string, events: WebhookEventInput[]) {
+  if (events.length === 0) return undefined;
+  return tx.$with('webhook_outbox', { n: sql<number>`n` }).as(insertEventsSql(tenantId, events, true));
+}
+
+/**
+ * The outbox write of several events of one tenant in one statement (e.g. the messages of one
+ * inbound batch): nothing is written, and nothing else is read, when no endpoint wants them.
+ */
+export async function enqueueWebhookEvents(tx: Tx, tenantId: string, raw: WebhookEventInput[]): Promise<void> {
+  if (raw.length === 0) return;
+  await tx.execute(insertEventsSql(tenantId, raw, false));
+}
+
 /**
  * The outbox write: one delivery per enabled endpoint of the tenant subscribed to `type`, in the
  * caller's transaction (or statement). `eventId` names the event (the `webhook-id` header); a
  * repeated call with the same id adds nothing (unique per endpoint and event).
  */
-export async function enqueueWebhookEvent(tx: Tx, raw: { tenantId: string; type: WebhookEventType; data: Record<string, unknown>; eventId?: string; at?: string }): Promise<void> {
-  const input = withoutNul(raw);
-  const eventId = input.eventId ?? `evt_${randomUUID()}`;
-  const payload = JSON.stringify({ type: input.type, timestamp: input.at ?? new Date().toISOString(), data: input.data });
-  await tx.execute(sql`
-    INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload)
-    SELECT e.tenant_id, e.id, ${eventId}, ${input.type}, ${payload}::jsonb
-    FROM webhook_endpoints e
-    WHERE e.tenant_id = ${input.tenantId} AND e.disabled_at IS NULL AND ${input.type} = ANY(e.events)
-    ON CONFLICT (endpoint_id, event_id) DO NOTHING`);
+export async function enqueueWebhookEvent(tx: Tx, input: { tenantId: string; type: WebhookEventType; data: Record<string, unknown>; eventId?: string; at?: string }): Promise<void> {
+  await enqueueWebhookEvents(tx, input.tenantId, [{ type: input.type, data: input.data, eventId: input.eventId ?? `evt_${randomUUID()}`, at: input.at }]);
 }
 
 type EndpointRow = typeof webhookEndpoints.$inferSelect;
