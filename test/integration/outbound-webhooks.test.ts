@@ -263,3 +263,27 @@ test('roles: managers change, setup readers read, agents neither; another tenant
   // the owner still has it, unchanged by the other tenant
   expect((await stack.api.get(`/v1/webhook-endpoints/${endpoint.id}`).set(auth(t)).expect(200)).body).toMatchObject({ enabled: true, description: 'by a manager' });
 });
+
+test('the lead facts reach the endpoint: lead.created, message.received, message.sent (the AI reply), lead.stage_changed, lead.handoff_requested', async () => {
+  const t = await createTenant(stack, { credits: 10 });
+  const path = `/lead-${Date.now()}`;
+  const endpoint = await register(t, path, ['lead.created', 'message.received', 'message.sent', 'lead.stage_changed', 'lead.handoff_requested']);
+  const from = randomWaId();
+  await inbound(t, 'Hello, I want a quote', from);
+  const typesOf = () => received.filter((r) => r.path === path).map((r) => JSON.parse(r.body) as { type: string; data: Record<string, unknown> });
+  await waitFor(() => typesOf().some((e) => e.type === 'message.sent'), { what: 'message.sent', timeoutMs: 30_000 });
+  const lead = (await stack.api.get('/v1/leads').set(auth(t)).expect(200)).body.items.find((l: { contactId: string }) => l.contactId === from) as { id: string };
+  await stack.api.post(`/v1/leads/${lead.id}/stage`).set(auth(t)).send({ stage: 'Qualified' }).expect(200);
+  await stack.api.post(`/v1/leads/${lead.id}/handoff`).set(auth(t)).send({}).expect(200);
+  await waitFor(() => typesOf().some((e) => e.type === 'lead.handoff_requested') && typesOf().some((e) => e.type === 'lead.stage_changed'), { what: 'stage and handoff events' });
+  const events = typesOf();
+  expect(events.map((e) => e.type).sort()).toEqual(['lead.created', 'lead.handoff_requested', 'lead.stage_changed', 'message.received', 'message.sent']);
+  for (const e of events) expect(e.data.leadId).toBe(lead.id);
+  expect(events.find((e) => e.type === 'lead.stage_changed')!.data).toMatchObject({ from: 'New', to: 'Qualified' });
+  expect(events.find((e) => e.type === 'lead.handoff_requested')!.data).toMatchObject({ to: 'human' });
+  expect(events.find((e) => e.type === 'message.sent')!.data).toMatchObject({ type: 'text', text: expect.any(String), providerMessageId: expect.any(String) });
+  // each event once, each delivered
+  const ds = await deliveries(t, endpoint.id);
+  expect(ds).toHaveLength(5);
+  expect(ds.every((d) => d.status === 'succeeded' && d.attempts === 1)).toBe(true);
+});
