@@ -134,6 +134,8 @@ export const agents = pgTable(
     version: integer('version').notNull().default(1),
     /** Opt-out settings (languages, extra phrases, confirmation text, replies after opt-out); null = the defaults. */
     optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
+    /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
+    qualifiedScore: integer('qualified_score'),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -160,6 +162,8 @@ export const agentVersions = pgTable(
     extractionFields: jsonb('extraction_fields').$type<Record<string, string>>().notNull(),
     handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull(),
     optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
+    /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
+    qualifiedScore: integer('qualified_score'),
     /** Set when this version was made by restoring an older one. */
     restoredFrom: integer('restored_from'),
     /** The API key that made it (null: created before versions were kept, or not through the API). */

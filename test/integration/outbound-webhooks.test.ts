@@ -287,3 +287,31 @@ test('the lead facts reach the endpoint: lead.created, message.received, message
   expect(ds).toHaveLength(5);
   expect(ds.every((d) => d.status === 'succeeded' && d.attempts === 1)).toBe(true);
 });
+
+test("lead.qualified: an extraction that raises the lead's score to the agent's qualifiedScore fires it once, with extraction.updated", async () => {
+  const t = await createTenant(stack, { credits: 10 });
+  const agent = await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ qualifiedScore: 50 }).expect(200);
+  expect(agent.body.qualifiedScore).toBe(50);
+  const path = `/qualified-${Date.now()}`;
+  await register(t, path, ['lead.qualified', 'extraction.updated']);
+  const from = randomWaId();
+  await inbound(t, 'I need a CRM for 20 people', from);
+  const lead = await waitFor(async () => (await stack.api.get('/v1/leads').set(auth(t)).expect(200)).body.items.find((l: { contactId: string }) => l.contactId === from) as { id: string } | undefined, { what: 'lead' });
+  // the AI replies first (the fake's default answer); the extractions then get the scripted answers
+  await waitFor(async () => (await stack.api.get(`/v1/leads/${lead.id}/messages`).set(auth(t)).expect(200)).body.items.some((m: { direction: string; status: string }) => m.direction === 'outbound' && m.status !== 'pending'), { what: 'AI reply' });
+  const extraction = { name: 'Priya Sharma', email: 'priya@acme-retail.in', company: 'Acme Retail', budget: '5 lakh INR per year', authority: 'Head of Sales', need: 'A CRM for 20 people', timeline: null, fields: {}, summary: 'Priya needs a CRM.' };
+  stack.llm.script([JSON.stringify(extraction), JSON.stringify({ ...extraction, timeline: 'Q2' })]);
+  const events = () => received.filter((r) => r.path === path).map((r) => JSON.parse(r.body) as { type: string; data: Record<string, unknown> });
+  await waitFor(async () => {
+    const r = await stack.api.post(`/v1/leads/${lead.id}/extract`).set(auth(t)).send({});
+    return r.status === 202;
+  }, { what: 'extraction scheduled' });
+  await waitFor(() => events().some((e) => e.type === 'lead.qualified'), { what: 'lead.qualified', timeoutMs: 30_000 });
+  // a second extraction with a higher score: extraction.updated again, no second lead.qualified
+  await stack.api.post(`/v1/leads/${lead.id}/extract`).set(auth(t)).send({}).expect(202);
+  await waitFor(() => events().filter((e) => e.type === 'extraction.updated').length === 2, { what: 'second extraction', timeoutMs: 30_000 });
+  const qualified = events().filter((e) => e.type === 'lead.qualified');
+  expect(qualified).toHaveLength(1);
+  expect(qualified[0]!.data).toMatchObject({ leadId: lead.id, threshold: 50, previousScore: null, extractionVersion: 1 });
+  expect(qualified[0]!.data.score).toBeGreaterThanOrEqual(50);
+});
