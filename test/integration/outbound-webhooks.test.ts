@@ -6,9 +6,13 @@
  * endpoint ending failed and disabled, a final 4xx and a manual retry, the secret shown once and
  * rotated, roles and tenant isolation. Short retry intervals come from the WEBHOOK_* config.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { eq } from 'drizzle-orm';
+import { webhookEndpoints } from '../../db/schema';
+import { createSecretBox, parseEncryptionKey } from '../../lib/crypto';
+import { rewrapWebhookSecrets, webhookSecretContext } from '../../services/webhook-endpoints';
 import { bearer, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -314,4 +318,28 @@ test("lead.qualified: an extraction that raises the lead's score to the agent's 
   expect(qualified).toHaveLength(1);
   expect(qualified[0]!.data).toMatchObject({ leadId: lead.id, threshold: 50, previousScore: null, extractionVersion: 1 });
   expect(qualified[0]!.data.score).toBeGreaterThanOrEqual(50);
+});
+
+test('the signing secret is encrypted at rest, bound to its row, and rewrapped under a new key', async () => {
+  const t = await createTenant(stack);
+  const endpoint = await register(t, '/at-rest');
+  const db = stack.core.database.db;
+  const [row] = await db.select({ secretEnc: webhookEndpoints.secretEnc }).from(webhookEndpoints).where(eq(webhookEndpoints.id, endpoint.id));
+  expect(row!.secretEnc.startsWith('v2:')).toBe(true);
+  expect(row!.secretEnc).not.toContain(endpoint.secret.slice(6, 20));
+  const current = parseEncryptionKey(stack.config.PARLEY_ENCRYPTION_KEY!);
+  expect(createSecretBox(current).decrypt(row!.secretEnc, webhookSecretContext(endpoint.id))).toBe(endpoint.secret);
+  // bound to its row: the ciphertext does not open as another endpoint's
+  expect(() => createSecretBox(current).decrypt(row!.secretEnc, webhookSecretContext('00000000-0000-4000-8000-000000000000'))).toThrow();
+  // key rotation: the new key writes, the old one still reads
+  const newKey = randomBytes(32);
+  const rotated = createSecretBox(newKey, [current]);
+  const result = await rewrapWebhookSecrets(db, rotated);
+  expect(result.failed).toEqual([]);
+  expect(result.rewrapped).toBeGreaterThanOrEqual(1);
+  const [after] = await db.select({ secretEnc: webhookEndpoints.secretEnc }).from(webhookEndpoints).where(eq(webhookEndpoints.id, endpoint.id));
+  expect(rotated.needsRewrap(after!.secretEnc)).toBe(false);
+  expect(rotated.decrypt(after!.secretEnc, webhookSecretContext(endpoint.id))).toBe(endpoint.secret);
+  // put it back under the stack's key (the worker decrypts with it)
+  expect((await rewrapWebhookSecrets(db, createSecretBox(current, [newKey]))).failed).toEqual([]);
 });
