@@ -343,3 +343,31 @@ test('the signing secret is encrypted at rest, bound to its row, and rewrapped u
   // put it back under the stack's key (the worker decrypts with it)
   expect((await rewrapWebhookSecrets(db, createSecretBox(current, [newKey]))).failed).toEqual([]);
 });
+
+test('channel.circuit_opened, dead_letter.opened and message.failed come from where those facts are recorded, once each', async () => {
+  const t = await createTenant(stack);
+  const path = `/ops-${Date.now()}`;
+  const endpoint = await register(t, path, ['channel.circuit_opened', 'dead_letter.opened', 'message.failed']);
+  const from = randomWaId();
+  await inbound(t, 'hello', from);
+  const lead = await waitFor(async () => (await stack.api.get('/v1/leads').set(auth(t)).expect(200)).body.items.find((l: { contactId: string }) => l.contactId === from) as { id: string } | undefined, { what: 'lead' });
+  const s = stack.core.services;
+  // the circuit: opened twice, one event (the second call changes nothing)
+  await s.channels.openCircuit(t.channelId, { httpStatus: 401, code: 190, class: 'auth', message: 'token expired' });
+  await s.channels.openCircuit(t.channelId, { httpStatus: 401, code: 190, class: 'auth', message: 'token expired' });
+  // the lead events the workflow records (services/leads.ts recordEvent), a retried write included
+  const deadLetter = { tenantId: t.tenantId, leadId: lead.id, type: 'dead_letter', data: { deadLetterId: 'dl-1', kind: 'send', purpose: 'reply', attempts: 1 }, dedupKey: `dead_letter:dl-1:1:${lead.id}` };
+  await s.leads.recordEvent(deadLetter);
+  await s.leads.recordEvent(deadLetter);
+  await s.leads.recordEvent({ tenantId: t.tenantId, leadId: lead.id, type: 'delivery_failed', data: { outboundMessageId: 'm-1', errors: [{ code: 131026 }] }, dedupKey: `delivery_failed:m-1:${lead.id}` });
+  // not webhook events: a re-parked dead letter, a reply that failed at the LLM
+  await s.leads.recordEvent({ tenantId: t.tenantId, leadId: lead.id, type: 'dead_letter', data: { deadLetterId: 'dl-1', attempts: 2 }, dedupKey: `dead_letter:dl-1:2:${lead.id}` });
+  await s.leads.recordEvent({ tenantId: t.tenantId, leadId: lead.id, type: 'reply_failed', data: { step: 'llm' } });
+  await waitFor(async () => (await deliveries(t, endpoint.id)).filter((d) => d.status === 'succeeded').length === 3, { what: 'three deliveries' });
+  const events = received.filter((r) => r.path === path).map((r) => JSON.parse(r.body) as { type: string; data: Record<string, unknown> });
+  expect(events.map((e) => e.type).sort()).toEqual(['channel.circuit_opened', 'dead_letter.opened', 'message.failed']);
+  expect(events.find((e) => e.type === 'channel.circuit_opened')!.data).toMatchObject({ channelAccountId: t.channelId, platform: 'whatsapp', reason: { code: 190 } });
+  expect(events.find((e) => e.type === 'dead_letter.opened')!.data).toMatchObject({ leadId: lead.id, deadLetterId: 'dl-1', kind: 'send' });
+  expect(events.find((e) => e.type === 'message.failed')!.data).toMatchObject({ leadId: lead.id, outboundMessageId: 'm-1' });
+  await s.channels.closeCircuit(t.tenantId, t.channelId);
+});
