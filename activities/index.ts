@@ -13,6 +13,8 @@ import type { RateLimiter } from '../services/rate-limit';
 import type { SequenceService } from '../services/sequences';
 import type { SuppressionService } from '../services/suppressions';
 import type { TemplateService } from '../services/templates';
+import type { WebhookEndpointService } from '../services/webhook-endpoints';
+import { createWebhookActivities, type WebhookSettings } from './webhooks/deliver';
 import { createInstagramActivities } from './channels/instagram';
 import { createWebChatActivities } from './channels/webchat';
 import { createWhatsAppActivities } from './channels/whatsapp';
@@ -59,6 +61,9 @@ export interface ActivityDeps {
   transaction?: <T>(fn: (tx: DbTransaction) => Promise<T>) => Promise<T>;
   /** A Temporal client for the operational activities (circuit fan-out, reservation sweep, a deleted channel's leads); the worker sets it. */
   temporalClient?: Client;
+  /** Outbound webhooks (services.webhookEndpoints) and their settings (WEBHOOK_* config); absent = no relay, no deliveries. */
+  webhookEndpoints?: WebhookEndpointService;
+  webhooks?: WebhookSettings;
 }
 
 /** The union the worker registers; the workflow proxies its type. */
@@ -96,6 +101,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createCircuitActivities(deps),
     ...createChannelDeleteActivities(deps),
     ...createCreditSweepActivities(deps),
+    // outbound webhook deliveries (workflows/webhook-delivery.ts)
+    ...createWebhookActivities(deps),
   });
 }
 

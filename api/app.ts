@@ -31,6 +31,7 @@ import { createChannelOwnershipVerifier } from '../services/channel-ownership';
 import { createUsageRouter } from './routes/usage';
 import { createWebChatRouter } from './routes/webchat';
 import { createWhatsAppWebhookRouter } from './routes/whatsapp-webhook';
+import { createWebhookEndpointRouter } from './routes/webhook-endpoints';
 import { createVisitorTokens, webChatVisitorSecret } from '../services/webchat-visitors';
 
 export interface AppDeps {
@@ -40,6 +41,7 @@ export interface AppDeps {
       Pick<
         Config,
         | 'TRUST_PROXY'
+        | 'NODE_ENV'
         | 'PARLEY_CHECK_RESPONSES'
         | 'PARLEY_ENCRYPTION_KEY'
         | 'WEBCHAT_VISITOR_SECRET'
@@ -149,6 +151,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createContactRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createSuppressionRouter({ services: deps.services }));
   app.use(createAnalyticsRouter({ services: deps.services }));
+  app.use(createWebhookEndpointRouter({ services: deps.services, allowLocalUrls: (deps.config.NODE_ENV ?? 'development') !== 'production' }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));
   return app;

@@ -20,6 +20,16 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS, prices: config.LLM_PRICES, maxTokens: config.LLM_MAX_TOKENS },
     mediaMaxBytes: config.MEDIA_MAX_BYTES,
     leadSettings: leadSettingsFrom(config),
+    webhooks: {
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      retryInitialMs: config.WEBHOOK_RETRY_INITIAL_MS,
+      retryMaxIntervalMs: config.WEBHOOK_RETRY_MAX_INTERVAL_MS,
+      retryMaxDurationMs: config.WEBHOOK_RETRY_MAX_DURATION_MS,
+      disableAfterFailures: config.WEBHOOK_DISABLE_AFTER_FAILURES,
+      dispatchIntervalMs: config.WEBHOOK_DISPATCH_INTERVAL_MS,
+      // http and loopback receivers only outside production (a local receiver in development and tests)
+      allowLocal: config.NODE_ENV !== 'production',
+    },
     sendRates: {
       messagesPerSecond: config.WHATSAPP_MESSAGES_PER_SECOND,
       pairIntervalMs: config.WHATSAPP_PAIR_INTERVAL_MS,

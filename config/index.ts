@@ -180,6 +180,19 @@ export const configSchema = z.object({
   /** A reservation held this long whose lead is gone or whose workflow is not running is released by the sweep. */
   CREDIT_RESERVATION_STALE_HOURS: z.coerce.number().min(0.01).max(24 * 365).default(24),
 
+  /** Outbound webhooks: how often the worker's relay looks for deliveries to start (the outbox). */
+  WEBHOOK_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** Outbound webhooks: one delivery attempt's timeout (connect, send, read the answer). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Outbound webhooks: the first retry's delay; each next one doubles, up to WEBHOOK_RETRY_MAX_INTERVAL_MS. */
+  WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
+  /** Outbound webhooks: the longest delay between two attempts (default 1 hour). */
+  WEBHOOK_RETRY_MAX_INTERVAL_MS: z.coerce.number().int().min(10).max(24 * 3_600_000).default(3_600_000),
+  /** Outbound webhooks: how long a delivery is retried before it is marked failed (default 3 days). */
+  WEBHOOK_RETRY_MAX_DURATION_MS: z.coerce.number().int().min(100).max(30 * 24 * 3_600_000).default(3 * 24 * 3_600_000),
+  /** Outbound webhooks: an endpoint is disabled after this many failed deliveries in a row. */
+  WEBHOOK_DISABLE_AFTER_FAILURES: z.coerce.number().int().min(1).max(10_000).default(5),
+
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),
   /** Activity slots of the background lane (sequence steps, bump-ups, extraction), on its own task queue `<TEMPORAL_TASK_QUEUE>-background`. */

@@ -91,6 +91,16 @@ export const FailureType = {
   NotImplemented: 'not_implemented',
   /** An activity's input failed its schema (a bug in the caller): never retried. */
   InvalidInput: 'invalid_input',
+
+  // ---------------------------------------------------------------- webhook_* (outbound webhooks)
+  /** The endpoint answered 3xx or 4xx other than 408 and 429: final, not retried. */
+  WebhookRejected: 'webhook_rejected',
+  /** Network error, timeout, 5xx, 408, 429: retried with backoff for up to 3 days. */
+  WebhookTransient: 'webhook_transient',
+  /** The endpoint's url is refused (SSRF rules: scheme, non-public address): final. */
+  WebhookUrlRefused: 'webhook_url_refused',
+  /** The endpoint was deleted or disabled while the delivery waited: final. */
+  WebhookEndpointGone: 'webhook_endpoint_gone',
 } as const;
 
 export type FailureTypeKey = keyof typeof FailureType;
@@ -121,6 +131,8 @@ export const TEMPLATE_FAILURES = freeze([F.TemplateNotFound, F.TemplateNotApprov
 export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExceeded]);
 export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId]);
 export const DATABASE_FAILURES = freeze([F.DatabaseRejected, F.DatabaseUnavailable]);
+/** Outbound webhook deliveries that end at once (no retry). */
+export const FINAL_WEBHOOK_FAILURES = freeze([F.WebhookRejected, F.WebhookUrlRefused, F.WebhookEndpointGone]);
 
 // ------------------------------------------------------------------------------ retry policies
 

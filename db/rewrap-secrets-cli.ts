@@ -1,5 +1,5 @@
 /**
- * `npm run secrets:rewrap`: re-encrypt every channel secret under the current
+ * `npm run secrets:rewrap`: re-encrypt every channel secret and webhook signing secret under the current
  * PARLEY_ENCRYPTION_KEY (after a rotation: the previous key in PARLEY_ENCRYPTION_KEYS_OLD), and
  * move legacy v1 values to the current format. Safe to run while Parley runs, and to run again.
  */
@@ -7,6 +7,7 @@ import { loadConfig } from '../config';
 import { createSecretBox, parseEncryptionKey, parseEncryptionKeys } from '../lib/crypto';
 import { createLogger } from '../lib/logger';
 import { rewrapChannelSecrets } from '../services/channels';
+import { rewrapWebhookSecrets } from '../services/webhook-endpoints';
 import { openDatabase } from './client';
 
 async function main(): Promise<void> {
@@ -20,6 +21,12 @@ async function main(): Promise<void> {
     log.info({ checked: result.checked, rewrapped: result.rewrapped, failed: result.failed.length }, 'channel secrets re-encrypted');
     if (result.failed.length > 0) {
       log.error({ channelAccountIds: result.failed }, 'no configured key opens these channel secrets; add the key that wrote them to PARLEY_ENCRYPTION_KEYS_OLD');
+      process.exitCode = 1;
+    }
+    const hooks = await rewrapWebhookSecrets(database.db, box);
+    log.info({ checked: hooks.checked, rewrapped: hooks.rewrapped, failed: hooks.failed.length }, 'webhook signing secrets re-encrypted');
+    if (hooks.failed.length > 0) {
+      log.error({ webhookEndpointIds: hooks.failed }, 'no configured key opens these webhook signing secrets; add the key that wrote them to PARLEY_ENCRYPTION_KEYS_OLD');
       process.exitCode = 1;
     }
   } finally {

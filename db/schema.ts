@@ -134,6 +134,8 @@ export const agents = pgTable(
     version: integer('version').notNull().default(1),
     /** Opt-out settings (languages, extra phrases, confirmation text, replies after opt-out); null = the defaults. */
     optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
+    /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
+    qualifiedScore: integer('qualified_score'),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -160,6 +162,8 @@ export const agentVersions = pgTable(
     extractionFields: jsonb('extraction_fields').$type<Record<string, string>>().notNull(),
     handoffKeywords: jsonb('handoff_keywords').$type<string[]>().notNull(),
     optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
+    /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
+    qualifiedScore: integer('qualified_score'),
     /** Set when this version was made by restoring an older one. */
     restoredFrom: integer('restored_from'),
     /** The API key that made it (null: created before versions were kept, or not through the API). */
@@ -667,5 +671,73 @@ export const mediaObjects = pgTable(
   (t) => [
     uniqueIndex('media_objects_channel_media_uq').on(t.channelAccountId, t.providerMediaId),
     check('media_objects_has_bytes', sql`${t.data} is not null or ${t.dataBase64} is not null`),
+  ],
+);
+
+/**
+ * Outbound webhooks (issue 12): a tenant's endpoints. The signing secret (`whsec_` + base64) is
+ * encrypted at rest like channel tokens (SecretBox, bound to the row); shown once, at creation
+ * and rotation. `events` lists the event types the endpoint receives. Disabled (disabled_at)
+ * by the tenant (PATCH) or after WEBHOOK_DISABLE_AFTER_FAILURES consecutive failed deliveries.
+ */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    url: text('url').notNull(),
+    description: text('description'),
+    events: text('events').array().notNull(),
+    secretEnc: text('secret_enc').notNull(),
+    disabledAt: ts('disabled_at'),
+    /** 'manual' (PATCH enabled: false) or 'failures' (too many consecutive failed deliveries). */
+    disabledReason: text('disabled_reason'),
+    consecutiveFailures: integer('consecutive_failures').notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('webhook_endpoints_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/**
+ * The outbox and the delivery record in one: one row per (endpoint, event), inserted in the
+ * same transaction as the fact it reports. The worker's relay starts a delivery workflow for
+ * each row not yet dispatched (`dispatched_at` null; workflow id from the row id and `generation`).
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    endpointId: uuid('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    /** The event's id: the `webhook-id` header, the same for every endpoint and every attempt. */
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    /** The JSON body sent: `{ type, timestamp, data }`. */
+    payload: jsonb('payload').notNull(),
+    /** pending → delivering → succeeded | failed. */
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    lastStatus: integer('last_status'),
+    /** At most 500 characters of the last answer's body, or the network error. */
+    lastResponse: text('last_response'),
+    lastAttemptAt: ts('last_attempt_at'),
+    /** A manual retry starts a new workflow run: its id carries the generation. */
+    generation: integer('generation').notNull().default(0),
+    dispatchedAt: ts('dispatched_at'),
+    completedAt: ts('completed_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('webhook_deliveries_endpoint_event_uq').on(t.endpointId, t.eventId),
+    index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt),
+    index('webhook_deliveries_undispatched_idx').on(t.createdAt).where(sql`${t.dispatchedAt} is null`),
   ],
 );

@@ -16,7 +16,7 @@
  * Workflow code must not import this module (it is not deterministic and not in the bundle).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { FailureType } from '../contract/failures';
+import type { FailureType } from '../contract/failures';
 
 export const registry = new Registry();
 

@@ -16,13 +16,15 @@ export interface AgentInput {
   handoffKeywords?: string[];
   /** Opt-out: languages, extra phrases, a confirmation text, replies after opt-out (absent = the defaults). */
   optOut?: AgentOptOutSettings;
+  /** The score (0–100) at which a lead counts as qualified (webhook event lead.qualified); absent = none. */
+  qualifiedScore?: number;
 }
 
 /** A change: any of the fields; `fallbackModel: null` removes the fallback, `optOut: null` goes back to the defaults. */
-export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut'>> & { fallbackModel?: string | null; optOut?: AgentOptOutSettings | null };
+export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut' | 'qualifiedScore'>> & { fallbackModel?: string | null; optOut?: AgentOptOutSettings | null; qualifiedScore?: number | null };
 
 /** The fields every version records (what the reply writer and the lead workflow use). */
-type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut'>;
+type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore'>;
 
 function fieldsOf(a: Versioned): Versioned {
   return {
@@ -35,6 +37,7 @@ function fieldsOf(a: Versioned): Versioned {
     extractionFields: a.extractionFields,
     handoffKeywords: a.handoffKeywords,
     optOut: a.optOut ?? null,
+    qualifiedScore: a.qualifiedScore ?? null,
   };
 }
 
@@ -75,7 +78,7 @@ export function createAgentService(db: Db) {
       return db.transaction(async (tx) => {
         const [a] = await tx
           .insert(agents)
-          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null }))
+          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null, qualifiedScore: input.qualifiedScore ?? null }))
           .returning();
         if (!a) throw new Error('agent insert returned nothing');
         await tx.insert(agentVersions).values({ tenantId, agentId: a.id, version: a.version, ...fieldsOf(a), createdBy: meta.createdBy ?? null, createdAt: a.createdAt });

@@ -6,6 +6,7 @@ import { agents, channelAccounts, creditReservations, deadLetters, leadEvents, l
 import { hashApiKey, type SecretBox } from '../lib/crypto';
 import { FailureType } from '../contract/failures';
 import { AppError } from '../lib/errors';
+import { enqueueWebhookEvent } from './webhook-endpoints';
 import { afterCursor, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso } from './db-util';
 
 /** A channel account's platform: one of the channels. */
@@ -260,10 +261,22 @@ export function createChannelService(db: Db, box: SecretBox) {
 
     /** Open the channel's circuit breaker (auth or account error); the first reason is kept. */
     async openCircuit(channelAccountId: string, reason: unknown): Promise<void> {
-      await db
-        .update(channelAccounts)
-        .set({ circuitState: 'open', circuitOpenedAt: sql`now()`, circuitReason: reason })
-        .where(and(eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'closed')));
+      await db.transaction(async (tx) => {
+        const [opened] = await tx
+          .update(channelAccounts)
+          .set({ circuitState: 'open', circuitOpenedAt: sql`now()`, circuitReason: reason })
+          .where(and(eq(channelAccounts.id, channelAccountId), eq(channelAccounts.circuitState, 'closed')))
+          .returning({ tenantId: channelAccounts.tenantId, platform: channelAccounts.platform, openedAt: channelAccounts.circuitOpenedAt });
+        // outbound webhooks: channel.circuit_opened when this call opened it (the outbox, in this transaction)
+        if (opened) {
+          await enqueueWebhookEvent(tx, {
+            tenantId: opened.tenantId,
+            type: 'channel.circuit_opened',
+            eventId: `evt_circuit_${channelAccountId}_${Date.parse(opened.openedAt ?? '') || Date.now()}`,
+            data: { channelAccountId, platform: opened.platform, reason: reason ?? null, openedAt: toIso(opened.openedAt) },
+          });
+        }
+      });
     },
 
     /**

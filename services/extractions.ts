@@ -3,6 +3,7 @@ import type { Db } from '../db/client';
 import { extractions, leads, llmCalls } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { decodeCursor, decodeSeqCursor, encodeCursor, encodeSeqCursor, toIso } from './db-util';
+import { enqueueWebhookEvent } from './webhook-endpoints';
 
 /** The standard extracted fields, in CSV column order. */
 export const STANDARD_FIELDS = ['name', 'email', 'company', 'budget', 'authority', 'need', 'timeline'] as const;
@@ -35,6 +36,8 @@ export interface SaveExtractionInput {
   summary: string | null;
   /** Score of the lead's merged attributes (a pure function supplied by the caller). */
   scoreOf: (attributes: Record<string, unknown>) => number;
+  /** The agent's qualification threshold: the lead's score reaching it writes lead.qualified to the webhook outbox. */
+  qualifiedScore?: number | null;
 }
 
 export interface SaveExtractionResult {
@@ -167,7 +170,7 @@ export function createExtractionService(db: Db) {
       for (let attempt = 0; attempt < 5; attempt++) {
         const result = await db.transaction(async (tx) => {
           const [lead] = await tx
-            .select({ tenantId: leads.tenantId, attributes: leads.attributes, summary: leads.summary })
+            .select({ tenantId: leads.tenantId, attributes: leads.attributes, summary: leads.summary, score: leads.score })
             .from(leads)
             .where(eq(leads.id, input.leadId))
             .for('update');
@@ -193,6 +196,11 @@ export function createExtractionService(db: Db) {
           }
           const summary = input.summary?.trim() ? input.summary.trim() : lead.summary;
           await tx.update(leads).set({ attributes, score, summary, updatedAt: sql`now()` }).where(eq(leads.id, input.leadId));
+          // outbound webhooks: lead.qualified when this extraction raises the score to the agent's threshold (once per crossing)
+          const threshold = input.qualifiedScore;
+          if (threshold != null && score >= threshold && (lead.score ?? 0) < threshold) {
+            await enqueueWebhookEvent(tx, { tenantId: input.tenantId, type: 'lead.qualified', eventId: `evt_qualified_${input.leadId}_${version}`, data: { leadId: input.leadId, score, previousScore: lead.score ?? null, threshold, extractionVersion: version } });
+          }
           return { changed, version, score, summary, attributes };
         });
         if (result) return result;

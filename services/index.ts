@@ -19,6 +19,7 @@ import { createSequenceService } from './sequences';
 import { createSuppressionService } from './suppressions';
 import { createTemplateService } from './templates';
 import { createTenantService } from './tenants';
+import { createWebhookEndpointService } from './webhook-endpoints';
 
 export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number; limits?: LimitDefaults }) {
   return {
@@ -50,6 +51,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     limits: createLimitService(db, opts.limits),
     /** Per-tenant analytics over a time range, computed in SQL (GET /v1/analytics/summary). */
     analytics: createAnalyticsService(db),
+    /** Outbound webhooks: endpoints, signing secrets, deliveries. */
+    webhookEndpoints: createWebhookEndpointService(db, box),
     /** One transaction across services (their methods that take `{ tx }` join it). */
     transaction: <T>(fn: (tx: DbTransaction) => Promise<T>): Promise<T> => db.transaction(fn),
   };

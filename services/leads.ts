@@ -4,6 +4,7 @@ import type { Channel, LeadMode } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
 import { deadLetters, leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
+import { enqueueWebhookEvent, webhookEventOfLeadEvent, webhookEventsCte } from './webhook-endpoints';
 import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
 
 type LeadRow = typeof leads.$inferSelect;
@@ -119,32 +120,43 @@ export function createLeadService(db: Db) {
     /** Upsert the lead of (channel account, contact); returns its id and current facts. */
     async ensure(raw: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const input = withoutNul(raw);
-      const rows = await db
-        .insert(leads)
-        .values({
-          tenantId: input.tenantId,
-          channelAccountId: input.channelAccountId,
-          channel: input.channel,
-          contactId: input.contactId,
-          name: input.name ?? null,
-          workflowId: input.workflowId,
-        })
-        .onConflictDoUpdate({
-          target: [leads.channelAccountId, leads.contactId],
-          set: { name: sql`coalesce(excluded.name, ${leads.name})`, updatedAt: sql`now()` },
-        })
-        .returning({
-          id: leads.id,
-          stage: leads.stage,
-          mode: leads.mode,
-          blocked: leads.blocked,
-          timeZone: leads.timeZone,
-          // xmax is 0 for a freshly inserted row, the updating transaction's id otherwise
-          created: sql<boolean>`(xmax = 0)`,
-        });
-      const l = rows[0];
-      if (!l) throw new Error('lead upsert returned nothing');
-      return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined, created: Boolean(l.created) };
+      // outbound webhooks: lead.created goes into the outbox in the upsert's transaction
+      return db.transaction(async (tx) => {
+        const rows = await tx
+          .insert(leads)
+          .values({
+            tenantId: input.tenantId,
+            channelAccountId: input.channelAccountId,
+            channel: input.channel,
+            contactId: input.contactId,
+            name: input.name ?? null,
+            workflowId: input.workflowId,
+          })
+          .onConflictDoUpdate({
+            target: [leads.channelAccountId, leads.contactId],
+            set: { name: sql`coalesce(excluded.name, ${leads.name})`, updatedAt: sql`now()` },
+          })
+          .returning({
+            id: leads.id,
+            stage: leads.stage,
+            mode: leads.mode,
+            blocked: leads.blocked,
+            timeZone: leads.timeZone,
+            // xmax is 0 for a freshly inserted row, the updating transaction's id otherwise
+            created: sql<boolean>`(xmax = 0)`,
+          });
+        const l = rows[0];
+        if (!l) throw new Error('lead upsert returned nothing');
+        if (l.created) {
+          await enqueueWebhookEvent(tx, {
+            tenantId: input.tenantId,
+            type: 'lead.created',
+            eventId: `evt_lead_${l.id}`,
+            data: { leadId: l.id, channelAccountId: input.channelAccountId, channel: input.channel, contactId: input.contactId, name: input.name ?? null, stage: l.stage },
+          });
+        }
+        return { leadId: l.id, stage: l.stage, mode: l.mode, blocked: l.blocked, timeZone: l.timeZone ?? undefined, created: Boolean(l.created) };
+      });
     },
 
     /**
@@ -181,7 +193,17 @@ export function createLeadService(db: Db) {
             })),
           )
           .onConflictDoNothing()
-          .returning({ providerMessageId: messages.providerMessageId });
+          .returning({ id: messages.id, providerMessageId: messages.providerMessageId, type: messages.type, body: messages.body, sentAt: messages.sentAt });
+        // outbound webhooks: message.received for each message stored now, written by the lead's update below (a CTE)
+        const outbox = webhookEventsCte(
+          tx,
+          input.tenantId,
+          rows.map((r) => ({
+            type: 'message.received' as const,
+            eventId: `evt_msg_${r.id}_received`,
+            data: { leadId: input.leadId, messageId: r.id, providerMessageId: r.providerMessageId, type: r.type, text: r.body, sentAt: toIso(r.sentAt) },
+          })),
+        );
         const latest = input.messages.reduce((a, m) => (m.sentAt > a ? m.sentAt : a), input.messages[0]!.sentAt);
         const name = input.messages.find((m) => m.contactName)?.contactName;
         // the contact's current forms (WhatsApp phone number, BSUID, username), latest message last
@@ -194,7 +216,7 @@ export function createLeadService(db: Db) {
           if (id.parentBsuid) who.parentBsuid = id.parentBsuid;
           if (id.username) who.username = id.username;
         }
-        await tx
+        await (outbox ? tx.with(outbox) : tx)
           .update(leads)
           .set({
             lastInboundAt: sql`greatest(${leads.lastInboundAt}, ${latest}::timestamptz)`,
@@ -224,10 +246,24 @@ export function createLeadService(db: Db) {
 
     async recordEvent(raw: { tenantId: string; leadId: string; type: string; data?: unknown; dedupKey?: string }): Promise<void> {
       const input = withoutNul(raw);
-      await db
-        .insert(leadEvents)
-        .values({ tenantId: input.tenantId, leadId: input.leadId, type: input.type, data: input.data ?? null, dedupKey: input.dedupKey ?? null })
-        .onConflictDoNothing();
+      const insert = (tx: Pick<Db, 'insert'>) =>
+        tx
+          .insert(leadEvents)
+          .values({ tenantId: input.tenantId, leadId: input.leadId, type: input.type, data: input.data ?? null, dedupKey: input.dedupKey ?? null })
+          .onConflictDoNothing()
+          .returning({ id: leadEvents.id, createdAt: leadEvents.createdAt });
+      const hook = webhookEventOfLeadEvent(input.type, input.data);
+      if (!hook) {
+        await insert(db);
+        return;
+      }
+      // outbound webhooks: the outbox rows in the event's transaction, only when the event is new (a retry adds none)
+      await db.transaction(async (tx) => {
+        const [row] = await insert(tx);
+        if (!row) return;
+        const data = input.data && typeof input.data === 'object' && !Array.isArray(input.data) ? (input.data as Record<string, unknown>) : {};
+        await enqueueWebhookEvent(tx, { tenantId: input.tenantId, type: hook, eventId: `evt_${row.id}`, at: toIso(row.createdAt) ?? undefined, data: { leadId: input.leadId, ...data } });
+      });
     },
 
     /** Mirror the workflow's stage and mode into the database (the API lists from here). */
@@ -292,12 +328,21 @@ export function createLeadService(db: Db) {
     /** The provider took the message: store its id and mark it sent, and the lead's last outbound time, in one statement. */
     async markOutboundSent(raw: { id: string; leadId: string; providerMessageId: string }): Promise<void> {
       const input = withoutNul(raw);
+      // outbound webhooks: message.sent in the same statement, only when this call marked it sent (a retry finds it sent already)
       await db.execute(sql`
         WITH sent AS (
           UPDATE messages SET provider_message_id = ${input.providerMessageId}, status = 'sent', sent_at = now(), updated_at = now()
           WHERE id = ${input.id} AND status = 'pending'
+          RETURNING id, tenant_id, type, body
+        ), lead AS (
+          UPDATE leads SET last_outbound_at = now(), updated_at = now() WHERE id = ${input.leadId}
         )
-        UPDATE leads SET last_outbound_at = now(), updated_at = now() WHERE id = ${input.leadId}`);
+        INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload)
+        SELECT e.tenant_id, e.id, 'evt_msg_' || sent.id || '_sent', 'message.sent',
+          jsonb_build_object('type', 'message.sent', 'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            'data', jsonb_build_object('leadId', ${input.leadId}::text, 'messageId', sent.id, 'providerMessageId', ${input.providerMessageId}::text, 'type', sent.type, 'text', sent.body))
+        FROM sent JOIN webhook_endpoints e ON e.tenant_id = sent.tenant_id AND e.disabled_at IS NULL AND 'message.sent' = ANY(e.events)
+        ON CONFLICT (endpoint_id, event_id) DO NOTHING`);
     },
 
     /**

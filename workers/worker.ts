@@ -3,6 +3,7 @@ import { Client } from '@temporalio/client';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { backgroundTaskQueue } from '../workflows/lead/lanes';
+import { startWebhookRelay } from './webhook-relay';
 
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index');
 
@@ -43,7 +44,8 @@ export interface ParleyWorker {
 
 export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<ParleyWorker> {
   // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
-  const activities = createActivities({ ...opts.deps, temporalClient: opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace }) });
+  const client = opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace });
+  const activities = createActivities({ ...opts.deps, temporalClient: client });
   const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -66,9 +68,13 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Par
     background,
     async run() {
       const both = [main.run(), background.run()];
+      // outbound webhooks: the outbox relay runs while the worker does (workers/webhook-relay.ts)
+      const { webhookEndpoints, webhooks } = opts.deps;
+      const relay = webhookEndpoints && webhooks ? startWebhookRelay({ endpoints: webhookEndpoints, client, taskQueue: opts.taskQueue, settings: webhooks, log: opts.deps.log }) : undefined;
       try {
         await Promise.race(both);
       } finally {
+        await relay?.stop();
         // one stopped (shutdown or failure): stop the other too, then report the first failure
         for (const w of [main, background]) if (w.getState() === 'RUNNING') w.shutdown();
       }

@@ -4,3 +4,4 @@ export { fetchMediaWorkflow } from './media';
 export { resumeCircuitWaitersWorkflow } from './circuit';
 export { creditSweepWorkflow } from './credit-sweep';
 export { closeChannelLeadsWorkflow } from './channel-delete';
+export { webhookDeliveryWorkflow } from './webhook-delivery';

@@ -243,6 +243,7 @@ export function createExtractionActivities(deps: ExtractionDeps) {
           model: usedModel,
           summary: parsed.summary,
           scoreOf: leadScore,
+          qualifiedScore: agent.qualifiedScore,
         });
         if (saved.changed) {
           await deps.leads.recordEvent({

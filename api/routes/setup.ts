@@ -25,6 +25,8 @@ const agentPatch = createAgentBody
     fallbackModel: createAgentBody.shape.fallbackModel.unwrap().nullable().optional(),
     /** null: back to the default opt-out settings. */
     optOut: createAgentBody.shape.optOut.unwrap().nullable().optional(),
+    /** null: no qualification threshold. */
+    qualifiedScore: createAgentBody.shape.qualifiedScore.unwrap().nullable().optional(),
   })
   .refine(nonEmpty, GIVE_ONE);
 const sequencePatch = z

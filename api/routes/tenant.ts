@@ -33,6 +33,8 @@ export const createAgentBody = z.strictObject({
   handoffKeywords: z.array(z.string().trim().min(1).max(100)).max(50).optional().meta({ description: 'Phrases that hand the lead to a human' }),
   /** Opt-out (STOP/START): absent = the default phrases of en, hi, es, pt, AI replies continue, no confirmation. */
   optOut: optOutSettingsSchema.optional().meta({ description: 'Opt-out (STOP/START); absent: the default phrases of en, hi, es, pt, AI replies continue, no confirmation' }),
+  /** Outbound webhooks: lead.qualified when a lead's score reaches it. */
+  qualifiedScore: z.number().int().min(1).max(100).optional().meta({ description: 'The lead score (1–100) at which a lead is qualified: the webhook event lead.qualified fires when an extraction raises a lead to it; absent = none' }),
 });
 const channelCommon = {
   agentId: z.uuid(),

@@ -37,6 +37,7 @@ const agentFields = {
   extractionFields: z.record(z.string(), z.string()).meta({ description: 'Extra fields the extraction fills: name → description' }),
   handoffKeywords: z.array(z.string()).meta({ description: 'Phrases that hand the lead to a human' }),
   optOut: optOutSettings.nullable().meta({ description: 'null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation)' }),
+  qualifiedScore: z.number().int().nullable().meta({ description: 'The lead score at which a lead is qualified (webhook event lead.qualified); null: none' }),
 };
 
 export const agent = z

@@ -138,6 +138,10 @@ describe('failure types', () => {
       LeadMissing: 'lead_missing',
       NotImplemented: 'not_implemented',
       InvalidInput: 'invalid_input',
+      WebhookRejected: 'webhook_rejected',
+      WebhookTransient: 'webhook_transient',
+      WebhookUrlRefused: 'webhook_url_refused',
+      WebhookEndpointGone: 'webhook_endpoint_gone',
     });
     expect(new Set(FAILURE_TYPES).size).toBe(FAILURE_TYPES.length);
     expect(Object.isFrozen(FAILURE_TYPES)).toBe(true);
