@@ -27,6 +27,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
       retryMaxDurationMs: config.WEBHOOK_RETRY_MAX_DURATION_MS,
       disableAfterFailures: config.WEBHOOK_DISABLE_AFTER_FAILURES,
       dispatchIntervalMs: config.WEBHOOK_DISPATCH_INTERVAL_MS,
+      relay: config.WEBHOOK_RELAY,
       // http and loopback receivers only outside production (a local receiver in development and tests)
       allowLocal: config.NODE_ENV !== 'production',
     },

@@ -180,6 +180,11 @@ export const configSchema = z.object({
   /** A reservation held this long whose lead is gone or whose workflow is not running is released by the sweep. */
   CREDIT_RESERVATION_STALE_HOURS: z.coerce.number().min(0.01).max(24 * 365).default(24),
 
+  /**
+   * Outbound webhooks: whether this worker runs the outbox relay (starts delivery workflows).
+   * Every worker may (a delivery starts once, whoever claims it); `false` leaves it to others.
+   */
+  WEBHOOK_RELAY: bool.default(true),
   /** Outbound webhooks: how often the worker's relay looks for deliveries to start (the outbox). */
   WEBHOOK_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   /** Outbound webhooks: one delivery attempt's timeout (connect, send, read the answer). */

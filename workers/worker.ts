@@ -70,7 +70,7 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Par
       const both = [main.run(), background.run()];
       // outbound webhooks: the outbox relay runs while the worker does (workers/webhook-relay.ts)
       const { webhookEndpoints, webhooks } = opts.deps;
-      const relay = webhookEndpoints && webhooks ? startWebhookRelay({ endpoints: webhookEndpoints, client, taskQueue: opts.taskQueue, settings: webhooks, log: opts.deps.log }) : undefined;
+      const relay = webhookEndpoints && webhooks && webhooks.relay !== false ? startWebhookRelay({ endpoints: webhookEndpoints, client, taskQueue: opts.taskQueue, settings: webhooks, log: opts.deps.log }) : undefined;
       try {
         await Promise.race(both);
       } finally {

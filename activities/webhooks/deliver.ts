@@ -35,6 +35,8 @@ export interface WebhookSettings {
   retryMaxDurationMs: number;
   disableAfterFailures: number;
   dispatchIntervalMs: number;
+  /** Run the outbox relay in this worker (WEBHOOK_RELAY; default true). */
+  relay?: boolean;
   /** NODE_ENV development or test: http and loopback receivers allowed. */
   allowLocal: boolean;
 }

@@ -1556,6 +1556,132 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook endpoints
+         * @description Oldest first; never a secret.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getWebhookEndpoints"];
+        put?: never;
+        /**
+         * Register a webhook endpoint
+         * @description The answer carries the signing secret (`secret`, `whsec_` + base64) this once: it is stored encrypted and never shown again (rotate it to get a new one). In production the url must be https and resolve to public addresses only.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postWebhookEndpoints"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a webhook endpoint
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getWebhookEndpointsId"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description With its deliveries; a delivery still being retried stops.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteWebhookEndpointsId"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a webhook endpoint
+         * @description `enabled: true` re-enables an endpoint disabled after failed deliveries (its failure count starts again); `enabled: false` stops new deliveries.
+         *
+         *     Roles: owner, manager.
+         */
+        patch: operations["patchWebhookEndpointsId"];
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a webhook endpoint's deliveries
+         * @description Newest first: status, attempts, the last answer (status and at most 500 characters of its body) and timestamps.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getWebhookEndpointsIdDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a webhook delivery
+         * @description A finished delivery (succeeded or failed) is delivered again, with the same `webhook-id`, retried as a new one. Still pending or delivering, or the endpoint disabled → 409.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postWebhookEndpointsIdDeliveriesDeliveryIdRetry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint's signing secret
+         * @description The new secret is answered this once; deliveries are signed with it from the next attempt on (the old one stops at once).
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postWebhookEndpointsIdRotateSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/webchat/{widgetKey}": {
         parameters: {
             query?: never;
@@ -1874,6 +2000,8 @@ export interface components {
             handoffKeywords: string[];
             /** @description null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation) */
             optOut: components["schemas"]["SetupOptOutSettings"] | null;
+            /** @description The lead score at which a lead is qualified (webhook event lead.qualified); null: none */
+            qualifiedScore: number | null;
             /** @description The current version (every change makes a new one) */
             version: number;
             /** Format: date-time */
@@ -1925,6 +2053,8 @@ export interface components {
             handoffKeywords: string[];
             /** @description null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation) */
             optOut: components["schemas"]["SetupOptOutSettings"] | null;
+            /** @description The lead score at which a lead is qualified (webhook event lead.qualified); null: none */
+            qualifiedScore: number | null;
             /** @description The version this one restored (null: made by a create or a change) */
             restoredFrom: number | null;
             /** @description The API key that made this version (null: made before versions were kept, or not through the API) */
@@ -3485,6 +3615,66 @@ export interface components {
                 perMinute: number;
             };
         };
+        /** @description An outbound webhook endpoint; its signing secret is never returned here */
+        WebhookEndpoint: {
+            /** Format: uuid */
+            id: string;
+            url: string;
+            description: string | null;
+            events: ("lead.created" | "lead.stage_changed" | "lead.handoff_requested" | "lead.qualified" | "extraction.updated" | "message.received" | "message.sent" | "message.failed" | "dead_letter.opened" | "channel.circuit_opened")[];
+            /** @description false: no new deliveries (disabled by PATCH, or after repeated failed deliveries) */
+            enabled: boolean;
+            disabledAt: string | null;
+            disabledReason: ("manual" | "failures") | null;
+            /** @description Failed deliveries in a row (a delivered one resets it); WEBHOOK_DISABLE_AFTER_FAILURES disables the endpoint */
+            consecutiveFailures: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        WebhookEndpointWithSecret: {
+            /** Format: uuid */
+            id: string;
+            url: string;
+            description: string | null;
+            events: ("lead.created" | "lead.stage_changed" | "lead.handoff_requested" | "lead.qualified" | "extraction.updated" | "message.received" | "message.sent" | "message.failed" | "dead_letter.opened" | "channel.circuit_opened")[];
+            /** @description false: no new deliveries (disabled by PATCH, or after repeated failed deliveries) */
+            enabled: boolean;
+            disabledAt: string | null;
+            disabledReason: ("manual" | "failures") | null;
+            /** @description Failed deliveries in a row (a delivered one resets it); WEBHOOK_DISABLE_AFTER_FAILURES disables the endpoint */
+            consecutiveFailures: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** @description The signing secret (`whsec_` + base64, Standard Webhooks), shown this once: store it now */
+            secret: string;
+        };
+        WebhookDelivery: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            endpointId: string;
+            /** @description The `webhook-id` header: the same on every attempt */
+            eventId: string;
+            /** @enum {string} */
+            eventType: "lead.created" | "lead.stage_changed" | "lead.handoff_requested" | "lead.qualified" | "extraction.updated" | "message.received" | "message.sent" | "message.failed" | "dead_letter.opened" | "channel.circuit_opened";
+            /** @enum {string} */
+            status: "pending" | "delivering" | "succeeded" | "failed";
+            attempts: number;
+            /** @description The last attempt's HTTP status; null when it got no answer (timeout, network error, refused url) */
+            lastStatus: number | null;
+            /** @description At most 500 characters of the last answer's body, or the error */
+            lastResponse: string | null;
+            lastAttemptAt: string | null;
+            completedAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
         /** @description A page of the visitor's conversation */
         WebChatHistory: {
             /** @description Oldest first */
@@ -3871,6 +4061,8 @@ export interface operations {
                         confirmationText?: string;
                         replyAfterOptOut?: boolean;
                     };
+                    /** @description The lead score (1–100) at which a lead is qualified: the webhook event lead.qualified fires when an extraction raises a lead to it; absent = none */
+                    qualifiedScore?: number;
                 };
             };
         };
@@ -4000,6 +4192,7 @@ export interface operations {
                         confirmationText?: string;
                         replyAfterOptOut?: boolean;
                     } | null;
+                    qualifiedScore?: number | null;
                 };
             };
         };
@@ -6938,6 +7131,282 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhookEndpoints: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["WebhookEndpoint"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhookEndpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    url: string;
+                    events: ("lead.created" | "lead.stage_changed" | "lead.handoff_requested" | "lead.qualified" | "extraction.updated" | "message.received" | "message.sent" | "message.failed" | "dead_letter.opened" | "channel.circuit_opened")[];
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhookEndpointsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteWebhookEndpointsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchWebhookEndpointsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    url?: string;
+                    events?: ("lead.created" | "lead.stage_changed" | "lead.handoff_requested" | "lead.qualified" | "extraction.updated" | "message.received" | "message.sent" | "message.failed" | "dead_letter.opened" | "channel.circuit_opened")[];
+                    description?: string | null;
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhookEndpointsIdDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["WebhookDelivery"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhookEndpointsIdDeliveriesDeliveryIdRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                deliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhookEndpointsIdRotateSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
                 };
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */

@@ -62,6 +62,8 @@ afterAll(async () => {
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
+    // this file registers endpoints: its stack runs the outbox relay (test/support/stack.ts turns it off elsewhere)
+    WEBHOOK_RELAY: 'true',
     WEBHOOK_DISPATCH_INTERVAL_MS: '100',
     WEBHOOK_TIMEOUT_MS: '700',
     WEBHOOK_RETRY_INITIAL_MS: '200',

@@ -94,6 +94,9 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     LEAD_BACKGROUND_SPREAD_MS: '0',
     // every documented JSON answer is checked against the OpenAPI document (a mismatch is a 500)
     PARLEY_CHECK_RESPONSES: 'true',
+    // one test database, one task queue per stack: only a file that registers webhook endpoints
+    // runs the outbox relay (another stack's relay would start its deliveries on its own queue)
+    WEBHOOK_RELAY: 'false',
     ...overrides,
   });
   const logLines: string[] = [];
