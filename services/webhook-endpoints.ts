@@ -165,6 +165,8 @@ export interface DeliveryTarget {
   url: string;
   secret: string;
   eventId: string;
+  /** e.g. `message.received` (the metrics' event label). */
+  eventType: string;
   body: string;
   status: string;
   endpointEnabled: boolean;
@@ -324,6 +326,7 @@ export function createWebhookEndpointService(db: Db, box: SecretBox) {
         url: row.e.url,
         secret: box.decrypt(row.e.secretEnc, webhookSecretContext(row.e.id)),
         eventId: row.d.eventId,
+        eventType: row.d.eventType,
         body: JSON.stringify(row.d.payload),
         status: row.d.status,
         endpointEnabled: row.e.disabledAt === null,

@@ -14,6 +14,7 @@
  *   receivers answer 4xx to a bad signature, which a retry with the same secret cannot fix.
  * - The secret is decrypted here and never logged nor returned into a Temporal payload.
  */
+import { recordOutboundWebhookDelivery, type OutboundWebhookOutcome } from '../../lib/metrics';
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -113,6 +114,8 @@ export function createWebhookActivities(deps: { webhookEndpoints?: WebhookEndpoi
         'webhook-signature': signWebhook(target.secret, target.eventId, timestamp, target.body),
       };
       let answer: Answer;
+      const started = Date.now();
+      const attempt = (outcome: OutboundWebhookOutcome) => recordOutboundWebhookDelivery({ event: target.eventType, outcome, durationMs: Date.now() - started });
       try {
         answer = await pinnedPost(new URL(target.url), verdict.address, headers, target.body, settings.timeoutMs);
       } catch (err) {
@@ -120,12 +123,17 @@ export function createWebhookActivities(deps: { webhookEndpoints?: WebhookEndpoi
         const reason = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timed out after ${settings.timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
         await endpoints.recordAttempt(input.deliveryId, { status: null, excerpt: reason });
         log.info({ deliveryId: input.deliveryId, endpointId: target.endpointId, reason }, 'webhook delivery attempt failed');
+        attempt('failed');
         throw ApplicationFailure.create({ type: FailureType.WebhookTransient, message: `webhook delivery failed: ${reason}` });
       }
       await endpoints.recordAttempt(input.deliveryId, { status: answer.status, excerpt: answer.excerpt });
-      if (answer.status >= 200 && answer.status < 300) return { status: answer.status };
+      if (answer.status >= 200 && answer.status < 300) {
+        attempt('delivered');
+        return { status: answer.status };
+      }
       log.info({ deliveryId: input.deliveryId, endpointId: target.endpointId, status: answer.status }, 'webhook delivery attempt refused');
       const retryable = answer.status === 408 || answer.status === 429 || answer.status >= 500 || answer.status < 200;
+      attempt(retryable ? 'failed' : 'gave_up');
       throw ApplicationFailure.create({
         type: retryable ? FailureType.WebhookTransient : FailureType.WebhookRejected,
         message: `webhook endpoint answered ${answer.status}`,
