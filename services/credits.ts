@@ -120,17 +120,28 @@ export function createCreditService(db: Db) {
           // does the AI reply on a disabled channel, not even in a send that already holds its
           // credit (a careful retry): that credit goes back
           let balance = tenant.balance;
-          if (existing?.status === 'held') {
-            await tx.update(creditReservations).set({ status: 'released', updatedAt: sql`now()` }).where(and(eq(creditReservations.reference, input.reference), eq(creditReservations.status, 'held')));
+          // given back only if this statement released it: a capture committed meanwhile (it does not
+          // lock the tenant row) keeps it, and the balance must not get it back as well
+          const released =
+            existing?.status === 'held'
+              ? await tx
+                  .update(creditReservations)
+                  .set({ status: 'released', updatedAt: sql`now()` })
+                  .where(and(eq(creditReservations.reference, input.reference), eq(creditReservations.status, 'held')))
+                  .returning({ amount: creditReservations.amount })
+              : [];
+          if (existing && released.length > 0) {
             const [back] = await tx
               .update(tenants)
               .set({ creditBalance: sql`${tenants.creditBalance} + ${existing.amount}` })
               .where(eq(tenants.id, existing.tenantId))
               .returning({ balance: tenants.creditBalance });
             balance = back?.balance ?? balance;
+            recordCredits('released', existing.amount, existing.tenantId);
           }
-          if (existing?.status === 'held') recordCredits('released', existing.amount, existing.tenantId);
-          if (existing?.status === 'captured') return { ok: true, amount: existing.amount, balance, existing: existing.status };
+          // held when read, not released here: what became of it meanwhile (captured, or released by another path)
+          const now = existing?.status === 'held' && released.length === 0 ? (await tx.select({ status: creditReservations.status }).from(creditReservations).where(eq(creditReservations.reference, input.reference)))[0]?.status : existing?.status;
+          if (existing && now === 'captured') return { ok: true, amount: existing.amount, balance, existing: 'captured' as const };
           recordCreditRefused(tenant.suspendedAt ? 'suspended' : FailureType.ChannelDisabled, input.tenantId);
           return { ok: false, amount: existing?.amount ?? input.amount ?? tenant.creditsPerReply, balance, ...(tenant.suspendedAt ? { suspended: true as const } : { channelDisabled: true as const }) };
         }

@@ -272,7 +272,11 @@ export function createLeadService(db: Db) {
       if (input.stage !== undefined) set.stage = input.stage;
       if (input.mode !== undefined) set.mode = input.mode;
       if (Object.keys(set).length === 0) return;
-      await db.update(leads).set({ ...set, updatedAt: sql`now()` }).where(eq(leads.id, input.leadId));
+      // a lead its deleted channel's close closed stays closed (an activity still in flight then must not reopen it)
+      await db
+        .update(leads)
+        .set({ ...set, updatedAt: sql`now()` })
+        .where(and(eq(leads.id, input.leadId), sql`not (leads.mode = 'closed' and exists (select 1 from channel_accounts c where c.id = leads.channel_account_id and c.deleted_at is not null))`));
     },
 
     async setBlocked(input: { leadId: string; blocked: boolean }): Promise<void> {

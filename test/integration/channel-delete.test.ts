@@ -197,6 +197,9 @@ describe('DELETE /v1/channels/:id', () => {
     const db = stack.core.database.db;
     const rows = await db.select().from(leads).where(eq(leads.channelAccountId, t.channelId));
     expect(rows.map((l) => l.mode)).toEqual(['closed', 'closed', 'closed', 'closed', 'closed']);
+    // an activity of the ended workflow still in flight cannot reopen a lead the close closed
+    await stack.core.services.leads.updateState({ leadId: running.id, mode: 'ai', stage: 'Qualified' });
+    expect((await db.select().from(leads).where(eq(leads.id, running.id)))[0]).toMatchObject({ mode: 'closed', stage: 'New' });
     const [dl] = await db.select().from(deadLetters).where(eq(deadLetters.id, parked!.id));
     expect(dl?.status).toBe('discarded');
     expect(dl?.resolvedAt).not.toBeNull();
