@@ -123,17 +123,8 @@ export function createGraphSender(deps: GraphSendDeps) {
   async function attempt(req: GraphSendRequest): Promise<SendResult> {
     const { input } = req;
     const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: req.transcript.body, type: req.transcript.type });
-    if (row.providerMessageId) {
-      return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
-    }
-    if (row.status === 'failed') {
-      throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
-    }
-    if (row.channelDeleted === true) {
-      // its workflow may be gone (ended by the deletion): the transcript shows the message as failed now
-      await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: { type: FailureType.ChannelDeleted } });
-      throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: `channel account ${input.channelAccountId} is deleted: nothing is sent on it`, nonRetryable: true });
-    }
+    const settled = await settledOutbound(deps.leads, row, `channel account ${input.channelAccountId}`);
+    if (settled) return settled;
     if (row.channelEnabled === false) {
       throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
     }
@@ -262,4 +253,25 @@ export function createGraphSender(deps: GraphSendDeps) {
         : {}),
     });
   }
+}
+
+/**
+ * What the outbound row recorded before this attempt settles, if anything: already sent (its
+ * result again), already failed for good, or its channel deleted (the message marked failed:
+ * its workflow may be gone). undefined: go on and send.
+ */
+export async function settledOutbound(
+  leads: Pick<LeadService, 'markOutboundFailed'>,
+  row: { id: string; providerMessageId: string | null; status: string; error?: unknown; channelDeleted?: boolean | null },
+  channel: string,
+): Promise<SendResult | undefined> {
+  if (row.providerMessageId) return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
+  if (row.status === 'failed') {
+    throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
+  }
+  if (row.channelDeleted === true) {
+    await leads.markOutboundFailed({ id: row.id, error: { type: FailureType.ChannelDeleted } });
+    throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: `${channel} is deleted: nothing is sent on it`, nonRetryable: true });
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/failures';
 import type { LeadService } from '../../services/leads';
 import { recordReply, recordSendDuration } from '../../lib/metrics';
-import { replyOutcomeOf, type SendResult } from './graph-send';
+import { replyOutcomeOf, settledOutbound, type SendResult } from './graph-send';
 import type { SendTextInput } from './whatsapp';
 
 export interface WebChatDeps {
@@ -37,17 +37,8 @@ export function createWebChatActivities(deps: WebChatDeps) {
 
   async function send(input: SendTextInput): Promise<SendResult> {
     const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text' });
-    if (row.providerMessageId) {
-      return { outboundMessageId: row.id, providerMessageId: row.providerMessageId, alreadySent: true };
-    }
-    if (row.status === 'failed') {
-      throw ApplicationFailure.create({ type: FailureType.ProviderPermanent, message: 'message already failed permanently', nonRetryable: true, details: [row.error] });
-    }
-    if (row.channelDeleted === true) {
-      // its workflow may be gone (ended by the deletion): the transcript shows the message as failed now
-      await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: { type: FailureType.ChannelDeleted } });
-      throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: 'the channel is deleted: nothing is sent on it', nonRetryable: true });
-    }
+    const settled = await settledOutbound(deps.leads, row, 'the channel');
+    if (settled) return settled;
     if (row.channelEnabled === false) {
       throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
     }
