@@ -103,22 +103,19 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
   }
 
   async function load(workflowId: string): Promise<PayloadKey> {
+    // a lead whose channel is unknown still gets its own key, without a tenant (only the admin token decodes it)
     const tenantId = await tenantFor(workflowId);
-    // a lead whose channel is unknown has no tenant to read it: it shares the platform key
-    const owner = tenantId === null ? PLATFORM_KEY_WORKFLOW_ID : workflowId;
-    const cached = owner === workflowId ? undefined : byWorkflow.get(owner);
-    if (cached) return cached;
     const id = randomUUID();
     await db
       .insert(payloadKeys)
-      .values({ id, tenantId, workflowId: owner, wrappedKey: box.encrypt(randomBytes(32).toString('base64'), context(id)) })
+      .values({ id, tenantId, workflowId, wrappedKey: box.encrypt(randomBytes(32).toString('base64'), context(id)) })
       .onConflictDoNothing({ target: payloadKeys.workflowId, where: sql`${payloadKeys.destroyedAt} is null` });
     const [row] = await db
       .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey })
       .from(payloadKeys)
-      .where(and(eq(payloadKeys.workflowId, owner), isNull(payloadKeys.destroyedAt)));
-    if (!row?.wrappedKey) throw new Error(`payload key for ${owner}: none after insert`);
-    return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), owner);
+      .where(and(eq(payloadKeys.workflowId, workflowId), isNull(payloadKeys.destroyedAt)));
+    if (!row?.wrappedKey) throw new Error(`payload key for ${workflowId}: none after insert`);
+    return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), workflowId);
   }
 
   return {
