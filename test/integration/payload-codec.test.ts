@@ -4,7 +4,7 @@
  * server decodes it for the right tenant and the admin, refuses another tenant, answers CORS
  * only for the Web UI's origins; after the contact's erasure the payloads no longer decode.
  */
-import { temporal } from '@temporalio/proto';
+import type { temporal } from '@temporalio/proto';
 import { ADMIN_TOKEN, bearer, createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor, type Stack } from '../support/stack';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../temporal/payload-codec';

@@ -27,7 +27,6 @@ afterAll(async () => {
   await database.close();
 });
 
-const text = (p: Payload) => Buffer.from(p.data ?? []).toString('utf8');
 const meta = (p: Payload, k: string) => Buffer.from(p.metadata?.[k] ?? []).toString('utf8');
 const leadId = () => `lead:${randomUUID()}:91${Math.floor(Math.random() * 1e10)}`;
 const ctx = (workflowId: string) => ({ type: 'workflow' as const, namespace: 'default', workflowId });
@@ -83,7 +82,7 @@ test('a payload under the wrong key, tampered, or naming an unknown key does not
   const swapped: Payload = { ...enc!, metadata: { ...enc!.metadata, [KEY_ID_METADATA]: Buffer.from(other.id) } };
   await expect(codec.decode([swapped])).rejects.toThrow(/unable to authenticate|auth/i);
   const data = Buffer.from(enc!.data!);
-  data[20] ^= 1;
+  data[20] = data[20]! ^ 1;
   await expect(codec.decode([{ ...enc!, data }])).rejects.toThrow(/unable to authenticate|auth/i);
   const unknown: Payload = { ...enc!, metadata: { ...enc!.metadata, [KEY_ID_METADATA]: Buffer.from(randomUUID()) } };
   await expect(codec.decode([unknown])).rejects.toThrow(PayloadKeyUnavailable);
