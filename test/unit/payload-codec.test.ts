@@ -4,8 +4,11 @@
  * payload under another key or tampered failing, a destroyed key failing, master key rotation.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
+import { configSchema } from '../../config';
 import { migrateDatabase, openDatabase, type Database } from '../../db/client';
 import { payloadKeys } from '../../db/schema';
 import { createSecretBox } from '../../lib/crypto';
@@ -116,4 +119,26 @@ test('after a master key rotation the data keys still unwrap (the old master in 
   const [enc] = await codec.encode([defaultPayloadConverter.toPayload('kept')], ctx(leadId()));
   const rotated = createPayloadCodec(createPayloadKeyService(database.db, createSecretBox(randomBytes(32), [master])));
   expect(defaultPayloadConverter.fromPayload((await rotated.decode([enc!]))[0]!)).toBe('kept');
+});
+
+describe('configuration', () => {
+  const root = path.join(__dirname, '..', '..');
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const envExample = readFileSync(path.join(root, '.env.example'), 'utf8');
+
+  test('PARLEY_PAYLOAD_CODEC and TEMPORAL_UI_ORIGINS are in the config schema, .env.example and the README table, in step', () => {
+    for (const name of ['PARLEY_PAYLOAD_CODEC', 'TEMPORAL_UI_ORIGINS']) {
+      expect(Object.keys(configSchema.shape)).toContain(name);
+      expect(envExample).toMatch(new RegExp(`^${name}=`, 'm'));
+      expect(readme).toMatch(new RegExp(`^\\| \`${name}\``, 'm'));
+    }
+    const defaults = configSchema.parse({});
+    expect(defaults.PARLEY_PAYLOAD_CODEC).toBe(true);
+    expect(envExample).toMatch(/^PARLEY_PAYLOAD_CODEC=true\b/m);
+    expect(readme).toMatch(/^\| `PARLEY_PAYLOAD_CODEC` \| both \| `true` \|/m);
+    expect(defaults.TEMPORAL_UI_ORIGINS).toEqual(['http://localhost:8233', 'http://127.0.0.1:8233']);
+    expect(envExample).toContain(`TEMPORAL_UI_ORIGINS=${defaults.TEMPORAL_UI_ORIGINS.join(',')}`);
+    expect(readme).toContain(`| \`TEMPORAL_UI_ORIGINS\` | api | \`${defaults.TEMPORAL_UI_ORIGINS.join(',')}\` |`);
+    expect(configSchema.parse({ PARLEY_PAYLOAD_CODEC: 'false', TEMPORAL_UI_ORIGINS: ' https://ui.example.com , ' })).toMatchObject({ PARLEY_PAYLOAD_CODEC: false, TEMPORAL_UI_ORIGINS: ['https://ui.example.com'] });
+  });
 });
