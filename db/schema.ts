@@ -753,7 +753,12 @@ export const payloadKeys = pgTable(
   'payload_keys',
   {
     id: id(),
-    tenantId: uuid('tenant_id').references(() => tenants.id, { onDelete: 'cascade' }),
+    /**
+     * No foreign key on purpose: a key is created inside a workflow task or a webhook's signal,
+     * and a foreign key would take a share lock on the tenant's row (which credit operations
+     * hold FOR UPDATE), making the first payload of a lead wait on them.
+     */
+    tenantId: uuid('tenant_id'),
     workflowId: text('workflow_id').notNull(),
     /** The data key, base64, encrypted by the master key; null once destroyed. */
     wrappedKey: text('wrapped_key'),

@@ -8,5 +8,4 @@ CREATE TABLE "payload_keys" (
 	CONSTRAINT "payload_keys_destroyed_ck" CHECK (("payload_keys"."wrapped_key" is null) = ("payload_keys"."destroyed_at" is not null))
 );
 --> statement-breakpoint
-ALTER TABLE "payload_keys" ADD CONSTRAINT "payload_keys_tenant_id_tenants_id_fk" FOREIGN KEY ("tenant_id") REFERENCES "public"."tenants"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "payload_keys_live_workflow_uq" ON "payload_keys" USING btree ("workflow_id") WHERE "payload_keys"."destroyed_at" is null;
