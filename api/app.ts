@@ -133,7 +133,9 @@ export function createApp(deps: AppDeps): Express {
       newConversationsPerHourPerAddress: deps.config.WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS,
     }),
   );
-  // Temporal's remote codec for the Web UI (CORS for its origins, its own 4 MB body limit): before express.json as well
+  // Temporal's remote codec for the Web UI (CORS for its origins, its own 4 MB body limit): before express.json as well;
+  // its refused credentials count in the same per-IP budget as the tenant API's
+  app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log, prefixes: ['/codec'] }));
   app.use(createCodecRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN, origins: deps.config.TEMPORAL_UI_ORIGINS ?? ['http://localhost:8233', 'http://127.0.0.1:8233'], namespace: deps.config.TEMPORAL_NAMESPACE ?? 'default', development: deps.config.NODE_ENV === 'development', log }));
   app.use(express.json({ limit: '1mb', strict: true }));
   // per client IP: too many refused credentials → 429 before any key is checked (OWASP API4)
