@@ -4,7 +4,11 @@
  * server decodes it for the right tenant and the admin, refuses another tenant, answers CORS
  * only for the Web UI's origins; after the contact's erasure the payloads no longer decode.
  */
+import express from 'express';
+import request from 'supertest';
 import type { temporal } from '@temporalio/proto';
+import { errorHandler } from '../../api/middleware/errors';
+import { createCodecRouter } from '../../api/routes/codec';
 import { ADMIN_TOKEN, bearer, createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor, type Stack } from '../support/stack';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../temporal/payload-codec';
@@ -133,4 +137,26 @@ test('a lead history holds no text or number in clear; the codec server decodes 
     expect(dataOf(p)).not.toContain('Lotus Lane');
   }
   await expect(stack.core.services.payloadKeys.byId([...keyIds][0]!)).rejects.toThrow(/destroyed/);
+});
+
+test('with NODE_ENV=development only, the dev server UI (an allowed origin, no credential) decodes as the admin', async () => {
+  const t = await createTenant(stack, { credits: 1 });
+  const enc = await stack.api
+    .post('/codec/encode')
+    .set(bearer(t.apiKey))
+    .send({ payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('"dev"').toString('base64') }] })
+    .expect(200);
+  const appFor = (development: boolean) => {
+    const app = express();
+    app.use(createCodecRouter({ services: stack.core.services, adminToken: ADMIN_TOKEN, origins: ['http://localhost:8233'], namespace: stack.config.TEMPORAL_NAMESPACE, development, log: stack.log }));
+    app.use(errorHandler(stack.log));
+    return request(app);
+  };
+  const dev = await appFor(true).post('/codec/decode').set('origin', 'http://localhost:8233').send(enc.body).expect(200);
+  expect(dataOf(dev.body.payloads[0])).toBe('"dev"');
+  // no origin (not the browser UI), or outside development: a credential is needed
+  await appFor(true).post('/codec/decode').send(enc.body).expect(401);
+  await appFor(false).post('/codec/decode').set('origin', 'http://localhost:8233').send(enc.body).expect(401);
+  // the live stack runs with NODE_ENV=test
+  await stack.api.post('/codec/decode').set('origin', 'http://localhost:8233').send(enc.body).expect(401);
 });
