@@ -744,7 +744,7 @@ export const webhookDeliveries = pgTable(
 
 /**
  * Payload encryption (temporal/payload-codec.ts): one random 256-bit data key per lead workflow
- * id (tenant set) and one platform key (tenant null, workflow id `*platform*`) for the other
+ * id (tenant set) and one platform key per master key (tenant null, workflow id `*platform*:<master key id>`) for the other
  * workflows, wrapped by PARLEY_ENCRYPTION_KEY (lib/crypto.ts SecretBox, bound to the row id).
  * Erasing a contact destroys its leads' keys (wrapped key null, `destroyed_at` set): their
  * histories can no longer be decoded anywhere. A workflow id reused after that gets a new key.

@@ -15,8 +15,13 @@ import type { Db } from '../db/client';
 import { channelAccounts, payloadKeys } from '../db/schema';
 import type { SecretBox } from '../lib/crypto';
 
-/** The workflow id of the platform key's row. */
-export const PLATFORM_KEY_WORKFLOW_ID = '*platform*';
+/**
+ * The workflow id of the platform key's row: one per master key (`*platform*:<master key id>`),
+ * so deployments (or test stacks) sharing a database with different master keys never meet on
+ * a row they cannot unwrap, and a master key rotation starts a new platform key.
+ */
+export const PLATFORM_KEY_PREFIX = '*platform*';
+export const platformKeyWorkflowId = (box: Pick<SecretBox, 'keyId'>) => `${PLATFORM_KEY_PREFIX}:${box.keyId}`;
 
 export interface PayloadKey {
   id: string;
@@ -78,6 +83,7 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
   /** Channel account → tenant: immutable, cached without expiry (bounded). */
   const tenantOfChannel = new Lru<string | null>(size, Number.POSITIVE_INFINITY);
   const pending = new Map<string, Promise<PayloadKey>>();
+  const platform = platformKeyWorkflowId(box);
 
   const context = (id: string) => `payload_keys.wrapped_key:${id}`;
   const unwrap = (row: { id: string; tenantId: string | null; wrappedKey: string }): PayloadKey => ({
@@ -121,7 +127,7 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
   return {
     /** The key new payloads of this workflow are encrypted with (created on first use); no workflow id: the platform key. */
     async forWorkflow(workflowId: string | undefined): Promise<PayloadKey> {
-      const wid = workflowId && leadChannelOf(workflowId) ? workflowId : PLATFORM_KEY_WORKFLOW_ID;
+      const wid = workflowId && leadChannelOf(workflowId) ? workflowId : platform;
       const cached = byWorkflow.get(wid);
       if (cached) return cached;
       let p = pending.get(wid);
@@ -150,7 +156,7 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
      * Their histories can no longer be decoded. Returns how many keys were destroyed.
      */
     async destroy(workflowIds: string[]): Promise<number> {
-      const ids = workflowIds.filter((w) => w !== PLATFORM_KEY_WORKFLOW_ID);
+      const ids = workflowIds.filter((w) => !w.startsWith(PLATFORM_KEY_PREFIX));
       if (ids.length === 0) return 0;
       const gone = await db
         .update(payloadKeys)

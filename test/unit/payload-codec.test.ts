@@ -12,7 +12,7 @@ import { configSchema } from '../../config';
 import { migrateDatabase, openDatabase, type Database } from '../../db/client';
 import { payloadKeys } from '../../db/schema';
 import { createSecretBox } from '../../lib/crypto';
-import { createPayloadKeyService, PLATFORM_KEY_WORKFLOW_ID, PayloadKeyUnavailable, type PayloadKeyService } from '../../services/payload-keys';
+import { createPayloadKeyService, platformKeyWorkflowId, PayloadKeyUnavailable, type PayloadKeyService } from '../../services/payload-keys';
 import { createPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../temporal/payload-codec';
 
 jest.setTimeout(60_000);
@@ -59,7 +59,7 @@ test('one key per lead workflow; other workflows and calls without a context sha
   expect(ka.id).not.toBe(kb.id);
   expect(ka2.id).toBe(ka.id);
   expect(kc.id).toBe(kd.id);
-  const rows = await database.db.select().from(payloadKeys).where(eq(payloadKeys.workflowId, PLATFORM_KEY_WORKFLOW_ID));
+  const rows = await database.db.select().from(payloadKeys).where(eq(payloadKeys.workflowId, platformKeyWorkflowId(createSecretBox(master))));
   expect(rows).toHaveLength(1);
   expect(rows[0]!.tenantId).toBeNull();
   // a lead whose channel is unknown has its own key, without a tenant
@@ -103,7 +103,7 @@ test('a destroyed key (crypto-shredded) fails with a clear error, here and in an
   // another process (the worker) that had the key cached: a fresh store stands for it after its cache expired
   const elsewhere = createPayloadCodec(createPayloadKeyService(database.db, createSecretBox(master)));
   expect(defaultPayloadConverter.fromPayload(await elsewhere.decode([enc!]).then((d) => d[0]!))).toBe('to be forgotten');
-  expect(await keys.destroy([wf, PLATFORM_KEY_WORKFLOW_ID])).toBe(1);
+  expect(await keys.destroy([wf, platformKeyWorkflowId(createSecretBox(master))])).toBe(1);
   await expect(codec.decode([enc!])).rejects.toThrow(/destroyed/);
   await expect(createPayloadCodec(createPayloadKeyService(database.db, createSecretBox(master))).decode([enc!])).rejects.toThrow(/destroyed/);
   const [row] = await database.db.select().from(payloadKeys).where(eq(payloadKeys.id, before.id));
@@ -117,8 +117,16 @@ test('a destroyed key (crypto-shredded) fails with a clear error, here and in an
 test('after a master key rotation the data keys still unwrap (the old master in PARLEY_ENCRYPTION_KEYS_OLD)', async () => {
   const codec = createPayloadCodec(keys);
   const [enc] = await codec.encode([defaultPayloadConverter.toPayload('kept')], ctx(leadId()));
-  const rotated = createPayloadCodec(createPayloadKeyService(database.db, createSecretBox(randomBytes(32), [master])));
+  const [platformEnc] = await codec.encode([defaultPayloadConverter.toPayload('platform')]);
+  const rotatedKeys = createPayloadKeyService(database.db, createSecretBox(randomBytes(32), [master]));
+  const rotated = createPayloadCodec(rotatedKeys);
   expect(defaultPayloadConverter.fromPayload((await rotated.decode([enc!]))[0]!)).toBe('kept');
+  expect(defaultPayloadConverter.fromPayload((await rotated.decode([platformEnc!]))[0]!)).toBe('platform');
+  // the new master key writes under a platform key of its own; a stranger's master (another stack on this database) too
+  expect((await rotatedKeys.forWorkflow(undefined)).id).not.toBe((await keys.forWorkflow(undefined)).id);
+  const stranger = createPayloadKeyService(database.db, createSecretBox(randomBytes(32)));
+  const [fromStranger] = await createPayloadCodec(stranger).encode([defaultPayloadConverter.toPayload('other stack')]);
+  expect(defaultPayloadConverter.fromPayload((await createPayloadCodec(stranger).decode([fromStranger!]))[0]!)).toBe('other stack');
 });
 
 describe('configuration', () => {
