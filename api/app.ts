@@ -20,6 +20,7 @@ import { createEngineRouter } from './routes/engine';
 import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
 import { createDocsRouter } from './routes/docs';
+import { createCodecRouter } from './routes/codec';
 import { version } from '../package.json';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
@@ -50,6 +51,8 @@ export interface AppDeps {
         | 'WEBCHAT_MAX_READS_PER_MINUTE_PER_ADDRESS'
         | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR'
         | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS'
+        | 'TEMPORAL_UI_ORIGINS'
+        | 'TEMPORAL_NAMESPACE'
       >
     > &
     Partial<Pick<Config, 'GRAPH_API_URL' | 'GRAPH_API_VERSION' | 'GRAPH_API_TIMEOUT_MS'>>;
@@ -130,6 +133,10 @@ export function createApp(deps: AppDeps): Express {
       newConversationsPerHourPerAddress: deps.config.WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS,
     }),
   );
+  // Temporal's remote codec for the Web UI (CORS for its origins, its own 4 MB body limit): before express.json as well;
+  // its refused credentials count in the same per-IP budget as the tenant API's
+  app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log, prefixes: ['/codec'] }));
+  app.use(createCodecRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN, origins: deps.config.TEMPORAL_UI_ORIGINS ?? ['http://localhost:8233', 'http://127.0.0.1:8233'], namespace: deps.config.TEMPORAL_NAMESPACE ?? 'default', development: deps.config.NODE_ENV === 'development', log }));
   app.use(express.json({ limit: '1mb', strict: true }));
   // per client IP: too many refused credentials → 429 before any key is checked (OWASP API4)
   app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log }));

@@ -12,9 +12,9 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env, { reader: 'api' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-api' });
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS (or the address of the Temporal profile) is required for the API (npm run dev starts a dev server for you)');
-  const { database, services } = await buildCore(config, { log });
+  const { database, services, payloadCodec } = await buildCore(config, { log });
   log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
-  const { client, connection } = await connectTemporalClient(config.temporal);
+  const { client, connection } = await connectTemporalClient(config.temporal, { payloadCodec });
   const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
   const app = createApp({ config, log, database, services, temporal });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'api listening'));

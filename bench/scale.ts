@@ -347,7 +347,7 @@ async function toMemoryServer(ctx: Ctx): Promise<void> {
   const apis = ctx.apis.length;
   const workers = ctx.workers.length;
   await processCount(ctx, 0, 0);
-  const { client, connection } = await connectClient({ address: mem.address, namespace: ctx.client.options.namespace });
+  const { client, connection } = await connectClient({ address: mem.address, namespace: ctx.client.options.namespace, payloadCodec: ctx.core.payloadCodec });
   ctx.cleanup.unshift(() => connection.close());
   ctx.client = client;
   ctx.env = { ...ctx.env, TEMPORAL_ADDRESS: mem.address, TEMPORAL_TASK_QUEUE: `scale-c-${randomBytes(4).toString('hex')}` };
@@ -435,7 +435,7 @@ async function main(): Promise<void> {
     );
     const config = loadConfig(env);
     core = await buildCore(config, { log: createLogger({ level: opts.logLevel, name: 'parley-scale' }), migrate: true });
-    const { client, connection } = await connectClient({ address: dev.address, namespace: config.TEMPORAL_NAMESPACE });
+    const { client, connection } = await connectClient({ address: dev.address, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec });
     closeClient = () => connection.close();
     const api = await startApiProcess('parley-api', env);
     const worker = await startWorkerProcess('parley-worker', env, client);

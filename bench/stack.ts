@@ -86,7 +86,7 @@ export async function startParleySplit(opts: ParleyStackOptions): Promise<Parley
   const config = loadConfig(env);
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-bench' });
   const core = await buildCore(config, { log, migrate: true });
-  const { client, connection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE });
+  const { client, connection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec });
   const temporal = createParleyTemporal(client, { taskQueue });
   const children: ParleyStack['children'] = {};
   const stopAll = async () => {
@@ -147,10 +147,11 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
       maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
       maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+      payloadCodec: core.payloadCodec,
     });
     running = worker.run();
   }
-  const { client, connection: clientConnection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE });
+  const { client, connection: clientConnection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec });
   const temporal = createParleyTemporal(client, { taskQueue });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server = await new Promise<http.Server>((resolve, reject) => {

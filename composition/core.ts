@@ -8,11 +8,15 @@ import { migrateDatabase, openDatabase, type Database } from '../db/client';
 import { createSecretBox, parseEncryptionKey, parseEncryptionKeys } from '../lib/crypto';
 import { configureMetrics } from '../lib/metrics';
 import type { Logger } from '../lib/logger';
+import type { PayloadCodec } from '@temporalio/common';
 import { createServices, type Services } from '../services';
+import { createPayloadCodec } from '../temporal/payload-codec';
 
 export interface Core {
   database: Database;
   services: Services;
+  /** The Temporal payload codec (temporal/payload-codec.ts) for the client and the worker; undefined when PARLEY_PAYLOAD_CODEC=false. */
+  payloadCodec?: PayloadCodec;
 }
 
 /** The database and services every entry point shares. */
@@ -31,6 +35,7 @@ export async function buildCore(config: Config, opts: { migrate?: boolean; log: 
     defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY,
     limits: { apiRequestsPerMinute: config.TENANT_API_REQUESTS_PER_MINUTE, llmDailyBudgetMicros: config.LLM_DAILY_BUDGET_MICROS },
   });
-  return { database, services };
+  const payloadCodec = config.PARLEY_PAYLOAD_CODEC ? createPayloadCodec(services.payloadKeys) : undefined;
+  return { database, services, ...(payloadCodec ? { payloadCodec } : {}) };
 }
 

@@ -61,6 +61,13 @@ export const configSchema = z.object({
   PARLEY_ENCRYPTION_KEY: optionalString,
   /** Previous encryption keys, comma-separated: still read (by key id) until `npm run secrets:rewrap` re-encrypted everything. */
   PARLEY_ENCRYPTION_KEYS_OLD: optionalString,
+  /** Encrypt every Temporal payload (temporal/payload-codec.ts) with per-lead data keys wrapped by PARLEY_ENCRYPTION_KEY; `false` turns it off. */
+  PARLEY_PAYLOAD_CODEC: bool.default(true),
+  /** Origins of the Temporal Web UI allowed to call the codec server (`/codec/*`) from the browser, comma-separated. */
+  TEMPORAL_UI_ORIGINS: z
+    .string()
+    .default('http://localhost:8233,http://127.0.0.1:8233')
+    .transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== '')),
   DEFAULT_CREDITS_PER_REPLY: z.coerce.number().int().min(0).default(1),
 
   META_APP_SECRET: optionalString,

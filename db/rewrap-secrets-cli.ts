@@ -1,5 +1,5 @@
 /**
- * `npm run secrets:rewrap`: re-encrypt every channel secret and webhook signing secret under the current
+ * `npm run secrets:rewrap`: re-encrypt every channel secret, webhook signing secret and payload data key under the current
  * PARLEY_ENCRYPTION_KEY (after a rotation: the previous key in PARLEY_ENCRYPTION_KEYS_OLD), and
  * move legacy v1 values to the current format. Safe to run while Parley runs, and to run again.
  */
@@ -8,6 +8,7 @@ import { createSecretBox, parseEncryptionKey, parseEncryptionKeys } from '../lib
 import { createLogger } from '../lib/logger';
 import { rewrapChannelSecrets } from '../services/channels';
 import { rewrapWebhookSecrets } from '../services/webhook-endpoints';
+import { rewrapPayloadKeys } from '../services/payload-keys';
 import { openDatabase } from './client';
 
 async function main(): Promise<void> {
@@ -27,6 +28,12 @@ async function main(): Promise<void> {
     log.info({ checked: hooks.checked, rewrapped: hooks.rewrapped, failed: hooks.failed.length }, 'webhook signing secrets re-encrypted');
     if (hooks.failed.length > 0) {
       log.error({ webhookEndpointIds: hooks.failed }, 'no configured key opens these webhook signing secrets; add the key that wrote them to PARLEY_ENCRYPTION_KEYS_OLD');
+      process.exitCode = 1;
+    }
+    const keys = await rewrapPayloadKeys(database.db, box);
+    log.info({ checked: keys.checked, rewrapped: keys.rewrapped, failed: keys.failed.length }, 'payload data keys re-wrapped');
+    if (keys.failed.length > 0) {
+      log.error({ payloadKeyIds: keys.failed }, 'no configured key opens these payload data keys; add the key that wrote them to PARLEY_ENCRYPTION_KEYS_OLD');
       process.exitCode = 1;
     }
   } finally {

@@ -741,3 +741,32 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_undispatched_idx').on(t.createdAt).where(sql`${t.dispatchedAt} is null`),
   ],
 );
+
+/**
+ * Payload encryption (temporal/payload-codec.ts): one random 256-bit data key per lead workflow
+ * id (tenant set) and one platform key per master key (tenant null, workflow id `*platform*:<master key id>`) for the other
+ * workflows, wrapped by PARLEY_ENCRYPTION_KEY (lib/crypto.ts SecretBox, bound to the row id).
+ * Erasing a contact destroys its leads' keys (wrapped key null, `destroyed_at` set): their
+ * histories can no longer be decoded anywhere. A workflow id reused after that gets a new key.
+ */
+export const payloadKeys = pgTable(
+  'payload_keys',
+  {
+    id: id(),
+    /**
+     * No foreign key on purpose: a key is created inside a workflow task or a webhook's signal,
+     * and a foreign key would take a share lock on the tenant's row (which credit operations
+     * hold FOR UPDATE), making the first payload of a lead wait on them.
+     */
+    tenantId: uuid('tenant_id'),
+    workflowId: text('workflow_id').notNull(),
+    /** The data key, base64, encrypted by the master key; null once destroyed. */
+    wrappedKey: text('wrapped_key'),
+    createdAt: createdAt(),
+    destroyedAt: ts('destroyed_at'),
+  },
+  (t) => [
+    uniqueIndex('payload_keys_live_workflow_uq').on(t.workflowId).where(sql`${t.destroyedAt} is null`),
+    check('payload_keys_destroyed_ck', sql`(${t.wrappedKey} is null) = (${t.destroyedAt} is not null)`),
+  ],
+);

@@ -15,6 +15,8 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, 
  * stay readable with any configured key (still with a full 16-byte tag) until re-encrypted.
  */
 export interface SecretBox {
+  /** The id of the current key (`keyIdOf`), which writes. */
+  readonly keyId: string;
   encrypt(plain: string, context: string): string;
   decrypt(stored: string, context: string): string;
   /** True when `stored` is not in the current format under the current key (rotation left to do). */
@@ -68,6 +70,7 @@ export function createSecretBox(current: Buffer, previous: Buffer[] = []): Secre
   for (const k of [current, ...previous]) if (!keys.has(keyIdOf(k))) keys.set(keyIdOf(k), k);
   const b64 = (s: string) => Buffer.from(s, 'base64');
   return {
+    keyId: currentId,
     encrypt(plain, context) {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv('aes-256-gcm', current, iv, { authTagLength: TAG_BYTES });

@@ -233,7 +233,7 @@ async function main(): Promise<number> {
     const apiLog = createLogger({ level: config.LOG_LEVEL, name: 'parley-api', destination: apiLogStream });
     const core = await buildCore(config, { log: apiLog, migrate: true });
     stops.push(() => core.database.close());
-    const { client, connection } = await connectClient({ address: server.address, namespace: server.namespace });
+    const { client, connection } = await connectClient({ address: server.address, namespace: server.namespace, payloadCodec: core.payloadCodec });
     stops.push(() => connection.close());
     const temporal = createParleyTemporal(client, { taskQueue });
     const app = createApp({ config, log: apiLog, database: core.database, services: core.services, temporal });

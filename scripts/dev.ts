@@ -99,6 +99,8 @@ async function main(): Promise<void> {
       uiPort: config.TEMPORAL_UI_PORT,
       dbFilename: path.join(DATA_DIR, 'temporal.db'),
       namespace: config.TEMPORAL_NAMESPACE,
+      // the Web UI decodes payloads through Parley's codec server (api/routes/codec.ts)
+      ...(config.PARLEY_PAYLOAD_CODEC ? { uiCodecEndpoint: `http://127.0.0.1:${config.PORT}/codec` } : {}),
     });
     temporalAddress = devServer.address;
     temporalSettings = plainTemporalSettings(devServer.address, config.TEMPORAL_NAMESPACE);
@@ -116,9 +118,10 @@ async function main(): Promise<void> {
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    payloadCodec: core.payloadCodec,
   });
   const workerRun = worker.run();
-  const { client, connection: clientConnection } = await connectTemporalClient(temporalSettings);
+  const { client, connection: clientConnection } = await connectTemporalClient(temporalSettings, { payloadCodec: core.payloadCodec });
   await ensureSchedules(client, config, log);
   const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });

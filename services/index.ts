@@ -13,6 +13,7 @@ import { createExtractionService } from './extractions';
 import { createLeadService } from './leads';
 import { createLimitService, type LimitDefaults } from './limits';
 import { createMediaService } from './media';
+import { createPayloadKeyService } from './payload-keys';
 import { createPipelineService } from './pipelines';
 import { createRateLimiter } from './rate-limit';
 import { createSequenceService } from './sequences';
@@ -53,6 +54,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     analytics: createAnalyticsService(db),
     /** Outbound webhooks: endpoints, signing secrets, deliveries. */
     webhookEndpoints: createWebhookEndpointService(db, box),
+    /** Data keys of the Temporal payload codec (one per lead workflow, wrapped by the master key). */
+    payloadKeys: createPayloadKeyService(db, box),
     /** One transaction across services (their methods that take `{ tx }` join it). */
     transaction: <T>(fn: (tx: DbTransaction) => Promise<T>): Promise<T> => db.transaction(fn),
   };

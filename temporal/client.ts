@@ -1,5 +1,5 @@
 import { type Client, type Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
+import { TypedSearchAttributes, type PayloadCodec } from '@temporalio/common';
 import type { DeliveryStatus, InboundMessage, OutboundRequest, OutboundResult, SequenceCursor } from '../contract/messages';
 import type { Channel, ModeRequest } from '../contract/vocabulary';
 import { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../contract/workflow-names';
@@ -37,8 +37,8 @@ export interface TemporalConnectionOptions {
  * The API and anything configured by the environment use `connectTemporalClient(config.temporal)`
  * (TLS, mTLS, API key, profiles).
  */
-export async function connectClient(opts: TemporalConnectionOptions): Promise<{ client: Client; connection: Connection }> {
-  return connectTemporalClient(plainTemporalSettings(opts.address, opts.namespace));
+export async function connectClient(opts: TemporalConnectionOptions & { payloadCodec?: PayloadCodec }): Promise<{ client: Client; connection: Connection }> {
+  return connectTemporalClient(plainTemporalSettings(opts.address, opts.namespace), { payloadCodec: opts.payloadCodec });
 }
 
 /** The lead workflow refused an update (its validator or handler said why). */

@@ -5,6 +5,7 @@
  * environment configuration; a failure says where it tried and how (never the key).
  */
 import { Client, Connection } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { TemporalSettings } from './connection-config';
 
@@ -33,9 +34,10 @@ export class TemporalConnectError extends Error {
 
 /**
  * The client connection with the resolved settings; `address` overrides the settings' (a dev
- * server Parley started itself, with `plainTemporalSettings`).
+ * server Parley started itself, with `plainTemporalSettings`); `payloadCodec`: Parley's payload
+ * encryption (temporal/payload-codec.ts, `core.payloadCodec`).
  */
-export async function connectTemporalClient(settings: TemporalSettings, opts: { address?: string } = {}): Promise<{ client: Client; connection: Connection }> {
+export async function connectTemporalClient(settings: TemporalSettings, opts: { address?: string; payloadCodec?: PayloadCodec } = {}): Promise<{ client: Client; connection: Connection }> {
   const options = settings.connectionOptions(opts.address);
   let connection: Connection;
   try {
@@ -43,7 +45,7 @@ export async function connectTemporalClient(settings: TemporalSettings, opts: { 
   } catch (err) {
     throw new TemporalConnectError(settings, options.address, err);
   }
-  return { client: new Client({ connection, namespace: settings.namespace }), connection };
+  return { client: new Client({ connection, namespace: settings.namespace, ...(opts.payloadCodec ? { dataConverter: { payloadCodecs: [opts.payloadCodec] } } : {}) }), connection };
 }
 
 /** The worker's native connection with the same resolved settings. */

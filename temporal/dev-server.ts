@@ -20,6 +20,8 @@ export interface DevServerOptions {
   /** Where the server's own output goes: inherit, discard (default) or an open file descriptor (a log file). */
   output?: 'inherit' | 'ignore' | number;
   startTimeoutMs?: number;
+  /** The Web UI decodes payloads through this remote codec endpoint (`--ui-codec-endpoint`, Parley's `/codec`). */
+  uiCodecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -60,6 +62,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   } else {
     const uiPort = opts.uiPort || (await freePort());
     args.push('--ui-port', String(uiPort));
+    if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
     uiUrl = `http://127.0.0.1:${uiPort}`;
   }
   if (opts.dbFilename) {

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     log.info({ port: metricsServer.port }, 'worker metrics listening');
   }
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS (or the address of the Temporal profile) is required for the worker (npm run dev starts a dev server for you)');
-  const { database, services } = await buildCore(config, { log });
+  const { database, services, payloadCodec } = await buildCore(config, { log });
   log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
   const connection = await connectWithRetry(config.temporal, log);
   const worker = await createParleyWorker({
@@ -54,8 +54,9 @@ async function main(): Promise<void> {
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    payloadCodec,
   });
-  await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), config, log);
+  await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, ...(payloadCodec ? { dataConverter: { payloadCodecs: [payloadCodec] } } : {}) }), config, log);
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, database: database.describe }, 'worker started');
   try {
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks finish

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { backgroundTaskQueue } from '../workflows/lead/lanes';
@@ -23,6 +24,8 @@ export interface ParleyWorkerOptions {
   maxConcurrentBackgroundActivityTaskExecutions?: number;
   /** Workflows kept in memory between tasks; the SDK's default grows with the heap (~600 per GB), which 10,000 open leads overran. */
   maxCachedWorkflows?: number;
+  /** Parley's payload encryption (temporal/payload-codec.ts, `core.payloadCodec`); none: payloads in clear. */
+  payloadCodec?: PayloadCodec;
 }
 
 /**
@@ -44,12 +47,14 @@ export interface ParleyWorker {
 
 export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<ParleyWorker> {
   // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
-  const client = opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace });
+  const dataConverter = opts.payloadCodec ? { payloadCodecs: [opts.payloadCodec] } : undefined;
+  const client = opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace, ...(dataConverter ? { dataConverter } : {}) });
   const activities = createActivities({ ...opts.deps, temporalClient: client });
   const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
+    ...(dataConverter ? { dataConverter } : {}),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve(WORKFLOWS_PATH) }),
     activities,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions,
@@ -60,6 +65,7 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Par
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: backgroundTaskQueue(opts.taskQueue),
+    ...(dataConverter ? { dataConverter } : {}),
     activities,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentBackgroundActivityTaskExecutions ?? DEFAULT_BACKGROUND_ACTIVITIES,
   });

@@ -23,7 +23,7 @@ const exportDoc = doc({
 const eraseDoc = doc({
   summary: 'Erase a contact',
   description:
-    "Data rights erasure, not undoable: every lead of this person on the tenant's channels (found as for the export) goes, with its messages, events, extractions and dead letters, the media its messages carried, the identities that mapped its forms and its send pacing; earlier audit entries about its leads keep only the action and the time, and a credit held for its conversations goes back to the tenant. The conversations' workflows are ended before and after (so a run that a message started meanwhile ends too). LLM cost and credit ledger rows stay, without the lead. The audit entry of the erasure names no contact (its target is `[erased]`). 404 when no lead of this tenant has this contact.",
+    "Data rights erasure, not undoable: every lead of this person on the tenant's channels (found as for the export) goes, with its messages, events, extractions and dead letters, the media its messages carried, the identities that mapped its forms and its send pacing; earlier audit entries about its leads keep only the action and the time, and a credit held for its conversations goes back to the tenant. The conversations' workflows are ended before and after (so a run that a message started meanwhile ends too), then their payload data keys are destroyed (crypto-shredding: their Temporal histories can no longer be decoded). LLM cost and credit ledger rows stay, without the lead. The audit entry of the erasure names no contact (its target is `[erased]`). 404 when no lead of this tenant has this contact.",
   responses: { 200: contactErasure },
 });
 
@@ -53,7 +53,10 @@ export function createContactRouter(deps: { services: Services; temporal: Parley
     const erased = await services.contacts.erase(tenantId, res.locals.params.contactId, found);
     // and once more: a message that arrived in between started a new run, which finds no lead now
     for (const lead of found) await deps.temporal.endLead(lead.workflowId, 'contact erased (data rights request)');
-    deps.log.info({ tenantId, leads: erased.leads, messages: erased.messages, media: erased.media, workflowsEnded: ended }, 'contact erased');
+    // crypto-shredding: the leads' payload keys go, so their Temporal histories (backups
+    // included) can no longer be decoded; a later run under the same workflow id gets a new key
+    const keysDestroyed = await services.payloadKeys.destroy(found.map((l) => l.workflowId));
+    deps.log.info({ tenantId, leads: erased.leads, messages: erased.messages, media: erased.media, workflowsEnded: ended, keysDestroyed }, 'contact erased');
     const result = { erased: { leads: erased.leads, messages: erased.messages, media: erased.media }, workflowsEnded: ended };
     res.locals.audit = { target: { contactId: '[erased]' }, after: result };
     res.json(result);

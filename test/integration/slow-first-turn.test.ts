@@ -59,5 +59,5 @@ maybe('a first turn whose lead row waits 1.5 s on a lock skips the debounce time
   expect(firstActivity).toBeGreaterThan(0);
   // the debounce was over when the setup finished: no timer before the reply turn
   expect(types.slice(0, firstActivity)).not.toContain(EventType.EVENT_TYPE_TIMER_STARTED);
-  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, wf)).resolves.toBeUndefined();
+  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), ...(stack.core.payloadCodec ? { dataConverter: { payloadCodecs: [stack.core.payloadCodec] } } : {}) }, history, wf)).resolves.toBeUndefined();
 });

@@ -285,8 +285,9 @@ async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   const server = await startDevServer({ uiPort: false });
   process.env.PARLEY_TEST_TEMPORAL_ADDRESS = server.address;
-  const stack = await startStack({ LOG_LEVEL: 'warn', LEAD_DELIVERY_MAX_ATTEMPTS: '2' });
-  const smallBudget = await startStack({ LOG_LEVEL: 'warn', LEAD_EVENT_BUDGET: '50' });
+  // recorded histories stay in clear: the replayer has no data keys (they pass through its codec)
+  const stack = await startStack({ LOG_LEVEL: 'warn', LEAD_DELIVERY_MAX_ATTEMPTS: '2', PARLEY_PAYLOAD_CODEC: 'false' });
+  const smallBudget = await startStack({ LOG_LEVEL: 'warn', LEAD_EVENT_BUDGET: '50', PARLEY_PAYLOAD_CODEC: 'false' });
   try {
     {
       // continue-as-new: the first run's history ends in ContinueAsNew with the carried state

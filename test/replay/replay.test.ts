@@ -11,7 +11,13 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import type { PayloadCodec } from '@temporalio/common';
+import { migrateDatabase, openDatabase, type Database } from '../../db/client';
+import { createSecretBox } from '../../lib/crypto';
 import { createLogger } from '../../lib/logger';
+import { createPayloadKeyService } from '../../services/payload-keys';
+import { createPayloadCodec } from '../../temporal/payload-codec';
 import { installTemporalRuntime } from '../../temporal/runtime';
 import { workflowBundle } from '../support/stack';
 
@@ -35,7 +41,19 @@ function patchNames(): string[] {
   return [...names].sort();
 }
 
-beforeAll(() => installTemporalRuntime({ log: createLogger({ level: 'silent' }) }));
+// the replayer runs with Parley's payload codec, as the worker does: the recorded histories are in
+// clear (recorded with PARLEY_PAYLOAD_CODEC=false) and pass through it unchanged
+let database: Database | undefined;
+let payloadCodec: PayloadCodec;
+beforeAll(async () => {
+  installTemporalRuntime({ log: createLogger({ level: 'silent' }) });
+  database = await openDatabase({ pgliteDataDir: 'memory://' });
+  await migrateDatabase(database);
+  payloadCodec = createPayloadCodec(createPayloadKeyService(database.db, createSecretBox(randomBytes(32))));
+});
+afterAll(async () => {
+  await database?.close();
+});
 
 test('the baseline set has the reference scenarios', () => {
   const baseline = files.filter((f) => f.startsWith('baseline/'));
@@ -53,5 +71,5 @@ test('every patch in the workflow code has histories under its name, and every o
 
 test.each(files)('history %s replays deterministically', async (file) => {
   const history = historyFromJSON(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
-  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file)).resolves.toBeUndefined();
+  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter: { payloadCodecs: [payloadCodec] } }, history, file)).resolves.toBeUndefined();
 });

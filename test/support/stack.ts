@@ -116,9 +116,10 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     taskQueue,
     deps: activityDepsFrom(config, core.services, log),
     workflowBundle: await workflowBundle(),
+    payloadCodec: core.payloadCodec,
   });
   const running = worker.run();
-  const { client, connection: clientConnection } = await connectTemporalClient(config.temporal);
+  const { client, connection: clientConnection } = await connectTemporalClient(config.temporal, { payloadCodec: core.payloadCodec });
   const temporal = createParleyTemporal(client, { taskQueue });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server = await new Promise<Server>((resolve) => {

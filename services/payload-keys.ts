@@ -1,0 +1,192 @@
+/**
+ * Data keys of the payload codec (temporal/payload-codec.ts). Granularity: one key per lead
+ * workflow id, so that erasing a contact destroys exactly its conversations' keys
+ * (crypto-shredding); every other workflow (circuit fan-out, credit sweep, channel close,
+ * webhook delivery, media) shares one platform key (tenant null).
+ *
+ * A data key is 32 random bytes, stored wrapped by the master key PARLEY_ENCRYPTION_KEY (the
+ * SecretBox of lib/crypto.ts, bound to the row id; old master keys still unwrap, and
+ * `npm run secrets:rewrap` re-wraps). Keys are cached in-process after first use (bounded LRU,
+ * 10 minutes, so that a key destroyed by another process stops decoding there too).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { channelAccounts, payloadKeys } from '../db/schema';
+import type { SecretBox } from '../lib/crypto';
+
+/**
+ * The workflow id of the platform key's row: one per master key (`*platform*:<master key id>`),
+ * so deployments (or test stacks) sharing a database with different master keys never meet on
+ * a row they cannot unwrap, and a master key rotation starts a new platform key.
+ */
+export const PLATFORM_KEY_PREFIX = '*platform*';
+export const platformKeyWorkflowId = (box: Pick<SecretBox, 'keyId'>) => `${PLATFORM_KEY_PREFIX}:${box.keyId}`;
+
+export interface PayloadKey {
+  id: string;
+  /** Null: the platform key (only the admin token decodes its payloads through the codec server). */
+  tenantId: string | null;
+  key: Buffer;
+}
+
+/** A payload whose key was destroyed (crypto-shredded) or never existed. */
+export class PayloadKeyUnavailable extends Error {
+  constructor(
+    public readonly keyId: string,
+    public readonly reason: 'unknown' | 'destroyed',
+  ) {
+    super(reason === 'destroyed' ? `payload key ${keyId} was destroyed (the contact was erased): this payload can no longer be decoded` : `payload key ${keyId} is unknown: this payload cannot be decoded`);
+    this.name = 'PayloadKeyUnavailable';
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The channel account a lead workflow id names (`lead:<channel account id>:<contact id>`, contract/workflow-names.ts). */
+export function leadChannelOf(workflowId: string): string | undefined {
+  if (!workflowId.startsWith('lead:')) return undefined;
+  const channel = workflowId.split(':')[1];
+  return channel && UUID.test(channel) ? channel.toLowerCase() : undefined;
+}
+
+/** A small LRU with a time to live. */
+class Lru<V> {
+  private readonly map = new Map<string, { v: V; at: number }>();
+  constructor(
+    private readonly max: number,
+    private readonly ttlMs: number,
+  ) {}
+  get(k: string): V | undefined {
+    const e = this.map.get(k);
+    if (!e) return undefined;
+    this.map.delete(k);
+    if (Date.now() - e.at > this.ttlMs) return undefined;
+    this.map.set(k, e);
+    return e.v;
+  }
+  set(k: string, v: V): void {
+    this.map.delete(k);
+    this.map.set(k, { v, at: Date.now() });
+    while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
+  }
+  delete(k: string): void {
+    this.map.delete(k);
+  }
+}
+
+export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSize?: number; cacheTtlMs?: number } = {}) {
+  const size = opts.cacheSize ?? 10_000;
+  const ttl = opts.cacheTtlMs ?? 10 * 60_000;
+  const byWorkflow = new Lru<PayloadKey>(size, ttl);
+  const byId = new Lru<PayloadKey>(size, ttl);
+  /** Channel account → tenant: immutable, cached without expiry (bounded). */
+  const tenantOfChannel = new Lru<string | null>(size, Number.POSITIVE_INFINITY);
+  const pending = new Map<string, Promise<PayloadKey>>();
+  const platform = platformKeyWorkflowId(box);
+
+  const context = (id: string) => `payload_keys.wrapped_key:${id}`;
+  const unwrap = (row: { id: string; tenantId: string | null; wrappedKey: string }): PayloadKey => ({
+    id: row.id,
+    tenantId: row.tenantId,
+    key: Buffer.from(box.decrypt(row.wrappedKey, context(row.id)), 'base64'),
+  });
+  const remember = (k: PayloadKey, workflowId?: string) => {
+    byId.set(k.id, k);
+    if (workflowId) byWorkflow.set(workflowId, k);
+    return k;
+  };
+
+  async function tenantFor(workflowId: string): Promise<string | null> {
+    const channel = leadChannelOf(workflowId);
+    if (!channel) return null;
+    const cached = tenantOfChannel.get(channel);
+    if (cached !== undefined) return cached;
+    const [row] = await db.select({ tenantId: channelAccounts.tenantId }).from(channelAccounts).where(eq(channelAccounts.id, channel));
+    const tenantId = row?.tenantId ?? null;
+    if (row) tenantOfChannel.set(channel, tenantId);
+    return tenantId;
+  }
+
+  async function load(workflowId: string): Promise<PayloadKey> {
+    // a lead whose channel is unknown still gets its own key, without a tenant (only the admin token decodes it)
+    const tenantId = await tenantFor(workflowId);
+    const id = randomUUID();
+    await db
+      .insert(payloadKeys)
+      .values({ id, tenantId, workflowId, wrappedKey: box.encrypt(randomBytes(32).toString('base64'), context(id)) })
+      .onConflictDoNothing({ target: payloadKeys.workflowId, where: sql`${payloadKeys.destroyedAt} is null` });
+    const [row] = await db
+      .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey })
+      .from(payloadKeys)
+      .where(and(eq(payloadKeys.workflowId, workflowId), isNull(payloadKeys.destroyedAt)));
+    if (!row?.wrappedKey) throw new Error(`payload key for ${workflowId}: none after insert`);
+    return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), workflowId);
+  }
+
+  return {
+    /** The key new payloads of this workflow are encrypted with (created on first use); no workflow id: the platform key. */
+    async forWorkflow(workflowId: string | undefined): Promise<PayloadKey> {
+      const wid = workflowId && leadChannelOf(workflowId) ? workflowId : platform;
+      const cached = byWorkflow.get(wid);
+      if (cached) return cached;
+      let p = pending.get(wid);
+      if (!p) {
+        p = load(wid).finally(() => pending.delete(wid));
+        pending.set(wid, p);
+      }
+      const k = await p;
+      byWorkflow.set(wid, k);
+      return k;
+    },
+
+    /** The key a payload names; PayloadKeyUnavailable when it was destroyed or never existed. */
+    async byId(keyId: string): Promise<PayloadKey> {
+      const cached = byId.get(keyId);
+      if (cached) return cached;
+      if (!UUID.test(keyId)) throw new PayloadKeyUnavailable(keyId, 'unknown');
+      const [row] = await db.select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey }).from(payloadKeys).where(eq(payloadKeys.id, keyId));
+      if (!row) throw new PayloadKeyUnavailable(keyId, 'unknown');
+      if (!row.wrappedKey) throw new PayloadKeyUnavailable(keyId, 'destroyed');
+      return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }));
+    },
+
+    /**
+     * Crypto-shred: destroy the live keys of these lead workflow ids (after their workflows ended).
+     * Their histories can no longer be decoded. Returns how many keys were destroyed.
+     */
+    async destroy(workflowIds: string[]): Promise<number> {
+      const ids = workflowIds.filter((w) => !w.startsWith(PLATFORM_KEY_PREFIX));
+      if (ids.length === 0) return 0;
+      const gone = await db
+        .update(payloadKeys)
+        .set({ wrappedKey: null, destroyedAt: sql`now()` })
+        .where(and(inArray(payloadKeys.workflowId, ids), isNull(payloadKeys.destroyedAt)))
+        .returning({ id: payloadKeys.id });
+      for (const w of ids) byWorkflow.delete(w);
+      for (const g of gone) byId.delete(g.id);
+      return gone.length;
+    },
+  };
+}
+
+export type PayloadKeyService = ReturnType<typeof createPayloadKeyService>;
+
+/** Re-wrap every live data key under the current master key (`npm run secrets:rewrap`). */
+export async function rewrapPayloadKeys(db: Db, box: SecretBox): Promise<{ checked: number; rewrapped: number; failed: string[] }> {
+  const rows = await db.select({ id: payloadKeys.id, wrappedKey: payloadKeys.wrappedKey }).from(payloadKeys).where(isNull(payloadKeys.destroyedAt));
+  let rewrapped = 0;
+  const failed: string[] = [];
+  for (const row of rows) {
+    if (!row.wrappedKey || !box.needsRewrap(row.wrappedKey)) continue;
+    const ctx = `payload_keys.wrapped_key:${row.id}`;
+    try {
+      const fresh = box.encrypt(box.decrypt(row.wrappedKey, ctx), ctx);
+      await db.update(payloadKeys).set({ wrappedKey: fresh }).where(and(eq(payloadKeys.id, row.id), eq(payloadKeys.wrappedKey, row.wrappedKey)));
+      rewrapped += 1;
+    } catch {
+      failed.push(row.id);
+    }
+  }
+  return { checked: rows.length, rewrapped, failed };
+}

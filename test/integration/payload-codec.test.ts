@@ -1,0 +1,162 @@
+/**
+ * Private payloads on the whole stack: a lead's history read straight from Temporal (no codec)
+ * holds neither the conversation's text nor the contact's number in any payload; the codec
+ * server decodes it for the right tenant and the admin, refuses another tenant, answers CORS
+ * only for the Web UI's origins; after the contact's erasure the payloads no longer decode.
+ */
+import express from 'express';
+import request from 'supertest';
+import type { temporal } from '@temporalio/proto';
+import { errorHandler } from '../../api/middleware/errors';
+import { createCodecRouter } from '../../api/routes/codec';
+import { ADMIN_TOKEN, bearer, createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor, type Stack } from '../support/stack';
+import { leadWorkflowId } from '../../workflows/lead/definitions';
+import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../temporal/payload-codec';
+
+jest.setTimeout(180_000);
+
+const getStack = stackPerFile();
+let stack: Stack;
+beforeAll(() => {
+  stack = getStack();
+});
+
+type WirePayload = { metadata: Record<string, string>; data: string };
+
+/** Every Payload of a history (a plain object from the proto), found by walking it. */
+function payloadsOf(history: temporal.api.history.v1.IHistory): temporal.api.common.v1.IPayload[] {
+  const out: temporal.api.common.v1.IPayload[] = [];
+  const walk = (v: unknown, key?: string): void => {
+    if (!v || typeof v !== 'object' || v instanceof Uint8Array) return;
+    if (Array.isArray(v)) return v.forEach((x) => walk(x, key));
+    const o = v as Record<string, unknown>;
+    if ('metadata' in o && 'data' in o && (o.data instanceof Uint8Array || o.data === undefined || o.data === null)) {
+      out.push(o as temporal.api.common.v1.IPayload);
+      return;
+    }
+    for (const [k, x] of Object.entries(o)) {
+      // search attributes are indexed in clear by design (no personal data in them)
+      if (k === 'searchAttributes') continue;
+      walk(x, k);
+    }
+  };
+  walk(history);
+  return out;
+}
+
+const toWire = (p: temporal.api.common.v1.IPayload): WirePayload => ({
+  metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  data: Buffer.from(p.data ?? []).toString('base64'),
+});
+const metaOf = (p: WirePayload, k: string) => Buffer.from(p.metadata[k] ?? '', 'base64').toString('utf8');
+const dataOf = (p: WirePayload) => Buffer.from(p.data, 'base64').toString('utf8');
+
+async function rawHistory(workflowId: string): Promise<temporal.api.history.v1.IHistory> {
+  // the raw gRPC service: no data converter, no codec
+  const res = await stack.temporal.client.workflowService.getWorkflowExecutionHistory({ namespace: stack.config.TEMPORAL_NAMESPACE, execution: { workflowId } });
+  return res.history ?? {};
+}
+
+test('a lead history holds no text or number in clear; the codec server decodes it for its tenant and the admin only; erasure shreds it', async () => {
+  const t = await createTenant(stack, { credits: 10 });
+  const other = await createTenant(stack, { credits: 1 });
+  const from = randomWaId();
+  const text = `Quote for 40 chairs to Lotus Lane ${Date.now()}`;
+  await postWebhook(stack, textWebhook(t.phoneNumberId, from, text, { name: 'Asha Verma' })).expect(200);
+  await waitFor(() => stack.graph.sentMessages().some((r) => (r.body as { to?: string }).to === from) || undefined, { what: 'the reply' });
+  const workflowId = leadWorkflowId(t.channelId, from);
+
+  const history = await rawHistory(workflowId);
+  const all = payloadsOf(history);
+  expect(all.length).toBeGreaterThan(5);
+  const bytes = Buffer.concat(all.flatMap((p) => [Buffer.from(p.data ?? []), ...Object.values(p.metadata ?? {}).map((v) => Buffer.from(v))])).toString('latin1');
+  expect(bytes).not.toContain('Lotus Lane');
+  expect(bytes).not.toContain(from);
+  expect(bytes).not.toContain('Asha');
+  const every = all.map(toWire);
+  // every payload is encrypted but the SDK's own local activity markers (sequence number,
+  // attempt, activity type and times: written by the SDK core, not through the codec)
+  const [wire, clearMarkers] = [every.filter((p) => metaOf(p, 'encoding') === ENCRYPTED_ENCODING), every.filter((p) => metaOf(p, 'encoding') !== ENCRYPTED_ENCODING)];
+  for (const p of clearMarkers) expect(Object.keys(JSON.parse(dataOf(p)) as object).sort()).toEqual(['activity_id', 'activity_type', 'attempt', 'backoff', 'complete_time', 'original_schedule_time', 'seq']);
+  expect(wire.length).toBeGreaterThan(5);
+  const keyIds = new Set(wire.map((p) => metaOf(p, KEY_ID_METADATA)));
+  expect(keyIds.size).toBe(1); // one key: the lead's
+
+  // the signal that carried the message, decoded by the tenant's key
+  const signaled = history.events?.find((e) => e.workflowExecutionSignaledEventAttributes)?.workflowExecutionSignaledEventAttributes;
+  const signalPayloads = (signaled?.input?.payloads ?? []).map(toWire);
+  expect(signalPayloads.length).toBeGreaterThan(0);
+  const origin = 'http://localhost:8233';
+  const decoded = await stack.api
+    .post('/codec/decode')
+    .set(bearer(t.apiKey))
+    .set('x-namespace', stack.config.TEMPORAL_NAMESPACE)
+    .set('origin', origin)
+    .send({ payloads: signalPayloads })
+    .expect(200);
+  expect(decoded.headers['access-control-allow-origin']).toBe(origin);
+  const plain = decoded.body.payloads as WirePayload[];
+  expect(metaOf(plain[0]!, 'encoding')).toBe('json/plain');
+  expect(dataOf(plain[0]!)).toContain(text);
+
+  // the whole history, decoded by the admin token, has the text, the reply and the number
+  const everything = await stack.api.post('/codec/decode').set(bearer(ADMIN_TOKEN)).send({ payloads: wire }).expect(200);
+  const clear = (everything.body.payloads as WirePayload[]).map(dataOf).join('\n');
+  expect(clear).toContain(text);
+  expect(clear).toContain(from);
+
+  // another tenant's key is refused (the whole request); no key, a bad key, a foreign origin too
+  await stack.api.post('/codec/decode').set(bearer(other.apiKey)).send({ payloads: signalPayloads }).expect(403);
+  await stack.api.post('/codec/decode').send({ payloads: signalPayloads }).expect(401);
+  await stack.api.post('/codec/decode').set(bearer('pk_not_a_key')).send({ payloads: signalPayloads }).expect(401);
+  await stack.api.post('/codec/decode').set(bearer(t.apiKey)).set('origin', 'https://evil.example').send({ payloads: signalPayloads }).expect(403);
+  await stack.api.post('/codec/decode').set(bearer(t.apiKey)).set('x-namespace', 'someone-else').send({ payloads: signalPayloads }).expect(400);
+  // unencrypted payloads come back as they are, for any tenant
+  const clearIn = { metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('"hi"').toString('base64') };
+  expect((await stack.api.post('/codec/decode').set(bearer(other.apiKey)).send({ payloads: [clearIn] }).expect(200)).body).toEqual({ payloads: [clearIn] });
+
+  // encode (the UI sending an update) round-trips through decode for the admin
+  const encoded = await stack.api.post('/codec/encode').set(bearer(t.apiKey)).send({ payloads: [clearIn] }).expect(200);
+  expect(metaOf(encoded.body.payloads[0], 'encoding')).toBe(ENCRYPTED_ENCODING);
+  expect((await stack.api.post('/codec/decode').set(bearer(ADMIN_TOKEN)).send(encoded.body).expect(200)).body).toEqual({ payloads: [clearIn] });
+
+  // CORS preflight: the Web UI's origin only
+  const pre = await stack.api.options('/codec/decode').set('origin', origin).set('access-control-request-method', 'POST').set('access-control-request-headers', 'authorization,content-type,x-namespace').expect(204);
+  expect(pre.headers['access-control-allow-origin']).toBe(origin);
+  expect(pre.headers['access-control-allow-headers']).toMatch(/x-namespace/);
+  const refused = await stack.api.options('/codec/decode').set('origin', 'https://evil.example').set('access-control-request-method', 'POST').expect(403);
+  expect(refused.headers['access-control-allow-origin']).toBeUndefined();
+  // bounded: at most 1,000 payloads
+  await stack.api.post('/codec/decode').set(bearer(ADMIN_TOKEN)).send({ payloads: Array.from({ length: 1001 }, () => clearIn) }).expect(400);
+
+  // erasure: the workflow ends, its key is destroyed, its payloads no longer decode for anyone
+  await stack.api.delete(`/v1/contacts/${from}`).set(bearer(t.apiKey)).expect(200);
+  const after = await stack.api.post('/codec/decode').set(bearer(ADMIN_TOKEN)).send({ payloads: wire }).expect(200);
+  for (const p of after.body.payloads as WirePayload[]) {
+    expect(metaOf(p, 'encoding')).toBe(ENCRYPTED_ENCODING);
+    expect(dataOf(p)).not.toContain('Lotus Lane');
+  }
+  await expect(stack.core.services.payloadKeys.byId([...keyIds][0]!)).rejects.toThrow(/destroyed/);
+});
+
+test('with NODE_ENV=development only, the dev server UI (an allowed origin, no credential) decodes as the admin', async () => {
+  const t = await createTenant(stack, { credits: 1 });
+  const enc = await stack.api
+    .post('/codec/encode')
+    .set(bearer(t.apiKey))
+    .send({ payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('"dev"').toString('base64') }] })
+    .expect(200);
+  const appFor = (development: boolean) => {
+    const app = express();
+    app.use(createCodecRouter({ services: stack.core.services, adminToken: ADMIN_TOKEN, origins: ['http://localhost:8233'], namespace: stack.config.TEMPORAL_NAMESPACE, development, log: stack.log }));
+    app.use(errorHandler(stack.log));
+    return request(app);
+  };
+  const dev = await appFor(true).post('/codec/decode').set('origin', 'http://localhost:8233').send(enc.body).expect(200);
+  expect(dataOf(dev.body.payloads[0])).toBe('"dev"');
+  // no origin (not the browser UI), or outside development: a credential is needed
+  await appFor(true).post('/codec/decode').send(enc.body).expect(401);
+  await appFor(false).post('/codec/decode').set('origin', 'http://localhost:8233').send(enc.body).expect(401);
+  // the live stack runs with NODE_ENV=test
+  await stack.api.post('/codec/decode').set('origin', 'http://localhost:8233').send(enc.body).expect(401);
+});
