@@ -5,6 +5,50 @@
  */
 
 export interface paths {
+    "/codec/decode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decode Temporal payloads (remote codec for the Web UI)
+         * @description `Authorization: Bearer <tenant API key>` decodes only that tenant's payloads (a payload of another tenant, or of the platform key, refuses the whole request: 403); the platform admin token decodes all. Payloads whose key was destroyed (a contact erased: crypto-shredding) or is unknown, and unencrypted payloads, come back unchanged. CORS: only the Web UI origins of TEMPORAL_UI_ORIGINS. `X-Namespace`, when sent, must be Parley's namespace. Body at most 4 MB, at most 1,000 payloads.
+         *
+         *     No API key.
+         */
+        post: operations["postCodecDecode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/codec/encode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Encode Temporal payloads (remote codec for the Web UI)
+         * @description `Authorization: Bearer <tenant API key>` decodes only that tenant's payloads (a payload of another tenant, or of the platform key, refuses the whole request: 403); the platform admin token decodes all. Payloads whose key was destroyed (a contact erased: crypto-shredding) or is unknown, and unencrypted payloads, come back unchanged. CORS: only the Web UI origins of TEMPORAL_UI_ORIGINS. `X-Namespace`, when sent, must be Parley's namespace. Body at most 4 MB, at most 1,000 payloads. Encodes with the platform key (the protocol names no workflow).
+         *
+         *     No API key.
+         */
+        post: operations["postCodecEncode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/docs": {
         parameters: {
             query?: never;
@@ -500,7 +544,7 @@ export interface paths {
         post?: never;
         /**
          * Erase a contact
-         * @description Data rights erasure, not undoable: every lead of this person on the tenant's channels (found as for the export) goes, with its messages, events, extractions and dead letters, the media its messages carried, the identities that mapped its forms and its send pacing; earlier audit entries about its leads keep only the action and the time, and a credit held for its conversations goes back to the tenant. The conversations' workflows are ended before and after (so a run that a message started meanwhile ends too). LLM cost and credit ledger rows stay, without the lead. The audit entry of the erasure names no contact (its target is `[erased]`). 404 when no lead of this tenant has this contact.
+         * @description Data rights erasure, not undoable: every lead of this person on the tenant's channels (found as for the export) goes, with its messages, events, extractions and dead letters, the media its messages carried, the identities that mapped its forms and its send pacing; earlier audit entries about its leads keep only the action and the time, and a credit held for its conversations goes back to the tenant. The conversations' workflows are ended before and after (so a run that a message started meanwhile ends too), then their payload data keys are destroyed (crypto-shredding: their Temporal histories can no longer be decoded). LLM cost and credit ledger rows stay, without the lead. The audit entry of the erasure names no contact (its target is `[erased]`). 404 when no lead of this tenant has this contact.
          *
          *     Roles: owner, manager.
          */
@@ -1866,6 +1910,15 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        CodecPayloads: {
+            payloads: components["schemas"]["CodecPayload"][];
+        };
+        CodecPayload: {
+            metadata?: {
+                [key: string]: string;
+            };
+            data?: string;
+        };
         /**
          * @description An Instagram Messaging webhook body, as Meta sends it
          * @example {
@@ -3759,6 +3812,72 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    postCodecDecode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CodecPayloads"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodecPayloads"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postCodecEncode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CodecPayloads"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodecPayloads"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getDocs: {
         parameters: {
             query?: never;

@@ -7,7 +7,7 @@
  * - Credentials: `Authorization: Bearer <tenant API key>` (any role: every role reads
  *   conversations) decodes only payloads whose data key belongs to that tenant; a request
  *   naming another tenant's key or the platform key is refused whole (403), so a page never
- *   mixes tenants. The platform admin token decodes everything. With NODE_ENV=development only,
+ *   mixes tenants. The platform admin token decodes everything. With NODE_ENV=development only, and only from a loopback peer,
  *   a request without credentials from an allowed Web UI origin is served as the admin (the dev
  *   server's UI has no login and cannot send a key; `npm run dev` listens on 127.0.0.1).
  * - A payload whose key was destroyed (contact erased) or never existed comes back unchanged
@@ -82,6 +82,8 @@ export function createCodecRouter(deps: {
   });
   r.use('/codec', express.json({ limit: CODEC_MAX_BODY, strict: true }));
 
+  const isLoopback = (address: string | undefined) => address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+
   async function caller(req: Request): Promise<Caller> {
     const origin = req.header('origin');
     if (origin && !origins.has(origin.toLowerCase())) throw new AppError('forbidden', 'the codec server does not accept requests from this origin (TEMPORAL_UI_ORIGINS)');
@@ -90,7 +92,8 @@ export function createCodecRouter(deps: {
     const m = /^Bearer\s+(.+)$/i.exec((req.header('authorization') ?? '').trim());
     const token = m?.[1]?.trim();
     if (!token) {
-      if (deps.development && origin) return { kind: 'admin' };
+      // development only, and only from this machine (an Origin header is easy to forge; the peer address is not)
+      if (deps.development && origin && isLoopback(req.socket.remoteAddress)) return { kind: 'admin' };
       throw new AppError('unauthorized', 'missing credentials: a tenant API key or the admin token as a bearer token');
     }
     if (deps.adminToken && safeEqual(token, deps.adminToken)) return { kind: 'admin' };
