@@ -9,7 +9,7 @@
  * `npm run secrets:rewrap` re-wraps). Keys are cached in-process after first use (bounded LRU,
  * 10 minutes, so that a key destroyed by another process stops decoding there too).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { channelAccounts, payloadKeys } from '../db/schema';
@@ -86,6 +86,9 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
   const platform = platformKeyWorkflowId(box);
 
   const context = (id: string) => `payload_keys.wrapped_key:${id}`;
+  // a lead's row is named by a hash of its workflow id: no contact number in the table, and any
+  // workflow id (a webhook's contact id may hold bytes PostgreSQL text refuses, e.g. NUL) is storable
+  const storedName = (workflowId: string) => (workflowId.startsWith(PLATFORM_KEY_PREFIX) ? workflowId : `sha256:${createHash('sha256').update(workflowId, 'utf8').digest('hex')}`);
   const unwrap = (row: { id: string; tenantId: string | null; wrappedKey: string }): PayloadKey => ({
     id: row.id,
     tenantId: row.tenantId,
@@ -99,7 +102,7 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
 
   async function tenantFor(workflowId: string): Promise<string | null> {
     const channel = leadChannelOf(workflowId);
-    if (!channel) return null;
+    if (!channel || !UUID.test(channel)) return null;
     const cached = tenantOfChannel.get(channel);
     if (cached !== undefined) return cached;
     const [row] = await db.select({ tenantId: channelAccounts.tenantId }).from(channelAccounts).where(eq(channelAccounts.id, channel));
@@ -114,12 +117,12 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
     const id = randomUUID();
     await db
       .insert(payloadKeys)
-      .values({ id, tenantId, workflowId, wrappedKey: box.encrypt(randomBytes(32).toString('base64'), context(id)) })
+      .values({ id, tenantId, workflowId: storedName(workflowId), wrappedKey: box.encrypt(randomBytes(32).toString('base64'), context(id)) })
       .onConflictDoNothing({ target: payloadKeys.workflowId, where: sql`${payloadKeys.destroyedAt} is null` });
     const [row] = await db
       .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey })
       .from(payloadKeys)
-      .where(and(eq(payloadKeys.workflowId, workflowId), isNull(payloadKeys.destroyedAt)));
+      .where(and(eq(payloadKeys.workflowId, storedName(workflowId)), isNull(payloadKeys.destroyedAt)));
     if (!row?.wrappedKey) throw new Error(`payload key for ${workflowId}: none after insert`);
     return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), workflowId);
   }
@@ -161,7 +164,7 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
       const gone = await db
         .update(payloadKeys)
         .set({ wrappedKey: null, destroyedAt: sql`now()` })
-        .where(and(inArray(payloadKeys.workflowId, ids), isNull(payloadKeys.destroyedAt)))
+        .where(and(inArray(payloadKeys.workflowId, ids.map(storedName)), isNull(payloadKeys.destroyedAt)))
         .returning({ id: payloadKeys.id });
       for (const w of ids) byWorkflow.delete(w);
       for (const g of gone) byId.delete(g.id);

@@ -67,7 +67,11 @@ test('mutated bodies and random bytes, signed or not, only ever get 2xx/4xx', as
     if (r() < 0.8) req.set('x-hub-signature-256', signMetaBody(raw, APP_SECRET));
     const res = await req.send(raw);
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-    if (res.status >= 500) throw new Error(`5xx for input ${i}: ${res.status} ${JSON.stringify(res.body)} body=${raw.toString().slice(0, 300)}`);
+    if (res.status >= 500) {
+      // what the stack logged as the cause (pino level 50 = error)
+      const errors = stack.logLines.filter((l) => l.includes('"level":50')).slice(-2);
+      throw new Error(`5xx for input ${i}: ${res.status} ${JSON.stringify(res.body)} body=${raw.toString().slice(0, 300)}\nlogged: ${errors.join('\n')}`);
+    }
   }
   expect([...statuses.keys()].every((s) => s >= 200 && s < 500)).toBe(true);
   expect(statuses.get(400)).toBeGreaterThan(0);

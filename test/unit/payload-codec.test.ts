@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { eq } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import { configSchema } from '../../config';
 import { migrateDatabase, openDatabase, type Database } from '../../db/client';
 import { payloadKeys } from '../../db/schema';
@@ -50,6 +50,20 @@ test('a payload round-trips; the encoded one says binary/encrypted and its key i
   expect(meta(dec!, 'encoding')).toBe('json/plain');
   // encoding twice is encoding once
   expect(await codec.encode([enc!], ctx(wf))).toEqual([enc]);
+});
+
+test('a lead key row is named by a hash of its workflow id: no contact number stored, and any workflow id is storable', async () => {
+  const contact = `9198765${String(Date.now()).slice(-5)}`;
+  const wf = `lead:${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}:${contact}`;
+  const odd = `lead:${'1'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}:\u0000\uFFFF\ud800x`;
+  const [k, k2] = await Promise.all([keys.forWorkflow(wf), keys.forWorkflow(odd)]);
+  expect(k.id).not.toBe(k2.id);
+  const rows = await database.db.select({ id: payloadKeys.id, workflowId: payloadKeys.workflowId }).from(payloadKeys).where(inArray(payloadKeys.id, [k.id, k2.id]));
+  expect(rows).toHaveLength(2);
+  for (const r of rows) expect(r.workflowId).toMatch(/^sha256:[0-9a-f]{64}$/);
+  expect(JSON.stringify(rows)).not.toContain(contact);
+  // and destroy finds it by the same name
+  expect(await keys.destroy([wf])).toBe(1);
 });
 
 test('one key per lead workflow; other workflows and calls without a context share the platform key', async () => {
