@@ -77,7 +77,8 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     TEMPORAL_ADDRESS: address,
     TEMPORAL_TASK_QUEUE: taskQueue,
     PARLEY_ADMIN_TOKEN: ADMIN_TOKEN,
-    PARLEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    // the run's one master key (test/support/global-setup.ts); a file may still override it
+    PARLEY_ENCRYPTION_KEY: process.env.PARLEY_TEST_ENCRYPTION_KEY ?? randomBytes(32).toString('base64'),
     META_APP_SECRET: APP_SECRET,
     META_VERIFY_TOKEN: VERIFY_TOKEN,
     GRAPH_API_URL: graph.url,
