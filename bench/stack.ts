@@ -72,6 +72,8 @@ export function benchEnv(opts: ParleyStackOptions, taskQueue: string): Record<st
     WORKER_MAX_CONCURRENT_ACTIVITIES: process.env.WORKER_MAX_CONCURRENT_ACTIVITIES,
     WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: process.env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES: process.env.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
+    // PARLEY_PAYLOAD_CODEC=false npm run bench: the same run without the payload codec (its cost, by difference)
+    PARLEY_PAYLOAD_CODEC: process.env.PARLEY_PAYLOAD_CODEC,
     ...opts.env,
   };
 }
