@@ -139,6 +139,9 @@ export function createMediaResolver(deps: MediaResolverDeps) {
         return { ...file, platform: creds.platform, url: `${deps.publicBaseUrl.replace(/\/$/, '')}/media/${token}`, expiresAt: expiresAt.toISOString() };
       }
 
+      // no provider call where a send would make none (it parks until the tenant or channel is back)
+      if (creds.tenantSuspended) throw fail(FailureType.TenantSuspended, 'the tenant is suspended: nothing is uploaded until the platform admin reactivates it', true);
+      if (creds.circuitState === 'open') throw fail(FailureType.ChannelCircuitOpen, `the circuit breaker of channel ${input.channelAccountId} is open: nothing is uploaded until it is closed`, true);
       if (input.staleMetaMediaId) await deps.mediaLibrary.forgetUpload(item.id, input.channelAccountId, input.staleMetaMediaId);
       const cached = await deps.mediaLibrary.cachedUpload(item.id, input.channelAccountId, now());
       if (cached && cached.metaMediaId !== input.staleMetaMediaId) return { ...file, platform: 'whatsapp', ...cached, uploaded: false };

@@ -277,6 +277,13 @@ describe('resolveMediaForSend', () => {
     // then it works, and nothing was cached by the failed attempts
     expect(await r.resolveMediaForSend({ tenantId: t.tenantId, mediaId: item.id, channelAccountId: t.channelId })).toMatchObject({ uploaded: true });
 
+    // an open circuit (a refused token): no upload, the send waits like every send of the channel
+    const fresh = (await upload(t, fileOf(samples.jpeg), { contentType: 'image/jpeg' }).expect(201)).body;
+    await stack.core.services.channels.openCircuit(t.channelId, { reason: 'test' });
+    const before = stack.graph.uploadRequests.length;
+    expect(await failureOf(r.resolveMediaForSend({ tenantId: t.tenantId, mediaId: fresh.id, channelAccountId: t.channelId }))).toMatchObject({ type: 'channel_circuit_open', nonRetryable: true });
+    expect(stack.graph.uploadRequests).toHaveLength(before);
+
     await stack.api.delete(`/v1/media/${item.id}`).set(auth(t)).expect(200);
     expect(await failureOf(r.resolveMediaForSend({ tenantId: t.tenantId, mediaId: item.id, channelAccountId: t.channelId }))).toMatchObject({ type: 'media_not_found', nonRetryable: true });
   });
