@@ -9,6 +9,8 @@ import type { ExtractionService } from '../services/extractions';
 import type { LeadService } from '../services/leads';
 import type { LimitService } from '../services/limits';
 import type { MediaService } from '../services/media';
+import type { MediaLibraryService } from '../services/media-library';
+import type { MediaUrlTokens } from '../services/media-url-tokens';
 import type { RateLimiter } from '../services/rate-limit';
 import type { SequenceService } from '../services/sequences';
 import type { SuppressionService } from '../services/suppressions';
@@ -24,6 +26,7 @@ import type { PriceTable } from './llm/pricing';
 import type { LeadWorkflowSettings } from '../contract/messages';
 import { createLlmActivities, createReplyWriter } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
+import { createMediaResolver, type MediaResolver } from './media/resolve';
 import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
@@ -49,6 +52,10 @@ export interface ActivityDeps {
   media: MediaService;
   /** MEDIA_MAX_BYTES; 16 MB when absent. */
   mediaMaxBytes?: number;
+  /** The media library (services.mediaLibrary): files sends name by `mediaId`. */
+  mediaLibrary?: MediaLibraryService;
+  /** How library media is sent: Meta media ids kept MEDIA_META_ID_TTL_HOURS; signed urls (PUBLIC_BASE_URL, MEDIA_URL_TTL_SECONDS) for Instagram and web chat. */
+  mediaSend?: { metaIdTtlMs: number; urlTokens?: MediaUrlTokens; publicBaseUrl?: string; urlTtlMs: number };
   /** Per-tenant LLM budget (services.limits); absent = no budget check. */
   limits?: Pick<LimitService, 'llmBudget'>;
   /** Token buckets shared by every process (services.rateLimiter). */
@@ -64,6 +71,25 @@ export interface ActivityDeps {
   /** Outbound webhooks (services.webhookEndpoints) and their settings (WEBHOOK_* config); absent = no relay, no deliveries. */
   webhookEndpoints?: WebhookEndpointService;
   webhooks?: WebhookSettings;
+}
+
+/**
+ * The media library resolver the send path calls (activities/media/resolve.ts): a Meta media id
+ * for WhatsApp (uploaded on first use per channel), a signed url for Instagram and web chat.
+ * Undefined when the deps carry no media library.
+ */
+export function mediaResolverFrom(deps: ActivityDeps): MediaResolver | undefined {
+  if (!deps.mediaLibrary) return undefined;
+  const send = deps.mediaSend ?? { metaIdTtlMs: 29 * 24 * 3_600_000, urlTtlMs: 7 * 24 * 3_600_000 };
+  return createMediaResolver({
+    mediaLibrary: deps.mediaLibrary,
+    channels: deps.channels,
+    log: deps.log,
+    graphApiUrl: deps.graph.url,
+    graphApiVersion: deps.graph.version,
+    timeoutMs: deps.graph.timeoutMs,
+    ...send,
+  });
 }
 
 /** The union the worker registers; the workflow proxies its type. */

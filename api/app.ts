@@ -24,6 +24,8 @@ import { createCodecRouter } from './routes/codec';
 import { version } from '../package.json';
 import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
+import { createMediaLibraryRouter } from './routes/media-library';
+import { createMediaUrlTokens, mediaUrlSecret } from '../services/media-url-tokens';
 import { createSetupRouter } from './routes/setup';
 import { createTemplateRouter } from './routes/templates';
 import { createSuppressionRouter } from './routes/suppressions';
@@ -53,6 +55,10 @@ export interface AppDeps {
         | 'WEBCHAT_NEW_CONVERSATIONS_PER_HOUR_PER_ADDRESS'
         | 'TEMPORAL_UI_ORIGINS'
         | 'TEMPORAL_NAMESPACE'
+        | 'MEDIA_LIBRARY_MAX_BYTES'
+        | 'MEDIA_LIBRARY_MAX_ITEMS'
+        | 'MEDIA_LIBRARY_MAX_TENANT_BYTES'
+        | 'MEDIA_URL_SECRET'
       >
     > &
     Partial<Pick<Config, 'GRAPH_API_URL' | 'GRAPH_API_VERSION' | 'GRAPH_API_TIMEOUT_MS'>>;
@@ -147,6 +153,19 @@ export function createApp(deps: AppDeps): Express {
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
   app.use(createExtractionRouter({ services: deps.services, log }));
   app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
+  // the media library; its public GET /media/:token checks the signed token before any database work
+  app.use(
+    createMediaLibraryRouter({
+      services: deps.services,
+      limits: {
+        maxBytes: deps.config.MEDIA_LIBRARY_MAX_BYTES ?? 16 * 1024 * 1024,
+        maxItems: deps.config.MEDIA_LIBRARY_MAX_ITEMS ?? 500,
+        maxTenantBytes: deps.config.MEDIA_LIBRARY_MAX_TENANT_BYTES ?? 1024 * 1024 * 1024,
+      },
+      urlTokens: createMediaUrlTokens(mediaUrlSecret(deps.config)),
+      log,
+    }),
+  );
   app.use(createTemplateRouter({ services: deps.services, config: deps.config, log })); // before delivery and tenant: their /v1/channels/:id and /v1/templates auth would run twice
   app.use(createChannelLifecycleRouter({ services: deps.services, temporal: deps.temporal, log })); // DELETE /v1/channels/:id: before delivery, whose /v1/channels/:id auth would run twice
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));

@@ -29,6 +29,7 @@ export function documentationApp(): Express {
       WEBCHAT_MAX_MESSAGES_PER_MINUTE: 20,
       GRAPH_API_URL: 'http://127.0.0.1:1',
       WEBCHAT_VISITOR_SECRET: 'x'.repeat(32),
+      MEDIA_URL_SECRET: 'x'.repeat(32),
     },
     log: createLogger({ level: 'silent' }),
     database: inert('database') as never,

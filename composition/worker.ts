@@ -9,6 +9,7 @@ import { ensureCreditSweepSchedule } from '../temporal/schedules';
 import type { ActivityDeps } from '../activities';
 import type { Logger } from '../lib/logger';
 import type { Services } from '../services';
+import { createMediaUrlTokens, mediaUrlSecret } from '../services/media-url-tokens';
 import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
 
 /** What the activities need, from config and the shared services. */
@@ -19,6 +20,12 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS, unconfirmedWaitMs: config.SEND_UNCONFIRMED_WAIT_MS },
     llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS, prices: config.LLM_PRICES, maxTokens: config.LLM_MAX_TOKENS },
     mediaMaxBytes: config.MEDIA_MAX_BYTES,
+    mediaSend: {
+      metaIdTtlMs: Math.round(config.MEDIA_META_ID_TTL_HOURS * 3_600_000),
+      urlTokens: config.MEDIA_URL_SECRET || config.PARLEY_ENCRYPTION_KEY ? createMediaUrlTokens(mediaUrlSecret(config)) : undefined,
+      publicBaseUrl: config.PUBLIC_BASE_URL,
+      urlTtlMs: config.MEDIA_URL_TTL_SECONDS * 1000,
+    },
     leadSettings: leadSettingsFrom(config),
     webhooks: {
       timeoutMs: config.WEBHOOK_TIMEOUT_MS,

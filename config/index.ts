@@ -80,6 +80,23 @@ export const configSchema = z.object({
   GRAPH_API_TIMEOUT_MS: z.coerce.number().int().min(100).default(15000),
   /** Largest inbound media file `media.fetch` downloads and stores (bytes); bigger is a non-retryable failure. */
   MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(16 * 1024 * 1024),
+  /**
+   * Media library (POST /v1/media): the largest file kept (bytes). Below WhatsApp's own limits
+   * (100 MB for documents): the bytes live in PostgreSQL and one upload is held in memory.
+   */
+  MEDIA_LIBRARY_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Media library: files one tenant may keep. */
+  MEDIA_LIBRARY_MAX_ITEMS: z.coerce.number().int().min(1).max(1_000_000).default(500),
+  /** Media library: bytes one tenant may keep in all. */
+  MEDIA_LIBRARY_MAX_TENANT_BYTES: z.coerce.number().int().min(1024).max(Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
+  /** How long a media id Meta answered for an upload is used (hours); Meta keeps uploads 30 days (720 h). */
+  MEDIA_META_ID_TTL_HOURS: z.coerce.number().min(0.001).max(720).default(29 * 24),
+  /** The key that signs public media urls (GET /media/:token; at least 32 characters); default: derived from PARLEY_ENCRYPTION_KEY. */
+  MEDIA_URL_SECRET: z.string().min(32).optional(),
+  /** How long a signed public media url stays valid (seconds). */
+  MEDIA_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(7 * 24 * 3600),
+  /** This deployment's public origin (https://parley.example.com): signed media urls for Instagram and web chat are built on it. */
+  PUBLIC_BASE_URL: z.url().optional(),
 
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString,

@@ -62,6 +62,10 @@ export const FailureType = {
   MediaChecksumMismatch: 'media_checksum_mismatch',
   /** Not a media id the Graph API knows, nor a Meta CDN url: not retried. */
   MediaInvalidId: 'media_invalid_id',
+  /** A media library file the send names is gone (deleted, or another tenant's): not retried. */
+  MediaNotFound: 'media_not_found',
+  /** Library media for Instagram or web chat needs a public url and PUBLIC_BASE_URL is not set: not retried. */
+  MediaUrlNotConfigured: 'media_url_not_configured',
 
   // ---------------------------------------------------------------- database_*
   /**
@@ -129,7 +133,7 @@ export const PROVIDER_FAILURES = freeze([
 export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen, F.ChannelDisabled, F.ChannelDeleted]);
 export const TEMPLATE_FAILURES = freeze([F.TemplateNotFound, F.TemplateNotApproved, F.TemplateVariables]);
 export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExceeded]);
-export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId]);
+export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId, F.MediaNotFound, F.MediaUrlNotConfigured]);
 export const DATABASE_FAILURES = freeze([F.DatabaseRejected, F.DatabaseUnavailable]);
 /** Outbound webhook deliveries that end at once (no retry). */
 export const FINAL_WEBHOOK_FAILURES = freeze([F.WebhookRejected, F.WebhookUrlRefused, F.WebhookEndpointGone]);

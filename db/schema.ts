@@ -15,6 +15,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { AgentOptOutSettings, SequenceStep } from '../contract/messages';
+import { MEDIA_KINDS } from '../contract/media-types';
 import {
   API_KEY_ROLES,
   CHANNELS,
@@ -672,6 +673,53 @@ export const mediaObjects = pgTable(
     uniqueIndex('media_objects_channel_media_uq').on(t.channelAccountId, t.providerMediaId),
     check('media_objects_has_bytes', sql`${t.data} is not null or ${t.dataBase64} is not null`),
   ],
+);
+
+/**
+ * The tenant's media library (issue 11): files uploaded through `POST /v1/media` to send later
+ * (by Meta media id on WhatsApp, by a signed Parley url elsewhere). The bytes live here (bytea,
+ * read in slices), bounded per file by MEDIA_LIBRARY_MAX_BYTES and per tenant by
+ * MEDIA_LIBRARY_MAX_ITEMS / MEDIA_LIBRARY_MAX_TENANT_BYTES. One row per content (sha256) and
+ * tenant: a re-upload of the same bytes answers the stored row.
+ */
+export const mediaLibrary = pgTable(
+  'media_library',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    kind: text('kind', { enum: MEDIA_KINDS }).notNull(),
+    mimeType: text('mime_type').notNull(),
+    filename: text('filename'),
+    sizeBytes: integer('size_bytes').notNull(),
+    /** Hex SHA-256 of the bytes: the dedup key within the tenant, and the ETag. */
+    sha256: text('sha256').notNull(),
+    data: bytea('data').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('media_library_tenant_sha256_uq').on(t.tenantId, t.sha256), index('media_library_tenant_created_idx').on(t.tenantId, t.createdAt, t.id)],
+);
+
+/**
+ * A library file uploaded to Meta for one WhatsApp channel (`POST /{phone-number-id}/media`):
+ * the media id Meta answered and when the library stops using it (Meta keeps uploads 30 days;
+ * MEDIA_META_ID_TTL_HOURS is shorter). One row per (file, channel); the first writer wins.
+ */
+export const mediaChannelUploads = pgTable(
+  'media_channel_uploads',
+  {
+    mediaId: uuid('media_id')
+      .notNull()
+      .references(() => mediaLibrary.id, { onDelete: 'cascade' }),
+    channelAccountId: uuid('channel_account_id')
+      .notNull()
+      .references(() => channelAccounts.id, { onDelete: 'cascade' }),
+    metaMediaId: text('meta_media_id').notNull(),
+    uploadedAt: ts('uploaded_at').notNull().defaultNow(),
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [uniqueIndex('media_channel_uploads_media_channel_uq').on(t.mediaId, t.channelAccountId)],
 );
 
 /**

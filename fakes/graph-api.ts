@@ -27,11 +27,14 @@
  *   POST   /__fake/templates/:wabaId/events body { name, language, event? | quality? | category?, reason?,
  *          deliverTo?, appSecret? } -> { webhook } the template webhook Meta would send for that change; with
  *          deliverTo (a Parley /webhooks/whatsapp url) and appSecret, also POSTs it signed -> { webhook, delivered: status }
+ *   POST   /:version/:phoneNumberId/media  multipart (messaging_product=whatsapp, type, file) -> { id } (Meta's upload
+ *          answer); the id then serves the bytes through GET /:version/:mediaId until expireMedia(id)
  *   GET    /:version/:accountId?fields=... -> a WhatsApp phone number or Instagram account the token can read
  *          (any valid token reads any id unless setAccountOwner names its owners; others get code 100 / subcode 33)
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { whatsAppTemplateCategoryWebhook, whatsAppTemplateQualityWebhook, whatsAppTemplateStatusWebhook } from './meta-webhooks';
 
@@ -78,9 +81,10 @@ export interface GraphErrorRule {
   to?: string;
   /**
    * Which requests the rule hits: user-visible message sends (default), mark-as-read/typing
-   * requests, or any request to the messages endpoint.
+   * requests, or any request to the messages endpoint; `upload`: media uploads
+   * (`POST /:phoneNumberId/media`) only.
    */
-  kind?: 'message' | 'read' | 'any';
+  kind?: 'message' | 'read' | 'any' | 'upload';
   /** Goes to `error.error_data.details`. */
   details?: string;
 }
@@ -92,6 +96,15 @@ export interface FakeGraphApi {
   requests: GraphRequestRecord[];
   /** Media lookups and downloads (`GET /:version/:mediaId`, `GET /__fake/media/:mediaId`). */
   mediaRequests: GraphRequestRecord[];
+  /**
+   * Media uploads (`POST /:version/:phoneNumberId/media`), in order; `body` is
+   * `{ messaging_product, type, filename, fileType, size, sha256 }` of the multipart form.
+   */
+  uploadRequests: GraphRequestRecord[];
+  /** Forget an uploaded media id as Meta does after 30 days: lookups answer code 100 from then on. */
+  expireMedia(mediaId: string): void;
+  /** Whether an uploaded media id is known (uploaded and not expired). */
+  hasUploadedMedia(mediaId: string): boolean;
   /** Successful sends of user-visible messages (excludes mark-as-read/typing). */
   sentMessages(): GraphRequestRecord[];
   failNext(rule: GraphErrorRule): void;
@@ -435,6 +448,29 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
 
 class BodyTooLarge extends Error {}
 
+const MB = 1024 * 1024;
+/** What Meta's upload endpoint takes, and how many bytes of each type (stickers: the animated limit). */
+const UPLOAD_LIMITS: Record<string, number> = {
+  'image/jpeg': 5 * MB,
+  'image/png': 5 * MB,
+  'image/webp': 500 * 1024,
+  'video/mp4': 16 * MB,
+  'video/3gpp': 16 * MB,
+  'audio/aac': 16 * MB,
+  'audio/amr': 16 * MB,
+  'audio/mpeg': 16 * MB,
+  'audio/mp4': 16 * MB,
+  'audio/ogg': 16 * MB,
+  'text/plain': 100 * MB,
+  'application/pdf': 100 * MB,
+  'application/msword': 100 * MB,
+  'application/vnd.ms-excel': 100 * MB,
+  'application/vnd.ms-powerpoint': 100 * MB,
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 100 * MB,
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 100 * MB,
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation': 100 * MB,
+};
+
 function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -509,6 +545,10 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
 
   const requests: GraphRequestRecord[] = [];
   const mediaRequests: GraphRequestRecord[] = [];
+  const uploadRequests: GraphRequestRecord[] = [];
+  /** Uploaded media ids Meta still keeps, and the ones it has dropped. */
+  const uploaded = new Set<string>();
+  const expired = new Set<string>();
   const accountRequests: GraphRequestRecord[] = [];
   const accountOwners = new Map<string, Set<string>>();
   const messageTemplates = new Map<string, FakeMessageTemplate[]>();
@@ -578,6 +618,7 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     const to = recipientOf(body);
     for (const rule of rules) {
       const kind = rule.kind ?? 'message';
+      if (kind === 'upload') continue;
       if (kind === 'message' && read) continue;
       if (kind === 'read' && !read) continue;
       if (rule.phoneNumberId !== undefined && rule.phoneNumberId !== phoneNumberId) continue;
@@ -680,6 +721,12 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     if (authError) {
       status = 401;
       body = authError;
+    } else if (expired.has(mediaId)) {
+      status = 400;
+      body = metaError(100, {
+        message: `Unsupported get request. Object with ID '${mediaId}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.`,
+        subcode: 33,
+      });
     } else {
       const m = mediaFor(mediaId);
       body = {
@@ -698,6 +745,81 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       phoneNumberId: '',
       ...(authorization !== undefined ? { authorization } : {}),
       body: null,
+      response: { status, body },
+    });
+    await sleep(delayMs);
+    sendJson(res, status, body);
+  };
+
+  /**
+   * `POST /{phone-number-id}/media`: Meta's media upload. multipart/form-data with
+   * `messaging_product=whatsapp`, `type` (the MIME type) and `file`; answers `{ id }`. Checks
+   * what Meta checks: the bearer, the three parts, a supported type, the file's size for its type.
+   */
+  const handleMediaUpload = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, phoneNumberId: string): Promise<void> => {
+    const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    const authError = tokenProblem(extractToken(req, url));
+    let status = 200;
+    let body: unknown;
+    let recorded: Record<string, unknown> = {};
+    let form: FormData | undefined;
+    try {
+      form = await new Response(Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>, { headers: { 'content-type': String(req.headers['content-type'] ?? '') } }).formData();
+    } catch {
+      form = undefined;
+    }
+    const file = form?.get('file');
+    const type = form?.get('type');
+    const product = form?.get('messaging_product');
+    let data: Buffer | undefined;
+    if (file instanceof Blob) {
+      data = Buffer.from(await file.arrayBuffer());
+      recorded = {
+        messaging_product: product ?? null,
+        type: type ?? null,
+        filename: (file as File).name ?? null,
+        fileType: file.type || null,
+        size: data.length,
+        sha256: createHash('sha256').update(data).digest('hex'),
+      };
+    }
+    const rule = rules.find((r) => r.kind === 'upload' && (r.phoneNumberId === undefined || r.phoneNumberId === phoneNumberId));
+    if (authError) {
+      status = 401;
+      body = authError;
+    } else if (rule) {
+      rule.remaining -= 1;
+      if (rule.remaining <= 0) rules = rules.filter((r) => r !== rule);
+      status = rule.httpStatus ?? defaultGraphHttpStatus(rule.code);
+      body = metaError(rule.code, { message: rule.message, subcode: rule.subcode, details: rule.details });
+    } else if (!form) {
+      status = 400;
+      body = metaError(100, { details: 'The request body must be multipart/form-data' });
+    } else if (product !== 'whatsapp') {
+      status = 400;
+      body = metaError(100, { message: '(#100) The parameter messaging_product is required.' });
+    } else if (!data) {
+      status = 400;
+      body = metaError(100, { message: '(#100) The parameter file is required.' });
+    } else if (typeof type !== 'string' || !(type in UPLOAD_LIMITS)) {
+      status = 400;
+      body = metaError(100, { message: `(#100) Param file must be a file with one of the following types: ${Object.keys(UPLOAD_LIMITS).join(', ')}. Received file of type '${String(type)}'.` });
+    } else if (data.length > UPLOAD_LIMITS[type]!) {
+      status = 400;
+      body = metaError(131053, { message: '(#131053) Media upload error', details: `file of ${data.length} bytes is over the ${UPLOAD_LIMITS[type]} bytes allowed for ${type}` });
+    } else {
+      const id = String(1_000_000_000_000_000 + randomBytes(6).readUIntBE(0, 6));
+      media.set(id, { data, mimeType: type });
+      uploaded.add(id);
+      body = { id };
+    }
+    uploadRequests.push({
+      at: new Date().toISOString(),
+      method: 'POST',
+      path: url.pathname,
+      phoneNumberId,
+      ...(authorization !== undefined ? { authorization } : {}),
+      body: recorded,
       response: { status, body },
     });
     await sleep(delayMs);
@@ -970,6 +1092,11 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
       await handleSend(req, res, url, decodeURIComponent(send[2] ?? ''));
       return;
     }
+    const mediaUpload = /^\/(v\d+\.\d+)\/([^/]+)\/media$/.exec(path);
+    if (mediaUpload && method === 'POST') {
+      await handleMediaUpload(req, res, url, decodeURIComponent(mediaUpload[2] ?? ''));
+      return;
+    }
     const templateList = /^\/(v\d+\.\d+)\/([^/]+)\/message_templates$/.exec(path);
     if (templateList && method === 'GET') {
       await handleTemplateList(req, res, url, decodeURIComponent(templateList[2] ?? ''));
@@ -1017,6 +1144,14 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     url: baseUrl,
     requests,
     mediaRequests,
+    uploadRequests,
+    expireMedia(mediaId: string): void {
+      if (uploaded.delete(mediaId)) expired.add(mediaId);
+      media.delete(mediaId);
+    },
+    hasUploadedMedia(mediaId: string): boolean {
+      return uploaded.has(mediaId);
+    },
     accountRequests,
     templateRequests,
     sentMessages,
@@ -1077,6 +1212,7 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
     reset(): void {
       requests.length = 0;
       mediaRequests.length = 0;
+      uploadRequests.length = 0;
       accountRequests.length = 0;
       templateRequests.length = 0;
       rules = [];

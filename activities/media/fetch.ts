@@ -115,7 +115,7 @@ function tooLarge(size: number, max: number): ApplicationFailure {
 }
 
 /** A Graph API error answer as a failure of the taxonomy (auth and permanent errors are not retried). */
-function graphFailure(status: number, text: string, what: string): ApplicationFailure {
+export function graphFailure(status: number, text: string, what: string): ApplicationFailure {
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -4,7 +4,8 @@
  * list page by page gives exactly the full list, in order, each item once; a bad limit, a bad
  * cursor or an unknown parameter is a 400.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { samples } from '../support/media-samples';
 import { ADMIN_TOKEN, createTenant, randomWaId, startStack, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
@@ -39,6 +40,7 @@ beforeAll(async () => {
     await api.post('/v1/enrollment-rules').set(auth).send({ sequenceId: seq.body.id }).expect(201);
     await api.post(`/v1/tenants/${t.tenantId}/credits`).set(admin).send({ amount: 1, reference: `page-${i}-${randomUUID()}` }).expect(201);
     await api.post('/v1/suppressions').set(auth).send({ contact: randomWaId() }).expect(201);
+    await api.post('/v1/media').set(auth).attach('file', Buffer.concat([samples.png, randomBytes(64)]), { filename: `p${i}.png`, contentType: 'image/png' }).expect(201);
   }
   // leads, messages, extraction versions and dead letters straight through the services (no LLM turns racing the walk)
   for (let i = 0; i < N; i++) {
@@ -81,6 +83,7 @@ const routes = () => [
   '/v1/extractions',
   '/v1/dead-letters',
   '/v1/suppressions',
+  '/v1/media',
 ];
 
 function get(path: string, query: Record<string, string | number> = {}) {

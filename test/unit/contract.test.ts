@@ -129,6 +129,8 @@ describe('failure types', () => {
       MediaTooLarge: 'media_too_large',
       MediaChecksumMismatch: 'media_checksum_mismatch',
       MediaInvalidId: 'media_invalid_id',
+      MediaNotFound: 'media_not_found',
+      MediaUrlNotConfigured: 'media_url_not_configured',
       DatabaseRejected: 'database_rejected',
       DatabaseUnavailable: 'database_unavailable',
       ExtractionInvalid: 'extraction_invalid',
