@@ -129,6 +129,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/media/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a media library file by signed url
+         * @description The url the send path gives Instagram and the web chat widget (valid MEDIA_URL_TTL_SECONDS). A malformed, tampered or expired token → 403 before any database work; a deleted file → 404. One `Range: bytes=…` range answers 206.
+         *
+         *     No API key.
+         */
+        get: operations["getMediaToken"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -1180,6 +1202,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/media": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the media library
+         * @description Newest first; `kind` filters (image, video, audio, document, sticker).
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getMedia"];
+        put?: never;
+        /**
+         * Upload a file to the media library
+         * @description multipart/form-data with one part `file` (its Content-Type declares the type; `application/octet-stream` has it recognised by its first bytes) and optionally `filename`. Accepted as WhatsApp accepts them: image (image/jpeg, image/png ≤ 5 MB), video (video/mp4, video/3gpp ≤ 16 MB), audio (audio/aac, audio/amr, audio/mpeg, audio/mp4, audio/ogg with Opus ≤ 16 MB), document (text/plain, application/pdf, Word, Excel, PowerPoint), sticker (image/webp ≤ 100 KB static, 500 KB animated); every file at most MEDIA_LIBRARY_MAX_BYTES (default 16 MB). The bytes must match the declared type: 415 otherwise (and for other types); 413 over a size limit; 409 `media_quota_exceeded` over the tenant's file count or total bytes. 201 with the new file; 200 with the stored one when this tenant already has the same bytes (same sha256). On its first send on a WhatsApp channel the file is uploaded to Meta and that media id is reused until shortly before Meta expires it (30 days).
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postMedia"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/media/{mediaId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a media library file
+         * @description Its facts and the WhatsApp channels it was uploaded to (never the bytes).
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getMediaMediaId"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a media library file
+         * @description With its Meta media ids (Meta drops its copies when they expire). Signed urls to it answer 404 from now on; a send that names it fails `media_not_found`.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteMediaMediaId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/messages": {
         parameters: {
             query?: never;
@@ -1918,6 +1996,15 @@ export interface components {
                 [key: string]: string;
             };
             data?: string;
+        };
+        MediaUpload: {
+            /**
+             * Format: binary
+             * @description The file, with its Content-Type (or application/octet-stream to have it recognised by its first bytes)
+             */
+            file: string;
+            /** @description Replaces the file part's own name */
+            filename?: string;
         };
         /**
          * @description An Instagram Messaging webhook body, as Meta sends it
@@ -3352,6 +3439,61 @@ export interface components {
             /** @description Events in the current workflow run (it continues as new past a budget) */
             historyLength: number;
         };
+        /** @description A media library file (without its bytes) */
+        MediaItem: {
+            /**
+             * Format: uuid
+             * @description The library id: name it as `mediaId` when sending
+             */
+            id: string;
+            /**
+             * @description The WhatsApp media kind its type belongs to (image/webp is a sticker)
+             * @enum {string}
+             */
+            kind: "image" | "video" | "audio" | "document" | "sticker";
+            /** @enum {string} */
+            mimeType: "image/jpeg" | "image/png" | "image/webp" | "video/mp4" | "video/3gpp" | "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" | "text/plain" | "application/pdf" | "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint" | "application/vnd.openxmlformats-officedocument.wordprocessingml.document" | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" | "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+            /** @description The upload's file name (documents are sent with it) */
+            filename: string | null;
+            sizeBytes: number;
+            /** @description Hex SHA-256 of the bytes: a second upload of the same bytes answers this file */
+            sha256: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        MediaItemDetail: {
+            /**
+             * Format: uuid
+             * @description The library id: name it as `mediaId` when sending
+             */
+            id: string;
+            /**
+             * @description The WhatsApp media kind its type belongs to (image/webp is a sticker)
+             * @enum {string}
+             */
+            kind: "image" | "video" | "audio" | "document" | "sticker";
+            /** @enum {string} */
+            mimeType: "image/jpeg" | "image/png" | "image/webp" | "video/mp4" | "video/3gpp" | "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" | "text/plain" | "application/pdf" | "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint" | "application/vnd.openxmlformats-officedocument.wordprocessingml.document" | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" | "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+            /** @description The upload's file name (documents are sent with it) */
+            filename: string | null;
+            sizeBytes: number;
+            /** @description Hex SHA-256 of the bytes: a second upload of the same bytes answers this file */
+            sha256: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The WhatsApp channels the file was uploaded to (on its first send there) and until when that Meta media id is used */
+            metaUploads: {
+                /** Format: uuid */
+                channelAccountId: string;
+                /** Format: date-time */
+                uploadedAt: string;
+                /**
+                 * Format: date-time
+                 * @description After this the file is uploaded to Meta again on its next send
+                 */
+                expiresAt: string;
+            }[];
+        };
         /** @description A message of one of the tenant's leads */
         Message: {
             /** Format: uuid */
@@ -3984,6 +4126,53 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Health"];
                 };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMediaToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, with its MIME type as Content-Type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description The requested byte range (Content-Range) */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description The range starts past the end of the file; no body */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
             default: {
@@ -6104,6 +6293,147 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LeadState"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMedia: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                kind?: "image" | "video" | "audio" | "document" | "sticker";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["MediaItem"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postMedia: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["MediaUpload"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MediaItem"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MediaItem"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMediaMediaId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mediaId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MediaItemDetail"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteMediaMediaId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mediaId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MediaItem"];
                 };
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
