@@ -26,7 +26,8 @@ const sentTo = (to: string) => stack.graph.sentMessages().filter((r) => (r.body 
 
 /** What the Web UI does: an update by name, its input the JSON the person typed (none when empty). */
 function webUiUpdate(workflowId: string, name: string, body?: unknown) {
-  return stack.temporal.client.workflow.getHandle(workflowId).executeUpdate<unknown, unknown[]>(name, { args: body === undefined ? [] : [body] });
+  const handle = stack.temporal.client.workflow.getHandle(workflowId);
+  return body === undefined ? handle.executeUpdate<unknown, []>(name, { args: [] }) : handle.executeUpdate<unknown, [unknown]>(name, { args: [body] });
 }
 
 async function rejection(p: Promise<unknown>): Promise<string> {

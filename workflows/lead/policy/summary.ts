@@ -134,7 +134,7 @@ export function leadDetails(input: LeadDetailsInput): string {
       `- Inbound ${c.inbound} (duplicates ${c.duplicates}) · Turns ${c.turns} · Replies ${c.replies} · Failed ${c.failedReplies} · Blocked turns ${c.blockedTurns} · Run #${c.runs}`,
     ].join('\n'),
     recent.length
-      ? [`**Last ${recent.length === 1 ? 'message' : `${recent.length} messages`}**`, ...recent.map((m) => `- ${shortTime(m.at)} **${AUTHOR[m.from]}:** ${escapeMarkdown(m.text)}`)].join('\n')
+      ? `**Last ${recent.length === 1 ? 'message' : `${recent.length} messages`}**\n\n${recent.map((m) => `- ${shortTime(m.at)} **${AUTHOR[m.from]}:** ${escapeMarkdown(m.text)}`).join('\n')}`
       : '_No messages yet._',
   ].join('\n\n');
 }
