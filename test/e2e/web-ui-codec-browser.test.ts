@@ -5,7 +5,8 @@
  * a Parley stack whose API serves that codec route with NODE_ENV=development (the UI has no
  * login: a credential-less request from the UI's origin and a loopback peer is decoded as the
  * admin). A lead writes through the WhatsApp webhook; the lead's page in the UI shows the
- * decoded conversation in the current details. Everything in Temporal is encrypted, so the text
+ * decoded conversation in the current details, and a person hands the lead off and writes to it
+ * through the UI's "Send an Update" dialog. Everything in Temporal is encrypted, so the text
  * can only be on the page if the browser's calls to the codec server worked.
  *
  * Screenshots go to test-output/ (gitignored). `PARLEY_DOCS_SCREENSHOT=1` also writes
@@ -79,6 +80,26 @@ describeBrowser('the Temporal Web UI decodes a lead through the codec server', (
     return page;
   }
 
+  /** More Actions → Send an Update: pick the update by name, type its JSON, submit; the dialog closes when the update completed. */
+  async function sendUpdate(page: Page, name: string, json: string): Promise<void> {
+    await page.getByRole('button', { name: 'More Actions' }).click();
+    await page.getByText('Send an Update', { exact: true }).filter({ visible: true }).first().click();
+    const dialog = page.locator('dialog[open]').filter({ hasText: 'Send an Update' });
+    await dialog.getByTestId('update-select-button').click();
+    await page.getByRole('option', { name, exact: true }).filter({ visible: true }).first().click();
+    // the dialog keeps the last input: replace it
+    await dialog.locator('.cm-content').click();
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.insertText(json);
+    await dialog.getByTestId('confirm-modal-button').click();
+    try {
+      await dialog.waitFor({ state: 'hidden', timeout: 30_000 });
+    } catch (err) {
+      const file = await screenshot(page, `web-ui-update-${name}-FAILED.png`);
+      throw new Error(`the Web UI's update ${name} did not complete (screenshot ${file}): ${(await dialog.innerText().catch(() => '')).slice(0, 1000)}\n${(err as Error).message}`);
+    }
+  }
+
   async function screenshot(page: Page, name: string): Promise<string> {
     mkdirSync(OUTPUT_DIR, { recursive: true });
     const file = path.join(OUTPUT_DIR, name);
@@ -86,7 +107,7 @@ describeBrowser('the Temporal Web UI decodes a lead through the codec server', (
     return file;
   }
 
-  test("a lead's page shows its decoded conversation in the current details", async () => {
+  test("a lead's page shows its decoded conversation; a person hands it off and writes from the UI", async () => {
     const t = await createTenant(stack, { credits: 10 });
     const question = 'How much is the premium plan for a team of five?';
     const answer = 'The premium plan is 49 EUR per seat a month; five seats are 245 EUR.';
@@ -133,6 +154,29 @@ describeBrowser('the Temporal Web UI decodes a lead through the codec server', (
     // and nothing is left shown encoded
     expect(text).not.toContain(ENCRYPTED_ENCODING);
     expect(text).not.toContain('encryption-key-id');
+
+    // sales ops step in from the same page: "Send an Update" with a small JSON body (encoded by the codec server)
+    await sendUpdate(page, 'handOff', '{"reason": "asks for a team discount"}');
+    await waitFor(async () => (await stack.temporal.leadState(workflowId))?.mode === 'human', { what: 'the handoff sent from the Web UI' });
+    const manual = 'Hi, this is Anna from sales: five seats get 10% off this month.';
+    await sendUpdate(page, 'sendManualMessage', JSON.stringify({ text: manual }));
+    await waitFor(() => stack.graph.sentMessages().some((r) => (r.body as { to?: string; text?: { body?: string } }).to === from && (r.body as { text?: { body?: string } }).text?.body === manual), { what: 'the manual message sent from the Web UI' });
+    const lead = (await stack.api.get('/v1/leads').set('authorization', `Bearer ${t.apiKey}`)).body.items.find((l: { contactId: string }) => l.contactId === from);
+    const events = (await stack.api.get(`/v1/leads/${lead.id}/events?limit=50`).set('authorization', `Bearer ${t.apiKey}`).expect(200)).body.items as { type: string; data: Record<string, unknown> }[];
+    expect(events.find((e) => e.type === 'mode_changed')?.data).toMatchObject({ to: 'human', source: 'web_ui', reason: 'asks for a team discount' });
+    expect(events.some((e) => e.type === 'manual_message_requested' && e.data.source === 'web_ui')).toBe(true);
+    expect(codecCalls.some((c) => c.url.includes('/codec/encode') && c.status === 200)).toBe(true);
+
+    // the details follow: a person has the lead, the team's message is in the conversation
+    await page.reload();
+    await page.getByText('User Metadata', { exact: true }).first().click();
+    const after = await waitFor(async () => {
+      const all = await shown();
+      return all.includes(`Team: ${manual}`) && all.includes('Mode human') ? all : undefined;
+    }, { timeoutMs: 60_000, what: 'the details after the updates' }).catch(async (err: Error) => {
+      throw new Error(`${err.message} (screenshot ${await screenshot(page, 'web-ui-lead-FAILED.png')})\npage: ${(await shown()).slice(0, 3000)}`);
+    });
+    expect(after).toContain(`Lead: ${question}`);
 
     const file = await screenshot(page, 'web-ui-lead.png');
     expect(existsSync(file)).toBe(true);
