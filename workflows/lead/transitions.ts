@@ -37,6 +37,7 @@ export async function changeMode(run: LeadRun, request: ModeRequest, source: Mod
   if (request === 'handback') state.lastHandbackAt = nowIso();
   run.changed();
   upsertSearchAttributes([{ key: SA.LeadMode, value: t.mode }]);
+  run.showDetails();
   await updateLead(run, { mode: t.mode });
   await event(run, 'mode_changed', { from, to: t.mode, request, source, ...note });
   if (!sequencesMayRun(t.mode)) await stopSequenceOn(run, 'handed_off');
@@ -48,6 +49,7 @@ export async function changeStage(run: LeadRun, stage: string): Promise<{ stage:
   run.state.stage = stage;
   run.changed();
   upsertSearchAttributes([{ key: SA.LeadStage, value: stage }]);
+  run.showDetails();
   await updateLead(run, { stage });
   await event(run, 'stage_changed', { from, to: stage });
   const sequenceStopped = await stopSequenceOn(run, 'stage_changed');
@@ -66,6 +68,7 @@ export async function commandSequence(run: LeadRun, cmd: SequenceCommand, source
   const def = cmd.action === 'enroll' || (cmd.action === 'reset' && cmd.sequence) ? cmd.sequence! : run.state.sequence!.def;
   run.state.sequence = { def, cursor: t.cursor };
   run.changed();
+  run.showDetails();
   await event(run, `sequence_${cmd.action}`, { sequenceId: def.id, cursor: t.cursor, ...(source ? { source } : {}) });
   return t.cursor;
 }

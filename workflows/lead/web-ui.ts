@@ -41,7 +41,6 @@ export function registerWebUiHandlers(
     handler: async (input?: unknown) => {
       const { reason } = accepted(check(input));
       await changeMode(run, request, SOURCE, reason ? { reason } : undefined);
-      run.showDetails();
       return { mode: run.state.mode };
     },
     validator: (input?: unknown) => {
@@ -56,11 +55,7 @@ export function registerWebUiHandlers(
   setHandler(handBackUpdate, handBack.handler, { validator: handBack.validator });
 
   const sequence = (name: string, cmd: SequenceCommand) => ({
-    handler: async () => {
-      const cursor = await commandSequence(run, cmd, SOURCE);
-      run.showDetails();
-      return cursor;
-    },
+    handler: () => commandSequence(run, cmd, SOURCE),
     validator: (input?: unknown) => {
       accepted(checkEmpty(name, input));
       const t = sequenceTransition(run, cmd);

@@ -212,6 +212,7 @@ function registerHandlers(run: LeadRun): void {
     state.inboxFirstAt ??= at;
     state.inboxLastAt = at;
     run.changed();
+    run.showDetails();
     const leadId = state.leadId;
     if (!leadId || inboxAdmission(state.inbox, m) === 'buffer') {
       state.inbox.push(m);
