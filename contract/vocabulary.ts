@@ -23,8 +23,11 @@ export type LeadMode = (typeof LEAD_MODES)[number];
 export const MODE_REQUESTS = ['handoff', 'handback', 'pause', 'resume', 'close', 'reopen'] as const;
 export type ModeRequest = (typeof MODE_REQUESTS)[number];
 
-/** Who asked for a mode change: the API always may; a keyword or the LLM tool is subject to the cooldown. */
-export const MODE_REQUEST_SOURCES = ['api', 'keyword', 'llm_tool'] as const;
+/**
+ * Who asked for a mode change: a person (the API, or the Temporal Web UI's updates) always may;
+ * a keyword or the LLM tool is subject to the cooldown.
+ */
+export const MODE_REQUEST_SOURCES = ['api', 'keyword', 'llm_tool', 'web_ui'] as const;
 export type ModeRequestSource = (typeof MODE_REQUEST_SOURCES)[number];
 
 /** Every inbound message type Meta documents for WhatsApp, normalized (Instagram and web chat map onto it). */

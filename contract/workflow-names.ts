@@ -22,6 +22,12 @@ export const LeadMessage = {
   discardDeadLetter: 'discardDeadLetter',
   sendMessage: 'sendMessage',
   extractNow: 'extractNow',
+  // updates for people in the Temporal Web UI ("Send an update", a small JSON body; README "Web UI for sales ops")
+  handOff: 'handOff',
+  handBack: 'handBack',
+  pauseSequence: 'pauseSequence',
+  resumeSequence: 'resumeSequence',
+  sendManualMessage: 'sendManualMessage',
 } as const;
 export type LeadMessageName = (typeof LeadMessage)[keyof typeof LeadMessage];
 

@@ -248,6 +248,10 @@ export const leadStateSchema = z
     bumpsSent: z.number().int().optional(),
     lastBumpAt: timestamp.optional(),
     recentBotMessages: z.array(z.string()).optional(),
+    recentMessages: z
+      .array(z.strictObject({ from: z.enum(['lead', 'bot', 'human']), at: timestamp, text: z.string() }))
+      .optional()
+      .meta({ description: "The conversation's last few messages, each cut to 200 characters (the Web UI's current details show them; GET /v1/leads/{leadId}/messages has the transcript)" }),
     extractionDueAt: timestamp.optional().meta({ description: 'When the next extraction is due' }),
     score: z.number().optional(),
     deadLetters: z

@@ -47,6 +47,9 @@ describe('summaries for the Web UI', () => {
   });
   test('details show blocked leads', () => {
     const d = leadDetails({
+      channel: 'whatsapp',
+      contactId: '919876543210',
+      now: '2026-03-06T09:00:00Z',
       stage: 'New',
       mode: 'ai',
       blocked: true,

@@ -18,6 +18,7 @@ import type {
 } from '../../contract/messages';
 import type { Channel, LeadMode, ModeRequest } from '../../contract/vocabulary';
 import { LeadMessage } from '../../contract/workflow-names';
+import type { RecentMessage } from './policy/transcript';
 
 // The shared vocabulary and message shapes live in contract/; re-exported so the workflow and
 // its tests keep importing them from here.
@@ -106,6 +107,11 @@ export interface LeadCarriedState {
   bumpsSent?: number;
   /** When the last bump-up was attempted (sent or not): the next one waits a full idle period. */
   lastBumpAt?: string;
+  /**
+   * The conversation's last few messages (policy/transcript: at most RECENT_MESSAGES, each cut to
+   * RECENT_MESSAGE_CHARS), only for the Web UI's current details; the transcript is in PostgreSQL.
+   */
+  recentMessages?: RecentMessage[];
   /** The bot's last few messages, so a bump-up never repeats one. */
   recentBotMessages?: string[];
   /** When lead extraction is due (set by new inbound messages, cleared when it ran). */
@@ -178,3 +184,22 @@ export const deliveryStatusSignal = defineSignal<[DeliveryStatus]>(LeadMessage.d
 export const extractNowUpdate = defineUpdate<{ extractionDueAt: string }, []>(LeadMessage.extractNow);
 export const sendMessageUpdate = defineUpdate<OutboundResult, [Omit<OutboundRequest, 'source'> & { source?: OutboundRequest['source'] }]>(LeadMessage.sendMessage);
 
+
+// ---- updates for people in the Temporal Web UI ("Send an update" with a small JSON body) ----
+// Each takes one optional JSON object (the UI sends no argument when the input is empty), is
+// checked by policy/web-ui.ts in its validator, runs the same code as the API's updates and is
+// recorded as the Web UI's doing (source `web_ui` in the lead's events).
+
+/** `{}` or `{"reason": "..."}`: the lead goes to a person (mode human); the AI stops answering. */
+export interface HandOffInput {
+  reason?: string;
+}
+/** `{"text": "..."}`: a manual message from the team, sent through the same delivery path as the API's. */
+export interface ManualMessageInput {
+  text: string;
+}
+export const handOffUpdate = defineUpdate<{ mode: LeadMode }, [HandOffInput?]>(LeadMessage.handOff);
+export const handBackUpdate = defineUpdate<{ mode: LeadMode }, [Record<string, never>?]>(LeadMessage.handBack);
+export const pauseSequenceUpdate = defineUpdate<SequenceCursor, [Record<string, never>?]>(LeadMessage.pauseSequence);
+export const resumeSequenceUpdate = defineUpdate<SequenceCursor, [Record<string, never>?]>(LeadMessage.resumeSequence);
+export const sendManualMessageUpdate = defineUpdate<OutboundResult, [ManualMessageInput]>(LeadMessage.sendManualMessage);

@@ -14,6 +14,7 @@ import { needsConsent, OPTED_OUT, pendingOptOut, sendCategory } from './policy/o
 import { DEFAULT_PACING, nextSendAt } from './policy/pacing';
 import { isNonRetryableSendFailure, onSendFailure } from './policy/send-failure';
 import { planOutbound, windowClosesAt, type OutboundPlan, type TemplateRef } from './policy/window';
+import { appendRecent } from './policy/transcript';
 import { park, parkedOperation, settleReplay, waitForCircuit } from './parked';
 import { captureCredit, event, guarded, releaseCredit, reserveCredit, setBlocked } from './records';
 import { msUntil, nowIso, type LeadRun } from './run';
@@ -364,6 +365,8 @@ export function noteSent(run: LeadRun, send: Pick<PlannedSend, 'text' | 'plan'>,
   state.counters.replies += 1;
   state.lastOutboundAt = nowIso();
   state.lastOutboundByBot = byBot;
+  const shown = send.plan.action === 'template' ? `[template ${send.plan.template.name}]` : send.text || '[message]';
+  state.recentMessages = appendRecent(state.recentMessages, { from: byBot ? 'bot' : 'human', at: state.lastOutboundAt, text: shown });
   if (freeText && send.text && byBot && send.plan.action !== 'template') {
     state.recentBotMessages = [...(state.recentBotMessages ?? []), send.text].slice(-RECENT_BOT_MESSAGES);
   }

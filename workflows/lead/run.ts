@@ -108,7 +108,7 @@ export class LeadRun {
   }
 
   showDetails(): void {
-    setCurrentDetails(leadDetails(this.state));
+    setCurrentDetails(leadDetails({ ...this.state, channel: this.channel, contactId: this.contactId, now: nowIso() }));
   }
 
   /** NeedsAttention: a dead letter is parked or sends wait for the circuit breaker. */

@@ -5,7 +5,7 @@
 import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import { DEFAULT_LEAD_SETTINGS, type SequenceCommand } from './definitions';
 import { FailureType } from '../../contract/failures';
-import { sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource, type ModeTransition } from './policy/handoff';
+import { isAutomatic, sequencesMayRun, transitionMode, type ModeRequest, type ModeRequestSource, type ModeTransition } from './policy/handoff';
 import * as seqPolicy from './policy/sequence';
 import { sequenceCommand, stopOn } from './policy/sequence-command';
 import { event, updateLead } from './records';
@@ -24,11 +24,12 @@ export function modeTransition(run: LeadRun, request: ModeRequest, source: ModeR
 }
 
 /** Change the lead's mode (handoff, handback, pause, ...); a refused automatic request is recorded. */
-export async function changeMode(run: LeadRun, request: ModeRequest, source: ModeRequestSource): Promise<boolean> {
+/** `note`: more for the event (a handoff's reason given in the Web UI). */
+export async function changeMode(run: LeadRun, request: ModeRequest, source: ModeRequestSource, note?: { reason?: string }): Promise<boolean> {
   const { state } = run;
   const t = modeTransition(run, request, source);
   if (!t.ok) {
-    if (source !== 'api') await event(run, 'handoff_refused', { request, source, reason: t.reason });
+    if (isAutomatic(source)) await event(run, 'handoff_refused', { request, source, reason: t.reason });
     return false;
   }
   const from = state.mode;
@@ -36,8 +37,9 @@ export async function changeMode(run: LeadRun, request: ModeRequest, source: Mod
   if (request === 'handback') state.lastHandbackAt = nowIso();
   run.changed();
   upsertSearchAttributes([{ key: SA.LeadMode, value: t.mode }]);
+  run.showDetails();
   await updateLead(run, { mode: t.mode });
-  await event(run, 'mode_changed', { from, to: t.mode, request, source });
+  await event(run, 'mode_changed', { from, to: t.mode, request, source, ...note });
   if (!sequencesMayRun(t.mode)) await stopSequenceOn(run, 'handed_off');
   return true;
 }
@@ -47,6 +49,7 @@ export async function changeStage(run: LeadRun, stage: string): Promise<{ stage:
   run.state.stage = stage;
   run.changed();
   upsertSearchAttributes([{ key: SA.LeadStage, value: stage }]);
+  run.showDetails();
   await updateLead(run, { stage });
   await event(run, 'stage_changed', { from, to: stage });
   const sequenceStopped = await stopSequenceOn(run, 'stage_changed');
@@ -57,15 +60,16 @@ export function sequenceTransition(run: LeadRun, cmd: SequenceCommand): seqPolic
   return sequenceCommand(cmd, { mode: run.state.mode, sequence: run.state.sequence, now: nowIso() });
 }
 
-/** Apply an admin's sequence command (already validated); returns the new cursor. */
-export async function commandSequence(run: LeadRun, cmd: SequenceCommand): Promise<seqPolicy.SequenceCursor> {
+/** Apply an admin's sequence command (already validated); returns the new cursor. `source`: who asked, when not the API (the Web UI). */
+export async function commandSequence(run: LeadRun, cmd: SequenceCommand, source?: 'web_ui'): Promise<seqPolicy.SequenceCursor> {
   const t = sequenceTransition(run, cmd);
   // the validator asked the same question; the update fails (not the workflow) if the answer changed
   if (!t.ok) throw ApplicationFailure.create({ type: FailureType.InvalidTransition, message: t.reason, nonRetryable: true });
   const def = cmd.action === 'enroll' || (cmd.action === 'reset' && cmd.sequence) ? cmd.sequence! : run.state.sequence!.def;
   run.state.sequence = { def, cursor: t.cursor };
   run.changed();
-  await event(run, `sequence_${cmd.action}`, { sequenceId: def.id, cursor: t.cursor });
+  run.showDetails();
+  await event(run, `sequence_${cmd.action}`, { sequenceId: def.id, cursor: t.cursor, ...(source ? { source } : {}) });
   return t.cursor;
 }
 

@@ -20,6 +20,8 @@ import {
   stateQuery,
   type InboundMessage,
   type LeadStateSnapshot,
+  type OutboundRequest,
+  type OutboundResult,
   type LeadWorkflowInput,
 } from './definitions';
 import { FailureType } from '../../contract/failures';
@@ -33,12 +35,14 @@ import { spreadAt } from './policy/spread';
 import { nextWork, type Work } from './policy/next-work';
 import { OPTED_OUT, optOutConfig } from './policy/opt-out';
 import * as seqPolicy from './policy/sequence';
+import { appendRecent } from './policy/transcript';
 import { guessTimeZone } from './policy/time-zone';
 import { event, guarded, releaseCredit } from './records';
 import { LeadRun, msUntil, nowIso } from './run';
 import { SA } from './search-attributes';
 import { changeMode, changeStage, commandSequence, modeTransition, sequenceTransition } from './transitions';
 import * as turns from './turns';
+import { registerWebUiHandlers } from './web-ui';
 
 export async function leadConversation(input: LeadWorkflowInput): Promise<void> {
   const run = new LeadRun(input);
@@ -204,9 +208,11 @@ function registerHandlers(run: LeadRun): void {
     const at = nowIso();
     // a provider time far ahead (Meta's 12-digit seconds) would poison the window and the search attributes
     const m: InboundMessage = { ...message, sentAt: boundSentAt(message.sentAt, at), receivedAt: at };
+    state.recentMessages = appendRecent(state.recentMessages, { from: 'lead', at, text: m.text || `[${m.type}]` });
     state.inboxFirstAt ??= at;
     state.inboxLastAt = at;
     run.changed();
+    run.showDetails();
     const leadId = state.leadId;
     if (!leadId || inboxAdmission(state.inbox, m) === 'buffer') {
       state.inbox.push(m);
@@ -283,31 +289,28 @@ function registerHandlers(run: LeadRun): void {
     },
   );
 
-  setHandler(
-    sendMessageUpdate,
-    async (req) => {
-      outbox.push({ ...req, source: req.source ?? 'manual' });
-      run.changed();
-      // behind an open circuit breaker the message is queued: answer at once (the caller gets
-      // 202), so waiting requests never pile up against Temporal's in-flight update limit
-      await condition(() => results.has(req.requestId) || state.circuitWaitSince !== undefined);
-      const result = results.get(req.requestId);
-      results.delete(req.requestId);
-      if (result) return result;
-      run.queued.add(req.requestId);
-      return { requestId: req.requestId, status: 'queued' as const, reason: "the channel's circuit breaker is open: sent once it closes" };
-    },
-    {
-      validator: (req) => {
-        if (state.mode === 'closed') throw new Error('the conversation is closed');
-        if (outbox.length >= MAX_OUTBOX) throw new Error(`${outbox.length} messages are already queued for this lead; try again later`);
-        if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
-        if (req.kind === 'template' && !req.template) throw new Error('template is required');
-        const outPlan = req.kind === 'template' ? plan(run, 'template', req.template, false) : plan(run, req.kind, req.template, (req.source ?? 'manual') === 'manual');
-        if (outPlan.action === 'refuse') throw new Error(outPlan.reason);
-      },
-    },
-  );
+  const sendMessage = async (req: OutboundRequest): Promise<OutboundResult> => {
+    outbox.push(req);
+    run.changed();
+    // behind an open circuit breaker the message is queued: answer at once (the caller gets
+    // 202), so waiting requests never pile up against Temporal's in-flight update limit
+    await condition(() => results.has(req.requestId) || state.circuitWaitSince !== undefined);
+    const result = results.get(req.requestId);
+    results.delete(req.requestId);
+    if (result) return result;
+    run.queued.add(req.requestId);
+    return { requestId: req.requestId, status: 'queued' as const, reason: "the channel's circuit breaker is open: sent once it closes" };
+  };
+  const checkMessage = (req: Omit<OutboundRequest, 'source'> & { source?: OutboundRequest['source'] }): void => {
+    if (state.mode === 'closed') throw new Error('the conversation is closed');
+    if (outbox.length >= MAX_OUTBOX) throw new Error(`${outbox.length} messages are already queued for this lead; try again later`);
+    if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
+    if (req.kind === 'template' && !req.template) throw new Error('template is required');
+    const outPlan = req.kind === 'template' ? plan(run, 'template', req.template, false) : plan(run, req.kind, req.template, (req.source ?? 'manual') === 'manual');
+    if (outPlan.action === 'refuse') throw new Error(outPlan.reason);
+  };
+  setHandler(sendMessageUpdate, (req) => sendMessage({ ...req, source: req.source ?? 'manual' }), { validator: checkMessage });
+  registerWebUiHandlers(run, { sendMessage, checkMessage });
 
   setHandler(circuitClosedSignal, () => {
     run.circuitSignals += 1;

@@ -49,12 +49,17 @@ const REFUSALS: Record<ModeRequest, Partial<Record<LeadMode, string>>> = {
   reopen: { ai: 'lead is not closed', human: 'lead is not closed', paused: 'lead is not closed' },
 };
 
+/** A request no person made (a keyword, the LLM tool): subject to the cooldown, and recorded when refused. */
+export function isAutomatic(source: ModeRequestSource): boolean {
+  return source === 'keyword' || source === 'llm_tool';
+}
+
 /** The lead's next mode for a request, or why the request is refused. */
 export function transitionMode(input: TransitionModeInput): ModeTransition {
   const now = parseInstant(input.now, 'now');
   const refusal = REFUSALS[input.request][input.mode];
   if (refusal !== undefined) return { ok: false, reason: refusal };
-  if (input.request === 'handoff' && input.source !== 'api' && input.lastHandbackAt !== undefined) {
+  if (input.request === 'handoff' && isAutomatic(input.source) && input.lastHandbackAt !== undefined) {
     const since = now - parseInstant(input.lastHandbackAt, 'lastHandbackAt');
     if (since < input.autoHandoffCooldownMs) {
       return {
