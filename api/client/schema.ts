@@ -3182,6 +3182,14 @@ export interface components {
             /** Format: date-time */
             lastBumpAt?: string;
             recentBotMessages?: string[];
+            /** @description The conversation's last few messages, each cut to 200 characters (the Web UI's current details show them; GET /v1/leads/{leadId}/messages has the transcript) */
+            recentMessages?: {
+                /** @enum {string} */
+                from: "lead" | "bot" | "human";
+                /** Format: date-time */
+                at: string;
+                text: string;
+            }[];
             /**
              * Format: date-time
              * @description When the next extraction is due
