@@ -1,0 +1,107 @@
+/**
+ * The media library as an attacker sees it (review of the `media` branch): the public signed
+ * url route (`GET /media/:token`), what reaches the logs, and the races around a delete.
+ * Real database, real HTTP (the stack).
+ */
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { createMediaUrlTokens, mediaUrlSecret } from '../../services/media-url-tokens';
+import { createTenant, startStack, type Stack, type TenantFixture } from '../support/stack';
+import { samples } from '../support/media-samples';
+
+jest.setTimeout(120_000);
+
+const READS_PER_MINUTE = 20;
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ MEDIA_URL_READS_PER_MINUTE: String(READS_PER_MINUTE) });
+});
+afterAll(async () => {
+  jest.restoreAllMocks();
+  await stack?.stop();
+});
+afterEach(() => jest.restoreAllMocks());
+
+const auth = (t: { apiKey: string }) => ({ authorization: `Bearer ${t.apiKey}` });
+const fileOf = (head: Buffer, size = 2048) => Buffer.concat([head, randomBytes(Math.max(0, size - head.length))]);
+async function uploaded(t: TenantFixture, data: Buffer, contentType: string): Promise<{ id: string }> {
+  const r = await stack.api.post('/v1/media').set(auth(t)).attach('file', data, { filename: 'f.bin', contentType }).expect(201);
+  return r.body as { id: string };
+}
+function tokenFor(t: TenantFixture, mediaId: string): string {
+  return createMediaUrlTokens(mediaUrlSecret(stack.config)).sign({ tenantId: t.tenantId, mediaId, expiresAt: new Date(Date.now() + 3_600_000) });
+}
+
+test('a signed media url never reaches the logs, even when serving it fails (500)', async () => {
+  const t = await createTenant(stack);
+  const item = await uploaded(t, fileOf(samples.png), 'image/png');
+  const token = tokenFor(t, item.id);
+  const lib = stack.core.services.mediaLibrary;
+  jest.spyOn(lib, 'find').mockRejectedValueOnce(new Error('connection terminated unexpectedly'));
+  const before = stack.logLines.length;
+  const r = await stack.api.get(`/media/${token}`).expect(500);
+  expect(r.body.error.code).toBe('internal');
+  const lines = stack.logLines.slice(before).join('\n');
+  expect(lines).toContain('unhandled error'); // the failure is still logged…
+  expect(lines).not.toContain(token.split('.')[2]!); // …without the url's signature (a bearer credential for the file)
+});
+
+test('one address cannot read a signed url without limit (each read is database work)', async () => {
+  const t = await createTenant(stack);
+  const item = await uploaded(t, fileOf(samples.jpeg, 50_000), 'image/jpeg');
+  const token = tokenFor(t, item.id);
+  const statuses: number[] = [];
+  for (let i = 0; i < READS_PER_MINUTE + 5; i++) {
+    const r = await stack.api.get(`/media/${token}`).set('range', 'bytes=0-0');
+    statuses.push(r.status);
+  }
+  expect(statuses.slice(0, READS_PER_MINUTE).every((s) => s === 206)).toBe(true);
+  expect(statuses.slice(READS_PER_MINUTE)).toEqual(Array(5).fill(429));
+  const refused = await stack.api.get(`/media/${token}`).expect(429);
+  expect(refused.body.error.message).toMatch(/too many reads/);
+  expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+  // another file's url from the same address is its own budget (Instagram fetches many files from few addresses)
+  const other = await uploaded(t, fileOf(samples.png), 'image/png');
+  await stack.api.get(`/media/${tokenFor(t, other.id)}`).expect(200);
+  // a forged token is refused before the limiter or the database
+  await stack.api.get(`/media/${token.slice(0, -2)}AA`).expect(403);
+});
+
+test('a file deleted while its download streams ends the connection instead of leaving the client waiting for bytes promised in Content-Length', async () => {
+  const t = await createTenant(stack);
+  const data = fileOf(samples.pdf, 600 * 1024); // three 256 KB chunks
+  const item = await uploaded(t, data, 'application/pdf');
+  const token = tokenFor(t, item.id);
+  const lib = stack.core.services.mediaLibrary;
+  const real = lib.readChunk.bind(lib);
+  let calls = 0;
+  jest.spyOn(lib, 'readChunk').mockImplementation(async (id, offset, length) => {
+    calls += 1;
+    return calls === 1 ? real(id, offset, length) : Buffer.alloc(0); // the row is gone after the first chunk
+  });
+  const outcome = await new Promise<string>((resolve) => {
+    const req = http.get(`${stack.baseUrl}/media/${token}`, (res) => {
+      let got = 0;
+      res.on('data', (c: Buffer) => (got += c.length));
+      res.on('aborted', () => resolve(`aborted after ${got}`));
+      res.on('error', () => resolve(`error after ${got}`));
+      res.on('end', () => resolve(`end after ${got}`));
+    });
+    req.on('error', () => resolve('request error'));
+    setTimeout(() => {
+      req.destroy();
+      resolve('hung');
+    }, 5_000);
+  });
+  expect(outcome).not.toBe('hung');
+  expect(outcome).not.toBe(`end after ${data.length}`);
+});
+
+test('a Meta upload recorded after the file was deleted meanwhile answers the fresh id (as documented), not a foreign-key error', async () => {
+  const t = await createTenant(stack);
+  const item = await uploaded(t, fileOf(samples.png), 'image/png');
+  await stack.api.delete(`/v1/media/${item.id}`).set(auth(t)).expect(200);
+  const now = new Date();
+  const saved = await stack.core.services.mediaLibrary.saveUpload({ mediaId: item.id, channelAccountId: t.channelId, metaMediaId: '1234567890', uploadedAt: now, expiresAt: new Date(now.getTime() + 3_600_000) });
+  expect(saved).toEqual({ metaMediaId: '1234567890', expiresAt: new Date(now.getTime() + 3_600_000).toISOString() });
+});
