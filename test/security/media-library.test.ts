@@ -88,10 +88,11 @@ test('a file deleted while its download streams ends the connection instead of l
       res.on('end', () => resolve(`end after ${got}`));
     });
     req.on('error', () => resolve('request error'));
-    setTimeout(() => {
+    const timer = setTimeout(() => {
       req.destroy();
       resolve('hung');
     }, 5_000);
+    req.on('close', () => clearTimeout(timer));
   });
   expect(outcome).not.toBe('hung');
   expect(outcome).not.toBe(`end after ${data.length}`);
