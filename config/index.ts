@@ -95,6 +95,8 @@ export const configSchema = z.object({
   MEDIA_URL_SECRET: z.string().min(32).optional(),
   /** How long a signed public media url stays valid (seconds). */
   MEDIA_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(7 * 24 * 3600),
+  /** Reads of one signed media url (GET /media/:token) per client address and minute, per API process; 0 = no limit. */
+  MEDIA_URL_READS_PER_MINUTE: z.coerce.number().int().min(0).max(100_000).default(120),
   /** This deployment's public origin (https://parley.example.com): signed media urls for Instagram and web chat are built on it. */
   PUBLIC_BASE_URL: z.url().optional(),
 

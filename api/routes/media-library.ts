@@ -47,17 +47,46 @@ function disposition(type: 'inline' | 'attachment', filename: string | null): st
   return `${type}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
 
+/**
+ * Reads of one signed url per client address, in memory (a token bucket per address and file; the
+ * map pruned of full buckets): a url handed to a web chat visitor must not let that visitor keep
+ * the database reading the file. Keyed by file too, so Instagram's few fetching addresses are not
+ * throttled across the many files they fetch.
+ */
+function createReadLimiter(perMinute: number) {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const rate = perMinute / 60_000;
+  return (key: string): { ok: true } | { ok: false; retryAfterS: number } => {
+    if (perMinute <= 0) return { ok: true };
+    const now = Date.now();
+    if (buckets.size > 50_000) {
+      for (const [k, b] of buckets) if (b.tokens + (now - b.at) * rate >= perMinute) buckets.delete(k);
+      if (buckets.size > 50_000) buckets.clear();
+    }
+    const b = buckets.get(key) ?? { tokens: perMinute, at: now };
+    b.tokens = Math.min(perMinute, b.tokens + (now - b.at) * rate);
+    b.at = now;
+    buckets.set(key, b);
+    if (b.tokens < 1) return { ok: false, retryAfterS: Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)) };
+    b.tokens -= 1;
+    return { ok: true };
+  };
+}
+
 export function createMediaLibraryRouter(deps: {
   services: Services;
   limits: MediaLibraryLimits & { maxBytes: number };
   urlTokens: MediaUrlTokens;
   log: Logger;
   chunkBytes?: number;
+  /** MEDIA_URL_READS_PER_MINUTE: reads of one file's signed url per client address (0 = no limit). */
+  readsPerMinute?: number;
 }): Router {
   const { services } = deps;
   const r = Router();
   const log = deps.log.child({ module: 'api.media-library' });
   const chunkBytes = Math.max(1, deps.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+  const readLimit = createReadLimiter(deps.readsPerMinute ?? 120);
   r.use('/v1/media', tenantAuth(services));
 
   // memory storage: the file is bounded by fileSize and goes to one bytea; 1 file, 1 text field
@@ -172,6 +201,11 @@ export function createMediaLibraryRouter(deps: {
       const token = typeof req.params.token === 'string' ? req.params.token : '';
       const check = deps.urlTokens.verify(token);
       if (!check.ok) throw new AppError('forbidden', check.reason === 'expired' ? 'this media url has expired' : 'invalid media url', undefined, check.reason === 'expired' ? 'media_url_expired' : 'media_url_invalid');
+      const limited = readLimit(`${req.ip ?? req.socket.remoteAddress ?? 'unknown'}|${check.mediaId}`);
+      if (!limited.ok) {
+        res.setHeader('Retry-After', String(limited.retryAfterS));
+        throw new AppError('rate_limited', `too many reads of this media url from this address (at most ${deps.readsPerMinute ?? 120} a minute)`);
+      }
       const item = await services.mediaLibrary.find(check.tenantId, check.mediaId);
       if (!item) throw new AppError('not_found', 'media not found');
       const size = item.sizeBytes;
@@ -196,6 +230,8 @@ export function createMediaLibraryRouter(deps: {
       let offset = first;
       const read = () => services.mediaLibrary.readChunk(item.id, offset, Math.min(chunkBytes, last + 1 - offset));
       let chunk = size > 0 && req.method !== 'HEAD' ? await read() : Buffer.alloc(0);
+      // deleted between the lookup and the first read: still a proper answer (no header is out yet)
+      if (size > 0 && req.method !== 'HEAD' && chunk.length === 0) throw new AppError('not_found', 'media not found');
       res.status(range ? 206 : 200).set({ ...headers, 'content-length': String(Math.max(0, last - first + 1)), ...(range ? { 'content-range': `bytes ${first}-${last}/${size}` } : {}) });
       if (req.method === 'HEAD') {
         res.end();
@@ -205,8 +241,10 @@ export function createMediaLibraryRouter(deps: {
         for (;;) {
           const open = await writeWithBackpressure(res, chunk);
           offset += chunk.length;
-          if (chunk.length === 0 || offset > last || !open) break;
+          if (offset > last || !open) break;
           chunk = await read();
+          // deleted mid-stream: Content-Length promised more, so the connection is cut (a client would wait for it)
+          if (chunk.length === 0) throw new Error('the file was deleted while it was streamed');
         }
         res.end();
       } catch (err) {
