@@ -60,6 +60,7 @@ export interface AppDeps {
         | 'MEDIA_LIBRARY_MAX_TENANT_BYTES'
         | 'MEDIA_URL_SECRET'
         | 'MEDIA_URL_READS_PER_MINUTE'
+        | 'MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS'
       >
     > &
     Partial<Pick<Config, 'GRAPH_API_URL' | 'GRAPH_API_VERSION' | 'GRAPH_API_TIMEOUT_MS'>>;
@@ -165,6 +166,7 @@ export function createApp(deps: AppDeps): Express {
       },
       urlTokens: createMediaUrlTokens(mediaUrlSecret(deps.config)),
       readsPerMinute: deps.config.MEDIA_URL_READS_PER_MINUTE,
+      maxConcurrentUploads: deps.config.MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS,
       log,
     }),
   );

@@ -85,6 +85,8 @@ export const configSchema = z.object({
    * (100 MB for documents): the bytes live in PostgreSQL and one upload is held in memory.
    */
   MEDIA_LIBRARY_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Media library: uploads one API process reads at once (each may hold MEDIA_LIBRARY_MAX_BYTES in memory); one tenant at most half (at least 1). */
+  MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1000).default(8),
   /** Media library: files one tenant may keep. */
   MEDIA_LIBRARY_MAX_ITEMS: z.coerce.number().int().min(1).max(1_000_000).default(500),
   /** Media library: bytes one tenant may keep in all. */

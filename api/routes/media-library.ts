@@ -81,6 +81,8 @@ export function createMediaLibraryRouter(deps: {
   chunkBytes?: number;
   /** MEDIA_URL_READS_PER_MINUTE: reads of one file's signed url per client address (0 = no limit). */
   readsPerMinute?: number;
+  /** MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: uploads this process reads at once (one tenant: half, at least 1). */
+  maxConcurrentUploads?: number;
 }): Router {
   const { services } = deps;
   const r = Router();
@@ -95,6 +97,37 @@ export function createMediaLibraryRouter(deps: {
     defParamCharset: 'utf8',
     limits: { fileSize: deps.limits.maxBytes, files: 1, fields: 1, parts: 2, fieldSize: 1024, fieldNameSize: 50, headerPairs: 20 },
   }).single('file');
+
+  // Each upload may hold MEDIA_LIBRARY_MAX_BYTES in memory until it is stored: this process reads
+  // at most maxUploads at once, one tenant at most half of them, before a byte of the body is read.
+  const maxUploads = Math.max(1, deps.maxConcurrentUploads ?? 8);
+  const maxTenantUploads = Math.max(1, Math.floor(maxUploads / 2));
+  let uploading = 0;
+  const uploadingByTenant = new Map<string, number>();
+  const uploadSlot = (_req: Request, res: Response, next: NextFunction) => {
+    const tenantId = res.locals.tenantId as string;
+    const mine = uploadingByTenant.get(tenantId) ?? 0;
+    if (mine >= maxTenantUploads) {
+      res.setHeader('Retry-After', '1');
+      return next(new AppError('rate_limited', `this tenant has ${mine} uploads in progress, the most one tenant may have at once on this server: retry when one is done`));
+    }
+    if (uploading >= maxUploads) {
+      res.setHeader('Retry-After', '1');
+      return next(new AppError('unavailable', `this server has ${uploading} uploads in progress, its limit (MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS): retry shortly`));
+    }
+    uploading += 1;
+    uploadingByTenant.set(tenantId, mine + 1);
+    let released = false;
+    res.once('close', () => {
+      if (released) return;
+      released = true;
+      uploading -= 1;
+      const left = (uploadingByTenant.get(tenantId) ?? 1) - 1;
+      if (left > 0) uploadingByTenant.set(tenantId, left);
+      else uploadingByTenant.delete(tenantId);
+    });
+    next();
+  };
 
   /** multer, with its refusals in the API's error taxonomy. */
   const readUpload = (req: Request, res: Response, next: NextFunction) => {
@@ -119,13 +152,14 @@ export function createMediaLibraryRouter(deps: {
   r.post(
     '/v1/media',
     allow(...MANAGERS),
+    uploadSlot,
     readUpload,
     doc({
       summary: 'Upload a file to the media library',
       description: [
         'multipart/form-data with one part `file` (its Content-Type declares the type; `application/octet-stream` has it recognised by its first bytes) and optionally `filename`.',
         'Accepted as WhatsApp accepts them: image (image/jpeg, image/png ≤ 5 MB), video (video/mp4, video/3gpp ≤ 16 MB), audio (audio/aac, audio/amr, audio/mpeg, audio/mp4, audio/ogg with Opus ≤ 16 MB), document (text/plain, application/pdf, Word, Excel, PowerPoint), sticker (image/webp ≤ 100 KB static, 500 KB animated); every file at most MEDIA_LIBRARY_MAX_BYTES (default 16 MB).',
-        'The bytes must match the declared type: 415 otherwise (and for other types); 413 over a size limit; 409 `media_quota_exceeded` over the tenant\'s file count or total bytes.',
+        'The bytes must match the declared type: 415 otherwise (and for other types); 413 over a size limit; 409 `media_quota_exceeded` over the tenant\'s file count or total bytes; 429 while the tenant already has half of MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS uploads in progress on the server, 503 while the server has all of them (Retry-After).',
         '201 with the new file; 200 with the stored one when this tenant already has the same bytes (same sha256).',
         'On its first send on a WhatsApp channel the file is uploaded to Meta and that media id is reused until shortly before Meta expires it (30 days).',
       ].join(' '),

@@ -14,7 +14,7 @@ jest.setTimeout(120_000);
 const READS_PER_MINUTE = 20;
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({ MEDIA_URL_READS_PER_MINUTE: String(READS_PER_MINUTE) });
+  stack = await startStack({ MEDIA_URL_READS_PER_MINUTE: String(READS_PER_MINUTE), MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: '2' });
 });
 afterAll(async () => {
   jest.restoreAllMocks();
@@ -105,4 +105,45 @@ test('a Meta upload recorded after the file was deleted meanwhile answers the fr
   const now = new Date();
   const saved = await stack.core.services.mediaLibrary.saveUpload({ mediaId: item.id, channelAccountId: t.channelId, metaMediaId: '1234567890', uploadedAt: now, expiresAt: new Date(now.getTime() + 3_600_000) });
   expect(saved).toEqual({ metaMediaId: '1234567890', expiresAt: new Date(now.getTime() + 3_600_000).toISOString() });
+});
+
+test('uploads held in memory at once are bounded: per process, and per tenant (half of it)', async () => {
+  const [t1, t2] = await Promise.all([createTenant(stack), createTenant(stack)]);
+  // a slow upload of t1: headers and the start of the file part, the rest later
+  const boundary = `----parley${randomBytes(8).toString('hex')}`;
+  const data = fileOf(samples.pdf, 100_000);
+  const head = Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="slow.pdf"\r\ncontent-type: application/pdf\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const url = new URL(`${stack.baseUrl}/v1/media`);
+  let answer: Promise<{ status: number; body: string }> | undefined;
+  const slow = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...auth(t1), 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + data.length + tail.length) } });
+  answer = new Promise((resolve, reject) => {
+    slow.on('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    slow.on('error', reject);
+  });
+  answer.catch(() => undefined);
+  try {
+  slow.write(Buffer.concat([head, data.subarray(0, 1000)]));
+  await new Promise((r) => setTimeout(r, 300)); // the server is reading it now
+
+  // t1 already has its one slot (2 per process, at most half for one tenant)
+  const busy = await stack.api.post('/v1/media').set(auth(t1)).attach('file', fileOf(samples.png), { filename: 'p.png', contentType: 'image/png' }).expect(429);
+  expect(busy.body.error.message).toMatch(/uploads in progress/);
+  expect(Number(busy.headers['retry-after'])).toBeGreaterThan(0);
+  // another tenant still gets in
+  await stack.api.post('/v1/media').set(auth(t2)).attach('file', fileOf(samples.png), { filename: 'p.png', contentType: 'image/png' }).expect(201);
+
+  slow.end(Buffer.concat([data.subarray(1000), tail]));
+  const done = await answer;
+  expect(done.status).toBe(201);
+  answer = undefined;
+  // the slot is given back
+  await stack.api.post('/v1/media').set(auth(t1)).attach('file', fileOf(samples.png), { filename: 'p.png', contentType: 'image/png' }).expect(201);
+  } finally {
+    if (answer) slow.destroy();
+  }
 });
