@@ -147,3 +147,46 @@ test('uploads held in memory at once are bounded: per process, and per tenant (h
     if (answer) slow.destroy();
   }
 });
+
+describe('what holds (checked, no change needed)', () => {
+  test('forged, foreign-key, truncated and expired tokens are refused without any database work', async () => {
+    const t = await createTenant(stack);
+    const item = await uploaded(t, fileOf(samples.png), 'image/png');
+    const lib = stack.core.services.mediaLibrary;
+    const find = jest.spyOn(lib, 'find');
+    const read = jest.spyOn(lib, 'readChunk');
+    const good = tokenFor(t, item.id);
+    const otherKey = createMediaUrlTokens(randomBytes(32)).sign({ tenantId: t.tenantId, mediaId: item.id, expiresAt: new Date(Date.now() + 3_600_000) });
+    const expired = createMediaUrlTokens(mediaUrlSecret(stack.config)).sign({ tenantId: t.tenantId, mediaId: item.id, expiresAt: new Date(Date.now() - 1000) });
+    const [, payload, sig] = good.split('.');
+    // the payload re-signed by nobody: the tenant id swapped for another one
+    const raw = Buffer.from(payload!, 'base64url');
+    randomBytes(16).copy(raw, 0);
+    for (const bad of [otherKey, `mu1.${raw.toString('base64url')}.${sig}`, good.slice(0, -1), `${good}A`, 'mu1..', `mu2.${payload}.${sig}`]) {
+      await stack.api.get(`/media/${bad}`).expect(403);
+    }
+    expect((await stack.api.get(`/media/${expired}`).expect(403)).body.error.code).toBe('media_url_expired');
+    expect(find).not.toHaveBeenCalled();
+    expect(read).not.toHaveBeenCalled();
+  });
+
+  test("a validly signed token that pairs another tenant with this file is 404: the lookup binds tenant and file", async () => {
+    const [t1, t2] = await Promise.all([createTenant(stack), createTenant(stack)]);
+    const item = await uploaded(t1, fileOf(samples.png), 'image/png');
+    const crossed = createMediaUrlTokens(mediaUrlSecret(stack.config)).sign({ tenantId: t2.tenantId, mediaId: item.id, expiresAt: new Date(Date.now() + 3_600_000) });
+    await stack.api.get(`/media/${crossed}`).expect(404);
+  });
+
+  test('text that is HTML is kept as text/plain and served as a download the browser may not sniff or run', async () => {
+    const t = await createTenant(stack);
+    const html = Buffer.from(`<html><body><script>alert(document.domain)</script>${randomBytes(8).toString('hex')}</body></html>`);
+    const item = await uploaded(t, html, 'text/plain');
+    const res = await stack.api.get(`/media/${tokenFor(t, item.id)}`).expect(200);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.headers['content-disposition']).toMatch(/^attachment; filename="f\.bin"/);
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['content-security-policy']).toBe("default-src 'none'; sandbox");
+    // and an upload that declares text/html or image/svg+xml is refused outright
+    await stack.api.post('/v1/media').set(auth(t)).attach('file', html, { filename: 'x.svg', contentType: 'image/svg+xml' }).expect(415);
+  });
+});
