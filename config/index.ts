@@ -100,7 +100,7 @@ export const configSchema = z.object({
   /** Reads of one signed media url (GET /media/:token) per client address and minute, per API process; 0 = no limit. */
   MEDIA_URL_READS_PER_MINUTE: z.coerce.number().int().min(0).max(100_000).default(120),
   /** This deployment's public origin (https://parley.example.com): signed media urls for Instagram and web chat are built on it. */
-  PUBLIC_BASE_URL: z.url().optional(),
+  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/, error: 'an http(s) url, e.g. https://parley.example.com' }).optional(),
 
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString,
@@ -290,6 +290,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (missing.length) throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
     if (config.PARLEY_ADMIN_TOKEN && config.PARLEY_ADMIN_TOKEN.trim().length < ADMIN_TOKEN_MIN_LENGTH) {
       throw new ConfigError([`PARLEY_ADMIN_TOKEN: must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters when NODE_ENV=production (e.g. openssl rand -base64 32)`]);
+    }
+    // signed media urls are bearer credentials for a tenant's files: never handed out over plain http
+    if (config.PUBLIC_BASE_URL && !/^https:\/\//i.test(config.PUBLIC_BASE_URL)) {
+      throw new ConfigError(['PUBLIC_BASE_URL: must be an https url when NODE_ENV=production (signed media urls carry their credential)']);
     }
     // a change that committed but answers outside its schema would become a 500 (and a client retry)
     if (config.PARLEY_CHECK_RESPONSES) throw new ConfigError(['PARLEY_CHECK_RESPONSES: a test setting, refused when NODE_ENV=production']);

@@ -2,7 +2,7 @@
  * PUBLIC_BASE_URL is where signed media urls (bearer credentials for a tenant's files) are built:
  * an http or javascript: origin would hand them out in clear, or as a script url.
  */
-import { ConfigError, loadConfig } from '../../config';
+import { type ConfigError, loadConfig } from '../../config';
 
 const prod = { NODE_ENV: 'production', PARLEY_ENCRYPTION_KEY: 'k'.repeat(64), DATABASE_URL: 'postgres://p@db:5432/parley', TEMPORAL_ADDRESS: 'temporal:7233' };
 const problems = (env: Record<string, string>): string[] => {
