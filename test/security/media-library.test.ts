@@ -4,7 +4,7 @@
  * Real database, real HTTP (the stack).
  */
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createMediaUrlTokens, mediaUrlSecret } from '../../services/media-url-tokens';
 import { createTenant, startStack, type Stack, type TenantFixture } from '../support/stack';
 import { samples } from '../support/media-samples';
@@ -149,6 +149,19 @@ test('uploads held in memory at once are bounded: per process, and per tenant (h
 });
 
 describe('what holds (checked, no change needed)', () => {
+  test('the quota holds under concurrent uploads (per-tenant advisory lock): 8 at once, room for 4', async () => {
+    const t = await createTenant(stack);
+    const files = Array.from({ length: 8 }, () => fileOf(samples.png));
+    const results = await Promise.allSettled(
+      files.map((data) =>
+        stack.core.services.mediaLibrary.add(t.tenantId, { kind: 'image', mimeType: 'image/png', sha256: createHash('sha256').update(data).digest('hex'), data }, { maxItems: 4, maxTenantBytes: 1024 * 1024 }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.reason)).toEqual(Array(4).fill('media_quota_exceeded'));
+    expect((await stack.api.get('/v1/media').set(auth(t)).expect(200)).body.items).toHaveLength(4);
+  });
+
   test('forged, foreign-key, truncated and expired tokens are refused without any database work', async () => {
     const t = await createTenant(stack);
     const item = await uploaded(t, fileOf(samples.png), 'image/png');
