@@ -98,6 +98,14 @@ test('a file deleted while its download streams ends the connection instead of l
   expect(outcome).not.toBe(`end after ${data.length}`);
 });
 
+test('a file deleted between its lookup and its first read is a 404, not an empty 200 with a Content-Length it never sends', async () => {
+  const t = await createTenant(stack);
+  const item = await uploaded(t, fileOf(samples.png), 'image/png');
+  jest.spyOn(stack.core.services.mediaLibrary, 'readChunk').mockResolvedValueOnce(Buffer.alloc(0));
+  const r = await stack.api.get(`/media/${tokenFor(t, item.id)}`).expect(404);
+  expect(r.body.error.code).toBe('not_found');
+});
+
 test('a Meta upload recorded after the file was deleted meanwhile answers the fresh id (as documented), not a foreign-key error', async () => {
   const t = await createTenant(stack);
   const item = await uploaded(t, fileOf(samples.png), 'image/png');
