@@ -59,6 +59,8 @@ export interface AppDeps {
         | 'MEDIA_LIBRARY_MAX_ITEMS'
         | 'MEDIA_LIBRARY_MAX_TENANT_BYTES'
         | 'MEDIA_URL_SECRET'
+        | 'MEDIA_URL_READS_PER_MINUTE'
+        | 'MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS'
       >
     > &
     Partial<Pick<Config, 'GRAPH_API_URL' | 'GRAPH_API_VERSION' | 'GRAPH_API_TIMEOUT_MS'>>;
@@ -163,6 +165,8 @@ export function createApp(deps: AppDeps): Express {
         maxTenantBytes: deps.config.MEDIA_LIBRARY_MAX_TENANT_BYTES ?? 1024 * 1024 * 1024,
       },
       urlTokens: createMediaUrlTokens(mediaUrlSecret(deps.config)),
+      readsPerMinute: deps.config.MEDIA_URL_READS_PER_MINUTE,
+      maxConcurrentUploads: deps.config.MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS,
       log,
     }),
   );

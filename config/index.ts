@@ -85,6 +85,8 @@ export const configSchema = z.object({
    * (100 MB for documents): the bytes live in PostgreSQL and one upload is held in memory.
    */
   MEDIA_LIBRARY_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Media library: uploads one API process reads at once (each may hold MEDIA_LIBRARY_MAX_BYTES in memory); one tenant at most half (at least 1). */
+  MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1000).default(8),
   /** Media library: files one tenant may keep. */
   MEDIA_LIBRARY_MAX_ITEMS: z.coerce.number().int().min(1).max(1_000_000).default(500),
   /** Media library: bytes one tenant may keep in all. */
@@ -95,8 +97,10 @@ export const configSchema = z.object({
   MEDIA_URL_SECRET: z.string().min(32).optional(),
   /** How long a signed public media url stays valid (seconds). */
   MEDIA_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(7 * 24 * 3600),
+  /** Reads of one signed media url (GET /media/:token) per client address and minute, per API process; 0 = no limit. */
+  MEDIA_URL_READS_PER_MINUTE: z.coerce.number().int().min(0).max(100_000).default(120),
   /** This deployment's public origin (https://parley.example.com): signed media urls for Instagram and web chat are built on it. */
-  PUBLIC_BASE_URL: z.url().optional(),
+  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/, error: 'an http(s) url, e.g. https://parley.example.com' }).optional(),
 
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString,
@@ -286,6 +290,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (missing.length) throw new ConfigError(missing.map((k) => `${k}: required when NODE_ENV=production`));
     if (config.PARLEY_ADMIN_TOKEN && config.PARLEY_ADMIN_TOKEN.trim().length < ADMIN_TOKEN_MIN_LENGTH) {
       throw new ConfigError([`PARLEY_ADMIN_TOKEN: must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters when NODE_ENV=production (e.g. openssl rand -base64 32)`]);
+    }
+    // signed media urls are bearer credentials for a tenant's files: never handed out over plain http
+    if (config.PUBLIC_BASE_URL && !/^https:\/\//i.test(config.PUBLIC_BASE_URL)) {
+      throw new ConfigError(['PUBLIC_BASE_URL: must be an https url when NODE_ENV=production (signed media urls carry their credential)']);
     }
     // a change that committed but answers outside its schema would become a 500 (and a client retry)
     if (config.PARLEY_CHECK_RESPONSES) throw new ConfigError(['PARLEY_CHECK_RESPONSES: a test setting, refused when NODE_ENV=production']);

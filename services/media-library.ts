@@ -16,7 +16,7 @@ import type { MediaKind } from '../contract/media-types';
 import type { Db } from '../db/client';
 import { mediaChannelUploads, mediaLibrary } from '../db/schema';
 import { AppError } from '../lib/errors';
-import { afterCursor, isUuid, keyset, toIso } from './db-util';
+import { afterCursor, isUuid, keyset, PG_FOREIGN_KEY_VIOLATION, pgErrorCode, toIso } from './db-util';
 
 /** A library file as the API shows it (no bytes). */
 export interface MediaItemView {
@@ -190,14 +190,20 @@ export function createMediaLibraryService(db: Db) {
     async saveUpload(input: { mediaId: string; channelAccountId: string; metaMediaId: string; uploadedAt: Date; expiresAt: Date }): Promise<{ metaMediaId: string; expiresAt: string }> {
       const uploadedAt = input.uploadedAt.toISOString();
       const expiresAt = input.expiresAt.toISOString();
-      await db
-        .insert(mediaChannelUploads)
-        .values({ mediaId: input.mediaId, channelAccountId: input.channelAccountId, metaMediaId: input.metaMediaId, uploadedAt, expiresAt })
-        .onConflictDoUpdate({
-          target: [mediaChannelUploads.mediaId, mediaChannelUploads.channelAccountId],
-          set: { metaMediaId: input.metaMediaId, uploadedAt, expiresAt },
-          setWhere: sql`${mediaChannelUploads.expiresAt} <= ${uploadedAt}::timestamptz`,
-        });
+      try {
+        await db
+          .insert(mediaChannelUploads)
+          .values({ mediaId: input.mediaId, channelAccountId: input.channelAccountId, metaMediaId: input.metaMediaId, uploadedAt, expiresAt })
+          .onConflictDoUpdate({
+            target: [mediaChannelUploads.mediaId, mediaChannelUploads.channelAccountId],
+            set: { metaMediaId: input.metaMediaId, uploadedAt, expiresAt },
+            setWhere: sql`${mediaChannelUploads.expiresAt} <= ${uploadedAt}::timestamptz`,
+          });
+      } catch (err) {
+        // the file (or the channel) was deleted during the upload: nothing to keep, the fresh id is still good for this send
+        if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) return { metaMediaId: input.metaMediaId, expiresAt };
+        throw err;
+      }
       const [r] = await db
         .select({ metaMediaId: mediaChannelUploads.metaMediaId, expiresAt: mediaChannelUploads.expiresAt })
         .from(mediaChannelUploads)

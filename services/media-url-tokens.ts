@@ -53,6 +53,8 @@ export function createMediaUrlTokens(secret: Buffer): MediaUrlTokens {
       const parts = token.split('.');
       if (parts.length !== 3 || parts[0] !== PREFIX || !/^[A-Za-z0-9_-]{54}$/.test(parts[1]!) || !/^[A-Za-z0-9_-]{43}$/.test(parts[2]!)) return { ok: false, reason: 'malformed' };
       const given = Buffer.from(parts[2]!, 'base64url');
+      // one spelling per token: 43 characters carry two padding bits, which the decoder ignores
+      if (given.toString('base64url') !== parts[2]) return { ok: false, reason: 'malformed' };
       const expected = mac(parts[1]!);
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
       const raw = Buffer.from(parts[1]!, 'base64url');

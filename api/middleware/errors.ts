@@ -13,6 +13,14 @@ interface HttpishError {
 }
 
 /**
+ * The request path as it may be logged: a signed media url's path is its credential
+ * (`GET /media/:token`, api/routes/media-library.ts), so its token is left out.
+ */
+export function loggablePath(path: string): string {
+  return path.replace(/^\/media\/[^/]+/i, '/media/[redacted]');
+}
+
+/**
  * The one place errors become responses: `{ error: { code, message, issues? } }`.
  * Temporal errors map to 404/409/422; anything unknown is a 500 without internals.
  */
@@ -48,7 +56,7 @@ export function errorHandler(log: Logger) {
     }
     // a database error's own text quotes values (drizzle adds the query's parameters): log only its SQLSTATE
     const database = describeDatabaseError(err);
-    log.error({ ...(database ? { database } : { err }), method: req.method, path: req.path }, 'unhandled error');
+    log.error({ ...(database ? { database } : { err }), method: req.method, path: loggablePath(req.path) }, 'unhandled error');
     res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
   };
 }

@@ -47,17 +47,48 @@ function disposition(type: 'inline' | 'attachment', filename: string | null): st
   return `${type}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
 
+/**
+ * Reads of one signed url per client address, in memory (a token bucket per address and file; the
+ * map pruned of full buckets): a url handed to a web chat visitor must not let that visitor keep
+ * the database reading the file. Keyed by file too, so Instagram's few fetching addresses are not
+ * throttled across the many files they fetch.
+ */
+function createReadLimiter(perMinute: number) {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const rate = perMinute / 60_000;
+  return (key: string): { ok: true } | { ok: false; retryAfterS: number } => {
+    if (perMinute <= 0) return { ok: true };
+    const now = Date.now();
+    if (buckets.size > 50_000) {
+      for (const [k, b] of buckets) if (b.tokens + (now - b.at) * rate >= perMinute) buckets.delete(k);
+      if (buckets.size > 50_000) buckets.clear();
+    }
+    const b = buckets.get(key) ?? { tokens: perMinute, at: now };
+    b.tokens = Math.min(perMinute, b.tokens + (now - b.at) * rate);
+    b.at = now;
+    buckets.set(key, b);
+    if (b.tokens < 1) return { ok: false, retryAfterS: Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)) };
+    b.tokens -= 1;
+    return { ok: true };
+  };
+}
+
 export function createMediaLibraryRouter(deps: {
   services: Services;
   limits: MediaLibraryLimits & { maxBytes: number };
   urlTokens: MediaUrlTokens;
   log: Logger;
   chunkBytes?: number;
+  /** MEDIA_URL_READS_PER_MINUTE: reads of one file's signed url per client address (0 = no limit). */
+  readsPerMinute?: number;
+  /** MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: uploads this process reads at once (one tenant: half, at least 1). */
+  maxConcurrentUploads?: number;
 }): Router {
   const { services } = deps;
   const r = Router();
   const log = deps.log.child({ module: 'api.media-library' });
   const chunkBytes = Math.max(1, deps.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+  const readLimit = createReadLimiter(deps.readsPerMinute ?? 120);
   r.use('/v1/media', tenantAuth(services));
 
   // memory storage: the file is bounded by fileSize and goes to one bytea; 1 file, 1 text field
@@ -66,6 +97,37 @@ export function createMediaLibraryRouter(deps: {
     defParamCharset: 'utf8',
     limits: { fileSize: deps.limits.maxBytes, files: 1, fields: 1, parts: 2, fieldSize: 1024, fieldNameSize: 50, headerPairs: 20 },
   }).single('file');
+
+  // Each upload may hold MEDIA_LIBRARY_MAX_BYTES in memory until it is stored: this process reads
+  // at most maxUploads at once, one tenant at most half of them, before a byte of the body is read.
+  const maxUploads = Math.max(1, deps.maxConcurrentUploads ?? 8);
+  const maxTenantUploads = Math.max(1, Math.floor(maxUploads / 2));
+  let uploading = 0;
+  const uploadingByTenant = new Map<string, number>();
+  const uploadSlot = (_req: Request, res: Response, next: NextFunction) => {
+    const tenantId = res.locals.tenantId as string;
+    const mine = uploadingByTenant.get(tenantId) ?? 0;
+    if (mine >= maxTenantUploads) {
+      res.setHeader('Retry-After', '1');
+      return next(new AppError('rate_limited', `this tenant has ${mine} uploads in progress, the most one tenant may have at once on this server: retry when one is done`));
+    }
+    if (uploading >= maxUploads) {
+      res.setHeader('Retry-After', '1');
+      return next(new AppError('unavailable', `this server has ${uploading} uploads in progress, its limit (MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS): retry shortly`));
+    }
+    uploading += 1;
+    uploadingByTenant.set(tenantId, mine + 1);
+    let released = false;
+    res.once('close', () => {
+      if (released) return;
+      released = true;
+      uploading -= 1;
+      const left = (uploadingByTenant.get(tenantId) ?? 1) - 1;
+      if (left > 0) uploadingByTenant.set(tenantId, left);
+      else uploadingByTenant.delete(tenantId);
+    });
+    next();
+  };
 
   /** multer, with its refusals in the API's error taxonomy. */
   const readUpload = (req: Request, res: Response, next: NextFunction) => {
@@ -90,13 +152,14 @@ export function createMediaLibraryRouter(deps: {
   r.post(
     '/v1/media',
     allow(...MANAGERS),
+    uploadSlot,
     readUpload,
     doc({
       summary: 'Upload a file to the media library',
       description: [
         'multipart/form-data with one part `file` (its Content-Type declares the type; `application/octet-stream` has it recognised by its first bytes) and optionally `filename`.',
         'Accepted as WhatsApp accepts them: image (image/jpeg, image/png ≤ 5 MB), video (video/mp4, video/3gpp ≤ 16 MB), audio (audio/aac, audio/amr, audio/mpeg, audio/mp4, audio/ogg with Opus ≤ 16 MB), document (text/plain, application/pdf, Word, Excel, PowerPoint), sticker (image/webp ≤ 100 KB static, 500 KB animated); every file at most MEDIA_LIBRARY_MAX_BYTES (default 16 MB).',
-        'The bytes must match the declared type: 415 otherwise (and for other types); 413 over a size limit; 409 `media_quota_exceeded` over the tenant\'s file count or total bytes.',
+        'The bytes must match the declared type: 415 otherwise (and for other types); 413 over a size limit; 409 `media_quota_exceeded` over the tenant\'s file count or total bytes; 429 while the tenant already has half of MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS uploads in progress on the server, 503 while the server has all of them (Retry-After).',
         '201 with the new file; 200 with the stored one when this tenant already has the same bytes (same sha256).',
         'On its first send on a WhatsApp channel the file is uploaded to Meta and that media id is reused until shortly before Meta expires it (30 days).',
       ].join(' '),
@@ -172,6 +235,11 @@ export function createMediaLibraryRouter(deps: {
       const token = typeof req.params.token === 'string' ? req.params.token : '';
       const check = deps.urlTokens.verify(token);
       if (!check.ok) throw new AppError('forbidden', check.reason === 'expired' ? 'this media url has expired' : 'invalid media url', undefined, check.reason === 'expired' ? 'media_url_expired' : 'media_url_invalid');
+      const limited = readLimit(`${req.ip ?? req.socket.remoteAddress ?? 'unknown'}|${check.mediaId}`);
+      if (!limited.ok) {
+        res.setHeader('Retry-After', String(limited.retryAfterS));
+        throw new AppError('rate_limited', `too many reads of this media url from this address (at most ${deps.readsPerMinute ?? 120} a minute)`);
+      }
       const item = await services.mediaLibrary.find(check.tenantId, check.mediaId);
       if (!item) throw new AppError('not_found', 'media not found');
       const size = item.sizeBytes;
@@ -196,6 +264,8 @@ export function createMediaLibraryRouter(deps: {
       let offset = first;
       const read = () => services.mediaLibrary.readChunk(item.id, offset, Math.min(chunkBytes, last + 1 - offset));
       let chunk = size > 0 && req.method !== 'HEAD' ? await read() : Buffer.alloc(0);
+      // deleted between the lookup and the first read: still a proper answer (no header is out yet)
+      if (size > 0 && req.method !== 'HEAD' && chunk.length === 0) throw new AppError('not_found', 'media not found');
       res.status(range ? 206 : 200).set({ ...headers, 'content-length': String(Math.max(0, last - first + 1)), ...(range ? { 'content-range': `bytes ${first}-${last}/${size}` } : {}) });
       if (req.method === 'HEAD') {
         res.end();
@@ -205,8 +275,10 @@ export function createMediaLibraryRouter(deps: {
         for (;;) {
           const open = await writeWithBackpressure(res, chunk);
           offset += chunk.length;
-          if (chunk.length === 0 || offset > last || !open) break;
+          if (offset > last || !open) break;
           chunk = await read();
+          // deleted mid-stream: Content-Length promised more, so the connection is cut (a client would wait for it)
+          if (chunk.length === 0) throw new Error('the file was deleted while it was streamed');
         }
         res.end();
       } catch (err) {
