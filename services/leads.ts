@@ -61,11 +61,18 @@ function presentMessage(m: MessageRow) {
     providerMessageId: m.providerMessageId,
     type: m.type,
     body: m.body,
+    content: richContent(m.details),
     status: m.status,
     error: m.error,
     sentAt: toIso(m.sentAt),
     createdAt: toIso(m.createdAt),
   };
+}
+
+/** An outbound rich message as it went out (contract/rich.ts RichMessage, kept in `details.rich`), else null. */
+function richContent(details: unknown): Record<string, unknown> | null {
+  const rich = details && typeof details === 'object' ? (details as { rich?: unknown }).rich : undefined;
+  return rich && typeof rich === 'object' ? (rich as Record<string, unknown>) : null;
 }
 
 const chatColumns = {
@@ -288,7 +295,7 @@ export function createLeadService(db: Db) {
      * Also says how long ago an unconfirmed attempt of it called the provider (database clock;
      * null when none did or its answer was stored), see markSendAttempt.
      */
-    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<
+    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string; details?: Record<string, unknown> }): Promise<
       MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null; channelEnabled: boolean | null; channelDeleted: boolean | null }
     > {
       const input = withoutNul(raw);
@@ -306,7 +313,7 @@ export function createLeadService(db: Db) {
       // a first attempt inserts and reads the row in one statement; a retry finds it already there
       const [created] = await db
         .insert(messages)
-        .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending' })
+        .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending', ...(input.details ? { details: input.details } : {}) })
         .onConflictDoNothing()
         .returning({ ...getTableColumns(messages), ...extra });
       const [row] = created

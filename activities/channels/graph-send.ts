@@ -99,8 +99,8 @@ export interface GraphSendRequest {
   body: Record<string, unknown>;
   /** Fields that address the recipient, given where the lead is reached now (merged into the body). */
   recipient?: (lead: { phone: string | null; bsuid: string | null }) => Record<string, unknown>;
-  /** How the message reads in the transcript. */
-  transcript: { body: string; type: string };
+  /** How the message reads in the transcript (`details`: kept on the row, e.g. a rich message). */
+  transcript: { body: string; type: string; details?: Record<string, unknown> };
 }
 
 export function createGraphSender(deps: GraphSendDeps) {
@@ -122,7 +122,7 @@ export function createGraphSender(deps: GraphSendDeps) {
 
   async function attempt(req: GraphSendRequest): Promise<SendResult> {
     const { input } = req;
-    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: req.transcript.body, type: req.transcript.type });
+    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: req.transcript.body, type: req.transcript.type, ...(req.transcript.details ? { details: req.transcript.details } : {}) });
     const settled = await settledOutbound(deps.leads, row, `channel account ${input.channelAccountId}`);
     if (settled) return settled;
     if (row.channelEnabled === false) {

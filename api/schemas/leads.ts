@@ -60,7 +60,7 @@ export const leadEventPage = pageOf(leadEventSchema);
 
 const direction = z.enum(['inbound', 'outbound']);
 const messageStatus = z.string().meta({ description: 'inbound: received; outbound: pending → sent → delivered → read (played), or failed' });
-const messageType = z.string().meta({ description: 'inbound: the normalized message type (text, image, audio, location, …); outbound: text or template' });
+const messageType = z.string().meta({ description: 'inbound: the normalized message type (text, image, audio, location, …); outbound: text, template, or a rich kind (interactive, media, location, reaction)' });
 const messageError = z.unknown().nullable().meta({ description: "A failed send's error, as the provider or the worker reported it; null otherwise" });
 
 /** A message of one lead's transcript (services/leads.ts presentMessage). */
@@ -70,7 +70,8 @@ export const leadMessageSchema = z
     direction,
     providerMessageId: z.string().nullable().meta({ description: "The provider's id (WhatsApp wamid); null until an outbound message is sent" }),
     type: messageType,
-    body: z.string().meta({ description: 'The text, or a readable rendering of other types ("[image] caption")' }),
+    body: z.string().meta({ description: 'The text, or a readable rendering of other types ("[image] caption", numbered buttons)' }),
+    content: jsonObject.nullable().meta({ description: 'An outbound rich message (type interactive, media, location, reaction) as it went out on the channel: `{ kind, interactive | media | location | reaction }`; null otherwise' }),
     status: messageStatus,
     error: messageError,
     sentAt: timestamp.nullable().meta({ description: 'When the contact sent it (inbound) or we sent it (outbound)' }),
