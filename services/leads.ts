@@ -84,6 +84,10 @@ const chatColumns = {
   body: messages.body,
   status: messages.status,
   createdAt: messages.createdAt,
+  /** An outbound rich message (the widget renders buttons, lists, images). */
+  rich: sql<unknown>`${messages.details}->'rich'`,
+  /** A visitor's click on an option: `{ id, title }`. */
+  option: sql<unknown>`${messages.details}->'option'`,
 };
 
 /** One message as a chat widget needs it (web chat stream and history). */
@@ -96,10 +100,25 @@ export interface ChatMessage {
   body: string;
   status: string;
   createdAt: string;
+  /** details.rich (outbound rich message) and details.option (a web chat option click), when present. */
+  rich?: unknown;
+  option?: unknown;
 }
 
-function presentChatMessage(m: { id: string; seq: number; direction: 'inbound' | 'outbound'; providerMessageId: string | null; type: string; body: string; status: string; createdAt: string }): ChatMessage {
-  return { ...m, seq: Number(m.seq), createdAt: toIso(m.createdAt) ?? m.createdAt };
+function presentChatMessage(m: {
+  id: string;
+  seq: number;
+  direction: 'inbound' | 'outbound';
+  providerMessageId: string | null;
+  type: string;
+  body: string;
+  status: string;
+  createdAt: string;
+  rich?: unknown;
+  option?: unknown;
+}): ChatMessage {
+  const { rich, option, ...rest } = m;
+  return { ...rest, seq: Number(m.seq), createdAt: toIso(m.createdAt) ?? m.createdAt, ...(rich != null ? { rich } : {}), ...(option != null ? { option } : {}) };
 }
 
 /** Status order for outbound messages: a status only moves forward; failed is terminal. */
