@@ -438,7 +438,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
-    res.setHeader('Content-Security-Policy', "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'");
+    res.setHeader('Content-Security-Policy', "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; base-uri 'none'; form-action 'none'");
     // the key passed widgetKeySchema: letters, digits, "_" and "-" only, safe inside an attribute
     res.type('html').send(pageHtml.split('{{WIDGET_KEY}}').join(routing.phoneNumberId));
   });
