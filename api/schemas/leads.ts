@@ -164,6 +164,7 @@ const sequenceStep = z.strictObject({
   template: templateRef.optional(),
   text: z.string().optional(),
   aiInstruction: z.string().optional(),
+  message: jsonObject.optional().meta({ description: "A `rich` step's message (contract/rich.ts)" }),
   sendWindow: z.strictObject({ days: z.array(z.number().int()), start: z.string(), end: z.string() }).optional(),
 });
 
@@ -178,6 +179,7 @@ const outboundWhat = z.discriminatedUnion('kind', [
     allowHandoff: z.boolean().optional(),
   }),
   z.strictObject({ kind: z.literal('template'), template: templateRef }),
+  z.strictObject({ kind: z.literal('rich'), message: jsonObject.meta({ description: 'A rich message (contract/rich.ts)' }) }),
 ]);
 
 /** contract/messages.ts ParkedOperation */
@@ -193,6 +195,7 @@ const parkedOperation = z.strictObject({
       outboundMessageId: z.string(),
       reference: z.string(),
       humanAgent: z.boolean().optional(),
+      rich: jsonObject.optional().meta({ description: 'The rich message as the channel sends it (`text` is its rendering)' }),
     })
     .optional(),
   fallbackTemplate: templateRef.optional(),

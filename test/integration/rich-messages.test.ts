@@ -228,6 +228,9 @@ describe('WhatsApp', () => {
     const { from, lead } = await whatsAppLead(t);
     await waitFor(() => sentTo(from).length === 1, { what: 'AI reply' });
     await stack.api.post(`/v1/leads/${lead.id}/sequence/enroll`).set(auth(t)).send({ sequenceId: seq.body.id }).expect(200);
+    // the lead's state shows the rich step (its documented schema knows it)
+    const state = await stack.api.get(`/v1/leads/${lead.id}/state`).set(auth(t)).expect(200);
+    expect(state.body.sequence.def.steps[0]).toMatchObject({ kind: 'rich', message });
     const sends = await waitFor(() => (sentTo(from).length === 2 ? sentTo(from) : undefined), { what: 'the rich step' });
     expect(sends[1]!.body).toMatchObject({
       type: 'interactive',
