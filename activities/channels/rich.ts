@@ -204,20 +204,20 @@ export function createRichActivities(deps: RichDeps) {
           throw err;
         }
       }
-      const message = await resolved(input);
+      // the payload is built (and a media library id resolved) only when the send goes ahead: not for a retry of a message already sent
       if (input.channel === 'instagram') {
         const messaging = input.humanAgent ? { messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT' } : { messaging_type: 'RESPONSE' };
         return instagram({
           input,
           path: (igAccountId) => `${encodeURIComponent(igAccountId)}/messages`,
-          body: { recipient: { id: input.to }, message: instagramRichPayload(message), ...messaging },
+          body: async () => ({ recipient: { id: input.to }, message: instagramRichPayload(await resolved(input)), ...messaging }),
           transcript,
         });
       }
       return whatsApp({
         input,
         path: (phoneNumberId) => `${encodeURIComponent(phoneNumberId)}/messages`,
-        body: { messaging_product: 'whatsapp', recipient_type: 'individual', ...whatsAppRichPayload(message), biz_opaque_callback_data: input.outboundMessageId },
+        body: async () => ({ messaging_product: 'whatsapp', recipient_type: 'individual', ...whatsAppRichPayload(await resolved(input)), biz_opaque_callback_data: input.outboundMessageId }),
         recipient: (lead) => whatsAppRecipient(input.to, lead),
         transcript,
       });

@@ -6,6 +6,7 @@
  * quick reply, Instagram quick reply, web chat click) reaching the LLM with their id and title.
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import { createRichActivities } from '../../activities/channels/rich';
 import { instagramTextWebhook } from '../../fakes/meta-webhooks';
 import { contentText } from '../../fakes/openai';
 import { signMetaBody } from '../../lib/crypto';
@@ -236,6 +237,39 @@ describe('WhatsApp', () => {
       type: 'interactive',
       interactive: { type: 'list', body: { text: 'Which plan interests you?' }, action: { button: 'Plans', sections: [{ rows: [{ id: 'basic', title: 'Basic' }, { id: 'pro', title: 'Pro' }] }] } },
     });
+  });
+
+  test('sendRichMessage is effectively once per outbound id; a media library id is resolved by the one hook', async () => {
+    const t = await createTenant(stack, { credits: 10 });
+    const { from, lead } = await whatsAppLead(t);
+    await waitFor(() => sentTo(from).length === 1, { what: 'AI reply' });
+    const deps = { leads: stack.core.services.leads, channels: stack.core.services.channels, log: stack.log, graphApiUrl: stack.config.GRAPH_API_URL, graphApiVersion: stack.config.GRAPH_API_VERSION, timeoutMs: 5000 };
+    const resolved: string[] = [];
+    const { sendRichMessage } = createRichActivities({
+      ...deps,
+      resolveLibraryMedia: async ({ libraryId }) => {
+        resolved.push(libraryId);
+        return { id: '5550001' };
+      },
+    });
+    const base = { tenantId: t.tenantId, leadId: lead.id, channelAccountId: t.channelId, to: from, channel: 'whatsapp' as const };
+    const id = crypto.randomUUID();
+    const message = { kind: 'media' as const, media: { type: 'document' as const, libraryId: 'med_price_list', filename: 'prices.pdf' } };
+    const first = await sendRichMessage({ ...base, outboundMessageId: id, message });
+    expect(first.alreadySent).toBe(false);
+    const again = await sendRichMessage({ ...base, outboundMessageId: id, message });
+    expect(again).toEqual({ ...first, alreadySent: true });
+    expect(sentTo(from)).toHaveLength(2);
+    expect(sentTo(from)[1]!.body).toMatchObject({ type: 'document', document: { id: '5550001', filename: 'prices.pdf' }, biz_opaque_callback_data: id });
+    expect(resolved).toEqual(['med_price_list']);
+    // without the media library: refused for good, nothing sent
+    const { sendRichMessage: noLibrary } = createRichActivities(deps);
+    await expect(noLibrary({ ...base, outboundMessageId: crypto.randomUUID(), message })).rejects.toMatchObject({ type: 'not_implemented', nonRetryable: true });
+    // a broken limit: refused for good before Meta is called
+    await expect(
+      noLibrary({ ...base, outboundMessageId: crypto.randomUUID(), message: { kind: 'interactive', interactive: { type: 'button', body: 'b', buttons: ['a', 'b', 'c', 'd'].map((x) => ({ id: x, title: x })) } } }),
+    ).rejects.toMatchObject({ type: 'provider_permanent', nonRetryable: true });
+    expect(sentTo(from)).toHaveLength(2);
   });
 
   test('a button reply, a list reply and a template quick reply reach the LLM with the option id and title', async () => {
