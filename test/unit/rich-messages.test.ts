@@ -5,6 +5,7 @@
 import { channelProblems, degrade, richProblems, richText, richTranscript, mediaFileProblem, type RichMessage } from '../../contract/rich';
 import { instagramRichPayload, whatsAppRichPayload } from '../../activities/channels/rich';
 import { webChatRich } from '../../api/routes/webchat';
+import { validateGraphMessageBody, validateInstagramMessageBody } from '../../fakes/graph-api';
 import { richMessageSchema, sequenceStepSchema } from '../../workflows/lead/policy/schemas';
 
 const buttons: RichMessage = {
@@ -316,6 +317,26 @@ describe('degrade', () => {
     expect(richTranscript(reaction)).toBe('[reaction 👍 to wamid.HBgLMTIzNDU2Nzg5MBUCABIYFjNFQjA=]');
     expect(richTranscript(audio)).toBe('[audio] https://cdn.example/hello.ogg');
     expect(richTranscript(image)).toBe('Your box\nhttps://cdn.example/p/box.png');
+  });
+});
+
+describe('the fake Graph API checks the payloads as Meta does', () => {
+  const wa = (m: RichMessage) => validateGraphMessageBody({ messaging_product: 'whatsapp', recipient_type: 'individual', to: '15551234567', ...whatsAppRichPayload(m) });
+  const ig = (m: RichMessage) => validateInstagramMessageBody({ recipient: { id: '1234567890' }, messaging_type: 'RESPONSE', message: instagramRichPayload(m) });
+
+  test('every builder output is accepted', () => {
+    for (const m of [buttons, list, cta, image, pdf, audio, location, reaction]) expect(wa(m)).toBeNull();
+    for (const m of [quickReplies, cards, image]) expect(ig(m)).toBeNull();
+  });
+
+  test('a message past a limit is refused by the fake too (what richProblems catches first)', () => {
+    const four: RichMessage = { kind: 'interactive', interactive: { type: 'button', body: 'b', buttons: ['a', 'b', 'c', 'd'].map((x) => ({ id: x, title: x })) } };
+    expect(wa(four)).toMatch(/1 to 3 buttons/);
+    const rows = Array.from({ length: 11 }, (_, n) => ({ id: `r${n}`, title: `Row ${n}` }));
+    expect(wa({ kind: 'interactive', interactive: { type: 'list', body: 'b', button: 'Open', sections: [{ title: 'A', rows: rows.slice(0, 5) }, { title: 'B', rows: rows.slice(5) }] } })).toMatch(/at most 10 rows/);
+    expect(wa({ kind: 'interactive', interactive: { type: 'cta_url', body: 'b', displayText: 'd'.repeat(21), url: 'https://x.example' } })).toMatch(/display_text/);
+    expect(ig({ kind: 'interactive', interactive: { type: 'quick_replies', text: 't', replies: Array.from({ length: 14 }, (_, n) => ({ title: `o${n}`, payload: `p${n}` })) } })).toMatch(/1 to 13 quick replies/);
+    expect(ig({ kind: 'interactive', interactive: { type: 'generic', cards: [{ title: 't'.repeat(81) }] } })).toMatch(/1 to 80 characters/);
   });
 });
 
