@@ -246,7 +246,16 @@ export const leadStateSchema = z
     inboxFirstAt: timestamp.optional(),
     inboxLastAt: timestamp.optional(),
     outbox: z
-      .array(z.strictObject({ requestId: z.string(), kind: z.enum(['text', 'template']), text: z.string().optional(), template: templateRef.optional(), source: z.enum(['manual', 'api']) }))
+      .array(
+        z.strictObject({
+          requestId: z.string(),
+          kind: z.enum(['text', 'template', 'rich']),
+          text: z.string().optional(),
+          template: templateRef.optional(),
+          message: jsonObject.optional().meta({ description: 'A rich message (contract/rich.ts)' }),
+          source: z.enum(['manual', 'api']),
+        }),
+      )
       .optional()
       .meta({ description: 'Manual messages and templates waiting to be sent (e.g. behind an open circuit breaker)' }),
     bumpsSent: z.number().int().optional(),

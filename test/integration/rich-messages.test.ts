@@ -216,6 +216,30 @@ describe('WhatsApp', () => {
     expect((await stack.api.get('/v1/credits').set(auth(t))).body).toMatchObject({ balance: 8, reserved: 0 });
   });
 
+  test('behind an open circuit breaker a rich message is queued (202) and goes out once when it closes', async () => {
+    const t = await createTenant(stack, { credits: 10 });
+    const { from, lead } = await whatsAppLead(t);
+    await waitFor(() => sentTo(from).length === 1, { what: 'AI reply' });
+    stack.graph.failNext({ code: 190, to: from, message: 'Error validating access token' });
+    const location = { latitude: 18.5204, longitude: 73.8567, name: 'Parley Store' };
+    const queued = await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth(t)).send({ location }).expect(202);
+    expect(queued.body.status).toBe('queued');
+    const list = { type: 'list', body: 'Pick one', button: 'Open', sections: [{ rows: [{ id: 'a', title: 'A' }] }] };
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth(t)).send({ interactive: list }).expect(202);
+    // the lead's state shows the queued rich message (its documented schema knows it)
+    const state = await waitFor(async () => {
+      const r = await stack.api.get(`/v1/leads/${lead.id}/state`).set(auth(t)).expect(200);
+      return r.body.outbox?.length ? r.body : undefined;
+    }, { what: 'the queued message in the state' });
+    expect(state.outbox[0]).toMatchObject({ kind: 'rich', message: { kind: 'interactive', interactive: list } });
+    await stack.api.post(`/v1/channels/${t.channelId}/circuit/close`).set(auth(t)).expect(200);
+    const sends = await waitFor(() => (sentTo(from).length === 3 ? sentTo(from) : undefined), { what: 'both sent after the circuit closed' });
+    expect(sends[1]!.body).toMatchObject({ type: 'location', location });
+    expect(sends[2]!.body).toMatchObject({ type: 'interactive', interactive: { type: 'list' } });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sentTo(from)).toHaveLength(3);
+  });
+
   test('a sequence step can be rich: checked at creation for every channel, sent natively on WhatsApp', async () => {
     const t = await createTenant(stack, { credits: 10 });
     const bad = await stack.api
@@ -350,6 +374,30 @@ describe('Instagram', () => {
     const card = await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth(t)).send({ interactive: { type: 'generic', cards: [{ title: 't'.repeat(81) }] } }).expect(400);
     expect(card.body.error.issues).toEqual([{ path: 'interactive.cards.0.title', message: 'card title is 81 characters; the limit is 80' }]);
     expect(igSentTo(igsid)).toHaveLength(cases.length + 1);
+  });
+
+  test('rich sequence steps are degraded to Instagram when they are sent', async () => {
+    const { t, igsid, lead } = await igLead();
+    const seq = await stack.api
+      .post('/v1/sequences')
+      .set(auth(t))
+      .send({
+        name: 'IG follow-up',
+        steps: [
+          { delayMs: 200, kind: 'rich', message: { kind: 'interactive', interactive: { type: 'button', body: 'Still keen on a hat?', buttons: [{ id: 'yes', title: 'Yes' }, { id: 'no', title: 'No' }] } } },
+          { delayMs: 200, kind: 'rich', message: { kind: 'location', location: { latitude: 18.52, longitude: 73.85, name: 'Hat shop' } } },
+        ],
+        stopOn: ['stage_changed'],
+      })
+      .expect(201);
+    await stack.api.post(`/v1/leads/${lead.id}/sequence/enroll`).set(auth(t)).send({ sequenceId: seq.body.id }).expect(200);
+    const sends = await waitFor(() => (igSentTo(igsid).length === 3 ? igSentTo(igsid) : undefined), { what: 'both steps on Instagram' });
+    expect(sends[1]!.body).toEqual({
+      recipient: { id: igsid },
+      message: { text: 'Still keen on a hat?', quick_replies: [{ content_type: 'text', title: 'Yes', payload: 'yes' }, { content_type: 'text', title: 'No', payload: 'no' }] },
+      messaging_type: 'RESPONSE',
+    });
+    expect(sends[2]!.body).toEqual({ recipient: { id: igsid }, message: { text: 'Hat shop\nhttps://maps.google.com/?q=18.52,73.85' }, messaging_type: 'RESPONSE' });
   });
 
   test('a quick reply reaches the LLM with its payload and title', async () => {
