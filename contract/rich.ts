@@ -463,10 +463,12 @@ export type ChannelMessage = { kind: 'text'; text: string; degradedFrom: RichFor
 
 /**
  * The message as `channel` can send it. Native forms go out as they are. Otherwise, in order:
- * - reply buttons on Instagram → quick replies (same titles, ids as payloads);
+ * - reply buttons on Instagram → quick replies (same titles, ids as payloads) when they have no
+ *   header or footer and the body fits Instagram's 1,000 bytes;
  * - quick replies on WhatsApp → reply buttons (≤ 3) or a list (≤ 10, button label "Options");
  *   on web chat → buttons;
- * - a list on Instagram → quick replies when it has ≤ 13 rows whose titles fit 20 characters;
+ * - a list on Instagram → quick replies when it has ≤ 13 rows whose titles fit 20 characters
+ *   and its header, body and footer fit 1,000 bytes;
  * - anything else → text (`richText`): options numbered one per line, a URL button as
  *   "label: url", a location as its name/address and a maps link, a medium as its caption and
  *   link, a reaction as the emoji alone; text over Instagram's 1,000 bytes is cut by the send.
@@ -476,7 +478,7 @@ export function degrade(message: RichMessage, channel: Channel): ChannelMessage 
   if (CHANNEL_FORMS[channel].includes(form) && !(message.kind === 'media' && message.media.id !== undefined && channel !== 'whatsapp')) return { kind: 'rich', message };
   if (message.kind === 'interactive') {
     const i = message.interactive;
-    if (i.type === 'button' && channel === 'instagram' && !i.header && !i.footer) {
+    if (i.type === 'button' && channel === 'instagram' && !i.header && !i.footer && utf8Bytes(i.body) <= RICH_LIMITS.instagramTextBytes) {
       return { kind: 'rich', convertedFrom: form, message: { kind: 'interactive', interactive: { type: 'quick_replies', text: i.body, replies: i.buttons.map((b) => ({ title: b.title, payload: b.id })) } } };
     }
     if (i.type === 'quick_replies' && channel !== 'instagram') {
@@ -488,8 +490,9 @@ export function degrade(message: RichMessage, channel: Channel): ChannelMessage 
     }
     if (i.type === 'list' && channel === 'instagram') {
       const rows = i.sections.flatMap((s) => s.rows);
-      if (rows.length <= RICH_LIMITS.quickReplies && rows.every((r) => r.title.length <= RICH_LIMITS.quickReplyTitle)) {
-        return { kind: 'rich', convertedFrom: form, message: { kind: 'interactive', interactive: { type: 'quick_replies', text: lines(i.header, i.body, i.footer), replies: rows.map((r) => ({ title: r.title, payload: r.id })) } } };
+      const text = lines(i.header, i.body, i.footer);
+      if (rows.length <= RICH_LIMITS.quickReplies && rows.every((r) => r.title.length <= RICH_LIMITS.quickReplyTitle) && utf8Bytes(text) <= RICH_LIMITS.instagramTextBytes) {
+        return { kind: 'rich', convertedFrom: form, message: { kind: 'interactive', interactive: { type: 'quick_replies', text, replies: rows.map((r) => ({ title: r.title, payload: r.id })) } } };
       }
     }
   }

@@ -260,6 +260,10 @@ describe('degrade', () => {
       convertedFrom: 'interactive:button',
       message: { kind: 'interactive', interactive: { type: 'quick_replies', text: 'Deliver when?', replies: [{ title: 'Tuesday', payload: 'tue' }, { title: 'Wednesday', payload: 'wed' }] } },
     });
+    // a body over Instagram's 1,000 bytes: text (cut by the send), so a WhatsApp-sized step still fits every channel
+    const long: RichMessage = { kind: 'interactive', interactive: { type: 'button', body: 'é'.repeat(600), buttons: [{ id: 'a', title: 'A' }] } };
+    expect(degrade(long, 'instagram')).toMatchObject({ kind: 'text', degradedFrom: 'interactive:button' });
+    expect(channelProblems(long, 'instagram')).toEqual([]);
     // with a header and footer they are numbered options in text
     expect(degrade(buttons, 'instagram')).toEqual({ kind: 'text', degradedFrom: 'interactive:button', text: 'Delivery\nWhen should we deliver?\n1. Tuesday\n2. Wednesday\nReply any time' });
   });
