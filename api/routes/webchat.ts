@@ -336,7 +336,7 @@ const DOCS = {
   },
   post: {
     summary: "Send a visitor's message",
-    description: `${VISITOR_TOKEN} The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same \`clientMessageId\` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with \`Retry-After\`. 503 when the conversation engine cannot take it now: retry with the same \`clientMessageId\`.`,
+    description: `${VISITOR_TOKEN} The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same \`clientMessageId\` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with \`Retry-After\`. 503 when the conversation engine cannot take it now: retry with the same \`clientMessageId\`. A click on a reply's option (a button or list row of a message's \`rich.options\`) is posted as its title in \`text\` with \`option: { id }\`: the AI reads both (\`[button] Title (id: …)\`).`,
     tags: ['webchat'],
     requestBody: { contentType: 'application/json', schema: postMessageBody },
     responses: { 202: webChatMessageAccepted },
