@@ -7,9 +7,8 @@
  */
 import { z } from 'zod';
 import type { AgentOptOutSettings, SendWindow, SequenceDef, SequenceStep, TemplateRef } from '../../../contract/messages';
-import { CHANNELS } from '../../../contract/vocabulary';
 import { channelProblems, MEDIA_TYPES, type InteractiveMessage, type LocationMessage, type MediaMessage, type ReactionMessage, type RichMessage } from '../../../contract/rich';
-import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS } from '../../../contract/vocabulary';
+import { CHANNELS, SEQUENCE_STEP_KINDS, STOP_CONDITIONS } from '../../../contract/vocabulary';
 import { OPT_OUT_LANGUAGES } from './opt-out';
 import { HH_MM, isValidTimeZone } from './quiet-hours';
 
