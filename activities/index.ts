@@ -18,6 +18,7 @@ import type { TemplateService } from '../services/templates';
 import type { WebhookEndpointService } from '../services/webhook-endpoints';
 import { createWebhookActivities, type WebhookSettings } from './webhooks/deliver';
 import { createInstagramActivities } from './channels/instagram';
+import { createRichActivities, type ResolveLibraryMedia } from './channels/rich';
 import { createWebChatActivities } from './channels/webchat';
 import { createWhatsAppActivities } from './channels/whatsapp';
 import { createCreditActivities } from './credits';
@@ -71,6 +72,8 @@ export interface ActivityDeps {
   /** Outbound webhooks (services.webhookEndpoints) and their settings (WEBHOOK_* config); absent = no relay, no deliveries. */
   webhookEndpoints?: WebhookEndpointService;
   webhooks?: WebhookSettings;
+  /** The media library's resolver of a Parley media id to a Meta media id (activities/channels/rich.ts); absent = library ids are refused. */
+  resolveLibraryMedia?: ResolveLibraryMedia;
 }
 
 /**
@@ -110,6 +113,7 @@ export function createActivities(deps: ActivityDeps) {
     ...whatsApp,
     ...instagram,
     ...webChat,
+    ...createRichActivities(channelDeps),
     // an ordinary reply turn in one activity, over the same functions as the step-by-step activities above
     ...createTurnActivities({
       leads: deps.leads,

@@ -5,5 +5,6 @@
  */
 export * from './failures';
 export * from './messages';
+export * from './rich';
 export * from './vocabulary';
 export * from './workflow-names';

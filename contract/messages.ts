@@ -6,6 +6,7 @@
  * Workflow-safe: imports only the contract's vocabulary. Zod schemas for these shapes live at the
  * edges that parse them (api/, workflows/lead/policy/*), typed against these interfaces.
  */
+import type { RichMessage } from './rich';
 import type { Channel, InboundType, OutboundLlmPurpose, ParkedKind, SequenceStepKind, StopCondition } from './vocabulary';
 
 export interface InboundMedia {
@@ -86,14 +87,18 @@ export interface TemplateHeaderParameter {
 export type OutboundWhat =
   | { kind: 'text'; text: string }
   | { kind: 'ai'; instruction?: string; maxWords?: number; avoidRepeats?: boolean; llmPurpose?: OutboundLlmPurpose; allowHandoff?: boolean }
-  | { kind: 'template'; template: TemplateRef };
+  | { kind: 'template'; template: TemplateRef }
+  /** Buttons, a list, media, a location, a reaction (contract/rich.ts): degraded to the lead's channel when it is sent. */
+  | { kind: 'rich'; message: RichMessage };
 
 /** A manual message or template to send, queued by an update and sent by the main loop. */
 export interface OutboundRequest {
   requestId: string;
-  kind: 'text' | 'template';
+  kind: 'text' | 'template' | 'rich';
   text?: string;
   template?: TemplateRef;
+  /** The message of a `rich` request. */
+  message?: RichMessage;
   /** Who asked: a human agent (manual reply) or the admin API. */
   source: 'manual' | 'api';
 }
@@ -129,7 +134,15 @@ export interface ParkedOperation {
   /** What to send: AI instructions, fixed text or a template (absent for 'database'). */
   what?: OutboundWhat;
   /** For 'send': the message's text or template as planned, the id it goes out under, the credit reference. */
-  send?: { plan: { action: 'free_form' } | { action: 'template'; template: TemplateRef }; text: string; outboundMessageId: string; reference: string; humanAgent?: boolean };
+  send?: {
+    plan: { action: 'free_form' } | { action: 'template'; template: TemplateRef };
+    text: string;
+    outboundMessageId: string;
+    reference: string;
+    humanAgent?: boolean;
+    /** A rich message as the channel sends it (already degraded); `text` is its rendering. Absent: a text. */
+    rich?: RichMessage;
+  };
   fallbackTemplate?: TemplateRef;
   /** Who the sent message counts as (a human's manual reply or the bot). */
   byBot: boolean;
@@ -167,6 +180,8 @@ export interface SequenceStep {
   template?: TemplateRef;
   /** The message of a `text` step. */
   text?: string;
+  /** The message of a `rich` step (buttons, list, media, location, …); degraded to the lead's channel at send time. */
+  message?: RichMessage;
   /** What the AI should write for an `ai` step. */
   aiInstruction?: string;
   /** Quiet hours in the lead's time zone; none means any time. */

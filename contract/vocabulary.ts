@@ -54,8 +54,8 @@ export type InboundType = (typeof INBOUND_TYPES)[number];
 export const STOP_CONDITIONS = ['lead_replied', 'stage_changed', 'handed_off'] as const;
 export type StopCondition = (typeof STOP_CONDITIONS)[number];
 
-/** What one sequence step sends: an approved template, an AI-written message, or fixed text. */
-export const SEQUENCE_STEP_KINDS = ['template', 'ai', 'text'] as const;
+/** What one sequence step sends: an approved template, an AI-written message, fixed text, or a rich message (contract/rich.ts). */
+export const SEQUENCE_STEP_KINDS = ['template', 'ai', 'text', 'rich'] as const;
 export type SequenceStepKind = (typeof SEQUENCE_STEP_KINDS)[number];
 
 /** Meta's template categories. */

@@ -335,6 +335,15 @@ export function validateInstagramMessageBody(body: unknown): string | null {
   const hasText = m.text !== undefined;
   const hasAttachment = m.attachment !== undefined || m.attachments !== undefined;
   if (hasText && hasAttachment) return 'message must have either text or an attachment, not both.';
+  if (m.quick_replies !== undefined) {
+    // Instagram quick replies: at most 13, a title of at most 20 characters (Meta's quick-replies page)
+    if (!Array.isArray(m.quick_replies) || m.quick_replies.length === 0 || m.quick_replies.length > 13) return 'Param message[quick_replies] must have 1 to 13 quick replies.';
+    for (const q of m.quick_replies) {
+      if (!isRecord(q) || q.content_type !== 'text') return 'Param message[quick_replies][][content_type] must be text.';
+      if (!nonEmptyString(q.title) || tooLong(q.title, 20)) return 'Param message[quick_replies][][title] must be 1 to 20 characters long.';
+      if (!nonEmptyString(q.payload) || tooLong(q.payload, 1000)) return 'Param message[quick_replies][][payload] must be 1 to 1000 characters long.';
+    }
+  }
   if (hasText) {
     if (typeof m.text !== 'string' || m.text.length === 0) return 'The parameter message[text] is required.';
     if (Buffer.byteLength(m.text, 'utf8') > IG_MAX_TEXT_BYTES) return `Param message[text] must be at most ${IG_MAX_TEXT_BYTES} bytes (UTF-8).`;
@@ -344,6 +353,17 @@ export function validateInstagramMessageBody(body: unknown): string | null {
     if (!isRecord(m.attachment) || typeof m.attachment.type !== 'string' || !IG_ATTACHMENT_TYPES.has(m.attachment.type)) {
       return `Param message[attachment][type] must be one of {${[...IG_ATTACHMENT_TYPES].join(', ')}}`;
     }
+    const p = m.attachment.payload;
+    if (m.attachment.type === 'image' && (!isRecord(p) || (!nonEmptyString(p.url) && !nonEmptyString(p.attachment_id)))) return 'Param message[attachment][payload][url] is required.';
+    if (m.attachment.type === 'template' && isRecord(p) && p.template_type === 'generic') {
+      // generic template: at most 10 elements, title and subtitle at most 80 characters, at most 3 buttons
+      if (!Array.isArray(p.elements) || p.elements.length === 0 || p.elements.length > 10) return 'Param message[attachment][payload][elements] must have 1 to 10 elements.';
+      for (const e of p.elements) {
+        if (!isRecord(e) || !nonEmptyString(e.title) || tooLong(e.title, 80)) return 'Param elements[][title] must be 1 to 80 characters long.';
+        if (tooLong(e.subtitle, 80)) return 'Param elements[][subtitle] must be at most 80 characters long.';
+        if (e.buttons !== undefined && (!Array.isArray(e.buttons) || e.buttons.length > 3)) return 'Param elements[][buttons] must have at most 3 buttons.';
+      }
+    }
     return null;
   }
   if (m.attachments !== undefined) {
@@ -351,6 +371,56 @@ export function validateInstagramMessageBody(body: unknown): string | null {
     return null;
   }
   return 'message must have text or an attachment.';
+}
+
+const tooLong = (v: unknown, max: number): boolean => typeof v === 'string' && [...v].length > max;
+
+/**
+ * Meta's documented limits of reply-button, list and CTA URL messages (interactive-reply-buttons,
+ * interactive-list and interactive-cta-url message pages); other interactive types pass.
+ */
+function validateInteractive(type: string, m: Record<string, unknown>, action: Record<string, unknown>): string | null {
+  if (type !== 'button' && type !== 'list' && type !== 'cta_url') return null;
+  if (!isRecord(m.body) || !nonEmptyString(m.body.text)) return 'The parameter interactive[body][text] is required.';
+  if (tooLong(m.body.text, type === 'list' ? 4096 : 1024)) return `Param interactive[body][text] must be at most ${type === 'list' ? 4096 : 1024} characters long.`;
+  if (isRecord(m.footer) && tooLong(m.footer.text, 60)) return 'Param interactive[footer][text] must be at most 60 characters long.';
+  if (isRecord(m.header)) {
+    if (m.header.type === 'text' && tooLong(m.header.text, 60)) return 'Param interactive[header][text] must be at most 60 characters long.';
+    if (type === 'list' && m.header.type !== 'text') return 'Param interactive[header][type] must be text for a list message.';
+  }
+  if (type === 'button') {
+    const buttons = action.buttons;
+    if (!Array.isArray(buttons) || buttons.length < 1 || buttons.length > 3) return 'Param interactive[action][buttons] must have 1 to 3 buttons.';
+    for (const b of buttons) {
+      if (!isRecord(b) || b.type !== 'reply' || !isRecord(b.reply)) return 'Param interactive[action][buttons][][type] must be reply.';
+      if (!nonEmptyString(b.reply.id) || tooLong(b.reply.id, 256)) return 'Param interactive[action][buttons][][reply][id] must be 1 to 256 characters long.';
+      if (!nonEmptyString(b.reply.title) || tooLong(b.reply.title, 20)) return 'Param interactive[action][buttons][][reply][title] must be 1 to 20 characters long.';
+    }
+    return null;
+  }
+  if (type === 'list') {
+    if (!nonEmptyString(action.button) || tooLong(action.button, 20)) return 'Param interactive[action][button] must be 1 to 20 characters long.';
+    const sections = action.sections;
+    if (!Array.isArray(sections) || sections.length < 1 || sections.length > 10) return 'Param interactive[action][sections] must have 1 to 10 sections.';
+    let rows = 0;
+    for (const sec of sections) {
+      if (!isRecord(sec) || !Array.isArray(sec.rows) || sec.rows.length === 0) return 'Param interactive[action][sections][][rows] is required.';
+      if (sections.length > 1 && !nonEmptyString(sec.title)) return 'Param interactive[action][sections][][title] is required with more than one section.';
+      if (tooLong(sec.title, 24)) return 'Param interactive[action][sections][][title] must be at most 24 characters long.';
+      for (const r of sec.rows) {
+        rows += 1;
+        if (!isRecord(r) || !nonEmptyString(r.id) || tooLong(r.id, 200)) return 'Param interactive[action][sections][][rows][][id] must be 1 to 200 characters long.';
+        if (!nonEmptyString(r.title) || tooLong(r.title, 24)) return 'Param interactive[action][sections][][rows][][title] must be 1 to 24 characters long.';
+        if (tooLong(r.description, 72)) return 'Param interactive[action][sections][][rows][][description] must be at most 72 characters long.';
+      }
+    }
+    if (rows > 10) return 'Param interactive[action][sections] must have at most 10 rows in all.';
+    return null;
+  }
+  if (action.name !== 'cta_url' || !isRecord(action.parameters)) return 'Param interactive[action][name] must be cta_url with parameters.';
+  if (!nonEmptyString(action.parameters.display_text) || tooLong(action.parameters.display_text, 20)) return 'Param interactive[action][parameters][display_text] must be 1 to 20 characters long.';
+  if (!nonEmptyString(action.parameters.url)) return 'The parameter interactive[action][parameters][url] is required.';
+  return null;
 }
 
 /** Validate a messages-endpoint body like Meta does; returns the problem, or null when valid. */
@@ -422,7 +492,7 @@ export function validateGraphMessageBody(body: unknown): string | null {
     case 'interactive': {
       if (!nonEmptyString(payload.type)) return 'The parameter interactive[type] is required.';
       if (!isRecord(payload.action)) return 'The parameter interactive[action] is required.';
-      return null;
+      return validateInteractive(payload.type, payload, payload.action);
     }
     case 'location': {
       if (payload.latitude === undefined || payload.longitude === undefined) {

@@ -61,11 +61,18 @@ function presentMessage(m: MessageRow) {
     providerMessageId: m.providerMessageId,
     type: m.type,
     body: m.body,
+    content: richContent(m.details),
     status: m.status,
     error: m.error,
     sentAt: toIso(m.sentAt),
     createdAt: toIso(m.createdAt),
   };
+}
+
+/** An outbound rich message as it went out (contract/rich.ts RichMessage, kept in `details.rich`), else null. */
+function richContent(details: unknown): Record<string, unknown> | null {
+  const rich = details && typeof details === 'object' ? (details as { rich?: unknown }).rich : undefined;
+  return rich && typeof rich === 'object' ? (rich as Record<string, unknown>) : null;
 }
 
 const chatColumns = {
@@ -77,6 +84,10 @@ const chatColumns = {
   body: messages.body,
   status: messages.status,
   createdAt: messages.createdAt,
+  /** An outbound rich message (the widget renders buttons, lists, images). */
+  rich: sql<unknown>`${messages.details}->'rich'`,
+  /** A visitor's click on an option: `{ id, title }`. */
+  option: sql<unknown>`${messages.details}->'option'`,
 };
 
 /** One message as a chat widget needs it (web chat stream and history). */
@@ -89,10 +100,25 @@ export interface ChatMessage {
   body: string;
   status: string;
   createdAt: string;
+  /** details.rich (outbound rich message) and details.option (a web chat option click), when present. */
+  rich?: unknown;
+  option?: unknown;
 }
 
-function presentChatMessage(m: { id: string; seq: number; direction: 'inbound' | 'outbound'; providerMessageId: string | null; type: string; body: string; status: string; createdAt: string }): ChatMessage {
-  return { ...m, seq: Number(m.seq), createdAt: toIso(m.createdAt) ?? m.createdAt };
+function presentChatMessage(m: {
+  id: string;
+  seq: number;
+  direction: 'inbound' | 'outbound';
+  providerMessageId: string | null;
+  type: string;
+  body: string;
+  status: string;
+  createdAt: string;
+  rich?: unknown;
+  option?: unknown;
+}): ChatMessage {
+  const { rich, option, ...rest } = m;
+  return { ...rest, seq: Number(m.seq), createdAt: toIso(m.createdAt) ?? m.createdAt, ...(rich != null ? { rich } : {}), ...(option != null ? { option } : {}) };
 }
 
 /** Status order for outbound messages: a status only moves forward; failed is terminal. */
@@ -288,7 +314,7 @@ export function createLeadService(db: Db) {
      * Also says how long ago an unconfirmed attempt of it called the provider (database clock;
      * null when none did or its answer was stored), see markSendAttempt.
      */
-    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string }): Promise<
+    async createOutbound(raw: { id: string; tenantId: string; leadId: string; body: string; type?: string; details?: Record<string, unknown> }): Promise<
       MessageRow & { unconfirmedAttemptAgeMs: number | null; leadPhone: string | null; leadBsuid: string | null; channelEnabled: boolean | null; channelDeleted: boolean | null }
     > {
       const input = withoutNul(raw);
@@ -306,7 +332,7 @@ export function createLeadService(db: Db) {
       // a first attempt inserts and reads the row in one statement; a retry finds it already there
       const [created] = await db
         .insert(messages)
-        .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending' })
+        .values({ id: input.id, tenantId: input.tenantId, leadId: input.leadId, direction: 'outbound', type: input.type ?? 'text', body: input.body, status: 'pending', ...(input.details ? { details: input.details } : {}) })
         .onConflictDoNothing()
         .returning({ ...getTableColumns(messages), ...extra });
       const [row] = created

@@ -95,12 +95,12 @@ export interface GraphSendRequest {
   input: SendBase;
   /** Path under the versioned Graph URL, given the channel's account id (phone_number_id / IG id). */
   path: (accountId: string) => string;
-  /** The JSON body to POST. */
-  body: Record<string, unknown>;
+  /** The JSON body to POST, or a function that builds it once the send is known to go ahead (a media library id resolved only then). */
+  body: Record<string, unknown> | (() => Promise<Record<string, unknown>>);
   /** Fields that address the recipient, given where the lead is reached now (merged into the body). */
   recipient?: (lead: { phone: string | null; bsuid: string | null }) => Record<string, unknown>;
-  /** How the message reads in the transcript. */
-  transcript: { body: string; type: string };
+  /** How the message reads in the transcript (`details`: kept on the row, e.g. a rich message). */
+  transcript: { body: string; type: string; details?: Record<string, unknown> };
 }
 
 export function createGraphSender(deps: GraphSendDeps) {
@@ -122,7 +122,7 @@ export function createGraphSender(deps: GraphSendDeps) {
 
   async function attempt(req: GraphSendRequest): Promise<SendResult> {
     const { input } = req;
-    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: req.transcript.body, type: req.transcript.type });
+    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: req.transcript.body, type: req.transcript.type, ...(req.transcript.details ? { details: req.transcript.details } : {}) });
     const settled = await settledOutbound(deps.leads, row, `channel account ${input.channelAccountId}`);
     if (settled) return settled;
     if (row.channelEnabled === false) {
@@ -158,6 +158,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       });
     }
     if (unconfirmedMs !== undefined) log.warn({ outboundMessageId: input.outboundMessageId, unconfirmedMs }, 'no status webhook for an earlier attempt: sending again');
+    const body = typeof req.body === 'function' ? await req.body() : req.body;
     // business-number and pair rate (shared by every worker): sleep for a near slot, else a retryable provider_rate_limited at its time
     const slot = { channelAccountId: input.channelAccountId, to: input.to, messagesPerSecond: creds.messagesPerSecond };
     await waitForSendSlot(deps.rateLimits, slot);
@@ -190,7 +191,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       res = await doFetch(url, {
         method: 'POST',
         headers: { authorization: `Bearer ${creds.accessToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(req.recipient ? { ...req.body, ...req.recipient({ phone: row.leadPhone, bsuid: row.leadBsuid }) } : req.body),
+        body: JSON.stringify(req.recipient ? { ...body, ...req.recipient({ phone: row.leadPhone, bsuid: row.leadBsuid }) } : body),
         signal: AbortSignal.timeout(deps.timeoutMs),
       });
     } catch (err) {

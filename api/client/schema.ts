@@ -1014,8 +1014,8 @@ export interface paths {
         get: operations["getLeadsLeadIdMessages"];
         put?: never;
         /**
-         * Send a manual message or template to a lead
-         * @description Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere).
+         * Send a manual message, rich message or template to a lead
+         * @description Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere). Rich messages (`interactive`: button, list, cta_url, quick_replies, generic; `media`; `location`; `reaction`) are checked against the lead's channel's limits (400 `channel_limit` naming each broken limit) and a kind the channel lacks is converted or degraded to text (README: message kinds per channel); they are free-form, so the 24-hour window applies as for text.
          *
          *     Roles: owner, manager, agent.
          */
@@ -1843,7 +1843,7 @@ export interface paths {
         put?: never;
         /**
          * Send a visitor's message
-         * @description Needs the visitor token: `Authorization: Bearer <visitorToken>` (401 without a valid one for this widget; 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name). The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same `clientMessageId` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with `Retry-After`. 503 when the conversation engine cannot take it now: retry with the same `clientMessageId`.
+         * @description Needs the visitor token: `Authorization: Bearer <visitorToken>` (401 without a valid one for this widget; 404 for an unknown widget key; 403 from an origin the widget's allowlist does not name). The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same `clientMessageId` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with `Retry-After`. 503 when the conversation engine cannot take it now: retry with the same `clientMessageId`. A click on a reply's option (a button or list row of a message's `rich.options`) is posted as its title in `text` with `option: { id }`: the AI reads both (`[button] Title (id: …)`).
          *
          *     No API key.
          */
@@ -3003,10 +3003,14 @@ export interface components {
             direction: "inbound" | "outbound";
             /** @description The provider's id (WhatsApp wamid); null until an outbound message is sent */
             providerMessageId: string | null;
-            /** @description inbound: the normalized message type (text, image, audio, location, …); outbound: text or template */
+            /** @description inbound: the normalized message type (text, image, audio, location, …); outbound: text, template, or a rich kind (interactive, media, location, reaction) */
             type: string;
-            /** @description The text, or a readable rendering of other types ("[image] caption") */
+            /** @description The text, or a readable rendering of other types ("[image] caption", numbered buttons) */
             body: string;
+            /** @description An outbound rich message (type interactive, media, location, reaction) as it went out on the channel: `{ kind, interactive | media | location | reaction }`; null otherwise */
+            content: {
+                [key: string]: unknown;
+            } | null;
             /** @description inbound: received; outbound: pending → sent → delivered → read (played), or failed */
             status: string;
             /** @description A failed send's error, as the provider or the worker reported it; null otherwise */
@@ -3102,7 +3106,7 @@ export interface components {
                     steps: {
                         delayMs: number;
                         /** @enum {string} */
-                        kind: "template" | "ai" | "text";
+                        kind: "template" | "ai" | "text" | "rich";
                         template?: {
                             name: string;
                             language: string;
@@ -3128,6 +3132,10 @@ export interface components {
                         };
                         text?: string;
                         aiInstruction?: string;
+                        /** @description A `rich` step's message (contract/rich.ts) */
+                        message?: {
+                            [key: string]: unknown;
+                        };
                         sendWindow?: {
                             days: number[];
                             start: string;
@@ -3150,7 +3158,7 @@ export interface components {
             outbox?: {
                 requestId: string;
                 /** @enum {string} */
-                kind: "text" | "template";
+                kind: "text" | "template" | "rich";
                 text?: string;
                 template?: {
                     name: string;
@@ -3174,6 +3182,10 @@ export interface components {
                         index: number;
                         value: string;
                     }[];
+                };
+                /** @description A rich message (contract/rich.ts) */
+                message?: {
+                    [key: string]: unknown;
                 };
                 /** @enum {string} */
                 source: "manual" | "api";
@@ -3246,6 +3258,13 @@ export interface components {
                             value: string;
                         }[];
                     };
+                } | {
+                    /** @constant */
+                    kind: "rich";
+                    /** @description A rich message (contract/rich.ts) */
+                    message: {
+                        [key: string]: unknown;
+                    };
                 };
                 send?: {
                     plan: {
@@ -3282,6 +3301,10 @@ export interface components {
                     outboundMessageId: string;
                     reference: string;
                     humanAgent?: boolean;
+                    /** @description The rich message as the channel sends it (`text` is its rendering) */
+                    rich?: {
+                        [key: string]: unknown;
+                    };
                 };
                 fallbackTemplate?: {
                     name: string;
@@ -3361,6 +3384,13 @@ export interface components {
                             value: string;
                         }[];
                     };
+                } | {
+                    /** @constant */
+                    kind: "rich";
+                    /** @description A rich message (contract/rich.ts) */
+                    message: {
+                        [key: string]: unknown;
+                    };
                 };
                 send?: {
                     plan: {
@@ -3397,6 +3427,10 @@ export interface components {
                     outboundMessageId: string;
                     reference: string;
                     humanAgent?: boolean;
+                    /** @description The rich message as the channel sends it (`text` is its rendering) */
+                    rich?: {
+                        [key: string]: unknown;
+                    };
                 };
                 fallbackTemplate?: {
                     name: string;
@@ -3510,7 +3544,7 @@ export interface components {
             leadId: string;
             /** @enum {string} */
             direction: "inbound" | "outbound";
-            /** @description inbound: the normalized message type (text, image, audio, location, …); outbound: text or template */
+            /** @description inbound: the normalized message type (text, image, audio, location, …); outbound: text, template, or a rich kind (interactive, media, location, reaction) */
             type: string;
             body: string;
             /** @description inbound: received; outbound: pending → sent → delivered → read (played), or failed */
@@ -3598,13 +3632,17 @@ export interface components {
             /** @description Delay after the previous step was sent (after enrolment for the first step) */
             delayMs: number;
             /** @enum {string} */
-            kind: "template" | "ai" | "text";
+            kind: "template" | "ai" | "text" | "rich";
             /** @description Required for `template`; the fallback outside the 24-hour window for `ai` and `text` */
             template?: components["schemas"]["SetupTemplateRef"];
             /** @description The message of a `text` step */
             text?: string;
             /** @description What the AI should write for an `ai` step */
             aiInstruction?: string;
+            /** @description A `rich` step's message (`{ kind, interactive | media | location | reaction }`, contract/rich.ts), degraded to the lead's channel when sent */
+            message?: {
+                [key: string]: unknown;
+            };
             /** @description Quiet hours in the lead's time zone (days 0 = Sunday; local HH:MM start inclusive, end exclusive); absent: any time */
             sendWindow?: {
                 days: number[];
@@ -3899,6 +3937,25 @@ export interface components {
              */
             direction: "inbound" | "outbound";
             text: string;
+            /** @description A reply with buttons, a list or an image (outbound only); `text` is its plain rendering */
+            rich?: {
+                /** @enum {string} */
+                type: "buttons" | "list" | "image";
+                header?: string;
+                body?: string;
+                footer?: string;
+                /** @description A list's button label */
+                button?: string;
+                /** @description Buttons or list rows: post the title as `text` and `{ option: { id } }` when the visitor picks one */
+                options?: {
+                    id: string;
+                    title: string;
+                    description?: string;
+                    section?: string;
+                }[];
+                imageUrl?: string;
+                caption?: string;
+            };
             /** @description The id the visitor's browser chose for its own message (inbound only) */
             clientMessageId?: string;
             /** Format: date-time */
@@ -5960,6 +6017,130 @@ export interface operations {
                             value: string;
                         }[];
                     };
+                } | {
+                    /** @description Reply buttons, a list, a call-to-action URL button, Instagram quick replies or a generic template (cards) */
+                    interactive: {
+                        /** @constant */
+                        type: "button";
+                        body: string;
+                        header?: {
+                            text?: string;
+                            media?: {
+                                /** @enum {string} */
+                                type: "image" | "document" | "video";
+                                /**
+                                 * Format: uri
+                                 * @description A public https URL Meta fetches
+                                 */
+                                link?: string;
+                                /** @description A Meta media id (WhatsApp only) */
+                                id?: string;
+                                filename?: string;
+                            };
+                        };
+                        footer?: string;
+                        buttons: {
+                            id: string;
+                            title: string;
+                        }[];
+                    } | {
+                        /** @constant */
+                        type: "list";
+                        body: string;
+                        header?: string;
+                        footer?: string;
+                        /** @description The label of the button that opens the list */
+                        button: string;
+                        sections: {
+                            title?: string;
+                            rows: {
+                                id: string;
+                                title: string;
+                                description?: string;
+                            }[];
+                        }[];
+                    } | {
+                        /** @constant */
+                        type: "cta_url";
+                        body: string;
+                        header?: {
+                            text?: string;
+                            media?: {
+                                /** @enum {string} */
+                                type: "image" | "document" | "video";
+                                /**
+                                 * Format: uri
+                                 * @description A public https URL Meta fetches
+                                 */
+                                link?: string;
+                                /** @description A Meta media id (WhatsApp only) */
+                                id?: string;
+                                filename?: string;
+                            };
+                        };
+                        footer?: string;
+                        displayText: string;
+                        /** Format: uri */
+                        url: string;
+                    } | {
+                        /** @constant */
+                        type: "quick_replies";
+                        text: string;
+                        replies: {
+                            title: string;
+                            payload: string;
+                        }[];
+                    } | {
+                        /** @constant */
+                        type: "generic";
+                        cards: {
+                            title: string;
+                            subtitle?: string;
+                            /** Format: uri */
+                            imageUrl?: string;
+                            /** Format: uri */
+                            defaultUrl?: string;
+                            buttons?: ({
+                                /** @constant */
+                                type: "web_url";
+                                title: string;
+                                /** Format: uri */
+                                url: string;
+                            } | {
+                                /** @constant */
+                                type: "postback";
+                                title: string;
+                                payload: string;
+                            })[];
+                        }[];
+                    };
+                } | {
+                    media: {
+                        /** @enum {string} */
+                        type: "image" | "document" | "video" | "audio";
+                        /**
+                         * Format: uri
+                         * @description A public https URL Meta fetches
+                         */
+                        link?: string;
+                        /** @description A Meta media id (WhatsApp only) */
+                        id?: string;
+                        caption?: string;
+                        filename?: string;
+                    };
+                } | {
+                    location: {
+                        latitude: number;
+                        longitude: number;
+                        name?: string;
+                        address?: string;
+                    };
+                } | {
+                    reaction: {
+                        /** @description The provider id of the message reacted to (WhatsApp wamid) */
+                        messageId: string;
+                        emoji: string;
+                    };
                 };
             };
         };
@@ -6807,7 +6988,7 @@ export interface operations {
                     steps: {
                         delayMs: number;
                         /** @enum {string} */
-                        kind: "template" | "ai" | "text";
+                        kind: "template" | "ai" | "text" | "rich";
                         template?: {
                             name: string;
                             language: string;
@@ -6834,6 +7015,140 @@ export interface operations {
                         };
                         text?: string;
                         aiInstruction?: string;
+                        /** @description A `rich` step's message (buttons, list, media, location, …): checked at creation against every channel's limits, degraded to the lead's channel when sent */
+                        message?: {
+                            /** @constant */
+                            kind: "interactive";
+                            /** @description Reply buttons, a list, a call-to-action URL button, Instagram quick replies or a generic template (cards) */
+                            interactive: {
+                                /** @constant */
+                                type: "button";
+                                body: string;
+                                header?: {
+                                    text?: string;
+                                    media?: {
+                                        /** @enum {string} */
+                                        type: "image" | "document" | "video";
+                                        /**
+                                         * Format: uri
+                                         * @description A public https URL Meta fetches
+                                         */
+                                        link?: string;
+                                        /** @description A Meta media id (WhatsApp only) */
+                                        id?: string;
+                                        filename?: string;
+                                    };
+                                };
+                                footer?: string;
+                                buttons: {
+                                    id: string;
+                                    title: string;
+                                }[];
+                            } | {
+                                /** @constant */
+                                type: "list";
+                                body: string;
+                                header?: string;
+                                footer?: string;
+                                /** @description The label of the button that opens the list */
+                                button: string;
+                                sections: {
+                                    title?: string;
+                                    rows: {
+                                        id: string;
+                                        title: string;
+                                        description?: string;
+                                    }[];
+                                }[];
+                            } | {
+                                /** @constant */
+                                type: "cta_url";
+                                body: string;
+                                header?: {
+                                    text?: string;
+                                    media?: {
+                                        /** @enum {string} */
+                                        type: "image" | "document" | "video";
+                                        /**
+                                         * Format: uri
+                                         * @description A public https URL Meta fetches
+                                         */
+                                        link?: string;
+                                        /** @description A Meta media id (WhatsApp only) */
+                                        id?: string;
+                                        filename?: string;
+                                    };
+                                };
+                                footer?: string;
+                                displayText: string;
+                                /** Format: uri */
+                                url: string;
+                            } | {
+                                /** @constant */
+                                type: "quick_replies";
+                                text: string;
+                                replies: {
+                                    title: string;
+                                    payload: string;
+                                }[];
+                            } | {
+                                /** @constant */
+                                type: "generic";
+                                cards: {
+                                    title: string;
+                                    subtitle?: string;
+                                    /** Format: uri */
+                                    imageUrl?: string;
+                                    /** Format: uri */
+                                    defaultUrl?: string;
+                                    buttons?: ({
+                                        /** @constant */
+                                        type: "web_url";
+                                        title: string;
+                                        /** Format: uri */
+                                        url: string;
+                                    } | {
+                                        /** @constant */
+                                        type: "postback";
+                                        title: string;
+                                        payload: string;
+                                    })[];
+                                }[];
+                            };
+                        } | {
+                            /** @constant */
+                            kind: "media";
+                            media: {
+                                /** @enum {string} */
+                                type: "image" | "document" | "video" | "audio";
+                                /**
+                                 * Format: uri
+                                 * @description A public https URL Meta fetches
+                                 */
+                                link?: string;
+                                /** @description A Meta media id (WhatsApp only) */
+                                id?: string;
+                                caption?: string;
+                                filename?: string;
+                            };
+                        } | {
+                            /** @constant */
+                            kind: "location";
+                            location: {
+                                latitude: number;
+                                longitude: number;
+                                name?: string;
+                                address?: string;
+                            };
+                        } | {
+                            /** @constant */
+                            kind: "reaction";
+                            reaction: {
+                                /** @description The provider id of the message reacted to (WhatsApp wamid) */
+                                messageId: string;
+                                emoji: string;
+                            };
+                        };
                         sendWindow?: {
                             days: number[];
                             start: string;
@@ -6955,7 +7270,7 @@ export interface operations {
                     steps?: {
                         delayMs: number;
                         /** @enum {string} */
-                        kind: "template" | "ai" | "text";
+                        kind: "template" | "ai" | "text" | "rich";
                         template?: {
                             name: string;
                             language: string;
@@ -6982,6 +7297,140 @@ export interface operations {
                         };
                         text?: string;
                         aiInstruction?: string;
+                        /** @description A `rich` step's message (buttons, list, media, location, …): checked at creation against every channel's limits, degraded to the lead's channel when sent */
+                        message?: {
+                            /** @constant */
+                            kind: "interactive";
+                            /** @description Reply buttons, a list, a call-to-action URL button, Instagram quick replies or a generic template (cards) */
+                            interactive: {
+                                /** @constant */
+                                type: "button";
+                                body: string;
+                                header?: {
+                                    text?: string;
+                                    media?: {
+                                        /** @enum {string} */
+                                        type: "image" | "document" | "video";
+                                        /**
+                                         * Format: uri
+                                         * @description A public https URL Meta fetches
+                                         */
+                                        link?: string;
+                                        /** @description A Meta media id (WhatsApp only) */
+                                        id?: string;
+                                        filename?: string;
+                                    };
+                                };
+                                footer?: string;
+                                buttons: {
+                                    id: string;
+                                    title: string;
+                                }[];
+                            } | {
+                                /** @constant */
+                                type: "list";
+                                body: string;
+                                header?: string;
+                                footer?: string;
+                                /** @description The label of the button that opens the list */
+                                button: string;
+                                sections: {
+                                    title?: string;
+                                    rows: {
+                                        id: string;
+                                        title: string;
+                                        description?: string;
+                                    }[];
+                                }[];
+                            } | {
+                                /** @constant */
+                                type: "cta_url";
+                                body: string;
+                                header?: {
+                                    text?: string;
+                                    media?: {
+                                        /** @enum {string} */
+                                        type: "image" | "document" | "video";
+                                        /**
+                                         * Format: uri
+                                         * @description A public https URL Meta fetches
+                                         */
+                                        link?: string;
+                                        /** @description A Meta media id (WhatsApp only) */
+                                        id?: string;
+                                        filename?: string;
+                                    };
+                                };
+                                footer?: string;
+                                displayText: string;
+                                /** Format: uri */
+                                url: string;
+                            } | {
+                                /** @constant */
+                                type: "quick_replies";
+                                text: string;
+                                replies: {
+                                    title: string;
+                                    payload: string;
+                                }[];
+                            } | {
+                                /** @constant */
+                                type: "generic";
+                                cards: {
+                                    title: string;
+                                    subtitle?: string;
+                                    /** Format: uri */
+                                    imageUrl?: string;
+                                    /** Format: uri */
+                                    defaultUrl?: string;
+                                    buttons?: ({
+                                        /** @constant */
+                                        type: "web_url";
+                                        title: string;
+                                        /** Format: uri */
+                                        url: string;
+                                    } | {
+                                        /** @constant */
+                                        type: "postback";
+                                        title: string;
+                                        payload: string;
+                                    })[];
+                                }[];
+                            };
+                        } | {
+                            /** @constant */
+                            kind: "media";
+                            media: {
+                                /** @enum {string} */
+                                type: "image" | "document" | "video" | "audio";
+                                /**
+                                 * Format: uri
+                                 * @description A public https URL Meta fetches
+                                 */
+                                link?: string;
+                                /** @description A Meta media id (WhatsApp only) */
+                                id?: string;
+                                caption?: string;
+                                filename?: string;
+                            };
+                        } | {
+                            /** @constant */
+                            kind: "location";
+                            location: {
+                                latitude: number;
+                                longitude: number;
+                                name?: string;
+                                address?: string;
+                            };
+                        } | {
+                            /** @constant */
+                            kind: "reaction";
+                            reaction: {
+                                /** @description The provider id of the message reacted to (WhatsApp wamid) */
+                                messageId: string;
+                                emoji: string;
+                            };
+                        };
                         sendWindow?: {
                             days: number[];
                             start: string;
@@ -7956,6 +8405,9 @@ export interface operations {
                 "application/json": {
                     text: string;
                     clientMessageId: string;
+                    option?: {
+                        id: string;
+                    };
                 };
             };
         };

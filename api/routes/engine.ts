@@ -5,7 +5,8 @@ import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import { sequenceArchived, sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../../services/sequences';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
-import { sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
+import { channelProblems, type RichMessage } from '../../contract/rich';
+import { interactiveMessageSchema, locationMessageSchema, mediaMessageSchema, reactionMessageSchema, sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
 import { LEAD_ACTORS, MANAGERS, SETUP_READERS, allow } from '../access';
@@ -34,7 +35,20 @@ const enrollBody = z.strictObject({ sequenceId: z.uuid() });
 const messageBody = z.union([
   z.strictObject({ text: z.string().trim().min(1).max(4096) }),
   z.strictObject({ template: templateRefSchema }),
+  z.strictObject({ interactive: interactiveMessageSchema }),
+  z.strictObject({ media: mediaMessageSchema }),
+  z.strictObject({ location: locationMessageSchema }),
+  z.strictObject({ reaction: reactionMessageSchema }),
 ]);
+
+/** The rich message of a request body (contract/rich.ts), or undefined for text and templates. */
+function richOf(body: z.infer<typeof messageBody>): RichMessage | undefined {
+  if ('interactive' in body) return { kind: 'interactive', interactive: body.interactive };
+  if ('media' in body) return { kind: 'media', media: body.media };
+  if ('location' in body) return { kind: 'location', location: body.location };
+  if ('reaction' in body) return { kind: 'reaction', reaction: body.reaction };
+  return undefined;
+}
 
 /** Reasons the lead workflow gives that deserve their own error code. */
 const REASON_CODES: Record<string, string> = { window_closed: 'window_closed', no_template: 'no_template', contact_opted_out: 'contact_opted_out' };
@@ -198,9 +212,9 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     allow(...LEAD_ACTORS),
     validate({ body: messageBody }),
     doc({
-      summary: 'Send a manual message or template to a lead',
+      summary: 'Send a manual message, rich message or template to a lead',
       description:
-        "Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere).",
+        "Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere). Rich messages (`interactive`: button, list, cta_url, quick_replies, generic; `media`; `location`; `reaction`) are checked against the lead's channel's limits (400 `channel_limit` naming each broken limit) and a kind the channel lacks is converted or degraded to text (README: message kinds per channel); they are free-form, so the 24-hour window applies as for text.",
       responses: {
         201: { schema: leadSendResult, description: 'Sent' },
         202: { schema: leadSendResult, description: "Queued behind the channel's circuit breaker" },
@@ -211,9 +225,15 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     const lead = await leadOf(res, req.params.leadId);
     const body = res.locals.body as z.infer<typeof messageBody>;
     if ('template' in body && lead.channel !== 'whatsapp') throw templateNotSupported(lead.channel, 'a template message');
+    const rich = richOf(body);
+    if (rich) {
+      // the channel's limits, as the message would go out there (natively, converted, or degraded to text)
+      const problems = channelProblems(rich, lead.channel);
+      if (problems.length) throw new AppError('validation_failed', `the message breaks ${lead.channel}'s limits: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems, 'channel_limit');
+    }
     const requestId = crypto.randomUUID();
     const result = await temporal
-      .sendMessage(lead.workflowId, 'text' in body ? { requestId, kind: 'text', text: body.text } : { requestId, kind: 'template', template: body.template })
+      .sendMessage(lead.workflowId, rich ? { requestId, kind: 'rich', message: rich } : 'text' in body ? { requestId, kind: 'text', text: body.text } : { requestId, kind: 'template', template: 'template' in body ? body.template : undefined })
       .catch(rejected);
     if (result.status === 'sent') res.status(201).json(result);
     else if (result.status === 'queued') res.status(202).json(result);

@@ -23,6 +23,8 @@ import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { InboundMessage } from '../../contract/messages';
+import type { RichMessage } from '../../contract/rich';
+import { optionChoice } from '../webhooks/meta-common';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
@@ -113,6 +115,8 @@ export const postMessageBody = z.strictObject({
     .min(1, 'must not be empty')
     .max(WEBCHAT_MAX_TEXT, `must be at most ${WEBCHAT_MAX_TEXT} characters`),
   clientMessageId: z.string().regex(/^[\x21-\x7e]{1,100}$/, 'must be 1 to 100 visible ASCII characters (no spaces)'),
+  /** The visitor clicked an option of a reply (a button or list row): its id; `text` is its title. */
+  option: z.strictObject({ id: z.string().min(1).max(256) }).optional(),
 });
 const historyQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(HISTORY_MAX).default(HISTORY_DEFAULT),
@@ -130,6 +134,8 @@ export interface WebChatMessage {
   seq: number;
   direction: 'inbound' | 'outbound';
   text: string;
+  /** A reply with buttons, a list or an image, as the widget renders it. */
+  rich?: WebChatRich;
   /** The id the visitor's browser chose for its own message (inbound only). */
   clientMessageId?: string;
   at: string;
@@ -140,10 +146,50 @@ export function webChatInboundId(contactId: string, clientMessageId: string): st
   return `webchat:${contactId}:${clientMessageId}`;
 }
 
+/** What the widget renders of a rich reply: options to click (buttons, list rows) or an image. */
+export interface WebChatRich {
+  type: 'buttons' | 'list' | 'image';
+  header?: string;
+  body?: string;
+  footer?: string;
+  /** The list's button label. */
+  button?: string;
+  options?: { id: string; title: string; description?: string; section?: string }[];
+  imageUrl?: string;
+  caption?: string;
+}
+
+/** The widget's form of a rich message web chat sends natively (contract/rich.ts CHANNEL_FORMS.webchat); undefined otherwise. */
+export function webChatRich(rich: unknown): WebChatRich | undefined {
+  const m = rich as RichMessage | undefined;
+  if (!m || typeof m !== 'object') return undefined;
+  if (m.kind === 'interactive' && m.interactive.type === 'button') {
+    const i = m.interactive;
+    return { type: 'buttons', ...(i.header?.text ? { header: i.header.text } : {}), body: i.body, ...(i.footer ? { footer: i.footer } : {}), options: i.buttons.map((b) => ({ id: b.id, title: b.title })) };
+  }
+  if (m.kind === 'interactive' && m.interactive.type === 'list') {
+    const i = m.interactive;
+    return {
+      type: 'list',
+      ...(i.header ? { header: i.header } : {}),
+      body: i.body,
+      ...(i.footer ? { footer: i.footer } : {}),
+      button: i.button,
+      options: i.sections.flatMap((s) => s.rows.map((r) => ({ id: r.id, title: r.title, ...(r.description ? { description: r.description } : {}), ...(s.title ? { section: s.title } : {}) }))),
+    };
+  }
+  if (m.kind === 'media' && m.media.type === 'image' && m.media.link) return { type: 'image', imageUrl: m.media.link, ...(m.media.caption ? { caption: m.media.caption } : {}) };
+  return undefined;
+}
+
 function present(m: ChatMessage, contactId: string): WebChatMessage {
   const prefix = `webchat:${contactId}:`;
   const clientMessageId = m.direction === 'inbound' && m.providerMessageId?.startsWith(prefix) ? m.providerMessageId.slice(prefix.length) : undefined;
-  return { id: m.id, seq: m.seq, direction: m.direction, text: m.body, ...(clientMessageId ? { clientMessageId } : {}), at: m.createdAt };
+  const rich = m.direction === 'outbound' ? webChatRich(m.rich) : undefined;
+  // an option the visitor clicked reads as its title (the LLM got the title and the id)
+  const option = m.direction === 'inbound' && m.option && typeof m.option === 'object' ? (m.option as { title?: unknown }) : undefined;
+  const text = typeof option?.title === 'string' ? option.title : m.body;
+  return { id: m.id, seq: m.seq, direction: m.direction, text, ...(rich ? { rich } : {}), ...(clientMessageId ? { clientMessageId } : {}), at: m.createdAt };
 }
 
 /** Outbound replies show once they are sent; a pending one is waited for, a failed one never shows. */
@@ -290,7 +336,7 @@ const DOCS = {
   },
   post: {
     summary: "Send a visitor's message",
-    description: `${VISITOR_TOKEN} The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same \`clientMessageId\` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with \`Retry-After\`. 503 when the conversation engine cannot take it now: retry with the same \`clientMessageId\`.`,
+    description: `${VISITOR_TOKEN} The message goes to the channel's AI conversation (accepted, not yet answered: the reply comes on the stream). A retried POST with the same \`clientMessageId\` is recorded and answered once. JSON only (415 otherwise), at most 16 kB; limited per visitor and per client address per minute (WEBCHAT_MAX_MESSAGES_PER_MINUTE): 429 with \`Retry-After\`. 503 when the conversation engine cannot take it now: retry with the same \`clientMessageId\`. A click on a reply's option (a button or list row of a message's \`rich.options\`) is posted as its title in \`text\` with \`option: { id }\`: the AI reads both (\`[button] Title (id: …)\`).`,
     tags: ['webchat'],
     requestBody: { contentType: 'application/json', schema: postMessageBody },
     responses: { 202: webChatMessageAccepted },
@@ -392,7 +438,7 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
-    res.setHeader('Content-Security-Policy', "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'");
+    res.setHeader('Content-Security-Policy', "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; base-uri 'none'; form-action 'none'");
     // the key passed widgetKeySchema: letters, digits, "_" and "-" only, safe inside an attribute
     res.type('html').send(pageHtml.split('{{WIDGET_KEY}}').join(routing.phoneNumberId));
   });
@@ -427,8 +473,10 @@ export function createWebChatRouter(deps: WebChatRouterDeps): Router {
       channel: 'webchat',
       contactId,
       sentAt: new Date().toISOString(),
-      type: 'text',
-      text: body.text,
+      // a click on an option reaches the LLM as its title and id, like a WhatsApp button reply
+      ...(body.option
+        ? { type: 'interactive' as const, text: optionChoice('[button]', body.text, body.option.id), details: { option: { id: body.option.id, title: body.text } } }
+        : { type: 'text' as const, text: body.text }),
     };
     try {
       await deps.temporal.signalInbound({ tenantId: routing.tenantId, channelAccountId: routing.id, channel: 'webchat', contactId }, message);

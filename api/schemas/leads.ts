@@ -60,7 +60,7 @@ export const leadEventPage = pageOf(leadEventSchema);
 
 const direction = z.enum(['inbound', 'outbound']);
 const messageStatus = z.string().meta({ description: 'inbound: received; outbound: pending → sent → delivered → read (played), or failed' });
-const messageType = z.string().meta({ description: 'inbound: the normalized message type (text, image, audio, location, …); outbound: text or template' });
+const messageType = z.string().meta({ description: 'inbound: the normalized message type (text, image, audio, location, …); outbound: text, template, or a rich kind (interactive, media, location, reaction)' });
 const messageError = z.unknown().nullable().meta({ description: "A failed send's error, as the provider or the worker reported it; null otherwise" });
 
 /** A message of one lead's transcript (services/leads.ts presentMessage). */
@@ -70,7 +70,8 @@ export const leadMessageSchema = z
     direction,
     providerMessageId: z.string().nullable().meta({ description: "The provider's id (WhatsApp wamid); null until an outbound message is sent" }),
     type: messageType,
-    body: z.string().meta({ description: 'The text, or a readable rendering of other types ("[image] caption")' }),
+    body: z.string().meta({ description: 'The text, or a readable rendering of other types ("[image] caption", numbered buttons)' }),
+    content: jsonObject.nullable().meta({ description: 'An outbound rich message (type interactive, media, location, reaction) as it went out on the channel: `{ kind, interactive | media | location | reaction }`; null otherwise' }),
     status: messageStatus,
     error: messageError,
     sentAt: timestamp.nullable().meta({ description: 'When the contact sent it (inbound) or we sent it (outbound)' }),
@@ -163,6 +164,7 @@ const sequenceStep = z.strictObject({
   template: templateRef.optional(),
   text: z.string().optional(),
   aiInstruction: z.string().optional(),
+  message: jsonObject.optional().meta({ description: "A `rich` step's message (contract/rich.ts)" }),
   sendWindow: z.strictObject({ days: z.array(z.number().int()), start: z.string(), end: z.string() }).optional(),
 });
 
@@ -177,6 +179,7 @@ const outboundWhat = z.discriminatedUnion('kind', [
     allowHandoff: z.boolean().optional(),
   }),
   z.strictObject({ kind: z.literal('template'), template: templateRef }),
+  z.strictObject({ kind: z.literal('rich'), message: jsonObject.meta({ description: 'A rich message (contract/rich.ts)' }) }),
 ]);
 
 /** contract/messages.ts ParkedOperation */
@@ -192,6 +195,7 @@ const parkedOperation = z.strictObject({
       outboundMessageId: z.string(),
       reference: z.string(),
       humanAgent: z.boolean().optional(),
+      rich: jsonObject.optional().meta({ description: 'The rich message as the channel sends it (`text` is its rendering)' }),
     })
     .optional(),
   fallbackTemplate: templateRef.optional(),
@@ -242,7 +246,16 @@ export const leadStateSchema = z
     inboxFirstAt: timestamp.optional(),
     inboxLastAt: timestamp.optional(),
     outbox: z
-      .array(z.strictObject({ requestId: z.string(), kind: z.enum(['text', 'template']), text: z.string().optional(), template: templateRef.optional(), source: z.enum(['manual', 'api']) }))
+      .array(
+        z.strictObject({
+          requestId: z.string(),
+          kind: z.enum(['text', 'template', 'rich']),
+          text: z.string().optional(),
+          template: templateRef.optional(),
+          message: jsonObject.optional().meta({ description: 'A rich message (contract/rich.ts)' }),
+          source: z.enum(['manual', 'api']),
+        }),
+      )
       .optional()
       .meta({ description: 'Manual messages and templates waiting to be sent (e.g. behind an open circuit breaker)' }),
     bumpsSent: z.number().int().optional(),

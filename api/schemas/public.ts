@@ -37,6 +37,22 @@ export const webChatMessage = z
     seq: z.number().int().min(1).meta({ description: 'The message\'s place in the conversation (ascending); the stream\'s event ids and `before` cursors are such numbers' }),
     direction: z.enum(['inbound', 'outbound']).meta({ description: '`inbound`: written by the visitor; `outbound`: the reply' }),
     text: z.string(),
+    rich: z
+      .strictObject({
+        type: z.enum(['buttons', 'list', 'image']),
+        header: z.string().optional(),
+        body: z.string().optional(),
+        footer: z.string().optional(),
+        button: z.string().optional().meta({ description: "A list's button label" }),
+        options: z
+          .array(z.strictObject({ id: z.string(), title: z.string(), description: z.string().optional(), section: z.string().optional() }))
+          .optional()
+          .meta({ description: 'Buttons or list rows: post the title as `text` and `{ option: { id } }` when the visitor picks one' }),
+        imageUrl: z.string().optional(),
+        caption: z.string().optional(),
+      })
+      .optional()
+      .meta({ description: 'A reply with buttons, a list or an image (outbound only); `text` is its plain rendering' }),
     clientMessageId: z.string().optional().meta({ description: 'The id the visitor\'s browser chose for its own message (inbound only)' }),
     at: timestamp,
   })

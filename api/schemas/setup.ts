@@ -121,6 +121,7 @@ export const sequenceStep = z
     template: templateRef.optional().meta({ description: 'Required for `template`; the fallback outside the 24-hour window for `ai` and `text`' }),
     text: z.string().optional().meta({ description: 'The message of a `text` step' }),
     aiInstruction: z.string().optional().meta({ description: 'What the AI should write for an `ai` step' }),
+    message: jsonObject.optional().meta({ description: "A `rich` step's message (`{ kind, interactive | media | location | reaction }`, contract/rich.ts), degraded to the lead's channel when sent" }),
     sendWindow: z
       .strictObject({ days: z.array(z.number().int().min(0).max(6)), start: z.string(), end: z.string() })
       .optional()

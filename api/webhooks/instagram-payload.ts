@@ -36,6 +36,7 @@ import {
   reasonOf,
   requiredString,
   truncate,
+  optionChoice,
   withSuffix,
 } from './meta-common';
 import { clampItem, INSTAGRAM_EVENT_LIMITS, limitInbound } from './meta-limits';
@@ -295,7 +296,7 @@ function normalizeMessage(base: Base, raw: unknown): ItemResult {
         inbound(base, {
           providerMessageId: m.mid,
           type: 'button',
-          text: prefix + withSuffix('[quick reply]', text || m.quick_reply.payload),
+          text: prefix + optionChoice('[quick reply]', text, m.quick_reply.payload),
           replyToProviderId,
           details: details({ quickReply: { payload: m.quick_reply.payload } }),
         }),
@@ -340,7 +341,7 @@ function normalizePostback(base: Base, raw: Record<string, unknown>): ItemResult
       inbound(base, {
         providerMessageId: b.mid || derivedEventId('postback', [base.accountId, base.contactId, base.timestamp, b.title ?? null, b.payload ?? null]),
         type: 'interactive',
-        text: `[button] ${truncate(b.title || b.payload || '', 300)}`,
+        text: optionChoice('[button]', b.title ? truncate(b.title, 300) : undefined, b.payload ? truncate(b.payload, 300) : undefined),
         details: { postback: compact({ title: b.title, payload: b.payload }) },
       }),
     ],

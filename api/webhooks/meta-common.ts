@@ -99,6 +99,18 @@ export function compact<T extends object>(obj: T): T {
 
 export const withSuffix = (head: string, tail: string | undefined): string => (tail ? `${head} ${tail}` : head);
 
+/**
+ * How a chosen option (a reply button, a list row, a template quick reply, an Instagram quick reply
+ * or postback) reads for the transcript and the LLM: its title and its id, so a conversation can
+ * branch on either ("[button] Yes, deliver (id: deliver_yes)"). The id is left out when it is the
+ * title, the title when there is none.
+ */
+export function optionChoice(head: string, title: string | undefined, id: string | undefined, extra?: string): string {
+  const shown = title || id || '';
+  const tail = id && id !== title ? ` (id: ${id})` : '';
+  return `${withSuffix(head, shown || undefined)}${extra ? ` — ${extra}` : ''}${tail}`;
+}
+
 export function truncate(value: string, max: number): string {
   return value.length > max ? `${value.slice(0, max)}…` : value;
 }

@@ -29,6 +29,7 @@ import {
   requiredString,
   truncate,
   type IgnoredItem,
+  optionChoice,
   withSuffix,
 } from './meta-common';
 
@@ -570,10 +571,10 @@ function normalizeByType(raw: Record<string, unknown>, type: string): NormalizeR
       const i = p.data;
       let text: string;
       if (i.type === 'button_reply' && i.button_reply) {
-        text = `[button] ${i.button_reply.title ?? i.button_reply.id}`;
+        text = optionChoice('[button]', i.button_reply.title, i.button_reply.id);
       } else if (i.type === 'list_reply' && i.list_reply) {
         const r = i.list_reply;
-        text = `[list] ${r.title ?? r.id}${r.description ? ` — ${r.description}` : ''}`;
+        text = optionChoice('[list]', r.title, r.id, r.description);
       } else if (i.type === 'nfm_reply' && i.nfm_reply) {
         const r = i.nfm_reply;
         const head = r.name ? `[flow ${r.name}]` : '[flow]';
@@ -591,7 +592,7 @@ function normalizeByType(raw: Record<string, unknown>, type: string): NormalizeR
       if (!p.ok) return p;
       return {
         ok: true,
-        value: { type: 'button', text: withSuffix('[button]', p.data.text || p.data.payload), details: asDetails },
+        value: { type: 'button', text: optionChoice('[button]', p.data.text, p.data.payload), details: asDetails },
       };
     }
     case 'reaction': {

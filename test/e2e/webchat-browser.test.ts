@@ -149,6 +149,79 @@ describeBrowser('web chat in a real browser', () => {
     await page.context().close();
   });
 
+  test('rich replies: buttons, a list and an image render; a click sends the option and the conversation branches on it', async () => {
+    // embedded on a shop page (the hosted page's CSP allows https images only; the fake serves http)
+    let widgetKey = '';
+    const shop = await shopPage(() => widgetKey);
+    const t = await createTenant(stack, { credits: 20 });
+    const ch = await stack.api.post('/v1/channels').set('authorization', `Bearer ${t.apiKey}`).send({ platform: 'webchat', agentId: t.agentId, allowedOrigins: [shop.origin] }).expect(201);
+    widgetKey = ch.body.widgetKey as string;
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const { page, errors } = await newPage();
+    await page.goto(`${shop.origin}/`);
+    await page.locator('[data-parley=launcher]').click();
+    await page.locator('[data-parley=input]').waitFor();
+    const first = 'Happy to help with your delivery.';
+    scriptReply('I want to change my delivery day', first);
+    await say(page, 'I want to change my delivery day');
+    await seeReply(page, first);
+    const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth)).body.items.find((l: { channelAccountId: string }) => l.channelAccountId === ch.body.id), { what: 'lead' });
+
+    // the operator sends reply buttons, a list and an image through the API
+    await stack.api
+      .post(`/v1/leads/${lead.id}/messages`)
+      .set(auth)
+      .send({ interactive: { type: 'button', header: { text: 'Delivery' }, body: 'Which day suits you?', footer: 'Tap one', buttons: [{ id: 'day_tue', title: 'Tuesday' }, { id: 'day_wed', title: 'Wednesday' }] } })
+      .expect(201);
+    await stack.api
+      .post(`/v1/leads/${lead.id}/messages`)
+      .set(auth)
+      .send({ interactive: { type: 'list', body: 'Or pick a time slot', button: 'Slots', sections: [{ title: 'Morning', rows: [{ id: 'slot_9', title: '9:00', description: 'Before noon' }] }, { title: 'Evening', rows: [{ id: 'slot_18', title: '18:00' }] }] } })
+      .expect(201);
+    const imageUrl = stack.graph.igCdnUrl('van-photo');
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ media: { type: 'image', link: imageUrl, caption: 'Our delivery van' } }).expect(201);
+
+    const buttons = page.locator('.parley-wc-msg[data-rich=buttons]');
+    await buttons.waitFor({ timeout: 30_000 });
+    expect(await buttons.locator('.parley-wc-rich-header').textContent()).toBe('Delivery');
+    expect(await buttons.locator('[data-parley=option]').allTextContents()).toEqual(['Tuesday', 'Wednesday']);
+    expect(await buttons.locator('.parley-wc-rich-footer').textContent()).toBe('Tap one');
+    const listMsg = page.locator('.parley-wc-msg[data-rich=list]');
+    await listMsg.waitFor();
+    expect(await listMsg.locator('.parley-wc-section').allTextContents()).toEqual(['Morning', 'Evening']);
+    expect(await listMsg.locator('[data-parley=option]').allTextContents()).toEqual(['9:00Before noon', '18:00']);
+    const img = page.locator('.parley-wc-msg[data-rich=image] img');
+    await img.waitFor();
+    expect(await img.getAttribute('src')).toBe(imageUrl);
+    expect(await img.getAttribute('alt')).toBe('Our delivery van');
+    await waitFor(() => img.evaluate((e) => (e as unknown as { complete: boolean; naturalWidth: number }).complete && (e as unknown as { naturalWidth: number }).naturalWidth > 0), { what: 'the image loaded' });
+
+    // a click on "Wednesday": it shows as the visitor's message, the LLM gets its title and id and branches on it
+    const branch = 'Wednesday it is: your parcel arrives between 10 and 12.';
+    scriptReply('[button] Wednesday (id: day_wed)', branch);
+    await buttons.locator('[data-option-id=day_wed]').click();
+    await seeReply(page, branch);
+    const mine = page.locator('.parley-wc-msg[data-direction=inbound]');
+    expect(await mine.allTextContents()).toEqual(['I want to change my delivery day', 'Wednesday']);
+    expect(await buttons.locator('[data-option-id=day_wed]').getAttribute('data-chosen')).toBe('true');
+    expect(await buttons.locator('[data-parley=option]').evaluateAll((els) => els.map((e) => (e as unknown as { disabled: boolean }).disabled))).toEqual([true, true]);
+    // a list row works the same way
+    const slot = 'See you at 18:00.';
+    scriptReply('[button] 18:00 (id: slot_18)', slot);
+    await listMsg.locator('[data-option-id=slot_18]').click();
+    await seeReply(page, slot);
+
+    // a reload renders the rich replies again from history
+    await page.reload();
+    await page.locator('[data-parley=launcher]').click();
+    await seeReply(page, slot);
+    expect(await page.locator('.parley-wc-msg[data-rich=buttons] [data-parley=option]').allTextContents()).toEqual(['Tuesday', 'Wednesday']);
+    expect(await page.locator('.parley-wc-msg[data-direction=inbound]').allTextContents()).toEqual(['I want to change my delivery day', 'Wednesday', '18:00']);
+    expect(errors).toEqual([]);
+    await page.context().close();
+    await shop.close();
+  });
+
   /** A shop page on another origin (another port) embedding the widget with one tag. */
   async function shopPage(widgetKey: () => string): Promise<{ origin: string; close(): Promise<void> }> {
     const shop = http.createServer((_req, res) => {

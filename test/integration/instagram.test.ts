@@ -139,8 +139,8 @@ describe('a DM, end to end', () => {
     }, { what: 'three inbound messages recorded' });
     expect(rows.map((r) => [r.type, r.body.replace(/ to .*$/, '')]).sort()).toEqual(
       [
-        ['button', '[quick reply] Book a call'],
-        ['interactive', '[button] Shipping info'],
+        ['button', '[quick reply] Book a call (id: BOOK_CALL)'],
+        ['interactive', '[button] Shipping info (id: SHIPPING)'],
         ['reaction', '[reaction 👍'],
       ].sort(),
     );

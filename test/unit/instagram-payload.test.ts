@@ -77,7 +77,7 @@ describe('parseInstagramWebhook: every event kind', () => {
 
   it('a quick reply keeps its payload and reads as the tapped title', () => {
     const m = single(instagramTextWebhook({ ...who, text: 'Book a call', mid: 'mid.qr', quickReplyPayload: 'BOOK_CALL' }));
-    expect(m).toMatchObject({ type: 'button', text: '[quick reply] Book a call', details: { quickReply: { payload: 'BOOK_CALL' } } });
+    expect(m).toMatchObject({ type: 'button', text: '[quick reply] Book a call (id: BOOK_CALL)', details: { quickReply: { payload: 'BOOK_CALL' } } });
   });
 
   it.each([
@@ -123,7 +123,7 @@ describe('parseInstagramWebhook: every event kind', () => {
 
   it('a postback reads as the button title, keeps its payload and its mid', () => {
     const m = single(instagramPostbackWebhook({ ...who, mid: 'mid.pb', title: 'Shipping info', payload: 'SHIPPING' }));
-    expect(m).toMatchObject({ providerMessageId: 'mid.pb', type: 'interactive', text: '[button] Shipping info', details: { postback: { title: 'Shipping info', payload: 'SHIPPING' } } });
+    expect(m).toMatchObject({ providerMessageId: 'mid.pb', type: 'interactive', text: '[button] Shipping info (id: SHIPPING)', details: { postback: { title: 'Shipping info', payload: 'SHIPPING' } } });
   });
 
   it('a postback without a mid gets a deterministic id', () => {

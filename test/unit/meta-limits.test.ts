@@ -144,7 +144,7 @@ describe('WhatsApp parser', () => {
     const r = parseWhatsAppWebhook(waBody([waMsg({ type: 'interactive', interactive: { type: 'list_reply', list_reply: { id: 'row-1', title: 't'.repeat(100), description: 'd'.repeat(100) } } })]), { receivedAtMs: NOW });
     if (!r.ok) throw new Error(r.reason);
     const m = r.changes[0]!.messages[0]!;
-    expect(m.text).toBe(`[list] ${'t'.repeat(23)}… — ${'d'.repeat(71)}…`);
+    expect(m.text).toBe(`[list] ${'t'.repeat(23)}… — ${'d'.repeat(71)}… (id: row-1)`);
   });
 });
 

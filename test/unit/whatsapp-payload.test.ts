@@ -195,7 +195,7 @@ describe('parseWhatsAppWebhook: message types', () => {
     const fixture = fixtures.find((f) => f.name === 'wa_interactive_button_reply');
     const m = single(fixture?.body);
     expect(m.type).toBe('interactive');
-    expect(m.text).toBe('[button] Yes, deliver');
+    expect(m.text).toBe('[button] Yes, deliver (id: confirm_delivery)');
     expect(m.replyToProviderId).toBe('wamid.HBgMOTE5ODc2NTQzMjEwFQIAERgSRkJGQTgxMUJGMTBCNjRGMDA3AA==');
     expect(m.details).toEqual({ type: 'button_reply', button_reply: { id: 'confirm_delivery', title: 'Yes, deliver' } });
   });
@@ -220,10 +220,10 @@ describe('parseWhatsAppWebhook: message types', () => {
       ),
     );
     const [list, nfm, button] = allMessages(r.changes);
-    expect(list).toMatchObject({ type: 'interactive', text: '[list] Tue 10:00 — Morning' });
+    expect(list).toMatchObject({ type: 'interactive', text: '[list] Tue 10:00 — Morning (id: slot_2)' });
     expect(nfm?.type).toBe('interactive');
     expect(nfm?.text).toContain('{"size":"M"}');
-    expect(button).toMatchObject({ type: 'button', text: '[button] Yes, book it', details: { payload: 'BOOK' } });
+    expect(button).toMatchObject({ type: 'button', text: '[button] Yes, book it (id: BOOK)', details: { payload: 'BOOK' } });
   });
 
   it('normalizes reactions, including a removed reaction', () => {

@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
 import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
+import { degrade, richText } from '../../contract/rich';
 import { DATABASE, database, deliveryOptions, delivery, LLM, llm } from './proxies';
 import { DEFAULT_LEAD_SETTINGS, type InboundMessage, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
@@ -153,6 +154,9 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
   if (refused) return refused;
 
   let text = what.kind === 'text' ? what.text : '';
+  // a rich message goes out as the lead's channel can send it (contract/rich.ts degrade): natively, converted, or as text
+  const channelMessage = what.kind === 'rich' ? degrade(what.message, run.channel) : undefined;
+  if (channelMessage) text = channelMessage.kind === 'text' ? channelMessage.text : richText(channelMessage.message);
   if (what.kind === 'ai' && outPlan.action === 'free_form') {
     const generated = await generate(run, what, context, requestId, outboundMessageId, reference);
     if ('status' in generated) return generated;
@@ -168,6 +172,7 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
     outboundMessageId,
     reference,
     ...(outPlan.action === 'free_form' && outPlan.humanAgentTag ? { humanAgent: true } : {}),
+    ...(channelMessage?.kind === 'rich' && outPlan.action === 'free_form' ? { rich: channelMessage.message } : {}),
   };
   return deliver(run, send, context, requestId);
 }
@@ -250,7 +255,12 @@ export async function pace(run: LeadRun): Promise<void> {
 async function callSend(run: LeadRun, send: PlannedSend, purpose: string, attemptsUsed = 0): Promise<void> {
   const options = deliveryOptions((run.settings.deliveryMaxAttempts ?? DEFAULT_DELIVERY_ATTEMPTS) - attemptsUsed);
   const base = { tenantId: run.tenantId, leadId: run.leadId, channelAccountId: run.channelAccountId, outboundMessageId: send.outboundMessageId, to: run.contactId };
-  if (send.plan.action === 'template') {
+  if (send.plan.action === 'free_form' && send.rich) {
+    // buttons, lists, media, location, reactions: one activity for every channel (activities/channels/rich.ts)
+    await delivery.sendRichMessage.executeWithOptions(run.options(options, `Send ${purpose} (${send.rich.kind}) on ${run.channel}${send.humanAgent ? ' (HUMAN_AGENT)' : ''}`), [
+      { ...base, channel: run.channel, message: send.rich, ...(send.humanAgent ? { humanAgent: true } : {}) },
+    ]);
+  } else if (send.plan.action === 'template') {
     await delivery.sendWhatsAppTemplate.executeWithOptions(run.options(options, `Send template ${send.plan.template.name}`), [{ ...base, template: send.plan.template }]);
   } else if (run.channel === 'instagram') {
     await delivery.sendInstagramText.executeWithOptions(run.options(options, `Send ${purpose} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}`), [

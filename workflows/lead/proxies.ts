@@ -72,7 +72,7 @@ export const DELIVERY: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: [...DELIVERY_NON_RETRYABLE] },
 };
-export const delivery = proxyActivities<Group<'sendWhatsAppText' | 'sendWhatsAppTemplate' | 'sendInstagramText' | 'sendWebChatText'>>(DELIVERY);
+export const delivery = proxyActivities<Group<'sendWhatsAppText' | 'sendWhatsAppTemplate' | 'sendInstagramText' | 'sendWebChatText' | 'sendRichMessage'>>(DELIVERY);
 
 /** The delivery options with the deployment's number of tries. */
 export function deliveryOptions(maxAttempts: number): ActivityOptions {

@@ -239,7 +239,13 @@ export async function sequenceStep(run: LeadRun, action: Extract<seqPolicy.Seque
   const s = run.state.sequence!;
   const step = action.step;
   const what: OutboundWhat =
-    step.kind === 'template' ? { kind: 'template', template: step.template! } : step.kind === 'text' ? { kind: 'text', text: step.text ?? '' } : { kind: 'ai', instruction: step.aiInstruction, llmPurpose: 'sequence_step' };
+    step.kind === 'template'
+      ? { kind: 'template', template: step.template! }
+      : step.kind === 'text'
+        ? { kind: 'text', text: step.text ?? '' }
+        : step.kind === 'rich' && step.message
+          ? { kind: 'rich', message: step.message }
+          : { kind: 'ai', instruction: step.aiInstruction, llmPurpose: 'sequence_step' };
   const result = await sendOutbound(run, what, `sequence step ${action.stepIndex + 1}`, step.template);
   if (result.status === 'refused' && result.reason === OPTED_OUT) {
     // the contact is on the suppression list (a STOP here or on another channel, or the API): no step goes out any more
@@ -311,7 +317,8 @@ export async function extract(run: LeadRun): Promise<void> {
 // ---- a manual message or API template ----
 
 export async function outboxMessage(run: LeadRun, req: OutboundRequest): Promise<void> {
-  const what: OutboundWhat = req.kind === 'template' ? { kind: 'template', template: req.template! } : { kind: 'text', text: req.text! };
+  const what: OutboundWhat =
+    req.kind === 'template' ? { kind: 'template', template: req.template! } : req.kind === 'rich' && req.message ? { kind: 'rich', message: req.message } : { kind: 'text', text: req.text! };
   const result = await sendOutbound(run, what, req.source === 'manual' ? 'manual reply' : 'api message', undefined, { byBot: false, human: req.source === 'manual' });
   if (run.queued.delete(req.requestId)) return; // its caller was answered 202 queued
   run.results.set(req.requestId, { ...result, requestId: req.requestId });

@@ -306,6 +306,7 @@ function registerHandlers(run: LeadRun): void {
     if (outbox.length >= MAX_OUTBOX) throw new Error(`${outbox.length} messages are already queued for this lead; try again later`);
     if (req.kind === 'text' && !req.text?.trim()) throw new Error('text is required');
     if (req.kind === 'template' && !req.template) throw new Error('template is required');
+    if (req.kind === 'rich' && !req.message) throw new Error('message is required');
     const outPlan = req.kind === 'template' ? plan(run, 'template', req.template, false) : plan(run, req.kind, req.template, (req.source ?? 'manual') === 'manual');
     if (outPlan.action === 'refuse') throw new Error(outPlan.reason);
   };

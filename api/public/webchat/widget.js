@@ -129,7 +129,15 @@
     '.parley-wc-form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb;background:#fff}' +
     '.parley-wc-input{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8px;font:inherit;min-height:38px;max-height:120px}' +
     '.parley-wc-send{border:0;border-radius:8px;background:#2563eb;color:#fff;padding:0 16px;font:inherit;font-weight:600;cursor:pointer}' +
-    '.parley-wc-send:disabled{opacity:.5;cursor:default}';
+    '.parley-wc-send:disabled{opacity:.5;cursor:default}' +
+    '.parley-wc-rich-header{font-weight:600;margin-bottom:4px}' +
+    '.parley-wc-rich-footer{font-size:12px;color:#6b7280;margin-top:4px}' +
+    '.parley-wc-options{display:flex;flex-direction:column;gap:4px;margin-top:8px}' +
+    '.parley-wc-section{font-size:12px;font-weight:600;color:#6b7280;margin-top:4px}' +
+    '.parley-wc-option{border:1px solid #2563eb;border-radius:8px;background:#fff;color:#2563eb;padding:6px 10px;font:inherit;cursor:pointer;text-align:left;white-space:normal}' +
+    '.parley-wc-option:disabled{opacity:.5;cursor:default}' +
+    '.parley-wc-option small{display:block;color:#6b7280}' +
+    '.parley-wc-image{display:block;max-width:100%;border-radius:8px}';
 
   function el(tag, cls, attrs) {
     var e = document.createElement(tag);
@@ -213,6 +221,61 @@
     return node;
   }
 
+  /** Only http(s) URLs become an image source. */
+  function safeUrl(u) {
+    return typeof u === 'string' && /^https?:\/\//i.test(u) ? u : null;
+  }
+
+  function textDiv(cls, text) {
+    var d = el('div', cls);
+    d.textContent = text;
+    return d;
+  }
+
+  /**
+   * A reply with buttons, a list or an image (the server's `rich`): text nodes only, options as
+   * buttons; a click sends the option's title as the visitor's reply, with its id.
+   */
+  function richBubble(m) {
+    var r = m.rich;
+    var node = el('div', 'parley-wc-msg', { 'data-direction': m.direction, 'data-rich': r.type });
+    if (r.type === 'image') {
+      var src = safeUrl(r.imageUrl);
+      if (src) {
+        var img = el('img', 'parley-wc-image', { 'data-parley': 'image', alt: r.caption || 'image' });
+        img.src = src;
+        node.appendChild(img);
+      }
+      if (r.caption) node.appendChild(textDiv('', r.caption));
+      return node;
+    }
+    if (r.header) node.appendChild(textDiv('parley-wc-rich-header', r.header));
+    if (r.body) node.appendChild(textDiv('', r.body));
+    var options = el('div', 'parley-wc-options', { 'data-parley': 'options' });
+    var lastSection;
+    (r.options || []).forEach(function (o) {
+      if (o.section && o.section !== lastSection) options.appendChild(textDiv('parley-wc-section', o.section));
+      lastSection = o.section;
+      var b = el('button', 'parley-wc-option', { type: 'button', 'data-parley': 'option', 'data-option-id': o.id });
+      b.textContent = o.title;
+      if (o.description) {
+        var small = document.createElement('small');
+        small.textContent = o.description;
+        b.appendChild(small);
+      }
+      b.addEventListener('click', function () {
+        var all = options.querySelectorAll('button');
+        for (var i = 0; i < all.length; i++) all[i].disabled = true;
+        b.setAttribute('data-chosen', 'true');
+        sendText(o.title, { id: o.id });
+      });
+      options.appendChild(b);
+    });
+    node.appendChild(options);
+    if (r.footer) node.appendChild(textDiv('parley-wc-rich-footer', r.footer));
+    return node;
+  }
+
   /** A message from the server (history or stream); idempotent. */
   function receive(m) {
     if (!m || typeof m.id !== 'string' || byId[m.id]) return;
@@ -221,7 +284,7 @@
       node.setAttribute('data-state', 'delivered');
       node.setAttribute('data-seq', String(m.seq));
     } else {
-      node = bubble(m.direction, m.text);
+      node = m.rich && typeof m.rich === 'object' ? richBubble(m) : bubble(m.direction, m.text);
       node.setAttribute('data-seq', String(m.seq));
       node.setAttribute('data-state', 'delivered');
       if (m.clientMessageId) byClientId[m.clientMessageId] = node;
@@ -235,14 +298,14 @@
 
   // ---- sending ----
 
-  function post(text, clientMessageId, node, attempt) {
+  function post(text, clientMessageId, node, attempt, option) {
     ensureVisitor()
       .then(
         function () {
           return fetch(base + '/messages', {
             method: 'POST',
             headers: authHeaders({ 'content-type': 'application/json' }),
-            body: JSON.stringify({ text: text, clientMessageId: clientMessageId }),
+            body: JSON.stringify(option ? { text: text, clientMessageId: clientMessageId, option: option } : { text: text, clientMessageId: clientMessageId }),
           });
         },
         function (err) {
@@ -283,7 +346,7 @@
     function retry() {
       // same clientMessageId: the server records the message once however often it is retried
       setTimeout(function () {
-        post(text, clientMessageId, node, attempt + 1);
+        post(text, clientMessageId, node, attempt + 1, option);
       }, 500 * Math.pow(2, attempt));
     }
     function fail(reason) {
@@ -298,13 +361,18 @@
     if (!text) return;
     if (text.length > MAX_TEXT) text = text.slice(0, MAX_TEXT);
     input.value = '';
+    sendText(text);
+  }
+
+  /** Show the visitor's message and post it (`option`: the id of a clicked button or list row). */
+  function sendText(text, option) {
     var clientMessageId = 'c_' + Date.now().toString(36) + '_' + randomId(12);
     var node = bubble('inbound', text);
     node.setAttribute('data-state', 'sending');
     byClientId[clientMessageId] = node;
     list.insertBefore(node, typing.parentNode === list ? typing : null);
     showTyping(true);
-    post(text, clientMessageId, node, 0);
+    post(text, clientMessageId, node, 0, option);
   }
 
   form.addEventListener('submit', function (e) {

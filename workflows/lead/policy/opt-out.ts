@@ -130,7 +130,7 @@ export type SendCategory = 'sequence_step' | 'bump_up' | 'template' | 'ai_reply'
  * The category of a send from what it is and its purpose (the purposes turns.ts gives:
  * "sequence step N", "bump-up N", "reply", "manual reply", "api message", "opt-out confirmation").
  */
-export function sendCategory(what: { kind: 'ai' | 'text' | 'template'; llmPurpose?: string }, purpose: string): SendCategory {
+export function sendCategory(what: { kind: 'ai' | 'text' | 'template' | 'rich'; llmPurpose?: string }, purpose: string): SendCategory {
   if (purpose.startsWith('sequence step') || (what.kind === 'ai' && what.llmPurpose === 'sequence_step')) return 'sequence_step';
   if (purpose.startsWith('bump-up') || (what.kind === 'ai' && what.llmPurpose === 'bump_up')) return 'bump_up';
   if (what.kind === 'template') return 'template';

@@ -7,7 +7,8 @@
  */
 import { z } from 'zod';
 import type { AgentOptOutSettings, SendWindow, SequenceDef, SequenceStep, TemplateRef } from '../../../contract/messages';
-import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS } from '../../../contract/vocabulary';
+import { channelProblems, MEDIA_TYPES, type InteractiveMessage, type LocationMessage, type MediaMessage, type ReactionMessage, type RichMessage } from '../../../contract/rich';
+import { CHANNELS, SEQUENCE_STEP_KINDS, STOP_CONDITIONS } from '../../../contract/vocabulary';
 import { OPT_OUT_LANGUAGES } from './opt-out';
 import { HH_MM, isValidTimeZone } from './quiet-hours';
 
@@ -41,6 +42,89 @@ export const templateRefSchema = z.object({
   buttons: z.array(z.strictObject({ index: z.number().int().min(0).max(9), value: z.string().min(1).max(2000) })).max(10).optional(),
 }) satisfies z.ZodType<TemplateRef>;
 
+// ------------------------------------------------------------------------------ rich messages (contract/rich.ts)
+// Structure here; each channel's limits (button counts, title lengths, caption, file types) are
+// checked by `channelProblems` for the channel the message goes out on, so a 400 names the limit.
+
+const str = (max: number) => z.string().trim().min(1).max(max);
+const httpUrl = z.url({ protocol: /^https?$/ }).max(2000);
+const metaMediaId = z.string().regex(/^\d{1,40}$/, 'a Meta media id (digits)');
+/** A media source: a public link or a Meta media id. (A Parley media library id, `libraryId`, is for the media library to add.) */
+const mediaSource = {
+  link: httpUrl.optional().meta({ description: 'A public https URL Meta fetches' }),
+  id: metaMediaId.optional().meta({ description: 'A Meta media id (WhatsApp only)' }),
+};
+const oneSource = (m: { link?: string; id?: string }) => (m.link === undefined) !== (m.id === undefined);
+const interactiveHeader = z
+  .strictObject({
+    text: str(4096).optional(),
+    media: z.strictObject({ type: z.enum(['image', 'document', 'video']), ...mediaSource, filename: str(1000).optional() }).refine(oneSource, 'give a link or an id').optional(),
+  })
+  .refine((h) => (h.text === undefined) !== (h.media === undefined), 'a header is text or media');
+
+export const interactiveMessageSchema = z
+  .discriminatedUnion('type', [
+    z.strictObject({
+      type: z.literal('button'),
+      body: str(4096),
+      header: interactiveHeader.optional(),
+      footer: str(1000).optional(),
+      buttons: z.array(z.strictObject({ id: str(1000), title: str(1000) })).min(1).max(50),
+    }),
+    z.strictObject({
+      type: z.literal('list'),
+      body: str(4096),
+      header: str(1000).optional(),
+      footer: str(1000).optional(),
+      button: str(1000).meta({ description: 'The label of the button that opens the list' }),
+      sections: z.array(z.strictObject({ title: str(1000).optional(), rows: z.array(z.strictObject({ id: str(1000), title: str(1000), description: str(1000).optional() })).min(1).max(50) })).min(1).max(50),
+    }),
+    z.strictObject({ type: z.literal('cta_url'), body: str(4096), header: interactiveHeader.optional(), footer: str(1000).optional(), displayText: str(1000), url: httpUrl }),
+    z.strictObject({ type: z.literal('quick_replies'), text: str(4096), replies: z.array(z.strictObject({ title: str(1000), payload: str(2000) })).min(1).max(50) }),
+    z.strictObject({
+      type: z.literal('generic'),
+      cards: z
+        .array(
+          z.strictObject({
+            title: str(1000),
+            subtitle: str(1000).optional(),
+            imageUrl: httpUrl.optional(),
+            defaultUrl: httpUrl.optional(),
+            buttons: z
+              .array(z.discriminatedUnion('type', [z.strictObject({ type: z.literal('web_url'), title: str(1000), url: httpUrl }), z.strictObject({ type: z.literal('postback'), title: str(1000), payload: str(2000) })]))
+              .max(10)
+              .optional(),
+          }),
+        )
+        .min(1)
+        .max(50),
+    }),
+  ])
+  .meta({ description: 'Reply buttons, a list, a call-to-action URL button, Instagram quick replies or a generic template (cards)' }) satisfies z.ZodType<InteractiveMessage>;
+
+export const mediaMessageSchema = z
+  .strictObject({ type: z.enum(MEDIA_TYPES), ...mediaSource, caption: str(4096).optional(), filename: str(1000).optional() })
+  .refine(oneSource, 'give a link or an id') satisfies z.ZodType<MediaMessage>;
+
+export const locationMessageSchema = z.strictObject({
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  name: str(1000).optional(),
+  address: str(1000).optional(),
+}) satisfies z.ZodType<LocationMessage>;
+
+export const reactionMessageSchema = z.strictObject({
+  messageId: str(256).meta({ description: 'The provider id of the message reacted to (WhatsApp wamid)' }),
+  emoji: str(16),
+}) satisfies z.ZodType<ReactionMessage>;
+
+export const richMessageSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('interactive'), interactive: interactiveMessageSchema }),
+  z.strictObject({ kind: z.literal('media'), media: mediaMessageSchema }),
+  z.strictObject({ kind: z.literal('location'), location: locationMessageSchema }),
+  z.strictObject({ kind: z.literal('reaction'), reaction: reactionMessageSchema }),
+]) satisfies z.ZodType<RichMessage>;
+
 export const sequenceStepSchema = z
   .object({
     delayMs: z.number().int().min(0),
@@ -48,11 +132,17 @@ export const sequenceStepSchema = z
     template: templateRefSchema.optional(),
     text: z.string().optional(),
     aiInstruction: z.string().optional(),
+    message: richMessageSchema.optional().meta({ description: "A `rich` step's message (buttons, list, media, location, …): checked at creation against every channel's limits, degraded to the lead's channel when sent" }),
     sendWindow: sendWindowSchema.optional(),
   })
   .superRefine((step, ctx) => {
     if (step.kind === 'template' && !step.template) ctx.addIssue({ code: 'custom', path: ['template'], message: 'a template step needs a template' });
     if (step.kind === 'text' && !step.text?.trim()) ctx.addIssue({ code: 'custom', path: ['text'], message: 'a text step needs text' });
+    if (step.kind === 'rich') {
+      if (!step.message) ctx.addIssue({ code: 'custom', path: ['message'], message: 'a rich step needs a message' });
+      // a sequence may run on any channel: the step must fit each one as it would go out there (natively, converted or as text)
+      else for (const channel of CHANNELS) for (const p of channelProblems(step.message, channel)) ctx.addIssue({ code: 'custom', path: ['message', ...p.path.split('.')], message: `${channel}: ${p.message}` });
+    }
   }) satisfies z.ZodType<SequenceStep>;
 
 export const sequenceDefSchema = z.object({

@@ -14,7 +14,8 @@ export const CUSTOMER_SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Instagram: a human agent may answer up to 7 days after the user's last message (HUMAN_AGENT tag). */
 export const HUMAN_AGENT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 
-export type OutboundKind = 'ai' | 'text' | 'template';
+/** `rich` (buttons, lists, media, …) is free-form like text: inside the window only. */
+export type OutboundKind = 'ai' | 'text' | 'template' | 'rich';
 
 export interface PlanOutboundInput {
   kind: OutboundKind;
