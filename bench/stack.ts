@@ -15,6 +15,7 @@ import { loadConfig, type Config } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../temporal/client';
 import { installTemporalRuntime } from '../temporal/runtime';
+import { WORKFLOW_BUNDLE_CONVERTERS } from '../temporal/data-converter';
 import { buildCore, type Core } from '../composition/core';
 import { activityDepsFrom } from '../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../workers/worker';
@@ -137,7 +138,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
   let workerConnection: NativeConnection | undefined;
   let running: Promise<void> | undefined;
   if (opts.worker !== false) {
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: quietBundlerLogger });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, logger: quietBundlerLogger });
     workerConnection = await NativeConnection.connect({ address: opts.temporalAddress });
     worker = await createParleyWorker({
       connection: workerConnection,

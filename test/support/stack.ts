@@ -18,6 +18,7 @@ import { whatsAppTextWebhook } from '../../fakes/meta-webhooks';
 import { createLogger, type Logger } from '../../lib/logger';
 import { createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
 import { connectTemporalClient, connectTemporalWorker } from '../../temporal/connect';
+import { WORKFLOW_BUNDLE_CONVERTERS } from '../../temporal/data-converter';
 import { buildCore, type Core } from '../../composition/core';
 import { activityDepsFrom } from '../../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../../workers/worker';
@@ -28,7 +29,7 @@ import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Bundle the workflows once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: quietBundlerLogger });
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, logger: quietBundlerLogger });
   return bundlePromise;
 }
 const quietBundlerLogger = {
