@@ -12,7 +12,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { channelAccounts, payloadKeys } from '../db/schema';
+import { payloadKeys } from '../db/schema';
+import { rowsOf } from './db-util';
 import type { SecretBox } from '../lib/crypto';
 
 /**
@@ -80,8 +81,6 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
   const ttl = opts.cacheTtlMs ?? 10 * 60_000;
   const byWorkflow = new Lru<PayloadKey>(size, ttl);
   const byId = new Lru<PayloadKey>(size, ttl);
-  /** Channel account → tenant: immutable, cached without expiry (bounded). */
-  const tenantOfChannel = new Lru<string | null>(size, Number.POSITIVE_INFINITY);
   const pending = new Map<string, Promise<PayloadKey>>();
   const platform = platformKeyWorkflowId(box);
 
@@ -100,31 +99,45 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
     return k;
   };
 
-  async function tenantFor(workflowId: string): Promise<string | null> {
-    const channel = leadChannelOf(workflowId);
-    if (!channel || !UUID.test(channel)) return null;
-    const cached = tenantOfChannel.get(channel);
-    if (cached !== undefined) return cached;
-    const [row] = await db.select({ tenantId: channelAccounts.tenantId }).from(channelAccounts).where(eq(channelAccounts.id, channel));
-    const tenantId = row?.tenantId ?? null;
-    if (row) tenantOfChannel.set(channel, tenantId);
-    return tenantId;
-  }
-
+  /**
+   * Create the workflow's key, or find the live one another caller created first, in one
+   * statement (one round trip on the webhook's path): the insert takes the lead's tenant from its
+   * channel account in the same statement, and the row comes back from RETURNING, or, when a live
+   * key already existed, from the union's select. The key is used only once this statement has
+   * committed, so no payload is ever encrypted with a key that is not durably stored.
+   *
+   * A key inserted by a concurrent statement that commits while this one waits on the unique
+   * index is not in this statement's snapshot: then (rarely) a second select reads it.
+   */
   async function load(workflowId: string): Promise<PayloadKey> {
     // a lead whose channel is unknown still gets its own key, without a tenant (only the admin token decodes it)
-    const tenantId = await tenantFor(workflowId);
+    const channel = leadChannelOf(workflowId) ?? null;
     const id = randomUUID();
-    await db
-      .insert(payloadKeys)
-      .values({ id, tenantId, workflowId: storedName(workflowId), wrappedKey: box.encrypt(randomBytes(32).toString('base64'), context(id)) })
-      .onConflictDoNothing({ target: payloadKeys.workflowId, where: sql`${payloadKeys.destroyedAt} is null` });
-    const [row] = await db
-      .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey })
-      .from(payloadKeys)
-      .where(and(eq(payloadKeys.workflowId, storedName(workflowId)), isNull(payloadKeys.destroyedAt)));
-    if (!row?.wrappedKey) throw new Error(`payload key for ${workflowId}: none after insert`);
-    return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), workflowId);
+    const name = storedName(workflowId);
+    const wrapped = box.encrypt(randomBytes(32).toString('base64'), context(id));
+    const [row] = rowsOf<{ id: string; tenant_id: string | null; wrapped_key: string | null }>(
+      await db.execute(sql`
+        with ins as (
+          insert into payload_keys (id, tenant_id, workflow_id, wrapped_key)
+          values (${id}, (select tenant_id from channel_accounts where id = ${channel}::uuid), ${name}, ${wrapped})
+          on conflict (workflow_id) where destroyed_at is null do nothing
+          returning id, tenant_id, wrapped_key
+        )
+        select id, tenant_id, wrapped_key from ins
+        union all
+        select id, tenant_id, wrapped_key from payload_keys where workflow_id = ${name} and destroyed_at is null
+        limit 1`),
+    );
+    const found =
+      row ??
+      (
+        await db
+          .select({ id: payloadKeys.id, tenant_id: payloadKeys.tenantId, wrapped_key: payloadKeys.wrappedKey })
+          .from(payloadKeys)
+          .where(and(eq(payloadKeys.workflowId, name), isNull(payloadKeys.destroyedAt)))
+      )[0];
+    if (!found?.wrapped_key) throw new Error(`payload key for ${workflowId}: none after insert`);
+    return remember(unwrap({ id: found.id, tenantId: found.tenant_id, wrappedKey: found.wrapped_key }), workflowId);
   }
 
   return {
