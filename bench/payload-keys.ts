@@ -1,8 +1,9 @@
 /**
  * What creating a lead's payload key costs (services/payload-keys.ts, `forWorkflow` of a new
  * lead: the work the payload codec adds to a new lead's webhook). Alone, without Temporal or the
- * rest of Parley: `n` fresh lead workflow ids one after another (latency of each), then the same
- * at an offered rate (open loop), and the database statements each creation runs.
+ * rest of Parley: `n` fresh lead workflow ids one after another (latency and CPU of each), then
+ * the same at an offered rate (open loop); and the CPU the codec spends encrypting and decrypting
+ * one payload of a turn's typical size (280 bytes of JSON) once its key is cached.
  *
  *   DATABASE_URL=postgres://… npx tsx bench/payload-keys.ts [--n 300] [--rate 50] [--seconds 4]
  *
@@ -12,7 +13,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { migrateDatabase, openDatabase } from '../db/client';
 import { createSecretBox } from '../lib/crypto';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { createPayloadKeyService } from '../services/payload-keys';
+import { createPayloadCodec } from '../temporal/payload-codec';
 import { summarize } from './stats';
 
 const arg = (name: string, dflt: number) => {
@@ -62,8 +65,24 @@ async function main() {
       open.push(performance.now() - due);
     }),
   );
+  // the codec's own work per payload (the key cached): encode and decode a turn-sized JSON payload
+  const codec = createPayloadCodec(keys);
+  const lead = wid();
+  const ctx = { type: 'workflow' as const, namespace: 'default', workflowId: lead };
+  const payload = defaultPayloadConverter.toPayload({ text: 'x'.repeat(200), leadId: randomUUID(), at: new Date().toISOString() });
+  const [enc0] = await codec.encode([payload], ctx);
+  const rounds = 20_000;
+  const e0 = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) await codec.encode([payload], ctx);
+  const eUs = process.cpuUsage(e0);
+  const d0 = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) await codec.decode([enc0!]);
+  const dUs = process.cpuUsage(d0);
+  const perUs = (u: NodeJS.CpuUsage) => Math.round(((u.user + u.system) / rounds) * 10) / 10;
+
   const out = {
     database: database.describe,
+    codecPerPayload: { plainBytes: (payload.data?.length ?? 0), encodeCpuUs: perUs(eUs), decodeCpuUs: perUs(dUs) },
     sequential: { n, latencyMs: summarize(seq), keysPerS: Math.round((n / seqWallMs) * 1000), cpuMsPerKey: Math.round(((cpu.user + cpu.system) / 1000 / n) * 100) / 100 },
     openLoop: { rate, seconds, latencyMs: summarize(open) },
   };

@@ -79,6 +79,7 @@ class Lru<V> {
 export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSize?: number; cacheTtlMs?: number } = {}) {
   const size = opts.cacheSize ?? 10_000;
   const ttl = opts.cacheTtlMs ?? 10 * 60_000;
+  /** Live keys by their row's name (storedName): filled by creation and by any read of a live key (a worker's first decode). */
   const byWorkflow = new Lru<PayloadKey>(size, ttl);
   const byId = new Lru<PayloadKey>(size, ttl);
   const pending = new Map<string, Promise<PayloadKey>>();
@@ -93,9 +94,9 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
     tenantId: row.tenantId,
     key: Buffer.from(box.decrypt(row.wrappedKey, context(row.id)), 'base64'),
   });
-  const remember = (k: PayloadKey, workflowId?: string) => {
+  const remember = (k: PayloadKey, name?: string) => {
     byId.set(k.id, k);
-    if (workflowId) byWorkflow.set(workflowId, k);
+    if (name) byWorkflow.set(name, k);
     return k;
   };
 
@@ -137,22 +138,25 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
           .where(and(eq(payloadKeys.workflowId, name), isNull(payloadKeys.destroyedAt)))
       )[0];
     if (!found?.wrapped_key) throw new Error(`payload key for ${workflowId}: none after insert`);
-    return remember(unwrap({ id: found.id, tenantId: found.tenant_id, wrappedKey: found.wrapped_key }), workflowId);
+    return remember(unwrap({ id: found.id, tenantId: found.tenant_id, wrappedKey: found.wrapped_key }), name);
   }
 
   return {
     /** The key new payloads of this workflow are encrypted with (created on first use); no workflow id: the platform key. */
     async forWorkflow(workflowId: string | undefined): Promise<PayloadKey> {
       const wid = workflowId && leadChannelOf(workflowId) ? workflowId : platform;
-      const cached = byWorkflow.get(wid);
+      const name = storedName(wid);
+      // cached by creation here, or by the decode of a payload under this key (a worker that
+      // first decodes a new lead's signal then encrypts its replies with the same key, no query)
+      const cached = byWorkflow.get(name);
       if (cached) return cached;
-      let p = pending.get(wid);
+      let p = pending.get(name);
       if (!p) {
-        p = load(wid).finally(() => pending.delete(wid));
-        pending.set(wid, p);
+        p = load(wid).finally(() => pending.delete(name));
+        pending.set(name, p);
       }
       const k = await p;
-      byWorkflow.set(wid, k);
+      byWorkflow.set(name, k);
       return k;
     },
 
@@ -161,10 +165,14 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
       const cached = byId.get(keyId);
       if (cached) return cached;
       if (!UUID.test(keyId)) throw new PayloadKeyUnavailable(keyId, 'unknown');
-      const [row] = await db.select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey }).from(payloadKeys).where(eq(payloadKeys.id, keyId));
+      const [row] = await db
+        .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey, name: payloadKeys.workflowId })
+        .from(payloadKeys)
+        .where(eq(payloadKeys.id, keyId));
       if (!row) throw new PayloadKeyUnavailable(keyId, 'unknown');
       if (!row.wrappedKey) throw new PayloadKeyUnavailable(keyId, 'destroyed');
-      return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }));
+      // a live key is its workflow's current key: remembered for encoding too
+      return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), row.name);
     },
 
     /**
@@ -179,7 +187,7 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
         .set({ wrappedKey: null, destroyedAt: sql`now()` })
         .where(and(inArray(payloadKeys.workflowId, ids.map(storedName)), isNull(payloadKeys.destroyedAt)))
         .returning({ id: payloadKeys.id });
-      for (const w of ids) byWorkflow.delete(w);
+      for (const w of ids) byWorkflow.delete(storedName(w));
       for (const g of gone) byId.delete(g.id);
       return gone.length;
     },

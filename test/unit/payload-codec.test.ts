@@ -108,6 +108,25 @@ test('a lead key is created in one statement with its channel\'s tenant; process
   expect(defaultPayloadConverter.fromPayload(dec!)).toBe('hi');
 });
 
+test('a process that first decodes a lead\'s payload (a worker) encrypts that lead\'s next payloads with the same key, without another query', async () => {
+  const wf = leadId();
+  const [enc] = await createPayloadCodec(keys).encode([defaultPayloadConverter.toPayload('first message')], ctx(wf));
+  let queries = 0;
+  const counted = new Proxy(database.db, {
+    get(target, prop, receiver) {
+      if (prop === 'select' || prop === 'execute' || prop === 'insert' || prop === 'update') queries += 1;
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  const worker = createPayloadKeyService(counted, createSecretBox(master));
+  const codec = createPayloadCodec(worker);
+  await codec.decode([enc!]);
+  expect(queries).toBe(1);
+  const [reply] = await codec.encode([defaultPayloadConverter.toPayload('the reply')], ctx(wf));
+  expect(queries).toBe(1);
+  expect(meta(reply!, KEY_ID_METADATA)).toBe(meta(enc!, KEY_ID_METADATA));
+});
+
 test('unencrypted payloads (recorded histories) pass through decode unchanged', async () => {
   const codec = createPayloadCodec(keys);
   const plain = defaultPayloadConverter.toPayload('hello');
