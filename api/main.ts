@@ -4,7 +4,7 @@ import { createLogger } from '../lib/logger';
 import { startDefaultMetrics } from '../lib/metrics';
 import { createParleyTemporal } from '../temporal/client';
 import { connectTemporalClient } from '../temporal/connect';
-import { buildCore } from '../composition/core';
+import { buildCore, keyPreparer } from '../composition/core';
 import { createApp } from './app';
 
 async function main(): Promise<void> {
@@ -12,10 +12,11 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env, { reader: 'api' });
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-api' });
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS (or the address of the Temporal profile) is required for the API (npm run dev starts a dev server for you)');
-  const { database, services, payloadCodec } = await buildCore(config, { log });
+  const core = await buildCore(config, { log });
+  const { database, services, payloadCodec } = core;
   log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
   const { client, connection } = await connectTemporalClient(config.temporal, { payloadCodec });
-  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
+  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database, services, temporal });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'api listening'));
   const stop = () => {

@@ -19,6 +19,7 @@
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { tsToMs } from '@temporalio/common/lib/time';
+import { readableHistory } from '../temporal/readable-history';
 import { summarize, type LatencySummary } from './stats';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -163,6 +164,33 @@ export interface TurnAnatomy {
   acceptMs: LatencySummary;
   /** The turn's input event → the send completed, ms. */
   workflowMs: LatencySummary;
+  /**
+   * Payload bytes of the turn's events (input → idle; every Payload's data + metadata keys and
+   * values, search attributes left out as the codec leaves them alone): as stored in Temporal
+   * (`stored`: encrypted when the payload codec is on) and as the codec decodes them (`plain`:
+   * what the same turn stores with the codec off). Per turn and per payload.
+   */
+  payloadBytes: { perTurn: { stored: LatencySummary; plain: LatencySummary }; payloadsPerTurn: LatencySummary; perPayload: { stored: number; plain: number } };
+}
+
+/** Payloads under `node` (search attributes left out): how many and their bytes (data + metadata keys and values). */
+export function payloadByteCount(node: unknown): { count: number; bytes: number } {
+  let count = 0;
+  let bytes = 0;
+  const walk = (v: unknown): void => {
+    if (!v || typeof v !== 'object' || v instanceof Uint8Array) return;
+    if (Array.isArray(v)) return v.forEach(walk);
+    const o = v as Record<string, unknown>;
+    if (o.metadata && typeof o.metadata === 'object' && (o.metadata as Record<string, unknown>).encoding instanceof Uint8Array) {
+      count += 1;
+      bytes += o.data instanceof Uint8Array ? o.data.length : 0;
+      for (const [k, x] of Object.entries(o.metadata as Record<string, unknown>)) bytes += Buffer.byteLength(k) + (x instanceof Uint8Array ? x.length : 0);
+      return;
+    }
+    for (const [k, x] of Object.entries(o)) if (k !== 'searchAttributes') walk(x);
+  };
+  walk(node);
+  return { count, bytes };
 }
 
 export interface TurnSample {
@@ -189,6 +217,10 @@ export async function turnAnatomy(client: Client, leads: TurnSample[]): Promise<
   const workflow: number[] = [];
   const timers: number[] = [];
   const acts = new Map<string, { queue: number[]; run: number[] }>();
+  const storedBytes: number[] = [];
+  const plainBytes: number[] = [];
+  const payloadCounts: number[] = [];
+  const codecs = client.options.loadedDataConverter.payloadCodecs;
   let found = 0;
   for (const lead of leads) {
     const history = await client.workflow.getHandle(lead.workflowId).fetchHistory();
@@ -241,7 +273,16 @@ export async function turnAnatomy(client: Client, leads: TurnSample[]): Promise<
       }
     }
     timers.push(timerMs);
+    // the turn's payloads as stored, then decoded in place by the client's codec (plain = codec off)
+    const turnEvents = list.slice(slice.startIndex, slice.idleIndex + 1);
+    const stored = payloadByteCount(turnEvents);
+    await readableHistory({ events: turnEvents }, codecs);
+    storedBytes.push(stored.bytes);
+    plainBytes.push(payloadByteCount(turnEvents).bytes);
+    payloadCounts.push(stored.count);
   }
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const payloadTotal = sum(payloadCounts);
   const activities: TurnAnatomy['activities'] = {};
   for (const [type, v] of acts) activities[type] = { count: v.run.length, scheduleToStartMs: summarize(v.queue), startToCloseMs: summarize(v.run) };
   return {
@@ -261,5 +302,10 @@ export async function turnAnatomy(client: Client, leads: TurnSample[]): Promise<
     timersMs: summarize(timers),
     acceptMs: summarize(accept),
     workflowMs: summarize(workflow),
+    payloadBytes: {
+      perTurn: { stored: summarize(storedBytes), plain: summarize(plainBytes) },
+      payloadsPerTurn: summarize(payloadCounts),
+      perPayload: { stored: payloadTotal ? Math.round(sum(storedBytes) / payloadTotal) : 0, plain: payloadTotal ? Math.round(sum(plainBytes) / payloadTotal) : 0 },
+    },
   };
 }

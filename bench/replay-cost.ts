@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, Runtime, Worker } from '@temporalio/worker';
+import { parleyDataConverter, WORKFLOW_BUNDLE_CONVERTERS } from '../temporal/data-converter';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,10 +28,10 @@ async function main() {
   const events = histories.reduce((n, h) => n + (h.history.events?.length ?? 0), 0);
   const tasks = histories.reduce((n, h) => n + (h.history.events ?? []).filter((e) => e.workflowTaskCompletedEventAttributes).length, 0);
   const silent = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'workflows', 'index.ts'), logger: silent });
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'workflows', 'index.ts'), ...WORKFLOW_BUNDLE_CONVERTERS, logger: silent });
   // one warm-up round, then the measured ones
   const run = async () => {
-    for await (const r of Worker.runReplayHistories({ workflowBundle }, histories)) if (r.error) throw r.error;
+    for await (const r of Worker.runReplayHistories({ workflowBundle, dataConverter: parleyDataConverter() }, histories)) if (r.error) throw r.error;
   };
   await run();
   const cpu0 = process.cpuUsage();

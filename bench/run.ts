@@ -756,6 +756,11 @@ function printTable(r: {
     for (const [type, n] of Object.entries(t.localActivities)) out.push(row([`  ${type} (local)`, String(n), '—', '—', '—'], aw));
     const markers = Object.entries(t.otherMarkers).map(([k, n]) => `${k} ×${n}`);
     if (markers.length) out.push(`  other markers in the sample (count as events): ${markers.join(', ')}`);
+    const pb = a.payloadBytes;
+    out.push(
+      `  payloads per turn ${f(pb.payloadsPerTurn.p50)}, their bytes per turn ${f(pb.perTurn.stored.p50)} as stored, ${f(pb.perTurn.plain.p50)} decoded (= codec off); ` +
+        `per payload ${pb.perPayload.stored} stored, ${pb.perPayload.plain} decoded`,
+    );
   };
   anatomy('anatomy of a first turn (new lead)', e2e?.anatomy);
   anatomy('anatomy of an ordinary turn (existing lead writes again)', turns?.anatomy);

@@ -15,7 +15,8 @@ import { loadConfig, type Config } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal, type ParleyTemporal } from '../temporal/client';
 import { installTemporalRuntime } from '../temporal/runtime';
-import { buildCore, type Core } from '../composition/core';
+import { WORKFLOW_BUNDLE_CONVERTERS } from '../temporal/data-converter';
+import { buildCore, keyPreparer, type Core } from '../composition/core';
 import { activityDepsFrom } from '../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../workers/worker';
 import { startApiProcess, startWorkerProcess, type ParleyChild } from './processes';
@@ -137,7 +138,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
   let workerConnection: NativeConnection | undefined;
   let running: Promise<void> | undefined;
   if (opts.worker !== false) {
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: quietBundlerLogger });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, logger: quietBundlerLogger });
     workerConnection = await NativeConnection.connect({ address: opts.temporalAddress });
     worker = await createParleyWorker({
       connection: workerConnection,
@@ -154,7 +155,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
     running = worker.run();
   }
   const { client, connection: clientConnection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec });
-  const temporal = createParleyTemporal(client, { taskQueue });
+  const temporal = createParleyTemporal(client, { taskQueue, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server = await new Promise<http.Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));

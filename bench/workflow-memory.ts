@@ -18,6 +18,7 @@ import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { ReusableVMWorkflowCreator } from '@temporalio/worker/lib/workflow/reusable-vm';
 import type { WorkflowInfo } from '@temporalio/workflow';
 import { WORKFLOWS_PATH } from '../workers/worker';
+import { WORKFLOW_BUNDLE_CONVERTERS } from '../temporal/data-converter';
 import { LEAD_WORKFLOW_TYPE } from '../workflows/lead/definitions';
 
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -66,7 +67,7 @@ export async function workflowModuleCost(preloadModules: string[], n: number): P
     gc?.();
     return v8.getHeapStatistics().used_heap_size;
   };
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), preloadModules, logger: quiet });
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), preloadModules, ...WORKFLOW_BUNDLE_CONVERTERS, logger: quiet });
   const parsed = parseWorkflowCode(bundle.code, `/tmp/parley-workflow-memory-${preloadModules.length}.js`);
   const creator = await ReusableVMWorkflowCreator.create(parsed, 5000, new Set());
   try {

@@ -19,6 +19,11 @@ export interface Core {
   payloadCodec?: PayloadCodec;
 }
 
+/** What `createParleyTemporal` calls to create a lead's payload key ahead of its signal; none without the codec. */
+export function keyPreparer(core: Core): ((workflowId: string) => Promise<unknown>) | undefined {
+  return core.payloadCodec ? (workflowId) => core.services.payloadKeys.forWorkflow(workflowId) : undefined;
+}
+
 /** The database and services every entry point shares. */
 export async function buildCore(config: Config, opts: { migrate?: boolean; log: Logger }): Promise<Core> {
   if (!config.PARLEY_ENCRYPTION_KEY) {

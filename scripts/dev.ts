@@ -26,7 +26,7 @@ import { plainTemporalSettings } from '../temporal/connection-config';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { registerSearchAttributes } from '../temporal/search-attributes';
-import { buildCore } from '../composition/core';
+import { buildCore, keyPreparer } from '../composition/core';
 import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { createParleyWorker } from '../workers/worker';
 
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const workerRun = worker.run();
   const { client, connection: clientConnection } = await connectTemporalClient(temporalSettings, { payloadCodec: core.payloadCodec });
   await ensureSchedules(client, config, log);
-  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE });
+  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, '127.0.0.1', () => resolve(s));

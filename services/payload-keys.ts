@@ -12,7 +12,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { channelAccounts, payloadKeys } from '../db/schema';
+import { payloadKeys } from '../db/schema';
+import { rowsOf } from './db-util';
 import type { SecretBox } from '../lib/crypto';
 
 /**
@@ -78,10 +79,9 @@ class Lru<V> {
 export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSize?: number; cacheTtlMs?: number } = {}) {
   const size = opts.cacheSize ?? 10_000;
   const ttl = opts.cacheTtlMs ?? 10 * 60_000;
+  /** Live keys by their row's name (storedName): filled by creation and by any read of a live key (a worker's first decode). */
   const byWorkflow = new Lru<PayloadKey>(size, ttl);
   const byId = new Lru<PayloadKey>(size, ttl);
-  /** Channel account → tenant: immutable, cached without expiry (bounded). */
-  const tenantOfChannel = new Lru<string | null>(size, Number.POSITIVE_INFINITY);
   const pending = new Map<string, Promise<PayloadKey>>();
   const platform = platformKeyWorkflowId(box);
 
@@ -94,52 +94,69 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
     tenantId: row.tenantId,
     key: Buffer.from(box.decrypt(row.wrappedKey, context(row.id)), 'base64'),
   });
-  const remember = (k: PayloadKey, workflowId?: string) => {
+  const remember = (k: PayloadKey, name?: string) => {
     byId.set(k.id, k);
-    if (workflowId) byWorkflow.set(workflowId, k);
+    if (name) byWorkflow.set(name, k);
     return k;
   };
 
-  async function tenantFor(workflowId: string): Promise<string | null> {
-    const channel = leadChannelOf(workflowId);
-    if (!channel || !UUID.test(channel)) return null;
-    const cached = tenantOfChannel.get(channel);
-    if (cached !== undefined) return cached;
-    const [row] = await db.select({ tenantId: channelAccounts.tenantId }).from(channelAccounts).where(eq(channelAccounts.id, channel));
-    const tenantId = row?.tenantId ?? null;
-    if (row) tenantOfChannel.set(channel, tenantId);
-    return tenantId;
-  }
-
+  /**
+   * Create the workflow's key, or find the live one another caller created first, in one
+   * statement (one round trip on the webhook's path): the insert takes the lead's tenant from its
+   * channel account in the same statement, and the row comes back from RETURNING, or, when a live
+   * key already existed, from the union's select. The key is used only once this statement has
+   * committed, so no payload is ever encrypted with a key that is not durably stored.
+   *
+   * A key inserted by a concurrent statement that commits while this one waits on the unique
+   * index is not in this statement's snapshot: then (rarely) a second select reads it.
+   */
   async function load(workflowId: string): Promise<PayloadKey> {
     // a lead whose channel is unknown still gets its own key, without a tenant (only the admin token decodes it)
-    const tenantId = await tenantFor(workflowId);
+    const channel = leadChannelOf(workflowId) ?? null;
     const id = randomUUID();
-    await db
-      .insert(payloadKeys)
-      .values({ id, tenantId, workflowId: storedName(workflowId), wrappedKey: box.encrypt(randomBytes(32).toString('base64'), context(id)) })
-      .onConflictDoNothing({ target: payloadKeys.workflowId, where: sql`${payloadKeys.destroyedAt} is null` });
-    const [row] = await db
-      .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey })
-      .from(payloadKeys)
-      .where(and(eq(payloadKeys.workflowId, storedName(workflowId)), isNull(payloadKeys.destroyedAt)));
-    if (!row?.wrappedKey) throw new Error(`payload key for ${workflowId}: none after insert`);
-    return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), workflowId);
+    const name = storedName(workflowId);
+    const wrapped = box.encrypt(randomBytes(32).toString('base64'), context(id));
+    const [row] = rowsOf<{ id: string; tenant_id: string | null; wrapped_key: string | null }>(
+      await db.execute(sql`
+        with ins as (
+          insert into payload_keys (id, tenant_id, workflow_id, wrapped_key)
+          values (${id}, (select tenant_id from channel_accounts where id = ${channel}::uuid), ${name}, ${wrapped})
+          on conflict (workflow_id) where destroyed_at is null do nothing
+          returning id, tenant_id, wrapped_key
+        )
+        select id, tenant_id, wrapped_key from ins
+        union all
+        select id, tenant_id, wrapped_key from payload_keys where workflow_id = ${name} and destroyed_at is null
+        limit 1`),
+    );
+    const found =
+      row ??
+      (
+        await db
+          .select({ id: payloadKeys.id, tenant_id: payloadKeys.tenantId, wrapped_key: payloadKeys.wrappedKey })
+          .from(payloadKeys)
+          .where(and(eq(payloadKeys.workflowId, name), isNull(payloadKeys.destroyedAt)))
+      )[0];
+    if (!found?.wrapped_key) throw new Error(`payload key for ${workflowId}: none after insert`);
+    return remember(unwrap({ id: found.id, tenantId: found.tenant_id, wrappedKey: found.wrapped_key }), name);
   }
 
   return {
     /** The key new payloads of this workflow are encrypted with (created on first use); no workflow id: the platform key. */
     async forWorkflow(workflowId: string | undefined): Promise<PayloadKey> {
       const wid = workflowId && leadChannelOf(workflowId) ? workflowId : platform;
-      const cached = byWorkflow.get(wid);
+      const name = storedName(wid);
+      // cached by creation here, or by the decode of a payload under this key (a worker that
+      // first decodes a new lead's signal then encrypts its replies with the same key, no query)
+      const cached = byWorkflow.get(name);
       if (cached) return cached;
-      let p = pending.get(wid);
+      let p = pending.get(name);
       if (!p) {
-        p = load(wid).finally(() => pending.delete(wid));
-        pending.set(wid, p);
+        p = load(wid).finally(() => pending.delete(name));
+        pending.set(name, p);
       }
       const k = await p;
-      byWorkflow.set(wid, k);
+      byWorkflow.set(name, k);
       return k;
     },
 
@@ -148,10 +165,14 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
       const cached = byId.get(keyId);
       if (cached) return cached;
       if (!UUID.test(keyId)) throw new PayloadKeyUnavailable(keyId, 'unknown');
-      const [row] = await db.select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey }).from(payloadKeys).where(eq(payloadKeys.id, keyId));
+      const [row] = await db
+        .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey, name: payloadKeys.workflowId })
+        .from(payloadKeys)
+        .where(eq(payloadKeys.id, keyId));
       if (!row) throw new PayloadKeyUnavailable(keyId, 'unknown');
       if (!row.wrappedKey) throw new PayloadKeyUnavailable(keyId, 'destroyed');
-      return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }));
+      // a live key is its workflow's current key: remembered for encoding too
+      return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), row.name);
     },
 
     /**
@@ -166,7 +187,7 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
         .set({ wrappedKey: null, destroyedAt: sql`now()` })
         .where(and(inArray(payloadKeys.workflowId, ids.map(storedName)), isNull(payloadKeys.destroyedAt)))
         .returning({ id: payloadKeys.id });
-      for (const w of ids) byWorkflow.delete(w);
+      for (const w of ids) byWorkflow.delete(storedName(w));
       for (const g of gone) byId.delete(g.id);
       return gone.length;
     },

@@ -70,9 +70,26 @@ export interface LeadTarget {
  * Typed wrapper over the Temporal client: the API and tests call these, never string names.
  * It sends no lead settings: the worker resolves them (LEAD_*) and hands them to each run.
  */
-export function createParleyTemporal(client: Client, opts: { taskQueue: string }) {
+export function createParleyTemporal(
+  client: Client,
+  opts: {
+    taskQueue: string;
+    /** Creates (or finds) a workflow's payload key: `core.services.payloadKeys.forWorkflow` when the codec is on (composition/core.ts `keyPreparer`). */
+    prepareKey?: (workflowId: string) => Promise<unknown>;
+  },
+) {
   return {
     client,
+    /**
+     * Start creating a lead's payload key before its first signal: the webhook calls it before
+     * its identity lookup, so the two database statements of a new lead overlap instead of
+     * following each other. The signal's encryption still awaits that key's creation (the same
+     * one: the key service shares a creation in flight), so nothing is encrypted with a key that
+     * is not stored. Never throws: a failure shows when the signal encrypts.
+     */
+    prepareLead(channelAccountId: string, contactId: string): void {
+      opts.prepareKey?.(leadWorkflowId(channelAccountId, contactId)).catch(() => undefined);
+    },
     /** Deliver one inbound message to its lead workflow, starting the workflow if needed. */
     async signalInbound(target: LeadTarget, message: InboundMessage): Promise<{ workflowId: string }> {
       const workflowId = leadWorkflowId(target.channelAccountId, target.contactId);

@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { TemporalSettings } from './connection-config';
+import { parleyDataConverter } from './data-converter';
 
 /** A TLS handshake that cannot succeed or an unreachable server must fail in this time, not hang. */
 export const TEMPORAL_CONNECT_TIMEOUT_MS = 10_000;
@@ -45,7 +46,7 @@ export async function connectTemporalClient(settings: TemporalSettings, opts: { 
   } catch (err) {
     throw new TemporalConnectError(settings, options.address, err);
   }
-  return { client: new Client({ connection, namespace: settings.namespace, ...(opts.payloadCodec ? { dataConverter: { payloadCodecs: [opts.payloadCodec] } } : {}) }), connection };
+  return { client: new Client({ connection, namespace: settings.namespace, dataConverter: parleyDataConverter(opts.payloadCodec) }), connection };
 }
 
 /** The worker's native connection with the same resolved settings. */

@@ -10,6 +10,7 @@ import { startWorkerMetricsServer, type WorkerMetricsServer } from '../temporal/
 import { startDefaultMetrics } from '../lib/metrics';
 import { buildCore } from '../composition/core';
 import { activityDepsFrom, ensureSchedules } from '../composition/worker';
+import { parleyDataConverter } from '../temporal/data-converter';
 import { createParleyWorker } from './worker';
 
 /**
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     payloadCodec,
   });
-  await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, ...(payloadCodec ? { dataConverter: { payloadCodecs: [payloadCodec] } } : {}) }), config, log);
+  await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: parleyDataConverter(payloadCodec) }), config, log);
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, database: database.describe }, 'worker started');
   try {
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks finish

@@ -3,6 +3,7 @@ import { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { parleyDataConverter } from '../temporal/data-converter';
 import { backgroundTaskQueue } from '../workflows/lead/lanes';
 import { startWebhookRelay } from './webhook-relay';
 
@@ -47,14 +48,14 @@ export interface ParleyWorker {
 
 export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<ParleyWorker> {
   // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
-  const dataConverter = opts.payloadCodec ? { payloadCodecs: [opts.payloadCodec] } : undefined;
-  const client = opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace, ...(dataConverter ? { dataConverter } : {}) });
+  const dataConverter = parleyDataConverter(opts.payloadCodec);
+  const client = opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace, dataConverter });
   const activities = createActivities({ ...opts.deps, temporalClient: client });
   const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    ...(dataConverter ? { dataConverter } : {}),
+    dataConverter,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve(WORKFLOWS_PATH) }),
     activities,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions,
@@ -65,7 +66,7 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Par
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: backgroundTaskQueue(opts.taskQueue),
-    ...(dataConverter ? { dataConverter } : {}),
+    dataConverter,
     activities,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentBackgroundActivityTaskExecutions ?? DEFAULT_BACKGROUND_ACTIVITIES,
   });

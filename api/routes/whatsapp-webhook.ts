@@ -193,6 +193,9 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
     // which lead each one is: the identity map, one statement per body at most (none when cached).
     // Statuses only ask when they matter: a failure for the lead's workflow, or a second form to learn.
     const asks = items.filter((it) => 'message' in it || it.status.status === 'failed' || it.query.forms.length > 1);
+    // a message from a contact known by one form is for the lead of that form: its payload key
+    // (a new lead's: one database statement) is created while the identity lookup runs, not after
+    for (const it of items) if ('message' in it && it.query.forms.length <= 1) deps.temporal.prepareLead(it.routing.id, it.query.fallback);
     const contactOf = new Map<Item, string>();
     if (deps.identities && asks.length > 0) {
       const identities = deps.identities;

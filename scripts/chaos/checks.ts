@@ -9,6 +9,7 @@ import { temporal as proto } from '@temporalio/proto';
 import type { Sql } from 'postgres';
 import type { FakeGraphApi, GraphRequestRecord } from '../../fakes/graph-api';
 import type { ParleyTemporal } from '../../temporal/client';
+import { readableHistory } from '../../temporal/readable-history';
 import type { LeadStateSnapshot } from '../../workflows/lead/definitions';
 import type { WorkerIncarnation } from './worker-supervisor';
 
@@ -210,7 +211,8 @@ export async function workflowSummary(client: Client, workflowType: string): Pro
     list.push({ workflowId: w.workflowId, runId: w.runId, status: w.status.name });
   }
   const executions = await mapLimit(list, 8, async (w) => {
-    const history = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+    // decoded: the payloads are encrypted and the failures' text encoded (temporal/readable-history.ts)
+    const history = await readableHistory(await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory(), client.options.loadedDataConverter.payloadCodecs);
     return { ...w, events: history.events ?? [] };
   });
   const s: WorkflowSummary = {

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { toolCallReply } from '../../fakes/openai';
+import { readableHistory } from '../../temporal/readable-history';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -34,7 +35,8 @@ async function leadOf(t: TenantFixture, contactId: string) {
 async function activityFailures(workflowId: string) {
   const out: { activity: string; type?: string; message: string; nonRetryable: boolean; attempt: number }[] = [];
   const handle = stack.temporal.client.workflow.getHandle(workflowId);
-  const history = await handle.fetchHistory();
+  // raw, a failure's message reads "Encoded failure" (its text is in an encrypted payload): decode it
+  const history = await readableHistory(await handle.fetchHistory(), stack.core.payloadCodec);
   const scheduled = new Map<string, string>();
   for (const e of history.events ?? []) {
     if (e.activityTaskScheduledEventAttributes) scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '');

@@ -18,7 +18,8 @@ import { whatsAppTextWebhook } from '../../fakes/meta-webhooks';
 import { createLogger, type Logger } from '../../lib/logger';
 import { createParleyTemporal, type ParleyTemporal } from '../../temporal/client';
 import { connectTemporalClient, connectTemporalWorker } from '../../temporal/connect';
-import { buildCore, type Core } from '../../composition/core';
+import { WORKFLOW_BUNDLE_CONVERTERS } from '../../temporal/data-converter';
+import { buildCore, keyPreparer, type Core } from '../../composition/core';
 import { activityDepsFrom } from '../../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../../workers/worker';
 import { installTemporalRuntime } from '../../temporal/runtime';
@@ -28,7 +29,7 @@ import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Bundle the workflows once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: quietBundlerLogger });
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, logger: quietBundlerLogger });
   return bundlePromise;
 }
 const quietBundlerLogger = {
@@ -121,7 +122,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   });
   const running = worker.run();
   const { client, connection: clientConnection } = await connectTemporalClient(config.temporal, { payloadCodec: core.payloadCodec });
-  const temporal = createParleyTemporal(client, { taskQueue });
+  const temporal = createParleyTemporal(client, { taskQueue, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));

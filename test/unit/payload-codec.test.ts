@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { eq, inArray } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { configSchema } from '../../config';
 import { migrateDatabase, openDatabase, type Database } from '../../db/client';
 import { payloadKeys } from '../../db/schema';
@@ -83,6 +83,48 @@ test('one key per lead workflow; other workflows and calls without a context sha
   const [row] = await database.db.select().from(payloadKeys).where(eq(payloadKeys.id, kc.id));
   expect(row!.wrappedKey).toMatch(/^v2:/);
   expect(row!.wrappedKey).not.toContain(kc.key.toString('base64'));
+});
+
+test('a lead key is created in one statement with its channel\'s tenant; processes racing on a new lead all get the one stored key', async () => {
+  const tenantId = randomUUID();
+  const channelId = randomUUID();
+  await database.db.execute(sql`insert into tenants (id, name) values (${tenantId}, 'key race')`);
+  await database.db.execute(
+    sql`insert into channel_accounts (id, tenant_id, platform, phone_number_id, access_token_enc, verify_token_hash, deleted_at) values (${channelId}, ${tenantId}, 'whatsapp', ${`pk-${channelId}`}, 'x', 'x', now())`,
+  );
+  const wf = `lead:${channelId}:9190${Math.floor(Math.random() * 1e8)}`;
+  // four processes (own caches, no shared in-flight map) create the same lead's key at once
+  const services = Array.from({ length: 4 }, () => createPayloadKeyService(database.db, createSecretBox(master)));
+  const got = await Promise.all(services.map((s) => s.forWorkflow(wf)));
+  expect(new Set(got.map((k) => k.id)).size).toBe(1);
+  expect(new Set(got.map((k) => k.key.toString('hex'))).size).toBe(1);
+  expect(got[0]!.tenantId).toBe(tenantId);
+  const rows = await database.db.select().from(payloadKeys).where(eq(payloadKeys.id, got[0]!.id));
+  expect(rows).toHaveLength(1);
+  expect(rows[0]!.tenantId).toBe(tenantId);
+  // what one process encrypts, another decodes with the stored key
+  const [enc] = await createPayloadCodec(services[0]!).encode([defaultPayloadConverter.toPayload('hi')], ctx(wf));
+  const [dec] = await createPayloadCodec(createPayloadKeyService(database.db, createSecretBox(master))).decode([enc!]);
+  expect(defaultPayloadConverter.fromPayload(dec!)).toBe('hi');
+});
+
+test('a process that first decodes a lead\'s payload (a worker) encrypts that lead\'s next payloads with the same key, without another query', async () => {
+  const wf = leadId();
+  const [enc] = await createPayloadCodec(keys).encode([defaultPayloadConverter.toPayload('first message')], ctx(wf));
+  let queries = 0;
+  const counted = new Proxy(database.db, {
+    get(target, prop, receiver) {
+      if (prop === 'select' || prop === 'execute' || prop === 'insert' || prop === 'update') queries += 1;
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  const worker = createPayloadKeyService(counted, createSecretBox(master));
+  const codec = createPayloadCodec(worker);
+  await codec.decode([enc!]);
+  expect(queries).toBe(1);
+  const [reply] = await codec.encode([defaultPayloadConverter.toPayload('the reply')], ctx(wf));
+  expect(queries).toBe(1);
+  expect(meta(reply!, KEY_ID_METADATA)).toBe(meta(enc!, KEY_ID_METADATA));
 });
 
 test('unencrypted payloads (recorded histories) pass through decode unchanged', async () => {

@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_BUNDLE_CONVERTERS } from '../../temporal/data-converter';
 
 jest.setTimeout(120_000);
 
@@ -14,7 +15,7 @@ const ALLOWED_PACKAGES = ['@temporalio/common', '@temporalio/workflow', 'long', 
 
 test('the workflow bundle holds only the SDK and our workflow code (no zod)', async () => {
   const silent = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '../../workflows/index.ts'), logger: silent });
+  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '../../workflows/index.ts'), ...WORKFLOW_BUNDLE_CONVERTERS, logger: silent });
   const modules = [...code.matchAll(/^\/\*\*\*\/ "([^"]+)"/gm)].map((m) => m[1]!);
   expect(modules.length).toBeGreaterThan(20);
   const packages = new Set(modules.filter((m) => m.includes('node_modules/')).map((m) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(m)![1]!));
@@ -23,4 +24,6 @@ test('the workflow bundle holds only the SDK and our workflow code (no zod)', as
   // and our own modules are workflow code, not services or activities
   const ours = modules.filter((m) => !m.includes('node_modules/'));
   expect(ours.filter((m) => /^\.\/(activities|services|api|db|lib|composition)\//.test(m))).toEqual([]);
+  // the bundle converts failures as the worker does (message and stack trace in an encoded payload)
+  expect(ours).toContain('./temporal/failure-converter.ts');
 });

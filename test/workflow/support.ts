@@ -19,6 +19,7 @@ import { createActivities, type Activities } from '../../activities';
 import { backgroundTaskQueue } from '../../workflows/lead/lanes';
 import type { InboundMessage, LeadWorkflowInput, LeadWorkflowSettings } from '../../workflows/lead/definitions';
 import { workflowBundle } from '../support/stack';
+import { parleyDataConverter } from '../../temporal/data-converter';
 
 export interface TenantChannel {
   tenantId: string;
@@ -105,11 +106,12 @@ export function createWorkflowTestKit(): WorkflowTestKit {
         connection: kit.env.nativeConnection,
         taskQueue,
         workflowBundle: await workflowBundle(),
+        dataConverter: parleyDataConverter(),
         activities,
         ...(opts.cache === false ? { maxCachedWorkflows: 0 } : {}),
       });
       // the background lane's activities (sequence steps, bump-ups, extraction) have their own queue, as in workers/worker.ts
-      const background = await Worker.create({ connection: kit.env.nativeConnection, taskQueue: backgroundTaskQueue(taskQueue), activities });
+      const background = await Worker.create({ connection: kit.env.nativeConnection, taskQueue: backgroundTaskQueue(taskQueue), dataConverter: parleyDataConverter(), activities });
       return worker.runUntil(background.runUntil(fn()));
     },
 
