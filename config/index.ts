@@ -18,6 +18,12 @@ const optionalString = z
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** OTLP/HTTP base URL (`/v1/traces` is added); unset (and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): no span is exported (lib/tracing.ts). */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional().or(z.literal('').transform(() => undefined)),
+  /** OTLP/HTTP traces URL, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional().or(z.literal('').transform(() => undefined)),
+  /** service.name of the spans; default parley-api for the API, parley-worker for the worker. */
+  OTEL_SERVICE_NAME: optionalString,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
 
   DATABASE_URL: optionalString,

@@ -19,6 +19,7 @@ import { createActivities, type Activities } from '../../activities';
 import { backgroundTaskQueue } from '../../workflows/lead/lanes';
 import type { InboundMessage, LeadWorkflowInput, LeadWorkflowSettings } from '../../workflows/lead/definitions';
 import { workflowBundle } from '../support/stack';
+import { workflowSpanSinks } from '../../workers/tracing';
 
 export interface TenantChannel {
   tenantId: string;
@@ -105,6 +106,7 @@ export function createWorkflowTestKit(): WorkflowTestKit {
         connection: kit.env.nativeConnection,
         taskQueue,
         workflowBundle: await workflowBundle(),
+        sinks: workflowSpanSinks(undefined),
         activities,
         ...(opts.cache === false ? { maxCachedWorkflows: 0 } : {}),
       });
