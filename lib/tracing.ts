@@ -15,11 +15,12 @@
  *   resource (service.name) and exporter, passed to the interceptors explicitly, so the API
  *   and the worker may share a process (tests, `npm run dev`).
  */
+import { createHash } from 'node:crypto';
 import * as otel from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { installContextPropagation } from './trace-context';
-import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 export type TracingRole = 'api' | 'worker';
 
@@ -66,7 +67,7 @@ export function createTracing(settings: TracingSettings): Tracing {
   installContextPropagation();
   const resource = new Resource({ 'service.name': settings.serviceName });
   const exporting = settings.tracesUrl !== undefined;
-  const spanProcessor: SpanProcessor = exporting ? new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.tracesUrl }), { scheduledDelayMillis: 1000 }) : NOOP_PROCESSOR;
+  const spanProcessor: SpanProcessor = exporting ? new ScrubbingProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.tracesUrl }), { scheduledDelayMillis: 1000 })) : NOOP_PROCESSOR;
   const provider = new BasicTracerProvider({
     resource,
     // off: every span is a non-recording one (ids only), so the cost is an id and a context
@@ -82,6 +83,46 @@ export function createTracing(settings: TracingSettings): Tracing {
     flush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
   };
+}
+
+/**
+ * Span attributes holding a workflow id (the SDK's interceptors set `temporalWorkflowId`; the
+ * workflow sink adds the run's info as `workflowId`). A lead's id ends in the contact's id,
+ * a phone number on WhatsApp (contract/workflow-names.ts).
+ */
+const WORKFLOW_ID_ATTRIBUTES = ['temporalWorkflowId', 'workflowId'];
+
+/**
+ * `lead:<channel account>:<contact>` → `lead:<channel account>:sha256:<first 16 hex of the
+ * id's SHA-256>`: no phone number leaves the process in a span, and a known lead's spans are
+ * still found by hashing its workflow id. Other workflow ids hold no contact data and stay.
+ */
+export function traceableWorkflowId(workflowId: string): string {
+  const m = /^(lead:[^:]*:)(.*)$/s.exec(workflowId);
+  if (!m) return workflowId;
+  return `${m[1]}sha256:${createHash('sha256').update(workflowId, 'utf8').digest('hex').slice(0, 16)}`;
+}
+
+/** Rewrites workflow ids in ended spans (the API's, the activities' and the workflow sandbox's) before export. */
+class ScrubbingProcessor implements SpanProcessor {
+  constructor(private readonly inner: SpanProcessor) {}
+  onStart(span: Parameters<SpanProcessor['onStart']>[0], ctx: Parameters<SpanProcessor['onStart']>[1]): void {
+    this.inner.onStart(span, ctx);
+  }
+  onEnd(span: ReadableSpan): void {
+    const attributes = span.attributes as Record<string, unknown>;
+    for (const key of WORKFLOW_ID_ATTRIBUTES) {
+      const v = attributes[key];
+      if (typeof v === 'string') attributes[key] = traceableWorkflowId(v);
+    }
+    this.inner.onEnd(span);
+  }
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
 }
 
 const NOOP_PROCESSOR: SpanProcessor = {
