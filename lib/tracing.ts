@@ -16,7 +16,7 @@
  *   and the worker may share a process (tests, `npm run dev`).
  */
 import { createHash } from 'node:crypto';
-import * as otel from '@opentelemetry/api';
+import type * as otel from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { installContextPropagation } from './trace-context';

@@ -1,12 +1,12 @@
 /**
  * The worker's part of request ids and traces (lib/tracing.ts, README "Request ids and traces").
  *
- * - Workflows: the SDK's OpenTelemetry workflow interceptors (bundled through
+ * - Workflows: Parley's sandbox interceptors (workflows/tracing-interceptors.ts, bundled through
  *   WORKFLOW_INTERCEPTOR_MODULES: the worker's bundle, the tests' and the replayer's) read the
- *   client's `_tracer-data` header, trace the run, its signals and the activities it schedules,
- *   and put the context in each activity's headers. They add headers and sink calls, never
- *   commands. Their spans leave the sandbox through the `exporter` sink, to this process's span
- *   processor; under an unsampled parent (tracing off in the API) they are not even recorded.
+ *   client's `_tracer-data` header and put child contexts in each activity's headers. They add
+ *   headers and sink calls, never commands, and leave the workflow's promises and randomness
+ *   alone. Their spans leave the sandbox through the `parleyTraces` sink (never during replay),
+ *   only for sampled traces, to this process's span processor.
  * - Activities: `RunActivity:<type>` spans, like the SDK's inbound interceptor, with one change:
  *   an activity answering inbound messages (their `trace`, set by temporal/client.ts) runs in the
  *   trace of the request that delivered the newest of them and links the workflow's context. A
@@ -18,20 +18,19 @@
 import * as otel from '@opentelemetry/api';
 import type { Context as ActivityContext } from '@temporalio/activity';
 import { CompleteAsyncError, defaultPayloadConverter } from '@temporalio/common';
-import { makeWorkflowExporter, OpenTelemetryActivityOutboundInterceptor, type OpenTelemetrySinks, SpanName, SPAN_DELIMITER } from '@temporalio/interceptors-opentelemetry';
+import { OpenTelemetryActivityOutboundInterceptor, SpanName, SPAN_DELIMITER } from '@temporalio/interceptors-opentelemetry';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, InjectedSinks, Next, WorkerInterceptors } from '@temporalio/worker';
 import { TRACEPARENT_PATTERN, withRequestIds } from '../lib/trace-context';
 import type { Tracing } from '../lib/tracing';
 import type { MessageTrace } from '../contract/messages';
+import { TRACE_HEADER, type ParleyTraceSinks, type WorkflowSpan } from '../workflows/tracing-interceptors';
 
 /** Bundled with the workflows wherever they are bundled (worker, tests, replayer). */
-export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')];
-
-/** The SDK's header with the serialized trace context (`TRACE_HEADER` in the interceptors package). */
-const TRACE_HEADER = '_tracer-data';
+export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/tracing-interceptors')];
 
 /** The worker's interceptors and the workflow span sink for a worker of this process. */
-export function workerTracing(tracing: Pick<Tracing, 'tracer' | 'spanProcessor' | 'resource'> | undefined): { interceptors: WorkerInterceptors; sinks: InjectedSinks<OpenTelemetrySinks> } {
+export function workerTracing(tracing: Pick<Tracing, 'tracer' | 'spanProcessor' | 'resource' | 'exporting'> | undefined): { interceptors: WorkerInterceptors; sinks: InjectedSinks<ParleyTraceSinks> } {
   const tracer = tracing?.tracer ?? otel.trace.getTracer('parley-worker');
   return {
     interceptors: {
@@ -41,9 +40,45 @@ export function workerTracing(tracing: Pick<Tracing, 'tracer' | 'spanProcessor' 
   };
 }
 
-/** The `exporter` sink the workflow interceptors call (also given to the replayer). */
-export function workflowSpanSinks(tracing: Pick<Tracing, 'spanProcessor' | 'resource'> | undefined): InjectedSinks<OpenTelemetrySinks> {
-  return { exporter: tracing ? makeWorkflowExporter(tracing.spanProcessor, tracing.resource) : { export: { fn: () => undefined } } };
+/** The `parleyTraces` sink the workflow interceptors call (the replayer gets it too: no sink call runs in replay). */
+export function workflowSpanSinks(tracing: Pick<Tracing, 'spanProcessor' | 'resource' | 'exporting'> | undefined): InjectedSinks<ParleyTraceSinks> {
+  return {
+    parleyTraces: {
+      export: {
+        fn: (info, spans) => {
+          if (!tracing?.exporting) return;
+          for (const s of spans) tracing.spanProcessor.onEnd(readableSpan(s, info, tracing.resource));
+        },
+        callDuringReplay: false,
+      },
+    },
+  };
+}
+
+const hrTime = (ms: number): [number, number] => [Math.floor(ms / 1000), (ms % 1000) * 1e6];
+
+/** A workflow span as the span processor takes it (what the SDK's makeWorkflowExporter builds). */
+function readableSpan(s: WorkflowSpan, info: { workflowId: string; runId: string; workflowType: string; taskQueue: string }, resource: Tracing['resource']): ReadableSpan {
+  const spanContext = { traceId: s.traceId, spanId: s.spanId, traceFlags: otel.TraceFlags.SAMPLED, isRemote: false };
+  return {
+    name: s.name,
+    kind: otel.SpanKind.INTERNAL,
+    spanContext: () => spanContext,
+    parentSpanId: s.parentSpanId,
+    startTime: hrTime(s.startMs),
+    endTime: hrTime(s.endMs),
+    duration: hrTime(Math.max(0, s.endMs - s.startMs)),
+    status: { code: s.failed ? otel.SpanStatusCode.ERROR : otel.SpanStatusCode.OK },
+    attributes: { ...s.attributes, workflowId: info.workflowId, runId: info.runId, workflowType: info.workflowType, taskQueue: info.taskQueue },
+    links: [],
+    events: [],
+    ended: true,
+    resource,
+    instrumentationLibrary: { name: 'parley-workflow' },
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
 }
 
 export class ParleyActivityInboundInterceptor implements ActivityInboundCallsInterceptor {

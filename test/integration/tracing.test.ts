@@ -7,7 +7,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
-import { createTenant, postWebhook, randomPhoneNumberId, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { createTenant, postWebhook, randomPhoneNumberId, randomWaId, startStack, textWebhook, waitFor, workflowBundle, type Stack, type TenantFixture } from '../support/stack';
+import { workflowSpanSinks } from '../../workers/tracing';
 import { REQUEST_ID_PATTERN } from '../../lib/trace-context';
 import { traceableWorkflowId } from '../../lib/tracing';
 import { leadWorkflowId } from '../../contract/workflow-names';
@@ -143,6 +146,14 @@ test('a webhook turn: request → signalWithStart → workflow → reply activit
   const turn = await waitFor(() => logged().find((l) => l.msg === 'reply turn done' && l.trace_id === server.traceId), { what: 'the turn log line' });
   expect(turn.requestIds).toBe(requestId);
   expect(turn.span_id).toBe(activity.spanId);
+
+  // the traced history (headers on the start, the signal and every activity) replays to the same commands
+  const history = await stack.temporal.client.workflow.getHandle(leadWorkflowId(t.channelId, from)).fetchHistory();
+  const { EventType } = temporal.api.enums.v1;
+  const scheduled = (history.events ?? []).filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
+  expect(scheduled.length).toBeGreaterThanOrEqual(1);
+  expect(scheduled.every((e) => e.activityTaskScheduledEventAttributes?.header?.fields?.['_tracer-data'])).toBe(true);
+  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), sinks: workflowSpanSinks(undefined), ...(stack.core.payloadCodec ? { dataConverter: { payloadCodecs: [stack.core.payloadCodec] } } : {}) }, history, 'traced')).resolves.toBeUndefined();
 });
 
 test('a later turn of the same lead joins its own request’s trace (linked to the workflow’s), not the first one’s', async () => {
@@ -196,4 +207,22 @@ test('X-Request-Id: kept when short and plain, replaced when not, on unauthentic
   expect(line.trace_id).toBe(server.traceId);
   // no log line outside a request claims a request id it was not written for
   expect(logged().filter((l) => l.requestId === requestId).every((l) => l.trace_id === server.traceId)).toBe(true);
+});
+
+test('a web chat message: its request id is echoed, logged after the body is read, and named by the reply turn in its trace', async () => {
+  const ch = await stack.api.post('/v1/channels').set('authorization', `Bearer ${t.apiKey}`).send({ platform: 'webchat', agentId: t.agentId, displayPhoneNumber: 'Acme support' }).expect(201);
+  const widgetKey = ch.body.widgetKey as string;
+  const visitor = await stack.api.post(`/webchat/${widgetKey}/visitors`).send({}).expect(201);
+  const requestId = 'webchat-request-01';
+  const res = await stack.api
+    .post(`/webchat/${widgetKey}/messages`)
+    .set('authorization', `Bearer ${visitor.body.visitorToken as string}`)
+    .set('x-request-id', requestId)
+    .send({ text: 'Do you deliver on Sundays?', clientMessageId: 'm-1' })
+    .expect(202);
+  expect(res.headers['x-request-id']).toBe(requestId);
+  const accepted = await waitFor(() => logged().find((l) => l.requestId === requestId && l.msg === 'web chat message accepted'), { what: 'the accepted line' });
+  expect(accepted.trace_id).toMatch(/^[0-9a-f]{32}$/);
+  const turn = await waitFor(() => logged().find((l) => l.msg === 'reply turn done' && l.requestIds === requestId), { timeoutMs: 60_000, what: 'the web chat turn' });
+  expect(turn.trace_id).toBe(accepted.trace_id);
 });
