@@ -103,6 +103,11 @@ export function traceableWorkflowId(workflowId: string): string {
   return `${m[1]}sha256:${createHash('sha256').update(workflowId, 'utf8').digest('hex').slice(0, 16)}`;
 }
 
+/** Every lead workflow id in a text, as `traceableWorkflowId` names it. */
+export function scrubWorkflowIds(text: string): string {
+  return text.replace(/lead:[^:\s"'`]*:[^\s"'`,;)\]}]+/g, (id) => traceableWorkflowId(id));
+}
+
 /** Rewrites workflow ids in ended spans (the API's, the activities' and the workflow sandbox's) before export. */
 class ScrubbingProcessor implements SpanProcessor {
   constructor(private readonly inner: SpanProcessor) {}
@@ -114,6 +119,14 @@ class ScrubbingProcessor implements SpanProcessor {
     for (const key of WORKFLOW_ID_ATTRIBUTES) {
       const v = attributes[key];
       if (typeof v === 'string') attributes[key] = traceableWorkflowId(v);
+    }
+    // the SDK's interceptors record a failed call's message (a Temporal error may quote the workflow id)
+    const status = span.status as { message?: string };
+    if (status.message) status.message = scrubWorkflowIds(status.message);
+    for (const event of span.events) {
+      const a = event.attributes as Record<string, unknown> | undefined;
+      if (!a) continue;
+      for (const [k, v] of Object.entries(a)) if (typeof v === 'string') a[k] = scrubWorkflowIds(v);
     }
     this.inner.onEnd(span);
   }

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as otel from '@opentelemetry/api';
-import { loadConfig } from '../../config';
-import { createTracing, resolveTracingSettings, traceableWorkflowId } from '../../lib/tracing';
+import { configSchema, loadConfig } from '../../config';
+import { createTracing, resolveTracingSettings, scrubWorkflowIds, traceableWorkflowId } from '../../lib/tracing';
 import { currentRequestId, currentTraceparent, logContext, requestIdFrom, withRequestId, withRequestIds } from '../../lib/trace-context';
 
 describe('resolveTracingSettings', () => {
@@ -62,5 +64,18 @@ describe('trace context', () => {
     expect(masked).not.toContain('15551234567');
     expect(traceableWorkflowId('lead:chan-1:15551234567')).toBe(masked);
     expect(traceableWorkflowId('media:chan-1:abc')).toBe('media:chan-1:abc');
+    expect(scrubWorkflowIds('Workflow not found: lead:chan-1:15551234567, run x')).toBe(`Workflow not found: ${masked}, run x`);
   });
+});
+
+test('the OTEL_* variables are in the config schema, .env.example and the README table, in step', () => {
+  const root = path.join(__dirname, '..', '..');
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const envExample = readFileSync(path.join(root, '.env.example'), 'utf8');
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_SERVICE_NAME']) {
+    expect(Object.keys(configSchema.shape)).toContain(name);
+    expect(envExample).toMatch(new RegExp(`^${name}= `, 'm'));
+    expect(readme).toMatch(new RegExp(`^\\| \`${name}\` \\| both \\|`, 'm'));
+  }
+  expect(readme).toMatch(/^## Request ids and traces$/m);
 });
