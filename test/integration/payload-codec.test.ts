@@ -79,7 +79,9 @@ test('a lead history holds no text or number in clear; the codec server decodes 
   // trace context headers (`_tracer-data`: a W3C traceparent, ids only; headers skip the codec)
   const [wire, inClear] = [every.filter((p) => metaOf(p, 'encoding') === ENCRYPTED_ENCODING), every.filter((p) => metaOf(p, 'encoding') !== ENCRYPTED_ENCODING)];
   const traceHeaders = inClear.filter((p) => Object.keys(JSON.parse(dataOf(p)) as object).join() === 'traceparent');
-  for (const p of traceHeaders) expect(JSON.parse(dataOf(p))).toEqual({ traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/) });
+  // tracing is not configured here: the ids still travel (unsampled, flags 00) from the request to the activities
+  expect(traceHeaders.length).toBeGreaterThan(1);
+  for (const p of traceHeaders) expect(JSON.parse(dataOf(p))).toEqual({ traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/) });
   const clearMarkers = inClear.filter((p) => !traceHeaders.includes(p));
   expect(clearMarkers.length).toBeGreaterThan(0);
   for (const p of clearMarkers) expect(Object.keys(JSON.parse(dataOf(p)) as object).sort()).toEqual(['activity_id', 'activity_type', 'attempt', 'backoff', 'complete_time', 'original_schedule_time', 'seq']);
