@@ -1,3 +1,5 @@
+import type { Tracer } from '@opentelemetry/api';
+import { trace } from '@opentelemetry/api';
 import express, { type Express } from 'express';
 import type { Config } from '../config';
 import type { Database } from '../db/client';
@@ -6,6 +8,7 @@ import type { Logger } from '../lib/logger';
 import type { Services } from '../services';
 import type { ParleyTemporal } from '../temporal/client';
 import { errorHandler } from './middleware/errors';
+import { requestContext } from './middleware/request-context';
 import { auditChanges } from './middleware/audit';
 import { authFailureGuard } from './middleware/rate-limit';
 import { webhookMetrics } from './middleware/webhook-metrics';
@@ -68,6 +71,8 @@ export interface AppDeps {
   database: Pick<Database, 'ping'>;
   services: Services;
   temporal: ParleyTemporal;
+  /** The API's tracer (lib/tracing.ts createTracing(...).tracer); absent: the global one (a no-op unless registered). */
+  tracer?: Tracer;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -76,6 +81,8 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   // which X-Forwarded-For hops decide req.ip (every per-address limit); default: the TCP peer
   app.set('trust proxy', deps.config.TRUST_PROXY ?? false);
+  // first: every request (webhooks and unauthenticated ones included) gets its X-Request-Id and span
+  app.use(requestContext({ tracer: deps.tracer ?? trace.getTracer('parley-api') }));
   const log = deps.log.child({ module: 'api' });
   // api/openapi.ts: check every documented JSON answer against the document (the tests)
   app.set('parley check responses', deps.config.PARLEY_CHECK_RESPONSES ?? false);

@@ -19,6 +19,8 @@ import { WORKFLOW_BUNDLE_CONVERTERS } from '../temporal/data-converter';
 import { buildCore, keyPreparer, type Core } from '../composition/core';
 import { activityDepsFrom } from '../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../workers/worker';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../workers/tracing';
+import { createTracing, resolveTracingSettings } from '../lib/tracing';
 import { startApiProcess, startWorkerProcess, type ParleyChild } from './processes';
 
 export const BENCH_ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
@@ -75,6 +77,9 @@ export function benchEnv(opts: ParleyStackOptions, taskQueue: string): Record<st
     WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES: process.env.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
     // PARLEY_PAYLOAD_CODEC=false npm run bench: the same run without the payload codec (its cost, by difference)
     PARLEY_PAYLOAD_CODEC: process.env.PARLEY_PAYLOAD_CODEC,
+    // OTEL_EXPORTER_OTLP_ENDPOINT=http://… npm run bench: the same run with spans exported (its cost, by difference)
+    OTEL_EXPORTER_OTLP_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     ...opts.env,
   };
 }
@@ -134,11 +139,12 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
   // nothing would ever close it, so it is installed only with one.
   if (opts.worker !== false) installTemporalRuntime({ log });
   const core = await buildCore(config, { log, migrate: true });
+  const tracing = { api: createTracing(resolveTracingSettings(config, 'api')), worker: createTracing(resolveTracingSettings(config, 'worker')) };
   let worker: ParleyWorker | undefined;
   let workerConnection: NativeConnection | undefined;
   let running: Promise<void> | undefined;
   if (opts.worker !== false) {
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, logger: quietBundlerLogger });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, logger: quietBundlerLogger });
     workerConnection = await NativeConnection.connect({ address: opts.temporalAddress });
     worker = await createParleyWorker({
       connection: workerConnection,
@@ -151,12 +157,13 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
       maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
       maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
       payloadCodec: core.payloadCodec,
+      tracing: tracing.worker,
     });
     running = worker.run();
   }
-  const { client, connection: clientConnection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec });
+  const { client, connection: clientConnection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec, tracer: tracing.api.tracer });
   const temporal = createParleyTemporal(client, { taskQueue, prepareKey: keyPreparer(core) });
-  const app = createApp({ config, log, database: core.database, services: core.services, temporal });
+  const app = createApp({ config, log, database: core.database, services: core.services, temporal, tracer: tracing.api.tracer });
   const server = await new Promise<http.Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -182,6 +189,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
       await workerConnection?.close();
       await clientConnection.close();
       await core.database.close();
+      await Promise.all([tracing.api.shutdown(), tracing.worker.shutdown()]).catch(() => undefined);
     },
   };
 }

@@ -19,6 +19,7 @@ import { ReusableVMWorkflowCreator } from '@temporalio/worker/lib/workflow/reusa
 import type { WorkflowInfo } from '@temporalio/workflow';
 import { WORKFLOWS_PATH } from '../workers/worker';
 import { WORKFLOW_BUNDLE_CONVERTERS } from '../temporal/data-converter';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../workers/tracing';
 import { LEAD_WORKFLOW_TYPE } from '../workflows/lead/definitions';
 
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -33,6 +34,10 @@ export interface WorkflowModuleCost {
   perWorkflowPackages: string[];
   /** Heap growth per workflow after a full GC (only with --expose-gc). */
   perWorkflowKB?: number;
+  /** Workflow interceptor modules in the bundle (workers/tracing.ts WORKFLOW_INTERCEPTOR_MODULES, or none). */
+  interceptorModules: number;
+  /** Wall time to create one workflow (module evaluation, interceptors), averaged over the n. */
+  perWorkflowCreateMs: number;
 }
 
 function leadInfo(i: number): WorkflowInfo {
@@ -60,20 +65,22 @@ function leadInfo(i: number): WorkflowInfo {
 const packageOf = (moduleId: string) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(moduleId)?.[1] ?? moduleId.split('/').slice(0, 2).join('/');
 
 /** Create `n` lead workflows (no activation) from a bundle with `preloadModules`; see the file comment. */
-export async function workflowModuleCost(preloadModules: string[], n: number): Promise<WorkflowModuleCost> {
+export async function workflowModuleCost(preloadModules: string[], n: number, workflowInterceptorModules: string[] = WORKFLOW_INTERCEPTOR_MODULES): Promise<WorkflowModuleCost> {
   const gc = (globalThis as { gc?: () => void }).gc;
   const heapUsed = () => {
     gc?.();
     gc?.();
     return v8.getHeapStatistics().used_heap_size;
   };
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), preloadModules, ...WORKFLOW_BUNDLE_CONVERTERS, logger: quiet });
-  const parsed = parseWorkflowCode(bundle.code, `/tmp/parley-workflow-memory-${preloadModules.length}.js`);
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), preloadModules, ...WORKFLOW_BUNDLE_CONVERTERS, workflowInterceptorModules, logger: quiet });
+  const parsed = parseWorkflowCode(bundle.code, `/tmp/parley-workflow-memory-${preloadModules.length}-${workflowInterceptorModules.length}.js`);
   const creator = await ReusableVMWorkflowCreator.create(parsed, 5000, new Set());
   try {
     const base = heapUsed();
     const workflows = [];
+    const started = performance.now();
     for (let i = 0; i < n; i += 1) workflows.push(await creator.createWorkflow({ info: leadInfo(i), randomnessSeed: [i], now: 0, showStackTraceSources: false }));
+    const createMs = performance.now() - started;
     const after = heapUsed();
     const context = (creator as unknown as { _context: { __TEMPORAL_ACTIVATOR__?: { moduleCache: Map<string, unknown> } } })._context;
     const perWorkflowModules = [...(context.__TEMPORAL_ACTIVATOR__?.moduleCache.keys() ?? [])];
@@ -85,6 +92,8 @@ export async function workflowModuleCost(preloadModules: string[], n: number): P
       perWorkflowModules,
       perWorkflowPackages: [...new Set(perWorkflowModules.map(packageOf))].sort(),
       ...(gc ? { perWorkflowKB: Math.round((after - base) / n / 1024) } : {}),
+      interceptorModules: workflowInterceptorModules.length,
+      perWorkflowCreateMs: Math.round((createMs / n) * 100) / 100,
     };
   } finally {
     await creator.destroy();
@@ -97,8 +106,12 @@ async function main(): Promise<void> {
   const outAt = args.indexOf('--out');
   if (!(globalThis as { gc?: unknown }).gc) throw new Error('run with --expose-gc: npx tsx --expose-gc bench/workflow-memory.ts [N]');
   const variants = [];
-  for (const preload of [[] as string[]]) {
-    const r = await workflowModuleCost(preload, n);
+  // with and without the tracing interceptors (request ids and traces), back to back
+  for (const [preload, interceptors] of [
+    [[], []],
+    [[], WORKFLOW_INTERCEPTOR_MODULES],
+  ] as [string[], string[]][]) {
+    const r = await workflowModuleCost(preload, n, interceptors);
     variants.push({ ...r, preloadModules: r.preloadModules.map((m) => path.relative(process.cwd(), m)), perWorkflowModules: r.perWorkflowModules.length });
   }
   const result = { benchmark: 'parley-workflow-memory', at: new Date().toISOString(), node: process.version, variants };

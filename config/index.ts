@@ -11,6 +11,9 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
+/** An http(s) URL, or unset (empty counts as unset). */
+const optionalHttpUrl = optionalString.pipe(z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional());
+
 /**
  * Every environment variable Parley reads. Documented one by one in `.env.example`
  * and in the README's configuration table; keep the three in step.
@@ -18,6 +21,12 @@ const optionalString = z
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** OTLP/HTTP base URL (`/v1/traces` is added); unset (and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): no span is exported (lib/tracing.ts). */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalHttpUrl,
+  /** OTLP/HTTP traces URL, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalHttpUrl,
+  /** service.name of the spans; default parley-api for the API, parley-worker for the worker. */
+  OTEL_SERVICE_NAME: optionalString,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
 
   DATABASE_URL: optionalString,

@@ -54,6 +54,17 @@ export interface InboundMessage {
   details?: Record<string, unknown>;
   /** Workflow time the lead workflow received it (set by the workflow). */
   receivedAt?: string;
+  /**
+   * The API request that delivered it (set by temporal/client.ts signalInbound): its X-Request-Id
+   * and W3C traceparent, so the turn answering it logs that request id and joins its trace
+   * (workers/tracing.ts). Ids only, no personal data.
+   */
+  trace?: MessageTrace;
+}
+
+export interface MessageTrace {
+  requestId?: string;
+  traceparent?: string;
 }
 
 /** A provider status the workflow must act on (a failed delivery), from the status webhook. */

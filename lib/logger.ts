@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { logContext } from './trace-context';
 
 export type { Logger };
 
@@ -59,6 +60,8 @@ export function createLogger(opts: { level?: string; name?: string; destination?
       level: opts.level ?? 'info',
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { pid: process.pid },
+      // requestId, trace_id and span_id of the request or traced activity the line is written in (lib/trace-context.ts)
+      mixin: logContext,
     },
     opts.destination,
   );

@@ -29,6 +29,7 @@ import { registerSearchAttributes } from '../temporal/search-attributes';
 import { buildCore, keyPreparer } from '../composition/core';
 import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { createParleyWorker } from '../workers/worker';
+import { createTracing, resolveTracingSettings } from '../lib/tracing';
 
 const DATA_DIR = path.join(PROJECT_ROOT, '.data');
 const SECRETS_FILE = path.join(DATA_DIR, 'dev-secrets.json');
@@ -107,6 +108,8 @@ async function main(): Promise<void> {
   }
 
   const core = await buildCore(config, { log, migrate: true });
+  // one process, two services: parley-api and parley-worker spans (exported only with OTEL_EXPORTER_OTLP_ENDPOINT)
+  const tracing = { api: createTracing(resolveTracingSettings(config, 'api')), worker: createTracing(resolveTracingSettings(config, 'worker')) };
   const connection = await connectTemporalWorker(temporalSettings);
   if (!devServer) await registerSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   const worker = await createParleyWorker({
@@ -119,12 +122,13 @@ async function main(): Promise<void> {
     maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     payloadCodec: core.payloadCodec,
+    tracing: tracing.worker,
   });
   const workerRun = worker.run();
-  const { client, connection: clientConnection } = await connectTemporalClient(temporalSettings, { payloadCodec: core.payloadCodec });
+  const { client, connection: clientConnection } = await connectTemporalClient(temporalSettings, { payloadCodec: core.payloadCodec, tracer: tracing.api.tracer });
   await ensureSchedules(client, config, log);
   const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, prepareKey: keyPreparer(core) });
-  const app = createApp({ config, log, database: core.database, services: core.services, temporal });
+  const app = createApp({ config, log, database: core.database, services: core.services, temporal, tracer: tracing.api.tracer });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, '127.0.0.1', () => resolve(s));
   });
@@ -142,6 +146,7 @@ async function main(): Promise<void> {
     await clientConnection.close();
     await connection.close();
     await core.database.close();
+    await Promise.all([tracing.api.shutdown(), tracing.worker.shutdown()]).catch(() => undefined);
     await devServer?.stop();
     await fakes.llm?.close();
     await fakes.graph?.close();

@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import { type Client, type Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { TypedSearchAttributes, type PayloadCodec } from '@temporalio/common';
 import type { DeliveryStatus, InboundMessage, OutboundRequest, OutboundResult, SequenceCursor } from '../contract/messages';
@@ -25,6 +26,7 @@ import { FETCH_MEDIA_WORKFLOW_TYPE, mediaWorkflowId, type fetchMediaWorkflow } f
 import type { FetchMediaInput, FetchMediaResult } from '../activities/media/fetch';
 import { SA } from './search-attributes';
 import { connectTemporalClient } from './connect';
+import { currentRequestId, currentTraceparent } from '../lib/trace-context';
 import { plainTemporalSettings } from './connection-config';
 
 export interface TemporalConnectionOptions {
@@ -37,8 +39,16 @@ export interface TemporalConnectionOptions {
  * The API and anything configured by the environment use `connectTemporalClient(config.temporal)`
  * (TLS, mTLS, API key, profiles).
  */
-export async function connectClient(opts: TemporalConnectionOptions & { payloadCodec?: PayloadCodec }): Promise<{ client: Client; connection: Connection }> {
-  return connectTemporalClient(plainTemporalSettings(opts.address, opts.namespace), { payloadCodec: opts.payloadCodec });
+export async function connectClient(opts: TemporalConnectionOptions & { payloadCodec?: PayloadCodec; tracer?: Tracer }): Promise<{ client: Client; connection: Connection }> {
+  return connectTemporalClient(plainTemporalSettings(opts.address, opts.namespace), { payloadCodec: opts.payloadCodec, tracer: opts.tracer });
+}
+
+/** The message with the request id and trace it arrives in (the reply turn's logs and span name them: workers/tracing.ts). */
+function withMessageTrace(message: InboundMessage): InboundMessage {
+  const requestId = currentRequestId();
+  const traceparent = currentTraceparent();
+  if (!requestId && !traceparent) return message;
+  return { ...message, trace: { ...(requestId ? { requestId } : {}), ...(traceparent ? { traceparent } : {}) } };
 }
 
 /** The lead workflow refused an update (its validator or handler said why). */
@@ -106,7 +116,7 @@ export function createParleyTemporal(
         taskQueue: opts.taskQueue,
         args: [input],
         signal: inboundSignal,
-        signalArgs: [message],
+        signalArgs: [withMessageTrace(message)],
         staticSummary: leadSummary(target),
         typedSearchAttributes: new TypedSearchAttributes([
           { key: SA.TenantId, value: target.tenantId },

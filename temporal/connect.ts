@@ -4,7 +4,9 @@
  * the worker's `NativeConnection`. TLS, mTLS, the API key and gRPC metadata are the SDK's
  * environment configuration; a failure says where it tried and how (never the key).
  */
-import { Client, Connection } from '@temporalio/client';
+import type { Tracer } from '@opentelemetry/api';
+import { Client, type ClientInterceptors, Connection } from '@temporalio/client';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import type { TemporalSettings } from './connection-config';
@@ -38,7 +40,7 @@ export class TemporalConnectError extends Error {
  * server Parley started itself, with `plainTemporalSettings`); `payloadCodec`: Parley's payload
  * encryption (temporal/payload-codec.ts, `core.payloadCodec`).
  */
-export async function connectTemporalClient(settings: TemporalSettings, opts: { address?: string; payloadCodec?: PayloadCodec } = {}): Promise<{ client: Client; connection: Connection }> {
+export async function connectTemporalClient(settings: TemporalSettings, opts: { address?: string; payloadCodec?: PayloadCodec; tracer?: Tracer } = {}): Promise<{ client: Client; connection: Connection }> {
   const options = settings.connectionOptions(opts.address);
   let connection: Connection;
   try {
@@ -46,7 +48,16 @@ export async function connectTemporalClient(settings: TemporalSettings, opts: { 
   } catch (err) {
     throw new TemporalConnectError(settings, options.address, err);
   }
-  return { client: new Client({ connection, namespace: settings.namespace, dataConverter: parleyDataConverter(opts.payloadCodec) }), connection };
+  return { client: new Client({ connection, namespace: settings.namespace, interceptors: tracingClientInterceptors(opts.tracer), dataConverter: parleyDataConverter(opts.payloadCodec) }), connection };
+}
+
+/**
+ * The SDK's OpenTelemetry client interceptor: a span around each start, signal, update and query,
+ * and its context in the `_tracer-data` header the workflow interceptors read (workers/tracing.ts).
+ * `tracer`: the process role's (lib/tracing.ts); absent: the global one.
+ */
+export function tracingClientInterceptors(tracer?: Tracer): ClientInterceptors {
+  return { workflow: [new OpenTelemetryWorkflowClientInterceptor(tracer ? { tracer } : {})] };
 }
 
 /** The worker's native connection with the same resolved settings. */

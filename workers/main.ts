@@ -12,6 +12,7 @@ import { buildCore } from '../composition/core';
 import { activityDepsFrom, ensureSchedules } from '../composition/worker';
 import { parleyDataConverter } from '../temporal/data-converter';
 import { createParleyWorker } from './worker';
+import { createTracing, resolveTracingSettings } from '../lib/tracing';
 
 /**
  * Temporal may still be starting (or restarting): retry the first connection with backoff for a
@@ -42,6 +43,9 @@ async function main(): Promise<void> {
     metricsServer = await startWorkerMetricsServer({ port: config.METRICS_PORT, coreUrl: `http://127.0.0.1:${corePort}/metrics`, log });
     log.info({ port: metricsServer.port }, 'worker metrics listening');
   }
+  // trace context always; spans exported only with OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (README, "Request ids and traces")
+  const tracing = createTracing(resolveTracingSettings(config, 'worker'));
+  if (tracing.exporting) log.info({ serviceName: tracing.settings.serviceName }, 'exporting traces (OTLP/HTTP)');
   if (!config.TEMPORAL_ADDRESS) throw new Error('TEMPORAL_ADDRESS (or the address of the Temporal profile) is required for the worker (npm run dev starts a dev server for you)');
   const { database, services, payloadCodec } = await buildCore(config, { log });
   log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
@@ -56,6 +60,7 @@ async function main(): Promise<void> {
     maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     payloadCodec,
+    tracing,
   });
   await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: parleyDataConverter(payloadCodec) }), config, log);
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, database: database.describe }, 'worker started');
@@ -65,6 +70,7 @@ async function main(): Promise<void> {
     await connection.close();
     await database.close();
     await metricsServer?.close();
+    await tracing.shutdown().catch(() => undefined);
     log.info('worker stopped');
   }
 }

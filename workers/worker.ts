@@ -6,6 +6,9 @@ import { createActivities, type ActivityDeps } from '../activities';
 import { parleyDataConverter } from '../temporal/data-converter';
 import { backgroundTaskQueue } from '../workflows/lead/lanes';
 import { startWebhookRelay } from './webhook-relay';
+import { tracingClientInterceptors } from '../temporal/connect';
+import type { Tracing } from '../lib/tracing';
+import { workerTracing, WORKFLOW_INTERCEPTOR_MODULES } from './tracing';
 
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index');
 
@@ -27,6 +30,8 @@ export interface ParleyWorkerOptions {
   maxCachedWorkflows?: number;
   /** Parley's payload encryption (temporal/payload-codec.ts, `core.payloadCodec`); none: payloads in clear. */
   payloadCodec?: PayloadCodec;
+  /** The worker's tracer and span processor (lib/tracing.ts); absent: the global tracer, workflow spans dropped. */
+  tracing?: Tracing;
 }
 
 /**
@@ -49,8 +54,11 @@ export interface ParleyWorker {
 export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<ParleyWorker> {
   // the operational activities (circuit fan-out, credit sweep) talk to Temporal over the worker's own connection
   const dataConverter = parleyDataConverter(opts.payloadCodec);
-  const client = opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace, dataConverter });
+  const client = opts.deps.temporalClient ?? new Client({ connection: opts.connection, namespace: opts.namespace, interceptors: tracingClientInterceptors(opts.tracing?.tracer), dataConverter });
   const activities = createActivities({ ...opts.deps, temporalClient: client });
+  // request ids and traces (workers/tracing.ts): activity spans and log context, workflow spans' sink;
+  // a prebuilt bundle must hold WORKFLOW_INTERCEPTOR_MODULES (test/support/stack.ts, bench/stack.ts)
+  const traced = workerTracing(opts.tracing);
   const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -58,6 +66,8 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Par
     dataConverter,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve(WORKFLOWS_PATH) }),
     activities,
+    interceptors: { ...traced.interceptors, ...(opts.workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
+    sinks: traced.sinks,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions,
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTaskExecutions,
     ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
@@ -68,6 +78,7 @@ export async function createParleyWorker(opts: ParleyWorkerOptions): Promise<Par
     taskQueue: backgroundTaskQueue(opts.taskQueue),
     dataConverter,
     activities,
+    interceptors: traced.interceptors,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentBackgroundActivityTaskExecutions ?? DEFAULT_BACKGROUND_ACTIVITIES,
   });
   return {

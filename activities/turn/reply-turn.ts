@@ -258,6 +258,8 @@ export function createTurnActivities(deps: TurnDeps) {
       try {
         const result = await runTurn(raw);
         recordTurn(result.reply?.outcome ?? 'recorded', raw.tenantId);
+        // one line a turn; the logger adds trace_id and the requestIds of the messages it answers (workers/tracing.ts)
+        log.info({ leadId: raw.leadId, batchId: raw.batchId, messages: raw.messages.length, outcome: result.reply?.outcome ?? 'recorded' }, 'reply turn done');
         return result;
       } catch (err) {
         recordTurn('error', raw.tenantId);

@@ -76,8 +76,15 @@ test('a lead history holds no text or number in clear; the codec server decodes 
   expect(bytes).not.toContain('Asha');
   const every = all.map(toWire);
   // every payload is encrypted but the SDK's own local activity markers (sequence number,
-  // attempt, activity type and times: written by the SDK core, not through the codec)
-  const [wire, clearMarkers] = [every.filter((p) => metaOf(p, 'encoding') === ENCRYPTED_ENCODING), every.filter((p) => metaOf(p, 'encoding') !== ENCRYPTED_ENCODING)];
+  // attempt, activity type and times: written by the SDK core, not through the codec) and the
+  // trace context headers (`_tracer-data`: a W3C traceparent, ids only; headers skip the codec)
+  const [wire, inClear] = [every.filter((p) => metaOf(p, 'encoding') === ENCRYPTED_ENCODING), every.filter((p) => metaOf(p, 'encoding') !== ENCRYPTED_ENCODING)];
+  const traceHeaders = inClear.filter((p) => Object.keys(JSON.parse(dataOf(p)) as object).join() === 'traceparent');
+  // tracing is not configured here: the ids still travel (unsampled, flags 00) from the request to the activities
+  expect(traceHeaders.length).toBeGreaterThan(1);
+  for (const p of traceHeaders) expect(JSON.parse(dataOf(p))).toEqual({ traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/) });
+  const clearMarkers = inClear.filter((p) => !traceHeaders.includes(p));
+  expect(clearMarkers.length).toBeGreaterThan(0);
   for (const p of clearMarkers) expect(Object.keys(JSON.parse(dataOf(p)) as object).sort()).toEqual(['activity_id', 'activity_type', 'attempt', 'backoff', 'complete_time', 'original_schedule_time', 'seq']);
   expect(wire.length).toBeGreaterThan(5);
   const keyIds = new Set(wire.map((p) => metaOf(p, KEY_ID_METADATA)));

@@ -11,6 +11,7 @@ import postgres from 'postgres';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { parleyDataConverter } from '../../temporal/data-converter';
 import { createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor, workflowBundle, type Stack } from '../support/stack';
+import { workflowSpanSinks } from '../../workers/tracing';
 
 jest.setTimeout(120_000);
 
@@ -60,5 +61,5 @@ maybe('a first turn whose lead row waits 1.5 s on a lock skips the debounce time
   expect(firstActivity).toBeGreaterThan(0);
   // the debounce was over when the setup finished: no timer before the reply turn
   expect(types.slice(0, firstActivity)).not.toContain(EventType.EVENT_TYPE_TIMER_STARTED);
-  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter: parleyDataConverter(stack.core.payloadCodec) }, history, wf)).resolves.toBeUndefined();
+  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), sinks: workflowSpanSinks(undefined), dataConverter: parleyDataConverter(stack.core.payloadCodec) }, history, wf)).resolves.toBeUndefined();
 });

@@ -21,6 +21,7 @@ import { createPayloadCodec } from '../../temporal/payload-codec';
 import { parleyDataConverter } from '../../temporal/data-converter';
 import { installTemporalRuntime } from '../../temporal/runtime';
 import { workflowBundle } from '../support/stack';
+import { workflowSpanSinks } from '../../workers/tracing';
 
 jest.setTimeout(120_000);
 
@@ -72,5 +73,5 @@ test('every patch in the workflow code has histories under its name, and every o
 
 test.each(files)('history %s replays deterministically', async (file) => {
   const history = historyFromJSON(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
-  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter: parleyDataConverter(payloadCodec) }, history, file)).resolves.toBeUndefined();
+  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), sinks: workflowSpanSinks(undefined), dataConverter: parleyDataConverter(payloadCodec) }, history, file)).resolves.toBeUndefined();
 });

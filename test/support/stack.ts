@@ -23,13 +23,15 @@ import { buildCore, keyPreparer, type Core } from '../../composition/core';
 import { activityDepsFrom } from '../../composition/worker';
 import { createParleyWorker, WORKFLOWS_PATH, type ParleyWorker } from '../../workers/worker';
 import { installTemporalRuntime } from '../../temporal/runtime';
+import { createTracing, resolveTracingSettings, type Tracing } from '../../lib/tracing';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../../workers/tracing';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
 import { startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
 
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Bundle the workflows once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, logger: quietBundlerLogger });
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), ...WORKFLOW_BUNDLE_CONVERTERS, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, logger: quietBundlerLogger });
   return bundlePromise;
 }
 const quietBundlerLogger = {
@@ -62,6 +64,8 @@ export interface Stack {
   /** Every log line the stack wrote (for secret-leak assertions). */
   logLines: string[];
   log: Logger;
+  /** The API's and the worker's tracing (exporting only when the overrides set an OTLP endpoint). */
+  tracing: { api: Tracing; worker: Tracing };
   stop(): Promise<void>;
 }
 
@@ -110,6 +114,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   });
   const log = createLogger({ level: config.LOG_LEVEL, destination: sink });
   installTemporalRuntime({ log });
+  const tracing = { api: createTracing(resolveTracingSettings(config, 'api')), worker: createTracing(resolveTracingSettings(config, 'worker')) };
   const core = await buildCore(config, { log, migrate: !config.DATABASE_URL });
   const connection = await connectTemporalWorker(config.temporal);
   const worker = await createParleyWorker({
@@ -119,11 +124,12 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     deps: activityDepsFrom(config, core.services, log),
     workflowBundle: await workflowBundle(),
     payloadCodec: core.payloadCodec,
+    tracing: tracing.worker,
   });
   const running = worker.run();
-  const { client, connection: clientConnection } = await connectTemporalClient(config.temporal, { payloadCodec: core.payloadCodec });
+  const { client, connection: clientConnection } = await connectTemporalClient(config.temporal, { payloadCodec: core.payloadCodec, tracer: tracing.api.tracer });
   const temporal = createParleyTemporal(client, { taskQueue, prepareKey: keyPreparer(core) });
-  const app = createApp({ config, log, database: core.database, services: core.services, temporal });
+  const app = createApp({ config, log, database: core.database, services: core.services, temporal, tracer: tracing.api.tracer });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -142,6 +148,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     taskQueue,
     logLines,
     log,
+    tracing,
     async stop() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -150,7 +157,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
       await connection.close();
       await clientConnection.close();
       await core.database.close();
-      await Promise.all([graph.close(), llm.close()]);
+      await Promise.all([graph.close(), llm.close(), tracing.api.shutdown(), tracing.worker.shutdown()]);
     },
   };
 }

@@ -20,6 +20,7 @@ import { backgroundTaskQueue } from '../../workflows/lead/lanes';
 import type { InboundMessage, LeadWorkflowInput, LeadWorkflowSettings } from '../../workflows/lead/definitions';
 import { workflowBundle } from '../support/stack';
 import { parleyDataConverter } from '../../temporal/data-converter';
+import { workflowSpanSinks } from '../../workers/tracing';
 
 export interface TenantChannel {
   tenantId: string;
@@ -107,6 +108,7 @@ export function createWorkflowTestKit(): WorkflowTestKit {
         taskQueue,
         workflowBundle: await workflowBundle(),
         dataConverter: parleyDataConverter(),
+        sinks: workflowSpanSinks(undefined),
         activities,
         ...(opts.cache === false ? { maxCachedWorkflows: 0 } : {}),
       });
