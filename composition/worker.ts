@@ -9,6 +9,8 @@ import { ensureCreditSweepSchedule } from '../temporal/schedules';
 import type { ActivityDeps } from '../activities';
 import type { Logger } from '../lib/logger';
 import type { Services } from '../services';
+import { createOpenAIEmbedder } from '../services/embeddings';
+import { embeddingSettingsFrom } from './core';
 import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
 
 /** What the activities need, from config and the shared services. */
@@ -19,6 +21,13 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
     graph: { url: config.GRAPH_API_URL, version: config.GRAPH_API_VERSION, timeoutMs: config.GRAPH_API_TIMEOUT_MS, unconfirmedWaitMs: config.SEND_UNCONFIRMED_WAIT_MS },
     llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in', timeoutMs: config.LLM_TIMEOUT_MS, prices: config.LLM_PRICES, maxTokens: config.LLM_MAX_TOKENS },
     mediaMaxBytes: config.MEDIA_MAX_BYTES,
+    knowledgeIngest: {
+      embedder: createOpenAIEmbedder(embeddingSettingsFrom(config)),
+      maxBytes: config.KNOWLEDGE_MAX_FILE_BYTES,
+      fetchTimeoutMs: config.KNOWLEDGE_FETCH_TIMEOUT_MS,
+      // http and loopback urls only outside production (a local server in development and tests)
+      allowLocalUrls: config.NODE_ENV !== 'production',
+    },
     leadSettings: leadSettingsFrom(config),
     webhooks: {
       timeoutMs: config.WEBHOOK_TIMEOUT_MS,

@@ -142,6 +142,7 @@ describe('failure types', () => {
       WebhookTransient: 'webhook_transient',
       WebhookUrlRefused: 'webhook_url_refused',
       WebhookEndpointGone: 'webhook_endpoint_gone',
+      KnowledgeDocumentRejected: 'knowledge_document_rejected',
     });
     expect(new Set(FAILURE_TYPES).size).toBe(FAILURE_TYPES.length);
     expect(Object.isFrozen(FAILURE_TYPES)).toBe(true);
