@@ -1,7 +1,7 @@
 /**
  * The offline stand-in's embeddings (fakes/openai.ts `POST /v1/embeddings`, and `npm run
  * eval:knowledge`): deterministic feature hashing, no model. Each text becomes word unigrams
- * (stop words dropped), word bigrams and character trigrams of each word (with boundary marks),
+ * (stop words dropped, lightly stemmed), word bigrams and character trigrams of each word (with boundary marks),
  * each hashed (FNV-1a) to one of `dimensions` buckets with a hashed sign, weighted (unigram 1,
  * bigram 0.7, trigram 0.25), with sublinear term frequency, then L2-normalized. Texts that share
  * words or word pieces get a high cosine, which is what lexical-ish retrieval needs offline; it
@@ -24,6 +24,17 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
+/** A light English stem (plural and -ing/-ed endings), so `refunds` and `refund` share their unigram. */
+export function lightStem(word: string): string {
+  if (word.length <= 3 || /\d/.test(word)) return word;
+  if (word.endsWith('ies') && word.length > 4) return `${word.slice(0, -3)}y`;
+  if (word.endsWith('ing') && word.length > 5) return word.slice(0, -3);
+  if (word.endsWith('ed') && word.length > 4) return word.slice(0, -2);
+  if (word.endsWith('es') && /(ss|x|ch|sh)es$/.test(word)) return word.slice(0, -2);
+  if (word.endsWith('s') && !word.endsWith('ss') && !word.endsWith('us')) return word.slice(0, -1);
+  return word;
+}
+
 export function standInTokens(text: string): string[] {
   return (text.toLowerCase().normalize('NFKD').match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => w.length > 0);
 }
@@ -34,7 +45,7 @@ export function standInEmbedding(text: string, dimensions: number): number[] {
   const counts = new Map<string, number>();
   const add = (feature: string, weight: number) => counts.set(feature, (counts.get(feature) ?? 0) + weight);
   const words = standInTokens(text);
-  const content = words.filter((w) => !STOP_WORDS.has(w));
+  const content = words.filter((w) => !STOP_WORDS.has(w)).map(lightStem);
   for (const w of content) {
     add(`u:${w}`, 1);
     const padded = `<${w}>`;

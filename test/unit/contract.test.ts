@@ -20,6 +20,7 @@ import {
   LLM_NON_RETRYABLE,
   MEDIA_FAILURES,
   MEDIA_NON_RETRYABLE,
+  KNOWLEDGE_NON_RETRYABLE,
   PERMANENT_SEND_FAILURES,
   PROVIDER_FAILURES,
   TEMPLATE_FAILURES,
@@ -160,7 +161,7 @@ describe('failure types', () => {
   });
 
   test('every retry list is made of contract types, without repeats', () => {
-    const lists = { DELIVERY_NON_RETRYABLE, LLM_NON_RETRYABLE, EXTRACTION_NON_RETRYABLE, MEDIA_NON_RETRYABLE, CIRCUIT_WAIT_FAILURES, PERMANENT_SEND_FAILURES: [...PERMANENT_SEND_FAILURES] };
+    const lists = { DELIVERY_NON_RETRYABLE, LLM_NON_RETRYABLE, EXTRACTION_NON_RETRYABLE, MEDIA_NON_RETRYABLE, KNOWLEDGE_NON_RETRYABLE, CIRCUIT_WAIT_FAILURES, PERMANENT_SEND_FAILURES: [...PERMANENT_SEND_FAILURES] };
     for (const [name, list] of Object.entries(lists)) {
       expect({ name, unknown: list.filter((t) => !isFailureType(t)) }).toEqual({ name, unknown: [] });
       expect({ name, size: new Set(list).size }).toEqual({ name, size: list.length });
