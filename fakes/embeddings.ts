@@ -49,7 +49,7 @@ export function standInEmbedding(text: string, dimensions: number): number[] {
   for (const w of content) {
     add(`u:${w}`, 1);
     const padded = `<${w}>`;
-    for (let i = 0; i + 3 <= padded.length; i++) add(`c:${padded.slice(i, i + 3)}`, 0.25);
+    for (let i = 0; i + 3 <= padded.length; i++) add(`c:${padded.slice(i, i + 3)}`, 0.4);
   }
   for (let i = 0; i + 1 < content.length; i++) add(`b:${content[i]} ${content[i + 1]}`, 0.7);
   for (const [feature, weight] of counts) {
