@@ -17,7 +17,7 @@
  * boundary and the chunk holds most of it). A question whose passage is not in its document's
  * text (≥ 90 % coverage) is reported as invalid and left out of the scores.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
@@ -95,6 +95,9 @@ export async function runKnowledgeEval(opts: EvalOptions): Promise<EvalReport> {
   const k = opts.k ?? 3;
   const dimensions = opts.dimensions ?? 512;
   const docsDir = path.join(opts.dir, 'docs');
+  if (!existsSync(docsDir) || !existsSync(path.join(opts.dir, 'questions.json'))) {
+    throw new Error(`no evaluation set in ${opts.dir} (docs/ and questions.json); try --dir test/fixtures/knowledge (a tiny corpus of the tests)`);
+  }
   const files = readdirSync(docsDir)
     .filter((f) => /\.(md|markdown|txt|text|html?|pdf)$/i.test(f))
     .sort();
@@ -187,7 +190,7 @@ function arg(name: string): string | undefined {
 if (require.main === module) {
   const dir = path.resolve(arg('dir') ?? path.join(__dirname));
   runKnowledgeEval({ dir, k: Number(arg('k') ?? 3), dimensions: Number(arg('dimensions') ?? 512), out: path.resolve(arg('out') ?? path.join(dir, 'results.json')) }).catch((err) => {
-    console.error(err);
+    console.error(err instanceof Error ? err.message : err);
     process.exit(1);
   });
 }

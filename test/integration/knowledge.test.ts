@@ -199,6 +199,16 @@ describe('knowledge base', () => {
     const md = await post().attach('file', Buffer.from('# Delivery\n\nWe deliver **everywhere** in [Wales](https://example.com).'), { filename: 'delivery.md', contentType: 'application/octet-stream' }).expect(202);
     expect(md.body.mimeType).toBe('text/markdown');
     expect(await settled(key, kbId, md.body.id)).toMatchObject({ status: 'ready' });
+
+    // the embeddings endpoint: a 503 is retried, a 401 (bad key) fails the document at once
+    stack.llm.failNext({ status: 503, times: 1, model: 'text-embedding-3-small' });
+    const retried = await post().send({ title: 'Retried', text: 'Gift cards never expire and can be used online.' }).expect(202);
+    expect(await settled(key, kbId, retried.body.id)).toMatchObject({ status: 'ready' });
+    stack.llm.failNext({ status: 401, times: 1, model: 'text-embedding-3-small' });
+    const refused = await post().send({ title: 'Refused', text: 'Store credit is issued within five days.' }).expect(202);
+    const failed = await settled(key, kbId, refused.body.id);
+    expect(failed).toMatchObject({ status: 'failed', chunkCount: 0 });
+    expect(failed.error).toMatch(/^llm_config: embeddings endpoint: 401/);
   });
 
   test("another tenant's knowledge base is a 404 everywhere, and agents take only the tenant's own", async () => {
