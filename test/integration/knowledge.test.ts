@@ -116,6 +116,8 @@ describe('knowledge base', () => {
 
     const res = await search(key, kbId, 'How long is the kettle warranty?');
     expect(res.vectorMode).toBe(process.env.DATABASE_URL ? 'array' : 'pgvector');
+    // the path was chosen at start-up and logged
+    expect(stack.logLines.some((l) => l.includes(process.env.DATABASE_URL ? 'knowledge base: no pgvector in this database' : 'knowledge base: pgvector available'))).toBe(true);
     expect(res.vectorUsed).toBe(true);
     expect(res.items.length).toBeGreaterThan(0);
     expect(res.items[0]!.text).toContain('36 months');
