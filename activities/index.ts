@@ -11,6 +11,8 @@ import type { LimitService } from '../services/limits';
 import type { MediaService } from '../services/media';
 import type { MediaLibraryService } from '../services/media-library';
 import type { MediaUrlTokens } from '../services/media-url-tokens';
+import type { KnowledgeService } from '../services/knowledge';
+import type { Embedder } from '../services/embeddings';
 import type { RateLimiter } from '../services/rate-limit';
 import type { SequenceService } from '../services/sequences';
 import type { SuppressionService } from '../services/suppressions';
@@ -28,6 +30,7 @@ import type { LeadWorkflowSettings } from '../contract/messages';
 import { createLlmActivities, createReplyWriter } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { createMediaResolver, type MediaResolver } from './media/resolve';
+import { createKnowledgeActivities } from './knowledge/ingest';
 import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
@@ -51,6 +54,10 @@ export interface ActivityDeps {
   llm: { baseURL?: string; apiKey: string; timeoutMs: number; prices?: PriceTable; maxTokens?: number };
   /** Inbound media fetched on demand (services.media). */
   media: MediaService;
+  /** Knowledge bases (services.knowledge): documents, chunks, retrieval. */
+  knowledge: KnowledgeService;
+  /** Knowledge document ingestion: the embedder and the url fetch limits; absent = defaults, no embedder (documents fail with llm_config). */
+  knowledgeIngest?: { embedder?: Embedder; maxBytes: number; fetchTimeoutMs: number; allowLocalUrls: boolean };
   /** MEDIA_MAX_BYTES; 16 MB when absent. */
   mediaMaxBytes?: number;
   /** The media library (services.mediaLibrary): files sends name by `mediaId`. */
@@ -128,6 +135,15 @@ export function createActivities(deps: ActivityDeps) {
     }),
     // media downloads may go to Meta's hosts over https (every redirect hop checked) and, explicitly, to the configured Graph API origin (the local fake in tests)
     ...createMediaActivities({ ...channelDeps, maxBytes: deps.mediaMaxBytes, trustedOrigins: [new URL(deps.graph.url).origin] }),
+    // knowledge-base documents (workflows/knowledge.ts): url fetches with the outbound SSRF rules
+    ...createKnowledgeActivities({
+      knowledge: deps.knowledge,
+      log: deps.log,
+      embedder: deps.knowledgeIngest?.embedder,
+      maxBytes: deps.knowledgeIngest?.maxBytes ?? 10 * 1024 * 1024,
+      fetchTimeoutMs: deps.knowledgeIngest?.fetchTimeoutMs ?? 20_000,
+      allowLocalUrls: deps.knowledgeIngest?.allowLocalUrls ?? false,
+    }),
     ...createCircuitActivities(deps),
     ...createChannelDeleteActivities(deps),
     ...createCreditSweepActivities(deps),

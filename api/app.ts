@@ -29,6 +29,8 @@ import { createInstagramWebhookRouter } from './routes/instagram-webhook';
 import { createMediaRouter } from './routes/media';
 import { createMediaLibraryRouter } from './routes/media-library';
 import { createMediaUrlTokens, mediaUrlSecret } from '../services/media-url-tokens';
+import { createKnowledgeBaseRouter } from './routes/knowledge-bases';
+import { embeddingKey } from '../services/embeddings';
 import { createSetupRouter } from './routes/setup';
 import { createTemplateRouter } from './routes/templates';
 import { createSuppressionRouter } from './routes/suppressions';
@@ -64,6 +66,9 @@ export interface AppDeps {
         | 'MEDIA_URL_SECRET'
         | 'MEDIA_URL_READS_PER_MINUTE'
         | 'MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS'
+        | 'KNOWLEDGE_MAX_FILE_BYTES'
+        | 'OPENAI_EMBEDDING_MODEL'
+        | 'OPENAI_EMBEDDING_DIMENSIONS'
       >
     > &
     Partial<Pick<Config, 'GRAPH_API_URL' | 'GRAPH_API_VERSION' | 'GRAPH_API_TIMEOUT_MS'>>;
@@ -188,6 +193,16 @@ export function createApp(deps: AppDeps): Express {
   app.use(createContactRouter({ services: deps.services, temporal: deps.temporal, log }));
   app.use(createSuppressionRouter({ services: deps.services }));
   app.use(createAnalyticsRouter({ services: deps.services }));
+  app.use(
+    createKnowledgeBaseRouter({
+      services: deps.services,
+      temporal: deps.temporal,
+      log,
+      maxFileBytes: deps.config.KNOWLEDGE_MAX_FILE_BYTES ?? 10 * 1024 * 1024,
+      allowLocalUrls: (deps.config.NODE_ENV ?? 'development') !== 'production',
+      embeddingKey: embeddingKey(deps.config.OPENAI_EMBEDDING_MODEL ?? 'text-embedding-3-small', deps.config.OPENAI_EMBEDDING_DIMENSIONS ?? 1536),
+    }),
+  );
   app.use(createWebhookEndpointRouter({ services: deps.services, allowLocalUrls: (deps.config.NODE_ENV ?? 'development') !== 'production' }));
   app.use((req, _res, next) => next(new AppError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(log));

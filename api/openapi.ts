@@ -32,7 +32,7 @@ export interface RouteDoc {
   /** Status → schema (JSON), or a ResponseDoc; `null` = no body (204). Errors are documented once for all routes. */
   responses: Record<number, z.ZodType | ResponseDoc | null>;
   /** A body the route reads itself (webhooks: raw bytes under a signature), when it has no `validate({ body })`. */
-  requestBody?: { contentType: string; schema?: z.ZodType; description?: string };
+  requestBody?: { contentType: string; schema?: z.ZodType; description?: string; /** Other content types the route also reads (a JSON body or a multipart upload). */ alternatives?: { contentType: string; schema?: z.ZodType }[] };
   /** A query the route reads itself (the webhook handshake), when it has no `validate({ query })`. */
   query?: z.ZodObject;
   tags?: string[];
@@ -172,7 +172,11 @@ function operationOf(route: WalkedRoute): ZodOpenApiOperationObject {
   if (params || query) op.requestParams = { ...(params ? { path: params } : {}), ...(query ? { query } : {}) };
   // a body whose every field is optional (the bodiless actions validate `{}`) may be left out
   if (route.validate?.body) op.requestBody = { required: !route.validate.body.safeParse({}).success, content: { 'application/json': { schema: route.validate.body } } };
-  else if (d.requestBody) op.requestBody = { required: true, description: d.requestBody.description, content: { [d.requestBody.contentType]: { schema: d.requestBody.schema ?? z.unknown() } } };
+  else if (d.requestBody) {
+    const content: Record<string, { schema: z.ZodType }> = { [d.requestBody.contentType]: { schema: d.requestBody.schema ?? z.unknown() } };
+    for (const alt of d.requestBody.alternatives ?? []) content[alt.contentType] = { schema: alt.schema ?? z.unknown() };
+    op.requestBody = { required: true, description: d.requestBody.description, content };
+  }
   return op;
 }
 

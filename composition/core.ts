@@ -10,6 +10,8 @@ import { configureMetrics } from '../lib/metrics';
 import type { Logger } from '../lib/logger';
 import type { PayloadCodec } from '@temporalio/common';
 import { createServices, type Services } from '../services';
+import { prepareVectorSearch } from '../db/vector';
+import { createOpenAIEmbedder } from '../services/embeddings';
 import { createPayloadCodec } from '../temporal/payload-codec';
 
 export interface Core {
@@ -24,6 +26,18 @@ export function keyPreparer(core: Core): ((workflowId: string) => Promise<unknow
   return core.payloadCodec ? (workflowId) => core.services.payloadKeys.forWorkflow(workflowId) : undefined;
 }
 
+/** The embeddings endpoint's settings (the API embeds queries, the worker documents). */
+export function embeddingSettingsFrom(config: Config) {
+  return {
+    baseURL: config.OPENAI_BASE_URL,
+    apiKey: config.OPENAI_API_KEY ?? 'offline-stand-in',
+    model: config.OPENAI_EMBEDDING_MODEL,
+    dimensions: config.OPENAI_EMBEDDING_DIMENSIONS,
+    timeoutMs: config.LLM_TIMEOUT_MS,
+    batchSize: config.KNOWLEDGE_EMBEDDING_BATCH_SIZE,
+  };
+}
+
 /** The database and services every entry point shares. */
 export async function buildCore(config: Config, opts: { migrate?: boolean; log: Logger }): Promise<Core> {
   if (!config.PARLEY_ENCRYPTION_KEY) {
@@ -36,9 +50,12 @@ export async function buildCore(config: Config, opts: { migrate?: boolean; log: 
     await migrateDatabase(database);
     opts.log.info({ database: database.describe }, 'database migrated');
   }
+  // knowledge base: pgvector where the database has it, else cosine over real[] in SQL (db/vector.ts), chosen here and logged
+  const vectorMode = await prepareVectorSearch(database, { dimensions: config.OPENAI_EMBEDDING_DIMENSIONS, log: opts.log });
   const services = createServices(database.db, box, {
     defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY,
     limits: { apiRequestsPerMinute: config.TENANT_API_REQUESTS_PER_MINUTE, llmDailyBudgetMicros: config.LLM_DAILY_BUDGET_MICROS },
+    knowledge: { vectorMode, embedder: createOpenAIEmbedder(embeddingSettingsFrom(config)), vectorScanLimit: config.KNOWLEDGE_VECTOR_SCAN_LIMIT },
   });
   const payloadCodec = config.PARLEY_PAYLOAD_CODEC ? createPayloadCodec(services.payloadKeys) : undefined;
   return { database, services, ...(payloadCodec ? { payloadCodec } : {}) };

@@ -10,6 +10,8 @@ import type { ActivityDeps } from '../activities';
 import type { Logger } from '../lib/logger';
 import type { Services } from '../services';
 import { createMediaUrlTokens, mediaUrlSecret } from '../services/media-url-tokens';
+import { createOpenAIEmbedder } from '../services/embeddings';
+import { embeddingSettingsFrom } from './core';
 import type { LeadWorkflowSettings } from '../workflows/lead/definitions';
 
 /** What the activities need, from config and the shared services. */
@@ -25,6 +27,13 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
       urlTokens: config.MEDIA_URL_SECRET || config.PARLEY_ENCRYPTION_KEY ? createMediaUrlTokens(mediaUrlSecret(config)) : undefined,
       publicBaseUrl: config.PUBLIC_BASE_URL,
       urlTtlMs: config.MEDIA_URL_TTL_SECONDS * 1000,
+    },
+    knowledgeIngest: {
+      embedder: createOpenAIEmbedder(embeddingSettingsFrom(config)),
+      maxBytes: config.KNOWLEDGE_MAX_FILE_BYTES,
+      fetchTimeoutMs: config.KNOWLEDGE_FETCH_TIMEOUT_MS,
+      // http and loopback urls only outside production (a local server in development and tests)
+      allowLocalUrls: config.NODE_ENV !== 'production',
     },
     leadSettings: leadSettingsFrom(config),
     webhooks: {

@@ -128,6 +128,18 @@ export const configSchema = z.object({
       return z.NEVER;
     }
   }),
+  /** Knowledge base: the embeddings model (OpenAI-compatible `POST /v1/embeddings` at OPENAI_BASE_URL; the offline stand-in without OPENAI_API_KEY in `npm run dev`). */
+  OPENAI_EMBEDDING_MODEL: z.string().trim().min(1).default('text-embedding-3-small'),
+  /** Knowledge base: embedding dimensions, sent as `dimensions`; a change of model or dimensions needs POST /v1/knowledge-bases/:kbId/reindex. */
+  OPENAI_EMBEDDING_DIMENSIONS: z.coerce.number().int().min(8).max(4096).default(1536),
+  /** Knowledge base: texts per embeddings request. */
+  KNOWLEDGE_EMBEDDING_BATCH_SIZE: z.coerce.number().int().min(1).max(2048).default(64),
+  /** Knowledge base: the largest uploaded file or fetched url document (bytes); bigger is a 413 (upload) or a failed document (url). */
+  KNOWLEDGE_MAX_FILE_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** Knowledge base: one url document fetch's timeout (connect, redirects, body). */
+  KNOWLEDGE_FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
+  /** Knowledge base without pgvector: chunks ranked by cosine in SQL per query, at most this many (the knowledge bases' chunks beyond it are not compared). */
+  KNOWLEDGE_VECTOR_SCAN_LIMIT: z.coerce.number().int().min(100).max(1_000_000).default(20_000),
   /** `max_tokens` of every AI reply (bounds the cost and the length of one call). */
   LLM_MAX_TOKENS: z.coerce.number().int().min(16).max(32_768).default(1024),
 

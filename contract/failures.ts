@@ -105,6 +105,13 @@ export const FailureType = {
   WebhookUrlRefused: 'webhook_url_refused',
   /** The endpoint was deleted or disabled while the delivery waited: final. */
   WebhookEndpointGone: 'webhook_endpoint_gone',
+
+  // ---------------------------------------------------------------- knowledge_* (knowledge base ingestion)
+  /**
+   * A document that cannot be indexed as it is: unreadable PDF, no text, unsupported type, too
+   * large, its url refused (SSRF rules) or answering 4xx. Final: the document is marked failed.
+   */
+  KnowledgeDocumentRejected: 'knowledge_document_rejected',
 } as const;
 
 export type FailureTypeKey = keyof typeof FailureType;
@@ -135,6 +142,8 @@ export const TEMPLATE_FAILURES = freeze([F.TemplateNotFound, F.TemplateNotApprov
 export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExceeded]);
 export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId, F.MediaNotFound, F.MediaUrlNotConfigured]);
 export const DATABASE_FAILURES = freeze([F.DatabaseRejected, F.DatabaseUnavailable]);
+/** Knowledge document ingestion (knowledgeDocumentWorkflow): failures no retry can fix. */
+export const KNOWLEDGE_NON_RETRYABLE = freeze([F.KnowledgeDocumentRejected, F.LlmConfig, F.InvalidInput, F.DatabaseRejected]);
 /** Outbound webhook deliveries that end at once (no retry). */
 export const FINAL_WEBHOOK_FAILURES = freeze([F.WebhookRejected, F.WebhookUrlRefused, F.WebhookEndpointGone]);
 

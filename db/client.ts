@@ -56,7 +56,9 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const client = await PGlite.create(dataDir);
+  // pgvector ships with PGlite (@electric-sql/pglite-pgvector); db/vector.ts creates the extension at start-up
+  const { vector } = await import('@electric-sql/pglite-pgvector');
+  const client = await PGlite.create(dataDir, { extensions: { vector } });
   const db = drizzle(client, { schema }) as unknown as Db;
   return {
     db,

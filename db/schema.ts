@@ -37,6 +37,8 @@ const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow();
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'string' });
+/** PostgreSQL tsvector (full-text search); written and read only in SQL. */
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
 
 export const tenants = pgTable(
   'tenants',
@@ -137,6 +139,8 @@ export const agents = pgTable(
     optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
     /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
     qualifiedScore: integer('qualified_score'),
+    /** Knowledge bases the agent may retrieve from (the tenant's own; a deleted one is removed from the list). */
+    knowledgeBaseIds: jsonb('knowledge_base_ids').$type<string[]>().notNull().default([]),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -165,6 +169,7 @@ export const agentVersions = pgTable(
     optOut: jsonb('opt_out').$type<AgentOptOutSettings>(),
     /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
     qualifiedScore: integer('qualified_score'),
+    knowledgeBaseIds: jsonb('knowledge_base_ids').$type<string[]>().notNull().default([]),
     /** Set when this version was made by restoring an older one. */
     restoredFrom: integer('restored_from'),
     /** The API key that made it (null: created before versions were kept, or not through the API). */
@@ -816,5 +821,104 @@ export const payloadKeys = pgTable(
   (t) => [
     uniqueIndex('payload_keys_live_workflow_uq').on(t.workflowId).where(sql`${t.destroyedAt} is null`),
     check('payload_keys_destroyed_ck', sql`(${t.wrappedKey} is null) = (${t.destroyedAt} is not null)`),
+  ],
+);
+
+// ------------------------------------------------------------------------------ knowledge base
+
+/** A tenant's knowledge base: documents an agent may retrieve passages from (services/knowledge.ts). */
+export const knowledgeBases = pgTable(
+  'knowledge_bases',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('knowledge_bases_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/**
+ * One document of a knowledge base and its ingestion state (`knowledgeDocumentWorkflow`):
+ * pending → indexing → ready | failed. The content (text, uploaded file) is kept so a re-index
+ * needs no upload; a url document keeps its url and is fetched by the workflow.
+ */
+export const kbDocuments = pgTable(
+  'kb_documents',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    knowledgeBaseId: uuid('knowledge_base_id')
+      .notNull()
+      .references(() => knowledgeBases.id, { onDelete: 'cascade' }),
+    title: text('title').notNull(),
+    /** text | url | file */
+    sourceKind: text('source_kind').notNull(),
+    sourceUrl: text('source_url'),
+    /** text/plain, text/markdown, text/html, application/pdf (a url document: from its answer). */
+    mimeType: text('mime_type'),
+    /** The uploaded bytes (text and file documents); null for a url document until fetched (then the fetched bytes). */
+    content: bytea('content'),
+    sizeBytes: integer('size_bytes'),
+    /** sha256 hex of the content (a url document: of `url:` + its url): the same hash in one knowledge base is the same document. */
+    contentHash: text('content_hash').notNull(),
+    status: text('status').notNull().default('pending'),
+    error: text('error'),
+    chunkCount: integer('chunk_count').notNull().default(0),
+    /** `model@dimensions` of the stored chunks' embeddings (null until indexed). */
+    embeddingModel: text('embedding_model'),
+    /** Each (re-)index run is a new generation: its workflow id carries it, and a superseded run stops. */
+    generation: integer('generation').notNull().default(0),
+    indexedAt: ts('indexed_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('kb_documents_kb_hash_uq').on(t.knowledgeBaseId, t.contentHash),
+    index('kb_documents_kb_idx').on(t.knowledgeBaseId, t.createdAt),
+    check('kb_documents_status_ck', sql`${t.status} in ('pending', 'indexing', 'ready', 'failed')`),
+    check('kb_documents_source_kind_ck', sql`${t.sourceKind} in ('text', 'url', 'file')`),
+  ],
+);
+
+/**
+ * A passage of a document: its text, a full-text vector (generated, english configuration) and
+ * its embedding (`real[]`, L2-normalized, on every database). Where pgvector exists, a start-up
+ * step (db/vector.ts) adds an HNSW index over `embedding::vector(dims)`; elsewhere the cosine is
+ * computed in SQL over the knowledge bases' chunks.
+ */
+export const kbChunks = pgTable(
+  'kb_chunks',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    knowledgeBaseId: uuid('knowledge_base_id')
+      .notNull()
+      .references(() => knowledgeBases.id, { onDelete: 'cascade' }),
+    documentId: uuid('document_id')
+      .notNull()
+      .references(() => kbDocuments.id, { onDelete: 'cascade' }),
+    ordinal: integer('ordinal').notNull(),
+    text: text('text').notNull(),
+    tsv: tsvector('tsv')
+      .notNull()
+      .generatedAlwaysAs(sql`to_tsvector('english'::regconfig, text)`),
+    embedding: real('embedding').array(),
+    embeddingModel: text('embedding_model'),
+    embeddingDims: integer('embedding_dims'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('kb_chunks_document_ordinal_uq').on(t.documentId, t.ordinal),
+    index('kb_chunks_kb_idx').on(t.knowledgeBaseId),
+    index('kb_chunks_tsv_idx').using('gin', t.tsv),
   ],
 );

@@ -5,6 +5,8 @@
  *
  * API:
  *   POST /v1/chat/completions (also /chat/completions), `stream: true` supported (SSE)
+ *   POST /v1/embeddings: deterministic stand-in embeddings (fakes/embeddings.ts), `dimensions`
+ *        honoured (default 1536), `encoding_format` float or base64 (the openai package asks for base64)
  *   GET  /v1/models, GET /v1/models/:id
  * Control endpoints:
  *   GET    /healthz           -> { ok: true }
@@ -19,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { standInEmbedding } from './embeddings';
 
 export interface ChatRequestRecord {
   at: string;
@@ -43,10 +46,23 @@ export interface OpenAIErrorRule {
   retryAfterMs?: number;
 }
 
+/** One `POST /v1/embeddings` the fake answered (or refused by an error rule). */
+export interface EmbeddingRequestRecord {
+  at: string;
+  model: string;
+  inputs: number;
+  dimensions: number;
+}
+
+/** Dimensions of the stand-in's embeddings when a request names none. */
+export const FAKE_EMBEDDING_DEFAULT_DIMENSIONS = 1536;
+
 export interface FakeOpenAI {
   /** Base URL to pass as OPENAI_BASE_URL, including the /v1 suffix, e.g. http://127.0.0.1:5555/v1 */
   url: string;
   requests: ChatRequestRecord[];
+  /** Embedding requests (batches), in order; cleared by reset(). */
+  embeddingRequests: EmbeddingRequestRecord[];
   /** Next completions return these in order, then fall back to the default reply. */
   script(replies: string[]): void;
   /** Default reply function (null = offlineReply). */
@@ -277,6 +293,7 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
   let rules: ActiveRule[] = [];
   const pendingTimers = new Set<NodeJS.Timeout>();
   const requests: ChatRequestRecord[] = [];
+  const embeddingRequests: EmbeddingRequestRecord[] = [];
   let closed = false;
 
   const sleep = (ms: number): Promise<void> =>
@@ -496,6 +513,41 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
 
   const modelObject = (id: string): Record<string, unknown> => ({ id, object: 'model', created: 1715367049, owned_by: 'system' });
 
+  const handleEmbeddings = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    let body: unknown;
+    try {
+      body = JSON.parse(await readBody(req));
+    } catch {
+      sendJson(res, 400, openaiError('We could not parse the JSON body of your request.', 'invalid_request_error', null), baseHeaders());
+      return;
+    }
+    const obj = isRecord(body) ? body : {};
+    const model = typeof obj.model === 'string' ? obj.model : '';
+    const input = typeof obj.input === 'string' ? [obj.input] : Array.isArray(obj.input) && obj.input.every((x) => typeof x === 'string') ? (obj.input as string[]) : undefined;
+    if (!model || !input || input.length === 0 || input.length > 2048) {
+      sendJson(res, 400, openaiError("'input' must be a string or a non-empty array of at most 2048 strings, and 'model' is required.", 'invalid_request_error', null), baseHeaders());
+      return;
+    }
+    const dimensions = typeof obj.dimensions === 'number' && Number.isInteger(obj.dimensions) && obj.dimensions >= 1 ? Math.min(obj.dimensions, 4096) : FAKE_EMBEDDING_DEFAULT_DIMENSIONS;
+    embeddingRequests.push({ at: new Date().toISOString(), model, inputs: input.length, dimensions });
+    await sleep(delayMs);
+    const rule = takeRule(model);
+    if (rule) {
+      const d = defaultErrorFor(rule.status, model);
+      const headers: Record<string, string> = { ...baseHeaders(), ...(rule.retryAfterMs !== undefined ? { 'retry-after-ms': String(rule.retryAfterMs) } : {}) };
+      sendJson(res, rule.status, openaiError(rule.message ?? d.message, rule.type ?? d.type, rule.code ?? d.code), headers);
+      return;
+    }
+    const base64 = obj.encoding_format === 'base64';
+    const data = input.map((text, index) => {
+      const v = standInEmbedding(text, dimensions);
+      const embedding = base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
+      return { object: 'embedding', index, embedding };
+    });
+    const tokens = input.reduce((sum, t) => sum + estimateTokens(t), 0);
+    sendJson(res, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } }, baseHeaders());
+  };
+
   const handleControl = async (req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<boolean> => {
     const method = req.method ?? 'GET';
     const readJson = async (): Promise<Record<string, unknown> | null> => {
@@ -578,6 +630,10 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
       await handleCompletion(req, res);
       return;
     }
+    if (apiPath === '/embeddings' && method === 'POST') {
+      await handleEmbeddings(req, res);
+      return;
+    }
     if (apiPath === '/models' && method === 'GET') {
       await sleep(delayMs);
       sendJson(res, 200, { object: 'list', data: FAKE_OPENAI_MODELS.map(modelObject) }, baseHeaders());
@@ -618,6 +674,7 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
   const api: FakeOpenAI = {
     url: `${formatUrl(host, port)}/v1`,
     requests,
+    embeddingRequests,
     script(replies: string[]): void {
       scripted.push(...replies);
     },
@@ -632,6 +689,7 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
     },
     reset(): void {
       requests.length = 0;
+      embeddingRequests.length = 0;
       scripted = [];
       replyFn = null;
       rules = [];

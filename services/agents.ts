@@ -18,13 +18,15 @@ export interface AgentInput {
   optOut?: AgentOptOutSettings;
   /** The score (0–100) at which a lead counts as qualified (webhook event lead.qualified); absent = none. */
   qualifiedScore?: number;
+  /** Knowledge bases the agent retrieves from (checked to be the tenant's by the caller). */
+  knowledgeBaseIds?: string[];
 }
 
 /** A change: any of the fields; `fallbackModel: null` removes the fallback, `optOut: null` goes back to the defaults. */
 export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut' | 'qualifiedScore'>> & { fallbackModel?: string | null; optOut?: AgentOptOutSettings | null; qualifiedScore?: number | null };
 
 /** The fields every version records (what the reply writer and the lead workflow use). */
-type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore'>;
+type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore' | 'knowledgeBaseIds'>;
 
 function fieldsOf(a: Versioned): Versioned {
   return {
@@ -38,6 +40,7 @@ function fieldsOf(a: Versioned): Versioned {
     handoffKeywords: a.handoffKeywords,
     optOut: a.optOut ?? null,
     qualifiedScore: a.qualifiedScore ?? null,
+    knowledgeBaseIds: a.knowledgeBaseIds ?? [],
   };
 }
 
@@ -78,7 +81,7 @@ export function createAgentService(db: Db) {
       return db.transaction(async (tx) => {
         const [a] = await tx
           .insert(agents)
-          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null, qualifiedScore: input.qualifiedScore ?? null }))
+          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null, qualifiedScore: input.qualifiedScore ?? null, knowledgeBaseIds: [...new Set(input.knowledgeBaseIds ?? [])] }))
           .returning();
         if (!a) throw new Error('agent insert returned nothing');
         await tx.insert(agentVersions).values({ tenantId, agentId: a.id, version: a.version, ...fieldsOf(a), createdBy: meta.createdBy ?? null, createdAt: a.createdAt });

@@ -11,6 +11,7 @@ import { createCreditService } from './credits';
 import { createDeadLetterService } from './dead-letters';
 import { createExtractionService } from './extractions';
 import { createLeadService } from './leads';
+import { createKnowledgeService, type KnowledgeServiceOptions } from './knowledge';
 import { createLimitService, type LimitDefaults } from './limits';
 import { createMediaService } from './media';
 import { createMediaLibraryService } from './media-library';
@@ -23,7 +24,7 @@ import { createTemplateService } from './templates';
 import { createTenantService } from './tenants';
 import { createWebhookEndpointService } from './webhook-endpoints';
 
-export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number; limits?: LimitDefaults }) {
+export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPerReply: number; limits?: LimitDefaults; knowledge?: KnowledgeServiceOptions }) {
   return {
     tenants: createTenantService(db, opts),
     /** Tenant API keys with roles: create, list, revoke, rotate. */
@@ -45,6 +46,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     /** The tenant's opt-out list (STOP phrases and the API). */
     suppressions: createSuppressionService(db),
     extractions: createExtractionService(db),
+    /** Knowledge bases, their documents and chunks, and hybrid retrieval (issue 11). */
+    knowledge: createKnowledgeService(db, opts.knowledge),
     /** Inbound media fetched on demand from the provider, cached. */
     media: createMediaService(db),
     /** The tenant's media library (POST /v1/media) and the Meta media ids of its files per channel. */

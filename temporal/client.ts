@@ -22,6 +22,7 @@ import {
 import { leadSummary } from '../workflows/lead/policy/summary';
 import { RESUME_CIRCUIT_WORKFLOW_TYPE, resumeCircuitWorkflowId, type resumeCircuitWaitersWorkflow } from '../workflows/circuit';
 import { CLOSE_CHANNEL_LEADS_WORKFLOW_TYPE, closeChannelLeadsWorkflowId, type closeChannelLeadsWorkflow } from '../workflows/channel-delete';
+import { KNOWLEDGE_DOCUMENT_WORKFLOW_TYPE, knowledgeDocumentWorkflowId, type KnowledgeDocumentInput, type knowledgeDocumentWorkflow } from '../workflows/knowledge';
 import { FETCH_MEDIA_WORKFLOW_TYPE, mediaWorkflowId, type fetchMediaWorkflow } from '../workflows/media';
 import type { FetchMediaInput, FetchMediaResult } from '../activities/media/fetch';
 import { SA } from './search-attributes';
@@ -231,6 +232,28 @@ export function createParleyTemporal(
           // a close that found the channel never marked deleted may be followed by a real one
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
           staticSummary: `Close the leads of deleted channel ${input.channelAccountId}`,
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        });
+      return workflowId;
+    },
+
+    /**
+     * Start indexing a knowledge-base document (`knowledgeDocumentWorkflow`), once per document
+     * generation; returns its workflow id. The summary names ids and the source kind only.
+     */
+    async startKnowledgeDocument(input: KnowledgeDocumentInput, sourceKind: string): Promise<string> {
+      const workflowId = knowledgeDocumentWorkflowId(input.documentId, input.generation);
+      await client.workflow
+        .start<typeof knowledgeDocumentWorkflow>(KNOWLEDGE_DOCUMENT_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: opts.taskQueue,
+          args: [input],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          workflowExecutionTimeout: '2 hours',
+          staticSummary: `Index knowledge document ${input.documentId} (${sourceKind}) of knowledge base ${input.knowledgeBaseId}, generation ${input.generation}`,
         })
         .catch((err: unknown) => {
           if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

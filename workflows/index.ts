@@ -5,3 +5,4 @@ export { resumeCircuitWaitersWorkflow } from './circuit';
 export { creditSweepWorkflow } from './credit-sweep';
 export { closeChannelLeadsWorkflow } from './channel-delete';
 export { webhookDeliveryWorkflow } from './webhook-delivery';
+export { knowledgeDocumentWorkflow } from './knowledge';

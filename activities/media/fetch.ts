@@ -18,6 +18,7 @@
  * returns the stored row. Failures follow the Graph API error taxonomy.
  */
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
@@ -80,11 +81,16 @@ const graphErrorSchema = z.object({
 
 const GRAPH_MEDIA_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-/** GET over https to an address that was already checked (the host name only names the TLS server and the Host header). */
+/**
+ * GET to an address that was already checked (the host name only names the TLS server and the
+ * Host header). https; plain http only for a url that is http (the knowledge base's url documents
+ * outside production: activities/knowledge/fetch-url.ts).
+ */
 export function pinnedGet(url: URL, headers: Record<string, string>, signal: AbortSignal, address: string): Promise<Response> {
   const family = isIP(address);
+  const lib = url.protocol === 'http:' ? http : https;
   return new Promise((resolve, reject) => {
-    const req = https.request(
+    const req = lib.request(
       url,
       {
         method: 'GET',

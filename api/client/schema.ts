@@ -822,6 +822,164 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/knowledge-bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List knowledge bases
+         * @description Oldest first.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getKnowledgeBases"];
+        put?: never;
+        /**
+         * Create a knowledge base
+         * @description Roles: owner, manager.
+         */
+        post: operations["postKnowledgeBases"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge-bases/{kbId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a knowledge base
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getKnowledgeBasesKbId"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a knowledge base
+         * @description With its documents and chunks; agents that used it no longer do (it leaves their `knowledgeBaseIds`).
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteKnowledgeBasesKbId"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a knowledge base
+         * @description Roles: owner, manager.
+         */
+        patch: operations["patchKnowledgeBasesKbId"];
+        trace?: never;
+    };
+    "/v1/knowledge-bases/{kbId}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a knowledge base's documents
+         * @description Oldest first, with their indexing status.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getKnowledgeBasesKbIdDocuments"];
+        put?: never;
+        /**
+         * Add a document to a knowledge base
+         * @description JSON `{ title, text }` (at most 1,000,000 characters) or `{ title, url }` (fetched by the worker: https and public addresses only in production, at most 3 redirects, KNOWLEDGE_MAX_FILE_BYTES), or a multipart upload: one file in the field `file` (text/plain, text/markdown, text/html, application/pdf; the type from the part, else from the file name) and an optional `title`.
+         *
+         *     202 with the document `pending`: a workflow (`kb-document:{documentId}:{generation}`) fetches, parses, chunks and embeds it; poll GET …/documents/:docId for `ready` or `failed` (with `error`).
+         *
+         *     The same content (or url) already in this knowledge base: 200 with that document, nothing new is done. A file over the limit → 413, an unsupported type → 415.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postKnowledgeBasesKbIdDocuments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge-bases/{kbId}/documents/{docId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a knowledge document
+         * @description Roles: owner, manager, readonly.
+         */
+        get: operations["getKnowledgeBasesKbIdDocumentsDocId"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a knowledge document
+         * @description With its chunks; a run still indexing it stops.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteKnowledgeBasesKbIdDocumentsDocId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge-bases/{kbId}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-index a knowledge base
+         * @description Index again the documents not indexed with the configured embedding model and dimensions (OPENAI_EMBEDDING_MODEL, OPENAI_EMBEDDING_DIMENSIONS), and the failed ones; `all: true`: every document. Each goes back to `pending` under a new generation (url documents are fetched again). Until then, retrieval finds them by full text only.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postKnowledgeBasesKbIdReindex"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge-bases/{kbId}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search a knowledge base
+         * @description Hybrid retrieval, for tuning and debugging: the chunks ranked by full text (PostgreSQL, english configuration, the query words OR-ed) and by vector (cosine similarity of embeddings), fused by reciprocal rank (k = 60). Each item carries both scores and ranks and its document.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        post: operations["postKnowledgeBasesKbIdSearch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/leads": {
         parameters: {
             query?: never;
@@ -1997,6 +2155,15 @@ export interface components {
             };
             data?: string;
         };
+        KnowledgeDocumentUpload: {
+            /**
+             * Format: binary
+             * @description text/plain, text/markdown, text/html or application/pdf
+             */
+            file: string;
+            /** @description Default: the file's name */
+            title?: string;
+        };
         MediaUpload: {
             /**
              * Format: binary
@@ -2142,6 +2309,8 @@ export interface components {
             optOut: components["schemas"]["SetupOptOutSettings"] | null;
             /** @description The lead score at which a lead is qualified (webhook event lead.qualified); null: none */
             qualifiedScore: number | null;
+            /** @description Knowledge bases the agent retrieves passages from */
+            knowledgeBaseIds: string[];
             /** @description The current version (every change makes a new one) */
             version: number;
             /** Format: date-time */
@@ -2195,6 +2364,8 @@ export interface components {
             optOut: components["schemas"]["SetupOptOutSettings"] | null;
             /** @description The lead score at which a lead is qualified (webhook event lead.qualified); null: none */
             qualifiedScore: number | null;
+            /** @description Knowledge bases the agent retrieves passages from */
+            knowledgeBaseIds: string[];
             /** @description The version this one restored (null: made by a create or a change) */
             restoredFrom: number | null;
             /** @description The API key that made this version (null: made before versions were kept, or not through the API) */
@@ -2891,6 +3062,91 @@ export interface components {
             model: string | null;
             /** Format: date-time */
             createdAt: string;
+        };
+        /** @description A tenant's knowledge base: documents an agent retrieves passages from */
+        KnowledgeBase: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string | null;
+            documentCount: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @description A document of a knowledge base and its indexing state */
+        KnowledgeDocument: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            knowledgeBaseId: string;
+            title: string;
+            /** @enum {string} */
+            sourceKind: "text" | "url" | "file";
+            sourceUrl: string | null;
+            /** @description text/plain, text/markdown, text/html or application/pdf (a url document: known once fetched) */
+            mimeType: string | null;
+            sizeBytes: number | null;
+            /** @description sha256 (hex) of the content (a url document: of `url:` + its url); the same hash in one knowledge base is the same document */
+            contentHash: string;
+            /**
+             * @description pending → indexing → ready | failed
+             * @enum {string}
+             */
+            status: "pending" | "indexing" | "ready" | "failed";
+            /** @description Why indexing failed (status failed) */
+            error: string | null;
+            chunkCount: number;
+            /** @description `model@dimensions` of its chunks' embeddings; another than the configured one: re-index */
+            embeddingModel: string | null;
+            indexedAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        KnowledgeReindex: {
+            /** @description Documents set back to pending and indexed again */
+            queued: number;
+            /** @description The configured `model@dimensions` they are indexed with */
+            embeddingModel: string;
+        };
+        KnowledgeSearchResult: {
+            items: components["schemas"]["KnowledgeHit"][];
+            /**
+             * @description How vectors were ranked: pgvector, or cosine over real[] in SQL (a database without pgvector)
+             * @enum {string}
+             */
+            vectorMode: "pgvector" | "array";
+            /** @description false: the query could not be embedded (the embeddings endpoint failed); full text only */
+            vectorUsed: boolean;
+        };
+        /** @description A retrieved passage, its document and how each ranking placed it */
+        KnowledgeHit: {
+            /** Format: uuid */
+            chunkId: string;
+            /** Format: uuid */
+            documentId: string;
+            documentTitle: string;
+            /** Format: uuid */
+            knowledgeBaseId: string;
+            /** @description The chunk's position in its document (0 = first) */
+            ordinal: number;
+            text: string;
+            /** @description The fused score (reciprocal rank fusion, k = 60): the order of the items */
+            score: number;
+            scores: {
+                /** @description ts_rank_cd of the full-text match; null: not among the full-text candidates */
+                fullText: number | null;
+                /** @description Cosine similarity to the query; null: not among the vector candidates */
+                vector: number | null;
+                fused: number;
+            };
+            ranks: {
+                fullText: number | null;
+                vector: number | null;
+            };
         };
         /** @description A conversation with one contact on one channel account */
         Lead: {
@@ -4436,6 +4692,8 @@ export interface operations {
                     };
                     /** @description The lead score (1–100) at which a lead is qualified: the webhook event lead.qualified fires when an extraction raises a lead to it; absent = none */
                     qualifiedScore?: number;
+                    /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
+                    knowledgeBaseIds?: string[];
                 };
             };
         };
@@ -4566,6 +4824,8 @@ export interface operations {
                         replyAfterOptOut?: boolean;
                     } | null;
                     qualifiedScore?: number | null;
+                    /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
+                    knowledgeBaseIds?: string[];
                 };
             };
         };
@@ -5613,6 +5873,411 @@ export interface operations {
                 };
                 content: {
                     "text/csv": string;
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getKnowledgeBases: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["KnowledgeBase"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postKnowledgeBases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBase"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getKnowledgeBasesKbId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBase"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteKnowledgeBasesKbId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBase"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchKnowledgeBasesKbId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    description?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBase"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getKnowledgeBasesKbIdDocuments: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                kbId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["KnowledgeDocument"][];
+                        /** @description Pass as `?cursor=` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postKnowledgeBasesKbIdDocuments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    title: string;
+                    text: string;
+                } | {
+                    title: string;
+                    url: string;
+                };
+                "multipart/form-data": components["schemas"]["KnowledgeDocumentUpload"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeDocument"];
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeDocument"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getKnowledgeBasesKbIdDocumentsDocId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+                docId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeDocument"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteKnowledgeBasesKbIdDocumentsDocId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+                docId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeDocument"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postKnowledgeBasesKbIdReindex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description true: every document; default: those not indexed with the configured embedding model (and failed ones)
+                     * @default false
+                     */
+                    all?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeReindex"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postKnowledgeBasesKbIdSearch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kbId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    query: string;
+                    /** @default 5 */
+                    limit?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeSearchResult"];
                 };
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */

@@ -84,6 +84,10 @@ export function createSetupRouter(deps: { services: Services; temporal: ParleyTe
     res.json(agent);
   });
   r.patch('/v1/agents/:agentId', allow(...MANAGERS), validate({ body: agentPatch }), doc({ summary: 'Change an agent', description: 'A new version when a field differs (the same values make none); `fallbackModel: null` removes the fallback, `optOut: null` goes back to the default opt-out settings. Conversations use it from their next turn. The audit log keeps before and after.', responses: { 200: agent } }), async (req, res) => {
+    if (res.locals.body.knowledgeBaseIds) {
+      res.locals.body.knowledgeBaseIds = [...new Set(res.locals.body.knowledgeBaseIds as string[])];
+      await services.knowledge.assertKnowledgeBases(res.locals.tenantId, res.locals.body.knowledgeBaseIds);
+    }
     const out = await services.agents.update(res.locals.tenantId, idOr404(req.params.agentId, 'agent'), res.locals.body, { createdBy: keyOf(res) });
     if (!out) throw new AppError('not_found', 'agent not found');
     res.locals.audit = { before: out.before, after: out.after };

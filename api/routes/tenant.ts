@@ -35,6 +35,8 @@ export const createAgentBody = z.strictObject({
   optOut: optOutSettingsSchema.optional().meta({ description: 'Opt-out (STOP/START); absent: the default phrases of en, hi, es, pt, AI replies continue, no confirmation' }),
   /** Outbound webhooks: lead.qualified when a lead's score reaches it. */
   qualifiedScore: z.number().int().min(1).max(100).optional().meta({ description: 'The lead score (1–100) at which a lead is qualified: the webhook event lead.qualified fires when an extraction raises a lead to it; absent = none' }),
+  /** Knowledge bases the agent retrieves from (the tenant's own). */
+  knowledgeBaseIds: z.array(z.uuid()).max(20).optional().meta({ description: "Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases)" }),
 });
 const channelCommon = {
   agentId: z.uuid(),
@@ -129,6 +131,7 @@ export function createTenantRouter(deps: { services: Services; temporal: ParleyT
   for (const p of ['/v1/agents', '/v1/channels', '/v1/credits', '/v1/leads', '/v1/messages', '/v1/templates', '/v1/pipelines']) r.use(p, auth);
 
   r.post('/v1/agents', allow(...MANAGERS), validate({ body: createAgentBody }), doc({ summary: 'Create an agent', description: 'Creates the agent at version 1. Assign it to a channel with POST or PATCH /v1/channels.', responses: { 201: agent } }), async (_req, res) => {
+    await services.knowledge.assertKnowledgeBases(res.locals.tenantId, res.locals.body.knowledgeBaseIds ?? []);
     res.status(201).json(await services.agents.create(res.locals.tenantId, res.locals.body, { createdBy: (res.locals.apiKey as { keyId: string }).keyId }));
   });
   r.get('/v1/agents', allow(...SETUP_READERS), validate({ query: page }), doc({ summary: 'List agents', description: 'Oldest first.', responses: { 200: pageOf(agent) } }), async (_req, res) => {

@@ -38,6 +38,7 @@ const agentFields = {
   handoffKeywords: z.array(z.string()).meta({ description: 'Phrases that hand the lead to a human' }),
   optOut: optOutSettings.nullable().meta({ description: 'null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation)' }),
   qualifiedScore: z.number().int().nullable().meta({ description: 'The lead score at which a lead is qualified (webhook event lead.qualified); null: none' }),
+  knowledgeBaseIds: z.array(uuid).meta({ description: 'Knowledge bases the agent retrieves passages from' }),
 };
 
 export const agent = z

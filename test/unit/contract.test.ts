@@ -20,6 +20,7 @@ import {
   LLM_NON_RETRYABLE,
   MEDIA_FAILURES,
   MEDIA_NON_RETRYABLE,
+  KNOWLEDGE_NON_RETRYABLE,
   PERMANENT_SEND_FAILURES,
   PROVIDER_FAILURES,
   TEMPLATE_FAILURES,
@@ -144,6 +145,7 @@ describe('failure types', () => {
       WebhookTransient: 'webhook_transient',
       WebhookUrlRefused: 'webhook_url_refused',
       WebhookEndpointGone: 'webhook_endpoint_gone',
+      KnowledgeDocumentRejected: 'knowledge_document_rejected',
     });
     expect(new Set(FAILURE_TYPES).size).toBe(FAILURE_TYPES.length);
     expect(Object.isFrozen(FAILURE_TYPES)).toBe(true);
@@ -161,7 +163,7 @@ describe('failure types', () => {
   });
 
   test('every retry list is made of contract types, without repeats', () => {
-    const lists = { DELIVERY_NON_RETRYABLE, LLM_NON_RETRYABLE, EXTRACTION_NON_RETRYABLE, MEDIA_NON_RETRYABLE, CIRCUIT_WAIT_FAILURES, PERMANENT_SEND_FAILURES: [...PERMANENT_SEND_FAILURES] };
+    const lists = { DELIVERY_NON_RETRYABLE, LLM_NON_RETRYABLE, EXTRACTION_NON_RETRYABLE, MEDIA_NON_RETRYABLE, KNOWLEDGE_NON_RETRYABLE, CIRCUIT_WAIT_FAILURES, PERMANENT_SEND_FAILURES: [...PERMANENT_SEND_FAILURES] };
     for (const [name, list] of Object.entries(lists)) {
       expect({ name, unknown: list.filter((t) => !isFailureType(t)) }).toEqual({ name, unknown: [] });
       expect({ name, size: new Set(list).size }).toEqual({ name, size: list.length });

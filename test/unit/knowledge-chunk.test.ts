@@ -1,0 +1,67 @@
+import { chunkText, splitSentences } from '../../activities/knowledge/chunk';
+
+const sentence = (i: number) => `Sentence ${i} explains one fact about the product in plain words.`;
+const paragraph = (from: number, n: number) => Array.from({ length: n }, (_, i) => sentence(from + i)).join(' ');
+
+describe('chunkText', () => {
+  test('a short text is one chunk, whitespace collapsed inside paragraphs', () => {
+    expect(chunkText('  Hello\n  world.  \n\n\n Second   paragraph. ')).toEqual([{ ordinal: 0, text: 'Hello world.\n\nSecond paragraph.' }]);
+    expect(chunkText('')).toEqual([]);
+    expect(chunkText('\n \n\t')).toEqual([]);
+  });
+
+  test('chunks stay within the bounds, are numbered in order, and overlap by about 15 %', () => {
+    const text = Array.from({ length: 12 }, (_, p) => paragraph(p * 6, 6)).join('\n\n');
+    const chunks = chunkText(text);
+    expect(chunks.length).toBeGreaterThan(3);
+    chunks.forEach((c, i) => {
+      expect(c.ordinal).toBe(i);
+      expect(c.text.length).toBeLessThanOrEqual(1200);
+      if (i < chunks.length - 1) expect(c.text.length).toBeGreaterThanOrEqual(800);
+    });
+    for (let i = 1; i < chunks.length; i++) {
+      // the next chunk starts with whole sentences from the end of the previous one, at most 180 characters
+      const head = chunks[i]!.text.split('\n\n')[0]!;
+      expect(head.length).toBeLessThanOrEqual(180);
+      expect(head.length).toBeGreaterThan(0);
+      expect(chunks[i - 1]!.text.replace(/\n\n/g, ' ').endsWith(head)).toBe(true);
+    }
+    // every sentence is in some chunk
+    for (let i = 0; i < 72; i++) expect(chunks.some((c) => c.text.includes(sentence(i)))).toBe(true);
+  });
+
+  test('a paragraph longer than a chunk is cut at sentences, a sentence longer than that at words', () => {
+    const chunks = chunkText(paragraph(0, 60));
+    expect(chunks.length).toBeGreaterThan(2);
+    for (const c of chunks) {
+      expect(c.text.length).toBeLessThanOrEqual(1200);
+      expect(c.text).toMatch(/^Sentence \d+/);
+      expect(c.text).toMatch(/words\.$/);
+    }
+    const long = `${'word '.repeat(600)}end`;
+    const pieces = chunkText(long);
+    for (const c of pieces) expect(c.text.length).toBeLessThanOrEqual(1200);
+    expect(pieces.map((c) => c.text).join(' ')).toContain('end');
+    const giant = 'x'.repeat(3000);
+    expect(chunkText(giant).every((c) => c.text.length <= 1200)).toBe(true);
+  });
+
+  test('a passage shorter than the overlap that straddles a boundary is whole in one chunk', () => {
+    const text = Array.from({ length: 30 }, (_, i) => `Fact ${i}: item ${i} costs ${i * 3} euros.`).join(' ');
+    const chunks = chunkText(text, { maxChars: 300, targetChars: 200, overlapChars: 60 });
+    for (let i = 0; i < 30; i++) expect(chunks.some((c) => c.text.includes(`Fact ${i}: item ${i} costs ${i * 3} euros.`))).toBe(true);
+  });
+
+  test('options bound one another; deterministic', () => {
+    const text = paragraph(0, 40);
+    expect(chunkText(text, { maxChars: 400, targetChars: 5000, overlapChars: 1000 }).every((c) => c.text.length <= 400)).toBe(true);
+    expect(chunkText(text)).toEqual(chunkText(text));
+  });
+});
+
+describe('splitSentences', () => {
+  test('splits after . ! ? and keeps abbreviations-free text whole', () => {
+    expect(splitSentences('One. Two!  Three? Four')).toEqual(['One.', 'Two!', 'Three?', 'Four']);
+    expect(splitSentences('Price: 3.50 euros.')).toEqual(['Price: 3.50 euros.']);
+  });
+});
