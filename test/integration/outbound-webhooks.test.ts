@@ -288,7 +288,9 @@ test('the lead facts reach the endpoint: lead.created, message.received, message
   expect(events.find((e) => e.type === 'lead.stage_changed')!.data).toMatchObject({ from: 'New', to: 'Qualified' });
   expect(events.find((e) => e.type === 'lead.handoff_requested')!.data).toMatchObject({ to: 'human' });
   expect(events.find((e) => e.type === 'message.sent')!.data).toMatchObject({ type: 'text', text: expect.any(String), providerMessageId: expect.any(String) });
-  // each event once, each delivered
+  // each event once, each delivered at the first attempt (the receiver sees a POST before its
+  // delivery row records the success: wait for the rows)
+  await waitFor(async () => (await deliveries(t, endpoint.id)).every((d) => d.status === 'succeeded'), { what: 'the deliveries recorded as succeeded' });
   const ds = await deliveries(t, endpoint.id);
   expect(ds).toHaveLength(5);
   expect(ds.every((d) => d.status === 'succeeded' && d.attempts === 1)).toBe(true);
