@@ -4,45 +4,14 @@
  * (lib/logger.ts), so every line written inside a request or a traced activity names them.
  * Only `@opentelemetry/api` and the W3C propagator: cheap to import from the logger.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import * as otel from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 
 // ---------------------------------------------------------------------------------------------
-// Context: one AsyncLocalStorage for the OpenTelemetry context (and so the request id)
-
-/**
- * The OpenTelemetry context manager on AsyncLocalStorage (what
- * `@opentelemetry/context-async-hooks` provides, which is not installed): without one,
- * `context.with` is a no-op and no span becomes active, so nothing would propagate.
- */
-class AsyncLocalStorageContextManager implements otel.ContextManager {
-  private storage = new AsyncLocalStorage<otel.Context>();
-  active(): otel.Context {
-    return this.storage.getStore() ?? otel.ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(context: otel.Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
-    const cb = thisArg == null ? fn : fn.bind(thisArg);
-    return this.storage.run(context, cb as never, ...args);
-  }
-  bind<T>(context: otel.Context, target: T): T {
-    if (typeof target !== 'function') return target;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const manager = this;
-    const fn = target as unknown as (...args: unknown[]) => unknown;
-    return function (this: unknown, ...args: unknown[]) {
-      return manager.with(context, () => fn.apply(this, args));
-    } as unknown as T;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.storage.disable();
-    return this;
-  }
-}
+// Context: one AsyncLocalStorage (the OpenTelemetry context manager) for the context and so the request id;
+// without a context manager `context.with` is a no-op and nothing would propagate
 
 let propagationInstalled = false;
 
@@ -50,7 +19,7 @@ let propagationInstalled = false;
 export function installContextPropagation(): void {
   if (propagationInstalled) return;
   propagationInstalled = true;
-  otel.context.setGlobalContextManager(new AsyncLocalStorageContextManager());
+  otel.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   otel.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 }
 
