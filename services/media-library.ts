@@ -13,6 +13,7 @@
  */
 import { and, count, desc, eq, sql, sum } from 'drizzle-orm';
 import type { MediaKind } from '../contract/media-types';
+import { mediaFileProblem, type MediaType } from '../contract/rich';
 import type { Db } from '../db/client';
 import { mediaChannelUploads, mediaLibrary } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -139,6 +140,23 @@ export function createMediaLibraryService(db: Db) {
     async find(tenantId: string, id: string): Promise<MediaItemView | undefined> {
       const r = await row(tenantId, id);
       return r ? present(r) : undefined;
+    },
+
+    /**
+     * Whether a message may name these library files: each must be this tenant's (else 404
+     * `media_not_found`) and of the message's kind within Meta's type and size rules (else 400
+     * `media_kind_mismatch`). `prefix` goes before each path (a sequence step's place).
+     */
+    async checkForMessage(tenantId: string, refs: { path: string; libraryId: string; type: MediaType }[], prefix = ''): Promise<void> {
+      const problems: { path: string; message: string }[] = [];
+      for (const ref of refs) {
+        const found = await row(tenantId, ref.libraryId);
+        const item = found ? present(found) : undefined;
+        if (!item) throw new AppError('not_found', `${prefix}${ref.path}: media ${ref.libraryId} is not in this tenant's media library`, { path: `${prefix}${ref.path}`, libraryId: ref.libraryId }, 'media_not_found');
+        const problem = item.kind !== ref.type ? `media ${ref.libraryId} is a ${item.kind} (${item.mimeType}); the message sends a ${ref.type}` : mediaFileProblem(ref.type, { mimeType: item.mimeType, bytes: item.sizeBytes });
+        if (problem) problems.push({ path: `${prefix}${ref.path}`, message: problem });
+      }
+      if (problems.length) throw new AppError('validation_failed', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems, 'media_kind_mismatch');
     },
 
     /** Delete the file and its Meta ids (Meta drops its copies when they expire). */
