@@ -11,6 +11,7 @@ import { createRichActivities, type ResolveLibraryMedia } from '../../activities
 import { activityDepsFrom } from '../../composition/worker';
 import { instagramTextWebhook } from '../../fakes/meta-webhooks';
 import { signMetaBody } from '../../lib/crypto';
+import { createVisitorTokens, webChatVisitorSecret } from '../../services/webchat-visitors';
 import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { samples } from '../support/media-samples';
 import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
@@ -229,5 +230,30 @@ describe('Instagram', () => {
     // the url serves the file to whoever holds it (Instagram's servers)
     const served = await stack.api.get(new URL(sent.message.attachment.payload.url).pathname).buffer(true).expect(200);
     expect(Buffer.compare(served.body as Buffer, jpeg)).toBe(0);
+  });
+});
+
+describe('web chat', () => {
+  test('a library image reaches the widget as a signed url that serves the file', async () => {
+    const t = await createTenant(stack, { credits: 10 });
+    const ch = await stack.api.post('/v1/channels').set(auth(t)).send({ platform: 'webchat', agentId: t.agentId, displayPhoneNumber: 'Acme support' }).expect(201);
+    const widgetKey = ch.body.widgetKey as string;
+    const token = (await stack.api.post(`/webchat/${widgetKey}/visitors`).send({}).expect(201)).body.visitorToken as string;
+    const contactId = createVisitorTokens(webChatVisitorSecret(stack.config)).verify(ch.body.id, token)!.contactId;
+    const visitor = { authorization: `Bearer ${token}` };
+    await stack.api.post(`/webchat/${widgetKey}/messages`).set(visitor).send({ text: 'Hello', clientMessageId: 'm-1' }).expect(202);
+    const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === contactId), { what: 'web chat lead' });
+    await waitFor(async () => (await stack.temporal.leadState(lead.workflowId))?.counters.replies === 1, { what: 'AI reply' });
+    const png = fileOf(samples.png);
+    const item = await upload(t, png, 'box.png', 'image/png');
+    const uploadsBefore = stack.graph.uploadRequests.length;
+
+    await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth(t)).send({ media: { type: 'image', libraryId: item.id, caption: 'Your box' } }).expect(201);
+    const history = (await stack.api.get(`/webchat/${widgetKey}/messages`).set(visitor).expect(200)).body.items as { direction: string; rich?: { type: string; imageUrl: string; caption?: string } }[];
+    const rich = history.filter((m) => m.direction === 'outbound').at(-1)!.rich!;
+    expect(rich).toEqual({ type: 'image', imageUrl: expect.stringMatching(/^https:\/\/parley\.test\/media\/mu1\./), caption: 'Your box' });
+    const served = await stack.api.get(new URL(rich.imageUrl).pathname).buffer(true).expect(200);
+    expect(Buffer.compare(served.body as Buffer, png)).toBe(0);
+    expect(stack.graph.uploadRequests.length).toBe(uploadsBefore);
   });
 });
