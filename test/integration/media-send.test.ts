@@ -182,6 +182,13 @@ describe('WhatsApp', () => {
       .send({ name: 'Foreign', steps: [{ delayMs: 0, kind: 'rich', message: { kind: 'media', media: { type: 'image', libraryId: theirs.id } } }] })
       .expect(404);
     expect(seq.body.error.message).toContain('steps.0.message.media.libraryId');
+    const mine = await stack.api.post('/v1/sequences').set(auth(t)).send({ name: 'Mine', steps: [{ delayMs: 0, kind: 'text', text: 'Hello again' }] }).expect(201);
+    const patched = await stack.api
+      .patch(`/v1/sequences/${mine.body.id}`)
+      .set(auth(t))
+      .send({ steps: [{ delayMs: 0, kind: 'rich', message: { kind: 'media', media: { type: 'image', libraryId: pdf.id } } }] })
+      .expect(400);
+    expect(patched.body.error).toMatchObject({ code: 'media_kind_mismatch', issues: [{ path: 'steps.0.message.media.libraryId' }] });
     expect(sentTo(from)).toHaveLength(1);
     expect(uploadsOf(t.phoneNumberId)).toHaveLength(0);
     expect((await stack.api.get('/v1/credits').set(auth(t))).body).toMatchObject({ balance: 9, reserved: 0 });
