@@ -1,4 +1,6 @@
 import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../contract/failures';
 import type { DbTransaction } from '../db/client';
 import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
@@ -102,10 +104,29 @@ export function mediaResolverFrom(deps: ActivityDeps): MediaResolver | undefined
   });
 }
 
+/**
+ * The rich send path's hook (activities/channels/rich.ts `resolveLibraryMedia`) over the media
+ * library resolver: a Meta media id on WhatsApp, a signed url elsewhere. The file's kind must fit
+ * the message's media type (the API checks it at request time; a send checks again): otherwise the
+ * send fails for good (`media_kind_mismatch`).
+ */
+export function libraryMediaHook(resolver: MediaResolver): ResolveLibraryMedia {
+  return async ({ tenantId, channelAccountId, libraryId, type, staleMetaMediaId }) => {
+    const got = await resolver.resolveMediaForSend({ tenantId, mediaId: libraryId, channelAccountId, ...(staleMetaMediaId ? { staleMetaMediaId } : {}) });
+    if (type !== undefined && got.kind !== type) {
+      throw ApplicationFailure.create({ type: FailureType.MediaKindMismatch, message: `media ${libraryId} is a ${got.kind}: it cannot be sent as ${type === 'image' ? 'an' : 'a'} ${type}`, nonRetryable: true });
+    }
+    const filename = got.filename ? { filename: got.filename } : {};
+    return got.platform === 'whatsapp' ? { id: got.metaMediaId, ...filename } : { link: got.url, ...filename };
+  };
+}
+
 /** The union the worker registers; the workflow proxies its type. */
 export function createActivities(deps: ActivityDeps) {
   const rateLimits = deps.rateLimiter && deps.sendRates ? { limiter: deps.rateLimiter, ...deps.sendRates } : undefined;
-  const channelDeps = { ...deps, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: deps.graph.unconfirmedWaitMs, rateLimits };
+  const resolver = deps.resolveLibraryMedia ? undefined : mediaResolverFrom(deps);
+  const resolveLibraryMedia = deps.resolveLibraryMedia ?? (resolver ? libraryMediaHook(resolver) : undefined);
+  const channelDeps = { ...deps, resolveLibraryMedia, graphApiUrl: deps.graph.url, graphApiVersion: deps.graph.version, timeoutMs: deps.graph.timeoutMs, unconfirmedWaitMs: deps.graph.unconfirmedWaitMs, rateLimits };
   const credits = createCreditActivities(deps);
   const whatsApp = createWhatsAppActivities(channelDeps);
   const instagram = createInstagramActivities(channelDeps);

@@ -19,6 +19,7 @@ import { createChannelLifecycleRouter } from './routes/channel-lifecycle';
 import { createContactRouter } from './routes/contacts';
 import { createDeliveryRouter } from './routes/delivery';
 import { createMetricsRouter } from './routes/metrics';
+import { createAgentAssetRouter } from './routes/agent-assets';
 import { createEngineRouter } from './routes/engine';
 import { createExtractionRouter } from './routes/extractions';
 import { createHealthRouter } from './routes/health';
@@ -185,6 +186,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(createTemplateRouter({ services: deps.services, config: deps.config, log })); // before delivery and tenant: their /v1/channels/:id and /v1/templates auth would run twice
   app.use(createChannelLifecycleRouter({ services: deps.services, temporal: deps.temporal, log })); // DELETE /v1/channels/:id: before delivery, whose /v1/channels/:id auth would run twice
   app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
+  // before setup and tenant: their /v1/agents/:agentId auth would otherwise run a second time
+  app.use(createAgentAssetRouter({ services: deps.services }));
   app.use(createSetupRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createEngineRouter({ services: deps.services, temporal: deps.temporal }));
   app.use(createTenantRouter({ services: deps.services, temporal: deps.temporal, verifyChannel }));

@@ -66,6 +66,8 @@ export const FailureType = {
   MediaNotFound: 'media_not_found',
   /** Library media for Instagram or web chat needs a public url and PUBLIC_BASE_URL is not set: not retried. */
   MediaUrlNotConfigured: 'media_url_not_configured',
+  /** A media library file's kind does not fit the message that names it (a document sent as an image): not retried. */
+  MediaKindMismatch: 'media_kind_mismatch',
 
   // ---------------------------------------------------------------- database_*
   /**
@@ -140,7 +142,7 @@ export const PROVIDER_FAILURES = freeze([
 export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen, F.ChannelDisabled, F.ChannelDeleted]);
 export const TEMPLATE_FAILURES = freeze([F.TemplateNotFound, F.TemplateNotApproved, F.TemplateVariables]);
 export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExceeded]);
-export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId, F.MediaNotFound, F.MediaUrlNotConfigured]);
+export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId, F.MediaNotFound, F.MediaUrlNotConfigured, F.MediaKindMismatch]);
 export const DATABASE_FAILURES = freeze([F.DatabaseRejected, F.DatabaseUnavailable]);
 /** Knowledge document ingestion (knowledgeDocumentWorkflow): failures no retry can fix. */
 export const KNOWLEDGE_NON_RETRYABLE = freeze([F.KnowledgeDocumentRejected, F.LlmConfig, F.InvalidInput, F.DatabaseRejected]);

@@ -32,8 +32,8 @@ export interface MediaSource {
   id?: string;
   /**
    * A Parley media library id (POST /v1/media). Resolved to a Meta media id per channel by the one
-   * hook in activities/channels/rich.ts (`resolveLibraryMedia`); until the library exists the API
-   * does not accept it.
+   * hook in activities/channels/rich.ts (`resolveLibraryMedia`) when the message is sent (WhatsApp: a
+   * Meta media id uploaded on first use per channel; Instagram and web chat: a signed url).
    */
   libraryId?: string;
 }
@@ -391,6 +391,16 @@ function checkHeader(c: Checker, path: string, h: InteractiveHeader | undefined,
   if ((h.text === undefined) === (h.media === undefined)) c.add(path, 'a header is text or media, exactly one');
   c.max(`${path}.text`, h.text, RICH_LIMITS.headerText, 'header text');
   if (h.media) checkSource(c, `${path}.media`, h.media, h.media.type, channel);
+}
+
+/** The media library files a message names (`libraryId`), with where and as what: the API checks each exists and fits. */
+export function libraryMediaRefs(message: RichMessage): { path: string; libraryId: string; type: MediaType }[] {
+  if (message.kind === 'media' && message.media.libraryId !== undefined) return [{ path: 'media.libraryId', libraryId: message.media.libraryId, type: message.media.type }];
+  if (message.kind === 'interactive' && (message.interactive.type === 'button' || message.interactive.type === 'cta_url')) {
+    const m = message.interactive.header?.media;
+    if (m?.libraryId !== undefined) return [{ path: 'interactive.header.media.libraryId', libraryId: m.libraryId, type: m.type }];
+  }
+  return [];
 }
 
 // ------------------------------------------------------------------------------ text renderings

@@ -728,6 +728,34 @@ export const mediaChannelUploads = pgTable(
 );
 
 /**
+ * An agent's assets (issue 11): media library files the agent may send by name (the `send_media`
+ * tool picks one by `name`; `description` tells the model when it fits). At most
+ * AGENT_ASSET_LIMITS.perAgent per agent, names unique per agent (case-insensitive, checked by the
+ * service under a per-agent lock; the index backs it exactly). Deleted with the agent or tenant; the
+ * library file cannot be deleted while an asset names it (`media_id` without ON DELETE: the API
+ * answers 409 `media_in_use` naming the agents).
+ */
+export const agentAssets = pgTable(
+  'agent_assets',
+  {
+    id: id(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    agentId: uuid('agent_id')
+      .notNull()
+      .references(() => agents.id, { onDelete: 'cascade' }),
+    mediaId: uuid('media_id')
+      .notNull()
+      .references(() => mediaLibrary.id),
+    name: text('name').notNull(),
+    description: text('description').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('agent_assets_agent_name_uq').on(t.agentId, t.name), index('agent_assets_media_idx').on(t.mediaId), index('agent_assets_tenant_agent_idx').on(t.tenantId, t.agentId, t.createdAt)],
+);
+
+/**
  * Outbound webhooks (issue 12): a tenant's endpoints. The signing secret (`whsec_` + base64) is
  * encrypted at rest like channel tokens (SecretBox, bound to the row); shown once, at creation
  * and rotation. `events` lists the event types the endpoint receives. Disabled (disabled_at)

@@ -101,7 +101,7 @@ export interface FakeGraphApi {
    * `{ messaging_product, type, filename, fileType, size, sha256 }` of the multipart form.
    */
   uploadRequests: GraphRequestRecord[];
-  /** Forget an uploaded media id as Meta does after 30 days: lookups answer code 100 from then on. */
+  /** Forget an uploaded media id as Meta does after 30 days: lookups, and WhatsApp sends naming it, answer code 100 from then on. */
   expireMedia(mediaId: string): void;
   /** Whether an uploaded media id is known (uploaded and not expired). */
   hasUploadedMedia(mediaId: string): boolean;
@@ -705,6 +705,21 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
 
   let baseUrl = '';
 
+  /** The parameter (`image['id']`, `interactive.header.image['id']`) of a WhatsApp send that names a media id this fake has dropped. */
+  const droppedMediaParam = (body: unknown): string | undefined => {
+    const b = body as Record<string, unknown> | null;
+    if (!b || typeof b !== 'object') return undefined;
+    const check = (holder: unknown, prefix: string): string | undefined => {
+      if (!holder || typeof holder !== 'object') return undefined;
+      for (const kind of ['image', 'video', 'audio', 'document', 'sticker']) {
+        const id = ((holder as Record<string, unknown>)[kind] as { id?: unknown } | undefined)?.id;
+        if (typeof id === 'string' && expired.has(id)) return `${prefix}${kind}['id']`;
+      }
+      return undefined;
+    };
+    return check(b, '') ?? check((b.interactive as { header?: unknown } | undefined)?.header, 'interactive.header.');
+  };
+
   const handleSend = async (
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -742,9 +757,14 @@ export async function startFakeGraphApi(opts: FakeGraphApiOptions = {}): Promise
         responseBody = metaError(rule.code, { message: rule.message, subcode: rule.subcode, details: rule.details, product });
       } else {
         const problem = instagram ? validateInstagramMessageBody(body) : validateGraphMessageBody(body);
+        const droppedMedia = instagram ? undefined : droppedMediaParam(body);
         if (problem !== null) {
           status = 400;
           responseBody = metaError(100, { details: problem, product });
+        } else if (droppedMedia) {
+          // a media id uploaded here and since dropped (expireMedia), as Meta answers an unknown media id in a send
+          status = 400;
+          responseBody = metaError(100, { details: `Param ${droppedMedia} is not a valid whatsapp business account media attachment ID`, product });
         } else if (instagram) {
           const recipientId = recipientOf(body) ?? '';
           status = 200;

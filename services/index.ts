@@ -14,6 +14,7 @@ import { createLeadService } from './leads';
 import { createKnowledgeService, type KnowledgeServiceOptions } from './knowledge';
 import { createLimitService, type LimitDefaults } from './limits';
 import { createMediaService } from './media';
+import { createAgentAssetService } from './agent-assets';
 import { createMediaLibraryService } from './media-library';
 import { createPayloadKeyService } from './payload-keys';
 import { createPipelineService } from './pipelines';
@@ -52,6 +53,8 @@ export function createServices(db: Db, box: SecretBox, opts: { defaultCreditsPer
     media: createMediaService(db),
     /** The tenant's media library (POST /v1/media) and the Meta media ids of its files per channel. */
     mediaLibrary: createMediaLibraryService(db),
+    /** Agents' assets: library files an agent may send by name (the agent tools' send_media: listAgentAssets). */
+    agentAssets: createAgentAssetService(db),
     /** Token buckets shared by every process (sends, tenant API, failed auth). */
     rateLimiter: createRateLimiter(db),
     /** Per-tenant API and LLM limits (tenant value or the deployment default). */

@@ -13,8 +13,9 @@
  */
 import { and, count, desc, eq, sql, sum } from 'drizzle-orm';
 import type { MediaKind } from '../contract/media-types';
+import { mediaFileProblem, type MediaType } from '../contract/rich';
 import type { Db } from '../db/client';
-import { mediaChannelUploads, mediaLibrary } from '../db/schema';
+import { agentAssets, agents, mediaChannelUploads, mediaLibrary } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { afterCursor, isUuid, keyset, PG_FOREIGN_KEY_VIOLATION, pgErrorCode, toIso } from './db-util';
 
@@ -57,6 +58,12 @@ function present(r: ViewRow): MediaItemView {
 }
 
 const notFound = () => new AppError('not_found', 'media not found');
+
+/** 409 `media_in_use`: agents' assets name the file. */
+function inUse(id: string, users: { agentId: string; agentName: string; assetId: string; assetName: string }[]): AppError {
+  const named = users.length ? users.map((u) => `"${u.agentName}" (agent ${u.agentId}, asset "${u.assetName}")`).join(', ') : 'an agent';
+  return new AppError('conflict', `media ${id} is an asset of ${named}: delete those assets first (DELETE /v1/agents/{agentId}/assets/{assetId})`, { agents: users }, 'media_in_use');
+}
 
 export function createMediaLibraryService(db: Db) {
   async function row(tenantId: string, id: string): Promise<(ViewRow & { tenantId: string }) | undefined> {
@@ -141,13 +148,47 @@ export function createMediaLibraryService(db: Db) {
       return r ? present(r) : undefined;
     },
 
-    /** Delete the file and its Meta ids (Meta drops its copies when they expire). */
+    /**
+     * Whether a message may name these library files: each must be this tenant's (else 404
+     * `media_not_found`) and of the message's kind within Meta's type and size rules (else 400
+     * `media_kind_mismatch`). `prefix` goes before each path (a sequence step's place).
+     */
+    async checkForMessage(tenantId: string, refs: { path: string; libraryId: string; type: MediaType }[], prefix = ''): Promise<void> {
+      const problems: { path: string; message: string }[] = [];
+      for (const ref of refs) {
+        const found = await row(tenantId, ref.libraryId);
+        const item = found ? present(found) : undefined;
+        if (!item) throw new AppError('not_found', `${prefix}${ref.path}: media ${ref.libraryId} is not in this tenant's media library`, { path: `${prefix}${ref.path}`, libraryId: ref.libraryId }, 'media_not_found');
+        const problem = item.kind !== ref.type ? `media ${ref.libraryId} is a ${item.kind} (${item.mimeType}); the message sends a ${ref.type}` : mediaFileProblem(ref.type, { mimeType: item.mimeType, bytes: item.sizeBytes });
+        if (problem) problems.push({ path: `${prefix}${ref.path}`, message: problem });
+      }
+      if (problems.length) throw new AppError('validation_failed', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems, 'media_kind_mismatch');
+    },
+
+    /**
+     * Delete the file and its Meta ids (Meta drops its copies when they expire). Refused with 409
+     * `media_in_use`, naming the agents, while an agent's asset names it (delete those assets first);
+     * the foreign key backs the check against an asset added meanwhile.
+     */
     async remove(tenantId: string, id: string): Promise<MediaItemView> {
       if (!isUuid(id)) throw notFound();
-      const [r] = await db
-        .delete(mediaLibrary)
-        .where(and(eq(mediaLibrary.tenantId, tenantId), eq(mediaLibrary.id, id)))
-        .returning(viewColumns);
+      const users = await db
+        .select({ agentId: agents.id, agentName: agents.name, assetId: agentAssets.id, assetName: agentAssets.name })
+        .from(agentAssets)
+        .innerJoin(agents, eq(agents.id, agentAssets.agentId))
+        .where(and(eq(agentAssets.tenantId, tenantId), eq(agentAssets.mediaId, id)))
+        .orderBy(agents.name, agentAssets.name);
+      if (users.length) throw inUse(id, users);
+      let r: ViewRow | undefined;
+      try {
+        [r] = await db
+          .delete(mediaLibrary)
+          .where(and(eq(mediaLibrary.tenantId, tenantId), eq(mediaLibrary.id, id)))
+          .returning(viewColumns);
+      } catch (err) {
+        if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) throw inUse(id, []);
+        throw err;
+      }
       if (!r) throw notFound();
       return present(r);
     },

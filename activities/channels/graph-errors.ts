@@ -42,3 +42,17 @@ export function isRetryableGraphError(cls: GraphErrorClass, httpStatus: number):
       return false;
   }
 }
+
+/**
+ * Whether Meta refused a send because a media id in it is unknown or expired (uploads are kept 30
+ * days): code 131053 (media upload error), or code 100 (invalid parameter) naming the media
+ * parameter (`Param image['id'] …`, "media id", "attachment ID"). The send path then uploads the
+ * library file once more and resends, at most once per send. (131053 may also arrive later in a
+ * `failed` status webhook when Meta fetches the media after accepting the send: that is not retried.)
+ */
+export function isUnknownMediaError(error: { code?: number | null; message?: string | null; details?: string | null }): boolean {
+  if (error.code === 131053) return true;
+  if (error.code !== 100) return false;
+  const text = `${error.message ?? ''} ${error.details ?? ''}`;
+  return /\b(image|video|audio|document|sticker)\b.*\bid\b|\bmedia\b|attachment id/i.test(text);
+}

@@ -101,6 +101,21 @@ export interface GraphSendRequest {
   recipient?: (lead: { phone: string | null; bsuid: string | null }) => Record<string, unknown>;
   /** How the message reads in the transcript (`details`: kept on the row, e.g. a rich message). */
   transcript: { body: string; type: string; details?: Record<string, unknown> };
+  /**
+   * Meta refused the call: a new body to POST once more under the same claim, or undefined to fail
+   * as usual. Asked at most once per attempt (a media library file whose Meta id Meta no longer
+   * knows is uploaded again and the message resent: rich.ts).
+   */
+  retryRefused?: (error: GraphRefusal) => Promise<Record<string, unknown> | undefined>;
+}
+
+/** What Meta answered to a refused call. */
+export interface GraphRefusal {
+  httpStatus: number;
+  code: number | null;
+  subcode: number | null;
+  message: string | undefined;
+  details: string | undefined;
 }
 
 export function createGraphSender(deps: GraphSendDeps) {
@@ -185,74 +200,102 @@ export function createGraphSender(deps: GraphSendDeps) {
         nextRetryDelay: Math.max(1000, Math.ceil(Math.max(waitMs, deps.timeoutMs) - age)),
       });
     }
-    let res: Response;
-    const startedAt = performance.now();
-    try {
-      res = await doFetch(url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${creds.accessToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(req.recipient ? { ...body, ...req.recipient({ phone: row.leadPhone, bsuid: row.leadBsuid }) } : body),
-        signal: AbortSignal.timeout(deps.timeoutMs),
-      });
-    } catch (err) {
-      recordSendDuration(platform, 'network', (performance.now() - startedAt) / 1000);
-      // network error or timeout: retryable; whether it went out is settled by the status
-      // webhook, which carries our id in biz_opaque_callback_data
-      throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API unreachable: ${(err as Error).message}` });
-    }
-    const text = await res.text();
-    recordSendDuration(platform, res.ok ? 'ok' : 'error', (performance.now() - startedAt) / 1000);
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    if (res.ok) {
-      const parsed = sendResponseSchema.safeParse(json);
-      const providerMessageId = parsed.success ? (parsed.data.messages?.[0]?.id ?? parsed.data.message_id) : undefined;
-      if (!providerMessageId) {
-        throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API answered ${res.status} without a message id` });
+    let outgoing = body;
+    let retriedRefusal = false;
+    for (;;) {
+      let res: Response;
+      const startedAt = performance.now();
+      try {
+        res = await doFetch(url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${creds.accessToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify(req.recipient ? { ...outgoing, ...req.recipient({ phone: row.leadPhone, bsuid: row.leadBsuid }) } : outgoing),
+          signal: AbortSignal.timeout(deps.timeoutMs),
+        });
+      } catch (err) {
+        recordSendDuration(platform, 'network', (performance.now() - startedAt) / 1000);
+        // network error or timeout: retryable; whether it went out is settled by the status
+        // webhook, which carries our id in biz_opaque_callback_data
+        throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API unreachable: ${(err as Error).message}` });
       }
-      await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
-      return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
+      const text = await res.text();
+      recordSendDuration(platform, res.ok ? 'ok' : 'error', (performance.now() - startedAt) / 1000);
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      if (res.ok) {
+        const parsed = sendResponseSchema.safeParse(json);
+        const providerMessageId = parsed.success ? (parsed.data.messages?.[0]?.id ?? parsed.data.message_id) : undefined;
+        if (!providerMessageId) {
+          throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: `Graph API answered ${res.status} without a message id` });
+        }
+        await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
+        return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
+      }
+      // Meta answered with an error: this call did not send
+      const err = graphErrorSchema.safeParse(json);
+      const code = err.success ? err.data.error.code : undefined;
+      if (req.retryRefused && !retriedRefusal) {
+        retriedRefusal = true;
+        const refusal: GraphRefusal = {
+          httpStatus: res.status,
+          code: code ?? null,
+          subcode: err.success ? (err.data.error.error_subcode ?? null) : null,
+          message: err.success ? err.data.error.message : text.slice(0, 300),
+          details: err.success ? err.data.error.error_data?.details : undefined,
+        };
+        let again: Record<string, unknown> | undefined;
+        try {
+          again = await req.retryRefused(refusal);
+        } catch (retryErr) {
+          // the first call sent nothing: free the claim so that a retry of the activity sends at once
+          await deps.leads.clearSendAttempt(input.outboundMessageId, claim.attemptAt);
+          await releasePairSlot(deps.rateLimits, slot);
+          throw retryErr;
+        }
+        if (again) {
+          log.info({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, code: refusal.code }, 'graph api refused the send: sending once more with a new body');
+          outgoing = again;
+          continue;
+        }
+      }
+      await deps.leads.clearSendAttempt(input.outboundMessageId, claim.attemptAt);
+      const cls = classifyGraphError(code, err.success ? err.data.error.error_subcode : undefined);
+      const retryable = isRetryableGraphError(cls, res.status);
+      recordGraphError(platform, code, cls);
+      const detail = {
+        httpStatus: res.status,
+        code: code ?? null,
+        subcode: err.success ? (err.data.error.error_subcode ?? null) : null,
+        class: cls,
+        message: err.success ? err.data.error.message : text.slice(0, 300),
+        details: err.success ? err.data.error.error_data?.details : undefined,
+      };
+      log.warn({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, error: detail }, 'graph api send failed');
+      const type = failureTypeFor(cls, retryable);
+      if (cls === 'auth') {
+        // stop every send of this channel until an admin replaces the token and closes it
+        await deps.channels.openCircuit(input.channelAccountId, detail);
+        recordCircuitOpened(platform);
+      } else if (!retryable && cls !== 'reengagement' && cls !== 'spam_limited') {
+        await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: detail });
+      }
+      // throughput / call-count refusals (4, 80007, 130429) sent nothing: the pair slot is free again
+      await releasePairSlotIfNotSent(deps.rateLimits, slot, code);
+      throw ApplicationFailure.create({
+        type,
+        message: `Graph API error ${code ?? res.status} (${cls}): ${detail.message ?? ''}`,
+        nonRetryable: !retryable,
+        details: [detail],
+        // rate limits (4, 80007, 130429, 131056) and a Retry-After: wait as Meta asks, at least the pair interval for 131056
+        ...(retryable && (cls === 'rate_limited' || res.headers.has('retry-after'))
+          ? { nextRetryDelay: graphRateLimitDelayMs({ code, attempt: currentAttempt(), retryAfterMs: parseRetryAfter(res.headers.get('retry-after')), pairIntervalMs: deps.rateLimits?.pairIntervalMs }) }
+          : {}),
+      });
     }
-    // Meta answered with an error: this attempt did not send
-    await deps.leads.clearSendAttempt(input.outboundMessageId, claim.attemptAt);
-    const err = graphErrorSchema.safeParse(json);
-    const code = err.success ? err.data.error.code : undefined;
-    const cls = classifyGraphError(code, err.success ? err.data.error.error_subcode : undefined);
-    const retryable = isRetryableGraphError(cls, res.status);
-    recordGraphError(platform, code, cls);
-    const detail = {
-      httpStatus: res.status,
-      code: code ?? null,
-      subcode: err.success ? (err.data.error.error_subcode ?? null) : null,
-      class: cls,
-      message: err.success ? err.data.error.message : text.slice(0, 300),
-      details: err.success ? err.data.error.error_data?.details : undefined,
-    };
-    log.warn({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, error: detail }, 'graph api send failed');
-    const type = failureTypeFor(cls, retryable);
-    if (cls === 'auth') {
-      // stop every send of this channel until an admin replaces the token and closes it
-      await deps.channels.openCircuit(input.channelAccountId, detail);
-      recordCircuitOpened(platform);
-    } else if (!retryable && cls !== 'reengagement' && cls !== 'spam_limited') {
-      await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: detail });
-    }
-    // throughput / call-count refusals (4, 80007, 130429) sent nothing: the pair slot is free again
-    await releasePairSlotIfNotSent(deps.rateLimits, slot, code);
-    throw ApplicationFailure.create({
-      type,
-      message: `Graph API error ${code ?? res.status} (${cls}): ${detail.message ?? ''}`,
-      nonRetryable: !retryable,
-      details: [detail],
-      // rate limits (4, 80007, 130429, 131056) and a Retry-After: wait as Meta asks, at least the pair interval for 131056
-      ...(retryable && (cls === 'rate_limited' || res.headers.has('retry-after'))
-        ? { nextRetryDelay: graphRateLimitDelayMs({ code, attempt: currentAttempt(), retryAfterMs: parseRetryAfter(res.headers.get('retry-after')), pairIntervalMs: deps.rateLimits?.pairIntervalMs }) }
-        : {}),
-    });
   }
 }
 

@@ -10,10 +10,11 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/failures';
-import { richForm, richProblems, richTranscript, type InteractiveHeader, type MediaSource, type RichMessage } from '../../contract/rich';
+import { richForm, richProblems, richTranscript, type InteractiveHeader, type MediaSource, type MediaType, type RichMessage } from '../../contract/rich';
 import type { Channel } from '../../contract/vocabulary';
 import type { LeadService } from '../../services/leads';
 import { recordReply, recordSendDuration } from '../../lib/metrics';
+import { isUnknownMediaError } from './graph-errors';
 import { createGraphSender, replyOutcomeOf, settledOutbound, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 import { fitInstagramText } from './instagram';
 import { webChatProviderMessageId } from './webchat';
@@ -31,11 +32,15 @@ export interface SendRichInput extends SendBase {
 export type MetaMediaSource = { link: string } | { id: string };
 
 /**
- * The one hook where a Parley media library id (`libraryId`) becomes a Meta media id for a channel
- * (uploaded on first use, cached until it expires): the media library provides it. Absent: a
- * message naming a library id fails for good (not_implemented).
+ * The one hook where a Parley media library id (`libraryId`) becomes what a channel sends: on
+ * WhatsApp a Meta media id (uploaded on first use per channel, cached until it expires), on
+ * Instagram and web chat a signed url of this deployment (activities/media/resolve.ts via
+ * activities/index.ts). `type` is the message's media type (the file's kind must fit it);
+ * `staleMetaMediaId` is a Meta id the Graph API just refused as unknown: it is forgotten and the
+ * file uploaded again. `filename` is the library file's name (used for a document that names none).
+ * Absent: a message naming a library id fails for good (not_implemented).
  */
-export type ResolveLibraryMedia = (input: { tenantId: string; channelAccountId: string; libraryId: string }) => Promise<MetaMediaSource>;
+export type ResolveLibraryMedia = (input: { tenantId: string; channelAccountId: string; libraryId: string; type?: MediaType; staleMetaMediaId?: string }) => Promise<MetaMediaSource & { filename?: string }>;
 
 export interface RichDeps extends GraphSendDeps {
   leads: LeadService;
@@ -143,25 +148,43 @@ export function createRichActivities(deps: RichDeps) {
   const whatsApp = createGraphSender({ ...deps, platform: 'whatsapp' });
   const instagram = createGraphSender({ ...deps, platform: 'instagram' });
 
+  /** A media library file the message named, and the Meta media id it went out with (WhatsApp). */
+  type LibraryUse = { libraryId: string; metaMediaId?: string };
+
   /** A media library id becomes a Meta media id (or link) here, and only here. */
-  async function resolveSource<T extends MediaSource>(input: SendRichInput, m: T): Promise<T> {
+  async function resolveSource<T extends MediaSource & { type: MediaType; filename?: string }>(input: SendRichInput, m: T, used: LibraryUse[], stale: Map<string, string>): Promise<T> {
     if (m.libraryId === undefined) return m;
     if (!deps.resolveLibraryMedia) {
       throw ApplicationFailure.create({ type: FailureType.NotImplemented, message: `media library id ${m.libraryId}: the media library is not available`, nonRetryable: true });
     }
-    const resolved = await deps.resolveLibraryMedia({ tenantId: input.tenantId, channelAccountId: input.channelAccountId, libraryId: m.libraryId });
+    const staleMetaMediaId = stale.get(m.libraryId);
+    const { filename, ...source } = await deps.resolveLibraryMedia({
+      tenantId: input.tenantId,
+      channelAccountId: input.channelAccountId,
+      libraryId: m.libraryId,
+      type: m.type,
+      ...(staleMetaMediaId ? { staleMetaMediaId } : {}),
+    });
+    used.push({ libraryId: m.libraryId, ...('id' in source ? { metaMediaId: source.id } : {}) });
     const { libraryId: _unused, ...rest } = m;
-    return { ...rest, ...resolved } as T;
+    // a document shows a file name: the message's, else the library file's
+    return { ...rest, ...source, ...(m.type === 'document' && rest.filename === undefined && filename ? { filename } : {}) } as T;
   }
 
-  async function resolved(input: SendRichInput): Promise<RichMessage> {
+  /** The message with its library media resolved (`stale`: library id → a Meta id just refused), and the library files it used. */
+  async function resolved(input: SendRichInput, stale = new Map<string, string>()): Promise<{ message: RichMessage; used: LibraryUse[] }> {
     const m = input.message;
-    if (m.kind === 'media') return { kind: 'media', media: await resolveSource(input, m.media) };
+    const used: LibraryUse[] = [];
+    if (m.kind === 'media') return { message: { kind: 'media', media: await resolveSource(input, m.media, used, stale) }, used };
     if (m.kind === 'interactive' && (m.interactive.type === 'button' || m.interactive.type === 'cta_url') && m.interactive.header?.media) {
-      return { kind: 'interactive', interactive: { ...m.interactive, header: { media: await resolveSource(input, m.interactive.header.media) } } };
+      return { message: { kind: 'interactive', interactive: { ...m.interactive, header: { media: await resolveSource(input, m.interactive.header.media, used, stale) } } }, used };
     }
-    return m;
+    return { message: m, used };
   }
+
+  /** Whether the message names a media library file. */
+  const namesLibraryMedia = (m: RichMessage): boolean =>
+    (m.kind === 'media' && m.media.libraryId !== undefined) || (m.kind === 'interactive' && (m.interactive.type === 'button' || m.interactive.type === 'cta_url') && m.interactive.header?.media?.libraryId !== undefined);
 
   async function sendWebChat(input: SendRichInput, transcript: { body: string; type: string }): Promise<SendResult> {
     const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: transcript.body, type: transcript.type, details: { rich: input.message } });
@@ -196,7 +219,9 @@ export function createRichActivities(deps: RichDeps) {
       const transcript = { body: richTranscript(input.message), type: input.message.kind, details: { rich: input.message } };
       if (input.channel === 'webchat') {
         try {
-          const sent = await sendWebChat(input, transcript);
+          // a library image becomes a signed url of this deployment (no provider call, no upload) that the widget shows; the row keeps it
+          const message = namesLibraryMedia(input.message) ? (await resolved(input)).message : input.message;
+          const sent = await sendWebChat({ ...input, message }, transcript);
           recordReply('webchat', sent.alreadySent ? 'already_sent' : 'sent');
           return sent;
         } catch (err) {
@@ -210,14 +235,30 @@ export function createRichActivities(deps: RichDeps) {
         return instagram({
           input,
           path: (igAccountId) => `${encodeURIComponent(igAccountId)}/messages`,
-          body: async () => ({ recipient: { id: input.to }, message: instagramRichPayload(await resolved(input)), ...messaging }),
+          body: async () => ({ recipient: { id: input.to }, message: instagramRichPayload((await resolved(input)).message), ...messaging }),
           transcript,
         });
       }
+      const whatsAppBody = (message: RichMessage) => ({ messaging_product: 'whatsapp', recipient_type: 'individual', ...whatsAppRichPayload(message), biz_opaque_callback_data: input.outboundMessageId });
+      let used: LibraryUse[] = [];
       return whatsApp({
         input,
         path: (phoneNumberId) => `${encodeURIComponent(phoneNumberId)}/messages`,
-        body: async () => ({ messaging_product: 'whatsapp', recipient_type: 'individual', ...whatsAppRichPayload(await resolved(input)), biz_opaque_callback_data: input.outboundMessageId }),
+        body: async () => {
+          const r = await resolved(input);
+          used = r.used;
+          return whatsAppBody(r.message);
+        },
+        // Meta no longer knows the library file's media id (expired, or dropped early): upload it
+        // again and resend, once (the sender asks at most once per attempt; a second refusal fails
+        // the send for good like any permanent error)
+        retryRefused: async (refusal) => {
+          const stale = new Map(used.flatMap((u) => (u.metaMediaId ? [[u.libraryId, u.metaMediaId] as const] : [])));
+          if (stale.size === 0 || !isUnknownMediaError(refusal)) return undefined;
+          deps.log.warn({ outboundMessageId: input.outboundMessageId, code: refusal.code, libraryIds: [...stale.keys()] }, 'meta refused a media library id as unknown: uploading it again');
+          const r = await resolved(input, stale);
+          return whatsAppBody(r.message);
+        },
         recipient: (lead) => whatsAppRecipient(input.to, lead),
         transcript,
       });

@@ -273,6 +273,56 @@ export interface paths {
         patch: operations["patchAgentsAgentId"];
         trace?: never;
     };
+    "/v1/agents/{agentId}/assets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an agent's assets
+         * @description Oldest first, all of them (at most 50). 404 for another tenant's agent.
+         *
+         *     Roles: owner, manager, readonly.
+         */
+        get: operations["getAgentsAgentIdAssets"];
+        put?: never;
+        /**
+         * Add an asset to an agent
+         * @description A media library file the agent may send by name (its send_media tool). 404 for an agent or file that is not this tenant's (`media_not_found` for the file), 400 `media_kind_mismatch` for a sticker, 409 `agent_asset_name_taken` for a name the agent already uses (ignoring case), 409 `agent_asset_limit` past 50 assets. While an asset names a file, DELETE /v1/media/{mediaId} answers 409 `media_in_use`.
+         *
+         *     Roles: owner, manager.
+         */
+        post: operations["postAgentsAgentIdAssets"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{agentId}/assets/{assetId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an agent's asset
+         * @description The media library file stays (delete it with DELETE /v1/media/{mediaId} once no asset names it). 404 for another tenant's agent or asset.
+         *
+         *     Roles: owner, manager.
+         */
+        delete: operations["deleteAgentsAgentIdAssetsAssetId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{agentId}/versions": {
         parameters: {
             query?: never;
@@ -1173,7 +1223,7 @@ export interface paths {
         put?: never;
         /**
          * Send a manual message, rich message or template to a lead
-         * @description Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere). Rich messages (`interactive`: button, list, cta_url, quick_replies, generic; `media`; `location`; `reaction`) are checked against the lead's channel's limits (400 `channel_limit` naming each broken limit) and a kind the channel lacks is converted or degraded to text (README: message kinds per channel); they are free-form, so the 24-hour window applies as for text.
+         * @description Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere). Rich messages (`interactive`: button, list, cta_url, quick_replies, generic; `media`; `location`; `reaction`) are checked against the lead's channel's limits (400 `channel_limit` naming each broken limit) and a kind the channel lacks is converted or degraded to text (README: message kinds per channel); they are free-form, so the 24-hour window applies as for text. A `media` (or an interactive media header) may name a media library file by `libraryId`: 404 `media_not_found` unless it is this tenant's, 400 `media_kind_mismatch` unless its kind fits (`type`); WhatsApp gets its Meta media id (uploaded on first use per channel), Instagram and web chat a signed url.
          *
          *     Roles: owner, manager, agent.
          */
@@ -1406,7 +1456,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a media library file
-         * @description With its Meta media ids (Meta drops its copies when they expire). Signed urls to it answer 404 from now on; a send that names it fails `media_not_found`.
+         * @description With its Meta media ids (Meta drops its copies when they expire). Signed urls to it answer 404 from now on; a send that names it fails `media_not_found`. 409 `media_in_use` while an agent asset names it: the message and `issues.agents` name the agents and assets (delete those assets first).
          *
          *     Roles: owner, manager.
          */
@@ -1559,7 +1609,7 @@ export interface paths {
         put?: never;
         /**
          * Create a follow-up sequence
-         * @description Version 1 of the sequence. `stopOn` defaults to every stop condition. Leads enter it by an enrolment rule or POST /v1/leads/{leadId}/sequence/enroll; a sequence with template steps (or fallback templates) enrols WhatsApp leads only.
+         * @description Version 1 of the sequence. `stopOn` defaults to every stop condition. Leads enter it by an enrolment rule or POST /v1/leads/{leadId}/sequence/enroll; a sequence with template steps (or fallback templates) enrols WhatsApp leads only. A rich step naming a media library file (`libraryId`) is checked as for a manual message: 404 `media_not_found`, 400 `media_kind_mismatch`.
          *
          *     Roles: owner, manager.
          */
@@ -2338,6 +2388,38 @@ export interface components {
             id: string;
             /** @constant */
             deleted: true;
+        };
+        AgentAssetList: {
+            items: components["schemas"]["AgentAsset"][];
+            /** @description Always null: an agent has at most 50 assets, all in one answer */
+            nextCursor: null;
+        };
+        /** @description A media library file an agent may send by name */
+        AgentAsset: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            agentId: string;
+            /** @description What the agent calls it (unique per agent, ignoring case): the send_media tool picks an asset by name */
+            name: string;
+            /** @description When the file fits: the model reads it */
+            description: string;
+            /**
+             * Format: uuid
+             * @description The media library file (GET /v1/media/{mediaId})
+             */
+            mediaId: string;
+            /**
+             * @description The file's kind: the media message type it is sent as
+             * @enum {string}
+             */
+            kind: "image" | "document" | "video" | "audio";
+            /** @enum {string} */
+            mimeType: "image/jpeg" | "image/png" | "image/webp" | "video/mp4" | "video/3gpp" | "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" | "text/plain" | "application/pdf" | "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint" | "application/vnd.openxmlformats-officedocument.wordprocessingml.document" | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" | "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+            filename: string | null;
+            sizeBytes: number;
+            /** Format: date-time */
+            createdAt: string;
         };
         /** @description One version of an agent's settings */
         AgentVersion: {
@@ -4850,6 +4932,118 @@ export interface operations {
             };
         };
     };
+    getAgentsAgentIdAssets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentAssetList"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postAgentsAgentIdAssets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 1–64 characters, unique per agent ignoring case, e.g. "price list PDF" */
+                    name: string;
+                    /** @description 1–500 characters: when the file fits (the model reads it) */
+                    description: string;
+                    /**
+                     * Format: uuid
+                     * @description A media library file of this tenant (POST /v1/media); not a sticker
+                     */
+                    mediaId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentAsset"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteAgentsAgentIdAssetsAssetId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+                assetId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentAsset"];
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getAgentsAgentIdVersions: {
         parameters: {
             query?: {
@@ -6700,6 +6894,11 @@ export interface operations {
                                 link?: string;
                                 /** @description A Meta media id (WhatsApp only) */
                                 id?: string;
+                                /**
+                                 * Format: uuid
+                                 * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                 */
+                                libraryId?: string;
                                 filename?: string;
                             };
                         };
@@ -6740,6 +6939,11 @@ export interface operations {
                                 link?: string;
                                 /** @description A Meta media id (WhatsApp only) */
                                 id?: string;
+                                /**
+                                 * Format: uuid
+                                 * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                 */
+                                libraryId?: string;
                                 filename?: string;
                             };
                         };
@@ -6790,6 +6994,11 @@ export interface operations {
                         link?: string;
                         /** @description A Meta media id (WhatsApp only) */
                         id?: string;
+                        /**
+                         * Format: uuid
+                         * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                         */
+                        libraryId?: string;
                         caption?: string;
                         filename?: string;
                     };
@@ -7701,6 +7910,11 @@ export interface operations {
                                         link?: string;
                                         /** @description A Meta media id (WhatsApp only) */
                                         id?: string;
+                                        /**
+                                         * Format: uuid
+                                         * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                         */
+                                        libraryId?: string;
                                         filename?: string;
                                     };
                                 };
@@ -7741,6 +7955,11 @@ export interface operations {
                                         link?: string;
                                         /** @description A Meta media id (WhatsApp only) */
                                         id?: string;
+                                        /**
+                                         * Format: uuid
+                                         * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                         */
+                                        libraryId?: string;
                                         filename?: string;
                                     };
                                 };
@@ -7793,6 +8012,11 @@ export interface operations {
                                 link?: string;
                                 /** @description A Meta media id (WhatsApp only) */
                                 id?: string;
+                                /**
+                                 * Format: uuid
+                                 * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                 */
+                                libraryId?: string;
                                 caption?: string;
                                 filename?: string;
                             };
@@ -7983,6 +8207,11 @@ export interface operations {
                                         link?: string;
                                         /** @description A Meta media id (WhatsApp only) */
                                         id?: string;
+                                        /**
+                                         * Format: uuid
+                                         * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                         */
+                                        libraryId?: string;
                                         filename?: string;
                                     };
                                 };
@@ -8023,6 +8252,11 @@ export interface operations {
                                         link?: string;
                                         /** @description A Meta media id (WhatsApp only) */
                                         id?: string;
+                                        /**
+                                         * Format: uuid
+                                         * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                         */
+                                        libraryId?: string;
                                         filename?: string;
                                     };
                                 };
@@ -8075,6 +8309,11 @@ export interface operations {
                                 link?: string;
                                 /** @description A Meta media id (WhatsApp only) */
                                 id?: string;
+                                /**
+                                 * Format: uuid
+                                 * @description A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat
+                                 */
+                                libraryId?: string;
                                 caption?: string;
                                 filename?: string;
                             };

@@ -5,7 +5,7 @@ import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import { sequenceArchived, sequenceUsesTemplates, templateNotSupported, toSequenceDef } from '../../services/sequences';
 import { LeadUpdateRejected, type ParleyTemporal } from '../../temporal/client';
-import { channelProblems, type RichMessage } from '../../contract/rich';
+import { channelProblems, libraryMediaRefs, type RichMessage } from '../../contract/rich';
 import { interactiveMessageSchema, locationMessageSchema, mediaMessageSchema, reactionMessageSchema, sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
@@ -81,7 +81,10 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
   r.use('/v1/enrollment-rules', auth);
   r.use('/v1/leads/:leadId', auth);
 
-  r.post('/v1/sequences', allow(...MANAGERS), validate({ body: createSequenceBody }), doc({ summary: 'Create a follow-up sequence', description: 'Version 1 of the sequence. `stopOn` defaults to every stop condition. Leads enter it by an enrolment rule or POST /v1/leads/{leadId}/sequence/enroll; a sequence with template steps (or fallback templates) enrols WhatsApp leads only.', responses: { 201: sequence } }), async (_req, res) => {
+  r.post('/v1/sequences', allow(...MANAGERS), validate({ body: createSequenceBody }), doc({ summary: 'Create a follow-up sequence', description: 'Version 1 of the sequence. `stopOn` defaults to every stop condition. Leads enter it by an enrolment rule or POST /v1/leads/{leadId}/sequence/enroll; a sequence with template steps (or fallback templates) enrols WhatsApp leads only. A rich step naming a media library file (`libraryId`) is checked as for a manual message: 404 `media_not_found`, 400 `media_kind_mismatch`.', responses: { 201: sequence } }), async (_req, res) => {
+    // media library files the rich steps name: this tenant's, of the step's kind (404 / 400 before anything is stored)
+    const steps = (res.locals.body as z.infer<typeof createSequenceBody>).steps;
+    for (const [n, step] of steps.entries()) if (step.message) await services.mediaLibrary.checkForMessage(res.locals.tenantId, libraryMediaRefs(step.message), `steps.${n}.message.`);
     res.status(201).json(await services.sequences.create(res.locals.tenantId, res.locals.body, { createdBy: (res.locals.apiKey as ApiKeyPrincipal).keyId }));
   });
   r.get('/v1/sequences', allow(...SETUP_READERS), validate({ query: pageQuery }), doc({ summary: 'List sequences', description: 'Oldest first, archived ones included.', responses: { 200: pageOf(sequence) } }), async (_req, res) => {
@@ -214,7 +217,7 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     doc({
       summary: 'Send a manual message, rich message or template to a lead',
       description:
-        "Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere). Rich messages (`interactive`: button, list, cta_url, quick_replies, generic; `media`; `location`; `reaction`) are checked against the lead's channel's limits (400 `channel_limit` naming each broken limit) and a kind the channel lacks is converted or degraded to text (README: message kinds per channel); they are free-form, so the 24-hour window applies as for text.",
+        "Goes through the lead's delivery, 24-hour window and credit path. 201: sent. 202: queued behind the channel's open circuit breaker, sent once it closes. 409 when refused (`window_closed`, `no_template`, `contact_opted_out`, closed conversation, no credit, …). 502 `delivery_failed` when the provider refused it or it was parked for a later attempt. Templates: WhatsApp only (409 `template_not_supported` elsewhere). Rich messages (`interactive`: button, list, cta_url, quick_replies, generic; `media`; `location`; `reaction`) are checked against the lead's channel's limits (400 `channel_limit` naming each broken limit) and a kind the channel lacks is converted or degraded to text (README: message kinds per channel); they are free-form, so the 24-hour window applies as for text. A `media` (or an interactive media header) may name a media library file by `libraryId`: 404 `media_not_found` unless it is this tenant's, 400 `media_kind_mismatch` unless its kind fits (`type`); WhatsApp gets its Meta media id (uploaded on first use per channel), Instagram and web chat a signed url.",
       responses: {
         201: { schema: leadSendResult, description: 'Sent' },
         202: { schema: leadSendResult, description: "Queued behind the channel's circuit breaker" },
@@ -230,6 +233,8 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
       // the channel's limits, as the message would go out there (natively, converted, or degraded to text)
       const problems = channelProblems(rich, lead.channel);
       if (problems.length) throw new AppError('validation_failed', `the message breaks ${lead.channel}'s limits: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems, 'channel_limit');
+      // a media library file it names: this tenant's (404 media_not_found), of the message's kind (400 media_kind_mismatch)
+      await services.mediaLibrary.checkForMessage(res.locals.tenantId, libraryMediaRefs(rich));
     }
     const requestId = crypto.randomUUID();
     const result = await temporal

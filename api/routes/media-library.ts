@@ -210,7 +210,7 @@ export function createMediaLibraryRouter(deps: {
     validate({ params: idParams }),
     doc({
       summary: 'Delete a media library file',
-      description: 'With its Meta media ids (Meta drops its copies when they expire). Signed urls to it answer 404 from now on; a send that names it fails `media_not_found`.',
+      description: 'With its Meta media ids (Meta drops its copies when they expire). Signed urls to it answer 404 from now on; a send that names it fails `media_not_found`. 409 `media_in_use` while an agent asset names it: the message and `issues.agents` name the agents and assets (delete those assets first).',
       responses: { 200: mediaItemSchema },
     }),
     async (_req, res) => {

@@ -1,6 +1,8 @@
 import { Router, type Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
+import type { SequenceStep } from '../../contract/messages';
+import { libraryMediaRefs } from '../../contract/rich';
 import { STOP_CONDITIONS } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
@@ -119,6 +121,8 @@ export function createSetupRouter(deps: { services: Services; temporal: ParleyTe
     res.json(seq);
   });
   r.patch('/v1/sequences/:sequenceId', allow(...MANAGERS), validate({ body: sequencePatch }), doc({ summary: 'Change a sequence', description: 'A new version (same id) when a field differs. Leads already enrolled keep the definition they were enrolled with until they finish or are reset; new enrolments get this one. 409 `sequence_archived` for an archived sequence.', responses: { 200: sequence } }), async (req, res) => {
+    // media library files the rich steps name: this tenant's, of the step's kind (as at creation)
+    for (const [n, step] of ((res.locals.body as { steps?: SequenceStep[] }).steps ?? []).entries()) if (step.message) await services.mediaLibrary.checkForMessage(res.locals.tenantId, libraryMediaRefs(step.message), `steps.${n}.message.`);
     const out = await services.sequences.update(res.locals.tenantId, idOr404(req.params.sequenceId, 'sequence'), res.locals.body, { createdBy: keyOf(res) });
     if (!out) throw new AppError('not_found', 'sequence not found');
     res.locals.audit = { before: out.before, after: out.after };

@@ -132,6 +132,7 @@ describe('failure types', () => {
       MediaInvalidId: 'media_invalid_id',
       MediaNotFound: 'media_not_found',
       MediaUrlNotConfigured: 'media_url_not_configured',
+      MediaKindMismatch: 'media_kind_mismatch',
       DatabaseRejected: 'database_rejected',
       DatabaseUnavailable: 'database_unavailable',
       ExtractionInvalid: 'extraction_invalid',

@@ -49,16 +49,18 @@ export const templateRefSchema = z.object({
 const str = (max: number) => z.string().trim().min(1).max(max);
 const httpUrl = z.url({ protocol: /^https?$/ }).max(2000);
 const metaMediaId = z.string().regex(/^\d{1,40}$/, 'a Meta media id (digits)');
-/** A media source: a public link or a Meta media id. (A Parley media library id, `libraryId`, is for the media library to add.) */
+/** A media source: a public link, a Meta media id, or a Parley media library id (checked against the library by the API). */
 const mediaSource = {
   link: httpUrl.optional().meta({ description: 'A public https URL Meta fetches' }),
   id: metaMediaId.optional().meta({ description: 'A Meta media id (WhatsApp only)' }),
+  libraryId: z.uuid().optional().meta({ description: 'A media library file (POST /v1/media) of this tenant, whose kind fits the message: uploaded to Meta on first use per WhatsApp channel, a signed url on Instagram and web chat' }),
 };
-const oneSource = (m: { link?: string; id?: string }) => (m.link === undefined) !== (m.id === undefined);
+const oneSource = (m: { link?: string; id?: string; libraryId?: string }) => [m.link, m.id, m.libraryId].filter((x) => x !== undefined).length === 1;
+const ONE_SOURCE = 'give exactly one of link, id, libraryId';
 const interactiveHeader = z
   .strictObject({
     text: str(4096).optional(),
-    media: z.strictObject({ type: z.enum(['image', 'document', 'video']), ...mediaSource, filename: str(1000).optional() }).refine(oneSource, 'give a link or an id').optional(),
+    media: z.strictObject({ type: z.enum(['image', 'document', 'video']), ...mediaSource, filename: str(1000).optional() }).refine(oneSource, ONE_SOURCE).optional(),
   })
   .refine((h) => (h.text === undefined) !== (h.media === undefined), 'a header is text or media');
 
@@ -104,7 +106,7 @@ export const interactiveMessageSchema = z
 
 export const mediaMessageSchema = z
   .strictObject({ type: z.enum(MEDIA_TYPES), ...mediaSource, caption: str(4096).optional(), filename: str(1000).optional() })
-  .refine(oneSource, 'give a link or an id') satisfies z.ZodType<MediaMessage>;
+  .refine(oneSource, ONE_SOURCE) satisfies z.ZodType<MediaMessage>;
 
 export const locationMessageSchema = z.strictObject({
   latitude: z.number().min(-90).max(90),
