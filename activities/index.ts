@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { DbTransaction } from '../db/client';
 import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
+import type { PipelineService } from '../services/pipelines';
 import type { ChannelService } from '../services/channels';
 import type { CreditService } from '../services/credits';
 import type { DeadLetterService } from '../services/dead-letters';
@@ -42,6 +43,8 @@ export interface ActivityDeps {
   deadLetters: DeadLetterService;
   channels: ChannelService;
   agents: AgentService;
+  /** The tenant's stage names for the set_stage tool (services.pipelines); absent = any stage name. */
+  pipelines?: Pick<PipelineService, 'stageNames'>;
   templates: TemplateService;
   sequences: SequenceService;
   suppressions: SuppressionService;
