@@ -6,7 +6,7 @@
  * Inside the window it is an AI message.
  */
 import { randomBytes } from 'node:crypto';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { AgentToolName } from '../../contract/agent-tools';
 import { toolCallReply } from '../../fakes/openai';
 import { inboundSignal, leadWorkflowId, stateQuery, type TemplateRef } from '../../workflows/lead/definitions';
@@ -128,4 +128,35 @@ test('inside the window: the follow-up is an AI message written from the note', 
     expect((ask.body as { tools?: unknown }).tools).toBeUndefined();
     await lead.handle.terminate('test done');
   }, { settings: SETTINGS });
+});
+
+/** The one-activity turn fails at once: the step-by-step pipeline (generateReply) answers. */
+const carefulOnly = { settings: SETTINGS, wrap: () => ({ replyTurn: () => Promise.reject(ApplicationFailure.create({ type: 'test_fast_path_off', message: 'fast path off', nonRetryable: true })) }) };
+
+test('the step-by-step turn offers the tools too: set_stage moves the lead, then the text reply goes out', async () => {
+  await kit.withWorker(async (taskQueue) => {
+    kit.llm.script([toolCallReply('set_stage', { stage: 'Qualified' }), 'Noted, you are all set.']);
+    const lead = await leadWithTools(taskQueue, ['set_stage']);
+    await kit.env.sleep('10 seconds');
+    await until(() => lead.sent().length === 1, 'the reply');
+    expect(lead.sent()[0]!.text?.body).toBe('Noted, you are all set.');
+    await until(async () => (await lead.handle.query(stateQuery)).stage === 'Qualified', 'stage Qualified');
+    const events = await lead.events();
+    expect(events.find((e) => e.type === 'tool_called')?.data).toEqual({ name: 'set_stage', outcome: 'ok', args: { stage: 'Qualified' } });
+    await lead.handle.terminate('test done');
+  }, carefulOnly);
+});
+
+test('the step-by-step turn sends send_buttons through the rich path', async () => {
+  await kit.withWorker(async (taskQueue) => {
+    kit.llm.script([toolCallReply('send_buttons', { body: 'Morning or afternoon?', buttons: [{ id: 'am', title: 'Morning' }, { id: 'pm', title: 'Afternoon' }] })]);
+    const lead = await leadWithTools(taskQueue, ['send_buttons']);
+    await kit.env.sleep('10 seconds');
+    await until(() => lead.sent().length === 1, 'the buttons');
+    expect(lead.sent()[0]).toMatchObject({
+      type: 'interactive',
+      interactive: { type: 'button', body: { text: 'Morning or afternoon?' }, action: { buttons: [{ type: 'reply', reply: { id: 'am', title: 'Morning' } }, { type: 'reply', reply: { id: 'pm', title: 'Afternoon' } }] } },
+    });
+    await lead.handle.terminate('test done');
+  }, carefulOnly);
 });
