@@ -4,6 +4,7 @@ import { FailureType } from '../contract/failures';
 import type { DbTransaction } from '../db/client';
 import type { Logger } from '../lib/logger';
 import type { AgentService } from '../services/agents';
+import type { PipelineService } from '../services/pipelines';
 import type { ChannelService } from '../services/channels';
 import type { CreditService } from '../services/credits';
 import type { DeadLetterService } from '../services/dead-letters';
@@ -47,6 +48,8 @@ export interface ActivityDeps {
   deadLetters: DeadLetterService;
   channels: ChannelService;
   agents: AgentService;
+  /** The tenant's stage names for the set_stage tool (services.pipelines); absent = any stage name. */
+  pipelines?: Pick<PipelineService, 'stageNames'>;
   templates: TemplateService;
   sequences: SequenceService;
   suppressions: SuppressionService;

@@ -3,6 +3,7 @@
  * the API, services, activities, workflows and db/schema.ts share. Workflow-safe (no imports
  * outside contract/, no Node APIs): see eslint.config.mjs.
  */
+export * from './agent-tools';
 export * from './failures';
 export * from './messages';
 export * from './rich';

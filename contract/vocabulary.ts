@@ -70,11 +70,11 @@ export type ParkedKind = (typeof PARKED_KINDS)[number];
 export const DEAD_LETTER_STATUSES = ['open', 'replaying', 'replayed', 'discarded'] as const;
 export type DeadLetterStatus = (typeof DEAD_LETTER_STATUSES)[number];
 
-/** Why an LLM call was made (llm_calls.purpose); the first three are the lead workflow's outbound purposes. */
-export const LLM_PURPOSES = ['reply', 'bump_up', 'sequence_step', 'extraction', 'summary'] as const;
+/** Why an LLM call was made (llm_calls.purpose); `follow_up`: a follow-up the schedule_follow_up tool set. */
+export const LLM_PURPOSES = ['reply', 'bump_up', 'sequence_step', 'extraction', 'summary', 'follow_up'] as const;
 export type LlmPurpose = (typeof LLM_PURPOSES)[number];
 /** The LLM purposes of an outbound message the lead workflow asks the AI to write. */
-export const OUTBOUND_LLM_PURPOSES = ['reply', 'bump_up', 'sequence_step'] as const satisfies readonly LlmPurpose[];
+export const OUTBOUND_LLM_PURPOSES = ['reply', 'bump_up', 'sequence_step', 'follow_up'] as const satisfies readonly LlmPurpose[];
 export type OutboundLlmPurpose = (typeof OUTBOUND_LLM_PURPOSES)[number];
 
 /** A channel's circuit breaker: `open` stops every send of the channel until an admin closes it. */

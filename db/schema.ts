@@ -14,7 +14,8 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { AgentOptOutSettings, SequenceStep } from '../contract/messages';
+import type { AgentOptOutSettings, SequenceStep, TemplateRef } from '../contract/messages';
+import type { AgentToolName } from '../contract/agent-tools';
 import { MEDIA_KINDS } from '../contract/media-types';
 import {
   API_KEY_ROLES,
@@ -141,6 +142,10 @@ export const agents = pgTable(
     qualifiedScore: integer('qualified_score'),
     /** Knowledge bases the agent may retrieve from (the tenant's own; a deleted one is removed from the list). */
     knowledgeBaseIds: jsonb('knowledge_base_ids').$type<string[]>().notNull().default([]),
+    /** The tools the LLM may call (contract/agent-tools.ts); null = the default (handoff_to_human). */
+    tools: jsonb('tools').$type<AgentToolName[]>(),
+    /** The template a scheduled follow-up sends when the 24-hour window is closed then; null = such a follow-up is refused. */
+    followUpTemplate: jsonb('follow_up_template').$type<TemplateRef>(),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -170,6 +175,8 @@ export const agentVersions = pgTable(
     /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
     qualifiedScore: integer('qualified_score'),
     knowledgeBaseIds: jsonb('knowledge_base_ids').$type<string[]>().notNull().default([]),
+    tools: jsonb('tools').$type<AgentToolName[]>(),
+    followUpTemplate: jsonb('follow_up_template').$type<TemplateRef>(),
     /** Set when this version was made by restoring an older one. */
     restoredFrom: integer('restored_from'),
     /** The API key that made it (null: created before versions were kept, or not through the API). */

@@ -486,7 +486,8 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
         model,
         choices: contents.map((content, index) => {
           const call = parseToolCallReply(content);
-          const offered = Array.isArray(obj.tools) && obj.tools.some((t) => isRecord(t) && isRecord(t.function) && t.function.name === call?.name);
+          // `tool_choice: "none"` (or no such tool offered): the model writes text, as OpenAI's does
+          const offered = obj.tool_choice !== 'none' && Array.isArray(obj.tools) && obj.tools.some((t) => isRecord(t) && isRecord(t.function) && t.function.name === call?.name);
           if (call && offered) {
             return {
               index,

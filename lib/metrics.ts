@@ -285,7 +285,7 @@ export function recordInbound(platform: MetricPlatform, tenantId: string | undef
   safely(() => inboundMessages.inc({ platform, tenant_id: tenantLabel(tenantId) }, n));
 }
 
-export type TurnOutcome = 'sent' | 'held' | 'handoff' | 'no_credit' | 'not_needed' | 'recorded' | 'error';
+export type TurnOutcome = 'sent' | 'held' | 'handoff' | 'rich' | 'no_credit' | 'not_needed' | 'recorded' | 'error';
 export function recordTurn(outcome: TurnOutcome, tenantId?: string): void {
   safely(() => turns.inc({ outcome, tenant_id: tenantLabel(tenantId) }));
 }

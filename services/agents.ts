@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, lt } from 'drizzle-orm';
-import type { AgentOptOutSettings } from '../contract/messages';
+import type { AgentOptOutSettings, TemplateRef } from '../contract/messages';
+import type { AgentToolName } from '../contract/agent-tools';
 import type { Db, DbTransaction } from '../db/client';
 import { agents, agentVersions, channelAccounts } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -20,13 +21,24 @@ export interface AgentInput {
   qualifiedScore?: number;
   /** Knowledge bases the agent retrieves from (checked to be the tenant's by the caller). */
   knowledgeBaseIds?: string[];
+  /** The tools the LLM may call; absent = the default (handoff_to_human). */
+  tools?: AgentToolName[];
+  /** The template a scheduled follow-up sends outside the 24-hour window; absent = refused then. */
+  followUpTemplate?: TemplateRef;
 }
 
 /** A change: any of the fields; `fallbackModel: null` removes the fallback, `optOut: null` goes back to the defaults. */
-export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut' | 'qualifiedScore'>> & { fallbackModel?: string | null; optOut?: AgentOptOutSettings | null; qualifiedScore?: number | null };
+export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut' | 'qualifiedScore' | 'tools' | 'followUpTemplate'>> & {
+  fallbackModel?: string | null;
+  optOut?: AgentOptOutSettings | null;
+  qualifiedScore?: number | null;
+  /** null: back to the default tools. */
+  tools?: AgentToolName[] | null;
+  followUpTemplate?: TemplateRef | null;
+};
 
 /** The fields every version records (what the reply writer and the lead workflow use). */
-type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore' | 'knowledgeBaseIds'>;
+type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore' | 'knowledgeBaseIds' | 'tools' | 'followUpTemplate'>;
 
 function fieldsOf(a: Versioned): Versioned {
   return {
@@ -41,6 +53,8 @@ function fieldsOf(a: Versioned): Versioned {
     optOut: a.optOut ?? null,
     qualifiedScore: a.qualifiedScore ?? null,
     knowledgeBaseIds: a.knowledgeBaseIds ?? [],
+    tools: a.tools ?? null,
+    followUpTemplate: a.followUpTemplate ?? null,
   };
 }
 
@@ -81,7 +95,7 @@ export function createAgentService(db: Db) {
       return db.transaction(async (tx) => {
         const [a] = await tx
           .insert(agents)
-          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null, qualifiedScore: input.qualifiedScore ?? null, knowledgeBaseIds: [...new Set(input.knowledgeBaseIds ?? [])] }))
+          .values(forDatabase({ tenantId, ...input, fallbackModel: input.fallbackModel ?? null, optOut: input.optOut ?? null, qualifiedScore: input.qualifiedScore ?? null, knowledgeBaseIds: [...new Set(input.knowledgeBaseIds ?? [])], tools: input.tools ?? null, followUpTemplate: input.followUpTemplate ?? null }))
           .returning();
         if (!a) throw new Error('agent insert returned nothing');
         await tx.insert(agentVersions).values({ tenantId, agentId: a.id, version: a.version, ...fieldsOf(a), createdBy: meta.createdBy ?? null, createdAt: a.createdAt });

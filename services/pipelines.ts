@@ -192,6 +192,12 @@ export function createPipelineService(db: Db) {
       return { before, after: (await this.get(tenantId, pipelineId))!, removed: stage, moved };
     },
 
+    /** Every stage name of the tenant's pipelines, once each (the set_stage tool's choices). */
+    async stageNames(tenantId: string): Promise<string[]> {
+      const rows = await db.selectDistinct({ name: stages.name }).from(stages).where(eq(stages.tenantId, tenantId)).orderBy(asc(stages.name));
+      return rows.map((r) => r.name);
+    },
+
     /** Whether `name` is a stage of one of the tenant's pipelines. */
     async stageExists(tenantId: string, name: string): Promise<boolean> {
       const [s] = await db.select({ id: stages.id }).from(stages).where(and(eq(stages.tenantId, tenantId), eq(stages.name, name))).limit(1);

@@ -2,7 +2,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import OpenAI from 'openai';
 import { FailureType } from '../../contract/failures';
 import { activityCancellationSignal } from '../activity-context';
-import type { OutboundLlmPurpose } from '../../contract/vocabulary';
+import type { Channel, OutboundLlmPurpose } from '../../contract/vocabulary';
+import { agentTools, type ToolCallRecord, type ToolEffects } from '../../contract/agent-tools';
+import type { RichMessage } from '../../contract/rich';
+import type { PipelineService } from '../../services/pipelines';
+import { recordOf, richOf, toolChoiceFor, toolDefinitions, validateToolCall, type ToolContext } from './tools';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
@@ -30,6 +34,10 @@ export interface LlmDeps {
   prices?: PriceTable;
   /** LLM_MAX_TOKENS: `max_tokens` of every reply call (bounds one call's cost and length). */
   maxTokens?: number;
+  /** The tenant's stage names (the set_stage tool); absent: set_stage takes any name. */
+  pipelines?: Pick<PipelineService, 'stageNames'>;
+  /** Test seam: now (the follow-up time bounds). */
+  now?: () => number;
 }
 
 /** `max_tokens` of a reply when the deployment sets none (a WhatsApp text is at most 4,096 characters, ~1,000 tokens). */
@@ -46,8 +54,10 @@ export interface GenerateReplyInput {
   instruction?: string;
   /** What the call is for, in the llm_calls accounting; default 'reply'. */
   purpose?: OutboundLlmPurpose;
-  /** Offer the model the handoff_to_human tool (replies to the lead only). */
+  /** Offer the model the agent's tools (replies to the lead only; an agent without a `tools` setting has handoff_to_human). */
   allowHandoff?: boolean;
+  /** The lead's channel: the limits a send_buttons or send_list call must fit (absent: WhatsApp's). */
+  channel?: Channel;
   /** Facts the workflow knows (the 24-hour window, the sequence step), one line each. */
   facts?: string[];
 }
@@ -60,6 +70,12 @@ export interface GenerateReplyResult {
   completionTokens: number;
   /** Set when the model called handoff_to_human instead of replying (text is then empty). */
   handoff?: { reason: string };
+  /** Set when the model answered with send_buttons or send_list: send this (text is its text rendering). */
+  rich?: RichMessage;
+  /** What set_stage and schedule_follow_up ask the workflow to do after the turn. */
+  effects?: ToolEffects;
+  /** Every tool call of the turn, in order, with its outcome (absent: none). */
+  toolCalls?: ToolCallRecord[];
 }
 
 function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<string, string> }, input: GenerateReplyInput, summary?: string | null): string {
@@ -67,17 +83,6 @@ function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<strin
   const prompt = addition ? `${agent.systemPrompt}\n\n${addition}` : agent.systemPrompt;
   return summary ? `${prompt}\n\nConversation so far (summary): ${summary}` : prompt;
 }
-
-/** The tool the model calls to hand the lead to a human (only offered for replies). */
-export const HANDOFF_TOOL = {
-  type: 'function',
-  function: {
-    name: 'handoff_to_human',
-    description:
-      'Hand this conversation to a human sales agent: when the lead asks for a person, is upset, or needs something you cannot do. Do not write a reply when you call it.',
-    parameters: { type: 'object', properties: { reason: { type: 'string', description: 'why a human should take over' } }, required: ['reason'], additionalProperties: false },
-  },
-} as const satisfies OpenAI.Chat.ChatCompletionTool;
 
 /**
  * One reply (or a handoff) from the LLM, as a plain function: the generateReply activity and the
@@ -110,38 +115,84 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     ];
     if (input.facts?.length) messages.push({ role: 'system', content: `Facts about this conversation:\n- ${input.facts.join('\n- ')}` });
     if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
-    const tools: OpenAI.Chat.ChatCompletionTool[] | undefined = input.allowHandoff ? [HANDOFF_TOOL] : undefined;
+    const declared = input.allowHandoff ? agentTools(agent.tools) : [];
+    const toolContext: ToolContext = {
+      channel: input.channel ?? 'whatsapp',
+      stages: declared.includes('set_stage') ? ((await deps.pipelines?.stageNames(input.tenantId)) ?? []) : [],
+      stage: input.stage,
+      now: new Date((deps.now ?? Date.now)()).toISOString(),
+    };
+    const tools = declared.length > 0 ? toolDefinitions(declared, toolContext) : undefined;
     const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];
     const failures: unknown[] = [];
     for (const [i, model] of models.entries()) {
       try {
-        const res = await timedLlmCall(model, input.purpose ?? 'reply', () =>
-          client.chat.completions.create(
-            { model, messages, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools } : {}) },
-            opts.signal ? { signal: opts.signal } : undefined,
-          ),
-        );
-        await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage, agent });
-        const handoff = res.choices[0]?.message?.tool_calls?.find((c) => c.type === 'function' && c.function.name === HANDOFF_TOOL.function.name);
-        if (handoff && handoff.type === 'function') {
-          let reason = 'the assistant asked for a human';
-          try {
-            const args = JSON.parse(handoff.function.arguments) as { reason?: unknown };
-            if (typeof args.reason === 'string' && args.reason.trim()) reason = args.reason.trim().slice(0, 500);
-          } catch {
-            /* keep the default reason */
-          }
-          return { text: '', handoff: { reason }, model: res.model || model, usedFallback: i > 0, promptTokens: res.usage?.prompt_tokens ?? 0, completionTokens: res.usage?.completion_tokens ?? 0 };
-        }
-        const text = res.choices[0]?.message?.content?.trim();
-        if (!text) throw new Error(`model ${model} returned an empty reply`);
-        return {
-          text,
-          model: res.model || model,
-          usedFallback: i > 0,
-          promptTokens: res.usage?.prompt_tokens ?? 0,
-          completionTokens: res.usage?.completion_tokens ?? 0,
+        const usage = { promptTokens: 0, completionTokens: 0 };
+        const conversation = [...messages];
+        const toolCalls: ToolCallRecord[] = [];
+        const effects: ToolEffects = {};
+        let answeredBy = model;
+        const ask = async (conversation: OpenAI.Chat.ChatCompletionMessageParam[], toolChoice?: 'none') => {
+          const res = await timedLlmCall(model, input.purpose ?? 'reply', () =>
+            client.chat.completions.create(
+              { model, messages: conversation, temperature: agent.temperature, ...outputCap(model, deps.maxTokens ?? DEFAULT_REPLY_MAX_TOKENS), ...(tools ? { tools, ...(toolChoice ? { tool_choice: toolChoice } : {}) } : {}) },
+              opts.signal ? { signal: opts.signal } : undefined,
+            ),
+          );
+          await recordLlmCall({ extractions: deps.extractions, log, prices: deps.prices }, { tenantId: input.tenantId, leadId: input.leadId, purpose: input.purpose ?? 'reply', model: res.model || model, usage: res.usage, agent });
+          usage.promptTokens += res.usage?.prompt_tokens ?? 0;
+          usage.completionTokens += res.usage?.completion_tokens ?? 0;
+          answeredBy = res.model || model;
+          return res;
         };
+        const done = (rest: Partial<GenerateReplyResult> & { text: string }): GenerateReplyResult => ({
+          model: answeredBy,
+          usedFallback: i > 0,
+          ...usage,
+          ...rest,
+          ...(Object.keys(effects).length ? { effects } : {}),
+          ...(toolCalls.length ? { toolCalls } : {}),
+        });
+        let invalid = 0;
+        for (let round = 1; ; round++) {
+          // after an invalid call (reported once) or on the last round, the model is asked for text
+          const toolChoice = toolChoiceFor(round, invalid) === 'none' ? ('none' as const) : undefined;
+          const res = await ask(conversation, toolChoice);
+          const message = res.choices[0]?.message;
+          const calls = toolChoice === 'none' ? [] : (message?.tool_calls ?? []).filter((c) => c.type === 'function');
+          if (calls.length === 0) {
+            const text = message?.content?.trim();
+            if (!text) throw new Error(`model ${model} returned an empty reply`);
+            return done({ text });
+          }
+          conversation.push({ role: 'assistant', content: message?.content ?? null, tool_calls: calls });
+          for (const c of calls) {
+            const v = validateToolCall(c.function.name, c.function.arguments, declared, toolContext);
+            if (!v.ok) {
+              invalid += 1;
+              toolCalls.push(v.record);
+              log.info({ leadId: input.leadId, tool: c.function.name, outcome: v.record.outcome }, 'invalid tool call');
+              conversation.push({ role: 'tool', tool_call_id: c.id, content: `Error: ${v.record.error ?? 'invalid call'}. Nothing was done. Answer the lead with a text reply instead.` });
+              continue;
+            }
+            const call = v.call;
+            toolCalls.push(recordOf(call));
+            if (call.name === 'handoff_to_human') {
+              return done({ text: '', handoff: { reason: call.args.reason?.trim().slice(0, 500) || 'the assistant asked for a human' } });
+            }
+            if (call.name === 'send_buttons' || call.name === 'send_list') {
+              const rich = richOf(call);
+              return done({ text: call.args.body, rich });
+            }
+            if (call.name === 'set_stage') {
+              effects.setStage = { stage: call.args.stage };
+              conversation.push({ role: 'tool', tool_call_id: c.id, content: `Done: the lead moves to stage ${call.args.stage}.` });
+            } else {
+              effects.followUp = { at: new Date(call.args.at).toISOString(), note: call.args.note, ...(agent.followUpTemplate ? { template: agent.followUpTemplate } : {}) };
+              conversation.push({ role: 'tool', tool_call_id: c.id, content: `Done: a follow-up is scheduled for ${call.args.at}.` });
+            }
+          }
+        }
       } catch (err) {
         // cancelled (the activity's heartbeat timed out): no fallback model, nobody waits for the answer
         if (opts.signal?.aborted) throw ApplicationFailure.create({ type: FailureType.LlmTransient, message: 'the LLM call was cancelled' });

@@ -36,6 +36,8 @@ import { fitInstagramText } from '../channels/instagram';
 import { fitTextLength } from '../channels/text-limit';
 import type { createWhatsAppActivities, SendTextInput } from '../channels/whatsapp';
 import type { ReplyWriter } from '../llm/reply';
+import type { ToolCallRecord, ToolEffects } from '../../contract/agent-tools';
+import type { RichMessage } from '../../contract/rich';
 
 /** The longest pacing wait the turn sleeps; a later `notBefore` is held for the careful path (the workflow asks for ~8 s at most). */
 export const MAX_TURN_PACING_MS = 30_000;
@@ -158,22 +160,33 @@ export interface ReplyTurnInput {
   };
 }
 
+/** The model's tool calls in this turn (README "Agent tools"): what the lead's events record and what the workflow does after the turn. */
+export interface TurnTools {
+  calls: ToolCallRecord[];
+  effects?: ToolEffects;
+}
+
 export type ReplyTurnOutcome =
   /** No new lead-written message: nothing reserved. */
   | { outcome: 'not_needed' }
   /** The reservation was refused: the shape reserveCredit answers the workflow with. */
   | { outcome: 'no_credit'; balance: number; amount: number; suspended?: true; channelDisabled?: true }
   /** The model asked for a human: nothing sent, the credit still held (the workflow releases it). */
-  | { outcome: 'handoff'; reason: string }
+  | { outcome: 'handoff'; reason: string; tools?: TurnTools }
+  /**
+   * The model answered with send_buttons or send_list: nothing sent, the credit still held; the
+   * workflow sends `message` through the rich path (degraded to the channel) with the same outboundMessageId.
+   */
+  | { outcome: 'rich'; message: RichMessage; tools?: TurnTools }
   /** Sent (now or by an earlier attempt) and the credit captured; `text` is what went out. */
-  | { outcome: 'sent'; text: string; outboundMessageId: string; providerMessageId?: string }
+  | { outcome: 'sent'; text: string; outboundMessageId: string; providerMessageId?: string; tools?: TurnTools }
   /**
    * Written but NOT sent; the credit stays reserved. The workflow delivers `text` carefully
    * with the same outboundMessageId. `failure.type`: window_closed, pacing_too_long,
    * turn_deadline, or the ApplicationFailure type of the send's failure (provider_*,
    * channel_circuit_open, database_*).
    */
-  | { outcome: 'held'; text: string; failure: { type?: string; message: string } };
+  | { outcome: 'held'; text: string; failure: { type?: string; message: string }; tools?: TurnTools };
 
 export interface ReplyTurnResult {
   newIds: string[];
@@ -296,13 +309,17 @@ export function createTurnActivities(deps: TurnDeps) {
       // a retry of this turn (or of its careful pipeline) finds the message an earlier attempt recorded: that text, no second LLM call
       const prior = reservation.existing ? await deps.leads.outbound(reply.outboundMessageId) : undefined;
       let text: string;
+      let tools: { tools?: TurnTools } = {};
       if (prior) {
         text = prior.body;
       } else {
-        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, ...reply.llm }, { signal: activityCancellationSignal() });
+        const written = await deps.writeReply({ tenantId: input.tenantId, leadId: input.leadId, channelAccountId: input.channelAccountId, channel: input.channel, ...reply.llm }, { signal: activityCancellationSignal() });
+        if (written.toolCalls?.length) tools = { tools: { calls: written.toolCalls, ...(written.effects ? { effects: written.effects } : {}) } };
         // the credit stays held: the workflow releases it when it hands the lead over (a lost
         // result then leaves a held reservation the careful retry finds, never a released one)
-        if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
+        if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason, ...tools } };
+        // buttons or a list: the workflow sends it through the rich path (the credit stays held for it)
+        if (written.rich) return { ...recorded, reply: { outcome: 'rich', message: written.rich, ...tools } };
         text = fitForChannel(input.channel, written.text);
       }
 
@@ -310,15 +327,15 @@ export function createTurnActivities(deps: TurnDeps) {
       if (!providerMessageId) {
         const waitMs = reply.notBefore ? Date.parse(reply.notBefore) - now() : 0;
         if (waitMs > MAX_TURN_PACING_MS) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` } } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` }, ...tools } };
         }
         const deadline = activityDeadline();
         if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendRateLimitMaxSleepMs ?? 0) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` } } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` }, ...tools } };
         }
         if (waitMs > 0) await sleep(waitMs);
         if (reply.windowClosesAt && now() >= Date.parse(reply.windowClosesAt)) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` } } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` }, ...tools } };
         }
         // the workflow gave up on this attempt (heartbeat timeout, cancellation): its careful retry sends
         if (cancelled()) throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: 'the reply turn was cancelled before its send', nonRetryable: true });
@@ -335,11 +352,11 @@ export function createTurnActivities(deps: TurnDeps) {
         } catch (err) {
           const failure = describeFailure(err);
           log.info({ leadId: input.leadId, outboundMessageId: reply.outboundMessageId, type: failure.type }, 'reply held: the first send attempt failed');
-          return { ...recorded, reply: { outcome: 'held', text, failure } };
+          return { ...recorded, reply: { outcome: 'held', text, failure, ...tools } };
         }
       }
       await deps.credits.capture({ reference: reply.reference, messageId: reply.outboundMessageId });
-      return { ...recorded, reply: { outcome: 'sent', text, outboundMessageId: reply.outboundMessageId, ...(providerMessageId ? { providerMessageId } : {}) } };
+      return { ...recorded, reply: { outcome: 'sent', text, outboundMessageId: reply.outboundMessageId, ...(providerMessageId ? { providerMessageId } : {}), ...tools } };
     } finally {
       await receipt;
     }

@@ -2361,6 +2361,10 @@ export interface components {
             qualifiedScore: number | null;
             /** @description Knowledge bases the agent retrieves passages from */
             knowledgeBaseIds: string[];
+            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`) */
+            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
+            /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
+            followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
             /** @description The current version (every change makes a new one) */
             version: number;
             /** Format: date-time */
@@ -2381,6 +2385,33 @@ export interface components {
             confirmationText?: string;
             /** @description Whether the AI still answers a suppressed contact who writes again (absent: true) */
             replyAfterOptOut?: boolean;
+        };
+        /** @description A WhatsApp template to send, with its parameters */
+        SetupTemplateRef: {
+            name: string;
+            language: string;
+            /** @description Body parameters, in order */
+            variables?: string[];
+            /** @description The header's parameter: text, media (link or id) or a location */
+            header?: {
+                text?: string;
+                media?: {
+                    link?: string;
+                    id?: string;
+                    filename?: string;
+                };
+                location?: {
+                    latitude: number;
+                    longitude: number;
+                    name?: string;
+                    address?: string;
+                };
+            };
+            /** @description Button parameters by button index */
+            buttons?: {
+                index: number;
+                value: string;
+            }[];
         };
         /** @description What was deleted */
         SetupDeleted: {
@@ -2448,6 +2479,10 @@ export interface components {
             qualifiedScore: number | null;
             /** @description Knowledge bases the agent retrieves passages from */
             knowledgeBaseIds: string[];
+            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`) */
+            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
+            /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
+            followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
             /** @description The version this one restored (null: made by a create or a change) */
             restoredFrom: number | null;
             /** @description The API key that made this version (null: made before versions were kept, or not through the API) */
@@ -3814,6 +3849,36 @@ export interface components {
             failedDeliveries?: string[];
             /** @description On the suppression list, as the workflow last learned it (the database is the authority) */
             optedOut?: boolean;
+            /** @description Follow-ups the AI scheduled with the schedule_follow_up tool, earliest first */
+            followUps?: {
+                id: string;
+                /** Format: date-time */
+                at: string;
+                note: string;
+                template?: {
+                    name: string;
+                    language: string;
+                    variables?: string[];
+                    header?: {
+                        text?: string;
+                        media?: {
+                            link?: string;
+                            id?: string;
+                            filename?: string;
+                        };
+                        location?: {
+                            latitude: number;
+                            longitude: number;
+                            name?: string;
+                            address?: string;
+                        };
+                    };
+                    buttons?: {
+                        index: number;
+                        value: string;
+                    }[];
+                };
+            }[];
             /** @description Inbound messages received but not answered yet */
             pendingInbound: number;
             /** @description Events in the current workflow run (it continues as new past a budget) */
@@ -3987,33 +4052,6 @@ export interface components {
                 start: string;
                 end: string;
             };
-        };
-        /** @description A WhatsApp template to send, with its parameters */
-        SetupTemplateRef: {
-            name: string;
-            language: string;
-            /** @description Body parameters, in order */
-            variables?: string[];
-            /** @description The header's parameter: text, media (link or id) or a location */
-            header?: {
-                text?: string;
-                media?: {
-                    link?: string;
-                    id?: string;
-                    filename?: string;
-                };
-                location?: {
-                    latitude: number;
-                    longitude: number;
-                    name?: string;
-                    address?: string;
-                };
-            };
-            /** @description Button parameters by button index */
-            buttons?: {
-                index: number;
-                value: string;
-            }[];
         };
         /** @description One version of a sequence's definition */
         SequenceVersion: {
@@ -4776,6 +4814,33 @@ export interface operations {
                     qualifiedScore?: number;
                     /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
                     knowledgeBaseIds?: string[];
+                    /** @description The tools the AI may call in a reply (README "Agent tools"); absent: `["handoff_to_human"]`; `[]`: none */
+                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[];
+                    /** @description The WhatsApp template a follow-up set by `schedule_follow_up` sends when the 24-hour window is closed by then; absent: such a follow-up is refused (recorded) */
+                    followUpTemplate?: {
+                        name: string;
+                        language: string;
+                        variables?: string[];
+                        header?: {
+                            text?: string;
+                            media?: {
+                                /** Format: uri */
+                                link?: string;
+                                id?: string;
+                                filename?: string;
+                            };
+                            location?: {
+                                latitude: number;
+                                longitude: number;
+                                name?: string;
+                                address?: string;
+                            };
+                        };
+                        buttons?: {
+                            index: number;
+                            value: string;
+                        }[];
+                    };
                 };
             };
         };
@@ -4908,6 +4973,31 @@ export interface operations {
                     qualifiedScore?: number | null;
                     /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
                     knowledgeBaseIds?: string[];
+                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
+                    followUpTemplate?: {
+                        name: string;
+                        language: string;
+                        variables?: string[];
+                        header?: {
+                            text?: string;
+                            media?: {
+                                /** Format: uri */
+                                link?: string;
+                                id?: string;
+                                filename?: string;
+                            };
+                            location?: {
+                                latitude: number;
+                                longitude: number;
+                                name?: string;
+                                address?: string;
+                            };
+                        };
+                        buttons?: {
+                            index: number;
+                            value: string;
+                        }[];
+                    } | null;
                 };
             };
         };

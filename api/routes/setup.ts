@@ -29,6 +29,10 @@ const agentPatch = createAgentBody
     optOut: createAgentBody.shape.optOut.unwrap().nullable().optional(),
     /** null: no qualification threshold. */
     qualifiedScore: createAgentBody.shape.qualifiedScore.unwrap().nullable().optional(),
+    /** null: back to the default tools (handoff_to_human). */
+    tools: createAgentBody.shape.tools.unwrap().nullable().optional(),
+    /** null: no follow-up template (a follow-up outside the window is refused). */
+    followUpTemplate: createAgentBody.shape.followUpTemplate.unwrap().nullable().optional(),
   })
   .refine(nonEmpty, GIVE_ONE);
 const sequencePatch = z

@@ -9,7 +9,8 @@ import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery as page, validate } from '../middleware/validate';
 import { webChatOriginsSchema } from './webchat';
 import { LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
-import { optOutSettingsSchema } from '../../workflows/lead/policy/schemas';
+import { optOutSettingsSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
+import { AGENT_TOOLS } from '../../contract/agent-tools';
 import { doc } from '../openapi';
 import { pageOf } from '../schemas/common';
 import { agent, pipeline, template } from '../schemas/setup';
@@ -37,6 +38,16 @@ export const createAgentBody = z.strictObject({
   qualifiedScore: z.number().int().min(1).max(100).optional().meta({ description: 'The lead score (1–100) at which a lead is qualified: the webhook event lead.qualified fires when an extraction raises a lead to it; absent = none' }),
   /** Knowledge bases the agent retrieves from (the tenant's own). */
   knowledgeBaseIds: z.array(z.uuid()).max(20).optional().meta({ description: "Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases)" }),
+  tools: z
+    .array(z.enum(AGENT_TOOLS))
+    .max(AGENT_TOOLS.length)
+    .refine((t) => new Set(t).size === t.length, 'each tool once')
+    .optional()
+    .meta({ description: 'The tools the AI may call in a reply (README "Agent tools"); absent: `["handoff_to_human"]`; `[]`: none' }),
+  followUpTemplate: templateRefSchema
+    .strict()
+    .optional()
+    .meta({ description: 'The WhatsApp template a follow-up set by `schedule_follow_up` sends when the 24-hour window is closed by then; absent: such a follow-up is refused (recorded)' }),
 });
 const channelCommon = {
   agentId: z.uuid(),

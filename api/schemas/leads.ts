@@ -276,6 +276,10 @@ export const leadStateSchema = z
     providerWindowClosedAt: timestamp.optional(),
     failedDeliveries: z.array(z.string()).optional(),
     optedOut: z.boolean().optional().meta({ description: 'On the suppression list, as the workflow last learned it (the database is the authority)' }),
+    followUps: z
+      .array(z.strictObject({ id: z.string(), at: timestamp, note: z.string(), template: templateRef.optional() }))
+      .optional()
+      .meta({ description: 'Follow-ups the AI scheduled with the schedule_follow_up tool, earliest first' }),
     pendingInbound: z.number().int().meta({ description: 'Inbound messages received but not answered yet' }),
     historyLength: z.number().int().meta({ description: 'Events in the current workflow run (it continues as new past a budget)' }),
   })

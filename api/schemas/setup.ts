@@ -9,8 +9,26 @@ import { z } from 'zod';
 import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
 import { OPT_OUT_LANGUAGES } from '../../workflows/lead/policy/opt-out';
 import { jsonObject, timestamp, uuid } from './common';
+import { AGENT_TOOLS } from '../../contract/agent-tools';
 
 const createdBy = uuid.nullable().meta({ description: 'The API key that made this version (null: made before versions were kept, or not through the API)' });
+
+const templateRef = z
+  .strictObject({
+    name: z.string(),
+    language: z.string(),
+    variables: z.array(z.string()).optional().meta({ description: 'Body parameters, in order' }),
+    header: z
+      .strictObject({
+        text: z.string().optional(),
+        media: z.strictObject({ link: z.string().optional(), id: z.string().optional(), filename: z.string().optional() }).optional(),
+        location: z.strictObject({ latitude: z.number(), longitude: z.number(), name: z.string().optional(), address: z.string().optional() }).optional(),
+      })
+      .optional()
+      .meta({ description: "The header's parameter: text, media (link or id) or a location" }),
+    buttons: z.array(z.strictObject({ index: z.number().int(), value: z.string() })).optional().meta({ description: 'Button parameters by button index' }),
+  })
+  .meta({ id: 'SetupTemplateRef', description: 'A WhatsApp template to send, with its parameters' });
 
 // ---- agents
 
@@ -39,6 +57,8 @@ const agentFields = {
   optOut: optOutSettings.nullable().meta({ description: 'null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation)' }),
   qualifiedScore: z.number().int().nullable().meta({ description: 'The lead score at which a lead is qualified (webhook event lead.qualified); null: none' }),
   knowledgeBaseIds: z.array(uuid).meta({ description: 'Knowledge bases the agent retrieves passages from' }),
+  tools: z.array(z.enum(AGENT_TOOLS)).nullable().meta({ description: 'The tools the AI may call in a reply; null: the default (`handoff_to_human`)' }),
+  followUpTemplate: templateRef.nullable().meta({ description: 'The template a scheduled follow-up sends outside the 24-hour window; null: refused then' }),
 };
 
 export const agent = z
@@ -97,23 +117,6 @@ export const stageRemoved = z
   .meta({ id: 'SetupStageRemoved' });
 
 // ---- sequences
-
-const templateRef = z
-  .strictObject({
-    name: z.string(),
-    language: z.string(),
-    variables: z.array(z.string()).optional().meta({ description: 'Body parameters, in order' }),
-    header: z
-      .strictObject({
-        text: z.string().optional(),
-        media: z.strictObject({ link: z.string().optional(), id: z.string().optional(), filename: z.string().optional() }).optional(),
-        location: z.strictObject({ latitude: z.number(), longitude: z.number(), name: z.string().optional(), address: z.string().optional() }).optional(),
-      })
-      .optional()
-      .meta({ description: "The header's parameter: text, media (link or id) or a location" }),
-    buttons: z.array(z.strictObject({ index: z.number().int(), value: z.string() })).optional().meta({ description: 'Button parameters by button index' }),
-  })
-  .meta({ id: 'SetupTemplateRef', description: 'A WhatsApp template to send, with its parameters' });
 
 export const sequenceStep = z
   .strictObject({

@@ -238,7 +238,8 @@ describe('replyTurn', () => {
     llm.script([toolCallReply('handoff_to_human', { reason: 'wants to talk to a person' })]);
     const input = turn(f, [inbound(f, 'Can I talk to a human please')]);
     const out = await activities().replyTurn(input);
-    expect(out.reply).toEqual({ outcome: 'handoff', reason: 'wants to talk to a person' });
+    // the call is handed to the workflow for the lead's events (tool_called)
+    expect(out.reply).toEqual({ outcome: 'handoff', reason: 'wants to talk to a person', tools: { calls: [{ name: 'handoff_to_human', outcome: 'ok', args: {} }] } });
     expect(sends()).toHaveLength(0);
     expect(await credit(f, input.reply!.reference)).toEqual({ balance: 2, reserved: 1, debits: 0, reservation: 'held' });
   });

@@ -19,6 +19,7 @@ import type {
 import type { Channel, LeadMode, ModeRequest } from '../../contract/vocabulary';
 import { LeadMessage } from '../../contract/workflow-names';
 import type { RecentMessage } from './policy/transcript';
+import type { FollowUp } from '../../contract/agent-tools';
 
 // The shared vocabulary and message shapes live in contract/; re-exported so the workflow and
 // its tests keep importing them from here.
@@ -136,6 +137,8 @@ export interface LeadCarriedState {
    * the authority: it is asked again before every send that needs consent.
    */
   optedOut?: boolean;
+  /** Follow-ups the schedule_follow_up tool set (earliest first, at most MAX_PENDING_FOLLOW_UPS); absent: none. */
+  followUps?: FollowUp[];
 }
 
 export interface LeadCounters {

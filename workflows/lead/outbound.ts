@@ -6,7 +6,8 @@
  */
 import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
 import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
-import { degrade, richText } from '../../contract/rich';
+import { degrade, richText, type RichMessage } from '../../contract/rich';
+import { applyTools } from './tools';
 import { DATABASE, database, deliveryOptions, delivery, LLM, llm } from './proxies';
 import { DEFAULT_LEAD_SETTINGS, type InboundMessage, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
@@ -155,12 +156,17 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
 
   let text = what.kind === 'text' ? what.text : '';
   // a rich message goes out as the lead's channel can send it (contract/rich.ts degrade): natively, converted, or as text
-  const channelMessage = what.kind === 'rich' ? degrade(what.message, run.channel) : undefined;
+  let channelMessage = what.kind === 'rich' ? degrade(what.message, run.channel) : undefined;
   if (channelMessage) text = channelMessage.kind === 'text' ? channelMessage.text : richText(channelMessage.message);
   if (what.kind === 'ai' && outPlan.action === 'free_form') {
     const generated = await generate(run, what, context, requestId, outboundMessageId, reference);
     if ('status' in generated) return generated;
     text = generated.text;
+    // the model answered with buttons or a list (send_buttons, send_list): sent as a rich message, degraded to the channel
+    if (generated.rich) {
+      channelMessage = degrade(generated.rich, run.channel);
+      text = channelMessage.kind === 'text' ? channelMessage.text : richText(channelMessage.message);
+    }
     // the window may have closed while the LLM worked
     outPlan = plan(run, 'ai', fallbackTemplate, ctx.human);
   }
@@ -199,7 +205,7 @@ export async function contactSuppressed(run: LeadRun): Promise<boolean> {
 }
 
 /** Ask the LLM; a handoff, a repeat or a failure ends the send here (credit released). */
-async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }>, context: SendContext, requestId: string, outboundMessageId: string, reference: string): Promise<{ text: string } | OutboundResult> {
+async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }>, context: SendContext, requestId: string, outboundMessageId: string, reference: string): Promise<{ text: string; rich?: RichMessage } | OutboundResult> {
   const { state } = run;
   context.beforeLlm?.();
   try {
@@ -214,9 +220,13 @@ async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }
         purpose: what.llmPurpose,
         allowHandoff: what.allowHandoff,
         facts: conversationFacts(run),
+        ...(what.allowHandoff ? { channel: run.channel } : {}),
       },
     ]);
+    // the model's tool calls (only a reply offers tools): events, a stage change, a scheduled follow-up
+    if (reply.toolCalls?.length) await applyTools(run, { calls: reply.toolCalls, ...(reply.effects ? { effects: reply.effects } : {}) }, outboundMessageId);
     if (reply.handoff) return handedOff(run, context, requestId, reference, reply.handoff.reason);
+    if (reply.rich) return { text: reply.text, rich: reply.rich };
     const text = what.maxWords ? trimToWords(reply.text, what.maxWords) : reply.text;
     if (what.avoidRepeats && isRepeat(text, state.recentBotMessages ?? [])) return refuse(run, context, requestId, 'repeat', reference);
     return { text };

@@ -23,6 +23,8 @@ import { event, guarded, recordInbound, releaseCredit } from './records';
 import { nowIso, type LeadRun } from './run';
 import { SA } from './search-attributes';
 import { changeMode, replyStopsSequence, stopSequence, stopSequenceOn } from './transitions';
+import { applyTools, takeDueFollowUp } from './tools';
+import { degrade, richText, type RichMessage } from '../../contract/rich';
 
 // ---- a reply: the lead wrote ----
 
@@ -98,6 +100,8 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
   if (!reply || reply.outcome === 'not_needed') return;
   if (reply.outcome === 'no_credit') return creditBlocked(run, 'reply', outboundMessageId, reply);
   await creditAvailable(run, outboundMessageId);
+  // the model's tool calls: events, a stage change, a scheduled follow-up (only turns with tools have any)
+  if (reply.tools) await applyTools(run, reply.tools, outboundMessageId);
   if (reply.outcome === 'handoff') {
     await handedOff(run, context, requestId, reference, reply.reason);
     return;
@@ -106,6 +110,9 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
     noteSent(run, { text: reply.text, plan: { action: 'free_form' } }, true, true);
     return;
   }
+  // buttons or a list (send_buttons, send_list): not sent yet, the credit still held; it goes out
+  // through the rich path, degraded to the channel, with the turn's outbound id
+  const out: { text: string; rich?: RichMessage } = reply.outcome === 'rich' ? channelForm(run, reply.message) : { text: reply.text };
   // written, not sent (the window closed meanwhile, or the first send failed): the credit is still held
   const outPlan = plan(run, 'ai', undefined, false);
   if (!aiMayReply(state.mode)) {
@@ -119,8 +126,15 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
   }
   await pace(run);
   // the turn's own reasons to hold (the deadline) are no try at the send; a send's failure is its first try
-  const firstTry = reply.failure.type && (TURN_HELD_TYPES as readonly string[]).includes(reply.failure.type) ? undefined : reply.failure;
-  await deliver(run, { plan: { action: 'free_form' }, text: reply.text, outboundMessageId, reference }, context, requestId, firstTry);
+  const failure = reply.outcome === 'held' ? reply.failure : undefined;
+  const firstTry = !failure || (failure.type && (TURN_HELD_TYPES as readonly string[]).includes(failure.type)) ? undefined : failure;
+  await deliver(run, { plan: { action: 'free_form' }, text: out.text, outboundMessageId, reference, ...(out.rich ? { rich: out.rich } : {}) }, context, requestId, firstTry);
+}
+
+/** A rich message as the lead's channel sends it (contract/rich.ts degrade): the native or converted message and its text, or the text alone. */
+function channelForm(run: LeadRun, message: RichMessage): { text: string; rich?: RichMessage } {
+  const out = degrade(message, run.channel);
+  return out.kind === 'text' ? { text: out.text } : { text: richText(out.message), rich: out.message };
 }
 
 /** Why the turn held a reply without trying to send it (activities/turn/reply-turn.ts TURN_HELD). */
@@ -287,6 +301,27 @@ export async function bumpUp(run: LeadRun): Promise<void> {
   const instruction = `The lead has not answered your last message. Write one short, friendly follow-up of at most ${policy.maxWords} words that moves the conversation forward. Do not repeat anything you already said.`;
   const result = await sendOutbound(run, { kind: 'ai', instruction, maxWords: policy.maxWords, avoidRepeats: true, llmPurpose: 'bump_up' }, `bump-up ${state.bumpsSent}`);
   await event(run, 'bump_up', { n: state.bumpsSent, status: result.status, reason: result.reason });
+}
+
+// ---- a follow-up the model scheduled (agent tool schedule_follow_up) ----
+
+/**
+ * Send a due follow-up like a bump-up: an AI message inside the 24-hour window; outside it the
+ * agent's follow-up template (kept with the follow-up), or refused and recorded (window_closed)
+ * when it has none; refused too when a human has the lead or the contact opted out.
+ */
+export async function followUp(run: LeadRun): Promise<void> {
+  const { state } = run;
+  const due = takeDueFollowUp(run);
+  if (!due) return;
+  run.changed();
+  if (!aiMayReply(state.mode)) {
+    await event(run, 'follow_up', { followUpId: due.id, at: due.at, status: 'refused', reason: `mode_${state.mode}` });
+    return;
+  }
+  const instruction = `Earlier in this conversation you scheduled a follow-up for now, noting: "${due.note}". Write that follow-up message to the lead now: short, friendly, and about what you noted.`;
+  const result = await sendOutbound(run, { kind: 'ai', instruction, llmPurpose: 'follow_up' }, 'follow-up', due.template);
+  await event(run, 'follow_up', { followUpId: due.id, at: due.at, status: result.status, reason: result.reason, ...(due.template ? { template: due.template.name } : {}) });
 }
 
 // ---- lead extraction after a quiet period ----

@@ -41,6 +41,7 @@ import { event, guarded, releaseCredit } from './records';
 import { LeadRun, msUntil, nowIso } from './run';
 import { SA } from './search-attributes';
 import { changeMode, changeStage, commandSequence, modeTransition, sequenceTransition } from './transitions';
+import { followUpDue } from './tools';
 import * as turns from './turns';
 import { registerWebUiHandlers } from './web-ui';
 
@@ -71,6 +72,7 @@ export async function leadConversation(input: LeadWorkflowInput): Promise<void> 
       inbox: inboxFlushAt(run),
       sequence: turns.sequenceAction(run),
       bumpUpAt: turns.bumpUpDue(run),
+      followUpAt: followUpDue(run),
       extractionAt: state.extractionDueAt,
       deferred: (state.deferred ?? []).map((d) => ({ id: d.id, retryAt: d.retryAt, resumesFirst: resumesFirst(d) })),
     });
@@ -100,7 +102,7 @@ function channelDeleted(err: unknown): boolean {
 }
 
 /** Work nobody is waiting for right now: it yields to live replies (task priority). */
-const BACKGROUND_WORK: readonly Work['kind'][] = ['sequence_step', 'bump_up', 'extraction', 'deferred'];
+const BACKGROUND_WORK: readonly Work['kind'][] = ['sequence_step', 'bump_up', 'follow_up', 'extraction', 'deferred'];
 
 /** Carry out one piece of work that nextWork chose. */
 async function runWork(run: LeadRun, work: Work): Promise<void> {
@@ -131,6 +133,8 @@ async function runWork(run: LeadRun, work: Work): Promise<void> {
     }
     case 'bump_up':
       return turns.bumpUp(run);
+    case 'follow_up':
+      return turns.followUp(run);
     case 'extraction':
       return turns.extract(run);
   }

@@ -17,6 +17,8 @@ export type Work =
   | { kind: 'reply' }
   | { kind: 'sequence_step' }
   | { kind: 'bump_up' }
+  /** A follow-up the model scheduled (schedule_follow_up) whose time came. */
+  | { kind: 'follow_up' }
   | { kind: 'extraction' }
   /** A deferred send (131049) whose time came. */
   | { kind: 'deferred'; id: string };
@@ -34,6 +36,8 @@ export interface NextWorkInput {
   inbox?: { flushAt: string };
   sequence: SequenceAction;
   bumpUpAt?: string;
+  /** The earliest scheduled follow-up (agent tool schedule_follow_up). */
+  followUpAt?: string;
   extractionAt?: string;
   deferred: readonly { id: string; retryAt?: string; resumesFirst: boolean }[];
 }
@@ -55,6 +59,7 @@ export function nextWork(input: NextWorkInput): NextWork {
   if (seq.type === 'wait') waits.push({ at: seq.until, what: seq.reason === 'quiet_hours' ? 'Sequence: quiet hours' : 'Sequence: next step delay' });
   if (seq.type === 'send') waits.push({ at: now, what: 'Sequence step due' });
   if (input.bumpUpAt) waits.push({ at: input.bumpUpAt, what: 'Bump-up if the lead stays quiet' });
+  if (input.followUpAt) waits.push({ at: input.followUpAt, what: 'Scheduled follow-up (schedule_follow_up)' });
   if (input.extractionAt && !input.inbox) waits.push({ at: input.extractionAt, what: 'Extract lead data after inactivity' });
   for (const d of input.deferred) if (d.retryAt) waits.push({ at: d.retryAt, what: 'Retry a deferred send' });
   waits.sort((x, y) => Date.parse(x.at) - Date.parse(y.at));
@@ -66,6 +71,7 @@ export function nextWork(input: NextWorkInput): NextWork {
   // something is due: what the lead wrote comes first, so a reply can stop the sequence before its step goes out
   if (input.inbox) return { run: { kind: 'reply' } };
   if (seq.type === 'send') return { run: { kind: 'sequence_step' } };
+  if (due(input.followUpAt)) return { run: { kind: 'follow_up' } };
   if (due(input.bumpUpAt)) return { run: { kind: 'bump_up' } };
   if (due(input.extractionAt)) return { run: { kind: 'extraction' } };
   if (dueDeferred) return { run: { kind: 'deferred', id: dueDeferred.id } };

@@ -133,6 +133,8 @@ export type SendCategory = 'sequence_step' | 'bump_up' | 'template' | 'ai_reply'
 export function sendCategory(what: { kind: 'ai' | 'text' | 'template' | 'rich'; llmPurpose?: string }, purpose: string): SendCategory {
   if (purpose.startsWith('sequence step') || (what.kind === 'ai' && what.llmPurpose === 'sequence_step')) return 'sequence_step';
   if (purpose.startsWith('bump-up') || (what.kind === 'ai' && what.llmPurpose === 'bump_up')) return 'bump_up';
+  // a scheduled follow-up (schedule_follow_up tool) reaches out unasked, like a bump-up
+  if (purpose.startsWith('follow-up') || (what.kind === 'ai' && what.llmPurpose === 'follow_up')) return 'bump_up';
   if (what.kind === 'template') return 'template';
   if (purpose === 'opt-out confirmation') return 'confirmation';
   if (what.kind === 'ai') return 'ai_reply';

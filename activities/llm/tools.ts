@@ -1,0 +1,162 @@
+/**
+ * The agent tools' zod schemas, their OpenAI function definitions (JSON Schema made from the same
+ * zod schemas) and the validation of one call: parse the arguments, then check what zod alone
+ * cannot (the stage exists, the follow-up time is in bounds, the buttons fit the lead's channel).
+ * Nothing runs before a call is valid. The rule for an invalid call is `afterInvalidCall`.
+ */
+import type OpenAI from 'openai';
+import { z } from 'zod';
+import { AGENT_TOOLS, FOLLOW_UP_MAX_DAYS, FOLLOW_UP_NOTE_MAX, followUpTimeProblem, type AgentToolName, type ToolCallRecord } from '../../contract/agent-tools';
+import { channelProblems, RICH_LIMITS, type RichMessage } from '../../contract/rich';
+import type { Channel } from '../../contract/vocabulary';
+
+/** What the validation of a call needs to know about the lead and now. */
+export interface ToolContext {
+  channel: Channel;
+  /** The tenant's stage names (set_stage's enum). */
+  stages: readonly string[];
+  /** The lead's current stage (set_stage to it is refused: nothing to do). */
+  stage?: string;
+  now: string;
+}
+
+const text = (max: number) => z.string().trim().min(1).max(max);
+
+function schemas(ctx: ToolContext) {
+  const stage = ctx.stages.length > 0 ? z.enum(ctx.stages as [string, ...string[]]) : z.string().trim().min(1).max(100);
+  return {
+    handoff_to_human: z.strictObject({ reason: z.string().optional().describe('why a human should take over') }),
+    set_stage: z.strictObject({ stage: stage.describe("the lead's new stage in the sales pipeline") }),
+    schedule_follow_up: z.strictObject({
+      at: z
+        .string()
+        .describe(`when to follow up: an ISO 8601 date and time with a UTC offset (e.g. 2026-12-04T10:00:00+01:00), at most ${FOLLOW_UP_MAX_DAYS} days from now`),
+      note: text(FOLLOW_UP_NOTE_MAX).describe('what to follow up on (for yourself; the lead does not see it)'),
+    }),
+    send_buttons: z.strictObject({
+      body: text(RICH_LIMITS.interactiveBody).describe('the message text above the buttons'),
+      buttons: z
+        .array(z.strictObject({ id: text(RICH_LIMITS.buttonId).describe('what the reply returns to you'), title: text(RICH_LIMITS.buttonTitle).describe('the button label') }))
+        .min(1)
+        .max(RICH_LIMITS.buttons),
+    }),
+    send_list: z.strictObject({
+      body: text(RICH_LIMITS.listBody).describe('the message text'),
+      button: text(RICH_LIMITS.listButton).describe('the label of the button that opens the list'),
+      sections: z
+        .array(
+          z.strictObject({
+            title: z.string().trim().max(RICH_LIMITS.listSectionTitle).optional(),
+            rows: z
+              .array(z.strictObject({ id: text(RICH_LIMITS.listRowId), title: text(RICH_LIMITS.listRowTitle), description: z.string().max(RICH_LIMITS.listRowDescription).optional() }))
+              .min(1)
+              .max(RICH_LIMITS.listRows),
+          }),
+        )
+        .min(1)
+        .max(RICH_LIMITS.listSections),
+    }),
+  } satisfies Record<AgentToolName, z.ZodType>;
+}
+
+const DESCRIPTIONS: Record<AgentToolName, string> = {
+  handoff_to_human:
+    'Hand this conversation to a human sales agent: when the lead asks for a person, is upset, or needs something you cannot do. Do not write a reply when you call it.',
+  set_stage: "Move the lead to another stage of the sales pipeline when the conversation shows it (e.g. qualified). Then write your reply as usual.",
+  schedule_follow_up:
+    'Schedule a follow-up message to this lead at a later time (e.g. the lead asks to be contacted on Friday). You will be asked to write it then. Then write your reply as usual.',
+  send_buttons: 'Answer with a message and up to 3 reply buttons the lead can tap, instead of a text reply.',
+  send_list: 'Answer with a message and a list of options (sections of rows) the lead can choose from, instead of a text reply.',
+};
+
+/** The OpenAI function definitions of `names` (in the order of AGENT_TOOLS), their parameters made from the zod schemas. */
+export function toolDefinitions(names: readonly AgentToolName[], ctx: ToolContext): OpenAI.Chat.ChatCompletionTool[] {
+  const s = schemas(ctx);
+  return AGENT_TOOLS.filter((n) => names.includes(n)).map((name) => {
+    const { $schema: _drop, ...parameters } = z.toJSONSchema(s[name], { target: 'draft-7' }) as Record<string, unknown>;
+    return { type: 'function', function: { name, description: DESCRIPTIONS[name], parameters } };
+  });
+}
+
+/** A valid call: its arguments, parsed. */
+export type ValidCall =
+  | { name: 'handoff_to_human'; args: { reason?: string } }
+  | { name: 'set_stage'; args: { stage: string } }
+  | { name: 'schedule_follow_up'; args: { at: string; note: string } }
+  | { name: 'send_buttons'; args: { body: string; buttons: { id: string; title: string }[] } }
+  | { name: 'send_list'; args: { body: string; button: string; sections: { title?: string; rows: { id: string; title: string; description?: string }[] }[] } };
+
+export type CallValidation = { ok: true; call: ValidCall } | { ok: false; record: ToolCallRecord };
+
+/** The rich message a send_buttons or send_list call sends. */
+export function richOf(call: Extract<ValidCall, { name: 'send_buttons' | 'send_list' }>): RichMessage {
+  if (call.name === 'send_buttons') return { kind: 'interactive', interactive: { type: 'button', body: call.args.body, buttons: call.args.buttons } };
+  return { kind: 'interactive', interactive: { type: 'list', body: call.args.body, button: call.args.button, sections: call.args.sections } };
+}
+
+/**
+ * Validate one call of the model: a declared tool, arguments that are JSON and match its zod
+ * schema, then the checks zod cannot make. Nothing has run yet.
+ */
+export function validateToolCall(name: string, rawArgs: string, declared: readonly AgentToolName[], ctx: ToolContext): CallValidation {
+  if (!(declared as readonly string[]).includes(name)) return { ok: false, record: { name, outcome: 'unknown', error: `there is no tool named ${name}` } };
+  const tool = name as AgentToolName;
+  let json: unknown;
+  try {
+    json = JSON.parse(rawArgs || '{}');
+  } catch {
+    return { ok: false, record: { name, outcome: 'invalid', error: 'the arguments are not valid JSON' } };
+  }
+  const parsed = schemas(ctx)[tool].safeParse(json);
+  if (!parsed.success) return { ok: false, record: { name, outcome: 'invalid', error: z.prettifyError(parsed.error) } };
+  const call = { name: tool, args: parsed.data } as ValidCall;
+  const problem = extraProblem(call, ctx);
+  if (problem) return { ok: false, record: { name, outcome: 'invalid', error: problem } };
+  return { ok: true, call };
+}
+
+function extraProblem(call: ValidCall, ctx: ToolContext): string | undefined {
+  switch (call.name) {
+    case 'set_stage':
+      return call.args.stage === ctx.stage ? `the lead is already in stage ${call.args.stage}` : undefined;
+    case 'schedule_follow_up':
+      return followUpTimeProblem(call.args.at, ctx.now);
+    case 'send_buttons':
+    case 'send_list': {
+      // the channel's limits as it will go out there (degraded or converted)
+      const problems = channelProblems(richOf(call), ctx.channel);
+      return problems.length ? problems.map((p) => `${p.path}: ${p.message}`).join('; ') : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** The arguments the lead's events keep: ids, titles, stage, time; never the free text (reason, note, body). */
+export function recordOf(call: ValidCall): ToolCallRecord {
+  switch (call.name) {
+    case 'handoff_to_human':
+      return { name: call.name, outcome: 'ok', args: {} };
+    case 'set_stage':
+      return { name: call.name, outcome: 'ok', args: { stage: call.args.stage } };
+    case 'schedule_follow_up':
+      return { name: call.name, outcome: 'ok', args: { at: new Date(call.args.at).toISOString() } };
+    case 'send_buttons':
+      return { name: call.name, outcome: 'ok', args: { buttons: call.args.buttons.map((b) => b.id) } };
+    case 'send_list':
+      return { name: call.name, outcome: 'ok', args: { button: call.args.button, rows: call.args.sections.flatMap((s) => s.rows.map((r) => r.id)) } };
+  }
+}
+
+/** The most LLM calls one turn makes with tools: a side-effect tool (set_stage, schedule_follow_up) asks for the reply after it. */
+export const MAX_TOOL_ROUNDS = 4;
+
+/**
+ * The tool choice of a turn's `round`-th LLM call (1 = the first): `auto` until a call was
+ * invalid; the invalid call's error goes back to the model once (a tool result) and the next call
+ * says `none`, so the model answers with text; the last round (MAX_TOOL_ROUNDS) says `none` too.
+ * Pure: `invalidSoFar` counts the invalid calls the turn has seen.
+ */
+export function toolChoiceFor(round: number, invalidSoFar: number): 'auto' | 'none' {
+  return invalidSoFar > 0 || round >= MAX_TOOL_ROUNDS ? 'none' : 'auto';
+}
