@@ -32,7 +32,7 @@ export async function prepareVectorSearch(database: Pick<Database, 'db' | 'descr
       await database.db.execute(sql.raw(`select '[1]'::vector`));
       mode = 'pgvector';
     } catch {
-      log.info({ database: database.describe, reason: (err as Error).message.slice(0, 200) }, 'knowledge base: no pgvector in this database; vectors ranked by cosine in SQL over real[] (array path)');
+      log.info({ database: database.describe, reason: causeOf(err) }, 'knowledge base: no pgvector in this database; vectors ranked by cosine in SQL over real[] (array path)');
       return 'array';
     }
   }
@@ -44,9 +44,19 @@ export async function prepareVectorSearch(database: Pick<Database, 'db' | 'descr
       );
     } catch (err) {
       // not migrated yet (a worker that starts before the migration), or a concurrent creation: exact ranking still works
-      log.warn({ reason: (err as Error).message.slice(0, 200) }, 'knowledge base: could not create the HNSW index; vectors ranked exactly');
+      log.warn({ reason: causeOf(err) }, 'knowledge base: could not create the HNSW index; vectors ranked exactly');
     }
   }
   log.info({ database: database.describe, dimensions: dims }, 'knowledge base: pgvector available; vectors ranked by pgvector (cosine distance)');
   return mode;
+}
+
+/**
+ * The database's own reason, not the driver's wrapper: drizzle's "Failed query: <sql> params: <values>"
+ * must never reach the logs (test/integration/lifeline.test.ts), only the server's message.
+ */
+function causeOf(err: unknown): string {
+  const e = err as { message?: string; cause?: { message?: string; code?: string } };
+  const reason = e.cause?.message ?? e.message ?? String(err);
+  return `${e.cause?.code ? `${e.cause.code}: ` : ''}${reason.startsWith('Failed query') ? 'query refused' : reason}`.slice(0, 200);
 }
