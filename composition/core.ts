@@ -55,7 +55,7 @@ export async function buildCore(config: Config, opts: { migrate?: boolean; log: 
   const services = createServices(database.db, box, {
     defaultCreditsPerReply: config.DEFAULT_CREDITS_PER_REPLY,
     limits: { apiRequestsPerMinute: config.TENANT_API_REQUESTS_PER_MINUTE, llmDailyBudgetMicros: config.LLM_DAILY_BUDGET_MICROS },
-    knowledge: { vectorMode, embedder: createOpenAIEmbedder(embeddingSettingsFrom(config)), vectorScanLimit: config.KNOWLEDGE_VECTOR_SCAN_LIMIT },
+    knowledge: { vectorMode, embedder: createOpenAIEmbedder(embeddingSettingsFrom(config)), vectorScanLimit: config.KNOWLEDGE_VECTOR_SCAN_LIMIT, vectorWeight: config.KNOWLEDGE_VECTOR_WEIGHT },
   });
   const payloadCodec = config.PARLEY_PAYLOAD_CODEC ? createPayloadCodec(services.payloadKeys) : undefined;
   return { database, services, ...(payloadCodec ? { payloadCodec } : {}) };

@@ -140,6 +140,8 @@ export const configSchema = z.object({
   KNOWLEDGE_FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
   /** Knowledge base without pgvector: chunks ranked by cosine in SQL per query, at most this many (the knowledge bases' chunks beyond it are not compared). */
   KNOWLEDGE_VECTOR_SCAN_LIMIT: z.coerce.number().int().min(100).max(1_000_000).default(20_000),
+  /** Knowledge search: the vector list's weight in the fused score, full text weighing 1 (services/knowledge.ts DEFAULT_VECTOR_WEIGHT). */
+  KNOWLEDGE_VECTOR_WEIGHT: z.coerce.number().min(0).max(10).default(0.3),
   /** `max_tokens` of every AI reply (bounds the cost and the length of one call). */
   LLM_MAX_TOKENS: z.coerce.number().int().min(16).max(32_768).default(1024),
 

@@ -1,6 +1,6 @@
 /**
  * Knowledge bases (issue 11): a tenant's knowledge bases, their documents and chunks, and
- * retrieval (`search`: full text, vector and their reciprocal rank fusion).
+ * retrieval (`search`: full text, vector and their fusion).
  *
  * Ingestion itself is `knowledgeDocumentWorkflow` (workflows/knowledge.ts) over the activities in
  * activities/knowledge/ingest.ts; this service holds what they read and write.
@@ -19,7 +19,7 @@ import type { VectorMode } from '../db/vector';
 import { AppError } from '../lib/errors';
 import { afterCursor, isUuid, keyset, rowsOf, toIso, withoutNul } from './db-util';
 import type { Embedder } from './embeddings';
-import { reciprocalRankFusion } from './rank-fusion';
+import { normalizedScoreFusion, reciprocalRankFusion } from './rank-fusion';
 
 export const KB_DOCUMENT_STATUSES = ['pending', 'indexing', 'ready', 'failed'] as const;
 export type KbDocumentStatus = (typeof KB_DOCUMENT_STATUSES)[number];
@@ -77,6 +77,13 @@ export function contentHashOf(input: { sourceKind: KbSourceKind; content?: Buffe
   return h.digest('hex');
 }
 
+/**
+ * The vector list's default weight in the fused score (full text weighs 1). Measured with the
+ * offline stand-in embeddings (eval/knowledge, tune half): 0.3 and 0.5 rank alike and both beat
+ * equal weights; a real embedding model may deserve more (KNOWLEDGE_VECTOR_WEIGHT).
+ */
+export const DEFAULT_VECTOR_WEIGHT = 0.3;
+
 /** What a retrieved chunk carries: its text, its document and how each ranking placed it. */
 export interface KnowledgeHit {
   chunkId: string;
@@ -85,7 +92,7 @@ export interface KnowledgeHit {
   knowledgeBaseId: string;
   ordinal: number;
   text: string;
-  /** The reciprocal-rank-fusion score (the order of `items`). */
+  /** The fused score (the order of `items`): see `search`. */
   score: number;
   scores: { fullText: number | null; vector: number | null; fused: number };
   ranks: { fullText: number | null; vector: number | null };
@@ -105,6 +112,8 @@ export interface KnowledgeServiceOptions {
   embedder?: Embedder;
   /** The array path ranks at most this many chunks per query (KNOWLEDGE_VECTOR_SCAN_LIMIT). */
   vectorScanLimit?: number;
+  /** The vector list's weight in the fused score against full text's 1 (KNOWLEDGE_VECTOR_WEIGHT, default 0.3). */
+  vectorWeight?: number;
 }
 
 const vectorLiteral = (v: number[]) => `[${v.map((x) => (Number.isFinite(x) ? x : 0)).join(',')}]`;
@@ -114,6 +123,7 @@ const uuidList = (ids: string[]) => sql.join(ids.map((id) => sql`${id}::uuid`), 
 export function createKnowledgeService(db: Db, opts: KnowledgeServiceOptions = {}) {
   const vectorMode: VectorMode = opts.vectorMode ?? 'array';
   const scanLimit = opts.vectorScanLimit ?? 20_000;
+  const vectorWeight = opts.vectorWeight ?? DEFAULT_VECTOR_WEIGHT;
 
   async function kbRow(tenantId: string, kbId: string): Promise<KbRow> {
     if (!isUuid(kbId)) throw new AppError('not_found', 'knowledge base not found');
@@ -407,7 +417,10 @@ export function createKnowledgeService(db: Db, opts: KnowledgeServiceOptions = {
     /**
      * Hybrid retrieval over the tenant's knowledge bases `kbIds` (ids of other tenants match
      * nothing): full text and vector candidates (`candidates` each, default max(5 × limit, 30)),
-     * fused by reciprocal rank. `embedding`: the query's, when the caller has it; `modes` restricts
+     * fused by normalized score: each list's scores divided by its best one, vectors weighted
+     * `vectorWeight` (0.3) against full text's 1, summed (services/rank-fusion.ts). Unlike reciprocal
+     * rank fusion with equal weights (`fusion: 'rrf'`), a weak vector list cannot push a clear
+     * full-text winner out of the first places. `embedding`: the query's, when the caller has it; `modes` restricts
      * the rankers (the evaluation measures each alone).
      */
     async search(input: {
@@ -420,6 +433,8 @@ export function createKnowledgeService(db: Db, opts: KnowledgeServiceOptions = {
       textConfig?: TextSearchConfig;
       candidates?: number;
       modes?: ('fullText' | 'vector')[];
+      /** `score` (default): normalized scores, vectors weighted `vectorWeight`; `rrf`: reciprocal rank fusion, k = 60, equal weights (the evaluation compares them). */
+      fusion?: 'score' | 'rrf';
     }): Promise<KnowledgeSearchResult> {
       const kbIds = [...new Set(input.kbIds)].filter(isUuid);
       const modes = input.modes ?? ['fullText', 'vector'];
@@ -441,7 +456,8 @@ export function createKnowledgeService(db: Db, opts: KnowledgeServiceOptions = {
         modes.includes('vector') && embedding && key ? vectorRanking(input.tenantId, kbIds, embedding, key, n) : Promise.resolve([]),
       ]);
       vectorUsed = !!(modes.includes('vector') && embedding && key);
-      const fused = reciprocalRankFusion([text.map((r) => r.id), vector.map((r) => r.id)]).slice(0, input.limit);
+      const fusion = input.fusion ?? 'score';
+      const fused = (fusion === 'rrf' ? reciprocalRankFusion([text.map((r) => r.id), vector.map((r) => r.id)]) : normalizedScoreFusion([text, vector], [1, vectorWeight])).slice(0, input.limit);
       if (fused.length === 0) return { items: [], vectorMode, vectorUsed };
       const textScore = new Map(text.map((r) => [r.id, r.score]));
       const vectorScore = new Map(vector.map((r) => [r.id, r.score]));

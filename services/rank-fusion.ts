@@ -15,7 +15,7 @@ export interface FusedItem {
 }
 
 /** Fuse ranked id lists (best first); ties broken by the best single rank, then by id (stable, deterministic). */
-export function reciprocalRankFusion(lists: string[][], k = RRF_K): FusedItem[] {
+export function reciprocalRankFusion(lists: string[][], k = RRF_K, weights: number[] = []): FusedItem[] {
   const byId = new Map<string, FusedItem>();
   lists.forEach((list, li) => {
     const seen = new Set<string>();
@@ -28,7 +28,33 @@ export function reciprocalRankFusion(lists: string[][], k = RRF_K): FusedItem[] 
         byId.set(id, item);
       }
       item.ranks[li] = i + 1;
-      item.fused += 1 / (k + i + 1);
+      item.fused += (weights[li] ?? 1) / (k + i + 1);
+    });
+  });
+  const best = (x: FusedItem) => Math.min(...x.ranks.map((r) => r ?? Infinity));
+  return [...byId.values()].sort((a, b) => b.fused - a.fused || best(a) - best(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * Score fusion: each list's scores divided by its best score (so each list's top item weighs 1),
+ * weighted and summed; an item a list lacks gets 0 from it. Unlike RRF it keeps how far apart
+ * a list's scores are: a full-text top hit far ahead of the rest stays ahead. Ties as RRF.
+ */
+export function normalizedScoreFusion(lists: { id: string; score: number }[][], weights: number[] = []): FusedItem[] {
+  const byId = new Map<string, FusedItem>();
+  lists.forEach((list, li) => {
+    const top = Math.max(0, ...list.map((r) => r.score));
+    const seen = new Set<string>();
+    list.forEach((r, i) => {
+      if (seen.has(r.id)) return;
+      seen.add(r.id);
+      let item = byId.get(r.id);
+      if (!item) {
+        item = { id: r.id, fused: 0, ranks: lists.map(() => null) };
+        byId.set(r.id, item);
+      }
+      item.ranks[li] = i + 1;
+      item.fused += top > 0 ? ((weights[li] ?? 1) * Math.max(0, r.score)) / top : 0;
     });
   });
   const best = (x: FusedItem) => Math.min(...x.ranks.map((r) => r ?? Infinity));

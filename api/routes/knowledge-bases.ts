@@ -214,7 +214,7 @@ export function createKnowledgeBaseRouter(deps: KnowledgeRouterDeps): Router {
     doc({
       summary: 'Search a knowledge base',
       description:
-        'Hybrid retrieval, for tuning and debugging: the chunks ranked by full text (PostgreSQL, english configuration, the query words OR-ed) and by vector (cosine similarity of embeddings), fused by reciprocal rank (k = 60). Each item carries both scores and ranks and its document.',
+        'Hybrid retrieval, for tuning and debugging: the chunks ranked by full text (PostgreSQL, english configuration, the query words OR-ed) and by vector (cosine similarity of embeddings), fused by normalized score (the score of each list divided by its best, vectors weighted KNOWLEDGE_VECTOR_WEIGHT, default 0.3, against 1 for full text). Each item carries both scores and ranks and its document.',
       responses: { 200: knowledgeSearchSchema },
     }),
     async (_req, res) => {

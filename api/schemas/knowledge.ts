@@ -42,7 +42,7 @@ export const knowledgeHitSchema = z
     knowledgeBaseId: uuid,
     ordinal: z.number().int().min(0).meta({ description: "The chunk's position in its document (0 = first)" }),
     text: z.string(),
-    score: z.number().meta({ description: 'The fused score (reciprocal rank fusion, k = 60): the order of the items' }),
+    score: z.number().meta({ description: 'The fused score (the score of each list divided by its best, vectors weighted KNOWLEDGE_VECTOR_WEIGHT, default 0.3, against 1 for full text, summed): the order of the items' }),
     scores: z.strictObject({
       fullText: z.number().nullable().meta({ description: 'ts_rank_cd of the full-text match; null: not among the full-text candidates' }),
       vector: z.number().nullable().meta({ description: 'Cosine similarity to the query; null: not among the vector candidates' }),

@@ -8,7 +8,11 @@
  * as the worker (parse, chunk, stand-in embeddings: fakes/embeddings.ts, no network), asks each
  * question and reports recall@k (default 3) and MRR (over the first 10 results) for full text
  * (english and simple configurations), vector (pgvector and the no-pgvector array path) and
- * hybrid (reciprocal rank fusion). Results go to `--out` (default <dir>/results.json).
+ * hybrid (as `search` fuses them: normalized scores, vectors weighted 0.3; and, for comparison,
+ * reciprocal rank fusion with equal weights), on the whole set and on its two halves in file order: the first
+ * half ("tune", q01–q20: the only questions to look at while tuning retrieval) and the second
+ * ("held out", q21–q40: a check that a change generalises). Results go to `--out` (default
+ * <dir>/results.json).
  *
  * A hit: a retrieved chunk of the question's document whose text holds the passage, compared as
  * lowercase word tokens (letters and digits; markup and punctuation ignored): the longest run of
@@ -70,15 +74,24 @@ export interface EvalOptions {
   quiet?: boolean;
 }
 
-type Method = 'fullText' | 'fullTextSimple' | 'vector' | 'vectorArray' | 'hybrid' | 'hybridArray';
-const METHODS: Record<Method, { modes: ('fullText' | 'vector')[]; textConfig: TextSearchConfig; array: boolean; label: string }> = {
+type Method = 'fullText' | 'fullTextSimple' | 'vector' | 'vectorArray' | 'hybrid' | 'hybridArray' | 'hybridRrf';
+const METHODS: Record<Method, { modes: ('fullText' | 'vector')[]; textConfig: TextSearchConfig; array: boolean; label: string; fusion?: 'score' | 'rrf' }> = {
   fullText: { modes: ['fullText'], textConfig: 'english', array: false, label: 'full text (english)' },
   fullTextSimple: { modes: ['fullText'], textConfig: 'simple', array: false, label: 'full text (simple)' },
   vector: { modes: ['vector'], textConfig: 'english', array: false, label: 'vector (pgvector)' },
   vectorArray: { modes: ['vector'], textConfig: 'english', array: true, label: 'vector (real[], no pgvector)' },
-  hybrid: { modes: ['fullText', 'vector'], textConfig: 'english', array: false, label: 'hybrid (RRF, pgvector)' },
-  hybridArray: { modes: ['fullText', 'vector'], textConfig: 'english', array: true, label: 'hybrid (RRF, real[])' },
+  hybrid: { modes: ['fullText', 'vector'], textConfig: 'english', array: false, label: 'hybrid (pgvector)' },
+  hybridArray: { modes: ['fullText', 'vector'], textConfig: 'english', array: true, label: 'hybrid (real[])' },
+  // the fusion before the tuning, for comparison: reciprocal rank fusion (k = 60), equal weights
+  hybridRrf: { modes: ['fullText', 'vector'], textConfig: 'english', array: false, label: 'hybrid, RRF k=60 (pgvector)', fusion: 'rrf' },
 };
+
+export interface MethodScore {
+  label: string;
+  recallAtK: number;
+  mrr: number;
+  hits: number;
+}
 
 export interface EvalReport {
   k: number;
@@ -88,6 +101,12 @@ export interface EvalReport {
   questions: number;
   invalidQuestions: { id: string; reason: string }[];
   methods: Record<Method, { label: string; recallAtK: number; mrr: number; hits: number }>;
+  /**
+   * The same scores on the two halves of the question list (in file order): `tune`, the first half
+   * (q01–q20 of the shipped set, the only questions looked at while tuning retrieval), and
+   * `heldOut`, the second half (q21–q40, never tuned on). `methods` is the whole set.
+   */
+  split: { tune: { ids: string[]; methods: Record<Method, MethodScore> }; heldOut: { ids: string[]; methods: Record<Method, MethodScore> } };
   perQuestion: { id: string; document: string; ranks: Record<Method, number | null> }[];
 }
 
@@ -147,20 +166,33 @@ export async function runKnowledgeEval(opts: EvalOptions): Promise<EvalReport> {
       const embedding = (await embedder.embed([q.question]))[0]!;
       for (const [method, m] of Object.entries(METHODS) as [Method, (typeof METHODS)[Method]][]) {
         const svc = m.array ? arrayService : service;
-        const res = await svc.search({ tenantId, kbIds: [kb.id], query: q.question, limit: MRR_DEPTH, embedding, embeddingKey: embedder.key, textConfig: m.textConfig, modes: m.modes });
+        const res = await svc.search({ tenantId, kbIds: [kb.id], query: q.question, limit: MRR_DEPTH, embedding, embeddingKey: embedder.key, textConfig: m.textConfig, modes: m.modes, fusion: m.fusion });
         const at = res.items.findIndex((h: KnowledgeHit) => h.documentId === docIds.get(q.document) && passageCoverage(q.passage, h.text) >= HIT_COVERAGE);
         ranks[method] = at >= 0 ? at + 1 : null;
       }
       perQuestion.push({ id: q.id, document: q.document, ranks });
     }
-    const methods = {} as EvalReport['methods'];
-    for (const [method, m] of Object.entries(METHODS) as [Method, (typeof METHODS)[Method]][]) {
-      const rs = perQuestion.map((p) => p.ranks[method]);
-      const hits = rs.filter((r) => r !== null && r <= k).length;
-      const n = Math.max(1, rs.length);
-      methods[method] = { label: m.label, recallAtK: round(hits / n), mrr: round(rs.reduce((s: number, r) => s + (r ? 1 / r : 0), 0) / n), hits };
-    }
-    const report: EvalReport = { k, dimensions, documents: files.length, chunks, questions: valid.length, invalidQuestions, methods, perQuestion };
+    const score = (subset: EvalReport['perQuestion']) => {
+      const out = {} as Record<Method, MethodScore>;
+      for (const [method, m] of Object.entries(METHODS) as [Method, (typeof METHODS)[Method]][]) {
+        const rs = subset.map((p) => p.ranks[method]);
+        const hits = rs.filter((r) => r !== null && r <= k).length;
+        const n = Math.max(1, rs.length);
+        out[method] = { label: m.label, recallAtK: round(hits / n), mrr: round(rs.reduce((s: number, r) => s + (r ? 1 / r : 0), 0) / n), hits };
+      }
+      return out;
+    };
+    // the halves of the question list as written (invalid questions keep their place, and are left out of both)
+    const half = Math.ceil(questions.length / 2);
+    const tuneIds = new Set(questions.slice(0, half).map((q) => q.id));
+    const tuneRows = perQuestion.filter((p) => tuneIds.has(p.id));
+    const heldOutRows = perQuestion.filter((p) => !tuneIds.has(p.id));
+    const methods = score(perQuestion);
+    const split: EvalReport['split'] = {
+      tune: { ids: tuneRows.map((p) => p.id), methods: score(tuneRows) },
+      heldOut: { ids: heldOutRows.map((p) => p.id), methods: score(heldOutRows) },
+    };
+    const report: EvalReport = { k, dimensions, documents: files.length, chunks, questions: valid.length, invalidQuestions, methods, split, perQuestion };
     if (opts.out) {
       mkdirSync(path.dirname(opts.out), { recursive: true });
       writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n');
@@ -168,8 +200,13 @@ export async function runKnowledgeEval(opts: EvalOptions): Promise<EvalReport> {
     if (!opts.quiet) {
       console.log(`knowledge eval: ${files.length} documents, ${chunks} chunks, ${valid.length} questions (${invalidQuestions.length} invalid), stand-in embeddings ${dimensions}d, vector path ${mode}`);
       for (const inv of invalidQuestions) console.log(`  invalid question ${inv.id}: ${inv.reason}`);
-      console.log(`  ${'method'.padEnd(30)} recall@${k}   MRR@${MRR_DEPTH}`);
-      for (const m of Object.values(methods)) console.log(`  ${m.label.padEnd(30)} ${m.recallAtK.toFixed(3).padStart(8)}   ${m.mrr.toFixed(3)}`);
+      const span = (ids: string[]) => (ids.length === 0 ? 'none' : `${ids[0]}–${ids[ids.length - 1]}, ${ids.length}`);
+      console.log(`  recall@${k} / MRR@${MRR_DEPTH}; tune: ${span(split.tune.ids)} (the questions looked at while tuning); held out: ${span(split.heldOut.ids)}`);
+      console.log(`  ${'method'.padEnd(30)} ${'all'.padStart(13)}   ${'tune'.padStart(13)}   ${'held out'.padStart(13)}`);
+      const cell = (m: MethodScore) => `${m.recallAtK.toFixed(3)} / ${m.mrr.toFixed(3)}`;
+      for (const [method, m] of Object.entries(methods) as [Method, MethodScore][]) {
+        console.log(`  ${m.label.padEnd(30)} ${cell(m).padStart(13)}   ${cell(split.tune.methods[method]).padStart(13)}   ${cell(split.heldOut.methods[method]).padStart(13)}`);
+      }
       if (opts.out) console.log(`  results: ${opts.out}`);
     }
     return report;

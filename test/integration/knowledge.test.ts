@@ -123,7 +123,14 @@ describe('knowledge base', () => {
     expect(res.items[0]!.text).toContain('36 months');
     expect(res.items[0]!.scores.fullText).toBeGreaterThan(0);
     expect(res.items[0]!.scores.vector).toBeGreaterThan(0);
-    expect(res.items[0]!.scores.fused).toBeCloseTo(1 / (60 + res.items[0]!.ranks.fullText!) + 1 / (60 + res.items[0]!.ranks.vector!), 10);
+    // fused by normalized score: each list's score over its best, vectors weighted 0.3 (KNOWLEDGE_VECTOR_WEIGHT)
+    const wide = await search(key, kbId, 'How long is the kettle warranty?', 20);
+    expect(wide.items.slice(0, res.items.length)).toEqual(res.items);
+    const best = (list: 'fullText' | 'vector') => wide.items.find((i) => i.ranks[list] === 1)!.scores[list]!;
+    for (const item of wide.items) {
+      expect(item.scores.fused).toBeCloseTo((item.scores.fullText ?? 0) / best('fullText') + (0.3 * (item.scores.vector ?? 0)) / best('vector'), 10);
+    }
+    expect(res.items[0]!.scores.fused).toBeGreaterThan(1);
     expect((await search(key, kbId, 'Which cards do you take for payment?')).items[0]!.text).toContain('Mastercard');
 
     // the same content again: the same document, no new work

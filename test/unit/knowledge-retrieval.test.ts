@@ -1,6 +1,6 @@
 import { standInEmbedding } from '../../fakes/embeddings';
 import { createEmbedder, l2normalize } from '../../services/embeddings';
-import { reciprocalRankFusion, RRF_K } from '../../services/rank-fusion';
+import { normalizedScoreFusion, reciprocalRankFusion, RRF_K } from '../../services/rank-fusion';
 import { htmlToText, knowledgeMimeType, markdownToText, parseDocument } from '../../activities/knowledge/parse';
 import { tinyPdf } from '../support/pdf';
 
@@ -60,6 +60,42 @@ describe('reciprocal rank fusion', () => {
     expect(reciprocalRankFusion([['a', 'a', 'b']])[0]).toEqual({ id: 'a', fused: 1 / (RRF_K + 1), ranks: [1] });
     expect(reciprocalRankFusion([[], []])).toEqual([]);
     expect(reciprocalRankFusion([['a']], 0)[0]!.fused).toBe(1);
+  });
+});
+
+describe('weighted fusion', () => {
+  test('RRF weights scale each list\'s share', () => {
+    const fused = reciprocalRankFusion([['a', 'b'], ['b', 'a']], RRF_K, [1, 0.5]);
+    expect(fused.map((f) => f.id)).toEqual(['a', 'b']);
+    expect(fused[0]!.fused).toBeCloseTo(1 / (RRF_K + 1) + 0.5 / (RRF_K + 2), 12);
+  });
+
+  test('normalized score fusion: each list\'s best counts 1 × its weight, a missing item 0 from that list', () => {
+    const text = [
+      { id: 'a', score: 8 },
+      { id: 'b', score: 2 },
+    ];
+    const vector = [
+      { id: 'b', score: 0.5 },
+      { id: 'c', score: 0.45 },
+      { id: 'a', score: 0.1 },
+    ];
+    // equal weights: b (0.25 + 1) beats a (1 + 0.2)
+    expect(normalizedScoreFusion([text, vector]).map((f) => f.id)).toEqual(['b', 'a', 'c']);
+    // vectors weighted 0.3: a clear full-text winner keeps its place (a 1.06, b 0.55, c 0.27)
+    const fused = normalizedScoreFusion([text, vector], [1, 0.3]);
+    expect(fused.map((f) => f.id)).toEqual(['a', 'b', 'c']);
+    expect(fused[0]).toEqual({ id: 'a', fused: expect.closeTo(1 + 0.3 * 0.2, 12), ranks: [1, 3] });
+    expect(fused[2]!.ranks).toEqual([null, 2]);
+    // weight 0: the full-text order, vector-only items after it
+    expect(normalizedScoreFusion([text, vector], [1, 0]).map((f) => f.id)).toEqual(['a', 'b', 'c']);
+  });
+
+  test('ties, repeats, non-positive scores and empty lists', () => {
+    expect(normalizedScoreFusion([[{ id: 'y', score: 1 }], [{ id: 'x', score: 1 }]]).map((f) => f.id)).toEqual(['x', 'y']);
+    expect(normalizedScoreFusion([[{ id: 'a', score: 2 }, { id: 'a', score: 1 }]])).toEqual([{ id: 'a', fused: 1, ranks: [1] }]);
+    expect(normalizedScoreFusion([[{ id: 'a', score: 0 }, { id: 'b', score: -1 }]]).map((f) => f.fused)).toEqual([0, 0]);
+    expect(normalizedScoreFusion([[], []])).toEqual([]);
   });
 });
 
