@@ -21,6 +21,7 @@ import {
   CHANNELS,
   CIRCUIT_STATES,
   CONTACT_IDENTITY_KINDS,
+  KNOWLEDGE_FALLBACKS,
   DEAD_LETTER_STATUSES,
   LEAD_MODES,
   LLM_PURPOSES,
@@ -141,6 +142,8 @@ export const agents = pgTable(
     qualifiedScore: integer('qualified_score'),
     /** Knowledge bases the agent may retrieve from (the tenant's own; a deleted one is removed from the list). */
     knowledgeBaseIds: jsonb('knowledge_base_ids').$type<string[]>().notNull().default([]),
+    /** What a reply does when its knowledge bases have nothing relevant (contract/vocabulary.ts KNOWLEDGE_FALLBACKS). */
+    knowledgeFallback: text('knowledge_fallback', { enum: KNOWLEDGE_FALLBACKS }).notNull().default('say_unknown'),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -170,6 +173,7 @@ export const agentVersions = pgTable(
     /** Outbound webhooks: the score (0–100) at which a lead is qualified (lead.qualified when a lead's score reaches it); null = none. */
     qualifiedScore: integer('qualified_score'),
     knowledgeBaseIds: jsonb('knowledge_base_ids').$type<string[]>().notNull().default([]),
+    knowledgeFallback: text('knowledge_fallback', { enum: KNOWLEDGE_FALLBACKS }).notNull().default('say_unknown'),
     /** Set when this version was made by restoring an older one. */
     restoredFrom: integer('restored_from'),
     /** The API key that made it (null: created before versions were kept, or not through the API). */

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, lt } from 'drizzle-orm';
 import type { AgentOptOutSettings } from '../contract/messages';
+import type { KnowledgeFallback } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
 import { agents, agentVersions, channelAccounts } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -20,13 +21,15 @@ export interface AgentInput {
   qualifiedScore?: number;
   /** Knowledge bases the agent retrieves from (checked to be the tenant's by the caller). */
   knowledgeBaseIds?: string[];
+  /** When the knowledge bases have nothing relevant (absent: say_unknown). */
+  knowledgeFallback?: KnowledgeFallback;
 }
 
 /** A change: any of the fields; `fallbackModel: null` removes the fallback, `optOut: null` goes back to the defaults. */
 export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut' | 'qualifiedScore'>> & { fallbackModel?: string | null; optOut?: AgentOptOutSettings | null; qualifiedScore?: number | null };
 
 /** The fields every version records (what the reply writer and the lead workflow use). */
-type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore' | 'knowledgeBaseIds'>;
+type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore' | 'knowledgeBaseIds' | 'knowledgeFallback'>;
 
 function fieldsOf(a: Versioned): Versioned {
   return {
@@ -41,6 +44,7 @@ function fieldsOf(a: Versioned): Versioned {
     optOut: a.optOut ?? null,
     qualifiedScore: a.qualifiedScore ?? null,
     knowledgeBaseIds: a.knowledgeBaseIds ?? [],
+    knowledgeFallback: a.knowledgeFallback ?? 'say_unknown',
   };
 }
 

@@ -6,10 +6,12 @@ import type { OutboundLlmPurpose } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
+import type { KnowledgeService } from '../../services/knowledge';
 import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
 import type { PriceTable } from './pricing';
+import { knowledgeContext, type KnowledgeUsed } from './knowledge-context';
 import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall, timedLlmCall } from './shared';
 
 export interface LlmDeps {
@@ -21,6 +23,8 @@ export interface LlmDeps {
   extractions?: Pick<ExtractionService, 'summaryOf' | 'recordLlmCall'>;
   /** The tenant's daily LLM budget (llm_budget_exceeded before any call over it). */
   limits?: Pick<LimitService, 'llmBudget'>;
+  /** Retrieval for agents with knowledge bases (activities/llm/knowledge-context.ts); absent = none. */
+  knowledge?: Pick<KnowledgeService, 'searchKnowledge'>;
   baseURL?: string;
   apiKey: string;
   timeoutMs: number;
@@ -60,6 +64,8 @@ export interface GenerateReplyResult {
   completionTokens: number;
   /** Set when the model called handoff_to_human instead of replying (text is then empty). */
   handoff?: { reason: string };
+  /** The knowledge-base passages the prompt carried (absent: none); the send records them on the message. */
+  knowledge?: KnowledgeUsed[];
 }
 
 function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<string, string> }, input: GenerateReplyInput, summary?: string | null): string {
@@ -100,8 +106,11 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
     const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
     const leadSummary = await deps.extractions?.summaryOf(input.leadId);
+    // the agent's knowledge bases, searched for the lead's latest messages (none: no query at all)
+    const knowledge = await knowledgeContext(deps, { tenantId: input.tenantId, agent, transcript });
+    const system = systemPrompt(agent, input, leadSummary);
     const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-      { role: 'system', content: systemPrompt(agent, input, leadSummary) },
+      { role: 'system', content: knowledge.prompt ? `${system}\n\n${knowledge.prompt}` : system },
       ...transcript
         .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
         .map((m): OpenAI.Chat.ChatCompletionMessageParam =>
@@ -141,6 +150,7 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
           usedFallback: i > 0,
           promptTokens: res.usage?.prompt_tokens ?? 0,
           completionTokens: res.usage?.completion_tokens ?? 0,
+          ...(knowledge.used.length ? { knowledge: knowledge.used } : {}),
         };
       } catch (err) {
         // cancelled (the activity's heartbeat timed out): no fallback model, nobody waits for the answer

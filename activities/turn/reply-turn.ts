@@ -35,6 +35,7 @@ import type { SendResult } from '../channels/graph-send';
 import { fitInstagramText } from '../channels/instagram';
 import { fitTextLength } from '../channels/text-limit';
 import type { createWhatsAppActivities, SendTextInput } from '../channels/whatsapp';
+import type { KnowledgeUsed } from '../llm/knowledge-context';
 import type { ReplyWriter } from '../llm/reply';
 
 /** The longest pacing wait the turn sleeps; a later `notBefore` is held for the careful path (the workflow asks for ~8 s at most). */
@@ -296,6 +297,7 @@ export function createTurnActivities(deps: TurnDeps) {
       // a retry of this turn (or of its careful pipeline) finds the message an earlier attempt recorded: that text, no second LLM call
       const prior = reservation.existing ? await deps.leads.outbound(reply.outboundMessageId) : undefined;
       let text: string;
+      let knowledge: KnowledgeUsed[] | undefined;
       if (prior) {
         text = prior.body;
       } else {
@@ -304,6 +306,7 @@ export function createTurnActivities(deps: TurnDeps) {
         // result then leaves a held reservation the careful retry finds, never a released one)
         if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason } };
         text = fitForChannel(input.channel, written.text);
+        knowledge = written.knowledge;
       }
 
       let providerMessageId = prior?.providerMessageId ?? undefined;
@@ -330,6 +333,7 @@ export function createTurnActivities(deps: TurnDeps) {
             outboundMessageId: reply.outboundMessageId,
             to: input.contactId,
             text,
+            ...(knowledge?.length ? { knowledge } : {}),
           });
           providerMessageId = sent.providerMessageId;
         } catch (err) {

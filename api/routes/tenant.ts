@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { LEAD_MODES, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
+import { KNOWLEDGE_FALLBACKS, LEAD_MODES, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import type { VerifyChannelOwnership } from '../../services/channel-ownership';
@@ -37,6 +37,8 @@ export const createAgentBody = z.strictObject({
   qualifiedScore: z.number().int().min(1).max(100).optional().meta({ description: 'The lead score (1–100) at which a lead is qualified: the webhook event lead.qualified fires when an extraction raises a lead to it; absent = none' }),
   /** Knowledge bases the agent retrieves from (the tenant's own). */
   knowledgeBaseIds: z.array(z.uuid()).max(20).optional().meta({ description: "Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases)" }),
+  /** When the knowledge bases have nothing relevant (default say_unknown). */
+  knowledgeFallback: z.enum(KNOWLEDGE_FALLBACKS).optional().meta({ description: 'When its knowledge bases have nothing relevant to the question: `say_unknown` (default: say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)' }),
 });
 const channelCommon = {
   agentId: z.uuid(),

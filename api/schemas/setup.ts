@@ -6,7 +6,7 @@
  * services/templates.ts `present`, services/template-sync.ts `TemplateSyncResult`).
  */
 import { z } from 'zod';
-import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
+import { KNOWLEDGE_FALLBACKS, SEQUENCE_STEP_KINDS, STOP_CONDITIONS, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
 import { OPT_OUT_LANGUAGES } from '../../workflows/lead/policy/opt-out';
 import { jsonObject, timestamp, uuid } from './common';
 
@@ -39,6 +39,7 @@ const agentFields = {
   optOut: optOutSettings.nullable().meta({ description: 'null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation)' }),
   qualifiedScore: z.number().int().nullable().meta({ description: 'The lead score at which a lead is qualified (webhook event lead.qualified); null: none' }),
   knowledgeBaseIds: z.array(uuid).meta({ description: 'Knowledge bases the agent retrieves passages from' }),
+  knowledgeFallback: z.enum(KNOWLEDGE_FALLBACKS).meta({ description: 'When its knowledge bases have nothing relevant to the question: `say_unknown` (say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)' }),
 };
 
 export const agent = z
