@@ -174,7 +174,7 @@ export type ReplyTurnOutcome =
    * turn_deadline, or the ApplicationFailure type of the send's failure (provider_*,
    * channel_circuit_open, database_*).
    */
-  | { outcome: 'held'; text: string; failure: { type?: string; message: string } };
+  | { outcome: 'held'; text: string; failure: { type?: string; message: string }; knowledge?: KnowledgeUsed[] };
 
 export interface ReplyTurnResult {
   newIds: string[];
@@ -309,19 +309,21 @@ export function createTurnActivities(deps: TurnDeps) {
         knowledge = written.knowledge;
       }
 
+      // the passages the text was written from: recorded by the send (here, or the careful deliver's when held)
+      const used = knowledge?.length ? { knowledge } : {};
       let providerMessageId = prior?.providerMessageId ?? undefined;
       if (!providerMessageId) {
         const waitMs = reply.notBefore ? Date.parse(reply.notBefore) - now() : 0;
         if (waitMs > MAX_TURN_PACING_MS) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` } } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` }, ...used } };
         }
         const deadline = activityDeadline();
         if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendRateLimitMaxSleepMs ?? 0) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` } } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` }, ...used } };
         }
         if (waitMs > 0) await sleep(waitMs);
         if (reply.windowClosesAt && now() >= Date.parse(reply.windowClosesAt)) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` } } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` }, ...used } };
         }
         // the workflow gave up on this attempt (heartbeat timeout, cancellation): its careful retry sends
         if (cancelled()) throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: 'the reply turn was cancelled before its send', nonRetryable: true });
@@ -333,13 +335,13 @@ export function createTurnActivities(deps: TurnDeps) {
             outboundMessageId: reply.outboundMessageId,
             to: input.contactId,
             text,
-            ...(knowledge?.length ? { knowledge } : {}),
+            ...used,
           });
           providerMessageId = sent.providerMessageId;
         } catch (err) {
           const failure = describeFailure(err);
           log.info({ leadId: input.leadId, outboundMessageId: reply.outboundMessageId, type: failure.type }, 'reply held: the first send attempt failed');
-          return { ...recorded, reply: { outcome: 'held', text, failure } };
+          return { ...recorded, reply: { outcome: 'held', text, failure, ...used } };
         }
       }
       await deps.credits.capture({ reference: reply.reference, messageId: reply.outboundMessageId });

@@ -207,6 +207,7 @@ const parkedOperation = z.strictObject({
       reference: z.string(),
       humanAgent: z.boolean().optional(),
       rich: jsonObject.optional().meta({ description: 'The rich message as the channel sends it (`text` is its rendering)' }),
+      knowledge: z.array(knowledgeUsedSchema).optional().meta({ description: 'The knowledge-base passages the AI text was written from' }),
     })
     .optional(),
   fallbackTemplate: templateRef.optional(),

@@ -78,6 +78,18 @@ describe('the knowledge base in a reply turn', () => {
     expect(reply.knowledge[0]!.chunkId).toBe(search.body.items[0].chunkId);
   });
 
+  test('the step-by-step path (the one-activity turn failed at the LLM) puts the passages in its prompt and records them too', async () => {
+    const t = await tenantWithKnowledge();
+    const before = stack.llm.requests.length;
+    stack.llm.failNext({ status: 500, model: 'gpt-4o-mini', message: 'overloaded' });
+    const { messages } = await ask(t, 'When does the Lisbon store open on Saturday?');
+    const asked = stack.llm.requests.slice(before).filter((r) => r.messages.some((m) => contentText(m.content) === 'When does the Lisbon store open on Saturday?'));
+    expect(asked.length).toBeGreaterThanOrEqual(2); // the turn's failed call, then generateReply's
+    for (const r of asked) expect(contentText(r.messages[0]!.content)).toContain('[1] Store hours');
+    const reply = messages.find((m) => m.direction === 'outbound')!;
+    expect(reply.knowledge[0]).toMatchObject({ documentId: t.docs['Store hours'], title: 'Store hours' });
+  });
+
   test('nothing relevant: the fallback instruction (say_unknown, then offer_human) is in the prompt and the reply records no passage', async () => {
     const t = await tenantWithKnowledge();
     const unknown = await ask(t, 'What is the weather like on Mars tomorrow?');

@@ -120,7 +120,7 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
   await pace(run);
   // the turn's own reasons to hold (the deadline) are no try at the send; a send's failure is its first try
   const firstTry = reply.failure.type && (TURN_HELD_TYPES as readonly string[]).includes(reply.failure.type) ? undefined : reply.failure;
-  await deliver(run, { plan: { action: 'free_form' }, text: reply.text, outboundMessageId, reference }, context, requestId, firstTry);
+  await deliver(run, { plan: { action: 'free_form' }, text: reply.text, outboundMessageId, reference, ...(reply.knowledge?.length ? { knowledge: reply.knowledge } : {}) }, context, requestId, firstTry);
 }
 
 /** Why the turn held a reply without trying to send it (activities/turn/reply-turn.ts TURN_HELD). */
