@@ -153,6 +153,8 @@ export interface ParkedOperation {
     humanAgent?: boolean;
     /** A rich message as the channel sends it (already degraded); `text` is its rendering. Absent: a text. */
     rich?: RichMessage;
+    /** The knowledge-base passages an AI text was written from: recorded on the message (activities/llm/knowledge-context.ts KnowledgeUsed). */
+    knowledge?: { chunkId: string; documentId: string; title: string; score: number }[];
   };
   fallbackTemplate?: TemplateRef;
   /** Who the sent message counts as (a human's manual reply or the bot). */

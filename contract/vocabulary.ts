@@ -77,6 +77,14 @@ export type LlmPurpose = (typeof LLM_PURPOSES)[number];
 export const OUTBOUND_LLM_PURPOSES = ['reply', 'bump_up', 'sequence_step', 'follow_up'] as const satisfies readonly LlmPurpose[];
 export type OutboundLlmPurpose = (typeof OUTBOUND_LLM_PURPOSES)[number];
 
+/**
+ * What an agent with knowledge bases does when retrieval finds nothing relevant for the lead's
+ * question: `say_unknown` says it does not know (no guessing), `offer_human` says so and offers a
+ * person, `answer_anyway` answers from its system prompt as if it had no knowledge base.
+ */
+export const KNOWLEDGE_FALLBACKS = ['say_unknown', 'offer_human', 'answer_anyway'] as const;
+export type KnowledgeFallback = (typeof KNOWLEDGE_FALLBACKS)[number];
+
 /** A channel's circuit breaker: `open` stops every send of the channel until an admin closes it. */
 export const CIRCUIT_STATES = ['closed', 'open'] as const;
 export type CircuitState = (typeof CIRCUIT_STATES)[number];

@@ -22,6 +22,7 @@ import {
   CHANNELS,
   CIRCUIT_STATES,
   CONTACT_IDENTITY_KINDS,
+  KNOWLEDGE_FALLBACKS,
   DEAD_LETTER_STATUSES,
   LEAD_MODES,
   LLM_PURPOSES,
@@ -146,6 +147,8 @@ export const agents = pgTable(
     tools: jsonb('tools').$type<AgentToolName[]>(),
     /** The template a scheduled follow-up sends when the 24-hour window is closed then; null = such a follow-up is refused. */
     followUpTemplate: jsonb('follow_up_template').$type<TemplateRef>(),
+    /** What a reply does when its knowledge bases have nothing relevant (contract/vocabulary.ts KNOWLEDGE_FALLBACKS). */
+    knowledgeFallback: text('knowledge_fallback', { enum: KNOWLEDGE_FALLBACKS }).notNull().default('say_unknown'),
     createdAt: createdAt(),
   },
   (t) => [index('agents_tenant_idx').on(t.tenantId)],
@@ -177,6 +180,7 @@ export const agentVersions = pgTable(
     knowledgeBaseIds: jsonb('knowledge_base_ids').$type<string[]>().notNull().default([]),
     tools: jsonb('tools').$type<AgentToolName[]>(),
     followUpTemplate: jsonb('follow_up_template').$type<TemplateRef>(),
+    knowledgeFallback: text('knowledge_fallback', { enum: KNOWLEDGE_FALLBACKS }).notNull().default('say_unknown'),
     /** Set when this version was made by restoring an older one. */
     restoredFrom: integer('restored_from'),
     /** The API key that made it (null: created before versions were kept, or not through the API). */

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, lt } from 'drizzle-orm';
 import type { AgentOptOutSettings, TemplateRef } from '../contract/messages';
 import type { AgentToolName } from '../contract/agent-tools';
+import type { KnowledgeFallback } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
 import { agents, agentVersions, channelAccounts } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -25,6 +26,8 @@ export interface AgentInput {
   tools?: AgentToolName[];
   /** The template a scheduled follow-up sends outside the 24-hour window; absent = refused then. */
   followUpTemplate?: TemplateRef;
+  /** When the knowledge bases have nothing relevant (absent: say_unknown). */
+  knowledgeFallback?: KnowledgeFallback;
 }
 
 /** A change: any of the fields; `fallbackModel: null` removes the fallback, `optOut: null` goes back to the defaults. */
@@ -38,7 +41,7 @@ export type AgentPatch = Partial<Omit<AgentInput, 'fallbackModel' | 'optOut' | '
 };
 
 /** The fields every version records (what the reply writer and the lead workflow use). */
-type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore' | 'knowledgeBaseIds' | 'tools' | 'followUpTemplate'>;
+type Versioned = Pick<typeof agents.$inferSelect, 'name' | 'systemPrompt' | 'model' | 'fallbackModel' | 'temperature' | 'stagePrompts' | 'extractionFields' | 'handoffKeywords' | 'optOut' | 'qualifiedScore' | 'knowledgeBaseIds' | 'tools' | 'followUpTemplate' | 'knowledgeFallback'>;
 
 function fieldsOf(a: Versioned): Versioned {
   return {
@@ -55,6 +58,7 @@ function fieldsOf(a: Versioned): Versioned {
     knowledgeBaseIds: a.knowledgeBaseIds ?? [],
     tools: a.tools ?? null,
     followUpTemplate: a.followUpTemplate ?? null,
+    knowledgeFallback: a.knowledgeFallback ?? 'say_unknown',
   };
 }
 

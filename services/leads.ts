@@ -62,6 +62,7 @@ function presentMessage(m: MessageRow) {
     type: m.type,
     body: m.body,
     content: richContent(m.details),
+    knowledge: knowledgeUsed(m.details),
     status: m.status,
     error: m.error,
     sentAt: toIso(m.sentAt),
@@ -73,6 +74,17 @@ function presentMessage(m: MessageRow) {
 function richContent(details: unknown): Record<string, unknown> | null {
   const rich = details && typeof details === 'object' ? (details as { rich?: unknown }).rich : undefined;
   return rich && typeof rich === 'object' ? (rich as Record<string, unknown>) : null;
+}
+
+/** The knowledge-base passages an outbound reply was written from (`details.knowledge`: activities/llm/knowledge-context.ts), else []. */
+function knowledgeUsed(details: unknown): { chunkId: string; documentId: string; title: string; score: number }[] {
+  const used = details && typeof details === 'object' ? (details as { knowledge?: unknown }).knowledge : undefined;
+  if (!Array.isArray(used)) return [];
+  return used.flatMap((k: unknown) => {
+    if (!k || typeof k !== 'object') return [];
+    const { chunkId, documentId, title, score } = k as Record<string, unknown>;
+    return typeof chunkId === 'string' && typeof documentId === 'string' && typeof title === 'string' && typeof score === 'number' ? [{ chunkId, documentId, title, score }] : [];
+  });
 }
 
 const chatColumns = {

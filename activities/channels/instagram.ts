@@ -1,5 +1,5 @@
 import { createGraphSender, type SendResult } from './graph-send';
-import type { SendTextInput, WhatsAppDeps } from './whatsapp';
+import { textDetails, type SendTextInput, type WhatsAppDeps } from './whatsapp';
 
 export interface SendInstagramTextInput extends SendTextInput {
   /** A human agent's reply sent with the HUMAN_AGENT tag (allowed up to 7 days after the user's last message). */
@@ -37,7 +37,7 @@ export function createInstagramActivities(deps: WhatsAppDeps) {
         input,
         path: (igAccountId) => `${encodeURIComponent(igAccountId)}/messages`,
         body: { recipient: { id: input.to }, message: { text }, ...messaging },
-        transcript: { body: text, type: 'text' },
+        transcript: { body: text, type: 'text', ...textDetails(input) },
       });
     },
   };

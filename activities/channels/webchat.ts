@@ -9,7 +9,7 @@ import { FailureType } from '../../contract/failures';
 import type { LeadService } from '../../services/leads';
 import { recordReply, recordSendDuration } from '../../lib/metrics';
 import { replyOutcomeOf, settledOutbound, type SendResult } from './graph-send';
-import type { SendTextInput } from './whatsapp';
+import { textDetails, type SendTextInput } from './whatsapp';
 
 export interface WebChatDeps {
   leads: LeadService;
@@ -36,7 +36,7 @@ export function createWebChatActivities(deps: WebChatDeps) {
   };
 
   async function send(input: SendTextInput): Promise<SendResult> {
-    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text' });
+    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text', ...textDetails(input) });
     const settled = await settledOutbound(deps.leads, row, 'the channel');
     if (settled) return settled;
     if (row.channelEnabled === false) {

@@ -4,6 +4,7 @@ import type { TemplateRef } from '../../contract/messages';
 import { isBsuid } from '../../lib/bsuid';
 import { buildTemplateParameters, renderTemplateText } from '../../services/template-components';
 import { APPROVED, type TemplateService } from '../../services/templates';
+import type { KnowledgeUsed } from '../llm/knowledge-context';
 import { fitTextLength } from './text-limit';
 import { createGraphSender, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 
@@ -15,6 +16,13 @@ export interface WhatsAppDeps extends GraphSendDeps {
 
 export interface SendTextInput extends SendBase {
   text: string;
+  /** The knowledge-base passages the reply was written from (activities/llm/knowledge-context.ts): kept in the message's `details.knowledge`. */
+  knowledge?: KnowledgeUsed[];
+}
+
+/** The transcript details of a text send: the knowledge it used, when any. */
+export function textDetails(input: Pick<SendTextInput, 'knowledge'>): { details?: Record<string, unknown> } {
+  return input.knowledge?.length ? { details: { knowledge: input.knowledge } } : {};
 }
 
 export interface SendTemplateInput extends SendBase {
@@ -36,7 +44,7 @@ export function whatsAppRecipient(contactId: string, lead?: { phone: string | nu
 export function createWhatsAppActivities(deps: WhatsAppDeps) {
   const sendGraphMessage = createGraphSender({ ...deps, platform: 'whatsapp' });
   /** Effectively-once send of one WhatsApp message object, recorded under outboundMessageId. */
-  function send(input: SendBase, message: Record<string, unknown>, transcript: { body: string; type: string }): Promise<SendResult> {
+  function send(input: SendBase, message: Record<string, unknown>, transcript: { body: string; type: string; details?: Record<string, unknown> }): Promise<SendResult> {
     return sendGraphMessage({
       input,
       path: (phoneNumberId) => `${encodeURIComponent(phoneNumberId)}/messages`,
@@ -94,7 +102,7 @@ export function createWhatsAppActivities(deps: WhatsAppDeps) {
     async sendWhatsAppText(input: SendTextInput): Promise<SendResult> {
       const text = fitTextLength(input.text);
       if (text.length !== input.text.length) log.info({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, from: input.text.length, to: text.length }, 'reply shortened to the WhatsApp text limit');
-      return send(input, { type: 'text', text: { body: text, preview_url: false } }, { body: text, type: 'text' });
+      return send(input, { type: 'text', text: { body: text, preview_url: false } }, { body: text, type: 'text', ...textDetails(input) });
     },
 
     /**

@@ -10,10 +10,12 @@ import { recordOf, richOf, toolChoiceFor, toolDefinitions, validateToolCall, typ
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
+import type { KnowledgeService } from '../../services/knowledge';
 import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
 import type { PriceTable } from './pricing';
+import { knowledgeContext, type KnowledgeUsed } from './knowledge-context';
 import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall, timedLlmCall } from './shared';
 
 export interface LlmDeps {
@@ -25,6 +27,8 @@ export interface LlmDeps {
   extractions?: Pick<ExtractionService, 'summaryOf' | 'recordLlmCall'>;
   /** The tenant's daily LLM budget (llm_budget_exceeded before any call over it). */
   limits?: Pick<LimitService, 'llmBudget'>;
+  /** Retrieval for agents with knowledge bases (activities/llm/knowledge-context.ts); absent = none. */
+  knowledge?: Pick<KnowledgeService, 'searchKnowledge'>;
   baseURL?: string;
   apiKey: string;
   timeoutMs: number;
@@ -76,6 +80,8 @@ export interface GenerateReplyResult {
   effects?: ToolEffects;
   /** Every tool call of the turn, in order, with its outcome (absent: none). */
   toolCalls?: ToolCallRecord[];
+  /** The knowledge-base passages the prompt carried (absent: none); the send records them on the message. */
+  knowledge?: KnowledgeUsed[];
 }
 
 function systemPrompt(agent: { systemPrompt: string; stagePrompts?: Record<string, string> }, input: GenerateReplyInput, summary?: string | null): string {
@@ -105,8 +111,11 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
     const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
     const leadSummary = await deps.extractions?.summaryOf(input.leadId);
+    // the agent's knowledge bases, searched for the lead's latest messages (none: no query at all)
+    const knowledge = await knowledgeContext(deps, { tenantId: input.tenantId, agent, transcript });
+    const system = systemPrompt(agent, input, leadSummary);
     const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-      { role: 'system', content: systemPrompt(agent, input, leadSummary) },
+      { role: 'system', content: knowledge.prompt ? `${system}\n\n${knowledge.prompt}` : system },
       ...transcript
         .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
         .map((m): OpenAI.Chat.ChatCompletionMessageParam =>
@@ -152,6 +161,7 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
           ...rest,
           ...(Object.keys(effects).length ? { effects } : {}),
           ...(toolCalls.length ? { toolCalls } : {}),
+          ...(knowledge.used.length ? { knowledge: knowledge.used } : {}),
         });
         let invalid = 0;
         for (let round = 1; ; round++) {

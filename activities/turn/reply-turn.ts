@@ -35,6 +35,7 @@ import type { SendResult } from '../channels/graph-send';
 import { fitInstagramText } from '../channels/instagram';
 import { fitTextLength } from '../channels/text-limit';
 import type { createWhatsAppActivities, SendTextInput } from '../channels/whatsapp';
+import type { KnowledgeUsed } from '../llm/knowledge-context';
 import type { ReplyWriter } from '../llm/reply';
 import type { ToolCallRecord, ToolEffects } from '../../contract/agent-tools';
 import type { RichMessage } from '../../contract/rich';
@@ -186,7 +187,7 @@ export type ReplyTurnOutcome =
    * turn_deadline, or the ApplicationFailure type of the send's failure (provider_*,
    * channel_circuit_open, database_*).
    */
-  | { outcome: 'held'; text: string; failure: { type?: string; message: string }; tools?: TurnTools };
+  | { outcome: 'held'; text: string; failure: { type?: string; message: string }; tools?: TurnTools; knowledge?: KnowledgeUsed[] };
 
 export interface ReplyTurnResult {
   newIds: string[];
@@ -310,6 +311,7 @@ export function createTurnActivities(deps: TurnDeps) {
       const prior = reservation.existing ? await deps.leads.outbound(reply.outboundMessageId) : undefined;
       let text: string;
       let tools: { tools?: TurnTools } = {};
+      let knowledge: KnowledgeUsed[] | undefined;
       if (prior) {
         text = prior.body;
       } else {
@@ -321,21 +323,24 @@ export function createTurnActivities(deps: TurnDeps) {
         // buttons or a list: the workflow sends it through the rich path (the credit stays held for it)
         if (written.rich) return { ...recorded, reply: { outcome: 'rich', message: written.rich, ...tools } };
         text = fitForChannel(input.channel, written.text);
+        knowledge = written.knowledge;
       }
 
+      // the passages the text was written from: recorded by the send (here, or the careful deliver's when held)
+      const used = knowledge?.length ? { knowledge } : {};
       let providerMessageId = prior?.providerMessageId ?? undefined;
       if (!providerMessageId) {
         const waitMs = reply.notBefore ? Date.parse(reply.notBefore) - now() : 0;
         if (waitMs > MAX_TURN_PACING_MS) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` }, ...tools } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.pacingTooLong, message: `pacing asks to wait ${Math.ceil(waitMs / 1000)} s` }, ...tools, ...used } };
         }
         const deadline = activityDeadline();
         if (deadline !== undefined && now() + Math.max(0, waitMs) + (deps.sendRateLimitMaxSleepMs ?? 0) + (deps.sendTimeoutMs ?? 0) + TURN_DEADLINE_MARGIN_MS > deadline) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` }, ...tools } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.deadline, message: `too little time left before the activity's deadline (${new Date(deadline).toISOString()}) to send` }, ...tools, ...used } };
         }
         if (waitMs > 0) await sleep(waitMs);
         if (reply.windowClosesAt && now() >= Date.parse(reply.windowClosesAt)) {
-          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` }, ...tools } };
+          return { ...recorded, reply: { outcome: 'held', text, failure: { type: TURN_HELD.windowClosed, message: `the free-form window closed at ${reply.windowClosesAt}` }, ...tools, ...used } };
         }
         // the workflow gave up on this attempt (heartbeat timeout, cancellation): its careful retry sends
         if (cancelled()) throw ApplicationFailure.create({ type: FailureType.ProviderTransient, message: 'the reply turn was cancelled before its send', nonRetryable: true });
@@ -347,12 +352,13 @@ export function createTurnActivities(deps: TurnDeps) {
             outboundMessageId: reply.outboundMessageId,
             to: input.contactId,
             text,
+            ...used,
           });
           providerMessageId = sent.providerMessageId;
         } catch (err) {
           const failure = describeFailure(err);
           log.info({ leadId: input.leadId, outboundMessageId: reply.outboundMessageId, type: failure.type }, 'reply held: the first send attempt failed');
-          return { ...recorded, reply: { outcome: 'held', text, failure, ...tools } };
+          return { ...recorded, reply: { outcome: 'held', text, failure, ...tools, ...used } };
         }
       }
       await deps.credits.capture({ reference: reply.reference, messageId: reply.outboundMessageId });

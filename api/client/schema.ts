@@ -1019,7 +1019,7 @@ export interface paths {
         put?: never;
         /**
          * Search a knowledge base
-         * @description Hybrid retrieval, for tuning and debugging: the chunks ranked by full text (PostgreSQL, english configuration, the query words OR-ed) and by vector (cosine similarity of embeddings), fused by reciprocal rank (k = 60). Each item carries both scores and ranks and its document.
+         * @description Hybrid retrieval, for tuning and debugging: the chunks ranked by full text (PostgreSQL, english configuration, the query words OR-ed) and by vector (cosine similarity of embeddings), fused by normalized score (the score of each list divided by its best, vectors weighted KNOWLEDGE_VECTOR_WEIGHT, default 0.3, against 1 for full text). Each item carries both scores and ranks and its document.
          *
          *     Roles: owner, manager, readonly.
          */
@@ -2365,6 +2365,11 @@ export interface components {
             tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
             /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
             followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
+            /**
+             * @description When its knowledge bases have nothing relevant to the question: `say_unknown` (say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)
+             * @enum {string}
+             */
+            knowledgeFallback: "say_unknown" | "offer_human" | "answer_anyway";
             /** @description The current version (every change makes a new one) */
             version: number;
             /** Format: date-time */
@@ -2483,6 +2488,11 @@ export interface components {
             tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
             /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
             followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
+            /**
+             * @description When its knowledge bases have nothing relevant to the question: `say_unknown` (say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)
+             * @enum {string}
+             */
+            knowledgeFallback: "say_unknown" | "offer_human" | "answer_anyway";
             /** @description The version this one restored (null: made by a create or a change) */
             restoredFrom: number | null;
             /** @description The API key that made this version (null: made before versions were kept, or not through the API) */
@@ -3251,7 +3261,7 @@ export interface components {
             /** @description The chunk's position in its document (0 = first) */
             ordinal: number;
             text: string;
-            /** @description The fused score (reciprocal rank fusion, k = 60): the order of the items */
+            /** @description The fused score (the score of each list divided by its best, vectors weighted KNOWLEDGE_VECTOR_WEIGHT, default 0.3, against 1 for full text, summed): the order of the items */
             score: number;
             scores: {
                 /** @description ts_rank_cd of the full-text match; null: not among the full-text candidates */
@@ -3384,6 +3394,8 @@ export interface components {
             content: {
                 [key: string]: unknown;
             } | null;
+            /** @description An AI reply: the knowledge-base passages its prompt carried, best first (the agent's `knowledgeBaseIds`); empty otherwise */
+            knowledge: components["schemas"]["LeadMessageKnowledge"][];
             /** @description inbound: received; outbound: pending → sent → delivered → read (played), or failed */
             status: string;
             /** @description A failed send's error, as the provider or the worker reported it; null otherwise */
@@ -3392,6 +3404,17 @@ export interface components {
             sentAt: string | null;
             /** Format: date-time */
             createdAt: string;
+        };
+        /** @description A knowledge-base passage a reply was written from */
+        LeadMessageKnowledge: {
+            /** Format: uuid */
+            chunkId: string;
+            /** Format: uuid */
+            documentId: string;
+            /** @description The document's title */
+            title: string;
+            /** @description The fused (reciprocal rank) retrieval score */
+            score: number;
         };
         /** @description What became of a manual message or template */
         LeadSendResult: {
@@ -3678,6 +3701,8 @@ export interface components {
                     rich?: {
                         [key: string]: unknown;
                     };
+                    /** @description The knowledge-base passages the AI text was written from */
+                    knowledge?: components["schemas"]["LeadMessageKnowledge"][];
                 };
                 fallbackTemplate?: {
                     name: string;
@@ -3804,6 +3829,8 @@ export interface components {
                     rich?: {
                         [key: string]: unknown;
                     };
+                    /** @description The knowledge-base passages the AI text was written from */
+                    knowledge?: components["schemas"]["LeadMessageKnowledge"][];
                 };
                 fallbackTemplate?: {
                     name: string;
@@ -4841,6 +4868,11 @@ export interface operations {
                             value: string;
                         }[];
                     };
+                    /**
+                     * @description When its knowledge bases have nothing relevant to the question: `say_unknown` (default: say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)
+                     * @enum {string}
+                     */
+                    knowledgeFallback?: "say_unknown" | "offer_human" | "answer_anyway";
                 };
             };
         };
@@ -4998,6 +5030,11 @@ export interface operations {
                             value: string;
                         }[];
                     } | null;
+                    /**
+                     * @description When its knowledge bases have nothing relevant to the question: `say_unknown` (default: say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)
+                     * @enum {string}
+                     */
+                    knowledgeFallback?: "say_unknown" | "offer_human" | "answer_anyway";
                 };
             };
         };

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { LEAD_MODES, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
+import { KNOWLEDGE_FALLBACKS, LEAD_MODES, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
 import { AppError } from '../../lib/errors';
 import type { Services } from '../../services';
 import type { VerifyChannelOwnership } from '../../services/channel-ownership';
@@ -48,6 +48,8 @@ export const createAgentBody = z.strictObject({
     .strict()
     .optional()
     .meta({ description: 'The WhatsApp template a follow-up set by `schedule_follow_up` sends when the 24-hour window is closed by then; absent: such a follow-up is refused (recorded)' }),
+  /** When the knowledge bases have nothing relevant (default say_unknown). */
+  knowledgeFallback: z.enum(KNOWLEDGE_FALLBACKS).optional().meta({ description: 'When its knowledge bases have nothing relevant to the question: `say_unknown` (default: say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)' }),
 });
 const channelCommon = {
   agentId: z.uuid(),

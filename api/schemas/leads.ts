@@ -63,6 +63,16 @@ const messageStatus = z.string().meta({ description: 'inbound: received; outboun
 const messageType = z.string().meta({ description: 'inbound: the normalized message type (text, image, audio, location, …); outbound: text, template, or a rich kind (interactive, media, location, reaction)' });
 const messageError = z.unknown().nullable().meta({ description: "A failed send's error, as the provider or the worker reported it; null otherwise" });
 
+/** A knowledge-base passage a reply was written from (activities/llm/knowledge-context.ts KnowledgeUsed). */
+const knowledgeUsedSchema = z
+  .strictObject({
+    chunkId: uuid,
+    documentId: uuid,
+    title: z.string().meta({ description: "The document's title" }),
+    score: z.number().meta({ description: 'The fused (reciprocal rank) retrieval score' }),
+  })
+  .meta({ id: 'LeadMessageKnowledge', description: 'A knowledge-base passage a reply was written from' });
+
 /** A message of one lead's transcript (services/leads.ts presentMessage). */
 export const leadMessageSchema = z
   .strictObject({
@@ -72,6 +82,7 @@ export const leadMessageSchema = z
     type: messageType,
     body: z.string().meta({ description: 'The text, or a readable rendering of other types ("[image] caption", numbered buttons)' }),
     content: jsonObject.nullable().meta({ description: 'An outbound rich message (type interactive, media, location, reaction) as it went out on the channel: `{ kind, interactive | media | location | reaction }`; null otherwise' }),
+    knowledge: z.array(knowledgeUsedSchema).meta({ description: "An AI reply: the knowledge-base passages its prompt carried, best first (the agent's `knowledgeBaseIds`); empty otherwise" }),
     status: messageStatus,
     error: messageError,
     sentAt: timestamp.nullable().meta({ description: 'When the contact sent it (inbound) or we sent it (outbound)' }),
@@ -196,6 +207,7 @@ const parkedOperation = z.strictObject({
       reference: z.string(),
       humanAgent: z.boolean().optional(),
       rich: jsonObject.optional().meta({ description: 'The rich message as the channel sends it (`text` is its rendering)' }),
+      knowledge: z.array(knowledgeUsedSchema).optional().meta({ description: 'The knowledge-base passages the AI text was written from' }),
     })
     .optional(),
   fallbackTemplate: templateRef.optional(),

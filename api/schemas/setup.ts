@@ -6,7 +6,7 @@
  * services/templates.ts `present`, services/template-sync.ts `TemplateSyncResult`).
  */
 import { z } from 'zod';
-import { SEQUENCE_STEP_KINDS, STOP_CONDITIONS, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
+import { KNOWLEDGE_FALLBACKS, SEQUENCE_STEP_KINDS, STOP_CONDITIONS, TEMPLATE_CATEGORIES } from '../../contract/vocabulary';
 import { OPT_OUT_LANGUAGES } from '../../workflows/lead/policy/opt-out';
 import { jsonObject, timestamp, uuid } from './common';
 import { AGENT_TOOLS } from '../../contract/agent-tools';
@@ -59,6 +59,7 @@ const agentFields = {
   knowledgeBaseIds: z.array(uuid).meta({ description: 'Knowledge bases the agent retrieves passages from' }),
   tools: z.array(z.enum(AGENT_TOOLS)).nullable().meta({ description: 'The tools the AI may call in a reply; null: the default (`handoff_to_human`)' }),
   followUpTemplate: templateRef.nullable().meta({ description: 'The template a scheduled follow-up sends outside the 24-hour window; null: refused then' }),
+  knowledgeFallback: z.enum(KNOWLEDGE_FALLBACKS).meta({ description: 'When its knowledge bases have nothing relevant to the question: `say_unknown` (say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)' }),
 };
 
 export const agent = z

@@ -155,6 +155,7 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
   if (refused) return refused;
 
   let text = what.kind === 'text' ? what.text : '';
+  let knowledge: PlannedSend['knowledge'];
   // a rich message goes out as the lead's channel can send it (contract/rich.ts degrade): natively, converted, or as text
   let channelMessage = what.kind === 'rich' ? degrade(what.message, run.channel) : undefined;
   if (channelMessage) text = channelMessage.kind === 'text' ? channelMessage.text : richText(channelMessage.message);
@@ -167,6 +168,7 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
       channelMessage = degrade(generated.rich, run.channel);
       text = channelMessage.kind === 'text' ? channelMessage.text : richText(channelMessage.message);
     }
+    knowledge = generated.knowledge;
     // the window may have closed while the LLM worked
     outPlan = plan(run, 'ai', fallbackTemplate, ctx.human);
   }
@@ -179,6 +181,7 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
     reference,
     ...(outPlan.action === 'free_form' && outPlan.humanAgentTag ? { humanAgent: true } : {}),
     ...(channelMessage?.kind === 'rich' && outPlan.action === 'free_form' ? { rich: channelMessage.message } : {}),
+    ...(knowledge && outPlan.action === 'free_form' ? { knowledge } : {}),
   };
   return deliver(run, send, context, requestId);
 }
@@ -205,7 +208,7 @@ export async function contactSuppressed(run: LeadRun): Promise<boolean> {
 }
 
 /** Ask the LLM; a handoff, a repeat or a failure ends the send here (credit released). */
-async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }>, context: SendContext, requestId: string, outboundMessageId: string, reference: string): Promise<{ text: string; rich?: RichMessage } | OutboundResult> {
+async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }>, context: SendContext, requestId: string, outboundMessageId: string, reference: string): Promise<{ text: string; rich?: RichMessage; knowledge?: PlannedSend['knowledge'] } | OutboundResult> {
   const { state } = run;
   context.beforeLlm?.();
   try {
@@ -229,7 +232,7 @@ async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }
     if (reply.rich) return { text: reply.text, rich: reply.rich };
     const text = what.maxWords ? trimToWords(reply.text, what.maxWords) : reply.text;
     if (what.avoidRepeats && isRepeat(text, state.recentBotMessages ?? [])) return refuse(run, context, requestId, 'repeat', reference);
-    return { text };
+    return { text, ...(reply.knowledge?.length ? { knowledge: reply.knowledge } : {}) };
   } catch (err) {
     state.counters.failedReplies += 1;
     await releaseCredit(run, reference);
@@ -265,6 +268,8 @@ export async function pace(run: LeadRun): Promise<void> {
 async function callSend(run: LeadRun, send: PlannedSend, purpose: string, attemptsUsed = 0): Promise<void> {
   const options = deliveryOptions((run.settings.deliveryMaxAttempts ?? DEFAULT_DELIVERY_ATTEMPTS) - attemptsUsed);
   const base = { tenantId: run.tenantId, leadId: run.leadId, channelAccountId: run.channelAccountId, outboundMessageId: send.outboundMessageId, to: run.contactId };
+  // an AI text records the knowledge-base passages it was written from
+  const knowledge = send.knowledge?.length ? { knowledge: send.knowledge } : {};
   if (send.plan.action === 'free_form' && send.rich) {
     // buttons, lists, media, location, reactions: one activity for every channel (activities/channels/rich.ts)
     await delivery.sendRichMessage.executeWithOptions(run.options(options, `Send ${purpose} (${send.rich.kind}) on ${run.channel}${send.humanAgent ? ' (HUMAN_AGENT)' : ''}`), [
@@ -274,12 +279,12 @@ async function callSend(run: LeadRun, send: PlannedSend, purpose: string, attemp
     await delivery.sendWhatsAppTemplate.executeWithOptions(run.options(options, `Send template ${send.plan.template.name}`), [{ ...base, template: send.plan.template }]);
   } else if (run.channel === 'instagram') {
     await delivery.sendInstagramText.executeWithOptions(run.options(options, `Send ${purpose} on Instagram${send.humanAgent ? ' (HUMAN_AGENT)' : ''}`), [
-      { ...base, text: send.text, ...(send.humanAgent ? { humanAgent: true } : {}) },
+      { ...base, text: send.text, ...knowledge, ...(send.humanAgent ? { humanAgent: true } : {}) },
     ]);
   } else if (run.channel === 'webchat') {
-    await delivery.sendWebChatText.executeWithOptions(run.options(options, `Send ${purpose} on web chat`), [{ ...base, text: send.text }]);
+    await delivery.sendWebChatText.executeWithOptions(run.options(options, `Send ${purpose} on web chat`), [{ ...base, text: send.text, ...knowledge }]);
   } else {
-    await delivery.sendWhatsAppText.executeWithOptions(run.options(options, `Send ${purpose} on WhatsApp`), [{ ...base, text: send.text }]);
+    await delivery.sendWhatsAppText.executeWithOptions(run.options(options, `Send ${purpose} on WhatsApp`), [{ ...base, text: send.text, ...knowledge }]);
   }
 }
 

@@ -1,0 +1,2 @@
+ALTER TABLE "agent_versions" ADD COLUMN "knowledge_fallback" text DEFAULT 'say_unknown' NOT NULL;--> statement-breakpoint
+ALTER TABLE "agents" ADD COLUMN "knowledge_fallback" text DEFAULT 'say_unknown' NOT NULL;

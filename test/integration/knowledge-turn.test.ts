@@ -1,0 +1,124 @@
+/**
+ * Knowledge base in a reply turn (issue 11) on the dev server: a lead's question is answered
+ * with the agent's knowledge-base passages in the prompt (asserted on the request the fake LLM
+ * recorded), the reply records the passages it used (GET /v1/leads/:leadId/messages), and a
+ * question the knowledge base has nothing on gets the agent's `knowledgeFallback` instruction
+ * and records none.
+ */
+import { contentText } from '../../fakes/openai';
+import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+
+jest.setTimeout(180_000);
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ OPENAI_EMBEDDING_DIMENSIONS: '256' });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const auth = (t: TenantFixture) => ({ authorization: `Bearer ${t.apiKey}` });
+const RETURNS = 'Returns policy. Unworn Quokka boots may be returned within 45 days of delivery for a full refund. Refunds reach the original card within 5 working days.';
+const HOURS = 'Opening hours. Our Lisbon store opens Monday to Saturday from 9:00 to 19:00 and is closed on Sundays and public holidays.';
+
+async function tenantWithKnowledge(): Promise<TenantFixture & { kbId: string; docs: Record<string, string> }> {
+  const t = await createTenant(stack, { credits: 10 });
+  const kb = await stack.api.post('/v1/knowledge-bases').set(auth(t)).send({ name: 'Help centre' }).expect(201);
+  const docs: Record<string, string> = {};
+  for (const [title, text] of [['Returns', RETURNS], ['Store hours', HOURS]] as const) {
+    const d = await stack.api.post(`/v1/knowledge-bases/${kb.body.id}/documents`).set(auth(t)).send({ title, text }).expect(202);
+    docs[title] = d.body.id as string;
+  }
+  for (const id of Object.values(docs)) {
+    await waitFor(async () => (await stack.api.get(`/v1/knowledge-bases/${kb.body.id}/documents/${id}`).set(auth(t)).expect(200)).body.status === 'ready', { timeoutMs: 60_000, what: `document ${id} ready` });
+  }
+  const agent = await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ knowledgeBaseIds: [kb.body.id] }).expect(200);
+  expect(agent.body).toMatchObject({ knowledgeBaseIds: [kb.body.id], knowledgeFallback: 'say_unknown' });
+  return { ...t, kbId: kb.body.id as string, docs };
+}
+
+type LeadMessage = { direction: string; body: string; knowledge: { chunkId: string; documentId: string; title: string; score: number }[] };
+
+/** The lead's question goes in; its answered messages (oldest first) and the system prompt the LLM got come out. */
+async function ask(t: TenantFixture, question: string): Promise<{ messages: LeadMessage[]; system: string }> {
+  const from = randomWaId();
+  await postWebhook(stack, textWebhook(t.phoneNumberId, from, question)).expect(200);
+  const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
+  const messages = await waitFor(
+    async () => {
+      const r = await stack.api.get(`/v1/leads/${lead.id}/messages`).set(auth(t)).expect(200);
+      const items = r.body.items as LeadMessage[];
+      return items.some((m) => m.direction === 'outbound') ? items : undefined;
+    },
+    { timeoutMs: 60_000, what: 'the reply' },
+  );
+  const request = stack.llm.requests.find((r) => r.messages.some((m) => m.role === 'user' && contentText(m.content) === question));
+  expect(request).toBeDefined();
+  const system = request!.messages.filter((m) => m.role === 'system').map((m) => contentText(m.content)).join('\n\n');
+  return { messages: [...messages].sort((a, b) => (a.direction === b.direction ? 0 : a.direction === 'inbound' ? -1 : 1)), system };
+}
+
+describe('the knowledge base in a reply turn', () => {
+  test('a question the knowledge base answers: the passage and its title are in the prompt, and the reply records the passage', async () => {
+    const t = await tenantWithKnowledge();
+    const { messages, system } = await ask(t, 'Can I return my Quokka boots after a month?');
+    expect(system).toContain('[1] Returns');
+    expect(system).toContain('within 45 days of delivery');
+    expect(system).toContain('Answer from these passages');
+    expect(system).not.toContain('say plainly');
+    const reply = messages.find((m) => m.direction === 'outbound')!;
+    expect(reply.knowledge.length).toBeGreaterThanOrEqual(1);
+    expect(reply.knowledge[0]).toEqual({ chunkId: expect.any(String), documentId: t.docs.Returns, title: 'Returns', score: expect.any(Number) });
+    // only relevant passages: the store hours share no word and little meaning with the question
+    expect(reply.knowledge.map((k) => k.title)).not.toContain('Store hours');
+    expect(messages.find((m) => m.direction === 'inbound')!.knowledge).toEqual([]);
+    // the passage is the one search finds for the same question
+    const search = await stack.api.post(`/v1/knowledge-bases/${t.kbId}/search`).set(auth(t)).send({ query: 'Can I return my Quokka boots after a month?', limit: 1 }).expect(200);
+    expect(reply.knowledge[0]!.chunkId).toBe(search.body.items[0].chunkId);
+  });
+
+  test('the step-by-step path (the one-activity turn failed at the LLM) puts the passages in its prompt and records them too', async () => {
+    const t = await tenantWithKnowledge();
+    const before = stack.llm.requests.length;
+    stack.llm.failNext({ status: 500, model: 'gpt-4o-mini', message: 'overloaded' });
+    const { messages } = await ask(t, 'When does the Lisbon store open on Saturday?');
+    const asked = stack.llm.requests.slice(before).filter((r) => r.messages.some((m) => contentText(m.content) === 'When does the Lisbon store open on Saturday?'));
+    expect(asked.length).toBeGreaterThanOrEqual(2); // the turn's failed call, then generateReply's
+    for (const r of asked) expect(contentText(r.messages[0]!.content)).toContain('[1] Store hours');
+    const reply = messages.find((m) => m.direction === 'outbound')!;
+    expect(reply.knowledge[0]).toMatchObject({ documentId: t.docs['Store hours'], title: 'Store hours' });
+  });
+
+  test('nothing relevant: the fallback instruction (say_unknown, then offer_human) is in the prompt and the reply records no passage', async () => {
+    const t = await tenantWithKnowledge();
+    const unknown = await ask(t, 'What is the weather like on Mars tomorrow?');
+    expect(unknown.system).toContain('say plainly that you do not know');
+    expect(unknown.system).not.toContain('offer to have a person');
+    expect(unknown.system).not.toContain('Knowledge base passages');
+    expect(unknown.messages.find((m) => m.direction === 'outbound')!.knowledge).toEqual([]);
+
+    const patched = await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ knowledgeFallback: 'offer_human' }).expect(200);
+    expect(patched.body.knowledgeFallback).toBe('offer_human');
+    const versions = await stack.api.get(`/v1/agents/${t.agentId}/versions`).set(auth(t)).expect(200);
+    expect(versions.body.items.map((v: { knowledgeFallback: string }) => v.knowledgeFallback).slice(0, 2)).toEqual(['offer_human', 'say_unknown']);
+    const human = await ask(t, 'Is there a discount on electric scooters?');
+    expect(human.system).toContain('offer to have a person from the team follow up');
+    expect(human.messages.find((m) => m.direction === 'outbound')!.knowledge).toEqual([]);
+
+    await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ knowledgeFallback: 'answer_anyway' }).expect(200);
+    const anyway = await ask(t, 'Do you have a loyalty programme for cyclists?');
+    expect(anyway.system).not.toContain('do not know');
+    await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ knowledgeFallback: 'sometimes' }).expect(400);
+  });
+
+  test('an agent without knowledge bases: no knowledge section, no embedding request, nothing recorded', async () => {
+    const t = await createTenant(stack, { credits: 5 });
+    const embeddingsBefore = stack.llm.embeddingRequests.length;
+    const { messages, system } = await ask(t, 'Can I return my Quokka boots?');
+    expect(system).not.toContain('Knowledge base passages');
+    expect(system).not.toContain('do not know');
+    expect(messages.find((m) => m.direction === 'outbound')!.knowledge).toEqual([]);
+    expect(stack.llm.embeddingRequests.length).toBe(embeddingsBefore);
+  });
+});
