@@ -13,11 +13,11 @@ import { FailureType } from '../../contract/failures';
 import { richForm, richProblems, richTranscript, type InteractiveHeader, type MediaSource, type MediaType, type RichMessage } from '../../contract/rich';
 import type { Channel } from '../../contract/vocabulary';
 import type { LeadService } from '../../services/leads';
-import { recordReply, recordSendDuration } from '../../lib/metrics';
+import { recordReply } from '../../lib/metrics';
 import { isUnknownMediaError } from './graph-errors';
-import { createGraphSender, replyOutcomeOf, settledOutbound, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
+import { createGraphSender, replyOutcomeOf, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 import { fitInstagramText } from './instagram';
-import { webChatProviderMessageId } from './webchat';
+import { deliverWebChat } from './webchat';
 import { whatsAppRecipient } from './whatsapp';
 
 export interface SendRichInput extends SendBase {
@@ -186,18 +186,8 @@ export function createRichActivities(deps: RichDeps) {
   const namesLibraryMedia = (m: RichMessage): boolean =>
     (m.kind === 'media' && m.media.libraryId !== undefined) || (m.kind === 'interactive' && (m.interactive.type === 'button' || m.interactive.type === 'cta_url') && m.interactive.header?.media?.libraryId !== undefined);
 
-  async function sendWebChat(input: SendRichInput, transcript: { body: string; type: string }): Promise<SendResult> {
-    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: transcript.body, type: transcript.type, details: { rich: input.message } });
-    const settled = await settledOutbound(deps.leads, row, 'the channel');
-    if (settled) return settled;
-    if (row.channelEnabled === false) {
-      throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
-    }
-    const providerMessageId = webChatProviderMessageId(input.outboundMessageId);
-    const startedAt = performance.now();
-    await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
-    recordSendDuration('webchat', 'ok', (performance.now() - startedAt) / 1000);
-    return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
+  function sendWebChat(input: SendRichInput, transcript: { body: string; type: string }): Promise<SendResult> {
+    return deliverWebChat(deps, { id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: transcript.body, type: transcript.type, details: { rich: input.message } });
   }
 
   return {

@@ -35,17 +35,28 @@ export function createWebChatActivities(deps: WebChatDeps) {
     },
   };
 
-  async function send(input: SendTextInput): Promise<SendResult> {
-    const row = await deps.leads.createOutbound({ id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text', ...textDetails(input) });
-    const settled = await settledOutbound(deps.leads, row, 'the channel');
-    if (settled) return settled;
-    if (row.channelEnabled === false) {
-      throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
-    }
-    const providerMessageId = webChatProviderMessageId(input.outboundMessageId);
-    const startedAt = performance.now();
-    await deps.leads.markOutboundSent({ id: input.outboundMessageId, leadId: input.leadId, providerMessageId });
-    recordSendDuration('webchat', 'ok', (performance.now() - startedAt) / 1000);
-    return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
+  function send(input: SendTextInput): Promise<SendResult> {
+    return deliverWebChat(deps, { id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: input.text, type: 'text', ...textDetails(input) });
   }
+}
+
+/**
+ * Deliver one web chat message (text or rich): record it under the workflow's id, or find the
+ * earlier attempt's; recording it as sent is the delivery. A disabled channel waits.
+ */
+export async function deliverWebChat(
+  deps: WebChatDeps,
+  outbound: { id: string; tenantId: string; leadId: string; body: string; type: string; details?: Record<string, unknown> },
+): Promise<SendResult> {
+  const row = await deps.leads.createOutbound(outbound);
+  const settled = await settledOutbound(deps.leads, row, 'the channel');
+  if (settled) return settled;
+  if (row.channelEnabled === false) {
+    throw ApplicationFailure.create({ type: FailureType.ChannelCircuitOpen, message: 'the channel is disabled: the send waits until it is enabled again', nonRetryable: true, details: [{ reason: FailureType.ChannelDisabled }] });
+  }
+  const providerMessageId = webChatProviderMessageId(outbound.id);
+  const startedAt = performance.now();
+  await deps.leads.markOutboundSent({ id: outbound.id, leadId: outbound.leadId, providerMessageId });
+  recordSendDuration('webchat', 'ok', (performance.now() - startedAt) / 1000);
+  return { outboundMessageId: outbound.id, providerMessageId, alreadySent: false };
 }
