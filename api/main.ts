@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const { database, services, payloadCodec } = core;
   log.info({ temporal: config.temporal.describe() }, 'connecting to Temporal');
   const { client, connection } = await connectTemporalClient(config.temporal, { payloadCodec, tracer: tracing.tracer });
-  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, prepareKey: keyPreparer(core) });
+  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, leadIds: core.leadIds, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database, services, temporal, tracer: tracing.tracer });
   const server = app.listen(config.PORT, () => log.info({ port: config.PORT }, 'api listening'));
   const stop = () => {

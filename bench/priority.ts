@@ -20,7 +20,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { temporal } from '@temporalio/proto';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
-import { leadWorkflowId } from '../workflows/lead/definitions';
 import type { SequenceDef } from '../workflows/lead/policy/sequence';
 import { errorText } from './open-loop';
 import type { WebhookSend } from './protocol';
@@ -162,7 +161,7 @@ async function queueTimes(ctx: Ctx, waIds: string[], from: number, to: number) {
   const actRun: Record<string, number[]> = {};
   await pool(waIds, 8, async (waId) => {
     try {
-      const h = ctx.stack.temporal.client.workflow.getHandle(leadWorkflowId(ctx.tenant.channelId, waId));
+      const h = ctx.stack.temporal.client.workflow.getHandle(ctx.stack.temporal.leadWorkflowId(ctx.tenant.channelId, waId));
       const events = (await h.fetchHistory()).events ?? [];
       const sched = new Map<string, { at: number; type?: string }>();
       for (const e of events) {
@@ -262,7 +261,7 @@ async function main(): Promise<void> {
         stopOn: ['lead_replied'],
       };
       try {
-        const cursor = await temporalApi.sequence(leadWorkflowId(ctx.tenant.channelId, waId), { action: 'enroll', sequence: seq });
+        const cursor = await temporalApi.sequence(ctx.stack.temporal.leadWorkflowId(ctx.tenant.channelId, waId), { action: 'enroll', sequence: seq });
         return cursor.status === 'active';
       } catch (err) {
         log(`enrol ${waId}: ${errorText(err)}`);

@@ -22,7 +22,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { findTemporalBinary } from '../temporal/binaries';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { SA } from '../temporal/search-attributes';
-import { inboundSignal, LEAD_WORKFLOW_TYPE, leadWorkflowId, type InboundMessage, type LeadWorkflowInput } from '../workflows/lead/definitions';
+import { inboundSignal, LEAD_WORKFLOW_TYPE, type InboundMessage, type LeadWorkflowInput } from '../workflows/lead/definitions';
 import { leadSummary } from '../workflows/lead/policy/summary';
 import { turnAnatomy, type TurnAnatomy, type TurnSample } from './anatomy';
 import { errorText, runOpenLoop, summarizeRun, type OpenLoopSummary } from './open-loop';
@@ -195,7 +195,7 @@ async function bareSignalWithStart(
       };
       try {
         await client.workflow.signalWithStart(LEAD_WORKFLOW_TYPE, {
-          workflowId: leadWorkflowId(tenant.channelId, contactId),
+          workflowId: stack.temporal.leadWorkflowId(tenant.channelId, contactId),
           taskQueue: stack.taskQueue,
           args: [input],
           signal: inboundSignal,
@@ -409,7 +409,7 @@ async function ordinaryTurns(ctx: Ctx, e2e: E2EPhase, first: E2ELeads): Promise<
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const sample = accepted.slice(0, ANATOMY_SAMPLE);
   const firstDue = new Map(first.sends.map((x) => [x.waId, x.dueAt]));
-  const wf = (waId: string) => leadWorkflowId(ctx.tenant.channelId, waId);
+  const wf = (waId: string) => ctx.stack.temporal.leadWorkflowId(ctx.tenant.channelId, waId);
   try {
     const firstTurns: TurnSample[] = sample.map((x) => ({ workflowId: wf(x.waId), dueAt: firstDue.get(x.waId) ?? x.dueAt, replyAt: first.replyAt[x.waId], first: true }));
     e2e.anatomy = await turnAnatomy(ctx.stack.temporal.client, firstTurns);

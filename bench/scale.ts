@@ -25,7 +25,6 @@ import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal } from '../temporal/client';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
-import { leadWorkflowId } from '../workflows/lead/definitions';
 import type { SequenceDef } from '../workflows/lead/policy/sequence';
 import { buildCore, type Core } from '../composition/core';
 import { leadSettingsFrom } from '../composition/worker';
@@ -151,7 +150,7 @@ function webhooks(ctx: Ctx, load: { prefix: string; count: number; rate: number;
   return ctx.world.webhooks(signedLoad(ctx.apis[api ?? 0]!.url, ctx.tenant.phoneNumberId, rest));
 }
 
-const wfId = (ctx: Ctx, waId: string) => leadWorkflowId(ctx.tenant.channelId, waId);
+const wfId = (ctx: Ctx, waId: string) => ctx.core.leadIds.workflowId(ctx.tenant.channelId, waId);
 
 function footprint(ctx: Ctx) {
   return {
@@ -176,7 +175,7 @@ async function openLeads(ctx: Ctx) {
   const { opts } = ctx;
   const n = opts.leads;
   const prefix = '81';
-  const temporalApi = createParleyTemporal(ctx.client, { taskQueue: ctx.env.TEMPORAL_TASK_QUEUE! });
+  const temporalApi = createParleyTemporal(ctx.client, { taskQueue: ctx.env.TEMPORAL_TASK_QUEUE!, leadIds: ctx.core.leadIds });
   const t0 = Date.now();
   log(`(a) ${n} leads write (${opts.leadRate}/s) and are answered`);
   const sent = await webhooks(ctx, { prefix, count: n, rate: opts.leadRate });
@@ -244,7 +243,7 @@ async function longConversation(ctx: Ctx) {
   const prefix = '82';
   const waId = waIdFor(prefix, 0);
   const workflowId = wfId(ctx, waId);
-  const temporalApi = createParleyTemporal(ctx.client, { taskQueue: ctx.env.TEMPORAL_TASK_QUEUE! });
+  const temporalApi = createParleyTemporal(ctx.client, { taskQueue: ctx.env.TEMPORAL_TASK_QUEUE!, leadIds: ctx.core.leadIds });
   log(`(b) one lead, ${opts.messages} messages in bursts of ${BURSTS.join('/')}, with a 40-step sequence (a text every 5 s, never stopped)`);
   let sentMessages = 0;
   let bursts = 0;

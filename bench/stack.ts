@@ -95,7 +95,7 @@ export async function startParleySplit(opts: ParleyStackOptions): Promise<Parley
   const log = createLogger({ level: config.LOG_LEVEL, name: 'parley-bench' });
   const core = await buildCore(config, { log, migrate: true });
   const { client, connection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec });
-  const temporal = createParleyTemporal(client, { taskQueue });
+  const temporal = createParleyTemporal(client, { taskQueue, leadIds: core.leadIds });
   const children: ParleyStack['children'] = {};
   const stopAll = async () => {
     await children.api?.stop();
@@ -162,7 +162,7 @@ export async function startParley(opts: ParleyStackOptions): Promise<ParleyStack
     running = worker.run();
   }
   const { client, connection: clientConnection } = await connectClient({ address: opts.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, payloadCodec: core.payloadCodec, tracer: tracing.api.tracer });
-  const temporal = createParleyTemporal(client, { taskQueue, prepareKey: keyPreparer(core) });
+  const temporal = createParleyTemporal(client, { taskQueue, leadIds: core.leadIds, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal, tracer: tracing.api.tracer });
   const server = await new Promise<http.Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));

@@ -13,12 +13,16 @@ import { createServices, type Services } from '../services';
 import { prepareVectorSearch } from '../db/vector';
 import { createOpenAIEmbedder } from '../services/embeddings';
 import { createPayloadCodec } from '../temporal/payload-codec';
+import { createLeadIds, type LeadIds } from '../lib/lead-ids';
+import { loadLeadIdKey } from '../services/lead-id-key';
 
 export interface Core {
   database: Database;
   services: Services;
   /** The Temporal payload codec (temporal/payload-codec.ts) for the client and the worker; undefined when PARLEY_PAYLOAD_CODEC=false. */
   payloadCodec?: PayloadCodec;
+  /** Lead workflow ids (lib/lead-ids.ts), keyed by the database's lead id key (services/lead-id-key.ts). */
+  leadIds: LeadIds;
 }
 
 /** What `createParleyTemporal` calls to create a lead's payload key ahead of its signal; none without the codec. */
@@ -58,6 +62,7 @@ export async function buildCore(config: Config, opts: { migrate?: boolean; log: 
     knowledge: { vectorMode, embedder: createOpenAIEmbedder(embeddingSettingsFrom(config)), vectorScanLimit: config.KNOWLEDGE_VECTOR_SCAN_LIMIT, vectorWeight: config.KNOWLEDGE_VECTOR_WEIGHT },
   });
   const payloadCodec = config.PARLEY_PAYLOAD_CODEC ? createPayloadCodec(services.payloadKeys) : undefined;
-  return { database, services, ...(payloadCodec ? { payloadCodec } : {}) };
+  const leadIds = createLeadIds(await loadLeadIdKey(database.db, box));
+  return { database, services, leadIds, ...(payloadCodec ? { payloadCodec } : {}) };
 }
 

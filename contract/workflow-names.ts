@@ -31,7 +31,6 @@ export const LeadMessage = {
 } as const;
 export type LeadMessageName = (typeof LeadMessage)[keyof typeof LeadMessage];
 
-/** One lead workflow per (channel account, contact). */
-export function leadWorkflowId(channelAccountId: string, contactId: string): string {
-  return `lead:${channelAccountId}:${contactId}`;
-}
+// One lead workflow per (channel account, contact): its id, `lead:<channel account id>:<keyed
+// digest of the contact id>`, is made outside workflow code (lib/lead-ids.ts, keyed by the
+// database's lead id key) and read inside from workflowInfo().

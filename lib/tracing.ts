@@ -87,8 +87,9 @@ export function createTracing(settings: TracingSettings): Tracing {
 
 /**
  * Span attributes holding a workflow id (the SDK's interceptors set `temporalWorkflowId`; the
- * workflow sink adds the run's info as `workflowId`). A lead's id ends in the contact's id,
- * a phone number on WhatsApp (contract/workflow-names.ts).
+ * workflow sink adds the run's info as `workflowId`). A lead's id ends in a keyed digest of
+ * the contact's id (lib/lead-ids.ts); ids from before that (recorded histories) end in the
+ * contact's id itself, a phone number on WhatsApp, hence the masking below.
  */
 const WORKFLOW_ID_ATTRIBUTES = ['temporalWorkflowId', 'workflowId'];
 

@@ -30,7 +30,7 @@ import { connectClient, createParleyTemporal } from '../temporal/client';
 import { freePort } from '../temporal/dev-server';
 import { buildCore } from '../composition/core';
 import { leadSettingsFrom } from '../composition/worker';
-import { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../workflows/lead/definitions';
+import { LEAD_WORKFLOW_TYPE } from '../workflows/lead/definitions';
 import {
   analyzeDuplicates,
   dbSnapshot,
@@ -235,7 +235,7 @@ async function main(): Promise<number> {
     stops.push(() => core.database.close());
     const { client, connection } = await connectClient({ address: server.address, namespace: server.namespace, payloadCodec: core.payloadCodec });
     stops.push(() => connection.close());
-    const temporal = createParleyTemporal(client, { taskQueue });
+    const temporal = createParleyTemporal(client, { taskQueue, leadIds: core.leadIds });
     const app = createApp({ config, log: apiLog, database: core.database, services: core.services, temporal });
     const http: Server = await new Promise((resolve, reject) => {
       const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -315,7 +315,7 @@ async function main(): Promise<number> {
     log(`all messages sent and the chaos schedule done after ${Math.round((Date.now() - sendStart) / 1000)} s; draining (Meta's redeliveries go on meanwhile)`);
 
     // ---- drain ----
-    const workflowIds = waIds.map((w) => leadWorkflowId(channelId, w));
+    const workflowIds = waIds.map((w) => temporal.leadWorkflowId(channelId, w));
     const settling = sender.settle(300_000).then((ok) => {
       if (!ok) log(`WARNING: ${sender.pendingDeliveries} deliveries still not accepted after 300 s`);
     });
@@ -561,7 +561,7 @@ async function collectChecks(o: {
     duplicates: duplicateEntries,
     outboundRows: outMap,
     executions,
-    workflowIdFor: (to) => leadWorkflowId(o.channelId, to),
+    workflowIdFor: (to) => o.temporal.leadWorkflowId(o.channelId, to),
     incarnations: o.supervisor.incarnations,
     events: o.events,
   });

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const workerRun = worker.run();
   const { client, connection: clientConnection } = await connectTemporalClient(temporalSettings, { payloadCodec: core.payloadCodec, tracer: tracing.api.tracer });
   await ensureSchedules(client, config, log);
-  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, prepareKey: keyPreparer(core) });
+  const temporal = createParleyTemporal(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, leadIds: core.leadIds, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal, tracer: tracing.api.tracer });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, '127.0.0.1', () => resolve(s));

@@ -4,8 +4,8 @@
  * Meta identifies a WhatsApp user by a phone number, a business-scoped user id (BSUID), a
  * parent BSUID, or several of them at once, and the set changes: a user who adopts a
  * username may arrive without a number, a number change regenerates the BSUID. A lead's
- * workflow id is `lead:{channelAccountId}:{contactId}` with the contact id of the FIRST form
- * seen, and `contact_identities` maps every form seen since (per channel account) to it.
+ * workflow id is made from the contact id of the FIRST form seen (`lead:{channelAccountId}:{keyed
+ * digest}`, lib/lead-ids.ts), and `contact_identities` maps every form seen since (per channel account) to it.
  *
  * The webhook asks before signalling, for a whole body at once: `resolve` takes every
  * sender/recipient of the body (each with all the forms its item carried) and answers each

@@ -15,6 +15,7 @@ import type { Db } from '../db/client';
 import { payloadKeys } from '../db/schema';
 import { rowsOf } from './db-util';
 import type { SecretBox } from '../lib/crypto';
+import { LEAD_ID_KEY_PREFIX } from './lead-id-key';
 
 /**
  * The workflow id of the platform key's row: one per master key (`*platform*:<master key id>`),
@@ -44,7 +45,7 @@ export class PayloadKeyUnavailable extends Error {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The channel account a lead workflow id names (`lead:<channel account id>:<contact id>`, contract/workflow-names.ts). */
+/** The channel account a lead workflow id names (`lead:<channel account id>:<keyed digest of the contact>`, lib/lead-ids.ts). */
 export function leadChannelOf(workflowId: string): string | undefined {
   if (!workflowId.startsWith('lead:')) return undefined;
   const channel = workflowId.split(':')[1];
@@ -169,7 +170,8 @@ export function createPayloadKeyService(db: Db, box: SecretBox, opts: { cacheSiz
         .select({ id: payloadKeys.id, tenantId: payloadKeys.tenantId, wrappedKey: payloadKeys.wrappedKey, name: payloadKeys.workflowId })
         .from(payloadKeys)
         .where(eq(payloadKeys.id, keyId));
-      if (!row) throw new PayloadKeyUnavailable(keyId, 'unknown');
+      // the lead id key (services/lead-id-key.ts) shares the table but is no payload key
+      if (!row || row.name.startsWith(LEAD_ID_KEY_PREFIX)) throw new PayloadKeyUnavailable(keyId, 'unknown');
       if (!row.wrappedKey) throw new PayloadKeyUnavailable(keyId, 'destroyed');
       // a live key is its workflow's current key: remembered for encoding too
       return remember(unwrap({ ...row, wrappedKey: row.wrappedKey }), row.name);

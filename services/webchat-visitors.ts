@@ -9,7 +9,7 @@
  * nonce = 16 random bytes (base64url). The token is bound to its channel (a token of one
  * widget is refused by another) and checked without a database read, so a forged or rotated
  * token costs nothing and a fresh conversation needs a fresh POST /visitors (rate limited).
- * The contact id (lead contact, workflow id `lead:{channelId}:{contactId}`, dedup ids, logs) is
+ * The contact id (lead contact, whose keyed digest names the lead workflow, dedup ids, logs) is
  * derived one way from the nonce: knowing it does not give the token.
  *
  * The key is WEBCHAT_VISITOR_SECRET, or derived (HKDF-SHA256) from PARLEY_ENCRYPTION_KEY.

@@ -3,7 +3,8 @@ import { type Client, type Connection, WorkflowExecutionAlreadyStartedError, Wor
 import { TypedSearchAttributes, type PayloadCodec } from '@temporalio/common';
 import type { DeliveryStatus, InboundMessage, OutboundRequest, OutboundResult, SequenceCursor } from '../contract/messages';
 import type { Channel, ModeRequest } from '../contract/vocabulary';
-import { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../contract/workflow-names';
+import { LEAD_WORKFLOW_TYPE } from '../contract/workflow-names';
+import type { LeadIds } from '../lib/lead-ids';
 import {
   deliveryStatusSignal,
   discardDeadLetterUpdate,
@@ -85,12 +86,17 @@ export function createParleyTemporal(
   client: Client,
   opts: {
     taskQueue: string;
+    /** Lead workflow ids (`core.leadIds`): the API's and the worker's must share the database's key. */
+    leadIds: LeadIds;
     /** Creates (or finds) a workflow's payload key: `core.services.payloadKeys.forWorkflow` when the codec is on (composition/core.ts `keyPreparer`). */
     prepareKey?: (workflowId: string) => Promise<unknown>;
   },
 ) {
+  const leadWorkflowId = (channelAccountId: string, contactId: string) => opts.leadIds.workflowId(channelAccountId, contactId);
   return {
     client,
+    /** The workflow id of a contact's lead on a channel account (lib/lead-ids.ts). */
+    leadWorkflowId,
     /**
      * Start creating a lead's payload key before its first signal: the webhook calls it before
      * its identity lookup, so the two database statements of a new lead overlap instead of

@@ -63,7 +63,7 @@ const WEBHOOK_DOC: RouteDoc = {
 
 /**
  * Instagram Messaging webhook: same signature scheme, handshake and failure answers as the
- * WhatsApp one. Each message signals its lead workflow (`lead:{channelAccountId}:{IGSID}`);
+ * WhatsApp one. Each message signals its lead workflow (`lead:{channelAccountId}:{keyed digest of the IGSID}`, lib/lead-ids.ts);
  * messages of one sender are signalled in order, senders in parallel.
  */
 export function createInstagramWebhookRouter(deps: InstagramWebhookDeps): Router {

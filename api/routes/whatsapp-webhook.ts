@@ -1,7 +1,6 @@
 import { recordInbound } from '../../lib/metrics';
 import express, { Router, type Request, type Response } from 'express';
 import type { InboundMessage } from '../../contract/messages';
-import { leadWorkflowId } from '../../contract/workflow-names';
 import type { Logger } from '../../lib/logger';
 import type { ChannelRouting, ChannelService } from '../../services/channels';
 import { identityForms, type ContactIdentityService, type IdentityQuery } from '../../services/contact-identities';
@@ -232,7 +231,7 @@ export function createWhatsAppWebhookRouter(deps: WhatsAppWebhookDeps): Router {
           // signalled first, so a redelivered webhook signals again (the workflow dedups by provider id)
           if (s.status === 'failed') {
             await unlessRefused(
-              deps.temporal.signalDeliveryStatus(leadWorkflowId(routing.id, contactId), {
+              deps.temporal.signalDeliveryStatus(deps.temporal.leadWorkflowId(routing.id, contactId), {
                 providerMessageId: s.providerMessageId,
                 outboundMessageId: s.bizOpaqueCallbackData,
                 status: 'failed',

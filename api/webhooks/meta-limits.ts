@@ -76,8 +76,8 @@ export const LIMITS = {
   messageId: 256,
   /**
    * wa_id (E.164, at most 15 digits), business-scoped user ids ("US.13491208655302741918" and
-   * longer parent forms), IGSIDs (about 17 digits); the workflow id `lead:{uuid}:{contactId}`
-   * must stay under Temporal's 1,000 characters.
+   * longer parent forms), IGSIDs (about 17 digits). The workflow id has a fixed length whatever
+   * the contact id (lib/lead-ids.ts); the contact id is still kept in workflow state and rows.
    */
   contactId: 128,
   /** Any other string Meta sends (referrals, errors, order notes, system texts, ...). */

@@ -21,7 +21,6 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ENCRYPTED_ENCODING } from '../../temporal/payload-codec';
 import { freePort, startDevServer, type DevServer } from '../../temporal/dev-server';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
 const CHROMIUM = process.env.PARLEY_CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -113,7 +112,7 @@ describeBrowser('the Temporal Web UI decodes a lead through the codec server', (
     const answer = 'The premium plan is 49 EUR per seat a month; five seats are 245 EUR.';
     stack.llm.setReply(() => answer);
     const from = randomWaId();
-    const workflowId = leadWorkflowId(t.channelId, from);
+    const workflowId = stack.leadWorkflowId(t.channelId, from);
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, question, { name: 'Priya Sharma' })).expect(200);
     await waitFor(() => stack.graph.sentMessages().some((r) => (r.body as { to?: string }).to === from), { what: 'the AI reply', timeoutMs: 60_000 });
 

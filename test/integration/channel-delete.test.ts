@@ -13,7 +13,6 @@ import { createActivities } from '../../activities';
 import { createChannelDeleteActivities } from '../../activities/ops/channel-delete';
 import { activityDepsFrom } from '../../composition/worker';
 import { and, eq } from 'drizzle-orm';
-import { leadWorkflowId } from '../../contract/workflow-names';
 import { channelAccounts, creditReservations, deadLetters, leads, messages, tenants } from '../../db/schema';
 import { closeChannelLeadsWorkflowId } from '../../workflows/channel-delete';
 import request from 'supertest';
@@ -116,8 +115,8 @@ describe('DELETE /v1/channels/:id', () => {
     expect(res.body).toMatchObject({ received: 0, unknownChannels: 1 });
     await postWebhook(stack, textWebhook(t.phoneNumberId, known, 'Me again')).expect(200);
     expect(stack.logLines.slice(lines).some((l) => l.includes('unknown phone_number_id'))).toBe(true);
-    await expect(stack.temporal.client.workflow.getHandle(leadWorkflowId(t.channelId, stranger)).describe()).rejects.toThrow();
-    expect(await workflowStatus(leadWorkflowId(t.channelId, known))).toBe('TERMINATED');
+    await expect(stack.temporal.client.workflow.getHandle(stack.leadWorkflowId(t.channelId, stranger)).describe()).rejects.toThrow();
+    expect(await workflowStatus(stack.leadWorkflowId(t.channelId, known))).toBe('TERMINATED');
     const db = stack.core.database.db;
     expect(await db.select().from(leads).where(eq(leads.channelAccountId, t.channelId))).toHaveLength(1);
 
@@ -179,7 +178,7 @@ describe('DELETE /v1/channels/:id', () => {
     // four more leads without a running workflow (their conversations ended long ago)
     for (let i = 0; i < 4; i += 1) {
       const contactId = randomWaId();
-      await stack.core.services.leads.ensure({ tenantId: t.tenantId, channelAccountId: t.channelId, channel: 'whatsapp', contactId, workflowId: leadWorkflowId(t.channelId, contactId) });
+      await stack.core.services.leads.ensure({ tenantId: t.tenantId, channelAccountId: t.channelId, channel: 'whatsapp', contactId, workflowId: stack.leadWorkflowId(t.channelId, contactId) });
     }
     // an open dead letter of the running lead: it can never be replayed once its workflow is gone
     const [parked] = await stack.core.database.db
@@ -292,7 +291,7 @@ describe('DELETE /v1/channels/:id', () => {
     const from = randomWaId();
     stack.llm.setDelay(6_000); // the reply turn holds its reservation while the LLM writes
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Tell me everything')).expect(200);
-    const workflowId = leadWorkflowId(t.channelId, from);
+    const workflowId = stack.leadWorkflowId(t.channelId, from);
     const db = stack.core.database.db;
     const held = await waitFor(
       async () => (await db.select().from(creditReservations).where(and(eq(creditReservations.workflowId, workflowId), eq(creditReservations.status, 'held'))))[0],

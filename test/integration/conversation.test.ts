@@ -1,6 +1,5 @@
 import { temporal } from '@temporalio/proto';
 import { OFFLINE_REPLY_MARKER } from '../../fakes/openai';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -35,7 +34,7 @@ describe('the cost of a turn (README: 18 events and 3 workflow tasks)', () => {
   test('a new lead\'s first turn takes at most 20 history events, an ordinary later turn 18, and each 3 workflow tasks', async () => {
     const t = await createTenant(stack, { credits: 5 });
     const from = randomWaId();
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     const idleAfter = async (replies: number) => {
       await waitFor(async () => {
         const s = await stack.temporal.leadState(wf);
@@ -99,7 +98,7 @@ describe('one lead, end to end', () => {
     expect(leads.body.items).toHaveLength(1);
     const lead = leads.body.items[0];
     expect(lead).toMatchObject({ contactId: from, name: 'Priya Sharma', channel: 'whatsapp', stage: 'New', mode: 'ai', blocked: false });
-    expect(lead.workflowId).toBe(leadWorkflowId(t.channelId, from));
+    expect(lead.workflowId).toBe(stack.leadWorkflowId(t.channelId, from));
 
     const wamid = (sent!.response.body as { messages: { id: string }[] }).messages[0]!.id;
     const msgs = await waitFor(async () => {
@@ -152,7 +151,7 @@ describe('one lead, end to end', () => {
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'And to Mumbai?')).expect(200);
     await waitFor(() => sendsTo(from).length === 2, { what: 'second reply' });
     const state = await waitFor(async () => {
-      const s = await stack.temporal.leadState(leadWorkflowId(t.channelId, from));
+      const s = await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from));
       return s && s.counters.replies === 2 ? s : undefined;
     });
     expect(state.counters).toMatchObject({ inbound: 2, duplicates: 1, replies: 2 });

@@ -3,7 +3,6 @@
  * admin actions, stages, handoff and manual replies, the 24-hour window, auto-enrolment.
  */
 import { toolCallReply } from '../../fakes/openai';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -24,8 +23,8 @@ async function activeLead(t: TenantFixture, opts: { timestamp?: number } = {}) {
   const from = randomWaId();
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi there', { timestamp: opts.timestamp })).expect(200);
   const lead = await waitFor(async () => (await stack.api.get('/v1/leads').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-  await waitFor(async () => (await stack.temporal.leadState(leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
-  return { from, lead, workflowId: leadWorkflowId(t.channelId, from) };
+  await waitFor(async () => (await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
+  return { from, lead, workflowId: stack.leadWorkflowId(t.channelId, from) };
 }
 
 async function template(t: TenantFixture, name = 'follow_up') {
@@ -174,7 +173,7 @@ test('a burst of 5 messages becomes one LLM turn and one reply', async () => {
   const t = await createTenant(stack, { credits: 20 });
   const from = randomWaId();
   for (let i = 1; i <= 5; i++) await postWebhook(stack, textWebhook(t.phoneNumberId, from, `burst part ${i}`)).expect(200);
-  const wf = leadWorkflowId(t.channelId, from);
+  const wf = stack.leadWorkflowId(t.channelId, from);
   const s = await waitFor(async () => {
     const st = await stack.temporal.leadState(wf);
     return st && st.counters.inbound === 5 && st.counters.replies >= 1 && st.pendingInbound === 0 ? st : undefined;
@@ -223,7 +222,7 @@ test("an agent's handoff keyword hands the lead to a human before any AI reply",
     .expect(201);
   const from = randomWaId();
   await postWebhook(stack, textWebhook(phoneNumberId, from, 'Can I talk to a person, please?')).expect(200);
-  const wf = leadWorkflowId(channel.body.id, from);
+  const wf = stack.leadWorkflowId(channel.body.id, from);
   const s = await waitFor(async () => {
     const st = await stack.temporal.leadState(wf);
     return st?.mode === 'human' ? st : undefined;

@@ -4,7 +4,6 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createExtractionActivities } from '../../activities/extraction/extract';
 import { estimateCostMicros } from '../../activities/llm/pricing';
 import { createLlmActivities } from '../../activities/llm/reply';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { ADMIN_TOKEN, randomPhoneNumberId, randomWaId, startStack, type Stack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -67,7 +66,7 @@ async function leadWithTranscript(f: Fixture, lines: string[] = ['Hi, I am Priya
     channel: 'whatsapp',
     contactId,
     name: 'Priya Sharma',
-    workflowId: leadWorkflowId(f.channelId, contactId),
+    workflowId: stack.leadWorkflowId(f.channelId, contactId),
   });
   for (const [i, text] of lines.entries()) {
     await leads.recordInbound({

@@ -19,7 +19,6 @@ import {
 } from '../../fakes/meta-webhooks';
 import { OFFLINE_REPLY_MARKER } from '../../fakes/openai';
 import { signMetaBody } from '../../lib/crypto';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { APP_SECRET, VERIFY_TOKEN, createTenant, startStack, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -72,7 +71,7 @@ function postIg(body: unknown, opts: { secret?: string; signature?: string | nul
 const igSendsTo = (igsid: string) => stack.graph.instagramSends().filter((r) => r.to === igsid);
 
 async function workflowExists(channelAccountId: string, contactId: string): Promise<boolean> {
-  return (await stack.temporal.leadState(leadWorkflowId(channelAccountId, contactId))) !== undefined;
+  return (await stack.temporal.leadState(stack.leadWorkflowId(channelAccountId, contactId))) !== undefined;
 }
 
 async function inboundRows(tenantId: string) {
@@ -110,7 +109,7 @@ describe('a DM, end to end', () => {
     const auth = { authorization: `Bearer ${t.apiKey}` };
     const leads = await stack.api.get('/v1/leads').set(auth).expect(200);
     const lead = leads.body.items.find((l: { contactId: string }) => l.contactId === igsid);
-    expect(lead).toMatchObject({ channel: 'instagram', channelAccountId: t.igChannelId, workflowId: leadWorkflowId(t.igChannelId, igsid) });
+    expect(lead).toMatchObject({ channel: 'instagram', channelAccountId: t.igChannelId, workflowId: stack.leadWorkflowId(t.igChannelId, igsid) });
 
     const mid = (sent!.response.body as { message_id: string }).message_id;
     const msgs = await waitFor(async () => {

@@ -10,9 +10,15 @@ import type { temporal } from '@temporalio/proto';
 import { errorHandler } from '../../api/middleware/errors';
 import { createCodecRouter } from '../../api/routes/codec';
 import { ADMIN_TOKEN, bearer, createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor, type Stack } from '../support/stack';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../temporal/payload-codec';
 import { readableHistory } from '../../temporal/readable-history';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import { createSecretBox, parseEncryptionKey, type SecretBox } from '../../lib/crypto';
+import { createLeadIds } from '../../lib/lead-ids';
+import { LEAD_ID_KEY_PREFIX, loadLeadIdKey } from '../../services/lead-id-key';
+import { rewrapPayloadKeys } from '../../services/payload-keys';
+import { payloadKeys } from '../../db/schema';
 
 jest.setTimeout(180_000);
 
@@ -65,7 +71,20 @@ test('a lead history holds no text or number in clear; the codec server decodes 
   const text = `Quote for 40 chairs to Lotus Lane ${Date.now()}`;
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, text, { name: 'Asha Verma' })).expect(200);
   await waitFor(() => stack.graph.sentMessages().some((r) => (r.body as { to?: string }).to === from) || undefined, { what: 'the reply' });
-  const workflowId = leadWorkflowId(t.channelId, from);
+  const workflowId = stack.leadWorkflowId(t.channelId, from);
+  // the workflow id names no contact (lib/lead-ids.ts): not the lead's row, not the Web UI's list
+  expect(workflowId).toMatch(new RegExp(`^lead:${t.channelId}:[A-Za-z0-9_-]{22}$`));
+  expect(workflowId).not.toContain(from.slice(-6));
+  // finding the lead by its number goes through the API, which gives its workflow id
+  const found = await stack.api.get('/v1/leads').query({ q: from }).set(bearer(t.apiKey)).expect(200);
+  expect((found.body as { items: { workflowId: string }[] }).items.map((l) => l.workflowId)).toEqual([workflowId]);
+  const listed = await waitFor(async () => {
+    const out: { workflowId: string; runId: string }[] = [];
+    for await (const wf of stack.temporal.client.workflow.list({ query: `ChannelAccountId = '${t.channelId}'` })) out.push({ workflowId: wf.workflowId, runId: wf.runId });
+    return out.length > 0 ? out : undefined;
+  }, { what: 'the lead in the Web UI list' });
+  expect(listed.map((w) => w.workflowId)).toEqual([workflowId]);
+  expect(JSON.stringify(listed)).not.toContain(from.slice(-6));
 
   const history = await rawHistory(workflowId);
   const all = payloadsOf(history);
@@ -193,7 +212,7 @@ test('a failure in a lead history (a send Meta refused) shows no message text in
   stack.graph.failNext({ code: 131000, to: from, message: marker, times: 2 });
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Price list please')).expect(200);
   await waitFor(() => stack.graph.sentMessages().some((r) => (r.body as { to?: string }).to === from) || undefined, { what: 'the reply, sent on the third try', timeoutMs: 60_000 });
-  const workflowId = leadWorkflowId(t.channelId, from);
+  const workflowId = stack.leadWorkflowId(t.channelId, from);
   const history = await waitFor(async () => {
     const h = await rawHistory(workflowId);
     return failuresOf(h).length > 0 ? h : undefined;
@@ -207,8 +226,8 @@ test('a failure in a lead history (a send Meta refused) shows no message text in
     expect(Buffer.from(f.encodedAttributes?.metadata?.encoding ?? []).toString('utf8')).toBe(ENCRYPTED_ENCODING);
   }
   const raw = JSON.stringify(history);
-  for (const clearText of [marker, 'Lotus Lane', 'Graph API error']) expect(raw).not.toContain(clearText);
-  // (the number is in the workflow id, by design so far: not in any failure)
+  // nor the number: the workflow id holds a keyed digest of it (lib/lead-ids.ts)
+  for (const clearText of [marker, 'Lotus Lane', 'Graph API error', from]) expect(raw).not.toContain(clearText);
   expect(JSON.stringify(failures)).not.toContain(from);
   const payloadBytes = Buffer.concat(payloadsOf(history).map((p) => Buffer.from(p.data ?? []))).toString('latin1');
   expect(payloadBytes).not.toContain('Lotus Lane');
@@ -218,4 +237,29 @@ test('a failure in a lead history (a send Meta refused) shows no message text in
   const messages = failuresOf(readable).map((f) => f.message ?? '');
   expect(messages.some((m) => m.includes('Graph API error 131000') && m.includes(marker))).toBe(true);
   expect(messages).not.toContain('Encoded failure');
+});
+
+test('the lead id key is created once per database, survives restarts and master-key rotations, and is never a payload key', async () => {
+  const db = stack.core.database.db;
+  const channel = randomUUID();
+  const idOf = async (box: SecretBox) => createLeadIds(await loadLeadIdKey(db, box)).workflowId(channel, '919812345678');
+  // a restart (the same database, the same master key) names every lead as before
+  expect(await idOf(createSecretBox(parseEncryptionKey(stack.config.PARLEY_ENCRYPTION_KEY!)))).toBe(stack.leadWorkflowId(channel, '919812345678'));
+  // another master key on a shared database (other test stacks) cannot open that key: it gets its own, once, even when processes start together
+  const [masterA, masterB] = [randomBytes(32), randomBytes(32)];
+  const together = await Promise.all(Array.from({ length: 4 }, () => idOf(createSecretBox(masterA))));
+  expect(new Set(together).size).toBe(1);
+  const idA = together[0]!;
+  expect(idA).not.toBe(stack.leadWorkflowId(channel, '919812345678'));
+  const name = `${LEAD_ID_KEY_PREFIX}:${createSecretBox(masterA).keyId}`;
+  expect(await db.select().from(payloadKeys).where(eq(payloadKeys.workflowId, name))).toHaveLength(1);
+  // a master-key rotation (the old key kept to read) changes no id, nor does `npm run secrets:rewrap`, after which the old key may go
+  const rotated = createSecretBox(masterB, [masterA]);
+  expect(await idOf(rotated)).toBe(idA);
+  expect((await rewrapPayloadKeys(db, rotated)).rewrapped).toBeGreaterThan(0);
+  const [row] = await db.select().from(payloadKeys).where(eq(payloadKeys.workflowId, name));
+  expect(rotated.needsRewrap(row!.wrappedKey!)).toBe(false);
+  expect(await idOf(createSecretBox(masterB))).toBe(idA);
+  // the codec server never hands it out as a payload key
+  await expect(stack.core.services.payloadKeys.byId(row!.id)).rejects.toThrow(/unknown/);
 });

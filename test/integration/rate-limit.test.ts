@@ -19,7 +19,6 @@ import { migrateDatabase, openDatabase, type Database } from '../../db/client';
 import { rateBuckets } from '../../db/schema';
 import { createLogger } from '../../lib/logger';
 import { createRateLimiter, type RateLimiter } from '../../services/rate-limit';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 import { markerActivityType } from '../../bench/anatomy';
 
@@ -214,7 +213,7 @@ describe('with the whole stack', () => {
       channelAccountId: t.channelId,
       channel: 'whatsapp',
       contactId,
-      workflowId: leadWorkflowId(t.channelId, contactId),
+      workflowId: stack.leadWorkflowId(t.channelId, contactId),
     });
     return leadId;
   }
@@ -247,7 +246,7 @@ describe('with the whole stack', () => {
       // Meta never saw a request over the pair rate
       expect(requestsTo(from).map((r) => r.response.status)).toEqual([200, 200]);
       // the second send waited as a retry (attempt 2) told exactly when to come back
-      const history = await stack.temporal.client.workflow.getHandle(leadWorkflowId(t.channelId, from)).fetchHistory();
+      const history = await stack.temporal.client.workflow.getHandle(stack.leadWorkflowId(t.channelId, from)).fetchHistory();
       const retried = (history.events ?? [])
         .map((e) => e.activityTaskStartedEventAttributes)
         .filter((s) => s && (s.attempt ?? 1) > 1 && s.lastFailure?.applicationFailureInfo?.type === 'provider_rate_limited');

@@ -11,7 +11,6 @@ import { instagramTextWebhook } from '../../fakes/meta-webhooks';
 import { contentText } from '../../fakes/openai';
 import { signMetaBody } from '../../lib/crypto';
 import { createVisitorTokens, webChatVisitorSecret } from '../../services/webchat-visitors';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
@@ -34,7 +33,7 @@ async function whatsAppLead(t: TenantFixture, opts: { timestamp?: number } = {})
   const from = randomWaId();
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi there', { timestamp: opts.timestamp })).expect(200);
   const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-  await waitFor(async () => (await stack.temporal.leadState(leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
+  await waitFor(async () => (await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
   return { from, lead: lead as { id: string; workflowId: string } };
 }
 

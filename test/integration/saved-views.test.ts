@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LeadMessage } from '../../contract/workflow-names';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -78,7 +77,7 @@ test("with a tenant's id, each view finds that tenant's leads in that state and 
   await postWebhook(stack, textWebhook(t.phoneNumberId, human, 'I want to talk to someone')).expect(200);
   await postWebhook(stack, textWebhook(t.phoneNumberId, open, 'What are your prices?')).expect(200);
   await postWebhook(stack, textWebhook(other.phoneNumberId, foreign, 'Hello')).expect(200);
-  const [humanId, openId, foreignId] = [leadWorkflowId(t.channelId, human), leadWorkflowId(t.channelId, open), leadWorkflowId(other.channelId, foreign)];
+  const [humanId, openId, foreignId] = [stack.leadWorkflowId(t.channelId, human), stack.leadWorkflowId(t.channelId, open), stack.leadWorkflowId(other.channelId, foreign)];
   await waitFor(() => stack.graph.sentMessages().filter((r) => [human, open, foreign].includes((r.body as { to: string }).to)).length === 3, { what: 'three AI replies' });
   await stack.temporal.client.workflow.getHandle(humanId).executeUpdate(LeadMessage.handOff, { args: [{}] });
 

@@ -8,7 +8,6 @@ import { eq } from 'drizzle-orm';
 import { randomUUID } from 'node:crypto';
 import { contentText } from '../../fakes/openai';
 import { agents, channelAccounts } from '../../db/schema';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
@@ -31,7 +30,7 @@ async function activeLead(t: TenantFixture, text = 'Hi there') {
   const from = randomWaId();
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, text)).expect(200);
   const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-  const workflowId = leadWorkflowId(t.channelId, from);
+  const workflowId = stack.leadWorkflowId(t.channelId, from);
   await waitFor(() => sentTo(from).length === 1, { what: 'first AI reply' });
   return { from, lead: lead as { id: string }, workflowId };
 }

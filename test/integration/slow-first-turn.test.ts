@@ -8,7 +8,6 @@
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import postgres from 'postgres';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { parleyDataConverter } from '../../temporal/data-converter';
 import { createTenant, postWebhook, randomWaId, stackPerFile, textWebhook, waitFor, workflowBundle, type Stack } from '../support/stack';
 import { workflowSpanSinks } from '../../workers/tracing';
@@ -52,7 +51,7 @@ maybe('a first turn whose lead row waits 1.5 s on a lock skips the debounce time
     await locker;
     await sql.end();
   }
-  const wf = leadWorkflowId(t.channelId, from);
+  const wf = stack.leadWorkflowId(t.channelId, from);
   await waitFor(async () => (await stack.temporal.leadState(wf))?.counters.replies === 1 || undefined, { timeoutMs: 60_000, what: 'the first reply' });
   const history = await stack.temporal.client.workflow.getHandle(wf).fetchHistory();
   const types = (history.events ?? []).map((e) => e.eventType);

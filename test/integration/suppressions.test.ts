@@ -3,7 +3,6 @@
  * strict bodies, pagination), a STOP through the webhook, the lead's `optedOut`, the events, the
  * enrolment refused for a suppressed contact, and the agent's opt-out settings.
  */
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -23,7 +22,7 @@ async function activeLead(t: TenantFixture) {
   const from = randomWaId();
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi there')).expect(200);
   const lead = await waitFor(async () => (await stack.api.get('/v1/leads').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-  await waitFor(async () => (await stack.temporal.leadState(leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
+  await waitFor(async () => (await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
   return { from, lead: lead as { id: string } };
 }
 

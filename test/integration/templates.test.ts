@@ -6,7 +6,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { FakeMessageTemplate } from '../../fakes/graph-api';
 import { whatsAppTemplateStatusWebhook } from '../../fakes/meta-webhooks';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTemplateSync } from '../../services/template-sync';
 import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
@@ -342,7 +341,7 @@ describe('sending a template', () => {
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi there')).expect(200);
     const lead = await waitFor(async () => (await stack.api.get('/v1/leads').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-    await waitFor(async () => (await stack.temporal.leadState(leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
+    await waitFor(async () => (await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
     return { from, lead };
   }
 

@@ -13,7 +13,6 @@ import { createTenant, postWebhook, randomPhoneNumberId, randomWaId, startStack,
 import { workflowSpanSinks } from '../../workers/tracing';
 import { REQUEST_ID_PATTERN } from '../../lib/trace-context';
 import { traceableWorkflowId } from '../../lib/tracing';
-import { leadWorkflowId } from '../../contract/workflow-names';
 import { parleyDataConverter } from '../../temporal/data-converter';
 
 jest.setTimeout(120_000);
@@ -138,7 +137,7 @@ test('a webhook turn: request → signalWithStart → workflow → reply activit
   const exported = JSON.stringify(spans);
   for (const secret of ['Lisbon', from, 'Priya']) expect(exported).not.toContain(secret);
   // the lead's workflow id is named by its hash, the same in both processes
-  const wf = traceableWorkflowId(leadWorkflowId(t.channelId, from));
+  const wf = traceableWorkflowId(stack.leadWorkflowId(t.channelId, from));
   expect(client.attributes.temporalWorkflowId).toBe(wf);
   expect(handled.attributes.workflowId).toBe(wf);
   expect(activity.attributes.temporalWorkflowId).toBe(wf);
@@ -149,7 +148,7 @@ test('a webhook turn: request → signalWithStart → workflow → reply activit
   expect(turn.span_id).toBe(activity.spanId);
 
   // the traced history (headers on the start, the signal and every activity) replays to the same commands
-  const history = await stack.temporal.client.workflow.getHandle(leadWorkflowId(t.channelId, from)).fetchHistory();
+  const history = await stack.temporal.client.workflow.getHandle(stack.leadWorkflowId(t.channelId, from)).fetchHistory();
   const { EventType } = temporal.api.enums.v1;
   const scheduled = (history.events ?? []).filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
   expect(scheduled.length).toBeGreaterThanOrEqual(1);

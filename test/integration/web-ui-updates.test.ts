@@ -8,7 +8,6 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ENCRYPTED_ENCODING } from '../../temporal/payload-codec';
 import { LeadMessage } from '../../contract/workflow-names';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -57,7 +56,7 @@ test('hand off with a reason, hand back, pause and resume the sequence, send a m
     .send({ name: 'Nurture', steps: [{ delayMs: 3_600_000, kind: 'text', text: 'Still thinking about it?' }, { delayMs: 3_600_000, kind: 'text', text: 'Last call!' }], stopOn: ['lead_replied'] })
     .expect(201);
   const from = randomWaId();
-  const workflowId = leadWorkflowId(t.channelId, from);
+  const workflowId = stack.leadWorkflowId(t.channelId, from);
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'How much is the premium plan?', { name: 'Priya Sharma' })).expect(200);
   await waitFor(() => sentTo(from).length === 1, { what: 'the AI reply' });
   const lead = (await stack.api.get('/v1/leads').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from);
@@ -124,7 +123,7 @@ test('hand off with a reason, hand back, pause and resume the sequence, send a m
 test('bad bodies are rejected with a clear reason and change nothing', async () => {
   const t = await createTenant(stack, { credits: 5 });
   const from = randomWaId();
-  const workflowId = leadWorkflowId(t.channelId, from);
+  const workflowId = stack.leadWorkflowId(t.channelId, from);
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
   await waitFor(() => sentTo(from).length === 1, { what: 'the AI reply' });
 

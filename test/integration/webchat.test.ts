@@ -10,7 +10,6 @@ import { createWebChatActivities } from '../../activities/channels/webchat';
 import { createApp } from '../../api/app';
 import { OFFLINE_REPLY_MARKER } from '../../fakes/openai';
 import type { ParleyTemporal } from '../../temporal/client';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createVisitorTokens, webChatVisitorSecret } from '../../services/webchat-visitors';
 import { openSse, type SseStream } from '../support/sse';
 import { createTenant, startStack, waitFor, type Stack } from '../support/stack';
@@ -104,7 +103,7 @@ describe('web chat', () => {
 
     // the lead is a web chat lead of that workflow, its reply recorded as sent
     const leads = await stack.api.get('/v1/leads').set('authorization', `Bearer ${w.apiKey}`).expect(200);
-    expect(leads.body.items[0]).toMatchObject({ channel: 'webchat', contactId: v.contactId, workflowId: leadWorkflowId(w.channelId, v.contactId) });
+    expect(leads.body.items[0]).toMatchObject({ channel: 'webchat', contactId: v.contactId, workflowId: stack.leadWorkflowId(w.channelId, v.contactId) });
     // the credential is in no id the tenant or Temporal sees
     expect(JSON.stringify(leads.body)).not.toContain(v.token.split('.')[1]);
     const msgs = await stack.api.get(`/v1/leads/${leads.body.items[0].id}/messages`).set('authorization', `Bearer ${w.apiKey}`).expect(200);
@@ -171,7 +170,7 @@ describe('web chat', () => {
     ]);
     // the reply is visible once sent; the workflow counts it after capturing the credit
     const state = await waitFor(async () => {
-      const st = await stack.temporal.leadState(leadWorkflowId(w.channelId, v.contactId));
+      const st = await stack.temporal.leadState(stack.leadWorkflowId(w.channelId, v.contactId));
       return st && st.counters.replies === 2 ? st : undefined;
     }, { what: 'two replies counted' });
     expect(state.counters).toMatchObject({ inbound: 2, replies: 2 });

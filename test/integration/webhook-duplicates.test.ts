@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { messages } from '../../db/schema';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { seededShuffle } from '../support/random';
 import { createTenant, postWebhook, startStack, waitFor, type Stack } from '../support/stack';
 
@@ -84,7 +83,7 @@ test('every WhatsApp fixture delivered 3 times, shuffled, records each message e
   expect(new Set(leads.body.items.map((l: { contactId: string }) => l.contactId))).toEqual(contacts);
   expect(leads.body.items).toHaveLength(contacts.size);
   // the workflows saw each message once and dropped the two redeliveries
-  const states = await Promise.all([...contacts].map((c) => stack.temporal.leadState(leadWorkflowId(t.channelId, c))));
+  const states = await Promise.all([...contacts].map((c) => stack.temporal.leadState(stack.leadWorkflowId(t.channelId, c))));
   expect(states.reduce((n, s) => n + (s?.counters.inbound ?? 0), 0)).toBe(expectedIds.size);
   expect(states.reduce((n, s) => n + (s?.counters.duplicates ?? 0), 0)).toBe(2 * expectedIds.size);
 });

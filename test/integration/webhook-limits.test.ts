@@ -14,7 +14,7 @@ import { messages } from '../../db/schema';
 import { instagramEvent, instagramMid, instagramWebhook } from '../../fakes/meta-webhooks';
 import { signMetaBody } from '../../lib/crypto';
 import type { ParleyTemporal } from '../../temporal/client';
-import { leadWorkflowId, type InboundMessage } from '../../workflows/lead/definitions';
+import { type InboundMessage } from '../../workflows/lead/definitions';
 import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -53,7 +53,7 @@ async function messageRow(providerMessageId: string) {
 }
 
 const workflowExists = async (channelAccountId: string, contactId: string) =>
-  (await stack.temporal.leadState(leadWorkflowId(channelAccountId, contactId))) !== undefined;
+  (await stack.temporal.leadState(stack.leadWorkflowId(channelAccountId, contactId))) !== undefined;
 
 describe('WhatsApp', () => {
   let t: TenantFixture;

@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { signMetaBody } from '../../lib/crypto';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import {
   ADMIN_TOKEN,
   APP_SECRET,
@@ -108,7 +107,7 @@ async function leadsOf(apiKey: string): Promise<{ id: string; contactId: string;
 
 /** True when the lead workflow exists in Temporal (the webhook's only side effect). */
 async function workflowExists(channelAccountId: string, contactId: string): Promise<boolean> {
-  return (await stack.temporal.leadState(leadWorkflowId(channelAccountId, contactId))) !== undefined;
+  return (await stack.temporal.leadState(stack.leadWorkflowId(channelAccountId, contactId))) !== undefined;
 }
 
 function handshake(query: Record<string, string | string[]>) {

@@ -11,7 +11,6 @@ import { and, eq } from 'drizzle-orm';
 import { contactIdentities, leads, messages } from '../../db/schema';
 import { randomBsuid, whatsAppIdentityChangeWebhook, whatsAppIdentityTextWebhook, whatsAppStatusWebhook } from '../../fakes/meta-webhooks';
 import type { GraphRequestRecord } from '../../fakes/graph-api';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
@@ -77,7 +76,7 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
       const items = await leadApi(t);
       return items[0]?.bsuid ? items : undefined;
     }, { what: 'the lead with its BSUID' });
-    expect(lead).toMatchObject({ contactId: bsuid, bsuid, phone: null, username: '@realsheenanelson', workflowId: leadWorkflowId(t.channelId, bsuid) });
+    expect(lead).toMatchObject({ contactId: bsuid, bsuid, phone: null, username: '@realsheenanelson', workflowId: stack.leadWorkflowId(t.channelId, bsuid) });
 
     // Meta's delivered status for a send to a BSUID: recipient_user_id, no recipient_id
     const wamid = (reply!.response.body as { messages: { id: string }[] }).messages[0]!.id;
@@ -129,7 +128,7 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
     expect(sends[1]).toMatchObject({ to: phone, recipientForm: 'to' });
     const rows = await leadsOf(t);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ contactId: phone, phone, bsuid, username: '@priya', workflowId: leadWorkflowId(t.channelId, phone) });
+    expect(rows[0]).toMatchObject({ contactId: phone, phone, bsuid, username: '@priya', workflowId: stack.leadWorkflowId(t.channelId, phone) });
     const inbound = await stack.core.database.db.select().from(messages).where(and(eq(messages.leadId, rows[0]!.id), eq(messages.direction, 'inbound')));
     expect(inbound).toHaveLength(2);
   });
@@ -147,7 +146,7 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
     expect(sends[1]).toMatchObject({ to: phone, recipientForm: 'to' });
     const rows = await leadsOf(t);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ contactId: bsuid, phone, bsuid, workflowId: leadWorkflowId(t.channelId, bsuid) });
+    expect(rows[0]).toMatchObject({ contactId: bsuid, phone, bsuid, workflowId: stack.leadWorkflowId(t.channelId, bsuid) });
   });
 
   it('a parent BSUID user: both ids recorded for the lead', async () => {
@@ -178,7 +177,7 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
     // Meta's notice is recorded, but the lead did not write it: no turn, no reply
     await waitFor(async () => (await inboundCount()) === 2, { what: 'the system notice recorded' });
     await new Promise((r) => setTimeout(r, 1500));
-    const workflowId = leadWorkflowId(t.channelId, oldBsuid);
+    const workflowId = stack.leadWorkflowId(t.channelId, oldBsuid);
     expect((await stack.temporal.leadState(workflowId))!.counters.turns).toBe(1);
     expect(sendsOf(t)).toHaveLength(1);
 
@@ -186,7 +185,7 @@ describe('WhatsApp usernames (business-scoped user ids), end to end', () => {
     await waitFor(async () => (await inboundCount()) === 3, { what: 'three inbound messages on one lead' });
     const rows = await leadsOf(t);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ contactId: oldBsuid, bsuid: newBsuid, workflowId: leadWorkflowId(t.channelId, oldBsuid) });
+    expect(rows[0]).toMatchObject({ contactId: oldBsuid, bsuid: newBsuid, workflowId: stack.leadWorkflowId(t.channelId, oldBsuid) });
     await waitFor(() => sendsOf(t).some((s) => s.to === newBsuid), { what: 'a reply to the new BSUID' });
     expect(sendsOf(t).filter((s) => s.to === newBsuid).every((s) => s.recipientForm === 'recipient')).toBe(true);
   });

@@ -10,7 +10,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { startDevServer } from '../../temporal/dev-server';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { instagramTextWebhook, whatsAppStatusWebhook } from '../../fakes/meta-webhooks';
 import { signMetaBody } from '../../lib/crypto';
 import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
@@ -47,7 +46,7 @@ const scenarios: Record<string, Scenario> = {
     const t = await createTenant(stack, { credits: 5 });
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi, is my order shipped?')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
@@ -56,7 +55,7 @@ const scenarios: Record<string, Scenario> = {
     const from = randomWaId();
     const body = textWebhook(t.phoneNumberId, from, 'Do you ship to Pune?');
     await postWebhook(stack, body).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     await postWebhook(stack, body).expect(200);
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'And Mumbai?')).expect(200);
@@ -67,7 +66,7 @@ const scenarios: Record<string, Scenario> = {
     const t = await createTenant(stack, { credits: 0 });
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello?')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.blockedTurns === 1);
     return wf;
   },
@@ -77,7 +76,7 @@ const scenarios: Record<string, Scenario> = {
     const from = randomWaId();
     stack.graph.failNext({ code: 190, to: from });
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Price list please')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.circuitWaitSince !== undefined);
     await stack.api.patch(`/v1/channels/${t.channelId}`).set(auth).send({ accessToken: 'EAAG-replaced-token-123' }).expect(200);
     await stack.api.post(`/v1/channels/${t.channelId}/circuit/close`).set(auth).expect(200);
@@ -90,7 +89,7 @@ const scenarios: Record<string, Scenario> = {
     const from = randomWaId();
     stack.graph.failNext({ code: 190, to: from });
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Price list please')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.circuitWaitSince !== undefined);
     const lead = (await stack.api.get('/v1/leads?limit=200').set(auth)).body.items.find((l: { contactId: string }) => l.contactId === from);
     await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ text: 'A colleague will send it shortly' }).expect(202);
@@ -106,7 +105,7 @@ const scenarios: Record<string, Scenario> = {
     const first = textWebhook(t.phoneNumberId, from, 'First part');
     await postWebhook(stack, first).expect(200);
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Second part')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     await postWebhook(stack, first).expect(200);
     await idle(stack, wf, (s) => s.counters.duplicates === 1);
@@ -118,7 +117,7 @@ const scenarios: Record<string, Scenario> = {
     const from = randomWaId();
     stack.graph.failNext({ code: 131000, to: from, times: 2 });
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Do you ship to Lisbon?')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => (s.deadLetters?.length ?? 0) === 1);
     const s = await stack.temporal.leadState(wf);
     await stack.api.post(`/v1/dead-letters/${s!.deadLetters![0]!.id}/replay`).set(auth).expect(200);
@@ -131,7 +130,7 @@ const scenarios: Record<string, Scenario> = {
     const from = randomWaId();
     stack.graph.failNext({ code: 131016, to: from, times: 2 });
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'First question')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => (s.deadLetters?.length ?? 0) === 1);
     const first = (await stack.temporal.leadState(wf))!.deadLetters![0]!.id;
     await stack.api.post(`/v1/dead-letters/${first}/discard`).set(auth).expect(200);
@@ -147,7 +146,7 @@ const scenarios: Record<string, Scenario> = {
     const t = await createTenant(stack, { credits: 5 });
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi there')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     const sent = stack.graph.sentMessages().find((r) => (r.body as { to?: string }).to === from)!;
     const wamid = (sent.response.body as { messages: { id: string }[] }).messages[0]!.id;
@@ -171,7 +170,7 @@ const scenarios: Record<string, Scenario> = {
       .expect(202);
     // the dedup id is webchat:{contactId}:{clientMessageId}; the contact id names the workflow
     const contactId = (sent.body.messageId as string).split(':')[1]!;
-    const wf = leadWorkflowId(channel.body.id, contactId);
+    const wf = stack.leadWorkflowId(channel.body.id, contactId);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
@@ -187,7 +186,7 @@ const scenarios: Record<string, Scenario> = {
     const igsid = String(randomInt(1_000_000_000_000, 9_999_999_999_999));
     const raw = JSON.stringify(instagramTextWebhook({ igAccountId, from: igsid, text: 'Do you ship to Pune?' }));
     await stack.api.post('/webhooks/instagram').set('content-type', 'application/json').set('x-hub-signature-256', signMetaBody(raw, APP_SECRET)).send(raw).expect(200);
-    const wf = leadWorkflowId(channel.body.id, igsid);
+    const wf = stack.leadWorkflowId(channel.body.id, igsid);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
@@ -196,7 +195,7 @@ const scenarios: Record<string, Scenario> = {
     const from = randomWaId();
     stack.graph.failNext({ code: 130429, to: from, times: 1 }); // the recorder's stack tries a send twice
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Any discounts?')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
@@ -205,7 +204,7 @@ const scenarios: Record<string, Scenario> = {
     const from = randomWaId();
     stack.llm.failNext({ status: 404, code: 'model_not_found', model: 'gpt-4.1-mini' });
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Can I get a demo?')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     return wf;
   },
@@ -213,7 +212,7 @@ const scenarios: Record<string, Scenario> = {
     const t = await createTenant(stack, { credits: 5 });
     const from = randomWaId();
     for (let i = 1; i <= 5; i++) await postWebhook(stack, textWebhook(t.phoneNumberId, from, `part ${i}`)).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.inbound === 5 && s.counters.replies >= 1);
     return wf;
   },
@@ -236,7 +235,7 @@ const scenarios: Record<string, Scenario> = {
       .expect(201);
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     const lead = (await stack.api.get('/v1/leads').set(auth)).body.items[0];
     await stack.api.post(`/v1/leads/${lead.id}/sequence/enroll`).set(auth).send({ sequenceId: seq.body.id }).expect(200);
@@ -253,7 +252,7 @@ const scenarios: Record<string, Scenario> = {
     const auth = { authorization: `Bearer ${t.apiKey}` };
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.replies === 1);
     const lead = (await stack.api.get('/v1/leads').set(auth)).body.items[0];
     await stack.api.post(`/v1/leads/${lead.id}/handoff`).set(auth).send({}).expect(200);
@@ -272,7 +271,7 @@ const scenarios: Record<string, Scenario> = {
     await stack.api.post('/v1/templates').set(auth).send({ name: 'reengage', language: 'en', category: 'marketing', body: 'Hi {{1}}!', approved: true }).expect(201);
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Old message', { timestamp: Math.floor(Date.now() / 1000) - 2 * 86400 })).expect(200);
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     await idle(stack, wf, (s) => s.counters.turns === 1);
     const lead = (await stack.api.get('/v1/leads').set(auth)).body.items[0];
     await stack.api.post(`/v1/leads/${lead.id}/messages`).set(auth).send({ text: 'Hello again' }).expect(409);
@@ -293,7 +292,7 @@ async function main(): Promise<void> {
       // continue-as-new: the first run's history ends in ContinueAsNew with the carried state
       const t = await createTenant(smallBudget, { credits: 10 });
       const from = randomWaId();
-      const wf = leadWorkflowId(t.channelId, from);
+      const wf = stack.leadWorkflowId(t.channelId, from);
       // turns until the history passes the budget (about 12 events a turn)
       for (let i = 1; i <= 8; i++) {
         await postWebhook(smallBudget, textWebhook(t.phoneNumberId, from, `Question ${i}`)).expect(200);

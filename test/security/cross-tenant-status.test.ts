@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { messages } from '../../db/schema';
 import { whatsAppStatusWebhook } from '../../fakes/meta-webhooks';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -31,7 +30,7 @@ afterAll(async () => {
 async function victimSends() {
   const { leads } = stack.core.services;
   const contactId = randomWaId();
-  const lead = await leads.ensure({ tenantId: victim.tenantId, channelAccountId: victim.channelId, channel: 'whatsapp', contactId, workflowId: leadWorkflowId(victim.channelId, contactId) });
+  const lead = await leads.ensure({ tenantId: victim.tenantId, channelAccountId: victim.channelId, channel: 'whatsapp', contactId, workflowId: stack.leadWorkflowId(victim.channelId, contactId) });
   const pendingId = randomUUID();
   await leads.createOutbound({ id: pendingId, tenantId: victim.tenantId, leadId: lead.leadId, body: 'Your order ships tomorrow' });
   const sentId = randomUUID();

@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import { creditLedger, creditReservations } from '../../db/schema';
 import { creditSweepScheduleId, ensureCreditSweepSchedule } from '../../temporal/schedules';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { ADMIN_TOKEN, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -62,7 +61,7 @@ describe('stale reservation sweep (Temporal Schedule)', () => {
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi')).expect(200);
     await waitFor(() => stack.graph.sentMessages().some((r) => (r.body as { to?: string }).to === from), { what: 'first reply' });
-    const running = leadWorkflowId(t.channelId, from);
+    const running = stack.leadWorkflowId(t.channelId, from);
     await waitFor(async () => (await credits.balance(t.tenantId)).reserved === 0, { what: 'the reply captured' });
 
     const refs = {
@@ -110,6 +109,6 @@ describe('stale reservation sweep (Temporal Schedule)', () => {
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hello')).expect(200);
     await waitFor(() => stack.graph.sentMessages().some((r) => (r.body as { to?: string }).to === from), { what: 'reply' });
     const rows = await stack.core.database.db.select({ workflowId: creditReservations.workflowId }).from(creditReservations).where(eq(creditReservations.tenantId, t.tenantId));
-    expect(rows).toEqual([{ workflowId: leadWorkflowId(t.channelId, from) }]);
+    expect(rows).toEqual([{ workflowId: stack.leadWorkflowId(t.channelId, from) }]);
   });
 });

@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { createWhatsAppActivities } from '../../activities/channels/whatsapp';
 import { createLogger } from '../../lib/logger';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -39,7 +38,7 @@ describe('circuit close', () => {
     const from = randomWaId();
     await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi')).expect(200);
     await waitFor(() => sendsTo(from).length === 1, { what: 'first reply' });
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
     for (let i = 0; i < 3; i++) {
       const r = await stack.api.post(`/v1/channels/${t.channelId}/circuit/close`).set(authOf(t)).expect(200);
       expect(r.body).toMatchObject({ id: t.channelId, alreadyClosed: true, circuit: { state: 'closed' } });
@@ -58,7 +57,7 @@ describe('circuit close', () => {
       return r.body.items.length ? (r.body.items as { id: string }[]) : undefined;
     });
     await waitFor(async () => (await eventsOf(t, leads[0]!.id)).some((e) => e.type === 'circuit_wait'), { what: 'circuit_wait' });
-    const wf = leadWorkflowId(t.channelId, from);
+    const wf = stack.leadWorkflowId(t.channelId, from);
 
     const closed = await stack.api.post(`/v1/channels/${t.channelId}/circuit/close`).set(authOf(t)).expect(200);
     expect(closed.body).toMatchObject({ alreadyClosed: false, circuit: { state: 'closed' } });

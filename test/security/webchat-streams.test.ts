@@ -14,7 +14,6 @@ import { loadConfig } from '../../config';
 import type { LeadService } from '../../services/leads';
 import { createStreamHub } from '../../services/webchat-stream-hub';
 import { createVisitorTokens, webChatVisitorSecret } from '../../services/webchat-visitors';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { openSse, type SseStream } from '../support/sse';
 import { createTenant, startStack, waitFor, type Stack } from '../support/stack';
 
@@ -68,7 +67,7 @@ function mint(w: WebChat) {
 
 /** A conversation with `n` messages for the visitor, written as the workflow would. */
 async function seedConversation(w: WebChat, contactId: string, n = 1): Promise<string> {
-  const lead = await stack.core.services.leads.ensure({ tenantId: w.tenantId, channelAccountId: w.channelId, channel: 'webchat', contactId, workflowId: leadWorkflowId(w.channelId, contactId) });
+  const lead = await stack.core.services.leads.ensure({ tenantId: w.tenantId, channelAccountId: w.channelId, channel: 'webchat', contactId, workflowId: stack.leadWorkflowId(w.channelId, contactId) });
   const now = Date.now();
   await stack.core.services.leads.recordInbound({
     tenantId: w.tenantId,
@@ -359,7 +358,7 @@ describe('web chat credential', () => {
     }, { what: 'the lead' });
     const contactId: string = leads[0].contactId;
     expect(contactId).toMatch(/^wv_[A-Za-z0-9_-]{32}$/);
-    expect(leads[0].workflowId).toBe(leadWorkflowId(w.channelId, contactId));
+    expect(leads[0].workflowId).toBe(stack.leadWorkflowId(w.channelId, contactId));
     for (const secret of [nonce, sig]) {
       expect(contactId).not.toContain(secret);
       expect(JSON.stringify(leads)).not.toContain(secret);
@@ -368,7 +367,7 @@ describe('web chat credential', () => {
     // the contact id is no credential: it is refused as a token
     await stack.api.get(`/webchat/${w.widgetKey}/messages`).set('authorization', `Bearer ${contactId}`).expect(401);
     // the workflow's state and history carry the contact id only
-    const history = await stack.temporal.client.workflow.getHandle(leadWorkflowId(w.channelId, contactId)).fetchHistory();
+    const history = await stack.temporal.client.workflow.getHandle(stack.leadWorkflowId(w.channelId, contactId)).fetchHistory();
     expect(JSON.stringify(history)).not.toContain(sig);
   });
 });

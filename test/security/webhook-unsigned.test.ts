@@ -9,7 +9,6 @@ import { randomBytes, randomInt } from 'node:crypto';
 import request from 'supertest';
 import { createApp } from '../../api/app';
 import { signMetaBody } from '../../lib/crypto';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { countQueries, type QueryCounter } from '../support/query-counter';
 import { APP_SECRET, createTenant, randomPhoneNumberId, randomWaId, startStack, textWebhook, VERIFY_TOKEN, type Stack } from '../support/stack';
 
@@ -220,7 +219,7 @@ describe('an address that keeps failing', () => {
     const ok = await post(api, '/webhooks/whatsapp', raw, signMetaBody(raw, APP_SECRET), ip);
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ received: 1 });
-    expect(await stack.temporal.leadState(leadWorkflowId(t.channelId, from))).toBeDefined();
+    expect(await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from))).toBeDefined();
   });
 });
 
@@ -237,7 +236,7 @@ describe("a channel's own app secret", () => {
     const forged = randomWaId();
     const rawForged = JSON.stringify(textWebhook(t.phoneNumberId, forged, 'signed by the deployment'));
     await post(api, '/webhooks/whatsapp', rawForged, signMetaBody(rawForged, APP_SECRET), ip).expect(401);
-    expect(await stack.temporal.leadState(leadWorkflowId(t.channelId, forged))).toBeUndefined();
-    expect(await stack.temporal.leadState(leadWorkflowId(t.channelId, from))).toBeDefined();
+    expect(await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, forged))).toBeUndefined();
+    expect(await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from))).toBeDefined();
   });
 });

@@ -57,6 +57,8 @@ export interface Stack {
   /** That port's base URL. */
   baseUrl: string;
   temporal: ParleyTemporal;
+  /** The workflow id of a contact's lead, under this stack's lead id key (lib/lead-ids.ts). */
+  leadWorkflowId(channelAccountId: string, contactId: string): string;
   graph: FakeGraphApi;
   llm: FakeOpenAI;
   worker: ParleyWorker;
@@ -128,7 +130,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   });
   const running = worker.run();
   const { client, connection: clientConnection } = await connectTemporalClient(config.temporal, { payloadCodec: core.payloadCodec, tracer: tracing.api.tracer });
-  const temporal = createParleyTemporal(client, { taskQueue, prepareKey: keyPreparer(core) });
+  const temporal = createParleyTemporal(client, { taskQueue, leadIds: core.leadIds, prepareKey: keyPreparer(core) });
   const app = createApp({ config, log, database: core.database, services: core.services, temporal, tracer: tracing.api.tracer });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -142,6 +144,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     baseUrl,
     client: (apiKey?: string) => createParleyClient({ baseUrl, apiKey }),
     temporal,
+    leadWorkflowId: (channelAccountId: string, contactId: string) => core.leadIds.workflowId(channelAccountId, contactId),
     graph,
     llm,
     worker,

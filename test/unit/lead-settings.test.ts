@@ -9,6 +9,7 @@ import { loadConfig } from '../../config';
 import { createLogger } from '../../lib/logger';
 import type { Services } from '../../services';
 import { createParleyTemporal } from '../../temporal/client';
+import { createLeadIds } from '../../lib/lead-ids';
 import { DEFAULT_LEAD_SETTINGS, inboundSignal, type LeadWorkflowSettings } from '../../workflows/lead/definitions';
 
 const log = createLogger({ level: 'silent' });
@@ -42,7 +43,7 @@ test('ensureLead returns the settings its worker was built with', async () => {
 test("the API's signalWithStart input carries no lead settings", async () => {
   const calls: { args: unknown[]; signal: unknown }[] = [];
   const client = { workflow: { signalWithStart: async (_type: string, opts: { args: unknown[]; signal: unknown }) => void calls.push(opts) } } as unknown as Client;
-  const temporal = createParleyTemporal(client, { taskQueue: 'q' });
+  const temporal = createParleyTemporal(client, { taskQueue: 'q', leadIds: createLeadIds(Buffer.alloc(32, 1)) });
   await temporal.signalInbound(
     { tenantId: 't', channelAccountId: 'ch', channel: 'whatsapp', contactId: '9198', contactName: 'Asha' },
     { providerMessageId: 'wamid.1', channel: 'whatsapp', contactId: '9198', sentAt: '2026-01-01T00:00:00.000Z', type: 'text', text: 'hi' },

@@ -19,7 +19,6 @@ import { toolCallReply } from '../../fakes/openai';
 import { temporal } from '@temporalio/proto';
 import {
   inboundSignal,
-  leadWorkflowId,
   sendMessageUpdate,
   sequenceUpdate,
   setModeUpdate,
@@ -32,7 +31,7 @@ import type { TemplateRef } from '../../workflows/lead/policy/window';
 import { SA } from '../../workflows/lead/search-attributes';
 import { leadConversation } from '../../workflows/lead/workflow';
 import { spreadOffsetMs } from '../../workflows/lead/policy/spread';
-import { createWorkflowTestKit, inboundText, leadInput, TEST_SETTINGS, until, type TenantChannel } from './support';
+import { createWorkflowTestKit, inboundText, leadInput, TEST_SETTINGS, until, type TenantChannel, leadWorkflowId } from './support';
 
 jest.setTimeout(120_000);
 

@@ -4,9 +4,9 @@
  * continue-as-new) uses B. Time-skipping test server, the real activities.
  */
 import { randomBytes } from 'node:crypto';
-import { inboundSignal, leadWorkflowId, stateQuery, type LeadStateSnapshot, type LeadWorkflowSettings } from '../../workflows/lead/definitions';
+import { inboundSignal, stateQuery, type LeadStateSnapshot, type LeadWorkflowSettings } from '../../workflows/lead/definitions';
 import { leadConversation } from '../../workflows/lead/workflow';
-import { createWorkflowTestKit, inboundText, leadInput } from './support';
+import { createWorkflowTestKit, inboundText, leadInput, leadWorkflowId } from './support';
 
 jest.setTimeout(180_000);
 

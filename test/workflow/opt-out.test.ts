@@ -7,10 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { AgentOptOutSettings } from '../../contract/messages';
-import { inboundSignal, leadWorkflowId, sendMessageUpdate, sequenceUpdate, stateQuery, type InboundMessage } from '../../workflows/lead/definitions';
+import { inboundSignal, sendMessageUpdate, sequenceUpdate, stateQuery, type InboundMessage } from '../../workflows/lead/definitions';
 import type { SequenceDef, SequenceStep } from '../../workflows/lead/policy/sequence';
 import { leadConversation } from '../../workflows/lead/workflow';
-import { createWorkflowTestKit, inboundText, leadInput, until } from './support';
+import { createWorkflowTestKit, inboundText, leadInput, until, leadWorkflowId } from './support';
 
 jest.setTimeout(180_000);
 

@@ -21,6 +21,7 @@ import type { InboundMessage, LeadWorkflowInput, LeadWorkflowSettings } from '..
 import { workflowBundle } from '../support/stack';
 import { parleyDataConverter } from '../../temporal/data-converter';
 import { workflowSpanSinks } from '../../workers/tracing';
+import { createLeadIds } from '../../lib/lead-ids';
 
 export interface TenantChannel {
   tenantId: string;
@@ -28,6 +29,12 @@ export interface TenantChannel {
 }
 
 /** The lead settings a test worker has unless the test says otherwise. */
+/**
+ * Lead workflow ids for the time-skipping tests, which start workflows themselves (not through
+ * the API): the production format under a fixed test key (workflow code never reads the id).
+ */
+export const leadWorkflowId = createLeadIds(Buffer.alloc(32, 7)).workflowId;
+
 export const TEST_SETTINGS: LeadWorkflowSettings = { eventBudget: 2000, dedupWindow: 100 };
 
 export interface WorkerOptions {

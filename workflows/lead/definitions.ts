@@ -37,7 +37,7 @@ export type {
   ParkedRef,
   TemplateRef,
 } from '../../contract/messages';
-export { LEAD_WORKFLOW_TYPE, leadWorkflowId } from '../../contract/workflow-names';
+export { LEAD_WORKFLOW_TYPE } from '../../contract/workflow-names';
 
 /**
  * ApplicationFailure type of a database error another try cannot fix (SQLSTATE class 22 data
