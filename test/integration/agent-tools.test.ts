@@ -6,7 +6,6 @@
  * (A follow-up firing after the window closed: test/workflow/agent-tools.test.ts, time-skipping.)
  */
 import { contentText, toolCallReply } from '../../fakes/openai';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
 jest.setTimeout(180_000);
@@ -33,7 +32,7 @@ async function leadWrites(t: TenantFixture, text: string) {
   const from = randomWaId();
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, text)).expect(200);
   const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-  await waitFor(async () => (await stack.temporal.leadState(leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
+  await waitFor(async () => (await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
   return { from, lead: lead as { id: string; workflowId: string } };
 }
 
@@ -101,7 +100,7 @@ test('set_stage: the lead moves to the stage, the model is asked for its reply, 
   }, { what: 'events' });
   expect(ev.find((x) => x.type === 'tool_called')!.data).toEqual({ name: 'set_stage', outcome: 'ok', args: { stage: 'Qualified' } });
   expect(ev.find((x) => x.type === 'stage_changed')!.data).toMatchObject({ from: 'New', to: 'Qualified' });
-  const state = await stack.temporal.leadState(leadWorkflowId(t.channelId, from));
+  const state = await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from));
   expect(state?.stage).toBe('Qualified');
 });
 
@@ -176,7 +175,7 @@ test('schedule_follow_up: the workflow keeps a durable follow-up; the note is no
   const { from, lead } = await leadWrites(t, 'Let me think about it, ask me again later');
   await waitFor(() => sentTo(from).length === 1, { what: 'the text reply' });
   const state = await waitFor(async () => {
-    const s = await stack.temporal.leadState(leadWorkflowId(t.channelId, from));
+    const s = await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from));
     return s?.followUps?.length ? s : undefined;
   }, { what: 'follow-up in state' });
   expect(state.followUps).toEqual([{ id: expect.any(String), at, note: 'ask whether Maria decided on the quote' }]);

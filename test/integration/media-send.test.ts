@@ -12,7 +12,6 @@ import { activityDepsFrom } from '../../composition/worker';
 import { instagramTextWebhook } from '../../fakes/meta-webhooks';
 import { signMetaBody } from '../../lib/crypto';
 import { createVisitorTokens, webChatVisitorSecret } from '../../services/webchat-visitors';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { samples } from '../support/media-samples';
 import { APP_SECRET, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
@@ -41,7 +40,7 @@ async function whatsAppLead(t: TenantFixture) {
   const from = randomWaId();
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, 'Hi, do you have a catalogue?')).expect(200);
   const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-  await waitFor(async () => (await stack.temporal.leadState(leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
+  await waitFor(async () => (await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
   await waitFor(() => sentTo(from).length === 1, { what: 'AI reply' });
   return { from, lead: lead as { id: string } };
 }

@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { AgentToolName } from '../../contract/agent-tools';
 import { toolCallReply } from '../../fakes/openai';
-import { inboundSignal, leadWorkflowId, stateQuery, type TemplateRef } from '../../workflows/lead/definitions';
+import { inboundSignal, stateQuery, type TemplateRef } from '../../workflows/lead/definitions';
 import { leadConversation } from '../../workflows/lead/workflow';
-import { createWorkflowTestKit, inboundText, leadInput, TEST_SETTINGS, until } from './support';
+import { createWorkflowTestKit, inboundText, leadInput, leadWorkflowId, TEST_SETTINGS, until } from './support';
 
 jest.setTimeout(120_000);
 
