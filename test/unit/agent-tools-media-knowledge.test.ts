@@ -33,7 +33,7 @@ describe('search_knowledge and send_media: offered only when usable', () => {
   });
 
   it('the send_media definition lists the assets: names as the enum, names and descriptions in the description', () => {
-    const [search, media] = toolDefinitions(BOTH, full);
+    const [search, media] = toolDefinitions(BOTH, full) as { function: { name: string; description?: string; parameters?: unknown } }[];
     expect(search!.function.name).toBe('search_knowledge');
     expect(search!.function.parameters).toMatchObject({ properties: { query: { type: 'string', maxLength: SEARCH_QUERY_MAX } }, required: ['query'], additionalProperties: false });
     expect(media!.function.name).toBe('send_media');
