@@ -30,6 +30,7 @@ import { createCreditActivities } from './credits';
 import { createExtractionActivities } from './extraction/extract';
 import type { PriceTable } from './llm/pricing';
 import type { LeadWorkflowSettings } from '../contract/messages';
+import type { AgentAssetService } from '../services/agent-assets';
 import { createLlmActivities, createReplyWriter } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { createMediaResolver, type MediaResolver } from './media/resolve';
@@ -59,6 +60,8 @@ export interface ActivityDeps {
   llm: { baseURL?: string; apiKey: string; timeoutMs: number; prices?: PriceTable; maxTokens?: number };
   /** Inbound media fetched on demand (services.media). */
   media: MediaService;
+  /** Agents' assets (services.agentAssets): the send_media tool; absent = send_media is never offered. */
+  agentAssets?: Pick<AgentAssetService, 'listAgentAssets'>;
   /** Knowledge bases (services.knowledge): documents, chunks, retrieval. */
   knowledge: KnowledgeService;
   /** Knowledge document ingestion: the embedder and the url fetch limits; absent = defaults, no embedder (documents fail with llm_config). */

@@ -9,15 +9,16 @@
  * - `schedule_follow_up` sets a durable timer in the lead workflow: when it fires, an AI
  *   follow-up inside the 24-hour window, the agent's follow-up template outside it, or a refusal;
  * - `send_buttons` / `send_list` answer with WhatsApp-style reply buttons or a list (degraded per
- *   channel like any rich message).
- *
- * `search_knowledge` and `send_media` are not offered yet: the knowledge base and agent assets
- * they would use do not exist on this branch.
+ *   channel like any rich message);
+ * - `search_knowledge` searches the agent's knowledge bases with the model's own query (offered
+ *   only to an agent with knowledge bases); the passages come back as the tool result;
+ * - `send_media` answers with one of the agent's assets (a media library file, chosen by name;
+ *   offered only to an agent with assets).
  */
 import type { RichMessage } from './rich';
 import type { TemplateRef } from './messages';
 
-export const AGENT_TOOLS = ['handoff_to_human', 'set_stage', 'schedule_follow_up', 'send_buttons', 'send_list'] as const;
+export const AGENT_TOOLS = ['handoff_to_human', 'set_stage', 'schedule_follow_up', 'send_buttons', 'send_list', 'search_knowledge', 'send_media'] as const;
 export type AgentToolName = (typeof AGENT_TOOLS)[number];
 
 /** An agent without a `tools` setting: the model may hand over to a human, as it could before tools existed. */
@@ -85,5 +86,5 @@ export interface ToolEffects {
   followUp?: { at: string; note: string; template?: TemplateRef };
 }
 
-/** A reply the model answered with a tool (send_buttons, send_list): the rich message to send instead of text. */
+/** A reply the model answered with a tool (send_buttons, send_list, send_media): the rich message to send instead of text. */
 export type ToolReply = { message: RichMessage };

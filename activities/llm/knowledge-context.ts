@@ -6,8 +6,13 @@
  *
  * Why before the call rather than a `search_knowledge` tool: one LLM round trip instead of two,
  * the same question always meets the same passages (testable, replay-friendly), and every answer
- * is grounded without relying on the model to decide to look. A tool variant can come with the
- * agent tools.
+ * is grounded without relying on the model to decide to look.
+ *
+ * Why a `search_knowledge` tool as well (`toolSearch`, for agents that declare it): the automatic
+ * query is the lead's own words, which miss when the question only makes sense with the
+ * conversation ("and how much is the bigger one?"). The tool lets the model search with its own
+ * query (the product and the detail asked about). Its passages are recorded on the reply like the
+ * automatic ones.
  */
 import type { KnowledgeFallback } from '../../contract/vocabulary';
 import type { KnowledgeHit, KnowledgeService } from '../../services/knowledge';
@@ -111,4 +116,50 @@ export async function knowledgeContext(
     prompt: sourcesPrompt(chosen),
     used: chosen.map((h) => ({ chunkId: h.chunkId, documentId: h.documentId, title: h.documentTitle, score: h.score })),
   };
+}
+
+/** Characters of passage text one search_knowledge result carries, at most. */
+export const KNOWLEDGE_TOOL_MAX_CHARS = 4_000;
+
+/**
+ * The search_knowledge tool: the agent's knowledge bases searched with the model's query, the top
+ * relevant passages (at most KNOWLEDGE_MAX_CHUNKS and KNOWLEDGE_TOOL_MAX_CHARS) as the tool
+ * result, numbered with their document's title, and what the reply records of them.
+ */
+export async function toolSearch(
+  deps: { knowledge?: Pick<KnowledgeService, 'searchKnowledge'> },
+  input: { tenantId: string; kbIds: readonly string[]; query: string },
+): Promise<{ content: string; used: KnowledgeUsed[] }> {
+  if (input.kbIds.length === 0 || !deps.knowledge) return { content: 'The knowledge base is not available. Answer without it.', used: [] };
+  const hits = (await deps.knowledge.searchKnowledge({ tenantId: input.tenantId, kbIds: [...input.kbIds], query: input.query, limit: CANDIDATES })).filter((h) => isRelevant(h));
+  const chosen: KnowledgeHit[] = [];
+  let room = KNOWLEDGE_TOOL_MAX_CHARS;
+  for (const h of hits) {
+    if (chosen.length >= KNOWLEDGE_MAX_CHUNKS || room <= 0) break;
+    const text = h.text.length > room ? `${h.text.slice(0, room)}…` : h.text;
+    chosen.push({ ...h, text });
+    room -= text.length;
+  }
+  if (chosen.length === 0) {
+    return { content: 'No passage of the knowledge base matches this query. Do not guess: say you do not know if nothing else answers the lead.', used: [] };
+  }
+  return {
+    content: [
+      'Knowledge base passages (numbered, with their document\'s title). Answer from them; do not mention them or their numbers to the lead.',
+      ...chosen.map((h, i) => `[${i + 1}] ${h.documentTitle}\n${h.text}`),
+    ].join('\n\n'),
+    used: chosen.map((h) => ({ chunkId: h.chunkId, documentId: h.documentId, title: h.documentTitle, score: h.score })),
+  };
+}
+
+/** `a` then the passages of `b` it does not have (by chunk). */
+export function mergeKnowledgeUsed(a: readonly KnowledgeUsed[], b: readonly KnowledgeUsed[]): KnowledgeUsed[] {
+  const seen = new Set(a.map((k) => k.chunkId));
+  const out = [...a];
+  for (const k of b) {
+    if (seen.has(k.chunkId)) continue;
+    seen.add(k.chunkId);
+    out.push(k);
+  }
+  return out;
 }

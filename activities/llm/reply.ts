@@ -6,7 +6,8 @@ import type { Channel, OutboundLlmPurpose } from '../../contract/vocabulary';
 import { agentTools, type ToolCallRecord, type ToolEffects } from '../../contract/agent-tools';
 import type { RichMessage } from '../../contract/rich';
 import type { PipelineService } from '../../services/pipelines';
-import { recordOf, richOf, toolChoiceFor, toolDefinitions, validateToolCall, type ToolContext } from './tools';
+import { mediaOf, recordOf, richOf, toolChoiceFor, toolDefinitions, validateToolCall, type ToolContext } from './tools';
+import type { AgentAssetService } from '../../services/agent-assets';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
 import type { ExtractionService } from '../../services/extractions';
@@ -15,7 +16,7 @@ import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
 import type { PriceTable } from './pricing';
-import { knowledgeContext, type KnowledgeUsed } from './knowledge-context';
+import { knowledgeContext, mergeKnowledgeUsed, toolSearch, type KnowledgeUsed } from './knowledge-context';
 import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall, timedLlmCall } from './shared';
 
 export interface LlmDeps {
@@ -40,6 +41,8 @@ export interface LlmDeps {
   maxTokens?: number;
   /** The tenant's stage names (the set_stage tool); absent: set_stage takes any name. */
   pipelines?: Pick<PipelineService, 'stageNames'>;
+  /** The agent's assets (the send_media tool); absent: send_media is never offered. */
+  agentAssets?: Pick<AgentAssetService, 'listAgentAssets'>;
   /** Test seam: now (the follow-up time bounds). */
   now?: () => number;
 }
@@ -74,13 +77,13 @@ export interface GenerateReplyResult {
   completionTokens: number;
   /** Set when the model called handoff_to_human instead of replying (text is then empty). */
   handoff?: { reason: string };
-  /** Set when the model answered with send_buttons or send_list: send this (text is its text rendering). */
+  /** Set when the model answered with send_buttons, send_list or send_media: send this (text is its text rendering). */
   rich?: RichMessage;
   /** What set_stage and schedule_follow_up ask the workflow to do after the turn. */
   effects?: ToolEffects;
   /** Every tool call of the turn, in order, with its outcome (absent: none). */
   toolCalls?: ToolCallRecord[];
-  /** The knowledge-base passages the prompt carried (absent: none); the send records them on the message. */
+  /** The knowledge-base passages the prompt carried and search_knowledge returned, de-duplicated (absent: none); the send records them on the message. */
   knowledge?: KnowledgeUsed[];
 }
 
@@ -130,6 +133,8 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
       stages: declared.includes('set_stage') ? ((await deps.pipelines?.stageNames(input.tenantId)) ?? []) : [],
       stage: input.stage,
       now: new Date((deps.now ?? Date.now)()).toISOString(),
+      knowledge: declared.includes('search_knowledge') && !!deps.knowledge && (agent.knowledgeBaseIds?.length ?? 0) > 0,
+      assets: declared.includes('send_media') && deps.agentAssets ? await deps.agentAssets.listAgentAssets(input.tenantId, agent.id) : [],
     };
     const tools = declared.length > 0 ? toolDefinitions(declared, toolContext) : undefined;
     const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];
@@ -140,6 +145,7 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
         const conversation = [...messages];
         const toolCalls: ToolCallRecord[] = [];
         const effects: ToolEffects = {};
+        let used: KnowledgeUsed[] = knowledge.used;
         let answeredBy = model;
         const ask = async (conversation: OpenAI.Chat.ChatCompletionMessageParam[], toolChoice?: 'none') => {
           const res = await timedLlmCall(model, input.purpose ?? 'reply', () =>
@@ -161,7 +167,7 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
           ...rest,
           ...(Object.keys(effects).length ? { effects } : {}),
           ...(toolCalls.length ? { toolCalls } : {}),
-          ...(knowledge.used.length ? { knowledge: knowledge.used } : {}),
+          ...(used.length ? { knowledge: used } : {}),
         });
         let invalid = 0;
         for (let round = 1; ; round++) {
@@ -194,7 +200,16 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
               const rich = richOf(call);
               return done({ text: call.args.body, rich });
             }
-            if (call.name === 'set_stage') {
+            if (call.name === 'send_media') {
+              // validated against the assets: mediaOf finds it
+              const rich = mediaOf(call, toolContext)!;
+              return done({ text: call.args.caption ?? call.args.asset, rich });
+            }
+            if (call.name === 'search_knowledge') {
+              const found = await toolSearch(deps, { tenantId: input.tenantId, kbIds: agent.knowledgeBaseIds ?? [], query: call.args.query });
+              used = mergeKnowledgeUsed(used, found.used);
+              conversation.push({ role: 'tool', tool_call_id: c.id, content: found.content });
+            } else if (call.name === 'set_stage') {
               effects.setStage = { stage: call.args.stage };
               conversation.push({ role: 'tool', tool_call_id: c.id, content: `Done: the lead moves to stage ${call.args.stage}.` });
             } else {

@@ -7,7 +7,7 @@
 import type OpenAI from 'openai';
 import { z } from 'zod';
 import { AGENT_TOOLS, FOLLOW_UP_MAX_DAYS, FOLLOW_UP_NOTE_MAX, followUpTimeProblem, type AgentToolName, type ToolCallRecord } from '../../contract/agent-tools';
-import { channelProblems, RICH_LIMITS, type RichMessage } from '../../contract/rich';
+import { channelProblems, RICH_LIMITS, type MediaType, type RichMessage } from '../../contract/rich';
 import type { Channel } from '../../contract/vocabulary';
 
 /** What the validation of a call needs to know about the lead and now. */
@@ -18,12 +18,47 @@ export interface ToolContext {
   /** The lead's current stage (set_stage to it is refused: nothing to do). */
   stage?: string;
   now: string;
+  /** The agent has knowledge bases (and retrieval is wired): search_knowledge is offered only then. */
+  knowledge?: boolean;
+  /** The agent's assets (send_media's enum; none: send_media is not offered). */
+  assets?: readonly ToolAsset[];
+}
+
+/** What send_media needs of an agent asset (services/agent-assets.ts AgentAssetRef). */
+export interface ToolAsset {
+  name: string;
+  description: string;
+  /** The media library id. */
+  mediaId: string;
+  kind: MediaType;
+}
+
+/** The longest query search_knowledge takes. */
+export const SEARCH_QUERY_MAX = 300;
+
+/**
+ * The declared tools the agent can use now: search_knowledge needs knowledge bases, send_media
+ * needs assets. Only these are offered, and validateToolCall refuses the others.
+ */
+export function availableTools(declared: readonly AgentToolName[], ctx: ToolContext): AgentToolName[] {
+  return declared.filter((n) => (n === 'search_knowledge' ? ctx.knowledge === true : n === 'send_media' ? (ctx.assets?.length ?? 0) > 0 : true));
+}
+
+function unavailableReason(name: AgentToolName): string {
+  return name === 'search_knowledge' ? 'search_knowledge is not available: the agent has no knowledge bases' : `${name} is not available: the agent has no assets`;
+}
+
+function assetByName(ctx: ToolContext, name: string): ToolAsset | undefined {
+  const n = name.trim().toLowerCase();
+  return ctx.assets?.find((a) => a.name.toLowerCase() === n);
 }
 
 const text = (max: number) => z.string().trim().min(1).max(max);
 
 function schemas(ctx: ToolContext) {
   const stage = ctx.stages.length > 0 ? z.enum(ctx.stages as [string, ...string[]]) : z.string().trim().min(1).max(100);
+  const names = (ctx.assets ?? []).map((a) => a.name);
+  const asset = names.length > 0 ? z.enum(names as [string, ...string[]]) : z.string().trim().min(1).max(100);
   return {
     handoff_to_human: z.strictObject({ reason: z.string().optional().describe('why a human should take over') }),
     set_stage: z.strictObject({ stage: stage.describe("the lead's new stage in the sales pipeline") }),
@@ -56,6 +91,13 @@ function schemas(ctx: ToolContext) {
         .min(1)
         .max(RICH_LIMITS.listSections),
     }),
+    search_knowledge: z.strictObject({
+      query: text(SEARCH_QUERY_MAX).describe("what to look up in the business's knowledge base, in your own words (e.g. the product and the detail asked about)"),
+    }),
+    send_media: z.strictObject({
+      asset: asset.describe('the name of the file to send (one of the names listed in the tool description)'),
+      caption: z.string().trim().min(1).max(RICH_LIMITS.caption).optional().describe('a short text shown with the file (not for audio)'),
+    }),
   } satisfies Record<AgentToolName, z.ZodType>;
 }
 
@@ -67,14 +109,24 @@ const DESCRIPTIONS: Record<AgentToolName, string> = {
     'Schedule a follow-up message to this lead at a later time (e.g. the lead asks to be contacted on Friday). You will be asked to write it then. Then write your reply as usual.',
   send_buttons: 'Answer with a message and up to 3 reply buttons the lead can tap, instead of a text reply.',
   send_list: 'Answer with a message and a list of options (sections of rows) the lead can choose from, instead of a text reply.',
+  search_knowledge:
+    "Search the business's knowledge base with your own query when the passages you were given do not answer the lead (e.g. a follow-up question that only makes sense with the conversation). You get the matching passages back; then write your reply as usual.",
+  send_media: 'Answer by sending one of these files to the lead, instead of a text reply (add a caption to say what it is).',
 };
 
-/** The OpenAI function definitions of `names` (in the order of AGENT_TOOLS), their parameters made from the zod schemas. */
+function descriptionOf(name: AgentToolName, ctx: ToolContext): string {
+  if (name !== 'send_media') return DESCRIPTIONS[name];
+  const list = (ctx.assets ?? []).map((a) => `- ${a.name} (${a.kind}): ${a.description}`).join('\n');
+  return `${DESCRIPTIONS.send_media}\nFiles:\n${list}`;
+}
+
+/** The OpenAI function definitions of the available ones of `names` (in the order of AGENT_TOOLS), their parameters made from the zod schemas. */
 export function toolDefinitions(names: readonly AgentToolName[], ctx: ToolContext): OpenAI.Chat.ChatCompletionTool[] {
   const s = schemas(ctx);
-  return AGENT_TOOLS.filter((n) => names.includes(n)).map((name) => {
+  const available = availableTools(names, ctx);
+  return AGENT_TOOLS.filter((n) => available.includes(n)).map((name) => {
     const { $schema: _drop, ...parameters } = z.toJSONSchema(s[name], { target: 'draft-7' }) as Record<string, unknown>;
-    return { type: 'function', function: { name, description: DESCRIPTIONS[name], parameters } };
+    return { type: 'function', function: { name, description: descriptionOf(name, ctx), parameters } };
   });
 }
 
@@ -84,7 +136,9 @@ export type ValidCall =
   | { name: 'set_stage'; args: { stage: string } }
   | { name: 'schedule_follow_up'; args: { at: string; note: string } }
   | { name: 'send_buttons'; args: { body: string; buttons: { id: string; title: string }[] } }
-  | { name: 'send_list'; args: { body: string; button: string; sections: { title?: string; rows: { id: string; title: string; description?: string }[] }[] } };
+  | { name: 'send_list'; args: { body: string; button: string; sections: { title?: string; rows: { id: string; title: string; description?: string }[] }[] } }
+  | { name: 'search_knowledge'; args: { query: string } }
+  | { name: 'send_media'; args: { asset: string; caption?: string } };
 
 export type CallValidation = { ok: true; call: ValidCall } | { ok: false; record: ToolCallRecord };
 
@@ -94,6 +148,13 @@ export function richOf(call: Extract<ValidCall, { name: 'send_buttons' | 'send_l
   return { kind: 'interactive', interactive: { type: 'list', body: call.args.body, button: call.args.button, sections: call.args.sections } };
 }
 
+/** The rich message a send_media call sends: the asset's library file, as its kind. Undefined for a name that is not an asset now. */
+export function mediaOf(call: Extract<ValidCall, { name: 'send_media' }>, ctx: ToolContext): RichMessage | undefined {
+  const asset = assetByName(ctx, call.args.asset);
+  if (!asset) return undefined;
+  return { kind: 'media', media: { type: asset.kind, libraryId: asset.mediaId, ...(call.args.caption !== undefined ? { caption: call.args.caption } : {}) } };
+}
+
 /**
  * Validate one call of the model: a declared tool, arguments that are JSON and match its zod
  * schema, then the checks zod cannot make. Nothing has run yet.
@@ -101,6 +162,7 @@ export function richOf(call: Extract<ValidCall, { name: 'send_buttons' | 'send_l
 export function validateToolCall(name: string, rawArgs: string, declared: readonly AgentToolName[], ctx: ToolContext): CallValidation {
   if (!(declared as readonly string[]).includes(name)) return { ok: false, record: { name, outcome: 'unknown', error: `there is no tool named ${name}` } };
   const tool = name as AgentToolName;
+  if (!availableTools([tool], ctx).includes(tool)) return { ok: false, record: { name, outcome: 'invalid', error: unavailableReason(tool) } };
   let json: unknown;
   try {
     json = JSON.parse(rawArgs || '{}');
@@ -127,12 +189,18 @@ function extraProblem(call: ValidCall, ctx: ToolContext): string | undefined {
       const problems = channelProblems(richOf(call), ctx.channel);
       return problems.length ? problems.map((p) => `${p.path}: ${p.message}`).join('; ') : undefined;
     }
+    case 'send_media': {
+      const message = mediaOf(call, ctx);
+      if (!message) return `there is no asset named ${call.args.asset}; the assets are: ${(ctx.assets ?? []).map((a) => a.name).join(', ')}`;
+      const problems = channelProblems(message, ctx.channel);
+      return problems.length ? problems.map((p) => `${p.path}: ${p.message}`).join('; ') : undefined;
+    }
     default:
       return undefined;
   }
 }
 
-/** The arguments the lead's events keep: ids, titles, stage, time; never the free text (reason, note, body). */
+/** The arguments the lead's events keep: ids, titles, stage, time, asset name; never the free text (reason, note, body, query, caption). */
 export function recordOf(call: ValidCall): ToolCallRecord {
   switch (call.name) {
     case 'handoff_to_human':
@@ -145,10 +213,15 @@ export function recordOf(call: ValidCall): ToolCallRecord {
       return { name: call.name, outcome: 'ok', args: { buttons: call.args.buttons.map((b) => b.id) } };
     case 'send_list':
       return { name: call.name, outcome: 'ok', args: { button: call.args.button, rows: call.args.sections.flatMap((s) => s.rows.map((r) => r.id)) } };
+    case 'search_knowledge':
+      // the query may repeat what the lead wrote: not kept
+      return { name: call.name, outcome: 'ok', args: {} };
+    case 'send_media':
+      return { name: call.name, outcome: 'ok', args: { asset: call.args.asset } };
   }
 }
 
-/** The most LLM calls one turn makes with tools: a side-effect tool (set_stage, schedule_follow_up) asks for the reply after it. */
+/** The most LLM calls one turn makes with tools: a side-effect tool (set_stage, schedule_follow_up, search_knowledge) asks for the reply after it. */
 export const MAX_TOOL_ROUNDS = 4;
 
 /**

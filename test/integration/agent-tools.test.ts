@@ -57,7 +57,7 @@ test('agents declare their tools: the default is handoff_to_human; PATCH changes
   const agent = await stack.api.get(`/v1/agents/${t.agentId}`).set(auth(t)).expect(200);
   expect(agent.body.tools).toBeNull();
   expect(agent.body.followUpTemplate).toBeNull();
-  const bad = await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ tools: ['send_media'] }).expect(400);
+  const bad = await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ tools: ['send_fax'] }).expect(400);
   expect(JSON.stringify(bad.body)).toMatch(/tools/);
   await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ tools: ['set_stage', 'set_stage'] }).expect(400);
   const changed = await stack.api
