@@ -2361,8 +2361,8 @@ export interface components {
             qualifiedScore: number | null;
             /** @description Knowledge bases the agent retrieves passages from */
             knowledgeBaseIds: string[];
-            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`) */
-            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
+            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets (POST /v1/agents/{agentId}/assets) */
+            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
             /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
             followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
             /**
@@ -2484,8 +2484,8 @@ export interface components {
             qualifiedScore: number | null;
             /** @description Knowledge bases the agent retrieves passages from */
             knowledgeBaseIds: string[];
-            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`) */
-            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
+            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets (POST /v1/agents/{agentId}/assets) */
+            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
             /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
             followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
             /**
@@ -4841,8 +4841,8 @@ export interface operations {
                     qualifiedScore?: number;
                     /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
                     knowledgeBaseIds?: string[];
-                    /** @description The tools the AI may call in a reply (README "Agent tools"); absent: `["handoff_to_human"]`; `[]`: none */
-                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[];
+                    /** @description The tools the AI may call in a reply (README "Agent tools"): handoff_to_human, set_stage, schedule_follow_up, send_buttons, send_list, search_knowledge (offered only while the agent has knowledgeBaseIds), send_media (offered only while the agent has assets, POST /v1/agents/{agentId}/assets); absent: `["handoff_to_human"]`; `[]`: none */
+                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[];
                     /** @description The WhatsApp template a follow-up set by `schedule_follow_up` sends when the 24-hour window is closed by then; absent: such a follow-up is refused (recorded) */
                     followUpTemplate?: {
                         name: string;
@@ -5005,7 +5005,7 @@ export interface operations {
                     qualifiedScore?: number | null;
                     /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
                     knowledgeBaseIds?: string[];
-                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list")[] | null;
+                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
                     followUpTemplate?: {
                         name: string;
                         language: string;

@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { contentText, toolCallReply } from '../../fakes/openai';
-import { leadWorkflowId } from '../../workflows/lead/definitions';
 import { samples } from '../support/media-samples';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
@@ -31,7 +30,7 @@ async function leadWrites(t: TenantFixture, text: string) {
   const from = randomWaId();
   await postWebhook(stack, textWebhook(t.phoneNumberId, from, text)).expect(200);
   const lead = await waitFor(async () => (await stack.api.get('/v1/leads?limit=200').set(auth(t))).body.items.find((l: { contactId: string }) => l.contactId === from), { what: 'lead' });
-  await waitFor(async () => (await stack.temporal.leadState(leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
+  await waitFor(async () => (await stack.temporal.leadState(stack.leadWorkflowId(t.channelId, from)))?.counters.turns === 1, { what: 'first turn' });
   return { from, lead: lead as { id: string } };
 }
 
