@@ -99,15 +99,7 @@ export async function knowledgeContext(
   if (kbIds.length === 0 || !deps.knowledge) return { used: [] };
   const query = knowledgeQuery(input.transcript);
   if (!query) return { used: [] };
-  const hits = (await deps.knowledge.searchKnowledge({ tenantId: input.tenantId, kbIds, query, limit: CANDIDATES })).filter((h) => isRelevant(h));
-  const chosen: KnowledgeHit[] = [];
-  let room = KNOWLEDGE_MAX_CHARS;
-  for (const h of hits) {
-    if (chosen.length >= KNOWLEDGE_MAX_CHUNKS || room <= 0) break;
-    const text = h.text.length > room ? `${h.text.slice(0, room)}…` : h.text;
-    chosen.push({ ...h, text });
-    room -= text.length;
-  }
+  const chosen = await relevantPassages(deps.knowledge, { tenantId: input.tenantId, kbIds, query }, KNOWLEDGE_MAX_CHARS);
   if (chosen.length === 0) {
     const fallback = input.agent.knowledgeFallback ?? 'say_unknown';
     return fallback === 'answer_anyway' ? { used: [] } : { prompt: FALLBACK_INSTRUCTIONS[fallback], used: [] };
@@ -131,15 +123,7 @@ export async function toolSearch(
   input: { tenantId: string; kbIds: readonly string[]; query: string },
 ): Promise<{ content: string; used: KnowledgeUsed[] }> {
   if (input.kbIds.length === 0 || !deps.knowledge) return { content: 'The knowledge base is not available. Answer without it.', used: [] };
-  const hits = (await deps.knowledge.searchKnowledge({ tenantId: input.tenantId, kbIds: [...input.kbIds], query: input.query, limit: CANDIDATES })).filter((h) => isRelevant(h));
-  const chosen: KnowledgeHit[] = [];
-  let room = KNOWLEDGE_TOOL_MAX_CHARS;
-  for (const h of hits) {
-    if (chosen.length >= KNOWLEDGE_MAX_CHUNKS || room <= 0) break;
-    const text = h.text.length > room ? `${h.text.slice(0, room)}…` : h.text;
-    chosen.push({ ...h, text });
-    room -= text.length;
-  }
+  const chosen = await relevantPassages(deps.knowledge, { tenantId: input.tenantId, kbIds: [...input.kbIds], query: input.query }, KNOWLEDGE_TOOL_MAX_CHARS);
   if (chosen.length === 0) {
     return { content: 'No passage of the knowledge base matches this query. Do not guess: say you do not know if nothing else answers the lead.', used: [] };
   }
@@ -162,4 +146,18 @@ export function mergeKnowledgeUsed(a: readonly KnowledgeUsed[], b: readonly Know
     out.push(k);
   }
   return out;
+}
+
+/** The relevant hits of one search, best first: at most KNOWLEDGE_MAX_CHUNKS, their text cut to `maxChars` together. */
+async function relevantPassages(knowledge: Pick<KnowledgeService, 'searchKnowledge'>, search: { tenantId: string; kbIds: string[]; query: string }, maxChars: number): Promise<KnowledgeHit[]> {
+  const hits = (await knowledge.searchKnowledge({ ...search, limit: CANDIDATES })).filter((h) => isRelevant(h));
+  const chosen: KnowledgeHit[] = [];
+  let room = maxChars;
+  for (const h of hits) {
+    if (chosen.length >= KNOWLEDGE_MAX_CHUNKS || room <= 0) break;
+    const text = h.text.length > room ? `${h.text.slice(0, room)}…` : h.text;
+    chosen.push({ ...h, text });
+    room -= text.length;
+  }
+  return chosen;
 }
