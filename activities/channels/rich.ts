@@ -18,6 +18,7 @@ import { isUnknownMediaError } from './graph-errors';
 import { createGraphSender, replyOutcomeOf, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 import { fitInstagramText } from './instagram';
 import { deliverWebChat } from './webchat';
+import type { KnowledgeUsed } from '../llm/knowledge-context';
 import { whatsAppRecipient } from './whatsapp';
 
 export interface SendRichInput extends SendBase {
@@ -26,6 +27,8 @@ export interface SendRichInput extends SendBase {
   message: RichMessage;
   /** Instagram: a human agent's message outside 24 hours (HUMAN_AGENT tag). */
   humanAgent?: boolean;
+  /** The knowledge-base passages the reply was written from (an AI reply's buttons, list or media). */
+  knowledge?: KnowledgeUsed[];
 }
 
 /** A media source as Meta takes it: a link or a Meta media id. */
@@ -187,7 +190,7 @@ export function createRichActivities(deps: RichDeps) {
     (m.kind === 'media' && m.media.libraryId !== undefined) || (m.kind === 'interactive' && (m.interactive.type === 'button' || m.interactive.type === 'cta_url') && m.interactive.header?.media?.libraryId !== undefined);
 
   function sendWebChat(input: SendRichInput, transcript: { body: string; type: string }): Promise<SendResult> {
-    return deliverWebChat(deps, { id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: transcript.body, type: transcript.type, details: { rich: input.message } });
+    return deliverWebChat(deps, { id: input.outboundMessageId, tenantId: input.tenantId, leadId: input.leadId, body: transcript.body, type: transcript.type, details: richDetails(input) });
   }
 
   return {
@@ -206,7 +209,7 @@ export function createRichActivities(deps: RichDeps) {
           details: [{ problems }],
         });
       }
-      const transcript = { body: richTranscript(input.message), type: input.message.kind, details: { rich: input.message } };
+      const transcript = { body: richTranscript(input.message), type: input.message.kind, details: richDetails(input) };
       if (input.channel === 'webchat') {
         try {
           // a library image becomes a signed url of this deployment (no provider call, no upload) that the widget shows; the row keeps it
@@ -254,4 +257,9 @@ export function createRichActivities(deps: RichDeps) {
       });
     },
   };
+}
+
+/** What the outbound row keeps of a rich send: the message as sent and the passages it was written from. */
+function richDetails(input: SendRichInput): Record<string, unknown> {
+  return { rich: input.message, ...(input.knowledge?.length ? { knowledge: input.knowledge } : {}) };
 }

@@ -178,7 +178,7 @@ export type ReplyTurnOutcome =
    * The model answered with send_buttons or send_list: nothing sent, the credit still held; the
    * workflow sends `message` through the rich path (degraded to the channel) with the same outboundMessageId.
    */
-  | { outcome: 'rich'; message: RichMessage; tools?: TurnTools }
+  | { outcome: 'rich'; message: RichMessage; tools?: TurnTools; knowledge?: KnowledgeUsed[] }
   /** Sent (now or by an earlier attempt) and the credit captured; `text` is what went out. */
   | { outcome: 'sent'; text: string; outboundMessageId: string; providerMessageId?: string; tools?: TurnTools }
   /**
@@ -321,7 +321,7 @@ export function createTurnActivities(deps: TurnDeps) {
         // result then leaves a held reservation the careful retry finds, never a released one)
         if (written.handoff) return { ...recorded, reply: { outcome: 'handoff', reason: written.handoff.reason, ...tools } };
         // buttons or a list: the workflow sends it through the rich path (the credit stays held for it)
-        if (written.rich) return { ...recorded, reply: { outcome: 'rich', message: written.rich, ...tools } };
+        if (written.rich) return { ...recorded, reply: { outcome: 'rich', message: written.rich, ...tools, ...(written.knowledge?.length ? { knowledge: written.knowledge } : {}) } };
         text = fitForChannel(input.channel, written.text);
         knowledge = written.knowledge;
       }

@@ -73,6 +73,29 @@ test('search_knowledge: the passages are the tool result of the next LLM call, a
   expect(events.find((e) => e.type === 'tool_called')?.data).toEqual({ name: 'search_knowledge', outcome: 'ok', args: {} });
 });
 
+test('search_knowledge then send_buttons: the buttons reply records the passages it was written from', async () => {
+  const t = await createTenant(stack, { credits: 10 });
+  const kb = await stack.api.post('/v1/knowledge-bases').set(auth(t)).send({ name: 'Help centre' }).expect(201);
+  const doc = await stack.api.post(`/v1/knowledge-bases/${kb.body.id}/documents`).set(auth(t)).send({ title: 'Returns', text: RETURNS }).expect(202);
+  await waitFor(async () => (await stack.api.get(`/v1/knowledge-bases/${kb.body.id}/documents/${doc.body.id}`).set(auth(t)).expect(200)).body.status === 'ready', { timeoutMs: 60_000, what: 'document ready' });
+  await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ knowledgeBaseIds: [kb.body.id], tools: ['search_knowledge', 'send_buttons'] }).expect(200);
+
+  stack.llm.script([
+    toolCallReply('search_knowledge', { query: 'returns policy Quokka boots refund' }),
+    toolCallReply('send_buttons', { body: 'Unworn boots can be returned within 45 days. Start a return?', buttons: [{ id: 'yes', title: 'Yes' }, { id: 'no', title: 'No' }] }),
+  ]);
+  const word = `skb-${randomWaId()}`;
+  const { from, lead } = await leadWrites(t, `Something else entirely ${word}`);
+  await waitFor(() => sentTo(from).length === 1, { what: 'the buttons reply' });
+  expect(sentTo(from)[0]!.body).toMatchObject({ type: 'interactive', interactive: { type: 'button' } });
+  const reply = await waitFor(async () => {
+    const items = (await stack.api.get(`/v1/leads/${lead.id}/messages`).set(auth(t)).expect(200)).body.items as (LeadMessage & { type: string; status: string })[];
+    return items.find((m) => m.direction === 'outbound' && m.status !== 'pending');
+  }, { what: 'the recorded buttons reply' });
+  expect(reply.type).toBe('interactive');
+  expect(reply.knowledge.map((k) => k.documentId)).toContain(doc.body.id);
+});
+
 test('search_knowledge without knowledge bases is not offered', async () => {
   const t = await createTenant(stack, { credits: 5 });
   await stack.api.patch(`/v1/agents/${t.agentId}`).set(auth(t)).send({ tools: ['handoff_to_human', 'search_knowledge', 'send_media'] }).expect(200);

@@ -229,7 +229,7 @@ async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }
     // the model's tool calls (only a reply offers tools): events, a stage change, a scheduled follow-up
     if (reply.toolCalls?.length) await applyTools(run, { calls: reply.toolCalls, ...(reply.effects ? { effects: reply.effects } : {}) }, outboundMessageId);
     if (reply.handoff) return handedOff(run, context, requestId, reference, reply.handoff.reason);
-    if (reply.rich) return { text: reply.text, rich: reply.rich };
+    if (reply.rich) return { text: reply.text, rich: reply.rich, ...(reply.knowledge?.length ? { knowledge: reply.knowledge } : {}) };
     const text = what.maxWords ? trimToWords(reply.text, what.maxWords) : reply.text;
     if (what.avoidRepeats && isRepeat(text, state.recentBotMessages ?? [])) return refuse(run, context, requestId, 'repeat', reference);
     return { text, ...(reply.knowledge?.length ? { knowledge: reply.knowledge } : {}) };
@@ -273,7 +273,7 @@ async function callSend(run: LeadRun, send: PlannedSend, purpose: string, attemp
   if (send.plan.action === 'free_form' && send.rich) {
     // buttons, lists, media, location, reactions: one activity for every channel (activities/channels/rich.ts)
     await delivery.sendRichMessage.executeWithOptions(run.options(options, `Send ${purpose} (${send.rich.kind}) on ${run.channel}${send.humanAgent ? ' (HUMAN_AGENT)' : ''}`), [
-      { ...base, channel: run.channel, message: send.rich, ...(send.humanAgent ? { humanAgent: true } : {}) },
+      { ...base, channel: run.channel, message: send.rich, ...knowledge, ...(send.humanAgent ? { humanAgent: true } : {}) },
     ]);
   } else if (send.plan.action === 'template') {
     await delivery.sendWhatsAppTemplate.executeWithOptions(run.options(options, `Send template ${send.plan.template.name}`), [{ ...base, template: send.plan.template }]);

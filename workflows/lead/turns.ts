@@ -128,7 +128,7 @@ async function afterFastTurn(run: LeadRun, received: InboundMessage[], result: R
   // the turn's own reasons to hold (the deadline) are no try at the send; a send's failure is its first try
   const failure = reply.outcome === 'held' ? reply.failure : undefined;
   const firstTry = !failure || (failure.type && (TURN_HELD_TYPES as readonly string[]).includes(failure.type)) ? undefined : failure;
-  await deliver(run, { plan: { action: 'free_form' }, text: out.text, outboundMessageId, reference, ...(out.rich ? { rich: out.rich } : {}), ...(reply.outcome === 'held' && reply.knowledge?.length ? { knowledge: reply.knowledge } : {}) }, context, requestId, firstTry);
+  await deliver(run, { plan: { action: 'free_form' }, text: out.text, outboundMessageId, reference, ...(out.rich ? { rich: out.rich } : {}), ...((reply.outcome === 'held' || reply.outcome === 'rich') && reply.knowledge?.length ? { knowledge: reply.knowledge } : {}) }, context, requestId, firstTry);
 }
 
 /** A rich message as the lead's channel sends it (contract/rich.ts degrade): the native or converted message and its text, or the text alone. */
