@@ -104,7 +104,10 @@ describe('knowledge base', () => {
     // the workflow, as the Web UI shows it
     const { client, connection } = await connectTemporalClient(stack.config.temporal, { payloadCodec: stack.core.payloadCodec });
     try {
-      const d = await client.workflow.getHandle(knowledgeDocumentWorkflowId(doc.id, 0)).describe();
+      // the document is marked ready by the workflow's last activity, just before the workflow completes
+      const handle = client.workflow.getHandle(knowledgeDocumentWorkflowId(doc.id, 0));
+      await handle.result();
+      const d = await handle.describe();
       expect(d.type).toBe('knowledgeDocumentWorkflow');
       expect(d.status.name).toBe('COMPLETED');
       const summary = await d.staticSummary();
