@@ -1,0 +1,70 @@
+/**
+ * Security review: one document cannot make the worker embed an unbounded number of chunks
+ * (embedding cost, rows). A document over the chunk limit fails, final (not retried), with no
+ * chunk stored and no embedding request made.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { sql } from 'drizzle-orm';
+import { migrateDatabase, openDatabase, type Database } from '../../db/client';
+import { createKnowledgeActivities, MAX_DOCUMENT_CHUNKS } from '../../activities/knowledge/ingest';
+import { createLogger } from '../../lib/logger';
+import { rowsOf } from '../../services/db-util';
+import { createEmbedder } from '../../services/embeddings';
+import { createKnowledgeService } from '../../services/knowledge';
+
+jest.setTimeout(120_000);
+
+let database: Database;
+beforeAll(async () => {
+  database = await openDatabase({ pgliteDataDir: 'memory://' });
+  await migrateDatabase(database);
+});
+afterAll(async () => {
+  await database?.close();
+});
+
+async function setup(maxChunks?: number) {
+  let embedCalls = 0;
+  const embedder = createEmbedder({ model: 'm', dimensions: 4, batchSize: 64 }, async (texts) => {
+    embedCalls += texts.length;
+    return texts.map(() => [1, 0, 0, 0]);
+  });
+  const service = createKnowledgeService(database.db, { vectorMode: 'array', embedder });
+  const [tenant] = rowsOf<{ id: string }>(await database.db.execute(sql`insert into tenants (name) values ('Limits') returning id`));
+  const kb = await service.createKnowledgeBase(tenant!.id, { name: 'KB' });
+  const log = createLogger({ level: 'silent', name: 'test' });
+  const activities = createKnowledgeActivities({ knowledge: service, embedder, log, maxBytes: 50 * 1024 * 1024, fetchTimeoutMs: 1000, allowLocalUrls: false, ...(maxChunks ? { maxChunks } : {}) });
+  return { service, tenantId: tenant!.id, kbId: kb.id, activities, embedCalls: () => embedCalls };
+}
+
+const paragraphs = (n: number) => Array.from({ length: n }, (_, i) => `Paragraph ${i}: ${'the quick brown fox jumps over the lazy dog. '.repeat(20)}`).join('\n\n');
+
+test('a document over the chunk limit is refused (non-retryable) before any chunk is stored or embedded', async () => {
+  const { service, tenantId, kbId, activities, embedCalls } = await setup(10);
+  const { document } = await service.createDocument(tenantId, kbId, { title: 'big', sourceKind: 'text', mimeType: 'text/plain', content: Buffer.from(paragraphs(40)) });
+  const err = await activities.prepareKnowledgeDocument({ documentId: document.id, generation: 0 }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  expect((err as ApplicationFailure).nonRetryable).toBe(true);
+  expect((err as ApplicationFailure).message).toMatch(/over 10 chunks/);
+  const [count] = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from kb_chunks where document_id = ${document.id}`));
+  expect(Number(count!.n)).toBe(0);
+  expect(embedCalls()).toBe(0);
+});
+
+test('a document within the limit is chunked as before', async () => {
+  const { service, tenantId, kbId, activities } = await setup(10);
+  const { document } = await service.createDocument(tenantId, kbId, { title: 'small', sourceKind: 'text', mimeType: 'text/plain', content: Buffer.from(paragraphs(5)) });
+  const r = await activities.prepareKnowledgeDocument({ documentId: document.id, generation: 0 });
+  expect(r).toMatchObject({ gone: false });
+  expect((r as { chunkCount: number }).chunkCount).toBeGreaterThan(1);
+  expect((r as { chunkCount: number }).chunkCount).toBeLessThanOrEqual(10);
+});
+
+test('the default limit bounds a plain 10 MB text upload (the default KNOWLEDGE_MAX_FILE_BYTES)', async () => {
+  const { service, tenantId, kbId, activities } = await setup();
+  const content = Buffer.from('word '.repeat(2 * 1024 * 1024)); // 10 MB of text: ~8,700 chunks unbounded
+  const { document } = await service.createDocument(tenantId, kbId, { title: 'ten megabytes', sourceKind: 'text', mimeType: 'text/plain', content });
+  const err = await activities.prepareKnowledgeDocument({ documentId: document.id, generation: 0 }).catch((e: unknown) => e);
+  expect((err as ApplicationFailure).nonRetryable).toBe(true);
+  expect((err as ApplicationFailure).message).toMatch(new RegExp(`over ${MAX_DOCUMENT_CHUNKS} chunks`));
+});
