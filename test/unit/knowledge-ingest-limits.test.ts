@@ -10,7 +10,8 @@ import { createKnowledgeActivities, MAX_DOCUMENT_CHUNKS } from '../../activities
 import { createLogger } from '../../lib/logger';
 import { rowsOf } from '../../services/db-util';
 import { createEmbedder } from '../../services/embeddings';
-import { createKnowledgeService } from '../../services/knowledge';
+import { createKnowledgeService, KNOWLEDGE_LIMITS } from '../../services/knowledge';
+import { AppError } from '../../lib/errors';
 
 jest.setTimeout(120_000);
 
@@ -67,4 +68,31 @@ test('the default limit bounds a plain 10 MB text upload (the default KNOWLEDGE_
   const err = await activities.prepareKnowledgeDocument({ documentId: document.id, generation: 0 }).catch((e: unknown) => e);
   expect((err as ApplicationFailure).nonRetryable).toBe(true);
   expect((err as ApplicationFailure).message).toMatch(new RegExp(`over ${MAX_DOCUMENT_CHUNKS} chunks`));
+});
+
+describe("a tenant's document quota", () => {
+  const saved = KNOWLEDGE_LIMITS.documentsPerTenant;
+  afterEach(() => {
+    KNOWLEDGE_LIMITS.documentsPerTenant = saved;
+  });
+
+  test('documents over the per-tenant limit are refused with 409 knowledge_quota_exceeded, across knowledge bases; a re-upload and other tenants are not', async () => {
+    KNOWLEDGE_LIMITS.documentsPerTenant = 3;
+    const a = await setup();
+    const other = await a.service.createKnowledgeBase(a.tenantId, { name: 'second' });
+    const add = (kbId: string, text: string) => a.service.createDocument(a.tenantId, kbId, { title: text, sourceKind: 'text', mimeType: 'text/plain', content: Buffer.from(text) });
+    expect((await add(a.kbId, 'one')).created).toBe(true);
+    expect((await add(a.kbId, 'two')).created).toBe(true);
+    expect((await add(other.id, 'three')).created).toBe(true);
+    const err = await add(other.id, 'four').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).httpStatus).toBe(409);
+    expect((err as AppError).message).toMatch(/limit \(3\)/);
+    // the same content again is the existing document, not a new one
+    expect(await add(a.kbId, 'two')).toMatchObject({ created: false });
+    // concurrent adders cannot race past the limit
+    const b = await setup();
+    const results = await Promise.allSettled(['p', 'q', 'r', 's', 't'].map((t) => b.service.createDocument(b.tenantId, b.kbId, { title: t, sourceKind: 'text', mimeType: 'text/plain', content: Buffer.from(t) })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+  });
 });
