@@ -47,6 +47,11 @@ export const MAX_DOCUMENT_CHUNKS = 2_000;
 /** Parsed text longer than this many characters per allowed chunk is refused before chunking (a chunk holds at most its maxChars, 1,200 by default; twice that for whitespace chunking drops). */
 const TEXT_CHARS_PER_CHUNK = 2 * 1_200;
 
+/** API keys as providers echo them in errors (OpenAI: `Incorrect API key provided: sk-proj-****abcd`), and bearer tokens, removed. */
+export function redactKeys(message: string): string {
+  return message.replace(/\b(sk|pk|rk)-[A-Za-z0-9_*.-]{4,}/g, '[redacted key]').replace(/\b(Bearer)\s+[A-Za-z0-9_*.~+/=-]{8,}/gi, '$1 [redacted]');
+}
+
 function rejected(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.KnowledgeDocumentRejected, message, nonRetryable: true });
 }
@@ -103,7 +108,8 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         vectors = await e.embed(chunks.map((c) => c.text));
       } catch (err) {
         const config = err instanceof OpenAI.APIError && [400, 401, 403, 404, 422].includes(err.status ?? 0);
-        const message = err instanceof OpenAI.APIError ? `embeddings endpoint: ${err.status ?? 'no status'} ${err.message}` : `embeddings endpoint: ${(err as Error).message}`;
+        // the message becomes the document's `error`, which the tenant reads: no part of the platform's key
+        const message = redactKeys(err instanceof OpenAI.APIError ? `embeddings endpoint: ${err.status ?? 'no status'} ${err.message}` : `embeddings endpoint: ${(err as Error).message}`);
         throw ApplicationFailure.create({ type: config ? FailureType.LlmConfig : FailureType.LlmTransient, message, nonRetryable: config });
       }
       const wrong = vectors.find((v) => v.length !== e.dimensions);

@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { sql } from 'drizzle-orm';
+import OpenAI from 'openai';
 import { migrateDatabase, openDatabase, type Database } from '../../db/client';
 import { createKnowledgeActivities, MAX_DOCUMENT_CHUNKS } from '../../activities/knowledge/ingest';
 import { createLogger } from '../../lib/logger';
@@ -95,4 +96,22 @@ describe("a tenant's document quota", () => {
     const results = await Promise.allSettled(['p', 'q', 'r', 's', 't'].map((t) => b.service.createDocument(b.tenantId, b.kbId, { title: t, sourceKind: 'text', mimeType: 'text/plain', content: Buffer.from(t) })));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
   });
+});
+
+test("an embeddings error that echoes the platform's API key does not put it in the document's error (tenant-visible)", async () => {
+  const embedder = createEmbedder({ model: 'm', dimensions: 4, batchSize: 64 }, async () => {
+    throw OpenAI.APIError.generate(401, { error: { message: 'Incorrect API key provided: sk-proj-abcdEFGH1234****************wxyz. You can find your API key at https://platform.openai.com/account/api-keys.' } }, undefined, new Headers());
+  });
+  const service = createKnowledgeService(database.db, { vectorMode: 'array', embedder });
+  const [tenant] = rowsOf<{ id: string }>(await database.db.execute(sql`insert into tenants (name) values ('Keys') returning id`));
+  const kb = await service.createKnowledgeBase(tenant!.id, { name: 'KB' });
+  const activities = createKnowledgeActivities({ knowledge: service, embedder, log: createLogger({ level: 'silent', name: 'test' }), maxBytes: 1024 * 1024, fetchTimeoutMs: 1000, allowLocalUrls: false });
+  const { document } = await service.createDocument(tenant!.id, kb.id, { title: 't', sourceKind: 'text', mimeType: 'text/plain', content: Buffer.from('Some words to embed.') });
+  const ref = { documentId: document.id, generation: 0 };
+  await activities.prepareKnowledgeDocument(ref);
+  const err = (await activities.embedKnowledgeChunks({ ...ref, from: 0, to: 64 }).catch((e: unknown) => e)) as ApplicationFailure;
+  expect(err.nonRetryable).toBe(true);
+  expect(err.message).toMatch(/^embeddings endpoint: 401 /);
+  expect(err.message).not.toMatch(/sk-proj|wxyz|abcdEFGH/);
+  expect(err.message).toContain('[redacted key]');
 });
