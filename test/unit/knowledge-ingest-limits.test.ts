@@ -8,6 +8,7 @@ import { sql } from 'drizzle-orm';
 import OpenAI from 'openai';
 import { migrateDatabase, openDatabase, type Database } from '../../db/client';
 import { createKnowledgeActivities, MAX_DOCUMENT_CHUNKS } from '../../activities/knowledge/ingest';
+import { parseDocument } from '../../activities/knowledge/parse';
 import { createLogger } from '../../lib/logger';
 import { rowsOf } from '../../services/db-util';
 import { createEmbedder } from '../../services/embeddings';
@@ -114,4 +115,11 @@ test("an embeddings error that echoes the platform's API key does not put it in 
   expect(err.message).toMatch(/^embeddings endpoint: 401 /);
   expect(err.message).not.toMatch(/sk-proj|wxyz|abcdEFGH/);
   expect(err.message).toContain('[redacted key]');
+});
+
+test('deeply nested HTML does not overflow the stack (a RangeError would be retried as if transient)', async () => {
+  const n = 100_000;
+  const html = `<p>Opening hours: 9 to 5.</p>${'<div>'.repeat(n)}deep${'</div>'.repeat(n)}`;
+  const text = await parseDocument(Buffer.from(html), 'text/html');
+  expect(text).toContain('Opening hours: 9 to 5.');
 });
