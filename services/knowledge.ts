@@ -84,6 +84,13 @@ export function contentHashOf(input: { sourceKind: KbSourceKind; content?: Buffe
  */
 export const DEFAULT_VECTOR_WEIGHT = 0.3;
 
+/**
+ * Bounds on what one tenant stores and has embedded: without them a manager key (or a leaked one)
+ * could add documents without end, each one parsed, chunked (at most MAX_DOCUMENT_CHUNKS) and
+ * embedded at the platform's cost. Over the limit → 409 `knowledge_quota_exceeded`.
+ */
+export const KNOWLEDGE_LIMITS = { documentsPerTenant: 1_000 };
+
 /** What a retrieved chunk carries: its text, its document and how each ranking placed it. */
 export interface KnowledgeHit {
   chunkId: string;
@@ -277,28 +284,48 @@ export function createKnowledgeService(db: Db, opts: KnowledgeServiceOptions = {
       await kbRow(tenantId, kbId);
       const title = withoutNul(raw.title);
       const contentHash = contentHashOf({ sourceKind: raw.sourceKind, content: raw.content, url: raw.sourceUrl });
-      const [row] = await db
-        .insert(kbDocuments)
-        .values({
-          tenantId,
-          knowledgeBaseId: kbId,
-          title,
-          sourceKind: raw.sourceKind,
-          sourceUrl: raw.sourceUrl ?? null,
-          mimeType: raw.mimeType ?? null,
-          content: raw.content ?? null,
-          sizeBytes: raw.content?.length ?? null,
-          contentHash,
-        })
-        .onConflictDoNothing({ target: [kbDocuments.knowledgeBaseId, kbDocuments.contentHash] })
-        .returning(docColumns);
-      if (row) return { document: presentDoc(row), created: true };
-      const [existing] = await db
-        .select(docColumns)
-        .from(kbDocuments)
-        .where(and(eq(kbDocuments.knowledgeBaseId, kbId), eq(kbDocuments.contentHash, contentHash)));
-      if (!existing) throw new AppError('conflict', 'the document was deleted while it was added again; retry');
-      return { document: presentDoc(existing), created: false };
+      const existing = async (q: Pick<Db, 'select'>) => {
+        const [row] = await q
+          .select(docColumns)
+          .from(kbDocuments)
+          .where(and(eq(kbDocuments.knowledgeBaseId, kbId), eq(kbDocuments.contentHash, contentHash)));
+        return row;
+      };
+      return db.transaction(async (tx) => {
+        // one adder per tenant between the quota check and the insert
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`kb_documents:${tenantId}`}))`);
+        const same = await existing(tx);
+        if (same) return { document: presentDoc(same), created: false };
+        const [usage] = await tx.select({ n: sql<number>`count(*)::int` }).from(kbDocuments).where(eq(kbDocuments.tenantId, tenantId));
+        const n = Number(usage?.n ?? 0);
+        if (n >= KNOWLEDGE_LIMITS.documentsPerTenant) {
+          throw new AppError(
+            'conflict',
+            `the tenant's knowledge bases hold ${n} documents, the limit (${KNOWLEDGE_LIMITS.documentsPerTenant}): delete some first`,
+            { documents: n, maxDocuments: KNOWLEDGE_LIMITS.documentsPerTenant },
+            'knowledge_quota_exceeded',
+          );
+        }
+        const [row] = await tx
+          .insert(kbDocuments)
+          .values({
+            tenantId,
+            knowledgeBaseId: kbId,
+            title,
+            sourceKind: raw.sourceKind,
+            sourceUrl: raw.sourceUrl ?? null,
+            mimeType: raw.mimeType ?? null,
+            content: raw.content ?? null,
+            sizeBytes: raw.content?.length ?? null,
+            contentHash,
+          })
+          .onConflictDoNothing({ target: [kbDocuments.knowledgeBaseId, kbDocuments.contentHash] })
+          .returning(docColumns);
+        if (row) return { document: presentDoc(row), created: true };
+        const again = await existing(tx);
+        if (!again) throw new AppError('conflict', 'the document was deleted while it was added again; retry');
+        return { document: presentDoc(again), created: false };
+      });
     },
     async listDocuments(tenantId: string, kbId: string, opts: { limit: number; cursor?: string }) {
       await kbRow(tenantId, kbId);

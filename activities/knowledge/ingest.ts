@@ -33,6 +33,23 @@ export interface KnowledgeActivityDeps {
   allowLocalUrls: boolean;
   resolveHost?: ResolveHost;
   chunking?: ChunkOptions;
+  /** The most chunks one document may have (default MAX_DOCUMENT_CHUNKS): more is refused, not embedded. */
+  maxChunks?: number;
+}
+
+/**
+ * The most chunks one document is cut into. Each chunk is one embedding input (cost) and one row:
+ * without a bound a 10 MB text file (~12,000 chunks) or a small PDF whose compressed streams
+ * inflate to far more text would be embedded whole. 2,000 chunks is ~1.6 M characters, more than
+ * the 1,000,000-character JSON text document.
+ */
+export const MAX_DOCUMENT_CHUNKS = 2_000;
+/** Parsed text longer than this many characters per allowed chunk is refused before chunking (a chunk holds at most its maxChars, 1,200 by default; twice that for whitespace chunking drops). */
+const TEXT_CHARS_PER_CHUNK = 2 * 1_200;
+
+/** API keys as providers echo them in errors (OpenAI: `Incorrect API key provided: sk-proj-****abcd`), and bearer tokens, removed. */
+export function redactKeys(message: string): string {
+  return message.replace(/\b(sk|pk|rk)-[A-Za-z0-9_*.-]{4,}/g, '[redacted key]').replace(/\b(Bearer)\s+[A-Za-z0-9_*.~+/=-]{8,}/gi, '$1 [redacted]');
 }
 
 function rejected(message: string): ApplicationFailure {
@@ -63,8 +80,12 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         if (!content) throw new DocumentRejected('the document has no content');
         if (!mimeType) throw new DocumentRejected(`unsupported type ${doc.mimeType ?? '(none)'}`);
         const text = await parseDocument(content, mimeType);
+        const maxChunks = deps.maxChunks ?? MAX_DOCUMENT_CHUNKS;
+        const tooLong = () => new DocumentRejected(`the document's text is too long: over ${maxChunks} chunks (split it into smaller documents)`);
+        if (text.length > maxChunks * Math.max(TEXT_CHARS_PER_CHUNK, 2 * (deps.chunking?.maxChars ?? 0))) throw tooLong();
         const chunks = chunkText(text, deps.chunking);
         if (chunks.length === 0) throw new DocumentRejected('the document has no text to index');
+        if (chunks.length > maxChunks) throw tooLong();
         await deps.knowledge.replaceChunks(doc, chunks);
         await deps.knowledge.setDocumentState(doc.id, input.generation, { status: 'indexing', chunkCount: chunks.length });
         log.info({ documentId: doc.id, knowledgeBaseId: doc.knowledgeBaseId, chunks: chunks.length, chars: text.length, mimeType }, 'knowledge document chunked');
@@ -87,7 +108,8 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         vectors = await e.embed(chunks.map((c) => c.text));
       } catch (err) {
         const config = err instanceof OpenAI.APIError && [400, 401, 403, 404, 422].includes(err.status ?? 0);
-        const message = err instanceof OpenAI.APIError ? `embeddings endpoint: ${err.status ?? 'no status'} ${err.message}` : `embeddings endpoint: ${(err as Error).message}`;
+        // the message becomes the document's `error`, which the tenant reads: no part of the platform's key
+        const message = redactKeys(err instanceof OpenAI.APIError ? `embeddings endpoint: ${err.status ?? 'no status'} ${err.message}` : `embeddings endpoint: ${(err as Error).message}`);
         throw ApplicationFailure.create({ type: config ? FailureType.LlmConfig : FailureType.LlmTransient, message, nonRetryable: config });
       }
       const wrong = vectors.find((v) => v.length !== e.dimensions);

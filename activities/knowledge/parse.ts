@@ -33,10 +33,15 @@ export function knowledgeMimeType(declared: string | undefined, fileName?: strin
   return undefined;
 }
 
+/** Nesting depth of HTML read, at most. */
+export const HTML_MAX_DEPTH = 256;
+
 export function htmlToText(html: string): string {
   return convert(html, {
     wordwrap: false,
     preserveNewlines: false,
+    // deeper nesting is not read (html-to-text walks the tree recursively: 100,000 nested tags overflow the stack)
+    limits: { maxDepth: HTML_MAX_DEPTH },
     selectors: [
       { selector: 'a', options: { ignoreHref: true } },
       { selector: 'img', format: 'skip' },
@@ -89,7 +94,15 @@ function decodeText(data: Buffer): string {
 export async function parseDocument(data: Buffer, mimeType: KnowledgeMimeType): Promise<string> {
   let text: string;
   if (mimeType === 'application/pdf') text = await pdfToText(data);
-  else if (mimeType === 'text/html') text = htmlToText(decodeText(data));
+  else if (mimeType === 'text/html') {
+    try {
+      text = htmlToText(decodeText(data));
+    } catch (err) {
+      if (err instanceof DocumentRejected) throw err;
+      // the same bytes fail the same way: final, not retried
+      throw new DocumentRejected(`the HTML could not be read: ${(err as Error).message}`.slice(0, 300));
+    }
+  }
   else if (mimeType === 'text/markdown') text = markdownToText(decodeText(data));
   else text = decodeText(data);
   // pdf-parse marks page breaks with `-- 1 of 3 --` lines
