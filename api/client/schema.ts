@@ -949,7 +949,7 @@ export interface paths {
          *
          *     202 with the document `pending`: a workflow (`kb-document:{documentId}:{generation}`) fetches, parses, chunks and embeds it; poll GET …/documents/:docId for `ready` or `failed` (with `error`).
          *
-         *     The same content (or url) already in this knowledge base: 200 with that document, nothing new is done. A file over the limit → 413, an unsupported type → 415.
+         *     The same content (or url) already in this knowledge base: 200 with that document, nothing new is done. A file over the limit → 413, an unsupported type → 415; the tenant’s 1,000 documents (all its knowledge bases) reached → 409 `knowledge_quota_exceeded`. A document over 2,000 chunks ends `failed` before anything is embedded.
          *
          *     Roles: owner, manager.
          */

@@ -123,7 +123,7 @@ export function createKnowledgeBaseRouter(deps: KnowledgeRouterDeps): Router {
       description: [
         'JSON `{ title, text }` (at most 1,000,000 characters) or `{ title, url }` (fetched by the worker: https and public addresses only in production, at most 3 redirects, KNOWLEDGE_MAX_FILE_BYTES), or a multipart upload: one file in the field `file` (text/plain, text/markdown, text/html, application/pdf; the type from the part, else from the file name) and an optional `title`.',
         '202 with the document `pending`: a workflow (`kb-document:{documentId}:{generation}`) fetches, parses, chunks and embeds it; poll GET …/documents/:docId for `ready` or `failed` (with `error`).',
-        'The same content (or url) already in this knowledge base: 200 with that document, nothing new is done. A file over the limit → 413, an unsupported type → 415.',
+        'The same content (or url) already in this knowledge base: 200 with that document, nothing new is done. A file over the limit → 413, an unsupported type → 415; the tenant’s 1,000 documents (all its knowledge bases) reached → 409 `knowledge_quota_exceeded`. A document over 2,000 chunks ends `failed` before anything is embedded.',
       ].join('\n\n'),
       requestBody: { contentType: 'application/json', schema: documentBody, alternatives: [{ contentType: 'multipart/form-data', schema: uploadBody }] },
       responses: { 202: kbDocumentSchema, 200: kbDocumentSchema },
