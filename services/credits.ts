@@ -28,16 +28,18 @@ export function reservedReferencePrefix(reference: string): string | undefined {
 export function createCreditService(db: Db) {
   return {
     async balance(tenantId: string): Promise<{ balance: number; reserved: number; creditsPerReply: number }> {
+      // one statement, so one snapshot: two reads could see a release between them (the balance
+      // before it, the reservations after it) and report a credit as gone
       const [t] = await db
-        .select({ balance: tenants.creditBalance, creditsPerReply: tenants.creditsPerReply })
+        .select({
+          balance: tenants.creditBalance,
+          creditsPerReply: tenants.creditsPerReply,
+          reserved: sql<number>`(select coalesce(sum(r.amount), 0)::int from credit_reservations r where r.tenant_id = ${tenantId} and r.status = 'held')`,
+        })
         .from(tenants)
         .where(eq(tenants.id, tenantId));
       if (!t) throw new AppError('not_found', 'tenant not found');
-      const [held] = await db
-        .select({ reserved: sql<number>`coalesce(sum(${creditReservations.amount}), 0)::int` })
-        .from(creditReservations)
-        .where(and(eq(creditReservations.tenantId, tenantId), eq(creditReservations.status, 'held')));
-      return { balance: t.balance, reserved: Number(held?.reserved ?? 0), creditsPerReply: t.creditsPerReply };
+      return { balance: t.balance, reserved: Number(t.reserved ?? 0), creditsPerReply: t.creditsPerReply };
     },
 
     /** Idempotent by reference: the same reference applies once. */
