@@ -509,6 +509,12 @@ export function degrade(message: RichMessage, channel: Channel): ChannelMessage 
   return { kind: 'text', text: richText(message), degradedFrom: form };
 }
 
+/** What goes out on `channel` for `message` (`degrade`): the text the transcript and the LLM read, and the rich message when the channel sends one (native or converted). */
+export function channelForm(message: RichMessage, channel: Channel): { text: string; rich?: RichMessage } {
+  const out = degrade(message, channel);
+  return out.kind === 'text' ? { text: out.text } : { text: richText(out.message), rich: out.message };
+}
+
 /**
  * The limits `message` breaks on `channel` as it would go out there (after `degrade`): the native
  * (or converted) message's limits, or, degraded to text, that some text is left. The API answers

@@ -2,7 +2,7 @@
  * Rich outbound messages (contract/rich.ts, activities/channels/rich.ts): Meta's JSON shapes for
  * each kind, every channel limit, and the documented degrade rules.
  */
-import { channelProblems, degrade, richProblems, richText, richTranscript, mediaFileProblem, type RichMessage } from '../../contract/rich';
+import { channelForm, channelProblems, degrade, richProblems, richText, richTranscript, mediaFileProblem, type RichMessage } from '../../contract/rich';
 import { instagramRichPayload, whatsAppRichPayload } from '../../activities/channels/rich';
 import { webChatRich } from '../../api/routes/webchat';
 import { validateGraphMessageBody, validateInstagramMessageBody } from '../../fakes/graph-api';
@@ -243,6 +243,21 @@ describe('limits', () => {
       'interactive.cards.0.subtitle: card subtitle is 81 characters; the limit is 80',
       'interactive.cards.0.buttons: 4 card buttons; allowed 0 to 3',
     ]);
+  });
+});
+
+describe('channelForm (what the workflow sends and records)', () => {
+  it('keeps a native message with its text rendering', () => {
+    expect(channelForm(buttons, 'whatsapp')).toEqual({ text: richText(buttons), rich: buttons });
+  });
+  it('gives text alone when the channel lacks the kind', () => {
+    expect(channelForm(buttons, 'instagram')).toEqual({ text: 'Delivery\nWhen should we deliver?\n1. Tuesday\n2. Wednesday\nReply any time' });
+    expect(channelForm(buttons, 'instagram').rich).toBeUndefined();
+  });
+  it('sends a converted message with the converted text', () => {
+    const out = channelForm(quickReplies, 'whatsapp');
+    expect(out.rich).toMatchObject({ kind: 'interactive', interactive: { type: 'button' } });
+    expect(out.text).toBe(richText(out.rich!));
   });
 });
 

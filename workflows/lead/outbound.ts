@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
 import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
-import { degrade, richText, type RichMessage } from '../../contract/rich';
+import { channelForm, type RichMessage } from '../../contract/rich';
 import { applyTools } from './tools';
 import { DATABASE, database, deliveryOptions, delivery, LLM, llm } from './proxies';
 import { DEFAULT_LEAD_SETTINGS, type InboundMessage, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
@@ -157,17 +157,14 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
   let text = what.kind === 'text' ? what.text : '';
   let knowledge: PlannedSend['knowledge'];
   // a rich message goes out as the lead's channel can send it (contract/rich.ts degrade): natively, converted, or as text
-  let channelMessage = what.kind === 'rich' ? degrade(what.message, run.channel) : undefined;
-  if (channelMessage) text = channelMessage.kind === 'text' ? channelMessage.text : richText(channelMessage.message);
+  let rich: RichMessage | undefined;
+  if (what.kind === 'rich') ({ text, rich } = channelForm(what.message, run.channel));
   if (what.kind === 'ai' && outPlan.action === 'free_form') {
     const generated = await generate(run, what, context, requestId, outboundMessageId, reference);
     if ('status' in generated) return generated;
     text = generated.text;
     // the model answered with buttons or a list (send_buttons, send_list): sent as a rich message, degraded to the channel
-    if (generated.rich) {
-      channelMessage = degrade(generated.rich, run.channel);
-      text = channelMessage.kind === 'text' ? channelMessage.text : richText(channelMessage.message);
-    }
+    if (generated.rich) ({ text, rich } = channelForm(generated.rich, run.channel));
     knowledge = generated.knowledge;
     // the window may have closed while the LLM worked
     outPlan = plan(run, 'ai', fallbackTemplate, ctx.human);
@@ -180,7 +177,7 @@ export async function sendOutbound(run: LeadRun, what: OutboundWhat, purpose: st
     outboundMessageId,
     reference,
     ...(outPlan.action === 'free_form' && outPlan.humanAgentTag ? { humanAgent: true } : {}),
-    ...(channelMessage?.kind === 'rich' && outPlan.action === 'free_form' ? { rich: channelMessage.message } : {}),
+    ...(rich && outPlan.action === 'free_form' ? { rich } : {}),
     ...(knowledge && outPlan.action === 'free_form' ? { knowledge } : {}),
   };
   return deliver(run, send, context, requestId);
