@@ -90,6 +90,8 @@ export function createApp(deps: AppDeps): Express {
   // first: every request (webhooks and unauthenticated ones included) gets its X-Request-Id and span
   app.use(requestContext({ tracer: deps.tracer ?? trace.getTracer('parley-api') }));
   const log = deps.log.child({ module: 'api' });
+  // routers and guards that name their own module get the process's logger (a child of `log` would write `module` twice)
+  const moduleRoot = deps.log;
   // api/openapi.ts: check every documented JSON answer against the document (the tests)
   app.set('parley check responses', deps.config.PARLEY_CHECK_RESPONSES ?? false);
   app.set('parley log', log);
@@ -106,7 +108,7 @@ export function createApp(deps: AppDeps): Express {
   const webhookGuard = {
     rateLimiter: deps.services.rateLimiter,
     perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30,
-    log,
+    log: moduleRoot,
     prefixes: ['/webhooks/whatsapp', '/webhooks/instagram'],
     keyPrefix: 'authfail:webhook',
   };
@@ -121,7 +123,7 @@ export function createApp(deps: AppDeps): Express {
       templates: deps.services.templates,
       identities: deps.services.contactIdentities,
       temporal: deps.temporal,
-      log,
+      log: moduleRoot,
       appSecret: deps.config.META_APP_SECRET,
       verifyToken: deps.config.META_VERIFY_TOKEN,
     }),
@@ -130,7 +132,7 @@ export function createApp(deps: AppDeps): Express {
     createInstagramWebhookRouter({
       channels: deps.services.channels,
       temporal: deps.temporal,
-      log,
+      log: moduleRoot,
       appSecret: deps.config.META_APP_SECRET,
       verifyToken: deps.config.META_VERIFY_TOKEN,
     }),
@@ -141,7 +143,7 @@ export function createApp(deps: AppDeps): Express {
       channels: deps.services.channels,
       leads: deps.services.leads,
       temporal: deps.temporal,
-      log,
+      log: moduleRoot,
       pollMs: deps.config.WEBCHAT_POLL_MS,
       heartbeatMs: deps.config.WEBCHAT_HEARTBEAT_MS,
       maxMessagesPerMinute: deps.config.WEBCHAT_MAX_MESSAGES_PER_MINUTE,
@@ -156,18 +158,18 @@ export function createApp(deps: AppDeps): Express {
   );
   // Temporal's remote codec for the Web UI (CORS for its origins, its own 4 MB body limit): before express.json as well;
   // its refused credentials count in the same per-IP budget as the tenant API's
-  app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log, prefixes: ['/codec'] }));
+  app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log: moduleRoot, prefixes: ['/codec'] }));
   app.use(createCodecRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN, origins: deps.config.TEMPORAL_UI_ORIGINS ?? ['http://localhost:8233', 'http://127.0.0.1:8233'], namespace: deps.config.TEMPORAL_NAMESPACE ?? 'default', development: deps.config.NODE_ENV === 'development', log }));
   app.use(express.json({ limit: '1mb', strict: true }));
   // per client IP: too many refused credentials → 429 before any key is checked (OWASP API4)
-  app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log }));
+  app.use(authFailureGuard({ rateLimiter: deps.services.rateLimiter, perMinute: deps.config.AUTH_FAILURES_PER_MINUTE ?? 30, log: moduleRoot }));
   // every change a tenant key makes is written to the audit log before its answer goes out
   app.use(auditChanges({ auditLog: deps.services.auditLog, log }));
   app.use(createMetricsRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   app.use(createAdminRouter({ services: deps.services, adminToken: deps.config.PARLEY_ADMIN_TOKEN }));
   // before the engine and tenant routers: their `/v1/leads…` auth would otherwise run a second time
   app.use(createExtractionRouter({ services: deps.services, log }));
-  app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log }));
+  app.use(createMediaRouter({ services: deps.services, temporal: deps.temporal, log: moduleRoot }));
   // the media library; its public GET /media/:token checks the signed token before any database work
   app.use(
     createMediaLibraryRouter({
@@ -180,12 +182,12 @@ export function createApp(deps: AppDeps): Express {
       urlTokens: createMediaUrlTokens(mediaUrlSecret(deps.config)),
       readsPerMinute: deps.config.MEDIA_URL_READS_PER_MINUTE,
       maxConcurrentUploads: deps.config.MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS,
-      log,
+      log: moduleRoot,
     }),
   );
   app.use(createTemplateRouter({ services: deps.services, config: deps.config, log })); // before delivery and tenant: their /v1/channels/:id and /v1/templates auth would run twice
-  app.use(createChannelLifecycleRouter({ services: deps.services, temporal: deps.temporal, log })); // DELETE /v1/channels/:id: before delivery, whose /v1/channels/:id auth would run twice
-  app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log, verifyChannel }));
+  app.use(createChannelLifecycleRouter({ services: deps.services, temporal: deps.temporal, log: moduleRoot })); // DELETE /v1/channels/:id: before delivery, whose /v1/channels/:id auth would run twice
+  app.use(createDeliveryRouter({ services: deps.services, temporal: deps.temporal, log: moduleRoot, verifyChannel }));
   // before setup and tenant: their /v1/agents/:agentId auth would otherwise run a second time
   app.use(createAgentAssetRouter({ services: deps.services }));
   app.use(createSetupRouter({ services: deps.services, temporal: deps.temporal }));

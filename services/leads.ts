@@ -117,18 +117,8 @@ export interface ChatMessage {
   option?: unknown;
 }
 
-function presentChatMessage(m: {
-  id: string;
-  seq: number;
-  direction: 'inbound' | 'outbound';
-  providerMessageId: string | null;
-  type: string;
-  body: string;
-  status: string;
-  createdAt: string;
-  rich?: unknown;
-  option?: unknown;
-}): ChatMessage {
+/** A row as the widget gets it: ISO time, a numeric seq, and no null `rich` / `option`. */
+function presentChatMessage(m: ChatMessage): ChatMessage {
   const { rich, option, ...rest } = m;
   return { ...rest, seq: Number(m.seq), createdAt: toIso(m.createdAt) ?? m.createdAt, ...(rich != null ? { rich } : {}), ...(option != null ? { option } : {}) };
 }

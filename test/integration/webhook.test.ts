@@ -414,4 +414,11 @@ describe('secrets in logs', () => {
     const leaks = stack.logLines.filter((line) => secrets.some((s) => line.includes(s)));
     expect(leaks).toEqual([]);
   });
+
+  test('every log line names its module once (a router has its own logger, not a child of the API logger)', () => {
+    const webhookLines = stack.logLines.filter((l) => l.includes('"module":"webhook.whatsapp"') || l.includes('"module":"auth-guard"'));
+    expect(webhookLines.length).toBeGreaterThan(0);
+    const twice = stack.logLines.filter((l) => (l.match(/"module":/g) ?? []).length > 1);
+    expect(twice).toEqual([]);
+  });
 });
