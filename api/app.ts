@@ -50,6 +50,7 @@ export interface AppDeps {
       Pick<
         Config,
         | 'TRUST_PROXY'
+        | 'LOG_REQUESTS'
         | 'NODE_ENV'
         | 'PARLEY_CHECK_RESPONSES'
         | 'PARLEY_ENCRYPTION_KEY'
@@ -88,7 +89,7 @@ export function createApp(deps: AppDeps): Express {
   // which X-Forwarded-For hops decide req.ip (every per-address limit); default: the TCP peer
   app.set('trust proxy', deps.config.TRUST_PROXY ?? false);
   // first: every request (webhooks and unauthenticated ones included) gets its X-Request-Id and span
-  app.use(requestContext({ tracer: deps.tracer ?? trace.getTracer('parley-api') }));
+  app.use(requestContext({ tracer: deps.tracer ?? trace.getTracer('parley-api'), log: deps.log, logRequests: deps.config.LOG_REQUESTS ?? 'all' }));
   const log = deps.log.child({ module: 'api' });
   // routers and guards that name their own module get the process's logger (a child of `log` would write `module` twice)
   const moduleRoot = deps.log;

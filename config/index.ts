@@ -21,6 +21,8 @@ const optionalHttpUrl = optionalString.pipe(z.string().url().regex(/^https?:\/\/
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** The API's access log: `all` (one line per request: method, route pattern, status, ms), `errors` (4xx and 5xx only) or `off`. */
+  LOG_REQUESTS: z.enum(['all', 'errors', 'off']).default('all'),
   /** OTLP/HTTP base URL (`/v1/traces` is added); unset (and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): no span is exported (lib/tracing.ts). */
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalHttpUrl,
   /** OTLP/HTTP traces URL, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT. */

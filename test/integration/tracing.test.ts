@@ -192,6 +192,21 @@ test('X-Request-Id: kept when short and plain, replaced when not, on unauthentic
   const fresh = await stack.api.get('/livez');
   expect(fresh.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
 
+  // the access log (LOG_REQUESTS=all): one line per request, with the route pattern, never the path or query
+  const access = await waitFor(() => logged().find((l) => l.module === 'http' && l.requestId === 'client-id_01:abc.def'), { what: 'the access log line' });
+  // refused by a router-wide guard before a route matched: the path's shape
+  expect(access).toMatchObject({ msg: 'request', method: 'GET', path: '/v1/leads', status: 401 });
+  expect(logged().find((l) => l.module === 'http' && l.requestId === fresh.headers['x-request-id'])).toMatchObject({ path: '/livez', status: 404 });
+  const health = await stack.api.get('/healthz').expect(200);
+  const healthLine = await waitFor(() => logged().find((l) => l.module === 'http' && l.requestId === health.headers['x-request-id']), { what: 'the healthz line' });
+  expect(healthLine).toMatchObject({ route: '/healthz', status: 200 });
+  expect(typeof access.ms).toBe('number');
+  const token = 'A'.repeat(40);
+  await stack.api.get(`/media/${token}?secret=visible-query-value`).set('x-request-id', 'media-token-req');
+  const mediaLine = await waitFor(() => logged().find((l) => l.module === 'http' && l.requestId === 'media-token-req'), { what: 'the media access line' });
+  expect(JSON.stringify(mediaLine)).not.toContain(token);
+  expect(JSON.stringify(mediaLine)).not.toContain('visible-query-value');
+
   // a webhook for an unknown number: its warning (written after the raw body was read) names the request and its trace
   const requestId = 'unknown-number-req';
   await postWebhook(stack, textWebhook(randomPhoneNumberId(), randomWaId(), 'hello')).set('x-request-id', requestId).expect(200);
