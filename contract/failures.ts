@@ -38,6 +38,8 @@ export const FailureType = {
    * lead starts on it; not retried (a send records a permanent failure, a new run ends at once).
    */
   ChannelDeleted: 'channel_deleted',
+  /** Closing a deleted channel's leads started before the route marked it deleted: retried a few attempts, then left alone. */
+  ChannelNotMarkedDeleted: 'channel_not_marked_deleted',
   /** The platform admin suspended the tenant: a send that gets this far is parked (a dead letter to replay or discard once it is active again). */
   TenantSuspended: 'tenant_suspended',
 
@@ -97,6 +99,8 @@ export const FailureType = {
   NotImplemented: 'not_implemented',
   /** An activity's input failed its schema (a bug in the caller): never retried. */
   InvalidInput: 'invalid_input',
+  /** The worker was composed without something an activity needs (a Temporal client): not retried. */
+  Configuration: 'configuration',
 
   // ---------------------------------------------------------------- webhook_* (outbound webhooks)
   /** The endpoint answered 3xx or 4xx other than 408 and 429: final, not retried. */
@@ -139,7 +143,7 @@ export const PROVIDER_FAILURES = freeze([
   F.ProviderAuth,
   F.ProviderUnconfirmed,
 ]);
-export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen, F.ChannelDisabled, F.ChannelDeleted]);
+export const CHANNEL_FAILURES = freeze([F.ChannelNotFound, F.ChannelCircuitOpen, F.ChannelDisabled, F.ChannelDeleted, F.ChannelNotMarkedDeleted]);
 export const TEMPLATE_FAILURES = freeze([F.TemplateNotFound, F.TemplateNotApproved, F.TemplateVariables]);
 export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExceeded]);
 export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId, F.MediaNotFound, F.MediaUrlNotConfigured, F.MediaKindMismatch]);

@@ -9,6 +9,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { FailureType } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 
@@ -46,14 +47,14 @@ export function createChannelDeleteActivities(deps: ChannelDeleteDeps) {
   return {
     async closeChannelLeads(input: CloseChannelLeadsInput): Promise<CloseChannelLeadsResult> {
       const client = deps.temporalClient;
-      if (!client) throw ApplicationFailure.nonRetryable('no Temporal client configured for closeChannelLeads (worker composition)', 'configuration');
+      if (!client) throw ApplicationFailure.nonRetryable('no Temporal client configured for closeChannelLeads (worker composition)', FailureType.Configuration);
       const ctx = Context.current();
       const limit = Math.min(Math.max(input.pageSize ?? 200, 1), 1000);
       // The route starts this workflow before it marks the channel deleted (so a Temporal outage
       // refuses the delete instead of leaving its leads open): wait a few attempts for the mark;
       // a channel never marked (the route failed after the start) is left alone.
       if ((await deps.channels.isDeleted(input.channelAccountId)) !== true) {
-        if (ctx.info.attempt < NOT_MARKED_ATTEMPTS) throw ApplicationFailure.retryable('the channel is not marked deleted yet', 'channel_not_marked_deleted');
+        if (ctx.info.attempt < NOT_MARKED_ATTEMPTS) throw ApplicationFailure.retryable('the channel is not marked deleted yet', FailureType.ChannelNotMarkedDeleted);
         log.warn({ tenantId: input.tenantId, channelAccountId: input.channelAccountId }, 'the channel was never marked deleted: no lead closed');
         return { leadsClosed: 0, workflowsEnded: 0, creditsReleased: 0 };
       }

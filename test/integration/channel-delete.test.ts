@@ -5,6 +5,7 @@
  * `channel_deleted` event, held credits given back), nothing is lost from the database, and its
  * number can be connected again by a new channel.
  */
+import { FailureType } from '../../contract/failures';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -234,7 +235,7 @@ describe('DELETE /v1/channels/:id', () => {
     const input = { tenantId: t.tenantId, channelAccountId: t.channelId };
     const early = await new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') }).run(closeChannelLeads, input).catch((e: unknown) => e);
     expect(early).toBeInstanceOf(ApplicationFailure);
-    expect((early as ApplicationFailure).type).toBe('channel_not_marked_deleted');
+    expect((early as ApplicationFailure).type).toBe(FailureType.ChannelNotMarkedDeleted);
     expect((early as ApplicationFailure).nonRetryable).toBe(false);
     // the last attempt: the route never marked it (it failed after the start): nothing is closed
     expect(await new MockActivityEnvironment({ attempt: 5 }, { logger: new DefaultLogger('ERROR') }).run(closeChannelLeads, input)).toEqual({ leadsClosed: 0, workflowsEnded: 0, creditsReleased: 0 });

@@ -87,6 +87,20 @@ function literalCreateTypes(file: string, text?: string): string[] {
     if (
       ts.isCallExpression(node) &&
       ts.isPropertyAccessExpression(node.expression) &&
+      (node.expression.name.text === 'retryable' || node.expression.name.text === 'nonRetryable') &&
+      ts.isIdentifier(node.expression.expression) &&
+      node.expression.expression.text === 'ApplicationFailure'
+    ) {
+      // ApplicationFailure.retryable(message, type) / nonRetryable(message, type)
+      const type = node.arguments[1];
+      if (type && (ts.isStringLiteral(type) || ts.isTemplateExpression(type) || ts.isNoSubstitutionTemplateLiteral(type))) {
+        const { line } = sf.getLineAndCharacterOfPosition(type.getStart(sf));
+        found.push(`${relative(ROOT, file)}:${line + 1} ${type.getText(sf)}`);
+      }
+    }
+    if (
+      ts.isCallExpression(node) &&
+      ts.isPropertyAccessExpression(node.expression) &&
       node.expression.name.text === 'create' &&
       ts.isIdentifier(node.expression.expression) &&
       node.expression.expression.text === 'ApplicationFailure'
@@ -120,6 +134,7 @@ describe('failure types', () => {
       ChannelCircuitOpen: 'channel_circuit_open',
       ChannelDisabled: 'channel_disabled',
       ChannelDeleted: 'channel_deleted',
+      ChannelNotMarkedDeleted: 'channel_not_marked_deleted',
       TenantSuspended: 'tenant_suspended',
       TemplateNotFound: 'template_not_found',
       TemplateNotApproved: 'template_not_approved',
@@ -142,6 +157,7 @@ describe('failure types', () => {
       LeadMissing: 'lead_missing',
       NotImplemented: 'not_implemented',
       InvalidInput: 'invalid_input',
+      Configuration: 'configuration',
       WebhookRejected: 'webhook_rejected',
       WebhookTransient: 'webhook_transient',
       WebhookUrlRefused: 'webhook_url_refused',
@@ -203,12 +219,15 @@ describe('no failure type is typed by hand', () => {
       "if (err.type === 'channel_circuit_open') wait();",
       "switch (type) { case 'database_rejected': break; }",
       "type Refusal = { reason: 'channel_not_found' };",
+      "throw ApplicationFailure.retryable('not yet', 'some_new_type');",
+      "throw ApplicationFailure.nonRetryable('bad', `x_${y}`);",
     ].join('\n');
-    expect(literalCreateTypes(join(ROOT, 'probe.ts'), bad)).toHaveLength(2);
+    expect(literalCreateTypes(join(ROOT, 'probe.ts'), bad)).toHaveLength(4);
     expect(handTypedFailureTypes(join(ROOT, 'probe.ts'), bad)).toHaveLength(5);
     const good = [
       "import { FailureType } from './contract';",
       'throw ApplicationFailure.create({ type: FailureType.ProviderAuth, message: "x" });',
+      "throw ApplicationFailure.retryable('not yet', FailureType.ChannelNotMarkedDeleted);",
       'const retry = { nonRetryableErrorTypes: [...MEDIA_NON_RETRYABLE] };',
       "throw new AppError('provider_auth', 'refused', undefined, 'media_too_large');",
       "const codes = { 'llm_config': 1 };",
@@ -218,7 +237,7 @@ describe('no failure type is typed by hand', () => {
     expect(handTypedFailureTypes(join(ROOT, 'probe.ts'), good)).toEqual([]);
   });
 
-  test('every ApplicationFailure.create takes its type from the contract', () => {
+  test('every ApplicationFailure.create, .retryable and .nonRetryable takes its type from the contract', () => {
     expect(productFiles.flatMap((f) => literalCreateTypes(f))).toEqual([]);
   });
 
