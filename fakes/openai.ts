@@ -150,6 +150,79 @@ export function offlineReply(messages: { role: string; content: unknown }[]): st
   return `Thanks for your message! ${OFFLINE_REPLY_MARKER} You said: "${quote}"`;
 }
 
+/**
+ * The offline stand-in's tool calls, so `npm run dev` can show the agent tools without a real
+ * model: a lead message that starts with one of these commands makes the stand-in call the tool,
+ * when the request offers it (the agent declares it) and the model has not just had a tool's
+ * result. Anything else gets the canned text reply.
+ *   /human [reason]   handoff_to_human
+ *   /buttons          send_buttons (three options)
+ *   /list             send_list (two sections)
+ *   /media            send_media (the first of the agent's assets)
+ *   /stage [name]     set_stage (the named stage, else the first one offered)
+ *   /remind [minutes] schedule_follow_up (default 60 minutes from now)
+ *   /search <words>   search_knowledge
+ */
+export const OFFLINE_TOOL_COMMANDS = ['/human', '/buttons', '/list', '/media', '/stage', '/remind', '/search'] as const;
+
+/** The enum of a function parameter of an offered tool, if it has one. */
+function offeredEnum(tool: Record<string, unknown>, param: string): string[] {
+  const fn = isRecord(tool.function) ? tool.function : undefined;
+  const params = fn && isRecord(fn.parameters) ? fn.parameters : undefined;
+  const props = params && isRecord(params.properties) ? params.properties : undefined;
+  const p = props && isRecord(props[param]) ? props[param] : undefined;
+  return p && Array.isArray(p.enum) ? p.enum.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** The stand-in's tool call for a slash command (see OFFLINE_TOOL_COMMANDS), as `toolCallReply` encodes it; undefined for anything else. */
+export function offlineToolCall(body: unknown, messages: { role: string; content: unknown }[], now = Date.now()): string | undefined {
+  if (!isRecord(body) || body.tool_choice === 'none' || !Array.isArray(body.tools)) return undefined;
+  const last = messages[messages.length - 1];
+  if (!last || last.role === 'tool') return undefined;
+  let lastUser: string | undefined;
+  for (let i = messages.length - 1; i >= 0 && lastUser === undefined; i -= 1) if (messages[i]?.role === 'user') lastUser = contentText(messages[i]!.content).trim();
+  const match = /^(\/[a-z]+)(?:\s+(.*))?$/s.exec(lastUser ?? '');
+  if (!match) return undefined;
+  const [, command, rest = ''] = match;
+  const arg = rest.trim().slice(0, 200);
+  const offered = (name: string) => (body.tools as unknown[]).find((t): t is Record<string, unknown> => isRecord(t) && isRecord(t.function) && t.function.name === name);
+  const call = (name: string, args: Record<string, unknown>) => (offered(name) ? toolCallReply(name, args) : undefined);
+  switch (command) {
+    case '/human':
+      return call('handoff_to_human', { reason: arg || 'the lead asked for a person' });
+    case '/buttons':
+      return call('send_buttons', { body: 'What would you like to do?', buttons: [{ id: 'prices', title: 'See prices' }, { id: 'demo', title: 'Book a demo' }, { id: 'person', title: 'Talk to a person' }] });
+    case '/list':
+      return call('send_list', {
+        body: 'Pick a topic and we will take it from there.',
+        button: 'Topics',
+        sections: [
+          { title: 'Sales', rows: [{ id: 'prices', title: 'Prices' }, { id: 'demo', title: 'Book a demo' }] },
+          { title: 'Support', rows: [{ id: 'help', title: 'Get help', description: 'A person answers' }] },
+        ],
+      });
+    case '/media': {
+      const tool = offered('send_media');
+      const asset = tool ? offeredEnum(tool, 'asset')[0] : undefined;
+      return asset ? call('send_media', { asset }) : undefined;
+    }
+    case '/stage': {
+      const tool = offered('set_stage');
+      const stages = tool ? offeredEnum(tool, 'stage') : [];
+      const stage = stages.find((x) => x.toLowerCase() === arg.toLowerCase()) ?? (arg || stages[0]);
+      return stage ? call('set_stage', { stage }) : undefined;
+    }
+    case '/remind': {
+      const minutes = Math.min(Math.max(Number.parseInt(arg, 10) || 60, 6), 30 * 24 * 60 - 1);
+      return call('schedule_follow_up', { at: new Date(now + minutes * 60_000).toISOString(), note: 'the lead asked to be reminded' });
+    }
+    case '/search':
+      return arg ? call('search_knowledge', { query: arg }) : undefined;
+    default:
+      return undefined;
+  }
+}
+
 function estimateTokens(text: string): number {
   return text.length === 0 ? 0 : Math.max(1, Math.ceil(text.length / 4));
 }
@@ -327,6 +400,8 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
     const next = scripted.shift();
     if (next !== undefined) return next;
     if (replyFn) return replyFn(record);
+    const tool = offlineToolCall(record.body, record.messages);
+    if (tool) return tool;
     const text = offlineReply(record.messages);
     const body = record.body;
     const format = isRecord(body) && isRecord(body.response_format) ? body.response_format : undefined;

@@ -134,6 +134,15 @@ test('send_buttons: the reply goes out as WhatsApp reply buttons, exactly as Met
   expect(balance.balance).toBe(19);
 });
 
+test('npm run dev without a key: the offline stand-in answers "/buttons" with send_buttons, unscripted', async () => {
+  const t = await tenantWithTools(['send_buttons', 'handoff_to_human']);
+  const { from } = await leadWrites(t, '/buttons');
+  await waitFor(() => sentTo(from).length === 1, { what: 'the buttons' });
+  const body = sentTo(from)[0]!.body as { type: string; interactive: { type: string; action: { buttons: { reply: { id: string } }[] } } };
+  expect(body.type).toBe('interactive');
+  expect(body.interactive.action.buttons.map((b) => b.reply.id)).toEqual(['prices', 'demo', 'person']);
+});
+
 test('send_list: the reply goes out as a WhatsApp list', async () => {
   const t = await tenantWithTools(['send_list']);
   const sections = [{ title: 'Monday', rows: [{ id: 'mon-9', title: '9:00', description: 'morning' }] }, { title: 'Tuesday', rows: [{ id: 'tue-14', title: '14:00' }] }];

@@ -1,6 +1,8 @@
 import OpenAI from 'openai';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
-import { offlineReply, OFFLINE_REPLY_MARKER, startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
+import { offlineReply, offlineToolCall, OFFLINE_REPLY_MARKER, startFakeOpenAI, type FakeOpenAI } from '../../fakes/openai';
+import { toolDefinitions, validateToolCall } from '../../activities/llm/tools';
+import { AGENT_TOOLS } from '../../contract/agent-tools';
 
 const PHONE_ID = '106540352242922';
 const TOKEN = 'EAAtesttoken';
@@ -419,5 +421,50 @@ describe('offlineReply', () => {
     expect(long.length).toBeLessThan(200);
     expect(long).toContain('…');
     expect(offlineReply([])).toContain(OFFLINE_REPLY_MARKER);
+  });
+});
+
+describe('the offline stand-in calls the agent tools on slash commands (npm run dev)', () => {
+  const ctx = {
+    stages: ['new', 'qualified', 'won'],
+    now: '2026-11-29T10:00:00.000Z',
+    knowledge: true,
+    assets: [{ name: 'price list', description: 'the 2026 price list', mediaId: 'm1', kind: 'document' as const }],
+  };
+  const decode = (encoded: string) => {
+    const rest = encoded.replace(/^__tool_call__ /, '');
+    const space = rest.indexOf(' ');
+    return { name: rest.slice(0, space), args: rest.slice(space + 1) };
+  };
+  const commands: [string, string][] = [
+    ['/human I want a person', 'handoff_to_human'],
+    ['/buttons', 'send_buttons'],
+    ['/list', 'send_list'],
+    ['/media', 'send_media'],
+    ['/stage qualified', 'set_stage'],
+    ['/remind 90', 'schedule_follow_up'],
+    ['/search battery warranty', 'search_knowledge'],
+  ];
+  for (const channel of ['whatsapp', 'instagram', 'webchat'] as const) {
+    test.each(commands)(`${channel}: %s calls %s with arguments the tool validation accepts`, (command, tool) => {
+      const full = { ...ctx, channel };
+      const body = { tools: toolDefinitions(AGENT_TOOLS, full), tool_choice: 'auto' };
+      const encoded = offlineToolCall(body, [{ role: 'system', content: 'x' }, { role: 'user', content: command }], Date.parse(ctx.now));
+      expect(encoded).toBeDefined();
+      const { name, args } = decode(encoded!);
+      expect(name).toBe(tool);
+      const checked = validateToolCall(name, args, AGENT_TOOLS, full);
+      expect(checked).toMatchObject({ ok: true });
+    });
+  }
+
+  test('no call for plain text, a tool not offered, tool_choice none, or right after a tool result', () => {
+    const full = { ...ctx, channel: 'whatsapp' as const };
+    const all = { tools: toolDefinitions(AGENT_TOOLS, full), tool_choice: 'auto' };
+    expect(offlineToolCall(all, [{ role: 'user', content: 'what are your prices?' }])).toBeUndefined();
+    expect(offlineToolCall({ tools: toolDefinitions(['handoff_to_human'], full) }, [{ role: 'user', content: '/buttons' }])).toBeUndefined();
+    expect(offlineToolCall({ ...all, tool_choice: 'none' }, [{ role: 'user', content: '/buttons' }])).toBeUndefined();
+    expect(offlineToolCall(all, [{ role: 'user', content: '/buttons' }, { role: 'assistant', content: null }, { role: 'tool', content: 'ok' }])).toBeUndefined();
+    expect(offlineToolCall(all, [{ role: 'user', content: '/search' }])).toBeUndefined();
   });
 });
