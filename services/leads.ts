@@ -484,6 +484,25 @@ export function createLeadService(db: Db) {
     },
 
     /** The last `limit` messages, oldest first: the LLM's context. */
+    /** `transcript` and the lead's running summary (`leads.summary`) in one statement. */
+    async transcriptAndSummary(leadId: string, limit: number) {
+      const recent = db
+        .select({ direction: messages.direction, body: messages.body, status: messages.status, createdAt: messages.createdAt, seq: messages.seq })
+        .from(messages)
+        .where(eq(messages.leadId, leadId))
+        .orderBy(desc(messages.seq))
+        .limit(limit)
+        .as('recent');
+      const rows = await db
+        .select({ summary: leads.summary, direction: recent.direction, body: recent.body, status: recent.status, createdAt: recent.createdAt })
+        .from(leads)
+        .leftJoin(recent, sql`true`)
+        .where(eq(leads.id, leadId))
+        .orderBy(recent.seq);
+      const transcript = rows.flatMap((r) => (r.direction === null || r.body === null || r.status === null || r.createdAt === null ? [] : [{ direction: r.direction, body: r.body, status: r.status, createdAt: r.createdAt }]));
+      return { transcript, summary: rows[0]?.summary ?? null };
+    },
+
     async transcript(leadId: string, limit: number) {
       const rows = await db
         .select({ direction: messages.direction, body: messages.body, status: messages.status, createdAt: messages.createdAt })

@@ -110,10 +110,15 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
   const client = new OpenAI({ apiKey: deps.apiKey, baseURL: deps.baseURL, maxRetries: 0, timeout: deps.timeoutMs });
   const log = deps.log.child({ module: 'llm' });
   return async function writeReply(input: GenerateReplyInput, opts: { signal?: AbortSignal } = {}): Promise<GenerateReplyResult> {
-    await ensureLlmBudget(deps, input.tenantId);
-    const agent = await agentForChannel(deps, input.tenantId, input.channelAccountId);
-    const transcript = await deps.leads.transcript(input.leadId, deps.transcriptLimit ?? 30);
-    const leadSummary = await deps.extractions?.summaryOf(input.leadId);
+    // the budget, the agent and the conversation are read at once (in parallel); the first refusal in this order wins
+    const limit = deps.transcriptLimit ?? 30;
+    const budgetRead = ensureLlmBudget(deps, input.tenantId);
+    const agentRead = agentForChannel(deps, input.tenantId, input.channelAccountId);
+    const conversationRead = deps.extractions ? deps.leads.transcriptAndSummary(input.leadId, limit) : deps.leads.transcript(input.leadId, limit).then((transcript) => ({ transcript, summary: null }));
+    await Promise.allSettled([budgetRead, agentRead, conversationRead]);
+    await budgetRead;
+    const agent = await agentRead;
+    const { transcript, summary: leadSummary } = await conversationRead;
     // the agent's knowledge bases, searched for the lead's latest messages (none: no query at all)
     const knowledge = await knowledgeContext(deps, { tenantId: input.tenantId, agent, transcript });
     const system = systemPrompt(agent, input, leadSummary);

@@ -17,14 +17,14 @@ import { createWhatsAppActivities } from '../../activities/channels/whatsapp';
 import { createReplyWriter } from '../../activities/llm/reply';
 import { createTurnActivities, type ReplyTurnInput, type ReplyTurnResult } from '../../activities/turn/reply-turn';
 import { migrateDatabase, openDatabase, type Database } from '../../db/client';
-import { creditLedger, creditReservations, messages } from '../../db/schema';
+import { creditLedger, creditReservations, leads, messages } from '../../db/schema';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
 import { startFakeOpenAI, toolCallReply, type FakeOpenAI } from '../../fakes/openai';
 import { createSecretBox, parseEncryptionKey } from '../../lib/crypto';
 import { createLogger } from '../../lib/logger';
 import { createServices, type Services } from '../../services';
 import type { InboundMessage } from '../../workflows/lead/definitions';
-import { countRoundTrips } from '../support/query-counter';
+import { countQueries, countRoundTrips } from '../support/query-counter';
 
 jest.setTimeout(60_000);
 
@@ -688,8 +688,8 @@ describe('database round trips of one ordinary WhatsApp turn', () => {
       // record + reserve share one transaction: one BEGIN/COMMIT fewer, the same statements
       expect(fastPath.transactions).toBe(stepByStep.transactions - 1);
       expect(fastPath.roundTrips).toBeLessThan(stepByStep.roundTrips);
-      // 28 before the send, capture, LLM budget and agent reads became one statement each (20), then the debit and hold of a reservation, and the outbound row's insert and read (18)
-      expect(fastPath.roundTrips).toBeLessThanOrEqual(18);
+      // 28 before the send, capture, LLM budget and agent reads became one statement each (20), then the debit and hold of a reservation, and the outbound row's insert and read (18), then the transcript and the lead's summary (17)
+      expect(fastPath.roundTrips).toBeLessThanOrEqual(17);
     } finally {
       counter.restore();
     }
@@ -697,6 +697,25 @@ describe('database round trips of one ordinary WhatsApp turn', () => {
 });
 
 describe('the services the turn relies on', () => {
+  test('transcriptAndSummary: the same messages as transcript (oldest first, the last `limit`) and the lead\'s summary, in one statement', async () => {
+    const f = await fixture();
+    const empty = await services.leads.transcriptAndSummary(f.leadId, 5);
+    expect(empty).toEqual({ transcript: [], summary: null });
+    await services.leads.recordInbound({ tenantId: f.tenantId, leadId: f.leadId, messages: [inbound(f, 'one'), inbound(f, 'two'), inbound(f, 'three')], batchId: randomUUID() });
+    await database.db.update(leads).set({ summary: 'wants a quote' }).where(eq(leads.id, f.leadId));
+    const counter = countQueries(database.db);
+    try {
+      const both = await services.leads.transcriptAndSummary(f.leadId, 2);
+      expect(counter.count).toBe(1);
+      expect(both.summary).toBe('wants a quote');
+      expect(both.transcript).toEqual(await services.leads.transcript(f.leadId, 2));
+      expect(both.transcript.map((m) => m.body)).toEqual(['two', 'three']);
+    } finally {
+      counter.restore();
+    }
+    expect(await services.leads.transcriptAndSummary(randomUUID(), 2)).toEqual({ transcript: [], summary: null });
+  });
+
   test('recordInbound is idempotent per batchId: the same batch answers the same newIds, another batch none', async () => {
     const f = await fixture();
     const msgs = [inbound(f), inbound(f, 'two')];
