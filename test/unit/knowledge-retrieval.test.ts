@@ -3,6 +3,7 @@ import { createEmbedder, l2normalize } from '../../services/embeddings';
 import { normalizedScoreFusion, reciprocalRankFusion, RRF_K } from '../../services/rank-fusion';
 import { htmlHeadings, htmlToText, knowledgeMimeType, markdownHeadings, markdownToText, parseDocument, parseDocumentWithHeadings, plainTextHeadings } from '../../activities/knowledge/parse';
 import { tinyPdf } from '../support/pdf';
+import { withUnitsApart } from '../../services/knowledge';
 
 const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
@@ -141,5 +142,14 @@ describe('parsing', () => {
     await expect(parseDocument(Buffer.from('%PDF-1.4 nothing'), 'application/pdf')).rejects.toThrow(/PDF could not be read/);
     await expect(parseDocument(Buffer.from('  \n '), 'text/plain')).rejects.toThrow(/no text/);
     await expect(parseDocument(Buffer.from([0x61, 0x00, 0x62]), 'text/plain')).rejects.toThrow(/binary/);
+  });
+});
+
+describe('query text', () => {
+  test('a number glued to a unit is searched apart as well', () => {
+    expect(withUnitsApart('our router only does 5ghz')).toBe('our router only does 5ghz our router only does 5 ghz');
+    expect(withUnitsApart('a 10kWh battery, 2x')).toBe('a 10kWh battery, 2x a 10 kWh battery, 2 x');
+    expect(withUnitsApart('VH-5K or 5 kW')).toBe('VH-5K or 5 kW VH-5 K or 5 kW');
+    expect(withUnitsApart('no numbers here, 42')).toBe('no numbers here, 42');
   });
 });
