@@ -166,6 +166,8 @@ export function chunkText(text: string, opts: ChunkOptions = {}): Chunk[] {
     // a heading does not end a chunk: it goes with the section it opens
     const carried: Unit[] = [];
     while (cur.length > 1 && cur[cur.length - 1]!.heading !== undefined) carried.unshift(cur.pop()!);
+    // …unless it and the unit would not fit one chunk together (a heading line with a long paragraph under it)
+    if (carried.length > 0 && join([...carried, unit], '').length > bodyMax) cur.push(...carried.splice(0));
     close();
     const tail = opensSection ? '' : tailOf(join(cur, overlap).replace(/\n\n/g, ' '), overlapChars);
     cur = [...carried, unit];

@@ -96,6 +96,14 @@ describe('chunkText with headings', () => {
     expect(chunkText(text).every((c) => !c.text.includes(' › '))).toBe(true);
   });
 
+  test('a heading paragraph too long to go with the next unit stays where it is: no chunk over maxChars', () => {
+    const heading = `TITLE\n${paragraph(0, 11)}`;
+    const text = [paragraph(100, 2), heading, paragraph(20, 12), paragraph(40, 5)].join('\n\n');
+    const chunks = chunkText(text, { headings: [{ level: 2, text: 'TITLE' }] });
+    for (const c of chunks) expect(c.text.length).toBeLessThanOrEqual(1200);
+    for (const i of [100, 101, 0, 10, 20, 31, 40, 44]) expect(chunks.some((c) => c.text.includes(sentence(i)))).toBe(true);
+  });
+
   test('a heading the text lacks is skipped; the later ones are still found', () => {
     const text = `Guide\n\n${paragraph(0, 14)}\n\nPart two\n\n${paragraph(20, 14)}\n\n${paragraph(40, 14)}`;
     const chunks = chunkText(text, { headings: [{ level: 1, text: 'Guide' }, { level: 2, text: 'Not in the text' }, { level: 2, text: 'Part two' }] });
