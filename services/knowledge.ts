@@ -123,6 +123,16 @@ export interface KnowledgeServiceOptions {
   vectorWeight?: number;
 }
 
+/**
+ * The query with each number glued to a unit also written apart (`5ghz` → `5ghz 5 ghz`, `10kwh`
+ * → `10kwh 10 kwh`): customers type `5ghz` where a document writes `5 GHz`, and PostgreSQL's
+ * parser keeps `5ghz` one word. Both forms are searched (a document may glue them too).
+ */
+export function withUnitsApart(query: string): string {
+  const apart = query.replace(/(\p{N})(?=\p{L})/gu, '$1 ');
+  return apart === query ? query : `${query} ${apart}`;
+}
+
 const vectorLiteral = (v: number[]) => `[${v.map((x) => (Number.isFinite(x) ? x : 0)).join(',')}]`;
 const arrayLiteral = (v: number[]) => `{${v.map((x) => (Number.isFinite(x) ? x : 0)).join(',')}}`;
 const uuidList = (ids: string[]) => sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `);
@@ -168,7 +178,7 @@ export function createKnowledgeService(db: Db, opts: KnowledgeServiceOptions = {
         : sql`select c.id, to_tsvector('simple'::regconfig, c.text) as v from kb_chunks c where ${scope}`;
     const rows = await db.execute(sql`
       with terms as (
-        select distinct l as lexeme from unnest(tsvector_to_array(to_tsvector(${config}::regconfig, ${query}))) l
+        select distinct l as lexeme from unnest(tsvector_to_array(to_tsvector(${config}::regconfig, ${withUnitsApart(query)}))) l
       ),
       q as (
         select to_tsquery('simple'::regconfig, coalesce((select string_agg(quote_literal(lexeme), ' | ') from terms), '')) as tsq

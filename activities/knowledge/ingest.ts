@@ -13,7 +13,7 @@ import type { KnowledgeService } from '../../services/knowledge';
 import type { ResolveHost } from '../media/url-guard';
 import { chunkText, type ChunkOptions } from './chunk';
 import { fetchDocumentUrl } from './fetch-url';
-import { DocumentRejected, knowledgeMimeType, parseDocument } from './parse';
+import { DocumentRejected, knowledgeMimeType, parseDocumentWithHeadings } from './parse';
 
 export interface KnowledgeDocumentRef {
   documentId: string;
@@ -79,11 +79,11 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         }
         if (!content) throw new DocumentRejected('the document has no content');
         if (!mimeType) throw new DocumentRejected(`unsupported type ${doc.mimeType ?? '(none)'}`);
-        const text = await parseDocument(content, mimeType);
+        const { text, headings } = await parseDocumentWithHeadings(content, mimeType);
         const maxChunks = deps.maxChunks ?? MAX_DOCUMENT_CHUNKS;
         const tooLong = () => new DocumentRejected(`the document's text is too long: over ${maxChunks} chunks (split it into smaller documents)`);
         if (text.length > maxChunks * Math.max(TEXT_CHARS_PER_CHUNK, 2 * (deps.chunking?.maxChars ?? 0))) throw tooLong();
-        const chunks = chunkText(text, deps.chunking);
+        const chunks = chunkText(text, { ...deps.chunking, headings });
         if (chunks.length === 0) throw new DocumentRejected('the document has no text to index');
         if (chunks.length > maxChunks) throw tooLong();
         await deps.knowledge.replaceChunks(doc, chunks);

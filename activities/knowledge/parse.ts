@@ -64,8 +64,8 @@ export function markdownToText(md: string): string {
     .replace(/```[^\n]*\n/g, '')
     .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1')
     .replace(/\[([^\]]+)\]\([^)]*\)/g, '$1')
-    .replace(/^\s{0,3}#{1,6}\s+/gm, '')
-    .replace(/^\s{0,3}>\s?/gm, '')
+    .replace(/^[ \t]{0,3}#{1,6}[ \t]+/gm, '')
+    .replace(/^[ \t]{0,3}>[ \t]?/gm, '')
     .replace(/(\*\*|__)(?=\S)([\s\S]*?\S)\1/g, '$2')
     .replace(/(^|[^*\w])\*(?=\S)([^*\n]*?\S)\*(?!\w)/g, '$1$2')
     .replace(/`([^`\n]+)`/g, '$1');
@@ -90,23 +90,96 @@ function decodeText(data: Buffer): string {
   return text;
 }
 
+/** A section heading of a document (level 1 the highest), as its text appears in the parsed text. */
+export interface DocumentHeading {
+  level: number;
+  text: string;
+}
+
+const HEADING_MAX_CHARS = 200;
+const squash = (s: string) => s.replace(/[ \t\f\v\r\n\u00a0]+/g, ' ').trim();
+
+/** Markdown's ATX headings (`#` … `######`), outside fenced code, as markdownToText renders them. */
+export function markdownHeadings(md: string): DocumentHeading[] {
+  const out: DocumentHeading[] = [];
+  let fenced = false;
+  for (const line of md.split(/\r\n?|\n/)) {
+    if (/^[ \t]{0,3}(```|~~~)/.test(line)) fenced = !fenced;
+    if (fenced) continue;
+    const m = /^[ \t]{0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$/.exec(line);
+    if (!m) continue;
+    const text = squash(markdownToText(m[2]!));
+    if (text !== '' && text.length <= HEADING_MAX_CHARS) out.push({ level: m[1]!.length, text });
+  }
+  return out;
+}
+
+/** HTML's h1–h3 (h4–h6 are mostly page furniture: footers, sidebars), as htmlToText renders them. */
+export function htmlHeadings(html: string): DocumentHeading[] {
+  const out: DocumentHeading[] = [];
+  for (const m of html.matchAll(/<h([1-3])\b[^>]*>([\s\S]*?)<\/h\1\s*>/gi)) {
+    if (m[2]!.length > 10 * HEADING_MAX_CHARS) continue;
+    const text = squash(htmlToText(m[2]!));
+    if (text !== '' && text.length <= HEADING_MAX_CHARS) out.push({ level: Number(m[1]), text });
+  }
+  return out;
+}
+
+/**
+ * Plain text's headings, by the typewriter convention: a line on its own (blank lines around it)
+ * in capitals, e.g. `CALL-OUT FEES WITHOUT A SERVICE PLAN`; the document's first such line is
+ * its title (level 1), the others level 2.
+ */
+export function plainTextHeadings(text: string): DocumentHeading[] {
+  const out: DocumentHeading[] = [];
+  for (const raw of text.replace(/\r\n?/g, '\n').split(/\n[ \t]*\n/)) {
+    const lines = raw.split('\n').map(squash).filter((l) => l !== '');
+    const first = lines[0];
+    // a title line may carry a version or date line under it ("FYNBOS SOLAR - PRICE LIST" / "Version 4, effective 1 March 2026")
+    if (!first || lines.length > (out.length === 0 ? 2 : 1) || first.length > HEADING_MAX_CHARS) continue;
+    const letters = first.replace(/[^\p{L}]/gu, '');
+    if (letters.length < 3 || letters !== letters.toUpperCase() || letters === letters.toLowerCase()) continue;
+    out.push({ level: out.length === 0 ? 1 : 2, text: first });
+  }
+  return out;
+}
+
+/** A document's plain text and its section headings (for chunks to carry as context: chunk.ts). */
+export interface ParsedDocument {
+  text: string;
+  headings: DocumentHeading[];
+}
+
 /** The document's plain text; DocumentRejected when there is none to index. */
 export async function parseDocument(data: Buffer, mimeType: KnowledgeMimeType): Promise<string> {
+  return (await parseDocumentWithHeadings(data, mimeType)).text;
+}
+
+/** The document's plain text and headings (none found in PDFs); DocumentRejected when there is no text to index. */
+export async function parseDocumentWithHeadings(data: Buffer, mimeType: KnowledgeMimeType): Promise<ParsedDocument> {
   let text: string;
+  let headings: DocumentHeading[] = [];
   if (mimeType === 'application/pdf') text = await pdfToText(data);
   else if (mimeType === 'text/html') {
     try {
-      text = htmlToText(decodeText(data));
+      const html = decodeText(data);
+      text = htmlToText(html);
+      headings = htmlHeadings(html);
     } catch (err) {
       if (err instanceof DocumentRejected) throw err;
       // the same bytes fail the same way: final, not retried
       throw new DocumentRejected(`the HTML could not be read: ${(err as Error).message}`.slice(0, 300));
     }
+  } else if (mimeType === 'text/markdown') {
+    const md = decodeText(data);
+    text = markdownToText(md);
+    headings = markdownHeadings(md);
+  } else {
+    text = decodeText(data);
+    headings = plainTextHeadings(text);
   }
-  else if (mimeType === 'text/markdown') text = markdownToText(decodeText(data));
-  else text = decodeText(data);
   // pdf-parse marks page breaks with `-- 1 of 3 --` lines
   text = text.replace(/^-- \d+ of \d+ --$/gm, '').split('\u0000').join('');
   if (text.trim() === '') throw new DocumentRejected(`the document has no text to index (${mimeType})`);
-  return text;
+  return { text, headings };
 }

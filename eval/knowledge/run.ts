@@ -12,7 +12,8 @@
  * reciprocal rank fusion with equal weights), on the whole set and on its two halves in file order: the first
  * half ("tune", q01–q20: the only questions to look at while tuning retrieval) and the second
  * ("held out", q21–q40: a check that a change generalises). Results go to `--out` (default
- * <dir>/results.json).
+ * <dir>/results.json). `--database-url postgres://…` ingests into that (scratch) PostgreSQL database
+ * instead of PGlite: without pgvector there, the vector and hybrid rows are the `real[]` path.
  *
  * A hit: a retrieved chunk of the question's document whose text holds the passage, compared as
  * lowercase word tokens (letters and digits; markup and punctuation ignored): the longest run of
@@ -72,6 +73,8 @@ export interface EvalOptions {
   dimensions?: number;
   out?: string;
   quiet?: boolean;
+  /** A PostgreSQL database to ingest into instead of an in-memory PGlite (`--database-url`; use a scratch database: the run adds a tenant and leaves it). */
+  databaseUrl?: string;
 }
 
 type Method = 'fullText' | 'fullTextSimple' | 'vector' | 'vectorArray' | 'hybrid' | 'hybridArray' | 'hybridRrf';
@@ -122,7 +125,7 @@ export async function runKnowledgeEval(opts: EvalOptions): Promise<EvalReport> {
     .sort();
   const questions = questionsSchema.parse(JSON.parse(readFileSync(path.join(opts.dir, 'questions.json'), 'utf8')));
   const log = createLogger({ level: 'warn', name: 'eval-knowledge' });
-  const database = await openDatabase({ pgliteDataDir: 'memory://' });
+  const database = await openDatabase(opts.databaseUrl ? { url: opts.databaseUrl, max: 4 } : { pgliteDataDir: 'memory://' });
   try {
     await migrateDatabase(database);
     const mode = await prepareVectorSearch(database, { dimensions, log });
@@ -226,7 +229,7 @@ function arg(name: string): string | undefined {
 
 if (require.main === module) {
   const dir = path.resolve(arg('dir') ?? path.join(__dirname));
-  runKnowledgeEval({ dir, k: Number(arg('k') ?? 3), dimensions: Number(arg('dimensions') ?? 512), out: path.resolve(arg('out') ?? path.join(dir, 'results.json')) }).catch((err) => {
+  runKnowledgeEval({ dir, k: Number(arg('k') ?? 3), dimensions: Number(arg('dimensions') ?? 512), out: path.resolve(arg('out') ?? path.join(dir, 'results.json')), databaseUrl: arg('database-url') }).catch((err) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
   });

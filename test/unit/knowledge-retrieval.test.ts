@@ -1,8 +1,9 @@
 import { standInEmbedding } from '../../fakes/embeddings';
 import { createEmbedder, l2normalize } from '../../services/embeddings';
 import { normalizedScoreFusion, reciprocalRankFusion, RRF_K } from '../../services/rank-fusion';
-import { htmlToText, knowledgeMimeType, markdownToText, parseDocument } from '../../activities/knowledge/parse';
+import { htmlHeadings, htmlToText, knowledgeMimeType, markdownHeadings, markdownToText, parseDocument, parseDocumentWithHeadings, plainTextHeadings } from '../../activities/knowledge/parse';
 import { tinyPdf } from '../support/pdf';
+import { withUnitsApart } from '../../services/knowledge';
 
 const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
@@ -113,10 +114,42 @@ describe('parsing', () => {
     expect(markdownToText('## Prices\n\n**Bold** and *soft* [link](http://x) `code`')).toBe('Prices\n\nBold and soft link code');
   });
 
+  test('a Markdown heading stays a paragraph of its own (the blank line before it is kept)', () => {
+    expect(markdownToText('Intro text.\n\n## Returns\n\nBody.\n\n> quoted')).toBe('Intro text.\n\nReturns\n\nBody.\n\nquoted');
+  });
+
+  test('headings: Markdown #, HTML h1–h3 (not h4–h6), capitalised lines of plain text', async () => {
+    expect(markdownHeadings('# Policy\n\ntext\n\n## 1. **Returns** ##\n\n```\n# not a heading\n```\n\n### Opened boxes\n#nospace')).toEqual([
+      { level: 1, text: 'Policy' },
+      { level: 2, text: '1. Returns' },
+      { level: 3, text: 'Opened boxes' },
+    ]);
+    expect(htmlHeadings('<h1 class="t">Financing &amp; loans</h1><p>x</p><h2>Sun<b>Share</b> rent-to-own</h2><h4>Company</h4>')).toEqual([
+      { level: 1, text: 'Financing & loans' },
+      { level: 2, text: 'SunShare rent-to-own' },
+    ]);
+    expect(plainTextHeadings('ACME - DELIVERY POLICY\nVersion 4\n\nSome text.\n\nZONE A - CAPE TOWN\n\nFee: R650.\n\nNOT A HEADING\nbecause a second line follows')).toEqual([
+      { level: 1, text: 'ACME - DELIVERY POLICY' },
+      { level: 2, text: 'ZONE A - CAPE TOWN' },
+    ]);
+    const parsed = await parseDocumentWithHeadings(Buffer.from('# Title\n\nBody.'), 'text/markdown');
+    expect(parsed).toEqual({ text: 'Title\n\nBody.', headings: [{ level: 1, text: 'Title' }] });
+    expect((await parseDocumentWithHeadings(tinyPdf(['Hello PDF world.']), 'application/pdf')).headings).toEqual([]);
+  });
+
   test('a hand-written PDF is read; a broken one and an empty text are rejected', async () => {
     expect(await parseDocument(tinyPdf(['Hello PDF world.']), 'application/pdf')).toContain('Hello PDF world.');
     await expect(parseDocument(Buffer.from('%PDF-1.4 nothing'), 'application/pdf')).rejects.toThrow(/PDF could not be read/);
     await expect(parseDocument(Buffer.from('  \n '), 'text/plain')).rejects.toThrow(/no text/);
     await expect(parseDocument(Buffer.from([0x61, 0x00, 0x62]), 'text/plain')).rejects.toThrow(/binary/);
+  });
+});
+
+describe('query text', () => {
+  test('a number glued to a unit is searched apart as well', () => {
+    expect(withUnitsApart('our router only does 5ghz')).toBe('our router only does 5ghz our router only does 5 ghz');
+    expect(withUnitsApart('a 10kWh battery, 2x')).toBe('a 10kWh battery, 2x a 10 kWh battery, 2 x');
+    expect(withUnitsApart('VH-5K or 5 kW')).toBe('VH-5K or 5 kW VH-5 K or 5 kW');
+    expect(withUnitsApart('no numbers here, 42')).toBe('no numbers here, 42');
   });
 });
