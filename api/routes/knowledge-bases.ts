@@ -236,7 +236,7 @@ export function createKnowledgeBaseRouter(deps: KnowledgeRouterDeps): Router {
       summary: 'Re-index a knowledge base',
       description: [
         'Index again the documents not indexed with the configured embedding model and dimensions (OPENAI_EMBEDDING_MODEL, OPENAI_EMBEDDING_DIMENSIONS), the failed ones, and pending ones whose indexing never started; `all: true`: every document. Each goes back to `pending` under a new generation (url documents are fetched again). Until then, retrieval finds them by full text only.',
-        'Safe to repeat: a document whose indexing workflow is still running is not started again (`alreadyRunning`). Each document is started on its own: one that could not be started (`failed`, `failedDocumentIds`) stays `pending` and the next re-index (without `all`) starts it.',
+        'Safe to repeat: a document whose indexing workflow is still running is not started again (`alreadyRunning`). Each document is started on its own: one that could not be started (`failed`, `failedDocumentIds`) is left as it was or `pending` without a workflow, and the next re-index (without `all`) starts the pending ones.',
       ].join('\n\n'),
       responses: { 202: reindexSchema },
     }),
