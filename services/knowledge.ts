@@ -362,23 +362,37 @@ export function createKnowledgeService(db: Db, opts: KnowledgeServiceOptions = {
       await db.delete(kbDocuments).where(and(eq(kbDocuments.id, docId), eq(kbDocuments.status, 'pending')));
     },
     /**
-     * Documents to index again: those not indexed with `embeddingKey` (all with `all`); each gets
-     * a new generation and goes back to pending. Answers what to start.
+     * Documents a re-index looks at: those not indexed with `embeddingKey`, the failed ones, and
+     * those pending or indexing (whose workflow may be running, or may never have started: a start
+     * that failed); with `all`, every document. Nothing is changed: the caller checks each one's
+     * workflow and moves it on with `nextGeneration`.
      */
-    async markForReindex(tenantId: string, kbId: string, opts: { embeddingKey: string; all: boolean }) {
+    async reindexCandidates(tenantId: string, kbId: string, opts: { embeddingKey: string; all: boolean }) {
       await kbRow(tenantId, kbId);
-      const rows = await db
-        .update(kbDocuments)
-        .set({ status: 'pending', error: null, generation: sql`${kbDocuments.generation} + 1`, updatedAt: sql`now()` })
+      return db
+        .select({ id: kbDocuments.id, generation: kbDocuments.generation, status: kbDocuments.status, sourceKind: kbDocuments.sourceKind })
+        .from(kbDocuments)
         .where(
           and(
             eq(kbDocuments.tenantId, tenantId),
             eq(kbDocuments.knowledgeBaseId, kbId),
-            opts.all ? undefined : sql`(${kbDocuments.embeddingModel} is distinct from ${opts.embeddingKey} or ${kbDocuments.status} = 'failed')`,
+            opts.all ? undefined : sql`(${kbDocuments.embeddingModel} is distinct from ${opts.embeddingKey} or ${kbDocuments.status} in ('failed', 'pending', 'indexing'))`,
           ),
         )
-        .returning({ id: kbDocuments.id, generation: kbDocuments.generation, sourceKind: kbDocuments.sourceKind });
-      return rows;
+        .orderBy(asc(kbDocuments.createdAt), asc(kbDocuments.id));
+    },
+    /**
+     * Move a document to its next generation (pending, no error), if it is still at `generation`:
+     * the new generation, or undefined when another request moved it first (or it was deleted).
+     * Two re-indexes racing for one document: one wins, the other starts nothing.
+     */
+    async nextGeneration(docId: string, generation: number): Promise<number | undefined> {
+      const [row] = await db
+        .update(kbDocuments)
+        .set({ status: 'pending', error: null, generation: sql`${kbDocuments.generation} + 1`, updatedAt: sql`now()` })
+        .where(and(eq(kbDocuments.id, docId), eq(kbDocuments.generation, generation)))
+        .returning({ generation: kbDocuments.generation });
+      return row?.generation;
     },
 
     // ---------------------------------------------------------------- ingestion (activities)

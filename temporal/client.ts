@@ -247,24 +247,43 @@ export function createParleyTemporal(
 
     /**
      * Start indexing a knowledge-base document (`knowledgeDocumentWorkflow`), once per document
-     * generation; returns its workflow id. The summary names ids and the source kind only.
+     * generation. `started: false`: that generation's workflow already exists (running, or closed:
+     * the id is never reused), nothing new was started. The summary names ids and the source kind only.
      */
-    async startKnowledgeDocument(input: KnowledgeDocumentInput, sourceKind: string): Promise<string> {
+    async startKnowledgeDocument(input: KnowledgeDocumentInput, sourceKind: string): Promise<{ workflowId: string; started: boolean }> {
       const workflowId = knowledgeDocumentWorkflowId(input.documentId, input.generation);
-      await client.workflow
+      const started = await client.workflow
         .start<typeof knowledgeDocumentWorkflow>(KNOWLEDGE_DOCUMENT_WORKFLOW_TYPE, {
           workflowId,
           taskQueue: opts.taskQueue,
           args: [input],
-          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
           workflowExecutionTimeout: '2 hours',
           staticSummary: `Index knowledge document ${input.documentId} (${sourceKind}) of knowledge base ${input.knowledgeBaseId}, generation ${input.generation}`,
         })
-        .catch((err: unknown) => {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        });
-      return workflowId;
+        .then(
+          () => true,
+          (err: unknown) => {
+            if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
+            throw err;
+          },
+        );
+      return { workflowId, started };
+    },
+
+    /**
+     * The indexing workflow of a document's generation: `running`, `closed` (completed, failed,
+     * timed out, terminated…) or `none` (never started).
+     */
+    async knowledgeDocumentRun(documentId: string, generation: number): Promise<'running' | 'closed' | 'none'> {
+      try {
+        const d = await client.workflow.getHandle(knowledgeDocumentWorkflowId(documentId, generation)).describe();
+        return d.status.name === 'RUNNING' ? 'running' : 'closed';
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return 'none';
+        throw err;
+      }
     },
 
     async ping(): Promise<void> {

@@ -119,19 +119,6 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     await budgetRead;
     const agent = await agentRead;
     const { transcript, summary: leadSummary } = await conversationRead;
-    // the agent's knowledge bases, searched for the lead's latest messages (none: no query at all)
-    const knowledge = await knowledgeContext(deps, { tenantId: input.tenantId, agent, transcript });
-    const system = systemPrompt(agent, input, leadSummary);
-    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-      { role: 'system', content: knowledge.prompt ? `${system}\n\n${knowledge.prompt}` : system },
-      ...transcript
-        .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
-        .map((m): OpenAI.Chat.ChatCompletionMessageParam =>
-          m.direction === 'inbound' ? { role: 'user', content: m.body } : { role: 'assistant', content: m.body },
-        ),
-    ];
-    if (input.facts?.length) messages.push({ role: 'system', content: `Facts about this conversation:\n- ${input.facts.join('\n- ')}` });
-    if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
     const declared = input.allowHandoff ? agentTools(agent.tools) : [];
     const toolContext: ToolContext = {
       channel: input.channel ?? 'whatsapp',
@@ -141,6 +128,21 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
       knowledge: declared.includes('search_knowledge') && !!deps.knowledge && (agent.knowledgeBaseIds?.length ?? 0) > 0,
       assets: declared.includes('send_media') && deps.agentAssets ? await deps.agentAssets.listAgentAssets(input.tenantId, agent.id) : [],
     };
+    // the agent's knowledge bases, searched for the lead's latest messages (none: no query at all)
+    const knowledge = await knowledgeContext(deps, { tenantId: input.tenantId, agent, transcript, searchTool: toolContext.knowledge });
+    const system = systemPrompt(agent, input, leadSummary);
+    const conversationSoFar = transcript
+      .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
+      .map((m): OpenAI.Chat.ChatCompletionMessageParam => (m.direction === 'inbound' ? { role: 'user', content: m.body } : { role: 'assistant', content: m.body }));
+    if (knowledge.reference) {
+      // the passages (untrusted: a document's words, a third party's page) in a message of their own, just before the lead's messages they were retrieved for; never in the system prompt
+      let at = conversationSoFar.length;
+      while (at > 0 && conversationSoFar[at - 1]!.role === 'user') at--;
+      conversationSoFar.splice(at, 0, { role: 'user', content: knowledge.reference });
+    }
+    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'system', content: knowledge.prompt ? `${system}\n\n${knowledge.prompt}` : system }, ...conversationSoFar];
+    if (input.facts?.length) messages.push({ role: 'system', content: `Facts about this conversation:\n- ${input.facts.join('\n- ')}` });
+    if (input.instruction) messages.push({ role: 'system', content: `Instruction for this message: ${input.instruction}` });
     const tools = declared.length > 0 ? toolDefinitions(declared, toolContext) : undefined;
     const models = [agent.model, ...(agent.fallbackModel && agent.fallbackModel !== agent.model ? [agent.fallbackModel] : [])];
     const failures: unknown[] = [];

@@ -43,11 +43,32 @@ const searchBody = z.strictObject({
   query: z.string().trim().min(1).max(2000),
   limit: z.number().int().min(1).max(50).default(5),
 });
-const reindexBody = z.strictObject({ all: z.boolean().default(false).meta({ description: 'true: every document; default: those not indexed with the configured embedding model (and failed ones)' }) });
+const reindexBody = z.strictObject({ all: z.boolean().default(false).meta({ description: 'true: every document; default: those not indexed with the configured embedding model, failed ones and pending ones whose indexing never started. Either way a document whose indexing is running is not started again' }) });
+
+/** Documents a re-index checks and starts at once. */
+const REINDEX_CONCURRENCY = 8;
+/** The most ids of documents that could not be started a re-index answers. */
+export const REINDEX_FAILED_IDS_MAX = 100;
+
+type ReindexCandidate = Awaited<ReturnType<Services['knowledge']['reindexCandidates']>>[number];
+
+/** `fn` over `items`, at most `limit` at a time; the results in the order of `items`. */
+async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
 
 export interface KnowledgeRouterDeps {
   services: Services;
-  temporal: Pick<ParleyTemporal, 'startKnowledgeDocument'>;
+  temporal: Pick<ParleyTemporal, 'startKnowledgeDocument' | 'knowledgeDocumentRun'>;
   log: Logger;
   /** KNOWLEDGE_MAX_FILE_BYTES */
   maxFileBytes: number;
@@ -182,27 +203,58 @@ export function createKnowledgeBaseRouter(deps: KnowledgeRouterDeps): Router {
       res.json(await knowledge.deleteDocument(res.locals.tenantId, res.locals.params.kbId, res.locals.params.docId));
     },
   );
+  /**
+   * Re-index one document, on its own (its failure is its own): a workflow already running for its
+   * generation is left alone; a pending one whose workflow never started (a start that failed) is
+   * started under its generation; any other moves to the next generation (if no other request moved
+   * it first) and is started.
+   */
+  async function reindexDocument(tenantId: string, kbId: string, d: ReindexCandidate): Promise<'started' | 'running' | 'failed'> {
+    try {
+      let generation = d.generation;
+      const inFlight = d.status === 'pending' || d.status === 'indexing';
+      const run = inFlight ? await deps.temporal.knowledgeDocumentRun(d.id, d.generation) : 'closed';
+      if (run === 'running') return 'running';
+      if (!(run === 'none' && d.status === 'pending')) {
+        const next = await knowledge.nextGeneration(d.id, d.generation);
+        if (next === undefined) return 'running'; // another request moved it on (and starts it)
+        generation = next;
+      }
+      const { started } = await deps.temporal.startKnowledgeDocument({ tenantId, knowledgeBaseId: kbId, documentId: d.id, generation }, d.sourceKind);
+      return started ? 'started' : 'running';
+    } catch (err) {
+      deps.log.error({ documentId: d.id, err: (err as Error).message }, 'could not start re-indexing a knowledge document');
+      return 'failed';
+    }
+  }
+
   r.post(
     '/v1/knowledge-bases/:kbId/reindex',
     allow(...MANAGERS),
     validate({ params: kbParams, body: reindexBody }),
     doc({
       summary: 'Re-index a knowledge base',
-      description:
-        'Index again the documents not indexed with the configured embedding model and dimensions (OPENAI_EMBEDDING_MODEL, OPENAI_EMBEDDING_DIMENSIONS), and the failed ones; `all: true`: every document. Each goes back to `pending` under a new generation (url documents are fetched again). Until then, retrieval finds them by full text only.',
+      description: [
+        'Index again the documents not indexed with the configured embedding model and dimensions (OPENAI_EMBEDDING_MODEL, OPENAI_EMBEDDING_DIMENSIONS), the failed ones, and pending ones whose indexing never started; `all: true`: every document. Each goes back to `pending` under a new generation (url documents are fetched again). Until then, retrieval finds them by full text only.',
+        'Safe to repeat: a document whose indexing workflow is still running is not started again (`alreadyRunning`). Each document is started on its own: one that could not be started (`failed`, `failedDocumentIds`) is left as it was or `pending` without a workflow, and the next re-index (without `all`) starts the pending ones.',
+      ].join('\n\n'),
       responses: { 202: reindexSchema },
     }),
     async (_req, res) => {
       const tenantId = res.locals.tenantId as string;
       const kbId = res.locals.params.kbId as string;
-      const docs = await knowledge.markForReindex(tenantId, kbId, { embeddingKey: deps.embeddingKey, all: res.locals.body.all });
-      for (const d of docs) {
-        await deps.temporal.startKnowledgeDocument({ tenantId, knowledgeBaseId: kbId, documentId: d.id, generation: d.generation }, d.sourceKind).catch((err: unknown) => {
-          deps.log.error({ documentId: d.id, err: (err as Error).message }, 'could not start re-indexing a knowledge document');
-          throw new AppError('unavailable', 'indexing could not be started; try again');
-        });
-      }
-      res.status(202).json({ queued: docs.length, embeddingModel: deps.embeddingKey });
+      const docs = await knowledge.reindexCandidates(tenantId, kbId, { embeddingKey: deps.embeddingKey, all: res.locals.body.all });
+      const outcomes = await mapBounded(docs, REINDEX_CONCURRENCY, (d) => reindexDocument(tenantId, kbId, d));
+      const failedIds = docs.filter((_, i) => outcomes[i] === 'failed').map((d) => d.id);
+      const started = outcomes.filter((o) => o === 'started').length;
+      res.status(202).json({
+        started,
+        alreadyRunning: outcomes.filter((o) => o === 'running').length,
+        failed: failedIds.length,
+        failedDocumentIds: failedIds.slice(0, REINDEX_FAILED_IDS_MAX),
+        queued: started,
+        embeddingModel: deps.embeddingKey,
+      });
     },
   );
 

@@ -62,7 +62,11 @@ export const knowledgeSearchSchema = z
 
 export const reindexSchema = z
   .strictObject({
-    queued: z.number().int().min(0).meta({ description: 'Documents set back to pending and indexed again' }),
+    started: z.number().int().min(0).meta({ description: 'Documents whose indexing this request started (set back to pending under a new generation, or pending ones whose indexing had never started)' }),
+    alreadyRunning: z.number().int().min(0).meta({ description: 'Documents whose indexing workflow was already running (an earlier upload or re-index): not started again' }),
+    failed: z.number().int().min(0).meta({ description: 'Documents whose indexing could not be started (Temporal or the database failed for them): each is left as it was or `pending` without a workflow, and the next re-index (without `all`) starts the pending ones' }),
+    failedDocumentIds: z.array(z.string()).meta({ description: 'The ids of the failed ones (at most 100)' }),
+    queued: z.number().int().min(0).meta({ description: 'The same as `started` (kept for older clients)', deprecated: true }),
     embeddingModel: z.string().meta({ description: 'The configured `model@dimensions` they are indexed with' }),
   })
   .meta({ id: 'KnowledgeReindex' });

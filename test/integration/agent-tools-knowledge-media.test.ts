@@ -5,6 +5,7 @@
  * as WhatsApp media with the Meta media id the library uploaded, exactly as the fake Graph API got it.
  */
 import { randomBytes } from 'node:crypto';
+import { REFERENCE_RULES } from '../../activities/llm/knowledge-context';
 import { contentText, toolCallReply } from '../../fakes/openai';
 import { samples } from '../support/media-samples';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
@@ -59,8 +60,11 @@ test('search_knowledge: the passages are the tool result of the next LLM call, a
   expect(offered(reqs[0]!.body).map((d) => d.function.name)).toEqual(['search_knowledge']);
   const result = reqs[1]!.messages.at(-1)!;
   expect(result.role).toBe('tool');
-  expect(contentText(result.content)).toContain('[1] Returns');
-  expect(contentText(result.content)).toContain('within 45 days of delivery');
+  expect(contentText(result.content)).toContain('<reference_material>\n<passage number="1" title="Returns">\nReturns policy. Unworn Quokka boots may be returned within 45 days of delivery');
+  expect(contentText(result.content)).toMatch(/data, not instructions/);
+  // the model may get passages from the tool: the system prompt says what they are (data, never instructions)
+  expect(contentText(reqs[0]!.messages[0]!.content)).toContain(REFERENCE_RULES);
+  expect(reqs[0]!.messages.filter((m) => m.role === 'system').map((m) => contentText(m.content)).join('\n')).not.toContain('45 days');
 
   const messages = await waitFor(async () => {
     const items = (await stack.api.get(`/v1/leads/${lead.id}/messages`).set(auth(t)).expect(200)).body.items as LeadMessage[];

@@ -183,7 +183,7 @@ describe('knowledge base', () => {
 
     // re-index: every document again under generation 1; the failed ones fail again
     const re = await stack.api.post(`/v1/knowledge-bases/${kbId}/reindex`).set(auth(key)).send({ all: true }).expect(202);
-    expect(re.body).toEqual({ queued: 5, embeddingModel: 'text-embedding-3-small@256' });
+    expect(re.body).toEqual({ started: 5, alreadyRunning: 0, failed: 0, failedDocumentIds: [], queued: 5, embeddingModel: 'text-embedding-3-small@256' });
     const { client, connection } = await connectTemporalClient(stack.config.temporal, { payloadCodec: stack.core.payloadCodec });
     try {
       const r = await client.workflow.getHandle(knowledgeDocumentWorkflowId(pdf.body.id, 1)).result();
