@@ -997,7 +997,9 @@ export interface paths {
         put?: never;
         /**
          * Re-index a knowledge base
-         * @description Index again the documents not indexed with the configured embedding model and dimensions (OPENAI_EMBEDDING_MODEL, OPENAI_EMBEDDING_DIMENSIONS), and the failed ones; `all: true`: every document. Each goes back to `pending` under a new generation (url documents are fetched again). Until then, retrieval finds them by full text only.
+         * @description Index again the documents not indexed with the configured embedding model and dimensions (OPENAI_EMBEDDING_MODEL, OPENAI_EMBEDDING_DIMENSIONS), the failed ones, and pending ones whose indexing never started; `all: true`: every document. Each goes back to `pending` under a new generation (url documents are fetched again). Until then, retrieval finds them by full text only.
+         *
+         *     Safe to repeat: a document whose indexing workflow is still running is not started again (`alreadyRunning`). Each document is started on its own: one that could not be started (`failed`, `failedDocumentIds`) is left as it was or `pending` without a workflow, and the next re-index (without `all`) starts the pending ones.
          *
          *     Roles: owner, manager.
          */
@@ -3234,7 +3236,18 @@ export interface components {
             updatedAt: string;
         };
         KnowledgeReindex: {
-            /** @description Documents set back to pending and indexed again */
+            /** @description Documents whose indexing this request started (set back to pending under a new generation, or pending ones whose indexing had never started) */
+            started: number;
+            /** @description Documents whose indexing workflow was already running (an earlier upload or re-index): not started again */
+            alreadyRunning: number;
+            /** @description Documents whose indexing could not be started (Temporal or the database failed for them): each is left as it was or `pending` without a workflow, and the next re-index (without `all`) starts the pending ones */
+            failed: number;
+            /** @description The ids of the failed ones (at most 100) */
+            failedDocumentIds: string[];
+            /**
+             * @deprecated
+             * @description The same as `started` (kept for older clients)
+             */
             queued: number;
             /** @description The configured `model@dimensions` they are indexed with */
             embeddingModel: string;
@@ -6545,7 +6558,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
-                     * @description true: every document; default: those not indexed with the configured embedding model (and failed ones)
+                     * @description true: every document; default: those not indexed with the configured embedding model, failed ones and pending ones whose indexing never started. Either way a document whose indexing is running is not started again
                      * @default false
                      */
                     all?: boolean;
