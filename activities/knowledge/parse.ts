@@ -1,20 +1,19 @@
 /**
  * A document's bytes to plain text, by type: text and Markdown as they are (Markdown's link
- * targets and markup characters dropped), HTML through html-to-text, PDF through pdf-parse.
- * A document that cannot be read is a `DocumentRejected` (final: the same bytes fail again).
+ * targets and markup characters dropped), HTML through html-to-text, PDF through pdf-parse. PDF
+ * and HTML are parsed in a child process with a memory bound, a deadline, a page and a text limit
+ * (./parse-sandbox.ts). A document that cannot be read is a `DocumentRejected`, one over a limit a
+ * `ParseLimitExceeded` (both final: the same bytes fail again).
  */
-import { convert } from 'html-to-text';
+import { convert, type HtmlToTextOptions } from 'html-to-text';
+import { DEFAULT_PARSE_LIMITS, parseInSandbox, type ParseLimits } from './parse-sandbox';
+import { DocumentRejected } from './rejections';
+
+export { DocumentRejected, ParseLimitExceeded } from './rejections';
+export { DEFAULT_PARSE_LIMITS, type ParseLimits } from './parse-sandbox';
 
 export const KNOWLEDGE_MIME_TYPES = ['text/plain', 'text/markdown', 'text/html', 'application/pdf'] as const;
 export type KnowledgeMimeType = (typeof KNOWLEDGE_MIME_TYPES)[number];
-
-/** A document that can never be indexed as it is (unreadable, empty, unsupported, refused): not retried. */
-export class DocumentRejected extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DocumentRejected';
-  }
-}
 
 /** The supported type of a declared mime type and/or file name; undefined when unsupported. */
 export function knowledgeMimeType(declared: string | undefined, fileName?: string, head?: Buffer): KnowledgeMimeType | undefined {
@@ -36,8 +35,8 @@ export function knowledgeMimeType(declared: string | undefined, fileName?: strin
 /** Nesting depth of HTML read, at most. */
 export const HTML_MAX_DEPTH = 256;
 
-export function htmlToText(html: string): string {
-  return convert(html, {
+/** html-to-text's options (plain data: they are sent to the parsing child as they are). */
+export const HTML_TO_TEXT_OPTIONS: HtmlToTextOptions = {
     wordwrap: false,
     preserveNewlines: false,
     // deeper nesting is not read (html-to-text walks the tree recursively: 100,000 nested tags overflow the stack)
@@ -55,7 +54,11 @@ export function htmlToText(html: string): string {
       { selector: 'h6', options: { uppercase: false } },
       { selector: 'table', format: 'dataTable', options: { uppercaseHeaderCells: false } },
     ],
-  });
+};
+
+/** HTML to text in this process (trusted or small input; documents go through `parseDocument`). */
+export function htmlToText(html: string): string {
+  return convert(html, HTML_TO_TEXT_OPTIONS);
 }
 
 /** Markdown's markup without its words: link targets, images, emphasis and heading marks. */
@@ -71,42 +74,25 @@ export function markdownToText(md: string): string {
     .replace(/`([^`\n]+)`/g, '$1');
 }
 
-async function pdfToText(data: Buffer): Promise<string> {
-  const { PDFParse } = await import('pdf-parse');
-  const parser = new PDFParse({ data: new Uint8Array(data) });
-  try {
-    const result = await parser.getText();
-    return result.text;
-  } catch (err) {
-    throw new DocumentRejected(`the PDF could not be read: ${(err as Error).message}`.slice(0, 300));
-  } finally {
-    await parser.destroy().catch(() => undefined);
-  }
-}
-
 function decodeText(data: Buffer): string {
   const text = new TextDecoder('utf-8', { fatal: false }).decode(data).replace(/^\uFEFF/, '');
   if (text.includes('\u0000')) throw new DocumentRejected('the document is binary, not text');
   return text;
 }
 
-/** The document's plain text; DocumentRejected when there is none to index. */
-export async function parseDocument(data: Buffer, mimeType: KnowledgeMimeType): Promise<string> {
+/**
+ * The document's plain text; DocumentRejected when there is none to index, ParseLimitExceeded when
+ * it is over a limit. `limits` default to DEFAULT_PARSE_LIMITS.
+ */
+export async function parseDocument(data: Buffer, mimeType: KnowledgeMimeType, limits: Partial<ParseLimits> = {}): Promise<string> {
+  const bounds: ParseLimits = { ...DEFAULT_PARSE_LIMITS, ...limits };
   let text: string;
-  if (mimeType === 'application/pdf') text = await pdfToText(data);
-  else if (mimeType === 'text/html') {
-    try {
-      text = htmlToText(decodeText(data));
-    } catch (err) {
-      if (err instanceof DocumentRejected) throw err;
-      // the same bytes fail the same way: final, not retried
-      throw new DocumentRejected(`the HTML could not be read: ${(err as Error).message}`.slice(0, 300));
-    }
-  }
+  if (mimeType === 'application/pdf') text = (await parseInSandbox({ kind: 'pdf', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, bounds)).text;
+  // html-to-text failures (a RangeError from deep nesting) are the document's: final, not retried
+  else if (mimeType === 'text/html') text = (await parseInSandbox({ kind: 'html', html: decodeText(data), options: HTML_TO_TEXT_OPTIONS as Record<string, unknown> }, bounds)).text;
   else if (mimeType === 'text/markdown') text = markdownToText(decodeText(data));
   else text = decodeText(data);
-  // pdf-parse marks page breaks with `-- 1 of 3 --` lines
-  text = text.replace(/^-- \d+ of \d+ --$/gm, '').split('\u0000').join('');
+  text = text.split('\u0000').join('');
   if (text.trim() === '') throw new DocumentRejected(`the document has no text to index (${mimeType})`);
   return text;
 }
