@@ -139,7 +139,7 @@ export const configSchema = z.object({
   /** Knowledge base: one url document fetch's timeout (connect, redirects, body). */
   KNOWLEDGE_FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
   /** Knowledge base: the memory (resident, MB) of the child process that parses one PDF or HTML document (~90 MB of it is Node and pdf.js); more is a failed document (knowledge_parse_limit). */
-  KNOWLEDGE_PARSE_MEMORY_MB: z.coerce.number().int().min(128).max(16_384).default(256),
+  KNOWLEDGE_PARSE_MEMORY_MB: z.coerce.number().int().min(192).max(16_384).default(256),
   /** Knowledge base: the deadline of one PDF or HTML parse (ms; below the 5-minute activity timeout); later is a failed document. */
   KNOWLEDGE_PARSE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(240_000).default(30_000),
   /** Knowledge base: a PDF with more pages is a failed document (refused before any page is read). */

@@ -6,16 +6,20 @@
  * `Uint8Array`s, memory outside the V8 heap that `resourceLimits` does not count. Measured (Node
  * 20): an 807 KB PDF whose FlateDecode content stream is 830 MB of spaces parsed to the end in a
  * thread with `maxOldGenerationSizeMb: 256`, the process at 1.46 GB RSS (heap 12 MB, array
- * buffers 1.6 GB). The child gets `--max-old-space-size` for its heap, and its resident memory
- * (VmRSS from /proc, and its own check of `process.memoryUsage.rss()` where /proc is missing) is
- * watched: over the limit, or past the deadline, it is killed (SIGKILL). The child starts with an
- * empty environment (no database url, no keys) and is told only where pdf-parse and html-to-text
- * are.
+ * buffers 1.6 GB). So the child gets, on Linux, `ulimit -d` (RLIMIT_DATA: the kernel refuses its
+ * allocations past the limit, array buffers included: pdf.js fails with "Array buffer allocation
+ * failed") and `ulimit -t` (RLIMIT_CPU), `--max-old-space-size` for its heap, and the parent
+ * watches its resident memory (VmRSS from /proc every 25 ms) and its wall-clock time: over either
+ * limit it is killed (SIGKILL). The child cannot watch itself: pdf.js holds its event loop until a
+ * page is done. Elsewhere than Linux only the heap limit, the deadline and the page and text
+ * limits apply. The child starts with an empty environment (no database url, no keys) and is told
+ * only where pdf-parse or html-to-text is.
  *
  * A child that hits a limit or dies is a `ParseLimitExceeded` / `DocumentRejected` (final: the same
  * bytes do the same again); only a child that cannot be started is a plain Error (retried).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { DocumentRejected, ParseLimitExceeded } from './rejections';
@@ -31,12 +35,17 @@ export interface ParseLimits {
   maxChars: number;
   /** Parses running at once in this process (each a child of up to memoryMb). KNOWLEDGE_PARSE_CONCURRENCY */
   concurrency: number;
+  /** The kernel's limits on the child (`ulimit -d`, `ulimit -t` through /bin/sh); default: on Linux. Off: the VmRSS watch alone bounds memory. */
+  kernelLimits?: boolean;
 }
 
 export const DEFAULT_PARSE_LIMITS: ParseLimits = { memoryMb: 256, timeoutMs: 30_000, maxPages: 1_000, maxChars: 5_000_000, concurrency: 2 };
 
 /** How often the child's resident memory is read, ms. */
 const WATCH_INTERVAL_MS = 25;
+
+/** Whether the child can be started through /bin/sh with `ulimit -d` / `ulimit -t` (Linux). */
+const KERNEL_LIMITS = process.platform === 'linux' && existsSync('/bin/sh');
 
 /**
  * The child's program (plain CommonJS, run with `node -e`: the same text under tsx, jest and the
@@ -46,9 +55,8 @@ const CHILD_PROGRAM = String.raw`
 'use strict';
 const answer = (m) => new Promise((resolve) => process.send(m, () => resolve()));
 process.once('message', async (job) => {
-  // where /proc cannot be read (the parent watches VmRSS there), the child watches itself
-  const watch = setInterval(() => { if (process.memoryUsage.rss() > job.memoryBytes) process.exit(75); }, 50);
-  watch.unref();
+  // no timer of its own: pdf.js keeps the event loop busy until getText() is done (measured: one
+  // 50 ms interval tick in a 3.4 s parse), so the bounds are the parent's and the kernel's
   try {
     if (job.kind === 'html') {
       const { convert } = require(job.lib);
@@ -76,7 +84,10 @@ process.once('message', async (job) => {
       }
     }
   } catch (err) {
-    await answer({ ok: false, error: String((err && err.message) || err).slice(0, 300) });
+    // an allocation refused by RLIMIT_DATA (ulimit -d): the memory limit
+    // (pdf-parse rewraps pdf.js errors: the message is what is left)
+    if (/allocation failed|out of memory/i.test(String(err && err.message))) await answer({ ok: false, limit: 'memory' });
+    else await answer({ ok: false, error: String((err && err.message) || err).slice(0, 300) });
   }
   process.exit(0);
 });
@@ -84,7 +95,7 @@ process.once('message', async (job) => {
 
 const answerSchema = z.union([
   z.object({ ok: z.literal(true), text: z.string(), pages: z.number().int().min(0) }),
-  z.object({ ok: z.literal(false), limit: z.enum(['pages', 'chars']), pages: z.number().int().optional() }),
+  z.object({ ok: z.literal(false), limit: z.enum(['memory', 'pages', 'chars']), pages: z.number().int().optional() }),
   z.object({ ok: z.literal(false), error: z.string().max(1000) }),
 ]);
 
@@ -148,7 +159,12 @@ function runChild(job: SandboxJob, limits: ParseLimits): Promise<{ text: string;
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [`--max-old-space-size=${limits.memoryMb}`, '-e', CHILD_PROGRAM], {
+      const node = [process.execPath, `--max-old-space-size=${limits.memoryMb}`, '-e', CHILD_PROGRAM];
+      // Linux: through sh, the kernel's limits on the child (setrlimit is not in Node's API):
+      // RLIMIT_DATA refuses allocations past memoryMb, array buffers included, even if this
+      // process is gone; RLIMIT_CPU ends a child that outlives a dead parent's deadline
+      const command = KERNEL_LIMITS && limits.kernelLimits !== false ? ['/bin/sh', '-c', 'ulimit -d "$1" 2>/dev/null; ulimit -t "$2" 2>/dev/null; shift 2; exec "$@"', 'parley-parse', String(limits.memoryMb * 1024), String(Math.ceil(limits.timeoutMs / 1000) + 1), ...node] : node;
+      child = spawn(command[0]!, command.slice(1), {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'advanced',
         env: {},
@@ -205,8 +221,9 @@ function runChild(job: SandboxJob, limits: ParseLimits): Promise<{ text: string;
     // `close` comes after `exit` and after the IPC channel is drained: every message is in
     child.on('close', (code, signal) => {
       finish(() => {
-        if (killedFor === 'memory' || (!answer && (signal === 'SIGABRT' || code === 75 || code === 134 || /heap out of memory|heap limit/i.test(stderr)))) reject(tooComplex('memory'));
-        else if (killedFor === 'time') reject(tooComplex('time'));
+        // V8 aborts (SIGABRT, SIGTRAP, 134) when its heap or an allocation the kernel refused is fatal
+        if (killedFor === 'memory' || (answer && !answer.ok && 'limit' in answer && answer.limit === 'memory') || (!answer && (signal === 'SIGABRT' || signal === 'SIGTRAP' || code === 134 || /out of memory|heap limit|allocation failed/i.test(stderr)))) reject(tooComplex('memory'));
+        else if (killedFor === 'time' || (!answer && signal === 'SIGXCPU')) reject(tooComplex('time'));
         else if (!answer) reject(new DocumentRejected(`the ${name} parser stopped (${signal ?? `exit code ${code}`}): the document cannot be read`));
         else if (answer.ok) {
           if (answer.text.length > limits.maxChars) reject(new ParseLimitExceeded(`the ${name}'s text is over ${limits.maxChars} characters (split it into smaller documents)`));
@@ -221,8 +238,8 @@ function runChild(job: SandboxJob, limits: ParseLimits): Promise<{ text: string;
       });
     });
     const message = job.kind === 'pdf'
-      ? { kind: 'pdf', data: job.data, lib: require.resolve('pdf-parse'), memoryBytes, maxPages: limits.maxPages, maxChars: limits.maxChars }
-      : { kind: 'html', html: job.html, options: job.options, lib: require.resolve('html-to-text'), memoryBytes, maxChars: limits.maxChars };
+      ? { kind: 'pdf', data: job.data, lib: require.resolve('pdf-parse'), memoryBytes, timeoutMs: limits.timeoutMs, maxPages: limits.maxPages, maxChars: limits.maxChars }
+      : { kind: 'html', html: job.html, options: job.options, lib: require.resolve('html-to-text'), memoryBytes, timeoutMs: limits.timeoutMs, maxChars: limits.maxChars };
     // a child that dies before reading the job: `close` says why
     child.send(message, () => undefined);
   });

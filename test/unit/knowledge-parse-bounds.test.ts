@@ -59,11 +59,20 @@ describe('parsing out of the worker', () => {
     const { result: err, grewBy } = await withPeakRss(() => parseDocument(bomb, 'application/pdf').catch((e: unknown) => e));
     expect(err).toBeInstanceOf(ParseLimitExceeded);
     expect((err as Error).message).toBe(`the PDF is too complex to parse within ${DEFAULT_PARSE_LIMITS.memoryMb} MB and 30 s (it needed more than ${DEFAULT_PARSE_LIMITS.memoryMb} MB)`);
-    // the child was killed past the limit, long before the stream was inflated
-    expect(sandboxStats.lastPeakRssBytes).toBeGreaterThan(DEFAULT_PARSE_LIMITS.memoryMb * MB);
-    expect(sandboxStats.lastPeakRssBytes).toBeLessThan(DEFAULT_PARSE_LIMITS.memoryMb * MB + 128 * MB);
+    // the kernel refused the child's allocations at the limit (ulimit -d), long before the stream was inflated
+    expect(sandboxStats.lastPeakRssBytes).toBeGreaterThan(100 * MB);
+    expect(sandboxStats.lastPeakRssBytes).toBeLessThanOrEqual(DEFAULT_PARSE_LIMITS.memoryMb * MB);
     expect(Date.now() - started).toBeLessThan(DEFAULT_PARSE_LIMITS.timeoutMs);
     // in this process (as before), the stream alone would be 512 MB of array buffers
+    expect(grewBy).toBeLessThan(64 * MB);
+  });
+
+  test('without the kernel limits, the resident memory watch kills the child just past the limit', async () => {
+    const { result: err, grewBy } = await withPeakRss(() => parseDocument(bomb, 'application/pdf', { kernelLimits: false }).catch((e: unknown) => e));
+    expect(err).toBeInstanceOf(ParseLimitExceeded);
+    expect((err as Error).message).toMatch(/needed more than 256 MB/);
+    expect(sandboxStats.lastPeakRssBytes).toBeGreaterThan(DEFAULT_PARSE_LIMITS.memoryMb * MB);
+    expect(sandboxStats.lastPeakRssBytes).toBeLessThan(DEFAULT_PARSE_LIMITS.memoryMb * MB + 128 * MB);
     expect(grewBy).toBeLessThan(64 * MB);
   });
 
