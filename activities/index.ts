@@ -34,7 +34,7 @@ import type { AgentAssetService } from '../services/agent-assets';
 import { createLlmActivities, createReplyWriter } from './llm/reply';
 import { createMediaActivities } from './media/fetch';
 import { createMediaResolver, type MediaResolver } from './media/resolve';
-import { createKnowledgeActivities } from './knowledge/ingest';
+import { createKnowledgeActivities, type KnowledgeActivityDeps } from './knowledge/ingest';
 import { withDatabaseErrors } from './database-errors';
 import { createDeadLetterActivities } from './persistence/dead-letters';
 import { createPersistenceActivities } from './persistence/leads';
@@ -65,7 +65,7 @@ export interface ActivityDeps {
   /** Knowledge bases (services.knowledge): documents, chunks, retrieval. */
   knowledge: KnowledgeService;
   /** Knowledge document ingestion: the embedder and the url fetch limits; absent = defaults, no embedder (documents fail with llm_config). */
-  knowledgeIngest?: { embedder?: Embedder; maxBytes: number; fetchTimeoutMs: number; allowLocalUrls: boolean };
+  knowledgeIngest?: { embedder?: Embedder; maxBytes: number; fetchTimeoutMs: number; allowLocalUrls: boolean; parseLimits?: KnowledgeActivityDeps['parseLimits'] };
   /** MEDIA_MAX_BYTES; 16 MB when absent. */
   mediaMaxBytes?: number;
   /** The media library (services.mediaLibrary): files sends name by `mediaId`. */
@@ -170,6 +170,7 @@ export function createActivities(deps: ActivityDeps) {
       maxBytes: deps.knowledgeIngest?.maxBytes ?? 10 * 1024 * 1024,
       fetchTimeoutMs: deps.knowledgeIngest?.fetchTimeoutMs ?? 20_000,
       allowLocalUrls: deps.knowledgeIngest?.allowLocalUrls ?? false,
+      parseLimits: deps.knowledgeIngest?.parseLimits,
     }),
     ...createCircuitActivities(deps),
     ...createChannelDeleteActivities(deps),

@@ -32,6 +32,7 @@ export function activityDepsFrom(config: Config, services: Services, log: Logger
       embedder: createOpenAIEmbedder(embeddingSettingsFrom(config)),
       maxBytes: config.KNOWLEDGE_MAX_FILE_BYTES,
       fetchTimeoutMs: config.KNOWLEDGE_FETCH_TIMEOUT_MS,
+      parseLimits: { memoryMb: config.KNOWLEDGE_PARSE_MEMORY_MB, timeoutMs: config.KNOWLEDGE_PARSE_TIMEOUT_MS, maxPages: config.KNOWLEDGE_PDF_MAX_PAGES, concurrency: config.KNOWLEDGE_PARSE_CONCURRENCY },
       // http and loopback urls only outside production (a local server in development and tests)
       allowLocalUrls: config.NODE_ENV !== 'production',
     },

@@ -140,6 +140,14 @@ export const configSchema = z.object({
   KNOWLEDGE_MAX_FILE_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(10 * 1024 * 1024),
   /** Knowledge base: one url document fetch's timeout (connect, redirects, body). */
   KNOWLEDGE_FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
+  /** Knowledge base: the memory (resident, MB) of the child process that parses one PDF or HTML document (~90 MB of it is Node and pdf.js); more is a failed document (knowledge_parse_limit). */
+  KNOWLEDGE_PARSE_MEMORY_MB: z.coerce.number().int().min(192).max(16_384).default(256),
+  /** Knowledge base: the deadline of one PDF or HTML parse (ms; below the 5-minute activity timeout); later is a failed document. */
+  KNOWLEDGE_PARSE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(240_000).default(30_000),
+  /** Knowledge base: a PDF with more pages is a failed document (refused before any page is read). */
+  KNOWLEDGE_PDF_MAX_PAGES: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  /** Knowledge base: PDF/HTML parses running at once in one worker (each a child process of up to KNOWLEDGE_PARSE_MEMORY_MB). */
+  KNOWLEDGE_PARSE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /** Knowledge base without pgvector: chunks ranked by cosine in SQL per query, at most this many (the knowledge bases' chunks beyond it are not compared). */
   KNOWLEDGE_VECTOR_SCAN_LIMIT: z.coerce.number().int().min(100).max(1_000_000).default(20_000),
   /** Knowledge search: the vector list's weight in the fused score, full text weighing 1 (services/knowledge.ts DEFAULT_VECTOR_WEIGHT). */

@@ -118,6 +118,13 @@ export const FailureType = {
    * large, its url refused (SSRF rules) or answering 4xx. Final: the document is marked failed.
    */
   KnowledgeDocumentRejected: 'knowledge_document_rejected',
+  /**
+   * A PDF or HTML document over a parsing limit: it needs more memory (KNOWLEDGE_PARSE_MEMORY_MB)
+   * or time (KNOWLEDGE_PARSE_TIMEOUT_MS) than the parser is given, has more pages
+   * (KNOWLEDGE_PDF_MAX_PAGES) or more text than the chunk limit allows. Final: the document is
+   * marked failed.
+   */
+  KnowledgeParseLimit: 'knowledge_parse_limit',
 } as const;
 
 export type FailureTypeKey = keyof typeof FailureType;
@@ -149,7 +156,7 @@ export const LLM_FAILURES = freeze([F.LlmConfig, F.LlmTransient, F.LlmBudgetExce
 export const MEDIA_FAILURES = freeze([F.MediaTooLarge, F.MediaChecksumMismatch, F.MediaInvalidId, F.MediaNotFound, F.MediaUrlNotConfigured, F.MediaKindMismatch]);
 export const DATABASE_FAILURES = freeze([F.DatabaseRejected, F.DatabaseUnavailable]);
 /** Knowledge document ingestion (knowledgeDocumentWorkflow): failures no retry can fix. */
-export const KNOWLEDGE_NON_RETRYABLE = freeze([F.KnowledgeDocumentRejected, F.LlmConfig, F.InvalidInput, F.DatabaseRejected]);
+export const KNOWLEDGE_NON_RETRYABLE = freeze([F.KnowledgeDocumentRejected, F.KnowledgeParseLimit, F.LlmConfig, F.InvalidInput, F.DatabaseRejected]);
 /** Outbound webhook deliveries that end at once (no retry). */
 export const FINAL_WEBHOOK_FAILURES = freeze([F.WebhookRejected, F.WebhookUrlRefused, F.WebhookEndpointGone]);
 

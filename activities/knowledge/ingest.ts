@@ -13,7 +13,7 @@ import type { KnowledgeService } from '../../services/knowledge';
 import type { ResolveHost } from '../media/url-guard';
 import { chunkText, type ChunkOptions } from './chunk';
 import { fetchDocumentUrl } from './fetch-url';
-import { DocumentRejected, knowledgeMimeType, parseDocumentWithHeadings } from './parse';
+import { DEFAULT_PARSE_LIMITS, DocumentRejected, knowledgeMimeType, ParseLimitExceeded, parseDocumentWithHeadings, type ParseLimits } from './parse';
 
 export interface KnowledgeDocumentRef {
   documentId: string;
@@ -35,6 +35,12 @@ export interface KnowledgeActivityDeps {
   chunking?: ChunkOptions;
   /** The most chunks one document may have (default MAX_DOCUMENT_CHUNKS): more is refused, not embedded. */
   maxChunks?: number;
+  /**
+   * PDF and HTML parsing bounds (KNOWLEDGE_PARSE_MEMORY_MB, KNOWLEDGE_PARSE_TIMEOUT_MS,
+   * KNOWLEDGE_PDF_MAX_PAGES, KNOWLEDGE_PARSE_CONCURRENCY; default DEFAULT_PARSE_LIMITS). The text
+   * limit is the chunk limit's.
+   */
+  parseLimits?: Partial<Omit<ParseLimits, 'maxChars'>>;
 }
 
 /**
@@ -52,8 +58,9 @@ export function redactKeys(message: string): string {
   return message.replace(/\b(sk|pk|rk)-[A-Za-z0-9_*.-]{4,}/g, '[redacted key]').replace(/\b(Bearer)\s+[A-Za-z0-9_*.~+/=-]{8,}/gi, '$1 [redacted]');
 }
 
-function rejected(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: FailureType.KnowledgeDocumentRejected, message, nonRetryable: true });
+function rejected(err: DocumentRejected): ApplicationFailure {
+  const type = err instanceof ParseLimitExceeded ? FailureType.KnowledgeParseLimit : FailureType.KnowledgeDocumentRejected;
+  return ApplicationFailure.create({ type, message: err.message, nonRetryable: true });
 }
 
 export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
@@ -79,10 +86,11 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         }
         if (!content) throw new DocumentRejected('the document has no content');
         if (!mimeType) throw new DocumentRejected(`unsupported type ${doc.mimeType ?? '(none)'}`);
-        const { text, headings } = await parseDocumentWithHeadings(content, mimeType);
         const maxChunks = deps.maxChunks ?? MAX_DOCUMENT_CHUNKS;
+        const maxChars = maxChunks * Math.max(TEXT_CHARS_PER_CHUNK, 2 * (deps.chunking?.maxChars ?? 0));
+        const { text, headings } = await parseDocumentWithHeadings(content, mimeType, { ...DEFAULT_PARSE_LIMITS, ...deps.parseLimits, maxChars });
         const tooLong = () => new DocumentRejected(`the document's text is too long: over ${maxChunks} chunks (split it into smaller documents)`);
-        if (text.length > maxChunks * Math.max(TEXT_CHARS_PER_CHUNK, 2 * (deps.chunking?.maxChars ?? 0))) throw tooLong();
+        if (text.length > maxChars) throw tooLong();
         const chunks = chunkText(text, { ...deps.chunking, headings });
         if (chunks.length === 0) throw new DocumentRejected('the document has no text to index');
         if (chunks.length > maxChunks) throw tooLong();
@@ -91,7 +99,7 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         log.info({ documentId: doc.id, knowledgeBaseId: doc.knowledgeBaseId, chunks: chunks.length, chars: text.length, mimeType }, 'knowledge document chunked');
         return { gone: false, chunkCount: chunks.length, batchSize: deps.embedder?.batchSize ?? 64 };
       } catch (err) {
-        if (err instanceof DocumentRejected) throw rejected(err.message);
+        if (err instanceof DocumentRejected) throw rejected(err);
         throw err;
       }
     },

@@ -1,20 +1,19 @@
 /**
  * A document's bytes to plain text, by type: text and Markdown as they are (Markdown's link
- * targets and markup characters dropped), HTML through html-to-text, PDF through pdf-parse.
- * A document that cannot be read is a `DocumentRejected` (final: the same bytes fail again).
+ * targets and markup characters dropped), HTML through html-to-text, PDF through pdf-parse. PDF
+ * and HTML are parsed in a child process with a memory bound, a deadline, a page and a text limit
+ * (./parse-sandbox.ts). A document that cannot be read is a `DocumentRejected`, one over a limit a
+ * `ParseLimitExceeded` (both final: the same bytes fail again).
  */
-import { convert } from 'html-to-text';
+import { convert, type HtmlToTextOptions } from 'html-to-text';
+import { DEFAULT_PARSE_LIMITS, parseInSandbox, type ParseLimits } from './parse-sandbox';
+import { DocumentRejected } from './rejections';
+
+export { DocumentRejected, ParseLimitExceeded } from './rejections';
+export { DEFAULT_PARSE_LIMITS, type ParseLimits } from './parse-sandbox';
 
 export const KNOWLEDGE_MIME_TYPES = ['text/plain', 'text/markdown', 'text/html', 'application/pdf'] as const;
 export type KnowledgeMimeType = (typeof KNOWLEDGE_MIME_TYPES)[number];
-
-/** A document that can never be indexed as it is (unreadable, empty, unsupported, refused): not retried. */
-export class DocumentRejected extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DocumentRejected';
-  }
-}
 
 /** The supported type of a declared mime type and/or file name; undefined when unsupported. */
 export function knowledgeMimeType(declared: string | undefined, fileName?: string, head?: Buffer): KnowledgeMimeType | undefined {
@@ -36,8 +35,8 @@ export function knowledgeMimeType(declared: string | undefined, fileName?: strin
 /** Nesting depth of HTML read, at most. */
 export const HTML_MAX_DEPTH = 256;
 
-export function htmlToText(html: string): string {
-  return convert(html, {
+/** html-to-text's options (plain data: they are sent to the parsing child as they are). */
+export const HTML_TO_TEXT_OPTIONS: HtmlToTextOptions = {
     wordwrap: false,
     preserveNewlines: false,
     // deeper nesting is not read (html-to-text walks the tree recursively: 100,000 nested tags overflow the stack)
@@ -55,7 +54,11 @@ export function htmlToText(html: string): string {
       { selector: 'h6', options: { uppercase: false } },
       { selector: 'table', format: 'dataTable', options: { uppercaseHeaderCells: false } },
     ],
-  });
+};
+
+/** HTML to text in this process (trusted or small input; documents go through `parseDocument`). */
+export function htmlToText(html: string): string {
+  return convert(html, HTML_TO_TEXT_OPTIONS);
 }
 
 /** Markdown's markup without its words: link targets, images, emphasis and heading marks. */
@@ -69,19 +72,6 @@ export function markdownToText(md: string): string {
     .replace(/(\*\*|__)(?=\S)([\s\S]*?\S)\1/g, '$2')
     .replace(/(^|[^*\w])\*(?=\S)([^*\n]*?\S)\*(?!\w)/g, '$1$2')
     .replace(/`([^`\n]+)`/g, '$1');
-}
-
-async function pdfToText(data: Buffer): Promise<string> {
-  const { PDFParse } = await import('pdf-parse');
-  const parser = new PDFParse({ data: new Uint8Array(data) });
-  try {
-    const result = await parser.getText();
-    return result.text;
-  } catch (err) {
-    throw new DocumentRejected(`the PDF could not be read: ${(err as Error).message}`.slice(0, 300));
-  } finally {
-    await parser.destroy().catch(() => undefined);
-  }
 }
 
 function decodeText(data: Buffer): string {
@@ -114,12 +104,26 @@ export function markdownHeadings(md: string): DocumentHeading[] {
   return out;
 }
 
-/** HTML's h1–h3 (h4–h6 are mostly page furniture: footers, sidebars), as htmlToText renders them. */
+/** At most this many HTML heading tags are read (the scan stays linear in the page's size). */
+const HTML_MAX_HEADINGS = 2000;
+
+/**
+ * HTML's h1–h3 (h4–h6 are mostly page furniture: footers, sidebars), as htmlToText renders them.
+ * Runs in the worker on untrusted HTML, so it is bounded: a tag's attributes are read up to 500
+ * characters, its text up to 2,000, and only the first HTML_MAX_HEADINGS tags (no backtracking
+ * over the rest of the page for an unclosed tag).
+ */
 export function htmlHeadings(html: string): DocumentHeading[] {
   const out: DocumentHeading[] = [];
-  for (const m of html.matchAll(/<h([1-3])\b[^>]*>([\s\S]*?)<\/h\1\s*>/gi)) {
-    if (m[2]!.length > 10 * HEADING_MAX_CHARS) continue;
-    const text = squash(htmlToText(m[2]!));
+  const open = /<h([1-3])\b[^>]{0,500}>/gi;
+  const span = 10 * HEADING_MAX_CHARS;
+  for (let seen = 0, m = open.exec(html); m && seen < HTML_MAX_HEADINGS; seen++, m = open.exec(html)) {
+    const start = m.index + m[0].length;
+    const window = html.slice(start, start + span + 16);
+    const close = window.search(new RegExp(`</h${m[1]}\\s*>`, 'i'));
+    if (close < 0 || close > span) continue;
+    open.lastIndex = start + close;
+    const text = squash(htmlToText(window.slice(0, close)));
     if (text !== '' && text.length <= HEADING_MAX_CHARS) out.push({ level: Number(m[1]), text });
   }
   return out;
@@ -150,25 +154,32 @@ export interface ParsedDocument {
   headings: DocumentHeading[];
 }
 
-/** The document's plain text; DocumentRejected when there is none to index. */
-export async function parseDocument(data: Buffer, mimeType: KnowledgeMimeType): Promise<string> {
-  return (await parseDocumentWithHeadings(data, mimeType)).text;
+/**
+ * The document's plain text; DocumentRejected when there is none to index, ParseLimitExceeded when
+ * it is over a limit. `limits` default to DEFAULT_PARSE_LIMITS.
+ */
+export async function parseDocument(data: Buffer, mimeType: KnowledgeMimeType, limits: Partial<ParseLimits> = {}): Promise<string> {
+  return (await parseDocumentWithHeadings(data, mimeType, limits)).text;
 }
 
-/** The document's plain text and headings (none found in PDFs); DocumentRejected when there is no text to index. */
-export async function parseDocumentWithHeadings(data: Buffer, mimeType: KnowledgeMimeType): Promise<ParsedDocument> {
+/**
+ * The document's plain text and headings (none found in PDFs); PDF and HTML are converted in the
+ * bounded child process (./parse-sandbox.ts), HTML's headings read here from their own small tags.
+ * DocumentRejected when there is no text to index, ParseLimitExceeded when over a limit.
+ */
+export async function parseDocumentWithHeadings(data: Buffer, mimeType: KnowledgeMimeType, limits: Partial<ParseLimits> = {}): Promise<ParsedDocument> {
+  const bounds: ParseLimits = { ...DEFAULT_PARSE_LIMITS, ...limits };
   let text: string;
   let headings: DocumentHeading[] = [];
-  if (mimeType === 'application/pdf') text = await pdfToText(data);
+  if (mimeType === 'application/pdf') text = (await parseInSandbox({ kind: 'pdf', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, bounds)).text;
   else if (mimeType === 'text/html') {
+    const html = decodeText(data);
+    // html-to-text failures (a RangeError from deep nesting) are the document's: final, not retried
+    text = (await parseInSandbox({ kind: 'html', html, options: HTML_TO_TEXT_OPTIONS as Record<string, unknown> }, bounds)).text;
     try {
-      const html = decodeText(data);
-      text = htmlToText(html);
       headings = htmlHeadings(html);
-    } catch (err) {
-      if (err instanceof DocumentRejected) throw err;
-      // the same bytes fail the same way: final, not retried
-      throw new DocumentRejected(`the HTML could not be read: ${(err as Error).message}`.slice(0, 300));
+    } catch {
+      headings = [];
     }
   } else if (mimeType === 'text/markdown') {
     const md = decodeText(data);
@@ -178,8 +189,7 @@ export async function parseDocumentWithHeadings(data: Buffer, mimeType: Knowledg
     text = decodeText(data);
     headings = plainTextHeadings(text);
   }
-  // pdf-parse marks page breaks with `-- 1 of 3 --` lines
-  text = text.replace(/^-- \d+ of \d+ --$/gm, '').split('\u0000').join('');
+  text = text.split('\u0000').join('');
   if (text.trim() === '') throw new DocumentRejected(`the document has no text to index (${mimeType})`);
   return { text, headings };
 }

@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connectTemporalClient } from '../../temporal/connect';
 import { knowledgeDocumentWorkflowId } from '../../workflows/knowledge';
-import { tinyPdf } from '../support/pdf';
+import { flateBombPdf, tinyPdf } from '../support/pdf';
 import { ADMIN_TOKEN, startStack, waitFor, type Stack } from '../support/stack';
 
 jest.setTimeout(180_000);
@@ -194,6 +194,42 @@ describe('knowledge base', () => {
     expect(await settled(key, kbId, pdf.body.id)).toMatchObject({ status: 'ready' });
     // nothing left to re-index with the same model but the failed ones
     await waitFor(async () => (await settled(key, kbId, missing.body.id)).status === 'failed' && (await settled(key, kbId, byUrl.body.id)).status === 'ready');
+  });
+
+  test('a PDF bomb fails its document for good (one attempt), out of the worker process; the worker keeps indexing', async () => {
+    const key = await newTenant();
+    const kbId = await newKb(key);
+    const bomb = await flateBombPdf(512 * 1024 * 1024, 2); // 512 MB of spaces in ~2 KB
+    expect(bomb.length).toBeLessThan(MAX_FILE);
+    const before = process.memoryUsage.rss();
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage.rss());
+    }, 5);
+    let doc: Doc;
+    let bombId: string;
+    try {
+      const up = await stack.api.post(`/v1/knowledge-bases/${kbId}/documents`).set(auth(key)).attach('file', bomb, { filename: 'bomb.pdf', contentType: 'application/pdf' }).expect(202);
+      bombId = up.body.id as string;
+      doc = await settled(key, kbId, bombId);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(doc).toMatchObject({ status: 'failed', chunkCount: 0, error: 'knowledge_parse_limit: the PDF is too complex to parse within 256 MB and 30 s (it needed more than 256 MB)' });
+    // the worker runs in this process: it did not hold the inflated stream
+    expect(peak - before).toBeLessThan(96 * 1024 * 1024);
+    const { client, connection } = await connectTemporalClient(stack.config.temporal, { payloadCodec: stack.core.payloadCodec });
+    try {
+      const handle = client.workflow.getHandle(knowledgeDocumentWorkflowId(bombId, 0));
+      expect(await handle.result()).toMatchObject({ status: 'failed' });
+      const started = (await handle.fetchHistory()).events?.filter((e) => e.activityTaskStartedEventAttributes) ?? [];
+      // prepare once (not retried), then the finish activity
+      expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([1, 1]);
+    } finally {
+      await connection.close();
+    }
+    const pdf = await stack.api.post(`/v1/knowledge-bases/${kbId}/documents`).set(auth(key)).attach('file', tinyPdf(['Laces are replaced free of charge.']), { filename: 'laces.pdf', contentType: 'application/pdf' }).expect(202);
+    expect(await settled(key, kbId, pdf.body.id)).toMatchObject({ status: 'ready', chunkCount: 1 });
   });
 
   test('uploads are refused with 400, 413 and 415 as they should', async () => {

@@ -163,6 +163,7 @@ describe('failure types', () => {
       WebhookUrlRefused: 'webhook_url_refused',
       WebhookEndpointGone: 'webhook_endpoint_gone',
       KnowledgeDocumentRejected: 'knowledge_document_rejected',
+      KnowledgeParseLimit: 'knowledge_parse_limit',
     });
     expect(new Set(FAILURE_TYPES).size).toBe(FAILURE_TYPES.length);
     expect(Object.isFrozen(FAILURE_TYPES)).toBe(true);

@@ -128,6 +128,10 @@ describe('parsing', () => {
       { level: 1, text: 'Financing & loans' },
       { level: 2, text: 'SunShare rent-to-own' },
     ]);
+    // untrusted HTML read in the worker: an unclosed tag does not swallow the rest, and at most 2,000 tags are read
+    expect(htmlHeadings(`<h1>${'x'.repeat(3000)}</h1><h2>Real</h2>`)).toEqual([{ level: 2, text: 'Real' }]);
+    expect(htmlHeadings('<h2>a</h2>'.repeat(3000))).toHaveLength(2000);
+    expect(htmlHeadings(`${'<h1>'.repeat(100_000)}<h1>t</h1>`)).toEqual([]);
     expect(plainTextHeadings('ACME - DELIVERY POLICY\nVersion 4\n\nSome text.\n\nZONE A - CAPE TOWN\n\nFee: R650.\n\nNOT A HEADING\nbecause a second line follows')).toEqual([
       { level: 1, text: 'ACME - DELIVERY POLICY' },
       { level: 2, text: 'ZONE A - CAPE TOWN' },
