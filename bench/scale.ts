@@ -181,7 +181,9 @@ async function openLeads(ctx: Ctx) {
   const sent = await webhooks(ctx, { prefix, count: n, rate: opts.leadRate });
   const accepted = sent.sends.filter((x) => x.ok);
   const replies = await ctx.world.replies({ prefix, expected: accepted.length, timeoutMs: Math.max(120_000, n * 600) });
-  log(`(a) ${replies.replied}/${accepted.length} answered in ${round((Date.now() - t0) / 1000, 0)} s; enrolling each in a sequence (step due in 7 days)`);
+  const answerS = round((Date.now() - t0) / 1000, 1);
+  log(`(a) ${replies.replied}/${accepted.length} answered in ${round(answerS, 0)} s; enrolling each in a sequence (step due in 7 days)`);
+  const e0 = Date.now();
   const enrolled = await pool(accepted, 16, async (x) => {
     try {
       const cursor = await temporalApi.sequence(wfId(ctx, x.waId), { action: 'enroll', sequence: FAR_SEQUENCE });
@@ -190,6 +192,7 @@ async function openLeads(ctx: Ctx) {
       return false;
     }
   });
+  const enrolS = round((Date.now() - e0) / 1000, 1);
   const settleS = await settle(ctx.workers[0]?.pid);
   const settled = { ...footprint(ctx), postgresMB: await postgresSizeMB(ctx.core), settleS };
   log(`(a) settled: worker RSS ${settled.workerRssMB.join(', ')} MB, temporal db ${settled.temporalDbMB} MB, postgres ${settled.postgresMB} MB`);
@@ -226,6 +229,11 @@ async function openLeads(ctx: Ctx) {
     accepted: accepted.length,
     answered: replies.replied,
     enrolled: enrolled.filter(Boolean).length,
+    /** Seconds from the first webhook until every accepted lead was answered, and answered leads per second over it. */
+    answerS,
+    leadsPerS: round(replies.replied / Math.max(answerS, 0.001), 2),
+    /** Seconds the enrolments (the `sequence` update, 16 at a time) took. */
+    enrolS,
     settled,
     restart: { restartS, afterRestart, queryS, queried: byState, afterResume, laterMessage: { sent: sampleN, answered: later.replied } },
     everyLeadResumes: (byState.active ?? 0) === accepted.length && later.replied === sampleN,
@@ -401,8 +409,27 @@ async function throughput(ctx: Ctx) {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The machine's 1-minute load average every `everyMs` (other people's jobs share the cores). */
+function sampleLoad(everyMs = 15_000) {
+  const t0 = Date.now();
+  const samples: { s: number; load1: number }[] = [];
+  const take = () => samples.push({ s: round((Date.now() - t0) / 1000, 0), load1: round(os.loadavg()[0] ?? 0, 2) });
+  take();
+  const timer = setInterval(take, everyMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      const xs = samples.map((x) => x.load1).sort((a, b) => a - b);
+      return { min: xs[0], median: xs[Math.floor(xs.length / 2)], max: xs[xs.length - 1], everyS: everyMs / 1000, samples };
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  const load = sampleLoad();
   if (!process.env.DATABASE_URL) throw new Error(`bench:scale needs DATABASE_URL (PostgreSQL): the API and worker processes share one database\n${USAGE}`);
   const startedAt = new Date();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'parley-scale-'));
@@ -450,8 +477,8 @@ async function main(): Promise<void> {
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       git: { commit: (await import('node:child_process')).execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim() },
-      machine: { ...machineInfo(), loadAvg: os.loadavg().map((x) => round(x, 2)) },
-      parameters: { ...opts, phases: [...opts.phases], settings: leadSettingsFrom(config), database: core.database.describe, temporal: 'temporal server start-dev --db-filename (SQLite file)' },
+      machine: { ...machineInfo(), loadAvg: os.loadavg().map((x) => round(x, 2)), loadAvgDuring: load.stop() },
+      parameters: { ...opts, phases: [...opts.phases], settings: leadSettingsFrom(config), workerMaxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS, database: core.database.describe, temporal: 'temporal server start-dev --db-filename (SQLite file)' },
       baseline,
       openLeads: a ?? null,
       longConversation: b ?? null,
