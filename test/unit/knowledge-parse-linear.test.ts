@@ -4,6 +4,7 @@
  * (quadratic or worse: 80 KB of `**a ` 6.9 s, a heading line of 2,000 spaces 4 s) while the
  * worker's event loop was blocked; a 10 MB upload would have held it for hours.
  */
+import { chunkText } from '../../activities/knowledge/chunk';
 import { htmlHeadings, markdownHeadings, markdownToText } from '../../activities/knowledge/parse';
 
 const timed = (f: () => unknown): number => {
@@ -45,5 +46,14 @@ describe('knowledge parsing in the worker is linear on hostile input', () => {
     expect(found).toHaveLength(2_000);
     // the markup converted for headings is bounded in total, not only per tag
     expect(timed(() => htmlHeadings(`<h2>${'<table><tr><td>x</td></tr></table>'.repeat(50)}</h2>`.repeat(2_000)))).toBeLessThan(1_500);
+  });
+});
+
+describe('chunking in the worker is linear in the number of paragraphs', () => {
+  test('900 KB of one-letter paragraphs is chunked in well under a second (it took ~6 s: each paragraph re-joined the whole chunk so far)', () => {
+    let chunks: { text: string }[] = [];
+    expect(timed(() => (chunks = chunkText('A\n\n'.repeat(300_000))))).toBeLessThan(1_500);
+    expect(chunks.length).toBeGreaterThan(100);
+    expect(chunks.every((c) => c.text.length <= 1_200)).toBe(true);
   });
 });
