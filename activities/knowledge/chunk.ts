@@ -151,16 +151,24 @@ export function chunkText(text: string, opts: ChunkOptions = {}): Chunk[] {
     const body = join(cur, overlap);
     chunks.push(prefix !== '' && pathBudget > 0 ? `${prefix}\n\n${body}` : body);
   };
+  // the characters of `cur`'s texts, kept as units are added: join(cur, overlap).length without
+  // joining again for every unit (that was quadratic in the units of a chunk: one-letter paragraphs)
+  let curChars = 0;
+  const sumChars = (us: Unit[]) => us.reduce((n, u) => n + u.text.length, 0);
   for (const unit of units) {
     if (cur.length === 0) {
       cur = [unit];
+      curChars = unit.text.length;
       continue;
     }
-    const joined = join([...cur, unit], overlap);
-    const curLen = join(cur, overlap).length;
+    // (unit texts are never empty: join drops only an empty overlap)
+    const lead = overlap === '' ? 0 : overlap.length + 2;
+    const curLen = lead + curChars + 2 * (cur.length - 1);
+    const joinedLen = curLen + 2 + unit.text.length;
     const opensSection = unit.heading !== undefined && unit.heading <= SECTION_LEVEL && curLen >= targetChars / 2;
-    if (!opensSection && joined.length <= bodyMax && curLen < targetChars) {
+    if (!opensSection && joinedLen <= bodyMax && curLen < targetChars) {
       cur.push(unit);
+      curChars += unit.text.length;
       continue;
     }
     // a heading does not end a chunk: it goes with the section it opens
@@ -171,6 +179,7 @@ export function chunkText(text: string, opts: ChunkOptions = {}): Chunk[] {
     close();
     const tail = opensSection ? '' : tailOf(join(cur, overlap).replace(/\n\n/g, ' '), overlapChars);
     cur = [...carried, unit];
+    curChars = sumChars(cur);
     overlap = tail !== '' && join(cur, tail).length <= bodyMax ? tail : '';
   }
   if (cur.length > 0) close();

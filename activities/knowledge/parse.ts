@@ -5,7 +5,7 @@
  * (./parse-sandbox.ts). A document that cannot be read is a `DocumentRejected`, one over a limit a
  * `ParseLimitExceeded` (both final: the same bytes fail again).
  */
-import { convert, type HtmlToTextOptions } from 'html-to-text';
+import { compile, convert, type HtmlToTextOptions } from 'html-to-text';
 import { DEFAULT_PARSE_LIMITS, parseInSandbox, type ParseLimits } from './parse-sandbox';
 import { DocumentRejected } from './rejections';
 
@@ -61,15 +61,26 @@ export function htmlToText(html: string): string {
   return convert(html, HTML_TO_TEXT_OPTIONS);
 }
 
-/** Markdown's markup without its words: link targets, images, emphasis and heading marks. */
+/** A link's or image's target: no line breaks, one level of parentheses inside (`a_(b)`). */
+const LINK_TARGET = String.raw`\((?:[^()\n]|\([^()\n]*\))*\)`;
+const IMAGE = new RegExp(String.raw`!\[([^[\]\n]*)\]` + LINK_TARGET, 'g');
+const LINK = new RegExp(String.raw`\[([^[\]\n]+)\]` + LINK_TARGET, 'g');
+
+/**
+ * Markdown's markup without its words: link targets, images, emphasis and heading marks. Runs in
+ * the worker on untrusted text, so every pattern is linear: no part can scan past the next
+ * delimiter it would close on (an unclosed `**`, `![` or `](` does not scan the rest of the text
+ * again from each opener).
+ */
 export function markdownToText(md: string): string {
   return md
-    .replace(/```[^\n]*\n/g, '')
-    .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1')
-    .replace(/\[([^\]]+)\]\([^)]*\)/g, '$1')
+    .replace(/^[ \t]{0,3}```[^\n]*\n/gm, '')
+    .replace(IMAGE, '$1')
+    .replace(LINK, '$1')
     .replace(/^[ \t]{0,3}#{1,6}[ \t]+/gm, '')
     .replace(/^[ \t]{0,3}>[ \t]?/gm, '')
-    .replace(/(\*\*|__)(?=\S)([\s\S]*?\S)\1/g, '$2')
+    .replace(/\*\*(?=\S)([^*]*?\S)\*\*/g, '$1')
+    .replace(/__(?=\S)([^_]*?\S)__/g, '$1')
     .replace(/(^|[^*\w])\*(?=\S)([^*\n]*?\S)\*(?!\w)/g, '$1$2')
     .replace(/`([^`\n]+)`/g, '$1');
 }
@@ -89,6 +100,13 @@ export interface DocumentHeading {
 const HEADING_MAX_CHARS = 200;
 const squash = (s: string) => s.replace(/[ \t\f\v\r\n\u00a0]+/g, ' ').trim();
 
+/** Spaces and tabs off the end of `s` (a loop: `/[ \t]+$/` is quadratic on a long run of spaces). */
+function trimBlanksEnd(s: string): string {
+  let end = s.length;
+  while (end > 0 && (s[end - 1] === ' ' || s[end - 1] === '\t')) end--;
+  return s.slice(0, end);
+}
+
 /** Markdown's ATX headings (`#` … `######`), outside fenced code, as markdownToText renders them. */
 export function markdownHeadings(md: string): DocumentHeading[] {
   const out: DocumentHeading[] = [];
@@ -96,9 +114,15 @@ export function markdownHeadings(md: string): DocumentHeading[] {
   for (const line of md.split(/\r\n?|\n/)) {
     if (/^[ \t]{0,3}(```|~~~)/.test(line)) fenced = !fenced;
     if (fenced) continue;
-    const m = /^[ \t]{0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$/.exec(line);
+    const m = /^[ \t]{0,3}(#{1,6})[ \t]/.exec(line);
     if (!m) continue;
-    const text = squash(markdownToText(m[2]!));
+    // the heading's text without its closing sequence (`## Prices ##`), in linear steps
+    let raw = trimBlanksEnd(line.slice(m[0].length));
+    let hashes = raw.length;
+    while (hashes > 0 && raw[hashes - 1] === '#') hashes--;
+    raw = trimBlanksEnd(raw.slice(0, hashes)).trimStart();
+    if (raw.length > 10 * HEADING_MAX_CHARS) continue;
+    const text = squash(markdownToText(raw));
     if (text !== '' && text.length <= HEADING_MAX_CHARS) out.push({ level: m[1]!.length, text });
   }
   return out;
@@ -106,6 +130,10 @@ export function markdownHeadings(md: string): DocumentHeading[] {
 
 /** At most this many HTML heading tags are read (the scan stays linear in the page's size). */
 const HTML_MAX_HEADINGS = 2000;
+/** At most this much heading markup (characters, all tags together) is converted to text. */
+const HTML_HEADINGS_MAX_MARKUP = 100_000;
+/** html-to-text compiled once (`convert` compiles its options on every call: ~1.5 ms a heading). */
+let headingToText: ((html: string) => string) | undefined;
 
 /**
  * HTML's h1–h3 (h4–h6 are mostly page furniture: footers, sidebars), as htmlToText renders them.
@@ -115,15 +143,20 @@ const HTML_MAX_HEADINGS = 2000;
  */
 export function htmlHeadings(html: string): DocumentHeading[] {
   const out: DocumentHeading[] = [];
-  const open = /<h([1-3])\b[^>]{0,500}>/gi;
+  // no `<` in the attributes: from each `<h1` the scan stops at the next tag (linear on `<h1<h1<h1…`)
+  const open = /<h([1-3])\b[^<>]{0,500}>/gi;
   const span = 10 * HEADING_MAX_CHARS;
+  const toText = (headingToText ??= compile(HTML_TO_TEXT_OPTIONS));
+  let markup = 0;
   for (let seen = 0, m = open.exec(html); m && seen < HTML_MAX_HEADINGS; seen++, m = open.exec(html)) {
     const start = m.index + m[0].length;
     const window = html.slice(start, start + span + 16);
     const close = window.search(new RegExp(`</h${m[1]}\\s*>`, 'i'));
     if (close < 0 || close > span) continue;
     open.lastIndex = start + close;
-    const text = squash(htmlToText(window.slice(0, close)));
+    markup += close;
+    if (markup > HTML_HEADINGS_MAX_MARKUP) break;
+    const text = squash(toText(window.slice(0, close)));
     if (text !== '' && text.length <= HEADING_MAX_CHARS) out.push({ level: Number(m[1]), text });
   }
   return out;

@@ -101,11 +101,13 @@ export const REFERENCE_RULES = [
 ].join(' ');
 
 // what could open or close a tag, and the characters that look like it
-const ANGLE_OPEN = /[<\u02C2\u1438\u2039\u2329\u276C\u276E\u27E8\u27EA\u3008\u300A\uFE64\uFF1C]/g;
-const ANGLE_CLOSE = />|[\u02C3\u1433\u203A\u232A\u276D\u276F\u27E9\u27EB\u3009\u300B\uFE65\uFF1E]/g;
-// control characters (but tab and newline), zero-width and bidirectional-override characters: they could hide a forged marker
-// eslint-disable-next-line no-control-regex
-const INVISIBLE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\u00AD\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+const ANGLE_OPEN_CHARS = '<\\u02C2\\u1438\\u2039\\u2329\\u276C\\u276E\\u2770\\u27E8\\u27EA\\u29FC\\u3008\\u300A\\uFE64\\uFF1C';
+const ANGLE_OPEN = new RegExp(`[${ANGLE_OPEN_CHARS}]`, 'g');
+const ANGLE_CLOSE = />|[\u02C3\u1433\u203A\u232A\u276D\u276F\u2771\u27E9\u27EB\u29FD\u3009\u300B\uFE65\uFF1E]/g;
+// control characters (but tab and newline), zero-width, joiner, variation-selector and bidirectional-override characters,
+// and the "tag" characters U+E0000–E007F (invisible, yet models read them as the ASCII they shadow): they could hide a forged marker
+// eslint-disable-next-line no-control-regex, no-misleading-character-class
+const INVISIBLE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\u00AD\u034F\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFE00-\uFE0F\uFEFF\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]/gu;
 
 /**
  * Passage text as it goes between the markers: `<`, `>` and their look-alikes as `&lt;` / `&gt;`
@@ -114,6 +116,22 @@ const INVISIBLE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\u00AD\u200B-\u2
  */
 export function referenceText(text: string): string {
   return text.replace(/\r\n?/g, '\n').replace(INVISIBLE, '').replace(ANGLE_OPEN, '&lt;').replace(ANGLE_CLOSE, '&gt;');
+}
+
+/** A marker of reference material (`<reference_material`, `</passage`…) with `<` or a look-alike, spaces allowed. */
+const LEAD_MARKER = new RegExp(`[${ANGLE_OPEN_CHARS}]([\\s/]*)(reference_material|passage)`, 'gi');
+
+/**
+ * A lead's message as the reply's model reads it when reference material may be in the prompt: the
+ * `<` of anything shaped like a marker (`<reference_material>`, `</passage>`, their look-alikes)
+ * as `&lt;`, so a lead cannot write a block of passages of its own (its messages and the passages'
+ * message are both user messages). A message with such a marker also loses its invisible
+ * characters (they could split one); any other is left exactly as the lead wrote it (emoji joiners).
+ */
+export function leadText(text: string): string {
+  const visible = text.replace(INVISIBLE, '');
+  LEAD_MARKER.lastIndex = 0;
+  return LEAD_MARKER.test(visible) ? visible.replace(LEAD_MARKER, '&lt;$1$2') : text;
 }
 
 /** The most characters of a document title in a passage's `title` attribute. */

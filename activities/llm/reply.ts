@@ -16,7 +16,7 @@ import type { LeadService } from '../../services/leads';
 import type { LimitService } from '../../services/limits';
 import type { Logger } from '../../lib/logger';
 import type { PriceTable } from './pricing';
-import { knowledgeContext, mergeKnowledgeUsed, toolSearch, type KnowledgeUsed } from './knowledge-context';
+import { knowledgeContext, leadText, mergeKnowledgeUsed, toolSearch, type KnowledgeUsed } from './knowledge-context';
 import { agentForChannel, describeLlmError, ensureLlmBudget, isConfigError, outputCap, recordLlmCall, timedLlmCall } from './shared';
 
 export interface LlmDeps {
@@ -133,7 +133,8 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
     const system = systemPrompt(agent, input, leadSummary);
     const conversationSoFar = transcript
       .filter((m) => m.direction === 'inbound' || m.status !== 'failed')
-      .map((m): OpenAI.Chat.ChatCompletionMessageParam => (m.direction === 'inbound' ? { role: 'user', content: m.body } : { role: 'assistant', content: m.body }));
+      // with reference material in play, a lead's message cannot carry a reference block of its own (leadText)
+      .map((m): OpenAI.Chat.ChatCompletionMessageParam => (m.direction === 'inbound' ? { role: 'user', content: knowledge.prompt ? leadText(m.body) : m.body } : { role: 'assistant', content: m.body }));
     if (knowledge.reference) {
       // the passages (untrusted: a document's words, a third party's page) in a message of their own, just before the lead's messages they were retrieved for; never in the system prompt
       let at = conversationSoFar.length;
