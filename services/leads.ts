@@ -2,10 +2,18 @@ import { and, desc, eq, getTableColumns, gt, gte, ilike, inArray, isNull, like, 
 import type { InboundMessage } from '../contract/messages';
 import type { Channel, LeadMode } from '../contract/vocabulary';
 import type { Db, DbTransaction } from '../db/client';
-import { deadLetters, leadEvents, leads, messages } from '../db/schema';
+import { channelAccounts, deadLetters, leadEvents, leads, messages } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { enqueueWebhookEvent, webhookEventOfLeadEvent, webhookEventsCte } from './webhook-endpoints';
-import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, toIso, withoutNul } from './db-util';
+import { afterCursor, decodeCursor, decodeSeqCursor, encodeSeqCursor, boundedTimestamp, forDatabase, inTransaction, isUuid, keyset, PG_UNIQUE_VIOLATION, pgErrorCode, rowsOf, toIso, withoutNul } from './db-util';
+
+/** The channel of a lead to create is deleted (or not the tenant's): no lead starts on it. */
+export class ChannelNotLive extends Error {
+  constructor(readonly channelAccountId: string) {
+    super(`channel account ${channelAccountId} is deleted or not the tenant's: no lead starts on it`);
+    this.name = 'ChannelNotLive';
+  }
+}
 
 type LeadRow = typeof leads.$inferSelect;
 type MessageRow = typeof messages.$inferSelect;
@@ -145,36 +153,32 @@ export function createLeadService(db: Db) {
   }
 
   return {
-    /** Upsert the lead of (channel account, contact); returns its id and current facts. */
+    /**
+     * Create or find the lead of this contact on this channel. The row is inserted only while the
+     * channel is live and the tenant's, in the same statement that reads the channel with a share
+     * lock: a channel delete (an UPDATE of that row) either waits for this transaction, so the
+     * close that follows it finds the new lead, or commits first, and then no lead is created
+     * ({@link ChannelNotLive}). Checking the channel and inserting in two steps left a lead created
+     * at the moment of the delete open behind the close's page cursor.
+     */
     async ensure(raw: { tenantId: string; channelAccountId: string; channel: Channel; contactId: string; name?: string; workflowId: string }) {
       const input = withoutNul(raw);
       // outbound webhooks: lead.created goes into the outbox in the upsert's transaction
       return db.transaction(async (tx) => {
-        const rows = await tx
-          .insert(leads)
-          .values({
-            tenantId: input.tenantId,
-            channelAccountId: input.channelAccountId,
-            channel: input.channel,
-            contactId: input.contactId,
-            name: input.name ?? null,
-            workflowId: input.workflowId,
-          })
-          .onConflictDoUpdate({
-            target: [leads.channelAccountId, leads.contactId],
-            set: { name: sql`coalesce(excluded.name, ${leads.name})`, updatedAt: sql`now()` },
-          })
-          .returning({
-            id: leads.id,
-            stage: leads.stage,
-            mode: leads.mode,
-            blocked: leads.blocked,
-            timeZone: leads.timeZone,
-            // xmax is 0 for a freshly inserted row, the updating transaction's id otherwise
-            created: sql<boolean>`(xmax = 0)`,
-          });
-        const l = rows[0];
-        if (!l) throw new Error('lead upsert returned nothing');
+        const rows = rowsOf<{ id: string; stage: string; mode: LeadMode; blocked: boolean; time_zone: string | null; created: boolean }>(
+          await tx.execute(sql`
+            insert into ${leads} (tenant_id, channel_account_id, channel, contact_id, name, workflow_id)
+            select c.tenant_id, c.id, ${input.channel}, ${input.contactId}, ${input.name ?? null}::text, ${input.workflowId}
+              from ${channelAccounts} c
+             where c.id = ${input.channelAccountId}::uuid and c.tenant_id = ${input.tenantId}::uuid and c.deleted_at is null
+               for share
+            on conflict (channel_account_id, contact_id) do update set name = coalesce(excluded.name, ${leads}.name), updated_at = now()
+            returning id, stage, mode, blocked, time_zone, (xmax = 0) as created`),
+        );
+        const row = rows[0];
+        if (!row) throw new ChannelNotLive(input.channelAccountId);
+        // created: xmax is 0 for a freshly inserted row, the updating transaction's id otherwise
+        const l = { id: row.id, stage: row.stage, mode: row.mode, blocked: row.blocked, timeZone: row.time_zone, created: row.created };
         if (l.created) {
           await enqueueWebhookEvent(tx, {
             tenantId: input.tenantId,

@@ -4,7 +4,7 @@ import type { InboundMessage, LeadWorkflowSettings } from '../../contract/messag
 import type { Channel, LeadMode } from '../../contract/vocabulary';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
-import type { LeadService } from '../../services/leads';
+import { ChannelNotLive, type LeadService } from '../../services/leads';
 import type { SequenceService } from '../../services/sequences';
 import type { SuppressionService } from '../../services/suppressions';
 
@@ -23,7 +23,14 @@ export function createPersistenceActivities(deps: { leads: LeadService; channels
         throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: `channel account ${input.channelAccountId} is deleted: no lead starts on it`, nonRetryable: true });
       }
       const agentId = channel?.agentId ?? undefined;
-      const [lead, agent] = await Promise.all([deps.leads.ensure(input), agentId ? deps.agents.get(input.tenantId, agentId) : undefined]);
+      const [lead, agent] = await Promise.all([
+        deps.leads.ensure(input).catch((err: unknown) => {
+          // deleted between the check above and the insert (the insert waits for a delete in flight)
+          if (err instanceof ChannelNotLive) throw ApplicationFailure.create({ type: FailureType.ChannelDeleted, message: err.message, nonRetryable: true });
+          throw err;
+        }),
+        agentId ? deps.agents.get(input.tenantId, agentId) : undefined,
+      ]);
       const autoEnroll = lead.created ? await deps.sequences.autoEnrollment(input.tenantId, agentId, input.channelAccountId) : undefined;
       return { ...lead, handoffKeywords: agent?.handoffKeywords ?? [], autoEnroll, settings: deps.leadSettings, optOutSettings: agent?.optOut ?? undefined, suppressed };
     },
