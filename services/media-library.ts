@@ -15,7 +15,7 @@ import { and, count, desc, eq, sql, sum } from 'drizzle-orm';
 import type { MediaKind } from '../contract/media-types';
 import { mediaFileProblem, type MediaType } from '../contract/rich';
 import type { Db } from '../db/client';
-import { agentAssets, agents, mediaChannelUploads, mediaLibrary } from '../db/schema';
+import { agentAssets, agents, mediaChannelUploads, mediaLibrary, tenants } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { afterCursor, isUuid, keyset, PG_FOREIGN_KEY_VIOLATION, pgErrorCode, toIso } from './db-util';
 
@@ -146,6 +146,19 @@ export function createMediaLibraryService(db: Db) {
     async find(tenantId: string, id: string): Promise<MediaItemView | undefined> {
       const r = await row(tenantId, id);
       return r ? present(r) : undefined;
+    },
+
+    /** The file a signed url names, and whether its tenant is suspended now (one statement). */
+    async findForUrl(tenantId: string, id: string): Promise<{ item: MediaItemView; tenantSuspended: boolean } | undefined> {
+      if (!isUuid(id)) return undefined;
+      const [r] = await db
+        .select({ ...viewColumns, tenantSuspended: sql<boolean>`${tenants.suspendedAt} is not null` })
+        .from(mediaLibrary)
+        .innerJoin(tenants, eq(tenants.id, mediaLibrary.tenantId))
+        .where(and(eq(mediaLibrary.tenantId, tenantId), eq(mediaLibrary.id, id)));
+      if (!r) return undefined;
+      const { tenantSuspended, ...item } = r;
+      return { item: present(item), tenantSuspended: Boolean(tenantSuspended) };
     },
 
     /**

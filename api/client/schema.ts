@@ -138,7 +138,7 @@ export interface paths {
         };
         /**
          * Download a media library file by signed url
-         * @description The url the send path gives Instagram and the web chat widget (valid MEDIA_URL_TTL_SECONDS). A malformed, tampered or expired token → 403 before any database work; a deleted file → 404. One `Range: bytes=…` range answers 206.
+         * @description The url the send path gives Instagram and the web chat widget (valid MEDIA_URL_TTL_SECONDS). A malformed, tampered or expired token → 403 before any database work; a deleted file → 404; a file of a suspended tenant → 403 `tenant_suspended`. One `Range: bytes=…` range answers 206.
          *
          *     No API key.
          */

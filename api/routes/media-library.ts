@@ -224,7 +224,7 @@ export function createMediaLibraryRouter(deps: {
     doc({
       summary: 'Download a media library file by signed url',
       description:
-        'The url the send path gives Instagram and the web chat widget (valid MEDIA_URL_TTL_SECONDS). A malformed, tampered or expired token → 403 before any database work; a deleted file → 404. One `Range: bytes=…` range answers 206.',
+        'The url the send path gives Instagram and the web chat widget (valid MEDIA_URL_TTL_SECONDS). A malformed, tampered or expired token → 403 before any database work; a deleted file → 404; a file of a suspended tenant → 403 `tenant_suspended`. One `Range: bytes=…` range answers 206.',
       responses: {
         200: { contentType: '*/*', description: 'The file, with its MIME type as Content-Type' },
         206: { contentType: '*/*', description: 'The requested byte range (Content-Range)' },
@@ -240,8 +240,11 @@ export function createMediaLibraryRouter(deps: {
         res.setHeader('Retry-After', String(limited.retryAfterS));
         throw new AppError('rate_limited', `too many reads of this media url from this address (at most ${deps.readsPerMinute ?? 120} a minute)`);
       }
-      const item = await services.mediaLibrary.find(check.tenantId, check.mediaId);
-      if (!item) throw new AppError('not_found', 'media not found');
+      const found = await services.mediaLibrary.findForUrl(check.tenantId, check.mediaId);
+      if (!found) throw new AppError('not_found', 'media not found');
+      // a suspended tenant's files stop being served with it (its API keys answer 403 the same way)
+      if (found.tenantSuspended) throw new AppError('forbidden', "this media url's tenant is suspended", undefined, 'tenant_suspended');
+      const { item } = found;
       const size = item.sizeBytes;
       const maxAge = Math.max(0, Math.min(3600, Math.floor((check.expiresAt.getTime() - Date.now()) / 1000)));
       const headers: Record<string, string> = {

@@ -11,7 +11,7 @@ import { createMediaResolver, type MediaResolver } from '../../activities/media/
 import { mediaResolverFrom } from '../../activities';
 import { activityDepsFrom } from '../../composition/worker';
 import { createMediaUrlTokens, mediaUrlSecret } from '../../services/media-url-tokens';
-import { createTenant, randomPhoneNumberId, startStack, type Stack, type TenantFixture } from '../support/stack';
+import { ADMIN_TOKEN, createTenant, randomPhoneNumberId, startStack, type Stack, type TenantFixture } from '../support/stack';
 import { samples } from '../support/media-samples';
 
 jest.setTimeout(120_000);
@@ -330,6 +330,13 @@ describe('signed public urls (Instagram, web chat)', () => {
     const old = await resolver({ now: () => new Date(Date.now() - 2 * 3_600_000) }).resolveMediaForSend({ tenantId: t.tenantId, mediaId: item.id, channelAccountId: channel });
     const expired = await stack.api.get(new URL((old as { url: string }).url).pathname).expect(403);
     expect(expired.body.error).toMatchObject({ code: 'media_url_expired', message: 'this media url has expired' });
+
+    // a suspended tenant's files stop being served with it, and come back with the reactivation
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    await stack.api.patch(`/v1/tenants/${t.tenantId}`).set(admin).send({ suspended: true }).expect(200);
+    expect((await stack.api.get(path).expect(403)).body.error.code).toBe('tenant_suspended');
+    await stack.api.patch(`/v1/tenants/${t.tenantId}`).set(admin).send({ suspended: false }).expect(200);
+    await binary(stack.api.get(path)).expect(200);
 
     await stack.api.delete(`/v1/media/${item.id}`).set(auth(t)).expect(200);
     await stack.api.get(path).expect(404);
