@@ -68,6 +68,7 @@ export interface AppDeps {
         | 'MEDIA_URL_SECRET'
         | 'MEDIA_URL_READS_PER_MINUTE'
         | 'MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS'
+        | 'MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND'
         | 'KNOWLEDGE_MAX_FILE_BYTES'
         | 'OPENAI_EMBEDDING_MODEL'
         | 'OPENAI_EMBEDDING_DIMENSIONS'
@@ -183,6 +184,7 @@ export function createApp(deps: AppDeps): Express {
       urlTokens: createMediaUrlTokens(mediaUrlSecret(deps.config)),
       readsPerMinute: deps.config.MEDIA_URL_READS_PER_MINUTE,
       maxConcurrentUploads: deps.config.MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS,
+      minUploadBytesPerSecond: deps.config.MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND,
       log: moduleRoot,
     }),
   );

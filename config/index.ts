@@ -98,6 +98,8 @@ export const configSchema = z.object({
   MEDIA_LIBRARY_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(16 * 1024 * 1024),
   /** Media library: uploads one API process reads at once (each may hold MEDIA_LIBRARY_MAX_BYTES in memory); one tenant at most half (at least 1). */
   MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1000).default(8),
+  /** Media library: the slowest average upload an upload slot is held for, after its first 10 s (bytes/s; 0 = no floor, only Node's 300 s request timeout). */
+  MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND: z.coerce.number().int().min(0).max(100 * 1024 * 1024).default(16 * 1024),
   /** Media library: files one tenant may keep. */
   MEDIA_LIBRARY_MAX_ITEMS: z.coerce.number().int().min(1).max(1_000_000).default(500),
   /** Media library: bytes one tenant may keep in all. */

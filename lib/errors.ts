@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   forbidden: { httpStatus: 403, retryable: false },
   not_found: { httpStatus: 404, retryable: false },
   conflict: { httpStatus: 409, retryable: false },
+  /** The request body came too slowly (an upload under the server's byte-rate floor): cut, send it again. */
+  request_timeout: { httpStatus: 408, retryable: true },
   payload_too_large: { httpStatus: 413, retryable: false },
   unsupported_media_type: { httpStatus: 415, retryable: false },
   update_rejected: { httpStatus: 422, retryable: false },

@@ -31,6 +31,46 @@ const idParams = z.object({ mediaId: z.string().max(100) });
 const listQuery = pageQuery.extend({ kind: z.enum(MEDIA_KINDS).optional() });
 const INLINE = /^(image|audio|video)\//;
 const DEFAULT_CHUNK_BYTES = 256 * 1024;
+/** MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND's default: 16 KB/s (128 kbit/s), a 16 MB file in 17 minutes. */
+const DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND = 16 * 1024;
+/** An upload's first seconds are not judged (a connection's slow start, a phone switching networks). */
+export const UPLOAD_RATE_GRACE_MS = 10_000;
+const UPLOAD_RATE_CHECK_MS = 1_000;
+
+/**
+ * Cut an upload whose average rate since it took its slot is under `floor` bytes/s once
+ * UPLOAD_RATE_GRACE_MS have passed: 408 `upload_too_slow` with `Connection: close` (the rest of
+ * the body is never read) and the socket ended. Reads the socket's byte counter: no listener on
+ * the body, which multer is reading. Stops judging once the whole body is in.
+ */
+function watchUploadRate(req: Request, res: Response, floor: number, log: Logger): NodeJS.Timeout {
+  const started = Date.now();
+  const socket = req.socket;
+  const before = socket.bytesRead;
+  const timer = setInterval(() => {
+    // the whole body is in: what follows (checks, the database) is not the client's pace
+    if (req.complete) {
+      clearInterval(timer);
+      return;
+    }
+    const ms = Date.now() - started;
+    if (ms < UPLOAD_RATE_GRACE_MS) return;
+    const bytes = socket.bytesRead - before;
+    const rate = (bytes * 1000) / ms;
+    if (rate >= floor) return;
+    clearInterval(timer);
+    log.warn({ tenantId: res.locals.tenantId, bytes, ms, floor }, 'upload under the byte-rate floor: cut');
+    if (res.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const err = new AppError('request_timeout', `the upload arrived at ${Math.round(rate)} bytes/s on average, under this server's floor of ${floor} bytes/s (MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND): send it again over a faster connection`, undefined, 'upload_too_slow');
+    res.once('finish', () => socket.destroy());
+    res.status(err.httpStatus).set('connection', 'close').json({ error: { code: err.reason, message: err.message } });
+  }, UPLOAD_RATE_CHECK_MS);
+  timer.unref();
+  return timer;
+}
 
 /** A file name safe to store and to put in a Content-Disposition: no path, no control characters, at most 200 characters. */
 export function cleanFilename(name: string | undefined): string | undefined {
@@ -83,6 +123,8 @@ export function createMediaLibraryRouter(deps: {
   readsPerMinute?: number;
   /** MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: uploads this process reads at once (one tenant: half, at least 1). */
   maxConcurrentUploads?: number;
+  /** MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND: an upload slower than this on average after UPLOAD_RATE_GRACE_MS is cut with 408 (0 = no floor). */
+  minUploadBytesPerSecond?: number;
 }): Router {
   const { services } = deps;
   const r = Router();
@@ -118,7 +160,11 @@ export function createMediaLibraryRouter(deps: {
     uploading += 1;
     uploadingByTenant.set(tenantId, mine + 1);
     let released = false;
+    const floor = deps.minUploadBytesPerSecond ?? DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND;
+    // a slot is held only while bytes arrive at the floor's pace: a trickle cannot keep it for Node's 300 s
+    const watch = floor > 0 ? watchUploadRate(_req, res, floor, log) : undefined;
     res.once('close', () => {
+      if (watch) clearInterval(watch);
       if (released) return;
       released = true;
       uploading -= 1;
@@ -159,7 +205,7 @@ export function createMediaLibraryRouter(deps: {
       description: [
         'multipart/form-data with one part `file` (its Content-Type declares the type; `application/octet-stream` has it recognised by its first bytes) and optionally `filename`.',
         'Accepted as WhatsApp accepts them: image (image/jpeg, image/png ≤ 5 MB), video (video/mp4, video/3gpp ≤ 16 MB), audio (audio/aac, audio/amr, audio/mpeg, audio/mp4, audio/ogg with Opus ≤ 16 MB), document (text/plain, application/pdf, Word, Excel, PowerPoint), sticker (image/webp ≤ 100 KB static, 500 KB animated); every file at most MEDIA_LIBRARY_MAX_BYTES (default 16 MB).',
-        'The bytes must match the declared type: 415 otherwise (and for other types); 413 over a size limit; 409 `media_quota_exceeded` over the tenant\'s file count or total bytes; 429 while the tenant already has half of MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS uploads in progress on the server, 503 while the server has all of them (Retry-After).',
+        'The bytes must match the declared type: 415 otherwise (and for other types); 413 over a size limit; 409 `media_quota_exceeded` over the tenant\'s file count or total bytes; 429 while the tenant already has half of MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS uploads in progress on the server, 503 while the server has all of them (Retry-After); 408 `upload_too_slow` when the body arrives slower than MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND on average after its first 10 s.',
         '201 with the new file; 200 with the stored one when this tenant already has the same bytes (same sha256).',
         'On its first send on a WhatsApp channel the file is uploaded to Meta and that media id is reused until shortly before Meta expires it (30 days).',
       ].join(' '),

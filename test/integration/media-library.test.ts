@@ -5,6 +5,7 @@
  * forgets the id); signed public urls for Instagram and web chat (`GET /media/:token`).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Test } from 'supertest';
 import { createMediaResolver, type MediaResolver } from '../../activities/media/resolve';
@@ -20,7 +21,8 @@ const MB = 1024 * 1024;
 const TTL_MS = 29 * 24 * 3_600_000;
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({ MEDIA_LIBRARY_MAX_BYTES: String(6 * MB), MEDIA_LIBRARY_MAX_ITEMS: '4', MEDIA_LIBRARY_MAX_TENANT_BYTES: String(8 * MB) });
+  // two upload slots: one tenant holds at most one upload at a time
+  stack = await startStack({ MEDIA_LIBRARY_MAX_BYTES: String(6 * MB), MEDIA_LIBRARY_MAX_ITEMS: '4', MEDIA_LIBRARY_MAX_TENANT_BYTES: String(8 * MB), MEDIA_LIBRARY_MAX_CONCURRENT_UPLOADS: '2' });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -186,6 +188,55 @@ describe('refusals', () => {
     for (let i = 0; i < 3; i++) await upload(q, fileOf(samples.png), { contentType: 'image/png' }).expect(201);
     const count = await upload(q, fileOf(samples.png), { contentType: 'image/png' }).expect(409);
     expect(count.body.error.message).toContain('MEDIA_LIBRARY_MAX_ITEMS');
+  });
+});
+
+describe('a slow upload', () => {
+  /** A multipart upload over a raw socket: the head and `first` bytes of the file at once, then one byte every `everyMs` (never the end). */
+  function trickle(t: TenantFixture, opts: { first: number; everyMs: number }): Promise<{ status: number; body: string; ms: number }> {
+    const url = new URL(stack.baseUrl);
+    const boundary = `----parley${randomBytes(6).toString('hex')}`;
+    const file = fileOf(samples.png, 200_000);
+    const head = `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="slow.png"\r\ncontent-type: image/png\r\n\r\n`;
+    const tail = `\r\n--${boundary}--\r\n`;
+    const length = Buffer.byteLength(head) + file.length + Buffer.byteLength(tail);
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(Number(url.port), url.hostname);
+      let answer = '';
+      let sent = opts.first;
+      const timer = setInterval(() => {
+        if (sent < file.length && !socket.destroyed) socket.write(file.subarray(sent, ++sent));
+      }, opts.everyMs);
+      socket.on('connect', () => {
+        socket.write(`POST /v1/media HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${t.apiKey}\r\ncontent-type: multipart/form-data; boundary=${boundary}\r\ncontent-length: ${length}\r\n\r\n${head}`);
+        socket.write(file.subarray(0, opts.first));
+      });
+      socket.on('data', (d: Buffer) => (answer += d.toString('utf8')));
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearInterval(timer);
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+        if (!status) reject(new Error(`no answer (${answer.length} bytes)`));
+        else resolve({ status, body: answer.slice(answer.indexOf('\r\n\r\n') + 4), ms: Date.now() - started });
+      });
+    });
+  }
+
+  test('under the byte-rate floor after its first 10 s: 408 upload_too_slow, the connection closed and the slot free again', async () => {
+    const t = await createTenant(stack);
+    // 1 KB at once, then about 20 bytes a second: far under the default floor of 16 KB/s
+    const slow = trickle(t, { first: 1024, everyMs: 50 });
+    await new Promise((r) => setTimeout(r, 1000));
+    // the trickle holds the tenant's one upload slot
+    expect((await upload(t, fileOf(samples.png, 4096), { contentType: 'image/png' }).expect(429)).body.error.message).toContain('uploads in progress');
+    const cut = await slow;
+    expect(cut.status).toBe(408);
+    expect(JSON.parse(cut.body).error).toMatchObject({ code: 'upload_too_slow', message: expect.stringContaining('MEDIA_LIBRARY_MIN_UPLOAD_BYTES_PER_SECOND') });
+    expect(cut.ms).toBeGreaterThanOrEqual(10_000);
+    expect(cut.ms).toBeLessThan(20_000);
+    // this tenant's upload slots were given back: a normal upload goes through at once
+    await upload(t, fileOf(samples.png, 4096), { contentType: 'image/png' }).expect(201);
   });
 });
 
