@@ -2199,6 +2199,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         CodecPayloads: {
+            /** @default [] */
             payloads: components["schemas"]["CodecPayload"][];
         };
         CodecPayload: {
@@ -4426,6 +4427,10 @@ export interface components {
                 unknownAccounts: number;
             };
         };
+        CodecPayloadsOutput: {
+            /** @default [] */
+            payloads: components["schemas"]["CodecPayload"][];
+        };
     };
     responses: never;
     parameters: never;
@@ -4442,7 +4447,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CodecPayloads"];
             };
@@ -4454,7 +4459,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CodecPayloads"];
+                    "application/json": components["schemas"]["CodecPayloadsOutput"];
                 };
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
@@ -4475,7 +4480,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CodecPayloads"];
             };
@@ -4487,7 +4492,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CodecPayloads"];
+                    "application/json": components["schemas"]["CodecPayloadsOutput"];
                 };
             };
             /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */

@@ -37,13 +37,31 @@ export function validatePartsOf(handler: unknown): ValidateParts | undefined {
   return typeof handler === 'function' ? (handler as { [PARTS]?: ValidateParts })[PARTS] : undefined;
 }
 
+/** Whether the request carries body bytes (`Content-Length: 0`, as some clients send on a bodiless POST, does not). */
+function hasBytes(req: Request): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/** A request's Content-Type for an error message: its media type only, at most 100 characters. */
+function contentTypeOf(req: Request): string {
+  const raw = req.headers['content-type'];
+  if (!raw) return 'no Content-Type';
+  return JSON.stringify(raw.split(';')[0]!.trim().slice(0, 100));
+}
+
 /** One validation middleware: parsed values land in `res.locals.body/query/params`. */
 export function validate(parts: Parts) {
   const handler = (req: Request, res: Response, next: NextFunction) => {
     try {
       if (parts.params) res.locals.params = parseOr400(parts.params, req.params, 'path parameters');
       if (parts.query) res.locals.query = parseOr400(parts.query, req.query, 'query');
-      if (parts.body) res.locals.body = parseOr400(parts.body, req.body ?? {}, 'body');
+      if (parts.body) {
+        // a body in another type was never parsed: say so, not "every field missing"
+        if (hasBytes(req) && !req.is('application/json')) {
+          throw new AppError('unsupported_media_type', `send the body as JSON with the header Content-Type: application/json (got ${contentTypeOf(req)})`);
+        }
+        res.locals.body = parseOr400(parts.body, req.body ?? {}, 'body');
+      }
       next();
     } catch (err) {
       next(err);

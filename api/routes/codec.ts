@@ -35,7 +35,8 @@ export const CODEC_MAX_PAYLOADS = 1000;
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
 const wirePayload = z.strictObject({ metadata: z.record(z.string(), base64).optional(), data: base64.optional() }).meta({ id: 'CodecPayload' });
-const codecBody = z.strictObject({ payloads: z.array(wirePayload).max(CODEC_MAX_PAYLOADS) }).meta({ id: 'CodecPayloads' });
+// proto3 JSON leaves an empty list out: the temporal CLI sends `{}` for a call without input
+const codecBody = z.strictObject({ payloads: z.array(wirePayload).max(CODEC_MAX_PAYLOADS).default([]) }).meta({ id: 'CodecPayloads' });
 type WirePayload = z.infer<typeof wirePayload>;
 
 const fromWire = (p: WirePayload): Payload => ({

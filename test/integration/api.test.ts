@@ -204,6 +204,21 @@ describe('request validation', () => {
     expect(a.body.error.code).toBe('invalid_json');
   });
 
+  test('a JSON body sent without its Content-Type is a 415 that says so, not a list of missing fields', async () => {
+    const t = await tenant();
+    const body = JSON.stringify({ name: 'Bot', systemPrompt: 'Help.', model: 'gpt-4o-mini' });
+    // curl -d without -H: application/x-www-form-urlencoded
+    const form = await stack.api.post('/v1/agents').set(bearer(t.apiKey)).set('content-type', 'application/x-www-form-urlencoded').send(body).expect(415);
+    expect(form.body.error).toMatchObject({ code: 'unsupported_media_type', message: expect.stringContaining('Content-Type: application/json (got "application/x-www-form-urlencoded")') });
+    const text = await stack.api.post('/v1/agents').set(bearer(t.apiKey)).set('content-type', 'text/plain').send(body).expect(415);
+    expect(text.body.error.message).toContain('(got "text/plain")');
+    // the same body as JSON is fine, with a charset too
+    await stack.api.post('/v1/agents').set(bearer(t.apiKey)).set('content-type', 'application/json; charset=utf-8').send(body).expect(201);
+    // no body at all (Content-Length: 0) is judged by the schema, as before
+    const empty = await stack.api.post('/v1/agents').set(bearer(t.apiKey)).expect(400);
+    expect(empty.body.error.code).toBe('validation_failed');
+  });
+
   test('a body over the API limit is a 413 JSON error', async () => {
     const t = await tenant();
     const raw = JSON.stringify({ name: 'Big', systemPrompt: 'x'.repeat(2 * 1024 * 1024), model: 'gpt-4o-mini' });

@@ -143,6 +143,9 @@ test('a lead history holds no text or number in clear; the codec server decodes 
   expect((await stack.api.post('/codec/decode').set(bearer(other.apiKey)).send({ payloads: [clearIn] }).expect(200)).body).toEqual({ payloads: [clearIn] });
 
   // encode (the UI sending an update) round-trips through decode for the admin
+  // the temporal CLI's query without input sends `{}` (proto3 JSON omits an empty list): nothing to do, not a 400
+  expect((await stack.api.post('/codec/encode').set(bearer(t.apiKey)).send({}).expect(200)).body).toEqual({ payloads: [] });
+  expect((await stack.api.post('/codec/decode').set(bearer(t.apiKey)).send({}).expect(200)).body).toEqual({ payloads: [] });
   const encoded = await stack.api.post('/codec/encode').set(bearer(t.apiKey)).send({ payloads: [clearIn] }).expect(200);
   expect(metaOf(encoded.body.payloads[0], 'encoding')).toBe(ENCRYPTED_ENCODING);
   expect((await stack.api.post('/codec/decode').set(bearer(ADMIN_TOKEN)).send(encoded.body).expect(200)).body).toEqual({ payloads: [clearIn] });
