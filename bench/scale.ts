@@ -24,6 +24,7 @@ import { sql } from 'drizzle-orm';
 import { loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { connectClient, createParleyTemporal } from '../temporal/client';
+import { readableHistory } from '../temporal/readable-history';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import type { SequenceDef } from '../workflows/lead/policy/sequence';
 import { buildCore, type Core } from '../composition/core';
@@ -286,12 +287,15 @@ async function longConversation(ctx: Ctx) {
     const d = await h.describe();
     const history = await h.fetchHistory();
     const events = history.events ?? [];
+    // inputKB as stored (encrypted when the payload codec is on); the carried state read from the decoded input
     const payload = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+    const [decoded] = events[0] ? ((await readableHistory({ events: [events[0]] }, ctx.client.options.loadedDataConverter.payloadCodecs)).events ?? []) : [];
+    const plain = decoded?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
     let carriedKB = 0;
     let inboxCarried = 0;
-    if (payload) {
+    if (plain) {
       try {
-        const input = JSON.parse(Buffer.from(payload).toString('utf8')) as { carried?: { inbox?: unknown[] } };
+        const input = JSON.parse(Buffer.from(plain).toString('utf8')) as { carried?: { inbox?: unknown[] } };
         carriedKB = input.carried ? round(Buffer.byteLength(JSON.stringify(input.carried)) / 1024, 2) : 0;
         inboxCarried = input.carried?.inbox?.length ?? 0;
       } catch {
