@@ -12,7 +12,7 @@ import type { Logger } from '../../lib/logger';
 import { recordCircuitOpened, recordGraphError, recordReply, recordSendDuration, type MetricPlatform, type ReplyOutcome } from '../../lib/metrics';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
-import { classifyGraphError, isRetryableGraphError, type GraphErrorClass } from './graph-errors';
+import { classifyGraphError, isRetryableGraphError, type GraphErrorClass } from '../../lib/graph-errors';
 import { activityCancelled, currentAttempt, graphRateLimitDelayMs, parseRetryAfter, releasePairSlot, releasePairSlotIfNotSent, waitForSendSlot, type SendRateLimits } from './send-rate-limit';
 
 export interface GraphSendDeps {

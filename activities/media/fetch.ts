@@ -28,7 +28,7 @@ import { FailureType, type FailureTypeName } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { MediaObjectSummary, MediaService } from '../../services/media';
-import { classifyGraphError, isRetryableGraphError } from '../channels/graph-errors';
+import { classifyGraphError, isRetryableGraphError } from '../../lib/graph-errors';
 import { checkMediaUrl, systemResolver, type ResolveHost } from './url-guard';
 
 /** Redirects a media download may follow (Meta's lookaside urls redirect at most once). */
