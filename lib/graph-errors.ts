@@ -44,8 +44,8 @@ export type GraphErrorClass = 'rate_limited' | 'transient' | 'reengagement' | 'p
 
 const TOKEN_INVALID = new Set([0, 102, 190]);
 const ACCOUNT_RESTRICTED = new Set([368, 131031]);
-/** Call-count limits over a rolling hour: 4 app (Graph API); 80007, 80008 WhatsApp Business Account. */
-const CALL_COUNT_LIMITED = new Set([4, 80007, 80008]);
+/** Call-count limits over a rolling hour: 4 app, 17 user, 32 Page, 341 application (Graph API); 80007, 80008 WhatsApp Business Account. */
+const CALL_COUNT_LIMITED = new Set([4, 17, 32, 341, 80007, 80008]);
 /** Every rate limit: the call-count limits, 613 (custom), 130429 (Cloud API throughput), 131056 (pair rate). */
 const RATE_LIMITED = new Set([...CALL_COUNT_LIMITED, 613, 130429, 131056]);
 const TRANSIENT = new Set([1, 2, 131000, 131016, 133004, 131057]);

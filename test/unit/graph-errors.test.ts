@@ -30,6 +30,9 @@ describe('graphErrorKind / classifyGraphError: every code class', () => {
     [368, 'account_restricted', 'auth'],
     [131031, 'account_restricted', 'auth'],
     [4, 'rate_limited', 'rate_limited'],
+    [17, 'rate_limited', 'rate_limited'],
+    [32, 'rate_limited', 'rate_limited'],
+    [341, 'rate_limited', 'rate_limited'],
     [613, 'rate_limited', 'rate_limited'],
     [80007, 'rate_limited', 'rate_limited'],
     [80008, 'rate_limited', 'rate_limited'],
@@ -66,7 +69,7 @@ describe('graphErrorKind / classifyGraphError: every code class', () => {
   });
 
   test('call-count limits (a rolling hour) among the rate limits', () => {
-    for (const code of [4, 80007, 80008]) expect([code, isCallCountLimit(code), graphErrorKind(code)]).toEqual([code, true, 'rate_limited']);
+    for (const code of [4, 17, 32, 341, 80007, 80008]) expect([code, isCallCountLimit(code), graphErrorKind(code)]).toEqual([code, true, 'rate_limited']);
     for (const code of [613, 130429, 131056, 190, undefined]) expect([code, isCallCountLimit(code)]).toEqual([code, false]);
   });
 
@@ -243,8 +246,8 @@ describe('the send path (graph-send)', () => {
     expect(s.circuits).toHaveLength(1);
   });
 
-  test('a call-count limit (4) is retried after 10 s; the message is not failed', async () => {
-    for (const code of [4]) {
+  test("Meta's documented call-count limits (17 user, 32 Page, 341 application) wait like code 4", async () => {
+    for (const code of [4, 17, 32, 341]) {
       const s = sender(() => metaError({ code, message: 'User request limit reached' }, 400));
       const f = await failureOf(s.run());
       expect([code, f.type, f.nonRetryable, f.nextRetryDelay]).toEqual([code, 'provider_rate_limited', false, 10_000]);
