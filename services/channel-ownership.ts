@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { AppError } from '../lib/errors';
+import { parseGraphJson, readGraphError, type GraphErrorKind } from '../lib/graph-errors';
 
 export interface ChannelOwnershipDeps {
   graphApiUrl: string;
@@ -26,12 +27,12 @@ export interface ChannelOwnershipInput {
 export type VerifyChannelOwnership = (input: ChannelOwnershipInput) => Promise<void>;
 
 const objectSchema = z.looseObject({ id: z.string() });
-const errorSchema = z.object({ error: z.looseObject({ code: z.number().optional(), error_subcode: z.number().optional(), message: z.string().optional() }) });
-
-/** Graph error codes that say "the token is not valid (any more)". */
-const TOKEN_INVALID_CODES = new Set([190, 102, 463, 467]);
-/** Graph error codes that say "this token may not read that object" (or it does not exist). */
-const NOT_READABLE_CODES = new Set([100, 10, 200, 803]);
+/**
+ * Error kinds that say "this token may not read that object" (or it does not exist): a permission
+ * error (10, 200–299), an invalid parameter (100, subcode 33: "Object with ID … does not exist,
+ * cannot be loaded due to missing permissions"), or an unknown id (803).
+ */
+const NOT_READABLE_KINDS = new Set<GraphErrorKind>(['permission_denied', 'invalid_parameter', 'object_not_found']);
 
 export function createChannelOwnershipVerifier(deps: ChannelOwnershipDeps): VerifyChannelOwnership {
   const doFetch = deps.fetch ?? fetch;
@@ -49,24 +50,19 @@ export function createChannelOwnershipVerifier(deps: ChannelOwnershipDeps): Veri
     } catch {
       throw new AppError('unavailable', `could not reach the Graph API to verify that the access token controls ${what}; retry later`);
     }
-    const text = await res.text().catch(() => '');
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const json = parseGraphJson(await res.text().catch(() => ''));
     if (res.ok) {
       const obj = objectSchema.safeParse(json);
       if (obj.success && obj.data.id === accountId) return;
       throw new AppError('conflict', `the access token does not control ${what} (the Graph API answered for another object)`, undefined, 'channel_not_owned');
     }
-    const err = errorSchema.safeParse(json);
-    const code = err.success ? err.data.error.code : undefined;
-    if ((code !== undefined && TOKEN_INVALID_CODES.has(code)) || (code === undefined && res.status === 401)) {
+    // by the error code; without one (not a Graph error body), by the HTTP status
+    const err = readGraphError(res.status, json);
+    const code = err.code;
+    if (code !== undefined ? err.kind === 'token_invalid' : res.status === 401) {
       throw new AppError('update_rejected', `the Graph API refused the access token (code ${code ?? res.status}); give a valid token for ${what}`, undefined, 'access_token_invalid');
     }
-    if ((code !== undefined && NOT_READABLE_CODES.has(code)) || (code === undefined && [400, 403, 404].includes(res.status))) {
+    if (code !== undefined ? NOT_READABLE_KINDS.has(err.kind) : [400, 403, 404].includes(res.status)) {
       throw new AppError(
         'conflict',
         `the access token cannot read ${what} through the Graph API (code ${code ?? res.status}): it belongs to another business or does not exist; register only ids your own token controls`,

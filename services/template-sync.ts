@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { AppError } from '../lib/errors';
+import { parseGraphJson, readGraphError } from '../lib/graph-errors';
 import type { Logger } from '../lib/logger';
 import type { ChannelService } from './channels';
 import { normalizeComponents } from './template-components';
@@ -55,7 +56,6 @@ const pageSchema = z.looseObject({
   data: z.array(z.unknown()),
   paging: z.looseObject({ cursors: z.looseObject({ after: z.string().optional() }).optional(), next: z.string().optional() }).optional(),
 });
-const graphErrorSchema = z.object({ error: z.looseObject({ code: z.number().optional(), message: z.string().optional() }) });
 
 export function createTemplateSync(deps: TemplateSyncDeps) {
   const doFetch = deps.fetch ?? fetch;
@@ -77,20 +77,15 @@ export function createTemplateSync(deps: TemplateSyncDeps) {
     } catch {
       throw new AppError('unavailable', 'could not reach the Graph API to read the templates; retry later');
     }
-    const text = await res.text().catch(() => '');
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const json = parseGraphJson(await res.text().catch(() => ''));
     if (!res.ok) {
-      const err = graphErrorSchema.safeParse(json);
-      const code = err.success ? err.data.error.code : undefined;
-      const message = err.success ? (err.data.error.message ?? '').slice(0, 300) : `HTTP ${res.status}`;
+      const err = readGraphError(res.status, json);
+      const code = err.code;
+      const message = err.isGraphError ? (err.message ?? '').slice(0, 300) : `HTTP ${res.status}`;
       log.warn({ httpStatus: res.status, code }, 'template sync: the Graph API refused');
-      if (code === 190 || res.status === 401) throw new AppError('provider_auth', `the Graph API refused the channel's access token (code ${code ?? res.status}): ${message}`);
-      if (res.status >= 500 || res.status === 429 || code === 4 || code === 80008) throw new AppError('provider_transient', `the Graph API could not list the templates now (code ${code ?? res.status}); retry later`);
+      // a 401 is the token whatever the code says; a 5xx or 429 is worth another try whatever the code says
+      if (err.kind === 'token_invalid' || res.status === 401) throw new AppError('provider_auth', `the Graph API refused the channel's access token (code ${code ?? res.status}): ${message}`);
+      if (err.retryable || res.status >= 500 || res.status === 429) throw new AppError('provider_transient', `the Graph API could not list the templates now (code ${code ?? res.status}); retry later`);
       throw new AppError('provider_permanent', `the Graph API refused to list the templates of WhatsApp Business Account ${wabaId} (code ${code ?? res.status}): ${message}`);
     }
     const parsed = pageSchema.safeParse(json);

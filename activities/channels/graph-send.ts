@@ -12,7 +12,7 @@ import type { Logger } from '../../lib/logger';
 import { recordCircuitOpened, recordGraphError, recordReply, recordSendDuration, type MetricPlatform, type ReplyOutcome } from '../../lib/metrics';
 import type { ChannelService } from '../../services/channels';
 import type { LeadService } from '../../services/leads';
-import { classifyGraphError, isRetryableGraphError, type GraphErrorClass } from './graph-errors';
+import { parseGraphJson, readGraphError, type GraphErrorClass } from '../../lib/graph-errors';
 import { activityCancelled, currentAttempt, graphRateLimitDelayMs, parseRetryAfter, releasePairSlot, releasePairSlotIfNotSent, waitForSendSlot, type SendRateLimits } from './send-rate-limit';
 
 export interface GraphSendDeps {
@@ -62,16 +62,6 @@ export interface SendResult {
 const sendResponseSchema = z.object({
   messages: z.array(z.object({ id: z.string().min(1) })).min(1).optional(),
   message_id: z.string().min(1).optional(),
-});
-const graphErrorSchema = z.object({
-  error: z.looseObject({
-    message: z.string().optional(),
-    type: z.string().optional(),
-    code: z.number().optional(),
-    error_subcode: z.number().optional(),
-    error_data: z.looseObject({ details: z.string().optional() }).optional(),
-    fbtrace_id: z.string().optional(),
-  }),
 });
 
 function failureTypeFor(cls: GraphErrorClass, retryable: boolean): FailureTypeName {
@@ -220,12 +210,7 @@ export function createGraphSender(deps: GraphSendDeps) {
       }
       const text = await res.text();
       recordSendDuration(platform, res.ok ? 'ok' : 'error', (performance.now() - startedAt) / 1000);
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
+      const json = parseGraphJson(text);
       if (res.ok) {
         const parsed = sendResponseSchema.safeParse(json);
         const providerMessageId = parsed.success ? (parsed.data.messages?.[0]?.id ?? parsed.data.message_id) : undefined;
@@ -236,17 +221,17 @@ export function createGraphSender(deps: GraphSendDeps) {
         return { outboundMessageId: input.outboundMessageId, providerMessageId, alreadySent: false };
       }
       // Meta answered with an error: this call did not send
-      const err = graphErrorSchema.safeParse(json);
-      const code = err.success ? err.data.error.code : undefined;
+      const err = readGraphError(res.status, json);
+      const code = err.code;
+      const refusal: GraphRefusal = {
+        httpStatus: res.status,
+        code: code ?? null,
+        subcode: err.subcode ?? null,
+        message: err.isGraphError ? err.message : text.slice(0, 300),
+        details: err.details,
+      };
       if (req.retryRefused && !retriedRefusal) {
         retriedRefusal = true;
-        const refusal: GraphRefusal = {
-          httpStatus: res.status,
-          code: code ?? null,
-          subcode: err.success ? (err.data.error.error_subcode ?? null) : null,
-          message: err.success ? err.data.error.message : text.slice(0, 300),
-          details: err.success ? err.data.error.error_data?.details : undefined,
-        };
         let again: Record<string, unknown> | undefined;
         try {
           again = await req.retryRefused(refusal);
@@ -263,17 +248,10 @@ export function createGraphSender(deps: GraphSendDeps) {
         }
       }
       await deps.leads.clearSendAttempt(input.outboundMessageId, claim.attemptAt);
-      const cls = classifyGraphError(code, err.success ? err.data.error.error_subcode : undefined);
-      const retryable = isRetryableGraphError(cls, res.status);
+      const cls = err.class;
+      const retryable = err.retryable;
       recordGraphError(platform, code, cls);
-      const detail = {
-        httpStatus: res.status,
-        code: code ?? null,
-        subcode: err.success ? (err.data.error.error_subcode ?? null) : null,
-        class: cls,
-        message: err.success ? err.data.error.message : text.slice(0, 300),
-        details: err.success ? err.data.error.error_data?.details : undefined,
-      };
+      const detail = { httpStatus: refusal.httpStatus, code: refusal.code, subcode: refusal.subcode, class: cls, message: refusal.message, details: refusal.details };
       log.warn({ leadId: input.leadId, outboundMessageId: input.outboundMessageId, error: detail }, 'graph api send failed');
       const type = failureTypeFor(cls, retryable);
       if (cls === 'auth') {
@@ -283,14 +261,14 @@ export function createGraphSender(deps: GraphSendDeps) {
       } else if (!retryable && cls !== 'reengagement' && cls !== 'spam_limited') {
         await deps.leads.markOutboundFailed({ id: input.outboundMessageId, error: detail });
       }
-      // throughput / call-count refusals (4, 80007, 130429) sent nothing: the pair slot is free again
+      // throughput and call-count refusals (130429, 4, 80007, …) sent nothing: the pair slot is free again
       await releasePairSlotIfNotSent(deps.rateLimits, slot, code);
       throw ApplicationFailure.create({
         type,
         message: `Graph API error ${code ?? res.status} (${cls}): ${detail.message ?? ''}`,
         nonRetryable: !retryable,
         details: [detail],
-        // rate limits (4, 80007, 130429, 131056) and a Retry-After: wait as Meta asks, at least the pair interval for 131056
+        // rate limits (lib/graph-errors.ts) and a Retry-After: wait as Meta asks, at least the pair interval for 131056
         ...(retryable && (cls === 'rate_limited' || res.headers.has('retry-after'))
           ? { nextRetryDelay: graphRateLimitDelayMs({ code, attempt: currentAttempt(), retryAfterMs: parseRetryAfter(res.headers.get('retry-after')), pairIntervalMs: deps.rateLimits?.pairIntervalMs }) }
           : {}),

@@ -14,7 +14,7 @@ import { richForm, richProblems, richTranscript, type InteractiveHeader, type Me
 import type { Channel } from '../../contract/vocabulary';
 import type { LeadService } from '../../services/leads';
 import { recordReply } from '../../lib/metrics';
-import { isUnknownMediaError } from './graph-errors';
+import { isUnknownMediaError } from '../../lib/graph-errors';
 import { createGraphSender, replyOutcomeOf, type GraphSendDeps, type SendBase, type SendResult } from './graph-send';
 import { fitInstagramText } from './instagram';
 import { deliverWebChat } from './webchat';

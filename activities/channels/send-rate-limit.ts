@@ -13,6 +13,7 @@
  * `nextRetryDelay` is the time the slot frees up, so Temporal (not a busy worker) does the waiting.
  */
 import { recordRateLimitWait } from '../../lib/metrics';
+import { isCallCountLimit } from '../../lib/graph-errors';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/failures';
@@ -91,16 +92,14 @@ export async function waitForSendSlot(limits: SendRateLimits | undefined, slot: 
   return wait;
 }
 
-/** Graph codes that say the message was refused before it went out for a limit other than the pair rate. */
-const NOT_SENT_RATE_LIMITS = new Set([4, 80007, 130429]);
-
 /**
  * After Meta refused a send for its throughput or call-count limit (the message did not go
  * out), give the pair slot back: the retry should wait for Meta, not also for the pair rate.
  * Best effort: never hides the send's own failure.
  */
 export async function releasePairSlotIfNotSent(limits: SendRateLimits | undefined, slot: SendSlot, code: number | undefined): Promise<void> {
-  if (code === undefined || !NOT_SENT_RATE_LIMITS.has(code)) return;
+  // the message was refused before it went out for a limit other than the pair rate: throughput or call count
+  if (code !== 130429 && !isCallCountLimit(code)) return;
   await releasePairSlot(limits, slot);
 }
 
@@ -127,14 +126,14 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
  * How long to wait before retrying a send Meta refused for a rate limit, by Graph error code:
  * - 131056 pair rate: at least the pair interval, growing 4^n s as Meta recommends (1, 4, 16, 64 s …);
  * - 130429 throughput: 1, 2, 4 … s (a second is a whole throughput window);
- * - 4 / 80007 app or account call-count limits (rolling hour): 10, 20, 40 … s;
+ * - call-count limits (4, 80007, …: lib/graph-errors.ts; a rolling hour): 10, 20, 40 … s;
  * never less than the response's Retry-After; at most MAX_RATE_LIMIT_DELAY_MS.
  */
 export function graphRateLimitDelayMs(input: { code: number | undefined; attempt: number; retryAfterMs?: number; pairIntervalMs?: number }): number {
   const n = Math.max(0, Math.min(20, Math.floor(input.attempt) - 1));
   let backoff: number;
   if (input.code === 131056) backoff = Math.max(input.pairIntervalMs && input.pairIntervalMs > 0 ? input.pairIntervalMs : DEFAULT_PAIR_INTERVAL_MS, 1000 * 4 ** n);
-  else if (input.code === 4 || input.code === 80007) backoff = 10_000 * 2 ** n;
+  else if (isCallCountLimit(input.code)) backoff = 10_000 * 2 ** n;
   else backoff = 1000 * 2 ** n;
   return Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(backoff, input.retryAfterMs ?? 0));
 }

@@ -28,7 +28,7 @@ import { FailureType, type FailureTypeName } from '../../contract/failures';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { MediaObjectSummary, MediaService } from '../../services/media';
-import { classifyGraphError, isRetryableGraphError } from '../channels/graph-errors';
+import { parseGraphJson, readGraphError } from '../../lib/graph-errors';
 import { checkMediaUrl, systemResolver, type ResolveHost } from './url-guard';
 
 /** Redirects a media download may follow (Meta's lookaside urls redirect at most once). */
@@ -75,9 +75,6 @@ const mediaInfoSchema = z.looseObject({
   sha256: z.string().optional(),
   file_size: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional(),
 });
-const graphErrorSchema = z.object({
-  error: z.looseObject({ message: z.string().optional(), code: z.number().optional(), error_subcode: z.number().optional() }),
-});
 
 const GRAPH_MEDIA_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -122,23 +119,13 @@ function tooLarge(size: number, max: number): ApplicationFailure {
 
 /** A Graph API error answer as a failure of the taxonomy (auth and permanent errors are not retried). */
 export function graphFailure(status: number, text: string, what: string): ApplicationFailure {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const err = graphErrorSchema.safeParse(json);
-  const code = err.success ? err.data.error.code : undefined;
-  const subcode = err.success ? err.data.error.error_subcode : undefined;
-  const cls = classifyGraphError(code, subcode);
-  const retryable = isRetryableGraphError(cls, status);
+  const err = readGraphError(status, parseGraphJson(text));
   const type =
-    cls === 'rate_limited' ? FailureType.ProviderRateLimited : cls === 'auth' ? FailureType.ProviderAuth : retryable ? FailureType.ProviderTransient : FailureType.ProviderPermanent;
-  const message = err.success ? (err.data.error.message ?? '') : text.slice(0, 200);
-  return failure(type, `${what}: Graph API error ${code ?? status} (${cls}): ${message}`, {
-    nonRetryable: !retryable,
-    details: { httpStatus: status, code: code ?? null, subcode: subcode ?? null, class: cls },
+    err.class === 'rate_limited' ? FailureType.ProviderRateLimited : err.class === 'auth' ? FailureType.ProviderAuth : err.retryable ? FailureType.ProviderTransient : FailureType.ProviderPermanent;
+  const message = err.isGraphError ? (err.message ?? '') : text.slice(0, 200);
+  return failure(type, `${what}: Graph API error ${err.code ?? status} (${err.class}): ${message}`, {
+    nonRetryable: !err.retryable,
+    details: { httpStatus: status, code: err.code ?? null, subcode: err.subcode ?? null, class: err.class },
   });
 }
 
@@ -290,13 +277,7 @@ export function createMediaActivities(deps: MediaDeps) {
         }
         const text = await res.text();
         if (!res.ok) throw graphFailure(res.status, text, 'media lookup');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        const info = mediaInfoSchema.safeParse(json);
+        const info = mediaInfoSchema.safeParse(parseGraphJson(text));
         if (!info.success) {
           throw failure(FailureType.ProviderTransient, `Graph API media lookup answered ${res.status} without a media url`, { nonRetryable: false });
         }

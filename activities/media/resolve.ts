@@ -23,6 +23,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { FailureType } from '../../contract/failures';
 import type { MediaKind } from '../../contract/media-types';
+import { parseGraphJson } from '../../lib/graph-errors';
 import type { Logger } from '../../lib/logger';
 import type { ChannelService } from '../../services/channels';
 import type { MediaLibraryService } from '../../services/media-library';
@@ -102,13 +103,7 @@ export function createMediaResolver(deps: MediaResolverDeps) {
     }
     const text = await res.text();
     if (!res.ok) throw graphFailure(res.status, text, 'media upload');
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    const answer = uploadAnswer.safeParse(json);
+    const answer = uploadAnswer.safeParse(parseGraphJson(text));
     if (!answer.success) throw fail(FailureType.ProviderTransient, `Graph API media upload answered ${res.status} without a media id`, false);
     const saved = await deps.mediaLibrary.saveUpload({
       mediaId: input.mediaId,

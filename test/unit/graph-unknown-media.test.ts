@@ -1,4 +1,4 @@
-import { isUnknownMediaError } from '../../activities/channels/graph-errors';
+import { isUnknownMediaError } from '../../lib/graph-errors';
 
 describe('isUnknownMediaError: when a library file is uploaded again and the send resent', () => {
   test('131053 (media upload error) always', () => {

@@ -2,7 +2,7 @@ import fs from 'fs';
 import path from 'path';
 import { parseInstagramWebhook, type InstagramParseResult } from '../../api/webhooks/instagram-payload';
 import { parseWhatsAppWebhook } from '../../api/webhooks/whatsapp-payload';
-import { classifyGraphError, isRetryableGraphError } from '../../activities/channels/graph-errors';
+import { classifyGraphError, isRetryableGraphError } from '../../lib/graph-errors';
 import {
   instagramAttachmentWebhook,
   instagramEchoWebhook,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { classifyGraphError, isRetryableGraphError } from '../../activities/channels/graph-errors';
+import { classifyGraphError, isRetryableGraphError } from '../../lib/graph-errors';
 import { ConfigError, loadConfig } from '../../config';
 import { createSecretBox, hashApiKey, parseEncryptionKey, safeEqual, signMetaBody, verifyMetaSignature } from '../../lib/crypto';
 import { createLogger } from '../../lib/logger';

@@ -3,7 +3,7 @@
  * takes `recipient` (a BSUID or parent BSUID) instead of `to` (a phone number); `to` wins when
  * both are present. The activity picks the form; the fake Graph API accepts and records it.
  */
-import { classifyGraphError, isRetryableGraphError } from '../../activities/channels/graph-errors';
+import { classifyGraphError, isRetryableGraphError } from '../../lib/graph-errors';
 import { whatsAppRecipient } from '../../activities/channels/whatsapp';
 import { startFakeGraphApi, type FakeGraphApi } from '../../fakes/graph-api';
 
