@@ -6,7 +6,8 @@
  * question the knowledge base has nothing on gets the agent's `knowledgeFallback` instruction
  * and records none.
  */
-import { REFERENCE_CLOSE, REFERENCE_OPEN, REFERENCE_RULES, referenceMessage, referenceText } from '../../activities/llm/knowledge-context';
+import { REFERENCE_CLOSE, REFERENCE_OPEN, REFERENCE_RULES, referenceMessage } from '../../activities/llm/knowledge-context';
+import { dataText } from '../../activities/llm/prompt-data';
 import { contentText, type ChatRequestRecord } from '../../fakes/openai';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
 
@@ -173,7 +174,7 @@ describe('the knowledge base in a reply turn', () => {
     // the exact messages the LLM got (as sent on the wire): the agent's own instructions and the rule, the reference material, the question, the facts
     expect((request.body as { messages: unknown[] }).messages).toEqual([
       { role: 'system', content: `${agent.body.systemPrompt as string}\n\n${REFERENCE_RULES}` },
-      { role: 'user', content: referenceMessage([{ documentTitle: title, text: referenceText(chunk.text) }]) },
+      { role: 'user', content: referenceMessage([{ documentTitle: title, text: dataText(chunk.text) }]) },
       { role: 'user', content: question },
       { role: 'system', content: expect.stringMatching(/^Facts about this conversation:/) },
     ]);

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { AgentToolName } from '../../contract/agent-tools';
-import { toolCallReply } from '../../fakes/openai';
+import { contentText, toolCallReply } from '../../fakes/openai';
 import { inboundSignal, stateQuery, type TemplateRef } from '../../workflows/lead/definitions';
 import { leadConversation } from '../../workflows/lead/workflow';
 import { createWorkflowTestKit, inboundText, leadInput, leadWorkflowId, TEST_SETTINGS, until } from './support';
@@ -124,6 +124,9 @@ test('inside the window: the follow-up is an AI message written from the note', 
     expect(lead.sent()[1]).toMatchObject({ type: 'text', text: { body: 'Here is the brochure I promised: https://example.com/b.pdf' } });
     const ask = kit.llm.requests.at(-1)!;
     expect(JSON.stringify(ask.messages)).toContain('send the brochure link');
+    // the note (the model wrote it from the conversation; a lead can dictate it) is data: the whole of its block, never in a system message
+    expect(ask.messages.filter((m) => m.role === 'user' && contentText(m.content).includes('<follow_up_note>\nsend the brochure link\n</follow_up_note>'))).toHaveLength(1);
+    expect(ask.messages.filter((m) => m.role === 'system').map((m) => contentText(m.content)).join('\n')).not.toContain('brochure');
     // a follow-up offers no tools (it is no reply to the lead)
     expect((ask.body as { tools?: unknown }).tools).toBeUndefined();
     await lead.handle.terminate('test done');
