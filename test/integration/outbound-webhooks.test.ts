@@ -392,6 +392,8 @@ test('deliveries run on the webhook lane: the delivery workflow and its attempts
     { what: 'the delivery succeeded' },
   );
   const handle = stack.temporal.client.workflow.getHandle(webhookDeliveryWorkflowId(d!.id, 0));
+  // the row is marked before the workflow's last task: wait for its end
+  await expect(handle.result()).resolves.toEqual({ succeeded: true, endpointDisabled: false });
   const described = await handle.describe();
   expect(described.type).toBe(WEBHOOK_DELIVERY_WORKFLOW_TYPE);
   expect(described.status.name).toBe('COMPLETED');
