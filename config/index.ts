@@ -265,6 +265,11 @@ export const configSchema = z.object({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),
   /** Activity slots of the background lane (sequence steps, bump-ups, extraction), on its own task queue `<TEMPORAL_TASK_QUEUE>-background`. */
   WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES: z.coerce.number().int().min(1).default(4),
+  /**
+   * Activity slots of the webhook lane (outbound webhook delivery attempts, each up to WEBHOOK_TIMEOUT_MS on the network), on its own
+   * task queue `<TEMPORAL_TASK_QUEUE>-webhooks` with the delivery workflows (workers/worker.ts).
+   */
+  WORKER_MAX_CONCURRENT_WEBHOOK_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(10),
   /** Lead workflows kept in the worker's memory between tasks (an evicted one is replayed from its history when it wakes). */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),

@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
+    maxConcurrentWebhookActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_WEBHOOK_ACTIVITIES,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     payloadCodec: core.payloadCodec,
     tracing: tracing.worker,

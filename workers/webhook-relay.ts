@@ -4,6 +4,10 @@
  * of the fact it reports), then marks it dispatched. The workflow id is the row's id and
  * generation, so a start repeated (a crash between start and mark, two workers racing) is refused
  * by Temporal and changes nothing: at-least-once start, exactly one workflow per delivery.
+ * Refused while the first run is open by the id conflict policy (the default, FAIL), and after it
+ * closed by the id reuse policy REJECT_DUPLICATE (the default, ALLOW_DUPLICATE, would start a
+ * second run); both compare the id alone, not the task queue, so a row an older version started
+ * on the main task queue is not started again on the webhook lane (test/integration/outbound-webhooks.test.ts).
  *
  * Why a relay and not a start from the activity that records the fact: the fact's transaction
  * and a Temporal start cannot commit together; a start after the commit is lost if the process
@@ -25,7 +29,14 @@ export interface WebhookRelay {
   stop(): Promise<void>;
 }
 
-export function startWebhookRelay(opts: { endpoints: WebhookEndpointService; client: Client; taskQueue: string; settings: WebhookSettings; log: Logger }): WebhookRelay {
+export function startWebhookRelay(opts: {
+  endpoints: WebhookEndpointService;
+  client: Client;
+  /** Where deliveries start: the webhook lane, `webhookTaskQueue(<task queue>)` (workers/worker.ts). */
+  taskQueue: string;
+  settings: WebhookSettings;
+  log: Logger;
+}): WebhookRelay {
   const log = opts.log.child({ module: 'webhook-relay' });
   const { settings } = opts;
   let stopped = false;
@@ -40,6 +51,8 @@ export function startWebhookRelay(opts: { endpoints: WebhookEndpointService; cli
         try {
           await opts.client.workflow.start<typeof webhookDeliveryWorkflow>(WEBHOOK_DELIVERY_WORKFLOW_TYPE, {
             workflowId: webhookDeliveryWorkflowId(row.id, row.generation),
+            // a manual retry is a new generation, so a new id: an id never needs a second run
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
             taskQueue: opts.taskQueue,
             args: [
               {

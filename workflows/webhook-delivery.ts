@@ -7,6 +7,10 @@
  * A final refusal (webhook_rejected: 3xx/4xx other than 408/429; a refused url; a deleted or
  * disabled endpoint) ends the retries at once. Then the delivery is marked succeeded or failed
  * (the endpoint is disabled after repeated failed deliveries). Never touches the lead workflow.
+ *
+ * It runs on the webhook lane, `webhookTaskQueue(<task queue>)`, where the relay starts it; its
+ * activities take no task queue, so they run on the workflow's own queue: a delivery started on
+ * the main queue by an older version finishes there (workers/worker.ts).
  */
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { createWebhookActivities } from '../activities/webhooks/deliver';
@@ -51,6 +55,14 @@ export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Prom
   }
   const r = await finishWebhookDelivery({ deliveryId: input.deliveryId, succeeded: reason === undefined, reason });
   return { succeeded: reason === undefined, endpointDisabled: r.endpointDisabled };
+}
+
+/**
+ * The webhook lane's task queue, next to the lead workflow's `taskQueue`: delivery workflows and
+ * their activities, served by the worker's own slots for them (WORKER_MAX_CONCURRENT_WEBHOOK_ACTIVITIES).
+ */
+export function webhookTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-webhooks`;
 }
 
 /** The workflow id of a delivery's generation (0 first, +1 per manual retry). */

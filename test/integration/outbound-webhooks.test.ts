@@ -5,15 +5,18 @@
  * succeeds, Standard Webhooks signatures checked with our own HMAC, a permanently failing
  * endpoint ending failed and disabled, a final 4xx and a manual retry, the secret shown once and
  * rotated, roles and tenant isolation. Short retry intervals come from the WEBHOOK_* config.
+ * The deliveries run on the webhook lane (`<task queue>-webhooks`); one started on the main task
+ * queue by an earlier version finishes there and is not started again by the relay.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { eq } from 'drizzle-orm';
-import { webhookEndpoints } from '../../db/schema';
+import { webhookDeliveries, webhookEndpoints } from '../../db/schema';
 import { createSecretBox, parseEncryptionKey } from '../../lib/crypto';
 import { rewrapWebhookSecrets, webhookSecretContext } from '../../services/webhook-endpoints';
 import { bearer, createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { WEBHOOK_DELIVERY_WORKFLOW_TYPE, webhookDeliveryWorkflowId, webhookTaskQueue, type webhookDeliveryWorkflow } from '../../workflows/webhook-delivery';
 
 jest.setTimeout(120_000);
 
@@ -374,4 +377,81 @@ test('channel.circuit_opened, dead_letter.opened and message.failed come from wh
   expect(events.find((e) => e.type === 'dead_letter.opened')!.data).toMatchObject({ leadId: lead.id, deadLetterId: 'dl-1', kind: 'send' });
   expect(events.find((e) => e.type === 'message.failed')!.data).toMatchObject({ leadId: lead.id, outboundMessageId: 'm-1' });
   await s.channels.closeCircuit(t.tenantId, t.channelId);
+});
+
+test('deliveries run on the webhook lane: the delivery workflow and its attempts are on `<task queue>-webhooks`, not the live lane\'s queue', async () => {
+  const t = await createTenant(stack);
+  const path = `/lane-${Date.now()}`;
+  const endpoint = await register(t, path);
+  await inbound(t, 'which queue?');
+  const [d] = await waitFor(
+    async () => {
+      const ds = await deliveries(t, endpoint.id);
+      return ds.length === 1 && ds[0]!.status === 'succeeded' ? ds : undefined;
+    },
+    { what: 'the delivery succeeded' },
+  );
+  const handle = stack.temporal.client.workflow.getHandle(webhookDeliveryWorkflowId(d!.id, 0));
+  // the row is marked before the workflow's last task: wait for its end
+  await expect(handle.result()).resolves.toEqual({ succeeded: true, endpointDisabled: false });
+  const described = await handle.describe();
+  expect(described.type).toBe(WEBHOOK_DELIVERY_WORKFLOW_TYPE);
+  expect(described.status.name).toBe('COMPLETED');
+  expect(described.taskQueue).toBe(`${stack.taskQueue}-webhooks`);
+  expect(described.taskQueue).toBe(webhookTaskQueue(stack.taskQueue));
+  // its activities name no queue of their own: they follow the workflow onto the lane
+  const scheduled = ((await handle.fetchHistory()).events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
+  expect(scheduled.map((a) => [a.activityType?.name, a.taskQueue?.name])).toEqual([
+    ['deliverWebhook', webhookTaskQueue(stack.taskQueue)],
+    ['finishWebhookDelivery', webhookTaskQueue(stack.taskQueue)],
+  ]);
+  // the worker's third SDK worker is the one polling it
+  expect(stack.worker.webhooks.options.taskQueue).toBe(webhookTaskQueue(stack.taskQueue));
+});
+
+test('a delivery an earlier version started on the main task queue finishes there, and the relay never starts its row again (first run open, then closed)', async () => {
+  const t = await createTenant(stack);
+  const path = `/old-queue-${Date.now()}`;
+  behaviour[path] = 'fail'; // 500 until the test says otherwise: the old run stays open, retrying
+  // subscribed to an event nothing in this test raises: the only delivery is the row below
+  const endpoint = await register(t, path, ['lead.qualified']);
+  const db = stack.core.database.db;
+  const eventId = `evt-old-queue-${randomBytes(6).toString('hex')}`;
+  const dispatched = async (id: string) => (await db.select({ at: webhookDeliveries.dispatchedAt }).from(webhookDeliveries).where(eq(webhookDeliveries.id, id)))[0]!.at;
+  // the row, hidden from the relay (dispatched) until the old start below has happened
+  const [row] = await db
+    .insert(webhookDeliveries)
+    .values({ tenantId: t.tenantId, endpointId: endpoint.id, eventId, eventType: 'lead.qualified', payload: { type: 'lead.qualified', timestamp: new Date().toISOString(), data: {} }, dispatchedAt: new Date().toISOString() })
+    .returning({ id: webhookDeliveries.id });
+  const workflowId = webhookDeliveryWorkflowId(row!.id, 0);
+  // as the relay of the earlier version started it: on the main task queue (a long retry period, so it stays open while the test holds it)
+  const old = await stack.temporal.client.workflow.start<typeof webhookDeliveryWorkflow>(WEBHOOK_DELIVERY_WORKFLOW_TYPE, {
+    workflowId,
+    taskQueue: stack.taskQueue,
+    args: [{ deliveryId: row!.id, timeoutMs: 700, retry: { initialIntervalMs: 200, maximumIntervalMs: 500, maxDurationMs: 60_000 } }],
+  });
+  // the main lane runs it: attempts reach the receiver
+  await waitFor(() => received.some((r) => r.path === path && r.headers['webhook-id'] === eventId), { what: 'an attempt of the old-queue delivery' });
+
+  // the earlier relay "crashed" between its start and its mark: this relay finds the row and tries again
+  const relayAgain = async () => {
+    await db.update(webhookDeliveries).set({ dispatchedAt: null }).where(eq(webhookDeliveries.id, row!.id));
+    await waitFor(async () => (await dispatched(row!.id)) !== null, { what: 'the relay marked the row again' });
+  };
+  await relayAgain();
+  // refused while the first run is open (id conflict, on another queue): still that run, on the main queue
+  let described = await old.describe();
+  expect([described.runId, described.status.name, described.taskQueue]).toEqual([old.firstExecutionRunId, 'RUNNING', stack.taskQueue]);
+
+  behaviour[path] = 'ok';
+  await expect(old.result()).resolves.toEqual({ succeeded: true, endpointDisabled: false });
+  expect((await deliveries(t, endpoint.id)).find((d) => d.id === row!.id)).toMatchObject({ status: 'succeeded', lastStatus: 200 });
+  const posts = received.filter((r) => r.headers['webhook-id'] === eventId).length;
+
+  // and after it closed (id reuse policy): no second run, no second delivery
+  await relayAgain();
+  described = await stack.temporal.client.workflow.getHandle(workflowId).describe();
+  expect([described.runId, described.status.name, described.taskQueue]).toEqual([old.firstExecutionRunId, 'COMPLETED', stack.taskQueue]);
+  await new Promise((r) => setTimeout(r, 500));
+  expect(received.filter((r) => r.headers['webhook-id'] === eventId)).toHaveLength(posts);
 });

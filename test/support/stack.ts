@@ -125,6 +125,11 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     taskQueue,
     deps: activityDepsFrom(config, core.services, log),
     workflowBundle: await workflowBundle(),
+    // the lanes' slots as workers/main.ts sets them (the defaults unless a file overrides them)
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxConcurrentBackgroundActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_BACKGROUND_ACTIVITIES,
+    maxConcurrentWebhookActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_WEBHOOK_ACTIVITIES,
     payloadCodec: core.payloadCodec,
     tracing: tracing.worker,
   });
