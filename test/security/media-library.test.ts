@@ -37,7 +37,7 @@ test('a signed media url never reaches the logs, even when serving it fails (500
   const item = await uploaded(t, fileOf(samples.png), 'image/png');
   const token = tokenFor(t, item.id);
   const lib = stack.core.services.mediaLibrary;
-  jest.spyOn(lib, 'find').mockRejectedValueOnce(new Error('connection terminated unexpectedly'));
+  jest.spyOn(lib, 'findForUrl').mockRejectedValueOnce(new Error('connection terminated unexpectedly'));
   const before = stack.logLines.length;
   const r = await stack.api.get(`/media/${token}`).expect(500);
   expect(r.body.error.code).toBe('internal');
