@@ -35,7 +35,7 @@ let api: ReturnType<typeof request>;
 beforeAll(() => {
   // the API's client, with the data converter the worker and the API use (failure messages in encoded payloads)
   client = new Client({ connection: kit.env.connection, namespace: kit.env.namespace ?? 'default', dataConverter: parleyDataConverter() });
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', PGLITE_DATA_DIR: 'memory://', PARLEY_ADMIN_TOKEN: 'test-admin-token-follow-ups', PARLEY_CHECK_RESPONSES: 'true', AUTH_FAILURES_PER_MINUTE: '1000' });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', PGLITE_DATA_DIR: 'memory://', PARLEY_ADMIN_TOKEN: 'test-admin-token-follow-ups', PARLEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'), PARLEY_CHECK_RESPONSES: 'true', AUTH_FAILURES_PER_MINUTE: '1000' });
   const temporal = createParleyTemporal(client, { taskQueue: 'unused', leadIds: createLeadIds(Buffer.alloc(32, 7)) });
   api = request(createApp({ config, log: kit.log, database: { ping: async () => undefined }, services: kit.services, temporal }));
 });
