@@ -13,7 +13,7 @@
  * | --- | --- |
  * | owner | everything, API keys included |
  * | manager | everything but API keys |
- * | agent | read leads and messages, send manual messages, hand off and back, change stage |
+ * | agent | read leads and messages, send manual messages, hand off and back, change stage, cancel follow-ups |
  * | readonly | read (no API keys, no audit log) |
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -39,7 +39,7 @@ export function accessRuleOf(handler: unknown): AccessRule | undefined {
 
 /** Read leads, their messages, media and extractions: every role. */
 export const LEAD_READERS = ['owner', 'manager', 'agent', 'readonly'] as const satisfies readonly ApiKeyRole[];
-/** Act on a conversation: manual messages, handoff and handback, stage. */
+/** Act on a conversation: manual messages, handoff and handback, stage, cancelling a scheduled follow-up. */
 export const LEAD_ACTORS = ['owner', 'manager', 'agent'] as const satisfies readonly ApiKeyRole[];
 /** Read the tenant's setup and accounts (agents, channels, templates, sequences, credits, dead letters, usage). */
 export const SETUP_READERS = ['owner', 'manager', 'readonly'] as const satisfies readonly ApiKeyRole[];

@@ -8,6 +8,8 @@
  * - `set_stage` moves the lead to another stage of the tenant's pipelines;
  * - `schedule_follow_up` sets a durable timer in the lead workflow: when it fires, an AI
  *   follow-up inside the 24-hour window, the agent's follow-up template outside it, or a refusal;
+ * - `cancel_follow_up` cancels one of the lead's waiting follow-ups, or all of them (the lead says
+ *   "no need to remind me"); offered only while some wait (the turn is given them);
  * - `send_buttons` / `send_list` answer with WhatsApp-style reply buttons or a list (degraded per
  *   channel like any rich message);
  * - `search_knowledge` searches the agent's knowledge bases with the model's own query (offered
@@ -18,7 +20,7 @@
 import type { RichMessage } from './rich';
 import type { TemplateRef } from './messages';
 
-export const AGENT_TOOLS = ['handoff_to_human', 'set_stage', 'schedule_follow_up', 'send_buttons', 'send_list', 'search_knowledge', 'send_media'] as const;
+export const AGENT_TOOLS = ['handoff_to_human', 'set_stage', 'schedule_follow_up', 'cancel_follow_up', 'send_buttons', 'send_list', 'search_knowledge', 'send_media'] as const;
 export type AgentToolName = (typeof AGENT_TOOLS)[number];
 
 /** An agent without a `tools` setting: the model may hand over to a human, as it could before tools existed. */
@@ -66,6 +68,14 @@ export interface FollowUp {
   template?: TemplateRef;
 }
 
+/** A waiting follow-up as a reply turn is given it (cancel_follow_up's choices): no template. */
+export type PendingFollowUp = Pick<FollowUp, 'id' | 'at' | 'note'>;
+
+/** The waiting follow-ups a reply turn is told about (absent when none wait). */
+export function pendingForTurn(followUps: readonly FollowUp[] | undefined): PendingFollowUp[] | undefined {
+  return followUps?.length ? followUps.map(({ id, at, note }) => ({ id, at, note })) : undefined;
+}
+
 /**
  * One tool call of a turn, as the reply activity hands it to the workflow and the lead's events
  * record it: the validated arguments without personal data (no free text the lead may have
@@ -84,6 +94,8 @@ export interface ToolCallRecord {
 export interface ToolEffects {
   setStage?: { stage: string };
   followUp?: { at: string; note: string; template?: TemplateRef };
+  /** cancel_follow_up: these waiting follow-ups (the one named, or every one the turn was given). */
+  cancelFollowUps?: { ids: string[] };
 }
 
 /** A reply the model answered with a tool (send_buttons, send_list, send_media): the rich message to send instead of text. */

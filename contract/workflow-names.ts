@@ -28,6 +28,8 @@ export const LeadMessage = {
   pauseSequence: 'pauseSequence',
   resumeSequence: 'resumeSequence',
   sendManualMessage: 'sendManualMessage',
+  // for the Web UI and the API alike: a scheduled follow-up (schedule_follow_up) cancelled
+  cancelFollowUp: 'cancelFollowUp',
 } as const;
 export type LeadMessageName = (typeof LeadMessage)[keyof typeof LeadMessage];
 

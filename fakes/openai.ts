@@ -161,9 +161,10 @@ export function offlineReply(messages: { role: string; content: unknown }[]): st
  *   /media            send_media (the first of the agent's assets)
  *   /stage [name]     set_stage (the named stage, else the first one offered)
  *   /remind [minutes] schedule_follow_up (default 60 minutes from now)
+ *   /noremind [id]    cancel_follow_up (that follow-up, else all; offered only while some wait)
  *   /search <words>   search_knowledge
  */
-export const OFFLINE_TOOL_COMMANDS = ['/human', '/buttons', '/list', '/media', '/stage', '/remind', '/search'] as const;
+export const OFFLINE_TOOL_COMMANDS = ['/human', '/buttons', '/list', '/media', '/stage', '/remind', '/noremind', '/search'] as const;
 
 /** The enum of a function parameter of an offered tool, if it has one. */
 function offeredEnum(tool: Record<string, unknown>, param: string): string[] {
@@ -215,6 +216,11 @@ export function offlineToolCall(body: unknown, messages: { role: string; content
     case '/remind': {
       const minutes = Math.min(Math.max(Number.parseInt(arg, 10) || 60, 6), 30 * 24 * 60 - 1);
       return call('schedule_follow_up', { at: new Date(now + minutes * 60_000).toISOString(), note: 'the lead asked to be reminded' });
+    }
+    case '/noremind': {
+      const tool = offered('cancel_follow_up');
+      const id = tool ? offeredEnum(tool, 'followUpId').find((x) => x === arg) : undefined;
+      return call('cancel_follow_up', id ? { followUpId: id } : { all: true });
     }
     case '/search':
       return arg ? call('search_knowledge', { query: arg }) : undefined;

@@ -6,6 +6,7 @@ import type { Channel, ModeRequest } from '../contract/vocabulary';
 import { LEAD_WORKFLOW_TYPE } from '../contract/workflow-names';
 import type { LeadIds } from '../lib/lead-ids';
 import {
+  cancelFollowUpUpdate,
   deliveryStatusSignal,
   discardDeadLetterUpdate,
   extractNowUpdate,
@@ -16,6 +17,7 @@ import {
   setModeUpdate,
   setStageUpdate,
   stateQuery,
+  type CancelFollowUpResult,
   type LeadStateSnapshot,
   type LeadWorkflowInput,
   type SequenceCommand,
@@ -181,6 +183,14 @@ export function createParleyTemporal(
     /** A manual message or template through the lead's delivery, window and credit path. */
     async sendMessage(workflowId: string, req: Omit<OutboundRequest, 'source'>): Promise<OutboundResult> {
       return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(sendMessageUpdate, { args: [{ ...req, source: 'manual' }] }));
+    },
+
+    /**
+     * Cancel a follow-up the AI scheduled (schedule_follow_up), as the API (event source `api`).
+     * A follow-up that is not waiting is refused: `isFollowUpNotFound(reason)` (policy/follow-ups.ts).
+     */
+    async cancelFollowUp(workflowId: string, followUpId: string): Promise<CancelFollowUpResult> {
+      return rejectionsAsErrors(client.workflow.getHandle(workflowId).executeUpdate(cancelFollowUpUpdate, { args: [{ followUpId, source: 'api' }] }));
     },
 
     /** Run a dead letter again in its lead workflow (a Temporal update; the workflow may refuse). */

@@ -3,10 +3,10 @@ import OpenAI from 'openai';
 import { FailureType } from '../../contract/failures';
 import { activityCancellationSignal } from '../activity-context';
 import type { Channel, OutboundLlmPurpose } from '../../contract/vocabulary';
-import { agentTools, type ToolCallRecord, type ToolEffects } from '../../contract/agent-tools';
+import { agentTools, type PendingFollowUp, type ToolCallRecord, type ToolEffects } from '../../contract/agent-tools';
 import type { RichMessage } from '../../contract/rich';
 import type { PipelineService } from '../../services/pipelines';
-import { mediaOf, recordOf, richOf, toolChoiceFor, toolDefinitions, validateToolCall, type ToolContext } from './tools';
+import { cancelledIds, cancelledText, mediaOf, recordOf, richOf, toolChoiceFor, toolDefinitions, validateToolCall, type ToolContext } from './tools';
 import type { AgentAssetService } from '../../services/agent-assets';
 import type { AgentService } from '../../services/agents';
 import type { ChannelService } from '../../services/channels';
@@ -68,6 +68,8 @@ export interface GenerateReplyInput {
   channel?: Channel;
   /** Facts the workflow knows (the 24-hour window, the sequence step), one line each. */
   facts?: string[];
+  /** The lead's waiting follow-ups: cancel_follow_up's choices (absent: none wait, the tool is not offered). */
+  followUps?: PendingFollowUp[];
 }
 
 export interface GenerateReplyResult {
@@ -170,6 +172,7 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
       now: new Date((deps.now ?? Date.now)()).toISOString(),
       knowledge: declared.includes('search_knowledge') && !!deps.knowledge && (agent.knowledgeBaseIds?.length ?? 0) > 0,
       assets: declared.includes('send_media') && deps.agentAssets ? await deps.agentAssets.listAgentAssets(input.tenantId, agent.id) : [],
+      followUps: input.followUps ?? [],
     };
     // the agent's knowledge bases, searched for the lead's latest messages (none: no query at all)
     const knowledge = await knowledgeContext(deps, { tenantId: input.tenantId, agent, transcript, searchTool: toolContext.knowledge });
@@ -267,6 +270,11 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
             } else if (call.name === 'set_stage') {
               effects.setStage = { stage: call.args.stage };
               conversation.push({ role: 'tool', tool_call_id: c.id, content: leadText(`Done: the lead moves to stage ${call.args.stage}.`) });
+            } else if (call.name === 'cancel_follow_up') {
+              const ids = cancelledIds(call, toolContext);
+              effects.cancelFollowUps = { ids: [...(effects.cancelFollowUps?.ids ?? []), ...ids] };
+              // it quotes the follow-ups' notes, which the model wrote from the conversation
+              conversation.push({ role: 'tool', tool_call_id: c.id, content: leadText(cancelledText(ids, toolContext)) });
             } else {
               effects.followUp = { at: new Date(call.args.at).toISOString(), note: call.args.note, ...(agent.followUpTemplate ? { template: agent.followUpTemplate } : {}) };
               conversation.push({ role: 'tool', tool_call_id: c.id, content: `Done: a follow-up is scheduled for ${call.args.at}.` });

@@ -1,12 +1,13 @@
 /**
  * The agent tools' zod schemas, their OpenAI function definitions (JSON Schema made from the same
  * zod schemas) and the validation of one call: parse the arguments, then check what zod alone
- * cannot (the stage exists, the follow-up time is in bounds, the buttons fit the lead's channel).
+ * cannot (the stage exists, the follow-up time is in bounds, the follow-up to cancel waits, the
+ * buttons fit the lead's channel).
  * Nothing runs before a call is valid. The rule for an invalid call is `afterInvalidCall`.
  */
 import type OpenAI from 'openai';
 import { z } from 'zod';
-import { AGENT_TOOLS, FOLLOW_UP_MAX_DAYS, FOLLOW_UP_NOTE_MAX, followUpTimeProblem, type AgentToolName, type ToolCallRecord } from '../../contract/agent-tools';
+import { AGENT_TOOLS, FOLLOW_UP_MAX_DAYS, FOLLOW_UP_NOTE_MAX, followUpTimeProblem, type AgentToolName, type PendingFollowUp, type ToolCallRecord } from '../../contract/agent-tools';
 import { channelProblems, RICH_LIMITS, type MediaType, type RichMessage } from '../../contract/rich';
 import type { Channel } from '../../contract/vocabulary';
 
@@ -22,6 +23,8 @@ export interface ToolContext {
   knowledge?: boolean;
   /** The agent's assets (send_media's enum; none: send_media is not offered). */
   assets?: readonly ToolAsset[];
+  /** The lead's waiting follow-ups (cancel_follow_up's enum; none: cancel_follow_up is not offered). */
+  followUps?: readonly PendingFollowUp[];
 }
 
 /** What send_media needs of an agent asset (services/agent-assets.ts AgentAssetRef). */
@@ -38,14 +41,19 @@ export const SEARCH_QUERY_MAX = 300;
 
 /**
  * The declared tools the agent can use now: search_knowledge needs knowledge bases, send_media
- * needs assets. Only these are offered, and validateToolCall refuses the others.
+ * needs assets, cancel_follow_up a waiting follow-up. Only these are offered, and
+ * validateToolCall refuses the others.
  */
 export function availableTools(declared: readonly AgentToolName[], ctx: ToolContext): AgentToolName[] {
-  return declared.filter((n) => (n === 'search_knowledge' ? ctx.knowledge === true : n === 'send_media' ? (ctx.assets?.length ?? 0) > 0 : true));
+  return declared.filter((n) =>
+    n === 'search_knowledge' ? ctx.knowledge === true : n === 'send_media' ? (ctx.assets?.length ?? 0) > 0 : n === 'cancel_follow_up' ? (ctx.followUps?.length ?? 0) > 0 : true,
+  );
 }
 
 function unavailableReason(name: AgentToolName): string {
-  return name === 'search_knowledge' ? 'search_knowledge is not available: the agent has no knowledge bases' : `${name} is not available: the agent has no assets`;
+  if (name === 'search_knowledge') return 'search_knowledge is not available: the agent has no knowledge bases';
+  if (name === 'cancel_follow_up') return 'cancel_follow_up is not available: no follow-up is scheduled for this lead';
+  return `${name} is not available: the agent has no assets`;
 }
 
 function assetByName(ctx: ToolContext, name: string): ToolAsset | undefined {
@@ -59,6 +67,8 @@ function schemas(ctx: ToolContext) {
   const stage = ctx.stages.length > 0 ? z.enum(ctx.stages as [string, ...string[]]) : z.string().trim().min(1).max(100);
   const names = (ctx.assets ?? []).map((a) => a.name);
   const asset = names.length > 0 ? z.enum(names as [string, ...string[]]) : z.string().trim().min(1).max(100);
+  const ids = (ctx.followUps ?? []).map((f) => f.id);
+  const followUpId = ids.length > 0 ? z.enum(ids as [string, ...string[]]) : z.string().trim().min(1).max(100);
   return {
     handoff_to_human: z.strictObject({ reason: z.string().optional().describe('why a human should take over') }),
     set_stage: z.strictObject({ stage: stage.describe("the lead's new stage in the sales pipeline") }),
@@ -67,6 +77,10 @@ function schemas(ctx: ToolContext) {
         .string()
         .describe(`when to follow up: an ISO 8601 date and time with a UTC offset (e.g. 2026-12-04T10:00:00+01:00), at most ${FOLLOW_UP_MAX_DAYS} days from now`),
       note: text(FOLLOW_UP_NOTE_MAX).describe('what to follow up on (for yourself; the lead does not see it)'),
+    }),
+    cancel_follow_up: z.strictObject({
+      followUpId: followUpId.optional().describe('the id of the follow-up to cancel (one of the ids listed in the tool description)'),
+      all: z.boolean().optional().describe('true: cancel every scheduled follow-up instead of one'),
     }),
     send_buttons: z.strictObject({
       body: text(RICH_LIMITS.interactiveBody).describe('the message text above the buttons'),
@@ -107,6 +121,8 @@ const DESCRIPTIONS: Record<AgentToolName, string> = {
   set_stage: "Move the lead to another stage of the sales pipeline when the conversation shows it (e.g. qualified). Then write your reply as usual.",
   schedule_follow_up:
     'Schedule a follow-up message to this lead at a later time (e.g. the lead asks to be contacted on Friday). You will be asked to write it then. Then write your reply as usual.',
+  cancel_follow_up:
+    'Cancel a follow-up you scheduled earlier, or all of them (`all: true`), when it is no longer wanted (e.g. the lead says there is no need to remind them, or the matter is settled). Then write your reply as usual.',
   send_buttons: 'Answer with a message and up to 3 reply buttons the lead can tap, instead of a text reply.',
   send_list: 'Answer with a message and a list of options (sections of rows) the lead can choose from, instead of a text reply.',
   search_knowledge:
@@ -115,6 +131,10 @@ const DESCRIPTIONS: Record<AgentToolName, string> = {
 };
 
 function descriptionOf(name: AgentToolName, ctx: ToolContext): string {
+  if (name === 'cancel_follow_up') {
+    const list = (ctx.followUps ?? []).map((f) => `- ${f.id}: at ${f.at}, note: ${f.note}`).join('\n');
+    return `${DESCRIPTIONS.cancel_follow_up}\nScheduled follow-ups:\n${list}`;
+  }
   if (name !== 'send_media') return DESCRIPTIONS[name];
   const list = (ctx.assets ?? []).map((a) => `- ${a.name} (${a.kind}): ${a.description}`).join('\n');
   return `${DESCRIPTIONS.send_media}\nFiles:\n${list}`;
@@ -135,6 +155,7 @@ export type ValidCall =
   | { name: 'handoff_to_human'; args: { reason?: string } }
   | { name: 'set_stage'; args: { stage: string } }
   | { name: 'schedule_follow_up'; args: { at: string; note: string } }
+  | { name: 'cancel_follow_up'; args: { followUpId?: string; all?: boolean } }
   | { name: 'send_buttons'; args: { body: string; buttons: { id: string; title: string }[] } }
   | { name: 'send_list'; args: { body: string; button: string; sections: { title?: string; rows: { id: string; title: string; description?: string }[] }[] } }
   | { name: 'search_knowledge'; args: { query: string } }
@@ -153,6 +174,17 @@ export function mediaOf(call: Extract<ValidCall, { name: 'send_media' }>, ctx: T
   const asset = assetByName(ctx, call.args.asset);
   if (!asset) return undefined;
   return { kind: 'media', media: { type: asset.kind, libraryId: asset.mediaId, ...(call.args.caption !== undefined ? { caption: call.args.caption } : {}) } };
+}
+
+/** The follow-ups a valid cancel_follow_up call cancels: the one named, or every one the turn was given. */
+export function cancelledIds(call: Extract<ValidCall, { name: 'cancel_follow_up' }>, ctx: ToolContext): string[] {
+  return call.args.all === true ? (ctx.followUps ?? []).map((f) => f.id) : [call.args.followUpId!];
+}
+
+/** The tool result a cancel_follow_up call gets back. */
+export function cancelledText(ids: readonly string[], ctx: ToolContext): string {
+  const times = (ctx.followUps ?? []).filter((f) => ids.includes(f.id)).map((f) => f.at);
+  return `Done: ${times.length === 1 ? `the follow-up at ${times[0]} is` : `the follow-ups at ${times.join(', ')} are`} cancelled.`;
 }
 
 /**
@@ -183,6 +215,14 @@ function extraProblem(call: ValidCall, ctx: ToolContext): string | undefined {
       return call.args.stage === ctx.stage ? `the lead is already in stage ${call.args.stage}` : undefined;
     case 'schedule_follow_up':
       return followUpTimeProblem(call.args.at, ctx.now);
+    case 'cancel_follow_up': {
+      const { followUpId, all } = call.args;
+      if (all === true && followUpId !== undefined) return 'give followUpId or all, not both';
+      if (all === true) return undefined;
+      if (followUpId === undefined) return 'name the follow-up to cancel (followUpId) or set all to true';
+      const waiting = ctx.followUps ?? [];
+      return waiting.some((f) => f.id === followUpId) ? undefined : `there is no scheduled follow-up ${followUpId}; the scheduled ones are: ${waiting.map((f) => f.id).join(', ')}`;
+    }
     case 'send_buttons':
     case 'send_list': {
       // the channel's limits as it will go out there (degraded or converted)
@@ -209,6 +249,8 @@ export function recordOf(call: ValidCall): ToolCallRecord {
       return { name: call.name, outcome: 'ok', args: { stage: call.args.stage } };
     case 'schedule_follow_up':
       return { name: call.name, outcome: 'ok', args: { at: new Date(call.args.at).toISOString() } };
+    case 'cancel_follow_up':
+      return { name: call.name, outcome: 'ok', args: call.args.all === true ? { all: true } : { followUpId: call.args.followUpId } };
     case 'send_buttons':
       return { name: call.name, outcome: 'ok', args: { buttons: call.args.buttons.map((b) => b.id) } };
     case 'send_list':
@@ -221,7 +263,7 @@ export function recordOf(call: ValidCall): ToolCallRecord {
   }
 }
 
-/** The most LLM calls one turn makes with tools: a side-effect tool (set_stage, schedule_follow_up, search_knowledge) asks for the reply after it. */
+/** The most LLM calls one turn makes with tools: a side-effect tool (set_stage, schedule_follow_up, cancel_follow_up, search_knowledge) asks for the reply after it. */
 export const MAX_TOOL_ROUNDS = 4;
 
 /**

@@ -37,7 +37,7 @@ import { fitTextLength } from '../channels/text-limit';
 import type { createWhatsAppActivities, SendTextInput } from '../channels/whatsapp';
 import type { KnowledgeUsed } from '../llm/knowledge-context';
 import type { ReplyWriter } from '../llm/reply';
-import type { ToolCallRecord, ToolEffects } from '../../contract/agent-tools';
+import type { PendingFollowUp, ToolCallRecord, ToolEffects } from '../../contract/agent-tools';
 import type { RichMessage } from '../../contract/rich';
 
 /** The longest pacing wait the turn sleeps; a later `notBefore` is held for the careful path (the workflow asks for ~8 s at most). */
@@ -127,6 +127,7 @@ export const replyTurnInputSchema = z.object({
         purpose: z.literal('reply').optional(),
         allowHandoff: z.boolean().optional(),
         instruction: z.string().optional(),
+        followUps: z.array(z.object({ id: z.string().min(1), at: z.string(), note: z.string() })).optional(),
       }),
       windowClosesAt: isoTime.optional(),
       notBefore: isoTime.optional(),
@@ -151,7 +152,8 @@ export interface ReplyTurnInput {
     outboundMessageId: string;
     /** The credit reservation's reference (`reply:<outboundMessageId>`). */
     reference: string;
-    llm: { stage?: string; facts?: string[]; purpose?: 'reply'; allowHandoff?: boolean; instruction?: string };
+    /** `followUps`: the lead's waiting follow-ups (cancel_follow_up's choices). */
+    llm: { stage?: string; facts?: string[]; purpose?: 'reply'; allowHandoff?: boolean; instruction?: string; followUps?: PendingFollowUp[] };
     /** End of the free-form window: when reached as the text is ready to go, nothing is sent (`held`, window_closed). */
     windowClosesAt?: string;
     /** Pacing: the send waits until then (at most MAX_TURN_PACING_MS away, else `held`). */

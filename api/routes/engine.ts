@@ -9,12 +9,14 @@ import { channelProblems, libraryMediaRefs, type RichMessage } from '../../contr
 import { interactiveMessageSchema, locationMessageSchema, mediaMessageSchema, reactionMessageSchema, sequenceStepSchema, templateRefSchema } from '../../workflows/lead/policy/schemas';
 import { tenantAuth } from '../middleware/rate-limit';
 import { pageQuery, validate } from '../middleware/validate';
-import { LEAD_ACTORS, MANAGERS, SETUP_READERS, allow } from '../access';
+import { LEAD_ACTORS, LEAD_READERS, MANAGERS, SETUP_READERS, allow } from '../access';
 import type { ApiKeyPrincipal } from '../../services/api-keys';
 import { pageOf } from '../schemas/common';
 import { enrollmentRule, sequence } from '../schemas/setup';
 import { doc, type RouteDoc } from '../openapi';
-import { leadExtractAnswer, leadModeAnswer, leadSendFailed, leadSendResult, leadSequenceAnswer, leadStageAnswer } from '../schemas/leads';
+import { leadExtractAnswer, leadFollowUpCancelled, leadFollowUpList, leadModeAnswer, leadSendFailed, leadSendResult, leadSequenceAnswer, leadStageAnswer } from '../schemas/leads';
+import type { FollowUp } from '../../contract/agent-tools';
+import { isFollowUpNotFound } from '../../workflows/lead/policy/follow-ups';
 
 /** The mode requests an `agent` key may make. */
 const AGENT_MODE_REQUESTS = new Set<string>(['handoff', 'handback']);
@@ -48,6 +50,13 @@ function richOf(body: z.infer<typeof messageBody>): RichMessage | undefined {
   if ('location' in body) return { kind: 'location', location: body.location };
   if ('reaction' in body) return { kind: 'reaction', reaction: body.reaction };
   return undefined;
+}
+
+const followUpParams = z.strictObject({ leadId: z.string(), followUpId: z.uuid('must be a uuid') });
+
+/** A scheduled follow-up as the API shows it (the template by name). */
+function presentFollowUp(f: FollowUp): z.infer<typeof leadFollowUpList>['items'][number] {
+  return { id: f.id, at: f.at, note: f.note, template: f.template?.name ?? null };
 }
 
 /** Reasons the lead workflow gives that deserve their own error code. */
@@ -209,6 +218,43 @@ export function createEngineRouter(deps: { services: Services; temporal: ParleyT
     const lead = await leadOf(res, req.params.leadId);
     res.status(202).json(await temporal.extractNow(lead.workflowId).catch(rejected));
   });
+
+  // follow-ups the AI scheduled (agent tool schedule_follow_up): read from the workflow's state query, cancelled by its cancelFollowUp update
+  r.get(
+    '/v1/leads/:leadId/follow-ups',
+    allow(...LEAD_READERS),
+    doc({
+      summary: "List a lead's scheduled follow-ups",
+      description:
+        "The follow-ups the AI scheduled with the `schedule_follow_up` tool that have not gone out yet, earliest first (the conversation workflow's live state, as GET /v1/leads/{leadId}/state's `followUps`). One that went out or was cancelled is no longer listed; the lead's events keep `follow_up_scheduled`, `follow_up` and `follow_up_cancelled`. 404 when the workflow no longer exists.",
+      responses: { 200: leadFollowUpList },
+    }),
+    async (req, res) => {
+      const lead = await leadOf(res, req.params.leadId);
+      const state = await temporal.leadState(lead.workflowId);
+      if (!state) throw new AppError('not_found', 'conversation workflow not found');
+      res.json({ items: (state.followUps ?? []).map(presentFollowUp) });
+    },
+  );
+  r.delete(
+    '/v1/leads/:leadId/follow-ups/:followUpId',
+    allow(...LEAD_ACTORS),
+    validate({ params: followUpParams }),
+    doc({
+      summary: 'Cancel a scheduled follow-up',
+      description:
+        "Takes the follow-up out of the lead's conversation workflow (a Temporal update): it will not go out. Recorded as the lead event `follow_up_cancelled` with `source: \"api\"`. 404 when the lead is not this tenant's, or the follow-up is not waiting (it went out, was cancelled, or never existed).",
+      responses: { 200: leadFollowUpCancelled },
+    }),
+    async (_req, res) => {
+      const lead = await leadOf(res, res.locals.params.leadId);
+      const { cancelled } = await temporal.cancelFollowUp(lead.workflowId, res.locals.params.followUpId).catch((err: unknown) => {
+        if (err instanceof LeadUpdateRejected && isFollowUpNotFound(err.reason)) throw new AppError('not_found', 'follow-up not found: it went out, was cancelled, or never existed');
+        return rejected(err);
+      });
+      res.json({ cancelled: presentFollowUp(cancelled[0]!) });
+    },
+  );
 
   r.post(
     '/v1/leads/:leadId/messages',

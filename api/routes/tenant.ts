@@ -43,7 +43,7 @@ export const createAgentBody = z.strictObject({
     .max(AGENT_TOOLS.length)
     .refine((t) => new Set(t).size === t.length, 'each tool once')
     .optional()
-    .meta({ description: 'The tools the AI may call in a reply (README "Agent tools"): handoff_to_human, set_stage, schedule_follow_up, send_buttons, send_list, search_knowledge (offered only while the agent has knowledgeBaseIds), send_media (offered only while the agent has assets, POST /v1/agents/{agentId}/assets); absent: `["handoff_to_human"]`; `[]`: none' }),
+    .meta({ description: 'The tools the AI may call in a reply (README "Agent tools"): handoff_to_human, set_stage, schedule_follow_up, cancel_follow_up (offered only while the lead has follow-ups waiting), send_buttons, send_list, search_knowledge (offered only while the agent has knowledgeBaseIds), send_media (offered only while the agent has assets, POST /v1/agents/{agentId}/assets); absent: `["handoff_to_human"]`; `[]`: none' }),
   followUpTemplate: templateRefSchema
     .strict()
     .optional()

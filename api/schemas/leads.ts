@@ -291,11 +291,25 @@ export const leadStateSchema = z
     followUps: z
       .array(z.strictObject({ id: z.string(), at: timestamp, note: z.string(), template: templateRef.optional() }))
       .optional()
-      .meta({ description: 'Follow-ups the AI scheduled with the schedule_follow_up tool, earliest first' }),
+      .meta({ description: 'Follow-ups the AI scheduled with the schedule_follow_up tool, earliest first (GET /v1/leads/{leadId}/follow-ups lists them, DELETE …/follow-ups/{followUpId} cancels one)' }),
     pendingInbound: z.number().int().meta({ description: 'Inbound messages received but not answered yet' }),
     historyLength: z.number().int().meta({ description: 'Events in the current workflow run (it continues as new past a budget)' }),
   })
   .meta({ id: 'LeadState', description: "The lead's conversation workflow state, as its `state` query answers (live, not the database copy)" });
+
+// ------------------------------------------------------------------------------ scheduled follow-ups
+
+/** A follow-up the AI scheduled (schedule_follow_up) that has not gone out yet: contract/agent-tools.ts FollowUp. */
+export const leadFollowUpSchema = z
+  .strictObject({
+    id: uuid.meta({ description: 'What DELETE /v1/leads/{leadId}/follow-ups/{followUpId} takes' }),
+    at: timestamp.meta({ description: 'When it goes out (UTC)' }),
+    note: z.string().meta({ description: 'What the AI noted to follow up on (the AI writes the message from it when it goes out inside the 24-hour window)' }),
+    template: z.string().nullable().meta({ description: "The name of the agent's follow-up template it sends when the 24-hour window is closed by then; null: it is refused then" }),
+  })
+  .meta({ id: 'LeadFollowUp', description: 'A scheduled follow-up waiting in the lead\'s conversation workflow' });
+export const leadFollowUpList = z.strictObject({ items: z.array(leadFollowUpSchema).meta({ description: 'Earliest first (at most 3 wait at once)' }) });
+export const leadFollowUpCancelled = z.strictObject({ cancelled: leadFollowUpSchema.meta({ description: 'The follow-up, taken out of the workflow: it will not go out' }) });
 
 // ------------------------------------------------------------------------------ engine answers
 

@@ -57,7 +57,7 @@ const agentFields = {
   optOut: optOutSettings.nullable().meta({ description: 'null: the default opt-out settings (en, hi, es, pt phrases; AI replies continue; no confirmation)' }),
   qualifiedScore: z.number().int().nullable().meta({ description: 'The lead score at which a lead is qualified (webhook event lead.qualified); null: none' }),
   knowledgeBaseIds: z.array(uuid).meta({ description: 'Knowledge bases the agent retrieves passages from' }),
-  tools: z.array(z.enum(AGENT_TOOLS)).nullable().meta({ description: 'The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets (POST /v1/agents/{agentId}/assets)' }),
+  tools: z.array(z.enum(AGENT_TOOLS)).nullable().meta({ description: 'The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets, `cancel_follow_up` only while the lead has follow-ups waiting (POST /v1/agents/{agentId}/assets)' }),
   followUpTemplate: templateRef.nullable().meta({ description: 'The template a scheduled follow-up sends outside the 24-hour window; null: refused then' }),
   knowledgeFallback: z.enum(KNOWLEDGE_FALLBACKS).meta({ description: 'When its knowledge bases have nothing relevant to the question: `say_unknown` (say it does not know, no guessing), `offer_human` (the same and offer a person), `answer_anyway` (answer from the system prompt alone)' }),
 };

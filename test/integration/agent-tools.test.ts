@@ -197,3 +197,50 @@ test('schedule_follow_up: the workflow keeps a durable follow-up; the note is no
   expect(ev.find((x) => x.type === 'tool_called')!.data).toEqual({ name: 'schedule_follow_up', outcome: 'ok', args: { at } });
   expect(JSON.stringify(ev)).not.toContain('Maria');
 });
+
+test('scheduled follow-ups are listed and cancelled by the API, the Web UI update and the model (stand-in /remind and /noremind)', async () => {
+  const t = await tenantWithTools(['schedule_follow_up', 'cancel_follow_up']);
+  // nothing scripted: the offline stand-in calls the tools for the slash commands
+  const { from, lead } = await leadWrites(t, '/remind 90');
+  await waitFor(() => sentTo(from).length === 1, { what: 'the reply' });
+  const listed = await waitFor(async () => {
+    const r = await stack.api.get(`/v1/leads/${lead.id}/follow-ups`).set(auth(t)).expect(200);
+    return r.body.items.length === 1 ? r.body.items : undefined;
+  }, { what: 'the follow-up listed' });
+  const first = listed[0] as { id: string; at: string; note: string; template: string | null };
+  expect(first).toEqual({ id: expect.any(String), at: expect.any(String), note: 'the lead asked to be reminded', template: null });
+  expect(Date.parse(first.at) - Date.now()).toBeGreaterThan(80 * 60_000);
+
+  // another tenant: 404 (no leak of the lead or its follow-ups); an id that is not waiting: 404
+  const other = await createTenant(stack, { credits: 1 });
+  await stack.api.get(`/v1/leads/${lead.id}/follow-ups`).set(auth(other)).expect(404);
+  await stack.api.delete(`/v1/leads/${lead.id}/follow-ups/${first.id}`).set(auth(other)).expect(404);
+  await stack.api.delete(`/v1/leads/${lead.id}/follow-ups/${crypto.randomUUID()}`).set(auth(t)).expect(404);
+
+  const cancelled = await stack.api.delete(`/v1/leads/${lead.id}/follow-ups/${first.id}`).set(auth(t)).expect(200);
+  expect(cancelled.body).toEqual({ cancelled: first });
+  expect((await stack.api.get(`/v1/leads/${lead.id}/follow-ups`).set(auth(t)).expect(200)).body).toEqual({ items: [] });
+  await waitFor(async () => (await events(t, lead.id)).some((e) => e.type === 'follow_up_cancelled' && e.data.source === 'api' && e.data.followUpId === first.id), { what: 'the API cancel event' });
+
+  // the Web UI: the update by name with the JSON a person types
+  await postWebhook(stack, textWebhook(t.phoneNumberId, from, '/remind 120')).expect(200);
+  const second = await waitFor(async () => (await stack.temporal.leadState(lead.workflowId))?.followUps?.[0], { what: 'the second follow-up' });
+  const handle = stack.temporal.client.workflow.getHandle(lead.workflowId);
+  const byName = (await handle.executeUpdate<unknown, [unknown]>('cancelFollowUp', { args: [{ followUpId: second.id }] })) as { cancelled: { id: string }[] };
+  expect(byName.cancelled.map((f) => f.id)).toEqual([second.id]);
+  await waitFor(async () => (await events(t, lead.id)).some((e) => e.type === 'follow_up_cancelled' && e.data.source === 'web_ui' && e.data.followUpId === second.id), { what: 'the Web UI cancel event' });
+
+  // the model: the lead says never mind
+  await postWebhook(stack, textWebhook(t.phoneNumberId, from, '/remind 60')).expect(200);
+  const third = await waitFor(async () => (await stack.temporal.leadState(lead.workflowId))?.followUps?.[0], { what: 'the third follow-up' });
+  await waitFor(async () => (await stack.temporal.leadState(lead.workflowId))?.counters.turns === 3, { what: 'the third turn' });
+  await postWebhook(stack, textWebhook(t.phoneNumberId, from, '/noremind')).expect(200);
+  await waitFor(async () => (await stack.temporal.leadState(lead.workflowId))?.followUps === undefined, { what: 'the model cancels' });
+  const ev = await waitFor(async () => {
+    const e = await events(t, lead.id);
+    return e.some((x) => x.type === 'follow_up_cancelled' && x.data.source === 'agent') ? e : undefined;
+  }, { what: 'the agent cancel event' });
+  expect(ev.find((x) => x.type === 'follow_up_cancelled' && x.data.source === 'agent')!.data).toEqual({ followUpId: third.id, at: third.at, source: 'agent' });
+  expect(ev.find((x) => x.type === 'tool_called' && x.data.name === 'cancel_follow_up')!.data).toEqual({ name: 'cancel_follow_up', outcome: 'ok', args: { all: true } });
+  expect(JSON.stringify(ev)).not.toContain('the lead asked to be reminded');
+});

@@ -430,6 +430,10 @@ describe('the offline stand-in calls the agent tools on slash commands (npm run 
     now: '2026-11-29T10:00:00.000Z',
     knowledge: true,
     assets: [{ name: 'price list', description: 'the 2026 price list', mediaId: 'm1', kind: 'document' as const }],
+    followUps: [
+      { id: '0b9d6c1e-1111-4c1e-9d6c-1e0b9d6c1e01', at: '2026-12-01T10:00:00.000Z', note: 'ask about the quote' },
+      { id: '0b9d6c1e-2222-4c1e-9d6c-1e0b9d6c1e02', at: '2026-12-02T10:00:00.000Z', note: 'send the brochure' },
+    ],
   };
   const decode = (encoded: string) => {
     const rest = encoded.replace(/^__tool_call__ /, '');
@@ -443,6 +447,8 @@ describe('the offline stand-in calls the agent tools on slash commands (npm run 
     ['/media', 'send_media'],
     ['/stage qualified', 'set_stage'],
     ['/remind 90', 'schedule_follow_up'],
+    ['/noremind', 'cancel_follow_up'],
+    ['/noremind 0b9d6c1e-2222-4c1e-9d6c-1e0b9d6c1e02', 'cancel_follow_up'],
     ['/search battery warranty', 'search_knowledge'],
   ];
   for (const channel of ['whatsapp', 'instagram', 'webchat'] as const) {
@@ -466,5 +472,16 @@ describe('the offline stand-in calls the agent tools on slash commands (npm run 
     expect(offlineToolCall({ ...all, tool_choice: 'none' }, [{ role: 'user', content: '/buttons' }])).toBeUndefined();
     expect(offlineToolCall(all, [{ role: 'user', content: '/buttons' }, { role: 'assistant', content: null }, { role: 'tool', content: 'ok' }])).toBeUndefined();
     expect(offlineToolCall(all, [{ role: 'user', content: '/search' }])).toBeUndefined();
+    // cancel_follow_up is offered only while follow-ups wait
+    expect(offlineToolCall({ tools: toolDefinitions(AGENT_TOOLS, { ...full, followUps: [] }) }, [{ role: 'user', content: '/noremind' }])).toBeUndefined();
+  });
+
+  test('/noremind cancels the follow-up it names, else all of them', () => {
+    const full = { ...ctx, channel: 'whatsapp' as const };
+    const body = { tools: toolDefinitions(AGENT_TOOLS, full), tool_choice: 'auto' };
+    const args = (text: string) => JSON.parse(decode(offlineToolCall(body, [{ role: 'user', content: text }])!).args) as unknown;
+    expect(args('/noremind')).toEqual({ all: true });
+    expect(args('/noremind 0b9d6c1e-2222-4c1e-9d6c-1e0b9d6c1e02')).toEqual({ followUpId: '0b9d6c1e-2222-4c1e-9d6c-1e0b9d6c1e02' });
+    expect(args('/noremind not-an-id')).toEqual({ all: true });
   });
 });

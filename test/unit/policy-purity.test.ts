@@ -18,7 +18,7 @@ import { sequenceCommand, stopOn } from '../../workflows/lead/policy/sequence-co
 import { mayContact, optOutConfig, optTurn, pendingOptOut, sendCategory } from '../../workflows/lead/policy/opt-out';
 
 const POLICY_DIR = join(__dirname, '../../workflows/lead/policy');
-const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff', 'bounds', 'next-work', 'send-failure', 'sequence-command', 'opt-out'];
+const FILES = ['window', 'quiet-hours', 'sequence', 'pacing', 'debounce', 'bump-up', 'handoff', 'bounds', 'next-work', 'send-failure', 'sequence-command', 'opt-out', 'follow-ups'];
 const NOW = '2026-03-06T23:00:00-05:00';
 const SEQ: SequenceDef = {
   id: 's',

@@ -19,10 +19,12 @@ import type {
 import type { Channel, LeadMode, ModeRequest } from '../../contract/vocabulary';
 import { LeadMessage } from '../../contract/workflow-names';
 import type { RecentMessage } from './policy/transcript';
+import type { CancelFollowUpInput, CancelFollowUpResult } from './policy/follow-ups';
 import type { FollowUp } from '../../contract/agent-tools';
 
 // The shared vocabulary and message shapes live in contract/; re-exported so the workflow and
 // its tests keep importing them from here.
+export type { CancelFollowUpInput, CancelFollowUpResult } from './policy/follow-ups';
 export type { Channel, InboundType, LeadMode, ModeRequest, ModeRequestSource } from '../../contract/vocabulary';
 export type {
   LeadWorkflowSettings,
@@ -206,3 +208,10 @@ export const handBackUpdate = defineUpdate<{ mode: LeadMode }, [Record<string, n
 export const pauseSequenceUpdate = defineUpdate<SequenceCursor, [Record<string, never>?]>(LeadMessage.pauseSequence);
 export const resumeSequenceUpdate = defineUpdate<SequenceCursor, [Record<string, never>?]>(LeadMessage.resumeSequence);
 export const sendManualMessageUpdate = defineUpdate<OutboundResult, [ManualMessageInput]>(LeadMessage.sendManualMessage);
+
+/**
+ * `{"followUpId": "..."}` or `{"all": true}`: cancel a follow-up the model scheduled (schedule_follow_up)
+ * before it goes out. For the Web UI (source `web_ui`) and the API (its wrapper adds `"source": "api"`);
+ * checked by policy/follow-ups.ts in the validator, a follow-up that is not waiting is refused there.
+ */
+export const cancelFollowUpUpdate = defineUpdate<CancelFollowUpResult, [CancelFollowUpInput]>(LeadMessage.cancelFollowUp);

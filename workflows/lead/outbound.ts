@@ -7,7 +7,7 @@
 import { ApplicationFailure, log, sleep, uuid4 } from '@temporalio/workflow';
 import { failureIn, FailureType, LLM_NON_RETRYABLE } from '../../contract/failures';
 import { channelForm, type RichMessage } from '../../contract/rich';
-import { applyTools } from './tools';
+import { applyTools, followUpsForTurn } from './tools';
 import { DATABASE, database, deliveryOptions, delivery, LLM, llm } from './proxies';
 import { DEFAULT_LEAD_SETTINGS, type InboundMessage, type OutboundResult, type OutboundWhat, type ParkedOperation } from './definitions';
 import { failureReason, failureType } from './outcome';
@@ -220,7 +220,7 @@ async function generate(run: LeadRun, what: Extract<OutboundWhat, { kind: 'ai' }
         purpose: what.llmPurpose,
         allowHandoff: what.allowHandoff,
         facts: conversationFacts(run),
-        ...(what.allowHandoff ? { channel: run.channel } : {}),
+        ...(what.allowHandoff ? { channel: run.channel, ...followUpsForTurn(run) } : {}),
       },
     ]);
     // the model's tool calls (only a reply offers tools): events, a stage change, a scheduled follow-up

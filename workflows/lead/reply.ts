@@ -19,7 +19,7 @@ import { guarded, recordInbound, releaseCredit } from './records';
 import type { LeadRun } from './run';
 import { SA } from './search-attributes';
 import { changeMode, replyStopsSequence, stopSequenceOn } from './transitions';
-import { applyTools } from './tools';
+import { applyTools, followUpsForTurn } from './tools';
 import { channelForm, type RichMessage } from '../../contract/rich';
 
 // ---- a reply: the lead wrote ----
@@ -75,7 +75,7 @@ function fastTurnInput(run: LeadRun, received: InboundMessage[], recordedEarly: 
       requireNewOf: written.map((m) => m.providerMessageId),
       outboundMessageId: ids.outboundMessageId,
       reference: `reply:${ids.outboundMessageId}`,
-      llm: { stage: state.stage, facts: conversationFacts(run, lastInboundAt, written), purpose: 'reply', allowHandoff: true },
+      llm: { stage: state.stage, facts: conversationFacts(run, lastInboundAt, written), purpose: 'reply', allowHandoff: true, ...followUpsForTurn(run) },
       ...(run.channel === 'webchat' ? {} : { windowClosesAt: windowClosesAt(lastInboundAt) }),
       ...(run.channel === 'whatsapp' ? { readReceipt: { providerMessageId: last.providerMessageId } } : {}),
     },

@@ -41,7 +41,7 @@ import { event, guarded, releaseCredit } from './records';
 import { LeadRun, msUntil, nowIso } from './run';
 import { SA } from './search-attributes';
 import { changeMode, changeStage, commandSequence, modeTransition, sequenceTransition } from './transitions';
-import { followUpDue } from './tools';
+import { followUpDue, registerFollowUpHandlers } from './tools';
 import * as turns from './turns';
 import { registerWebUiHandlers } from './web-ui';
 
@@ -316,6 +316,7 @@ function registerHandlers(run: LeadRun): void {
   };
   setHandler(sendMessageUpdate, (req) => sendMessage({ ...req, source: req.source ?? 'manual' }), { validator: checkMessage });
   registerWebUiHandlers(run, { sendMessage, checkMessage });
+  registerFollowUpHandlers(run);
 
   setHandler(circuitClosedSignal, () => {
     run.circuitSignals += 1;

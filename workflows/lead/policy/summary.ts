@@ -105,11 +105,18 @@ export interface LeadDetailsInput {
   deadLetters?: unknown[];
   deferred?: unknown[];
   circuitWaitSince?: string;
+  /** Follow-ups the model scheduled (schedule_follow_up), earliest first: their ids are what the cancelFollowUp update takes. */
+  followUps?: readonly { id: string; at: string }[];
+}
+
+/** The waiting follow-ups: when each is due and its id (cancelFollowUp's `followUpId`). */
+export function followUpsLine(followUps: readonly { id: string; at: string }[]): string {
+  return followUps.map((f) => `${shortTime(f.at)} (\`${f.id.replace(/`/g, '')}\`)`).join(', ');
 }
 
 /**
  * Markdown for the Web UI's "current details" of a running lead: who (masked), stage, mode,
- * score, the window, the sequence, what needs a person, and the last messages. The details reach
+ * score, the window, the sequence, the scheduled follow-ups, what needs a person, and the last messages. The details reach
  * Temporal as a query result, which the payload codec encrypts; the Web UI shows them decoded
  * through the codec server. Bounded: a few short lines and at most RECENT_MESSAGES messages.
  */
@@ -130,6 +137,7 @@ export function leadDetails(input: LeadDetailsInput): string {
     [
       `- **Window** ${windowLine(input)}`,
       `- **Sequence** ${sequenceLine(input.sequence)}`,
+      ...(input.followUps?.length ? [`- **Follow-ups** ${followUpsLine(input.followUps)}`] : []),
       `- **Last inbound** ${input.lastInboundAt ? shortTime(input.lastInboundAt) : 'never'} · **Last reply** ${input.lastOutboundAt ? shortTime(input.lastOutboundAt) : 'never'}`,
       `- Inbound ${c.inbound} (duplicates ${c.duplicates}) · Turns ${c.turns} · Replies ${c.replies} · Failed ${c.failedReplies} · Blocked turns ${c.blockedTurns} · Run #${c.runs}`,
     ].join('\n'),
