@@ -1142,6 +1142,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leads/{leadId}/follow-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a lead's scheduled follow-ups
+         * @description The follow-ups the AI scheduled with the `schedule_follow_up` tool that have not gone out yet, earliest first (the conversation workflow's live state, as GET /v1/leads/{leadId}/state's `followUps`). One that went out or was cancelled is no longer listed; the lead's events keep `follow_up_scheduled`, `follow_up` and `follow_up_cancelled`. 404 when the workflow no longer exists.
+         *
+         *     Roles: owner, manager, agent, readonly.
+         */
+        get: operations["getLeadsLeadIdFollowUps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leads/{leadId}/follow-ups/{followUpId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Cancel a scheduled follow-up
+         * @description Takes the follow-up out of the lead's conversation workflow (a Temporal update): it will not go out. Recorded as the lead event `follow_up_cancelled` with `source: "api"`. 404 when the lead is not this tenant's, or the follow-up is not waiting (it went out, was cancelled, or never existed).
+         *
+         *     Roles: owner, manager, agent.
+         */
+        delete: operations["deleteLeadsLeadIdFollowUpsFollowUpId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/leads/{leadId}/handback": {
         parameters: {
             query?: never;
@@ -2364,8 +2408,8 @@ export interface components {
             qualifiedScore: number | null;
             /** @description Knowledge bases the agent retrieves passages from */
             knowledgeBaseIds: string[];
-            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets (POST /v1/agents/{agentId}/assets) */
-            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
+            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets, `cancel_follow_up` only while the lead has follow-ups waiting (POST /v1/agents/{agentId}/assets) */
+            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "cancel_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
             /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
             followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
             /**
@@ -2487,8 +2531,8 @@ export interface components {
             qualifiedScore: number | null;
             /** @description Knowledge bases the agent retrieves passages from */
             knowledgeBaseIds: string[];
-            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets (POST /v1/agents/{agentId}/assets) */
-            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
+            /** @description The tools the AI may call in a reply; null: the default (`handoff_to_human`). `search_knowledge` is offered only while the agent has knowledge bases, `send_media` only while it has assets, `cancel_follow_up` only while the lead has follow-ups waiting (POST /v1/agents/{agentId}/assets) */
+            tools: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "cancel_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
             /** @description The template a scheduled follow-up sends outside the 24-hour window; null: refused then */
             followUpTemplate: components["schemas"]["SetupTemplateRef"] | null;
             /**
@@ -3392,6 +3436,23 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** @description A scheduled follow-up waiting in the lead's conversation workflow */
+        LeadFollowUp: {
+            /**
+             * Format: uuid
+             * @description What DELETE /v1/leads/{leadId}/follow-ups/{followUpId} takes
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it goes out (UTC)
+             */
+            at: string;
+            /** @description What the AI noted to follow up on (the AI writes the message from it when it goes out inside the 24-hour window) */
+            note: string;
+            /** @description The name of the agent's follow-up template it sends when the 24-hour window is closed by then; null: it is refused then */
+            template: string | null;
+        };
         /** @description A message of a lead's conversation */
         LeadMessage: {
             /** Format: uuid */
@@ -3890,7 +3951,7 @@ export interface components {
             failedDeliveries?: string[];
             /** @description On the suppression list, as the workflow last learned it (the database is the authority) */
             optedOut?: boolean;
-            /** @description Follow-ups the AI scheduled with the schedule_follow_up tool, earliest first */
+            /** @description Follow-ups the AI scheduled with the schedule_follow_up tool, earliest first (GET /v1/leads/{leadId}/follow-ups lists them, DELETE …/follow-ups/{followUpId} cancels one) */
             followUps?: {
                 id: string;
                 /** Format: date-time */
@@ -4859,8 +4920,8 @@ export interface operations {
                     qualifiedScore?: number;
                     /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
                     knowledgeBaseIds?: string[];
-                    /** @description The tools the AI may call in a reply (README "Agent tools"): handoff_to_human, set_stage, schedule_follow_up, send_buttons, send_list, search_knowledge (offered only while the agent has knowledgeBaseIds), send_media (offered only while the agent has assets, POST /v1/agents/{agentId}/assets); absent: `["handoff_to_human"]`; `[]`: none */
-                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[];
+                    /** @description The tools the AI may call in a reply (README "Agent tools"): handoff_to_human, set_stage, schedule_follow_up, cancel_follow_up (offered only while the lead has follow-ups waiting), send_buttons, send_list, search_knowledge (offered only while the agent has knowledgeBaseIds), send_media (offered only while the agent has assets, POST /v1/agents/{agentId}/assets); absent: `["handoff_to_human"]`; `[]`: none */
+                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "cancel_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[];
                     /** @description The WhatsApp template a follow-up set by `schedule_follow_up` sends when the 24-hour window is closed by then; absent: such a follow-up is refused (recorded) */
                     followUpTemplate?: {
                         name: string;
@@ -5023,7 +5084,7 @@ export interface operations {
                     qualifiedScore?: number | null;
                     /** @description Knowledge bases the agent retrieves passages from (the tenant's own; POST /v1/knowledge-bases) */
                     knowledgeBaseIds?: string[];
-                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
+                    tools?: ("handoff_to_human" | "set_stage" | "schedule_follow_up" | "cancel_follow_up" | "send_buttons" | "send_list" | "search_knowledge" | "send_media")[] | null;
                     followUpTemplate?: {
                         name: string;
                         language: string;
@@ -6807,6 +6868,75 @@ export interface operations {
                         items: components["schemas"]["Extraction"][];
                         /** @description Pass as `?cursor=` for the next page; null on the last page */
                         nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLeadsLeadIdFollowUps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Earliest first (at most 3 wait at once) */
+                        items: components["schemas"]["LeadFollowUp"][];
+                    };
+                };
+            };
+            /** @description An error: 400 invalid input, 401 no or bad credentials, 403 role not allowed, 404 not found (or another tenant's), 409 conflict, 429 rate limited */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteLeadsLeadIdFollowUpsFollowUpId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leadId: string;
+                followUpId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The follow-up, taken out of the workflow: it will not go out */
+                        cancelled: components["schemas"]["LeadFollowUp"];
                     };
                 };
             };
