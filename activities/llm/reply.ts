@@ -273,8 +273,7 @@ export function createReplyWriter(deps: LlmDeps): ReplyWriter {
             } else if (call.name === 'cancel_follow_up') {
               const ids = cancelledIds(call, toolContext);
               effects.cancelFollowUps = { ids: [...(effects.cancelFollowUps?.ids ?? []), ...ids] };
-              // it quotes the follow-ups' notes, which the model wrote from the conversation
-              conversation.push({ role: 'tool', tool_call_id: c.id, content: leadText(cancelledText(ids, toolContext)) });
+              conversation.push({ role: 'tool', tool_call_id: c.id, content: cancelledText(ids, toolContext) });
             } else {
               effects.followUp = { at: new Date(call.args.at).toISOString(), note: call.args.note, ...(agent.followUpTemplate ? { template: agent.followUpTemplate } : {}) };
               conversation.push({ role: 'tool', tool_call_id: c.id, content: `Done: a follow-up is scheduled for ${call.args.at}.` });
