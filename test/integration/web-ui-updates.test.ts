@@ -5,10 +5,10 @@
  * doing, and a bad body is rejected with its reason. The lead's current details (the Web UI's
  * Markdown) show the conversation and are encrypted by the payload codec in Temporal.
  */
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ENCRYPTED_ENCODING } from '../../temporal/payload-codec';
 import { LeadMessage } from '../../contract/workflow-names';
 import { createTenant, postWebhook, randomWaId, startStack, textWebhook, waitFor, type Stack, type TenantFixture } from '../support/stack';
+import { updateRejection as rejection } from '../support/updates';
 
 jest.setTimeout(120_000);
 
@@ -27,15 +27,6 @@ const sentTo = (to: string) => stack.graph.sentMessages().filter((r) => (r.body 
 function webUiUpdate(workflowId: string, name: string, body?: unknown) {
   const handle = stack.temporal.client.workflow.getHandle(workflowId);
   return body === undefined ? handle.executeUpdate<unknown, []>(name, { args: [] }) : handle.executeUpdate<unknown, [unknown]>(name, { args: [body] });
-}
-
-async function rejection(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  return String((err as WorkflowUpdateFailedError).cause?.message);
 }
 
 async function events(t: TenantFixture, leadId: string): Promise<{ type: string; data: Record<string, unknown> }[]> {

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import request from 'supertest';
 import { createApp } from '../../api/app';
 import { loadConfig } from '../../config';
@@ -21,6 +21,7 @@ import { parleyDataConverter } from '../../temporal/data-converter';
 import { inboundSignal, stateQuery, type InboundMessage, type TemplateRef } from '../../workflows/lead/definitions';
 import { leadConversation } from '../../workflows/lead/workflow';
 import { createWorkflowTestKit, inboundText, leadInput, leadWorkflowId, TEST_SETTINGS, until, type TenantChannel } from './support';
+import { updateRejection as rejection } from '../support/updates';
 
 jest.setTimeout(120_000);
 
@@ -81,15 +82,6 @@ async function leadWithFollowUp(taskQueue: string, inMs: number, note: string, t
   const leadId = state.leadId!;
   const events = () => kit.services.leads.events(t.tenantId, leadId, 50);
   return { t, contactId, workflowId, handle, leadId, at, followUpId: state.followUps![0]!.id, sent, events };
-}
-
-async function rejection(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  return String((err as WorkflowUpdateFailedError).cause?.message);
 }
 
 test('the API lists the follow-up and cancels it: past its time nothing is sent, the event says who cancelled', async () => {
