@@ -146,7 +146,7 @@ export function createMediaLibraryRouter(deps: {
   const maxTenantUploads = Math.max(1, Math.floor(maxUploads / 2));
   let uploading = 0;
   const uploadingByTenant = new Map<string, number>();
-  const uploadSlot = (_req: Request, res: Response, next: NextFunction) => {
+  const uploadSlot = (req: Request, res: Response, next: NextFunction) => {
     const tenantId = res.locals.tenantId as string;
     const mine = uploadingByTenant.get(tenantId) ?? 0;
     if (mine >= maxTenantUploads) {
@@ -162,7 +162,7 @@ export function createMediaLibraryRouter(deps: {
     let released = false;
     const floor = deps.minUploadBytesPerSecond ?? DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND;
     // a slot is held only while bytes arrive at the floor's pace: a trickle cannot keep it for Node's 300 s
-    const watch = floor > 0 ? watchUploadRate(_req, res, floor, log) : undefined;
+    const watch = floor > 0 ? watchUploadRate(req, res, floor, log) : undefined;
     res.once('close', () => {
       if (watch) clearInterval(watch);
       if (released) return;
